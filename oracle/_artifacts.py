@@ -1,0 +1,51 @@
+"""Loading the compiled contract artifacts shipped inside this package (no node needed at run time)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ArtifactError
+
+ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
+
+
+@cache
+def load_artifact(name: str) -> dict[str, Any]:
+    """Return the Truffle-format artifact of contract ``name`` (abi, bytecode, deployedBytecode, ...)."""
+    path = ARTIFACTS_DIR / f"{name}.json"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in ARTIFACTS_DIR.glob("*.json") if p.stem != "manifest"))
+        raise ArtifactError(
+            f"no compiled artifact for contract {name!r} in {ARTIFACTS_DIR} (known: {known or 'none'}); "
+            "run 'npm run compile'"
+        )
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def abi(name: str) -> list[dict[str, Any]]:
+    """The ABI of contract ``name``."""
+    result: list[dict[str, Any]] = load_artifact(name)["abi"]
+    return result
+
+
+def manifest() -> dict[str, Any]:
+    """The compile manifest: compiler version, settings, and the sha256 of the sources compiled."""
+    return load_artifact("manifest")
+
+
+def sources_digest(root: Path) -> str:
+    """Recompute the manifest's ``sourcesSha256`` from the Solidity sources under ``root`` (the repo).
+
+    Mirrors ``scripts/compile.js`` so a test (or a user) can tell stale artifacts apart without node.
+    """
+    m = manifest()
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": m["compiler"], "settings": m["settings"]}, separators=(",", ":")).encode())
+    for rel in sorted(str(p.relative_to(root)) for p in (root / "contracts").rglob("*.sol")):
+        h.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
+    return h.hexdigest()

@@ -1,0 +1,191 @@
+"""Talking to an EVM JSON-RPC endpoint: connecting, signing and sending, deploying, decoding reverts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import function_signature_to_4byte_selector
+from web3 import Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import TxReceipt
+
+from ._artifacts import abi as artifact_abi
+from ._artifacts import load_artifact
+from .exceptions import ChainError, RpcUnavailable, TransactionReverted
+
+Account.enable_unaudited_hdwallet_features()
+
+#: anvil's well-known development mnemonic: its keys are public, never use them with real value.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_accounts(n: int = 10, mnemonic: str = DEV_MNEMONIC) -> list[LocalAccount]:
+    """The first ``n`` accounts of ``mnemonic`` on the standard path m/44'/60'/0'/0/i (anvil's)."""
+    return [Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}") for i in range(n)]
+
+
+def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
+    """A Web3 for ``rpc_url`` with a short receipt poll (anvil mines right after the send returns)."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id
+    except Exception as exc:  # requests/aiohttp raise many types; all mean "unreachable"
+        raise RpcUnavailable(
+            f"cannot reach the JSON-RPC endpoint {rpc_url}: {exc}; check the URL or run 'tasknet up'"
+        ) from exc
+    return w3
+
+
+def _error_selectors(abis: Iterable[list[dict[str, Any]]]) -> dict[bytes, tuple[str, list[dict[str, Any]]]]:
+    table: dict[bytes, tuple[str, list[dict[str, Any]]]] = {}
+    for entries in abis:
+        for item in entries:
+            if item.get("type") != "error":
+                continue
+            types = ",".join(_canonical_type(i) for i in item["inputs"])
+            table[function_signature_to_4byte_selector(f"{item['name']}({types})")] = (item["name"], item["inputs"])
+    return table
+
+
+def _canonical_type(param: dict[str, Any]) -> str:
+    t: str = param["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_canonical_type(c) for c in param["components"]) + ")" + t[len("tuple"):]
+    return t
+
+
+def decode_revert(data: bytes | str | None, abis: Iterable[list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """Decode revert ``data`` into (error name, named arguments) using the custom errors of ``abis``.
+
+    Falls back to ``Error(string)``, ``Panic(uint256)`` and ``"unknown"`` with the raw hex.
+    """
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
+    if not data:
+        return "unknown", {"data": "0x"}
+    selector, body = data[:4], data[4:]
+    if selector == function_signature_to_4byte_selector("Error(string)"):
+        return "Error", {"message": abi_decode(["string"], body)[0]}
+    if selector == function_signature_to_4byte_selector("Panic(uint256)"):
+        return "Panic", {"code": abi_decode(["uint256"], body)[0]}
+    table = _error_selectors(abis)
+    if selector in table:
+        name, inputs = table[selector]
+        values = abi_decode([_canonical_type(i) for i in inputs], body)
+        return name, {i["name"] or f"arg{n}": _plain(v) for n, (i, v) in enumerate(zip(inputs, values, strict=True))}
+    return "unknown", {"data": "0x" + data.hex()}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def format_error(name: str, args: dict[str, Any]) -> str:
+    return f"{name}(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"
+
+
+def _revert_data(exc: Exception) -> str | None:
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return data
+    if isinstance(data, dict):
+        inner = data.get("data")
+        if isinstance(inner, str):
+            return inner
+    if exc.args and isinstance(exc.args[0], dict):
+        inner = exc.args[0].get("data")
+        if isinstance(inner, str):
+            return inner
+    return None
+
+
+def _reverted(exc: Exception, abis: list[list[dict[str, Any]]], what: str, tx_hash: str | None = None
+              ) -> TransactionReverted:
+    name, args = decode_revert(_revert_data(exc), abis)
+    return TransactionReverted(
+        f"{what} reverted with {format_error(name, args)}", error_name=name, error_args=args, tx_hash=tx_hash
+    )
+
+
+def contract_at(w3: Web3, name: str, address: str) -> Contract:
+    """A web3 contract object for the deployed contract ``name`` at ``address``."""
+    return w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact_abi(name))
+
+
+def send(w3: Web3, fn: ContractFunction, sender: LocalAccount, *, value: int = 0, gas: int | None = None,
+         extra_abis: Iterable[list[dict[str, Any]]] = (), timeout: float = 120.0) -> TxReceipt:
+    """Sign ``fn`` as ``sender``, send it, wait for the receipt; raise :class:`TransactionReverted` on revert.
+
+    The call is simulated first (``eth_estimateGas``) so a revert is reported with its decoded custom error
+    and no gas is spent on a transaction that would fail.
+    """
+    abis = [fn.contract_abi, *extra_abis]
+    what = f"{fn.fn_name} from {sender.address}"
+    params: dict[str, Any] = {"from": sender.address, "value": value}
+    try:
+        params["gas"] = gas or int(fn.estimate_gas(params) * 1.2) + 10_000
+    except (ContractLogicError, Web3RPCError) as exc:
+        raise _reverted(exc, abis, what) from exc
+    params["nonce"] = w3.eth.get_transaction_count(sender.address, "pending")
+    params["chainId"] = w3.eth.chain_id
+    tx = fn.build_transaction(params)
+    signed = sender.sign_transaction(tx)
+    return _send_raw(w3, signed.raw_transaction, abis, what, timeout)
+
+
+def _send_raw(w3: Web3, raw: bytes, abis: list[list[dict[str, Any]]], what: str, timeout: float) -> TxReceipt:
+    try:
+        tx_hash = w3.eth.send_raw_transaction(raw)
+    except (ContractLogicError, Web3RPCError) as exc:
+        raise _reverted(exc, abis, what) from exc
+    receipt = wait_receipt(w3, tx_hash.hex(), timeout=timeout)
+    if receipt["status"] != 1:
+        raise TransactionReverted(f"{what} reverted on chain (tx {tx_hash.hex()})", tx_hash=tx_hash.hex())
+    return receipt
+
+
+def wait_receipt(w3: Web3, tx_hash: str, *, timeout: float = 120.0, poll: float = 0.005) -> TxReceipt:
+    """Poll for a receipt with a short interval that backs off to 0.5 s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            pass
+        if time.monotonic() > deadline:
+            raise ChainError(f"transaction {tx_hash} not mined after {timeout:.0f} s; is the chain producing blocks?")
+        time.sleep(poll)
+        poll = min(poll * 2, 0.5)
+
+
+def deploy(w3: Web3, name: str, *args: Any, sender: LocalAccount, timeout: float = 120.0) -> Contract:
+    """Deploy the compiled contract ``name`` with constructor ``args`` from ``sender``; return the contract."""
+    art = load_artifact(name)
+    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    params: dict[str, Any] = {
+        "from": sender.address,
+        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+        "chainId": w3.eth.chain_id,
+    }
+    ctor = factory.constructor(*args)
+    try:
+        params["gas"] = int(ctor.estimate_gas({"from": sender.address}) * 1.2) + 50_000
+    except (ContractLogicError, Web3RPCError) as exc:
+        raise _reverted(exc, [art["abi"]], f"deploying {name}") from exc
+    signed = sender.sign_transaction(ctor.build_transaction(params))
+    receipt = _send_raw(w3, signed.raw_transaction, [art["abi"]], f"deploying {name}", timeout)
+    address = receipt["contractAddress"]
+    if address is None:
+        raise ChainError(f"deploying {name}: the receipt has no contract address")
+    return w3.eth.contract(address=address, abi=art["abi"])

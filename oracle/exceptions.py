@@ -1,0 +1,73 @@
+"""Exceptions raised by the oracle package (chain, IPFS, artifacts, requester SDK).
+
+Hierarchy::
+
+    TasknetError
+    ├── ArtifactError            a compiled contract artifact is missing or stale
+    ├── ChainError               the JSON-RPC endpoint misbehaves
+    │   ├── RpcUnavailable       retryable: the node cannot be reached
+    │   └── TransactionReverted  fatal: the contract refused; carries the decoded custom error
+    ├── IpfsError                the kubo RPC API misbehaves
+    │   ├── IpfsUnavailable      retryable: the daemon cannot be reached
+    │   ├── ContentNotFound      the CID cannot be fetched
+    │   └── ContentTooLarge      the content exceeds the caller's size cap
+    ├── IntegrityError           content does not match its CID, digest or checksum
+    └── DevnetError              the embedded devnet file is missing, stale or unhealthy
+
+Every message says what happened, the value involved, and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TasknetError(Exception):
+    """Base class of every error Tasknet raises on purpose."""
+
+
+class ArtifactError(TasknetError):
+    """A compiled contract artifact is missing, unreadable or stale."""
+
+
+class ChainError(TasknetError):
+    """The chain's JSON-RPC endpoint failed or answered unexpectedly."""
+
+
+class RpcUnavailable(ChainError):
+    """The JSON-RPC endpoint cannot be reached (retryable)."""
+
+
+class TransactionReverted(ChainError):
+    """A transaction or call reverted; ``error_name`` and ``error_args`` hold the decoded custom error."""
+
+    def __init__(self, message: str, *, error_name: str | None = None,
+                 error_args: dict[str, Any] | None = None, tx_hash: str | None = None) -> None:
+        super().__init__(message)
+        self.error_name = error_name
+        self.error_args = error_args or {}
+        self.tx_hash = tx_hash
+
+
+class IpfsError(TasknetError):
+    """The IPFS (kubo RPC) endpoint failed or answered unexpectedly."""
+
+
+class IpfsUnavailable(IpfsError):
+    """The kubo RPC API cannot be reached (retryable)."""
+
+
+class ContentNotFound(IpfsError):
+    """A CID could not be fetched within the timeout."""
+
+
+class ContentTooLarge(IpfsError):
+    """Content exceeds the size cap the caller set."""
+
+
+class IntegrityError(TasknetError):
+    """Content does not match the CID, digest or checksum it was announced with."""
+
+
+class DevnetError(TasknetError):
+    """The embedded devnet is missing, stale or unhealthy."""

@@ -1,0 +1,159 @@
+"""A small client for kubo's RPC API (every call is an HTTP POST), with size caps and timeouts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .exceptions import ContentNotFound, ContentTooLarge, IpfsError, IpfsUnavailable
+
+DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
+
+
+class IpfsClient:
+    """Talks to a kubo daemon's RPC API at ``api_url`` (e.g. ``http://127.0.0.1:5001``).
+
+    Transport errors are retried with a bounded exponential back-off (``retries`` tries, ``backoff`` base);
+    a CID that kubo cannot find within ``timeout`` raises :class:`ContentNotFound`.
+    """
+
+    def __init__(self, api_url: str, *, timeout: float = 60.0, retries: int = 4, backoff: float = 0.2,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._http = httpx.Client(base_url=self.api_url + "/api/v0", timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> IpfsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _post(self, path: str, *, params: dict[str, Any] | None = None, files: Any = None,
+              stream_to: Callable[[httpx.Response], Any] | None = None, timeout: float | None = None) -> Any:
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            try:
+                if stream_to is not None:
+                    with self._http.stream("POST", path, params=params, timeout=timeout or self.timeout) as r:
+                        self._raise_for(r, path, params)
+                        return stream_to(r)
+                r = self._http.post(path, params=params, files=files, timeout=timeout or self.timeout)
+                self._raise_for(r, path, params)
+                return r
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                last = exc
+                if attempt < self.retries:
+                    time.sleep(self.backoff * 2**attempt)
+            except httpx.TimeoutException as exc:
+                arg = (params or {}).get("arg", "")
+                raise ContentNotFound(
+                    f"IPFS {path} {arg} did not answer within {timeout or self.timeout:.0f} s; the content may "
+                    "not be available on the network (is the CID right, and is a node providing it online?)"
+                ) from exc
+        raise IpfsUnavailable(
+            f"cannot reach the IPFS RPC API at {self.api_url} after {self.retries + 1} tries ({last}); "
+            "start kubo ('ipfs daemon' or 'tasknet up') or fix the API URL"
+        )
+
+    def _raise_for(self, r: httpx.Response, path: str, params: dict[str, Any] | None) -> None:
+        if r.status_code < 400:
+            return
+        r.read()
+        try:
+            message = r.json().get("Message", r.text)
+        except (json.JSONDecodeError, ValueError):
+            message = r.text
+        arg = (params or {}).get("arg", "")
+        if "invalid" in message.lower() and "cid" in message.lower() or "failed to parse" in message.lower():
+            raise IpfsError(f"IPFS {path}: {arg!r} is not a valid CID ({message})")
+        if "not found" in message.lower() or "no link named" in message.lower():
+            raise ContentNotFound(f"IPFS {path}: {arg} not found ({message})")
+        raise IpfsError(f"IPFS {path} {arg} failed with HTTP {r.status_code}: {message}")
+
+    # -- API ------------------------------------------------------------------------------------
+    def id(self) -> dict[str, Any]:
+        """The node's identity (a cheap health check)."""
+        result: dict[str, Any] = self._post("/id").json()
+        return result
+
+    def version(self) -> str:
+        return str(self._post("/version").json()["Version"])
+
+    def add_bytes(self, data: bytes, *, name: str = "data", pin: bool = True) -> str:
+        """Add ``data`` as one file (CIDv1, raw leaves); return its CID."""
+        params = {"pin": str(pin).lower(), "cid-version": "1", "quieter": "true"}
+        r = self._post("/add", params=params, files={"file": (name, data, "application/octet-stream")})
+        return str(json.loads(r.text.strip().splitlines()[-1])["Hash"])
+
+    def add_file(self, path: str | Path, *, pin: bool = True) -> str:
+        """Add the file at ``path``; return its CID."""
+        p = Path(path)
+        params = {"pin": str(pin).lower(), "cid-version": "1", "quieter": "true"}
+        with p.open("rb") as fh:
+            r = self._post("/add", params=params, files={"file": (p.name, fh, "application/octet-stream")})
+        return str(json.loads(r.text.strip().splitlines()[-1])["Hash"])
+
+    def add_json(self, obj: Any) -> str:
+        """Add ``obj`` as canonical JSON (sorted keys, no spaces); return its CID."""
+        return self.add_bytes(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode(), name="doc.json")
+
+    def cat(self, cid: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float | None = None) -> bytes:
+        """Return the content of ``cid``; raise :class:`ContentTooLarge` past ``max_bytes``."""
+        def collect(r: httpx.Response) -> bytes:
+            buf = bytearray()
+            for chunk in r.iter_bytes():
+                buf += chunk
+                if len(buf) > max_bytes:
+                    raise ContentTooLarge(f"IPFS content {cid} is larger than the cap of {max_bytes} bytes")
+            return bytes(buf)
+        result: bytes = self._post("/cat", params={"arg": cid}, stream_to=collect, timeout=timeout)
+        return result
+
+    def cat_to(self, cid: str, dest: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+               timeout: float | None = None, progress: Callable[[int], None] | None = None) -> int:
+        """Stream ``cid`` into the file ``dest``; return the byte count. Removes ``dest`` on failure."""
+        out = Path(dest)
+        def write(r: httpx.Response) -> int:
+            n = 0
+            with out.open("wb") as fh:
+                for chunk in r.iter_bytes():
+                    n += len(chunk)
+                    if n > max_bytes:
+                        raise ContentTooLarge(f"IPFS content {cid} is larger than the cap of {max_bytes} bytes")
+                    fh.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            return n
+        try:
+            result: int = self._post("/cat", params={"arg": cid}, stream_to=write, timeout=timeout)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        return result
+
+    def cat_json(self, cid: str, *, max_bytes: int = 16 << 20) -> Any:
+        data = self.cat(cid, max_bytes=max_bytes)
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise IpfsError(f"IPFS content {cid} is not valid JSON ({exc})") from exc
+
+    def pin(self, cid: str) -> None:
+        self._post("/pin/add", params={"arg": cid})
+
+    def stat(self, cid: str, *, timeout: float | None = None) -> dict[str, Any]:
+        """Size and type of ``cid`` (``files/stat``) without downloading it."""
+        result: dict[str, Any] = self._post("/files/stat", params={"arg": f"/ipfs/{cid}"}, timeout=timeout).json()
+        return result

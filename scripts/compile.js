@@ -1,0 +1,131 @@
+#!/usr/bin/env node
+// Compiles every contract under contracts/ with solc-js (standard JSON, pinned version) and writes
+// one Truffle-format artifact per contract into oracle/artifacts/ (shipped inside the Python package,
+// so workers and the indexer never need node at run time).
+//
+//   node scripts/compile.js           compile and (re)write the artifacts
+//   node scripts/compile.js --check   compile in memory; exit 1 if any artifact on disk differs (stale)
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const crypto = require('crypto');
+const solc = require('solc');
+
+const ROOT = path.resolve(__dirname, '..');
+const SRC = path.join(ROOT, 'contracts');
+const OUT = path.join(ROOT, 'oracle', 'artifacts');
+const PINNED = '0.8.37';
+const SETTINGS = {
+  optimizer: { enabled: true, runs: 200 },
+  viaIR: true,
+  evmVersion: 'cancun',
+  outputSelection: {
+    '*': {
+      '*': ['abi', 'evm.bytecode.object', 'evm.bytecode.sourceMap', 'evm.deployedBytecode.object',
+        'evm.deployedBytecode.sourceMap', 'evm.methodIdentifiers', 'devdoc', 'userdoc'],
+    },
+  },
+};
+
+function listSources(dir) {
+  const out = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...listSources(full));
+    else if (entry.name.endsWith('.sol')) out.push(full);
+  }
+  return out.sort();
+}
+
+function findImport(p) {
+  const candidates = [path.join(ROOT, 'node_modules', p), path.join(SRC, p), path.join(ROOT, p)];
+  for (const c of candidates) {
+    if (fs.existsSync(c)) return { contents: fs.readFileSync(c, 'utf8') };
+  }
+  return { error: `import not found: ${p} (run 'npm ci' to install @openzeppelin/contracts)` };
+}
+
+function main() {
+  const check = process.argv.includes('--check');
+  const version = solc.version();
+  if (!version.startsWith(PINNED + '+')) {
+    console.error(`compile: solc-js ${version} is installed but ${PINNED} is pinned; run 'npm ci'`);
+    process.exit(1);
+  }
+  const files = listSources(SRC);
+  const sources = {};
+  for (const f of files) sources[path.relative(ROOT, f)] = { content: fs.readFileSync(f, 'utf8') };
+  const input = { language: 'Solidity', sources, settings: SETTINGS };
+  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: findImport }));
+  const errors = (output.errors || []).filter((e) => e.severity === 'error');
+  for (const e of output.errors || []) {
+    const file = (e.sourceLocation || {}).file || '';
+    if (e.severity === 'error' || !file.startsWith('contracts/')) continue; // only our own warnings
+    console.error(e.formattedMessage);
+  }
+  if (errors.length) {
+    for (const e of errors) console.error(e.formattedMessage);
+    console.error(`compile: ${errors.length} error(s); no artifact written`);
+    process.exit(1);
+  }
+  const artifacts = {};
+  for (const [source, contracts] of Object.entries(output.contracts)) {
+    if (!source.startsWith('contracts/')) continue;
+    for (const [name, c] of Object.entries(contracts)) {
+      if (artifacts[name]) {
+        console.error(`compile: two contracts named ${name}; names must be unique`);
+        process.exit(1);
+      }
+      artifacts[name] = {
+        contractName: name,
+        sourceName: source,
+        abi: c.abi,
+        bytecode: '0x' + c.evm.bytecode.object,
+        deployedBytecode: '0x' + c.evm.deployedBytecode.object,
+        sourceMap: c.evm.bytecode.sourceMap,
+        deployedSourceMap: c.evm.deployedBytecode.sourceMap,
+        methodIdentifiers: c.evm.methodIdentifiers,
+        devdoc: c.devdoc,
+        userdoc: c.userdoc,
+        compiler: { name: 'solc', version },
+        networks: {},
+        schemaVersion: '3.4.16',
+      };
+    }
+  }
+  const hash = crypto.createHash('sha256');
+  hash.update(JSON.stringify({ version, settings: SETTINGS }));
+  for (const f of Object.keys(sources).sort()) hash.update(f + '\0' + sources[f].content + '\0');
+  const manifest = {
+    compiler: version,
+    settings: SETTINGS,
+    sourcesSha256: hash.digest('hex'),
+    sources: Object.keys(sources).sort(),
+    contracts: Object.keys(artifacts).sort(),
+  };
+  const wanted = { 'manifest.json': manifest };
+  for (const [name, a] of Object.entries(artifacts)) wanted[name + '.json'] = a;
+  const serialize = (obj) => JSON.stringify(obj, null, 2) + '\n';
+
+  if (check) {
+    const stale = [];
+    for (const [file, obj] of Object.entries(wanted)) {
+      const p = path.join(OUT, file);
+      if (!fs.existsSync(p) || fs.readFileSync(p, 'utf8') !== serialize(obj)) stale.push(file);
+    }
+    const present = fs.existsSync(OUT) ? fs.readdirSync(OUT).filter((f) => f.endsWith('.json')) : [];
+    for (const f of present) if (!wanted[f]) stale.push(f + ' (no longer produced)');
+    if (stale.length) {
+      console.error(`compile --check: artifacts are stale against contracts/: ${stale.join(', ')}; run 'npm run compile' and commit oracle/artifacts/`);
+      process.exit(1);
+    }
+    console.log(`compile --check: ${Object.keys(artifacts).length} artifacts up to date (solc ${version})`);
+    return;
+  }
+  fs.mkdirSync(OUT, { recursive: true });
+  for (const f of fs.readdirSync(OUT)) if (f.endsWith('.json') && !wanted[f]) fs.unlinkSync(path.join(OUT, f));
+  for (const [file, obj] of Object.entries(wanted)) fs.writeFileSync(path.join(OUT, file), serialize(obj));
+  console.log(`compile: wrote ${Object.keys(artifacts).length} artifacts to ${path.relative(ROOT, OUT)}/ (solc ${version})`);
+}
+
+main();

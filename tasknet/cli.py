@@ -1,0 +1,139 @@
+"""The ``tasknet`` command line: one verb per command, errors printed as ``Type: message`` with exit 1."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from oracle import configure_logging
+from oracle.exceptions import TasknetError
+
+from . import __version__
+
+console = Console(stderr=True)
+out = Console()
+
+HELP_UP = """Start the embedded devnet on loopback: anvil, kubo, an image registry and (as root) a Docker engine,
+deploy the contracts, and write the devnet file.
+
+\b
+Example:
+  tasknet up                   # automine chain on 127.0.0.1:8545
+  tasknet up --block-time 1    # one block a second, like a real chain
+"""
+HELP_STATUS = """Check every devnet component (chain, IPFS, registry, Docker, contracts); exit 1 if any is unhealthy.
+
+\b
+Example:
+  tasknet status --json
+"""
+HELP_DOWN = """Stop every process 'tasknet up' started (and nothing else) and remove the devnet file.
+
+\b
+Example:
+  tasknet down
+"""
+HELP_DEMO = """Run the main job end to end on the embedded devnet (starting it if needed).
+
+\b
+Example:
+  tasknet demo
+"""
+
+
+class TasknetGroup(click.Group):
+    """Turns Tasknet errors into ``Type: message`` and exit code 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TasknetError as exc:
+            console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False)
+            sys.exit(1)
+
+
+devnet_option = click.option("--devnet-file", type=click.Path(path_type=Path), default=None,
+                             envvar="TASKNET_DEVNET_FILE", help="devnet file (default ~/.tasknet/devnet/devnet.json)")
+
+
+@click.group(cls=TasknetGroup)
+@click.version_option(__version__, "-V", "--version", prog_name="tasknet")
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@click.option("--json-logs", is_flag=True, help="log as JSON lines")
+def cli(verbose: bool, json_logs: bool) -> None:
+    """Tasknet: a distributed cloud whose referee is a set of smart contracts."""
+    configure_logging(verbose=verbose, json=json_logs or None)
+
+
+@cli.command(help=HELP_UP)
+@devnet_option
+@click.option("--rpc-port", type=int, default=8545, show_default=True, help="anvil JSON-RPC port")
+@click.option("--ipfs-port", type=int, default=None, help="kubo RPC API port (default: a free one)")
+@click.option("--ipfs-gateway-port", type=int, default=None, help="kubo gateway port (default: a free one)")
+@click.option("--registry-port", type=int, default=None, help="image registry port (default: a free one)")
+@click.option("--block-time", type=float, default=None, help="seconds per block (default: automine)")
+def up(devnet_file: Path | None, rpc_port: int, ipfs_port: int | None, ipfs_gateway_port: int | None,
+       registry_port: int | None, block_time: float | None) -> None:
+    from ._devnet import UpOptions
+    from ._devnet import up as devnet_up
+
+    t0 = time.monotonic()
+    opts = UpOptions(rpc_port=rpc_port, ipfs_port=ipfs_port, ipfs_gateway_port=ipfs_gateway_port,
+                     registry_port=registry_port, block_time=block_time)
+    with console.status("starting the devnet") as st:
+        info = devnet_up(opts, devnet_file, progress=lambda s: st.update(f"starting the devnet: {s}"))
+    out.print(f"devnet up in {time.monotonic() - t0:.1f} s: chain {info.rpc_url} (id {info.chain_id}), "
+              f"IPFS {info.ipfs_api}, registry {info.registry}")
+    for name, addr in info.contracts.items():
+        out.print(f"  {name:<16} {addr}")
+
+
+@cli.command(help=HELP_STATUS)
+@devnet_option
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def status(devnet_file: Path | None, as_json: bool) -> None:
+    from ._devnet import status as devnet_status
+
+    rows = devnet_status(devnet_file)
+    if as_json:
+        out.print_json(json.dumps([r.model_dump() for r in rows]))
+    else:
+        table = Table("component", "health", "detail")
+        for r in rows:
+            table.add_row(r.name, "[green]healthy[/]" if r.healthy else "[red]unhealthy[/]", r.detail)
+        out.print(table)
+    if not all(r.healthy for r in rows):
+        sys.exit(1)
+
+
+@cli.command(help=HELP_DOWN)
+@devnet_option
+def down(devnet_file: Path | None) -> None:
+    from ._devnet import down as devnet_down
+
+    stopped = devnet_down(devnet_file)
+    out.print("stopped: " + (", ".join(stopped) if stopped else "nothing (no devnet file)"))
+
+
+@cli.command(help=HELP_DEMO)
+@devnet_option
+@click.option("--keep", is_flag=True, help="leave the devnet running afterwards")
+def demo(devnet_file: Path | None, keep: bool) -> None:
+    from ._demo import run_demo
+
+    run_demo(devnet_file, keep=keep, console=out)
+
+
+def main() -> None:
+    cli(prog_name="tasknet")
+
+
+if __name__ == "__main__":
+    main()
