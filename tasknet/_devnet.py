@@ -35,8 +35,9 @@ FAUCET_AMOUNT = 100_000 * 10**18
 # --- binaries and ports ------------------------------------------------------------------------------
 def find_anvil() -> str:
     """anvil from ``$TASKNET_ANVIL``, the repo's node_modules, or PATH."""
-    candidates = [os.environ.get("TASKNET_ANVIL"),
-                  str(REPO_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"), shutil.which("anvil")]
+    forced = os.environ.get("TASKNET_ANVIL")
+    candidates = [forced] if forced else [
+        str(REPO_ROOT / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"), shutil.which("anvil")]
     for c in candidates:
         if c and os.access(c, os.X_OK):
             return c
@@ -46,7 +47,8 @@ def find_anvil() -> str:
 
 def find_ipfs() -> str:
     """kubo's ``ipfs`` from ``$TASKNET_IPFS`` or PATH (and ~/.local/bin, where setup puts it without root)."""
-    for c in (os.environ.get("TASKNET_IPFS"), shutil.which("ipfs"), str(Path.home() / ".local/bin/ipfs")):
+    forced = os.environ.get("TASKNET_IPFS")
+    for c in [forced] if forced else [shutil.which("ipfs"), str(Path.home() / ".local/bin/ipfs")]:
         if c and os.access(c, os.X_OK):
             return c
     raise DevnetError("kubo's 'ipfs' binary not found (looked at $TASKNET_IPFS and PATH); run 'scripts/setup' "
