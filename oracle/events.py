@@ -1,0 +1,148 @@
+"""A resumable, reorg-aware stream of decoded contract events.
+
+The stream reads ``eth_getLogs`` in batches up to ``head - confirmations``, remembers the hash of every block
+it has processed within ``keep`` blocks of the tip, and on each poll checks that the chain still agrees with
+them. When it does not (a reorg), it walks back to the last block both agree on and reports a
+:class:`Reorg` before re-reading from there, so a consumer undoes what it derived from the dropped blocks.
+A reorg deeper than ``keep`` blocks raises :class:`ReorgTooDeep` instead of silently corrupting state.
+
+Its whole position is :class:`StreamCursor` (pydantic): persist it with what you derived from the events,
+in the same transaction, and a restart resumes without missing or repeating an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from eth_utils import event_abi_to_log_topic
+from hexbytes import HexBytes
+from pydantic import BaseModel, Field
+from web3 import Web3
+from web3._utils.events import get_event_data
+
+from .exceptions import ChainError
+
+
+class ReorgTooDeep(ChainError):
+    """The chain replaced blocks older than the stream keeps; derived state can no longer be trusted."""
+
+
+class DecodedEvent(BaseModel):
+    name: str
+    args: dict[str, Any]
+    address: str
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.block_number, self.log_index)
+
+
+class Reorg(BaseModel):
+    """Blocks above ``common_ancestor`` were dropped: undo everything derived from them."""
+
+    common_ancestor: int
+    dropped: list[int]
+
+
+class StreamCursor(BaseModel):
+    next_block: int = Field(description="first block not yet processed")
+    recent: dict[int, str] = Field(default_factory=dict, description="block number -> hash, processed, unfinal")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | HexBytes):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class EventStream:
+    """Decoded events of ``addresses`` (sharing the event ABIs ``abis``) from ``cursor`` onwards."""
+
+    def __init__(self, w3: Web3, addresses: Iterable[str], abis: Iterable[list[dict[str, Any]]],
+                 cursor: StreamCursor, *, confirmations: int = 0, batch: int = 2000, keep: int = 64) -> None:
+        self.w3 = w3
+        self.addresses = [Web3.to_checksum_address(a) for a in addresses]
+        self.cursor = cursor
+        self.confirmations = confirmations
+        self.batch = batch
+        self.keep = max(keep, confirmations + 1)
+        self._events: dict[bytes, dict[str, Any]] = {}
+        for abi in abis:
+            for item in abi:
+                if item.get("type") == "event" and not item.get("anonymous"):
+                    self._events[bytes(event_abi_to_log_topic(item))] = item  # type: ignore[arg-type]
+
+    def _block_hash(self, number: int) -> str | None:
+        block = self.w3.eth.get_block(number)
+        return None if block is None else "0x" + bytes(block["hash"]).hex()  # type: ignore[index]
+
+    def check_reorg(self) -> Reorg | None:
+        """Compare the remembered hashes with the chain; rewind the cursor and report if they diverge."""
+        if not self.cursor.recent:
+            return None
+        newest = max(self.cursor.recent)
+        head = self.w3.eth.block_number
+        if newest <= head and self._block_hash(newest) == self.cursor.recent[newest]:
+            return None
+        dropped: list[int] = []
+        for number in sorted(self.cursor.recent, reverse=True):
+            if number <= head and self._block_hash(number) == self.cursor.recent[number]:
+                ancestor = number
+                break
+            dropped.append(number)
+        else:
+            raise ReorgTooDeep(
+                f"the chain replaced every block the stream remembers (back to block {min(self.cursor.recent)}): "
+                f"the reorg is deeper than the finality depth of {self.keep} blocks; rebuild derived state from the "
+                "deploy block, or raise the finality depth")
+        for n in dropped:
+            self.cursor.recent.pop(n, None)
+        self.cursor.next_block = ancestor + 1
+        return Reorg(common_ancestor=ancestor, dropped=sorted(dropped))
+
+    def poll(self) -> tuple[Reorg | None, list[DecodedEvent]]:
+        """One step: detect a reorg, then read events up to the confirmed head (at most ``batch`` blocks)."""
+        reorg = self.check_reorg()
+        head = self.w3.eth.block_number - self.confirmations
+        start = self.cursor.next_block
+        if head < start:
+            return reorg, []
+        end = min(head, start + self.batch - 1)
+        logs = self.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": self.addresses})
+        events = [e for e in (self._decode(log) for log in logs) if e is not None]
+        events.sort(key=lambda e: e.key)
+        # Remember the hashes of the blocks we derived something from, plus the newest one read: on a reorg
+        # the newest remembered block that still matches is a safe point to re-read from (blocks between it
+        # and the tip held no event of ours, and are re-read anyway).
+        for e in events:
+            self.cursor.recent[e.block_number] = e.block_hash
+        newest = self._block_hash(end)
+        if newest is not None:
+            self.cursor.recent[end] = newest
+        for number in [n for n in self.cursor.recent if n < end - self.keep]:
+            del self.cursor.recent[number]  # deeper than the finality depth: final
+        self.cursor.next_block = end + 1
+        return reorg, events
+
+    def _decode(self, log: Any) -> DecodedEvent | None:
+        topics = log["topics"]
+        if not topics:
+            return None
+        abi = self._events.get(bytes(topics[0]))
+        if abi is None:
+            return None
+        data = get_event_data(self.w3.codec, abi, log)  # type: ignore[arg-type]
+        return DecodedEvent(
+            name=data["event"], args=_plain(dict(data["args"])), address=data["address"],
+            block_number=data["blockNumber"], block_hash="0x" + bytes(data["blockHash"]).hex(),
+            tx_hash="0x" + bytes(data["transactionHash"]).hex(), log_index=data["logIndex"],
+        )

@@ -1,0 +1,155 @@
+"""Sending transactions for one account from many threads: a nonce manager, gas estimation, bounded retries
+on transport errors only, replacement of stuck transactions, and decoded custom errors on reverts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import requests
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import TxReceipt
+
+from ._chain import _reverted
+from ._log import get_logger
+from .exceptions import ChainError, RpcUnavailable, TransactionReverted
+
+log = get_logger("oracle.tx")
+
+TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+
+
+class TxSender:
+    """Signs and sends ``sender``'s transactions; safe to share between threads.
+
+    - nonces come from a local counter (synced from the node's pending count at start and after a
+      'nonce too low'), so concurrent tasks never collide;
+    - the call is simulated first: a revert raises :class:`TransactionReverted` with the decoded custom
+      error, and is never retried;
+    - transport errors are retried ``retries`` times with ``backoff * 2**i`` (re-broadcasting the same
+      signed transaction is idempotent);
+    - a transaction not mined after ``stuck_after`` seconds is replaced (same nonce, fees +25%).
+    """
+
+    def __init__(self, w3: Web3, sender: LocalAccount, *, extra_abis: Iterable[list[dict[str, Any]]] = (),
+                 retries: int = 5, backoff: float = 0.2, stuck_after: float = 60.0, timeout: float = 300.0) -> None:
+        self.w3 = w3
+        self.sender = sender
+        self.extra_abis = list(extra_abis)
+        self.retries = retries
+        self.backoff = backoff
+        self.stuck_after = stuck_after
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._nonce: int | None = None
+        self._chain_id: int | None = None
+        self.gas_used_total = 0
+
+    @property
+    def address(self) -> str:
+        return str(self.sender.address)
+
+    def _rpc(self, fn: Any, *args: Any) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args)
+            except TRANSPORT_ERRORS as exc:
+                if attempt == self.retries:
+                    raise RpcUnavailable(f"the JSON-RPC endpoint failed {self.retries + 1} times ({exc}); "
+                                         "check that the node is up, then retry") from exc
+                time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = self._rpc(self.w3.eth.get_transaction_count, self.sender.address, "pending")
+        n = self._nonce
+        self._nonce = n + 1
+        return n  # type: ignore[return-value]
+
+    def transact(self, fn: ContractFunction, *, value: int = 0, gas: int | None = None) -> TxReceipt:
+        """Simulate, sign, send and wait for ``fn``; return the receipt."""
+        abis = [fn.contract_abi, *self.extra_abis]
+        what = f"{fn.fn_name} from {self.sender.address}"
+        params: dict[str, Any] = {"from": self.sender.address, "value": value}
+        if gas is None:
+            try:
+                gas = int(self._rpc(fn.estimate_gas, params) * 1.25) + 20_000
+            except (ContractLogicError, Web3RPCError) as exc:
+                raise _reverted(exc, abis, what) from exc
+        params["gas"] = gas
+        if self._chain_id is None:
+            self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
+        params["chainId"] = self._chain_id
+        base = self._rpc(fn.build_transaction, {**params, "nonce": 0})
+        return self._send_tx(base, abis, what)
+
+    def _send_tx(self, tx: dict[str, Any], abis: list[list[dict[str, Any]]], what: str) -> TxReceipt:
+        with self._lock:
+            tx = dict(tx, nonce=self._next_nonce())
+            try:
+                tx_hash = self._broadcast(tx, abis, what)
+            except BaseException:
+                self._nonce = None  # resync: the nonce may or may not have been used
+                raise
+        receipt = self._wait(tx, tx_hash, abis, what)
+        self.gas_used_total += int(receipt["gasUsed"])
+        if receipt["status"] != 1:
+            raise TransactionReverted(f"{what} reverted on chain (tx {tx_hash})", tx_hash=tx_hash)
+        return receipt
+
+    def _broadcast(self, tx: dict[str, Any], abis: list[list[dict[str, Any]]], what: str) -> str:
+        signed = self.sender.sign_transaction(tx)
+        for attempt in range(self.retries + 1):
+            try:
+                return "0x" + bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction)).hex()
+            except TRANSPORT_ERRORS as exc:
+                if attempt == self.retries:
+                    raise RpcUnavailable(f"cannot send {what}: the JSON-RPC endpoint failed ({exc})") from exc
+                time.sleep(self.backoff * 2**attempt)
+            except (ContractLogicError, Web3RPCError) as exc:
+                msg = str(exc).lower()
+                if "already known" in msg or "already imported" in msg:
+                    return "0x" + bytes(signed.hash).hex()
+                if "nonce too low" in msg:
+                    self._nonce = None
+                    tx = dict(tx, nonce=self._next_nonce())
+                    signed = self.sender.sign_transaction(tx)
+                    continue
+                raise _reverted(exc, abis, what) from exc
+        raise AssertionError("unreachable")
+
+    def _wait(self, tx: dict[str, Any], tx_hash: str, abis: list[list[dict[str, Any]]], what: str) -> TxReceipt:
+        deadline = time.monotonic() + self.timeout
+        replace_at = time.monotonic() + self.stuck_after
+        hashes = [tx_hash]
+        poll = 0.005
+        while time.monotonic() < deadline:
+            for h in hashes:
+                try:
+                    return self._rpc(self.w3.eth.get_transaction_receipt, h)  # type: ignore[no-any-return]
+                except TransactionNotFound:
+                    pass
+            if time.monotonic() > replace_at:
+                tx = self._bump_fees(tx)
+                log.warning("tx_replaced", what=what, nonce=tx["nonce"], old=hashes[-1])
+                with self._lock:
+                    hashes.append(self._broadcast(tx, abis, what))
+                replace_at = time.monotonic() + self.stuck_after
+            time.sleep(poll)
+            poll = min(poll * 2, 0.5)
+        raise ChainError(f"{what} (nonce {tx['nonce']}) not mined after {self.timeout:.0f} s; is the chain "
+                         "producing blocks? The transaction may still be mined later")
+
+    @staticmethod
+    def _bump_fees(tx: dict[str, Any]) -> dict[str, Any]:
+        out = dict(tx)
+        for key in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice"):
+            if key in out:
+                out[key] = int(out[key] * 1.25) + 1
+        return out

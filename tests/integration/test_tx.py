@@ -1,0 +1,76 @@
+"""oracle.tx.TxSender on a real anvil: concurrent nonces, decoded reverts, stuck-transaction replacement."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from structlog.testing import capture_logs
+from web3 import Web3
+
+from oracle.exceptions import RpcUnavailable, TransactionReverted
+from oracle.tx import TxSender
+from tasknet._devnet import free_port
+
+
+def test_concurrent_sends_from_many_threads_all_land_with_distinct_nonces(w3, accounts, deployment) -> None:
+    token = deployment["TestToken"]
+    sender = TxSender(w3, accounts[0])
+    receipts, errors = [], []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(5):
+                receipts.append(sender.transact(token.functions.faucet(accounts[6].address, 1 + k * 10 + i)))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(receipts) == 20 and all(r["status"] == 1 for r in receipts)
+    nonces = {w3.eth.get_transaction(r["transactionHash"])["nonce"] for r in receipts}
+    assert len(nonces) == 20
+    assert sender.gas_used_total == sum(r["gasUsed"] for r in receipts)
+
+
+def test_revert_is_decoded_and_does_not_burn_a_nonce(w3, accounts, deployment) -> None:
+    token = deployment["TestToken"]
+    sender = TxSender(w3, accounts[1])
+    before = w3.eth.get_transaction_count(accounts[1].address)
+    with pytest.raises(TransactionReverted) as err:
+        sender.transact(token.functions.faucet(accounts[1].address, 10**30))
+    assert err.value.error_name == "TestTokenFaucetTooLarge"
+    sender.transact(token.functions.faucet(accounts[1].address, 5))
+    assert w3.eth.get_transaction_count(accounts[1].address) == before + 1
+
+
+def test_stuck_transaction_is_replaced_with_higher_fees(w3, accounts, deployment) -> None:
+    token = deployment["TestToken"]
+    sender = TxSender(w3, accounts[2], stuck_after=0.3, timeout=20)
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        timer = threading.Timer(1.0, lambda: w3.provider.make_request("anvil_mine", [1]))
+        timer.start()
+        with capture_logs() as logs:
+            receipt = sender.transact(token.functions.faucet(accounts[2].address, 9))
+        timer.join()
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    assert receipt["status"] == 1
+    mined = w3.eth.get_transaction(receipt["transactionHash"])
+    replaced = [e for e in logs if e["event"] == "tx_replaced"]
+    assert replaced and replaced[0]["old"] != "0x" + bytes(receipt["transactionHash"]).hex()
+    assert mined["nonce"] == replaced[0]["nonce"]
+    assert token.functions.balanceOf(accounts[2].address).call() == 9  # exactly once, not twice
+
+
+def test_dead_rpc_is_reported_after_bounded_retries(accounts, deployment) -> None:
+    dead = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{free_port()}", request_kwargs={"timeout": 1}))
+    token = dead.eth.contract(address=deployment["TestToken"].address, abi=deployment["TestToken"].abi)
+    sender = TxSender(dead, accounts[0], retries=2, backoff=0.01)
+    with pytest.raises(RpcUnavailable, match="failed 3 times"):
+        sender.transact(token.functions.faucet(accounts[0].address, 1))
