@@ -12,6 +12,8 @@ Hierarchy::
     │   ├── ContentNotFound      the CID cannot be fetched
     │   └── ContentTooLarge      the content exceeds the caller's size cap
     ├── IntegrityError           content does not match its CID, digest or checksum
+    ├── ArchiveError             a result archive cannot be packed, unpacked, encrypted or decrypted
+    │   └── UnsafeArchive        an archive tries to escape its folder or holds links/devices
     └── DevnetError              the embedded devnet file is missing, stale or unhealthy
 
 Every message says what happened, the value involved, and what to do about it.
@@ -71,3 +73,11 @@ class IntegrityError(TasknetError):
 
 class DevnetError(TasknetError):
     """The embedded devnet is missing, stale or unhealthy."""
+
+
+class ArchiveError(TasknetError):
+    """A result archive cannot be packed, unpacked, encrypted or decrypted."""
+
+
+class UnsafeArchive(ArchiveError):
+    """An archive member would land outside the destination, or is a link, device or oversized."""

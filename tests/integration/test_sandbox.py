@@ -1,0 +1,222 @@
+"""The confined sandbox on the real Docker engine: normal apps work, hostile apps are contained and cleaned up."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oracle.images import BUSYBOX_BASE, build_busybox_base
+from worker import Limits, Reason, RunResult, RunSpec, Sandbox, pack_result
+
+MiB = 1 << 20
+LIMITS = Limits(wall_seconds=10, memory_bytes=48 * MiB, cpus=1.0, pids=48, output_bytes=1 * MiB, output_files=200,
+                tmp_bytes=4 * MiB, log_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="module")
+def sandbox(docker_client: Any) -> Iterator[Sandbox]:
+    build_busybox_base(docker_client)
+    owner = f"pytest-{uuid.uuid4().hex[:8]}"
+    with Sandbox(docker_client, owner=owner) as box:
+        yield box
+    label = {"label": f"tasknet.sandbox={owner}"}
+    assert docker_client.containers.list(all=True, filters=label) == []
+    assert docker_client.volumes.list(filters=label) == []
+
+
+@pytest.fixture(autouse=True)
+def _no_task_container_left(request: pytest.FixtureRequest, docker_client: Any) -> Iterator[None]:
+    yield
+    if "sandbox" in request.fixturenames:
+        owner = request.getfixturevalue("sandbox").owner
+        left = docker_client.containers.list(all=True, filters={"label": ["tasknet.role=app",
+                                                                          f"tasknet.sandbox={owner}"]})
+        assert left == [], "a task container was left behind"
+
+
+def run(sandbox: Sandbox, tmp_path: Path, script: str, *, limits: Limits = LIMITS, image: str = BUSYBOX_BASE,
+        inputs: dict[str, bytes] | None = None, **kw: Any) -> RunResult:
+    input_dir = None
+    if inputs is not None:
+        input_dir = Path(tempfile.mkdtemp(dir=tmp_path))  # 0700, like the daemon's task folders
+        for name, data in inputs.items():
+            (input_dir / name).write_bytes(data)
+            (input_dir / name).chmod(0o600)
+    spec = RunSpec(image=image, command=["sh", "-c", script], input_dir=input_dir, output_dir=tmp_path / "out",
+                   log_dir=tmp_path / "logs", limits=limits, task="t-1", **kw)
+    return sandbox.run(spec)
+
+
+def test_normal_app_reads_inputs_and_writes_outputs_and_logs(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "wc -c < /in/data > count; mkdir -p sub && cp /in/data sub/copy; "
+                 "echo to-stdout; echo to-stderr >&2; pwd", inputs={"data": b"12345"})
+    assert result.ok, result.message
+    assert (result.reason, result.exit_code) == (Reason.OK, 0)
+    assert (result.output_dir / "count").read_text().strip() == "5"
+    assert (result.output_dir / "sub" / "copy").read_bytes() == b"12345"
+    assert (result.output_dir / "count").stat().st_mode & 0o777 == 0o644
+    assert result.stdout_path.read_bytes() == b"to-stdout\n/out\n"
+    assert result.stderr_path.read_bytes() == b"to-stderr\n"
+    assert (result.output_files, result.output_bytes) == (2, 7)
+    assert result.image_id is not None and result.image_id.startswith("sha256:")
+    assert 0 < result.run_seconds < 3 and result.total_seconds >= result.run_seconds
+
+
+def test_app_runs_unprivileged_without_capabilities_network_or_writable_root(sandbox: Sandbox,
+                                                                            tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
+                 "ls /sys/class/net; for p in /etc/x /x /in/x; do touch $p 2>/dev/null && echo WROTE $p; done; "
+                 "touch /tmp/ok && echo tmp-ok", inputs={"data": b"x"})
+    assert result.ok, result.message
+    out = result.stdout_path.read_text()
+    assert "Uid:\t65534\t65534\t65534\t65534" in out and "Gid:\t65534" in out
+    assert "CapEff:\t0000000000000000" in out and "CapBnd:\t0000000000000000" in out
+    assert "NoNewPrivs:\t1" in out
+    assert out.splitlines()[5:7] == ["lo", "tmp-ok"]  # the only network interface is loopback
+    assert "WROTE" not in out
+
+
+def test_network_attempt_fails_even_to_the_hosts_loopback(sandbox: Sandbox, tmp_path: Path) -> None:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass  # the host itself reaches it
+        result = run(sandbox, tmp_path, f"echo GET / | nc -w 2 127.0.0.1 {port} && echo CONNECTED; "
+                     "nslookup example.org 2>&1 | tail -1; exit 0")
+    finally:
+        server.shutdown()
+    assert result.ok
+    assert "CONNECTED" not in result.stdout_path.read_text()
+    assert "Connection refused" in result.stderr_path.read_text()
+
+
+def test_fork_bomb_is_killed_with_reason_pids(sandbox: Sandbox, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run(sandbox, tmp_path, "f(){ f|f& }; f; sleep 30")
+    assert result.reason is Reason.PIDS, result.message
+    assert "48 processes" in result.message
+    assert time.monotonic() - started < 5  # killed at once, not at the wall clock
+
+
+def test_memory_hog_is_killed_with_reason_oom(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "x=a; while :; do x=$x$x; done")
+    assert result.reason is Reason.OOM, result.message
+    assert result.exit_code == 137 and "out of memory" in result.message
+
+
+def test_infinite_loop_is_killed_by_the_wall_clock(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "echo started; while :; do :; done",
+                 limits=LIMITS.model_copy(update={"wall_seconds": 1.0}))
+    assert result.reason is Reason.TIMEOUT, result.message
+    assert 1.0 <= result.run_seconds < 3.0
+    assert result.stdout_path.read_text() == "started\n"
+
+
+def test_output_flood_is_stopped_at_the_cap(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "yes > /out/flood; echo after >&2; exit 0")
+    assert result.reason is Reason.OUTPUT_TOO_LARGE, result.message
+    assert result.output_bytes <= LIMITS.output_bytes
+    assert "No space left on device" in result.stderr_path.read_text()
+
+
+def test_flood_of_small_files_is_stopped_at_the_entry_cap(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "i=0; while touch f$i 2>/dev/null; do i=$((i+1)); done; exit 0")
+    assert result.reason is Reason.OUTPUT_TOO_LARGE, result.message
+    assert result.output_files <= LIMITS.output_files
+
+
+def test_sparse_file_claiming_more_than_the_cap_is_not_copied_out(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "truncate -s 50M huge && ls -l huge")
+    assert result.reason is Reason.OUTPUT_TOO_LARGE, result.message
+    assert result.output_bytes == 0 and not (result.output_dir / "huge").exists()
+
+
+def test_symlinks_out_of_the_output_are_not_followed_into_the_result(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "echo real > real; ln -s /etc/passwd leak; ln -s / root; ln real hard; "
+                 "mkdir d; ln -s ../../../../etc d/up")
+    assert result.ok, result.message
+    assert sorted(p.name for p in result.output_dir.rglob("*")) == ["d", "hard", "real"]  # a hard link is a copy
+    assert (result.output_dir / "hard").read_text() == (result.output_dir / "real").read_text() == "real\n"
+    assert not any(p.is_symlink() for p in result.output_dir.rglob("*"))
+    assert {s.split(":")[0] for s in result.skipped} == {"leak", "root", "d/up"}
+    packed = pack_result(result.output_dir, tmp_path / "r.tar",
+                         logs={"stdout": result.stdout_path, "stderr": result.stderr_path})
+    with tarfile.open(packed.archive_path) as tar:
+        assert tar.getnames() == ["output", "output/d", "output/hard", "output/real", "logs", "logs/stderr",
+                                  "logs/stdout"]
+    assert b"root:x:0:0" not in packed.archive_path.read_bytes()
+
+
+def test_logs_are_capped_per_stream(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "yes | head -c 3000000; echo the-end >&2")
+    assert result.ok, result.message
+    assert result.stdout_path.stat().st_size == LIMITS.log_bytes
+    assert result.stdout_bytes == 3_000_000 and result.logs_truncated
+    assert result.stderr_path.read_text() == "the-end\n"
+
+
+def test_nonzero_exit_reports_the_code_and_the_last_stderr_line(sandbox: Sandbox, tmp_path: Path) -> None:
+    result = run(sandbox, tmp_path, "echo 'cannot parse input' >&2; exit 3")
+    assert (result.reason, result.exit_code) == (Reason.NONZERO_EXIT, 3)
+    assert "code 3" in result.message and "cannot parse input" in result.message
+
+
+def test_missing_command_fails_to_start(sandbox: Sandbox, tmp_path: Path) -> None:
+    spec = RunSpec(image=BUSYBOX_BASE, command=["/no/such/binary"], output_dir=tmp_path / "out",
+                   log_dir=tmp_path / "logs", limits=LIMITS)
+    result = sandbox.run(spec)
+    assert result.reason is Reason.START_FAILED and "/no/such/binary" in result.message
+
+
+def test_missing_image_and_wrong_digest_are_refused_before_running(sandbox: Sandbox, tmp_path: Path) -> None:
+    missing = run(sandbox, tmp_path, "true", image="tasknet/no-such-image:1")
+    assert missing.reason is Reason.IMAGE_MISSING and "pull_by_digest" in missing.message
+    wrong = run(sandbox, tmp_path / "2", "true", image_digest="sha256:" + "0" * 64)
+    assert wrong.reason is Reason.IMAGE_MISMATCH and "refuse" in wrong.message
+    right = run(sandbox, tmp_path / "3", "true", image_digest=sandbox.client.images.get(BUSYBOX_BASE).id)
+    assert right.ok
+
+
+def test_output_folder_must_be_fresh(sandbox: Sandbox, tmp_path: Path) -> None:
+    from worker.exceptions import SandboxError
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "stale").write_text("x")
+    with pytest.raises(SandboxError, match="not empty"):
+        run(sandbox, tmp_path, "true")
+
+
+def test_concurrent_runs_stay_separate(sandbox: Sandbox, tmp_path: Path) -> None:
+    def one(i: int) -> RunResult:
+        return run(sandbox, tmp_path / str(i), f"echo {i} > me; sleep 0.2")
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(one, range(4)))
+    assert [r.reason for r in results] == [Reason.OK] * 4
+    assert [(r.output_dir / "me").read_text().strip() for r in results] == ["0", "1", "2", "3"]
+
+
+def test_engine_still_serves_tasks_after_hostile_apps(sandbox: Sandbox, tmp_path: Path) -> None:
+    times = []
+    for i in range(3):
+        result = run(sandbox, tmp_path / str(i), "echo fine > ok")
+        assert result.ok, result.message
+        times.append(result.total_seconds)
+    assert min(times) < 1.5

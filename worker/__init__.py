@@ -1,0 +1,22 @@
+"""The resource provider's worker: confined execution, input cache, canonical results (and the daemon on top)."""
+
+from oracle.archive import (
+    PackedResult,
+    decrypt_file,
+    decrypt_with,
+    encrypt_file,
+    encrypt_for,
+    generate_keypair,
+    pack_result,
+    sha256_file,
+    unpack_result,
+)
+from ._cache import CachedInput, CacheStats, InputCache, cache_key
+from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
+from .exceptions import WorkerError
+
+__all__ = [
+    "CacheStats", "CachedInput", "InputCache", "Limits", "PackedResult", "Reason", "RunResult", "RunSpec",
+    "Sandbox", "WorkerError", "cache_key", "decrypt_file", "decrypt_with", "encrypt_file", "encrypt_for",
+    "generate_keypair", "pack_result", "sha256_file", "unpack_result",
+]

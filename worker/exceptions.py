@@ -1,0 +1,56 @@
+"""Exceptions raised by the worker's execution core (sandbox, input cache, result archive).
+
+Hierarchy (``TasknetError`` is :class:`oracle.exceptions.TasknetError`)::
+
+    TasknetError
+    ├── ArchiveError, UnsafeArchive  (from oracle.exceptions: the archive code is shared with requesters)
+    └── WorkerError                  base of every error the worker raises on purpose
+        ├── SandboxError             the Docker engine failed to run a task (not the app's fault; retryable)
+        └── InputError               an input cannot be used; the task fails with this message
+            ├── InputUriInvalid      the URI's scheme or checksum fragment is malformed
+            ├── InputUnavailable     unknown CID, HTTP error or timeout while fetching (maybe transient)
+            ├── InputTooLarge        the input exceeds the per-input size cap or the whole cache
+            └── InputCorrupt         the bytes do not match the CID or sha256 (also an IntegrityError)
+
+An app that misbehaves inside its container raises nothing: :meth:`worker.Sandbox.run` returns a
+:class:`worker.RunResult` whose ``reason`` says what happened (timeout, oom, pids, output-too-large, ...).
+
+Every message says what happened, the value involved, and what to do about it.
+"""
+
+from __future__ import annotations
+
+from oracle.exceptions import ArchiveError, IntegrityError, TasknetError, UnsafeArchive
+
+__all__ = [
+    "ArchiveError", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
+    "SandboxError", "UnsafeArchive", "WorkerError",
+]
+
+
+class WorkerError(TasknetError):
+    """Base class of the worker's errors."""
+
+
+class SandboxError(WorkerError):
+    """The Docker engine could not create, start, inspect or clean up a task's containers."""
+
+
+class InputError(WorkerError):
+    """An input of a task cannot be fetched or used."""
+
+
+class InputUriInvalid(InputError):
+    """The input URI is not ``ipfs://CID`` or ``http(s)://…#sha256=<64 hex>``."""
+
+
+class InputUnavailable(InputError):
+    """The input could not be fetched (unknown CID, HTTP error, timeout)."""
+
+
+class InputTooLarge(InputError):
+    """The input is larger than the per-input cap or than the whole cache."""
+
+
+class InputCorrupt(InputError, IntegrityError):
+    """The fetched bytes do not match the announced CID or sha256."""
