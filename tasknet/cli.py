@@ -131,6 +131,26 @@ def demo(devnet_file: Path | None, keep: bool) -> None:
     run_demo(devnet_file, keep=keep, console=out)
 
 
+#: modules that each add command groups to the CLI (``register(cli)``): one per role
+GROUP_MODULES = ("tasknet._cli_worker", "tasknet._cli_requester", "tasknet._cli_indexer")
+
+
+def _register_groups() -> None:
+    import importlib
+
+    for name in GROUP_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # that role's commands are not part of this build
+            raise
+        module.register(cli)
+
+
+_register_groups()
+
+
 def main() -> None:
     cli(prog_name="tasknet")
 
