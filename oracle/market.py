@@ -1,0 +1,147 @@
+"""Typed access to a deployed marketplace: the contracts, their event ABIs, and decoded views."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel
+from web3 import Web3
+from web3.contract import Contract
+
+from ._artifacts import abi
+from .protocol import split_task_id
+
+
+class JobView(BaseModel):
+    """A job as workers and requesters need it: the posted parameters plus where it stands."""
+
+    job_id: int
+    requester: str
+    app_id: int
+    dataset_id: int
+    num_tasks: int
+    replication: int
+    reward: int
+    deadline: int
+    max_run_seconds: int
+    cores: int
+    memory_mb: int
+    gpus: int
+    arch_mask: int
+    min_reputation: int
+    callback: str
+    inputs_cid: str
+    encryption_key: str  # hex, "" when results are not encrypted
+    escrow: int = 0
+    closed: bool = False
+
+    @classmethod
+    def from_event(cls, args: dict[str, Any]) -> JobView:
+        p = args["params"]
+        if isinstance(p, list | tuple):  # positional tuple (JobParams field order)
+            keys = ["appId", "datasetId", "numTasks", "replication", "reward", "deadline", "maxRunSeconds", "cores",
+                    "memoryMB", "gpus", "archMask", "minReputation", "callback", "inputsCID", "encryptionKey"]
+            p = dict(zip(keys, p, strict=True))
+        key = p["encryptionKey"]
+        key_hex = key.removeprefix("0x") if isinstance(key, str) else bytes(key).hex()
+        return cls(
+            job_id=args["jobId"], requester=args["requester"], app_id=p["appId"], dataset_id=p["datasetId"],
+            num_tasks=p["numTasks"], replication=p["replication"], reward=p["reward"], deadline=p["deadline"],
+            max_run_seconds=p["maxRunSeconds"], cores=p["cores"], memory_mb=p["memoryMB"], gpus=p["gpus"],
+            arch_mask=p["archMask"], min_reputation=p["minReputation"], callback=p["callback"],
+            inputs_cid=p["inputsCID"], encryption_key=key_hex, escrow=args.get("escrow", 0),
+        )
+
+
+class AppView(BaseModel):
+    app_id: int
+    owner: str
+    image_ref: str
+    image_digest: str  # "sha256:<hex>"
+    metadata_uri: str
+    price: int
+    is_public: bool
+    deterministic_file: str
+    deprecated: bool = False
+
+    @classmethod
+    def from_event(cls, args: dict[str, Any]) -> AppView:
+        digest = args["imageDigest"]
+        digest_hex = digest.removeprefix("0x") if isinstance(digest, str) else bytes(digest).hex()
+        return cls(app_id=args["appId"], owner=args["owner"], image_ref=args["imageRef"],
+                   image_digest="sha256:" + digest_hex, metadata_uri=args["metadataURI"], price=args["price"],
+                   is_public=args["isPublic"], deterministic_file=args["deterministicFile"])
+
+
+class Market:
+    """The marketplace at ``address`` and its registry and token, as web3 contracts."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        self.w3 = w3
+        self.address = Web3.to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=abi("Marketplace"))
+
+    @cached_property
+    def registry(self) -> Contract:
+        return self.w3.eth.contract(address=self.contract.functions.registry().call(),
+                                    abi=abi("MarketplaceRegistry"))
+
+    @cached_property
+    def token(self) -> Contract:
+        return self.w3.eth.contract(address=self.contract.functions.token().call(), abi=abi("TestToken"))
+
+    @cached_property
+    def chain_id(self) -> int:
+        return int(self.w3.eth.chain_id)
+
+    @property
+    def event_abis(self) -> list[list[dict[str, Any]]]:
+        """Every event either contract emits (the linked libraries emit through the marketplace)."""
+        return [abi("IMarketplace"), abi("IMarketplaceRegistry")]
+
+    @property
+    def error_abis(self) -> list[list[dict[str, Any]]]:
+        return [abi("IMarketplace"), abi("IMarketplaceRegistry"), abi("TestToken")]
+
+    @property
+    def addresses(self) -> list[str]:
+        return [self.address, self.registry.address]
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        return _struct(self.contract, "getJob", job_id)
+
+    def task(self, tid: int) -> dict[str, Any]:
+        return _struct(self.contract, "getTask", tid)
+
+    def replica(self, tid: int, index: int) -> dict[str, Any]:
+        return _struct(self.contract, "getReplica", tid, index)
+
+    def lease(self, start_tid: int) -> dict[str, Any]:
+        return _struct(self.contract, "getLease", start_tid)
+
+    def worker(self, address: str) -> dict[str, Any]:
+        return _struct(self.contract, "getWorker", Web3.to_checksum_address(address))
+
+    def params(self) -> dict[str, Any]:
+        return _struct(self.contract, "params")
+
+    def is_taken(self, tid: int) -> bool:
+        return bool(self.contract.functions.isTaken(tid).call())
+
+    def balance(self, address: str) -> int:
+        return int(self.contract.functions.balanceOf(Web3.to_checksum_address(address)).call())
+
+    @staticmethod
+    def job_of(tid: int) -> int:
+        return split_task_id(tid)[0]
+
+
+def _struct(contract: Contract, fn: str, *args: Any) -> dict[str, Any]:
+    """Call a view returning one struct and name its fields from the ABI."""
+    value = getattr(contract.functions, fn)(*args).call()
+    outputs = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)["outputs"]
+    if len(outputs) == 1 and outputs[0]["type"] == "tuple":
+        names = [c["name"] for c in outputs[0]["components"]]
+        return dict(zip(names, value, strict=True))
+    return dict(zip([o["name"] for o in outputs], value if isinstance(value, list | tuple) else [value], strict=True))

@@ -1,0 +1,156 @@
+"""``tasknet worker …``: the resource provider's commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+
+HELP_RUN = """Run the worker daemon: watch the marketplace, claim what the policy allows, run tasks confined in Docker,
+publish results to IPFS and submit or commit-reveal them. SIGTERM stops claiming and drains running tasks.
+
+\b
+Settings come from --config (JSON or TOML), then TASKNET_WORKER_* environment variables, then options.
+Example (devnet):
+  tasknet worker run --devnet-role worker-1 --stake 10
+Example (any chain):
+  TASKNET_WORKER_PASSWORD=... tasknet worker run --config worker.toml
+"""
+HELP_STATUS = """Show the worker's stake, reputation, balance, running and finished tasks and cache use.
+
+\b
+Example:
+  tasknet worker status --devnet-role worker-1 --json
+"""
+HELP_STAKE = """Register (advertising this machine's capabilities) and top the stake up to AMOUNT tokens.
+
+\b
+Example:
+  tasknet worker stake 10 --devnet-role worker-1
+"""
+HELP_UNSTAKE = """Request to unstake AMOUNT tokens (withdrawable after the unstake delay), or --withdraw once ready.
+
+\b
+Example:
+  tasknet worker unstake 5 --devnet-role worker-1
+"""
+
+ETHER = 10**18
+
+
+def _settings(config: Path | None, devnet_role: str | None, devnet_file: Path | None, **overrides: Any) -> Any:
+    from worker._settings import WorkerSettings
+
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if config is not None:
+        return WorkerSettings.from_file(config, **overrides)
+    if devnet_role is not None:
+        return WorkerSettings.from_devnet(devnet_role, devnet_file, **overrides)
+    return WorkerSettings(**overrides)
+
+
+def common(f: Any) -> Any:
+    f = click.option("--config", type=click.Path(path_type=Path, exists=True), help="JSON or TOML settings file")(f)
+    f = click.option("--devnet-role", help="use the devnet file and this dev account (e.g. worker-1)")(f)
+    f = click.option("--devnet-file", type=click.Path(path_type=Path), envvar="TASKNET_DEVNET_FILE",
+                     help="devnet file (default ~/.tasknet/devnet/devnet.json)")(f)
+    return f
+
+
+def register(cli: click.Group) -> None:
+    @cli.group()
+    def worker() -> None:
+        """Resource provider: run the worker daemon and manage its stake."""
+
+    @worker.command(help=HELP_RUN)
+    @common
+    @click.option("--stake", "stake_tokens", type=float, default=None, help="top the stake up to this many tokens")
+    @click.option("--max-concurrent", type=int, default=None, help="tasks run at once")
+    @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="journal, cache, task folders")
+    @click.option("--fault", default=None, hidden=True, help="fault injection for demos and tests")
+    def run(config: Path | None, devnet_role: str | None, devnet_file: Path | None, stake_tokens: float | None,
+            max_concurrent: int | None, state_dir: Path | None, fault: str | None) -> None:
+        from worker._daemon import Worker
+
+        settings = _settings(config, devnet_role, devnet_file, state_dir=state_dir, fault=fault,
+                             stake=int(stake_tokens * ETHER) if stake_tokens is not None else None)
+        if max_concurrent is not None:
+            settings.policy.max_concurrent = max_concurrent
+        Worker(settings).run()
+
+    @worker.command(help=HELP_STAKE)
+    @click.argument("amount", type=float)
+    @common
+    def stake(amount: float, config: Path | None, devnet_role: str | None, devnet_file: Path | None) -> None:
+        from worker._daemon import Worker
+
+        w = Worker(_settings(config, devnet_role, devnet_file, stake=int(amount * ETHER)))
+        w.ensure_registered()
+        out.print(f"stake of {w.account.address}: {int(w.market.worker(w.account.address)['stake']) / ETHER:g} tokens")
+
+    @worker.command(help=HELP_UNSTAKE)
+    @click.argument("amount", type=float, required=False)
+    @click.option("--withdraw", is_flag=True, help="withdraw a pending unstake whose delay is over")
+    @common
+    def unstake(amount: float | None, withdraw: bool, config: Path | None, devnet_role: str | None,
+                devnet_file: Path | None) -> None:
+        from oracle import connect
+        from oracle.market import Market
+        from oracle.tx import TxSender
+
+        s = _settings(config, devnet_role, devnet_file)
+        w3 = connect(s.rpc_url)
+        market = Market(w3, s.marketplace)
+        sender = TxSender(w3, s.account(int(w3.eth.chain_id)), extra_abis=market.error_abis)
+        if withdraw:
+            sender.transact(market.contract.functions.withdrawUnstaked())
+            out.print("unstaked tokens moved to your marketplace balance")
+        else:
+            if amount is None:
+                raise click.UsageError("give an AMOUNT to unstake, or --withdraw")
+            sender.transact(market.contract.functions.requestUnstake(int(amount * ETHER)))
+            ready = market.worker(sender.address)["unstakeAt"]
+            out.print(f"unstake of {amount:g} tokens requested; withdraw with --withdraw after unix time {ready}")
+
+    @worker.command(help=HELP_STATUS)
+    @common
+    @click.option("--json", "as_json", is_flag=True, help="print JSON")
+    def status(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool) -> None:
+        from oracle import connect
+        from oracle.market import Market
+        from worker._journal import Journal, Step
+
+        s = _settings(config, devnet_role, devnet_file)
+        w3 = connect(s.rpc_url)
+        market = Market(w3, s.marketplace)
+        me = s.account(int(w3.eth.chain_id)).address
+        info = market.worker(me)
+        records = Journal(s.state_dir / "journal.db").all() if (s.state_dir / "journal.db").exists() else []
+        cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
+            if (s.state_dir / "cache").exists() else 0
+        doc = {
+            "address": me, "registered": bool(info["flags"] & 1), "banned": bool(info["flags"] & 2),
+            "stake": int(info["stake"]), "locked": int(info["locked"]), "reputation": int(info["reputation"]),
+            "slashes": int(info["slashes"]), "balance": market.balance(me),
+            "tasks": {step.name.lower(): sum(1 for r in records if r.step == step) for step in Step},
+            "running": [r.task_key for r in records if not r.finished],
+            "cache_bytes": cache_bytes,
+        }
+        if as_json:
+            out.print_json(json.dumps(doc))
+            return
+        table = Table("field", "value", title=f"worker {me}")
+        for key in ("registered", "banned", "reputation", "slashes"):
+            table.add_row(key, str(doc[key]))
+        for key in ("stake", "locked", "balance"):
+            table.add_row(key, f"{doc[key] / ETHER:g} tokens")
+        table.add_row("tasks", ", ".join(f"{k} {v}" for k, v in doc["tasks"].items() if v) or "none")
+        table.add_row("running", ", ".join(doc["running"]) or "none")
+        table.add_row("cache", f"{cache_bytes / 1e6:.1f} MB")
+        out.print(table)

@@ -1,0 +1,309 @@
+"""The worker daemon: follows the market's events, claims what its policy allows, runs the pipeline.
+
+``Worker.run()`` blocks until SIGTERM/SIGINT (then stops claiming and drains running tasks);
+``Worker.async_run(stop)`` is the same loop for tests. Blocking calls (web3, Docker) run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import signal
+import time
+from typing import Any
+
+import docker
+from web3.logs import DISCARD
+from structlog.contextvars import bound_contextvars
+
+from oracle import IpfsClient, connect, get_logger
+from oracle.events import EventStream, StreamCursor
+from oracle.exceptions import TasknetError, TransactionReverted
+from oracle.images import BUSYBOX_BASE, build_busybox_base, image_exists
+from oracle.market import JobView, Market
+from oracle.protocol import split_task_id, task_id
+from oracle.tx import TxSender
+
+from ._cache import InputCache
+from ._caps import Capabilities, detect, load_average
+from ._journal import Journal, Step, TaskRecord
+from ._pipeline import Pipeline
+from ._policy import Offer, decide
+from ._sandbox import Sandbox
+from ._settings import WorkerSettings
+from ._view import MarketView
+from .exceptions import WorkerError
+
+log = get_logger("worker")
+
+MAX_ATTEMPTS = 5  # a task whose pipeline fails this often on transient errors is given up
+ARCH_BITS = {"amd64": 1, "arm64": 2, "riscv64": 4}
+LOST_RACE = {"MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
+             "MarketplaceTaskNotActive", "MarketplaceJobClosed", "MarketplaceClaimPastDeadline",
+             "MarketplaceNothingExpired", "MarketplaceLeaseNotExpired", "MarketplaceUnknownLease"}
+
+
+class Worker:
+    def __init__(self, settings: WorkerSettings, *, docker_client: docker.DockerClient | None = None,
+                 caps: Capabilities | None = None) -> None:
+        self.s = settings
+        self.w3 = connect(settings.rpc_url)
+        chain_id = int(self.w3.eth.chain_id)
+        if settings.chain_id is not None and settings.chain_id != chain_id:
+            raise WorkerError(f"the RPC endpoint {settings.rpc_url} serves chain {chain_id}, the settings expect "
+                              f"{settings.chain_id}; fix rpc_url or chain_id")
+        if not settings.marketplace:
+            raise WorkerError("no marketplace address: set 'marketplace' (or use a devnet with 'tasknet up')")
+        self.account = settings.account(chain_id)
+        self.market = Market(self.w3, settings.marketplace)
+        self.sender = TxSender(self.w3, self.account, extra_abis=self.market.error_abis)
+        self.docker = docker_client or _docker_or_fail()
+        self.caps = caps or detect()
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(settings.state_dir / "journal.db")
+        self.ipfs = IpfsClient(settings.ipfs_api)
+        self.cache = InputCache(settings.state_dir / "cache", max_bytes=settings.policy.cache_max_bytes, ipfs=self.ipfs)
+        if not image_exists(self.docker, BUSYBOX_BASE):
+            build_busybox_base(self.docker)
+        self.sandbox = Sandbox(self.docker, owner=self.account.address.lower())
+        self.pipeline = Pipeline(settings, self.market, self.sender, self.ipfs, self.cache, self.sandbox,
+                                 self.docker, self.journal)
+        self.view = MarketView()
+        self.stream = EventStream(self.w3, self.market.addresses, self.market.event_abis,
+                                  StreamCursor(next_block=settings.deploy_block), confirmations=settings.confirmations)
+        self._restore()
+        self.running: dict[str, asyncio.Task[Any]] = {}
+        self.stopping = False
+        self.log = log.bind(worker=self.account.address)
+
+    # -- state ------------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        saved = self.journal.get_value("stream")
+        if saved is not None and saved.get("market") == self.market.address:
+            self.stream.cursor = StreamCursor.model_validate(saved["cursor"])
+            self.view = MarketView.model_validate(saved["view"])
+
+    def _save(self) -> None:
+        self.journal.set_value("stream", {"market": self.market.address, "cursor": self.stream.cursor.model_dump(),
+                                          "view": self.view.model_dump(mode="json")})
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def ensure_registered(self) -> None:
+        """Advertise the capabilities, and top the stake up to ``settings.stake``."""
+        me = self.market.worker(self.account.address)
+        arch = ARCH_BITS.get(self.caps.arch, 0)
+        cores, memory = min(self.s.policy.cores or self.caps.cores, self.caps.cores), self.caps.memory_mb
+        if not me["flags"] & 1 or (me["cores"], me["memoryMB"], me["gpus"], me["archMask"]) != (
+                cores, memory, self.caps.gpus, arch):
+            self.sender.transact(self.market.contract.functions.registerWorker(cores, memory, self.caps.gpus, arch))
+        missing = self.s.stake - int(me["stake"])
+        if missing > 0:
+            balance = self.market.balance(self.account.address)
+            if balance < missing:
+                need = missing - balance
+                self.sender.transact(self.market.token.functions.approve(self.market.address, need))
+                self.sender.transact(self.market.contract.functions.deposit(need))
+            self.sender.transact(self.market.contract.functions.stake(missing))
+        self.log.info("worker_ready", cores=cores, memory_mb=memory, arch=self.caps.arch,
+                      stake=int(self.market.worker(self.account.address)["stake"]))
+
+    # -- main loop --------------------------------------------------------------------------------
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.async_run(stop)
+
+    async def async_run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self.ensure_registered)
+        self.sandbox.cleanup()
+        for rec in self.journal.unfinished():
+            if rec.step < Step.COMMITTED:
+                self._spawn(rec)
+        self.log.info("worker_started", resumed=len(self.running), next_block=self.stream.cursor.next_block)
+        last_advance = 0.0
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self._follow)
+                if time.monotonic() - last_advance > 0.5:
+                    for rec in await asyncio.to_thread(self._advance_all):
+                        self._spawn(rec)  # a task whose pipeline stopped on a transient error
+                    last_advance = time.monotonic()
+                await self._maybe_claim()
+            except TasknetError as exc:  # transport trouble: log, back off, go on
+                self.log.warning("loop_error", error=str(exc), kind=type(exc).__name__)
+                await asyncio.sleep(min(5.0, self.s.poll_interval * 8))
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.s.poll_interval)
+            except TimeoutError:
+                pass
+        await self._drain()
+
+    async def _drain(self) -> None:
+        self.stopping = True
+        if self.running:
+            self.log.info("draining", tasks=len(self.running), timeout=self.s.drain_timeout)
+            _, pending = await asyncio.wait(list(self.running.values()), timeout=self.s.drain_timeout)
+            if pending:
+                self.log.warning("drain_timeout", unfinished=len(pending))
+        self.sandbox.close()
+        self.cache.close()
+        self.ipfs.close()
+        self.log.info("worker_stopped")
+
+    def _follow(self) -> None:
+        changed = False
+        while True:
+            reorg, events = self.stream.poll()
+            if reorg is not None:
+                self.log.warning("reorg", ancestor=reorg.common_ancestor, dropped=reorg.dropped)
+                self.view = MarketView()  # hints only: rebuilt from the deploy block, claims re-checked on chain
+                self.stream.cursor = StreamCursor(next_block=self.s.deploy_block)
+                changed = True
+                continue
+            for ev in events:
+                self.view.apply(ev)
+            changed = changed or bool(events)
+            if self.stream.cursor.next_block > self.w3.eth.block_number - self.s.confirmations:
+                break
+        if changed:
+            self._save()
+
+    def _advance_all(self) -> list[TaskRecord]:
+        """Advance committed/revealed tasks; return the unfinished earlier ones to restart (not running)."""
+        restart: list[TaskRecord] = []
+        for rec in self.journal.unfinished():
+            if rec.step < Step.COMMITTED:
+                if rec.task_key not in self.running and time.time() - rec.updated_at > 2.0 and not self.stopping:
+                    restart.append(rec)
+                continue
+            if rec.step in (Step.COMMITTED, Step.REVEALED):
+                with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
+                    new = self.pipeline.advance(rec)
+                    if new.step != rec.step:
+                        self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name,
+                                      outcome=new.data.get("outcome"))
+                    if new.finished:
+                        self.pipeline.cleanup(new)
+        return restart
+
+    # -- choosing and claiming ----------------------------------------------------------------------
+    def _candidates(self) -> list[tuple[JobView, int, str | None]]:
+        now = int(time.time())
+        mine = {r.task_key for r in self.journal.all()}
+        out: list[tuple[int, JobView, int, str | None]] = []
+        me = self.account.address
+        reputation = int(self.market.worker(me)["reputation"]) if self.view.jobs else 0
+        for job in self.view.jobs.values():
+            if job.closed or now + job.max_run_seconds + self.s.policy.safety_margin_s > job.deadline:
+                continue
+            app = self.view.apps.get(job.app_id)
+            if app is None or not self._accepts(job, reputation, now):
+                continue
+            taken = set(self.view.taken.get(job.job_id, []))
+            for index in range(job.num_tasks):
+                if index in taken or f"{job.job_id}:{index}" in mine:
+                    continue
+                if job.replication == 1:
+                    out.append((1, job, index, None))
+                    break
+                tid = task_id(job.job_id, index)
+                free, held = self.view.open_slots(job, tid, me)
+                if held:
+                    continue
+                busy = len(self.view.replicas.get(tid, {}))
+                if free:
+                    out.append((0 if busy else 1, job, index, None))
+                elif self.view.expired_replicas(tid, now):
+                    out.append((0, job, index, "reopenExpired"))
+                if len(out) > 16:
+                    break
+            for start, lease in self.view.leases.items():
+                if job.replication == 1 and lease.expiry < now and split_task_id(start)[0] == job.job_id:
+                    out.append((2, job, split_task_id(start)[1] + lease.count - 1, f"reopenLease:{start}"))
+        out.sort(key=lambda c: (c[0], c[1].job_id, c[2]))
+        return [(j, i, a) for _, j, i, a in out]
+
+    def _accepts(self, job: JobView, reputation: int, now: int) -> bool:
+        offer = Offer(job_id=job.job_id, task_index=0, app=str(job.app_id), requester=job.requester,
+                      reward=job.reward, cores=job.cores, memory_mb=job.memory_mb, gpus=job.gpus,
+                      arch=0 if not job.arch_mask or job.arch_mask & ARCH_BITS.get(self.caps.arch, 0)
+                      else 255, max_run_s=job.max_run_seconds, deadline=job.deadline,
+                      min_reputation=job.min_reputation)
+        d = decide(offer, self.caps, self.s.policy, now=dt.datetime.fromtimestamp(now), reputation=reputation,
+                   load=load_average() if self.s.policy.idle_only else 0.0, running=len(self.running))
+        if not d.accept:
+            self.log.debug("offer_refused", job_id=job.job_id, reason=d.reason)
+        return d.accept
+
+    async def _maybe_claim(self) -> None:
+        if self.stopping or len(self.running) >= self.s.policy.max_concurrent:
+            return
+        for job, index, action in (await asyncio.to_thread(self._candidates))[:4]:
+            await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
+            rec = await asyncio.to_thread(self._claim, job, index, action)
+            if rec is not None:
+                self._spawn(rec)
+                if len(self.running) >= self.s.policy.max_concurrent:
+                    return
+
+    def _claim(self, job: JobView, index: int, action: str | None) -> TaskRecord | None:
+        tid = task_id(job.job_id, index)
+        fns = self.market.contract.functions
+        try:
+            if action == "reopenExpired":
+                self.sender.transact(fns.reopenExpired(tid))
+            elif action and action.startswith("reopenLease:"):
+                self.sender.transact(fns.reopenLease(int(action.split(":")[1])))
+                return None  # the reopened tasks show up as free on the next poll
+            receipt = self.sender.transact(fns.claim(tid))
+        except TransactionReverted as exc:
+            if exc.error_name in LOST_RACE:
+                self.log.debug("claim_lost_race", job_id=job.job_id, task_index=index, error=exc.error_name)
+                self.view.replicas.setdefault(tid, {})  # the next poll brings the winner's event
+                return None
+            self.log.warning("claim_refused", job_id=job.job_id, task_index=index, error=str(exc))
+            return None
+        data: dict[str, Any] = {"job": job.model_dump(mode="json"), "app": self.view.apps[job.app_id].model_dump(),
+                                "claim_block": receipt["blockNumber"], "claim_tx": receipt["transactionHash"].hex()}
+        for ev in self.market.contract.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
+            data.update(replica=ev["args"]["replica"], expiry=ev["args"]["expiry"])
+        for ev in self.market.contract.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
+            data.update(expiry=ev["args"]["expiry"])
+        self.log.info("task_claimed", job_id=job.job_id, task_index=index, replica=data.get("replica"))
+        return self.journal.record(job.job_id, index, Step.CLAIMED, **data)
+
+    def _spawn(self, rec: TaskRecord) -> None:
+        async def go() -> None:
+            try:
+                with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
+                    new = await asyncio.to_thread(self.pipeline.run, rec)
+                self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name)
+                if new.finished:
+                    self.pipeline.cleanup(new)
+            except TasknetError as exc:
+                attempts = int(rec.data.get("attempts", 0)) + 1
+                step = Step.FAILED if attempts >= MAX_ATTEMPTS else rec.step
+                self.journal.record(rec.job_id, rec.task_index, step, note=str(exc), attempts=attempts,
+                                    error=str(exc))
+                self.log.error("task_error", job_id=rec.job_id, task_index=rec.task_index, error=str(exc),
+                               attempts=attempts, gave_up=step is Step.FAILED)
+            finally:
+                self.running.pop(rec.task_key, None)
+
+        self.running[rec.task_key] = asyncio.create_task(go())
+
+
+def _docker_or_fail() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+        return client
+    except Exception as exc:
+        raise WorkerError(f"Docker is not usable ({exc}); the worker runs every task in a container: start Docker "
+                          "('tasknet up' on the devnet, or 'systemctl start docker') or set DOCKER_HOST") from exc

@@ -1,0 +1,281 @@
+"""One task, step by step: inputs -> confined run -> canonical archive -> IPFS -> submit or commit.
+
+Each step is journaled before the next starts; ``run`` resumes a task from its last recorded step, so a crash
+at any point neither loses a result nor gets the worker slashed for its own restart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import docker
+from pydantic import ValidationError
+
+from oracle import get_logger
+from oracle.archive import encrypt_file, pack_result
+from oracle.exceptions import IpfsError, IpfsUnavailable, TasknetError, TransactionReverted
+from oracle.images import ImageError, image_exists, pull_by_digest, verify_image_digest
+from oracle.ipfs import IpfsClient
+from oracle.market import AppView, JobView, Market
+from oracle.models import InputsDocument
+from oracle.protocol import commitment, new_salt, task_id
+from oracle.tx import TxSender
+
+from ._cache import InputCache
+from ._journal import Journal, Step, TaskRecord
+from ._sandbox import Limits, RunResult, RunSpec, Sandbox
+from ._settings import WorkerSettings
+from .exceptions import InputError
+
+log = get_logger("worker.pipeline")
+
+#: stdout/stderr kept per task: part of the archive, hence of the digest, so it is a protocol constant
+LOG_CAP = 1 << 20
+
+
+class TaskLost(TasknetError):
+    """Our claim on the task is gone (expired, reorged away, or the task settled without us)."""
+
+
+class Pipeline:
+    def __init__(self, settings: WorkerSettings, market: Market, sender: TxSender, ipfs: IpfsClient,
+                 cache: InputCache, sandbox: Sandbox, docker_client: docker.DockerClient, journal: Journal) -> None:
+        self.s = settings
+        self.market = market
+        self.sender = sender
+        self.ipfs = ipfs
+        self.cache = cache
+        self.sandbox = sandbox
+        self.docker = docker_client
+        self.journal = journal
+        self.me = sender.address
+        self.work = settings.state_dir / "tasks"
+        self._docs: dict[str, InputsDocument | str] = {}
+
+    # -- entry ------------------------------------------------------------------------------------
+    def run(self, rec: TaskRecord) -> TaskRecord:
+        """Drive ``rec`` as far as this worker can alone (up to DONE for R = 1, COMMITTED for R > 1)."""
+        job = JobView.model_validate(rec.data["job"])
+        bound = log.bind(job_id=job.job_id, task_index=rec.task_index)
+        try:
+            if rec.step < Step.UPLOADED:
+                self._check_claim(job, rec)
+                rec = self._produce(job, AppView.model_validate(rec.data["app"]), rec)
+            if job.replication == 1 and rec.step == Step.UPLOADED:
+                rec = self._submit(job, rec)
+            elif rec.step == Step.UPLOADED:
+                rec = self._commit(job, rec)
+        except TaskLost as exc:
+            bound.warning("task_lost", reason=str(exc))
+            rec = self.journal.record(job.job_id, rec.task_index, Step.LOST, note=str(exc), reason=str(exc))
+        return rec
+
+    # -- producing the result -----------------------------------------------------------------------
+    def _produce(self, job: JobView, app: AppView, rec: TaskRecord) -> TaskRecord:
+        index = rec.task_index
+        folder = self.work / f"{job.job_id}-{index}"
+        shutil.rmtree(folder, ignore_errors=True)
+        dirs = {name: folder / name for name in ("in", "out", "logs")}
+        for d in dirs.values():
+            d.mkdir(parents=True)
+        self._fault("crash-after-claim")
+        run: RunResult | None = None
+        error: str | None = None
+        try:
+            command = self._prepare_inputs(job, index, dirs["in"])
+            self.journal.record(job.job_id, index, Step.INPUTS_READY)
+            run = self._execute(job, app, command, dirs)
+        except (InputError, ValidationError, ImageError) as exc:
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
+        except IpfsUnavailable:
+            raise  # transient: the daemon retries the task later
+        except IpfsError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+        rec = self.journal.record(job.job_id, index, Step.RAN, reason=run.reason.value if run else "input-error",
+                                  exit_code=run.exit_code if run else None, error=error,
+                                  run_seconds=run.run_seconds if run else 0.0)
+        self._fault("crash-after-run")
+        return self._publish(job, app, rec, dirs, run, error)
+
+    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path) -> list[str]:
+        doc = self._inputs_doc(job.inputs_cid)
+        spec = doc.task(index)
+        for ref in spec.inputs:
+            dest = in_dir / ref.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self.cache.fetch_to(ref.uri, dest)
+        return spec.args
+
+    def _inputs_doc(self, cid: str) -> InputsDocument:
+        cached = self._docs.get(cid)
+        if isinstance(cached, InputsDocument):
+            return cached
+        if isinstance(cached, str):
+            raise InputError(cached)
+        try:
+            doc = InputsDocument.model_validate(self.ipfs.cat_json(cid, max_bytes=16 << 20))
+        except ValidationError as exc:
+            msg = f"the inputs document {cid} is malformed: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
+            self._docs[cid] = msg
+            raise InputError(msg) from exc
+        except IpfsUnavailable:
+            raise
+        except IpfsError as exc:
+            raise InputError(f"the inputs document {cid} cannot be read: {exc}") from exc
+        self._docs[cid] = doc
+        return doc
+
+    def _ensure_image(self, app: AppView) -> None:
+        if image_exists(self.docker, app.image_digest):
+            verify_image_digest(self.docker, app.image_digest, app.image_digest)
+            return
+        if image_exists(self.docker, app.image_ref):
+            verify_image_digest(self.docker, app.image_ref, app.image_digest)
+            return
+        pull_by_digest(self.docker, app.image_ref, expected_id=app.image_digest)
+
+    def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path]) -> RunResult:
+        self._ensure_image(app)
+        limits = Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
+                        memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
+                        output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
+        return self.sandbox.run(RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command,
+                                        input_dir=dirs["in"], output_dir=dirs["out"], log_dir=dirs["logs"],
+                                        limits=limits, task=f"{job.job_id}-{dirs['in'].parent.name}"))
+
+    def _publish(self, job: JobView, app: AppView, rec: TaskRecord, dirs: dict[str, Path], run: RunResult | None,
+                 error: str | None) -> TaskRecord:
+        folder = dirs["in"].parent
+        logs: dict[str, Path] = {}
+        if run is not None:
+            logs = {"stdout.txt": run.stdout_path, "stderr.txt": run.stderr_path}
+        status = folder / "status.txt"
+        status.write_text(f"reason: {run.reason.value if run else 'input-error'}\n"
+                          f"exit_code: {run.exit_code if run else ''}\n" + (f"error: {error}\n" if error else ""))
+        logs["status.txt"] = status
+        if self.s.fault == "wrong-result":
+            self._corrupt(dirs["out"])
+        det = app.deterministic_file if run is not None and run.ok and app.deterministic_file else None
+        packed = pack_result(dirs["out"], folder / "result.tar", logs=logs, deterministic_file=det)
+        upload = packed.archive_path
+        if job.encryption_key:
+            upload = folder / "result.tar.sealed"
+            encrypt_file(packed.archive_path, upload, job.encryption_key)
+        cid = self.ipfs.add_file(upload)
+        return self.journal.record(job.job_id, rec.task_index, Step.UPLOADED, digest="0x" + packed.digest,
+                                   cid=cid, salt="0x" + new_salt().hex(), archive_sha256=packed.archive_sha256)
+
+    @staticmethod
+    def _corrupt(out: Path) -> None:
+        """Fault injection ('wrong-result'): change every output file, as a lying or broken worker would."""
+        files = [p for p in sorted(out.rglob("*")) if p.is_file()]
+        for p in files:
+            data = bytearray(p.read_bytes())
+            for i in range(0, len(data), 97):
+                data[i] ^= 0x5A
+            p.write_bytes(bytes(data))
+        if not files:
+            (out / "lie.txt").write_text("not the real result\n")
+
+    def _fault(self, point: str) -> None:
+        if self.s.fault == point:
+            log.warning("fault_injected", point=point)
+            os._exit(137)
+
+    # -- chain steps ---------------------------------------------------------------------------------
+    def _check_claim(self, job: JobView, rec: TaskRecord) -> None:
+        tid = task_id(job.job_id, rec.task_index)
+        now = int(time.time())
+        if job.replication == 1:
+            lease = self.market.lease(tid)
+            if lease["worker"].lower() != self.me.lower():
+                raise TaskLost(f"task {tid}: the lease is no longer ours")
+            if lease["expiry"] <= now:
+                raise TaskLost(f"task {tid}: the lease expired at {lease['expiry']}")
+        else:
+            replica = self.market.replica(tid, rec.data["replica"])
+            if replica["worker"].lower() != self.me.lower():
+                raise TaskLost(f"task {tid}: replica {rec.data['replica']} is no longer ours")
+            if replica["expiry"] <= now:
+                raise TaskLost(f"task {tid}: the claim expired at {replica['expiry']}")
+
+    def _submit(self, job: JobView, rec: TaskRecord) -> TaskRecord:
+        tid = task_id(job.job_id, rec.task_index)
+        fn = self.market.contract.functions.submit(tid, bytes.fromhex(rec.data["digest"][2:]), rec.data["cid"], b"")
+        try:
+            receipt = self.sender.transact(fn)
+        except TransactionReverted as exc:
+            if self._already_submitted(tid, rec):
+                return self.journal.record(job.job_id, rec.task_index, Step.DONE, note="submitted before a restart")
+            raise TaskLost(f"submit of task {tid} reverted: {exc}") from exc
+        return self.journal.record(job.job_id, rec.task_index, Step.DONE, tx=receipt["transactionHash"].hex(),
+                                   gas=receipt["gasUsed"], outcome="paid")
+
+    def _already_submitted(self, tid: int, rec: TaskRecord) -> bool:
+        logs = self.market.contract.events.ResultSubmitted().get_logs(
+            from_block=rec.data.get("claim_block", 0), argument_filters={"taskId": tid})
+        return any(e["args"]["worker"].lower() == self.me.lower() for e in logs)
+
+    def _commit(self, job: JobView, rec: TaskRecord) -> TaskRecord:
+        tid = task_id(job.job_id, rec.task_index)
+        c = commitment(tid, rec.data["digest"], rec.data["salt"], self.me)
+        replica = self.market.replica(tid, rec.data["replica"])
+        if bytes(replica["hash"]) != c:  # not committed before a crash
+            try:
+                self.sender.transact(self.market.contract.functions.commit(tid, c))
+            except TransactionReverted as exc:
+                raise TaskLost(f"commit of task {tid} reverted: {exc}") from exc
+        rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex())
+        self._fault("crash-after-commit")
+        return rec
+
+    def advance(self, rec: TaskRecord) -> TaskRecord:
+        """For R > 1 after the commit: reveal when the phase opens, finalize when possible. Cheap; idempotent."""
+        job = JobView.model_validate(rec.data["job"])
+        tid = task_id(job.job_id, rec.task_index)
+        t = self.market.task(tid)
+        if t["status"] != 1:  # Finalized (2) or Failed (3)
+            outcome = self._outcome(tid, rec, t["status"])
+            return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome=outcome)
+        now = int(time.time())
+        if rec.step == Step.COMMITTED:
+            all_in = bin(t["committed"]).count("1") == t["target"]
+            if all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
+                return self._reveal(job, tid, rec)
+        elif rec.step == Step.REVEALED:
+            done = bin(t["revealed"]).count("1") == t["target"]
+            if done or (t["revealDeadline"] and now > t["revealDeadline"]):
+                try:
+                    self.sender.transact(self.market.contract.functions.finalize(tid))
+                except TransactionReverted as exc:
+                    if exc.error_name not in ("MarketplaceTaskNotActive", "MarketplaceNotFinalizable"):
+                        raise
+        return rec
+
+    def _reveal(self, job: JobView, tid: int, rec: TaskRecord) -> TaskRecord:
+        fn = self.market.contract.functions.reveal(tid, bytes.fromhex(rec.data["digest"][2:]),
+                                                   bytes.fromhex(rec.data["salt"][2:]), rec.data["cid"], b"")
+        try:
+            self.sender.transact(fn)
+        except TransactionReverted as exc:
+            if exc.error_name == "MarketplaceRevealNotOpen":
+                return rec
+            if exc.error_name != "MarketplaceAlreadyRevealed":
+                return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=f"reveal reverted: {exc}")
+        return self.journal.record(job.job_id, rec.task_index, Step.REVEALED)
+
+    def _outcome(self, tid: int, rec: TaskRecord, status: int) -> str:
+        if status == 3:
+            return "task-failed"
+        events = self.market.contract.events.TaskFinalized().get_logs(
+            from_block=rec.data.get("claim_block", 0), argument_filters={"taskId": tid})
+        if not events:
+            return "finalized"
+        winner = "0x" + bytes(events[-1]["args"]["resultDigest"]).hex()
+        return "won" if winner == rec.data.get("digest") else "outvoted"
+
+    def cleanup(self, rec: TaskRecord) -> None:
+        shutil.rmtree(self.work / f"{rec.job_id}-{rec.task_index}", ignore_errors=True)
