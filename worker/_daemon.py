@@ -63,7 +63,9 @@ class Worker:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.state_dir / "journal.db")
         self.ipfs = IpfsClient(settings.ipfs_api)
-        self.cache = InputCache(settings.state_dir / "cache", max_bytes=settings.policy.cache_max_bytes, ipfs=self.ipfs)
+        self.cache = InputCache(settings.state_dir / "cache", max_bytes=settings.policy.cache_max_bytes,
+                                ipfs=self.ipfs, timeout=settings.input_timeout,
+                                max_input_bytes=min(settings.max_input_mb << 20, settings.policy.cache_max_bytes))
         if not image_exists(self.docker, BUSYBOX_BASE):
             build_busybox_base(self.docker)
         self.sandbox = Sandbox(self.docker, owner=self.account.address.lower())
@@ -226,8 +228,16 @@ class Worker:
             for start, lease in self.view.leases.items():
                 if job.replication == 1 and lease.expiry < now and split_task_id(start)[0] == job.job_id:
                     out.append((2, job, split_task_id(start)[1] + lease.count - 1, f"reopenLease:{start}"))
-        out.sort(key=lambda c: (c[0], c[1].job_id, c[2]))
+        out.sort(key=lambda c: (0 if self._inputs_cached(c[1], c[2]) else 1, c[0], c[1].job_id, c[2]))
         return [(j, i, a) for _, j, i, a in out]
+
+    def _inputs_cached(self, job: JobView, index: int) -> bool:
+        """Data-driven scheduling: True when every input of the task is already in the local cache."""
+        try:
+            refs = self.pipeline._inputs_doc(job.inputs_cid).task(index).inputs
+        except (TasknetError, IndexError):
+            return False
+        return bool(refs) and all(self.cache.contains(r.uri) for r in refs)
 
     def _accepts(self, job: JobView, reputation: int, now: int) -> bool:
         offer = Offer(job_id=job.job_id, task_index=0, app=str(job.app_id), requester=job.requester,
@@ -270,6 +280,7 @@ class Worker:
             self.log.warning("claim_refused", job_id=job.job_id, task_index=index, error=str(exc))
             return None
         data: dict[str, Any] = {"job": job.model_dump(mode="json"), "app": self.view.apps[job.app_id].model_dump(),
+                                "dataset": self.view.datasets.get(job.dataset_id) if job.dataset_id else None,
                                 "claim_block": receipt["blockNumber"], "claim_tx": receipt["transactionHash"].hex()}
         for ev in self.market.contract.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
             data.update(replica=ev["args"]["replica"], expiry=ev["args"]["expiry"])

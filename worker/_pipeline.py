@@ -15,7 +15,7 @@ import docker
 from pydantic import ValidationError
 
 from oracle import get_logger
-from oracle.archive import encrypt_file, pack_result
+from oracle.archive import encrypt_file, pack_result, sha256_file
 from oracle.exceptions import IpfsError, IpfsUnavailable, TasknetError, TransactionReverted
 from oracle.images import ImageError, image_exists, pull_by_digest, verify_image_digest
 from oracle.ipfs import IpfsClient
@@ -28,7 +28,7 @@ from ._cache import InputCache
 from ._journal import Journal, Step, TaskRecord
 from ._sandbox import Limits, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
-from .exceptions import InputError
+from .exceptions import InputCorrupt, InputError
 
 log = get_logger("worker.pipeline")
 
@@ -85,7 +85,7 @@ class Pipeline:
         run: RunResult | None = None
         error: str | None = None
         try:
-            command = self._prepare_inputs(job, index, dirs["in"])
+            command = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
             self.journal.record(job.job_id, index, Step.INPUTS_READY)
             run = self._execute(job, app, command, dirs)
         except (InputError, ValidationError, ImageError) as exc:
@@ -100,14 +100,25 @@ class Pipeline:
         self._fault("crash-after-run")
         return self._publish(job, app, rec, dirs, run, error)
 
-    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path) -> list[str]:
+    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None) -> list[str]:
         doc = self._inputs_doc(job.inputs_cid)
         spec = doc.task(index)
         for ref in spec.inputs:
             dest = in_dir / ref.path
             dest.parent.mkdir(parents=True, exist_ok=True)
             self.cache.fetch_to(ref.uri, dest)
+        if dataset is not None:
+            self._fetch_dataset(dataset, in_dir / "dataset")
         return spec.args
+
+    def _fetch_dataset(self, dataset: dict[str, str], dest: Path) -> None:
+        """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum."""
+        self.cache.fetch_to(f"ipfs://{dataset['cid']}", dest)
+        digest = sha256_file(dest)
+        expected = dataset["checksum"].removeprefix("0x")
+        if digest != expected:
+            raise InputCorrupt(f"dataset {dataset['cid']} has sha256 {digest}, but its registered checksum is "
+                               f"{expected}; the dataset owner must re-register it")
 
     def _inputs_doc(self, cid: str) -> InputsDocument:
         cached = self._docs.get(cid)

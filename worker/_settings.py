@@ -43,6 +43,8 @@ class WorkerSettings(BaseSettings):
     stake: int = Field(0, ge=0, description="top the stake up to this amount at start (token wei)")
     policy: Policy = Field(default_factory=Policy)
     memory_per_task_mb: int = Field(512, ge=32)
+    input_timeout: float = Field(120.0, gt=0, description="seconds to fetch one input before the task fails")
+    max_input_mb: int = Field(1024, ge=1, description="largest single input accepted")
     output_cap_mb: int = Field(256, ge=1)
     fault: Literal["none", "wrong-result", "crash-after-claim", "crash-after-run", "crash-after-commit"] = Field(
         "none", description="fault injection for demos and reliability tests: never set it on a real worker")

@@ -51,7 +51,9 @@ class MarketView(BaseModel):
             self.apps[a["appId"]].deprecated = True
 
     def _on_DatasetRegistered(self, a: dict[str, Any]) -> None:
-        self.datasets[a["datasetId"]] = {"cid": a["cid"], "checksum": a["checksum"], "owner": a["owner"]}
+        checksum = a["checksum"]
+        self.datasets[a["datasetId"]] = {"cid": a["cid"], "owner": a["owner"],
+                                         "checksum": checksum if isinstance(checksum, str) else "0x" + checksum.hex()}
 
     # -- jobs -------------------------------------------------------------------------------------
     def _on_JobPosted(self, a: dict[str, Any]) -> None:

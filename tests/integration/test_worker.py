@@ -111,3 +111,138 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
         assert info["locked"] == 0 and info["slashes"] == 0 and info["reputation"] == 10
         # deposited 10, staked 5, earned 10 tasks x reward 0.1 (a task pays 2 x 0.1, shared by 2 winners)
         assert market.balance(a.address) == 5 * ETHER + 10 * ETHER // 10
+
+
+# --- crashes: the worker process dies abruptly (os._exit at the named point, as kill -9 would) ------------
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+
+def worker_process(cfg: WorkerSettings, path: Path, fault: str = "none") -> subprocess.Popen[bytes]:
+    doc = json.loads(cfg.model_dump_json())
+    doc["private_key"] = cfg.private_key.get_secret_value()
+    doc.pop("password", None)
+    path.write_text(json.dumps(doc))
+    return subprocess.Popen([sys.executable, "-m", "tasknet.cli", "--json-logs", "worker", "run", "--config",
+                             str(path), "--fault", fault], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("fault", ["crash-after-claim", "crash-after-run"])
+def test_worker_killed_mid_task_resumes_on_restart_and_keeps_its_stake(anvil, w3, accounts, market, ipfs,
+                                                                       docker_client, echo_digest, tmp_path,
+                                                                       fault) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[6])
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1)
+    cfg = settings(anvil, ipfs, market, accounts[6], tmp_path / "w")
+    crashed = worker_process(cfg, tmp_path / "cfg.json", fault)
+    assert crashed.wait(120) == 137, crashed.stderr.read().decode()[-2000:] if crashed.stderr else ""
+    assert "fault_injected" in crashed.stderr.read().decode()
+    rec = Journal(tmp_path / "w" / "journal.db").get(job_id, 0)
+    assert rec is not None and rec.step in (Step.CLAIMED, Step.RAN) and market.job(job_id)["finished"] == 0
+    restarted = worker_process(cfg, tmp_path / "cfg.json")
+    try:
+        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the resumed task to finish")
+    finally:
+        restarted.terminate()
+        restarted.wait(60)
+    info = market.worker(accounts[6].address)
+    assert info["stake"] == 5 * ETHER and info["locked"] == 0 and info["slashes"] == 0
+    history = [s for s, _ in Journal(tmp_path / "w" / "journal.db").history(job_id, 0)]
+    assert history.count(Step.CLAIMED) == 1  # resumed, not claimed twice
+
+
+def test_worker_killed_after_commit_reveals_after_restart(anvil, w3, accounts, market, ipfs, docker_client,
+                                                          echo_digest, tmp_path) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    for a in (accounts[6], accounts[7]):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, replication=2)
+    cfg = settings(anvil, ipfs, market, accounts[6], tmp_path / "w6", policy={"max_concurrent": 1})
+    crashed = worker_process(cfg, tmp_path / "cfg.json", "crash-after-commit")
+    assert crashed.wait(120) == 137
+    assert Journal(tmp_path / "w6" / "journal.db").get(job_id, 0).step is Step.COMMITTED
+    helper = Worker(settings(anvil, ipfs, market, accounts[7], tmp_path / "w7"), docker_client=docker_client)
+    restarted = worker_process(cfg, tmp_path / "cfg.json")
+    try:
+        with running(helper):
+            wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finalize")
+    finally:
+        restarted.terminate()
+        restarted.wait(60)
+    final = market.contract.events.TaskFinalized().get_logs(from_block=0)
+    assert final and final[-1]["args"]["winners"] == 2
+    assert market.worker(accounts[6].address)["slashes"] == 0
+
+
+# --- bad apps, bad inputs, policy ---------------------------------------------------------------------
+def _status_of(ipfs, market: Market, tid: int, tmp: Path) -> str:
+    from oracle.archive import unpack_result
+
+    cid = next(e["args"]["resultCID"] for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
+               if e["args"]["taskId"] == tid)
+    (tmp / "a.tar").write_bytes(ipfs.cat(cid))
+    unpack_result(tmp / "a.tar", tmp / f"u{tid}")
+    return (tmp / f"u{tid}" / "logs" / "status.txt").read_text()
+
+
+def test_failures_become_clean_results_and_the_worker_keeps_serving(anvil, w3, accounts, market, ipfs,
+                                                                    docker_client, echo_digest, tmp_path) -> None:
+    """A failing app, an unknown input CID and a malformed inputs document each end as a published failure
+    result with a clear reason; a good job posted afterwards is still served."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[4])
+    failing = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1,
+                       doc={"tasks": [{"args": ["fail"]}]})
+    unknown = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    missing = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1,
+                       doc={"tasks": [{"inputs": [{"uri": f"ipfs://{unknown}", "path": "data.txt"}]}]})
+    malformed = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, doc={"tasks": [{"inputs": [
+        {"uri": "ipfs://bafy-not-a-cid", "path": "../../etc/passwd"}]}]})
+    good = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2)
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", input_timeout=3),
+                    docker_client=docker_client)
+    with running(worker):
+        wait_for(lambda: all(market.job(j)["finished"] == n for j, n in
+                             ((failing, 1), (missing, 1), (malformed, 1), (good, 2))), what="all jobs settled")
+    assert "reason: nonzero-exit" in _status_of(ipfs, market, task_id(failing, 0), tmp_path)
+    assert "InputUnavailable" in _status_of(ipfs, market, task_id(missing, 0), tmp_path)
+    assert "malformed" in _status_of(ipfs, market, task_id(malformed, 0), tmp_path)
+    assert "reason: ok" in _status_of(ipfs, market, task_id(good, 1), tmp_path)
+
+
+def test_policy_blocked_app_and_too_short_deadline_are_never_claimed(anvil, w3, accounts, market, ipfs,
+                                                                     docker_client, echo_digest, tmp_path) -> None:
+    blocked_app = register_app(w3, market, accounts[2], echo_digest)
+    ok_app = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[4])
+    blocked_job = post_job(w3, market, accounts[1], ipfs, blocked_app, tasks=1)
+    # max run 600 s + the worker's 30 s margin cannot fit before a deadline 300 s away
+    tight_job = post_job(w3, market, accounts[1], ipfs, ok_app, tasks=1, max_run=200, deadline_s=300)
+    ok_job = post_job(w3, market, accounts[1], ipfs, ok_app, tasks=1)
+    cfg = settings(anvil, ipfs, market, accounts[4], tmp_path / "w",
+                   policy={"blocked_apps": [str(blocked_app)], "safety_margin_s": 120})
+    with running(Worker(cfg, docker_client=docker_client)):
+        wait_for(lambda: market.job(ok_job)["finished"] == 1, what="the allowed job")
+        time.sleep(1.0)
+    assert not market.is_taken(task_id(blocked_job, 0))
+    assert not market.is_taken(task_id(tight_job, 0))
+
+
+def test_warm_cache_task_is_preferred(anvil, w3, accounts, market, ipfs, docker_client, echo_digest,
+                                      tmp_path) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[4])
+    cold = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, data=b"cold input\n")
+    warm = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, data=b"warm input\n")
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
+    worker.cache.fetch(f"ipfs://{ipfs.add_bytes(b'warm input' + chr(10).encode())}")
+    worker._follow()
+    order = [(j.job_id, i) for j, i, _ in worker._candidates()]
+    assert order[:2] == [(warm, 0), (cold, 0)]
