@@ -1,12 +1,30 @@
-"""Deploying the Tasknet contracts (used by ``tasknet up`` and by the test fixtures)."""
+"""Deploying the Tasknet contracts (used by ``tasknet up`` and by the test fixtures).
+
+Five deployments, in order: the payment token (``TestToken``), the app/dataset registry
+(``MarketplaceRegistry``), the linked libraries ``ReplicaLogic`` (R > 1 consensus) and ``AccountLogic`` (workers,
+parameters, job bookkeeping), which the marketplace DELEGATECALLs so each contract stays under the 24 KiB
+code-size limit, and the ``Marketplace`` itself.
+"""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 from pydantic import BaseModel
 from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError, Web3RPCError
 
-from ._chain import deploy
+from ._artifacts import load_artifact
+from ._chain import _reverted, _send_raw, deploy
+from .exceptions import ArtifactError, ChainError
+
+#: Libraries the marketplace links against: artifact name -> fully qualified source name.
+LINKED_LIBRARIES = {"ReplicaLogic": "contracts/libraries/ReplicaLogic.sol:ReplicaLogic",
+                    "AccountLogic": "contracts/libraries/AccountLogic.sol:AccountLogic"}
 
 
 class Deployment(BaseModel):
@@ -14,8 +32,61 @@ class Deployment(BaseModel):
     deploy_block: int
 
 
-def deploy_all(w3: Web3, deployer: LocalAccount) -> Deployment:
-    """Deploy the payment token and the marketplace; return their addresses and the first deploy block."""
+def link_bytecode(bytecode: str, libraries: dict[str, str]) -> str:
+    """Replace solc's ``__$<keccak(fq name)[:34]>$__`` placeholders with library addresses.
+
+    ``libraries`` maps a fully qualified name (``path.sol:Name``) to its address. Raises
+    :class:`ArtifactError` if a placeholder is left unresolved.
+    """
+    for fq_name, address in libraries.items():
+        placeholder = "__$" + keccak(text=fq_name).hex().removeprefix("0x")[:34] + "$__"
+        bytecode = bytecode.replace(placeholder, address.lower().removeprefix("0x"))
+    missing = re.findall(r"__\$[0-9a-f]{34}\$__", bytecode)
+    if missing:
+        raise ArtifactError(f"unlinked library placeholders {sorted(set(missing))} in bytecode; pass their "
+                            "addresses (see oracle._deploy.LINKED_LIBRARIES)")
+    return bytecode
+
+
+def deploy_linked(w3: Web3, name: str, libraries: dict[str, str], *args: Any, sender: LocalAccount,
+                  timeout: float = 120.0) -> Contract:
+    """Like :func:`oracle.deploy` for a contract whose bytecode links ``libraries`` (fq name -> address)."""
+    art = load_artifact(name)
+    factory = w3.eth.contract(abi=art["abi"], bytecode=link_bytecode(art["bytecode"], libraries))
+    ctor = factory.constructor(*args)
+    params: dict[str, Any] = {
+        "from": sender.address,
+        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+        "chainId": w3.eth.chain_id,
+    }
+    try:
+        params["gas"] = int(ctor.estimate_gas({"from": sender.address}) * 1.2) + 50_000
+    except (ContractLogicError, Web3RPCError) as exc:
+        raise _reverted(exc, [art["abi"]], f"deploying {name}") from exc
+    signed = sender.sign_transaction(ctor.build_transaction(params))
+    receipt = _send_raw(w3, signed.raw_transaction, [art["abi"]], f"deploying {name}", timeout)
+    address = receipt["contractAddress"]
+    if address is None:
+        raise ChainError(f"deploying {name}: the receipt has no contract address")
+    return w3.eth.contract(address=address, abi=art["abi"])
+
+
+def deploy_all(w3: Web3, deployer: LocalAccount, *, treasury: str | None = None) -> Deployment:
+    """Deploy the payment token and the marketplace; return their addresses and the first deploy block.
+
+    Names: ``TestToken``, ``MarketplaceRegistry``, ``ReplicaLogic``, ``AccountLogic``, ``Marketplace``. The deployer owns the
+    marketplace; slashed stake and fees go to ``treasury`` (default: the deployer).
+    """
     start = w3.eth.block_number + 1
     token = deploy(w3, "TestToken", sender=deployer)
-    return Deployment(contracts={"TestToken": token.address}, deploy_block=start)
+    registry = deploy(w3, "MarketplaceRegistry", sender=deployer)
+    libraries = {name: deploy(w3, name, sender=deployer).address for name in LINKED_LIBRARIES}
+    market = deploy_linked(
+        w3, "Marketplace", {LINKED_LIBRARIES[name]: address for name, address in libraries.items()},
+        token.address, registry.address, treasury or deployer.address, sender=deployer,
+    )
+    return Deployment(
+        contracts={"TestToken": token.address, "MarketplaceRegistry": registry.address, **libraries,
+                   "Marketplace": market.address},
+        deploy_block=start,
+    )

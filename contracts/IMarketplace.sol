@@ -1,0 +1,494 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+/// @title IMarketplace
+/// @notice The Tasknet marketplace: one ERC-20 escrow, app/dataset/worker registries, bag-of-tasks jobs,
+/// replicated commit-reveal consensus, single-replica range leases, signed relays and result callbacks.
+/// @dev Task ids are `(uint256(jobId) << 32) | index`: a job of N tasks owns ids `jobId<<32 .. jobId<<32 + N-1`
+/// and nothing is stored for a task until it is claimed (a bag of 10,000 tasks costs one posting).
+/// See contracts/PROTOCOL.md for the lifecycle, the storage layout and the gas figures.
+interface IMarketplace {
+    // ---------------------------------------------------------------------------------------------
+    // Types
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Owner-tunable parameters (each bounded, see {setParams}). Two slots, grouped by reader:
+    /// slot 0 (claims, commits) = minStake(96) | claimGrace(32) | commitWindow(32) | revealWindow(32) |
+    ///                            unstakeDelay(32) | callbackGas(32);
+    /// slot 1 (postings) = replicaStake(80) | feeBps(16) | maxReplicas(8) | maxSlashes(8).
+    struct Params {
+        uint96 minStake; // total stake a worker must hold to claim
+        uint32 claimGrace; // seconds added to a job's maxRunSeconds to get a claim's expiry
+        uint32 commitWindow; // seconds after a task's first commit during which the others may commit
+        uint32 revealWindow; // seconds reveals stay open once the reveal phase started
+        uint32 unstakeDelay; // seconds between requestUnstake and withdrawUnstaked
+        uint32 callbackGas; // gas handed to a job's callback contract
+        uint80 replicaStake; // stake locked per claimed replica (snapshotted into each job at posting)
+        uint16 feeBps; // protocol fee on rewards, in basis points (snapshotted per job)
+        uint8 maxReplicas; // replica cap of a task, extra replicas included (<= 16)
+        uint8 maxSlashes; // a worker slashed this many times is banned
+    }
+
+    /// @notice What a requester posts. Everything here is emitted in {JobPosted}; only what claims and
+    /// settlement need is stored.
+    struct JobParams {
+        uint32 appId;
+        uint32 datasetId; // 0 = no dataset
+        uint32 numTasks; // N >= 1
+        uint8 replication; // R >= 1: replicas per task
+        uint96 reward; // paid per replica (a task's pool is R * reward, shared by the winners)
+        uint32 deadline; // unix seconds; after it every unfinished task is refunded by {closeJob}
+        uint32 maxRunSeconds; // per task; a claim expires after maxRunSeconds + claimGrace
+        uint16 cores; // minimum worker capabilities ...
+        uint32 memoryMB;
+        uint8 gpus;
+        uint8 archMask; // bit set of accepted architectures (0 = any); see PROTOCOL.md
+        uint32 minReputation;
+        address callback; // 0 = none; else an {ITaskCallback} contract
+        string inputsCID; // IPFS document listing each task's arguments and input URIs
+        bytes encryptionKey; // optional requester public key results are encrypted to
+    }
+
+    /// @notice A worker. Two slots:
+    /// slot 0 = stake(96) | locked(96) | reputation(32) | slashes(16) | flags(8) (bit 0 registered, bit 1 banned);
+    /// slot 1 = unstaking(96) | unstakeAt(40) | cores(16) | memoryMB(32) | gpus(8) | archMask(8).
+    struct Worker {
+        uint96 stake; // staked, including `locked`
+        uint96 locked; // part of `stake` locked by live claims; never leaves except by slashing
+        uint32 reputation;
+        uint16 slashes;
+        uint8 flags;
+        uint96 unstaking; // requested out of the stake, withdrawable at `unstakeAt`
+        uint40 unstakeAt;
+        uint16 cores;
+        uint32 memoryMB;
+        uint8 gpus;
+        uint8 archMask;
+    }
+
+    /// @notice A job. Three slots, grouped so a result submission reads only slots 1 and 2:
+    /// slot 0 = requester(160) | deadline(32) | maxRunSeconds(32) | replication(8) | cores(16) | gpus(8);
+    /// slot 1 = numTasks | settled | finished | appId | datasetId | minReputation | memoryMB (32 each) |
+    ///          feeBps(16) | flags(8) | archMask(8);
+    /// slot 2 = reward(96) | replicaStake(80) | ownersPrice(80).
+    /// A job with a callback or a dataset has a fourth slot, {JobExtras}, written only then.
+    struct Job {
+        address requester;
+        uint32 deadline;
+        uint32 maxRunSeconds;
+        uint8 replication;
+        uint16 cores;
+        uint8 gpus;
+        uint32 numTasks;
+        uint32 settled; // tasks finished, failed or cancelled (their escrow left the job)
+        uint32 finished; // tasks finished with a result (app and dataset owners are paid for these)
+        uint32 appId;
+        uint32 datasetId;
+        uint32 minReputation;
+        uint32 memoryMB;
+        uint16 feeBps;
+        uint8 flags; // bit 0 closed, bit 1 has a callback
+        uint8 archMask;
+        uint96 reward;
+        uint80 replicaStake; // locked per claimed replica (snapshot of the parameter at posting)
+        uint80 ownersPrice; // appPrice + datasetPrice, paid per finished task
+    }
+
+    /// @notice The optional part of a job (one slot): callback(160) | datasetPrice(88).
+    struct JobExtras {
+        address callback;
+        uint88 datasetPrice;
+    }
+
+    /// @notice Status of a task of a replicated job (R > 1).
+    enum TaskStatus {
+        None, // never claimed (or R = 1: see {isTaken})
+        Active,
+        Finalized,
+        Failed
+    }
+
+    /// @notice Consensus state of a task of a replicated job (R > 1). One slot:
+    /// status(8) | target(8) | occupied(16) | committed(16) | revealed(16) | commitDeadline(40) | revealDeadline(40).
+    /// The three masks have bit i set when replica slot i is claimed / committed / revealed.
+    struct Task {
+        TaskStatus status;
+        uint8 target; // replicas wanted: R, plus 2 per extra round
+        uint16 occupied;
+        uint16 committed;
+        uint16 revealed;
+        uint40 commitDeadline; // 0 until the round's first commit
+        uint40 revealDeadline; // 0 until the round's first commit
+    }
+
+    /// @notice One replica of a task (R > 1). Two slots: worker(160) | expiry(40); hash.
+    struct Replica {
+        address worker;
+        uint40 expiry; // the claim must be committed by then
+        bytes32 hash; // the commitment, replaced by the result digest at reveal
+    }
+
+    /// @notice A lease on a contiguous range of tasks of a single-replica job (R = 1). One slot:
+    /// worker(160) | expiry(40) | count(16) | done(16). Keyed by its first task id.
+    struct Lease {
+        address worker;
+        uint40 expiry;
+        uint16 count;
+        uint16 done; // results are submitted in index order: tasks start .. start+done-1 are finished
+    }
+
+    /// @notice A commit signed by its worker (EIP-712 `Commit`) for {relayCommits}.
+    struct SignedCommit {
+        uint256 taskId;
+        bytes32 commitment;
+        bytes signature;
+    }
+
+    /// @notice A reveal signed by its worker (EIP-712 `Reveal`) for {relayReveals}.
+    struct SignedReveal {
+        uint256 taskId;
+        bytes32 resultDigest;
+        bytes32 salt;
+        string resultCID;
+        bytes callbackData;
+        bytes signature;
+    }
+
+    /// @notice Results for the next tasks of a lease, signed by its worker (EIP-712 `Results`), for {relayResults}.
+    struct ResultBatch {
+        uint256 startTaskId; // the lease
+        uint256 firstTaskId; // must equal startTaskId + lease.done
+        bytes32[] resultDigests;
+        string[] resultCIDs;
+        bytes[] callbackData; // empty, or one entry per result
+        bytes signature;
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Errors
+    // ---------------------------------------------------------------------------------------------
+
+    error MarketplaceZeroAmount();
+    error MarketplaceInsufficientBalance(address account, uint256 balance, uint256 needed);
+    error MarketplaceUnknownApp(uint256 appId);
+    error MarketplaceNotAppOwner(uint256 appId, address caller);
+    error MarketplaceAppDeprecated(uint256 appId);
+    error MarketplaceAppAccessDenied(uint256 appId, address requester);
+    error MarketplaceUnknownDataset(uint256 datasetId);
+    error MarketplaceNotDatasetOwner(uint256 datasetId, address caller);
+    error MarketplaceDatasetDeprecated(uint256 datasetId);
+    error MarketplaceDatasetAccessDenied(uint256 datasetId, uint256 appId, address requester);
+    error MarketplaceZeroAddress();
+    error MarketplaceNotWorker(address account);
+    error MarketplaceWorkerBanned(address worker);
+    error MarketplaceInsufficientStake(address worker, uint256 available, uint256 required);
+    error MarketplaceUnstakeNotReady(address worker, uint256 readyAt);
+    error MarketplaceInvalidTaskCount(uint256 numTasks);
+    error MarketplaceInvalidReplication(uint256 replication, uint256 max);
+    error MarketplaceInvalidDeadline(uint256 deadline, uint256 nowTime);
+    error MarketplaceInvalidMaxRun(uint256 maxRunSeconds);
+    error MarketplaceCallbackNotContract(address callback);
+    error MarketplaceUnknownJob(uint256 jobId);
+    error MarketplaceJobClosed(uint256 jobId);
+    error MarketplaceNotRequester(uint256 jobId, address caller);
+    error MarketplaceDeadlineNotReached(uint256 jobId, uint256 deadline);
+    error MarketplaceDeadlinePassed(uint256 jobId, uint256 deadline);
+    error MarketplaceTaskOutOfRange(uint256 jobId, uint256 index, uint256 numTasks);
+    error MarketplaceTaskTaken(uint256 taskId);
+    error MarketplaceCapabilityMismatch(address worker, uint256 jobId);
+    error MarketplaceReputationTooLow(address worker, uint256 reputation, uint256 required);
+    error MarketplaceClaimPastDeadline(uint256 expiry, uint256 deadline);
+    error MarketplaceWrongReplication(uint256 jobId, uint256 replication);
+    error MarketplaceNoFreeReplica(uint256 taskId);
+    error MarketplaceAlreadyClaimed(uint256 taskId, address worker);
+    error MarketplaceNotClaimant(uint256 taskId, address worker);
+    error MarketplaceClaimExpired(uint256 taskId, address worker, uint256 expiry);
+    error MarketplaceAlreadyCommitted(uint256 taskId, address worker);
+    error MarketplaceNotCommitted(uint256 taskId, address worker);
+    error MarketplaceAlreadyRevealed(uint256 taskId, address worker);
+    error MarketplaceRevealNotOpen(uint256 taskId, uint256 opensAt);
+    error MarketplaceRevealClosed(uint256 taskId, uint256 closedAt);
+    error MarketplaceCommitmentMismatch(uint256 taskId, address worker);
+    error MarketplaceTaskNotActive(uint256 taskId);
+    error MarketplaceNotFinalizable(uint256 taskId, uint256 revealDeadline);
+    error MarketplaceNothingExpired(uint256 taskId);
+    error MarketplaceUnknownLease(uint256 startTaskId);
+    error MarketplaceNotLeaseHolder(uint256 startTaskId, address caller);
+    error MarketplaceLeaseExpired(uint256 startTaskId, uint256 expiry);
+    error MarketplaceLeaseNotExpired(uint256 startTaskId, uint256 expiry);
+    error MarketplaceInvalidRange(uint256 count, uint256 max);
+    error MarketplaceResultsOutOfOrder(uint256 startTaskId, uint256 expectedFirst, uint256 first);
+    error MarketplaceTooManyResults(uint256 startTaskId, uint256 remaining, uint256 given);
+    error MarketplaceLengthMismatch(uint256 expected, uint256 actual);
+    error MarketplaceCallbackDataTooLarge(uint256 length, uint256 max);
+    error MarketplaceInvalidSignature(address signer, address expected);
+    error MarketplaceInsufficientGas(uint256 available, uint256 required);
+    error MarketplacePriceTooHigh(uint256 price, uint256 max);
+    error MarketplaceParamOutOfBounds(string name, uint256 value, uint256 min, uint256 max);
+
+    // ---------------------------------------------------------------------------------------------
+    // Events
+    // ---------------------------------------------------------------------------------------------
+
+    event Deposited(address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+
+    event WorkerRegistered(address indexed worker, uint16 cores, uint32 memoryMB, uint8 gpus, uint8 archMask);
+    event Staked(address indexed worker, uint256 amount, uint256 totalStake);
+    event UnstakeRequested(address indexed worker, uint256 amount, uint256 readyAt);
+    event Unstaked(address indexed worker, uint256 amount);
+    event WorkerBanned(address indexed worker, bool banned);
+    /// @notice `amount` of `worker`'s locked stake went to the treasury; `reputation` is the new score.
+    event WorkerSlashed(address indexed worker, uint256 indexed taskId, uint256 amount, uint256 reputation);
+
+    /// @notice A job was posted; `escrow` = N * (R * reward + appPrice + datasetPrice) left the requester's balance.
+    event JobPosted(
+        uint256 indexed jobId, address indexed requester, uint256 indexed appId, JobParams params, uint256 escrow
+    );
+    event TasksCancelled(uint256 indexed jobId, uint256 firstIndex, uint256 count, uint256 refund);
+    /// @notice The job is over: `refund` went back to the requester, the owners got `appPaid` and `datasetPaid`.
+    event JobClosed(uint256 indexed jobId, uint256 refund, uint256 appPaid, uint256 datasetPaid);
+
+    /// @notice (R = 1) `worker` leased tasks `startTaskId .. startTaskId + count - 1` until `expiry`.
+    event TasksClaimed(uint256 indexed startTaskId, address indexed worker, uint256 count, uint256 expiry);
+    /// @notice (R = 1) The final result of `taskId`: the worker was paid, the task is finished.
+    event ResultSubmitted(uint256 indexed taskId, address indexed worker, bytes32 resultDigest, string resultCID);
+    /// @notice (R = 1) A lease expired with `undone` tasks unfinished; those tasks are open again.
+    event LeaseExpired(uint256 indexed startTaskId, address indexed worker, uint256 undone);
+
+    /// @notice (R > 1) `worker` holds replica slot `replica` of `taskId` until `expiry`.
+    event ReplicaClaimed(uint256 indexed taskId, address indexed worker, uint256 replica, uint256 expiry);
+    event ResultCommitted(uint256 indexed taskId, address indexed worker, bytes32 commitment);
+    event ResultRevealed(
+        uint256 indexed taskId, address indexed worker, bytes32 resultDigest, string resultCID, bytes callbackData
+    );
+    /// @notice (R > 1) `winners` replicas agreed on `resultDigest`; each got `rewardEach`.
+    event TaskFinalized(uint256 indexed taskId, bytes32 resultDigest, uint256 winners, uint256 rewardEach);
+    /// @notice (R > 1) No strict majority: the task now wants `target` replicas.
+    event ReplicasAdded(uint256 indexed taskId, uint256 target);
+    /// @notice (R > 1) No majority at the replica cap: the task failed and `refund` went to the requester.
+    event TaskFailed(uint256 indexed taskId, uint256 refund);
+    /// @notice (R > 1) An expired claim was reopened (its worker slashed).
+    event ClaimExpired(uint256 indexed taskId, address indexed worker);
+    /// @notice (R > 1) A replica of a closed job left the task; `slashed` tells whether its stake was taken.
+    event ReplicaReleased(uint256 indexed taskId, address indexed worker, bool slashed);
+
+    /// @notice The job's callback was called for `taskId`; `success` is false if it reverted or ran out of gas.
+    event CallbackDelivered(uint256 indexed taskId, address indexed callback, bool success);
+
+    event ParamsUpdated(Params params);
+    event TreasuryUpdated(address indexed previousTreasury, address indexed newTreasury);
+
+    // ---------------------------------------------------------------------------------------------
+    // Money
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Pulls `amount` tokens from the caller (after `approve`) and credits what arrived to its balance.
+    /// Requirements: `amount` > 0. Emits a {Deposited} event.
+    function deposit(uint256 amount) external;
+
+    /// @notice Single-transaction deposit: applies an EIP-2612 permit for `amount`, then deposits it.
+    /// A permit already used (e.g. front-run) is ignored if the allowance suffices.
+    /// Emits a {Deposited} event.
+    function depositWithPermit(uint256 amount, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) external;
+
+    /// @notice Sends `amount` of the caller's balance to the caller (pull payment).
+    /// Requirements: `amount` > 0 and at most the balance. Emits a {Withdrawn} event.
+    function withdraw(uint256 amount) external;
+
+    // ---------------------------------------------------------------------------------------------
+    // Workers
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Registers the caller as a worker, or updates its capabilities. `archMask` is a bit set of
+    /// architectures (bit 0 amd64, bit 1 arm64, bit 2 riscv64, ...). Emits a {WorkerRegistered} event.
+    function registerWorker(uint16 cores, uint32 memoryMB, uint8 gpus, uint8 archMask) external;
+
+    /// @notice Moves `amount` from the caller's balance into its stake.
+    /// Requirements: registered worker, `amount` > 0 and at most the balance. Emits a {Staked} event.
+    function stake(uint256 amount) external;
+
+    /// @notice Starts the unstake delay for `amount` of the caller's unlocked stake (it stops counting as stake).
+    /// Requirements: `amount` > 0 and at most stake - locked. Emits an {UnstakeRequested} event.
+    function requestUnstake(uint256 amount) external;
+
+    /// @notice After the delay, moves the caller's pending unstake back to its balance.
+    /// Requirements: something pending and the delay over. Emits an {Unstaked} event.
+    function withdrawUnstaked() external;
+
+    // ---------------------------------------------------------------------------------------------
+    // Jobs
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Posts a bag of `p.numTasks` tasks; locks N * (R * reward + appPrice + datasetPrice) from the
+    /// caller's balance; returns the job id (from 1). Task `i` has id `(jobId << 32) | i`.
+    /// Requirements: the app (and dataset) exist, are not deprecated and admit the caller (and the app);
+    /// 1 <= R <= maxReplicas; deadline in the future; maxRunSeconds > 0; callback empty or a contract;
+    /// enough balance. Emits a {JobPosted} event.
+    function postJob(JobParams calldata p) external returns (uint256 jobId);
+
+    /// @notice Cancels tasks `first .. first + count - 1` of the caller's job; none may have been claimed.
+    /// Refunds their escrow at once. Emits a {TasksCancelled} event (and {JobClosed} if nothing is left).
+    function cancelTasks(uint256 jobId, uint256 first, uint256 count) external;
+
+    /// @notice After the deadline (anyone): refunds every unfinished task to the requester and pays the app
+    /// and dataset owners for the finished ones. Emits a {JobClosed} event.
+    function closeJob(uint256 jobId) external;
+
+    // ---------------------------------------------------------------------------------------------
+    // Tasks
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Claims task `taskId`: for R = 1 a lease of that one task, for R > 1 one free replica slot.
+    /// Locks the job's replicaStake. The claim expires after maxRunSeconds + claimGrace (before the deadline).
+    /// Requirements: registered, unbanned worker with enough stake, capabilities and reputation; the task is
+    /// open; for R > 1 the caller holds no other replica of it.
+    /// Emits {TasksClaimed} (R = 1) or {ReplicaClaimed} (R > 1).
+    function claim(uint256 taskId) external;
+
+    /// @notice (R = 1) Leases `count` consecutive tasks from `startTaskId`, locking count * replicaStake.
+    /// The lease expires after count * maxRunSeconds + claimGrace. Emits a {TasksClaimed} event.
+    function claimRange(uint256 startTaskId, uint256 count) external;
+
+    /// @notice (R = 1) One-step result of a single-task lease: pays the worker, finishes the task, calls back.
+    /// Emits a {ResultSubmitted} event (and {CallbackDelivered}, {JobClosed} when applicable).
+    function submit(uint256 taskId, bytes32 resultDigest, string calldata resultCID, bytes calldata callbackData)
+        external;
+
+    /// @notice (R = 1) Results for the next tasks of the caller's lease `startTaskId`, in index order
+    /// from `firstTaskId` (= startTaskId + done). `callbackData` is empty or has one entry per result.
+    /// Emits one {ResultSubmitted} per task.
+    function submitRange(
+        uint256 startTaskId,
+        uint256 firstTaskId,
+        bytes32[] calldata resultDigests,
+        string[] calldata resultCIDs,
+        bytes[] calldata callbackData
+    ) external;
+
+    /// @notice (R = 1) Anyone: ends an expired lease; its unfinished tasks reopen and the worker loses
+    /// replicaStake per unfinished task. Emits {LeaseExpired} and {WorkerSlashed}.
+    function reopenLease(uint256 startTaskId) external;
+
+    /// @notice (R > 1) Commits `commitment` = keccak256(abi.encode(taskId, resultDigest, salt, worker))
+    /// for the caller's replica, before its claim expires. Emits a {ResultCommitted} event.
+    function commit(uint256 taskId, bytes32 commitment) external;
+
+    /// @notice (R > 1) Reveals the committed result. Open once every replica committed or the commit window
+    /// passed, until the reveal window ends. The last reveal finalizes the task.
+    /// Emits {ResultRevealed} (and the {finalize} events when it is the last).
+    function reveal(
+        uint256 taskId,
+        bytes32 resultDigest,
+        bytes32 salt,
+        string calldata resultCID,
+        bytes calldata callbackData
+    ) external;
+
+    /// @notice (R > 1) Anyone, once every replica revealed or the reveal window passed: the digest held by a
+    /// strict majority of the target wins; winners share R * reward and gain reputation; the others lose their
+    /// replicaStake (to the treasury) and reputation. Without a majority the task gets 2 more replicas, or
+    /// fails and is refunded at the cap. Emits {TaskFinalized} | {ReplicasAdded} | {TaskFailed}, {WorkerSlashed}.
+    function finalize(uint256 taskId) external;
+
+    /// @notice (R > 1) Anyone: reopens every replica of `taskId` whose claim expired uncommitted (slashing it).
+    /// Emits {ClaimExpired} and {WorkerSlashed} per replica.
+    function reopenExpired(uint256 taskId) external;
+
+    /// @notice (R > 1) Anyone, once the job is closed: unlocks the replicas still held on `taskId`; a claim
+    /// that never committed is slashed. Emits {ReplicaReleased} per replica.
+    function releaseReplicas(uint256 taskId) external;
+
+    // ---------------------------------------------------------------------------------------------
+    // Relays (EIP-712, domain "Tasknet Marketplace" version "1")
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Submits worker-signed `Commit(uint256 taskId,bytes32 commitment)` messages.
+    function relayCommits(SignedCommit[] calldata commits) external;
+
+    /// @notice Submits worker-signed
+    /// `Reveal(uint256 taskId,bytes32 resultDigest,bytes32 salt,string resultCID,bytes callbackData)` messages.
+    function relayReveals(SignedReveal[] calldata reveals) external;
+
+    /// @notice Submits worker-signed `Results(uint256 startTaskId,uint256 firstTaskId,bytes32[] resultDigests,
+    /// string[] resultCIDs,bytes[] callbackData)` batches, each signed by its lease's worker.
+    function relayResults(ResultBatch[] calldata batches) external;
+
+    // ---------------------------------------------------------------------------------------------
+    // Admin
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Owner only: sets every parameter; each must be within its bounds (see PROTOCOL.md).
+    /// Emits a {ParamsUpdated} event.
+    function setParams(Params calldata p) external;
+
+    /// @notice Owner only: where slashed stake and fees are credited. Emits a {TreasuryUpdated} event.
+    function setTreasury(address treasury) external;
+
+    /// @notice Owner only: bans or unbans a worker (blacklisting). Emits a {WorkerBanned} event.
+    function setWorkerBanned(address worker, bool banned) external;
+
+    // ---------------------------------------------------------------------------------------------
+    // Views
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice The payment token (fixed at deployment).
+    function token() external view returns (address);
+    /// @notice Where slashed stake and protocol fees are credited.
+    function treasury() external view returns (address);
+    /// @notice The current parameters.
+    function params() external view returns (Params memory);
+    /// @notice `account`'s free (withdrawable) balance in the marketplace.
+    function balanceOf(address account) external view returns (uint256);
+    /// @notice The app and dataset registry ({IMarketplaceRegistry}).
+    function registry() external view returns (address);
+    /// @notice A worker's stake, locks, reputation, flags and capabilities.
+    function getWorker(address worker) external view returns (Worker memory);
+    /// @notice A job's stored part (the rest is in {JobPosted}).
+    function getJob(uint256 jobId) external view returns (Job memory);
+    /// @notice The callback and dataset price of a job (zero when it has neither).
+    function getJobExtras(uint256 jobId) external view returns (JobExtras memory);
+    /// @notice Tokens the job still holds: unsettled tasks' escrow plus what its app/dataset owners are owed.
+    function jobEscrow(uint256 jobId) external view returns (uint256);
+    /// @notice Consensus state of a task of an R > 1 job.
+    function getTask(uint256 taskId) external view returns (Task memory);
+    /// @notice Replica slot `replica` of an R > 1 task.
+    function getReplica(uint256 taskId, uint256 replica) external view returns (Replica memory);
+    /// @notice The live lease starting at `startTaskId` (zero when none).
+    function getLease(uint256 startTaskId) external view returns (Lease memory);
+    /// @notice Whether task `taskId` was ever claimed or cancelled.
+    function isTaken(uint256 taskId) external view returns (bool);
+    /// @notice Number of jobs posted (ids are 1 .. jobCount).
+    function jobCount() external view returns (uint256);
+    /// @notice keccak256(abi.encode(taskId, resultDigest, salt, worker)).
+    function commitmentOf(uint256 taskId, bytes32 resultDigest, bytes32 salt, address worker)
+        external
+        pure
+        returns (bytes32);
+    /// @notice The EIP-712 digest a worker signs for a relayed commit.
+    function hashCommit(uint256 taskId, bytes32 commitment) external view returns (bytes32);
+    /// @notice The EIP-712 digest a worker signs for a relayed reveal.
+    function hashReveal(
+        uint256 taskId,
+        bytes32 resultDigest,
+        bytes32 salt,
+        string calldata resultCID,
+        bytes calldata callbackData
+    ) external view returns (bytes32);
+    /// @notice The EIP-712 digest a worker signs for relayed results.
+    function hashResults(
+        uint256 startTaskId,
+        uint256 firstTaskId,
+        bytes32[] calldata resultDigests,
+        string[] calldata resultCIDs,
+        bytes[] calldata callbackData
+    ) external view returns (bytes32);
+}
+
+/// @title ITaskCallback
+/// @notice Implemented by a job's callback contract: called once per finished task with a gas cap.
+interface ITaskCallback {
+    /// @notice `taskId` finished with `resultDigest`; `callbackData` is the (small) data its worker attached.
+    /// A revert or running out of gas is recorded in {IMarketplace-CallbackDelivered} and changes nothing else.
+    function onTaskResult(uint256 taskId, bytes32 resultDigest, bytes calldata callbackData) external;
+}

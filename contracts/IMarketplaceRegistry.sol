@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+/// @title IMarketplaceRegistry
+/// @notice The app and dataset registry of the Tasknet marketplace: who owns what, at what price, and who may
+/// use it. The {IMarketplace} asks it once per posted job ({checkJob}) and once per closed job ({owners}).
+/// @dev A separate contract only to keep each under the 24 KiB code-size limit. Its errors carry the
+/// `Marketplace` prefix and are also declared in {IMarketplace}, so one ABI decodes every revert of a posting.
+interface IMarketplaceRegistry {
+    /// @notice An app. Two slots: owner(160) | price(88) | flags(8); imageDigest.
+    struct App {
+        address owner;
+        uint88 price; // paid to the app owner per finished task
+        uint8 flags; // bit 0 public (any requester), bit 1 deprecated
+        bytes32 imageDigest; // sha256 digest of the OCI image
+    }
+
+    /// @notice A dataset. Two slots: owner(160) | price(88) | flags(8); checksum.
+    struct Dataset {
+        address owner;
+        uint88 price; // paid to the dataset owner per finished task
+        uint8 flags; // bit 0 any requester, bit 1 deprecated, bit 2 any app
+        bytes32 checksum; // sha256 of the dataset content
+    }
+
+
+    error MarketplaceUnknownApp(uint256 appId);
+    error MarketplaceNotAppOwner(uint256 appId, address caller);
+    error MarketplaceAppDeprecated(uint256 appId);
+    error MarketplaceAppAccessDenied(uint256 appId, address requester);
+    error MarketplaceUnknownDataset(uint256 datasetId);
+    error MarketplaceNotDatasetOwner(uint256 datasetId, address caller);
+    error MarketplaceDatasetDeprecated(uint256 datasetId);
+    error MarketplaceDatasetAccessDenied(uint256 datasetId, uint256 appId, address requester);
+    error MarketplaceZeroAddress();
+
+    event AppRegistered(
+        uint256 indexed appId,
+        address indexed owner,
+        string imageRef,
+        bytes32 imageDigest,
+        string metadataURI,
+        uint256 price,
+        bool isPublic,
+        string deterministicFile
+    );
+    event AppUpdated(uint256 indexed appId, string metadataURI, uint256 price, bool isPublic);
+    event AppRequestersSet(uint256 indexed appId, address[] requesters, bool allowed);
+    event AppDeprecated(uint256 indexed appId);
+    event AppTransferred(uint256 indexed appId, address indexed previousOwner, address indexed newOwner);
+
+    event DatasetRegistered(
+        uint256 indexed datasetId,
+        address indexed owner,
+        string cid,
+        bytes32 checksum,
+        uint256 price,
+        bool anyRequester,
+        bool anyApp
+    );
+    event DatasetUpdated(uint256 indexed datasetId, uint256 price, bool anyRequester, bool anyApp);
+    event DatasetRequestersSet(uint256 indexed datasetId, address[] requesters, bool allowed);
+    event DatasetAppsSet(uint256 indexed datasetId, uint32[] appIds, bool allowed);
+    event DatasetDeprecated(uint256 indexed datasetId);
+    event DatasetTransferred(uint256 indexed datasetId, address indexed previousOwner, address indexed newOwner);
+
+
+    /// @notice Registers an app owned by the caller; returns its id (from 1).
+    /// `deterministicFile` names the output file the result digest covers when the app is not
+    /// bit-deterministic ("" = the whole output folder). Emits an {AppRegistered} event.
+    function registerApp(
+        string calldata imageRef,
+        bytes32 imageDigest,
+        string calldata metadataURI,
+        uint88 price,
+        bool isPublic,
+        string calldata deterministicFile
+    ) external returns (uint256 appId);
+
+    /// @notice Updates an app's metadata URI, price (for jobs posted from now on) and visibility.
+    /// Requirements: caller owns the app. Emits an {AppUpdated} event.
+    function updateApp(uint256 appId, string calldata metadataURI, uint88 price, bool isPublic) external;
+
+    /// @notice Adds (`allowed`) or removes requesters of a non-public app. Requirements: caller owns the app.
+    /// Emits an {AppRequestersSet} event.
+    function setAppRequesters(uint256 appId, address[] calldata requesters, bool allowed) external;
+
+    /// @notice Deprecates an app: no new job may use it (running jobs finish). Requirements: caller owns it.
+    /// Emits an {AppDeprecated} event.
+    function deprecateApp(uint256 appId) external;
+
+    /// @notice Transfers an app (and its future earnings) to `newOwner`. Requirements: caller owns it,
+    /// `newOwner` is not zero. Emits an {AppTransferred} event.
+    function transferApp(uint256 appId, address newOwner) external;
+
+    /// @notice Registers a dataset owned by the caller; returns its id (from 1). Emits a {DatasetRegistered} event.
+    function registerDataset(
+        string calldata cid,
+        bytes32 checksum,
+        uint88 price,
+        bool anyRequester,
+        bool anyApp
+    ) external returns (uint256 datasetId);
+
+    /// @notice Updates a dataset's price and access flags. Requirements: caller owns it.
+    /// Emits a {DatasetUpdated} event.
+    function updateDataset(uint256 datasetId, uint88 price, bool anyRequester, bool anyApp) external;
+
+    /// @notice Adds or removes allowed requesters of a dataset. Requirements: caller owns it.
+    /// Emits a {DatasetRequestersSet} event.
+    function setDatasetRequesters(uint256 datasetId, address[] calldata requesters, bool allowed) external;
+
+    /// @notice Adds or removes allowed apps of a dataset. Requirements: caller owns it.
+    /// Emits a {DatasetAppsSet} event.
+    function setDatasetApps(uint256 datasetId, uint32[] calldata appIds, bool allowed) external;
+
+    /// @notice Deprecates a dataset: no new job may use it. Requirements: caller owns it.
+    /// Emits a {DatasetDeprecated} event.
+    function deprecateDataset(uint256 datasetId) external;
+
+    /// @notice Transfers a dataset (and its future earnings) to `newOwner`. Requirements: caller owns it,
+    /// `newOwner` is not zero. Emits a {DatasetTransferred} event.
+    function transferDataset(uint256 datasetId, address newOwner) external;
+
+
+    /// @notice Checks that `requester` may post a job of `appId` with `datasetId` (0 = none); returns the prices
+    /// the job locks per task. Reverts with the access error otherwise.
+    function checkJob(uint256 appId, uint256 datasetId, address requester)
+        external
+        view
+        returns (uint88 appPrice, uint88 datasetPrice);
+
+    /// @notice Current owners of an app and a dataset (0 when `datasetId` is 0): who a closing job pays.
+    function owners(uint256 appId, uint256 datasetId) external view returns (address appOwner, address datasetOwner);
+
+    /// @notice An app's stored part (the rest is in {AppRegistered}).
+    function getApp(uint256 appId) external view returns (App memory);
+    /// @notice A dataset's stored part (the rest is in {DatasetRegistered}).
+    function getDataset(uint256 datasetId) external view returns (Dataset memory);
+    /// @notice Whether `requester` may use app `appId` (public or allow-listed).
+    function appAllows(uint256 appId, address requester) external view returns (bool);
+    /// @notice Whether `requester` running app `appId` may use dataset `datasetId`.
+    function datasetAllows(uint256 datasetId, uint256 appId, address requester) external view returns (bool);
+    /// @notice Number of apps registered (ids are 1 .. appCount).
+    function appCount() external view returns (uint256);
+    /// @notice Number of datasets registered (ids are 1 .. datasetCount).
+    function datasetCount() external view returns (uint256);
+}

@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+
+import {IMarketplace} from "./IMarketplace.sol";
+import {IMarketplaceRegistry} from "./IMarketplaceRegistry.sol";
+import {MarketStorage} from "./libraries/MarketStorage.sol";
+import {RangeBitmap} from "./libraries/RangeBitmap.sol";
+import {ReplicaLogic} from "./libraries/ReplicaLogic.sol";
+import {AccountLogic} from "./libraries/AccountLogic.sol";
+
+/// @title Marketplace
+/// @notice The Tasknet marketplace (see {IMarketplace} and contracts/PROTOCOL.md).
+/// @dev Money never leaves except through {withdraw}: every payment credits `_s.balances` (pull payments).
+/// The state is one {MarketStorage-State}; the R > 1 consensus ({ReplicaLogic}) and the worker/parameter/job
+/// bookkeeping ({AccountLogic}) are linked libraries DELEGATECALLed on it, to stay under the 24 KiB limit.
+/// Invariant: token.balanceOf(this) == sum(_s.balances) + sum(worker stake + unstaking) + sum(jobEscrow).
+/// Every state-changing entry point is `nonReentrant` (transient storage) and follows checks-effects-interactions;
+/// the only external calls are the token (SafeERC20) and job callbacks (gas-capped, result ignored, made last).
+/// {Multicall} lets a worker or requester batch its own calls in one transaction.
+contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient, Multicall {
+    using SafeERC20 for IERC20;
+    using RangeBitmap for mapping(uint256 => uint256);
+    using MarketStorage for MarketStorage.State;
+
+    // =============================================================================================
+    // Constants and immutables
+    // =============================================================================================
+
+    /// @notice Most tasks one lease ({claimRange}) may cover.
+    uint256 public constant MAX_RANGE = 1024;
+    /// @notice Largest callback data a result may carry, in bytes.
+    uint256 public constant MAX_CALLBACK_DATA = MarketStorage.MAX_CALLBACK_DATA;
+
+    bytes32 private constant _COMMIT_TYPEHASH = keccak256("Commit(uint256 taskId,bytes32 commitment)");
+    bytes32 private constant _REVEAL_TYPEHASH =
+        keccak256("Reveal(uint256 taskId,bytes32 resultDigest,bytes32 salt,string resultCID,bytes callbackData)");
+    bytes32 private constant _RESULTS_TYPEHASH = keccak256(
+        "Results(uint256 startTaskId,uint256 firstTaskId,bytes32[] resultDigests,string[] resultCIDs,bytes[] callbackData)"
+    );
+
+    IERC20 private immutable _token;
+
+    // =============================================================================================
+    // Storage
+    // =============================================================================================
+
+    /// @dev The whole state (layout in {MarketStorage-State}); the linked libraries work on it by DELEGATECALL.
+    MarketStorage.State private _s;
+
+    // =============================================================================================
+    // Constructor
+    // =============================================================================================
+
+    /// @param token_ the payment token (fixed forever)
+    /// @param registry_ the app and dataset registry (fixed forever)
+    /// @param treasury_ where slashed stake and protocol fees are credited
+    constructor(IERC20 token_, IMarketplaceRegistry registry_, address treasury_)
+        Ownable(msg.sender)
+        EIP712("Tasknet Marketplace", "1")
+    {
+        if (address(token_) == address(0) || address(registry_) == address(0) || treasury_ == address(0)) {
+            revert MarketplaceZeroAddress();
+        }
+        _token = token_;
+        _s.registry = registry_;
+        _s.treasury = treasury_;
+        Params memory p = Params({
+            minStake: 1 ether,
+            claimGrace: 300,
+            commitWindow: 600,
+            revealWindow: 600,
+            unstakeDelay: 1 days,
+            callbackGas: 200_000,
+            replicaStake: 1 ether,
+            feeBps: 0,
+            maxReplicas: 9,
+            maxSlashes: 3
+        });
+        AccountLogic.setParams(_s, p);
+        emit TreasuryUpdated(address(0), treasury_);
+    }
+
+    // =============================================================================================
+    // Money
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function deposit(uint256 amount) external nonReentrant {
+        _deposit(amount);
+    }
+
+    /// @inheritdoc IMarketplace
+    function depositWithPermit(uint256 amount, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s)
+        external
+        nonReentrant
+    {
+        // A front-runner may have used the permit already: then the allowance is there and we go on.
+        try IERC20Permit(address(_token)).permit(msg.sender, address(this), amount, permitDeadline, v, r, s) {} catch {}
+        _deposit(amount);
+    }
+
+    /// @inheritdoc IMarketplace
+    function withdraw(uint256 amount) external nonReentrant {
+        if (amount == 0) revert MarketplaceZeroAmount();
+        _debit(msg.sender, amount);
+        _token.safeTransfer(msg.sender, amount);
+        emit Withdrawn(msg.sender, amount);
+    }
+
+    // =============================================================================================
+    // Workers
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function registerWorker(uint16 cores, uint32 memoryMB, uint8 gpus, uint8 archMask) external {
+        AccountLogic.registerWorker(_s, cores, memoryMB, gpus, archMask);
+    }
+
+    /// @inheritdoc IMarketplace
+    function stake(uint256 amount) external nonReentrant {
+        AccountLogic.stake(_s, amount);
+    }
+
+    /// @inheritdoc IMarketplace
+    function requestUnstake(uint256 amount) external nonReentrant {
+        AccountLogic.requestUnstake(_s, amount);
+    }
+
+    /// @inheritdoc IMarketplace
+    function withdrawUnstaked() external nonReentrant {
+        AccountLogic.withdrawUnstaked(_s);
+    }
+
+    // =============================================================================================
+    // Jobs
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function postJob(JobParams calldata p) external nonReentrant returns (uint256 jobId) {
+        if (p.numTasks == 0) revert MarketplaceInvalidTaskCount(0);
+        uint256 maxReplicas = _s.params.maxReplicas;
+        if (p.replication == 0 || p.replication > maxReplicas) {
+            revert MarketplaceInvalidReplication(p.replication, maxReplicas);
+        }
+        if (p.deadline <= block.timestamp) revert MarketplaceInvalidDeadline(p.deadline, block.timestamp);
+        if (p.maxRunSeconds == 0) revert MarketplaceInvalidMaxRun(0);
+        if (p.callback != address(0) && p.callback.code.length == 0) revert MarketplaceCallbackNotContract(p.callback);
+        (uint88 appPrice, uint88 datasetPrice) = _s.registry.checkJob(p.appId, p.datasetId, msg.sender);
+        uint256 ownersPrice = uint256(appPrice) + datasetPrice;
+        if (ownersPrice > type(uint80).max) revert MarketplacePriceTooHigh(ownersPrice, type(uint80).max);
+        uint256 escrow = (uint256(p.replication) * p.reward + ownersPrice) * p.numTasks;
+        _debit(msg.sender, escrow);
+        jobId = ++_s.jobCount;
+        _s.jobs[jobId] = Job({
+            requester: msg.sender,
+            deadline: p.deadline,
+            maxRunSeconds: p.maxRunSeconds,
+            replication: p.replication,
+            cores: p.cores,
+            gpus: p.gpus,
+            numTasks: p.numTasks,
+            settled: 0,
+            finished: 0,
+            appId: p.appId,
+            datasetId: p.datasetId,
+            minReputation: p.minReputation,
+            memoryMB: p.memoryMB,
+            feeBps: _s.params.feeBps,
+            flags: p.callback == address(0) ? 0 : MarketStorage.JOB_CALLBACK,
+            archMask: p.archMask,
+            reward: p.reward,
+            replicaStake: _s.params.replicaStake,
+            ownersPrice: uint80(ownersPrice)
+        });
+        if (p.callback != address(0) || datasetPrice != 0) {
+            _s.jobExtras[jobId] = JobExtras({callback: p.callback, datasetPrice: datasetPrice});
+        }
+        emit JobPosted(jobId, msg.sender, p.appId, p, escrow);
+    }
+
+    /// @inheritdoc IMarketplace
+    function cancelTasks(uint256 jobId, uint256 first, uint256 count) external nonReentrant {
+        AccountLogic.cancelTasks(_s, jobId, first, count);
+    }
+
+    /// @inheritdoc IMarketplace
+    function closeJob(uint256 jobId) external nonReentrant {
+        AccountLogic.closeJob(_s, jobId);
+    }
+
+    // =============================================================================================
+    // Tasks: claims
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function claim(uint256 taskId) external nonReentrant {
+        Job storage job = _s.openJob(taskId >> 32);
+        if (job.replication == 1) _claimRange(taskId, 1, job);
+        else ReplicaLogic.claim(_s, taskId, msg.sender);
+    }
+
+    /// @inheritdoc IMarketplace
+    function claimRange(uint256 startTaskId, uint256 count) external nonReentrant {
+        Job storage job = _s.openJob(startTaskId >> 32);
+        if (job.replication != 1) revert MarketplaceWrongReplication(startTaskId >> 32, job.replication);
+        _claimRange(startTaskId, count, job);
+    }
+
+    function _claimRange(uint256 startTaskId, uint256 count, Job storage job) private {
+        if (count == 0 || count > MAX_RANGE) revert MarketplaceInvalidRange(count, MAX_RANGE);
+        uint256 jobId = startTaskId >> 32;
+        uint256 index = startTaskId & type(uint32).max;
+        if (index + count > job.numTasks) revert MarketplaceTaskOutOfRange(jobId, index + count - 1, job.numTasks);
+        uint256 expiry = block.timestamp + count * job.maxRunSeconds + _s.params.claimGrace;
+        if (expiry > job.deadline) revert MarketplaceClaimPastDeadline(expiry, job.deadline);
+        _s.lockStake(msg.sender, jobId, job, count * job.replicaStake);
+        uint256 conflict = _s.taken[jobId].trySetRange(index, count);
+        if (conflict != type(uint256).max) revert MarketplaceTaskTaken((jobId << 32) | conflict);
+        _s.leases[startTaskId] = Lease({worker: msg.sender, expiry: uint40(expiry), count: uint16(count), done: 0});
+        emit TasksClaimed(startTaskId, msg.sender, count, expiry);
+    }
+
+    // =============================================================================================
+    // Tasks: single-replica results (R = 1)
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function submit(uint256 taskId, bytes32 resultDigest, string calldata resultCID, bytes calldata callbackData)
+        external
+        nonReentrant
+    {
+        Lease memory lease = _heldLease(taskId, msg.sender);
+        if (lease.done != 0 || lease.count != 1) revert MarketplaceTooManyResults(taskId, lease.count - lease.done, 1);
+        if (callbackData.length > MAX_CALLBACK_DATA) {
+            revert MarketplaceCallbackDataTooLarge(callbackData.length, MAX_CALLBACK_DATA);
+        }
+        delete _s.leases[taskId];
+        uint256 jobId = taskId >> 32;
+        Job storage job = _s.jobs[jobId];
+        _payResults(job, msg.sender, 1);
+        emit ResultSubmitted(taskId, msg.sender, resultDigest, resultCID);
+        _s.closeIfSettled(jobId, job);
+        if (job.flags & MarketStorage.JOB_CALLBACK != 0) {
+            _s.deliverCallback(_s.jobExtras[jobId].callback, taskId, resultDigest, callbackData);
+        }
+    }
+
+    /// @inheritdoc IMarketplace
+    function submitRange(
+        uint256 startTaskId,
+        uint256 firstTaskId,
+        bytes32[] calldata resultDigests,
+        string[] calldata resultCIDs,
+        bytes[] calldata callbackData
+    ) external nonReentrant {
+        _submitRange(startTaskId, firstTaskId, msg.sender, resultDigests, resultCIDs, callbackData);
+    }
+
+    function _submitRange(
+        uint256 startTaskId,
+        uint256 firstTaskId,
+        address worker,
+        bytes32[] calldata digests,
+        string[] calldata cids,
+        bytes[] calldata cbs
+    ) private {
+        Lease memory lease = _heldLease(startTaskId, worker);
+        uint256 n = digests.length;
+        if (cids.length != n) revert MarketplaceLengthMismatch(n, cids.length);
+        if (cbs.length != 0 && cbs.length != n) revert MarketplaceLengthMismatch(n, cbs.length);
+        if (firstTaskId != startTaskId + lease.done) {
+            revert MarketplaceResultsOutOfOrder(startTaskId, startTaskId + lease.done, firstTaskId);
+        }
+        uint256 remaining = lease.count - lease.done;
+        if (n == 0 || n > remaining) revert MarketplaceTooManyResults(startTaskId, remaining, n);
+        for (uint256 i = 0; i < cbs.length; ++i) {
+            if (cbs[i].length > MAX_CALLBACK_DATA) revert MarketplaceCallbackDataTooLarge(cbs[i].length, MAX_CALLBACK_DATA);
+        }
+        if (n == remaining) delete _s.leases[startTaskId];
+        else _s.leases[startTaskId].done = uint16(lease.done + n); // n < remaining <= count < 2^16
+        uint256 jobId = startTaskId >> 32;
+        Job storage job = _s.jobs[jobId];
+        _payResults(job, worker, n);
+        for (uint256 i = 0; i < n; ++i) {
+            emit ResultSubmitted(firstTaskId + i, worker, digests[i], cids[i]);
+        }
+        _s.closeIfSettled(jobId, job);
+        if (job.flags & MarketStorage.JOB_CALLBACK != 0) {
+            address callback = _s.jobExtras[jobId].callback;
+            for (uint256 i = 0; i < n; ++i) {
+                _s.deliverCallback(callback, firstTaskId + i, digests[i], cbs.length == 0 ? bytes("") : cbs[i]);
+            }
+        }
+    }
+
+    /// @dev Effects of `n` accepted single-replica results: reward, stake unlock, reputation, job counters.
+    function _payResults(Job storage job, address worker, uint256 n) private {
+        uint256 reward = job.reward;
+        uint256 fee = reward * job.feeBps / 10_000;
+        Worker storage w = _s.workers[worker];
+        w.locked -= uint96(n * job.replicaStake); // this lease locked at least that much
+        w.reputation += uint32(n);
+        _s.balances[worker] += n * (reward - fee);
+        if (fee != 0) _s.balances[_s.treasury] += n * fee;
+        job.settled += uint32(n); // n unsettled tasks of the lease
+        job.finished += uint32(n);
+    }
+
+    /// @inheritdoc IMarketplace
+    function reopenLease(uint256 startTaskId) external nonReentrant {
+        AccountLogic.reopenLease(_s, startTaskId);
+    }
+
+    // =============================================================================================
+    // Tasks: replicated consensus (R > 1)
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function commit(uint256 taskId, bytes32 commitment) external nonReentrant {
+        ReplicaLogic.commit(_s, taskId, commitment, msg.sender);
+    }
+
+    /// @inheritdoc IMarketplace
+    function reveal(
+        uint256 taskId,
+        bytes32 resultDigest,
+        bytes32 salt,
+        string calldata resultCID,
+        bytes calldata callbackData
+    ) external nonReentrant {
+        ReplicaLogic.reveal(_s, taskId, resultDigest, salt, resultCID, callbackData, msg.sender);
+    }
+
+    /// @inheritdoc IMarketplace
+    function finalize(uint256 taskId) external nonReentrant {
+        ReplicaLogic.finalize(_s, taskId);
+    }
+
+    /// @inheritdoc IMarketplace
+    function reopenExpired(uint256 taskId) external nonReentrant {
+        ReplicaLogic.reopenExpired(_s, taskId);
+    }
+
+    /// @inheritdoc IMarketplace
+    function releaseReplicas(uint256 taskId) external nonReentrant {
+        ReplicaLogic.releaseReplicas(_s, taskId);
+    }
+
+    // =============================================================================================
+    // Relays
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function relayCommits(SignedCommit[] calldata commits) external nonReentrant {
+        bytes32 domainSeparator = _domainSeparatorV4();
+        for (uint256 i = 0; i < commits.length; ++i) {
+            SignedCommit calldata c = commits[i];
+            bytes32 digest = MessageHashUtils.toTypedDataHash(
+                domainSeparator, keccak256(abi.encode(_COMMIT_TYPEHASH, c.taskId, c.commitment))
+            );
+            ReplicaLogic.commit(_s, c.taskId, c.commitment, MarketStorage.recover(digest, c.signature));
+        }
+    }
+
+    /// @inheritdoc IMarketplace
+    function relayReveals(SignedReveal[] calldata reveals) external nonReentrant {
+        for (uint256 i = 0; i < reveals.length; ++i) {
+            SignedReveal calldata r = reveals[i];
+            bytes32 digest = _hashReveal(r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData);
+            address signer = MarketStorage.recover(digest, r.signature);
+            ReplicaLogic.reveal(_s, r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData, signer);
+        }
+    }
+
+    /// @inheritdoc IMarketplace
+    function relayResults(ResultBatch[] calldata batches) external nonReentrant {
+        for (uint256 i = 0; i < batches.length; ++i) {
+            ResultBatch calldata b = batches[i];
+            bytes32 digest = _hashResults(b.startTaskId, b.firstTaskId, b.resultDigests, b.resultCIDs, b.callbackData);
+            address signer = MarketStorage.recover(digest, b.signature);
+            address holder = _s.leases[b.startTaskId].worker;
+            if (signer != holder) revert MarketplaceInvalidSignature(signer, holder);
+            _submitRange(b.startTaskId, b.firstTaskId, signer, b.resultDigests, b.resultCIDs, b.callbackData);
+        }
+    }
+
+    // =============================================================================================
+    // Admin
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function setParams(Params calldata p) external onlyOwner {
+        AccountLogic.setParams(_s, p);
+    }
+
+    /// @inheritdoc IMarketplace
+    function setTreasury(address treasury_) external onlyOwner {
+        if (treasury_ == address(0)) revert MarketplaceZeroAddress();
+        emit TreasuryUpdated(_s.treasury, treasury_);
+        _s.treasury = treasury_;
+    }
+
+    /// @inheritdoc IMarketplace
+    function setWorkerBanned(address worker, bool banned) external onlyOwner {
+        AccountLogic.setWorkerBanned(_s, worker, banned);
+    }
+
+    // =============================================================================================
+    // Views
+    // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function token() external view returns (address) {
+        return address(_token);
+    }
+
+    /// @inheritdoc IMarketplace
+    function treasury() external view returns (address) {
+        return _s.treasury;
+    }
+
+    /// @inheritdoc IMarketplace
+    function params() external view returns (Params memory) {
+        return _s.params;
+    }
+
+    /// @inheritdoc IMarketplace
+    function balanceOf(address account) external view returns (uint256) {
+        return _s.balances[account];
+    }
+
+    /// @inheritdoc IMarketplace
+    function registry() external view returns (address) {
+        return address(_s.registry);
+    }
+
+    /// @inheritdoc IMarketplace
+    function getWorker(address worker) external view returns (Worker memory) {
+        return _s.workers[worker];
+    }
+
+    /// @inheritdoc IMarketplace
+    function getJob(uint256 jobId) external view returns (Job memory) {
+        return _s.jobs[jobId];
+    }
+
+    /// @inheritdoc IMarketplace
+    function getJobExtras(uint256 jobId) external view returns (JobExtras memory) {
+        return _s.jobExtras[jobId];
+    }
+
+    /// @inheritdoc IMarketplace
+    function jobEscrow(uint256 jobId) external view returns (uint256) {
+        Job storage job = _s.jobs[jobId];
+        if (job.flags & MarketStorage.JOB_CLOSED != 0) return 0;
+        return (uint256(job.numTasks) - job.settled) * MarketStorage.taskCost(job)
+            + uint256(job.finished) * job.ownersPrice;
+    }
+
+    /// @inheritdoc IMarketplace
+    function getTask(uint256 taskId) external view returns (Task memory) {
+        return _s.tasks[taskId];
+    }
+
+    /// @inheritdoc IMarketplace
+    function getReplica(uint256 taskId, uint256 replica) external view returns (Replica memory) {
+        return _s.replicas[taskId][replica];
+    }
+
+    /// @inheritdoc IMarketplace
+    function getLease(uint256 startTaskId) external view returns (Lease memory) {
+        return _s.leases[startTaskId];
+    }
+
+    /// @inheritdoc IMarketplace
+    function isTaken(uint256 taskId) external view returns (bool) {
+        return _s.taken[taskId >> 32].get(taskId & type(uint32).max);
+    }
+
+    /// @inheritdoc IMarketplace
+    function jobCount() external view returns (uint256) {
+        return _s.jobCount;
+    }
+
+    /// @inheritdoc IMarketplace
+    function commitmentOf(uint256 taskId, bytes32 resultDigest, bytes32 salt, address worker)
+        external
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(taskId, resultDigest, salt, worker));
+    }
+
+    /// @inheritdoc IMarketplace
+    function hashCommit(uint256 taskId, bytes32 commitment) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(_COMMIT_TYPEHASH, taskId, commitment)));
+    }
+
+    /// @inheritdoc IMarketplace
+    function hashReveal(
+        uint256 taskId,
+        bytes32 resultDigest,
+        bytes32 salt,
+        string calldata resultCID,
+        bytes calldata callbackData
+    ) external view returns (bytes32) {
+        return _hashReveal(taskId, resultDigest, salt, resultCID, callbackData);
+    }
+
+    /// @inheritdoc IMarketplace
+    function hashResults(
+        uint256 startTaskId,
+        uint256 firstTaskId,
+        bytes32[] calldata resultDigests,
+        string[] calldata resultCIDs,
+        bytes[] calldata callbackData
+    ) external view returns (bytes32) {
+        return _hashResults(startTaskId, firstTaskId, resultDigests, resultCIDs, callbackData);
+    }
+
+    // =============================================================================================
+    // Internal
+    // =============================================================================================
+
+    function _deposit(uint256 amount) private {
+        if (amount == 0) revert MarketplaceZeroAmount();
+        // Credit what actually arrived (a fee-on-transfer token delivers less than `amount`).
+        uint256 before = _token.balanceOf(address(this));
+        _token.safeTransferFrom(msg.sender, address(this), amount);
+        uint256 received = _token.balanceOf(address(this)) - before;
+        _s.balances[msg.sender] += received;
+        emit Deposited(msg.sender, received);
+    }
+
+    function _debit(address account, uint256 amount) private {
+        uint256 balance = _s.balances[account];
+        if (balance < amount) revert MarketplaceInsufficientBalance(account, balance, amount);
+        unchecked {
+            _s.balances[account] = balance - amount; // checked just above
+        }
+    }
+
+    function _heldLease(uint256 startTaskId, address worker) private view returns (Lease memory lease) {
+        lease = _s.leases[startTaskId];
+        if (lease.worker == address(0)) revert MarketplaceUnknownLease(startTaskId);
+        if (lease.worker != worker) revert MarketplaceNotLeaseHolder(startTaskId, worker);
+        if (block.timestamp > lease.expiry) revert MarketplaceLeaseExpired(startTaskId, lease.expiry);
+    }
+
+    function _hashReveal(
+        uint256 taskId,
+        bytes32 resultDigest,
+        bytes32 salt,
+        string calldata resultCID,
+        bytes calldata callbackData
+    ) private view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    _REVEAL_TYPEHASH, taskId, resultDigest, salt, keccak256(bytes(resultCID)), keccak256(callbackData)
+                )
+            )
+        );
+    }
+
+    function _hashResults(
+        uint256 startTaskId,
+        uint256 firstTaskId,
+        bytes32[] calldata digests,
+        string[] calldata cids,
+        bytes[] calldata cbs
+    ) private view returns (bytes32) {
+        bytes32[] memory cidHashes = new bytes32[](cids.length);
+        for (uint256 i = 0; i < cids.length; ++i) {
+            cidHashes[i] = keccak256(bytes(cids[i]));
+        }
+        bytes32[] memory cbHashes = new bytes32[](cbs.length);
+        for (uint256 i = 0; i < cbs.length; ++i) {
+            cbHashes[i] = keccak256(cbs[i]);
+        }
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    _RESULTS_TYPEHASH,
+                    startTaskId,
+                    firstTaskId,
+                    keccak256(abi.encodePacked(digests)),
+                    keccak256(abi.encodePacked(cidHashes)),
+                    keccak256(abi.encodePacked(cbHashes))
+                )
+            )
+        );
+    }
+}

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+
+import {IMarketplace} from "../IMarketplace.sol";
+import {MarketStorage} from "./MarketStorage.sol";
+import {RangeBitmap} from "./RangeBitmap.sol";
+
+/// @title AccountLogic
+/// @notice Workers (registration, stake, unstake, bans), parameters, and the job bookkeeping that needs no
+/// signature: cancelling unclaimed tasks, closing jobs after their deadline, reopening expired leases.
+/// @dev A linked library: {Marketplace} DELEGATECALLs these `external` functions on its own storage (only value
+/// arguments cross, so the calls are cheap), keeping the marketplace under the 24 KiB code-size limit.
+library AccountLogic {
+    using SafeCast for uint256;
+    using RangeBitmap for mapping(uint256 => uint256);
+
+    /// @notice See {IMarketplace-registerWorker}.
+    function registerWorker(MarketStorage.State storage s, uint16 cores, uint32 memoryMB, uint8 gpus, uint8 archMask) external {
+        IMarketplace.Worker storage w = s.workers[msg.sender];
+        w.flags |= MarketStorage.REGISTERED;
+        w.cores = cores;
+        w.memoryMB = memoryMB;
+        w.gpus = gpus;
+        w.archMask = archMask;
+        emit IMarketplace.WorkerRegistered(msg.sender, cores, memoryMB, gpus, archMask);
+    }
+
+    /// @notice See {IMarketplace-stake}.
+    function stake(MarketStorage.State storage s, uint256 amount) external {
+        IMarketplace.Worker storage w = s.workers[msg.sender];
+        if (w.flags & MarketStorage.REGISTERED == 0) revert IMarketplace.MarketplaceNotWorker(msg.sender);
+        if (amount == 0) revert IMarketplace.MarketplaceZeroAmount();
+        debit(s, msg.sender, amount);
+        uint256 total = w.stake + amount;
+        w.stake = total.toUint96();
+        emit IMarketplace.Staked(msg.sender, amount, total);
+    }
+
+    /// @notice See {IMarketplace-requestUnstake}.
+    function requestUnstake(MarketStorage.State storage s, uint256 amount) external {
+        IMarketplace.Worker storage w = s.workers[msg.sender];
+        if (amount == 0) revert IMarketplace.MarketplaceZeroAmount();
+        uint256 free = w.stake - w.locked;
+        if (amount > free) revert IMarketplace.MarketplaceInsufficientStake(msg.sender, free, amount);
+        uint256 readyAt = block.timestamp + s.params.unstakeDelay;
+        // unchecked-free: amount <= free <= stake, and unstaking + amount <= total ever staked < 2^96
+        w.stake -= uint96(amount);
+        w.unstaking += uint96(amount);
+        w.unstakeAt = uint40(readyAt);
+        emit IMarketplace.UnstakeRequested(msg.sender, amount, readyAt);
+    }
+
+    /// @notice See {IMarketplace-withdrawUnstaked}.
+    function withdrawUnstaked(MarketStorage.State storage s) external {
+        IMarketplace.Worker storage w = s.workers[msg.sender];
+        uint256 amount = w.unstaking;
+        if (amount == 0) revert IMarketplace.MarketplaceZeroAmount();
+        if (block.timestamp < w.unstakeAt) revert IMarketplace.MarketplaceUnstakeNotReady(msg.sender, w.unstakeAt);
+        w.unstaking = 0;
+        s.balances[msg.sender] += amount;
+        emit IMarketplace.Unstaked(msg.sender, amount);
+    }
+
+    /// @notice See {IMarketplace-setWorkerBanned}.
+    function setWorkerBanned(MarketStorage.State storage s, address worker, bool banned) external {
+        IMarketplace.Worker storage w = s.workers[worker];
+        if (w.flags & MarketStorage.REGISTERED == 0) revert IMarketplace.MarketplaceNotWorker(worker);
+        w.flags = banned ? w.flags | MarketStorage.BANNED : w.flags & ~MarketStorage.BANNED;
+        if (!banned) w.slashes = 0;
+        emit IMarketplace.WorkerBanned(worker, banned);
+    }
+
+    /// @notice See {IMarketplace-cancelTasks}.
+    function cancelTasks(MarketStorage.State storage s, uint256 jobId, uint256 first, uint256 count) external {
+        IMarketplace.Job storage job = MarketStorage.knownJob(s, jobId);
+        if (job.requester != msg.sender) revert IMarketplace.MarketplaceNotRequester(jobId, msg.sender);
+        if (job.flags & MarketStorage.JOB_CLOSED != 0) revert IMarketplace.MarketplaceJobClosed(jobId);
+        if (count == 0) revert IMarketplace.MarketplaceInvalidRange(0, job.numTasks);
+        if (first + count > job.numTasks) revert IMarketplace.MarketplaceTaskOutOfRange(jobId, first + count - 1, job.numTasks);
+        uint256 conflict = s.taken[jobId].trySetRange(first, count);
+        if (conflict != type(uint256).max) revert IMarketplace.MarketplaceTaskTaken((jobId << 32) | conflict);
+        uint256 refund = count * MarketStorage.taskCost(job);
+        uint256 settled = job.settled + count;
+        job.settled = uint32(settled); // <= numTasks: every counted task had its bit clear
+        s.balances[msg.sender] += refund;
+        emit IMarketplace.TasksCancelled(jobId, first, count, refund);
+        if (settled == job.numTasks) MarketStorage.close(s, jobId, job);
+    }
+
+    /// @notice See {IMarketplace-closeJob}.
+    function closeJob(MarketStorage.State storage s, uint256 jobId) external {
+        IMarketplace.Job storage job = MarketStorage.knownJob(s, jobId);
+        if (job.flags & MarketStorage.JOB_CLOSED != 0) revert IMarketplace.MarketplaceJobClosed(jobId);
+        if (block.timestamp <= job.deadline) revert IMarketplace.MarketplaceDeadlineNotReached(jobId, job.deadline);
+        MarketStorage.close(s, jobId, job);
+    }
+
+    /// @notice See {IMarketplace-reopenLease}.
+    function reopenLease(MarketStorage.State storage s, uint256 startTaskId) external {
+        IMarketplace.Lease memory lease = s.leases[startTaskId];
+        if (lease.worker == address(0)) revert IMarketplace.MarketplaceUnknownLease(startTaskId);
+        if (block.timestamp <= lease.expiry) revert IMarketplace.MarketplaceLeaseNotExpired(startTaskId, lease.expiry);
+        uint256 undone = lease.count - lease.done;
+        delete s.leases[startTaskId];
+        uint256 jobId = startTaskId >> 32;
+        IMarketplace.Job storage job = s.jobs[jobId];
+        if (job.flags & MarketStorage.JOB_CLOSED == 0) {
+            s.taken[jobId].clearRange((startTaskId & type(uint32).max) + lease.done, undone);
+        }
+        emit IMarketplace.LeaseExpired(startTaskId, lease.worker, undone);
+        MarketStorage.slash(s, lease.worker, startTaskId, undone * job.replicaStake);
+    }
+
+    /// @notice Checks every bound and stores `p` (see {IMarketplace-setParams}).
+    function setParams(MarketStorage.State storage s, IMarketplace.Params memory p) external {
+        _bound("claimGrace", p.claimGrace, 60, 7 days);
+        _bound("commitWindow", p.commitWindow, 60, 7 days);
+        _bound("revealWindow", p.revealWindow, 60, 7 days);
+        _bound("unstakeDelay", p.unstakeDelay, 0, 30 days);
+        _bound("callbackGas", p.callbackGas, 10_000, 2_000_000);
+        _bound("feeBps", p.feeBps, 0, 1_000);
+        _bound("maxReplicas", p.maxReplicas, 1, 16);
+        _bound("maxSlashes", p.maxSlashes, 1, 100);
+        _bound("minStake", p.minStake, 0, 1e27);
+        s.params = p;
+        emit IMarketplace.ParamsUpdated(p);
+    }
+
+    function debit(MarketStorage.State storage s, address account, uint256 amount) private {
+        uint256 balance = s.balances[account];
+        if (balance < amount) revert IMarketplace.MarketplaceInsufficientBalance(account, balance, amount);
+        unchecked {
+            s.balances[account] = balance - amount; // checked just above
+        }
+    }
+
+    function _bound(string memory name, uint256 value, uint256 min, uint256 max) private pure {
+        if (value < min || value > max) revert IMarketplace.MarketplaceParamOutOfBounds(name, value, min, max);
+    }
+}

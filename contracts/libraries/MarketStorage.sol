@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+import {IMarketplace, ITaskCallback} from "../IMarketplace.sol";
+import {IMarketplaceRegistry} from "../IMarketplaceRegistry.sol";
+import {Consensus} from "./Consensus.sol";
+
+/// @title MarketStorage
+/// @notice The marketplace's whole state as one storage struct, and the internal rules shared by
+/// {Marketplace} and {ReplicaLogic} (which runs by DELEGATECALL on the same storage): job lookups,
+/// stake locking and slashing, job closing and callbacks. Slot layouts of each struct: see {IMarketplace}.
+library MarketStorage {
+    uint8 internal constant REGISTERED = 1; // worker flag
+    uint8 internal constant BANNED = 2; // worker flag
+    uint8 internal constant JOB_CLOSED = 1; // job flag
+    uint8 internal constant JOB_CALLBACK = 2; // job flag: JobExtras.callback is set
+    /// @dev Gas kept for the code after a callback returns, on top of the callback's cap.
+    uint256 internal constant CALLBACK_OVERHEAD = 10_000;
+    uint256 internal constant MAX_CALLBACK_DATA = 1024;
+
+    struct State {
+        IMarketplace.Params params; // slots 0-1
+        address treasury; // slot 2: treasury(160) | jobCount(32)
+        uint32 jobCount;
+        IMarketplaceRegistry registry; // slot 3
+        mapping(address account => uint256) balances;
+        mapping(address worker => IMarketplace.Worker) workers;
+        mapping(uint256 jobId => IMarketplace.Job) jobs;
+        mapping(uint256 jobId => IMarketplace.JobExtras) jobExtras;
+        mapping(uint256 jobId => mapping(uint256 word => uint256 bits)) taken;
+        mapping(uint256 startTaskId => IMarketplace.Lease) leases;
+        mapping(uint256 taskId => IMarketplace.Task) tasks;
+        mapping(uint256 taskId => mapping(uint256 replica => IMarketplace.Replica)) replicas;
+        mapping(uint256 taskId => mapping(uint256 replica => bytes)) callbackData;
+    }
+
+    function knownJob(State storage s, uint256 jobId) internal view returns (IMarketplace.Job storage job) {
+        job = s.jobs[jobId];
+        if (job.requester == address(0)) revert IMarketplace.MarketplaceUnknownJob(jobId);
+    }
+
+    /// @dev A job that still accepts claims and results: known, not closed, deadline not passed.
+    function openJob(State storage s, uint256 jobId) internal view returns (IMarketplace.Job storage job) {
+        job = knownJob(s, jobId);
+        if (job.flags & JOB_CLOSED != 0) revert IMarketplace.MarketplaceJobClosed(jobId);
+        if (block.timestamp > job.deadline) revert IMarketplace.MarketplaceDeadlinePassed(jobId, job.deadline);
+    }
+
+    function taskCost(IMarketplace.Job storage job) internal view returns (uint256) {
+        return uint256(job.replication) * job.reward + job.ownersPrice;
+    }
+
+    /// @dev Checks that `worker` may work on `job` and locks `amount` of its stake.
+    function lockStake(State storage s, address worker, uint256 jobId, IMarketplace.Job storage job, uint256 amount) internal {
+        IMarketplace.Worker storage w = s.workers[worker];
+        uint8 flags = w.flags;
+        if (flags & REGISTERED == 0) revert IMarketplace.MarketplaceNotWorker(worker);
+        if (flags & BANNED != 0) revert IMarketplace.MarketplaceWorkerBanned(worker);
+        uint8 arch = job.archMask;
+        if (
+            w.cores < job.cores || w.memoryMB < job.memoryMB || w.gpus < job.gpus
+                || (arch != 0 && w.archMask & arch == 0)
+        ) revert IMarketplace.MarketplaceCapabilityMismatch(worker, jobId);
+        if (w.reputation < job.minReputation) {
+            revert IMarketplace.MarketplaceReputationTooLow(worker, w.reputation, job.minReputation);
+        }
+        uint256 staked = w.stake;
+        uint256 locked = w.locked;
+        uint256 minStake = s.params.minStake;
+        if (staked < minStake) revert IMarketplace.MarketplaceInsufficientStake(worker, staked, minStake);
+        if (staked - locked < amount) revert IMarketplace.MarketplaceInsufficientStake(worker, staked - locked, amount);
+        w.locked = uint96(locked + amount); // <= staked < 2^96
+    }
+
+    /// @dev Takes `amount` of `worker`'s locked stake to the treasury, halves its reputation, bans it after
+    /// `maxSlashes` slashes or when its stake falls below `minStake`.
+    function slash(State storage s, address worker, uint256 taskId, uint256 amount) internal {
+        IMarketplace.Worker storage w = s.workers[worker];
+        w.stake -= uint96(amount); // amount <= locked <= stake
+        w.locked -= uint96(amount);
+        uint32 reputation = w.reputation / 2;
+        w.reputation = reputation;
+        uint16 slashes = w.slashes + 1;
+        w.slashes = slashes;
+        s.balances[s.treasury] += amount;
+        emit IMarketplace.WorkerSlashed(worker, taskId, amount, reputation);
+        if (w.flags & BANNED == 0 && (slashes >= s.params.maxSlashes || w.stake < s.params.minStake)) {
+            w.flags |= BANNED;
+            emit IMarketplace.WorkerBanned(worker, true);
+        }
+    }
+
+    function closeIfSettled(State storage s, uint256 jobId, IMarketplace.Job storage job) internal {
+        if (job.settled == job.numTasks) close(s, jobId, job);
+    }
+
+    /// @dev Refunds the unsettled tasks to the requester and pays the owners for the finished ones.
+    function close(State storage s, uint256 jobId, IMarketplace.Job storage job) internal {
+        uint256 refund = (uint256(job.numTasks) - job.settled) * taskCost(job);
+        uint256 finished = job.finished;
+        uint256 datasetPaid = job.datasetId == 0 ? 0 : finished * s.jobExtras[jobId].datasetPrice;
+        uint256 appPaid = finished * job.ownersPrice - datasetPaid;
+        job.settled = job.numTasks;
+        job.flags |= JOB_CLOSED;
+        if (refund != 0) s.balances[job.requester] += refund;
+        if (appPaid != 0 || datasetPaid != 0) {
+            (address appOwner, address datasetOwner) = s.registry.owners(job.appId, job.datasetId);
+            if (appPaid != 0) s.balances[appOwner] += appPaid;
+            if (datasetPaid != 0) s.balances[datasetOwner] += datasetPaid;
+        }
+        emit IMarketplace.JobClosed(jobId, refund, appPaid, datasetPaid);
+    }
+
+    /// @dev Calls the job's callback with a gas cap, ignoring its result and return data (no return bomb).
+    /// The caller must give enough gas for the full cap, so a finalizer cannot starve the callback.
+    function deliverCallback(State storage s, address callback, uint256 taskId, bytes32 digest, bytes memory data) internal {
+        uint256 cap = s.params.callbackGas;
+        uint256 required = cap + cap / 63 + CALLBACK_OVERHEAD;
+        if (gasleft() < required) revert IMarketplace.MarketplaceInsufficientGas(gasleft(), required);
+        bytes memory payload = abi.encodeCall(ITaskCallback.onTaskResult, (taskId, digest, data));
+        bool ok;
+        assembly ("memory-safe") {
+            ok := call(cap, callback, 0, add(payload, 0x20), mload(payload), 0, 0)
+        }
+        emit IMarketplace.CallbackDelivered(taskId, callback, ok);
+    }
+
+    /// @dev The signer of `digest`; reverts with {IMarketplace-MarketplaceInvalidSignature} on a malformed signature.
+    function recover(bytes32 digest, bytes calldata signature) internal pure returns (address) {
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
+        if (err != ECDSA.RecoverError.NoError) revert IMarketplace.MarketplaceInvalidSignature(address(0), address(0));
+        return recovered;
+    }
+
+    /// @dev The open job, active task and replica slot `worker` holds on `taskId`.
+    function heldReplica(State storage s, uint256 taskId, address worker)
+        internal
+        view
+        returns (IMarketplace.Job storage job, IMarketplace.Task memory t, uint256 slot)
+    {
+        job = openJob(s, taskId >> 32);
+        t = s.tasks[taskId];
+        if (t.status != IMarketplace.TaskStatus.Active) revert IMarketplace.MarketplaceTaskNotActive(taskId);
+        for (uint256 i = 0; i < t.target; ++i) {
+            if (t.occupied & (1 << i) != 0 && s.replicas[taskId][i].worker == worker) return (job, t, i);
+        }
+        revert IMarketplace.MarketplaceNotClaimant(taskId, worker);
+    }
+}

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IMarketplace, ITaskCallback} from "../IMarketplace.sol";
+
+/// @notice Test helper: a callback that always reverts (with a large revert payload).
+contract RevertingCallback is ITaskCallback {
+    error RevertingCallbackAlways(uint256 taskId);
+
+    function onTaskResult(uint256 taskId, bytes32, bytes calldata) external pure {
+        revert RevertingCallbackAlways(taskId);
+    }
+}
+
+/// @notice Test helper: a callback that burns all the gas it is given.
+contract GasBurningCallback is ITaskCallback {
+    uint256 public counter;
+
+    function onTaskResult(uint256, bytes32, bytes calldata) external {
+        while (true) {
+            ++counter;
+        }
+    }
+}
+
+/// @notice Test helper: a callback that returns a huge return-data buffer (a "return bomb").
+contract ReturnBombCallback is ITaskCallback {
+    function onTaskResult(uint256, bytes32, bytes calldata) external pure {
+        assembly {
+            return(0, 1000000)
+        }
+    }
+}
+
+/// @notice Test helper: a callback that tries to re-enter the marketplace (withdraw, finalize) from inside the
+/// callback; the reentrancy guard makes the callback fail, which finalization records and survives.
+contract ReenteringCallback is ITaskCallback {
+    IMarketplace public immutable market;
+    bool public reentered;
+
+    constructor(IMarketplace market_) {
+        market = market_;
+    }
+
+    function onTaskResult(uint256 taskId, bytes32, bytes calldata) external {
+        market.finalize(taskId);
+        reentered = true; // never reached: the guard reverts the call above
+    }
+}

@@ -1,0 +1,251 @@
+"""Gas benchmark of the marketplace: four scenarios on a private anvil, compared with iExec PoCo v6.2.
+
+    scripts/bench gas [--json] [--no-write]
+
+gasUsed is summed over every transaction of a scenario (posting, claims, results, finalization); deposits,
+approvals, registrations and staking are setup, excluded and reported separately. The last line printed with
+``--json`` is one JSON object. The Markdown table is written into BENCHMARKS.md between
+``<!-- gas:start -->`` and ``<!-- gas:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from oracle import connect, contract_at, deploy_all, dev_accounts, send
+from oracle.protocol import Eip712Domain, commitment, results_batch, task_id
+from tasknet import _devnet
+
+E18 = 10**18
+CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"  # a 59-character CIDv1, like real ones
+
+POCO = {
+    "single_task_r1": "1,776,210 (Boost: 743,663)",
+    "bag100_r1_per_task": "≈ 962,600",
+    "bag10_r3_per_task": "≈ 1,793,900",
+    "bag100_r1_relayed_per_task": "no equivalent",
+}
+TARGETS = {"single_task_r1": 300_000, "bag100_r1_per_task": 120_000, "bag10_r3_per_task": 450_000,
+           "bag100_r1_relayed_per_task": 40_000}
+
+
+class Bench:
+    """One deployment; `run(tag, fn, sender)` sends and books gasUsed under an operation tag."""
+
+    def __init__(self, w3: Web3, accounts: list[LocalAccount]) -> None:
+        self.w3 = w3
+        self.acc = accounts
+        names = deploy_all(w3, accounts[0]).contracts
+        self.market: Contract = contract_at(w3, "Marketplace", names["Marketplace"])
+        self.registry: Contract = contract_at(w3, "MarketplaceRegistry", names["MarketplaceRegistry"])
+        self.token: Contract = contract_at(w3, "TestToken", names["TestToken"])
+        self.domain = Eip712Domain(chain_id=w3.eth.chain_id, verifying_contract=self.market.address)
+        self.ops: dict[str, list[int]] = defaultdict(list)
+        self.setup_gas = 0
+        self.requester, self.app_owner, self.relayer = accounts[1], accounts[2], accounts[3]
+        self.workers = accounts[4:10]
+        self.setup(lambda: send(w3, self.registry.functions.registerApp(
+            "registry.local/render:1", b"\x11" * 32, "ipfs://meta", E18 // 100, True, ""), self.app_owner))
+        self.app_id = 1
+        self.fund(self.requester, 10**6 * E18)
+        for w in self.workers:
+            self.setup(lambda w=w: send(w3, self.market.functions.registerWorker(8, 16_000, 0, 1), w))
+            self.fund(w, 1_000 * E18)
+            self.setup(lambda w=w: send(w3, self.market.functions.stake(500 * E18), w))
+
+    def setup(self, call: Callable[[], Any]) -> None:
+        self.setup_gas += int(call()["gasUsed"])
+
+    def fund(self, who: LocalAccount, amount: int) -> None:
+        self.setup(lambda: send(self.w3, self.token.functions.faucet(who.address, amount), who))
+        self.setup(lambda: send(self.w3, self.token.functions.approve(self.market.address, amount), who))
+        self.setup(lambda: send(self.w3, self.market.functions.deposit(amount), who))
+
+    def run(self, tag: str, fn: Any, sender: LocalAccount) -> int:
+        gas = int(send(self.w3, fn, sender, extra_abis=[self.registry.abi])["gasUsed"])
+        self.ops[tag].append(gas)
+        return gas
+
+    def post(self, n: int, r: int) -> tuple[int, int]:
+        now = int(self.w3.eth.get_block("latest")["timestamp"])
+        params = (self.app_id, 0, n, r, E18, now + 30 * 86400, 3600, 1, 512, 0, 0, 0, "0x" + "00" * 20,
+                  "bafyinputsdocument", b"")
+        gas = self.run(f"postJob (N={n}, R={r})", self.market.functions.postJob(params), self.requester)
+        return int(self.market.functions.jobCount().call()), gas
+
+
+def _digest(tid: int) -> bytes:
+    return tid.to_bytes(32, "big")
+
+
+def single_task_r1(b: Bench) -> int:
+    job, total = b.post(1, 1)
+    tid = task_id(job, 0)
+    w = b.workers[0]
+    total += b.run("claim (R=1)", b.market.functions.claim(tid), w)
+    total += b.run("submit (R=1, closes the job)", b.market.functions.submit(tid, _digest(tid), CID, b""), w)
+    return total
+
+
+def bag_r1(b: Bench, n: int = 100) -> int:
+    job, total = b.post(n, 1)
+    for i in range(n):
+        tid = task_id(job, i)
+        w = b.workers[i % len(b.workers)]
+        total += b.run("claim (R=1)", b.market.functions.claim(tid), w)
+        total += b.run("submit (R=1)", b.market.functions.submit(tid, _digest(tid), CID, b""), w)
+    return total
+
+
+def bag_r3(b: Bench, n: int = 10) -> int:
+    job, total = b.post(n, 3)
+    salt = b"\x5a" * 32
+    for i in range(n):
+        tid = task_id(job, i)
+        trio = [b.workers[(i + k) % len(b.workers)] for k in range(3)]
+        for w in trio:
+            total += b.run("claim (R=3 replica)", b.market.functions.claim(tid), w)
+        for w in trio:
+            c = commitment(tid, _digest(tid), salt, w.address)
+            total += b.run("commit", b.market.functions.commit(tid, c), w)
+        for k, w in enumerate(trio):
+            tag = "reveal (last: + finalize, 3 winners paid)" if k == 2 else "reveal"
+            total += b.run(tag, b.market.functions.reveal(tid, _digest(tid), salt, CID, b""), w)
+    return total
+
+
+def bag_r3_batched(b: Bench, n: int = 10) -> int:
+    """Same as bag_r3, but each worker batches its own claims/commits/reveals with multicall."""
+    job, total = b.post(n, 3)
+    salt = b"\x5a" * 32
+    trio = b.workers[:3]
+    tids = [task_id(job, i) for i in range(n)]
+    m = b.market
+    for w in trio:
+        calls = [m.encode_abi("claim", [t]) for t in tids]
+        total += b.run("multicall(claim x10)", m.functions.multicall(calls), w)
+    for w in trio:
+        calls = [m.encode_abi("commit", [t, commitment(t, _digest(t), salt, w.address)]) for t in tids]
+        total += b.run("multicall(commit x10)", m.functions.multicall(calls), w)
+    for w in trio:
+        calls = [m.encode_abi("reveal", [t, _digest(t), salt, CID, b""]) for t in tids]
+        total += b.run("multicall(reveal x10)", m.functions.multicall(calls), w)
+    return total
+
+
+def bag_r1_relayed(b: Bench, n: int = 100, ranges: int = 4) -> int:
+    job, total = b.post(n, 1)
+    per = n // ranges
+    batches = []
+    for k in range(ranges):
+        w = b.workers[k]
+        start = task_id(job, k * per)
+        total += b.run(f"claimRange ({per} tasks)", b.market.functions.claimRange(start, per), w)
+        tids = list(range(start, start + per))
+        batches.append(results_batch(w, b.domain, start, start, [_digest(t) for t in tids], [CID] * per))
+    total += b.run(f"relayResults ({ranges} signed batches, {n} tasks, closes the job)",
+                   b.market.functions.relayResults(batches), b.relayer)
+    return total
+
+
+def measure() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        info, url = _devnet.start_anvil(Path(tmp), _devnet.free_port())
+        try:
+            w3 = connect(url)
+            accounts = dev_accounts(10)
+            snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+            results: dict[str, Any] = {}
+            ops: dict[str, list[int]] = defaultdict(list)
+            setup = 0
+            for key, fn, div in [("single_task_r1", single_task_r1, 1), ("bag100_r1_per_task", bag_r1, 100),
+                                 ("bag10_r3_per_task", bag_r3, 10),
+                                 ("bag10_r3_worker_batched_per_task", bag_r3_batched, 10),
+                                 ("bag100_r1_relayed_per_task", bag_r1_relayed, 100)]:
+                w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+                snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+                bench = Bench(w3, accounts)
+                total = fn(bench)
+                results[key] = round(total / div)
+                for tag, gases in bench.ops.items():
+                    ops[tag].extend(gases)
+                setup = max(setup, bench.setup_gas)
+        finally:
+            _devnet.stop(info)
+    per_op = {tag: {"mean": round(sum(g) / len(g)), "min": min(g), "max": max(g), "count": len(g)}
+              for tag, g in sorted(ops.items())}
+    return {**results, "operations": per_op, "setup_gas_excluded": setup}
+
+
+def markdown(res: dict[str, Any]) -> str:
+    lines = [
+        "## Gas (marketplace contracts)",
+        "",
+        "Measured by `scripts/bench gas` on anvil (solc 0.8.37, via-IR, 200 runs). gasUsed summed over every",
+        "transaction of a scenario; deposits, approvals, registrations and staking are excluded. Each scenario starts",
+        "from a fresh deployment: workers already hold a balance (they deposited to stake), the app owner (price",
+        "0.01 token) holds nothing, results carry a 59-character CIDv1, no callback. R = 1 scenarios send one",
+        "`claim` and one `submit` per task; R = 3 sends one transaction per claim, commit and reveal (the last",
+        "reveal finalizes).",
+        "",
+        "| scenario | Tasknet | target | iExec PoCo v6.2 |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key in ("single_task_r1", "bag100_r1_per_task", "bag10_r3_per_task", "bag100_r1_relayed_per_task"):
+        ok = "✓" if res[key] <= TARGETS[key] else "✗"
+        lines.append(f"| `{key}` | {res[key]:,} {ok} | ≤ {TARGETS[key]:,} | {POCO[key]} |")
+    ok = "✓" if res["bag10_r3_worker_batched_per_task"] <= TARGETS["bag10_r3_per_task"] else "✗"
+    lines.append(f"| `bag10_r3_worker_batched_per_task` (same job; each worker sends its 10 claims, 10 commits and "
+                 f"10 reveals as 3 `multicall` transactions) | {res['bag10_r3_worker_batched_per_task']:,} {ok} | "
+                 f"≤ {TARGETS['bag10_r3_per_task']:,} | — |")
+    lines += ["", "Per operation (gasUsed per transaction):", "", "| operation | mean | min | max | n |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for tag, s in res["operations"].items():
+        lines.append(f"| {tag} | {s['mean']:,} | {s['min']:,} | {s['max']:,} | {s['count']} |")
+    lines += ["", f"Setup excluded from the figures (largest scenario): {res['setup_gas_excluded']:,} gas."]
+    return "\n".join(lines)
+
+
+def write_benchmarks(md: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    start, end = "<!-- gas:start -->", "<!-- gas:end -->"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{md}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="scripts/bench gas", description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    res = measure()
+    md = markdown(res)
+    if not args.no_write:
+        write_benchmarks(md)
+    print(md)
+    if args.json:
+        print(json.dumps(res, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

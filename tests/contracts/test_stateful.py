@@ -1,0 +1,219 @@
+"""Hypothesis stateful test: random deposits, posts, claims, commits, reveals, expiries, finalizations,
+cancellations and withdrawals by several actors on the real contract, with invariants after every step.
+
+Invariants (checked after every step):
+  * solvency: token.balanceOf(market) == sum(balances) + sum(stake + unstaking) + sum(jobEscrow)
+  * every task is finalized, failed or refunded (cancelled) at most once; every job closes at most once
+    (so nobody is paid twice for the same task or job)
+  * a worker never loses more than the stake it had locked, and locked <= stake always
+  * job counters: settled <= numTasks, finished <= settled
+
+Each example starts from the same evm snapshot and reverts to it at teardown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from market_helpers import E18, Env
+
+from oracle.exceptions import TransactionReverted
+from oracle.protocol import commitment, task_id
+
+SALT = b"\x5a" * 32
+STEPS: Counter[str] = Counter()
+
+
+def make_machine(env: Env) -> type[RuleBasedStateMachine]:
+    w3 = env.w3
+    requesters = [env.requester, env.dataset_owner]
+    workers = env.workers[:3]
+    # everyone who can hold a balance in this machine (the owner is the treasury)
+    everyone = {a.address for a in [env.owner, env.requester, env.app_owner, env.dataset_owner, *workers]}
+
+    class Market(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+            self.jobs: list[tuple[int, int, int]] = []  # (job id, numTasks, replication)
+            self.settled: Counter[int] = Counter()
+            self.closed: Counter[int] = Counter()
+            self.leases: list[tuple[int, Any]] = []  # (start task id, worker) of leases we saw granted
+            self.held: list[tuple[int, Any]] = []  # (task id, worker) of replicas we saw granted
+            self.digests: dict[tuple[int, str], bytes] = {}
+            STEPS["examples"] += 1
+
+        def teardown(self) -> None:
+            w3.provider.make_request("evm_revert", [self.snap])  # type: ignore[arg-type]
+
+        # --- sending, with the per-transaction checks ------------------------------------------------
+        def send(self, fn: Any, sender: Any) -> Any:
+            STEPS["steps"] += 1
+            STEPS["fn:" + fn.fn_name] += 1
+            locked = {w.address: env.worker(w)["locked"] for w in workers}
+            try:
+                receipt = env.tx(fn, sender)
+            except TransactionReverted as exc:
+                STEPS["reverted"] += 1
+                STEPS["revert:" + str(exc.error_name)] += 1
+                return None
+            STEPS["succeeded"] += 1
+            slashed: Counter[str] = Counter()
+            for e in env.events(receipt, "WorkerSlashed"):
+                slashed[e["worker"]] += e["amount"]
+            for who, amount in slashed.items():
+                assert amount <= locked[who], f"{who} lost {amount} with only {locked[who]} locked"
+            for name, key in (("ResultSubmitted", "taskId"), ("TaskFinalized", "taskId"), ("TaskFailed", "taskId")):
+                for e in env.events(receipt, name):
+                    self.settled[e[key]] += 1
+            for e in env.events(receipt, "TasksCancelled"):
+                for i in range(e["firstIndex"], e["firstIndex"] + e["count"]):
+                    self.settled[task_id(e["jobId"], i)] += 1
+            for e in env.events(receipt, "JobClosed"):
+                self.closed[e["jobId"]] += 1
+            for name in ("ResultSubmitted", "TaskFinalized", "TaskFailed", "ReplicasAdded", "TasksCancelled",
+                         "JobClosed", "LeaseExpired", "ClaimExpired", "ReplicaReleased", "WorkerSlashed",
+                         "WorkerBanned"):
+                STEPS["event:" + name] += len(env.events(receipt, name))
+            return receipt
+
+        def task_of(self, pick: int, index: int) -> tuple[int, int, int] | None:
+            if not self.jobs:
+                return None
+            job, n, r = self.jobs[pick % len(self.jobs)]
+            return task_id(job, index % n), n, r
+
+        @rule(who=st.sampled_from(requesters), n=st.integers(1, 4), r=st.sampled_from([1, 1, 3]),
+              reward=st.integers(0, 3), short=st.booleans())
+        def post(self, who: Any, n: int, r: int, reward: int, short: bool) -> None:
+            deadline = env.now() + (3_000 if short else 50_000)
+            receipt = self.send(env.market.functions.postJob(env.job_params(
+                1, numTasks=n, replication=r, reward=reward * E18, deadline=deadline, maxRunSeconds=200)), who)
+            if receipt is not None:
+                self.jobs.append((int(env.market.functions.jobCount().call()), n, r))
+
+        @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3))
+        def claim(self, w: Any, pick: int, index: int) -> None:
+            t = self.task_of(pick, index)
+            if t and self.send(env.market.functions.claim(t[0]), w) is not None:
+                if t[2] == 1:
+                    self.leases.append((t[0], w))
+                else:
+                    self.held.append((t[0], w))
+
+        @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), count=st.integers(1, 3))
+        def claim_range(self, w: Any, pick: int, count: int) -> None:
+            t = self.task_of(pick, 0)
+            if t and self.send(env.market.functions.claimRange(t[0], count), w) is not None:
+                self.leases.append((t[0], w))
+
+        @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3))
+        def claim_and_submit(self, w: Any, pick: int, index: int) -> None:
+            """The R = 1 happy path in one rule: claim a task and submit its result at once."""
+            t = self.task_of(pick, index)
+            if t and t[2] == 1 and self.send(env.market.functions.claim(t[0]), w) is not None:
+                self.send(env.market.functions.submit(t[0], b"\x01" * 32, "c", b""), w)
+
+        @precondition(lambda self: self.leases)
+        @rule(i=st.integers(0, 50), n=st.integers(1, 2))
+        def submit(self, i: int, n: int) -> None:
+            start, w = self.leases[i % len(self.leases)]
+            lease = env.lease(start)
+            if lease["worker"] != w.address:
+                self.leases.remove((start, w))
+                return
+            if lease["count"] == 1:
+                self.send(env.market.functions.submit(start, b"\x01" * 32, "c", b""), w)
+            else:
+                first = start + lease["done"]
+                n = min(n, lease["count"] - lease["done"])
+                self.send(env.market.functions.submitRange(start, first, [b"\x01" * 32] * n, ["c"] * n, []), w)
+
+        @precondition(lambda self: self.held)
+        @rule(i=st.integers(0, 50), honest=st.booleans())
+        def commit(self, i: int, honest: bool) -> None:
+            tid, w = self.held[i % len(self.held)]
+            digest = b"\x01" * 32 if honest else w.address.encode()[:32].ljust(32, b"\0")
+            self.digests[(tid, w.address)] = digest
+            self.send(env.market.functions.commit(tid, commitment(tid, digest, SALT, w.address)), w)
+
+        @precondition(lambda self: self.held)
+        @rule(i=st.integers(0, 50))
+        def reveal(self, i: int) -> None:
+            tid, w = self.held[i % len(self.held)]
+            digest = self.digests.get((tid, w.address), b"\x01" * 32)
+            self.send(env.market.functions.reveal(tid, digest, SALT, "c", b""), w)
+
+        @rule(pick=st.integers(0, 20), index=st.integers(0, 3),
+              honest=st.lists(st.booleans(), min_size=3, max_size=3), silent=st.integers(0, 3))
+        def replicated_round(self, pick: int, index: int, honest: list[bool], silent: int) -> None:
+            """All three workers claim, commit and reveal one task (one of them may stay silent)."""
+            t = self.task_of(pick, index)
+            if not t or t[2] == 1:
+                return
+            digests = [b"\x01" * 32 if h else w.address.encode()[:32].ljust(32, b"\0")
+                       for w, h in zip(workers, honest, strict=True)]
+            for w in workers:
+                if self.send(env.market.functions.claim(t[0]), w) is not None:
+                    self.held.append((t[0], w))
+            for w, d in zip(workers, digests, strict=True):
+                self.digests[(t[0], w.address)] = d
+                self.send(env.market.functions.commit(t[0], commitment(t[0], d, SALT, w.address)), w)
+            for i, (w, d) in enumerate(zip(workers, digests, strict=True)):
+                if i != silent:
+                    self.send(env.market.functions.reveal(t[0], d, SALT, "c", b""), w)
+
+        @rule(pick=st.integers(0, 20), index=st.integers(0, 3))
+        def finalize(self, pick: int, index: int) -> None:
+            t = self.task_of(pick, index)
+            if t:
+                self.send(env.market.functions.finalize(t[0]), env.outsider)
+
+        @rule(seconds=st.sampled_from([150, 450, 700, 4_000]))
+        def warp(self, seconds: int) -> None:
+            env.warp(seconds)
+
+        # --- invariants ----------------------------------------------------------------------------
+        @invariant()
+        def invariants(self) -> None:
+            STEPS["invariant_checks"] += 1
+            infos = [env.worker(w) for w in workers]
+            # solvency: every token the market holds is someone's balance, stake or a job's escrow
+            held = env.token.functions.balanceOf(env.market.address).call()
+            balances = sum(env.balance(a) for a in everyone)
+            stakes = sum(i["stake"] + i["unstaking"] for i in infos)
+            assert held == balances + stakes + env.escrow_total()
+            # nothing settles or closes twice, so nobody is paid twice
+            assert all(c == 1 for c in self.settled.values()), self.settled
+            assert all(c == 1 for c in self.closed.values()), self.closed
+            # stake and job counters
+            assert all(i["locked"] <= i["stake"] for i in infos)
+            for job, _, _ in self.jobs:
+                j = env.job(job)
+                assert j["finished"] <= j["settled"] <= j["numTasks"]
+
+    return Market
+
+
+def test_marketplace_state_machine(env: Env) -> None:
+    env.app(price=E18 // 10)
+    for w in env.workers[:3]:
+        env.enroll(w, stake=5 * E18)
+    for r in (env.requester, env.dataset_owner):
+        env.fund(r, 200 * E18)
+    STEPS.clear()
+    run_state_machine_as_test(make_machine(env), settings=settings(
+        max_examples=10, stateful_step_count=40, deadline=None, derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]))
+    print(f"\nstateful: {dict(STEPS)}")
+    assert STEPS["succeeded"] > 50
