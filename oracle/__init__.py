@@ -7,11 +7,12 @@ from ._log import configure_logging, get_logger
 from .devnet import DevnetInfo
 from .exceptions import TasknetError
 from .ipfs import IpfsClient
+from .client import Client
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEV_MNEMONIC", "Deployment", "DevnetInfo", "IpfsClient", "TasknetError", "abi", "configure_logging",
+    "Client", "DEV_MNEMONIC", "Deployment", "DevnetInfo", "IpfsClient", "TasknetError", "abi", "configure_logging",
     "connect", "contract_at", "decode_revert", "deploy", "deploy_all", "dev_accounts", "get_logger",
     "load_artifact", "send",
 ]

@@ -33,3 +33,9 @@ def configure_logging(*, verbose: bool = False, json: bool | None = None) -> Non
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
     return logger
+
+
+if not structlog.is_configured():
+    # Library use (the SDK without the CLI): keep structlog's defaults but write to stderr, so a program's
+    # own output on stdout is never mixed with Tasknet's logs.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))

@@ -81,3 +81,58 @@ class ArchiveError(TasknetError):
 
 class UnsafeArchive(ArchiveError):
     """An archive member would land outside the destination, or is a link, device or oversized."""
+
+
+# -- requester SDK (oracle.client) ---------------------------------------------------------------------
+#
+#   TasknetError
+#   └── ClientError              the requester SDK refused an operation before spending anything
+#       ├── InvalidJobSpec       a job description, args file or input path is wrong
+#       ├── UnknownApp           no app with that id is registered
+#       ├── UnknownDataset       no dataset with that id is registered
+#       ├── UnknownJob           no job with that id was posted
+#       ├── AccessDenied         the app or dataset does not admit this requester (or app)
+#       ├── InsufficientBalance  the marketplace balance cannot cover the escrow or the withdrawal
+#       ├── KeyringError         the requester's local keyring is missing a key or unreadable
+#       ├── ResultNotReady       a task has no final result yet
+#       └── WaitTimeout          a job did not finish within the time given
+
+
+class ClientError(TasknetError):
+    """The requester SDK refused an operation (nothing was sent to the chain)."""
+
+
+class InvalidJobSpec(ClientError):
+    """A job description, per-task arguments file or input path is invalid."""
+
+
+class UnknownApp(ClientError):
+    """No app with this id is registered."""
+
+
+class UnknownDataset(ClientError):
+    """No dataset with this id is registered."""
+
+
+class UnknownJob(ClientError):
+    """No job with this id was posted on this marketplace."""
+
+
+class AccessDenied(ClientError):
+    """The app or dataset does not admit this requester (or this app)."""
+
+
+class InsufficientBalance(ClientError):
+    """The marketplace balance (or the wallet) cannot cover the amount."""
+
+
+class KeyringError(ClientError):
+    """The requester's local keyring has no matching private key or cannot be read."""
+
+
+class ResultNotReady(ClientError):
+    """The task has no final result on chain yet."""
+
+
+class WaitTimeout(ClientError):
+    """The job did not finish within the time given."""

@@ -1,0 +1,97 @@
+"""Why a task is not running: everything the chain can tell, and what it cannot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._client_models import Explanation, JobStatus, Reason, format_amount
+
+
+def explain_task(status: JobStatus, index: int | None, state: str, now: int, params: dict[str, Any],
+                 app: dict[str, Any], app_allows: bool, workers: list[dict[str, Any]]) -> Explanation:
+    """Build the explanation from the job's status, the chain time, the market parameters, the app and the
+    registered workers (``getWorker`` structs with an ``address`` key)."""
+    reasons: list[Reason] = []
+    grace = int(params["claimGrace"])
+    need_stake = max(int(params["minStake"]), int(params["replicaStake"]))
+    job_id = status.job_id
+    if state in ("finalized", "failed", "cancelled", "refunded"):
+        return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
+                           summary=f"the task is {state}: nothing will run any more")
+    if state in ("claimed", "committing"):
+        return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
+                           summary="the task is running: a worker holds a claim on it")
+    if status.closed:
+        reasons.append(Reason(code="job-closed", severity="blocking", message="the job is closed",
+                              fix="post a new job"))
+    elif now > status.deadline:
+        reasons.append(Reason(code="deadline-passed", severity="blocking",
+                              message=f"the deadline ({status.deadline}) passed {now - status.deadline} s ago",
+                              fix=f"refund the unfinished tasks with 'tasknet job close {job_id}' and post again"))
+    elif now + status.max_run_seconds + grace > status.deadline:
+        reasons.append(Reason(
+            code="deadline-too-short", severity="blocking",
+            message=(f"a claim needs max run time {status.max_run_seconds} s + claim grace {grace} s before the "
+                     f"deadline, but only {status.deadline - now} s are left: the contract refuses every claim"),
+            fix=f"cancel with 'tasknet job cancel {job_id}' and post again with a later deadline or a shorter "
+                "--max-run"))
+    if app.get("flags", 0) & 2:
+        reasons.append(Reason(code="app-deprecated", severity="warning",
+                              message=f"app {status.app_id} was deprecated by its owner; workers may skip it",
+                              fix="ask the app owner, or use another app"))
+    if not app_allows:
+        reasons.append(Reason(code="requester-not-allowed", severity="warning",
+                              message=f"app {status.app_id} no longer lists requester {status.requester}",
+                              fix="ask the app owner to allow you again"))
+    registered = [w for w in workers if int(w["flags"]) & 1]
+    unbanned = [w for w in registered if not int(w["flags"]) & 2]
+    capable = [w for w in unbanned if _fits(status, w)]
+    ready = [w for w in capable if int(w["stake"]) >= need_stake and int(w["stake"]) - int(w["locked"]) >= int(
+        params["replicaStake"])]
+    if not registered:
+        reasons.append(Reason(code="no-workers", severity="blocking", message="no worker is registered on this "
+                              "marketplace", fix="start one: 'tasknet worker run'"))
+    elif not unbanned:
+        reasons.append(Reason(code="workers-banned", severity="blocking",
+                              message=f"all {len(registered)} registered workers are banned",
+                              fix="wait for honest workers to join"))
+    elif not capable:
+        best = max(unbanned, key=lambda w: (int(w["cores"]), int(w["memoryMB"])))
+        reasons.append(Reason(
+            code="no-capable-worker", severity="blocking",
+            message=(f"none of the {len(unbanned)} workers has the capabilities the job asks for (cores >= "
+                     f"{status.cores}, memory >= {status.memory_mb} MB, gpus >= {status.gpus}, arch mask "
+                     f"{status.arch_mask or 'any'}, reputation >= {status.min_reputation}); the largest offers "
+                     f"{best['cores']} cores, {best['memoryMB']} MB, {best['gpus']} gpus, arch mask "
+                     f"{best['archMask']}, reputation {best['reputation']}"),
+            fix="post again with smaller requirements, or wait for a bigger worker"))
+    elif not ready:
+        reasons.append(Reason(
+            code="not-enough-stake", severity="blocking",
+            message=(f"{len(capable)} workers fit the job but none has {format_amount(need_stake)} tokens of free "
+                     "stake to lock for a claim (their stake is locked by other claims, or too small)"),
+            fix="wait for running claims to finish, or for workers to stake more"))
+    if status.replication > 1 and 0 < len(ready) < status.replication:
+        reasons.append(Reason(
+            code="too-few-workers-for-replication", severity="warning",
+            message=(f"each task needs {status.replication} different workers but only {len(ready)} can claim now"),
+            fix="wait for more workers, or post with a lower --replication"))
+    reasons.append(Reason(
+        code="reward-unknowable", severity="info",
+        message=(f"the reward is {format_amount(status.reward)} tokens per replica; each worker's minimum reward "
+                 "(and its app, requester and category block lists) is local policy that the chain cannot show"),
+        fix="if capable workers stay idle, post again with a higher --reward"))
+    blocking = [r for r in reasons if r.severity == "blocking"]
+    if blocking:
+        summary = "the task cannot run: " + blocking[0].message
+    else:
+        summary = (f"the task is open and {len(ready)} worker(s) could claim it now; it is waiting to be picked up "
+                   "(unless their local policies refuse it)")
+    return Explanation(job_id=job_id, task_index=index, state=state, summary=summary, reasons=reasons,
+                       workers_registered=len(registered), workers_capable=len(capable), workers_ready=len(ready))
+
+
+def _fits(job: JobStatus, w: dict[str, Any]) -> bool:
+    return (int(w["cores"]) >= job.cores and int(w["memoryMB"]) >= job.memory_mb and int(w["gpus"]) >= job.gpus
+            and (job.arch_mask == 0 or int(w["archMask"]) & job.arch_mask != 0)
+            and int(w["reputation"]) >= job.min_reputation)

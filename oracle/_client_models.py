@@ -1,0 +1,270 @@
+"""Typed models at the requester SDK's boundary (what :class:`oracle.client.Client` takes and returns)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .exceptions import InvalidJobSpec
+from .protocol import ARCH_386, ARCH_AMD64, ARCH_ARM, ARCH_ARM64, ARCH_RISCV64
+
+TOKEN_DECIMALS = 18
+ARCH_NAMES = {"amd64": ARCH_AMD64, "arm64": ARCH_ARM64, "riscv64": ARCH_RISCV64, "386": ARCH_386, "arm": ARCH_ARM}
+
+
+def parse_amount(text: str | int, decimals: int = TOKEN_DECIMALS) -> int:
+    """``"1.5"`` tokens -> wei; ``"1000wei"`` or an int -> wei as is. Raises :class:`InvalidJobSpec`."""
+    if isinstance(text, int):
+        return text
+    s = text.strip().lower().replace("_", "")
+    try:
+        if s.endswith("wei"):
+            value = int(s.removesuffix("wei"))
+        else:
+            d = Decimal(s.removesuffix("tnt").strip()) * (Decimal(10) ** decimals)
+            if d != d.to_integral_value():
+                raise InvalidJobSpec(f"amount {text!r} has more than {decimals} decimals")
+            value = int(d)
+    except (InvalidOperation, ValueError):
+        raise InvalidJobSpec(f"amount {text!r} is not a number of tokens (e.g. '2.5') or of wei (e.g. '1000wei')"
+                             ) from None
+    if value < 0:
+        raise InvalidJobSpec(f"amount {text!r} is negative")
+    return value
+
+
+def format_amount(wei: int, decimals: int = TOKEN_DECIMALS) -> str:
+    """wei -> a token string without trailing zeros (``1500000000000000000`` -> ``"1.5"``)."""
+    d = Decimal(wei) / (Decimal(10) ** decimals)
+    text = format(d.normalize(), "f")
+    return text
+
+
+def parse_duration(text: str | int) -> int:
+    """``"90"``, ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"`` -> seconds."""
+    if isinstance(text, int):
+        return text
+    s = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if s and s[-1] in units:
+            return int(float(s[:-1]) * units[s[-1]])
+        return int(s)
+    except ValueError:
+        raise InvalidJobSpec(f"duration {text!r} is not seconds or a number with s/m/h/d (e.g. '10m')") from None
+
+
+def arch_mask(names: list[str] | int) -> int:
+    """Architecture names (``amd64``, ``arm64``...) -> the contract's ``archMask`` (0 = any)."""
+    if isinstance(names, int):
+        return names
+    mask = 0
+    for n in names:
+        if n.lower() not in ARCH_NAMES:
+            raise InvalidJobSpec(f"unknown architecture {n!r}; use one of {', '.join(ARCH_NAMES)}")
+        mask |= ARCH_NAMES[n.lower()]
+    return mask
+
+
+class TxInfo(BaseModel):
+    """A mined transaction."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+
+
+class Balance(BaseModel):
+    """An account's money: tokens in its wallet and its marketplace balance (deposits not locked in escrow)."""
+
+    address: str
+    wallet: int
+    deposited: int
+    staked: int = 0
+    allowance: int = 0
+
+
+class AppInfo(BaseModel):
+    app_id: int
+    owner: str
+    image_ref: str
+    image_digest: str
+    metadata_uri: str
+    price: int
+    public: bool
+    deprecated: bool
+    deterministic_file: str
+
+
+class DatasetInfo(BaseModel):
+    dataset_id: int
+    owner: str
+    cid: str
+    checksum: str  # 64 hex digits (sha256 of the content on IPFS)
+    price: int
+    any_requester: bool
+    any_app: bool
+    deprecated: bool = False
+    size: int | None = None
+    kind: Literal["file", "folder"] | None = None
+
+
+class TaskInput(BaseModel):
+    """One task of a bag: its arguments, input files (path under /in -> local file or URI) and environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    args: list[str] = Field(default_factory=list)
+    inputs: dict[str, str] = Field(default_factory=dict, description="path under /in -> local path, ipfs://CID "
+                                   "or https://...#sha256=HEX")
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class JobSpec(BaseModel):
+    """What a requester posts. Amounts are token wei; durations are seconds.
+
+    Give ``tasks`` (one entry per task) or ``count`` (tasks from ``args`` with ``{index}`` replaced).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_id: int = Field(ge=1)
+    dataset_id: int = Field(default=0, ge=0)
+    tasks: list[TaskInput] | None = None
+    count: int | None = Field(default=None, ge=1)
+    args: list[str] = Field(default_factory=list, description="template arguments for 'count' tasks")
+    common_inputs: dict[str, str] = Field(default_factory=dict, description="inputs every task gets")
+    dataset_path: str = Field(default="dataset", description="where the dataset appears under /in")
+    replication: int = Field(default=1, ge=1, le=16)
+    reward: int = Field(ge=0, lt=2**96, description="per replica, token wei")
+    deadline_in: int = Field(default=3600, ge=1, lt=2**31, description="seconds from now (chain time)")
+    max_run_seconds: int = Field(default=600, ge=1, lt=2**32)
+    cores: int = Field(default=1, ge=0, lt=2**16)
+    memory_mb: int = Field(default=256, ge=0, lt=2**32)
+    gpus: int = Field(default=0, ge=0, lt=2**8)
+    arch: list[str] | int = 0
+    min_reputation: int = Field(default=0, ge=0, lt=2**32)
+    callback: str | None = None
+    encrypt: bool = Field(default=False, description="seal results to a fresh key kept in the local keyring")
+
+    @field_validator("tasks")
+    @classmethod
+    def _non_empty(cls, v: list[TaskInput] | None) -> list[TaskInput] | None:
+        if v is not None and not v:
+            raise ValueError("'tasks' is empty: a job needs at least one task")
+        return v
+
+    @property
+    def num_tasks(self) -> int:
+        if self.tasks is not None:
+            return len(self.tasks)
+        return self.count or 1
+
+
+class SubmittedJob(BaseModel):
+    job_id: int
+    num_tasks: int
+    inputs_cid: str
+    escrow: int
+    deadline: int
+    encryption_key: str = ""
+    tx: TxInfo
+
+
+class JobProgress(BaseModel):
+    """Where a job's tasks stand, derived from its events."""
+
+    total: int
+    claimed: int = 0  # tasks claimed at least once
+    running: int = 0  # claimed, not yet settled
+    finalized: int = 0  # finished with a result
+    failed: int = 0  # no majority at the replica cap (refunded)
+    cancelled: int = 0
+    closed: bool = False
+
+    @property
+    def settled(self) -> int:
+        return self.finalized + self.failed + self.cancelled
+
+    @property
+    def done(self) -> bool:
+        return self.closed or self.settled >= self.total
+
+
+class JobEvent(BaseModel):
+    """One decoded marketplace event of a job, with the job's progress after it."""
+
+    name: str
+    job_id: int
+    task_index: int | None = None
+    worker: str | None = None
+    block_number: int
+    tx_hash: str
+    args: dict[str, Any]
+    progress: JobProgress
+
+
+class TaskState(BaseModel):
+    index: int
+    state: Literal["open", "claimed", "committing", "finalized", "failed", "cancelled", "refunded"]
+    workers: list[str] = Field(default_factory=list)
+    digest: str | None = None  # 0x-hex of the final result digest
+    cid: str | None = None
+
+
+class JobStatus(BaseModel):
+    job_id: int
+    requester: str
+    app_id: int
+    dataset_id: int
+    num_tasks: int
+    replication: int
+    reward: int
+    deadline: int
+    max_run_seconds: int
+    cores: int
+    memory_mb: int
+    gpus: int
+    arch_mask: int
+    min_reputation: int
+    callback: str
+    inputs_cid: str
+    encryption_key: str
+    escrow_left: int
+    closed: bool
+    posted_block: int
+    progress: JobProgress
+
+
+class TaskResult(BaseModel):
+    index: int
+    task_id: int
+    digest: str  # 64 hex
+    cid: str
+    verified: bool
+    digest_source: Literal["archive", "file"]
+    path: Path | None = None
+    files: int = 0
+    bytes: int = 0
+
+
+class Reason(BaseModel):
+    code: str
+    severity: Literal["blocking", "warning", "info"]
+    message: str
+    fix: str = ""
+
+
+class Explanation(BaseModel):
+    job_id: int
+    task_index: int | None
+    state: str
+    summary: str
+    reasons: list[Reason]
+    workers_registered: int = 0
+    workers_capable: int = 0
+    workers_ready: int = 0
+

@@ -1,0 +1,720 @@
+"""The requester and app-owner SDK: money, apps, datasets, jobs, watching, results and explanations.
+
+::
+
+    from oracle import Client
+    from oracle.client import JobSpec
+
+    c = Client.from_devnet(role="requester")             # or Client.connect(rpc_url, marketplace=..., ...)
+    c.deposit(10 * 10**18)
+    job = c.submit_job(JobSpec(app_id=1, count=10, args=["{index}"], reward=10**17, encrypt=True))
+    for ev in c.watch(job.job_id):                        # typed events, until every task settled
+        print(ev.name, ev.task_index, ev.progress.finalized)
+    results = c.results(job.job_id, "out/")              # downloaded, decrypted, digest-checked, unpacked
+
+Every check that can be made before spending is made first (unknown app, access, balance, missing input
+files, deadline too short): those raise a :class:`~oracle.exceptions.ClientError` and send nothing. A transaction
+the contract refuses raises :class:`~oracle.exceptions.TransactionReverted` with the custom error decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from ._artifacts import abi
+from ._chain import connect
+from ._client_explain import explain_task
+from ._client_keyring import Keyring
+from ._client_models import (
+    AppInfo,
+    Balance,
+    DatasetInfo,
+    Explanation,
+    JobEvent,
+    JobProgress,
+    JobSpec,
+    JobStatus,
+    Reason,
+    SubmittedJob,
+    TaskInput,
+    TaskResult,
+    TaskState,
+    TxInfo,
+    arch_mask,
+    format_amount,
+    parse_amount,
+    parse_duration,
+)
+from ._client_tasks import build_inputs, check_inputs, load_tasks, pack_folder, sha256_of
+from ._client_watch import Tracker, event_job
+from ._log import get_logger
+from .archive import decrypt_file, sha256_file, unpack_result
+from .devnet import DevnetInfo
+from .events import DecodedEvent, EventStream, StreamCursor
+from .exceptions import (
+    AccessDenied,
+    ClientError,
+    InsufficientBalance,
+    IntegrityError,
+    InvalidJobSpec,
+    ResultNotReady,
+    TasknetError,
+    UnknownApp,
+    UnknownDataset,
+    UnknownJob,
+    WaitTimeout,
+)
+from .ipfs import IpfsClient
+from .market import JobView, Market, _struct
+from .models import AppMetadata, InputRef
+from .protocol import task_id
+from .tx import TxSender
+
+if TYPE_CHECKING:
+    import docker
+
+__all__ = [
+    "AppInfo", "Balance", "Client", "DatasetInfo", "Explanation", "JobEvent", "JobProgress", "JobSpec", "JobStatus",
+    "Reason", "SubmittedJob", "TaskInput", "TaskResult", "TaskState", "TxInfo", "format_amount", "load_tasks",
+    "parse_amount", "parse_duration",
+]
+
+log = get_logger("oracle.client")
+
+#: chain ids where a raw private key is accepted (public dev chains)
+DEV_CHAIN_IDS = {31337, 1337}
+ZERO = "0x" + "00" * 20
+UploadProgress = Callable[[str, int], None]
+ByteProgress = Callable[[int], None]
+
+
+def _tx(receipt: TxReceipt) -> TxInfo:
+    return TxInfo(tx_hash="0x" + bytes(receipt["transactionHash"]).hex(), block_number=receipt["blockNumber"],
+                  gas_used=receipt["gasUsed"])
+
+
+def _hex(value: Any) -> str:
+    return value.removeprefix("0x") if isinstance(value, str) else bytes(value).hex()
+
+
+class Client:
+    """One account talking to one marketplace, its IPFS node and (for app owners) a Docker engine."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, marketplace: str, ipfs: IpfsClient, *,
+                 deploy_block: int = 0, image_registry: str | None = None, keyring: Keyring | str | Path | None = None,
+                 docker_client: docker.DockerClient | None = None) -> None:
+        self.w3 = w3
+        self.account = account
+        self.market = Market(w3, marketplace)
+        self.ipfs = ipfs
+        self.deploy_block = deploy_block
+        self.image_registry = image_registry
+        self.keyring = keyring if isinstance(keyring, Keyring) else Keyring(keyring)
+        self._docker = docker_client
+        self.sender = TxSender(w3, account, extra_abis=self.market.error_abis)
+        self._events = w3.eth.contract(address=self.market.address, abi=abi("IMarketplace"))
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_devnet(cls, role: str = "requester", devnet_file: str | Path | None = None, **kw: Any) -> Client:
+        """A client for dev account ``role`` of the devnet described by ``devnet_file`` (default:
+        ``$TASKNET_DEVNET_FILE``, else the file ``tasknet up`` writes)."""
+        info = DevnetInfo.load(devnet_file or os.environ.get("TASKNET_DEVNET_FILE") or None)
+        if "Marketplace" not in info.contracts:
+            raise ClientError(f"the devnet file lists no Marketplace contract ({', '.join(info.contracts)}); "
+                              "restart the devnet with 'tasknet down && tasknet up'")
+        acct = Account.from_key(info.account(role).private_key)
+        return cls(connect(info.rpc_url), acct, info.contracts["Marketplace"], IpfsClient(info.ipfs_api),
+                   deploy_block=info.deploy_block, image_registry=info.registry, **kw)
+
+    @classmethod
+    def connect(cls, rpc_url: str, *, marketplace: str, ipfs_api: str, keystore: str | Path | None = None,
+                password: str | None = None, private_key: str | None = None, **kw: Any) -> Client:
+        """A client for any EVM JSON-RPC endpoint: the key comes from an encrypted keystore (``password`` or
+        ``$TASKNET_PASSWORD``) or, on a dev chain only, a raw ``private_key``."""
+        w3 = connect(rpc_url)
+        if keystore is not None:
+            pw = password if password is not None else os.environ.get("TASKNET_PASSWORD")
+            if pw is None:
+                raise ClientError(f"keystore {keystore} needs a password: pass password= or set TASKNET_PASSWORD")
+            try:
+                key = Account.decrypt(json.loads(Path(keystore).read_text()), pw)
+            except (OSError, ValueError) as exc:
+                raise ClientError(f"cannot open keystore {keystore}: {exc}; check the path and the password") from exc
+            acct = Account.from_key(key)
+        elif private_key is not None:
+            chain = int(w3.eth.chain_id)
+            if chain not in DEV_CHAIN_IDS:
+                raise ClientError(f"a raw private key is only accepted on a dev chain (ids {sorted(DEV_CHAIN_IDS)}); "
+                                  f"chain {chain} needs an encrypted keystore (keystore=PATH)")
+            acct = Account.from_key(private_key)
+        else:
+            raise ClientError("no key: pass keystore=PATH (+ password) or, on a dev chain, private_key=")
+        if not Web3.is_address(marketplace) or not w3.eth.get_code(Web3.to_checksum_address(marketplace)):
+            raise ClientError(f"no contract at marketplace address {marketplace} on {rpc_url}; check the address "
+                              "and the chain")
+        return cls(w3, acct, marketplace, IpfsClient(ipfs_api), **kw)
+
+    def close(self) -> None:
+        self.ipfs.close()
+        if self._docker is not None:
+            self._docker.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    @property
+    def docker(self) -> docker.DockerClient:
+        if self._docker is None:
+            import docker
+
+            try:
+                self._docker = docker.from_env()
+                self._docker.ping()
+            except Exception as exc:  # docker raises many types for "no engine"
+                raise ClientError(f"no Docker engine answers ({exc}); start Docker or set DOCKER_HOST") from exc
+        return self._docker
+
+    def chain_time(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def _send(self, fn: Any) -> TxReceipt:
+        return self.sender.transact(fn)
+
+    # -- money --------------------------------------------------------------------------------------
+    def balance(self, address: str | None = None) -> Balance:
+        who = Web3.to_checksum_address(address or self.address)
+        token = self.market.token
+        return Balance(address=who, wallet=int(token.functions.balanceOf(who).call()),
+                       deposited=self.market.balance(who), staked=int(self.market.worker(who)["stake"]),
+                       allowance=int(token.functions.allowance(who, self.market.address).call()))
+
+    def deposit(self, amount: int, *, permit: bool = False) -> TxInfo:
+        """Move ``amount`` wei of tokens from the wallet into the marketplace: ``approve`` + ``deposit`` (two
+        transactions, the approval skipped when the allowance suffices), or with ``permit`` one transaction
+        carrying an EIP-2612 signature."""
+        if amount <= 0:
+            raise ClientError(f"deposit amount must be positive, got {amount}")
+        token = self.market.token
+        wallet = int(token.functions.balanceOf(self.address).call())
+        if wallet < amount:
+            raise InsufficientBalance(
+                f"the wallet of {self.address} holds {format_amount(wallet)} tokens, the deposit needs "
+                f"{format_amount(amount)}; get tokens first (on the devnet: 'tasknet account faucet')")
+        if permit:
+            deadline = self.chain_time() + 3600
+            v, r, s = self._sign_permit(amount, deadline)
+            return _tx(self._send(self.market.contract.functions.depositWithPermit(amount, deadline, v, r, s)))
+        if int(token.functions.allowance(self.address, self.market.address).call()) < amount:
+            self._send(token.functions.approve(self.market.address, amount))
+        return _tx(self._send(self.market.contract.functions.deposit(amount)))
+
+    def _sign_permit(self, amount: int, deadline: int) -> tuple[int, bytes, bytes]:
+        token = self.market.token
+        _fields, name, version, chain_id, verifying, _salt, _ext = token.functions.eip712Domain().call()
+        nonce = int(token.functions.nonces(self.address).call())
+        msg = encode_typed_data(full_message={
+            "types": {
+                "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                                 {"name": "chainId", "type": "uint256"},
+                                 {"name": "verifyingContract", "type": "address"}],
+                "Permit": [{"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                           {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                           {"name": "deadline", "type": "uint256"}],
+            },
+            "primaryType": "Permit",
+            "domain": {"name": name, "version": version, "chainId": chain_id, "verifyingContract": verifying},
+            "message": {"owner": self.address, "spender": self.market.address, "value": amount, "nonce": nonce,
+                        "deadline": deadline},
+        })
+        sig = self.account.sign_message(msg)
+        return int(sig.v), int(sig.r).to_bytes(32, "big"), int(sig.s).to_bytes(32, "big")
+
+    def withdraw(self, amount: int) -> TxInfo:
+        """Send ``amount`` wei of the marketplace balance back to the wallet."""
+        if amount <= 0:
+            raise ClientError(f"withdraw amount must be positive, got {amount}")
+        have = self.market.balance(self.address)
+        if have < amount:
+            raise InsufficientBalance(f"the marketplace balance of {self.address} is {format_amount(have)} tokens, "
+                                      f"less than the {format_amount(amount)} asked; withdraw at most that (escrow "
+                                      "locked by jobs comes back when they finish or are closed)")
+        return _tx(self._send(self.market.contract.functions.withdraw(amount)))
+
+    def faucet(self, amount: int) -> TxInfo:
+        """Devnet only: mint ``amount`` wei of the test token to this account's wallet."""
+        if self.market.chain_id not in DEV_CHAIN_IDS:
+            raise ClientError(f"the faucet exists only on dev chains; chain {self.market.chain_id} has real tokens")
+        return _tx(self._send(self.market.token.functions.faucet(self.address, amount)))
+
+    # -- apps ---------------------------------------------------------------------------------------
+    def build_app(self, context_dir: str | Path, tag: str, *, dockerfile: str = "Dockerfile") -> str:
+        """``docker build`` an app (no network, FROM a local base image); return the image id."""
+        from .images import build_app_image
+
+        return build_app_image(self.docker, context_dir, tag, dockerfile=dockerfile)
+
+    def push_image(self, image: str) -> str:
+        """Push local image ``image`` to the image registry; return the pinned ``host/repo@sha256:…``."""
+        from .images import push_to_registry
+
+        if not self.image_registry:
+            raise ClientError("no image registry configured; pass image_registry='host:port' (the devnet has one)")
+        return push_to_registry(self.docker, image, self.image_registry)
+
+    def register_app(self, image: str, *, name: str, price: int = 0, public: bool = True,
+                     requesters: Sequence[str] = (), deterministic_file: str | None = None, description: str = "",
+                     category: str | None = None, command: Sequence[str] = (), push: bool = True) -> AppInfo:
+        """Register local image ``image`` as an app: pushed to the registry (``push``), pinned by its image id,
+        with a metadata document on IPFS. A private app (``public=False``) admits ``requesters`` only."""
+        from .images import image_digest
+
+        digest = image_digest(self.docker, image)
+        ref = image
+        if push and self.image_registry and "@sha256:" not in image:
+            ref = self.push_image(image)
+        meta = AppMetadata(name=name, description=description, image=ref, command=list(command),
+                           deterministic_file=deterministic_file, category=category, image_archive_cid=None)
+        meta_uri = "ipfs://" + self.ipfs.add_json(meta.model_dump(mode="json", exclude_none=True))
+        receipt = self._send(self.market.registry.functions.registerApp(
+            ref, bytes.fromhex(digest.removeprefix("sha256:")), meta_uri, price, public, deterministic_file or ""))
+        app_id = int(self.market.registry.events.AppRegistered().process_receipt(receipt, errors=DISCARD)[0][
+            "args"]["appId"])
+        if requesters:
+            self.set_app_requesters(app_id, requesters)
+        log.info("app_registered", app_id=app_id, ref=ref, digest=digest)
+        return self.app(app_id)
+
+    def update_app(self, app_id: int, *, price: int | None = None, public: bool | None = None,
+                   metadata_uri: str | None = None) -> AppInfo:
+        cur = self.app(app_id)
+        self._send(self.market.registry.functions.updateApp(
+            app_id, cur.metadata_uri if metadata_uri is None else metadata_uri,
+            cur.price if price is None else price, cur.public if public is None else public))
+        return self.app(app_id)
+
+    def set_app_requesters(self, app_id: int, requesters: Sequence[str], allowed: bool = True) -> TxInfo:
+        addrs = [self._address(a) for a in requesters]
+        return _tx(self._send(self.market.registry.functions.setAppRequesters(app_id, addrs, allowed)))
+
+    def deprecate_app(self, app_id: int) -> TxInfo:
+        return _tx(self._send(self.market.registry.functions.deprecateApp(app_id)))
+
+    def app(self, app_id: int) -> AppInfo:
+        """The app's current state (registry storage + its registration and update events)."""
+        raw = _struct(self.market.registry, "getApp", app_id)
+        if int(raw["owner"], 16) == 0:
+            raise UnknownApp(f"no app {app_id} on this marketplace ({self._app_range()}); list them with "
+                             "'tasknet app list'")
+        reg = self._registry_logs("AppRegistered", appId=app_id)
+        if not reg:
+            raise UnknownApp(f"app {app_id} exists but its AppRegistered event is not found after block "
+                             f"{self.deploy_block}; is the deploy block right?")
+        a = reg[-1]["args"]
+        updates = self._registry_logs("AppUpdated", appId=app_id)
+        meta = updates[-1]["args"]["metadataURI"] if updates else a["metadataURI"]
+        return AppInfo(app_id=app_id, owner=raw["owner"], image_ref=a["imageRef"],
+                       image_digest="sha256:" + _hex(raw["imageDigest"]), metadata_uri=meta, price=int(raw["price"]),
+                       public=bool(raw["flags"] & 1), deprecated=bool(raw["flags"] & 2),
+                       deterministic_file=a["deterministicFile"])
+
+    def apps(self, owner: str | None = None) -> list[AppInfo]:
+        filters = {"owner": self._address(owner)} if owner else {}
+        return [self.app(int(e["args"]["appId"])) for e in self._registry_logs("AppRegistered", **filters)]
+
+    # -- datasets -----------------------------------------------------------------------------------
+    def add_dataset(self, path: str | Path, *, price: int = 0, any_requester: bool = True, any_app: bool = True,
+                    requesters: Sequence[str] = (), apps: Sequence[int] = (),
+                    progress: UploadProgress | None = None) -> DatasetInfo:
+        """Upload a file (as is) or a folder (as a canonical tar) to IPFS, checksum it, register it.
+
+        Jobs using the dataset see it at ``/in/dataset`` (:attr:`JobSpec.dataset_path`).
+        """
+        p = Path(path)
+        if not p.exists():
+            raise ClientError(f"dataset {p} does not exist; give a file or a folder")
+        with tempfile.TemporaryDirectory(prefix="tasknet-dataset-") as tmp:
+            blob, kind = p, "file"
+            if p.is_dir():
+                blob, kind = Path(tmp) / (p.name + ".tar"), "folder"
+                pack_folder(p, blob)
+            checksum = sha256_of(blob)
+            size = blob.stat().st_size
+            cid = self.ipfs.add_file(blob)
+            if progress is not None:
+                progress(p.name, size)
+        receipt = self._send(self.market.registry.functions.registerDataset(
+            cid, bytes.fromhex(checksum), price, any_requester, any_app))
+        ds_id = int(self.market.registry.events.DatasetRegistered().process_receipt(receipt, errors=DISCARD)[0][
+            "args"]["datasetId"])
+        if requesters:
+            self._send(self.market.registry.functions.setDatasetRequesters(
+                ds_id, [self._address(a) for a in requesters], True))
+        if apps:
+            self._send(self.market.registry.functions.setDatasetApps(ds_id, list(apps), True))
+        info = self.dataset(ds_id)
+        return info.model_copy(update={"size": size, "kind": kind})
+
+    def dataset(self, dataset_id: int) -> DatasetInfo:
+        raw = _struct(self.market.registry, "getDataset", dataset_id)
+        if int(raw["owner"], 16) == 0:
+            raise UnknownDataset(f"no dataset {dataset_id} on this marketplace; list them with 'tasknet dataset list'")
+        ev = self._registry_logs("DatasetRegistered", datasetId=dataset_id)
+        cid = ev[-1]["args"]["cid"] if ev else ""
+        flags = int(raw["flags"])
+        return DatasetInfo(dataset_id=dataset_id, owner=raw["owner"], cid=cid, checksum=_hex(raw["checksum"]),
+                           price=int(raw["price"]), any_requester=bool(flags & 1), any_app=bool(flags & 4),
+                           deprecated=bool(flags & 2))
+
+    def datasets(self, owner: str | None = None) -> list[DatasetInfo]:
+        filters = {"owner": self._address(owner)} if owner else {}
+        return [self.dataset(int(e["args"]["datasetId"])) for e in self._registry_logs("DatasetRegistered", **filters)]
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    def quote(self, spec: JobSpec) -> int:
+        """The escrow ``spec`` would lock: N × (R × reward + app price + dataset price), checked for access."""
+        app = _struct(self.market.registry, "getApp", spec.app_id)
+        if int(app["owner"], 16) == 0:
+            raise UnknownApp(f"no app {spec.app_id} on this marketplace ({self._app_range()}); list them with "
+                             "'tasknet app list'")
+        if app["flags"] & 2:
+            raise AccessDenied(f"app {spec.app_id} is deprecated: no new job may use it; pick another app")
+        if not self.market.registry.functions.appAllows(spec.app_id, self.address).call():
+            raise AccessDenied(f"app {spec.app_id} is private and does not list requester {self.address}; ask its "
+                               f"owner {app['owner']} to allow you ('tasknet app allow')")
+        ds_price = 0
+        if spec.dataset_id:
+            ds = _struct(self.market.registry, "getDataset", spec.dataset_id)
+            if int(ds["owner"], 16) == 0:
+                raise UnknownDataset(f"no dataset {spec.dataset_id} on this marketplace; list them with "
+                                     "'tasknet dataset list'")
+            if ds["flags"] & 2:
+                raise AccessDenied(f"dataset {spec.dataset_id} is deprecated: no new job may use it")
+            if not self.market.registry.functions.datasetAllows(spec.dataset_id, spec.app_id, self.address).call():
+                raise AccessDenied(f"dataset {spec.dataset_id} does not admit app {spec.app_id} run by {self.address}; "
+                                   f"ask its owner {ds['owner']} to allow this app and requester")
+            ds_price = int(ds["price"])
+        return spec.num_tasks * (spec.replication * spec.reward + int(app["price"]) + ds_price)
+
+    def submit_job(self, spec: JobSpec, *, progress: UploadProgress | None = None) -> SubmittedJob:
+        """Check, upload inputs, write the inputs document, post the job; return its id and escrow."""
+        params = self.market.params()
+        if spec.replication > int(params["maxReplicas"]):
+            raise InvalidJobSpec(f"replication {spec.replication} exceeds the marketplace's cap of "
+                                 f"{params['maxReplicas']}")
+        grace = int(params["claimGrace"])
+        if spec.max_run_seconds + grace >= spec.deadline_in:
+            raise InvalidJobSpec(
+                f"deadline in {spec.deadline_in} s is too short: a claim needs max run {spec.max_run_seconds} s + "
+                f"claim grace {grace} s before the deadline; give at least {spec.max_run_seconds + grace + 60} s")
+        mask = arch_mask(spec.arch)
+        callback = ZERO
+        if spec.callback:
+            callback = self._address(spec.callback)
+            if not self.w3.eth.get_code(callback):  # type: ignore[arg-type]
+                raise InvalidJobSpec(f"callback {callback} is not a contract; deploy your ITaskCallback contract "
+                                     "first (see examples/consumer)")
+        check_inputs(spec.tasks or [], spec.common_inputs)
+        escrow = self.quote(spec)
+        have = self.market.balance(self.address)
+        if have < escrow:
+            raise InsufficientBalance(
+                f"the job locks {format_amount(escrow)} tokens ({spec.num_tasks} tasks × ({spec.replication} × reward "
+                f"{format_amount(spec.reward)} + app/dataset prices)) but the marketplace balance of {self.address} "
+                f"is {format_amount(have)}; deposit {format_amount(escrow - have)} more ('tasknet account deposit')")
+        extra: list[InputRef] = []
+        if spec.dataset_id:
+            ds = self.dataset(spec.dataset_id)
+            extra.append(InputRef(uri=f"ipfs://{ds.cid}", path=spec.dataset_path, size=None))
+        key = self.keyring.new_key() if spec.encrypt else ""
+        _doc, inputs_cid = build_inputs(self.ipfs, spec.tasks, spec.count, spec.args, spec.common_inputs, extra,
+                                        progress)
+        deadline = self.chain_time() + spec.deadline_in
+        p = (spec.app_id, spec.dataset_id, spec.num_tasks, spec.replication, spec.reward, deadline,
+             spec.max_run_seconds, spec.cores, spec.memory_mb, spec.gpus, mask, spec.min_reputation, callback,
+             inputs_cid, bytes.fromhex(key))
+        receipt = self._send(self.market.contract.functions.postJob(p))
+        ev = self._events.events.JobPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]
+        job_id = int(ev["jobId"])
+        if key:
+            self.keyring.note_job(key, job_id)
+        log.info("job_posted", job_id=job_id, tasks=spec.num_tasks, escrow=int(ev["escrow"]), inputs=inputs_cid)
+        return SubmittedJob(job_id=job_id, num_tasks=spec.num_tasks, inputs_cid=inputs_cid, escrow=int(ev["escrow"]),
+                            deadline=deadline, encryption_key=key, tx=_tx(receipt))
+
+    def _posted(self, job_id: int) -> tuple[dict[str, Any], int]:
+        logs = self._events.events.JobPosted().get_logs(from_block=self.deploy_block,
+                                                        argument_filters={"jobId": job_id})
+        if not logs:
+            count = int(self.market.contract.functions.jobCount().call())
+            known = f"jobs are numbered 1..{count}" if count else "no job was posted yet"
+            raise UnknownJob(f"no job {job_id} on this marketplace ({known}); list yours with 'tasknet job list'")
+        return dict(logs[0]["args"]), int(logs[0]["blockNumber"])
+
+    def _job_events(self, job_id: int, from_block: int) -> list[DecodedEvent]:
+        stream = EventStream(self.w3, [self.market.address], [abi("IMarketplace")],
+                             StreamCursor(next_block=from_block), batch=5000)
+        out: list[DecodedEvent] = []
+        head = self.w3.eth.block_number
+        while stream.cursor.next_block <= head:
+            _reorg, events = stream.poll()
+            out += [e for e in events if event_job(e)[0] == job_id]
+        return out
+
+    def _tracker(self, job_id: int) -> tuple[Tracker, dict[str, Any], int]:
+        posted, block = self._posted(job_id)
+        view = JobView.from_event(posted)
+        t = Tracker(job_id=job_id, total=view.num_tasks, replication=view.replication)
+        for ev in self._job_events(job_id, block):
+            t.apply(ev)
+        return t, posted, block
+
+    def job(self, job_id: int) -> JobStatus:
+        """The job's parameters, escrow left and progress (from storage and its events)."""
+        t, posted, block = self._tracker(job_id)
+        return self._status(job_id, posted, block, t.progress())
+
+    def _status(self, job_id: int, posted: dict[str, Any], block: int, progress: JobProgress) -> JobStatus:
+        v = JobView.from_event(posted)
+        raw = self.market.job(job_id)
+        return JobStatus(job_id=job_id, requester=v.requester, app_id=v.app_id, dataset_id=v.dataset_id,
+                         num_tasks=v.num_tasks, replication=v.replication, reward=v.reward, deadline=v.deadline,
+                         max_run_seconds=v.max_run_seconds, cores=v.cores, memory_mb=v.memory_mb, gpus=v.gpus,
+                         arch_mask=v.arch_mask, min_reputation=v.min_reputation, callback=v.callback,
+                         inputs_cid=v.inputs_cid, encryption_key=v.encryption_key,
+                         escrow_left=int(self.market.contract.functions.jobEscrow(job_id).call()),
+                         closed=bool(int(raw["flags"]) & 1), posted_block=block, progress=progress)
+
+    def jobs(self, requester: str | None = None) -> list[JobStatus]:
+        """Jobs posted by ``requester`` (default: this account), oldest first."""
+        who = self._address(requester or self.address)
+        logs = self._events.events.JobPosted().get_logs(from_block=self.deploy_block,
+                                                        argument_filters={"requester": who})
+        return [self.job(int(e["args"]["jobId"])) for e in logs]
+
+    def tasks(self, job_id: int) -> list[TaskState]:
+        t, _posted, _block = self._tracker(job_id)
+        return [t.task_state(i) for i in range(t.total)]
+
+    def watch(self, job_id: int, *, poll_interval: float = 0.25, timeout: float | None = None,
+              confirmations: int = 0) -> Iterator[JobEvent]:
+        """Typed events of the job from its posting on, live, until every task settled or the job closed.
+
+        Raises :class:`WaitTimeout` if ``timeout`` seconds pass first. Reorg-aware: on a reorg the progress is
+        rebuilt from the posting block (events already yielded are not repeated unless they changed).
+        """
+        posted, block = self._posted(job_id)
+        view = JobView.from_event(posted)
+
+        def fresh() -> Tracker:
+            return Tracker(job_id=job_id, total=view.num_tasks, replication=view.replication)
+
+        tracker = fresh()
+        stream = EventStream(self.w3, [self.market.address], [abi("IMarketplace")], StreamCursor(next_block=block),
+                             confirmations=confirmations, batch=5000)
+        seen: set[tuple[str, int]] = set()
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            reorg, events = stream.poll()
+            if reorg is not None:
+                tracker = fresh()
+                stream.cursor = StreamCursor(next_block=block)
+                continue
+            for ev in events:
+                out = tracker.apply(ev)
+                if out is not None and (ev.tx_hash, ev.log_index) not in seen:
+                    seen.add((ev.tx_hash, ev.log_index))
+                    yield out
+            if tracker.progress().done:
+                return
+            if events and stream.cursor.next_block <= self.w3.eth.block_number - confirmations:
+                continue  # still catching up
+            if end is not None and time.monotonic() > end:
+                p = tracker.progress()
+                raise WaitTimeout(f"job {job_id} is not finished after {timeout:.0f} s ({p.finalized}/{p.total} "
+                                  f"finalized, {p.running} running); see why with 'tasknet job explain {job_id}'")
+            time.sleep(poll_interval)
+
+    def wait(self, job_id: int, *, timeout: float | None = None, poll_interval: float = 0.25) -> JobStatus:
+        """Block until every task of the job settled (or it closed); return its status."""
+        for _ev in self.watch(job_id, poll_interval=poll_interval, timeout=timeout):
+            pass
+        return self.job(job_id)
+
+    def cancel(self, job_id: int, first: int = 0, count: int | None = None) -> tuple[int, int]:
+        """Cancel the job's unclaimed tasks in ``first .. first+count-1`` (default: all of them); refunds their
+        escrow at once. Returns (tasks cancelled, tokens refunded)."""
+        t, posted, _block = self._tracker(job_id)
+        if self._address(posted["requester"]) != self.address:
+            raise AccessDenied(f"job {job_id} belongs to {posted['requester']}, not {self.address}; only its "
+                               "requester may cancel it")
+        if t.closed:
+            raise ClientError(f"job {job_id} is already closed: nothing left to cancel")
+        last = t.total if count is None else min(t.total, first + count)
+        # R = 1: an expired lease reopens its tasks; R > 1: a task once claimed stays taken
+        busy = (t.claimed if t.replication > 1 else t.running) | t.cancelled | t.finalized | t.failed
+        ranges: list[tuple[int, int]] = []
+        for i in range(first, last):
+            if i in busy:
+                continue
+            if ranges and ranges[-1][0] + ranges[-1][1] == i:
+                ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+            else:
+                ranges.append((i, 1))
+        cancelled = refund = 0
+        for start, n in ranges:
+            receipt = self._send(self.market.contract.functions.cancelTasks(job_id, start, n))
+            for ev in self._events.events.TasksCancelled().process_receipt(receipt, errors=DISCARD):
+                cancelled += int(ev["args"]["count"])
+                refund += int(ev["args"]["refund"])
+        return cancelled, refund
+
+    def close_job(self, job_id: int) -> int:
+        """After the deadline: refund every unfinished task (and pay the owners). Returns the refund."""
+        status = self.job(job_id)
+        if status.closed:
+            raise ClientError(f"job {job_id} is already closed")
+        now = self.chain_time()
+        if now <= status.deadline:
+            raise ClientError(f"job {job_id}'s deadline is in {status.deadline - now} s; close it after that, or "
+                              f"cancel its unclaimed tasks now with 'tasknet job cancel {job_id}'")
+        receipt = self._send(self.market.contract.functions.closeJob(job_id))
+        evs = self._events.events.JobClosed().process_receipt(receipt, errors=DISCARD)
+        return int(evs[0]["args"]["refund"]) if evs else 0
+
+    # -- results ------------------------------------------------------------------------------------
+    def results(self, job_id: int, dest: str | Path | None, *, indexes: Sequence[int] | None = None,
+                progress: ByteProgress | None = None, max_bytes: int = 4 << 30) -> list[TaskResult]:
+        """Download each finished task's result from IPFS, decrypt it (keyring), check it against the digest
+        the chain finalized, and unpack it to ``dest/<index>/`` (``output/`` and ``logs/``).
+
+        With ``dest=None`` the results are verified only. Raises :class:`IntegrityError` on a mismatch and
+        :class:`ResultNotReady` for a requested task without a final result.
+        """
+        t, posted, block = self._tracker(job_id)
+        status = self._status(job_id, posted, block, t.progress())
+        wanted = list(indexes) if indexes is not None else sorted(t.finalized)
+        for i in wanted:
+            if not 0 <= i < t.total:
+                raise ClientError(f"job {job_id} has tasks 0..{t.total - 1}; there is no task {i}")
+            if i not in t.finalized:
+                state = t.task_state(i).state
+                hint = (f"'tasknet job watch {job_id}' waits for it, 'tasknet job explain {job_id} --task {i}' says "
+                        "why it is not done") if state in ("open", "claimed", "committing") else \
+                    "it will never have one (its escrow was refunded)"
+                raise ResultNotReady(f"task {i} of job {job_id} is {state}, with no final result; {hint}")
+        app = self.app(status.app_id)
+        out: list[TaskResult] = []
+        for i in wanted:
+            out.append(self._fetch(job_id, i, t.digests[i].removeprefix("0x"), t.cids.get(i, []), status, app,
+                                   None if dest is None else Path(dest), progress, max_bytes))
+        return out
+
+    def verify(self, job_id: int, indexes: Sequence[int] | None = None) -> list[TaskResult]:
+        """Download and check results against the chain without keeping them."""
+        return self.results(job_id, None, indexes=indexes)
+
+    def _fetch(self, job_id: int, index: int, digest: str, cids: list[str], status: JobStatus, app: AppInfo,
+               dest: Path | None, progress: ByteProgress | None, max_bytes: int) -> TaskResult:
+        if not cids:
+            raise ResultNotReady(f"task {index} of job {job_id} is finalized but no revealed CID matches its digest")
+        errors: list[str] = []
+        for cid in cids:
+            with tempfile.TemporaryDirectory(prefix="tasknet-result-") as tmp:
+                blob = Path(tmp) / "blob"
+                self.ipfs.cat_to(cid, blob, max_bytes=max_bytes, progress=progress)
+                archive = blob
+                if status.encryption_key:
+                    archive = Path(tmp) / "result.tar"
+                    decrypt_file(blob, archive, self.keyring.private_key(status.encryption_key))
+                unpacked = Path(tmp) / "unpacked"
+                try:
+                    stats = unpack_result(archive, unpacked, max_bytes=max_bytes)
+                except TasknetError as exc:
+                    errors.append(f"{cid}: {exc}")
+                    continue
+                source = self._digest_source(archive, unpacked, digest, app.deterministic_file)
+                if source is None:
+                    errors.append(f"{cid}: neither the archive nor {app.deterministic_file or 'a deterministic file'} "
+                                  f"hashes to {digest}")
+                    continue
+                target = None
+                if dest is not None:
+                    target = dest / str(index)
+                    if target.exists():
+                        shutil.rmtree(target)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(unpacked), target)
+                return TaskResult(index=index, task_id=task_id(job_id, index), digest=digest, cid=cid, verified=True,
+                                  digest_source=source, path=target, files=stats.files, bytes=stats.bytes)
+        raise IntegrityError(f"the result of task {index} of job {job_id} does not match the digest {digest} the "
+                             f"chain finalized ({'; '.join(errors)}); the content on IPFS is not what the workers "
+                             "committed to — do not use it")
+
+    @staticmethod
+    def _digest_source(archive: Path, unpacked: Path, digest: str, det_file: str) -> Literal["archive", "file"] | None:
+        if sha256_file(archive) == digest:
+            return "archive"
+        if det_file:
+            f = unpacked / "output" / det_file
+            if f.is_file() and not f.is_symlink() and sha256_file(f) == digest:
+                return "file"
+        return None
+
+    # -- explain ------------------------------------------------------------------------------------
+    def explain(self, job_id: int, index: int | None = None) -> Explanation:
+        """Why task ``index`` (default: the first open one) is not running, from what the chain shows."""
+        t, posted, block = self._tracker(job_id)
+        status = self._status(job_id, posted, block, t.progress())
+        if index is None:
+            opens = [i for i in range(t.total) if t.task_state(i).state == "open"]
+            index = opens[0] if opens else 0
+        if not 0 <= index < t.total:
+            raise ClientError(f"job {job_id} has tasks 0..{t.total - 1}; there is no task {index}")
+        state = t.task_state(index).state
+        app = _struct(self.market.registry, "getApp", status.app_id)
+        allows = bool(self.market.registry.functions.appAllows(status.app_id, status.requester).call())
+        return explain_task(status, index, state, self.chain_time(), self.market.params(), app, allows,
+                            self._workers())
+
+    def _workers(self) -> list[dict[str, Any]]:
+        logs = self._events.events.WorkerRegistered().get_logs(from_block=self.deploy_block)
+        addrs = sorted({str(e["args"]["worker"]) for e in logs})
+        return [{"address": a, **self.market.worker(a)} for a in addrs]
+
+    def _app_range(self) -> str:
+        count = int(self.market.registry.functions.appCount().call())
+        return f"apps are numbered 1..{count}" if count else "no app was registered yet"
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _registry_logs(self, name: str, **filters: Any) -> list[Any]:
+        ev = getattr(self.market.registry.events, name)()
+        return list(ev.get_logs(from_block=self.deploy_block, argument_filters=filters or None))
+
+    @staticmethod
+    def _address(value: str) -> str:
+        if not Web3.is_address(value):
+            raise ClientError(f"{value!r} is not an Ethereum address (0x followed by 40 hex digits)")
+        return str(Web3.to_checksum_address(value))
+

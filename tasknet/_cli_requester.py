@@ -1,0 +1,750 @@
+"""``tasknet account|app|dataset|job|result|image``: the requester's and app owner's commands.
+
+Thin: every command builds an :class:`oracle.Client` and prints what it returns. Exit codes: 0 success,
+1 a Tasknet error (printed as ``Type: message``), 2 bad usage, 3 a watched job ended with tasks that did not
+finish (failed, cancelled or refunded), 4 the watch timed out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from oracle.client import Client, JobSpec, TaskInput, format_amount, load_tasks, parse_amount, parse_duration
+from oracle.exceptions import ClientError, InvalidJobSpec, WaitTimeout
+
+err = Console(stderr=True)
+out = Console(soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_UNFINISHED = 3
+EXIT_TIMEOUT = 4
+
+
+# -- shared options ------------------------------------------------------------------------------------
+def connection(default_role: str) -> Callable[[F], F]:
+    """Options choosing the account and the endpoints: a devnet role, or RPC URL + key + IPFS API."""
+    def deco(f: F) -> F:
+        options = [
+            click.option("--devnet-file", type=click.Path(path_type=Path), default=None, envvar="TASKNET_DEVNET_FILE",
+                         help="devnet file (default ~/.tasknet/devnet/devnet.json)"),
+            click.option("--as", "role", default=default_role, show_default=True, envvar="TASKNET_ROLE",
+                         help="devnet account role (requester, app-owner, dataset-owner, worker-N...)"),
+            click.option("--rpc-url", envvar="TASKNET_RPC_URL", default=None,
+                         help="JSON-RPC endpoint (instead of the devnet)"),
+            click.option("--marketplace", envvar="TASKNET_MARKETPLACE", default=None,
+                         help="Marketplace address (with --rpc-url)"),
+            click.option("--ipfs-api", envvar="TASKNET_IPFS_API", default="http://127.0.0.1:5001",
+                         show_default=True, help="kubo RPC API (with --rpc-url)"),
+            click.option("--keystore", type=click.Path(path_type=Path), envvar="TASKNET_KEYSTORE", default=None,
+                         help="encrypted JSON keystore (password in $TASKNET_PASSWORD)"),
+            click.option("--private-key", envvar="TASKNET_PRIVATE_KEY", default=None,
+                         help="raw key, dev chains only (prefer $TASKNET_PRIVATE_KEY)"),
+            click.option("--image-registry", envvar="TASKNET_IMAGE_REGISTRY", default=None,
+                         help="host:port of the image registry apps are pushed to"),
+            click.option("--keyring", type=click.Path(path_type=Path), envvar="TASKNET_KEYRING", default=None,
+                         help="keyring of result keys (default ~/.tasknet/keyring.json)"),
+            click.option("--deploy-block", type=int, default=0, envvar="TASKNET_DEPLOY_BLOCK",
+                         help="first block to read events from (with --rpc-url)"),
+        ]
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+CONN_KEYS = ("devnet_file", "role", "rpc_url", "marketplace", "ipfs_api", "keystore", "private_key",
+             "image_registry", "keyring", "deploy_block")
+
+
+def make_client(kw: dict[str, Any]) -> Client:
+    conn = {k: kw.pop(k) for k in CONN_KEYS}
+    if conn["rpc_url"]:
+        if not conn["marketplace"]:
+            raise click.UsageError("--rpc-url needs --marketplace ADDRESS")
+        return Client.connect(conn["rpc_url"], marketplace=conn["marketplace"], ipfs_api=conn["ipfs_api"],
+                              keystore=conn["keystore"], private_key=conn["private_key"],
+                              image_registry=conn["image_registry"], keyring=conn["keyring"],
+                              deploy_block=conn["deploy_block"])
+    extra = {"keyring": conn["keyring"]}
+    c = Client.from_devnet(role=conn["role"], devnet_file=conn["devnet_file"], **extra)
+    if conn["image_registry"]:
+        c.image_registry = conn["image_registry"]
+    return c
+
+
+def with_client(default_role: str) -> Callable[[F], F]:
+    """Decorator: connection options, and a ``client`` argument instead of them."""
+    def deco(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(**kw: Any) -> Any:
+            with make_client(kw) as client:
+                return f(client=client, **kw)
+        return connection(default_role)(wrapper)  # type: ignore[return-value]
+    return deco
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
+
+
+def amount_arg(value: str) -> int:
+    try:
+        return parse_amount(value)
+    except InvalidJobSpec as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def emit_json(value: Any) -> None:
+    def plain(v: Any) -> Any:
+        if isinstance(v, BaseModel):
+            return v.model_dump(mode="json")
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+    click.echo(json.dumps(plain(value), indent=2, default=str))
+
+
+def tokens(wei: int) -> str:
+    return f"{format_amount(wei)} TNT"
+
+
+@contextmanager
+def upload_progress(what: str) -> Iterator[Callable[[str, int], None]]:
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[n]} files"),
+                  DownloadColumn(), console=err, transient=True, disable=not err.is_terminal) as p:
+        task = p.add_task(what, total=None, n=0)
+
+        def step(name: str, size: int) -> None:
+            t = p.tasks[0]
+            p.update(task, advance=size, n=t.fields["n"] + 1, description=f"{what}: {name}")
+        yield step
+
+
+# -- account -------------------------------------------------------------------------------------------
+HELP_ACCOUNT = "Money: wallet and marketplace balance, deposits, withdrawals, the devnet faucet."
+HELP_BALANCE = """Show the wallet, the marketplace balance (deposits not locked by jobs) and the stake.
+
+\b
+Example:
+  tasknet account balance --json
+"""
+HELP_DEPOSIT = """Deposit AMOUNT tokens from the wallet into the marketplace (approve + deposit, or one
+transaction with --permit). AMOUNT is in tokens ('2.5') or wei ('1000wei').
+
+\b
+Example:
+  tasknet account deposit 100
+  tasknet account deposit 100 --permit
+"""
+HELP_WITHDRAW = """Withdraw AMOUNT tokens of the marketplace balance back to the wallet.
+
+\b
+Example:
+  tasknet account withdraw 10
+"""
+HELP_FAUCET = """Devnet only: mint test tokens to the wallet (default 1000).
+
+\b
+Example:
+  tasknet account faucet 500 --as requester
+"""
+
+
+@click.group(help=HELP_ACCOUNT)
+def account() -> None:
+    pass
+
+
+@account.command(help=HELP_BALANCE)
+@with_client("requester")
+@json_option
+def balance(client: Client, as_json: bool) -> None:
+    b = client.balance()
+    if as_json:
+        emit_json(b)
+        return
+    table = Table("account", "wallet", "marketplace", "staked", "allowance")
+    table.add_row(b.address, tokens(b.wallet), tokens(b.deposited), tokens(b.staked), tokens(b.allowance))
+    out.print(table)
+
+
+@account.command(help=HELP_DEPOSIT)
+@click.argument("amount", type=amount_arg)
+@click.option("--permit", is_flag=True, help="one transaction with an EIP-2612 permit signature")
+@with_client("requester")
+def deposit(client: Client, amount: int, permit: bool) -> None:
+    tx = client.deposit(amount, permit=permit)
+    out.print(f"deposited {tokens(amount)} (tx {tx.tx_hash}); marketplace balance "
+              f"{tokens(client.balance().deposited)}")
+
+
+@account.command(help=HELP_WITHDRAW)
+@click.argument("amount", type=amount_arg)
+@with_client("requester")
+def withdraw(client: Client, amount: int) -> None:
+    tx = client.withdraw(amount)
+    out.print(f"withdrew {tokens(amount)} (tx {tx.tx_hash}); marketplace balance "
+              f"{tokens(client.balance().deposited)}")
+
+
+@account.command(help=HELP_FAUCET)
+@click.argument("amount", type=amount_arg, default="1000")
+@with_client("requester")
+def faucet(client: Client, amount: int) -> None:
+    client.faucet(amount)
+    out.print(f"minted {tokens(amount)} to {client.address}; wallet {tokens(client.balance().wallet)}")
+
+
+# -- app -----------------------------------------------------------------------------------------------
+HELP_APP = "Apps: build a Docker image, push it, register it on chain, list apps."
+HELP_APP_BUILD = """Build an app image from CONTEXT (a folder with a Dockerfile FROM a local base image; no
+network during the build) and print its image id. With --push, push it to the registry too.
+
+\b
+Example:
+  tasknet image base && tasknet app build examples/povray --tag tasknet/povray:1 --push
+"""
+HELP_APP_REGISTER = """Register IMAGE (a local image tag) as an app: pushed to the registry, pinned by image id,
+metadata on IPFS. Prints the app id.
+
+\b
+Example:
+  tasknet app register tasknet/povray:1 --name povray --price 0.01 --deterministic-file frame.bmp
+  tasknet app register my/app:2 --name private-app --private --allow 0x7099...79C8
+"""
+HELP_APP_LIST = """List registered apps (--mine: only this account's).
+
+\b
+Example:
+  tasknet app list --json
+"""
+HELP_APP_DEPRECATE = """Deprecate an app you own: no new job may use it.
+
+\b
+Example:
+  tasknet app deprecate 3 --as app-owner
+"""
+HELP_APP_ALLOW = """Allow (or with --revoke, disallow) requesters to use a private app you own.
+
+\b
+Example:
+  tasknet app allow 3 0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+"""
+
+
+@click.group(help=HELP_APP)
+def app() -> None:
+    pass
+
+
+@app.command("build", help=HELP_APP_BUILD)
+@click.argument("context", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--tag", required=True, help="image tag, e.g. tasknet/povray:1")
+@click.option("--dockerfile", default="Dockerfile", show_default=True)
+@click.option("--push", is_flag=True, help="push to the image registry and print the pinned reference")
+@json_option
+@with_client("app-owner")
+def app_build(client: Client, context: Path, tag: str, dockerfile: str, push: bool, as_json: bool) -> None:
+    with err.status(f"building {tag}"):
+        image_id = client.build_app(context, tag, dockerfile=dockerfile)
+    ref = None
+    if push:
+        with err.status(f"pushing {tag}"):
+            ref = client.push_image(tag)
+    if as_json:
+        emit_json({"tag": tag, "image_id": image_id, "ref": ref})
+    else:
+        out.print(f"built {tag}: {image_id}" + (f"\npushed: {ref}" if ref else ""))
+
+
+@app.command("register", help=HELP_APP_REGISTER)
+@click.argument("image")
+@click.option("--name", required=True, help="app name (in its metadata)")
+@click.option("--description", default="")
+@click.option("--category", default=None, help="category workers may filter on")
+@click.option("--price", type=amount_arg, default="0", show_default=True, help="paid to you per finished task")
+@click.option("--private", is_flag=True, help="only --allow'ed requesters may use it")
+@click.option("--allow", "allowed", multiple=True, help="requester address (repeatable)")
+@click.option("--deterministic-file", default=None, help="output file the result digest covers")
+@click.option("--no-push", is_flag=True, help="register the local tag as is (workers need the image locally)")
+@json_option
+@with_client("app-owner")
+def app_register(client: Client, image: str, name: str, description: str, category: str | None, price: int,
+                 private: bool, allowed: tuple[str, ...], deterministic_file: str | None, no_push: bool,
+                 as_json: bool) -> None:
+    with err.status(f"registering {image}"):
+        info = client.register_app(image, name=name, description=description, category=category, price=price,
+                                   public=not private, requesters=allowed, deterministic_file=deterministic_file,
+                                   push=not no_push)
+    if as_json:
+        emit_json(info)
+    else:
+        out.print(f"app {info.app_id} registered: {info.image_ref} ({info.image_digest}), price {tokens(info.price)}")
+
+
+@app.command("list", help=HELP_APP_LIST)
+@click.option("--mine", is_flag=True, help="only apps owned by this account")
+@json_option
+@with_client("app-owner")
+def app_list(client: Client, mine: bool, as_json: bool) -> None:
+    apps = client.apps(owner=client.address if mine else None)
+    if as_json:
+        emit_json(apps)
+        return
+    table = Table("id", "owner", "image", "price", "access", "deterministic file", "status")
+    for a in apps:
+        table.add_row(str(a.app_id), a.owner, a.image_ref, tokens(a.price), "public" if a.public else "private",
+                      a.deterministic_file or "-", "deprecated" if a.deprecated else "active")
+    out.print(table)
+
+
+@app.command("deprecate", help=HELP_APP_DEPRECATE)
+@click.argument("app_id", type=int)
+@with_client("app-owner")
+def app_deprecate(client: Client, app_id: int) -> None:
+    client.deprecate_app(app_id)
+    out.print(f"app {app_id} deprecated")
+
+
+@app.command("allow", help=HELP_APP_ALLOW)
+@click.argument("app_id", type=int)
+@click.argument("requesters", nargs=-1, required=True)
+@click.option("--revoke", is_flag=True, help="remove them instead")
+@with_client("app-owner")
+def app_allow(client: Client, app_id: int, requesters: tuple[str, ...], revoke: bool) -> None:
+    client.set_app_requesters(app_id, requesters, allowed=not revoke)
+    out.print(f"app {app_id}: {len(requesters)} requester(s) {'removed' if revoke else 'allowed'}")
+
+
+# -- dataset -------------------------------------------------------------------------------------------
+HELP_DATASET = "Datasets: upload a file or folder to IPFS, register it with a price and access rules."
+HELP_DATASET_ADD = """Upload PATH (a file, or a folder stored as a canonical tar) to IPFS, checksum it and
+register it. Jobs using it see it at /in/dataset. Without --allow-requester anyone may use it; without
+--allow-app any app may.
+
+\b
+Example:
+  tasknet dataset add ./scenes --price 0.001 --allow-app 1
+"""
+HELP_DATASET_LIST = """List registered datasets.
+
+\b
+Example:
+  tasknet dataset list --json
+"""
+
+
+@click.group(help=HELP_DATASET)
+def dataset() -> None:
+    pass
+
+
+@dataset.command("add", help=HELP_DATASET_ADD)
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--price", type=amount_arg, default="0", show_default=True, help="paid to you per finished task")
+@click.option("--allow-requester", "requesters", multiple=True, help="only these requesters (repeatable)")
+@click.option("--allow-app", "apps", multiple=True, type=int, help="only these apps (repeatable)")
+@json_option
+@with_client("dataset-owner")
+def dataset_add(client: Client, path: Path, price: int, requesters: tuple[str, ...], apps: tuple[int, ...],
+                as_json: bool) -> None:
+    if not path.exists():
+        raise ClientError(f"dataset {path} does not exist; give a file or a folder")
+    with upload_progress("uploading") as step:
+        info = client.add_dataset(path, price=price, any_requester=not requesters, any_app=not apps,
+                                  requesters=requesters, apps=apps, progress=step)
+    if as_json:
+        emit_json(info)
+    else:
+        out.print(f"dataset {info.dataset_id} registered: {info.cid} ({info.kind}, {info.size} bytes, sha256 "
+                  f"{info.checksum})")
+
+
+@dataset.command("list", help=HELP_DATASET_LIST)
+@click.option("--mine", is_flag=True)
+@json_option
+@with_client("dataset-owner")
+def dataset_list(client: Client, mine: bool, as_json: bool) -> None:
+    items = client.datasets(owner=client.address if mine else None)
+    if as_json:
+        emit_json(items)
+        return
+    table = Table("id", "owner", "cid", "price", "requesters", "apps", "status")
+    for d in items:
+        table.add_row(str(d.dataset_id), d.owner, d.cid, tokens(d.price), "any" if d.any_requester else "listed",
+                      "any" if d.any_app else "listed", "deprecated" if d.deprecated else "active")
+    out.print(table)
+
+
+# -- job -----------------------------------------------------------------------------------------------
+HELP_JOB = "Jobs: submit a task or a bag of tasks, watch it, cancel it, explain why a task waits."
+HELP_SUBMIT = """Submit a job: one task, COUNT tasks from --arg templates ({index} is replaced), or one task
+per entry of --args-file (.json list, .csv with args/in:PATH/env:NAME columns, or .txt lines). Local input
+files are uploaded to IPFS; an inputs document is written; the escrow is locked. Prints the job id.
+
+\b
+Example:
+  tasknet job submit --app 1 --count 24 --arg '{index}' --arg 24 --input scene.pov=./scene.pov --reward 0.1
+  tasknet job submit --app 1 --args-file tasks.csv --replication 3 --encrypt --watch
+"""
+HELP_WATCH = """Follow a job live until every task settled: progress bars (claimed, running, finalized,
+failed), or one JSON event per line with --json. Exit 0 when all tasks finished, 3 when some failed or were
+cancelled/refunded, 4 on --timeout.
+
+\b
+Example:
+  tasknet job watch 7 --timeout 600
+"""
+HELP_CANCEL = """Cancel the job's unclaimed tasks (all, or --first/--count) and get their escrow back now.
+
+\b
+Example:
+  tasknet job cancel 7
+"""
+HELP_CLOSE = """After the deadline: refund every unfinished task of the job (and pay the owners).
+
+\b
+Example:
+  tasknet job close 7
+"""
+HELP_EXPLAIN = """Say why a task (default: the first open one) is not running: deadline, workers'
+capabilities and stake, app access, and what the chain cannot tell (workers' minimum reward).
+
+\b
+Example:
+  tasknet job explain 7 --task 3
+"""
+HELP_JOB_LIST = """List jobs posted by this account (or --requester ADDRESS).
+
+\b
+Example:
+  tasknet job list --json
+"""
+HELP_STATUS = """Show a job and the state of each of its tasks.
+
+\b
+Example:
+  tasknet job status 7 --json
+"""
+
+
+@click.group(help=HELP_JOB)
+def job() -> None:
+    pass
+
+
+@job.command("submit", help=HELP_SUBMIT)
+@click.option("--app", "app_id", type=int, required=True, help="app id")
+@click.option("--dataset", "dataset_id", type=int, default=0, help="dataset id (seen at /in/dataset)")
+@click.option("--args-file", type=click.Path(path_type=Path), default=None, help="one task per entry")
+@click.option("--count", type=int, default=None, help="COUNT tasks from the --arg templates")
+@click.option("--arg", "args", multiple=True, help="argument (repeatable; {index} = task index with --count)")
+@click.option("--input", "inputs", multiple=True, metavar="PATH=FILE",
+              help="input for every task at /in/PATH: a local file, ipfs://CID or https://...#sha256=HEX")
+@click.option("--reward", type=amount_arg, required=True, help="per replica, in tokens")
+@click.option("--replication", type=int, default=1, show_default=True, help="replicas per task (consensus if > 1)")
+@click.option("--deadline", default="1h", show_default=True, help="from now: 90s, 10m, 2h, 1d")
+@click.option("--max-run", default="10m", show_default=True, help="per task")
+@click.option("--cores", type=int, default=1, show_default=True)
+@click.option("--memory", "memory_mb", type=int, default=256, show_default=True, help="MB")
+@click.option("--gpus", type=int, default=0, show_default=True)
+@click.option("--arch", "archs", multiple=True, help="amd64, arm64, ... (default any)")
+@click.option("--min-reputation", type=int, default=0, show_default=True)
+@click.option("--callback", default=None, help="ITaskCallback contract receiving each result")
+@click.option("--encrypt", is_flag=True, help="seal results to a new key kept in your keyring")
+@click.option("--watch", "then_watch", is_flag=True, help="then watch it to the end (exit codes of 'job watch')")
+@json_option
+@with_client("requester")
+def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | None, count: int | None,
+               args: tuple[str, ...], inputs: tuple[str, ...], reward: int, replication: int, deadline: str,
+               max_run: str, cores: int, memory_mb: int, gpus: int, archs: tuple[str, ...], min_reputation: int,
+               callback: str | None, encrypt: bool, then_watch: bool, as_json: bool) -> None:
+    if args_file is not None and count is not None:
+        raise click.UsageError("give --args-file or --count, not both")
+    common: dict[str, str] = {}
+    for item in inputs:
+        dest, sep, source = item.partition("=")
+        if not sep or not dest or not source:
+            raise click.BadParameter(f"{item!r} is not PATH=FILE (e.g. scene.pov=./scene.pov)", param_hint="--input")
+        common[dest] = source
+    tasks: list[TaskInput] | None = None
+    if args_file is not None:
+        if args:
+            raise click.UsageError("--arg goes with --count or a single task, not with --args-file")
+        tasks = load_tasks(args_file)
+    elif count is None:
+        tasks = [TaskInput(args=list(args))]
+    try:
+        spec = JobSpec(app_id=app_id, dataset_id=dataset_id, tasks=tasks, count=count, args=list(args),
+                       common_inputs=common, replication=replication, reward=reward,
+                       deadline_in=parse_duration(deadline), max_run_seconds=parse_duration(max_run), cores=cores,
+                       memory_mb=memory_mb, gpus=gpus, arch=list(archs), min_reputation=min_reputation,
+                       callback=callback, encrypt=encrypt)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise InvalidJobSpec(str(exc).replace("\n", " ")) from None
+    with upload_progress("uploading inputs") as step:
+        submitted = client.submit_job(spec, progress=step)
+    if as_json and not then_watch:
+        emit_json(submitted)
+    elif not as_json:
+        out.print(f"job {submitted.job_id} posted: {submitted.num_tasks} task(s), escrow {tokens(submitted.escrow)}, "
+                  f"inputs {submitted.inputs_cid}" + (", results encrypted" if submitted.encryption_key else ""))
+    if then_watch:
+        _watch(client, submitted.job_id, None, as_json)
+
+
+@job.command("watch", help=HELP_WATCH)
+@click.argument("job_id", type=int)
+@click.option("--timeout", type=float, default=None, help="seconds")
+@json_option
+@with_client("requester")
+def job_watch(client: Client, job_id: int, timeout: float | None, as_json: bool) -> None:
+    _watch(client, job_id, timeout, as_json)
+
+
+def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool) -> None:
+    last = None
+    try:
+        if as_json:
+            for ev in client.watch(job_id, timeout=timeout):
+                click.echo(ev.model_dump_json())
+                last = ev.progress
+        else:
+            with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), console=err,
+                          disable=not err.is_terminal) as p:
+                total = client.job(job_id).num_tasks
+                bars = {k: p.add_task(k, total=total) for k in ("claimed", "running", "finalized", "failed")}
+                for ev in client.watch(job_id, timeout=timeout):
+                    last = ev.progress
+                    for k, bar in bars.items():
+                        p.update(bar, completed=getattr(last, k))
+    except WaitTimeout as exc:
+        err.print(f"[yellow]WaitTimeout:[/] {exc}", highlight=False)
+        sys.exit(EXIT_TIMEOUT)
+    if last is None:
+        last = client.job(job_id).progress
+    if not as_json:
+        out.print(f"job {job_id}: {last.finalized}/{last.total} finalized, {last.failed} failed, "
+                  f"{last.cancelled} cancelled" + (", closed" if last.closed else ""))
+    if last.finalized < last.total:
+        sys.exit(EXIT_UNFINISHED)
+
+
+@job.command("cancel", help=HELP_CANCEL)
+@click.argument("job_id", type=int)
+@click.option("--first", type=int, default=0, show_default=True)
+@click.option("--count", type=int, default=None, help="default: up to the last task")
+@json_option
+@with_client("requester")
+def job_cancel(client: Client, job_id: int, first: int, count: int | None, as_json: bool) -> None:
+    n, refund = client.cancel(job_id, first, count)
+    if as_json:
+        emit_json({"job_id": job_id, "cancelled": n, "refund": refund})
+    else:
+        out.print(f"job {job_id}: {n} unclaimed task(s) cancelled, {tokens(refund)} refunded")
+
+
+@job.command("close", help=HELP_CLOSE)
+@click.argument("job_id", type=int)
+@with_client("requester")
+def job_close(client: Client, job_id: int) -> None:
+    refund = client.close_job(job_id)
+    out.print(f"job {job_id} closed, {tokens(refund)} refunded")
+
+
+@job.command("explain", help=HELP_EXPLAIN)
+@click.argument("job_id", type=int)
+@click.option("--task", "index", type=int, default=None, help="task index (default: the first open task)")
+@json_option
+@with_client("requester")
+def job_explain(client: Client, job_id: int, index: int | None, as_json: bool) -> None:
+    e = client.explain(job_id, index)
+    if as_json:
+        emit_json(e)
+        return
+    out.print(f"job {job_id} task {e.task_index}: {e.summary}")
+    if e.reasons:
+        out.print(f"workers: {e.workers_registered} registered, {e.workers_capable} capable, {e.workers_ready} "
+                  "ready")
+    colour = {"blocking": "red", "warning": "yellow", "info": "cyan"}
+    for r in e.reasons:
+        out.print(f"  [{colour[r.severity]}]{r.severity}[/] {r.message}" + (f"\n      → {r.fix}" if r.fix else ""),
+                  highlight=False)
+
+
+@job.command("list", help=HELP_JOB_LIST)
+@click.option("--requester", default=None, help="address (default: this account)")
+@json_option
+@with_client("requester")
+def job_list(client: Client, requester: str | None, as_json: bool) -> None:
+    jobs = client.jobs(requester)
+    if as_json:
+        emit_json(jobs)
+        return
+    table = Table("job", "app", "tasks", "R", "reward", "finalized", "running", "failed", "escrow left", "state")
+    for j in jobs:
+        p = j.progress
+        table.add_row(str(j.job_id), str(j.app_id), str(j.num_tasks), str(j.replication), tokens(j.reward),
+                      str(p.finalized), str(p.running), str(p.failed), tokens(j.escrow_left),
+                      "closed" if j.closed else "open")
+    out.print(table)
+
+
+@job.command("status", help=HELP_STATUS)
+@click.argument("job_id", type=int)
+@json_option
+@with_client("requester")
+def job_status(client: Client, job_id: int, as_json: bool) -> None:
+    j = client.job(job_id)
+    tasks = client.tasks(job_id)
+    if as_json:
+        emit_json({"job": j.model_dump(mode="json"), "tasks": [t.model_dump(mode="json") for t in tasks]})
+        return
+    out.print(f"job {j.job_id}: app {j.app_id}, {j.num_tasks} task(s) × {j.replication}, reward {tokens(j.reward)}, "
+              f"deadline {j.deadline}, inputs {j.inputs_cid}, escrow left {tokens(j.escrow_left)}"
+              + (", closed" if j.closed else ""))
+    table = Table("task", "state", "workers", "digest", "cid")
+    for t in tasks:
+        table.add_row(str(t.index), t.state, ", ".join(t.workers) or "-", t.digest or "-", t.cid or "-")
+    out.print(table)
+
+
+# -- result --------------------------------------------------------------------------------------------
+HELP_RESULT = "Results: download, decrypt, check against the chain's digest, unpack."
+HELP_GET = """Download the finished tasks' results (or --task ones) from IPFS, decrypt them with your
+keyring, check each against the digest the chain finalized, and unpack them to OUT/<index>/ (output/ and logs/).
+Exit 1 if any result does not match.
+
+\b
+Example:
+  tasknet result get 7 --out results/
+"""
+HELP_VERIFY = """Download and check results against the chain's digests without keeping them. Exit 1 on a
+mismatch.
+
+\b
+Example:
+  tasknet result verify 7 --task 0 --task 1
+"""
+
+
+@click.group(help=HELP_RESULT)
+def result() -> None:
+    pass
+
+
+@contextmanager
+def download_progress() -> Iterator[Callable[[int], None]]:
+    with Progress(TextColumn("downloading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err,
+                  transient=True, disable=not err.is_terminal) as p:
+        task = p.add_task("download", total=None)
+        yield lambda n: p.update(task, advance=n)
+
+
+@result.command("get", help=HELP_GET)
+@click.argument("job_id", type=int)
+@click.option("--task", "indexes", type=int, multiple=True, help="task index (repeatable; default all finished)")
+@click.option("--out", "dest", type=click.Path(path_type=Path, file_okay=False), required=True)
+@json_option
+@with_client("requester")
+def result_get(client: Client, job_id: int, indexes: tuple[int, ...], dest: Path, as_json: bool) -> None:
+    with download_progress() as step:
+        results = client.results(job_id, dest, indexes=list(indexes) or None, progress=step)
+    if as_json:
+        emit_json(results)
+        return
+    table = Table("task", "digest", "checked against", "files", "bytes", "folder")
+    for r in results:
+        table.add_row(str(r.index), r.digest[:16] + "…", r.digest_source, str(r.files), str(r.bytes), str(r.path))
+    out.print(table)
+    out.print(f"{len(results)} result(s) verified and unpacked under {dest}")
+
+
+@result.command("verify", help=HELP_VERIFY)
+@click.argument("job_id", type=int)
+@click.option("--task", "indexes", type=int, multiple=True)
+@json_option
+@with_client("requester")
+def result_verify(client: Client, job_id: int, indexes: tuple[int, ...], as_json: bool) -> None:
+    with download_progress() as step:
+        results = client.results(job_id, None, indexes=list(indexes) or None, progress=step)
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            out.print(f"task {r.index}: ok, {r.cid} matches {r.digest} ({r.digest_source})")
+
+
+# -- image ---------------------------------------------------------------------------------------------
+HELP_IMAGE = "Local base images (no public registry is reachable: they are built on this machine)."
+HELP_IMAGE_BASE = """Build the local base images apps are built FROM, once (cached; --force rebuilds):
+busybox (~1 s), python3 (debootstrap, ~35 s, needs root and a Debian mirror) and, with --povray, POV-Ray.
+
+\b
+Example:
+  tasknet image base
+  tasknet image base --no-python --povray
+"""
+
+
+@click.group(help=HELP_IMAGE)
+def image() -> None:
+    pass
+
+
+@image.command("base", help=HELP_IMAGE_BASE)
+@click.option("--python/--no-python", default=True, show_default=True)
+@click.option("--povray", is_flag=True, help="also tasknet/base-povray:bookworm (for examples/povray)")
+@click.option("--force", is_flag=True)
+@click.option("--mirror", default=None, help="Debian mirror for debootstrap")
+@json_option
+def image_base(python: bool, povray: bool, force: bool, mirror: str | None, as_json: bool) -> None:
+    import docker as docker_sdk
+
+    from oracle.images import BUSYBOX_BASE, PYTHON_BASE, build_base, build_busybox_base, build_python_base
+
+    try:
+        client = docker_sdk.from_env()
+        client.ping()
+    except Exception as exc:  # the SDK raises many types for "no engine"
+        raise ClientError(f"no Docker engine answers ({exc}); start Docker ('tasknet up' does) or set DOCKER_HOST"
+                          ) from exc
+    built: dict[str, str] = {}
+    with err.status("building tasknet/base-busybox"):
+        built[BUSYBOX_BASE] = build_busybox_base(client, force=force)
+    if python:
+        with err.status("building tasknet/base-python (debootstrap, ~35 s the first time)"):
+            built[PYTHON_BASE] = build_python_base(client, force=force, mirror=mirror)
+    if povray:
+        tag = "tasknet/base-povray:bookworm"
+        with err.status("building tasknet/base-povray (debootstrap, ~30 s the first time)"):
+            built[tag] = build_base(client, tag, ["povray", "povray-includes"], force=force, mirror=mirror)
+    if as_json:
+        emit_json(built)
+    else:
+        for tag, image_id in built.items():
+            out.print(f"{tag}: {image_id}")
+
+
+def register(cli: click.Group) -> None:
+    """Add the requester and app-owner command groups to the ``tasknet`` CLI."""
+    for group in (account, app, dataset, job, result, image):
+        cli.add_command(group)
