@@ -1,0 +1,956 @@
+"""The mirror: marketplace events -> SQL rows, batched, confirmation-aware, reorg-safe and crash-safe.
+
+One :meth:`Indexer.step` is one database transaction: it polls :class:`oracle.events.EventStream` (batched
+``eth_getLogs`` up to ``head - confirmations``), reads the blocks and receipts of the blocks that held events
+(one JSON-RPC batch), rolls back the rows of dropped blocks if the stream saw a reorg, derives the entity
+versions, and saves the stream's cursor, all in the same transaction. A crash anywhere loses the whole step
+and nothing else: the next start resumes from the saved cursor, so no row is lost or written twice.
+
+Entities are versioned (see :mod:`indexer._db`): the projector keeps the current version of the rows it touched
+in memory (loaded on first use: tasks and replicas a whole job at a time) and, per block, writes one new
+version of each row that changed in it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from web3 import Web3
+
+from oracle._log import get_logger
+from oracle.events import DecodedEvent, EventStream, ReorgTooDeep, StreamCursor
+from oracle.market import JobView, Market
+
+from . import _db
+from .exceptions import BlockRace, IndexerHalted
+
+log = get_logger("indexer.ingest")
+
+ZERO_ADDRESS = "0x" + "00" * 20
+_ABSENT: dict[str, Any] = {}
+_ACTIVE = ("claimed", "committed", "revealed")
+
+
+def _hex(v: Any) -> str:
+    if isinstance(v, bytes | bytearray):
+        return "0x" + bytes(v).hex()
+    return str(v)
+
+
+def _addr(v: Any) -> str:
+    return _checksum(v) if v else ZERO_ADDRESS
+
+
+def tasks_of(ev: DecodedEvent) -> list[int]:
+    """Task ids an event is about (a claimed range covers ``count`` tasks)."""
+    a = ev.args
+    if ev.name == "TasksClaimed":
+        return list(range(int(a["startTaskId"]), int(a["startTaskId"]) + int(a["count"])))
+    if "taskId" in a:
+        return [int(a["taskId"])]
+    if "startTaskId" in a:
+        return [int(a["startTaskId"])]
+    return []
+
+
+@dataclass
+class BlockInfo:
+    number: int
+    hash: str
+    timestamp: int
+    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)  # tx hash -> decoded receipt fields
+
+
+@dataclass
+class StepResult:
+    events: int
+    reorg: int | None  # the common ancestor when a reorg was rolled back
+    next_block: int
+    head: int
+
+    @property
+    def caught_up(self) -> bool:
+        return self.next_block > self.head
+
+
+_CHECKSUM: dict[str, str] = {}
+
+
+def _checksum(raw: str) -> str:
+    """Checksummed address, cached (keccak per call is the ingester's hottest path otherwise)."""
+    out = _CHECKSUM.get(raw)
+    if out is None:
+        if len(_CHECKSUM) > 100_000:
+            _CHECKSUM.clear()
+        out = _CHECKSUM[raw] = Web3.to_checksum_address(raw)
+    return out
+
+
+class FastEventStream(EventStream):
+    """:class:`oracle.events.EventStream` with a lean log path: raw ``eth_getLogs`` (no web3 result formatters)
+    and a precompiled ABI decoder per topic. Same cursor semantics; about ten times faster per log. A node
+    refusing a range as too large gets it halved."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._plans: dict[str, tuple[str, list[dict[str, Any]], list[dict[str, Any]], list[str]]] = {}
+        for topic, item in self._events.items():
+            indexed = [i for i in item["inputs"] if i.get("indexed")]
+            data = [i for i in item["inputs"] if not i.get("indexed")]
+            self._plans["0x" + topic.hex()] = (item["name"], indexed, data, [_abi_type(i) for i in data])
+
+    def poll(self) -> tuple[Any, list[DecodedEvent]]:
+        reorg = self.check_reorg()
+        head = self.w3.eth.block_number - self.confirmations
+        start = self.cursor.next_block
+        if head < start:
+            return reorg, []
+        end = min(head, start + self.batch - 1)
+        while True:
+            resp = self.w3.provider.make_request("eth_getLogs", [  # type: ignore[arg-type]
+                {"fromBlock": hex(start), "toBlock": hex(end), "address": self.addresses}])
+            if "error" not in resp:
+                break
+            if end == start:
+                raise BlockRace(f"eth_getLogs failed for block {start}: {resp['error']}")
+            end = start + (end - start) // 2
+        events = [e for e in (self._fast_decode(log) for log in resp["result"]) if e is not None]
+        events.sort(key=lambda e: e.key)
+        for e in events:
+            self.cursor.recent[e.block_number] = e.block_hash
+        newest = self._block_hash(end)
+        if newest is not None:
+            self.cursor.recent[end] = newest
+        for number in [n for n in self.cursor.recent if n < end - self.keep]:
+            del self.cursor.recent[number]
+        self.cursor.next_block = end + 1
+        return reorg, events
+
+    def _fast_decode(self, log: dict[str, Any]) -> DecodedEvent | None:
+        topics = log["topics"]
+        if not topics or log.get("removed"):
+            return None
+        plan = self._plans.get(topics[0].lower())
+        if plan is None:
+            return None
+        name, indexed, data_inputs, data_types = plan
+        args: dict[str, Any] = {}
+        for item, topic in zip(indexed, topics[1:], strict=False):
+            args[item["name"]] = _topic_value(item["type"], topic)
+        if data_types:
+            values = self.w3.codec.decode(data_types, bytes.fromhex(log["data"][2:]))
+            for item, value in zip(data_inputs, values, strict=True):
+                args[item["name"]] = _plain_value(item, value)
+        return DecodedEvent.model_construct(
+            name=name, args=args, address=_checksum(log["address"]), block_number=int(log["blockNumber"], 16),
+            block_hash=log["blockHash"], tx_hash=log["transactionHash"], log_index=int(log["logIndex"], 16))
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    t: str = item["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[len("tuple"):]
+    return t
+
+
+def _topic_value(kind: str, topic: str) -> Any:
+    if kind == "address":
+        return _checksum("0x" + topic[-40:])
+    if kind.startswith(("uint", "int")):
+        value = int(topic, 16)
+        if kind.startswith("int") and value >= 1 << 255:
+            value -= 1 << 256
+        return value
+    if kind == "bool":
+        return int(topic, 16) != 0
+    return topic  # bytes32, or the hash of a dynamic value
+
+
+def _plain_value(item: dict[str, Any], value: Any) -> Any:
+    kind: str = item["type"]
+    if kind.endswith("]"):
+        inner = dict(item, type=kind[:kind.rindex("[")])
+        return [_plain_value(inner, v) for v in value]
+    if kind == "tuple":
+        return {c["name"]: _plain_value(c, v) for c, v in zip(item["components"], value, strict=True)}
+    if kind == "address":
+        return _checksum(value)
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+class _Projector:
+    """Current rows in memory + the versions written in the batch being applied."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Table] = {t.name: t for t in _db.VERSIONED}
+        self.reset()
+
+    def reset(self) -> None:
+        self.current: dict[str, dict[Any, dict[str, Any]]] = {n: {} for n in self.tables}
+        self.in_db: dict[str, set[Any]] = {n: set() for n in self.tables}
+        self.loaded_jobs: set[int] = set()
+        self.task_reps: dict[int, list[str]] = {}
+        self._begin()
+
+    def _begin(self) -> None:
+        self.pending: dict[str, dict[Any, dict[str, Any]]] = {n: {} for n in self.tables}
+        self.done: dict[str, list[dict[str, Any]]] = {n: [] for n in self.tables}
+        self.facts: dict[str, list[dict[str, Any]]] = {t.name: [] for t in _db.FACTS}
+        self.conn: Connection | None = None
+        self.block = 0
+        self.log_index = 0
+
+    def size(self) -> int:
+        return sum(len(v) for v in self.current.values())
+
+    # -- loading ----------------------------------------------------------------------------------
+    def _load_key(self, name: str, key: Any) -> dict[str, Any] | None:
+        table = self.tables[name]
+        assert self.conn is not None
+        row = self.conn.execute(select(table).where(table.c[table.info["key"]] == key,
+                                                    table.c.is_current.is_(True))).mappings().first()
+        if row is None:
+            self.current[name][key] = _ABSENT
+            return None
+        self.current[name][key] = dict(row)
+        self.in_db[name].add(key)
+        return self.current[name][key]
+
+    def load_job_tasks(self, job_id: int) -> None:
+        if job_id in self.loaded_jobs:
+            return
+        assert self.conn is not None
+        loaded: dict[int, list[str]] = {}
+        for name in ("tasks", "replicas"):
+            table = self.tables[name]
+            key = table.info["key"]
+            for row in self.conn.execute(select(table).where(table.c.job_id == job_id,
+                                                             table.c.is_current.is_(True))).mappings():
+                d = dict(row)
+                self.current[name][d[key]] = d
+                self.in_db[name].add(d[key])
+                if name == "replicas":
+                    loaded.setdefault(d["task_id"], []).append(d[key])
+        for tid, reps in loaded.items():
+            self.task_reps[tid] = sorted(reps, key=lambda r: int(r.split(":")[1]))
+        self.loaded_jobs.add(job_id)
+
+    def get(self, name: str, key: Any) -> dict[str, Any] | None:
+        row = self.current[name].get(key)
+        if row is not None:
+            return None if row is _ABSENT else row
+        if name in ("tasks", "replicas"):
+            self.load_job_tasks((key if name == "tasks" else int(key.split(":")[0])) >> 32)
+            row = self.current[name].get(key)
+            return None if row is None or row is _ABSENT else row
+        row = self.current[name].get(key)
+        if row is None:
+            return self._load_key(name, key)
+        return None if row is _ABSENT else row
+
+    # -- versions ---------------------------------------------------------------------------------
+    def edit(self, name: str, key: Any) -> dict[str, Any] | None:
+        """The row's version for the current block (a copy of the current one), or None if it does not exist."""
+        row = self.get(name, key)
+        if row is None:
+            return None
+        pend = self.pending[name].get(key)
+        if pend is row and row["block_number"] == self.block:
+            row["log_index"] = self.log_index
+            return row
+        new = dict(row, block_number=self.block, log_index=self.log_index)
+        if pend is not None:
+            self.done[name].append(pend)
+        self.pending[name][key] = new
+        self.current[name][key] = new
+        return new
+
+    def create(self, name: str, key: Any, values: dict[str, Any]) -> dict[str, Any]:
+        existing = self.edit(name, key)
+        if existing is not None:
+            existing.update(values)
+            return existing
+        row = dict(values, block_number=self.block, log_index=self.log_index)
+        row[self.tables[name].info["key"]] = key
+        self.pending[name][key] = row
+        self.current[name][key] = row
+        if name == "replicas":
+            self.task_reps.setdefault(row["task_id"], []).append(key)
+        return row
+
+    def flush(self, conn: Connection) -> None:
+        for name, table in self.tables.items():
+            pend = self.pending[name]
+            if not pend:
+                continue
+            keycol = table.c[table.info["key"]]
+            existing = [k for k in pend if k in self.in_db[name]]
+            for chunk in _db.chunks(existing):
+                conn.execute(update(table).where(keycol.in_(chunk), table.c.is_current.is_(True))
+                             .values(is_current=False))
+            for r in self.done[name]:
+                r["is_current"] = False
+            for r in pend.values():
+                r["is_current"] = True
+            rows = self.done[name] + list(pend.values())
+            for chunk in _db.chunks(rows, 5000):
+                conn.execute(table.insert(), chunk)
+        for fact in _db.FACTS:
+            rows = self.facts[fact.name]
+            for chunk in _db.chunks(rows, 5000):
+                conn.execute(fact.insert(), chunk)
+
+    def committed(self) -> None:
+        for name in self.tables:
+            self.in_db[name].update(self.pending[name])
+        self._begin()
+
+
+class Indexer:
+    """Mirrors the marketplace at ``marketplace`` (and its registry) into the database behind ``engine``.
+
+    ``confirmations`` holds back the newest blocks; ``finality`` is how many blocks of hashes the stream keeps
+    to detect reorgs (a deeper one raises :class:`IndexerHalted`). ``on_batch_written`` is called inside the
+    transaction after the rows are written and before it commits (a fault-injection point for tests).
+    """
+
+    def __init__(self, engine: Engine, w3: Web3, marketplace: str, *, from_block: int = 0,
+                 confirmations: int = 0, batch_blocks: int = 2000, finality: int = 64,
+                 on_batch_written: Callable[[], None] | None = None) -> None:
+        self.engine = engine
+        self.w3 = w3
+        self.market = Market(w3, marketplace)
+        self.confirmations = confirmations
+        self.from_block = from_block
+        self.on_batch_written = on_batch_written
+        self.meta = _db.init_db(engine, chain_id=self.market.chain_id, marketplace=self.market.address)
+        self._proj = _Projector()
+        self.stream = FastEventStream(w3, self.market.addresses, self.market.event_abis, self._load_cursor(),
+                                  confirmations=confirmations, batch=batch_blocks, keep=finality)
+        self.events_total = 0
+        self.last_step_seconds = 0.0
+        self.log = log.bind(marketplace=self.market.address, chain_id=self.market.chain_id)
+
+    # -- cursor -----------------------------------------------------------------------------------
+    def _load_cursor(self) -> StreamCursor:
+        with self.engine.connect() as conn:
+            saved = _db.load_cursor(conn)
+        if saved is None:
+            return StreamCursor(next_block=self.from_block)
+        return StreamCursor(next_block=saved["next_block"], recent=saved["recent"])
+
+    def _reset(self) -> None:
+        self._proj.reset()
+        self.stream.cursor = self._load_cursor()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def step(self) -> StepResult:
+        """One poll in one transaction: reorg rollback, new events, cursor."""
+        t0 = time.perf_counter()
+        try:
+            reorg, evs = self.stream.poll()
+        except ReorgTooDeep as exc:
+            self._reset()
+            raise IndexerHalted(f"{exc}. The indexer stopped without touching the database") from exc
+        try:
+            infos = self._fetch_blocks(evs)
+            head_block = self.w3.eth.get_block("latest")
+            head, head_ts = int(head_block["number"]), int(head_block["timestamp"])
+            with self.engine.begin() as conn:
+                if reorg is not None:
+                    self._rollback(conn, reorg.common_ancestor)
+                    self.log.warning("reorg_rolled_back", common_ancestor=reorg.common_ancestor,
+                                     dropped=reorg.dropped)
+                self._apply(conn, evs, infos)
+                _db.save_cursor(conn, next_block=self.stream.cursor.next_block, recent=self.stream.cursor.recent,
+                                chain_head=head, head_timestamp=head_ts, events_added=len(evs))
+                if self.on_batch_written is not None:
+                    self.on_batch_written()
+            self._proj.committed()
+            if self._proj.size() > 300_000:
+                self._proj.reset()  # bound memory: rows are reloaded from the database on demand
+        except BaseException:
+            self._reset()
+            raise
+        self.events_total += len(evs)
+        self.last_step_seconds = time.perf_counter() - t0
+        return StepResult(events=len(evs), reorg=None if reorg is None else reorg.common_ancestor,
+                          next_block=self.stream.cursor.next_block, head=head - self.confirmations)
+
+    def sync(self, *, max_steps: int = 1_000_000) -> int:
+        """Step until caught up with ``head - confirmations``; return the number of events applied."""
+        total = 0
+        for _ in range(max_steps):
+            result = self.step()
+            total += result.events
+            if result.caught_up:
+                break
+        return total
+
+    def run(self, should_stop: Callable[[], bool], *, idle_sleep: float = 0.5,
+            on_step: Callable[[StepResult], None] | None = None) -> None:
+        """Follow the chain until ``should_stop()``; retry transport errors and block races with a bounded
+        back-off; stop loudly on a reorg deeper than the finality depth."""
+        failures = 0
+        while not should_stop():
+            try:
+                result = self.step()
+                failures = 0
+            except IndexerHalted:
+                raise
+            except BlockRace as exc:
+                self.log.info("block_race_retry", detail=str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - transport errors: the node or the database blinked
+                failures += 1
+                delay = min(0.2 * 2 ** failures, 10.0)
+                self.log.warning("step_failed_retrying", error=f"{type(exc).__name__}: {exc}", in_s=delay)
+                time.sleep(delay)
+                continue
+            if on_step is not None:
+                on_step(result)
+            if result.events:
+                self.log.info("ingested", events=result.events, next_block=result.next_block, head=result.head)
+            if result.caught_up:
+                time.sleep(idle_sleep)
+
+    # -- blocks and receipts ----------------------------------------------------------------------
+    def _rpc_batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        if not calls:
+            return []
+        out: list[Any] = []
+        for chunk in _db.chunks(calls, 200):
+            responses = self.w3.provider.make_batch_request(chunk)  # type: ignore[attr-defined]
+            if not isinstance(responses, list):
+                raise BlockRace(f"the node refused a batch request: {responses}")
+            out += [r.get("result") if "error" not in r else r for r in responses]
+        return out
+
+    def _fetch_blocks(self, evs: list[DecodedEvent]) -> dict[int, BlockInfo]:
+        wanted: dict[int, str] = {}
+        tx_hashes: dict[int, set[str]] = {}
+        for ev in evs:
+            wanted[ev.block_number] = ev.block_hash
+            tx_hashes.setdefault(ev.block_number, set()).add(ev.tx_hash)
+        numbers = sorted(wanted)
+        calls: list[tuple[str, list[Any]]] = []
+        for n in numbers:
+            calls += [("eth_getBlockByNumber", [hex(n), False]), ("eth_getBlockReceipts", [hex(n)])]
+        results = self._rpc_batch(calls)
+        infos: dict[int, BlockInfo] = {}
+        missing: list[str] = []
+        for i, n in enumerate(numbers):
+            block, receipts = results[2 * i], results[2 * i + 1]
+            if not isinstance(block, dict) or "hash" not in block or block["hash"].lower() != wanted[n].lower():
+                raise BlockRace(f"block {n} changed between reading its logs and reading it (expected "
+                                f"{wanted[n]}); a reorg is in progress, the step is retried")
+            info = BlockInfo(number=n, hash=wanted[n].lower(), timestamp=int(block["timestamp"], 16))
+            if isinstance(receipts, list):
+                for r in receipts:
+                    if r["transactionHash"].lower() in tx_hashes[n]:
+                        info.receipts[r["transactionHash"].lower()] = _receipt(r)
+            missing += [h for h in tx_hashes[n] if h not in info.receipts]
+            infos[n] = info
+        if missing:  # a node without eth_getBlockReceipts: one call per transaction
+            for h, r in zip(missing, self._rpc_batch([("eth_getTransactionReceipt", [h]) for h in missing]),
+                            strict=True):
+                if not isinstance(r, dict) or "blockHash" not in r:
+                    raise BlockRace(f"no receipt for transaction {h}; a reorg is in progress, the step is retried")
+                infos[int(r["blockNumber"], 16)].receipts[h] = _receipt(r)
+        return infos
+
+    # -- reorgs -----------------------------------------------------------------------------------
+    def _rollback(self, conn: Connection, ancestor: int) -> None:
+        """Delete every row derived from blocks above ``ancestor``; make the newest surviving versions current."""
+        for table in _db.VERSIONED:
+            keycol = table.c[table.info["key"]]
+            affected = [r[0] for r in conn.execute(select(keycol).where(table.c.block_number > ancestor).distinct())]
+            conn.execute(delete(table).where(table.c.block_number > ancestor))
+            older = table.alias("older")
+            newest = (select(func.max(older.c.block_number)).where(older.c[keycol.name] == keycol)
+                      .scalar_subquery())
+            for chunk in _db.chunks(affected):
+                conn.execute(update(table).where(keycol.in_(chunk), table.c.block_number == newest)
+                             .values(is_current=True))
+        for fact in _db.FACTS:
+            col = fact.c.number if fact is _db.blocks else fact.c.block_number
+            conn.execute(delete(fact).where(col > ancestor))
+        self._proj.reset()
+
+    # -- projection -------------------------------------------------------------------------------
+    def _apply(self, conn: Connection, evs: list[DecodedEvent], infos: dict[int, BlockInfo]) -> None:
+        p = self._proj
+        p.conn = conn
+        tx_tasks: dict[str, set[int]] = {}
+        for ev in evs:
+            tx_tasks.setdefault(ev.tx_hash.lower(), set()).update(tasks_of(ev))
+        for info in infos.values():
+            p.facts["blocks"].append({"number": info.number, "hash": info.hash, "timestamp": info.timestamp})
+            for h, r in info.receipts.items():
+                p.facts["txs"].append(dict(r, hash=h, block_number=info.number, n_tasks=len(tx_tasks.get(h, ()))))
+        charged: set[tuple[str, int]] = set()
+        for ev in evs:
+            p.block, p.log_index = ev.block_number, ev.log_index
+            info = infos[ev.block_number]
+            self.ts = info.timestamp
+            self.ev = ev
+            self._seq = 0
+            tids = tasks_of(ev)
+            job_id = ev.args.get("jobId")
+            p.facts["events"].append({
+                "block_number": ev.block_number, "log_index": ev.log_index, "block_hash": ev.block_hash.lower(),
+                "tx_hash": ev.tx_hash.lower(), "address": ev.address, "name": ev.name,
+                "args": json.dumps(ev.args, default=str), "task_id": tids[0] if tids else None,
+                "job_id": job_id if job_id is not None else (tids[0] >> 32 if tids else None),
+                "worker": ev.args.get("worker"), "timestamp": info.timestamp,
+            })
+            handler = getattr(self, "_on_" + ev.name, None)
+            if handler is not None:
+                handler(ev.args)
+            tx = ev.tx_hash.lower()
+            receipt = info.receipts.get(tx)
+            if receipt is None:
+                continue
+            share = receipt["gas_used"] // max(1, len(tx_tasks[tx]))
+            for tid in tids:
+                if (tx, tid) in charged:
+                    continue
+                task = p.edit("tasks", tid)
+                if task is not None:
+                    charged.add((tx, tid))
+                    task["gas_used"] += share
+                    task["txs"] += 1
+        p.flush(conn)
+
+    # helpers for handlers
+    def _pay(self, kind: str, account: str | None, amount: int, *, job_id: int | None = None,
+             task_id: int | None = None) -> None:
+        if amount == 0 and kind not in ("deposit", "withdraw"):
+            return
+        self._proj.facts["payments"].append({
+            "block_number": self._proj.block, "log_index": self._proj.log_index, "seq": self._seq, "kind": kind,
+            "account": account, "amount": amount, "job_id": job_id, "task_id": task_id, "timestamp": self.ts})
+        self._seq += 1
+
+    def _params(self) -> dict[str, Any]:
+        row = self._proj.get("params", 1)
+        return json.loads(row["data"]) if row else {}
+
+    def _treasury(self) -> str | None:
+        row = self._proj.get("params", 1)
+        return row["treasury"] if row else None
+
+    def _worker(self, address: str) -> dict[str, Any]:
+        address = _addr(address)
+        row = self._proj.edit("workers", address)
+        if row is None:  # stake moves can reach an address before any registration event was seen
+            row = self._proj.create("workers", address, dict(
+                cores=0, memory_mb=0, gpus=0, arch_mask=0, stake=0, locked=0, unstaking=0, reputation=0, slashes=0,
+                banned=False, earned=0, slashed=0, tasks_done=0, tasks_failed=0, active_claims=0,
+                registered_at=self.ts, last_activity=self.ts))
+        row["last_activity"] = self.ts
+        return row
+
+    def _job(self, job_id: int) -> dict[str, Any] | None:
+        return self._proj.edit("jobs", int(job_id))
+
+    @staticmethod
+    def _escrow_held(job: dict[str, Any]) -> int:
+        if job["closed"]:
+            return 0
+        cost = job["replication"] * job["reward"] + job["owners_price"]
+        return int((job["num_tasks"] - job["settled"]) * cost + job["finished"] * job["owners_price"])
+
+    def _settle(self, job: dict[str, Any], *, finished: int = 0, failed: int = 0, cancelled: int = 0) -> None:
+        job["settled"] += finished + failed + cancelled
+        job["finished"] += finished
+        job["failed"] += failed
+        job["cancelled"] += cancelled
+        job["escrow_held"] = self._escrow_held(job)
+
+    def _task(self, tid: int) -> dict[str, Any] | None:
+        return self._proj.edit("tasks", int(tid))
+
+    def _new_task(self, tid: int, job: dict[str, Any] | None, target: int) -> dict[str, Any]:
+        task = self._task(tid)
+        if task is not None:
+            return task
+        if job is not None:
+            job["claimed"] += 1
+        return self._proj.create("tasks", int(tid), dict(
+            job_id=tid >> 32, idx=tid & 0xFFFFFFFF, status="running", target=target, claims=0, occupied=0,
+            committed=0, revealed=0, worker=None, lease_start=None, result_digest=None, result_cid=None, winners=0,
+            reward_each=0, refund=0, callback_ok=None, gas_used=0, txs=0, claimed_at=self.ts, finished_at=None))
+
+    def _contribute(self, task: dict[str, Any], worker: str, slot: int, expiry: int) -> dict[str, Any]:
+        task["claims"] += 1
+        task["occupied"] += 1
+        task["worker"] = worker
+        tid = task["task_id"]
+        return self._proj.create("replicas", f"{tid}:{task['claims']}", dict(
+            task_id=tid, job_id=tid >> 32, seq=task["claims"], slot=slot, worker=worker, status="claimed",
+            expiry=expiry, commitment=None, result_digest=None, result_cid=None, reward=0, slashed=0,
+            claimed_at=self.ts, updated_at=self.ts))
+
+    def _active(self, tid: int, worker: str, statuses: tuple[str, ...] = _ACTIVE) -> dict[str, Any] | None:
+        """The worker's live contribution to a task (for editing), if any."""
+        self._proj.load_job_tasks(int(tid) >> 32)
+        for rid in reversed(self._proj.task_reps.get(int(tid), [])):
+            rep = self._proj.get("replicas", rid)
+            if rep is not None and rep["worker"] == worker and rep["status"] in statuses:
+                edited = self._proj.edit("replicas", rid)
+                assert edited is not None
+                edited["updated_at"] = self.ts
+                return edited
+        return None
+
+    def _live(self, tid: int) -> list[dict[str, Any]]:
+        out = []
+        for rid in self._proj.task_reps.get(int(tid), []):
+            rep = self._proj.get("replicas", rid)
+            if rep is not None and rep["status"] in _ACTIVE:
+                out.append(rep)
+        return out
+
+    def _release(self, rep: dict[str, Any], status: str, *, unlock: int = 0, done: bool = False) -> None:
+        edited = self._proj.edit("replicas", rep["rid"])
+        assert edited is not None
+        edited["status"] = status
+        edited["updated_at"] = self.ts
+        w = self._worker(rep["worker"])
+        w["active_claims"] = max(0, w["active_claims"] - 1)
+        w["locked"] -= unlock
+        if done:
+            w["tasks_done"] += 1
+
+    # -- registry ---------------------------------------------------------------------------------
+    def _on_AppRegistered(self, a: dict[str, Any]) -> None:
+        self._proj.create("apps", int(a["appId"]), dict(
+            owner=_addr(a["owner"]), image_ref=a["imageRef"], image_digest=_hex(a["imageDigest"]),
+            metadata_uri=a["metadataURI"], price=int(a["price"]), is_public=bool(a["isPublic"]),
+            deterministic_file=a["deterministicFile"], deprecated=False, earned=0, jobs=0, registered_at=self.ts))
+
+    def _on_AppUpdated(self, a: dict[str, Any]) -> None:
+        app = self._proj.edit("apps", int(a["appId"]))
+        if app is not None:
+            app.update(metadata_uri=a["metadataURI"], price=int(a["price"]), is_public=bool(a["isPublic"]))
+
+    def _on_AppDeprecated(self, a: dict[str, Any]) -> None:
+        app = self._proj.edit("apps", int(a["appId"]))
+        if app is not None:
+            app["deprecated"] = True
+
+    def _on_AppTransferred(self, a: dict[str, Any]) -> None:
+        app = self._proj.edit("apps", int(a["appId"]))
+        if app is not None:
+            app["owner"] = _addr(a["newOwner"])
+
+    def _on_DatasetRegistered(self, a: dict[str, Any]) -> None:
+        self._proj.create("datasets", int(a["datasetId"]), dict(
+            owner=_addr(a["owner"]), cid=a["cid"], checksum=_hex(a["checksum"]), price=int(a["price"]),
+            any_requester=bool(a["anyRequester"]), any_app=bool(a["anyApp"]), deprecated=False, earned=0, jobs=0,
+            registered_at=self.ts))
+
+    def _on_DatasetUpdated(self, a: dict[str, Any]) -> None:
+        ds = self._proj.edit("datasets", int(a["datasetId"]))
+        if ds is not None:
+            ds.update(price=int(a["price"]), any_requester=bool(a["anyRequester"]), any_app=bool(a["anyApp"]))
+
+    def _on_DatasetDeprecated(self, a: dict[str, Any]) -> None:
+        ds = self._proj.edit("datasets", int(a["datasetId"]))
+        if ds is not None:
+            ds["deprecated"] = True
+
+    def _on_DatasetTransferred(self, a: dict[str, Any]) -> None:
+        ds = self._proj.edit("datasets", int(a["datasetId"]))
+        if ds is not None:
+            ds["owner"] = _addr(a["newOwner"])
+
+    # -- admin and money --------------------------------------------------------------------------
+    def _on_ParamsUpdated(self, a: dict[str, Any]) -> None:
+        p = a["params"]
+        if isinstance(p, list | tuple):
+            keys = ["minStake", "claimGrace", "commitWindow", "revealWindow", "unstakeDelay", "callbackGas",
+                    "replicaStake", "feeBps", "maxReplicas", "maxSlashes"]
+            p = dict(zip(keys, p, strict=True))
+        row = self._proj.get("params", 1)
+        treasury = row["treasury"] if row else None
+        self._proj.create("params", 1, dict(data=json.dumps({k: int(v) for k, v in p.items()}), treasury=treasury))
+
+    def _on_TreasuryUpdated(self, a: dict[str, Any]) -> None:
+        row = self._proj.edit("params", 1)
+        if row is None:
+            self._proj.create("params", 1, dict(data="{}", treasury=_addr(a["newTreasury"])))
+        else:
+            row["treasury"] = _addr(a["newTreasury"])
+
+    def _on_Deposited(self, a: dict[str, Any]) -> None:
+        self._pay("deposit", _addr(a["account"]), int(a["amount"]))
+
+    def _on_Withdrawn(self, a: dict[str, Any]) -> None:
+        self._pay("withdraw", _addr(a["account"]), int(a["amount"]))
+
+    # -- workers ----------------------------------------------------------------------------------
+    def _on_WorkerRegistered(self, a: dict[str, Any]) -> None:
+        w = self._worker(a["worker"])
+        w.update(cores=int(a["cores"]), memory_mb=int(a["memoryMB"]), gpus=int(a["gpus"]),
+                 arch_mask=int(a["archMask"]))
+
+    def _on_Staked(self, a: dict[str, Any]) -> None:
+        w = self._worker(a["worker"])
+        w["stake"] = int(a["totalStake"])
+        self._pay("stake", w["address"], int(a["amount"]))
+
+    def _on_UnstakeRequested(self, a: dict[str, Any]) -> None:
+        w = self._worker(a["worker"])
+        w["stake"] -= int(a["amount"])
+        w["unstaking"] += int(a["amount"])
+
+    def _on_Unstaked(self, a: dict[str, Any]) -> None:
+        w = self._worker(a["worker"])
+        w["unstaking"] = 0
+        self._pay("unstake", w["address"], int(a["amount"]))
+
+    def _on_WorkerBanned(self, a: dict[str, Any]) -> None:
+        w = self._worker(a["worker"])
+        w["banned"] = bool(a["banned"])
+        if not a["banned"]:
+            w["slashes"] = 0
+
+    def _on_WorkerSlashed(self, a: dict[str, Any]) -> None:
+        worker, tid, amount = _addr(a["worker"]), int(a["taskId"]), int(a["amount"])
+        w = self._worker(worker)
+        w["stake"] -= amount
+        w["locked"] -= amount
+        w["reputation"] = int(a["reputation"])
+        w["slashes"] += 1
+        w["slashed"] += amount
+        w["tasks_failed"] += 1
+        self._proj.facts["slashes"].append({
+            "block_number": self._proj.block, "log_index": self._proj.log_index, "worker": worker, "task_id": tid,
+            "amount": amount, "reputation": int(a["reputation"]), "timestamp": self.ts})
+        self._pay("slash", self._treasury(), amount, job_id=tid >> 32, task_id=tid)
+        rep = self._active(tid, worker)  # a replica that lost or stayed silent at settlement
+        if rep is not None:
+            task = self._task(tid)
+            if task is not None:
+                task["occupied"] -= 1
+                task["committed"] -= rep["status"] in ("committed", "revealed")
+                task["revealed"] -= rep["status"] == "revealed"
+            rep["slashed"] = amount
+            self._release(rep, "lost")
+        else:  # the replica was already released by ClaimExpired / ReplicaReleased / LeaseExpired
+            for rid in reversed(self._proj.task_reps.get(tid, [])):
+                r = self._proj.get("replicas", rid)
+                if r is not None and r["worker"] == worker and r["status"] in ("expired", "released") \
+                        and r["slashed"] == 0:
+                    edited = self._proj.edit("replicas", rid)
+                    assert edited is not None
+                    edited["slashed"] = amount
+                    break
+
+    # -- jobs -------------------------------------------------------------------------------------
+    def _on_JobPosted(self, a: dict[str, Any]) -> None:
+        v = JobView.from_event(a)
+        prm = self._params()
+        ownership = max(0, int(a["escrow"]) // max(1, v.num_tasks) - v.replication * v.reward)
+        job = self._proj.create("jobs", v.job_id, dict(
+            requester=_addr(v.requester), app_id=v.app_id, dataset_id=v.dataset_id, num_tasks=v.num_tasks,
+            replication=v.replication, reward=v.reward, deadline=v.deadline, max_run_seconds=v.max_run_seconds,
+            cores=v.cores, memory_mb=v.memory_mb, gpus=v.gpus, arch_mask=v.arch_mask,
+            min_reputation=v.min_reputation, callback=_addr(v.callback), inputs_cid=v.inputs_cid,
+            encryption_key=v.encryption_key, escrow=int(a["escrow"]), owners_price=ownership,
+            replica_stake=int(prm.get("replicaStake", 0)), fee_bps=int(prm.get("feeBps", 0)), claimed=0,
+            settled=0, finished=0, failed=0, cancelled=0, closed=False, refund=0, app_paid=0, dataset_paid=0,
+            escrow_held=int(a["escrow"]), posted_at=self.ts, closed_at=None))
+        job["escrow_held"] = self._escrow_held(job)
+        self._pay("escrow", job["requester"], int(a["escrow"]), job_id=v.job_id)
+        for name, key in (("apps", v.app_id), ("datasets", v.dataset_id)):
+            row = self._proj.edit(name, key) if key else None
+            if row is not None:
+                row["jobs"] += 1
+
+    def _on_TasksCancelled(self, a: dict[str, Any]) -> None:
+        job = self._job(a["jobId"])
+        if job is not None:
+            self._settle(job, cancelled=int(a["count"]))
+            job["refund"] += int(a["refund"])
+            self._pay("refund", job["requester"], int(a["refund"]), job_id=job["job_id"])
+
+    def _on_JobClosed(self, a: dict[str, Any]) -> None:
+        job = self._job(a["jobId"])
+        if job is None:
+            return
+        refund, app_paid, ds_paid = int(a["refund"]), int(a["appPaid"]), int(a["datasetPaid"])
+        job.update(closed=True, settled=job["num_tasks"], closed_at=self.ts, app_paid=app_paid,
+                   dataset_paid=ds_paid, escrow_held=0)
+        job["refund"] += refund
+        self._pay("refund", job["requester"], refund, job_id=job["job_id"])
+        for name, key, paid, kind in (("apps", job["app_id"], app_paid, "app_fee"),
+                                      ("datasets", job["dataset_id"], ds_paid, "dataset_fee")):
+            row = self._proj.edit(name, key) if key and paid else None
+            if row is not None:
+                row["earned"] += paid
+                self._pay(kind, row["owner"], paid, job_id=job["job_id"])
+
+    # -- single-replica leases (R = 1) -----------------------------------------------------------
+    def _on_TasksClaimed(self, a: dict[str, Any]) -> None:
+        start, count, worker = int(a["startTaskId"]), int(a["count"]), _addr(a["worker"])
+        job = self._job(start >> 32)
+        stake = job["replica_stake"] if job else 0
+        w = self._worker(worker)
+        w["locked"] += count * stake
+        w["active_claims"] += count
+        for tid in range(start, start + count):
+            task = self._new_task(tid, job, 1)
+            task.update(status="running", lease_start=start, result_digest=None, result_cid=None)
+            self._contribute(task, worker, 0, int(a["expiry"]))
+
+    def _on_ResultSubmitted(self, a: dict[str, Any]) -> None:
+        tid, worker = int(a["taskId"]), _addr(a["worker"])
+        task, job = self._task(tid), self._job(tid >> 32)
+        if task is None or job is None:
+            return
+        fee = job["reward"] * job["fee_bps"] // 10_000
+        digest = _hex(a["resultDigest"])
+        task.update(status="finalized", result_digest=digest, result_cid=a["resultCID"], winners=1,
+                    reward_each=job["reward"] - fee, finished_at=self.ts, occupied=0, committed=1, revealed=1)
+        rep = self._active(tid, worker)
+        if rep is not None:
+            rep.update(result_digest=digest, result_cid=a["resultCID"], reward=job["reward"] - fee)
+            self._release(rep, "won", unlock=job["replica_stake"], done=True)
+        w = self._worker(worker)
+        w["reputation"] += 1
+        w["earned"] += job["reward"] - fee
+        self._settle(job, finished=1)
+        self._pay("reward", worker, job["reward"] - fee, job_id=job["job_id"], task_id=tid)
+        self._pay("protocol_fee", self._treasury(), fee, job_id=job["job_id"], task_id=tid)
+
+    def _on_LeaseExpired(self, a: dict[str, Any]) -> None:
+        start, worker = int(a["startTaskId"]), _addr(a["worker"])
+        job = self._proj.get("jobs", start >> 32)
+        closed = bool(job and job["closed"])
+        tid = start
+        while (task := self._proj.get("tasks", tid)) is not None and task["lease_start"] == start:
+            tid += 1
+            if task["status"] != "running":
+                continue
+            edited = self._task(tid - 1)
+            assert edited is not None
+            edited.update(status="failed" if closed else "open", worker=None, lease_start=None, occupied=0)
+            rep = self._active(tid - 1, worker)
+            if rep is not None:
+                self._release(rep, "expired")
+
+    # -- replicated consensus (R > 1) -------------------------------------------------------------
+    def _on_ReplicaClaimed(self, a: dict[str, Any]) -> None:
+        tid, worker = int(a["taskId"]), _addr(a["worker"])
+        job = self._job(tid >> 32)
+        task = self._new_task(tid, job, job["replication"] if job else 0)
+        task["status"] = "running"
+        self._contribute(task, worker, int(a["replica"]), int(a["expiry"]))
+        w = self._worker(worker)
+        w["locked"] += job["replica_stake"] if job else 0
+        w["active_claims"] += 1
+
+    def _on_ResultCommitted(self, a: dict[str, Any]) -> None:
+        tid, worker = int(a["taskId"]), _addr(a["worker"])
+        rep = self._active(tid, worker, ("claimed",))
+        if rep is not None:
+            rep.update(status="committed", commitment=_hex(a["commitment"]))
+        task = self._task(tid)
+        if task is not None:
+            task["committed"] += 1
+        self._worker(worker)
+
+    def _on_ResultRevealed(self, a: dict[str, Any]) -> None:
+        tid, worker = int(a["taskId"]), _addr(a["worker"])
+        rep = self._active(tid, worker, ("committed",))
+        if rep is not None:
+            rep.update(status="revealed", result_digest=_hex(a["resultDigest"]), result_cid=a["resultCID"])
+        task = self._task(tid)
+        if task is not None:
+            task["revealed"] += 1
+            task["status"] = "revealing"
+        self._worker(worker)
+
+    def _on_TaskFinalized(self, a: dict[str, Any]) -> None:
+        tid, digest, share = int(a["taskId"]), _hex(a["resultDigest"]), int(a["rewardEach"])
+        task, job = self._task(tid), self._job(tid >> 32)
+        if task is None or job is None:
+            return
+        winners = 0
+        cid: str | None = None
+        for rep in self._live(tid):
+            if rep["status"] == "revealed" and rep["result_digest"] == digest:
+                edited = self._proj.edit("replicas", rep["rid"])
+                assert edited is not None
+                edited["reward"] = share
+                self._release(edited, "won", unlock=job["replica_stake"], done=True)
+                w = self._worker(rep["worker"])
+                w["reputation"] += 1
+                w["earned"] += share
+                self._pay("reward", rep["worker"], share, job_id=job["job_id"], task_id=tid)
+                winners += 1
+                cid = cid or rep["result_cid"]
+        pool = job["replication"] * job["reward"]
+        self._pay("protocol_fee", self._treasury(), pool - share * int(a["winners"]), job_id=job["job_id"],
+                  task_id=tid)
+        task.update(status="finalized", result_digest=digest, result_cid=cid, winners=int(a["winners"]),
+                    reward_each=share, finished_at=self.ts, occupied=0)
+        self._settle(job, finished=1)
+
+    def _on_ReplicasAdded(self, a: dict[str, Any]) -> None:
+        task = self._task(int(a["taskId"]))
+        if task is not None:
+            task.update(target=int(a["target"]), status="running", committed=task["revealed"])
+
+    def _on_TaskFailed(self, a: dict[str, Any]) -> None:
+        tid = int(a["taskId"])
+        task, job = self._task(tid), self._job(tid >> 32)
+        if task is None or job is None:
+            return
+        for rep in self._live(tid):
+            self._release(rep, "unpaid", unlock=job["replica_stake"])
+        task.update(status="failed", refund=int(a["refund"]), finished_at=self.ts, occupied=0)
+        self._settle(job, failed=1)
+        job["refund"] += int(a["refund"])
+        self._pay("refund", job["requester"], int(a["refund"]), job_id=job["job_id"], task_id=tid)
+
+    def _on_ClaimExpired(self, a: dict[str, Any]) -> None:
+        tid, worker = int(a["taskId"]), _addr(a["worker"])
+        rep = self._active(tid, worker)
+        if rep is not None:
+            self._release(rep, "expired")
+        task = self._task(tid)
+        if task is not None:
+            task["occupied"] -= 1
+
+    def _on_ReplicaReleased(self, a: dict[str, Any]) -> None:
+        tid, worker = int(a["taskId"]), _addr(a["worker"])
+        job = self._proj.get("jobs", tid >> 32)
+        rep = self._active(tid, worker)
+        if rep is not None:
+            self._release(rep, "released", unlock=0 if a["slashed"] else (job["replica_stake"] if job else 0))
+        task = self._task(tid)
+        if task is not None:
+            task.update(status="failed", occupied=max(0, task["occupied"] - 1), finished_at=self.ts)
+
+    def _on_CallbackDelivered(self, a: dict[str, Any]) -> None:
+        task = self._task(int(a["taskId"]))
+        if task is not None:
+            task["callback_ok"] = bool(a["success"])
+
+
+def _receipt(r: dict[str, Any]) -> dict[str, Any]:
+    price = r.get("effectiveGasPrice") or "0x0"
+    return {"tx_index": int(r["transactionIndex"], 16), "sender": Web3.to_checksum_address(r["from"]),
+            "to": Web3.to_checksum_address(r["to"]) if r.get("to") else None,
+            "gas_used": int(r["gasUsed"], 16), "gas_price": int(price, 16)}

@@ -1,0 +1,472 @@
+"""The auditor's verifier: re-derive a task's outcome from public data alone.
+
+Nothing here trusts the mirror: the verifier reads the marketplace's logs and the calldata of the
+transactions that emitted them straight from a JSON-RPC node, and result content from IPFS. For a task it checks
+
+* ``commit_authorized`` / ``reveal_authorized`` / ``result_authorized``: each commit, reveal or result came
+  from its worker: the transaction's sender, or an EIP-712 signature (``Commit``, ``Reveal``, ``Results``,
+  domain "Tasknet Marketplace" v1 on this chain and contract) that recovers to the worker;
+* ``commitment``: ``keccak256(abi.encode(taskId, resultDigest, salt, worker))`` of each reveal equals the
+  worker's commitment;
+* ``lease``: (R = 1) the worker held a lease covering the task;
+* ``majority``: the strict majority of the revealed digests over the task's replica target is the digest the
+  contract finalized, with the same number of winners (or there was none when the task failed);
+* ``reward``: each winner's share is ``(R * reward - fee) / winners``;
+* ``slashes``: exactly the replicas the rules punish (expired claims, silent replicas, dissenting reveals)
+  were slashed, each by the job's replica stake;
+* ``archive_digest``: the content at each accepted result CID hashes to the digest: the sha256 of the archive,
+  or of the app's declared deterministic file inside it (see :mod:`oracle.archive`);
+* ``job_close`` (jobs): what a closed job refunded and paid its owners follows from its task counts.
+
+Each :class:`Check` says pass, fail or skipped (``passed=None``: e.g. a result encrypted to the requester)
+with its evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import tempfile
+from io import BytesIO
+from pathlib import Path
+from typing import Any, Literal
+
+from eth_account import Account
+from eth_account.messages import SignableMessage
+from eth_utils.abi import event_abi_to_log_topic
+from pydantic import BaseModel, Field
+from web3 import Web3
+
+from oracle import IpfsClient
+from oracle.archive import decrypt_with, extract_tar, sha256_file
+from oracle.events import DecodedEvent, EventStream, StreamCursor
+from oracle.exceptions import TasknetError
+from oracle.market import AppView, JobView, Market
+from oracle.protocol import (
+    Eip712Domain,
+    commit_message,
+    commitment,
+    results_message,
+    reveal_message,
+    split_task_id,
+)
+
+MAX_ARCHIVE_BYTES = 256 << 20
+
+
+class Check(BaseModel):
+    name: str
+    subject: str = Field(description="what the check is about: a worker, a CID, the task")
+    passed: bool | None = Field(description="None when the check could not run (see detail)")
+    detail: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class Report(BaseModel):
+    kind: Literal["task", "job"]
+    id: int
+    status: str = Field(description="the outcome the chain recorded: finalized, failed, running, ...")
+    passed: bool
+    checks: list[Check]
+    tasks: list[Report] = Field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.passed is False] + [c for t in self.tasks for c in t.failed]
+
+
+def recover_signer(message: SignableMessage, signature: bytes | str) -> str | None:
+    """The address that signed ``message`` (EIP-712), or None when the signature is malformed."""
+    sig = bytes.fromhex(signature.removeprefix("0x")) if isinstance(signature, str) else bytes(signature)
+    try:
+        return str(Account.recover_message(message, signature=sig))
+    except Exception:  # noqa: BLE001 - eth_keys raises several types for malformed signatures
+        return None
+
+
+def signature_check(name: str, message: SignableMessage, signature: bytes | str, worker: str, **evidence: Any
+                    ) -> Check:
+    """Pass when ``signature`` over ``message`` recovers to ``worker``."""
+    signer = recover_signer(message, signature)
+    ok = signer is not None and signer.lower() == worker.lower()
+    sig_hex = signature if isinstance(signature, str) else "0x" + bytes(signature).hex()
+    return Check(name=name, subject=worker, passed=ok,
+                 detail=f"relayed signature recovers to {signer}" + ("" if ok else f", not the worker {worker}"),
+                 evidence={"signer": signer, "signature": sig_hex, **evidence})
+
+
+def _b(v: Any) -> bytes:
+    if isinstance(v, str):
+        return bytes.fromhex(v.removeprefix("0x"))
+    return bytes(v)
+
+
+def _h(v: Any) -> str:
+    return "0x" + _b(v).hex()
+
+
+def strict_majority(digests: list[str], target: int) -> tuple[str | None, int]:
+    """The digest held by more than half of ``target`` (the contract's ``Consensus.strictMajority``)."""
+    for i, d in enumerate(digests):
+        n = sum(1 for x in digests[i:] if x == d)
+        if n * 2 > target:
+            return d, n
+    return None, 0
+
+
+class Verifier:
+    """Audits tasks of the marketplace at ``marketplace`` from public data (``w3`` node, ``ipfs`` content).
+
+    ``decryption_key`` (the requester's X25519 private key) lets the archive check open encrypted results;
+    without it those checks are skipped, not failed.
+    """
+
+    def __init__(self, w3: Web3, marketplace: str, ipfs: IpfsClient | None, *, from_block: int = 0,
+                 decryption_key: str | bytes | None = None) -> None:
+        self.w3 = w3
+        self.market = Market(w3, marketplace)
+        self.ipfs = ipfs
+        self.from_block = from_block
+        self.decryption_key = decryption_key
+        self._decoder = EventStream(w3, self.market.addresses, self.market.event_abis, StreamCursor(next_block=0))
+        self._topics = {item["name"]: "0x" + bytes(event_abi_to_log_topic(item)).hex()  # type: ignore[arg-type]
+                        for abi in self.market.event_abis for item in abi if item.get("type") == "event"}
+        self.domain = Eip712Domain(chain_id=self.market.chain_id, verifying_contract=self.market.address)
+        self._tx_cache: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {}
+
+    # -- public data ------------------------------------------------------------------------------
+    def _logs(self, address: str, topics: list[Any]) -> list[DecodedEvent]:
+        logs = self.w3.eth.get_logs({"fromBlock": self.from_block, "toBlock": "latest",
+                                     "address": Web3.to_checksum_address(address), "topics": topics})
+        out = [e for e in (self._decoder._decode(log) for log in logs) if e is not None]
+        return sorted(out, key=lambda e: e.key)
+
+    @staticmethod
+    def _topic(n: int | str) -> str:
+        if isinstance(n, str):
+            return "0x" + "00" * 12 + n.lower().removeprefix("0x")
+        return "0x" + n.to_bytes(32, "big").hex()
+
+    def _calls(self, tx_hash: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        """The sender of a transaction and the marketplace calls in it (multicall unpacked)."""
+        if tx_hash not in self._tx_cache:
+            tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            calls: list[tuple[str, dict[str, Any]]] = []
+            self._decode_call(_b(tx["input"]), calls)
+            self._tx_cache[tx_hash] = (str(tx["from"]), calls)
+        return self._tx_cache[tx_hash]
+
+    def _decode_call(self, data: bytes, out: list[tuple[str, dict[str, Any]]]) -> None:
+        try:
+            fn, args = self.market.contract.decode_function_input(data)
+        except Exception:  # noqa: BLE001 - not a marketplace call (e.g. a contract calling in): nothing to read
+            return
+        if fn.fn_name == "multicall":
+            for inner in args["data"]:
+                self._decode_call(_b(inner), out)
+        else:
+            out.append((fn.fn_name, dict(args)))
+
+    def _job(self, job_id: int) -> tuple[JobView | None, AppView | None, dict[str, Any]]:
+        posted = self._logs(self.market.address, [self._topics["JobPosted"], self._topic(job_id)])
+        if not posted:
+            return None, None, {}
+        job = JobView.from_event(posted[0].args)
+        apps = self._logs(self.market.registry.address, [self._topics["AppRegistered"], self._topic(job.app_id)])
+        app = AppView.from_event(apps[0].args) if apps else None
+        return job, app, self.market.job(job_id)
+
+    # -- tasks ------------------------------------------------------------------------------------
+    def task(self, tid: int) -> Report:
+        job_id, _ = split_task_id(tid)
+        job, app, stored = self._job(job_id)
+        if job is None:
+            return Report(kind="task", id=tid, status="unknown", passed=False, checks=[Check(
+                name="job_exists", subject=f"job {job_id}", passed=False,
+                detail=f"no JobPosted event for job {job_id}: the task id is wrong or the job is on another chain")])
+        events = self._logs(self.market.address, [None, self._topic(tid)])
+        events += [e for e in self._logs(self.market.address, [self._topics["WorkerSlashed"], None,
+                                                               self._topic(tid)]) if e not in events]
+        events.sort(key=lambda e: e.key)
+        if job.replication == 1:
+            status, checks = self._single(tid, job, app, events)
+        else:
+            status, checks = self._replicated(tid, job, app, stored, events)
+        return Report(kind="task", id=tid, status=status, passed=all(c.passed is not False for c in checks),
+                      checks=checks)
+
+    def _single(self, tid: int, job: JobView, app: AppView | None, events: list[DecodedEvent]
+                ) -> tuple[str, list[Check]]:
+        checks: list[Check] = []
+        results = [e for e in events if e.name == "ResultSubmitted"]
+        if not results:
+            return "running", checks
+        ev = results[-1]
+        worker, digest, cid = ev.args["worker"], _h(ev.args["resultDigest"]), ev.args["resultCID"]
+        leases = [e for e in self._logs(self.market.address, [self._topics["TasksClaimed"], None,
+                                                              self._topic(worker)])
+                  if e.key < ev.key and e.args["startTaskId"] <= tid < e.args["startTaskId"] + e.args["count"]]
+        checks.append(Check(name="lease", subject=worker, passed=bool(leases),
+                            detail="the worker leased the task before its result" if leases else
+                            "no lease of this task by the worker precedes the result",
+                            evidence={"lease_tx": leases[-1].tx_hash if leases else None}))
+        checks.append(self._result_authorized(tid, worker, digest, cid, ev.tx_hash))
+        checks += self._archive(job, app, digest, [cid])
+        return "finalized", checks
+
+    def _result_authorized(self, tid: int, worker: str, digest: str, cid: str, tx_hash: str) -> Check:
+        sender, calls = self._calls(tx_hash)
+        base = {"tx": tx_hash, "sender": sender}
+        for name, args in calls:
+            if name == "submit" and args["taskId"] == tid:
+                ok = sender.lower() == worker.lower() and _h(args["resultDigest"]) == digest
+                return Check(name="result_authorized", subject=worker, passed=ok,
+                             detail=f"submitted directly by {sender}", evidence=base)
+            if name == "submitRange" and args["firstTaskId"] <= tid < args["firstTaskId"] + len(args["resultDigests"]):
+                i = tid - args["firstTaskId"]
+                ok = sender.lower() == worker.lower() and _h(args["resultDigests"][i]) == digest
+                return Check(name="result_authorized", subject=worker, passed=ok,
+                             detail=f"submitted in a range by {sender}", evidence=base)
+            if name == "relayResults":
+                for b in args["batches"]:
+                    start, first, digests, cids, cbs, sig = _fields(b, ["startTaskId", "firstTaskId", "resultDigests",
+                                                                        "resultCIDs", "callbackData", "signature"])
+                    if first <= tid < first + len(digests):
+                        msg = results_message(self.domain, start, first, [_b(d) for d in digests], list(cids),
+                                              [_b(c) for c in cbs])
+                        check = signature_check("result_authorized", msg, sig, worker, **base)
+                        if _h(digests[tid - first]) != digest or cids[tid - first] != cid:
+                            check.passed = False
+                            check.detail += "; the signed batch does not hold the digest and CID of the event"
+                        return check
+        return Check(name="result_authorized", subject=worker, passed=False,
+                     detail="no call in the transaction submits this result", evidence=base)
+
+    def _authorized(self, kind: Literal["commit", "reveal"], tid: int, worker: str, tx_hash: str,
+                    match: dict[str, Any]) -> tuple[Check, dict[str, Any] | None]:
+        """Who made a commit or reveal: the sender itself, or a relayed signature. Returns the call's fields."""
+        sender, calls = self._calls(tx_hash)
+        name = f"{kind}_authorized"
+        base = {"tx": tx_hash, "sender": sender}
+        for fn, args in calls:
+            if fn == kind and args["taskId"] == tid and sender.lower() == worker.lower():
+                fields = {k: args[k] for k in args}
+                if all(_h(fields[k]) == v for k, v in match.items()):
+                    return Check(name=name, subject=worker, passed=True, detail=f"sent by the worker {sender}",
+                                 evidence=base), fields
+            if fn == ("relayCommits" if kind == "commit" else "relayReveals"):
+                for entry in args["commits" if kind == "commit" else "reveals"]:
+                    if kind == "commit":
+                        t, c, sig = _fields(entry, ["taskId", "commitment", "signature"])
+                        fields = {"taskId": t, "commitment": c}
+                        msg = commit_message(self.domain, t, _b(c))
+                    else:
+                        t, d, salt, cid, cb, sig = _fields(entry, ["taskId", "resultDigest", "salt", "resultCID",
+                                                                   "callbackData", "signature"])
+                        fields = {"taskId": t, "resultDigest": d, "salt": salt, "resultCID": cid, "callbackData": cb}
+                        msg = reveal_message(self.domain, t, _b(d), _b(salt), cid, _b(cb))
+                    if t != tid or not all(_h(fields[k]) == v for k, v in match.items()):
+                        continue
+                    signer = recover_signer(msg, sig)
+                    if signer is not None and signer.lower() != worker.lower():
+                        continue  # another worker's entry for the same task and values
+                    return signature_check(name, msg, sig, worker, relayer=sender, **base), fields
+        return Check(name=name, subject=worker, passed=False,
+                     detail=f"no {kind} by or signed by the worker in the transaction", evidence=base), None
+
+    def _replicated(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
+                    events: list[DecodedEvent]) -> tuple[str, list[Check]]:
+        checks: list[Check] = []
+        stake = int(stored.get("replicaStake", 0))
+        fee_bps = int(stored.get("feeBps", 0))
+        live: dict[str, dict[str, Any]] = {}  # worker -> {"commitment", "digest", "cid"}
+        target = job.replication
+        expected_slash: list[str] = []
+        actual_slash: list[tuple[str, int]] = []
+        status = "running"
+        winners_cids: list[str] = []
+        winner: str | None = None
+        for ev in events:
+            a = ev.args
+            w: str = a.get("worker") or ""
+            if ev.name == "ReplicaClaimed":
+                live[w] = {}
+            elif ev.name == "ResultCommitted":
+                c = _h(a["commitment"])
+                check, _ = self._authorized("commit", tid, w, ev.tx_hash, {"commitment": c})
+                checks.append(check)
+                live.setdefault(w, {})["commitment"] = c
+            elif ev.name == "ResultRevealed":
+                digest = _h(a["resultDigest"])
+                check, fields = self._authorized("reveal", tid, w, ev.tx_hash, {"resultDigest": digest})
+                checks.append(check)
+                rep = live.setdefault(w, {})
+                rep.update(digest=digest, cid=a["resultCID"])
+                if fields is not None:
+                    recomputed = "0x" + commitment(tid, digest, _b(fields["salt"]), w).hex()
+                    ok = recomputed == rep.get("commitment")
+                    checks.append(Check(
+                        name="commitment", subject=w, passed=ok,
+                        detail="the reveal opens the commitment" if ok else
+                        "keccak256(taskId, digest, salt, worker) differs from the committed value",
+                        evidence={"committed": rep.get("commitment"), "recomputed": recomputed,
+                                  "salt": _h(fields["salt"]), "digest": digest}))
+            elif ev.name == "ClaimExpired":
+                live.pop(w, None)
+                expected_slash.append(w)
+            elif ev.name == "WorkerSlashed":
+                actual_slash.append((w, int(a["amount"])))
+            elif ev.name == "ReplicaReleased":
+                live.pop(w, None)
+                if a["slashed"]:
+                    expected_slash.append(w)
+                status = "failed"
+            elif ev.name in ("ReplicasAdded", "TaskFinalized", "TaskFailed"):
+                revealed = {x: r for x, r in live.items() if "digest" in r}
+                silent = [x for x in live if x not in revealed]
+                digests = [r["digest"] for r in revealed.values()]
+                winner, votes = strict_majority(digests, target)
+                expected_slash += silent
+                for x in silent:
+                    live.pop(x)
+                if ev.name == "ReplicasAdded":
+                    checks.append(Check(name="majority", subject=f"round of {target}", passed=winner is None,
+                                        detail="no strict majority: replicas were added" if winner is None else
+                                        f"digest {winner} had a strict majority but the task was not finalized",
+                                        evidence={"digests": digests, "target": target}))
+                    target = int(a["target"])
+                elif ev.name == "TaskFailed":
+                    status = "failed"
+                    checks.append(Check(name="majority", subject="task", passed=winner is None,
+                                        detail="no strict majority at the replica cap: failed and refunded"
+                                        if winner is None else f"digest {winner} had a strict majority",
+                                        evidence={"digests": digests, "target": target}))
+                else:
+                    status = "finalized"
+                    final = _h(a["resultDigest"])
+                    ok = winner == final and votes == int(a["winners"])
+                    checks.append(Check(name="majority", subject="task", passed=ok,
+                                        detail=f"strict majority of {votes}/{target} for {winner}" +
+                                        ("" if ok else f"; the contract finalized {final} with {a['winners']}"),
+                                        evidence={"digests": digests, "target": target, "finalized": final}))
+                    pool = job.replication * job.reward
+                    share = (pool - pool * fee_bps // 10_000) // max(1, votes)
+                    checks.append(Check(name="reward", subject="task", passed=share == int(a["rewardEach"]),
+                                        detail=f"each of {votes} winners gets {share}",
+                                        evidence={"expected": str(share), "paid": str(a["rewardEach"]),
+                                                  "fee_bps": fee_bps}))
+                    expected_slash += [x for x, r in revealed.items() if r["digest"] != final]
+                    winners_cids = sorted({r["cid"] for r in revealed.values() if r["digest"] == final})
+                    winner = final
+        if status in ("finalized", "failed") or actual_slash:
+            wrong_amount = [(w, amt) for w, amt in actual_slash if amt != stake]
+            ok = sorted(w.lower() for w in expected_slash) == sorted(w.lower() for w, _ in actual_slash) \
+                and not wrong_amount
+            checks.append(Check(name="slashes", subject="task", passed=ok,
+                                detail=f"{len(actual_slash)} slash(es) of {stake} each, as the rules require" if ok
+                                else "the slashed replicas or amounts differ from what the rules require",
+                                evidence={"expected": expected_slash, "actual": [w for w, _ in actual_slash],
+                                          "amounts": [str(x) for _, x in actual_slash], "replica_stake": str(stake)}))
+        if status == "finalized" and winner is not None:
+            checks += self._archive(job, app, winner, winners_cids)
+        return status, checks
+
+    # -- content ----------------------------------------------------------------------------------
+    def _archive(self, job: JobView, app: AppView | None, digest: str, cids: list[str]) -> list[Check]:
+        out = []
+        det = app.deterministic_file if app else ""
+        for cid in cids:
+            ev: dict[str, Any] = {"cid": cid, "digest": digest, "deterministic_file": det or None}
+            if self.ipfs is None:
+                out.append(Check(name="archive_digest", subject=cid, passed=None,
+                                 detail="no IPFS API configured: content not checked", evidence=ev))
+                continue
+            try:
+                data = self.ipfs.cat(cid, max_bytes=MAX_ARCHIVE_BYTES, timeout=30)
+            except TasknetError as exc:
+                out.append(Check(name="archive_digest", subject=cid, passed=False,
+                                 detail=f"the result content cannot be fetched: {exc}", evidence=ev))
+                continue
+            if job.encryption_key:
+                if self.decryption_key is None:
+                    out.append(Check(name="archive_digest", subject=cid, passed=None,
+                                     detail="the result is encrypted to the requester; pass its key to check it",
+                                     evidence=ev))
+                    continue
+                try:
+                    data = decrypt_with(self.decryption_key, data)
+                except TasknetError as exc:
+                    out.append(Check(name="archive_digest", subject=cid, passed=False, detail=str(exc), evidence=ev))
+                    continue
+            actual, how = self._digest_of(data, det)
+            ev.update(computed="0x" + actual if actual else None, over=how)
+            ok = actual is not None and "0x" + actual == digest
+            out.append(Check(name="archive_digest", subject=cid, passed=ok,
+                             detail=f"sha256 of the {how} matches the digest" if ok else
+                             f"sha256 of the {how} does not match the revealed digest", evidence=ev))
+        return out
+
+    @staticmethod
+    def _digest_of(data: bytes, deterministic_file: str) -> tuple[str | None, str]:
+        if not deterministic_file:
+            return hashlib.sha256(data).hexdigest(), "archive"
+        with tempfile.TemporaryDirectory(prefix="tasknet-audit-") as tmp:
+            try:
+                with tarfile.open(fileobj=BytesIO(data), mode="r:") as tar:
+                    extract_tar(tar, tmp, max_bytes=MAX_ARCHIVE_BYTES)
+            except (tarfile.TarError, TasknetError):
+                return None, f"deterministic file {deterministic_file!r} (the content is not a result archive)"
+            path = Path(tmp) / "output" / deterministic_file
+            if not path.is_file():
+                return None, f"deterministic file {deterministic_file!r} (missing from the archive)"
+            return sha256_file(path), f"deterministic file {deterministic_file!r}"
+
+    # -- jobs -------------------------------------------------------------------------------------
+    def job(self, job_id: int) -> Report:
+        job, _, stored = self._job(job_id)
+        if job is None:
+            return Report(kind="job", id=job_id, status="unknown", passed=False, checks=[Check(
+                name="job_exists", subject=f"job {job_id}", passed=False, detail=f"no JobPosted event for job {job_id}")])
+        names = ["ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "TasksCancelled", "JobClosed"]
+        logs = self._logs(self.market.address, [[self._topics[n] for n in names]])
+        tids: set[int] = set()
+        finished = failed = cancelled = 0
+        closed: DecodedEvent | None = None
+        for e in logs:
+            if e.name in ("TasksCancelled", "JobClosed"):
+                if e.args["jobId"] == job_id:
+                    cancelled += int(e.args.get("count", 0))
+                    closed = e if e.name == "JobClosed" else closed
+                continue
+            if e.args["taskId"] >> 32 != job_id:
+                continue
+            tids.add(e.args["taskId"])
+            finished += e.name in ("ResultSubmitted", "TaskFinalized")
+            failed += e.name == "TaskFailed"
+        reports = [self.task(t) for t in sorted(tids)]
+        checks = []
+        if closed is not None:
+            owners = job.escrow // max(1, job.num_tasks) - job.replication * job.reward
+            cost = job.replication * job.reward + owners
+            exp_refund = (job.num_tasks - finished - failed - cancelled) * cost
+            paid = int(closed.args["appPaid"]) + int(closed.args["datasetPaid"])
+            ok = int(closed.args["refund"]) == exp_refund and paid == finished * owners
+            checks.append(Check(name="job_close", subject=f"job {job_id}", passed=ok,
+                                detail=f"refund {exp_refund} for {job.num_tasks - finished - failed - cancelled} "
+                                       f"unsettled task(s), owners paid {finished} x {owners}",
+                                evidence={"refund": str(closed.args["refund"]), "expected_refund": str(exp_refund),
+                                          "owners_paid": str(paid), "expected_owners_paid": str(finished * owners)}))
+        status = "closed" if closed is not None or stored.get("flags", 0) & 1 else "open"
+        return Report(kind="job", id=job_id, status=status,
+                      passed=all(c.passed is not False for c in checks) and all(r.passed for r in reports),
+                      checks=checks, tasks=reports)
+
+
+def _fields(value: Any, names: list[str]) -> list[Any]:
+    """Struct fields from web3's decoded tuple (a dict or a positional tuple)."""
+    if isinstance(value, dict):
+        return [value[n] for n in names]
+    return list(value)
+
+
+__all__ = ["Check", "Report", "Verifier", "recover_signer", "signature_check", "strict_majority"]

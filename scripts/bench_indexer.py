@@ -1,0 +1,209 @@
+"""Indexer benchmark (not a test): ingestion rate into SQLite and PostgreSQL, API latency on a big mirror.
+
+Starts its own anvil on loopback, deploys the contracts, and makes real traffic: R = 1 jobs whose tasks are
+leased in ranges (``claimRange``) and finished in one ``submitRange`` each, so ``--tasks`` tasks produce about
+as many events. It then times a full ``Indexer.sync()`` into a fresh SQLite file (and into a throwaway
+PostgreSQL server when Debian's binaries are present), and measures the latency of a bounded mix of API
+requests against a real uvicorn on 127.0.0.1. The last line printed is JSON::
+
+    {"sqlite_events_per_s": ..., "postgres_events_per_s": ..., "api_p50_ms": ..., "api_p95_ms": ..., ...}
+
+Usage: ``python scripts/bench_indexer.py [--tasks 100000] [--range 512] [--requests 400] [--no-postgres]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+E18 = 10**18
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _traffic(w3: Any, contracts: dict[str, str], accounts: list[Any], tasks: int, span: int) -> int:
+    """Post jobs and finish every task through leased ranges; return the number of tasks."""
+    from oracle import contract_at
+    from oracle.protocol import task_id
+    from oracle.tx import TxSender
+
+    market = contract_at(w3, "Marketplace", contracts["Marketplace"])
+    registry = contract_at(w3, "MarketplaceRegistry", contracts["MarketplaceRegistry"])
+    token = contract_at(w3, "TestToken", contracts["TestToken"])
+    senders = {a.address: TxSender(w3, a, extra_abis=[registry.abi, token.abi]) for a in accounts}
+
+    def tx(fn: Any, who: Any) -> Any:
+        return senders[who.address].transact(fn)
+
+    requester, workers = accounts[1], accounts[4:8]
+    tx(registry.functions.registerApp("bench/app:1", b"\x11" * 32, "ipfs://bench", 0, True, ""), accounts[2])
+    budget = tasks * E18 // 1000 + E18
+    for who, amount in [(requester, budget)] + [(w, span * E18 * 2) for w in workers]:
+        tx(token.functions.faucet(who.address, amount), who)
+        tx(token.functions.approve(market.address, amount), who)
+        tx(market.functions.deposit(amount), who)
+    for w in workers:
+        tx(market.functions.registerWorker(8, 16_000, 0, 1), w)
+        tx(market.functions.stake(span * E18 * 2), w)
+    per_job = span * 8
+    done, k = 0, 0
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    while done < tasks:
+        n = min(per_job, tasks - done)
+        tx(market.functions.postJob((1, 0, n, 1, E18 // 1000, now + 10**7, 60, 1, 512, 0, 0, 0, "0x" + "00" * 20,
+                                     "bafybench", b"")), requester)
+        job = int(market.functions.jobCount().call())
+        for first in range(0, n, span):
+            count = min(span, n - first)
+            w = workers[k % len(workers)]
+            k += 1
+            start = task_id(job, first)
+            tx(market.functions.claimRange(start, count), w)
+            tx(market.functions.submitRange(start, start, [bytes([i % 256]) * 32 for i in range(count)],
+                                            [f"bafy{job}x{first + i}" for i in range(count)], []), w)
+        done += n
+        _log(f"  traffic: {done}/{tasks} tasks")
+    return done
+
+
+@contextmanager
+def _postgres() -> Iterator[str | None]:
+    if not (PG_BIN / "initdb").exists():
+        yield None
+        return
+    from tasknet._devnet import free_port
+
+    folder = Path(tempfile.mkdtemp(prefix="tasknet-bench-pg-"))
+    os.chmod(folder, 0o755)
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_pg:
+        subprocess.run(["chown", "postgres:postgres", str(folder)], check=True)
+    data = folder / "data"
+    port = free_port()
+    try:
+        subprocess.run([*as_pg, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                        "--no-sync"], check=True, capture_output=True)
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+                        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                       check=True, capture_output=True)
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_pg, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ingest(url: str, w3: Any, market: str, start: int) -> tuple[float, int, Any]:
+    from indexer import Indexer, make_engine
+
+    engine = make_engine(url)
+    ix = Indexer(engine, w3, market, from_block=start, batch_blocks=500)
+    t0 = time.perf_counter()
+    events = ix.sync()
+    return time.perf_counter() - t0, events, engine
+
+
+def _latency(engine: Any, requests: int, job_ids: list[int]) -> tuple[float, float]:
+    import httpx
+    import uvicorn
+
+    from indexer import create_app
+    from tasknet._devnet import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(engine), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    paths = ["/api/tasks?limit=50", "/api/stats", "/api/workers", "/api/jobs?limit=20",
+             "/api/tasks?job_id={job}&status=finalized&limit=50&offset=200", "/api/tasks/{tid}",
+             "/api/events?name=ResultSubmitted&limit=50", "/api/stats/series?minutes=60"]
+    samples: list[float] = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            for i in range(requests):
+                job = job_ids[i % len(job_ids)]
+                path = paths[i % len(paths)].format(job=job, tid=(job << 32) | (i % 100))
+                t0 = time.perf_counter()
+                r = client.get(path)
+                samples.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000, help="tasks (≈ events) to create")
+    parser.add_argument("--range", type=int, default=512, help="tasks per leased range / submitRange")
+    parser.add_argument("--requests", type=int, default=400, help="API requests for the latency figures")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL run")
+    args = parser.parse_args(argv)
+
+    from oracle import connect, deploy_all, dev_accounts
+    from tasknet import _devnet
+
+    work = Path(tempfile.mkdtemp(prefix="tasknet-bench-indexer-"))
+    info, url = _devnet.start_anvil(work / "anvil", _devnet.free_port())
+    result: dict[str, Any] = {}
+    try:
+        os.environ.setdefault("TASKNET_HOME", str(work / "home"))
+        w3 = connect(url)
+        w3.provider.make_request("anvil_setBlockGasLimit", [hex(300_000_000)])  # type: ignore[arg-type]
+        accounts = dev_accounts(10)
+        dep = deploy_all(w3, accounts[0])
+        _log(f"bench: making {args.tasks} tasks of traffic on {url}")
+        t0 = time.perf_counter()
+        tasks = _traffic(w3, dep.contracts, accounts, args.tasks, args.range)
+        _log(f"bench: traffic made in {time.perf_counter() - t0:.1f} s")
+        market = dep.contracts["Marketplace"]
+
+        seconds, events, engine = _ingest(str(work / "bench.db"), w3, market, dep.deploy_block)
+        result["sqlite_events_per_s"] = round(events / seconds)
+        _log(f"bench: SQLite ingested {events} events in {seconds:.2f} s")
+        result["postgres_events_per_s"] = None
+        if not args.no_postgres:
+            with _postgres() as pg:
+                if pg is not None:
+                    pg_seconds, pg_events, pg_engine = _ingest(pg, w3, market, dep.deploy_block)
+                    pg_engine.dispose()
+                    result["postgres_events_per_s"] = round(pg_events / pg_seconds)
+                    _log(f"bench: PostgreSQL ingested {pg_events} events in {pg_seconds:.2f} s")
+        job_ids = list(range(1, int(w3.eth.contract(address=market, abi=[{
+            "type": "function", "name": "jobCount", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
+            "stateMutability": "view"}]).functions.jobCount().call()) + 1))
+        p50, p95 = _latency(engine, args.requests, job_ids)
+        result.update(api_p50_ms=round(p50, 2), api_p95_ms=round(p95, 2), events=events, tasks=tasks,
+                      api_requests=args.requests)
+    finally:
+        _devnet.stop(info)
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,224 @@
+"""``tasknet indexer …`` and ``tasknet audit …``: the auditor's mirror, API, dashboard and verifier."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from oracle.devnet import DevnetInfo, tasknet_home
+
+console = Console(stderr=True)
+out = Console()
+
+HELP_INDEXER = """Mirror the marketplace into SQL and serve the read-only API and the public dashboard."""
+HELP_RUN = """Ingest every marketplace event into the database (SQLite file by default, PostgreSQL by URL) and serve
+the API, Prometheus metrics and the dashboard at http://HOST:PORT/. Options left out come from the devnet file.
+Stops cleanly on SIGTERM/Ctrl-C; a restart resumes exactly where the last committed batch ended.
+
+\b
+Example:
+  tasknet indexer run                                   # devnet, ~/.tasknet/indexer/<chain>-<market>.db
+  tasknet indexer run --db postgresql://u@127.0.0.1/tasknet --confirmations 2 --port 8700
+"""
+HELP_SERVE = """Serve the API and dashboard over an existing mirror without ingesting (e.g. a read replica).
+
+\b
+Example:
+  tasknet indexer serve --db ~/.tasknet/indexer/31337-0x5fbdb231.db --port 8701
+"""
+HELP_AUDIT = """Re-derive task outcomes from public data: events, calldata, signatures and IPFS content."""
+HELP_AUDIT_TASK = """Audit one task: commitments, relayed signatures, the majority, rewards, slashes and the result
+archive's digest. Exits 1 if any check fails.
+
+\b
+Example:
+  tasknet audit task 4294967296 --json
+"""
+HELP_AUDIT_JOB = """Audit every claimed task of a job and the job's closing payments. Exits 1 if any check fails.
+
+\b
+Example:
+  tasknet audit job 1
+"""
+
+devnet_option = click.option("--devnet-file", type=click.Path(path_type=Path), default=None,
+                             envvar="TASKNET_DEVNET_FILE", help="devnet file (default ~/.tasknet/devnet/devnet.json)")
+
+
+def _chain_options(f: Any) -> Any:
+    for opt in reversed([
+        devnet_option,
+        click.option("--rpc-url", default=None, help="JSON-RPC URL (default: the devnet's)"),
+        click.option("--marketplace", default=None, help="Marketplace address (default: the devnet's)"),
+        click.option("--from-block", type=int, default=None, help="first block to read (default: the deploy block)"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _resolve(devnet_file: Path | None, rpc_url: str | None, marketplace: str | None, from_block: int | None,
+             ipfs_api: str | None = None) -> tuple[str, str, int, str | None]:
+    info: DevnetInfo | None = None
+    if rpc_url is None or marketplace is None or from_block is None or ipfs_api is None:
+        try:
+            info = DevnetInfo.load(devnet_file)
+        except Exception:
+            if rpc_url is None or marketplace is None:
+                raise
+    rpc = rpc_url or (info.rpc_url if info else "")
+    market = marketplace or (info.contracts.get("Marketplace", "") if info else "")
+    start = from_block if from_block is not None else (info.deploy_block if info else 0)
+    ipfs = ipfs_api or (info.ipfs_api if info else None)
+    return rpc, market, start, ipfs
+
+
+def _default_db(chain_id: int, market: str) -> str:
+    folder = tasknet_home() / "indexer"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder / f"{chain_id}-{market.lower()[:10]}.db")
+
+
+def _serve_in_thread(app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, name="indexer-api", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def register(cli: click.Group) -> None:
+    """Add the ``indexer`` and ``audit`` groups to the ``tasknet`` CLI."""
+
+    @cli.group(help=HELP_INDEXER)
+    def indexer() -> None:
+        pass
+
+    @indexer.command(help=HELP_RUN)
+    @_chain_options
+    @click.option("--db", default=None, help="SQLite path or SQLAlchemy URL (default: a file under ~/.tasknet/indexer)")
+    @click.option("--confirmations", type=int, default=0, show_default=True, help="blocks held back from the head")
+    @click.option("--finality", type=int, default=64, show_default=True,
+                  help="blocks of hashes kept to detect reorgs; a deeper reorg stops the indexer")
+    @click.option("--batch-blocks", type=int, default=2000, show_default=True, help="blocks per eth_getLogs")
+    @click.option("--ipfs-api", default=None, help="kubo RPC API for /audit (default: the devnet's)")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=int, default=8700, show_default=True)
+    @click.option("--no-api", is_flag=True, help="ingest only")
+    def run(devnet_file: Path | None, rpc_url: str | None, marketplace: str | None, from_block: int | None,
+            db: str | None, confirmations: int, finality: int, batch_blocks: int, ipfs_api: str | None, host: str,
+            port: int, no_api: bool) -> None:
+        from indexer import Indexer, Verifier, create_app, make_engine
+        from oracle import IpfsClient, connect
+
+        rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api)
+        w3 = connect(rpc)
+        engine = make_engine(db or _default_db(int(w3.eth.chain_id), market))
+        ix = Indexer(engine, w3, market, from_block=start, confirmations=confirmations, batch_blocks=batch_blocks,
+                     finality=finality)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        server = None
+        if not no_api:
+            verifier = Verifier(w3, market, IpfsClient(ipfs_url) if ipfs_url else None, from_block=start)
+            app = create_app(engine, chain_head=lambda: int(w3.eth.block_number), max_lag=confirmations + 10,
+                             verifier=verifier)
+            server, _ = _serve_in_thread(app, host, port)
+            console.print(f"indexer: dashboard and API on http://{host}:{port}/ (db {engine.url.render_as_string()})",
+                          highlight=False)
+        try:
+            ix.run(stop.is_set)
+        finally:
+            if server is not None:
+                server.should_exit = True
+
+    @indexer.command(help=HELP_SERVE)
+    @click.option("--db", required=True, help="SQLite path or SQLAlchemy URL")
+    @click.option("--rpc-url", default=None, help="JSON-RPC URL, for /ready's live lag")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=int, default=8700, show_default=True)
+    def serve(db: str, rpc_url: str | None, host: str, port: int) -> None:
+        import uvicorn
+
+        from indexer import create_app, make_engine
+
+        head = None
+        if rpc_url:
+            from oracle import connect
+
+            w3 = connect(rpc_url)
+            head = lambda: int(w3.eth.block_number)
+        app = create_app(make_engine(db), chain_head=head)
+        console.print(f"indexer: serving http://{host}:{port}/ (read-only)", highlight=False)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+    @cli.group(help=HELP_AUDIT)
+    def audit() -> None:
+        pass
+
+    def _audit(kind: str, ident: int, devnet_file: Path | None, rpc_url: str | None, marketplace: str | None,
+               from_block: int | None, ipfs_api: str | None, key: str | None, as_json: bool) -> None:
+        from indexer import Verifier
+        from oracle import IpfsClient, connect
+
+        rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api)
+        verifier = Verifier(connect(rpc), market, IpfsClient(ipfs_url) if ipfs_url else None, from_block=start,
+                            decryption_key=key)
+        report = verifier.task(ident) if kind == "task" else verifier.job(ident)
+        if as_json:
+            out.print_json(json.dumps(report.model_dump(), default=str))
+        else:
+            _print_report(report)
+        if not report.passed:
+            names = sorted({c.name for c in report.failed}) or ["job_exists"]
+            console.print(f"[bold red]AuditFailed:[/] {kind} {ident}: failed check(s): {', '.join(names)}",
+                          highlight=False)
+            sys.exit(1)
+
+    audit_options = [
+        _chain_options,
+        click.option("--ipfs-api", default=None, help="kubo RPC API (default: the devnet's)"),
+        click.option("--key", default=None, help="requester's X25519 private key (hex) to check encrypted results"),
+        click.option("--json", "as_json", is_flag=True, help="print the report as JSON"),
+    ]
+
+    def with_audit_options(f: Any) -> Any:
+        for opt in reversed(audit_options):
+            f = opt(f)
+        return f
+
+    @audit.command("task", help=HELP_AUDIT_TASK)
+    @click.argument("task_id", type=int)
+    @with_audit_options
+    def audit_task(task_id: int, **kw: Any) -> None:
+        _audit("task", task_id, **kw)
+
+    @audit.command("job", help=HELP_AUDIT_JOB)
+    @click.argument("job_id", type=int)
+    @with_audit_options
+    def audit_job(job_id: int, **kw: Any) -> None:
+        _audit("job", job_id, **kw)
+
+
+def _print_report(report: Any) -> None:
+    reports = [report, *report.tasks]
+    for r in reports:
+        if not r.checks and r.kind == "job":
+            continue
+        table = Table(title=f"{r.kind} {r.id}: {r.status}", title_justify="left")
+        for col in ("check", "subject", "result", "detail"):
+            table.add_column(col)
+        for c in r.checks:
+            result = "[green]pass[/]" if c.passed else ("[yellow]skipped[/]" if c.passed is None else "[red]FAIL[/]")
+            table.add_row(c.name, c.subject, result, c.detail)
+        out.print(table)
+    out.print("[green]all checks passed[/]" if report.passed else "[red]some checks failed[/]")

@@ -1,0 +1,212 @@
+"""The SQL mirror against a real anvil with real marketplace traffic, on SQLite and on PostgreSQL:
+rows equal the contract's views, confirmations hold blocks back, reorgs roll back and re-ingest, a reorg past
+finality halts, the schema version is checked."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from test_indexer_helpers import (
+    BAD,
+    E18,
+    GOOD,
+    Postgres,
+    Traffic,
+    assert_mirror_matches_chain,
+    chain_event_count,
+    count,
+    current,
+    start_postgres,
+    traffic,
+)
+
+from indexer import Indexer, IndexerHalted, SchemaMismatch, _db, make_engine
+from oracle.protocol import task_id
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    yield from start_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "mirror.db")
+    pg: Postgres = request.getfixturevalue("postgres")
+    return pg.fresh_database("t" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture
+def t(w3, accounts, deployment) -> Traffic:
+    return traffic(w3, accounts, deployment)
+
+
+def _indexer(db_url: str, t: Traffic, **kw) -> Indexer:
+    return Indexer(make_engine(db_url), t.w3, t.market.address, **kw)
+
+
+def test_mirror_equals_the_contract_views_after_a_real_run(db_url: str, t: Traffic) -> None:
+    ids = t.scenario()
+    ix = _indexer(db_url, t)
+    assert ix.sync() == chain_event_count(t)
+    engine = ix.engine
+    assert_mirror_matches_chain(engine, t)
+    assert count(engine, _db.events) == chain_event_count(t)
+
+    single = {r["idx"]: r for r in current(engine, _db.tasks, job_id=ids["single"])}
+    assert sorted(single) == [0, 1, 2] and all(r["status"] == "finalized" for r in single.values())
+    assert single[2]["result_digest"] == "0x" + BAD.hex() and single[1]["result_cid"] == "bafyA"
+    assert single[1]["worker"] == t.workers[1].address and single[1]["lease_start"] == task_id(ids["single"], 1)
+
+    reps = current(engine, _db.replicas, task_id=task_id(ids["triple"], 0))
+    assert sorted((r["worker"], r["status"]) for r in reps) == sorted(
+        [(t.workers[0].address, "won"), (t.workers[1].address, "lost"), (t.workers[2].address, "won")])
+    assert {r["reward"] for r in reps if r["status"] == "won"} == {3 * E18 // 2}
+    with engine.connect() as conn:
+        slashes = conn.execute(select(_db.slashes)).mappings().all()
+        rewards = conn.execute(select(_db.payments).where(_db.payments.c.kind == "reward")).mappings().all()
+    assert [(s["worker"], s["amount"]) for s in slashes] == [(t.workers[1].address, E18)]
+    assert sum(r["amount"] for r in rewards) == 3 * E18 + 3 * E18  # three R=1 results + one R=3 pool
+
+    cancelled = current(engine, _db.jobs, job_id=ids["cancelled"])[0]
+    assert cancelled["closed"] and cancelled["cancelled"] == 3 and cancelled["escrow_held"] == 0
+    workers = {w["address"]: w for w in current(engine, _db.workers)}
+    assert workers[t.workers[3].address]["active_claims"] == 1
+    assert workers[t.workers[1].address]["tasks_failed"] == 1
+    # gas per task comes from the receipts: every task touched by a transaction was charged a share
+    assert all(r["gas_used"] > 20_000 and r["txs"] >= 1 for r in current(engine, _db.tasks))
+
+
+def test_ingesting_block_by_block_gives_the_same_rows_as_one_pass(tmp_path: Path, t: Traffic) -> None:
+    slow = _indexer(str(tmp_path / "slow.db"), t, batch_blocks=1)
+    t.scenario()
+    slow.sync()
+    fast = _indexer(str(tmp_path / "fast.db"), t, batch_blocks=10_000)
+    fast.sync()
+    for table in _db.VERSIONED:
+        a = {tuple(sorted((k, v) for k, v in r.items() if k not in ("block_number", "log_index")))
+             for r in current(slow.engine, table)}
+        b = {tuple(sorted((k, v) for k, v in r.items() if k not in ("block_number", "log_index")))
+             for r in current(fast.engine, table)}
+        assert a == b, table.name
+    assert count(slow.engine, _db.events) == count(fast.engine, _db.events)
+
+
+def test_confirmations_hold_back_the_newest_blocks(tmp_path: Path, t: Traffic) -> None:
+    app = t.app()
+    ix = _indexer(str(tmp_path / "c.db"), t, confirmations=3)
+    ix.sync()
+    assert current(ix.engine, _db.apps) == []  # the registration is not 3 blocks deep yet
+    t.w3.provider.make_request("anvil_mine", [3])
+    ix.sync()
+    assert [a["app_id"] for a in current(ix.engine, _db.apps)] == [app]
+
+
+def _replicated_setup(t: Traffic) -> int:
+    app = t.app()
+    t.fund(t.requester, 50 * E18)
+    for w in t.workers[:4]:
+        t.enroll(w)
+    job = t.post(app, n=2, r=3)
+    tid = task_id(job, 0)
+    for w in t.workers[:3]:
+        t.claim(tid, w)
+    for w in t.workers[:3]:
+        t.commit(tid, w, GOOD)
+    return job
+
+
+def test_reorg_dropping_reveals_and_a_claim_rolls_back_and_reingests(db_url: str, t: Traffic) -> None:
+    job = _replicated_setup(t)
+    tid, other = task_id(job, 0), task_id(job, 1)
+    ix = _indexer(db_url, t)
+    ix.sync()
+    before = {r["address"]: r for r in current(ix.engine, _db.workers)}
+    events_before = count(ix.engine, _db.events)
+
+    snap = t.w3.provider.make_request("evm_snapshot", [])["result"]
+    for w in t.workers[:3]:
+        t.reveal(tid, w, GOOD)  # the third reveal finalizes: rewards, reputation, job counters
+    t.claim(other, t.workers[3])
+    ix.sync()
+    assert current(ix.engine, _db.tasks, task_id=tid)[0]["status"] == "finalized"
+    assert len(current(ix.engine, _db.tasks)) == 2
+
+    # The branch holding the reveals and the claim is replaced by one where a single reveal happened.
+    t.w3.provider.make_request("evm_revert", [snap])
+    t.w3.provider.make_request("anvil_mine", [1])
+    t.reveal(tid, t.workers[0], GOOD)
+    result = ix.step()
+    assert result.reorg is not None
+    ix.sync()
+
+    task = current(ix.engine, _db.tasks, task_id=tid)[0]
+    assert (task["status"], task["revealed"], task["winners"]) == ("revealing", 1, 0)
+    assert current(ix.engine, _db.tasks, task_id=other) == []  # the dropped claim is gone
+    reps = {r["worker"]: r["status"] for r in current(ix.engine, _db.replicas, task_id=tid)}
+    assert sorted(reps.values()) == ["committed", "committed", "revealed"]
+    after = {r["address"]: r for r in current(ix.engine, _db.workers)}
+    for w in t.workers[1:4]:
+        assert (after[w.address]["reputation"], after[w.address]["earned"], after[w.address]["locked"]) == \
+            (before[w.address]["reputation"], before[w.address]["earned"], before[w.address]["locked"])
+    assert count(ix.engine, _db.events) == events_before + 1
+    with ix.engine.connect() as conn:
+        assert conn.execute(select(_db.payments).where(_db.payments.c.kind == "reward")).all() == []
+        # exactly one current version per key survives the rollback
+        for table in (_db.tasks, _db.replicas, _db.workers, _db.jobs):
+            keys = [r[0] for r in conn.execute(select(table.c[table.info["key"]])
+                                               .where(table.c.is_current.is_(True)))]
+            assert len(keys) == len(set(keys)), table.name
+    assert_mirror_matches_chain(ix.engine, t)
+
+    # the new branch goes on and is mirrored as usual
+    for w in t.workers[1:3]:
+        t.reveal(tid, w, GOOD)
+    ix.sync()
+    assert current(ix.engine, _db.tasks, task_id=tid)[0]["status"] == "finalized"
+    assert_mirror_matches_chain(ix.engine, t)
+
+
+def test_anvil_reorg_replacing_the_newest_blocks_is_followed(tmp_path: Path, t: Traffic) -> None:
+    app = t.app()
+    ix = _indexer(str(tmp_path / "r.db"), t)
+    ix.sync()
+    t.app()  # app 2 in the newest block ...
+    ix.sync()
+    assert len(current(ix.engine, _db.apps)) == 2
+    t.w3.provider.make_request("anvil_reorg", [1, []])  # ... which anvil replaces by an empty one
+    ix.sync()
+    assert [a["app_id"] for a in current(ix.engine, _db.apps)] == [app]
+
+
+def test_reorg_deeper_than_finality_halts_without_touching_the_database(tmp_path: Path, t: Traffic) -> None:
+    snap = t.w3.provider.make_request("evm_snapshot", [])["result"]
+    t.app()
+    t.app()
+    ix = _indexer(str(tmp_path / "deep.db"), t, finality=1, batch_blocks=1)
+    ix.sync()
+    apps_before = current(ix.engine, _db.apps)
+    t.w3.provider.make_request("evm_revert", [snap])
+    t.w3.provider.make_request("anvil_mine", [5])
+    with pytest.raises(IndexerHalted, match="deeper than the finality depth"):
+        ix.step()
+    assert current(ix.engine, _db.apps) == apps_before
+
+
+def test_a_database_of_another_schema_version_or_deployment_is_refused(tmp_path: Path, t: Traffic) -> None:
+    url = str(tmp_path / "v.db")
+    _indexer(url, t).sync()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(update(_db.meta).where(_db.meta.c.key == "schema_version").values(value="0"))
+    with pytest.raises(SchemaMismatch, match="schema version 0"):
+        _indexer(url, t)
+    with engine.begin() as conn:
+        conn.execute(update(_db.meta).where(_db.meta.c.key == "schema_version").values(value=str(_db.SCHEMA_VERSION)))
+    with pytest.raises(SchemaMismatch, match="marketplace"):
+        Indexer(engine, t.w3, t.token.address)

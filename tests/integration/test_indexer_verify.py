@@ -1,0 +1,143 @@
+"""The auditor's verifier from public data alone (logs, calldata, EIP-712 signatures, IPFS content): passes on
+honest tasks, fails naming the check on a tampered archive or a forged signature; also through the CLI and API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from test_indexer_helpers import SALT, Traffic, make_result, traffic
+
+from indexer import Indexer, Verifier, create_app, make_engine
+from indexer._verify import signature_check, strict_majority
+from oracle.protocol import reveal_message, task_id
+from tasknet.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def t(w3, accounts, deployment) -> Traffic:
+    return traffic(w3, accounts, deployment)
+
+
+def _verifier(t: Traffic, ipfs) -> Verifier:
+    return Verifier(t.w3, t.market.address, ipfs)
+
+
+def _setup(t: Traffic, det_file: str = "") -> int:
+    app = t.app(deterministic_file=det_file)
+    t.fund(t.requester, 50 * 10**18)
+    for w in t.workers[:3]:
+        t.enroll(w)
+    return app
+
+
+def test_honest_replicated_task_passes_every_check_including_the_archive(t: Traffic, ipfs, tmp_path) -> None:
+    app = _setup(t)
+    packed = make_result(tmp_path, b"frame 1")
+    cid = ipfs.add_file(packed.archive_path)
+    job = t.post(app, r=3)
+    tid = task_id(job, 0)
+    t.replicated(tid, t.workers[:3], [packed.digest_bytes] * 3, [cid] * 3, relayed=(True, False, True))
+    report = _verifier(t, ipfs).task(tid)
+    assert report.status == "finalized" and report.passed, [c for c in report.checks if not c.passed]
+    names = [c.name for c in report.checks]
+    assert names.count("commit_authorized") == 3 and names.count("commitment") == 3
+    for name in ("majority", "reward", "slashes", "archive_digest"):
+        assert name in names
+    archive = next(c for c in report.checks if c.name == "archive_digest")
+    assert archive.passed is True and archive.evidence["computed"] == "0x" + packed.digest
+    relayed = [c for c in report.checks if c.name == "commit_authorized" and "relayer" in c.evidence]
+    assert [c.evidence["signer"] for c in relayed] == [t.workers[0].address, t.workers[2].address]
+    assert all(c.evidence["relayer"] == t.relayer.address for c in relayed)
+
+
+def test_single_replica_result_is_checked_against_the_apps_deterministic_file(t: Traffic, ipfs, tmp_path) -> None:
+    app = _setup(t, det_file="digest.txt")
+    packed = make_result(tmp_path, b"pixels", det_file="digest.txt")
+    cid = ipfs.add_file(packed.archive_path)
+    job = t.post(app, n=2)
+    start = task_id(job, 0)
+    t.claim_range(start, 2, t.workers[0])
+    t.relay_results(start, start, t.workers[0], [packed.digest_bytes] * 2, [cid] * 2)
+    report = _verifier(t, ipfs).job(job)
+    assert report.passed and [r.id for r in report.tasks] == [start, start + 1]
+    archive = next(c for c in report.tasks[0].checks if c.name == "archive_digest")
+    assert archive.passed and "deterministic file" in archive.detail
+    signed = next(c for c in report.tasks[1].checks if c.name == "result_authorized")
+    assert signed.passed and signed.evidence["signer"] == t.workers[0].address
+
+
+def test_an_archive_that_does_not_hash_to_the_digest_fails_the_archive_check(t: Traffic, ipfs, tmp_path,
+                                                                              anvil) -> None:
+    app = _setup(t)
+    honest = make_result(tmp_path, b"the real output")
+    forged = make_result(tmp_path, b"something else")
+    job = t.post(app, n=2)
+    good, bad = task_id(job, 0), task_id(job, 1)
+    for tid, cid in ((good, ipfs.add_file(honest.archive_path)), (bad, ipfs.add_file(forged.archive_path))):
+        t.claim(tid, t.workers[1])
+        t.submit(tid, t.workers[1], honest.digest_bytes, cid)  # the second worker lies about its upload
+
+    v = _verifier(t, ipfs)
+    assert v.task(good).passed
+    report = v.task(bad)
+    assert not report.passed
+    assert [c.name for c in report.failed] == ["archive_digest"]
+    assert report.failed[0].evidence["computed"] == "0x" + forged.digest
+
+    # the CLI exits non-zero naming the check, and zero on the honest task; --json is machine-readable
+    common = ["--rpc-url", anvil.rpc_url, "--marketplace", t.market.address, "--from-block", "0",
+              "--ipfs-api", ipfs.api_url]
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["audit", "task", str(good), "--json", *common])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["passed"] is True
+    failed = subprocess.run([sys.executable, "-m", "tasknet.cli", "audit", "job", str(job), *common], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert failed.returncode == 1
+    assert "AuditFailed" in failed.stderr and "archive_digest" in failed.stderr
+
+    # the API serves the same report
+    engine = make_engine(str(tmp_path / "a.db"))
+    Indexer(engine, t.w3, t.market.address).sync()
+    client = TestClient(create_app(engine, verifier=v))
+    body = client.get(f"/audit/tasks/{bad}").json()
+    assert body["passed"] is False
+    assert [c["name"] for c in body["checks"] if c["passed"] is False] == ["archive_digest"]
+    assert client.get(f"/audit/jobs/{job}").json()["passed"] is False
+    assert TestClient(create_app(engine)).get(f"/audit/tasks/{bad}").status_code == 503
+
+
+def test_a_forged_relayed_signature_fails_the_authorization_check(t: Traffic) -> None:
+    worker, forger = t.workers[0], t.workers[1]
+    tid = task_id(7, 0)
+    msg = reveal_message(t.domain, tid, b"\x01" * 32, SALT, "bafyX")
+    from eth_account import Account
+
+    forged = Account.sign_message(msg, forger.key).signature
+    check = signature_check("reveal_authorized", msg, forged, worker.address)
+    assert check.passed is False and check.evidence["signer"] == forger.address
+    assert "not the worker" in check.detail
+    genuine = Account.sign_message(msg, worker.key).signature
+    assert signature_check("reveal_authorized", msg, genuine, worker.address).passed
+    garbage = signature_check("reveal_authorized", msg, b"\x00" * 65, worker.address)
+    assert garbage.passed is False and garbage.evidence["signer"] is None
+
+
+def test_majority_follows_the_contracts_strict_majority_rule() -> None:
+    assert strict_majority(["a", "b", "a"], 3) == ("a", 2)
+    assert strict_majority(["a", "b", "c"], 3) == (None, 0)
+    assert strict_majority(["a", "a"], 4) == (None, 0)  # 2 of a target of 4 is not strict
+    assert strict_majority(["b", "a", "a", "a"], 5) == ("a", 3)
+
+
+def test_unknown_job_fails_loudly(t: Traffic) -> None:
+    report = Verifier(t.w3, t.market.address, None).task(task_id(999, 0))
+    assert not report.passed and report.failed[0].name == "job_exists"
