@@ -126,6 +126,10 @@ class Market:
     def params(self) -> dict[str, Any]:
         return _struct(self.contract, "params")
 
+    def chain_time(self) -> int:
+        """The latest block's timestamp: the clock every deadline and expiry of the protocol is measured by."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
     def is_taken(self, tid: int) -> bool:
         return bool(self.contract.functions.isTaken(tid).call())
 

@@ -82,12 +82,29 @@ class TxSender:
                 gas = int(self._rpc(fn.estimate_gas, params) * 1.25) + 20_000
             except (ContractLogicError, Web3RPCError) as exc:
                 raise _reverted(exc, abis, what) from exc
-        params["gas"] = gas
         if self._chain_id is None:
             self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
         params["chainId"] = self._chain_id
-        base = self._rpc(fn.build_transaction, {**params, "nonce": 0})
-        return self._send_tx(base, abis, what)
+        for attempt in range(2):
+            base = self._rpc(fn.build_transaction, {**params, "gas": gas, "nonce": 0})
+            receipt = self._send_tx(base, abis, what)
+            if receipt["status"] == 1:
+                return receipt
+            # Reverted on chain although the simulation passed: the state changed in between. Out of gas
+            # (another transaction made this one take a costlier path, e.g. a last reveal that finalizes)
+            # is retried once with twice the gas; any other revert is decoded by replaying the call.
+            if attempt == 0 and int(receipt["gasUsed"]) >= int(gas * 0.97):
+                log.warning("tx_out_of_gas_retry", what=what, gas=gas)
+                gas = gas * 2
+                continue
+            try:
+                fn.call({"from": self.sender.address, "value": value}, block_identifier=receipt["blockNumber"])
+            except (ContractLogicError, Web3RPCError) as exc:
+                raise _reverted(exc, abis, what, tx_hash="0x" + bytes(receipt["transactionHash"]).hex()) from exc
+            break
+        raise TransactionReverted(f"{what} reverted on chain (tx 0x{bytes(receipt['transactionHash']).hex()}, "
+                                  f"{receipt['gasUsed']} of {gas} gas used)",
+                                  tx_hash="0x" + bytes(receipt["transactionHash"]).hex())
 
     def _send_tx(self, tx: dict[str, Any], abis: list[list[dict[str, Any]]], what: str) -> TxReceipt:
         with self._lock:
@@ -99,8 +116,6 @@ class TxSender:
                 raise
         receipt = self._wait(tx, tx_hash, abis, what)
         self.gas_used_total += int(receipt["gasUsed"])
-        if receipt["status"] != 1:
-            raise TransactionReverted(f"{what} reverted on chain (tx {tx_hash})", tx_hash=tx_hash)
         return receipt
 
     def _broadcast(self, tx: dict[str, Any], abis: list[list[dict[str, Any]]], what: str) -> str:

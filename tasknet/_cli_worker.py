@@ -57,7 +57,8 @@ def _settings(config: Path | None, devnet_role: str | None, devnet_file: Path | 
 
 def common(f: Any) -> Any:
     f = click.option("--config", type=click.Path(path_type=Path, exists=True), help="JSON or TOML settings file")(f)
-    f = click.option("--devnet-role", help="use the devnet file and this dev account (e.g. worker-1)")(f)
+    f = click.option("--as", "--devnet-role", "devnet_role",
+                     help="use the devnet file and this dev account (e.g. worker-1)")(f)
     f = click.option("--devnet-file", type=click.Path(path_type=Path), envvar="TASKNET_DEVNET_FILE",
                      help="devnet file (default ~/.tasknet/devnet/devnet.json)")(f)
     return f

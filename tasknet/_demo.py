@@ -1,65 +1,370 @@
-"""``tasknet demo``: the main job, end to end on the embedded devnet.
+"""``tasknet demo``: the main job end to end on the embedded devnet.
 
-Until the worker daemon lands this is a smoke run: it starts (or reuses) the devnet, moves tokens on the chain,
-round-trips an inputs document through IPFS and checks the Docker engine, then stops what it started.
+A POV-Ray app and a scene dataset are registered; a requester posts one job (one frame per task, replication
+2, results encrypted to the requester); a pool of worker *processes* renders it — honest ones, one that
+returns wrong images (outvoted and slashed) and one killed with SIGKILL in the middle of a task (its claim
+expires and another worker finishes the frame). The demo then downloads, decrypts and verifies every frame,
+assembles an animated GIF, runs the auditor's verifier on every task and prints a summary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
+from typing import IO, Any
 
-from rich.console import Console
+import docker
+from pydantic import BaseModel, Field
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
 
-from oracle import DevnetInfo, IpfsClient, connect, contract_at, send
+from oracle import Client, DevnetInfo, IpfsClient, connect
 from oracle.devnet import default_devnet_file
 from oracle.exceptions import TasknetError
-from oracle._chain import dev_accounts
+from oracle.images import build_base, build_busybox_base, image_exists
+from oracle.market import Market
 
 from . import _devnet
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "povray"
+POVRAY_BASE = "tasknet/base-povray:bookworm"
+ETHER = 10**18
 
 
 class DemoFailed(TasknetError):
     """A step of the demo did not produce what it must."""
 
 
-def ensure_devnet(devnet_file: Path | None) -> tuple[DevnetInfo, bool]:
-    """Reuse a healthy devnet or start one; return it and whether we started it."""
+class DemoOptions(BaseModel):
+    frames: int = Field(24, ge=2, le=500)
+    workers: int = Field(6, ge=3, le=6, description="worker processes, including the liar and the crasher")
+    liar: bool = True
+    crasher: bool = True
+    width: int = Field(320, ge=16, le=1920)
+    height: int = Field(240, ge=16, le=1080)
+    replication: int = Field(2, ge=2, le=5)
+    out_dir: Path = Path("tasknet-demo")
+    keep: bool = False
+    dashboard_port: int = 8700
+    timeout: float = Field(900.0, gt=0)
+
+
+class WorkerProc:
+    """One `tasknet worker run` process; its JSON log lines are read to show activity."""
+
+    def __init__(self, role: str, kind: str, devnet_file: Path, state_dir: Path) -> None:
+        self.role, self.kind = role, kind
+        self.claims = 0
+        self.last = "starting"
+        self.killed = False
+        self.claimed_event = threading.Event()
+        cmd = [sys.executable, "-m", "tasknet.cli", "--json-logs", "worker", "run", "--as", role, "--stake", "10",
+               "--state-dir", str(state_dir), "--devnet-file", str(devnet_file)]
+        if kind == "liar":
+            cmd += ["--fault", "wrong-result"]
+        self.log_path = state_dir.parent / f"{role}.log"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str] | None) -> None:
+        assert stream is not None
+        with self.log_path.open("w") as log:
+            for line in stream:
+                log.write(line)
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                name = ev.get("event", "")
+                if name == "task_claimed":
+                    self.claims += 1
+                    self.last = f"claimed frame {ev.get('task_index')}"
+                    self.claimed_event.set()
+                elif name == "sandbox_run":
+                    self.last = f"rendered in {ev.get('run_s', 0):.1f} s"
+                elif name == "task_step":
+                    self.last = f"frame {ev.get('task_index')}: {str(ev.get('step', '')).lower()}"
+                elif name in ("worker_ready", "worker_started"):
+                    self.last = "ready"
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.killed = True
+        self.last = "killed (SIGKILL) mid-task"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def ensure_devnet(devnet_file: Path | None) -> tuple[Path, DevnetInfo, bool]:
+    """Reuse a healthy devnet or start one; return its file, its info and whether we started it."""
     path = devnet_file or default_devnet_file()
     existing, dead = _devnet.devnet_file_state(path)
-    if existing is not None and not dead and all(s.healthy for s in _devnet.status(path)):
-        return existing, False
+    if existing is not None and not dead and all(s.healthy for s in _devnet.status(path)) \
+            and "Marketplace" in existing.contracts:
+        return path, existing, False
     if existing is not None or dead:
         _devnet.down(path)
-    return _devnet.up(_devnet.UpOptions(rpc_port=_devnet.free_port()), path), True
+    port = 8545 if _port_free(8545) else _devnet.free_port()
+    return path, _devnet.up(_devnet.UpOptions(rpc_port=port), path), True
 
 
-def run_demo(devnet_file: Path | None, *, keep: bool, console: Console) -> None:
-    t0 = time.monotonic()
-    with console.status("starting the devnet"):
-        info, started = ensure_devnet(devnet_file)
-    console.print(f"devnet {'started' if started else 'reused'}: chain {info.rpc_url}, IPFS {info.ipfs_api}")
+def _port_free(port: int) -> bool:
     try:
-        w3 = connect(info.rpc_url)
-        token = contract_at(w3, "TestToken", info.contracts["TestToken"])
-        requester, worker = dev_accounts(6)[1], dev_accounts(6)[4]
-        before = token.functions.balanceOf(worker.address).call()
-        receipt = send(w3, token.functions.transfer(worker.address, 10**18), requester)
-        after = token.functions.balanceOf(worker.address).call()
-        if after - before != 10**18:
-            raise DemoFailed(f"a token transfer moved {after - before} wei instead of 10**18")
-        console.print(f"chain: transfer mined in block {receipt['blockNumber']} ({receipt['gasUsed']} gas)")
-        with IpfsClient(info.ipfs_api) as ipfs:
-            doc = {"tasks": [{"args": ["frame", str(i)]} for i in range(3)]}
-            cid = ipfs.add_json(doc)
-            if ipfs.cat_json(cid) != doc:
-                raise DemoFailed(f"IPFS returned different content for {cid}")
-        console.print(f"ipfs: inputs document stored as {cid}")
-        problem = _devnet.docker_healthy()
-        if problem:
-            raise DemoFailed(problem)
-        console.print("docker: engine answers")
-        console.print(f"[bold green]demo smoke run passed[/] in {time.monotonic() - t0:.1f} s")
-    finally:
-        if started and not keep:
-            _devnet.down(devnet_file)
+        _devnet.check_port_free(port, "anvil", "--rpc-port")
+        return True
+    except TasknetError:
+        return False
+
+
+class Demo:
+    def __init__(self, opts: DemoOptions, devnet_file: Path | None, console: Console) -> None:
+        self.o = opts
+        self.console = console
+        self.devnet_file_arg = devnet_file
+        self.workers: list[WorkerProc] = []
+        self.indexer: subprocess.Popen[bytes] | None = None
+        self.t0 = time.monotonic()
+
+    def say(self, msg: str) -> None:
+        self.console.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] {msg}")
+
+    # -- the story ----------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        self.devnet_file, self.info, started = ensure_devnet(self.devnet_file_arg)
+        self.say(f"devnet {'started' if started else 'reused'}: chain {self.info.rpc_url}, IPFS {self.info.ipfs_api}")
+        try:
+            return self._run()
+        finally:
+            for w in self.workers:
+                w.stop()
+            if self.indexer is not None and not self.o.keep:
+                self.indexer.terminate()
+                self.indexer.wait(30)
+            if started and not self.o.keep:
+                _devnet.down(self.devnet_file)
+
+    def _run(self) -> dict[str, Any]:
+        out = self.o.out_dir.resolve()
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        self.w3 = connect(self.info.rpc_url)
+        self.market = Market(self.w3, self.info.contracts["Marketplace"])
+        start_block = self.w3.eth.block_number
+        app_id, dataset_id = self._publish_app_and_scene()
+        requester = Client.from_devnet("requester", self.devnet_file, keyring=out / "keyring.json")
+        job = self._post_job(requester, app_id, dataset_id)
+        self._start_indexer(out)
+        balances = {a.role: self._worth(a.address) for a in self.info.accounts if a.role.startswith("worker-")}
+        self._start_workers(out / "workers")
+        self._watch(requester, job.job_id)
+        results = self._collect(requester, job.job_id, out)
+        gif = self._gif(results, out)
+        audit = self._audit(job.job_id, requester, job.encryption_key)
+        summary = self._summary(job.job_id, start_block, balances, gif, audit)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        self._check(summary)
+        return summary
+
+    def _publish_app_and_scene(self) -> tuple[int, int]:
+        client = docker.from_env()
+        if not image_exists(client, POVRAY_BASE):
+            self.say("building the POV-Ray base image (debootstrap, once; ~40 s)")
+            build_base(client, POVRAY_BASE, ["povray", "povray-includes"])
+        build_busybox_base(client)
+        owner = Client.from_devnet("app-owner", self.devnet_file)
+        image = owner.build_app(EXAMPLE, "tasknet/povray-demo:1")
+        app = owner.register_app(image, name="povray-frames", price=ETHER // 100, deterministic_file="frame.bmp")
+        self.say(f"app {app.app_id} registered: POV-Ray renderer, image {app.image_digest[:19]}…, "
+                 "deterministic file frame.bmp")
+        ds_owner = Client.from_devnet("dataset-owner", self.devnet_file)
+        ds = ds_owner.add_dataset(EXAMPLE / "scene.pov", price=ETHER // 200)
+        self.say(f"dataset {ds.dataset_id} registered: scene.pov on IPFS ({ds.cid})")
+        return app.app_id, ds.dataset_id
+
+    def _post_job(self, requester: Client, app_id: int, dataset_id: int) -> Any:
+        from oracle._client_models import JobSpec
+
+        spec = JobSpec(app_id=app_id, dataset_id=dataset_id, count=self.o.frames,
+                       args=["{index}", str(self.o.frames), str(self.o.width), str(self.o.height)],
+                       replication=self.o.replication, reward=ETHER // 10, deadline_in=3600, max_run_seconds=30,
+                       cores=1, memory_mb=256, encrypt=True)
+        cost = requester.quote(spec)
+        requester.deposit(cost)
+        job = requester.submit_job(spec)
+        self.say(f"job {job.job_id} posted: {self.o.frames} frames x R={self.o.replication}, escrow "
+                 f"{job.escrow / ETHER:g} TNT, results sealed to the requester's key")
+        return job
+
+    def _start_indexer(self, out: Path) -> None:
+        port = self.o.dashboard_port if _port_free_any(self.o.dashboard_port) else _devnet.free_port()
+        self.dashboard = f"http://127.0.0.1:{port}/"
+        self.indexer = subprocess.Popen(
+            [sys.executable, "-m", "tasknet.cli", "--json-logs", "indexer", "run", "--devnet-file",
+             str(self.devnet_file), "--db", str(out / "indexer.db"), "--port", str(port)],
+            stdout=subprocess.DEVNULL, stderr=(out / "indexer.log").open("w"), start_new_session=True,
+            preexec_fn=None if self.o.keep else _die_with_parent)
+
+    def _start_workers(self, root: Path) -> None:
+        kinds = ["honest"] * self.o.workers
+        if self.o.liar:
+            kinds[-1] = "liar"
+        if self.o.crasher:
+            kinds[-2 if self.o.liar else -1] = "crasher"
+        for i, kind in enumerate(kinds, start=1):
+            self.workers.append(WorkerProc(f"worker-{i}", kind, self.devnet_file, root / f"worker-{i}"))
+        self.say(f"{len(kinds)} worker processes started: " + ", ".join(f"{w.role} ({w.kind})" for w in self.workers))
+        for w in self.workers:
+            if w.kind == "crasher":
+                threading.Thread(target=self._kill_mid_task, args=(w,), daemon=True).start()
+
+    @staticmethod
+    def _kill_mid_task(w: WorkerProc) -> None:
+        if w.claimed_event.wait(300):
+            time.sleep(0.3)  # inside the task: fetching inputs or rendering
+            w.kill()
+
+    def _watch(self, requester: Client, job_id: int) -> None:
+        progress: Any = None
+        with Live(self._table(None), console=self.console, refresh_per_second=4, transient=False) as live:
+            for ev in requester.watch(job_id, timeout=self.o.timeout):
+                progress = ev.progress
+                live.update(self._table(progress))
+        self.say(f"all {self.o.frames} frames settled")
+
+    def _table(self, p: Any) -> Group:
+        head = Table.grid(padding=(0, 2))
+        if p is not None:
+            head.add_row(f"frames {p.total}", f"claimed {p.claimed}", f"running {p.running}",
+                         f"[green]finalized {p.finalized}[/]", f"[red]failed {p.failed}[/]")
+        workers = Table("worker", "role", "claims", "activity", box=None)
+        for w in self.workers:
+            workers.add_row(w.role, w.kind, str(w.claims), w.last)
+        return Group(head, workers)
+
+    def _collect(self, requester: Client, job_id: int, out: Path) -> list[Any]:
+        results = requester.results(job_id, out / "frames")
+        bad = [r.index for r in results if not r.verified]
+        if bad or len(results) != self.o.frames:
+            raise DemoFailed(f"frames {bad or 'missing'} did not verify against the chain's digests")
+        self.say(f"{len(results)} frames downloaded, decrypted and checked against the on-chain digests")
+        return results
+
+    def _gif(self, results: list[Any], out: Path) -> Path:
+        from PIL import Image
+
+        frames = [Image.open(out / "frames" / str(r.index) / "output" / "frame.bmp").convert("P", palette=Image.ADAPTIVE)
+                  for r in sorted(results, key=lambda r: r.index)]
+        gif = out / "animation.gif"
+        frames[0].save(gif, save_all=True, append_images=frames[1:], duration=80, loop=0)
+        self.say(f"animation written to {gif}")
+        return gif
+
+    def _audit(self, job_id: int, requester: Client, public_key: str) -> dict[str, Any]:
+        from indexer import Verifier
+
+        key = requester.keyring.private_key(public_key) if public_key else None
+        with IpfsClient(self.info.ipfs_api) as ipfs:
+            report = Verifier(self.w3, self.market.address, ipfs, from_block=self.info.deploy_block,
+                              decryption_key=key).job(job_id)
+        failed = [f"{c.name} ({c.subject})" for c in report.failed]
+        checks = sum(len(t.checks) for t in report.tasks)
+        self.say(f"auditor's verifier: {len(report.tasks)} tasks, {checks} checks, "
+                 + ("[green]all passed[/]" if report.passed else f"[red]failed: {', '.join(failed)}[/]"))
+        return {"passed": report.passed, "tasks": len(report.tasks), "checks": checks, "failed": failed}
+
+    def _worth(self, address: str) -> int:
+        w = self.market.worker(address)
+        return self.market.balance(address) + int(w["stake"]) + int(w["unstaking"])
+
+    def _summary(self, job_id: int, start_block: int, before: dict[str, int], gif: Path,
+                 audit: dict[str, Any]) -> dict[str, Any]:
+        slashes = Counter(e["args"]["worker"] for e in self.market.contract.events.WorkerSlashed().get_logs(
+            from_block=start_block))
+        per_worker = []
+        for w in self.workers:
+            addr = self.info.account(w.role).address
+            per_worker.append({"worker": w.role, "kind": w.kind, "address": addr, "claims": w.claims,
+                               "earned_tnt": (self._worth(addr) - before[w.role]) / ETHER,
+                               "slashes": slashes.get(addr, 0), "killed": w.killed})
+        gas = sum(self.w3.eth.get_transaction_receipt(tx)["gasUsed"] for tx in self._job_txs(job_id, start_block))
+        expired = len(self.market.contract.events.ClaimExpired().get_logs(from_block=start_block))
+        summary = {"frames": self.o.frames, "replication": self.o.replication,
+                   "wall_time_s": round(time.monotonic() - self.t0, 1), "gif": str(gif), "workers": per_worker,
+                   "gas_total": gas, "gas_per_task": gas // self.o.frames, "claims_expired": expired,
+                   "audit": audit, "dashboard": self.dashboard}
+        table = Table("worker", "kind", "claims", "earned TNT", "slashes", title="summary")
+        for w in per_worker:
+            table.add_row(w["worker"], w["kind"], str(w["claims"]), f"{w['earned_tnt']:+.3f}", str(w["slashes"]))
+        self.console.print(table)
+        self.console.print(f"frames {self.o.frames} in {summary['wall_time_s']} s; gas per task "
+                           f"{summary['gas_per_task']:,} (all transactions of the job / frames); expired claims "
+                           f"reopened: {expired}; dashboard: {self.dashboard}")
+        return summary
+
+    def _job_txs(self, job_id: int, start_block: int) -> set[str]:
+        """Every transaction that emitted an event about this job or its tasks."""
+        txs: set[str] = set()
+        for log in self.w3.eth.get_logs({"fromBlock": start_block, "address": self.market.address}):
+            topics = log["topics"]
+            if len(topics) > 1:
+                first = int.from_bytes(bytes(topics[1]), "big")
+                if first == job_id or first >> 32 == job_id:
+                    txs.add("0x" + bytes(log["transactionHash"]).hex())
+        return txs
+
+    def _check(self, s: dict[str, Any]) -> None:
+        problems = []
+        if not s["audit"]["passed"]:
+            problems.append(f"the verifier failed: {s['audit']['failed']}")
+        for w in s["workers"]:
+            if w["kind"] == "liar" and w["claims"] and not w["slashes"]:
+                problems.append(f"{w['worker']} lied but was never slashed")
+            if w["kind"] == "honest" and w["slashes"]:
+                problems.append(f"honest {w['worker']} was slashed {w['slashes']} times")
+        if self.o.crasher and not s["claims_expired"]:
+            problems.append("the killed worker's claim was never reopened")
+        if problems:
+            raise DemoFailed("; ".join(problems))
+        self.console.print("[bold green]demo passed[/]: every frame rendered, verified and audited; the liar was "
+                           "outvoted and slashed; the killed worker's frame was finished by another")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the demo process dies, however it dies (no orphans)."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _port_free_any(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def run_demo(devnet_file: Path | None, *, keep: bool, console: Console, **kw: Any) -> dict[str, Any]:
+    return Demo(DemoOptions(keep=keep, **kw), devnet_file, console).run()

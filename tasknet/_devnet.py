@@ -23,6 +23,8 @@ from pydantic import BaseModel
 from oracle import DEV_MNEMONIC, DevnetInfo, connect, deploy_all, dev_accounts, get_logger, load_artifact
 from oracle.devnet import ComponentInfo, DevAccount, default_devnet_file
 from oracle.exceptions import DevnetError
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
 
 log = get_logger("tasknet.devnet")
 
@@ -326,6 +328,7 @@ def _deploy(rpc_url: str, opts: UpOptions, ipfs_api: str, gateway: str, registry
 
     for acct in accounts:
         send(w3, token.functions.faucet(acct.address, FAUCET_AMOUNT), accounts[0])
+    set_devnet_params(w3, deployment.contracts["Marketplace"], accounts[0])
     write_network_artifacts(state_dir / "artifacts", w3.eth.chain_id, deployment.contracts)
     return DevnetInfo(
         rpc_url=rpc_url, chain_id=w3.eth.chain_id, block_time=opts.block_time, ipfs_api=ipfs_api,
@@ -335,6 +338,22 @@ def _deploy(rpc_url: str, opts: UpOptions, ipfs_api: str, gateway: str, registry
                   for r, a in zip(ROLES, accounts, strict=True)],
         components=started, state_dir=str(state_dir),
     )
+
+
+#: the devnet's protocol windows: the contract's lower bounds, so demos and tests do not wait for minutes
+DEVNET_PARAMS = {"claimGrace": 60, "commitWindow": 60, "revealWindow": 60, "unstakeDelay": 60}
+
+
+def set_devnet_params(w3: Web3, marketplace: str, owner: LocalAccount) -> None:
+    from oracle import send
+    from oracle.market import Market
+
+    market = Market(w3, marketplace)
+    params = {**market.params(), **DEVNET_PARAMS}
+    fields = [c["name"] for c in next(i for i in market.contract.abi if i.get("name") == "setParams")["inputs"][0]
+              ["components"]]
+    send(w3, market.contract.functions.setParams(tuple(params[f] for f in fields)), owner,
+         extra_abis=market.error_abis)
 
 
 def write_network_artifacts(out: Path, chain_id: int, contracts: dict[str, str]) -> None:

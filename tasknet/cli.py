@@ -40,11 +40,14 @@ HELP_DOWN = """Stop every process 'tasknet up' started (and nothing else) and re
 Example:
   tasknet down
 """
-HELP_DEMO = """Run the main job end to end on the embedded devnet (starting it if needed).
+HELP_DEMO = """Run the main job end to end on the embedded devnet (starting it if needed): a POV-Ray animation rendered
+frame by frame by a pool of worker processes, one of them lying and one killed mid-task; every frame is
+downloaded, decrypted, verified and audited, and assembled into ./tasknet-demo/animation.gif.
 
 \b
 Example:
   tasknet demo
+  tasknet demo --frames 6 --workers 3 --no-crash --keep
 """
 
 
@@ -55,7 +58,7 @@ class TasknetGroup(click.Group):
         try:
             return super().invoke(ctx)
         except TasknetError as exc:
-            console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False)
+            console.print(f"[bold red]{type(exc).__name__}:[/] {exc}", highlight=False, soft_wrap=True)
             sys.exit(1)
 
 
@@ -124,11 +127,22 @@ def down(devnet_file: Path | None) -> None:
 
 @cli.command(help=HELP_DEMO)
 @devnet_option
-@click.option("--keep", is_flag=True, help="leave the devnet running afterwards")
-def demo(devnet_file: Path | None, keep: bool) -> None:
+@click.option("--keep", is_flag=True, help="leave the devnet and the indexer (dashboard) running afterwards")
+@click.option("--frames", type=int, default=24, show_default=True, help="frames of the animation (one task each)")
+@click.option("--workers", type=int, default=6, show_default=True,
+              help="worker processes, including the lying one and the one killed mid-task")
+@click.option("--no-liar", is_flag=True, help="no worker returns wrong images")
+@click.option("--no-crash", is_flag=True, help="no worker is killed mid-task")
+@click.option("--size", default="320x240", show_default=True, help="frame size WxH")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("tasknet-demo"), show_default=True,
+              help="where the frames, the GIF and the summary go")
+def demo(devnet_file: Path | None, keep: bool, frames: int, workers: int, no_liar: bool, no_crash: bool, size: str,
+         out_dir: Path) -> None:
     from ._demo import run_demo
 
-    run_demo(devnet_file, keep=keep, console=out)
+    width, _, height = size.partition("x")
+    run_demo(devnet_file, keep=keep, console=out, frames=frames, workers=workers, liar=not no_liar,
+             crasher=not no_crash, width=int(width), height=int(height), out_dir=out_dir)
 
 
 #: modules that each add command groups to the CLI (``register(cli)``): one per role

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -61,7 +60,7 @@ def post_job(w3: Web3, market: Market, requester: LocalAccount, ipfs: IpfsClient
     doc = doc or {"count": tasks, "template": {"args": ["task", "{index}"]},
                   "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]}
     inputs_cid = ipfs.add_json(doc)
-    params = (app_id, 0, tasks, replication, reward, int(time.time()) + deadline_s, max_run, 1, 0, 0, 0, 0,
+    params = (app_id, 0, tasks, replication, reward, market.chain_time() + deadline_s, max_run, 1, 0, 0, 0, 0,
               "0x" + "00" * 20, inputs_cid, encryption_key)
     sender = TxSender(w3, requester, extra_abis=market.error_abis)
     receipt = sender.transact(market.contract.functions.postJob(params))

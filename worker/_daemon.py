@@ -189,47 +189,64 @@ class Worker:
                     new = self.pipeline.advance(rec)
                     if new.step != rec.step:
                         self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name,
-                                      outcome=new.data.get("outcome"))
+                                      outcome=new.data.get("outcome"), reason=new.data.get("reason"))
                     if new.finished:
                         self.pipeline.cleanup(new)
         return restart
 
     # -- choosing and claiming ----------------------------------------------------------------------
     def _candidates(self) -> list[tuple[JobView, int, str | None]]:
-        now = int(time.time())
-        mine = {r.task_key for r in self.journal.all()}
-        out: list[tuple[int, JobView, int, str | None]] = []
+        """Tasks worth a claim now, best first. Joining a replicated task others started comes before starting
+        a fresh one, and a worker with a fresh task still waiting for its peers starts no other: two workers
+        can then never lock all their stake in tasks that each wait for the other."""
         me = self.account.address
-        reputation = int(self.market.worker(me)["reputation"]) if self.view.jobs else 0
+        if not self.view.jobs:
+            return []
+        now = self.market.chain_time()
+        info = self.market.worker(me)
+        free_stake = int(info["stake"]) - int(info["locked"])
+        if free_stake < int(self.market.params()["replicaStake"]):
+            return []
+        records = self.journal.all()
+        mine = {r.task_key for r in records}
+        waiting_alone = any(
+            not r.finished and r.data.get("replica") is not None
+            and len(self.view.replicas.get(task_id(r.job_id, r.task_index), {})) <= 1 for r in records)
+        out: list[tuple[int, JobView, int, str | None]] = []
         for job in self.view.jobs.values():
             if job.closed or now + job.max_run_seconds + self.s.policy.safety_margin_s > job.deadline:
                 continue
-            app = self.view.apps.get(job.app_id)
-            if app is None or not self._accepts(job, reputation, now):
+            if job.app_id not in self.view.apps or not self._accepts(job, int(info["reputation"]), now):
                 continue
-            taken = set(self.view.taken.get(job.job_id, []))
-            for index in range(job.num_tasks):
-                if index in taken or f"{job.job_id}:{index}" in mine:
-                    continue
-                if job.replication == 1:
-                    out.append((1, job, index, None))
-                    break
-                tid = task_id(job.job_id, index)
-                free, held = self.view.open_slots(job, tid, me)
-                if held:
-                    continue
-                busy = len(self.view.replicas.get(tid, {}))
-                if free:
-                    out.append((0 if busy else 1, job, index, None))
-                elif self.view.expired_replicas(tid, now):
-                    out.append((0, job, index, "reopenExpired"))
-                if len(out) > 16:
-                    break
-            for start, lease in self.view.leases.items():
-                if job.replication == 1 and lease.expiry < now and split_task_id(start)[0] == job.job_id:
-                    out.append((2, job, split_task_id(start)[1] + lease.count - 1, f"reopenLease:{start}"))
+            out += self._job_candidates(job, mine, waiting_alone, now)
         out.sort(key=lambda c: (0 if self._inputs_cached(c[1], c[2]) else 1, c[0], c[1].job_id, c[2]))
         return [(j, i, a) for _, j, i, a in out]
+
+    def _job_candidates(self, job: JobView, mine: set[str], waiting_alone: bool, now: int
+                        ) -> list[tuple[int, JobView, int, str | None]]:
+        out: list[tuple[int, JobView, int, str | None]] = []
+        taken = set(self.view.taken.get(job.job_id, []))
+        if job.replication == 1:
+            for start, lease in self.view.leases.items():
+                if lease.expiry < now and split_task_id(start)[0] == job.job_id:
+                    out.append((2, job, split_task_id(start)[1], f"reopenLease:{start}"))
+            free = next((i for i in range(job.num_tasks) if i not in taken and f"{job.job_id}:{i}" not in mine), None)
+            return out + ([(1, job, free, None)] if free is not None else [])
+        for index in range(job.num_tasks):
+            if index in taken or f"{job.job_id}:{index}" in mine:
+                continue
+            tid = task_id(job.job_id, index)
+            free, held = self.view.open_slots(job, tid, self.account.address)
+            busy = len(self.view.replicas.get(tid, {}))
+            if held or (not busy and waiting_alone):
+                continue
+            if free:
+                out.append((0 if busy else 1, job, index, None))
+            elif self.view.expired_replicas(tid, now):
+                out.append((0, job, index, "reopenExpired"))
+            if len(out) > 16:
+                break
+        return out
 
     def _inputs_cached(self, job: JobView, index: int) -> bool:
         """Data-driven scheduling: True when every input of the task is already in the local cache."""
@@ -245,7 +262,7 @@ class Worker:
                       arch=0 if not job.arch_mask or job.arch_mask & ARCH_BITS.get(self.caps.arch, 0)
                       else 255, max_run_s=job.max_run_seconds, deadline=job.deadline,
                       min_reputation=job.min_reputation)
-        d = decide(offer, self.caps, self.s.policy, now=dt.datetime.fromtimestamp(now), reputation=reputation,
+        d = decide(offer, self.caps, self.s.policy, now=dt.datetime.now(), chain_time=now, reputation=reputation,
                    load=load_average() if self.s.policy.idle_only else 0.0, running=len(self.running))
         if not d.accept:
             self.log.debug("offer_refused", job_id=job.job_id, reason=d.reason)

@@ -112,8 +112,10 @@ class Pipeline:
         return spec.args
 
     def _fetch_dataset(self, dataset: dict[str, str], dest: Path) -> None:
-        """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum."""
-        self.cache.fetch_to(f"ipfs://{dataset['cid']}", dest)
+        """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum
+        (the requester SDK may also list it as a common input at that path: then it is already there)."""
+        if not dest.exists():
+            self.cache.fetch_to(f"ipfs://{dataset['cid']}", dest)
         digest = sha256_file(dest)
         expected = dataset["checksum"].removeprefix("0x")
         if digest != expected:
@@ -199,7 +201,7 @@ class Pipeline:
     # -- chain steps ---------------------------------------------------------------------------------
     def _check_claim(self, job: JobView, rec: TaskRecord) -> None:
         tid = task_id(job.job_id, rec.task_index)
-        now = int(time.time())
+        now = self.market.chain_time()
         if job.replication == 1:
             lease = self.market.lease(tid)
             if lease["worker"].lower() != self.me.lower():
@@ -251,7 +253,7 @@ class Pipeline:
         if t["status"] != 1:  # Finalized (2) or Failed (3)
             outcome = self._outcome(tid, rec, t["status"])
             return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome=outcome)
-        now = int(time.time())
+        now = self.market.chain_time()
         if rec.step == Step.COMMITTED:
             all_in = bin(t["committed"]).count("1") == t["target"]
             if all_in or (t["commitDeadline"] and now > t["commitDeadline"]):

@@ -71,8 +71,10 @@ class Decision(BaseModel):
 
 
 def decide(offer: Offer, caps: Capabilities, policy: Policy, *, now: dt.datetime, load: float = 0.0,
-           running: int = 0, reputation: int = 0) -> Decision:
-    """Accept or refuse ``offer``; the reason says which rule refused it."""
+           running: int = 0, reputation: int = 0, chain_time: int | None = None) -> Decision:
+    """Accept or refuse ``offer``; the reason says which rule refused it. ``now`` is the local time (policy
+    hours); ``chain_time`` (default: ``now``) is the clock the job's deadline is measured by."""
+    chain_now = chain_time if chain_time is not None else int(now.timestamp())
     app, requester = offer.app.lower(), offer.requester.lower()
     lent_cores = min(policy.cores or caps.cores, caps.cores)
     lent_mem = min(policy.memory_mb or max(caps.memory_mb - 512, 64), caps.memory_mb)
@@ -91,7 +93,7 @@ def decide(offer: Offer, caps: Capabilities, policy: Policy, *, now: dt.datetime
         (offer.gpus <= caps.gpus, f"needs {offer.gpus} GPUs, machine has {caps.gpus}"),
         (offer.arch in (0, caps.arch_code), f"needs architecture {offer.arch}, machine is {caps.arch}"),
         (reputation >= offer.min_reputation, f"needs reputation {offer.min_reputation}, worker has {reputation}"),
-        (int(now.timestamp()) + offer.max_run_s + policy.safety_margin_s <= offer.deadline,
+        (chain_now + offer.max_run_s + policy.safety_margin_s <= offer.deadline,
          f"max run {offer.max_run_s} s + margin {policy.safety_margin_s} s does not fit before the deadline"),
         (not policy.hours or any(h.contains(now.hour) for h in policy.hours), f"hour {now.hour} is outside policy hours"),
         (not policy.idle_only or load < policy.max_load, f"machine busy (load {load:.2f} >= {policy.max_load})"),

@@ -97,10 +97,3 @@ def test_missing_binary_is_a_clear_error_and_nothing_half_started(home: Path) ->
 def test_status_without_devnet_says_how_to_start_one(home: Path) -> None:
     r = run(home, "status")
     assert r.returncode == 1 and "tasknet up" in r.stderr
-
-
-def test_demo_smoke_run_leaves_no_process_behind(home: Path) -> None:
-    r = run(home, "demo")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "passed" in r.stdout
-    assert not (home / "devnet" / "devnet.json").exists()

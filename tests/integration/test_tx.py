@@ -74,3 +74,15 @@ def test_dead_rpc_is_reported_after_bounded_retries(accounts, deployment) -> Non
     sender = TxSender(dead, accounts[0], retries=2, backoff=0.01)
     with pytest.raises(RpcUnavailable, match="failed 3 times"):
         sender.transact(token.functions.faucet(accounts[0].address, 1))
+
+
+def test_out_of_gas_on_chain_is_retried_once_with_twice_the_gas(w3, accounts, deployment) -> None:
+    """A transaction whose simulation passed but ran out of gas on chain (the state changed in between, or the
+    limit was too tight) is sent again with double the gas; the second one lands."""
+    token = deployment["TestToken"]
+    sender = TxSender(w3, accounts[3])
+    with capture_logs() as logs:
+        receipt = sender.transact(token.functions.faucet(accounts[3].address, 77), gas=40_000)
+    assert receipt["status"] == 1 and receipt["gasUsed"] > 40_000
+    assert [e["event"] for e in logs].count("tx_out_of_gas_retry") == 1
+    assert token.functions.balanceOf(accounts[3].address).call() == 77

@@ -243,6 +243,7 @@ def test_warm_cache_task_is_preferred(anvil, w3, accounts, market, ipfs, docker_
     warm = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, data=b"warm input\n")
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
     worker.cache.fetch(f"ipfs://{ipfs.add_bytes(b'warm input' + chr(10).encode())}")
+    worker.ensure_registered()
     worker._follow()
     order = [(j.job_id, i) for j, i, _ in worker._candidates()]
     assert order[:2] == [(warm, 0), (cold, 0)]
