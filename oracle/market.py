@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from typing import Any
 
@@ -127,8 +128,10 @@ class Market:
         return _struct(self.contract, "params")
 
     def chain_time(self) -> int:
-        """The latest block's timestamp: the clock every deadline and expiry of the protocol is measured by."""
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """The timestamp the next block will carry, as well as it can be known: the latest block's, or the wall
+        clock when that is later (new blocks are stamped with the current time, but an idle automine chain makes
+        no block, and a test chain may run ahead of the wall clock). Deadlines and expiries are measured by it."""
+        return max(int(self.w3.eth.get_block("latest")["timestamp"]), int(time.time()))
 
     def is_taken(self, tid: int) -> bool:
         return bool(self.contract.functions.isTaken(tid).call())

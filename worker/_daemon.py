@@ -28,7 +28,7 @@ from oracle.tx import TxSender
 from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
 from ._journal import Journal, Step, TaskRecord
-from ._pipeline import Pipeline
+from ._pipeline import TIME_GATED_GAS, Pipeline
 from ._policy import Offer, decide
 from ._sandbox import Sandbox
 from ._settings import WorkerSettings
@@ -284,9 +284,9 @@ class Worker:
         fns = self.market.contract.functions
         try:
             if action == "reopenExpired":
-                self.sender.transact(fns.reopenExpired(tid))
+                self.sender.transact(fns.reopenExpired(tid), gas=TIME_GATED_GAS)
             elif action and action.startswith("reopenLease:"):
-                self.sender.transact(fns.reopenLease(int(action.split(":")[1])))
+                self.sender.transact(fns.reopenLease(int(action.split(":")[1])), gas=TIME_GATED_GAS)
                 return None  # the reopened tasks show up as free on the next poll
             receipt = self.sender.transact(fns.claim(tid))
         except TransactionReverted as exc:

@@ -32,6 +32,11 @@ from .exceptions import InputCorrupt, InputError
 
 log = get_logger("worker.pipeline")
 
+#: Gas for a transaction gated by time (a window or a claim that ran out): it is sent without a simulation,
+#: because simulating runs against the latest block, whose timestamp an idle automine devnet never moves on,
+#: while the transaction itself lands in a new block stamped with the current time.
+TIME_GATED_GAS = 2_000_000
+
 #: stdout/stderr kept per task: part of the archive, hence of the digest, so it is a protocol constant
 LOG_CAP = 1 << 20
 
@@ -257,22 +262,23 @@ class Pipeline:
         if rec.step == Step.COMMITTED:
             all_in = bin(t["committed"]).count("1") == t["target"]
             if all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
-                return self._reveal(job, tid, rec)
+                return self._reveal(job, tid, rec, gas=None if all_in else TIME_GATED_GAS)
         elif rec.step == Step.REVEALED:
             done = bin(t["revealed"]).count("1") == t["target"]
             if done or (t["revealDeadline"] and now > t["revealDeadline"]):
                 try:
-                    self.sender.transact(self.market.contract.functions.finalize(tid))
+                    self.sender.transact(self.market.contract.functions.finalize(tid),
+                                         gas=None if done else TIME_GATED_GAS)
                 except TransactionReverted as exc:
                     if exc.error_name not in ("MarketplaceTaskNotActive", "MarketplaceNotFinalizable"):
                         raise
         return rec
 
-    def _reveal(self, job: JobView, tid: int, rec: TaskRecord) -> TaskRecord:
+    def _reveal(self, job: JobView, tid: int, rec: TaskRecord, gas: int | None = None) -> TaskRecord:
         fn = self.market.contract.functions.reveal(tid, bytes.fromhex(rec.data["digest"][2:]),
                                                    bytes.fromhex(rec.data["salt"][2:]), rec.data["cid"], b"")
         try:
-            self.sender.transact(fn)
+            self.sender.transact(fn, gas=gas)
         except TransactionReverted as exc:
             if exc.error_name == "MarketplaceRevealNotOpen":
                 return rec

@@ -1,4 +1,5 @@
-"""`tasknet demo` as a newcomer runs it, on a smaller setting: 6 frames, 3 worker processes, one of them lying.
+"""`tasknet demo` as a newcomer runs it, on a smaller setting: 6 frames, 4 worker processes, one of them lying
+(a frame the liar disputes needs R + 2 = 4 distinct workers to reach a strict majority).
 
 Real everything: its own devnet (anvil, kubo, registry) under a private TASKNET_HOME, the Docker engine, the
 POV-Ray image, the requester SDK, worker processes, the auditor's verifier.
@@ -18,7 +19,7 @@ from PIL import Image
 def test_demo_renders_verifies_and_slashes_the_liar(tmp_path: Path, docker_client) -> None:
     env = {**os.environ, "TASKNET_HOME": str(tmp_path / "home"), "COLUMNS": "160"}
     out = tmp_path / "demo"
-    r = subprocess.run([sys.executable, "-m", "tasknet.cli", "demo", "--frames", "6", "--workers", "3", "--no-crash",
+    r = subprocess.run([sys.executable, "-m", "tasknet.cli", "demo", "--frames", "6", "--workers", "4", "--no-crash",
                         "--size", "96x72", "--out", str(out)], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     assert "demo passed" in r.stdout
@@ -39,4 +40,12 @@ def test_demo_renders_verifies_and_slashes_the_liar(tmp_path: Path, docker_clien
     assert summary["audit"]["passed"] and summary["audit"]["tasks"] == 6
     assert summary["gas_per_task"] > 0
     # nothing left behind: the devnet the demo started is down
+    assert not (tmp_path / "home" / "devnet" / "devnet.json").exists()
+
+
+def test_demo_refuses_a_pool_too_small_to_outvote_the_liar(tmp_path: Path) -> None:
+    env = {**os.environ, "TASKNET_HOME": str(tmp_path / "home")}
+    r = subprocess.run([sys.executable, "-m", "tasknet.cli", "demo", "--workers", "3", "--no-crash"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "use --workers 4" in (r.stdout + r.stderr)
     assert not (tmp_path / "home" / "devnet" / "devnet.json").exists()
