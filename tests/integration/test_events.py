@@ -74,16 +74,19 @@ def test_reorg_is_reported_and_events_of_the_new_branch_are_read(w3, accounts, d
 def test_anvil_reorg_rpc_replaces_blocks_and_stream_follows(w3, accounts, deployment) -> None:
     token = deployment["TestToken"]
     start = w3.eth.block_number + 1
-    _mint(w3, token, accounts, 20)
-    w3.provider.make_request("anvil_mine", [3])
+    _mint(w3, token, accounts, 20)                  # block start: survives
+    w3.provider.make_request("anvil_mine", [1])     # start+1: survives
+    _mint(w3, token, accounts, 21)                  # start+2: its transaction is dropped by the reorg
+    w3.provider.make_request("anvil_mine", [1])     # start+3
     stream = _stream(w3, token, start)
-    _drain(stream)
-    before = w3.eth.get_block(start + 3)["hash"]
-    w3.provider.make_request("anvil_reorg", [2, []])  # replace the 2 newest blocks (start+2, start+3)
-    assert w3.eth.get_block(start + 3)["hash"] != before
-    reorg, _ = stream.poll()
+    assert [e.args["amount"] for e in _drain(stream) if e.name == "FaucetUsed"] == [20, 21]
+    before = w3.eth.get_block(start + 2)["hash"]
+    w3.provider.make_request("anvil_reorg", [2, []])  # replace the 2 newest blocks (start+2, start+3) by empty ones
+    assert w3.eth.get_block(start + 2)["hash"] != before
+    reorg, events = stream.poll()
     assert reorg is not None
-    assert reorg.common_ancestor == start and reorg.dropped == [start + 3]  # the event's block survived
+    assert reorg.common_ancestor == start and reorg.dropped == [start + 2, start + 3]
+    assert [e.args["amount"] for e in events if e.name == "FaucetUsed"] == []  # the dropped mint is gone
 
 
 def test_reorg_deeper_than_finality_fails_loudly(w3, accounts, deployment) -> None:

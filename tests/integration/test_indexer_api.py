@@ -152,7 +152,8 @@ def _value(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     if kind == "null":
         return st.none()
     # printable, and without the characters that would change the URL's structure in a path segment
-    return st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="/?#%\\"),
+    return st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="/?#%\\",
+                                                  exclude_categories=("Cc",)),
                    max_size=50)
 
 
