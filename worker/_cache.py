@@ -186,7 +186,7 @@ class InputCache:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.root / "index.sqlite3", timeout=60.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")  # readers never block the one writer
+            _enable_wal(db)
             self._local.db = db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -367,3 +367,17 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _enable_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL (readers never block the one writer). The switch takes an exclusive lock without waiting
+    on SQLite's busy handler, so two processes opening a fresh cache at once can see 'database is locked':
+    retry with a bounded back-off (about 10 s in all)."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.01 * 2**attempt, 0.2))
