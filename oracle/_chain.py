@@ -169,10 +169,12 @@ def wait_receipt(w3: Web3, tx_hash: str, *, timeout: float = 120.0, poll: float 
         poll = min(poll * 2, 0.5)
 
 
-def deploy(w3: Web3, name: str, *args: Any, sender: LocalAccount, timeout: float = 120.0) -> Contract:
-    """Deploy the compiled contract ``name`` with constructor ``args`` from ``sender``; return the contract."""
+def deploy(w3: Web3, name: str, *args: Any, sender: LocalAccount, timeout: float = 120.0,
+           bytecode: str | None = None) -> Contract:
+    """Deploy the compiled contract ``name`` with constructor ``args`` from ``sender``; return the contract.
+    ``bytecode`` overrides the artifact's (e.g. with its libraries linked)."""
     art = load_artifact(name)
-    factory = w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    factory = w3.eth.contract(abi=art["abi"], bytecode=bytecode or art["bytecode"])
     params: dict[str, Any] = {
         "from": sender.address,
         "nonce": w3.eth.get_transaction_count(sender.address, "pending"),

@@ -16,11 +16,10 @@ from eth_utils.crypto import keccak
 from pydantic import BaseModel
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError, Web3RPCError
 
 from ._artifacts import load_artifact
-from ._chain import _reverted, _send_raw, deploy
-from .exceptions import ArtifactError, ChainError
+from ._chain import deploy
+from .exceptions import ArtifactError
 
 #: Libraries the marketplace links against: artifact name -> fully qualified source name.
 LINKED_LIBRARIES = {"ReplicaLogic": "contracts/libraries/ReplicaLogic.sol:ReplicaLogic",
@@ -51,24 +50,8 @@ def link_bytecode(bytecode: str, libraries: dict[str, str]) -> str:
 def deploy_linked(w3: Web3, name: str, libraries: dict[str, str], *args: Any, sender: LocalAccount,
                   timeout: float = 120.0) -> Contract:
     """Like :func:`oracle.deploy` for a contract whose bytecode links ``libraries`` (fq name -> address)."""
-    art = load_artifact(name)
-    factory = w3.eth.contract(abi=art["abi"], bytecode=link_bytecode(art["bytecode"], libraries))
-    ctor = factory.constructor(*args)
-    params: dict[str, Any] = {
-        "from": sender.address,
-        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-        "chainId": w3.eth.chain_id,
-    }
-    try:
-        params["gas"] = int(ctor.estimate_gas({"from": sender.address}) * 1.2) + 50_000
-    except (ContractLogicError, Web3RPCError) as exc:
-        raise _reverted(exc, [art["abi"]], f"deploying {name}") from exc
-    signed = sender.sign_transaction(ctor.build_transaction(params))
-    receipt = _send_raw(w3, signed.raw_transaction, [art["abi"]], f"deploying {name}", timeout)
-    address = receipt["contractAddress"]
-    if address is None:
-        raise ChainError(f"deploying {name}: the receipt has no contract address")
-    return w3.eth.contract(address=address, abi=art["abi"])
+    bytecode = link_bytecode(load_artifact(name)["bytecode"], libraries)
+    return deploy(w3, name, *args, sender=sender, timeout=timeout, bytecode=bytecode)
 
 
 def deploy_all(w3: Web3, deployer: LocalAccount, *, treasury: str | None = None) -> Deployment:
