@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .exceptions import InvalidJobSpec
+from .market import JobView
 from .protocol import ARCH_386, ARCH_AMD64, ARCH_ARM, ARCH_ARM64, ARCH_RISCV64
 
 TOKEN_DECIMALS = 18
@@ -215,26 +216,10 @@ class TaskState(BaseModel):
     cid: str | None = None
 
 
-class JobStatus(BaseModel):
-    job_id: int
-    requester: str
-    app_id: int
-    dataset_id: int
-    num_tasks: int
-    replication: int
-    reward: int
-    deadline: int
-    max_run_seconds: int
-    cores: int
-    memory_mb: int
-    gpus: int
-    arch_mask: int
-    min_reputation: int
-    callback: str
-    inputs_cid: str
-    encryption_key: str
+class JobStatus(JobView):
+    """A job as posted (:class:`oracle.market.JobView`), with what it still holds and how far it got."""
+
     escrow_left: int
-    closed: bool
     posted_block: int
     progress: JobProgress
 

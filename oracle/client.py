@@ -498,11 +498,7 @@ class Client:
     def _status(self, job_id: int, posted: dict[str, Any], block: int, progress: JobProgress) -> JobStatus:
         v = JobView.from_event(posted)
         raw = self.market.job(job_id)
-        return JobStatus(job_id=job_id, requester=v.requester, app_id=v.app_id, dataset_id=v.dataset_id,
-                         num_tasks=v.num_tasks, replication=v.replication, reward=v.reward, deadline=v.deadline,
-                         max_run_seconds=v.max_run_seconds, cores=v.cores, memory_mb=v.memory_mb, gpus=v.gpus,
-                         arch_mask=v.arch_mask, min_reputation=v.min_reputation, callback=v.callback,
-                         inputs_cid=v.inputs_cid, encryption_key=v.encryption_key,
+        return JobStatus(**v.model_dump(exclude={"closed"}),
                          escrow_left=int(self.market.contract.functions.jobEscrow(job_id).call()),
                          closed=bool(int(raw["flags"]) & 1), posted_block=block, progress=progress)
 
