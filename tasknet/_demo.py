@@ -235,7 +235,7 @@ class Demo:
         return job
 
     def _start_indexer(self, out: Path) -> None:
-        port = self.o.dashboard_port if _port_free_any(self.o.dashboard_port) else _devnet.free_port()
+        port = self.o.dashboard_port if _port_free(self.o.dashboard_port) else _devnet.free_port()
         self.dashboard = f"http://127.0.0.1:{port}/"
         self.indexer = subprocess.Popen(
             [sys.executable, "-m", "tasknet.cli", "--json-logs", "indexer", "run", "--devnet-file",
@@ -380,13 +380,6 @@ def _die_with_parent() -> None:
 
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _port_free_any(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def run_demo(devnet_file: Path | None, *, keep: bool, console: Console, **kw: Any) -> dict[str, Any]:
