@@ -93,6 +93,42 @@ def docker_client(state_dir: Path) -> Iterator["docker.DockerClient"]:  # type: 
         client.close()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-report", metavar="PATH", default=None,
+        help="append one JSON line per test marked `reliability` (kind, name, how, outcome) to PATH; "
+        "scripts/reliability turns them into RELIABILITY.md")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Record the outcome of every `@pytest.mark.reliability(kind=..., name=..., how=...)` test.
+
+    kind is "fault" (injected and survived), "attack" (tried and blocked) or "load"; a test passes only when
+    the system held, so a failed test is reported as a fault not survived / an attack not blocked.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    path = item.config.getoption("--reliability-report")
+    marker = item.get_closest_marker("reliability")
+    if path is None or marker is None:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        import json
+
+        entry = {
+            "nodeid": item.nodeid,
+            "kind": marker.kwargs.get("kind", "fault"),
+            "name": marker.kwargs.get("name", item.name),
+            "how": marker.kwargs.get("how", ""),
+            "outcome": report.outcome,
+            "seconds": round(report.duration, 2),
+            "details": dict(item.user_properties).get("reliability", ""),
+        }
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests under tests/unit are marked ``unit``; everything else ``integration`` unless marked ``e2e``."""
     for item in items:
