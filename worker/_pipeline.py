@@ -182,8 +182,10 @@ class Pipeline:
             upload = folder / "result.tar.sealed"
             encrypt_file(packed.archive_path, upload, job.encryption_key)
         cid = self.ipfs.add_file(upload)
-        return self.journal.record(job.job_id, rec.task_index, Step.UPLOADED, digest="0x" + packed.digest,
-                                   cid=cid, salt="0x" + new_salt().hex(), archive_sha256=packed.archive_sha256)
+        rec = self.journal.record(job.job_id, rec.task_index, Step.UPLOADED, digest="0x" + packed.digest,
+                                  cid=cid, salt="0x" + new_salt().hex(), archive_sha256=packed.archive_sha256)
+        self._fault("crash-after-upload")
+        return rec
 
     @staticmethod
     def _corrupt(out: Path) -> None:
@@ -283,7 +285,9 @@ class Pipeline:
                 return rec
             if exc.error_name != "MarketplaceAlreadyRevealed":
                 return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=f"reveal reverted: {exc}")
-        return self.journal.record(job.job_id, rec.task_index, Step.REVEALED)
+        rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED)
+        self._fault("crash-after-reveal")
+        return rec
 
     def _outcome(self, tid: int, rec: TaskRecord, status: int) -> str:
         if status == 3:

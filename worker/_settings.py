@@ -46,7 +46,8 @@ class WorkerSettings(BaseSettings):
     input_timeout: float = Field(120.0, gt=0, description="seconds to fetch one input before the task fails")
     max_input_mb: int = Field(1024, ge=1, description="largest single input accepted")
     output_cap_mb: int = Field(256, ge=1)
-    fault: Literal["none", "wrong-result", "crash-after-claim", "crash-after-run", "crash-after-commit"] = Field(
+    fault: Literal["none", "wrong-result", "crash-after-claim", "crash-after-run",
+                   "crash-after-upload", "crash-after-commit", "crash-after-reveal"] = Field(
         "none", description="fault injection for demos and reliability tests: never set it on a real worker")
 
     @model_validator(mode="after")
