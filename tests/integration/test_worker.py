@@ -178,6 +178,39 @@ def test_worker_killed_after_commit_reveals_after_restart(anvil, w3, accounts, m
     assert market.worker(accounts[6].address)["slashes"] == 0
 
 
+def test_sigterm_stops_claiming_and_drains_the_running_task(anvil, w3, accounts, market, ipfs, docker_client,
+                                                             echo_digest, tmp_path) -> None:
+    """SIGTERM while a task runs: the worker claims nothing more, finishes (and is paid for) the running task,
+    and exits 0 within its drain timeout."""
+    import signal
+
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[6])
+    data_cid = ipfs.add_bytes(b"slow\n")
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, doc={
+        "count": 3, "template": {"args": ["sleep", "4"]},
+        "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]})
+    cfg = settings(anvil, ipfs, market, accounts[6], tmp_path / "w", policy={"max_concurrent": 1},
+                   drain_timeout=60)
+    proc = worker_process(cfg, tmp_path / "cfg.json")
+    journal = tmp_path / "w" / "journal.db"
+    try:
+        wait_for(lambda: journal.exists() and Journal(journal).get(job_id, 0) is not None, what="the first claim")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    logs = proc.stderr.read().decode() if proc.stderr else ""
+    assert "draining" in logs and "worker_stopped" in logs
+    assert Journal(journal).get(job_id, 0).step is Step.DONE
+    assert market.job(job_id)["finished"] == 1
+    assert not market.is_taken(task_id(job_id, 1)) and not market.is_taken(task_id(job_id, 2))
+    assert market.worker(accounts[6].address)["locked"] == 0
+
+
 # --- bad apps, bad inputs, policy ---------------------------------------------------------------------
 def _status_of(ipfs, market: Market, tid: int, tmp: Path) -> str:
     from oracle.archive import unpack_result
