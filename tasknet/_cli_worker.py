@@ -74,12 +74,14 @@ def register(cli: click.Group) -> None:
     @click.option("--stake", "stake_tokens", type=float, default=None, help="top the stake up to this many tokens")
     @click.option("--max-concurrent", type=int, default=None, help="tasks run at once")
     @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="journal, cache, task folders")
+    @click.option("--relay", "relay_url", default=None, metavar="URL",
+                  help="hand signed results, commits and reveals to this relayer (tasknet relayer run)")
     @click.option("--fault", default=None, hidden=True, help="fault injection for demos and tests")
     def run(config: Path | None, devnet_role: str | None, devnet_file: Path | None, stake_tokens: float | None,
-            max_concurrent: int | None, state_dir: Path | None, fault: str | None) -> None:
+            max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, fault: str | None) -> None:
         from worker._daemon import Worker
 
-        settings = _settings(config, devnet_role, devnet_file, state_dir=state_dir, fault=fault,
+        settings = _settings(config, devnet_role, devnet_file, state_dir=state_dir, fault=fault, relay_url=relay_url,
                              stake=int(stake_tokens * ETHER) if stake_tokens is not None else None)
         if max_concurrent is not None:
             settings.policy.max_concurrent = max_concurrent

@@ -39,6 +39,8 @@ log = get_logger("worker")
 
 MAX_ATTEMPTS = 5  # a task whose pipeline fails this often on transient errors is given up
 ARCH_BITS = {"amd64": 1, "arm64": 2, "riscv64": 4}
+#: steps where the task waits on the chain (a relayed result, the reveal phase, finalization): advanced by polling
+ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED)
 LOST_RACE = {"MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
              "MarketplaceTaskNotActive", "MarketplaceJobClosed", "MarketplaceClaimPastDeadline",
              "MarketplaceNothingExpired", "MarketplaceLeaseNotExpired", "MarketplaceUnknownLease"}
@@ -125,7 +127,7 @@ class Worker:
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
         for rec in self.journal.unfinished():
-            if rec.step < Step.COMMITTED:
+            if rec.step not in ON_CHAIN_WAIT:
                 self._spawn(rec)
         self.log.info("worker_started", resumed=len(self.running), next_block=self.stream.cursor.next_block)
         last_advance = 0.0
@@ -177,14 +179,13 @@ class Worker:
             self._save()
 
     def _advance_all(self) -> list[TaskRecord]:
-        """Advance committed/revealed tasks; return the unfinished earlier ones to restart (not running)."""
+        """Advance the tasks waiting on the chain; return the unfinished earlier ones to restart (not running)."""
         restart: list[TaskRecord] = []
         for rec in self.journal.unfinished():
-            if rec.step < Step.COMMITTED:
+            if rec.step not in ON_CHAIN_WAIT:
                 if rec.task_key not in self.running and time.time() - rec.updated_at > 2.0 and not self.stopping:
                     restart.append(rec)
-                continue
-            if rec.step in (Step.COMMITTED, Step.REVEALED):
+            else:
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
                     new = self.pipeline.advance(rec)
                     if new.step != rec.step:

@@ -26,6 +26,7 @@ class Step(enum.IntEnum):
     RAN = 30
     PACKED = 40
     UPLOADED = 50
+    SUBMITTED = 55  # R = 1: the signed result is with a relayer; DONE once it is on chain
     COMMITTED = 60
     REVEALED = 70
     DONE = 100      # finalized on chain (paid or not)

@@ -20,11 +20,12 @@ from oracle.images import ImageError, image_exists, pull_by_digest, verify_image
 from oracle.ipfs import IpfsClient
 from oracle.market import AppView, JobView, Market
 from oracle.models import InputsDocument
-from oracle.protocol import commitment, new_salt, task_id
+from oracle.protocol import Eip712Domain, commitment, new_salt, task_id
 from oracle.tx import TxSender
 
 from ._cache import InputCache
 from ._journal import Journal, Step, TaskRecord
+from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
 from .exceptions import InputCorrupt, InputError
@@ -56,6 +57,10 @@ class Pipeline:
         self.docker = docker_client
         self.journal = journal
         self.me = sender.address
+        self.relay: RelayClient | None = None
+        if settings.relay_url:
+            self.relay = RelayClient(settings.relay_url, sender.sender,
+                                     Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address))
         self.work = settings.state_dir / "tasks"
         self._docs: dict[str, InputsDocument | str] = {}
 
@@ -221,8 +226,14 @@ class Pipeline:
             if replica["expiry"] <= now:
                 raise TaskLost(f"task {tid}: the claim expired at {replica['expiry']}")
 
-    def _submit(self, job: JobView, rec: TaskRecord) -> TaskRecord:
+    def _submit(self, job: JobView, rec: TaskRecord, *, direct: bool = False) -> TaskRecord:
         tid = task_id(job.job_id, rec.task_index)
+        if self.relay is not None and not direct:
+            try:
+                mid = self.relay.results(tid, rec.data["digest"], rec.data["cid"])
+                return self.journal.record(job.job_id, rec.task_index, Step.SUBMITTED, relay_id=mid)
+            except RelayError as exc:
+                log.warning("relay_refused", task_id=tid, error=str(exc), fallback="own transaction")
         fn = self.market.contract.functions.submit(tid, bytes.fromhex(rec.data["digest"][2:]), rec.data["cid"], b"")
         try:
             receipt = self.sender.transact(fn)
@@ -242,6 +253,15 @@ class Pipeline:
         tid = task_id(job.job_id, rec.task_index)
         c = commitment(tid, rec.data["digest"], rec.data["salt"], self.me)
         replica = self.market.replica(tid, rec.data["replica"])
+        if bytes(replica["hash"]) != c and self.relay is not None and not rec.data.get("relay_failed"):
+            try:
+                mid = self.relay.commit(tid, c)
+                rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex(),
+                                          relay_id=mid, relayed=True)
+                self._fault("crash-after-commit")
+                return rec
+            except RelayError as exc:
+                log.warning("relay_refused", task_id=tid, error=str(exc), fallback="own transaction")
         if bytes(replica["hash"]) != c:  # not committed before a crash
             try:
                 self.sender.transact(self.market.contract.functions.commit(tid, c))
@@ -255,11 +275,26 @@ class Pipeline:
         """For R > 1 after the commit: reveal when the phase opens, finalize when possible. Cheap; idempotent."""
         job = JobView.model_validate(rec.data["job"])
         tid = task_id(job.job_id, rec.task_index)
+        if rec.step == Step.SUBMITTED:
+            return self._await_relayed_result(job, tid, rec)
         t = self.market.task(tid)
         if t["status"] != 1:  # Finalized (2) or Failed (3)
             outcome = self._outcome(tid, rec, t["status"])
             return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome=outcome)
         now = self.market.chain_time()
+        bit = 1 << int(rec.data["replica"])
+        if rec.data.get("relayed") and rec.step in (Step.COMMITTED, Step.REVEALED):
+            landed = t["revealed"] & bit if rec.step == Step.REVEALED else t["committed"] & bit
+            if not landed:  # still with the relayer: wait, or send it ourselves when time runs short
+                close = (t["revealDeadline"] if rec.step == Step.REVEALED
+                         else self.market.replica(tid, rec.data["replica"])["expiry"])
+                if close and now >= close - self.s.relay_margin_s:
+                    log.warning("relay_late", task_id=tid, step=rec.step.name, fallback="own transaction")
+                    rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED if rec.step == Step.REVEALED
+                                              else Step.UPLOADED, relayed=False, relay_failed=True)
+                    if rec.step == Step.UPLOADED:
+                        return self._commit(job, rec)
+                return rec
         if rec.step == Step.COMMITTED:
             all_in = bin(t["committed"]).count("1") == t["target"]
             if all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
@@ -275,7 +310,32 @@ class Pipeline:
                         raise
         return rec
 
+    def _await_relayed_result(self, job: JobView, tid: int, rec: TaskRecord) -> TaskRecord:
+        """R = 1 through a relayer: DONE once our result is on chain; our own submit when the lease runs short."""
+        if self._already_submitted(tid, rec):
+            return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome="paid", relayed=True)
+        lease = self.market.lease(tid)
+        if lease["worker"].lower() != self.me.lower():
+            return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason="the lease is no longer ours")
+        if self.market.chain_time() >= lease["expiry"] - self.s.relay_margin_s:
+            log.warning("relay_late", task_id=tid, step="SUBMITTED", fallback="own transaction")
+            try:
+                return self._submit(job, rec, direct=True)
+            except TaskLost as exc:
+                return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=str(exc))
+        return rec
+
     def _reveal(self, job: JobView, tid: int, rec: TaskRecord, gas: int | None = None) -> TaskRecord:
+        if self.relay is not None and not rec.data.get("relay_failed"):
+            try:
+                mid = self.relay.reveal(tid, rec.data["digest"], rec.data["salt"], rec.data["cid"])
+                rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED, relay_id=mid, relayed=True)
+                self._fault("crash-after-reveal")
+                return rec
+            except RelayError as exc:
+                if exc.error_name == "MarketplaceRevealNotOpen" and gas is None:
+                    return rec
+                log.warning("relay_refused", task_id=tid, error=str(exc), fallback="own transaction")
         fn = self.market.contract.functions.reveal(tid, bytes.fromhex(rec.data["digest"][2:]),
                                                    bytes.fromhex(rec.data["salt"][2:]), rec.data["cid"], b"")
         try:

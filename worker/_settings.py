@@ -46,6 +46,10 @@ class WorkerSettings(BaseSettings):
     input_timeout: float = Field(120.0, gt=0, description="seconds to fetch one input before the task fails")
     max_input_mb: int = Field(1024, ge=1, description="largest single input accepted")
     output_cap_mb: int = Field(256, ge=1)
+    relay_url: str | None = Field(None, description="a relayer (tasknet relayer run): results, commits and reveals "
+                                  "are signed (EIP-712) and handed to it instead of sent as transactions")
+    relay_margin_s: int = Field(30, ge=0, description="send a relayed message myself when it has not landed this "
+                                "many seconds before its claim or window closes")
     fault: Literal["none", "wrong-result", "crash-after-claim", "crash-after-run",
                    "crash-after-upload", "crash-after-commit", "crash-after-reveal"] = Field(
         "none", description="fault injection for demos and reliability tests: never set it on a real worker")

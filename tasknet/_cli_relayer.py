@@ -1,0 +1,49 @@
+"""``tasknet relayer run``: land worker-signed results, commits and reveals in batched transactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._cli_requester import with_client
+
+HELP_RUN = """Serve a relayer on HOST:PORT: workers started with --relay URL (or relay_url in their settings) hand it
+their EIP-712 signed results, commits and reveals; it checks each against the chain, then lands them together in
+one relayResults / relayCommits / relayReveals transaction every --interval seconds, paying the gas.
+
+\b
+API: POST /v1/results, /v1/commits, /v1/reveals (202, or 422 with the contract's error name);
+     GET /v1/messages/ID, GET /health.
+Example (devnet, the deployer account pays):
+  tasknet relayer run --port 8600
+  tasknet worker run --devnet-role worker-1 --relay http://127.0.0.1:8600
+"""
+
+
+def register(cli: click.Group) -> None:
+    @cli.group(help="Relay worker-signed messages in batches (gas paid by the relayer's account).")
+    def relayer() -> None:
+        pass
+
+    @relayer.command(help=HELP_RUN)
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=int, default=8600, show_default=True)
+    @click.option("--interval", type=float, default=1.0, show_default=True, help="seconds between batches")
+    @click.option("--max-batch", type=click.IntRange(1, 256), default=50, show_default=True,
+                  help="messages per transaction")
+    @with_client("deployer")
+    def run(client: Any, host: str, port: int, interval: float, max_batch: int) -> None:
+        import uvicorn
+
+        from oracle.relayer import Relayer, create_app
+
+        relayer = Relayer(client.w3, client.market, client.account, interval=interval, max_batch=max_batch)
+        relayer.start()
+        click.echo(f"relayer {client.account.address} on http://{host}:{port} (batches every {interval:g} s)",
+                   err=True)
+        try:
+            uvicorn.run(create_app(relayer), host=host, port=port, log_level="warning")
+        finally:
+            relayer.stop()
+            relayer.flush()
