@@ -33,7 +33,10 @@ def dev_accounts(n: int = 10, mnemonic: str = DEV_MNEMONIC) -> list[LocalAccount
 
 def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
     """A Web3 for ``rpc_url`` with a short receipt poll (anvil mines right after the send returns)."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    # eth_chainId is asked before every call and transaction by web3's validation: an endpoint's chain id does
+    # not change, so it is cached (nothing else is: blocks and receipts must be read fresh, reorgs happen).
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True,
+                                cacheable_requests={"eth_chainId"}))
     try:
         w3.eth.chain_id
     except Exception as exc:  # requests/aiohttp raise many types; all mean "unreachable"

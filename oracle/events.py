@@ -75,6 +75,7 @@ class EventStream:
         self.confirmations = confirmations
         self.batch = batch
         self.keep = max(keep, confirmations + 1)
+        self._tip: tuple[int, bytes] | None = None
         self._events: dict[bytes, dict[str, Any]] = {}
         for abi in abis:
             for item in abi:
@@ -110,7 +111,15 @@ class EventStream:
         return Reorg(common_ancestor=ancestor, dropped=sorted(dropped))
 
     def poll(self) -> tuple[Reorg | None, list[DecodedEvent]]:
-        """One step: detect a reorg, then read events up to the confirmed head (at most ``batch`` blocks)."""
+        """One step: detect a reorg, then read events up to the confirmed head (at most ``batch`` blocks).
+
+        When the chain's tip is the very block (number and hash) seen by the previous poll, nothing can have
+        changed and the step costs one request."""
+        tip = self.w3.eth.get_block("latest")
+        tip_id = (int(tip["number"]), bytes(tip["hash"]))  # type: ignore[index]
+        if tip_id == self._tip and self.cursor.next_block > tip_id[0] - self.confirmations:
+            return None, []
+        self._tip = tip_id
         reorg = self.check_reorg()
         head = self.w3.eth.block_number - self.confirmations
         start = self.cursor.next_block
@@ -132,6 +141,11 @@ class EventStream:
             del self.cursor.recent[number]  # deeper than the finality depth: final
         self.cursor.next_block = end + 1
         return reorg, events
+
+    @property
+    def caught_up(self) -> bool:
+        """True when the last poll read up to the confirmed head it saw."""
+        return self._tip is not None and self.cursor.next_block > self._tip[0] - self.confirmations
 
     def _decode(self, log: Any) -> DecodedEvent | None:
         topics = log["topics"]

@@ -124,6 +124,7 @@ class Worker:
         await self.async_run(stop)
 
     async def async_run(self, stop: asyncio.Event) -> None:
+        self._wake = asyncio.Event()
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
         for rec in self.journal.unfinished():
@@ -142,11 +143,16 @@ class Worker:
             except TasknetError as exc:  # transport trouble: log, back off, go on
                 self.log.warning("loop_error", error=str(exc), kind=type(exc).__name__)
                 await asyncio.sleep(min(5.0, self.s.poll_interval * 8))
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.s.poll_interval)
-            except TimeoutError:
-                pass
+            await self._pause(stop)
         await self._drain()
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        """Wait one poll interval, or less: until stopped or until a task ends (a slot to fill at once)."""
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        await asyncio.wait(waits, timeout=self.s.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        for w in waits:
+            w.cancel()
+        self._wake.clear()
 
     async def _drain(self) -> None:
         self.stopping = True
@@ -173,7 +179,7 @@ class Worker:
             for ev in events:
                 self.view.apply(ev)
             changed = changed or bool(events)
-            if self.stream.cursor.next_block > self.w3.eth.block_number - self.s.confirmations:
+            if self.stream.caught_up:
                 break
         if changed:
             self._save()
@@ -324,6 +330,7 @@ class Worker:
                                attempts=attempts, gave_up=step is Step.FAILED)
             finally:
                 self.running.pop(rec.task_key, None)
+                self._wake.set()
 
         self.running[rec.task_key] = asyncio.create_task(go())
 

@@ -63,6 +63,7 @@ class Pipeline:
                                      Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address))
         self.work = settings.state_dir / "tasks"
         self._docs: dict[str, InputsDocument | str] = {}
+        self._images_ok: set[str] = set()
 
     # -- entry ------------------------------------------------------------------------------------
     def run(self, rec: TaskRecord) -> TaskRecord:
@@ -151,6 +152,12 @@ class Pipeline:
         return doc
 
     def _ensure_image(self, app: AppView) -> None:
+        if app.image_digest in self._images_ok and image_exists(self.docker, app.image_digest):
+            return  # checked before: an image id is the digest of its content, it cannot change under us
+        self._pull_or_verify(app)
+        self._images_ok.add(app.image_digest)
+
+    def _pull_or_verify(self, app: AppView) -> None:
         if image_exists(self.docker, app.image_digest):
             verify_image_digest(self.docker, app.image_digest, app.image_digest)
             return

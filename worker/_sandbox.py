@@ -273,6 +273,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._spares: dict[tuple[int, int], _Slot] = {}
         self._warmers: set[threading.Thread] = set()
+        self._removers: set[threading.Thread] = set()
 
     # -- public API -----------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
@@ -307,7 +308,7 @@ class Sandbox:
                                    "output is lost; something on this engine removes containers — retry the task")
             copied = self._copy_out(slot.holder, spec)
         finally:
-            self._remove(app, slot)
+            self._remove_async(app, slot)  # off the task's critical path; close()/wait_removed() wait for it
             if self.prewarm:
                 self._warm_async(spec.limits)
         result = self._judge(spec, image_id, outcome, copied, paths, time.monotonic() - started)
@@ -330,7 +331,8 @@ class Sandbox:
         self._remove(None, slot)
 
     def close(self) -> None:
-        """Remove the spare output slots (call when the worker stops)."""
+        """Remove the spare output slots and wait for pending removals (call when the worker stops)."""
+        self.wait_removed()
         with self._lock:
             self._closed = True
             spares, self._spares = list(self._spares.values()), {}
@@ -549,6 +551,29 @@ class Sandbox:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()  # release the HTTP response when extraction stopped early
+
+    def _remove_async(self, app: Container | None, slot: _Slot | None) -> None:
+        def remove() -> None:
+            try:
+                self._remove(app, slot)
+            finally:
+                with self._lock:
+                    self._removers.discard(threading.current_thread())
+        thread = threading.Thread(target=remove, name="sandbox-remove", daemon=True)
+        with self._lock:
+            self._removers.add(thread)
+        thread.start()
+
+    def wait_removed(self, timeout: float = 60.0) -> None:
+        """Wait until the containers and volumes of finished runs are removed (done in the background)."""
+        end = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = list(self._removers)
+            if not pending or time.monotonic() > end:
+                return
+            for thread in pending:
+                thread.join(max(0.0, end - time.monotonic()))
 
     def _remove(self, app: Container | None, slot: _Slot | None) -> None:
         """Remove the app container and the slot (holder, then volume); the two containers go in parallel."""

@@ -39,7 +39,9 @@ def sandbox(docker_client: Any) -> Iterator[Sandbox]:
 def _no_task_container_left(request: pytest.FixtureRequest, docker_client: Any) -> Iterator[None]:
     yield
     if "sandbox" in request.fixturenames:
-        owner = request.getfixturevalue("sandbox").owner
+        box = request.getfixturevalue("sandbox")
+        box.wait_removed()
+        owner = box.owner
         left = docker_client.containers.list(all=True, filters={"label": ["tasknet.role=app",
                                                                           f"tasknet.sandbox={owner}"]})
         assert left == [], "a task container was left behind"
