@@ -125,6 +125,7 @@ class Worker:
 
     async def async_run(self, stop: asyncio.Event) -> None:
         self._wake = asyncio.Event()
+        self._advance_soon = False
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
         for rec in self.journal.unfinished():
@@ -135,7 +136,8 @@ class Worker:
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self._follow)
-                if time.monotonic() - last_advance > 0.5:
+                if self._advance_soon or time.monotonic() - last_advance > 0.5:
+                    self._advance_soon = False
                     for rec in await asyncio.to_thread(self._advance_all):
                         self._spawn(rec)  # a task whose pipeline stopped on a transient error
                     last_advance = time.monotonic()
@@ -187,18 +189,29 @@ class Worker:
     def _advance_all(self) -> list[TaskRecord]:
         """Advance the tasks waiting on the chain; return the unfinished earlier ones to restart (not running)."""
         restart: list[TaskRecord] = []
+        commits: list[TaskRecord] = []
+        reveals: list[TaskRecord] = []
+        changed: list[tuple[TaskRecord, TaskRecord]] = []
         for rec in self.journal.unfinished():
-            if rec.step not in ON_CHAIN_WAIT:
+            if rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
+                if rec.task_key not in self.running:
+                    commits.append(rec)  # R > 1: every uploaded replica held is committed in one transaction
+            elif rec.step not in ON_CHAIN_WAIT:
                 if rec.task_key not in self.running and time.time() - rec.updated_at > 2.0 and not self.stopping:
                     restart.append(rec)
             else:
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
-                    new = self.pipeline.advance(rec)
-                    if new.step != rec.step:
-                        self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name,
-                                      outcome=new.data.get("outcome"), reason=new.data.get("reason"))
-                    if new.finished:
-                        self.pipeline.cleanup(new)
+                    changed.append((rec, self.pipeline.advance(rec, reveals)))
+        if commits:
+            changed += zip(commits, self.pipeline.commit_many(commits), strict=True)
+        if reveals:
+            changed += zip(reveals, self.pipeline.reveal_many(reveals), strict=True)
+        for old, new in changed:
+            if new.step != old.step:
+                self.log.info("task_step", job_id=new.job_id, task_index=new.task_index, step=new.step.name,
+                              outcome=new.data.get("outcome"), reason=new.data.get("reason"), batch=new.data.get("batch"))
+            if new.finished:
+                self.pipeline.cleanup(new)
         return restart
 
     # -- choosing and claiming ----------------------------------------------------------------------
@@ -237,8 +250,15 @@ class Worker:
             for start, lease in self.view.leases.items():
                 if lease.expiry < now and split_task_id(start)[0] == job.job_id:
                     out.append((2, job, split_task_id(start)[1], f"reopenLease:{start}"))
-            free = next((i for i in range(job.num_tasks) if i not in taken and f"{job.job_id}:{i}" not in mine), None)
-            return out + ([(1, job, free, None)] if free is not None else [])
+            # Free tasks from an offset of our own, so workers on one bag do not all race for its first task.
+            offset = int(self.account.address, 16) % max(job.num_tasks, 1)
+            for k in range(job.num_tasks):
+                i = (offset + k) % job.num_tasks
+                if i not in taken and f"{job.job_id}:{i}" not in mine:
+                    out.append((1, job, i, None))
+                    if len(out) >= 16:
+                        break
+            return out
         for index in range(job.num_tasks):
             if index in taken or f"{job.job_id}:{index}" in mine:
                 continue
@@ -276,15 +296,70 @@ class Worker:
         return d.accept
 
     async def _maybe_claim(self) -> None:
-        if self.stopping or len(self.running) >= self.s.policy.max_concurrent:
+        slots = self.s.policy.max_concurrent - len(self.running)
+        if self.stopping or slots <= 0:
             return
-        for job, index, action in (await asyncio.to_thread(self._candidates))[:4]:
+        candidates = await asyncio.to_thread(self._candidates)
+        batch = self._claim_batch(candidates, slots)
+        if len(batch) > 1:
+            await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
+            recs = await asyncio.to_thread(self._claim_many, batch)
+            if recs is not None:
+                for rec in recs:
+                    self._spawn(rec)
+                return
+        for job, index, action in candidates[:4]:
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
             rec = await asyncio.to_thread(self._claim, job, index, action)
             if rec is not None:
                 self._spawn(rec)
                 if len(self.running) >= self.s.policy.max_concurrent:
                     return
+
+    def _claim_batch(self, candidates: list[tuple[JobView, int, str | None]], slots: int
+                     ) -> list[tuple[JobView, int]]:
+        """Plain claims to send together (one ``multicall``): at most ``slots``, and among R > 1 tasks at most one
+        nobody else holds yet (the rule of :meth:`_candidates`: never several fresh tasks waiting for peers)."""
+        batch: list[tuple[JobView, int]] = []
+        fresh = False
+        for job, index, action in candidates:
+            if len(batch) >= slots:
+                break
+            if action is not None:
+                continue
+            if job.replication > 1 and not self.view.replicas.get(task_id(job.job_id, index)):
+                if fresh:
+                    continue
+                fresh = True
+            batch.append((job, index))
+        return batch
+
+    def _claim_many(self, batch: list[tuple[JobView, int]]) -> list[TaskRecord] | None:
+        """Claim several tasks in one transaction; None when it reverts (a race lost: the caller claims one by
+        one)."""
+        c = self.market.contract
+        tids = [task_id(job.job_id, index) for job, index in batch]
+        try:
+            receipt = self.sender.transact(c.functions.multicall([c.encode_abi("claim", [t]) for t in tids]))
+        except TransactionReverted as exc:
+            self.log.debug("claim_batch_lost_race", tasks=len(batch), error=exc.error_name)
+            return None
+        claimed: dict[int, dict[str, Any]] = {t: {} for t in tids}
+        for ev in c.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
+            claimed[ev["args"]["taskId"]].update(replica=ev["args"]["replica"], expiry=ev["args"]["expiry"])
+        for ev in c.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
+            claimed.setdefault(ev["args"]["startTaskId"], {}).update(expiry=ev["args"]["expiry"])
+        return [self._record_claim(job, index, receipt, claimed[task_id(job.job_id, index)], len(batch))
+                for job, index in batch]
+
+    def _record_claim(self, job: JobView, index: int, receipt: Any, extra: dict[str, Any], batch: int = 1
+                      ) -> TaskRecord:
+        data: dict[str, Any] = {"job": job.model_dump(mode="json"), "app": self.view.apps[job.app_id].model_dump(),
+                                "dataset": self.view.datasets.get(job.dataset_id) if job.dataset_id else None,
+                                "claim_block": receipt["blockNumber"], "claim_tx": receipt["transactionHash"].hex(),
+                                **extra}
+        self.log.info("task_claimed", job_id=job.job_id, task_index=index, replica=data.get("replica"), batch=batch)
+        return self.journal.record(job.job_id, index, Step.CLAIMED, **data)
 
     def _claim(self, job: JobView, index: int, action: str | None) -> TaskRecord | None:
         tid = task_id(job.job_id, index)
@@ -303,15 +378,12 @@ class Worker:
                 return None
             self.log.warning("claim_refused", job_id=job.job_id, task_index=index, error=str(exc))
             return None
-        data: dict[str, Any] = {"job": job.model_dump(mode="json"), "app": self.view.apps[job.app_id].model_dump(),
-                                "dataset": self.view.datasets.get(job.dataset_id) if job.dataset_id else None,
-                                "claim_block": receipt["blockNumber"], "claim_tx": receipt["transactionHash"].hex()}
+        extra: dict[str, Any] = {}
         for ev in self.market.contract.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
-            data.update(replica=ev["args"]["replica"], expiry=ev["args"]["expiry"])
+            extra.update(replica=ev["args"]["replica"], expiry=ev["args"]["expiry"])
         for ev in self.market.contract.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
-            data.update(expiry=ev["args"]["expiry"])
-        self.log.info("task_claimed", job_id=job.job_id, task_index=index, replica=data.get("replica"))
-        return self.journal.record(job.job_id, index, Step.CLAIMED, **data)
+            extra.update(expiry=ev["args"]["expiry"])
+        return self._record_claim(job, index, receipt, extra)
 
     def _spawn(self, rec: TaskRecord) -> None:
         async def go() -> None:
@@ -319,6 +391,8 @@ class Worker:
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
                     new = await asyncio.to_thread(self.pipeline.run, rec)
                 self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name)
+                if new.step == Step.UPLOADED:
+                    self._advance_soon = True  # a replica to commit
                 if new.finished:
                     self.pipeline.cleanup(new)
             except TasknetError as exc:

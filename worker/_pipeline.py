@@ -67,7 +67,7 @@ class Pipeline:
 
     # -- entry ------------------------------------------------------------------------------------
     def run(self, rec: TaskRecord) -> TaskRecord:
-        """Drive ``rec`` as far as this worker can alone (up to DONE for R = 1, COMMITTED for R > 1)."""
+        """Drive ``rec`` as far as this worker can alone (up to DONE for R = 1, UPLOADED for R > 1)."""
         job = JobView.model_validate(rec.data["job"])
         bound = log.bind(job_id=job.job_id, task_index=rec.task_index)
         try:
@@ -76,8 +76,7 @@ class Pipeline:
                 rec = self._produce(job, AppView.model_validate(rec.data["app"]), rec)
             if job.replication == 1 and rec.step == Step.UPLOADED:
                 rec = self._submit(job, rec)
-            elif rec.step == Step.UPLOADED:
-                rec = self._commit(job, rec)
+            # R > 1: the daemon commits the uploaded replicas it holds together (commit_many)
         except TaskLost as exc:
             bound.warning("task_lost", reason=str(exc))
             rec = self.journal.record(job.job_id, rec.task_index, Step.LOST, note=str(exc), reason=str(exc))
@@ -278,8 +277,57 @@ class Pipeline:
         self._fault("crash-after-commit")
         return rec
 
-    def advance(self, rec: TaskRecord) -> TaskRecord:
-        """For R > 1 after the commit: reveal when the phase opens, finalize when possible. Cheap; idempotent."""
+    def commit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
+        """Commit uploaded replicas (R > 1): several in one ``multicall`` transaction, one by one through a relayer,
+        or when the batch reverts (a claim expired, or the commit landed before a crash): each alone then says
+        which, and is recorded as such."""
+        if len(recs) < 2 or self.relay is not None:
+            return [self._commit_or_lose(r) for r in recs]
+        c = self.market.contract
+        items = []
+        for rec in recs:
+            tid = task_id(rec.job_id, rec.task_index)
+            items.append((rec, tid, commitment(tid, rec.data["digest"], rec.data["salt"], self.me)))
+        try:
+            self.sender.transact(c.functions.multicall([c.encode_abi("commit", [t, h]) for _, t, h in items]))
+        except TransactionReverted as exc:
+            log.info("batch_fallback", what="commit", tasks=len(recs), error=exc.error_name)
+            return [self._commit_or_lose(r) for r in recs]
+        out = [self.journal.record(rec.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + h.hex(),
+                                   batch=len(items)) for rec, _, h in items]
+        self._fault("crash-after-commit")
+        return out
+
+    def _commit_or_lose(self, rec: TaskRecord) -> TaskRecord:
+        try:
+            return self._commit(JobView.model_validate(rec.data["job"]), rec)
+        except TaskLost as exc:
+            return self.journal.record(rec.job_id, rec.task_index, Step.LOST, note=str(exc), reason=str(exc))
+
+    def reveal_many(self, due: list[TaskRecord]) -> list[TaskRecord]:
+        """Reveal replicas whose reveal phase is open (collected by :meth:`advance`) in one ``multicall``; one by
+        one when the batch reverts."""
+        def alone(rec: TaskRecord) -> TaskRecord:
+            return self._reveal(JobView.model_validate(rec.data["job"]), task_id(rec.job_id, rec.task_index), rec)
+
+        if len(due) < 2:
+            return [alone(r) for r in due]
+        c = self.market.contract
+        calls = [c.encode_abi("reveal", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
+                                         bytes.fromhex(r.data["salt"][2:]), r.data["cid"], b""]) for r in due]
+        try:
+            self.sender.transact(c.functions.multicall(calls))
+        except TransactionReverted as exc:
+            log.info("batch_fallback", what="reveal", tasks=len(due), error=exc.error_name)
+            return [alone(r) for r in due]
+        out = [self.journal.record(r.job_id, r.task_index, Step.REVEALED, batch=len(due)) for r in due]
+        self._fault("crash-after-reveal")
+        return out
+
+    def advance(self, rec: TaskRecord, reveals: list[TaskRecord] | None = None) -> TaskRecord:
+        """For R > 1 after the commit: reveal when the phase opens, finalize when possible. Cheap; idempotent.
+        With ``reveals``, a reveal that is due (and needs no time-gated gas) is appended there for
+        :meth:`reveal_many` instead of being sent now."""
         job = JobView.model_validate(rec.data["job"])
         tid = task_id(job.job_id, rec.task_index)
         if rec.step == Step.SUBMITTED:
@@ -304,7 +352,9 @@ class Pipeline:
                 return rec
         if rec.step == Step.COMMITTED:
             all_in = bin(t["committed"]).count("1") == t["target"]
-            if all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
+            if all_in and reveals is not None and self.relay is None:
+                reveals.append(rec)
+            elif all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
                 return self._reveal(job, tid, rec, gas=None if all_in else TIME_GATED_GAS)
         elif rec.step == Step.REVEALED:
             done = bin(t["revealed"]).count("1") == t["target"]

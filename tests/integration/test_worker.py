@@ -113,6 +113,44 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
         assert market.balance(a.address) == 5 * ETHER + 10 * ETHER // 10
 
 
+def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, market, ipfs, docker_client,
+                                                        echo_digest, tmp_path) -> None:
+    """Driven step by step: each of two workers claims the three tasks of an R = 2 job in one multicall, commits
+    the three in one, and reveals the three in one (the last reveals finalize)."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=2)
+    workers = []
+    for i, a in enumerate((accounts[4], accounts[5])):
+        fund_worker(w3, market, a)
+        w = Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", policy={"max_concurrent": 3}),
+                   docker_client=docker_client)
+        w.ensure_registered()
+        w._follow()
+        recs = w._claim_many([(w.view.jobs[job_id], i) for i in range(3)])
+        assert recs is not None and len({r.data["claim_tx"] for r in recs}) == 1
+        for rec in recs:
+            assert w.pipeline.run(rec).step is Step.UPLOADED
+        workers.append(w)
+    for w in workers:  # commits (the second pass of the first worker: nothing is due yet)
+        w._advance_all()
+    for w in workers:  # every replica is committed: reveals are due
+        w._advance_all()
+    per_tx: dict[str, dict[str, int]] = {}
+    for name in ("ReplicaClaimed", "ResultCommitted", "ResultRevealed"):
+        for e in getattr(market.contract.events, name)().get_logs(from_block=0):
+            per_tx.setdefault(name, {}).setdefault(e["transactionHash"].hex(), 0)
+            per_tx[name][e["transactionHash"].hex()] += 1
+    assert sorted(per_tx["ReplicaClaimed"].values()) == [3, 3]
+    assert sorted(per_tx["ResultCommitted"].values()) == [3, 3]
+    assert sorted(per_tx["ResultRevealed"].values()) == [3, 3]
+    assert market.job(job_id)["finished"] == 3
+    for w in workers:
+        w._advance_all()
+        assert all(r.step is Step.DONE and r.data["outcome"] == "won" for r in w.journal.all())
+        w.sandbox.close()
+
+
 # --- crashes: the worker process dies abruptly (os._exit at the named point, as kill -9 would) ------------
 import json  # noqa: E402
 import subprocess  # noqa: E402
@@ -222,6 +260,9 @@ def _status_of(ipfs, market: Market, tid: int, tmp: Path) -> str:
     return (tmp / f"u{tid}" / "logs" / "status.txt").read_text()
 
 
+@pytest.mark.reliability(kind="attack", name="failing app, missing input, malformed inputs document",
+                         how="a real worker meets a failing app, an unknown input CID and a malformed inputs "
+                             "document: each a published failure result, a later good job still served")
 def test_failures_become_clean_results_and_the_worker_keeps_serving(anvil, w3, accounts, market, ipfs,
                                                                     docker_client, echo_digest, tmp_path) -> None:
     """A failing app, an unknown input CID and a malformed inputs document each end as a published failure
