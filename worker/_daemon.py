@@ -217,15 +217,17 @@ class Worker:
     # -- choosing and claiming ----------------------------------------------------------------------
     def _candidates(self) -> list[tuple[JobView, int, str | None]]:
         """Tasks worth a claim now, best first. Joining a replicated task others started comes before starting
-        a fresh one, and a worker with a fresh task still waiting for its peers starts no other: two workers
-        can then never lock all their stake in tasks that each wait for the other."""
+        a fresh one, and a worker with a fresh task still waiting for its peers starts no other, unless its free
+        stake stays enough to join ``max_concurrent`` tasks of others after it: two workers can then never lock
+        all their stake in tasks that each wait for the other."""
         me = self.account.address
         if not self.view.jobs:
             return []
         now = self.market.chain_time()
         info = self.market.worker(me)
         free_stake = int(info["stake"]) - int(info["locked"])
-        if free_stake < int(self.market.params()["replicaStake"]):
+        replica_stake = max(int(self.market.params()["replicaStake"]), 1)
+        if free_stake < replica_stake:
             return []
         records = self.journal.all()
         mine = {r.task_key for r in records}
@@ -238,11 +240,13 @@ class Worker:
                 continue
             if job.app_id not in self.view.apps or not self._accepts(job, int(info["reputation"]), now):
                 continue
-            out += self._job_candidates(job, mine, waiting_alone, now)
+            spare = free_stake // replica_stake - self.s.policy.max_concurrent
+            fresh = max(0 if waiting_alone else 1, spare)  # fresh replicated tasks this worker may start now
+            out += self._job_candidates(job, mine, fresh, now)
         out.sort(key=lambda c: (0 if self._inputs_cached(c[1], c[2]) else 1, c[0], c[1].job_id, c[2]))
         return [(j, i, a) for _, j, i, a in out]
 
-    def _job_candidates(self, job: JobView, mine: set[str], waiting_alone: bool, now: int
+    def _job_candidates(self, job: JobView, mine: set[str], fresh: int, now: int
                         ) -> list[tuple[int, JobView, int, str | None]]:
         out: list[tuple[int, JobView, int, str | None]] = []
         taken = set(self.view.taken.get(job.job_id, []))
@@ -265,10 +269,11 @@ class Worker:
             tid = task_id(job.job_id, index)
             free, held = self.view.open_slots(job, tid, self.account.address)
             busy = len(self.view.replicas.get(tid, {}))
-            if held or (not busy and waiting_alone):
+            if held or (not busy and fresh <= 0):
                 continue
             if free:
                 out.append((0 if busy else 1, job, index, None))
+                fresh -= 0 if busy else 1
             elif self.view.expired_replicas(tid, now):
                 out.append((0, job, index, "reopenExpired"))
             if len(out) > 16:
@@ -316,23 +321,11 @@ class Worker:
                 if len(self.running) >= self.s.policy.max_concurrent:
                     return
 
-    def _claim_batch(self, candidates: list[tuple[JobView, int, str | None]], slots: int
-                     ) -> list[tuple[JobView, int]]:
-        """Plain claims to send together (one ``multicall``): at most ``slots``, and among R > 1 tasks at most one
-        nobody else holds yet (the rule of :meth:`_candidates`: never several fresh tasks waiting for peers)."""
-        batch: list[tuple[JobView, int]] = []
-        fresh = False
-        for job, index, action in candidates:
-            if len(batch) >= slots:
-                break
-            if action is not None:
-                continue
-            if job.replication > 1 and not self.view.replicas.get(task_id(job.job_id, index)):
-                if fresh:
-                    continue
-                fresh = True
-            batch.append((job, index))
-        return batch
+    @staticmethod
+    def _claim_batch(candidates: list[tuple[JobView, int, str | None]], slots: int) -> list[tuple[JobView, int]]:
+        """Plain claims to send together (one ``multicall``), at most ``slots`` (the candidates already respect the
+        fresh-task rule of :meth:`_candidates`)."""
+        return [(job, index) for job, index, action in candidates if action is None][:slots]
 
     def _claim_many(self, batch: list[tuple[JobView, int]]) -> list[TaskRecord] | None:
         """Claim several tasks in one transaction; None when it reverts (a race lost: the caller claims one by

@@ -115,20 +115,26 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
 
 def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, market, ipfs, docker_client,
                                                         echo_digest, tmp_path) -> None:
-    """Driven step by step: each of two workers claims the three tasks of an R = 2 job in one multicall, commits
-    the three in one, and reveals the three in one (the last reveals finalize)."""
+    """Driven step by step: each of two workers claims the two tasks of an R = 2 job in one multicall, commits
+    the two in one, and reveals the two in one (the last reveals finalize). The first worker starts two
+    fresh tasks at once because its free stake (5 replicas) still covers joining 2 (max_concurrent) others'
+    tasks afterwards; with max_concurrent 3 it would start only two of three fresh ones (5 - 3)."""
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 10 * ETHER)
-    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=2)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, replication=2)
+    assert market.params()["replicaStake"] == ETHER
     workers = []
     for i, a in enumerate((accounts[4], accounts[5])):
         fund_worker(w3, market, a)
-        w = Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", policy={"max_concurrent": 3}),
+        w = Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", policy={"max_concurrent": 2}),
                    docker_client=docker_client)
         w.ensure_registered()
         w._follow()
-        recs = w._claim_many([(w.view.jobs[job_id], i) for i in range(3)])
+        batch = w._claim_batch(w._candidates(), 2)
+        assert sorted(index for _, index in batch) == [0, 1]
+        recs = w._claim_many(batch)
         assert recs is not None and len({r.data["claim_tx"] for r in recs}) == 1
+        w._follow()
         for rec in recs:
             assert w.pipeline.run(rec).step is Step.UPLOADED
         workers.append(w)
@@ -141,10 +147,10 @@ def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, ma
         for e in getattr(market.contract.events, name)().get_logs(from_block=0):
             per_tx.setdefault(name, {}).setdefault(e["transactionHash"].hex(), 0)
             per_tx[name][e["transactionHash"].hex()] += 1
-    assert sorted(per_tx["ReplicaClaimed"].values()) == [3, 3]
-    assert sorted(per_tx["ResultCommitted"].values()) == [3, 3]
-    assert sorted(per_tx["ResultRevealed"].values()) == [3, 3]
-    assert market.job(job_id)["finished"] == 3
+    assert sorted(per_tx["ReplicaClaimed"].values()) == [2, 2]
+    assert sorted(per_tx["ResultCommitted"].values()) == [2, 2]
+    assert sorted(per_tx["ResultRevealed"].values()) == [2, 2]
+    assert market.job(job_id)["finished"] == 2
     for w in workers:
         w._advance_all()
         assert all(r.step is Step.DONE and r.data["outcome"] == "won" for r in w.journal.all())
