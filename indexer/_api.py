@@ -2,11 +2,17 @@
 
 Strictly read-only: every route is a GET, and a middleware answers 405 to any other method before routing.
 Amounts are uint256 and travel as decimal strings; ids that fit 53 bits travel as numbers.
+
+Cost per request stays flat as the mirror grows: totals and stats come from the ``counters`` and ``series``
+rows the ingester maintains (a count runs only for filter combinations no counter covers, over an index),
+lists read partial indexes over the current versions in their order, and address filters compare the
+checksummed form, which is how every address is stored, so they use the indexes too.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine, Table, and_, case, func, or_, select
+from sqlalchemy import Connection, Engine, Table, and_, case, false, func, or_, select
+from web3 import Web3
 
 from . import _db
 
@@ -275,14 +282,44 @@ def _arch(mask: int) -> list[str]:
     return [n for i, n in enumerate(ARCH_NAMES) if mask & (1 << i)] or ["any"]
 
 
-def _page(conn: Connection, query: Any, limit: int, offset: int, convert: Callable[[Any], T]) -> Page[T]:
-    total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
-    rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+def _page(conn: Connection, query: Any, limit: int, offset: int, convert: Callable[[Any], T],
+          total: int | None = None) -> Page[T]:
+    """One page of ``query``; ``total`` when a counter knows it, else counted (over an index)."""
+    if total is None:
+        total = conn.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    rows = conn.execute(query.limit(limit).offset(offset)).mappings().all() if offset < total else []
     return Page[T](items=[convert(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 def _cur(table: Table) -> Any:
-    return select(table).where(table.c.is_current.is_(True))
+    return select(table).where(_db.current_of(table))
+
+
+_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
+
+
+def _address_is(column: Any, value: str) -> Any:
+    """``column`` equals the address ``value`` in any letter case. Addresses are stored checksummed, so this is
+    an indexed equality (a value that is no address matches nothing)."""
+    if not _ADDRESS.fullmatch(value):
+        return false()
+    return column == Web3.to_checksum_address("0x" + value[2:].lower())
+
+
+def counters(conn: Connection, *names: str, prefix: str | None = None) -> dict[str, int]:
+    """Current values of the named ``counters`` rows (missing ones are 0), or of every row under ``prefix``."""
+    c = _db.counters
+    q = select(c.c.name, c.c.value).where(_db.current_of(c))
+    if prefix is not None:
+        q = q.where(c.c.name.startswith(prefix, autoescape=True))
+    else:
+        q = q.where(c.c.name.in_(names))
+    found = {name: int(value) for name, value in conn.execute(q)}
+    return {**dict.fromkeys(names, 0), **found}
+
+
+def _count(conn: Connection, name: str) -> int:
+    return counters(conn, name)[name]
 
 
 def app_out(r: Any) -> AppOut:
@@ -367,19 +404,16 @@ class _DbCollector(Collector):
             yield GaugeMetricFamily("tasknet_indexer_events", "events mirrored",
                                     value=cur["events_total"] if cur else 0)
             tasks = GaugeMetricFamily("tasknet_tasks", "tasks by status", labels=["status"])
-            for status, n in conn.execute(select(_db.tasks.c.status, func.count()).where(
-                    _db.tasks.c.is_current.is_(True)).group_by(_db.tasks.c.status)):
-                tasks.add_metric([status], n)
+            for name, value in sorted(counters(conn, prefix="tasks:").items()):
+                tasks.add_metric([name[len("tasks:"):]], value)
             yield tasks
+            n = counters(conn, "jobs", "jobs:open", "escrow:open")
             jobs = GaugeMetricFamily("tasknet_jobs", "jobs by status", labels=["status"])
-            for closed, n in conn.execute(select(_db.jobs.c.closed, func.count()).where(
-                    _db.jobs.c.is_current.is_(True)).group_by(_db.jobs.c.closed)):
-                jobs.add_metric(["closed" if closed else "open"], n)
+            jobs.add_metric(["open"], n["jobs:open"])
+            jobs.add_metric(["closed"], n["jobs"] - n["jobs:open"])
             yield jobs
-            escrow = sum(v for (v,) in conn.execute(select(_db.jobs.c.escrow_held).where(
-                _db.jobs.c.is_current.is_(True), _db.jobs.c.closed.is_(False))))
             yield GaugeMetricFamily("tasknet_value_escrowed_tokens", "tokens held for open jobs (in whole tokens)",
-                                    value=escrow / 1e18)
+                                    value=n["escrow:open"] / 1e18)
 
 
 class _State:
@@ -392,7 +426,7 @@ class _State:
         if self.head is not None:
             try:
                 return int(self.head())
-            except Exception:  # noqa: BLE001 - the node is down: fall back to the last head the ingester saw
+            except Exception:  # noqa: BLE001, S110 - the node is down: fall back to the last head the ingester saw
                 pass
         return int(cur["chain_head"]) if cur else 0
 
@@ -478,11 +512,12 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
                   offset: int = Offset) -> Page[AppOut]:
         q = _cur(_db.apps)
         if owner:
-            q = q.where(func.lower(_db.apps.c.owner) == owner.lower())
+            q = q.where(_address_is(_db.apps.c.owner, owner))
         if deprecated is not None:
             q = q.where(_db.apps.c.deprecated.is_(deprecated))
         with state.conn() as conn:
-            return _page(conn, q.order_by(_db.apps.c.app_id), limit, offset, app_out)
+            total = _count(conn, "apps") if not owner and deprecated is None else None
+            return _page(conn, q.order_by(_db.apps.c.app_id), limit, offset, app_out, total)
 
     @app.get("/api/apps/{app_id}", response_model=AppOut, tags=["registry"], responses={404: {}})
     def get_app(app_id: IdPath) -> AppOut:
@@ -496,9 +531,10 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
     def list_datasets(owner: str | None = None, limit: int = Limit, offset: int = Offset) -> Page[DatasetOut]:
         q = _cur(_db.datasets)
         if owner:
-            q = q.where(func.lower(_db.datasets.c.owner) == owner.lower())
+            q = q.where(_address_is(_db.datasets.c.owner, owner))
         with state.conn() as conn:
-            return _page(conn, q.order_by(_db.datasets.c.dataset_id), limit, offset, dataset_out)
+            total = None if owner else _count(conn, "datasets")
+            return _page(conn, q.order_by(_db.datasets.c.dataset_id), limit, offset, dataset_out, total)
 
     @app.get("/api/datasets/{dataset_id}", response_model=DatasetOut, tags=["registry"], responses={404: {}})
     def get_dataset(dataset_id: IdPath) -> DatasetOut:
@@ -530,13 +566,14 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
                 q = q.where(w.c.banned.is_(False), or_(w.c.active_claims > 0, recent))
             q = q.order_by({"reputation": w.c.reputation.desc(), "earned": w.c.earned.desc(),
                             "recent": w.c.last_activity.desc(), "address": w.c.address}[order], w.c.address)
-            return _page(conn, q, limit, offset, lambda r: worker_out(r, now))
+            total = None if status else _count(conn, "workers")
+            return _page(conn, q, limit, offset, lambda r: worker_out(r, now), total)
 
     @app.get("/api/workers/{address}", response_model=WorkerDetail, tags=["workers"], responses={404: {}})
     def get_worker(address: str) -> WorkerDetail:
         with state.conn() as conn:
             now = state.now(conn)
-            r = conn.execute(_cur(_db.workers).where(func.lower(_db.workers.c.address) == address.lower())
+            r = conn.execute(_cur(_db.workers).where(_address_is(_db.workers.c.address, address))
                              ).mappings().first()
             if r is None:
                 raise HTTPException(404, f"no worker {address} in the mirror")
@@ -555,13 +592,17 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
         j = _db.jobs
         q = _cur(j)
         if requester:
-            q = q.where(func.lower(j.c.requester) == requester.lower())
+            q = q.where(_address_is(j.c.requester, requester))
         if app_id is not None:
             q = q.where(j.c.app_id == app_id)
         if status is not None:
             q = q.where(j.c.closed.is_(status == "closed"))
         with state.conn() as conn:
-            return _page(conn, q.order_by(j.c.job_id.desc()), limit, offset, job_out)
+            total = None
+            if not requester and app_id is None:
+                n = counters(conn, "jobs", "jobs:open")
+                total = {None: n["jobs"], "open": n["jobs:open"], "closed": n["jobs"] - n["jobs:open"]}[status]
+            return _page(conn, q.order_by(j.c.job_id.desc()), limit, offset, job_out, total)
 
     @app.get("/api/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses={404: {}})
     def get_job(job_id: IdPath) -> JobOut:
@@ -583,10 +624,13 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
         if status is not None:
             q = q.where(t.c.status == status)
         if worker:
-            q = q.where(func.lower(t.c.worker) == worker.lower())
+            q = q.where(_address_is(t.c.worker, worker))
         q = q.order_by(t.c.block_number.desc(), t.c.task_id.desc()) if order == "recent" else q.order_by(t.c.task_id)
         with state.conn() as conn:
-            return _page(conn, q, limit, offset, task_out)
+            total = None
+            if job_id is None and not worker:
+                total = _count(conn, "tasks" if status is None else f"tasks:{status}")
+            return _page(conn, q, limit, offset, task_out, total)
 
     @app.get("/api/tasks/{task_id}", response_model=TaskDetail, tags=["jobs"], responses={404: {}})
     def get_task(task_id: IdPath) -> TaskDetail:
@@ -626,9 +670,13 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
         if job_id is not None:
             q = q.where(e.c.job_id == job_id)
         if worker:
-            q = q.where(func.lower(e.c.worker) == worker.lower())
+            q = q.where(_address_is(e.c.worker, worker))
         with state.conn() as conn:
-            return _page(conn, q.order_by(e.c.block_number.desc(), e.c.log_index.desc()), limit, offset, event_out)
+            total = None
+            if task_id is None and job_id is None and not worker:
+                total = _count(conn, f"events:{name}" if name else "events")
+            return _page(conn, q.order_by(e.c.block_number.desc(), e.c.log_index.desc()), limit, offset, event_out,
+                         total)
 
     @app.get("/api/payments", response_model=Page[PaymentOut], tags=["facts"])
     def list_payments(account: str | None = None, kind: str | None = None, job_id: IdQuery = None,
@@ -636,84 +684,76 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
         p = _db.payments
         q = select(p)
         if account:
-            q = q.where(func.lower(p.c.account) == account.lower())
+            q = q.where(_address_is(p.c.account, account))
         if kind:
             q = q.where(p.c.kind == kind)
         if job_id is not None:
             q = q.where(p.c.job_id == job_id)
         with state.conn() as conn:
+            total = _count(conn, f"payments:{kind}" if kind else "payments") if not account and job_id is None \
+                else None
             return _page(conn, q.order_by(p.c.block_number.desc(), p.c.log_index.desc(), p.c.seq), limit, offset,
-                         payment_out)
+                         payment_out, total)
 
     @app.get("/api/slashes", response_model=Page[SlashOut], tags=["facts"])
     def list_slashes(worker: str | None = None, limit: int = Limit, offset: int = Offset) -> Page[SlashOut]:
         s = _db.slashes
         q = select(s)
         if worker:
-            q = q.where(func.lower(s.c.worker) == worker.lower())
+            q = q.where(_address_is(s.c.worker, worker))
         with state.conn() as conn:
-            return _page(conn, q.order_by(s.c.block_number.desc(), s.c.log_index.desc()), limit, offset, slash_out)
+            total = None if worker else _count(conn, "slashes")
+            return _page(conn, q.order_by(s.c.block_number.desc(), s.c.log_index.desc()), limit, offset, slash_out,
+                         total)
 
     # -- stats ------------------------------------------------------------------------------------
     @app.get("/api/stats", response_model=Stats, tags=["stats"])
     def stats() -> Stats:
-        t, j, w = _db.tasks, _db.jobs, _db.workers
+        w, sr = _db.workers, _db.series
         with state.conn() as conn:
             cur = _db.load_cursor(conn)
             now = state.now(conn)
-            by_status: dict[str, int] = dict(conn.execute(select(t.c.status, func.count()).where(t.c.is_current.is_(True))
-                                          .group_by(t.c.status)).all())
-            finished, failed = by_status.get("finalized", 0), by_status.get("failed", 0)
-            settled_recent = conn.execute(select(func.count()).where(
-                t.c.is_current.is_(True), t.c.finished_at >= now - 600)).scalar_one()
-            gas = conn.execute(select(func.avg(t.c.gas_used)).where(t.c.is_current.is_(True),
-                                                                    t.c.status == "finalized")).scalar()
-            jobs_total, jobs_open = conn.execute(select(func.count(), func.sum(case((j.c.closed.is_(False), 1),
-                                                                                    else_=0)))
-                                                 .where(j.c.is_current.is_(True))).one()
-            escrow = sum(v for (v,) in conn.execute(select(j.c.escrow_held).where(j.c.is_current.is_(True),
-                                                                                  j.c.closed.is_(False))))
+            n = counters(conn, "events", "jobs", "jobs:open", "escrow:open", "gas:finalized", "apps", "datasets")
+            by_status = {k[len("tasks:"):]: v for k, v in counters(conn, prefix="tasks:").items()}
+            settled_recent = conn.execute(select(func.coalesce(func.sum(sr.c.settled), 0)).where(
+                _db.current_of(sr), sr.c.t >= now - 600)).scalar_one()
             recent = w.c.last_activity >= now - ONLINE_WINDOW
             n_workers, active, busy = conn.execute(select(
                 func.count(), func.sum(case((and_(w.c.banned.is_(False), or_(w.c.active_claims > 0, recent)), 1),
                                             else_=0)),
                 func.sum(case((and_(w.c.banned.is_(False), w.c.active_claims > 0), 1), else_=0)))
-                .where(w.c.is_current.is_(True))).one()
-            n_apps = conn.execute(select(func.count()).where(_db.apps.c.is_current.is_(True))).scalar_one()
-            n_ds = conn.execute(select(func.count()).where(_db.datasets.c.is_current.is_(True))).scalar_one()
+                .where(_db.current_of(w))).one()
+        finished, failed = by_status.get("finalized", 0), by_status.get("failed", 0)
         done = finished + failed
         return Stats(
             chain_time=now, indexed_block=(cur["next_block"] - 1) if cur else 0,
-            chain_head=cur["chain_head"] if cur else 0, events_total=cur["events_total"] if cur else 0,
-            jobs=jobs_total, jobs_open=jobs_open or 0, tasks=sum(by_status.values()),
+            chain_head=cur["chain_head"] if cur else 0, events_total=n["events"],
+            jobs=n["jobs"], jobs_open=n["jobs:open"], tasks=sum(by_status.values()),
             tasks_running=by_status.get("running", 0) + by_status.get("revealing", 0),
             tasks_finished=finished, tasks_failed=failed,
             success_rate=finished / done if done else None, failure_rate=failed / done if done else None,
-            tasks_per_minute=settled_recent / 10.0, gas_per_task=float(gas) if gas is not None else None,
-            workers=n_workers, active_workers=active or 0, busy_workers=busy or 0, value_escrowed=str(escrow),
-            apps=n_apps, datasets=n_ds)
+            tasks_per_minute=int(settled_recent) / 10.0,
+            gas_per_task=n["gas:finalized"] / finished if finished else None,
+            workers=n_workers, active_workers=active or 0, busy_workers=busy or 0,
+            value_escrowed=str(n["escrow:open"]), apps=n["apps"], datasets=n["datasets"])
 
     @app.get("/api/stats/series", response_model=list[SeriesPoint], tags=["stats"])
     def series(minutes: int = Query(30, ge=1, le=24 * 60), bucket: int = Query(60, ge=10, le=3600)
                ) -> list[SeriesPoint]:
         """Tasks settled per time bucket (chain time) and their mean gas, oldest first."""
-        t = _db.tasks
+        sr = _db.series
         with state.conn() as conn:
             now = state.now(conn)
             start = (now - minutes * 60) // bucket * bucket
-            slot = ((t.c.finished_at - start) // bucket).label("slot")
-            rows = conn.execute(select(
-                slot, func.sum(case((t.c.status == "finalized", 1), else_=0)),
-                func.sum(case((t.c.status == "failed", 1), else_=0)),
-                func.avg(case((t.c.status == "finalized", t.c.gas_used), else_=None)))
-                .where(t.c.is_current.is_(True), t.c.finished_at >= start).group_by(slot)).all()
-        by_slot = {int(r[0]): r for r in rows}
+            slot = ((sr.c.t - start) // bucket).label("slot")
+            rows = conn.execute(select(slot, func.sum(sr.c.finalized), func.sum(sr.c.failed), func.sum(sr.c.gas))
+                                .where(_db.current_of(sr), sr.c.t >= start).group_by(slot)).all()
+        by_slot = {int(r[0]): (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}
         out = []
         for i in range((now - start) // bucket + 1):
-            r = by_slot.get(i)
-            out.append(SeriesPoint(t=start + i * bucket, finished=int(r[1] or 0) if r else 0,
-                                   failed=int(r[2] or 0) if r else 0,
-                                   gas_per_task=float(r[3]) if r and r[3] is not None else None))
+            finished, failed, gas = by_slot.get(i, (0, 0, 0))
+            out.append(SeriesPoint(t=start + i * bucket, finished=finished, failed=failed,
+                                   gas_per_task=gas / finished if finished else None))
         return out
 
     # -- audits -----------------------------------------------------------------------------------

@@ -9,19 +9,28 @@ Three kinds of tables:
   (the receipts of the transactions that emitted them: sender, gas used), ``payments`` and ``slashes``;
 * **entities**, *versioned*: ``params``, ``apps``, ``datasets``, ``workers``, ``jobs``, ``tasks`` and
   ``replicas`` (a worker's contribution to a task). Each change writes a new version row carrying the block
-  it happened in; exactly one version per key has ``is_current`` set. A reorg deletes every row above the
-  common ancestor and marks the newest remaining version of each affected key current again.
+  it happened in; exactly one version per key has ``is_current`` set (a partial unique index enforces it). A
+  reorg deletes every row above the common ancestor and marks the newest remaining version of each affected
+  key current again;
+* **aggregates**, versioned like the entities and maintained by the ingester in the same transaction:
+  ``counters`` (named totals: tasks per status, events per name, open escrow, ...; see :data:`COUNTERS`) and
+  ``series`` (tasks settled per second of chain time). The API reads them instead of counting big tables, and
+  a reorg rolls them back like every other version.
 
-Token amounts are uint256: they are stored as zero-padded 78-digit decimal strings (:class:`U256`), exact on
-every backend and ordered correctly by SQL. Task ids are ``jobId << 32 | index`` and fit a signed 64-bit
+Token amounts are uint256: they are stored as length-prefixed decimal strings (:class:`U256`: two digits of
+length, then the digits, so ``0`` is ``"010"`` and ``10**18`` is ``"19" + "1" + 18 * "0"``), exact on every
+backend and ordered like the numbers by SQL. Task ids are ``jobId << 32 | index`` and fit a signed 64-bit
 integer while job ids stay below 2**31.
+
+Indexes serving the current state are *partial* (``WHERE is_current``): they hold one entry per key, and the
+API's list queries (always filtered on ``is_current``) read them in order without sorting.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -46,20 +55,26 @@ from sqlalchemy.types import TypeDecorator
 from .exceptions import SchemaMismatch
 
 #: Bump when a table changes; an existing database of another version is refused, never migrated silently.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def u256_text(value: int) -> str:
+    """The stored form of a uint256: digit count (2 digits) + digits; sorts like the number."""
+    digits = str(value)
+    return f"{len(digits):02d}{digits}"
 
 
 class U256(TypeDecorator[int]):
-    """An unsigned 256-bit integer stored as 78 zero-padded decimal digits (sorts like the number)."""
+    """An unsigned 256-bit integer stored as :func:`u256_text` (sorts like the number)."""
 
-    impl = String(78)
+    impl = String(80)
     cache_ok = True
 
     def process_bind_param(self, value: int | None, dialect: Any) -> str | None:
-        return None if value is None else f"{int(value):078d}"
+        return None if value is None else u256_text(int(value))
 
     def process_result_value(self, value: str | None, dialect: Any) -> int | None:
-        return None if value is None else int(value)
+        return None if value is None else int(value[2:])
 
 
 metadata = MetaData()
@@ -70,17 +85,31 @@ def _fact(name: str, *columns: Column[Any], **kw: Any) -> Table:
 
 
 def _versioned(name: str, key: Column[Any], *columns: Column[Any]) -> Table:
-    """An entity table: ``key`` + state columns + the version's block, log index and current flag."""
+    """An entity table: ``key`` + state columns + the version's block, log index and current flag.
+
+    Indexes: the primary key (key, block) for a key's history, ``block_number`` for reorg rollbacks, and a
+    partial unique index on the key over the current versions (one current version per key).
+    """
     table = Table(
         name, metadata, key, *columns,
         Column("block_number", BigInteger, primary_key=True),
         Column("log_index", Integer, nullable=False),
         Column("is_current", Boolean, nullable=False),
     )
-    Index(f"ix_{name}_current", table.c[key.name], table.c.is_current)
+    _current_index(table, f"ux_{name}_current", key.name, unique=True)
     Index(f"ix_{name}_block", table.c.block_number)
     table.info["key"] = key.name
     return table
+
+
+def current_of(table: Table) -> Any:
+    """The predicate selecting current versions (the partial indexes are defined with this same expression)."""
+    return table.c.is_current.is_(True)
+
+
+def _current_index(table: Table, name: str, *columns: str, unique: bool = False) -> Index:
+    where = current_of(table)
+    return Index(name, *(table.c[c] for c in columns), unique=unique, sqlite_where=where, postgresql_where=where)
 
 
 meta = _fact("meta", Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
@@ -108,15 +137,17 @@ events = _fact(
     Column("block_number", BigInteger, primary_key=True),
     Column("log_index", Integer, primary_key=True),
     Column("block_hash", String(66), nullable=False),
-    Column("tx_hash", String(66), nullable=False, index=True),
+    Column("tx_hash", String(66), nullable=False),
     Column("address", String(42), nullable=False),
-    Column("name", String(40), nullable=False, index=True),
+    Column("name", String(40), nullable=False),
     Column("args", Text, nullable=False),
-    Column("task_id", BigInteger, index=True),
-    Column("job_id", BigInteger, index=True),
-    Column("worker", String(42), index=True),
-    Column("timestamp", BigInteger, nullable=False, index=True),
+    Column("task_id", BigInteger),
+    Column("job_id", BigInteger),
+    Column("worker", String(42)),
+    Column("timestamp", BigInteger, nullable=False),
 )
+for _col in ("name", "task_id", "job_id", "worker"):  # each filter of /api/events, newest first without a sort
+    Index(f"ix_events_{_col}", events.c[_col], events.c.block_number, events.c.log_index)
 
 txs = _fact(
     "txs",
@@ -136,13 +167,15 @@ payments = _fact(
     Column("log_index", Integer, primary_key=True),
     Column("seq", Integer, primary_key=True),
     # deposit | withdraw | escrow | reward | protocol_fee | refund | app_fee | dataset_fee | stake | unstake
-    Column("kind", String(16), nullable=False, index=True),
-    Column("account", String(42), index=True),
+    Column("kind", String(16), nullable=False),
+    Column("account", String(42)),
     Column("amount", U256, nullable=False),
-    Column("job_id", BigInteger, index=True),
-    Column("task_id", BigInteger, index=True),
+    Column("job_id", BigInteger),
+    Column("task_id", BigInteger),
     Column("timestamp", BigInteger, nullable=False),
 )
+for _col in ("kind", "account", "job_id"):  # each filter of /api/payments, newest first
+    Index(f"ix_payments_{_col}", payments.c[_col], payments.c.block_number, payments.c.log_index)
 
 slashes = _fact(
     "slashes",
@@ -163,7 +196,7 @@ params = _versioned(
 
 apps = _versioned(
     "apps", Column("app_id", BigInteger, primary_key=True),
-    Column("owner", String(42), nullable=False, index=True),
+    Column("owner", String(42), nullable=False),
     Column("image_ref", Text, nullable=False),
     Column("image_digest", String(80), nullable=False),
     Column("metadata_uri", Text, nullable=False),
@@ -178,7 +211,7 @@ apps = _versioned(
 
 datasets = _versioned(
     "datasets", Column("dataset_id", BigInteger, primary_key=True),
-    Column("owner", String(42), nullable=False, index=True),
+    Column("owner", String(42), nullable=False),
     Column("cid", Text, nullable=False),
     Column("checksum", String(66), nullable=False),
     Column("price", U256, nullable=False),
@@ -213,8 +246,8 @@ workers = _versioned(
 
 jobs = _versioned(
     "jobs", Column("job_id", BigInteger, primary_key=True),
-    Column("requester", String(42), nullable=False, index=True),
-    Column("app_id", BigInteger, nullable=False, index=True),
+    Column("requester", String(42), nullable=False),
+    Column("app_id", BigInteger, nullable=False),
     Column("dataset_id", BigInteger, nullable=False),
     Column("num_tasks", BigInteger, nullable=False),
     Column("replication", Integer, nullable=False),
@@ -249,15 +282,15 @@ jobs = _versioned(
 
 tasks = _versioned(
     "tasks", Column("task_id", BigInteger, primary_key=True),
-    Column("job_id", BigInteger, nullable=False, index=True),
+    Column("job_id", BigInteger, nullable=False),
     Column("idx", BigInteger, nullable=False),
-    Column("status", String(12), nullable=False, index=True),  # running | revealing | finalized | failed | open
+    Column("status", String(12), nullable=False),  # running | revealing | finalized | failed | open
     Column("target", Integer, nullable=False),
     Column("claims", Integer, nullable=False),
     Column("occupied", Integer, nullable=False),
     Column("committed", Integer, nullable=False),
     Column("revealed", Integer, nullable=False),
-    Column("worker", String(42), index=True),  # the lease holder (R = 1) or the last claimant
+    Column("worker", String(42)),  # the lease holder (R = 1) or the last claimant
     Column("lease_start", BigInteger),
     Column("result_digest", String(66)),
     Column("result_cid", Text),
@@ -273,11 +306,11 @@ tasks = _versioned(
 
 replicas = _versioned(
     "replicas", Column("rid", String(40), primary_key=True),  # "<task id>:<claim number>"
-    Column("task_id", BigInteger, nullable=False, index=True),
-    Column("job_id", BigInteger, nullable=False, index=True),
+    Column("task_id", BigInteger, nullable=False),
+    Column("job_id", BigInteger, nullable=False),
     Column("seq", Integer, nullable=False),
     Column("slot", Integer, nullable=False),
-    Column("worker", String(42), nullable=False, index=True),
+    Column("worker", String(42), nullable=False),
     # claimed | committed | revealed | won | lost | expired | released | unpaid
     Column("status", String(10), nullable=False),
     Column("expiry", BigInteger, nullable=False),
@@ -290,7 +323,36 @@ replicas = _versioned(
     Column("updated_at", BigInteger, nullable=False),
 )
 
-VERSIONED: tuple[Table, ...] = (params, apps, datasets, workers, jobs, tasks, replicas)
+counters = _versioned(
+    "counters", Column("name", String(64), primary_key=True),
+    Column("value", U256, nullable=False),
+)
+
+series = _versioned(  # tasks settled (finished_at) in one second of chain time
+    "series", Column("t", BigInteger, primary_key=True, autoincrement=False),
+    Column("settled", BigInteger, nullable=False),  # any status
+    Column("finalized", BigInteger, nullable=False),
+    Column("failed", BigInteger, nullable=False),
+    Column("gas", BigInteger, nullable=False),  # summed gas_used of the finalized ones
+)
+
+# Partial indexes over the current versions, one per list query of the API and per projector load.
+_current_index(apps, "ix_apps_owner", "owner", "app_id")
+_current_index(datasets, "ix_datasets_owner", "owner", "dataset_id")
+_current_index(jobs, "ix_jobs_requester", "requester", "job_id")
+_current_index(jobs, "ix_jobs_app", "app_id", "job_id")
+_current_index(tasks, "ix_tasks_recent", "block_number", "task_id")
+_current_index(tasks, "ix_tasks_status", "status", "block_number", "task_id")
+_current_index(tasks, "ix_tasks_job", "job_id", "status", "block_number", "task_id")
+_current_index(tasks, "ix_tasks_worker", "worker", "block_number", "task_id")
+_current_index(replicas, "ix_replicas_task", "task_id", "seq")
+_current_index(replicas, "ix_replicas_worker", "worker", "block_number")
+
+#: Names of the ``counters`` rows (``{status}``, ``{name}`` and ``{kind}`` are filled in).
+COUNTERS = ("tasks", "tasks:{status}", "gas:finalized", "jobs", "jobs:open", "escrow:open", "workers", "apps",
+            "datasets", "events", "events:{name}", "payments", "payments:{kind}", "slashes")
+
+VERSIONED: tuple[Table, ...] = (params, apps, datasets, workers, jobs, tasks, replicas, counters, series)
 FACTS: tuple[Table, ...] = (events, txs, payments, slashes, blocks)
 
 
@@ -367,13 +429,72 @@ def load_cursor(conn: Connection) -> dict[str, Any] | None:
 def save_cursor(conn: Connection, *, next_block: int, recent: dict[int, str], chain_head: int,
                 head_timestamp: int, events_added: int) -> None:
     current = conn.execute(select(cursor.c.events_total).where(cursor.c.id == 1)).scalar()
-    values = dict(next_block=next_block, recent=json.dumps({str(k): v for k, v in sorted(recent.items())}),
-                  chain_head=chain_head, head_timestamp=head_timestamp, updated_at=int(time.time()),
-                  events_total=(current or 0) + events_added)
+    values = {"next_block": next_block, "recent": json.dumps({str(k): v for k, v in sorted(recent.items())}),
+              "chain_head": chain_head, "head_timestamp": head_timestamp, "updated_at": int(time.time()),
+              "events_total": (current or 0) + events_added}
     if current is None:
         conn.execute(cursor.insert().values(id=1, **values))
     else:
         conn.execute(cursor.update().where(cursor.c.id == 1).values(**values))
+
+
+_INSERTS: dict[tuple[str, str], tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = {}
+
+
+_U256_TEXT: dict[int, str] = {}
+
+
+def _u256_or_none(value: int | None) -> str | None:
+    """:func:`u256_text`, memoized (amounts repeat: zeros, rewards, stakes)."""
+    if value is None:
+        return None
+    text = _U256_TEXT.get(value)
+    if text is None:
+        if len(_U256_TEXT) > 10_000:
+            _U256_TEXT.clear()
+        digits = str(value)
+        text = _U256_TEXT[value] = f"{len(digits):02d}{digits}"
+    return text
+
+
+def _row_builder(table: Table) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A compiled ``row dict -> tuple of column values`` (token amounts encoded) for ``table``'s columns."""
+    parts = [f"u(r[{c.name!r}])" if isinstance(c.type, U256) else f"r[{c.name!r}]" for c in table.columns]
+    namespace: dict[str, Any] = {"u": _u256_or_none}
+    exec(f"def build(r):\n    return ({', '.join(parts)},)\n", namespace)  # noqa: S102 - column names only
+    return namespace["build"]  # type: ignore[no-any-return]
+
+
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts holding every column) in the connection's transaction, straight through the
+    driver: one ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL. Token amounts are encoded
+    here (:func:`u256_text`); the other values are plain Python ints, strings, bools and None."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    plan = _INSERTS.get((dialect.name, table.name))
+    if plan is None:
+        names = [c.name for c in table.columns]
+        quoted = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+        if dialect.name == "postgresql":
+            sql = f"COPY {table.name} ({quoted}) FROM STDIN"
+        else:
+            sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' * len(names))})"
+        plan = _INSERTS[(dialect.name, table.name)] = (sql, _row_builder(table))
+    sql, build = plan
+    values = [build(row) for row in rows]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    if dialect.name == "postgresql":
+        with driver.cursor() as cur, cur.copy(sql) as copy:
+            for v in values:
+                copy.write_row(v)
+    else:
+        cur = driver.cursor()
+        try:
+            cur.executemany(sql, values)
+        finally:
+            cur.close()
 
 
 def chunks(items: Iterable[Any], size: int = 500) -> Iterable[list[Any]]:

@@ -2,13 +2,17 @@
 
 Starts its own anvil on loopback, deploys the contracts, and makes real traffic: R = 1 jobs whose tasks are
 leased in ranges (``claimRange``) and finished in one ``submitRange`` each, so ``--tasks`` tasks produce about
-as many events. It then times a full ``Indexer.sync()`` into a fresh SQLite file (and into a throwaway
-PostgreSQL server when Debian's binaries are present), and measures the latency of a bounded mix of API
-requests against a real uvicorn on 127.0.0.1. The last line printed is JSON::
+as many events. It then times ``--runs`` full cold ``Indexer.sync()`` runs, each into a fresh SQLite file (and
+as many into fresh databases of a throwaway PostgreSQL server when Debian's binaries are present), and reports
+the median rate with the min and max. Then it measures the latency of a fixed mix of API requests against a
+real uvicorn on 127.0.0.1 (after one warm-up request per route), ``--runs`` rounds of ``--requests`` each:
+the reported p50 and p95 are the medians of the rounds' figures, and each route gets its p50 and p95 over all
+rounds. The last line printed is JSON::
 
     {"sqlite_events_per_s": ..., "postgres_events_per_s": ..., "api_p50_ms": ..., "api_p95_ms": ..., ...}
 
-Usage: ``python scripts/bench_indexer.py [--tasks 100000] [--range 512] [--requests 400] [--no-postgres]``
+Usage: ``python scripts/bench_indexer.py [--tasks 100000] [--range 512] [--requests 400] [--runs 3]
+[--no-postgres]``
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -86,6 +91,7 @@ def _traffic(w3: Any, contracts: dict[str, str], accounts: list[Any], tasks: int
 
 @contextmanager
 def _postgres() -> Iterator[str | None]:
+    """A throwaway PostgreSQL 15 server (fsync off, as in the tests); yields the URL of its ``postgres`` db."""
     if not (PG_BIN / "initdb").exists():
         yield None
         return
@@ -111,6 +117,17 @@ def _postgres() -> Iterator[str | None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _fresh_pg_database(server: str, name: str) -> str:
+    from sqlalchemy import create_engine
+
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
 def _ingest(url: str, w3: Any, market: str, start: int) -> tuple[float, int, Any]:
     from indexer import Indexer, make_engine
 
@@ -121,7 +138,43 @@ def _ingest(url: str, w3: Any, market: str, start: int) -> tuple[float, int, Any
     return time.perf_counter() - t0, events, engine
 
 
-def _latency(engine: Any, requests: int, job_ids: list[int]) -> tuple[float, float]:
+def _ingest_runs(urls: list[str], w3: Any, market: str, start: int, label: str,
+                 cleanup: Any = None) -> tuple[dict[str, Any], Any]:
+    """Cold ingestions into each of ``urls`` (fresh databases); the median rate with min and max, and the
+    engine of the last database (kept for the latency runs)."""
+    rates: list[float] = []
+    engine: Any = None
+    events = 0
+    for i, url in enumerate(urls):
+        if engine is not None:
+            engine.dispose()
+            if cleanup is not None:
+                cleanup(urls[i - 1])
+        seconds, events, engine = _ingest(url, w3, market, start)
+        rates.append(events / seconds)
+        _log(f"bench: {label} run {i + 1}/{len(urls)}: {events} events in {seconds:.2f} s = {events / seconds:.0f}/s "
+             f"(load {_load()})")
+    return {"median": round(statistics.median(rates)), "min": round(min(rates)), "max": round(max(rates)),
+            "runs": [round(r) for r in rates], "events": events}, engine
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+ROUTES = [
+    ("/api/tasks?limit=50", "latest tasks"),
+    ("/api/stats", "stats"),
+    ("/api/workers", "workers"),
+    ("/api/jobs?limit=20", "latest jobs"),
+    ("/api/tasks?job_id={job}&status=finalized&limit=50&offset=200", "a job's finalized tasks, page 5"),
+    ("/api/tasks/{tid}", "task detail (history, versions, transactions)"),
+    ("/api/events?name=ResultSubmitted&limit=50", "events by name"),
+    ("/api/stats/series?minutes=60", "stats series, 60 min"),
+]
+
+
+def _latency(engine: Any, requests: int, rounds: int, job_ids: list[int]) -> dict[str, Any]:
     import httpx
     import uvicorn
 
@@ -134,33 +187,53 @@ def _latency(engine: Any, requests: int, job_ids: list[int]) -> tuple[float, flo
     thread.start()
     while not server.started:
         time.sleep(0.02)
-    paths = ["/api/tasks?limit=50", "/api/stats", "/api/workers", "/api/jobs?limit=20",
-             "/api/tasks?job_id={job}&status=finalized&limit=50&offset=200", "/api/tasks/{tid}",
-             "/api/events?name=ResultSubmitted&limit=50", "/api/stats/series?minutes=60"]
-    samples: list[float] = []
+    per_round: list[tuple[float, float]] = []
+    per_route: dict[str, list[float]] = {path: [] for path, _ in ROUTES}
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            for i in range(requests):
-                job = job_ids[i % len(job_ids)]
-                path = paths[i % len(paths)].format(job=job, tid=(job << 32) | (i % 100))
-                t0 = time.perf_counter()
-                r = client.get(path)
-                samples.append((time.perf_counter() - t0) * 1000)
-                if r.status_code != 200:
-                    raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
+            for path, _ in ROUTES:  # warm-up: one request per route, not measured
+                client.get(path.format(job=job_ids[0], tid=job_ids[0] << 32)).raise_for_status()
+            for _ in range(rounds):
+                samples: list[float] = []
+                for i in range(requests):
+                    job = job_ids[i % len(job_ids)]
+                    route = ROUTES[i % len(ROUTES)][0]
+                    path = route.format(job=job, tid=(job << 32) | (i % 100))
+                    t0 = time.perf_counter()
+                    r = client.get(path)
+                    ms = (time.perf_counter() - t0) * 1000
+                    if r.status_code != 200:
+                        raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
+                    samples.append(ms)
+                    per_route[route].append(ms)
+                per_round.append((_pct(samples, 50), _pct(samples, 95)))
     finally:
         server.should_exit = True
         thread.join(10)
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.95) - 1]
+    return {
+        "p50": round(statistics.median(p for p, _ in per_round), 2),
+        "p95": round(statistics.median(p for _, p in per_round), 2),
+        "rounds": [[round(a, 2), round(b, 2)] for a, b in per_round],
+        "routes": [{"route": route, "what": what, "p50": round(_pct(per_route[route], 50), 2),
+                    "p95": round(_pct(per_route[route], 95), 2), "n": len(per_route[route])}
+                   for route, what in ROUTES],
+    }
+
+
+def _pct(samples: list[float], q: int) -> float:
+    """The ``q``-th percentile, nearest rank."""
+    ordered = sorted(samples)
+    return ordered[max(0, -(-len(ordered) * q // 100) - 1)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks (≈ events) to create")
     parser.add_argument("--range", type=int, default=512, help="tasks per leased range / submitRange")
-    parser.add_argument("--requests", type=int, default=400, help="API requests for the latency figures")
-    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL run")
+    parser.add_argument("--requests", type=int, default=400, help="API requests per latency round")
+    parser.add_argument("--runs", type=int, default=3, help="ingestions per database, and latency rounds")
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs")
+    parser.add_argument("--json", action="store_true", help="accepted for symmetry: the last line is always JSON")
     args = parser.parse_args(argv)
 
     from oracle import connect, deploy_all, dev_accounts
@@ -168,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="tasknet-bench-indexer-"))
     info, url = _devnet.start_anvil(work / "anvil", _devnet.free_port())
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"load_before": _load()}
     try:
         os.environ.setdefault("TASKNET_HOME", str(work / "home"))
         w3 = connect(url)
@@ -180,28 +253,38 @@ def main(argv: list[str] | None = None) -> int:
         tasks = _traffic(w3, dep.contracts, accounts, args.tasks, args.range)
         _log(f"bench: traffic made in {time.perf_counter() - t0:.1f} s")
         market = dep.contracts["Marketplace"]
+        job_ids = list(range(1, int(w3.eth.contract(address=market, abi=[{
+            "type": "function", "name": "jobCount", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
+            "stateMutability": "view"}]).functions.jobCount().call()) + 1))
 
-        seconds, events, engine = _ingest(str(work / "bench.db"), w3, market, dep.deploy_block)
-        result["sqlite_events_per_s"] = round(events / seconds)
-        _log(f"bench: SQLite ingested {events} events in {seconds:.2f} s")
+        def drop_file(path: str) -> None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(path + suffix).unlink(missing_ok=True)
+
+        sqlite, engine = _ingest_runs([str(work / f"bench-{i}.db") for i in range(args.runs)], w3, market,
+                                      dep.deploy_block, "SQLite", drop_file)
+        result.update(sqlite_events_per_s=sqlite["median"], sqlite_ingestion=sqlite, events=sqlite["events"])
         result["postgres_events_per_s"] = None
         if not args.no_postgres:
             with _postgres() as pg:
                 if pg is not None:
-                    pg_seconds, pg_events, pg_engine = _ingest(pg, w3, market, dep.deploy_block)
+                    urls = [_fresh_pg_database(pg, f"bench{i}") for i in range(args.runs)]
+                    postgres, pg_engine = _ingest_runs(urls, w3, market, dep.deploy_block, "PostgreSQL")
+                    result.update(postgres_events_per_s=postgres["median"], postgres_ingestion=postgres)
+                    _log(f"bench: PostgreSQL API latency (load {_load()})")
+                    result["postgres_api"] = _latency(pg_engine, args.requests, args.runs, job_ids)
                     pg_engine.dispose()
-                    result["postgres_events_per_s"] = round(pg_events / pg_seconds)
-                    _log(f"bench: PostgreSQL ingested {pg_events} events in {pg_seconds:.2f} s")
-        job_ids = list(range(1, int(w3.eth.contract(address=market, abi=[{
-            "type": "function", "name": "jobCount", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
-            "stateMutability": "view"}]).functions.jobCount().call()) + 1))
-        p50, p95 = _latency(engine, args.requests, job_ids)
-        result.update(api_p50_ms=round(p50, 2), api_p95_ms=round(p95, 2), events=events, tasks=tasks,
-                      api_requests=args.requests)
+        _log(f"bench: SQLite API latency (load {_load()})")
+        api = _latency(engine, args.requests, args.runs, job_ids)
+        engine.dispose()
+        result.update(api_p50_ms=api["p50"], api_p95_ms=api["p95"], api=api, tasks=tasks,
+                      api_requests=args.requests, runs=args.runs, load_after=_load(),
+                      python=platform.python_version())
     finally:
         _devnet.stop(info)
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result))
+    last = {k: result[k] for k in ("sqlite_events_per_s", "postgres_events_per_s", "api_p50_ms", "api_p95_ms")}
+    print(json.dumps({**last, **{k: v for k, v in result.items() if k not in last}}))
     return 0
 
 

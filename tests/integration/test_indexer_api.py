@@ -62,6 +62,29 @@ def test_lists_filter_and_paginate(client: TestClient, mirrored) -> None:
     assert client.get("/api/workers/0x0000000000000000000000000000000000000001").status_code == 404
 
 
+def test_address_filters_match_any_letter_case_and_totals_match_the_rows(client: TestClient, mirrored) -> None:
+    t, _, _ = mirrored
+    worker = t.workers[1].address
+    for spelling in (worker, worker.lower(), "0X" + worker[2:].upper()):
+        page = client.get("/api/tasks", params={"worker": spelling}).json()
+        assert page["total"] == 2 and {x["worker"] for x in page["items"]} == {worker}, spelling
+        assert client.get(f"/api/workers/{spelling}").json()["worker"]["address"] == worker
+    requester = t.requester.address.lower()
+    assert client.get("/api/jobs", params={"requester": requester}).json()["total"] == 3
+    assert client.get("/api/payments", params={"account": requester, "kind": "escrow"}).json()["total"] == 3
+    assert client.get("/api/tasks", params={"worker": "not-an-address"}).json() == {
+        "items": [], "total": 0, "limit": 50, "offset": 0}
+    # totals served from the counters equal the rows a full listing returns
+    for path, params in (("/api/tasks", {}), ("/api/tasks", {"status": "finalized"}), ("/api/events", {}),
+                         ("/api/events", {"name": "ResultSubmitted"}), ("/api/payments", {"kind": "reward"}),
+                         ("/api/jobs", {"status": "open"}), ("/api/workers", {}), ("/api/apps", {})):
+        page = client.get(path, params={**params, "limit": 500}).json()
+        assert page["total"] == len(page["items"]), (path, params)
+    beyond = client.get("/api/tasks", params={"offset": 10}).json()
+    assert beyond["total"] == 5 and beyond["items"] == []
+    assert client.get("/api/jobs", params={"status": "closed"}).json()["total"] == 1
+
+
 def test_task_detail_has_full_history_versions_and_gas(client: TestClient, mirrored) -> None:
     t, _, ids = mirrored
     tid = task_id(ids["triple"], 0)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,41 @@ def assert_mirror_matches_chain(engine: Engine, t: Traffic) -> None:
             assert row["committed"] == task[3].bit_count(), row
     apps = current(engine, _db.apps)
     assert len(apps) == t.registry.functions.appCount().call()
+
+
+def assert_aggregates_match(engine: Engine) -> None:
+    """The ``counters`` and ``series`` rows the ingester maintains equal the same figures counted from the rows
+    (the API serves totals and stats from them)."""
+    want: Counter[str] = Counter()
+    points: dict[int, list[int]] = {}
+    for row in current(engine, _db.tasks):
+        want["tasks"] += 1
+        want[f"tasks:{row['status']}"] += 1
+        if row["status"] == "finalized":
+            want["gas:finalized"] += row["gas_used"]
+        if row["finished_at"] is not None:
+            point = points.setdefault(row["finished_at"], [0, 0, 0, 0])
+            point[0] += 1
+            point[1] += row["status"] == "finalized"
+            point[2] += row["status"] == "failed"
+            point[3] += row["gas_used"] if row["status"] == "finalized" else 0
+    for row in current(engine, _db.jobs):
+        want["jobs"] += 1
+        if not row["closed"]:
+            want["jobs:open"] += 1
+            want["escrow:open"] += row["escrow_held"]
+    for table in (_db.workers, _db.apps, _db.datasets):
+        want[table.name] += len(current(engine, table))
+    with engine.connect() as conn:
+        for table, column in ((_db.events, "name"), (_db.payments, "kind")):
+            for (value,) in conn.execute(select(table.c[column])):
+                want[table.name] += 1
+                want[f"{table.name}:{value}"] += 1
+        want["slashes"] += len(conn.execute(select(_db.slashes)).all())
+    got = {r["name"]: r["value"] for r in current(engine, _db.counters)}
+    assert {k: v for k, v in got.items() if v} == {k: v for k, v in want.items() if v}
+    got_points = {r["t"]: [r["settled"], r["finalized"], r["failed"], r["gas"]] for r in current(engine, _db.series)}
+    assert {t: v for t, v in got_points.items() if any(v)} == points
 
 
 def chain_event_count(t: Traffic, from_block: int = 0) -> int:

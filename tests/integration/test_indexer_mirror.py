@@ -5,8 +5,9 @@ finality halts, the schema version is checked."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -16,6 +17,7 @@ from test_indexer_helpers import (
     GOOD,
     Postgres,
     Traffic,
+    assert_aggregates_match,
     assert_mirror_matches_chain,
     chain_event_count,
     count,
@@ -25,6 +27,9 @@ from test_indexer_helpers import (
 )
 
 from indexer import Indexer, IndexerHalted, SchemaMismatch, _db, make_engine
+from indexer._ingest import FastEventStream
+from oracle.events import EventStream, StreamCursor
+from oracle.market import Market
 from oracle.protocol import task_id
 
 
@@ -56,6 +61,7 @@ def test_mirror_equals_the_contract_views_after_a_real_run(db_url: str, t: Traff
     assert ix.sync() == chain_event_count(t)
     engine = ix.engine
     assert_mirror_matches_chain(engine, t)
+    assert_aggregates_match(engine)
     assert count(engine, _db.events) == chain_event_count(t)
 
     single = {r["idx"]: r for r in current(engine, _db.tasks, job_id=ids["single"])}
@@ -80,6 +86,31 @@ def test_mirror_equals_the_contract_views_after_a_real_run(db_url: str, t: Traff
     assert workers[t.workers[1].address]["tasks_failed"] == 1
     # gas per task comes from the receipts: every task touched by a transaction was charged a share
     assert all(r["gas_used"] > 20_000 and r["txs"] >= 1 for r in current(engine, _db.tasks))
+
+
+def _plain(value: Any) -> Any:
+    """web3's decoded values as the ingester keeps them (tuples as dicts, bytes as 0x-hex)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return value
+
+
+def test_the_fast_log_decoder_agrees_with_web3s_on_every_event_of_a_real_run(t: Traffic) -> None:
+    """The ingester slices log data itself (eth_abi only for tuples and arrays); web3's decoding is the reference."""
+    t.scenario()
+    t.tx(t.registry.functions.updateApp(1, "ipfs://meta-2", 7, False), t.app_owner)  # more strings and bools
+    market = Market(t.w3, t.market.address)
+    streams = [cls(t.w3, market.addresses, market.event_abis, StreamCursor(next_block=0), batch=10**9)
+               for cls in (EventStream, FastEventStream)]
+    want, got = ([(e.name, _plain(e.args), e.address, e.block_number, e.block_hash.lower(), e.tx_hash.lower(),
+                   e.log_index) for e in stream.poll()[1]] for stream in streams)
+    assert got == want
+    assert {"ParamsUpdated", "JobPosted", "AppRegistered", "AppUpdated", "ResultRevealed", "TasksClaimed",
+            "WorkerSlashed"} <= {e[0] for e in got}
 
 
 def test_ingesting_block_by_block_gives_the_same_rows_as_one_pass(tmp_path: Path, t: Traffic) -> None:
@@ -136,6 +167,7 @@ def test_reorg_dropping_reveals_and_a_claim_rolls_back_and_reingests(db_url: str
     ix.sync()
     assert current(ix.engine, _db.tasks, task_id=tid)[0]["status"] == "finalized"
     assert len(current(ix.engine, _db.tasks)) == 2
+    assert_aggregates_match(ix.engine)
 
     # The branch holding the reveals and the claim is replaced by one where a single reveal happened.
     t.w3.provider.make_request("evm_revert", [snap])
@@ -158,11 +190,13 @@ def test_reorg_dropping_reveals_and_a_claim_rolls_back_and_reingests(db_url: str
     with ix.engine.connect() as conn:
         assert conn.execute(select(_db.payments).where(_db.payments.c.kind == "reward")).all() == []
         # exactly one current version per key survives the rollback
-        for table in (_db.tasks, _db.replicas, _db.workers, _db.jobs):
+        for table in (_db.tasks, _db.replicas, _db.workers, _db.jobs, _db.counters, _db.series):
             keys = [r[0] for r in conn.execute(select(table.c[table.info["key"]])
                                                .where(table.c.is_current.is_(True)))]
             assert len(keys) == len(set(keys)), table.name
+        assert conn.execute(select(_db.cursor.c.events_total)).scalar_one() == events_before + 1
     assert_mirror_matches_chain(ix.engine, t)
+    assert_aggregates_match(ix.engine)  # the counters rolled back with the rows they count
 
     # the new branch goes on and is mirrored as usual
     for w in t.workers[1:3]:
@@ -170,6 +204,7 @@ def test_reorg_dropping_reveals_and_a_claim_rolls_back_and_reingests(db_url: str
     ix.sync()
     assert current(ix.engine, _db.tasks, task_id=tid)[0]["status"] == "finalized"
     assert_mirror_matches_chain(ix.engine, t)
+    assert_aggregates_match(ix.engine)
 
 
 def test_anvil_reorg_replacing_the_newest_blocks_is_followed(tmp_path: Path, t: Traffic) -> None:
