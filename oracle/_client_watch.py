@@ -15,7 +15,7 @@ from .protocol import split_task_id
 JOB_EVENTS = {
     "JobPosted", "TasksCancelled", "JobClosed", "TasksClaimed", "ResultSubmitted", "LeaseExpired", "ReplicaClaimed",
     "ResultCommitted", "ResultRevealed", "TaskFinalized", "ReplicasAdded", "TaskFailed", "ClaimExpired",
-    "ReplicaReleased", "CallbackDelivered", "WorkerSlashed",
+    "ReplicaReleased", "TaskReleased", "CallbackDelivered", "WorkerSlashed",
 }
 
 

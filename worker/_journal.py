@@ -120,10 +120,18 @@ class Journal:
         return [self._rec(r) for r in rows]
 
     def history(self, job_id: int, task_index: int) -> list[tuple[Step, str | None]]:
+        """Each step the task went through, oldest first, with its note."""
+        return [(step, note) for step, _, note in self._history(job_id, task_index)]
+
+    def step_times(self, job_id: int, task_index: int) -> list[tuple[Step, float]]:
+        """Each step the task went through, oldest first, with the time it was recorded (seconds since the epoch)."""
+        return [(step, at) for step, at, _ in self._history(job_id, task_index)]
+
+    def _history(self, job_id: int, task_index: int) -> list[tuple[Step, float, str | None]]:
         with self._lock:
-            rows = self._db.execute("SELECT step, note FROM history WHERE task_key=? ORDER BY id",
+            rows = self._db.execute("SELECT step, at, note FROM history WHERE task_key=? ORDER BY id",
                                     (f"{job_id}:{task_index}",)).fetchall()
-        return [(Step(s), n) for s, n in rows]
+        return [(Step(s), float(a), n) for s, a, n in rows]
 
     def get_value(self, key: str) -> Any:
         with self._lock:

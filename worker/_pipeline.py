@@ -26,7 +26,7 @@ from oracle.tx import TxSender
 from ._cache import InputCache
 from ._journal import Journal, Step, TaskRecord
 from ._relay import RelayClient, RelayError
-from ._sandbox import Limits, RunResult, RunSpec, Sandbox
+from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
 from .exceptions import InputCorrupt, InputError
 
@@ -39,6 +39,10 @@ TIME_GATED_GAS = 2_000_000
 
 #: stdout/stderr kept per task: part of the archive, hence of the digest, so it is a protocol constant
 LOG_CAP = 1 << 20
+
+
+def _killed_from_outside(run: RunResult) -> bool:
+    return run.reason == Reason.NONZERO_EXIT and run.exit_code == 137
 
 
 class TaskLost(TasknetError):
@@ -97,6 +101,15 @@ class Pipeline:
             command = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
             self.journal.record(job.job_id, index, Step.INPUTS_READY)
             run = self._execute(job, app, command, dirs)
+            if _killed_from_outside(run):
+                # SIGKILL that none of our limits sent (the engine restarted, the host ran out of memory...): not
+                # the app's answer, and publishing it would get an honest worker outvoted. Run it once more; a
+                # second kill is published as it is (an app may well kill itself every time).
+                log.warning("task_killed_from_outside", exit_code=run.exit_code, action="run again once")
+                for d in (dirs["out"], dirs["logs"]):
+                    shutil.rmtree(d, ignore_errors=True)
+                    d.mkdir(parents=True)
+                run = self._execute(job, app, command, dirs)
         except (InputError, ValidationError, ImageError) as exc:
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         except IpfsUnavailable:

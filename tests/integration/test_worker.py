@@ -295,6 +295,33 @@ def test_failures_become_clean_results_and_the_worker_keeps_serving(anvil, w3, a
     assert "reason: ok" in _status_of(ipfs, market, task_id(good, 1), tmp_path)
 
 
+def test_a_container_killed_from_outside_is_run_again_not_published(anvil, w3, accounts, market, ipfs,
+                                                                     docker_client, echo_digest, tmp_path) -> None:
+    """A SIGKILL none of the worker's limits sent (here `docker kill` from outside, as an engine restart or the
+    host's OOM killer would) is not the app's answer: the task is run once more and the good result published."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[4])
+    data_cid = ipfs.add_bytes(b"hello\n")
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, doc={
+        "count": 1, "template": {"args": ["sleep", "3"]},
+        "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]})
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
+    selector = {"label": ["tasknet.role=app", f"tasknet.sandbox={accounts[4].address.lower()}"]}
+    killed: list[str] = []
+    with running(worker):
+        def kill_first() -> bool:
+            for c in docker_client.containers.list(filters=selector):
+                if c.status == "running" and not killed:
+                    c.kill()
+                    killed.append(c.id)
+            return bool(killed)
+        wait_for(kill_first, what="the app container to kill")
+        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finish")
+    status = _status_of(ipfs, market, task_id(job_id, 0), tmp_path)
+    assert "reason: ok" in status and "exit_code: 0" in status
+
+
 def test_policy_blocked_app_and_too_short_deadline_are_never_claimed(anvil, w3, accounts, market, ipfs,
                                                                      docker_client, echo_digest, tmp_path) -> None:
     blocked_app = register_app(w3, market, accounts[2], echo_digest)
