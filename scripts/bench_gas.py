@@ -39,6 +39,8 @@ POCO = {
     "bag10_r3_per_task": "≈ 1,793,900",
     "bag100_r1_relayed_per_task": "no equivalent",
 }
+#: PoCo's gas for the same scenario, for the ratio column (the per-task figures are PoCo's own per-task costs)
+POCO_GAS = {"single_task_r1": 1_776_210, "bag100_r1_per_task": 962_600, "bag10_r3_per_task": 1_793_900}
 TARGETS = {"single_task_r1": 300_000, "bag100_r1_per_task": 120_000, "bag10_r3_per_task": 450_000,
            "bag100_r1_relayed_per_task": 40_000}
 
@@ -207,14 +209,19 @@ def markdown(res: dict[str, Any]) -> str:
         "finalizes it). The same job sent one transaction per claim, commit and reveal (90 transactions) is the",
         "`bag10_r3_unbatched_per_task` row, kept as a reference.",
         "",
-        "| scenario | Tasknet | target | iExec PoCo v6.2 |",
-        "| --- | ---: | ---: | ---: |",
+        "| scenario | Tasknet | target | iExec PoCo v6.2 | PoCo ÷ Tasknet |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
+
+    def ratio(key: str, value: int) -> str:
+        return f"{POCO_GAS[key] / value:.1f}×" if key in POCO_GAS else "—"
+
     for key in ("single_task_r1", "bag100_r1_per_task", "bag10_r3_per_task", "bag100_r1_relayed_per_task"):
         ok = "✓" if res[key] <= TARGETS[key] else "✗"
-        lines.append(f"| `{key}` | {res[key]:,} {ok} | ≤ {TARGETS[key]:,} | {POCO[key]} |")
+        lines.append(f"| `{key}` | {res[key]:,} {ok} | ≤ {TARGETS[key]:,} | {POCO[key]} | {ratio(key, res[key])} |")
+    unbatched = res["bag10_r3_unbatched_per_task"]
     lines.append(f"| `bag10_r3_unbatched_per_task` (reference: the same job, one transaction per claim, commit "
-                 f"and reveal) | {res['bag10_r3_unbatched_per_task']:,} | — | ≈ 1,793,900 |")
+                 f"and reveal) | {unbatched:,} | — | ≈ 1,793,900 | {ratio('bag10_r3_per_task', unbatched)} |")
     lines += ["", "Per operation (gasUsed per transaction):", "", "| operation | mean | min | max | n |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for tag, s in res["operations"].items():
