@@ -39,6 +39,8 @@ log = get_logger("worker")
 
 MAX_ATTEMPTS = 5  # a task whose pipeline fails this often on transient errors is given up
 ARCH_BITS = {"amd64": 1, "arm64": 2, "riscv64": 4}
+#: an R = 1 result waits at most this long for the tasks running beside it, to be submitted with theirs
+SUBMIT_WAIT_S = 1.0
 #: steps where the task waits on the chain (a relayed result, the reveal phase, finalization): advanced by polling
 ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED)
 LOST_RACE = {"MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
@@ -73,6 +75,7 @@ class Worker:
         self.sandbox = Sandbox(self.docker, owner=self.account.address.lower())
         self.pipeline = Pipeline(settings, self.market, self.sender, self.ipfs, self.cache, self.sandbox,
                                  self.docker, self.journal)
+        self.pipeline.others_running = lambda: len(self.running) > 1
         self.view = MarketView()
         self.stream = EventStream(self.w3, self.market.addresses, self.market.event_abis,
                                   StreamCursor(next_block=settings.deploy_block), confirmations=settings.confirmations)
@@ -191,17 +194,23 @@ class Worker:
         restart: list[TaskRecord] = []
         commits: list[TaskRecord] = []
         reveals: list[TaskRecord] = []
+        submits: list[TaskRecord] = []
         changed: list[tuple[TaskRecord, TaskRecord]] = []
         for rec in self.journal.unfinished():
             if rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
                 if rec.task_key not in self.running:
                     commits.append(rec)  # R > 1: every uploaded replica held is committed in one transaction
+            elif rec.step == Step.UPLOADED and self.pipeline.relay is None:
+                if rec.task_key not in self.running:
+                    submits.append(rec)  # R = 1 results that waited for the others running beside them
             elif rec.step not in ON_CHAIN_WAIT:
                 if rec.task_key not in self.running and time.time() - rec.updated_at > 2.0 and not self.stopping:
                     restart.append(rec)
             else:
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
                     changed.append((rec, self.pipeline.advance(rec, reveals)))
+        if submits and (not self.running or time.time() - min(r.updated_at for r in submits) > SUBMIT_WAIT_S):
+            changed += zip(submits, self.pipeline.submit_many(submits), strict=True)
         if commits:
             changed += zip(commits, self.pipeline.commit_many(commits), strict=True)
         if reveals:

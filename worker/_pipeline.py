@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -61,6 +62,9 @@ class Pipeline:
         self.docker = docker_client
         self.journal = journal
         self.me = sender.address
+        #: set by the daemon: True while other tasks of this worker run (an R = 1 result then waits a moment
+        #: for theirs, and they go out in one transaction)
+        self.others_running: Callable[[], bool] = lambda: False
         self.relay: RelayClient | None = None
         if settings.relay_url:
             self.relay = RelayClient(settings.relay_url, sender.sender,
@@ -78,8 +82,9 @@ class Pipeline:
             if rec.step < Step.UPLOADED:
                 self._check_claim(job, rec)
                 rec = self._produce(job, AppView.model_validate(rec.data["app"]), rec)
-            if job.replication == 1 and rec.step == Step.UPLOADED:
+            if job.replication == 1 and rec.step == Step.UPLOADED and (self.relay or not self.others_running()):
                 rec = self._submit(job, rec)
+            # else R = 1 beside other running tasks: the daemon submits the uploaded results together (submit_many)
             # R > 1: the daemon commits the uploaded replicas it holds together (commit_many)
         except TaskLost as exc:
             bound.warning("task_lost", reason=str(exc))
@@ -310,6 +315,28 @@ class Pipeline:
                                    batch=len(items)) for rec, _, h in items]
         self._fault("crash-after-commit")
         return out
+
+    def submit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
+        """Submit uploaded R = 1 results, several in one ``multicall`` transaction (one by one if it reverts)."""
+        def alone(rec: TaskRecord) -> TaskRecord:
+            try:
+                return self._submit(JobView.model_validate(rec.data["job"]), rec)
+            except TaskLost as exc:
+                return self.journal.record(rec.job_id, rec.task_index, Step.LOST, note=str(exc), reason=str(exc))
+
+        if len(recs) < 2:
+            return [alone(r) for r in recs]
+        c = self.market.contract
+        calls = [c.encode_abi("submit", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
+                                         r.data["cid"], b""]) for r in recs]
+        try:
+            receipt = self.sender.transact(c.functions.multicall(calls))
+        except TransactionReverted as exc:
+            log.info("batch_fallback", what="submit", tasks=len(recs), error=exc.error_name)
+            return [alone(r) for r in recs]
+        tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // len(recs)
+        return [self.journal.record(r.job_id, r.task_index, Step.DONE, tx=tx, gas=gas, outcome="paid",
+                                    batch=len(recs)) for r in recs]
 
     def _commit_or_lose(self, rec: TaskRecord) -> TaskRecord:
         try:
