@@ -23,16 +23,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import docker  # noqa: E402
+import docker
 
-from oracle import IpfsClient, connect, deploy_all, dev_accounts  # noqa: E402
-from oracle.market import Market  # noqa: E402
-from tasknet import _devnet  # noqa: E402
-from tests.integration.test_worker import running  # noqa: E402
-from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app  # noqa: E402
-from worker._daemon import Worker  # noqa: E402
-from worker._journal import Journal, Step  # noqa: E402
-from worker._settings import WorkerSettings  # noqa: E402
+from oracle import IpfsClient, connect, deploy_all, dev_accounts
+from oracle.market import Market
+from tasknet import _devnet
+from tests.integration.test_worker import running
+from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
+from worker._daemon import Worker
+from worker._journal import Journal, Step
+from worker._settings import WorkerSettings
 
 
 def wait_finished(market: Market, job_id: int, n: int, timeout: float) -> None:

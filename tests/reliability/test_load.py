@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from indexer import _db
 from indexer._ingest import Indexer
-from oracle import IpfsClient, connect, deploy_all, dev_accounts
+from oracle import connect, deploy_all, dev_accounts
 from oracle.market import Market
 from oracle.protocol import task_id
 from tasknet import _devnet
