@@ -144,12 +144,25 @@ class TxSender:
         replace_at = time.monotonic() + self.stuck_after
         hashes = [tx_hash]
         poll = 0.005
+        gap_check = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             for h in hashes:
                 try:
                     return self._rpc(self.w3.eth.get_transaction_receipt, h)  # type: ignore[no-any-return]
                 except TransactionNotFound:
                     pass
+            if time.monotonic() > gap_check:
+                gap_check = time.monotonic() + 2.0
+                known = self._rpc(self.w3.eth.get_transaction_count, self.sender.address, "pending")
+                if known < tx["nonce"]:
+                    # A lower nonce of ours vanished (a reorg dropped its block, or the node restarted without it):
+                    # this one can never be mined. Take the first free nonce again and re-sign.
+                    with self._lock:
+                        self._nonce = None
+                        tx = dict(tx, nonce=self._next_nonce())
+                        log.warning("tx_nonce_gap", what=what, nonce=tx["nonce"], chain_pending=known)
+                        hashes.append(self._broadcast(tx, abis, what))
+                    replace_at = time.monotonic() + self.stuck_after
             if time.monotonic() > replace_at:
                 tx = self._bump_fees(tx)
                 log.warning("tx_replaced", what=what, nonce=tx["nonce"], old=hashes[-1])

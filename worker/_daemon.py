@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
+import hashlib
 import random
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import docker
+import docker.errors
 from web3.logs import DISCARD
 from structlog.contextvars import bound_contextvars
 
 from oracle import IpfsClient, connect, get_logger
 from oracle.events import EventStream, StreamCursor
-from oracle.exceptions import TasknetError, TransactionReverted
+from oracle.exceptions import IpfsUnavailable, RpcUnavailable, TasknetError, TransactionReverted
 from oracle.images import BUSYBOX_BASE, build_busybox_base, image_exists
 from oracle.market import JobView, Market
 from oracle.protocol import split_task_id, task_id
@@ -33,7 +37,7 @@ from ._policy import Offer, decide
 from ._sandbox import Sandbox
 from ._settings import WorkerSettings
 from ._view import MarketView
-from .exceptions import WorkerError
+from .exceptions import SandboxError, WorkerError
 
 log = get_logger("worker")
 
@@ -72,7 +76,9 @@ class Worker:
                                 max_input_bytes=min(settings.max_input_mb << 20, settings.policy.cache_max_bytes))
         if not image_exists(self.docker, BUSYBOX_BASE):
             build_busybox_base(self.docker)
-        self.sandbox = Sandbox(self.docker, owner=self.account.address.lower())
+        # Containers are labelled per daemon (address + state folder): a daemon cleans up after its own crashed
+        # runs, never another daemon's running tasks, even one with the same key on the same engine.
+        self.sandbox = Sandbox(self.docker, owner=sandbox_owner(self.account.address, settings.state_dir))
         self.pipeline = Pipeline(settings, self.market, self.sender, self.ipfs, self.cache, self.sandbox,
                                  self.docker, self.journal)
         self.pipeline.others_running = lambda: len(self.running) > 1
@@ -129,13 +135,14 @@ class Worker:
     async def async_run(self, stop: asyncio.Event) -> None:
         self._wake = asyncio.Event()
         self._advance_soon = False
+        self._claims_paused_until = 0.0
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
         for rec in self.journal.unfinished():
             if rec.step not in ON_CHAIN_WAIT:
                 self._spawn(rec)
         self.log.info("worker_started", resumed=len(self.running), next_block=self.stream.cursor.next_block)
-        last_advance = 0.0
+        last_advance = last_leftovers = 0.0
         while not stop.is_set():
             try:
                 await asyncio.to_thread(self._follow)
@@ -145,8 +152,12 @@ class Worker:
                         self._spawn(rec)  # a task whose pipeline stopped on a transient error
                     last_advance = time.monotonic()
                 await self._maybe_claim()
-            except TasknetError as exc:  # transport trouble: log, back off, go on
-                self.log.warning("loop_error", error=str(exc), kind=type(exc).__name__)
+                if time.monotonic() - last_leftovers > 15.0:
+                    await asyncio.to_thread(self.sandbox.retry_leftovers)  # removals the engine refused earlier
+                    last_leftovers = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - the chain, IPFS or Docker away: log, back off, go on
+                self.log.warning("loop_error", error=str(exc)[:500], kind=type(exc).__name__)
+                self._claims_paused_until = time.monotonic() + 5.0
                 await asyncio.sleep(min(5.0, self.s.poll_interval * 8))
             await self._pause(stop)
         await self._drain()
@@ -204,7 +215,8 @@ class Worker:
                 if rec.task_key not in self.running:
                     submits.append(rec)  # R = 1 results that waited for the others running beside them
             elif rec.step not in ON_CHAIN_WAIT:
-                if rec.task_key not in self.running and time.time() - rec.updated_at > 2.0 and not self.stopping:
+                retry_at = float(rec.data.get("retry_at") or rec.updated_at + 2.0)
+                if rec.task_key not in self.running and time.time() >= retry_at and not self.stopping:
                     restart.append(rec)
             else:
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
@@ -239,7 +251,7 @@ class Worker:
         if free_stake < replica_stake:
             return []
         records = self.journal.all()
-        mine = {r.task_key for r in records}
+        mine = {r.task_key for r in records if r.step != Step.LOST}  # a claim a reorg dropped may be made again
         waiting_alone = any(
             not r.finished and r.data.get("replica") is not None
             and len(self.view.replicas.get(task_id(r.job_id, r.task_index), {})) <= 1 for r in records)
@@ -310,8 +322,11 @@ class Worker:
         return d.accept
 
     async def _maybe_claim(self) -> None:
-        slots = self.s.policy.max_concurrent - len(self.running)
-        if self.stopping or slots <= 0:
+        if self.stopping or time.monotonic() < self._claims_paused_until:
+            return  # a dependency is down: no new claims we may not be able to honour
+        held = {r.task_key for r in await asyncio.to_thread(self.journal.unfinished) if r.step < Step.UPLOADED}
+        slots = self.s.policy.max_concurrent - len(held | set(self.running))
+        if slots <= 0:
             return
         candidates = await asyncio.to_thread(self._candidates)
         batch = self._claim_batch(candidates, slots)
@@ -327,7 +342,8 @@ class Worker:
             rec = await asyncio.to_thread(self._claim, job, index, action)
             if rec is not None:
                 self._spawn(rec)
-                if len(self.running) >= self.s.policy.max_concurrent:
+                slots -= 1
+                if slots <= 0:
                     return
 
     @staticmethod
@@ -397,18 +413,57 @@ class Worker:
                     self._advance_soon = True  # a replica to commit
                 if new.finished:
                     self.pipeline.cleanup(new)
-            except TasknetError as exc:
-                attempts = int(rec.data.get("attempts", 0)) + 1
-                step = Step.FAILED if attempts >= MAX_ATTEMPTS else rec.step
-                self.journal.record(rec.job_id, rec.task_index, step, note=str(exc), attempts=attempts,
-                                    error=str(exc))
-                self.log.error("task_error", job_id=rec.job_id, task_index=rec.task_index, error=str(exc),
-                               attempts=attempts, gave_up=step is Step.FAILED)
+            except Exception as exc:  # noqa: BLE001 - whatever it was, the task is journaled and retried or given up
+                self._task_error(rec, exc)
             finally:
                 self.running.pop(rec.task_key, None)
                 self._wake.set()
 
         self.running[rec.task_key] = asyncio.create_task(go())
+
+    def _task_error(self, rec: TaskRecord, exc: Exception) -> None:
+        """A task's pipeline stopped on ``exc``. A dependency that is down (chain, IPFS, Docker, disk) is not the
+        task's fault: retry with a growing pause, stop claiming meanwhile, and give the task up only when its
+        claim can no longer be met. Any other error counts; MAX_ATTEMPTS of them give the task up."""
+        cur = self.journal.get(rec.job_id, rec.task_index) or rec
+        transient = _is_unavailable(exc)
+        attempts = int(cur.data.get("attempts", 0)) + (0 if transient else 1)
+        outages = int(cur.data.get("outages", 0)) + (1 if transient else 0)
+        pause = min(60.0, 2.0 * 2 ** min(outages + attempts, 5))
+        expiry = int(cur.data.get("expiry") or 0)
+        expired = bool(expiry) and self.market_time_estimate() > expiry and cur.step < Step.UPLOADED
+        step = cur.step
+        if expired:
+            step = Step.LOST
+        elif attempts >= MAX_ATTEMPTS:
+            step = Step.FAILED
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        self.journal.record(rec.job_id, rec.task_index, step, note=error, attempts=attempts, outages=outages,
+                            error=error, retry_at=time.time() + pause)
+        if transient:
+            self._claims_paused_until = time.monotonic() + pause
+        self.log.error("task_error", job_id=rec.job_id, task_index=rec.task_index, error=error,
+                       transient=transient, attempts=attempts, retry_in_s=pause, gave_up=step.name
+                       if step in (Step.FAILED, Step.LOST) else None)
+
+    def market_time_estimate(self) -> float:
+        """Chain time without a request (the chain may be the thing that is down): wall clock."""
+        return time.time()
+
+
+def sandbox_owner(address: str, state_dir: Path) -> str:
+    """The ``tasknet.sandbox`` label of a daemon's containers: its address and a digest of its state folder."""
+    return f"{address.lower()}-{hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]}"
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """True for errors that say a dependency is down, not that the task is wrong."""
+    import requests
+
+    if isinstance(exc, IpfsUnavailable | RpcUnavailable | SandboxError | requests.RequestException
+                  | docker.errors.DockerException | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
 
 
 def _docker_or_fail() -> docker.DockerClient:

@@ -390,6 +390,15 @@ class Pipeline:
                     if rec.step == Step.UPLOADED:
                         return self._commit(job, rec)
                 return rec
+        if not rec.data.get("relayed"):
+            # our own commit or reveal is not on chain although journaled: a reorg dropped it; send it again
+            if rec.step == Step.COMMITTED and not t["committed"] & bit:
+                log.warning("commit_missing", task_id=tid, action="commit again")
+                return self._commit_or_lose(self.journal.record(job.job_id, rec.task_index, Step.UPLOADED,
+                                                                note="commit dropped by a reorg"))
+            if rec.step == Step.REVEALED and not t["revealed"] & bit and t["committed"] & bit:
+                log.warning("reveal_missing", task_id=tid, action="reveal again")
+                return self._reveal(job, tid, rec, gas=TIME_GATED_GAS)
         if rec.step == Step.COMMITTED:
             all_in = bin(t["committed"]).count("1") == t["target"]
             if all_in and reveals is not None and self.relay is None:

@@ -274,6 +274,7 @@ class Sandbox:
         self._spares: dict[tuple[int, int], _Slot] = {}
         self._warmers: set[threading.Thread] = set()
         self._removers: set[threading.Thread] = set()
+        self._leftovers: list[Any] = []
 
     # -- public API -----------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
@@ -513,12 +514,18 @@ class Sandbox:
             except docker.errors.APIError as exc:
                 outcome.start_error = str(exc.explanation or exc)
                 return outcome
+            except requests.exceptions.RequestException as exc:
+                raise SandboxError(f"the Docker engine stopped answering at the start ({exc})") from exc
             watch.start()
             try:
                 status = app.wait(timeout=spec.limits.wall_seconds)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if time.monotonic() - t0 < spec.limits.wall_seconds - 0.5:
+                    # not our wall clock: the engine went away mid-run; nothing about the app can be said
+                    raise SandboxError(f"the Docker engine stopped answering during the run ({exc}); the task "
+                                       "is retried when the engine is back") from exc
                 outcome.timed_out = True
-                with contextlib.suppress(docker.errors.APIError):
+                with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
                     app.kill()
                 status = self._api(lambda: app.wait(timeout=30), "wait for the killed task")
             outcome.run_seconds = time.monotonic() - t0
@@ -564,6 +571,15 @@ class Sandbox:
             self._removers.add(thread)
         thread.start()
 
+    def retry_leftovers(self) -> int:
+        """Try again to remove what could not be removed (the engine was down); return how many remain."""
+        with self._lock:
+            pending, self._leftovers = self._leftovers, []
+        for resource in pending:
+            self._remove_one(resource)
+        with self._lock:
+            return len(self._leftovers)
+
     def wait_removed(self, timeout: float = 60.0) -> None:
         """Wait until the containers and volumes of finished runs are removed (done in the background)."""
         end = time.monotonic() + timeout
@@ -599,7 +615,10 @@ class Sandbox:
                     return
                 if attempt == 3:
                     log.error("sandbox_cleanup_failed", resource=getattr(resource, "name", resource),
-                              error=str(exc), hint="Sandbox.cleanup() removes leftovers later")
+                              error=str(exc), hint="retried by retry_leftovers()")
+                    with self._lock:
+                        self._leftovers.append(resource)
+                    return
                 time.sleep(0.1 * (attempt + 1))
 
     def _judge(self, spec: RunSpec, image_id: str, o: _Outcome, copied: ExtractStats, paths: _Paths,

@@ -307,7 +307,7 @@ def test_a_container_killed_from_outside_is_run_again_not_published(anvil, w3, a
         "count": 1, "template": {"args": ["sleep", "3"]},
         "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]})
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
-    selector = {"label": ["tasknet.role=app", f"tasknet.sandbox={accounts[4].address.lower()}"]}
+    selector = {"label": ["tasknet.role=app", f"tasknet.sandbox={worker.sandbox.owner}"]}
     killed: list[str] = []
     with running(worker):
         def kill_first() -> bool:
