@@ -204,6 +204,11 @@ interface IMarketplace {
     error MarketplaceNotClaimant(uint256 taskId, address worker);
     error MarketplaceClaimExpired(uint256 taskId, address worker, uint256 expiry);
     error MarketplaceAlreadyCommitted(uint256 taskId, address worker);
+    /// @notice The round's commit window closed at `commitDeadline`: no more claims or commits in it (a late
+    /// commit could copy a digest already revealed).
+    error MarketplaceCommitClosed(uint256 taskId, uint256 commitDeadline);
+    /// @notice `pending` is already waiting to be unstaked and `amount` more would not fit: withdraw it first.
+    error MarketplaceUnstakePending(address worker, uint256 pending, uint256 amount);
     error MarketplaceNotCommitted(uint256 taskId, address worker);
     error MarketplaceAlreadyRevealed(uint256 taskId, address worker);
     error MarketplaceRevealNotOpen(uint256 taskId, uint256 opensAt);
@@ -272,6 +277,9 @@ interface IMarketplace {
     event ClaimExpired(uint256 indexed taskId, address indexed worker);
     /// @notice (R > 1) A replica of a closed job left the task; `slashed` tells whether its stake was taken.
     event ReplicaReleased(uint256 indexed taskId, address indexed worker, bool slashed);
+    /// @notice (R > 1) An unfinished task of a closed job was released: it is failed now, `replicas` replicas left
+    /// it (each with its {ReplicaReleased}); its escrow already went back to the requester when the job closed.
+    event TaskReleased(uint256 indexed taskId, uint256 replicas);
 
     /// @notice The job's callback was called for `taskId`; `success` is false if it reverted or ran out of gas.
     event CallbackDelivered(uint256 indexed taskId, address indexed callback, bool success);
@@ -342,7 +350,7 @@ interface IMarketplace {
     /// @notice Claims task `taskId`: for R = 1 a lease of that one task, for R > 1 one free replica slot.
     /// Locks the job's replicaStake. The claim expires after maxRunSeconds + claimGrace (before the deadline).
     /// Requirements: registered, unbanned worker with enough stake, capabilities and reputation; the task is
-    /// open; for R > 1 the caller holds no other replica of it.
+    /// open; for R > 1 the caller holds no other replica of it and the round's commit window is still open.
     /// Emits {TasksClaimed} (R = 1) or {ReplicaClaimed} (R > 1).
     function claim(uint256 taskId) external;
 
@@ -371,7 +379,9 @@ interface IMarketplace {
     function reopenLease(uint256 startTaskId) external;
 
     /// @notice (R > 1) Commits `commitment` = keccak256(abi.encode(taskId, resultDigest, salt, worker))
-    /// for the caller's replica, before its claim expires. Emits a {ResultCommitted} event.
+    /// for the caller's replica, before its claim expires and before the round's commit window closes (so no
+    /// commit can copy a digest already revealed). The round's first commit opens that window: max(commitWindow,
+    /// the job's maxRunSeconds). Emits a {ResultCommitted} event.
     function commit(uint256 taskId, bytes32 commitment) external;
 
     /// @notice (R > 1) Reveals the committed result. Open once every replica committed or the commit window
@@ -396,7 +406,8 @@ interface IMarketplace {
     function reopenExpired(uint256 taskId) external;
 
     /// @notice (R > 1) Anyone, once the job is closed: unlocks the replicas still held on `taskId`; a claim
-    /// that never committed is slashed. Emits {ReplicaReleased} per replica.
+    /// that never committed is slashed. Emits {ReplicaReleased} per replica, then {TaskReleased} (also when no
+    /// replica was left).
     function releaseReplicas(uint256 taskId) external;
 
     // ---------------------------------------------------------------------------------------------

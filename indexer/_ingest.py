@@ -1147,6 +1147,12 @@ class Indexer:
         if task is not None:
             task.update(status="failed", occupied=max(0, task["occupied"] - 1), finished_at=self.ts)
 
+    def _on_TaskReleased(self, a: dict[str, Any]) -> None:
+        # the task of a closed job is failed (its escrow went back at the close); also when no replica was left
+        task = self._task(int(a["taskId"]))
+        if task is not None:
+            task.update(status="failed", occupied=0, finished_at=self.ts)
+
     def _on_CallbackDelivered(self, a: dict[str, Any]) -> None:
         task = self._task(int(a["taskId"]))
         if task is not None:

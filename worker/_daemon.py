@@ -47,7 +47,7 @@ ARCH_BITS = {"amd64": 1, "arm64": 2, "riscv64": 4}
 SUBMIT_WAIT_S = 1.0
 #: steps where the task waits on the chain (a relayed result, the reveal phase, finalization): advanced by polling
 ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED)
-LOST_RACE = {"MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
+LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
              "MarketplaceTaskNotActive", "MarketplaceJobClosed", "MarketplaceClaimPastDeadline",
              "MarketplaceNothingExpired", "MarketplaceLeaseNotExpired", "MarketplaceUnknownLease"}
 
@@ -352,9 +352,19 @@ class Worker:
         fresh-task rule of :meth:`_candidates`)."""
         return [(job, index) for job, index, action in candidates if action is None][:slots]
 
+    def _too_late_to_join(self, job: JobView, index: int) -> bool:
+        """(R > 1) A task whose round's commit window would close before this worker could run it and commit."""
+        if job.replication == 1 or not self.view.replicas.get(task_id(job.job_id, index)):
+            return False
+        deadline = int(self.market.task(task_id(job.job_id, index))["commitDeadline"])
+        return deadline != 0 and self.market.chain_time() + job.max_run_seconds > deadline
+
     def _claim_many(self, batch: list[tuple[JobView, int]]) -> list[TaskRecord] | None:
         """Claim several tasks in one transaction; None when it reverts (a race lost: the caller claims one by
         one)."""
+        batch = [(job, index) for job, index in batch if not self._too_late_to_join(job, index)]
+        if not batch:
+            return []
         c = self.market.contract
         tids = [task_id(job.job_id, index) for job, index in batch]
         try:
@@ -381,6 +391,8 @@ class Worker:
 
     def _claim(self, job: JobView, index: int, action: str | None) -> TaskRecord | None:
         tid = task_id(job.job_id, index)
+        if action is None and self._too_late_to_join(job, index):
+            return None
         fns = self.market.contract.functions
         try:
             if action == "reopenExpired":
@@ -463,7 +475,7 @@ def _is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, IpfsUnavailable | RpcUnavailable | SandboxError | requests.RequestException
                   | docker.errors.DockerException | ConnectionError | TimeoutError):
         return True
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+    return isinstance(exc, OSError) and exc.errno == errno.EIO
 
 
 def _docker_or_fail() -> docker.DockerClient:

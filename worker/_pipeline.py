@@ -6,8 +6,10 @@ at any point neither loses a result nor gets the worker slashed for its own rest
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +39,9 @@ log = get_logger("worker.pipeline")
 #: because simulating runs against the latest block, whose timestamp an idle automine devnet never moves on,
 #: while the transaction itself lands in a new block stamped with the current time.
 TIME_GATED_GAS = 2_000_000
+
+#: seconds a broken inputs document is remembered as broken (not fetched again)
+DOC_ERROR_TTL = 300.0
 
 #: stdout/stderr kept per task: part of the archive, hence of the digest, so it is a protocol constant
 LOG_CAP = 1 << 20
@@ -70,7 +75,7 @@ class Pipeline:
             self.relay = RelayClient(settings.relay_url, sender.sender,
                                      Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address))
         self.work = settings.state_dir / "tasks"
-        self._docs: dict[str, InputsDocument | str] = {}
+        self._docs: dict[str, InputsDocument | tuple[str, float]] = {}
         self._images_ok: set[str] = set()
 
     # -- entry ------------------------------------------------------------------------------------
@@ -121,6 +126,11 @@ class Pipeline:
             raise  # transient: the daemon retries the task later
         except IpfsError as exc:
             error = f"{type(exc).__name__}: {exc}"[:2000]
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            error = (f"InputTooLarge: the task's inputs do not fit in this worker's disk ({exc.strerror} in "
+                     f"{self.work.parent}); the worker's cache cap is larger than its free disk")
         rec = self.journal.record(job.job_id, index, Step.RAN, reason=run.reason.value if run else "input-error",
                                   exit_code=run.exit_code if run else None, error=error,
                                   run_seconds=run.run_seconds if run else 0.0)
@@ -150,21 +160,26 @@ class Pipeline:
                                f"{expected}; the dataset owner must re-register it")
 
     def _inputs_doc(self, cid: str) -> InputsDocument:
+        """The job's inputs document, read once. A broken one (malformed, too large, not JSON, not found) is
+        remembered too, for DOC_ERROR_TTL seconds, so it is not fetched again for every candidate and every task;
+        only our own IPFS node being down is not remembered."""
         cached = self._docs.get(cid)
         if isinstance(cached, InputsDocument):
             return cached
-        if isinstance(cached, str):
-            raise InputError(cached)
+        if isinstance(cached, tuple) and time.monotonic() < cached[1]:
+            raise InputError(cached[0])
         try:
             doc = InputsDocument.model_validate(self.ipfs.cat_json(cid, max_bytes=16 << 20))
         except ValidationError as exc:
             msg = f"the inputs document {cid} is malformed: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
-            self._docs[cid] = msg
+            self._docs[cid] = (msg, time.monotonic() + DOC_ERROR_TTL)
             raise InputError(msg) from exc
         except IpfsUnavailable:
             raise
         except IpfsError as exc:
-            raise InputError(f"the inputs document {cid} cannot be read: {exc}") from exc
+            msg = f"the inputs document {cid} cannot be read: {exc}"
+            self._docs[cid] = (msg, time.monotonic() + DOC_ERROR_TTL)
+            raise InputError(msg) from exc
         self._docs[cid] = doc
         return doc
 

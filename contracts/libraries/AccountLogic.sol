@@ -45,7 +45,9 @@ library AccountLogic {
         uint256 free = w.stake - w.locked;
         if (amount > free) revert IMarketplace.MarketplaceInsufficientStake(msg.sender, free, amount);
         uint256 readyAt = block.timestamp + s.params.unstakeDelay;
-        // unchecked-free: amount <= free <= stake, and unstaking + amount <= total ever staked < 2^96
+        if (uint256(w.unstaking) + amount > type(uint96).max) {
+            revert IMarketplace.MarketplaceUnstakePending(msg.sender, w.unstaking, amount);
+        }
         w.stake -= uint96(amount);
         w.unstaking += uint96(amount);
         w.unstakeAt = uint40(readyAt);

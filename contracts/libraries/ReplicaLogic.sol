@@ -57,11 +57,13 @@ library ReplicaLogic {
         IMarketplace.Task memory t = s.tasks[taskId];
         if (t.status != IMarketplace.TaskStatus.Active) revert IMarketplace.MarketplaceTaskNotActive(taskId);
         uint256 stakeAmount = job.replicaStake;
+        uint256 released;
         for (uint256 i = 0; i < t.target; ++i) {
             uint16 bit = uint16(1 << i);
             if (t.occupied & bit == 0) continue;
             address worker = s.replicas[taskId][i].worker;
             bool slashed = t.committed & bit == 0;
+            ++released;
             emit IMarketplace.ReplicaReleased(taskId, worker, slashed);
             if (slashed) s.slash(worker, taskId, stakeAmount);
             else s.workers[worker].locked -= uint96(stakeAmount);
@@ -69,6 +71,7 @@ library ReplicaLogic {
         t.occupied = 0;
         t.status = IMarketplace.TaskStatus.Failed;
         s.tasks[taskId] = t;
+        emit IMarketplace.TaskReleased(taskId, released);
     }
 
     /// @notice Claims a free replica slot of `taskId` for `worker` (see {IMarketplace-claim}).
@@ -85,6 +88,8 @@ library ReplicaLogic {
             t.target = job.replication;
         } else if (t.status != IMarketplace.TaskStatus.Active) {
             revert IMarketplace.MarketplaceTaskNotActive(taskId);
+        } else if (t.commitDeadline != 0 && block.timestamp > t.commitDeadline) {
+            revert IMarketplace.MarketplaceCommitClosed(taskId, t.commitDeadline);
         }
         uint256 free = type(uint256).max;
         for (uint256 i = 0; i < t.target; ++i) {
@@ -108,16 +113,21 @@ library ReplicaLogic {
 
     /// @notice Commits for `worker` (see {IMarketplace-commit}).
     function commit(MarketStorage.State storage s, uint256 taskId, bytes32 commitment, address worker) public {
-        (, IMarketplace.Task memory t, uint256 slot) = s.heldReplica(taskId, worker);
+        (IMarketplace.Job storage job, IMarketplace.Task memory t, uint256 slot) = s.heldReplica(taskId, worker);
         uint16 bit = uint16(1 << slot);
         if (t.committed & bit != 0) revert IMarketplace.MarketplaceAlreadyCommitted(taskId, worker);
         IMarketplace.Replica storage r = s.replicas[taskId][slot];
         if (block.timestamp > r.expiry) revert IMarketplace.MarketplaceClaimExpired(taskId, worker, r.expiry);
+        if (t.commitDeadline != 0 && block.timestamp > t.commitDeadline) {
+            revert IMarketplace.MarketplaceCommitClosed(taskId, t.commitDeadline);
+        }
         r.hash = commitment;
         t.committed |= bit;
         IMarketplace.Params storage cfg = s.params;
         if (t.commitDeadline == 0) {
-            t.commitDeadline = uint40(block.timestamp + cfg.commitWindow);
+            // the others may have claimed just now: give them a whole run to commit, never less than the window
+            uint256 window = cfg.commitWindow > job.maxRunSeconds ? cfg.commitWindow : job.maxRunSeconds;
+            t.commitDeadline = uint40(block.timestamp + window);
             t.revealDeadline = uint40(t.commitDeadline + cfg.revealWindow);
         }
         if (Consensus.popcount(t.committed) == t.target) {

@@ -64,6 +64,9 @@ def test_example_consumer_accepts_only_the_marketplace(env: Env) -> None:
 
 
 @pytest.mark.parametrize("helper", ["RevertingCallback", "GasBurningCallback", "ReturnBombCallback"])
+@pytest.mark.reliability(kind="attack", name="callback reverts, burns all its gas, or return-bombs",
+                         how="results delivered to a reverting / gas-burning / return-bomb callback: recorded as "
+                             "failed, results paid, job closed, gas capped")
 def test_a_hostile_callback_cannot_block_finalization(env: Env, setup: int, helper: str) -> None:
     cb = deploy(env.w3, helper, sender=env.owner)
     job = _post_with(env, setup, cb.address, numTasks=2)
@@ -76,6 +79,9 @@ def test_a_hostile_callback_cannot_block_finalization(env: Env, setup: int, help
     assert receipt["gasUsed"] < 2 * 200_000 + 250_000  # the cap held
 
 
+@pytest.mark.reliability(kind="attack", name="callback re-enters the marketplace",
+                         how="the callback calls finalize from inside the delivery: the guard stops it, the result "
+                             "stands")
 def test_a_reentering_callback_is_stopped_by_the_guard(env: Env, setup: int) -> None:
     cb = deploy(env.w3, "ReenteringCallback", env.market.address, sender=env.owner)
     job = _post_with(env, setup, cb.address)
@@ -88,6 +94,9 @@ def test_a_reentering_callback_is_stopped_by_the_guard(env: Env, setup: int) -> 
     assert env.balance(w) == E18
 
 
+@pytest.mark.reliability(kind="attack", name="finalizer starves the callback of gas",
+                         how="submit with too little gas for the callback's cap: reverts with "
+                             "MarketplaceInsufficientGas")
 def test_the_finalizer_must_give_the_callback_its_full_gas(env: Env, setup: int) -> None:
     cb = deploy(env.w3, "GasBurningCallback", sender=env.owner)
     job = _post_with(env, setup, cb.address)

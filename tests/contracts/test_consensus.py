@@ -57,6 +57,9 @@ def test_three_agreeing_replicas_share_the_reward(env: Env, job: int) -> None:
     assert env.job(job)["finished"] == 1
 
 
+@pytest.mark.reliability(kind="attack", name="a lone replica reveals a wrong result",
+                         how="R=3, one replica reveals another digest: the majority wins and shares the pool, the "
+                             "liar is slashed")
 def test_minority_replica_is_slashed_and_winners_share_its_reward(env: Env, job: int) -> None:
     tid = task_id(job, 0)
     ws = env.workers[:3]
@@ -109,6 +112,9 @@ def test_no_majority_at_the_cap_fails_and_refunds(env: Env, job: int) -> None:
     assert env.task(tid)["status"] == 3
 
 
+@pytest.mark.reliability(kind="attack", name="reveal after the reveal deadline",
+                         how="a replica reveals once the reveal window closed: refused (MarketplaceRevealClosed) "
+                             "and slashed at finalize")
 def test_finalize_after_reveal_window_slashes_the_silent(env: Env, job: int) -> None:
     tid = task_id(job, 0)
     ws = env.workers[:3]
@@ -127,6 +133,9 @@ def test_finalize_after_reveal_window_slashes_the_silent(env: Env, job: int) -> 
     reverts(env, env.market.functions.finalize(tid), env.outsider, "MarketplaceTaskNotActive", {"taskId": tid})
 
 
+@pytest.mark.reliability(kind="attack", name="reveal early, before the others commit",
+                         how="a replica reveals while others may still commit: refused until all committed or the "
+                             "commit window passed")
 def test_reveal_opens_after_all_commits_or_the_commit_window(env: Env, job: int) -> None:
     tid = task_id(job, 0)
     ws = env.workers[:3]
@@ -144,6 +153,9 @@ def test_reveal_opens_after_all_commits_or_the_commit_window(env: Env, job: int)
             {"taskId": tid, "worker": ws[0].address})
 
 
+@pytest.mark.reliability(kind="attack", name="commit for a replica one does not hold, twice, or reveal another digest",
+                         how="commit without a claim, commit on someone else's replica, commit twice, reveal a "
+                             "digest that does not match")
 def test_commit_and_reveal_rules(env: Env, job: int) -> None:
     tid = task_id(job, 0)
     w, v = env.workers[:2]
@@ -163,6 +175,9 @@ def test_commit_and_reveal_rules(env: Env, job: int) -> None:
             "MarketplaceCallbackDataTooLarge", {"length": 1025, "max": 1024})
 
 
+@pytest.mark.reliability(kind="attack", name="claim two replicas of one task, a full or a cancelled task",
+                         how="the same worker claims again, a 4th worker claims a full R=3 task, a claim on a "
+                             "cancelled or out-of-range task")
 def test_claim_rules_for_replicas(env: Env, job: int) -> None:
     tid = task_id(job, 1)
     ws = env.workers
@@ -178,6 +193,9 @@ def test_claim_rules_for_replicas(env: Env, job: int) -> None:
             {"taskId": task_id(job, 0)})
 
 
+@pytest.mark.reliability(kind="attack", name="hold a replica hostage (claim, never commit)",
+                         how="a claim expires without a commit: anyone reopens it, the holder is slashed, the slot "
+                             "is claimable again")
 def test_expired_claims_are_reopened_by_anyone(env: Env, job: int) -> None:
     tid = task_id(job, 0)
     w, v, x = env.workers[:3]
@@ -215,8 +233,25 @@ def test_release_replicas_after_the_job_closed(env: Env, job: int) -> None:
     assert env.events(receipt, "ReplicaReleased") == [
         {"taskId": tid, "worker": w.address, "slashed": True}, {"taskId": tid, "worker": v.address, "slashed": False}]
     assert env.worker(v)["locked"] == 0 and env.worker(v)["stake"] == 10 * E18
+    assert env.events(receipt, "TaskReleased") == [{"taskId": tid, "replicas": 2}]
     assert env.worker(w)["stake"] == 9 * E18
     reverts(env, env.market.functions.releaseReplicas(tid), env.outsider, "MarketplaceTaskNotActive", {"taskId": tid})
+
+
+def test_release_a_task_whose_every_claim_expired_is_still_evented(env: Env, job: int) -> None:
+    app = env.app()
+    j = env.post(app, replication=2, deadline=env.now() + 2000, maxRunSeconds=100)
+    tid = task_id(j, 0)
+    w = env.workers[0]
+    env.tx(env.market.functions.claim(tid), w)
+    env.warp(2001)
+    env.tx(env.market.functions.reopenExpired(tid), env.outsider)
+    assert env.task(tid)["occupied"] == 0 and env.task(tid)["status"] == 1
+    env.tx(env.market.functions.closeJob(j), env.outsider)
+    receipt = env.tx(env.market.functions.releaseReplicas(tid), env.outsider)
+    assert env.events(receipt, "ReplicaReleased") == []
+    assert env.events(receipt, "TaskReleased") == [{"taskId": tid, "replicas": 0}]
+    assert env.task(tid)["status"] == 3
 
 
 def test_relayed_signed_commits_and_reveals(env: Env, job: int) -> None:
@@ -236,6 +271,9 @@ def test_relayed_signed_commits_and_reveals(env: Env, job: int) -> None:
     reverts(env, env.market.functions.relayReveals(reveals[:1]), env.outsider, "MarketplaceJobClosed", {"jobId": job})
 
 
+@pytest.mark.reliability(kind="attack", name="relay a forged or tampered signed commit/reveal",
+                         how="a commit signed by a stranger, a malformed signature, a reveal whose CID the relayer "
+                             "swapped: all refused")
 def test_relayed_commit_by_a_stranger_is_refused(env: Env, job: int) -> None:
     tid = task_id(job, 0)
     env.tx(env.market.functions.claim(tid), env.workers[0])
@@ -256,6 +294,8 @@ def test_relayed_commit_by_a_stranger_is_refused(env: Env, job: int) -> None:
     env.tx(env.market.functions.relayReveals([(tid, GOOD, SALT, "bafyR", b"", sig)]), env.workers[1])
 
 
+@pytest.mark.reliability(kind="attack", name="a worker that keeps abandoning its claims",
+                         how="three abandoned claims: slashed each time, reputation halved, banned at maxSlashes")
 def test_repeated_slashing_bans_the_worker(env: Env, job: int) -> None:
     app = env.app()
     w = env.workers[0]

@@ -63,6 +63,8 @@ def test_deposit_with_permit_is_one_transaction(env: Env) -> None:
     assert env.events(receipt, "Deposited")[0]["amount"] == 2 * E18
 
 
+@pytest.mark.reliability(kind="attack", name="front-run the requester's permit",
+                         how="someone submits the permit first: depositWithPermit still deposits")
 def test_deposit_with_a_front_run_permit_still_deposits(env: Env) -> None:
     """Someone submits the permit first: the deposit ignores the failing permit and uses the allowance."""
     r = env.requester
@@ -90,6 +92,8 @@ def test_withdraw_pays_out_and_emits(env: Env) -> None:
     assert env.events(receipt, "Withdrawn") == [{"account": r.address, "amount": E18}]
 
 
+@pytest.mark.reliability(kind="attack", name="withdraw more than one's balance",
+                         how="withdraw 0 or balance + 1: refused")
 def test_withdraw_fails_on_zero_or_more_than_balance(env: Env) -> None:
     r = env.requester
     env.fund(r, E18)
@@ -112,6 +116,9 @@ def bad(env: Env):  # type: ignore[no-untyped-def]
     return token, market
 
 
+@pytest.mark.reliability(kind="attack", name="token returns false instead of reverting",
+                         how="a token whose transfers return false: deposit reverts (SafeERC20FailedOperation), "
+                             "nothing credited")
 def test_token_returning_false_is_caught_by_safe_erc20(env: Env, bad) -> None:  # type: ignore[no-untyped-def]
     token, market = bad
     send(env.w3, token.functions.setMode(1), env.owner)
@@ -121,6 +128,8 @@ def test_token_returning_false_is_caught_by_safe_erc20(env: Env, bad) -> None:  
     assert err.value.error_args == {"token": token.address.lower()}
 
 
+@pytest.mark.reliability(kind="attack", name="fee-on-transfer token",
+                         how="a token skimming 1% per transfer: the deposit credits what arrived, never more")
 def test_fee_on_transfer_token_credits_what_arrived(env: Env, bad) -> None:  # type: ignore[no-untyped-def]
     token, market = bad
     send(env.w3, token.functions.setMode(2), env.owner)

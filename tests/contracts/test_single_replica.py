@@ -53,6 +53,9 @@ def test_fee_goes_to_the_treasury(env: Env, job: int) -> None:
     assert env.balance(env.owner) - treasury_before == E18 // 10
 
 
+@pytest.mark.reliability(kind="attack", name="claim without registering, capabilities or stake",
+                         how="an outsider, an under-equipped worker and a worker without free stake try to claim: "
+                             "each refused with its error")
 def test_claim_checks_the_worker(env: Env, job: int) -> None:
     claim = env.market.functions.claim
     tid = task_id(job, 0)
@@ -69,6 +72,9 @@ def test_claim_checks_the_worker(env: Env, job: int) -> None:
             {"worker": o.address, "available": 0, "required": E18})
 
 
+@pytest.mark.reliability(kind="attack", name="claim without the architecture, GPUs or reputation",
+                         how="jobs needing arm64, a GPU or reputation 5 refuse an amd64, GPU-less, reputation-0 "
+                             "worker")
 def test_claim_checks_architecture_gpus_and_reputation(env: Env, job: int) -> None:
     app = env.app()
     w = env.workers[0]
@@ -138,6 +144,9 @@ def test_claim_range_rules(env: Env, job: int) -> None:
     reverts(env, cr(task_id(r3, 0), 1), w, "MarketplaceWrongReplication", {"jobId": r3, "replication": 3})
 
 
+@pytest.mark.reliability(kind="attack", name="submit on someone else's lease or after it expired",
+                         how="results for an unknown lease, by a non-holder, too large callback data, after expiry: "
+                             "refused")
 def test_submit_rules(env: Env, job: int) -> None:
     w, v = env.workers[:2]
     tid = task_id(job, 0)
@@ -155,6 +164,9 @@ def test_submit_rules(env: Env, job: int) -> None:
     reverts(env, submit(tid, D, "c", b""), w, "MarketplaceLeaseExpired", {"startTaskId": tid, "expiry": expiry})
 
 
+@pytest.mark.reliability(kind="attack", name="claim a range of tasks and abandon it",
+                         how="a lease of 3 with 1 result expires: the 2 undone tasks reopen, the worker is slashed "
+                             "2 tokens to the treasury")
 def test_expired_lease_reopens_tasks_and_slashes(env: Env, job: int) -> None:
     w, v = env.workers[:2]
     start = task_id(job, 0)
@@ -177,6 +189,9 @@ def test_expired_lease_reopens_tasks_and_slashes(env: Env, job: int) -> None:
     env.tx(env.market.functions.claim(start + 1), v)  # reopened
 
 
+@pytest.mark.reliability(kind="attack", name="replay a relayed results batch on the same lease",
+                         how="a signed batch already landed is relayed again: refused "
+                             "(MarketplaceResultsOutOfOrder)")
 def test_relayed_signed_results(env: Env, job: int) -> None:
     w, v = env.workers[:2]
     s1, s2 = task_id(job, 0), task_id(job, 5)
@@ -193,6 +208,9 @@ def test_relayed_signed_results(env: Env, job: int) -> None:
             {"startTaskId": s2, "expectedFirst": s2 + 3, "first": s2})
 
 
+@pytest.mark.reliability(kind="attack", name="relay results signed by someone else, or tampered",
+                         how="a batch signed by a stranger, with a swapped CID, or with a malformed signature: "
+                             "refused")
 def test_relayed_results_need_the_lease_holders_signature(env: Env, job: int) -> None:
     w = env.workers[0]
     s1 = task_id(job, 0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -205,6 +206,10 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
     return Market
 
 
+@pytest.mark.reliability(kind="attack", name="random adversarial sequences keep the books",
+                         how="hypothesis drives random deposits, posts, claims, commits, reveals, expiries, cancels "
+                             "and withdrawals by several actors; solvency and at-most-once payment checked after "
+                             "every step")
 def test_marketplace_state_machine(env: Env) -> None:
     env.app(price=E18 // 10)
     for w in env.workers[:3]:

@@ -108,6 +108,8 @@ def test_least_recently_used_inputs_are_evicted_under_the_cap(cache: InputCache,
     assert len(_objects(cache)) == 3
 
 
+@pytest.mark.reliability(kind="attack", name="input content tampered (HTTP)",
+                         how="an HTTP input whose sha256 differs from the one in its URI: refused, nothing cached")
 def test_checksum_mismatch_is_refused_and_nothing_is_kept(cache: InputCache, server: _Server) -> None:
     uri = server.publish("tampered", b"good bytes").replace("#sha256=", "#sha256=00")[:-2]
     with pytest.raises(InputCorrupt, match="sha256"):
@@ -116,6 +118,8 @@ def test_checksum_mismatch_is_refused_and_nothing_is_kept(cache: InputCache, ser
     assert not cache.contains(uri)
 
 
+@pytest.mark.reliability(kind="attack", name="input content tampered (IPFS)",
+                         how="an IPFS node returns other bytes for a CID: refused")
 def test_wrong_ipfs_content_is_refused(tmp_path: Path, ipfs: IpfsClient) -> None:
     cid = ipfs.add_bytes(b"the real content")
 
@@ -142,6 +146,8 @@ def test_unknown_cid_fails_quickly(cache: InputCache, ipfs: IpfsClient) -> None:
     assert cache.stats().misses == 1
 
 
+@pytest.mark.reliability(kind="attack", name="input file over the worker's cap",
+                         how="HTTP and IPFS inputs larger than the per-input or cache cap: refused, nothing kept")
 def test_oversize_inputs_are_refused(tmp_path: Path, ipfs: IpfsClient, server: _Server) -> None:
     big = os.urandom(2000)
     http_uri = server.publish("big", big)

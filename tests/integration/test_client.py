@@ -172,6 +172,9 @@ def test_encrypted_bag_from_csv_is_watched_fetched_decrypted_and_verified(devnet
         c.verify(job.job_id, [0])
 
 
+@pytest.mark.reliability(kind="attack", name="worker lies or publishes content that does not match its digest",
+                         how="R=3 with one lying worker: the majority result is returned; an R=1 result whose CID "
+                             "does not hold the digested archive is refused by the requester SDK")
 def test_replicated_job_takes_the_majority_and_detects_tampered_content(devnet_file: Path, app_image: str,
                                                                         tmp_path: Path, w3: Web3,
                                                                         accounts: list[Any]) -> None:

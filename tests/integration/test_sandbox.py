@@ -75,6 +75,9 @@ def test_normal_app_reads_inputs_and_writes_outputs_and_logs(sandbox: Sandbox, t
     assert 0 < result.run_seconds < 3 and result.total_seconds >= result.run_seconds
 
 
+@pytest.mark.reliability(kind="attack", name="app tries to escalate or write the root fs",
+                         how="the app inspects its uid, capabilities, no-new-privs and tries to write /, /etc, /in: "
+                             "unprivileged, no capabilities, read-only")
 def test_app_runs_unprivileged_without_capabilities_network_or_writable_root(sandbox: Sandbox,
                                                                             tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "grep -E '^(Uid|Gid|CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
@@ -89,6 +92,8 @@ def test_app_runs_unprivileged_without_capabilities_network_or_writable_root(san
     assert "WROTE" not in out
 
 
+@pytest.mark.reliability(kind="attack", name="app tries the network",
+                         how="the app connects to a server on the host's loopback and resolves a name: refused")
 def test_network_attempt_fails_even_to_the_hosts_loopback(sandbox: Sandbox, tmp_path: Path) -> None:
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -109,6 +114,8 @@ def test_network_attempt_fails_even_to_the_hosts_loopback(sandbox: Sandbox, tmp_
     assert "Connection refused" in result.stderr_path.read_text()
 
 
+@pytest.mark.reliability(kind="attack", name="app forks endlessly",
+                         how="a shell fork bomb: killed at the pids limit, reason pids")
 def test_fork_bomb_is_killed_with_reason_pids(sandbox: Sandbox, tmp_path: Path) -> None:
     started = time.monotonic()
     result = run(sandbox, tmp_path, "f(){ f|f& }; f; sleep 30")
@@ -117,12 +124,16 @@ def test_fork_bomb_is_killed_with_reason_pids(sandbox: Sandbox, tmp_path: Path) 
     assert time.monotonic() - started < 5  # killed at once, not at the wall clock
 
 
+@pytest.mark.reliability(kind="attack", name="app eats memory",
+                         how="a doubling string: OOM-killed at the memory limit, reason oom")
 def test_memory_hog_is_killed_with_reason_oom(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "x=a; while :; do x=$x$x; done")
     assert result.reason is Reason.OOM, result.message
     assert result.exit_code == 137 and "out of memory" in result.message
 
 
+@pytest.mark.reliability(kind="attack", name="app loops forever",
+                         how="a busy loop: killed at the wall-clock limit, reason timeout")
 def test_infinite_loop_is_killed_by_the_wall_clock(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "echo started; while :; do :; done",
                  limits=LIMITS.model_copy(update={"wall_seconds": 1.0}))
@@ -131,6 +142,8 @@ def test_infinite_loop_is_killed_by_the_wall_clock(sandbox: Sandbox, tmp_path: P
     assert result.stdout_path.read_text() == "started\n"
 
 
+@pytest.mark.reliability(kind="attack", name="app floods its output folder",
+                         how="yes > /out/flood: stopped at the size cap, reason output-too-large")
 def test_output_flood_is_stopped_at_the_cap(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "yes > /out/flood; echo after >&2; exit 0")
     assert result.reason is Reason.OUTPUT_TOO_LARGE, result.message
@@ -138,18 +151,24 @@ def test_output_flood_is_stopped_at_the_cap(sandbox: Sandbox, tmp_path: Path) ->
     assert "No space left on device" in result.stderr_path.read_text()
 
 
+@pytest.mark.reliability(kind="attack", name="app floods small files",
+                         how="touch f0..fN: stopped at the file-count cap")
 def test_flood_of_small_files_is_stopped_at_the_entry_cap(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "i=0; while touch f$i 2>/dev/null; do i=$((i+1)); done; exit 0")
     assert result.reason is Reason.OUTPUT_TOO_LARGE, result.message
     assert result.output_files <= LIMITS.output_files
 
 
+@pytest.mark.reliability(kind="attack", name="app emits a huge (sparse) file for the archive",
+                         how="a 50 MB sparse file: refused, nothing copied out")
 def test_sparse_file_claiming_more_than_the_cap_is_not_copied_out(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "truncate -s 50M huge && ls -l huge")
     assert result.reason is Reason.OUTPUT_TOO_LARGE, result.message
     assert result.output_bytes == 0 and not (result.output_dir / "huge").exists()
 
 
+@pytest.mark.reliability(kind="attack", name="app writes symlinks out of its output folder",
+                         how="links to /etc/passwd, / and ../..: skipped, never followed into the result archive")
 def test_symlinks_out_of_the_output_are_not_followed_into_the_result(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "echo real > real; ln -s /etc/passwd leak; ln -s / root; ln real hard; "
                  "mkdir d; ln -s ../../../../etc d/up")
@@ -166,6 +185,8 @@ def test_symlinks_out_of_the_output_are_not_followed_into_the_result(sandbox: Sa
     assert b"root:x:0:0" not in packed.archive_path.read_bytes()
 
 
+@pytest.mark.reliability(kind="attack", name="app floods stdout",
+                         how="3 MB on stdout: the log is capped, stderr kept")
 def test_logs_are_capped_per_stream(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "yes | head -c 3000000; echo the-end >&2")
     assert result.ok, result.message
@@ -187,6 +208,9 @@ def test_missing_command_fails_to_start(sandbox: Sandbox, tmp_path: Path) -> Non
     assert result.reason is Reason.START_FAILED and "/no/such/binary" in result.message
 
 
+@pytest.mark.reliability(kind="attack", name="app image missing or swapped",
+                         how="an unknown image and an image whose digest differs from the registered one: refused "
+                             "before running")
 def test_missing_image_and_wrong_digest_are_refused_before_running(sandbox: Sandbox, tmp_path: Path) -> None:
     missing = run(sandbox, tmp_path, "true", image="tasknet/no-such-image:1")
     assert missing.reason is Reason.IMAGE_MISSING and "pull_by_digest" in missing.message
@@ -205,6 +229,8 @@ def test_output_folder_must_be_fresh(sandbox: Sandbox, tmp_path: Path) -> None:
         run(sandbox, tmp_path, "true")
 
 
+@pytest.mark.reliability(kind="attack", name="tasks running side by side stay separate",
+                         how="4 concurrent tasks each write their own output: no mixing")
 def test_concurrent_runs_stay_separate(sandbox: Sandbox, tmp_path: Path) -> None:
     def one(i: int) -> RunResult:
         return run(sandbox, tmp_path / str(i), f"echo {i} > me; sleep 0.2")
@@ -215,6 +241,8 @@ def test_concurrent_runs_stay_separate(sandbox: Sandbox, tmp_path: Path) -> None
     assert [(r.output_dir / "me").read_text().strip() for r in results] == ["0", "1", "2", "3"]
 
 
+@pytest.mark.reliability(kind="attack", name="others' work after hostile apps",
+                         how="after the hostile apps above, ordinary tasks still run normally")
 def test_engine_still_serves_tasks_after_hostile_apps(sandbox: Sandbox, tmp_path: Path) -> None:
     times = []
     for i in range(3):

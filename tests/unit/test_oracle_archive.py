@@ -144,12 +144,16 @@ def _tar_with(tmp_path: Path, *entries: tarfile.TarInfo, data: bytes = b"x") -> 
 
 
 @pytest.mark.parametrize("name", ["../escape", "/abs/path", "output/../../escape", "./../x"])
+@pytest.mark.reliability(kind="attack", name="result archive escapes the destination",
+                         how="archives with ../, absolute or nested traversal names: refused on unpack")
 def test_unpack_refuses_path_traversal(tmp_path: Path, name: str) -> None:
     with pytest.raises(UnsafeArchive, match="outside"):
         unpack_result(_tar_with(tmp_path, tarfile.TarInfo(name)), tmp_path / "dest")
     assert not (tmp_path / "escape").exists() and not (tmp_path / "x").exists()
 
 
+@pytest.mark.reliability(kind="attack", name="result archive carries links or devices",
+                         how="symlink and device members: refused on unpack")
 def test_unpack_refuses_links_and_devices(tmp_path: Path) -> None:
     link = tarfile.TarInfo("output/link")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
@@ -161,6 +165,8 @@ def test_unpack_refuses_links_and_devices(tmp_path: Path) -> None:
         unpack_result(_tar_with(tmp_path, dev), tmp_path / "dest2")
 
 
+@pytest.mark.reliability(kind="attack", name="symlink planted in the unpack destination",
+                         how="the destination holds a symlink: unpack refuses to write through it")
 def test_unpack_does_not_write_through_a_symlink_planted_in_the_destination(tmp_path: Path) -> None:
     dest = tmp_path / "dest"
     dest.mkdir()
@@ -169,6 +175,8 @@ def test_unpack_does_not_write_through_a_symlink_planted_in_the_destination(tmp_
         unpack_result(_tar_with(tmp_path, tarfile.TarInfo("output")), dest)
 
 
+@pytest.mark.reliability(kind="attack", name="huge result archive on unpack",
+                         how="an archive over the byte or file-count cap: refused")
 def test_unpack_enforces_size_and_count_caps(tmp_path: Path) -> None:
     big = tarfile.TarInfo("output/big")
     archive = _tar_with(tmp_path, big, data=b"y" * 10_000)
