@@ -89,6 +89,7 @@ class Worker:
         self.running: dict[str, asyncio.Task[Any]] = {}
         self.stopping = False
         self.log = log.bind(worker=self.account.address)
+        self.me_lower = self.account.address.lower()
 
     # -- state ------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -145,7 +146,8 @@ class Worker:
         last_advance = last_leftovers = 0.0
         while not stop.is_set():
             try:
-                await asyncio.to_thread(self._follow)
+                for rec in await asyncio.to_thread(self._follow):
+                    self._spawn(rec)  # a claim of ours the journal had lost (see _adopt)
                 if self._advance_soon or time.monotonic() - last_advance > 0.5:
                     self._advance_soon = False
                     for rec in await asyncio.to_thread(self._advance_all):
@@ -182,8 +184,10 @@ class Worker:
         self.ipfs.close()
         self.log.info("worker_stopped")
 
-    def _follow(self) -> None:
+    def _follow(self) -> list[TaskRecord]:
+        """Read new events into the view; return claims of ours the journal does not hold (see :meth:`_adopt`)."""
         changed = False
+        adopted: list[TaskRecord] = []
         while True:
             reorg, events = self.stream.poll()
             if reorg is not None:
@@ -194,11 +198,47 @@ class Worker:
                 continue
             for ev in events:
                 self.view.apply(ev)
+                if ev.name in ("TasksClaimed", "ReplicaClaimed") and ev.args["worker"].lower() == self.me_lower:
+                    adopted += self._adopt(ev)
             changed = changed or bool(events)
             if self.stream.caught_up:
                 break
         if changed:
             self._save()
+        return adopted
+
+    def _adopt(self, ev: Any) -> list[TaskRecord]:
+        """A claim of ours on chain that the journal does not hold (or holds as LOST): a reorg dropped it and the
+        node put the transaction back in a later block, or the journal was lost. Unless it is over (expired,
+        settled, someone else's now), it is ours to finish: journal it and run it, or its stake is slashed."""
+        out: list[TaskRecord] = []
+        a = ev.args
+        if ev.name == "TasksClaimed":
+            start = int(a["startTaskId"])
+            lease = self.market.lease(start)
+            if lease["worker"].lower() != self.me_lower or lease["expiry"] <= self.market.chain_time():
+                return out
+            tids = range(start + int(lease["done"]), start + int(lease["count"]))
+            extra: dict[str, Any] = {"expiry": int(lease["expiry"])}
+        else:
+            tid = int(a["taskId"])
+            replica = self.market.replica(tid, int(a["replica"]))
+            task = self.market.task(tid)
+            if replica["worker"].lower() != self.me_lower or task["status"] != 1 or \
+                    task["committed"] & (1 << int(a["replica"])) or replica["expiry"] <= self.market.chain_time():
+                return out
+            tids = range(tid, tid + 1)
+            extra = {"replica": int(a["replica"]), "expiry": int(replica["expiry"])}
+        for tid in tids:
+            job_id, index = split_task_id(tid)
+            rec = self.journal.get(job_id, index)
+            job = self.view.jobs.get(job_id)
+            if (rec is not None and rec.step != Step.LOST) or job is None or job.app_id not in self.view.apps:
+                continue
+            self.log.warning("claim_adopted", job_id=job_id, task_index=index, block=ev.block_number)
+            out.append(self._record_claim(job, index, {"blockNumber": ev.block_number,
+                                                       "transactionHash": bytes.fromhex(ev.tx_hash[2:])}, extra))
+        return out
 
     def _advance_all(self) -> list[TaskRecord]:
         """Advance the tasks waiting on the chain; return the unfinished earlier ones to restart (not running)."""

@@ -436,11 +436,6 @@ def test_reorg_dropping_a_claim_indexer_rolls_back(fault_reorg_claim: Outcome, r
     record_property("reliability", "; ".join(evidence))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (open): after a reorg drops the worker's claim, the worker now finds the nonce gap (TxSender re-signs) and "
-    "finishes the job's other task, and a LOST task may be claimed again; but in this scenario the dropped task is "
-    "not re-claimed within the 25 s: the daemon goes quiet after its other task (suspect: a transaction stuck "
-    "behind a stale queued nonce in the node's pool, oracle/tx.py _wait)"))
 @pytest.mark.reliability(
     kind="fault", name="reorg drops a claim: tasks settle",
     how="same reorg: checks the worker re-claims the reopened task and finishes the job (both tasks settled once "
