@@ -213,10 +213,11 @@ class Worker:
         settled, someone else's now), it is ours to finish: journal it and run it, or its stake is slashed."""
         out: list[TaskRecord] = []
         a = ev.args
+        now = self.market.chain_time()
         if ev.name == "TasksClaimed":
             start = int(a["startTaskId"])
             lease = self.market.lease(start)
-            if lease["worker"].lower() != self.me_lower or lease["expiry"] <= self.market.chain_time():
+            if lease["worker"].lower() != self.me_lower or lease["expiry"] <= now:
                 return out
             tids = range(start + int(lease["done"]), start + int(lease["count"]))
             extra: dict[str, Any] = {"expiry": int(lease["expiry"])}
@@ -225,7 +226,7 @@ class Worker:
             replica = self.market.replica(tid, int(a["replica"]))
             task = self.market.task(tid)
             if replica["worker"].lower() != self.me_lower or task["status"] != 1 or \
-                    task["committed"] & (1 << int(a["replica"])) or replica["expiry"] <= self.market.chain_time():
+                    task["committed"] & (1 << int(a["replica"])) or replica["expiry"] <= now:
                 return out
             tids = range(tid, tid + 1)
             extra = {"replica": int(a["replica"]), "expiry": int(replica["expiry"])}
@@ -483,7 +484,8 @@ class Worker:
         outages = int(cur.data.get("outages", 0)) + (1 if transient else 0)
         pause = min(60.0, 2.0 * 2 ** min(outages + attempts, 5))
         expiry = int(cur.data.get("expiry") or 0)
-        expired = bool(expiry) and self.market_time_estimate() > expiry and cur.step < Step.UPLOADED
+        # wall clock, not a chain request: the chain may be the dependency that is down
+        expired = bool(expiry) and time.time() > expiry and cur.step < Step.UPLOADED
         step = cur.step
         if expired:
             step = Step.LOST
@@ -497,10 +499,6 @@ class Worker:
         self.log.error("task_error", job_id=rec.job_id, task_index=rec.task_index, error=error,
                        transient=transient, attempts=attempts, retry_in_s=pause, gave_up=step.name
                        if step in (Step.FAILED, Step.LOST) else None)
-
-    def market_time_estimate(self) -> float:
-        """Chain time without a request (the chain may be the thing that is down): wall clock."""
-        return time.time()
 
 
 def sandbox_owner(address: str, state_dir: Path) -> str:

@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import docker
@@ -315,49 +316,30 @@ class Pipeline:
         or when the batch reverts (a claim expired, or the commit landed before a crash): each alone then says
         which, and is recorded as such."""
         if len(recs) < 2 or self.relay is not None:
-            return [self._commit_or_lose(r) for r in recs]
-        c = self.market.contract
-        items = []
-        for rec in recs:
-            tid = task_id(rec.job_id, rec.task_index)
-            items.append((rec, tid, commitment(tid, rec.data["digest"], rec.data["salt"], self.me)))
-        try:
-            self.sender.transact(c.functions.multicall([c.encode_abi("commit", [t, h]) for _, t, h in items]))
-        except TransactionReverted as exc:
-            log.info("batch_fallback", what="commit", tasks=len(recs), error=exc.error_name)
-            return [self._commit_or_lose(r) for r in recs]
-        out = [self.journal.record(rec.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + h.hex(),
-                                   batch=len(items)) for rec, _, h in items]
+            return [self._or_lost(r, self._commit) for r in recs]
+        hashes = [commitment(task_id(r.job_id, r.task_index), r.data["digest"], r.data["salt"], self.me) for r in recs]
+        calls = [self.market.contract.encode_abi("commit", [task_id(r.job_id, r.task_index), h])
+                 for r, h in zip(recs, hashes, strict=True)]
+        if self._send_batch("commit", calls) is None:
+            return [self._or_lost(r, self._commit) for r in recs]
+        out = [self.journal.record(r.job_id, r.task_index, Step.COMMITTED, commitment="0x" + h.hex(),
+                                   batch=len(recs)) for r, h in zip(recs, hashes, strict=True)]
         self._fault("crash-after-commit")
         return out
 
     def submit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
         """Submit uploaded R = 1 results, several in one ``multicall`` transaction (one by one if it reverts)."""
-        def alone(rec: TaskRecord) -> TaskRecord:
-            try:
-                return self._submit(JobView.model_validate(rec.data["job"]), rec)
-            except TaskLost as exc:
-                return self.journal.record(rec.job_id, rec.task_index, Step.LOST, note=str(exc), reason=str(exc))
-
         if len(recs) < 2:
-            return [alone(r) for r in recs]
-        c = self.market.contract
-        calls = [c.encode_abi("submit", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
-                                         r.data["cid"], b""]) for r in recs]
-        try:
-            receipt = self.sender.transact(c.functions.multicall(calls))
-        except TransactionReverted as exc:
-            log.info("batch_fallback", what="submit", tasks=len(recs), error=exc.error_name)
-            return [alone(r) for r in recs]
+            return [self._or_lost(r, self._submit) for r in recs]
+        calls = [self.market.contract.encode_abi("submit", [task_id(r.job_id, r.task_index),
+                                                            bytes.fromhex(r.data["digest"][2:]), r.data["cid"], b""])
+                 for r in recs]
+        receipt = self._send_batch("submit", calls)
+        if receipt is None:
+            return [self._or_lost(r, self._submit) for r in recs]
         tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // len(recs)
         return [self.journal.record(r.job_id, r.task_index, Step.DONE, tx=tx, gas=gas, outcome="paid",
                                     batch=len(recs)) for r in recs]
-
-    def _commit_or_lose(self, rec: TaskRecord) -> TaskRecord:
-        try:
-            return self._commit(JobView.model_validate(rec.data["job"]), rec)
-        except TaskLost as exc:
-            return self.journal.record(rec.job_id, rec.task_index, Step.LOST, note=str(exc), reason=str(exc))
 
     def reveal_many(self, due: list[TaskRecord]) -> list[TaskRecord]:
         """Reveal replicas whose reveal phase is open (collected by :meth:`advance`) in one ``multicall``; one by
@@ -367,17 +349,30 @@ class Pipeline:
 
         if len(due) < 2:
             return [alone(r) for r in due]
-        c = self.market.contract
-        calls = [c.encode_abi("reveal", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
-                                         bytes.fromhex(r.data["salt"][2:]), r.data["cid"], b""]) for r in due]
-        try:
-            self.sender.transact(c.functions.multicall(calls))
-        except TransactionReverted as exc:
-            log.info("batch_fallback", what="reveal", tasks=len(due), error=exc.error_name)
+        calls = [self.market.contract.encode_abi("reveal", [
+            task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]), bytes.fromhex(r.data["salt"][2:]),
+            r.data["cid"], b""]) for r in due]
+        if self._send_batch("reveal", calls) is None:
             return [alone(r) for r in due]
         out = [self.journal.record(r.job_id, r.task_index, Step.REVEALED, batch=len(due)) for r in due]
         self._fault("crash-after-reveal")
         return out
+
+    def _send_batch(self, what: str, calls: list[Any]) -> Any | None:
+        """``calls`` in one ``multicall`` transaction: its receipt, or None when it reverted (nothing changed on
+        chain; the caller then sends each call alone, which says which one failed and why)."""
+        try:
+            return self.sender.transact(self.market.contract.functions.multicall(calls))
+        except TransactionReverted as exc:
+            log.info("batch_fallback", what=what, tasks=len(calls), error=exc.error_name)
+            return None
+
+    def _or_lost(self, rec: TaskRecord, step: Callable[[JobView, TaskRecord], TaskRecord]) -> TaskRecord:
+        """``step`` (a submit or a commit) for ``rec``; a claim that turns out to be gone is journaled LOST."""
+        try:
+            return step(JobView.model_validate(rec.data["job"]), rec)
+        except TaskLost as exc:
+            return self.journal.record(rec.job_id, rec.task_index, Step.LOST, note=str(exc), reason=str(exc))
 
     def advance(self, rec: TaskRecord, reveals: list[TaskRecord] | None = None) -> TaskRecord:
         """For R > 1 after the commit: reveal when the phase opens, finalize when possible. Cheap; idempotent.
@@ -409,8 +404,8 @@ class Pipeline:
             # our own commit or reveal is not on chain although journaled: a reorg dropped it; send it again
             if rec.step == Step.COMMITTED and not t["committed"] & bit:
                 log.warning("commit_missing", task_id=tid, action="commit again")
-                return self._commit_or_lose(self.journal.record(job.job_id, rec.task_index, Step.UPLOADED,
-                                                                note="commit dropped by a reorg"))
+                return self._or_lost(self.journal.record(job.job_id, rec.task_index, Step.UPLOADED,
+                                                         note="commit dropped by a reorg"), self._commit)
             if rec.step == Step.REVEALED and not t["revealed"] & bit and t["committed"] & bit:
                 log.warning("reveal_missing", task_id=tid, action="reveal again")
                 return self._reveal(job, tid, rec, gas=TIME_GATED_GAS)
