@@ -6,6 +6,8 @@ Fixtures:
     accounts     -> ten funded LocalAccounts (anvil's dev mnemonic)
     deployment   -> the contracts deployed once per session (oracle.deploy_all), as {name: Contract}
     ipfs         -> oracle.IpfsClient on a fresh kubo repo (--offline)
+    market       -> the deployed Marketplace as an oracle.market.Market
+    echo_digest  -> image id of the busybox echo test app (tests/market_helpers.py), built once
     docker_client-> docker.DockerClient of a running engine (started as root when none answers)
     state_dir    -> a session temp folder holding the components' state and logs
 """
@@ -22,6 +24,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from oracle import IpfsClient, connect, contract_at, deploy_all, dev_accounts
+from oracle.market import Market
 from tasknet import _devnet
 
 
@@ -91,6 +94,20 @@ def docker_client(state_dir: Path) -> Iterator["docker.DockerClient"]:  # type: 
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def echo_digest(docker_client: "docker.DockerClient", tmp_path_factory: pytest.TempPathFactory) -> str:  # type: ignore[name-defined]  # noqa: F821
+    """The busybox echo app of tests/market_helpers.py (image id, the digest registered on chain), built once."""
+    from tests.market_helpers import build_echo_app
+
+    return build_echo_app(docker_client, tmp_path_factory.mktemp("echo-app"))
+
+
+@pytest.fixture
+def market(w3: Web3, deployment: dict[str, Contract]) -> Market:
+    """The session's Marketplace as an oracle.market.Market."""
+    return Market(w3, deployment["Marketplace"].address)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

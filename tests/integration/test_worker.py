@@ -13,20 +13,10 @@ import pytest
 
 from oracle.market import Market
 from oracle.protocol import task_id
-from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
+from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
 from worker._journal import Journal, Step
 from worker._settings import WorkerSettings
-
-
-@pytest.fixture(scope="module")
-def echo_digest(docker_client, tmp_path_factory) -> str:
-    return build_echo_app(docker_client, tmp_path_factory.mktemp("app"))
-
-
-@pytest.fixture
-def market(w3, deployment) -> Market:
-    return Market(w3, deployment["Marketplace"].address)
 
 
 def settings(anvil, ipfs, market: Market, account, state: Path, **kw) -> WorkerSettings:

@@ -14,19 +14,9 @@ from oracle.relayer import Relayer, create_app
 from tasknet._cli_indexer import _serve_in_thread
 from tasknet._devnet import free_port
 from tests.integration.test_worker import fund_worker, running, settings, wait_for
-from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
+from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
 from worker._journal import Journal, Step
-
-
-@pytest.fixture(scope="module")
-def echo_digest(docker_client, tmp_path_factory) -> str:
-    return build_echo_app(docker_client, tmp_path_factory.mktemp("app"))
-
-
-@pytest.fixture
-def market(w3, deployment) -> Market:
-    return Market(w3, deployment["Marketplace"].address)
 
 
 @pytest.fixture

@@ -20,21 +20,11 @@ from oracle.archive import unpack_result
 from oracle.market import Market
 from oracle.protocol import task_id
 from oracle.tx import TxSender
-from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
+from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
 from worker._settings import WorkerSettings
 
 DOC_CAP = 16 << 20  # the worker's cap on an inputs document (worker/_pipeline.py)
-
-
-@pytest.fixture(scope="module")
-def echo_digest(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return build_echo_app(docker_client, tmp_path_factory.mktemp("app"))
-
-
-@pytest.fixture
-def market(w3: Any, deployment: dict[str, Any]) -> Market:
-    return Market(w3, deployment["Marketplace"].address)
 
 
 def _settings(anvil: Any, ipfs: Any, market: Market, account: Any, state: Path) -> WorkerSettings:
