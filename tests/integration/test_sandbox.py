@@ -250,3 +250,80 @@ def test_engine_still_serves_tasks_after_hostile_apps(sandbox: Sandbox, tmp_path
         assert result.ok, result.message
         times.append(result.total_seconds)
     assert min(times) < 1.5
+
+
+def _holders(docker_client: Any, owner: str, *, all: bool = True) -> set[str]:
+    selector = {"label": [f"tasknet.sandbox={owner}", "tasknet.role=holder"]}
+    return {c.id for c in docker_client.containers.list(all=all, filters=selector)}
+
+
+@pytest.mark.reliability(kind="attack", name="a task leaves traps in its reused output slot",
+                         how="an app locks a folder (mode 000), leaves hidden files and a FIFO and makes /out "
+                             "read-only; the next task in the same slot starts with an empty, writable /out")
+def test_a_reused_output_slot_starts_empty_whatever_the_last_app_left(docker_client: Any, tmp_path: Path) -> None:
+    owner = f"pytest-{uuid.uuid4().hex[:8]}"
+    with Sandbox(docker_client, owner=owner, prewarm=False, max_idle=1) as box:
+        first = run(box, tmp_path / "a", "mkdir -p d/e && echo x > d/e/f && chmod 000 d && echo y > .h && "
+                    "echo z > ..z && mkfifo p && chmod 500 /out && ls -A /out")
+        assert first.ok, first.message
+        assert first.stdout_path.read_text().split() == ["..z", ".h", "d", "p"]
+        holders = _holders(docker_client, owner)
+        assert len(holders) == 1
+        for i in range(3):
+            again = run(box, tmp_path / f"b{i}", "ls -A /out; echo w > w && stat -c %a /out")
+            assert again.ok, again.message
+            assert again.stdout_path.read_text() == "755\n"  # nothing left, writable again
+            assert (again.output_dir / "w").read_text() == "w\n"
+        assert _holders(docker_client, owner) == holders  # one slot served every run
+    assert _holders(docker_client, owner) == set()
+
+
+def test_a_slot_whose_holder_died_is_replaced(docker_client: Any, tmp_path: Path) -> None:
+    owner = f"pytest-{uuid.uuid4().hex[:8]}"
+    with Sandbox(docker_client, owner=owner, prewarm=False) as box:
+        assert run(box, tmp_path / "a", "echo 1 > f").ok
+        (dead,) = _holders(docker_client, owner)
+        docker_client.containers.get(dead).kill()  # something on the engine kills the idle holder
+        result = run(box, tmp_path / "b", "echo 2 > f")
+        assert result.ok, result.message
+        assert (result.output_dir / "f").read_text() == "2\n"
+        assert dead not in _holders(docker_client, owner, all=False)
+
+
+_CRASHING_WORKER = """
+import os, sys, time
+from pathlib import Path
+import docker
+from worker import Limits, RunSpec, Sandbox
+box = Sandbox(docker.from_env(), owner=sys.argv[1], prewarm=False)
+out = Path(sys.argv[2])
+r = box.run(RunSpec(image="tasknet/busybox-base:1", command=["sh", "-c", "echo hi > f"], output_dir=out / "out",
+                    log_dir=out / "logs", limits=Limits(output_bytes=1 << 20)))
+print(r.reason.value, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.reliability(kind="fault", name="worker killed with idle output slots",
+                         how="kill -9 a process holding an idle output slot: the holder sees its stdin close and "
+                             "exits, unmounting the tmpfs; cleanup() removes the rest")
+def test_a_killed_workers_output_slots_unmount_themselves(docker_client: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    owner = f"pytest-{uuid.uuid4().hex[:8]}"
+    script = _CRASHING_WORKER.replace("tasknet/busybox-base:1", BUSYBOX_BASE)
+    proc = subprocess.Popen([sys.executable, "-c", script, owner, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ok"
+        (holder,) = _holders(docker_client, owner, all=False)  # idle, running, keeping its volume mounted
+        proc.kill()
+        proc.wait(10)
+        end = time.monotonic() + 20
+        while holder in _holders(docker_client, owner, all=False) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert holder not in _holders(docker_client, owner, all=False)
+    finally:
+        proc.kill()
+    assert Sandbox(docker_client, owner=owner).cleanup() == 2  # the exited holder and its volume
+    assert _holders(docker_client, owner) == set()
