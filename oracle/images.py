@@ -100,10 +100,13 @@ def verify_image_digest(client: docker.DockerClient, ref: str, expected: str) ->
     ``expected`` is an image id or a registry manifest digest (``sha256:…``; a ``repo@sha256:…`` reference is
     accepted too). Raises :class:`ImageDigestMismatch` otherwise, :class:`ImageError` when ``ref`` is absent.
     """
-    want = expected.rsplit("@", 1)[-1].lower()
-    if not _DIGEST_RE.match(want):
-        raise ImageError(f"{expected!r} is not an image digest; expected 'sha256:' followed by 64 hex digits")
-    image = _get(client, ref)
+    _pinned_digest(expected)  # a malformed pin is refused before asking the engine
+    return check_image_pin(_get(client, ref), ref, expected)
+
+
+def check_image_pin(image: Image, ref: str, expected: str) -> str:
+    """:func:`verify_image_digest` on an image already looked up (one engine request fewer)."""
+    want = _pinned_digest(expected)
     repo_digests = [d.rsplit("@", 1)[-1] for d in image.attrs.get("RepoDigests") or []]
     if image.id == want or want in repo_digests:
         return str(image.id)
@@ -112,6 +115,13 @@ def verify_image_digest(client: docker.DockerClient, ref: str, expected: str) ->
         f"to {want}; refuse to run it: the app's registered digest is wrong or the image was replaced — "
         "re-fetch it by digest or re-register the app with the right digest"
     )
+
+
+def _pinned_digest(expected: str) -> str:
+    want = expected.rsplit("@", 1)[-1].lower()
+    if not _DIGEST_RE.match(want):
+        raise ImageError(f"{expected!r} is not an image digest; expected 'sha256:' followed by 64 hex digits")
+    return want
 
 
 # -- base images ---------------------------------------------------------------------------------

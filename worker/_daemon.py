@@ -45,6 +45,8 @@ MAX_ATTEMPTS = 5  # a task whose pipeline fails this often on transient errors i
 ARCH_BITS = {"amd64": 1, "arm64": 2, "riscv64": 4}
 #: an R = 1 result waits at most this long for the tasks running beside it, to be submitted with theirs
 SUBMIT_WAIT_S = 1.0
+#: seconds the protocol parameters (replica stake...) are trusted before being read again
+PARAMS_TTL = 30.0
 #: steps where the task waits on the chain (a relayed result, the reveal phase, finalization): advanced by polling
 ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED)
 LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
@@ -90,6 +92,7 @@ class Worker:
         self.stopping = False
         self.log = log.bind(worker=self.account.address)
         self.me_lower = self.account.address.lower()
+        self._params_cache: tuple[float, dict[str, Any]] | None = None
 
     # -- state ------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -213,6 +216,11 @@ class Worker:
         settled, someone else's now), it is ours to finish: journal it and run it, or its stake is slashed."""
         out: list[TaskRecord] = []
         a = ev.args
+        first = int(a["startTaskId"] if ev.name == "TasksClaimed" else a["taskId"])
+        count = int(a["count"]) if ev.name == "TasksClaimed" else 1
+        if all((r := self.journal.get(*split_task_id(t))) is not None and r.step != Step.LOST
+               for t in range(first, first + count)):
+            return out  # our own claim, journaled when it was made: nothing to ask the chain
         now = self.market.chain_time()
         if ev.name == "TasksClaimed":
             start = int(a["startTaskId"])
@@ -288,7 +296,7 @@ class Worker:
         now = self.market.chain_time()
         info = self.market.worker(me)
         free_stake = int(info["stake"]) - int(info["locked"])
-        replica_stake = max(int(self.market.params()["replicaStake"]), 1)
+        replica_stake = max(int(self._params()["replicaStake"]), 1)
         if free_stake < replica_stake:
             return []
         records = self.journal.all()
@@ -307,6 +315,12 @@ class Worker:
             out += self._job_candidates(job, mine, fresh, now)
         out.sort(key=lambda c: (0 if self._inputs_cached(c[1], c[2]) else 1, c[0], c[1].job_id, c[2]))
         return [(j, i, a) for _, j, i, a in out]
+
+    def _params(self) -> dict[str, Any]:
+        """The protocol parameters, read again at most every PARAMS_TTL seconds (the owner rarely changes them)."""
+        if self._params_cache is None or time.monotonic() - self._params_cache[0] > PARAMS_TTL:
+            self._params_cache = (time.monotonic(), self.market.params())
+        return self._params_cache[1]
 
     def _job_candidates(self, job: JobView, mine: set[str], fresh: int, now: int
                         ) -> list[tuple[int, JobView, int, str | None]]:

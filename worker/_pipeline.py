@@ -185,8 +185,8 @@ class Pipeline:
         return doc
 
     def _ensure_image(self, app: AppView) -> None:
-        if app.image_digest in self._images_ok and image_exists(self.docker, app.image_digest):
-            return  # checked before: an image id is the digest of its content, it cannot change under us
+        if app.image_digest in self._images_ok:
+            return  # checked before: an image id is the digest of its content (the sandbox sees it is still there)
         self._pull_or_verify(app)
         self._images_ok.add(app.image_digest)
 
@@ -204,9 +204,15 @@ class Pipeline:
         limits = Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
                         memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
                         output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
-        return self.sandbox.run(RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command,
-                                        input_dir=dirs["in"], output_dir=dirs["out"], log_dir=dirs["logs"],
-                                        limits=limits, task=f"{job.job_id}-{dirs['in'].parent.name}"))
+        spec = RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command, input_dir=dirs["in"],
+                       output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits,
+                       task=f"{job.job_id}-{dirs['in'].parent.name}")
+        run = self.sandbox.run(spec)
+        if run.reason is Reason.IMAGE_MISSING:  # removed from the engine since it was checked: fetch it again
+            self._images_ok.discard(app.image_digest)
+            self._ensure_image(app)
+            run = self.sandbox.run(spec)
+        return run
 
     def _publish(self, job: JobView, app: AppView, rec: TaskRecord, dirs: dict[str, Path], run: RunResult | None,
                  error: str | None) -> TaskRecord:

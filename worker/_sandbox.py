@@ -63,7 +63,7 @@ from oracle.images import (
     ImageDigestMismatch,
     ImageError,
     build_busybox_base,
-    verify_image_digest,
+    check_image_pin,
 )
 
 from oracle.archive import ExtractStats, extract_tar, open_tar_stream
@@ -410,7 +410,7 @@ class Sandbox:
             raise SandboxError(f"Docker failed to look up image {spec.image}: {exc.explanation or exc}") from exc
         if spec.image_digest is not None:
             try:
-                verify_image_digest(self.client, image.id, spec.image_digest)
+                check_image_pin(image, spec.image, spec.image_digest)
             except ImageDigestMismatch as exc:
                 raise _ImageProblem(Reason.IMAGE_MISMATCH, str(exc)) from None
             except ImageError as exc:

@@ -86,3 +86,44 @@ def test_out_of_gas_on_chain_is_retried_once_with_twice_the_gas(w3, accounts, de
     assert receipt["status"] == 1 and receipt["gasUsed"] > 40_000
     assert [e["event"] for e in logs].count("tx_out_of_gas_retry") == 1
     assert token.functions.balanceOf(accounts[3].address).call() == 77
+
+
+def test_fees_follow_the_base_fee_and_are_read_once_per_ttl(w3, accounts, deployment) -> None:
+    token = deployment["TestToken"]
+    tip = int(w3.eth.max_priority_fee)
+    sender = TxSender(w3, accounts[3], fee_ttl=3600)
+    first = sender.transact(token.functions.faucet(accounts[3].address, 1))
+    second = sender.transact(token.functions.faucet(accounts[3].address, 2))
+    fee = [w3.eth.get_transaction(r["transactionHash"])["maxFeePerGas"] for r in (first, second)]
+    assert fee[0] == fee[1]  # within the TTL: the fees are not read again
+    # the base fee jumps past the cached cap: the node refuses the transaction, the sender reads the fees again
+    w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(fee[0] * 3)])
+    w3.provider.make_request("anvil_mine", [1])
+    base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+    assert base > fee[0]
+    third = sender.transact(token.functions.faucet(accounts[3].address, 3))
+    tx = w3.eth.get_transaction(third["transactionHash"])
+    assert third["status"] == 1
+    assert (tx["maxPriorityFeePerGas"], tx["maxFeePerGas"]) == (tip, tip + 2 * base)  # what web3 itself fills in
+
+
+def test_a_chain_without_base_fee_gets_the_legacy_gas_price(accounts) -> None:
+    from oracle import connect
+    from tasknet import _devnet
+
+    import tempfile
+    from pathlib import Path
+
+    tmp = Path(tempfile.mkdtemp(prefix="tasknet-legacy-"))
+    port = free_port()
+    info = _devnet.spawn([_devnet.find_anvil(), "--port", str(port), "--hardfork", "berlin", "--silent"],
+                         tmp / "anvil.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _devnet.wait_until(lambda: _devnet.rpc_healthy(url) is None, info, "anvil", 20)
+        legacy = connect(url)
+        assert "baseFeePerGas" not in legacy.eth.get_block("latest")
+        sender = TxSender(legacy, accounts[0])
+        assert sender.fees() == {"gasPrice": int(legacy.eth.gas_price)}
+    finally:
+        _devnet.stop(info)
