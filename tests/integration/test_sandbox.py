@@ -327,3 +327,17 @@ def test_a_killed_workers_output_slots_unmount_themselves(docker_client: Any, tm
         proc.kill()
     assert Sandbox(docker_client, owner=owner).cleanup() == 2  # the exited holder and its volume
     assert _holders(docker_client, owner) == set()
+
+
+def test_odd_names_and_modes_come_out_whole(sandbox: Sandbox, tmp_path: Path) -> None:
+    long = "n" * 150
+    result = run(sandbox, tmp_path, f"mkdir -p a/b/c/d && echo deep > a/b/c/d/{long} && : > empty && "
+                 "printf 'x' > 'sp ace' && printf 'y' > \"$(printf 'new\\nline')\" && echo run > tool && "
+                 "chmod 700 tool && chmod 000 a/b && dd if=/dev/zero of=big bs=1024 count=300 2>/dev/null")
+    assert result.ok, result.message
+    out = result.output_dir
+    assert (out / "a/b/c/d" / long).read_text() == "deep\n"
+    assert (out / "empty").read_bytes() == b"" and (out / "sp ace").read_text() == "x"
+    assert (out / "new\nline").read_text() == "y"
+    assert (out / "tool").stat().st_mode & 0o777 == 0o755 and (out / "big").stat().st_size == 300 * 1024
+    assert (result.output_files, result.skipped) == (6, [])
