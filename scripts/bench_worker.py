@@ -3,7 +3,8 @@
 overhead = wall time from claim to result on chain minus the container's own run time, for trivial tasks run one
 at a time by one worker (median over the tasks of a run; the figure is the median of the runs); throughput =
 trivial R = 1 tasks per second with N worker processes (`tasknet worker run`, each its own process, as resource
-providers run it) on one automine chain, from the job's posting to its last result (median of the runs).
+providers run it) on one automine chain, from the job's posting to its last result (median of the runs), with the
+CPU each component spent per task meanwhile (from /proc: the machine is CPU-bound, so this is what sets the rate).
 Prints a JSON line last: {"overhead_median_s": ..., "tasks_per_s": ..., "workers": 4, ...}.
 """
 
@@ -41,6 +42,52 @@ def wait_finished(market: Market, job_id: int, n: int, timeout: float) -> None:
         if time.monotonic() > end:
             raise SystemExit(f"bench: job {job_id} did not finish {n} tasks within {timeout:.0f} s")
         time.sleep(0.1)  # the bench's own polling must not load the chain it measures
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds of ``pid`` and of its children it has waited for (utime, stime, cutime, cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / _TICK
+
+
+def _pids_named(name: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (all but idle and iowait) since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / _TICK
+
+
+class CpuMeter:
+    """CPU per task of each component during a run: the worker processes, anvil, kubo, dockerd, containerd, and
+    the rest of the machine (containerd shims, runc, the kernel's work for containers; the bench's own polling
+    is taken out)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+
+    def snapshot(self) -> dict[str, float]:
+        snap = {g: sum(_cpu_of(p) for p in pids) for g, pids in self.groups.items()}
+        snap["bench"] = time.process_time()
+        snap["machine"] = _machine_busy()
+        return snap
+
+    @staticmethod
+    def per_task(before: dict[str, float], after: dict[str, float], tasks: int) -> dict[str, float]:
+        delta = {k: after[k] - before[k] for k in before}
+        rest = delta.pop("machine") - sum(delta.values())
+        delta.pop("bench")
+        return {**{k: v / tasks for k, v in delta.items()}, "rest": rest / tasks,
+                "machine": (after["machine"] - before["machine"]) / tasks}
 
 
 def spread(values: list[float], digits: int = 3) -> dict[str, float]:
@@ -112,17 +159,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 raise SystemExit(f"bench: the worker processes did not start; see {tmp}/w*.log")
             time.sleep(0.2)
         time.sleep(1.0)  # past registration: the workers are polling
-        rates = []
+        meter = CpuMeter({"workers": [p.pid for p in procs], "anvil": [anvil.pid or 0], "kubo": [kubo.pid or 0],
+                          "dockerd": _pids_named("dockerd"), "containerd": _pids_named("containerd")})
+        rates, cpu = [], []
         for _ in range(args.repeats):
+            before = meter.snapshot()
             t0 = time.monotonic()
             job2 = post_job(w3, market, accounts[1], ipfs, app, tasks=args.throughput_tasks, reward=ETHER // 1000)
             wait_finished(market, job2, args.throughput_tasks, 900)
             rates.append(args.throughput_tasks / (time.monotonic() - t0))
+            cpu.append(meter.per_task(before, meter.snapshot(), args.throughput_tasks))
         result = {"overhead_median_s": round(statistics.median(run_medians), 3),
                   "overhead_runs_s": spread(run_medians),
                   "overhead_p90_s": round(sorted(overheads)[int(len(overheads) * 0.9) - 1], 3),
                   "run_median_s": round(statistics.median(runs), 3),
                   "tasks_per_s": round(statistics.median(rates), 2), "tasks_per_s_runs": spread(rates, 2),
+                  "cpu_ms_per_task": {k: round(statistics.median(c[k] for c in cpu) * 1000, 1) for k in cpu[0]},
                   "workers": args.workers, "max_concurrent": args.max_concurrent, "repeats": args.repeats,
                   "overhead_tasks": args.overhead_tasks, "throughput_tasks": args.throughput_tasks}
         print(json.dumps(result))
