@@ -22,11 +22,20 @@ Example (devnet):
 Example (any chain):
   TASKNET_WORKER_PASSWORD=... tasknet worker run --config worker.toml
 """
-HELP_STATUS = """Show the worker's stake, reputation, balance, running and finished tasks and cache use.
+HELP_STATUS = """Show the worker's stake, reputation, balance, earnings, running and finished tasks and cache use
+(earnings and tasks are read from the journal in the worker's state folder).
 
 \b
 Example:
   tasknet worker status --devnet-role worker-1 --json
+"""
+HELP_REGISTER = """Register this machine as a worker, or update what it advertises: the cores the policy lends, memory,
+GPUs and architecture, detected here. Refuses when Docker is unusable (every task runs in a container). Staking is
+separate: 'tasknet worker stake'.
+
+\b
+Example:
+  tasknet worker register --devnet-role worker-1 --json
 """
 HELP_STAKE = """Register (advertising this machine's capabilities) and top the stake up to AMOUNT tokens.
 
@@ -87,6 +96,22 @@ def register(cli: click.Group) -> None:
             settings.policy.max_concurrent = max_concurrent
         Worker(settings).run()
 
+    @worker.command("register", help=HELP_REGISTER)
+    @common
+    @click.option("--json", "as_json", is_flag=True, help="print JSON")
+    def register_(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool) -> None:
+        from worker._daemon import Worker
+
+        w = Worker(_settings(config, devnet_role, devnet_file))
+        sent = w.register()
+        doc = {"address": w.account.address, "changed": sent, **w.advertised()}
+        if as_json:
+            out.print_json(json.dumps(doc))
+            return
+        what = "registered" if sent else "already registered with these capabilities"
+        out.print(f"{w.account.address} {what}: {doc['cores']} cores, {doc['memoryMB']} MB, {doc['gpus']} GPUs, "
+                  f"architecture {w.caps.arch}")
+
     @worker.command(help=HELP_STAKE)
     @click.argument("amount", type=float)
     @common
@@ -141,6 +166,7 @@ def register(cli: click.Group) -> None:
             "address": me, "registered": bool(info["flags"] & 1), "banned": bool(info["flags"] & 2),
             "stake": int(info["stake"]), "locked": int(info["locked"]), "reputation": int(info["reputation"]),
             "slashes": int(info["slashes"]), "balance": market.balance(me),
+            "earned": sum(int(r.data.get("earned") or 0) for r in records),
             "tasks": {step.name.lower(): sum(1 for r in records if r.step == step) for step in Step},
             "running": [r.task_key for r in records if not r.finished],
             "cache_bytes": cache_bytes,
@@ -151,7 +177,7 @@ def register(cli: click.Group) -> None:
         table = Table("field", "value", title=f"worker {me}")
         for key in ("registered", "banned", "reputation", "slashes"):
             table.add_row(key, str(doc[key]))
-        for key in ("stake", "locked", "balance"):
+        for key in ("stake", "locked", "balance", "earned"):
             table.add_row(key, f"{doc[key] / ETHER:g} tokens")
         table.add_row("tasks", ", ".join(f"{k} {v}" for k, v in doc["tasks"].items() if v) or "none")
         table.add_row("running", ", ".join(doc["running"]) or "none")

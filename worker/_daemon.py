@@ -106,14 +106,27 @@ class Worker:
                                           "view": self.view.model_dump(mode="json")})
 
     # -- set-up -----------------------------------------------------------------------------------
+    def advertised(self) -> dict[str, int]:
+        """The capabilities this worker advertises: its cores (as many as the policy lends), memory, GPUs and
+        architecture bit."""
+        return {"cores": min(self.s.policy.cores or self.caps.cores, self.caps.cores), "memoryMB": self.caps.memory_mb,
+                "gpus": self.caps.gpus, "archMask": ARCH_BITS.get(self.caps.arch, 0)}
+
+    def register(self) -> bool:
+        """Register on chain with :meth:`advertised` capabilities, or update them; False when already current."""
+        me = self.market.worker(self.account.address)
+        caps = self.advertised()
+        if me["flags"] & 1 and all(me[k] == v for k, v in caps.items()):
+            return False
+        self.sender.transact(self.market.contract.functions.registerWorker(
+            caps["cores"], caps["memoryMB"], caps["gpus"], caps["archMask"]))
+        return True
+
     def ensure_registered(self) -> None:
         """Advertise the capabilities, and top the stake up to ``settings.stake``."""
+        self.register()
         me = self.market.worker(self.account.address)
-        arch = ARCH_BITS.get(self.caps.arch, 0)
-        cores, memory = min(self.s.policy.cores or self.caps.cores, self.caps.cores), self.caps.memory_mb
-        if not me["flags"] & 1 or (me["cores"], me["memoryMB"], me["gpus"], me["archMask"]) != (
-                cores, memory, self.caps.gpus, arch):
-            self.sender.transact(self.market.contract.functions.registerWorker(cores, memory, self.caps.gpus, arch))
+        cores, memory = me["cores"], me["memoryMB"]
         missing = self.s.stake - int(me["stake"])
         if missing > 0:
             balance = self.market.balance(self.account.address)

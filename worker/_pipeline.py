@@ -78,6 +78,7 @@ class Pipeline:
         self.work = settings.state_dir / "tasks"
         self._docs: dict[str, InputsDocument | tuple[str, float]] = {}
         self._images_ok: set[str] = set()
+        self._fee_bps: dict[int, int] = {}
 
     # -- entry ------------------------------------------------------------------------------------
     def run(self, rec: TaskRecord) -> TaskRecord:
@@ -285,10 +286,11 @@ class Pipeline:
             receipt = self.sender.transact(fn)
         except TransactionReverted as exc:
             if self._already_submitted(tid, rec):
-                return self.journal.record(job.job_id, rec.task_index, Step.DONE, note="submitted before a restart")
+                return self.journal.record(job.job_id, rec.task_index, Step.DONE, note="submitted before a restart",
+                                           outcome="paid", earned=self._net_reward(job))
             raise TaskLost(f"submit of task {tid} reverted: {exc}") from exc
         return self.journal.record(job.job_id, rec.task_index, Step.DONE, tx=receipt["transactionHash"].hex(),
-                                   gas=receipt["gasUsed"], outcome="paid")
+                                   gas=receipt["gasUsed"], outcome="paid", earned=self._net_reward(job))
 
     def _already_submitted(self, tid: int, rec: TaskRecord) -> bool:
         logs = self.market.contract.events.ResultSubmitted().get_logs(
@@ -345,7 +347,8 @@ class Pipeline:
             return [self._or_lost(r, self._submit) for r in recs]
         tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // len(recs)
         return [self.journal.record(r.job_id, r.task_index, Step.DONE, tx=tx, gas=gas, outcome="paid",
-                                    batch=len(recs)) for r in recs]
+                                    earned=self._net_reward(JobView.model_validate(r.data["job"])), batch=len(recs))
+                for r in recs]
 
     def reveal_many(self, due: list[TaskRecord]) -> list[TaskRecord]:
         """Reveal replicas whose reveal phase is open (collected by :meth:`advance`) in one ``multicall``; one by
@@ -390,8 +393,8 @@ class Pipeline:
             return self._await_relayed_result(job, tid, rec)
         t = self.market.task(tid)
         if t["status"] != 1:  # Finalized (2) or Failed (3)
-            outcome = self._outcome(tid, rec, t["status"])
-            return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome=outcome)
+            outcome, earned = self._outcome(tid, rec, t["status"])
+            return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome=outcome, earned=earned)
         now = self.market.chain_time()
         bit = 1 << int(rec.data["replica"])
         if rec.data.get("relayed") and rec.step in (Step.COMMITTED, Step.REVEALED):
@@ -435,7 +438,8 @@ class Pipeline:
     def _await_relayed_result(self, job: JobView, tid: int, rec: TaskRecord) -> TaskRecord:
         """R = 1 through a relayer: DONE once our result is on chain; our own submit when the lease runs short."""
         if self._already_submitted(tid, rec):
-            return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome="paid", relayed=True)
+            return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome="paid", relayed=True,
+                                       earned=self._net_reward(job))
         lease = self.market.lease(tid)
         if lease["worker"].lower() != self.me.lower():
             return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason="the lease is no longer ours")
@@ -471,15 +475,24 @@ class Pipeline:
         self._fault("crash-after-reveal")
         return rec
 
-    def _outcome(self, tid: int, rec: TaskRecord, status: int) -> str:
+    def _outcome(self, tid: int, rec: TaskRecord, status: int) -> tuple[str, int]:
+        """How a replicated task ended for us, and what we earned from it (the winners' share, net of the fee)."""
         if status == 3:
-            return "task-failed"
+            return "task-failed", 0
         events = self.market.contract.events.TaskFinalized().get_logs(
             from_block=rec.data.get("claim_block", 0), argument_filters={"taskId": tid})
         if not events:
-            return "finalized"
-        winner = "0x" + bytes(events[-1]["args"]["resultDigest"]).hex()
-        return "won" if winner == rec.data.get("digest") else "outvoted"
+            return "finalized", 0
+        args = events[-1]["args"]
+        if "0x" + bytes(args["resultDigest"]).hex() == rec.data.get("digest"):
+            return "won", int(args["rewardEach"])
+        return "outvoted", 0
+
+    def _net_reward(self, job: JobView) -> int:
+        """What an accepted R = 1 result pays: the reward less the protocol fee fixed at the job's posting."""
+        if job.job_id not in self._fee_bps:
+            self._fee_bps[job.job_id] = int(self.market.job(job.job_id)["feeBps"])
+        return job.reward - job.reward * self._fee_bps[job.job_id] // 10_000
 
     def cleanup(self, rec: TaskRecord) -> None:
         shutil.rmtree(self.work / f"{rec.job_id}-{rec.task_index}", ignore_errors=True)

@@ -1,0 +1,67 @@
+"""The resource provider's ``tasknet worker`` commands on a devnet of real components (anvil, kubo, Docker):
+register, stake, run (the daemon), status with earnings, unstake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import test_client_helpers as helpers
+from click.testing import CliRunner, Result
+from test_client_helpers import E18, client, register_echo_app, run_worker
+
+from oracle import DevnetInfo
+from oracle.client import JobSpec, TaskInput
+from oracle.market import Market
+from tasknet.cli import cli
+
+app_image = helpers.app_image
+devnet_file = helpers.devnet_file
+image_registry = helpers.image_registry
+
+
+def tasknet(*args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
+def as_json(*args: str) -> Any:
+    return json.loads(tasknet(*args, "--json").stdout)
+
+
+def test_register_stake_run_status_and_unstake(devnet_file: Path, app_image: str, w3: Any) -> None:
+    info = DevnetInfo.load(devnet_file)
+    market = Market(w3, info.contracts["Marketplace"])
+    me = info.account("worker-2").address
+    assert not market.worker(me)["flags"] & 1
+
+    first = as_json("worker", "register", "--as", "worker-2")
+    assert first["changed"] and first["address"] == me and first["cores"] >= 1 and first["memoryMB"] > 0
+    on_chain = market.worker(me)
+    assert on_chain["flags"] & 1 and (on_chain["cores"], on_chain["memoryMB"]) == (first["cores"], first["memoryMB"])
+    assert (on_chain["stake"], as_json("worker", "register", "--as", "worker-2")["changed"]) == (0, False)
+
+    with client(devnet_file, "worker-2") as c:
+        c.faucet(10 * E18)
+    assert "stake of" in tasknet("worker", "stake", "5", "--as", "worker-2").stdout
+    assert market.worker(me)["stake"] == 5 * E18
+
+    app_id = register_echo_app(devnet_file, app_image)
+    requester = client(devnet_file, fund=10 * E18)
+    job = requester.submit_job(JobSpec(app_id=app_id, tasks=[TaskInput(args=[str(i)]) for i in range(3)],
+                                       reward=E18 // 10, max_run_seconds=60))
+    with run_worker(devnet_file, "worker-2", Path(info.state_dir) / "workers" / "worker-2"):
+        requester.wait(job.job_id, timeout=90)
+    fee = int(market.job(job.job_id)["feeBps"])
+    status = as_json("worker", "status", "--as", "worker-2")
+    assert status["registered"] and status["stake"] == 5 * E18 and status["locked"] == 0
+    assert status["tasks"]["done"] == 3 and status["running"] == []
+    assert status["earned"] == 3 * (E18 // 10 - E18 // 10 * fee // 10_000) == market.balance(me)
+    assert status["reputation"] == int(market.worker(me)["reputation"]) > 0
+
+    assert "withdraw with --withdraw" in tasknet("worker", "unstake", "2", "--as", "worker-2").stdout
+    assert market.worker(me)["unstaking"] == 2 * E18
+    early = tasknet("worker", "unstake", "--withdraw", "--as", "worker-2", code=1)
+    assert "TransactionReverted" in early.stderr and "MarketplaceUnstakeNotReady" in early.stderr, early.stderr
