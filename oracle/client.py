@@ -285,17 +285,29 @@ class Client:
 
     def register_app(self, image: str, *, name: str, price: int = 0, public: bool = True,
                      requesters: Sequence[str] = (), deterministic_file: str | None = None, description: str = "",
-                     category: str | None = None, command: Sequence[str] = (), push: bool = True) -> AppInfo:
+                     category: str | None = None, command: Sequence[str] = (), push: bool = True,
+                     ipfs_archive: bool = False) -> AppInfo:
         """Register local image ``image`` as an app: pushed to the registry (``push``), pinned by its image id,
-        with a metadata document on IPFS. A private app (``public=False``) admits ``requesters`` only."""
-        from .images import image_digest
+        with a metadata document on IPFS. A private app (``public=False``) admits ``requesters`` only.
+
+        With ``ipfs_archive`` a ``docker save`` archive of the image (untagged) is added to IPFS too and named in
+        the metadata: workers load it when the registry cannot serve them. Without a registry push the app's
+        image reference is then ``ipfs://CID`` itself, and workers need no registry at all."""
+        from .images import image_digest, save_image
 
         digest = image_digest(self.docker, image)
         ref = image
         if push and self.image_registry and "@sha256:" not in image:
             ref = self.push_image(image)
+        archive_cid = None
+        if ipfs_archive:
+            with tempfile.TemporaryDirectory(prefix="tasknet-image-") as tmp:
+                save_image(self.docker, digest, Path(tmp) / "image.tar")
+                archive_cid = self.ipfs.add_file(Path(tmp) / "image.tar")
+            if ref == image:
+                ref = f"ipfs://{archive_cid}"
         meta = AppMetadata(name=name, description=description, image=ref, command=list(command),
-                           deterministic_file=deterministic_file, category=category, image_archive_cid=None)
+                           deterministic_file=deterministic_file, category=category, image_archive_cid=archive_cid)
         meta_uri = "ipfs://" + self.ipfs.add_json(meta.model_dump(mode="json", exclude_none=True))
         receipt = self._send(self.market.registry.functions.registerApp(
             ref, bytes.fromhex(digest.removeprefix("sha256:")), meta_uri, price, public, deterministic_file or ""))

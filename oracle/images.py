@@ -24,6 +24,7 @@ digests exist and both are accepted by :func:`verify_image_digest`:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -366,9 +367,15 @@ def save_image(client: docker.DockerClient, ref: str, dest: str | Path) -> str:
 
 
 def load_image(client: docker.DockerClient, archive: str | Path, expected_id: str) -> str:
-    """``docker load`` an image archive and check it is ``expected_id``; return the image id."""
+    """``docker load`` an image archive and check it is ``expected_id``; return the image id.
+
+    The archive is read first (:func:`check_image_archive`): it must hold that one image and no tag, or it is
+    refused before the engine sees it — ``docker load`` would otherwise move any tag it names (say, the sandbox's
+    holder image) onto an image of the archive's author.
+    """
     import docker.errors
 
+    check_image_archive(archive, expected_id)
     try:
         with Path(archive).open("rb") as fh:
             images = client.images.load(fh)
@@ -380,3 +387,35 @@ def load_image(client: docker.DockerClient, archive: str | Path, expected_id: st
         raise ImageDigestMismatch(f"image archive {archive} holds {ids or 'no image'} but the app is pinned to "
                                   f"{expected_id}; refuse to run it")
     return expected_id
+
+
+def check_image_archive(archive: str | Path, expected_id: str) -> None:
+    """Refuse a ``docker save`` archive unless its manifest lists exactly the image ``expected_id`` (its config
+    blob) and names no tag, and it carries no legacy ``repositories`` tag file."""
+    import tarfile
+
+    want = _pinned_digest(expected_id).removeprefix("sha256:")
+    try:
+        with tarfile.open(archive) as tar:
+            names = {m.name.removeprefix("./"): m for m in tar.getmembers()}
+            member = names.get("manifest.json")
+            if member is None or not member.isfile() or member.size > 1 << 20:
+                raise ImageError(f"{archive} has no manifest.json; make it with 'docker save' "
+                                 "(oracle.images.save_image)")
+            manifest = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+            repos = names.get("repositories")
+            legacy = json.loads(tar.extractfile(repos).read() or b"{}") if repos is not None and repos.isfile() \
+                and repos.size < 1 << 20 else {}
+    except (tarfile.TarError, OSError, ValueError) as exc:
+        raise ImageError(f"{archive} is not a readable 'docker save' archive ({exc})") from exc
+    if not isinstance(manifest, list) or len(manifest) != 1 or not isinstance(manifest[0], dict):
+        raise ImageDigestMismatch(f"image archive {archive} must hold exactly one image (the app's), its manifest "
+                                  f"lists {len(manifest) if isinstance(manifest, list) else 'no'} entries")
+    entry = manifest[0]
+    config = str(entry.get("Config", "")).rsplit("/", 1)[-1].removesuffix(".json")
+    if config != want:
+        raise ImageDigestMismatch(f"image archive {archive} holds image sha256:{config} but the app is pinned to "
+                                  f"sha256:{want}; refuse to load it")
+    if entry.get("RepoTags") or legacy:
+        raise ImageError(f"image archive {archive} names tags ({entry.get('RepoTags') or list(legacy)}); loading "
+                         "it would retag images on this engine: save it untagged (save_image does)")

@@ -229,6 +229,7 @@ metadata on IPFS. Prints the app id.
 Example:
   tasknet app register tasknet/povray:1 --name povray --price 0.01 --deterministic-file frame.bmp
   tasknet app register my/app:2 --name private-app --private --allow 0x7099...79C8
+  tasknet app register my/app:3 --name no-registry --no-push --ipfs-archive
 """
 HELP_APP_LIST = """List registered apps (--mine: only this account's).
 
@@ -284,16 +285,19 @@ def app_build(client: Client, context: Path, tag: str, dockerfile: str, push: bo
 @click.option("--private", is_flag=True, help="only --allow'ed requesters may use it")
 @click.option("--allow", "allowed", multiple=True, help="requester address (repeatable)")
 @click.option("--deterministic-file", default=None, help="output file the result digest covers")
-@click.option("--no-push", is_flag=True, help="register the local tag as is (workers need the image locally)")
+@click.option("--no-push", is_flag=True, help="register the local tag as is (workers need the image locally, "
+              "or --ipfs-archive)")
+@click.option("--ipfs-archive", is_flag=True, help="also put a 'docker save' archive on IPFS for workers to load "
+              "(with --no-push, the app's image reference is ipfs://CID)")
 @json_option
 @with_client("app-owner")
 def app_register(client: Client, image: str, name: str, description: str, category: str | None, price: int,
                  private: bool, allowed: tuple[str, ...], deterministic_file: str | None, no_push: bool,
-                 as_json: bool) -> None:
+                 ipfs_archive: bool, as_json: bool) -> None:
     with err.status(f"registering {image}"):
         info = client.register_app(image, name=name, description=description, category=category, price=price,
                                    public=not private, requesters=allowed, deterministic_file=deterministic_file,
-                                   push=not no_push)
+                                   push=not no_push, ipfs_archive=ipfs_archive)
     if as_json:
         emit_json(info)
     else:

@@ -20,10 +20,11 @@ from pydantic import ValidationError
 from oracle import get_logger
 from oracle.archive import encrypt_file, pack_result, sha256_file
 from oracle.exceptions import IpfsError, IpfsUnavailable, TasknetError, TransactionReverted
-from oracle.images import ImageError, image_exists, pull_by_digest, verify_image_digest
+from oracle.images import (ImageDigestMismatch, ImageError, image_exists, load_image, pull_by_digest,
+                           verify_image_digest)
 from oracle.ipfs import IpfsClient
 from oracle.market import AppView, JobView, Market
-from oracle.models import InputsDocument
+from oracle.models import AppMetadata, InputsDocument
 from oracle.protocol import Eip712Domain, commitment, new_salt, task_id
 from oracle.tx import TxSender
 
@@ -192,13 +193,55 @@ class Pipeline:
         self._images_ok.add(app.image_digest)
 
     def _pull_or_verify(self, app: AppView) -> None:
+        """Have the app's image, checked against its pinned digest: already here, else from its registry, else
+        from the ``docker save`` archive on IPFS its reference (``ipfs://CID``) or its metadata names."""
         if image_exists(self.docker, app.image_digest):
             verify_image_digest(self.docker, app.image_digest, app.image_digest)
+            return
+        if app.image_ref.startswith("ipfs://"):
+            self._load_archive(app, app.image_ref)
             return
         if image_exists(self.docker, app.image_ref):
             verify_image_digest(self.docker, app.image_ref, app.image_digest)
             return
-        pull_by_digest(self.docker, app.image_ref, expected_id=app.image_digest)
+        try:
+            pull_by_digest(self.docker, app.image_ref, expected_id=app.image_digest)
+        except ImageDigestMismatch:
+            raise
+        except ImageError as exc:
+            cid = self._archive_cid(app)
+            if cid is None:
+                raise
+            log.warning("image_pull_failed", ref=app.image_ref, error=str(exc), fallback=f"ipfs://{cid}")
+            self._load_archive(app, f"ipfs://{cid}")
+
+    def _archive_cid(self, app: AppView) -> str | None:
+        """The image archive CID the app's metadata document names, if it names one and can be read."""
+        if not app.metadata_uri.startswith("ipfs://"):
+            return None
+        try:
+            meta = AppMetadata.model_validate(self.ipfs.cat_json(app.metadata_uri.removeprefix("ipfs://"),
+                                                                 max_bytes=1 << 20))
+        except IpfsUnavailable:
+            raise  # our own node is down: the task waits for it instead of failing
+        except (IpfsError, ValidationError, ValueError) as exc:
+            log.warning("app_metadata_unreadable", uri=app.metadata_uri, error=str(exc)[:300])
+            return None
+        return meta.image_archive_cid
+
+    def _load_archive(self, app: AppView, uri: str) -> None:
+        """Fetch the image archive at ``uri`` through the input cache (CID verified, size-capped) and load it
+        (one untagged image, the pinned one, or nothing is loaded)."""
+        dest = self.work / f"image-{app.image_digest.removeprefix('sha256:')[:16]}-{os.getpid()}.tar"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.cache.fetch_to(uri, dest)
+            load_image(self.docker, dest, app.image_digest)
+        except InputError as exc:
+            raise ImageError(f"the app's image archive {uri} cannot be fetched: {exc}") from exc
+        finally:
+            dest.unlink(missing_ok=True)
+        log.info("image_loaded", uri=uri, image=app.image_digest)
 
     def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path]) -> RunResult:
         self._ensure_image(app)

@@ -275,6 +275,7 @@ class Sandbox:
         self._warmers: set[threading.Thread] = set()
         self._removers: set[threading.Thread] = set()
         self._leftovers: list[Any] = []
+        self._holder_id: str | None = None
 
     # -- public API -----------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
@@ -398,13 +399,23 @@ class Sandbox:
                 raise _ImageProblem(Reason.IMAGE_MISMATCH, str(exc)) from None
         return str(image.id)
 
-    def _ensure_holder(self) -> None:
-        """Make sure the holder image exists (built in ~0.1 s if someone removed it)."""
+    def _ensure_holder(self) -> str:
+        """The holder image's id: looked up (or built, in ~0.1 s) once, then used by id, so that a tag moved
+        later (say, by a loaded archive) cannot change what the holders run."""
+        import docker.errors
+
         with self._lock:
+            if self._holder_id is not None:
+                try:
+                    self.client.images.get(self._holder_id)
+                    return self._holder_id
+                except docker.errors.ImageNotFound:
+                    self._holder_id = None  # someone removed it: build it again
             try:
-                build_busybox_base(self.client, tag=self.holder_image)
+                self._holder_id = build_busybox_base(self.client, tag=self.holder_image)
             except ImageError as exc:
                 raise SandboxError(f"cannot prepare the sandbox's output holder image: {exc}") from exc
+            return self._holder_id
 
     def _take_slot(self, limits: Limits) -> _Slot:
         """An idle slot for ``limits``' output cap whose holder still runs, else a new one."""
@@ -439,7 +450,7 @@ class Sandbox:
         """A fresh size-capped tmpfs volume, mounted by a running holder container listening on its stdin."""
         from docker.types import Mount
 
-        self._ensure_holder()
+        holder_image = self._ensure_holder()
         name = f"tasknet-out-{uuid.uuid4().hex[:12]}"
         labels = {"tasknet.sandbox": self.owner, "tasknet.role": "holder"}
         volume = self._api(lambda: self.client.volumes.create(name=name, driver="local", labels=labels, driver_opts={
@@ -449,7 +460,7 @@ class Sandbox:
         slot = _Slot(volume, _slot_key(limits))
         try:
             slot.holder = self._api(lambda: self.client.containers.create(
-                self.holder_image, ["sh", "-c", _HOLDER_SCRIPT], name=name, stdin_open=True,
+                holder_image, ["sh", "-c", _HOLDER_SCRIPT], name=name, stdin_open=True,
                 mounts=[Mount("/out", volume.name, type="volume", no_copy=True)],
                 pids_limit=16, mem_limit=32 * MiB, memswap_limit=32 * MiB, nano_cpus=1_000_000_000,
                 shm_size=_PAGE * 16, **self._confinement(labels)), "create the output holder")

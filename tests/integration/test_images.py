@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import time
 import uuid
@@ -132,6 +133,46 @@ def test_image_archive_round_trip_checks_the_id(docker_client: Any, app_image: s
     assert images.load_image(docker_client, tmp_path / "app.tar", image_id) == image_id
     with pytest.raises(ImageDigestMismatch, match="refuse"):
         images.load_image(docker_client, tmp_path / "app.tar", "sha256:" + "4" * 64)
+
+
+@pytest.mark.reliability(kind="attack", name="an app's image archive retags the holder image",
+                         how="an archive on IPFS whose manifest tags the app image as the sandbox's busybox holder "
+                             "(or holds a second image) is refused before docker load; the holder tag is untouched")
+def test_an_image_archive_that_names_tags_or_other_images_is_refused(docker_client: Any, app_image: str,
+                                                                      tmp_path: Path) -> None:
+    import json
+    import tarfile
+
+    holder_before = images.image_digest(docker_client, images.BUSYBOX_BASE)
+    image_id = images.save_image(docker_client, app_image, tmp_path / "app.tar")
+
+    def forged(name: str, edit: Any) -> Path:
+        src, dest = tarfile.open(tmp_path / "app.tar"), tmp_path / name
+        with src, tarfile.open(dest, "w") as out:
+            for m in src.getmembers():
+                data = src.extractfile(m) if m.isfile() else None
+                if m.name == "manifest.json" and data is not None:
+                    raw = json.dumps(edit(json.loads(data.read()))).encode()
+                    m.size = len(raw)
+                    out.addfile(m, io.BytesIO(raw))
+                else:
+                    out.addfile(m, data)
+        return dest
+
+    retag = forged("retag.tar", lambda man: [{**man[0], "RepoTags": [images.BUSYBOX_BASE]}])
+    with pytest.raises(ImageError, match="names tags"):
+        images.load_image(docker_client, retag, image_id)
+    two = forged("two.tar", lambda man: man + [{**man[0], "Config": "f" * 64 + ".json"}])
+    with pytest.raises(ImageDigestMismatch, match="exactly one image"):
+        images.load_image(docker_client, two, image_id)
+    with pytest.raises(ImageError, match="not a readable"):
+        images.load_image(docker_client, tmp_path / "app.tar.missing", image_id)
+    named = tmp_path / "named.tar"
+    with named.open("wb") as fh:
+        fh.writelines(docker_client.images.get(app_image).save(named=True))
+    with pytest.raises(ImageError, match="names tags"):
+        images.load_image(docker_client, named, image_id)
+    assert images.image_digest(docker_client, images.BUSYBOX_BASE) == holder_before
 
 
 def test_debian_base_needs_debootstrap_and_root(docker_client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
