@@ -141,6 +141,7 @@ class TxSender:
 
     def _broadcast(self, tx: dict[str, Any], abis: list[list[dict[str, Any]]], what: str) -> str:
         signed = self.sender.sign_transaction(tx)
+        fees_refreshed = False
         for attempt in range(self.retries + 1):
             try:
                 return "0x" + bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction)).hex()
@@ -152,9 +153,9 @@ class TxSender:
                 msg = str(exc).lower()
                 if "already known" in msg or "already imported" in msg:
                     return "0x" + bytes(signed.hash).hex()
-                if ("base fee" in msg or "underpriced" in msg) and self._fees is not None:
+                if ("base fee" in msg or "underpriced" in msg) and not fees_refreshed:
                     # the base fee rose past the cached cap since the fees were read: read them again, once
-                    self._fees = None
+                    fees_refreshed, self._fees = True, None
                     tx = {k: v for k, v in tx.items() if k not in ("gasPrice", "maxFeePerGas",
                                                                    "maxPriorityFeePerGas")}
                     tx.update(self.fees())

@@ -80,7 +80,9 @@ class Worker:
             build_busybox_base(self.docker)
         # Containers are labelled per daemon (address + state folder): a daemon cleans up after its own crashed
         # runs, never another daemon's running tasks, even one with the same key on the same engine.
-        self.sandbox = Sandbox(self.docker, owner=sandbox_owner(self.account.address, settings.state_dir))
+        # One output slot per task running at once, and a spare: each is kept between tasks (see worker/_sandbox.py)
+        self.sandbox = Sandbox(self.docker, owner=sandbox_owner(self.account.address, settings.state_dir),
+                               max_idle=settings.policy.max_concurrent + 1)
         self.pipeline = Pipeline(settings, self.market, self.sender, self.ipfs, self.cache, self.sandbox,
                                  self.docker, self.journal)
         self.pipeline.others_running = lambda: len(self.running) > 1

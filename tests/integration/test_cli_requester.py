@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 import test_client_helpers as helpers
-from click.testing import CliRunner, Result
-from test_client_helpers import E18, client, register_echo_app, run_worker
+from test_client_helpers import E18, as_json, client, register_echo_app, run_worker, tasknet
 
 from oracle.images import BUSYBOX_BASE
 from tasknet.cli import cli
@@ -20,16 +19,6 @@ from tasknet.cli import cli
 app_image = helpers.app_image
 devnet_file = helpers.devnet_file
 image_registry = helpers.image_registry
-
-
-def tasknet(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
-
-
-def as_json(*args: str) -> Any:
-    return json.loads(tasknet(*args, "--json").stdout)
 
 
 def test_cli_end_to_end_with_a_real_worker(devnet_file: Path, app_image: str, tmp_path: Path) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
@@ -182,3 +184,18 @@ def run_worker(devnet_file: Path, role: str, state_dir: Path, **overrides: Any) 
         thread.join(60)
         if errors:
             raise errors[0]
+
+
+# -- the tasknet CLI in this process ----------------------------------------------------------------------------
+def tasknet(*args: str, code: int = 0) -> Result:
+    """Run ``tasknet ARGS`` (click's runner) and check its exit code."""
+    from tasknet.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    return result
+
+
+def as_json(*args: str) -> Any:
+    """``tasknet ARGS --json``, parsed."""
+    return json.loads(tasknet(*args, "--json").stdout)

@@ -8,7 +8,6 @@ from typing import Any
 
 import test_client_helpers as helpers
 from test_client_helpers import E18, client, register_echo_app, run_worker
-
 from web3.logs import DISCARD
 
 from oracle.client import JobSpec, TaskInput

@@ -147,8 +147,8 @@ def test_an_image_archive_that_names_tags_or_other_images_is_refused(docker_clie
     image_id = images.save_image(docker_client, app_image, tmp_path / "app.tar")
 
     def forged(name: str, edit: Any) -> Path:
-        src, dest = tarfile.open(tmp_path / "app.tar"), tmp_path / name
-        with src, tarfile.open(dest, "w") as out:
+        dest = tmp_path / name
+        with tarfile.open(tmp_path / "app.tar") as src, tarfile.open(dest, "w") as out:
             for m in src.getmembers():
                 data = src.extractfile(m) if m.isfile() else None
                 if m.name == "manifest.json" and data is not None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 from web3 import Web3
 
+from oracle import connect, deploy
 from oracle.exceptions import RpcUnavailable, TransactionReverted
 from oracle.tx import TxSender
+from tasknet import _devnet
 from tasknet._devnet import free_port
 
 
@@ -88,8 +93,31 @@ def test_out_of_gas_on_chain_is_retried_once_with_twice_the_gas(w3, accounts, de
     assert token.functions.balanceOf(accounts[3].address).call() == 77
 
 
-def test_fees_follow_the_base_fee_and_are_read_once_per_ttl(w3, accounts, deployment) -> None:
-    token = deployment["TestToken"]
+@pytest.fixture
+def private_chain(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start anvils of this test's own (the base fee is changed: never on the session chain, whose snapshots do
+    not restore it); returns a function (extra anvil arguments) -> Web3."""
+    infos = []
+
+    def start(*extra: str) -> Any:
+        port = free_port()
+        info = _devnet.spawn([_devnet.find_anvil(), "--port", str(port), "--silent", *extra],
+                             tmp_path / f"anvil-{port}.log")
+        infos.append(info)
+        url = f"http://127.0.0.1:{port}"
+        _devnet.wait_until(lambda: _devnet.rpc_healthy(url) is None, info, "anvil", 20)
+        return connect(url)
+
+    try:
+        yield start
+    finally:
+        for info in infos:
+            _devnet.stop(info)
+
+
+def test_fees_follow_the_base_fee_and_are_read_once_per_ttl(private_chain, accounts) -> None:
+    w3 = private_chain()
+    token = deploy(w3, "TestToken", sender=accounts[0])
     tip = int(w3.eth.max_priority_fee)
     sender = TxSender(w3, accounts[3], fee_ttl=3600)
     first = sender.transact(token.functions.faucet(accounts[3].address, 1))
@@ -107,23 +135,7 @@ def test_fees_follow_the_base_fee_and_are_read_once_per_ttl(w3, accounts, deploy
     assert (tx["maxPriorityFeePerGas"], tx["maxFeePerGas"]) == (tip, tip + 2 * base)  # what web3 itself fills in
 
 
-def test_a_chain_without_base_fee_gets_the_legacy_gas_price(accounts) -> None:
-    from oracle import connect
-    from tasknet import _devnet
-
-    import tempfile
-    from pathlib import Path
-
-    tmp = Path(tempfile.mkdtemp(prefix="tasknet-legacy-"))
-    port = free_port()
-    info = _devnet.spawn([_devnet.find_anvil(), "--port", str(port), "--hardfork", "berlin", "--silent"],
-                         tmp / "anvil.log")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _devnet.wait_until(lambda: _devnet.rpc_healthy(url) is None, info, "anvil", 20)
-        legacy = connect(url)
-        assert "baseFeePerGas" not in legacy.eth.get_block("latest")
-        sender = TxSender(legacy, accounts[0])
-        assert sender.fees() == {"gasPrice": int(legacy.eth.gas_price)}
-    finally:
-        _devnet.stop(info)
+def test_a_chain_without_base_fee_gets_the_legacy_gas_price(private_chain, accounts) -> None:
+    legacy = private_chain("--hardfork", "berlin")
+    assert "baseFeePerGas" not in legacy.eth.get_block("latest")
+    assert TxSender(legacy, accounts[0]).fees() == {"gasPrice": int(legacy.eth.gas_price)}

@@ -3,32 +3,19 @@ register, stake, run (the daemon), status with earnings, unstake."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import test_client_helpers as helpers
-from click.testing import CliRunner, Result
-from test_client_helpers import E18, client, register_echo_app, run_worker
+from test_client_helpers import E18, as_json, client, register_echo_app, run_worker, tasknet
 
 from oracle import DevnetInfo
 from oracle.client import JobSpec, TaskInput
 from oracle.market import Market
-from tasknet.cli import cli
 
 app_image = helpers.app_image
 devnet_file = helpers.devnet_file
 image_registry = helpers.image_registry
-
-
-def tasknet(*args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
-    return result
-
-
-def as_json(*args: str) -> Any:
-    return json.loads(tasknet(*args, "--json").stdout)
 
 
 def test_register_stake_run_status_and_unstake(devnet_file: Path, app_image: str, w3: Any) -> None:
