@@ -258,7 +258,7 @@ class Sandbox:
     :meth:`cleanup` can remove what a crashed worker left, without touching other workers on the engine: call it
     when the worker starts. ``user`` must not be root. The holder image (busybox) is built on first use if missing.
     Output slots (volume + running holder, see the module's docstring) are kept for the next run, at most
-    ``max_idle`` per output cap. With ``prewarm`` a run that finds no idle slot also makes a spare one in the
+    ``max_idle`` per output cap. With ``prewarm`` a run that takes the last idle slot also makes a spare one in the
     background, so the next concurrent run does not wait for it. :meth:`close` removes every slot.
     """
 
@@ -431,9 +431,7 @@ class Sandbox:
             if self._running(slot.holder):
                 return slot
             self._remove(None, slot)
-        if self.prewarm:
-            self._warm_async(limits)
-        return self._new_slot(limits)
+        return self._new_slot(limits)  # it joins the pool after this run: no spare is warmed beside it
 
     def _keep(self, slot: _Slot) -> None:
         """Put an empty slot in the pool (or remove it when the pool is full or the sandbox closed)."""
