@@ -22,6 +22,8 @@ from .exceptions import ChainError, RpcUnavailable, TransactionReverted
 log = get_logger("oracle.tx")
 
 TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+#: the fields that set a transaction's price (EIP-1559 or legacy)
+FEE_FIELDS = ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice")
 
 
 class TxSender:
@@ -156,9 +158,7 @@ class TxSender:
                 if ("base fee" in msg or "underpriced" in msg) and not fees_refreshed:
                     # the base fee rose past the cached cap since the fees were read: read them again, once
                     fees_refreshed, self._fees = True, None
-                    tx = {k: v for k, v in tx.items() if k not in ("gasPrice", "maxFeePerGas",
-                                                                   "maxPriorityFeePerGas")}
-                    tx.update(self.fees())
+                    tx = {k: v for k, v in tx.items() if k not in FEE_FIELDS} | self.fees()
                     signed = self.sender.sign_transaction(tx)
                     continue
                 if "nonce too low" in msg:
@@ -207,7 +207,7 @@ class TxSender:
     @staticmethod
     def _bump_fees(tx: dict[str, Any]) -> dict[str, Any]:
         out = dict(tx)
-        for key in ("maxFeePerGas", "maxPriorityFeePerGas", "gasPrice"):
+        for key in FEE_FIELDS:
             if key in out:
                 out[key] = int(out[key] * 1.25) + 1
         return out

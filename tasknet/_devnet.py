@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -142,10 +142,11 @@ def wait_until(check: Callable[[], bool], info: ComponentInfo, what: str, timeou
 
 # --- components ---------------------------------------------------------------------------------------
 def start_anvil(state_dir: Path, port: int, *, block_time: float | None = None, chain_id: int = 31337,
-                mnemonic: str = DEV_MNEMONIC) -> tuple[ComponentInfo, str]:
+                mnemonic: str = DEV_MNEMONIC, extra_args: Sequence[str] = ()) -> tuple[ComponentInfo, str]:
+    """Start anvil on 127.0.0.1:``port`` (``extra_args``: more anvil options, e.g. ``--hardfork berlin``)."""
     check_port_free(port, "anvil", "--rpc-port")
     cmd = [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-           "--mnemonic", mnemonic, "--accounts", "10", "--balance", "10000", "--silent"]
+           "--mnemonic", mnemonic, "--accounts", "10", "--balance", "10000", "--silent", *extra_args]
     if block_time:
         cmd += ["--block-time", str(block_time)]
     info = spawn(cmd, state_dir / "logs" / "anvil.log")

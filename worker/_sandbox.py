@@ -14,8 +14,9 @@ mounts it and keeps it alive. After the app exits the holder writes ``/out`` as 
 stdout (no host mount, no root needed; Docker's own ``get_archive`` costs ~50 ms of CPU a call, the holder's tar
 ~3 ms), which is extracted as it comes into the host's output folder, keeping regular files and folders only
 (symlinks are never followed nor copied), and checking the apparent size again (a sparse file could claim more
-than the cap: the rest of such an archive is never read, and the slot is dropped). Pages written to ``/out`` and ``/tmp`` are charged to the app's memory cgroup, so the container's memory
-limit is ``memory + output + tmp`` bytes: the RAM a task can take is exactly that sum.
+than the cap: the rest of such an archive is never read, and the slot is dropped). Pages written to ``/out``
+and ``/tmp`` are charged to the app's memory cgroup, so the container's memory limit is ``memory + output + tmp``
+bytes: the RAM a task can take is exactly that sum.
 
 **Output slots are reused.** A volume with its holder is an *output slot*. Slots are pooled: on a line the
 worker writes to the holder's stdin, it restores the owner's rights on what the app left (so it can read and

@@ -297,7 +297,7 @@ import docker
 from worker import Limits, RunSpec, Sandbox
 box = Sandbox(docker.from_env(), owner=sys.argv[1], prewarm=False)
 out = Path(sys.argv[2])
-r = box.run(RunSpec(image="tasknet/busybox-base:1", command=["sh", "-c", "echo hi > f"], output_dir=out / "out",
+r = box.run(RunSpec(image=sys.argv[3], command=["sh", "-c", "echo hi > f"], output_dir=out / "out",
                     log_dir=out / "logs", limits=Limits(output_bytes=1 << 20)))
 print(r.reason.value, flush=True)
 time.sleep(600)
@@ -312,8 +312,8 @@ def test_a_killed_workers_output_slots_unmount_themselves(docker_client: Any, tm
     import sys
 
     owner = f"pytest-{uuid.uuid4().hex[:8]}"
-    script = _CRASHING_WORKER.replace("tasknet/busybox-base:1", BUSYBOX_BASE)
-    proc = subprocess.Popen([sys.executable, "-c", script, owner, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", _CRASHING_WORKER, owner, str(tmp_path), BUSYBOX_BASE],
+                            stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ok"
         (holder,) = _holders(docker_client, owner, all=False)  # idle, running, keeping its volume mounted

@@ -100,12 +100,8 @@ def private_chain(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     infos = []
 
     def start(*extra: str) -> Any:
-        port = free_port()
-        info = _devnet.spawn([_devnet.find_anvil(), "--port", str(port), "--silent", *extra],
-                             tmp_path / f"anvil-{port}.log")
+        info, url = _devnet.start_anvil(tmp_path / f"anvil-{len(infos)}", free_port(), extra_args=extra)
         infos.append(info)
-        url = f"http://127.0.0.1:{port}"
-        _devnet.wait_until(lambda: _devnet.rpc_healthy(url) is None, info, "anvil", 20)
         return connect(url)
 
     try:
