@@ -4,15 +4,29 @@ from ._artifacts import abi, load_artifact
 from ._chain import DEV_MNEMONIC, connect, contract_at, decode_revert, deploy, dev_accounts, send
 from ._deploy import Deployment, deploy_all
 from ._log import configure_logging, get_logger
+from .client import Client
 from .devnet import DevnetInfo
 from .exceptions import TasknetError
 from .ipfs import IpfsClient
-from .client import Client
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "DEV_MNEMONIC", "Deployment", "DevnetInfo", "IpfsClient", "TasknetError", "abi", "configure_logging",
-    "connect", "contract_at", "decode_revert", "deploy", "deploy_all", "dev_accounts", "get_logger",
-    "load_artifact", "send",
+    "DEV_MNEMONIC",
+    "Client",
+    "Deployment",
+    "DevnetInfo",
+    "IpfsClient",
+    "TasknetError",
+    "abi",
+    "configure_logging",
+    "connect",
+    "contract_at",
+    "decode_revert",
+    "deploy",
+    "deploy_all",
+    "dev_accounts",
+    "get_logger",
+    "load_artifact",
+    "send",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ def load_artifact(name: str) -> dict[str, Any]:
         )
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+#: an ABI as web3 hands it out (``contract.abi``, ``fn.contract_abi``) or as read from an artifact
+AbiList = Sequence[Mapping[str, Any]]
 
 
 def abi(name: str) -> list[dict[str, Any]]:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
+from ._artifacts import AbiList, load_artifact
 from ._artifacts import abi as artifact_abi
-from ._artifacts import load_artifact
 from .exceptions import ChainError, RpcUnavailable, TransactionReverted
 
 Account.enable_unaudited_hdwallet_features()
@@ -38,7 +38,7 @@ def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True,
                                 cacheable_requests={"eth_chainId"}))
     try:
-        w3.eth.chain_id
+        _ = w3.eth.chain_id  # the first request: is anything there?
     except Exception as exc:  # requests/aiohttp raise many types; all mean "unreachable"
         raise RpcUnavailable(
             f"cannot reach the JSON-RPC endpoint {rpc_url}: {exc}; check the URL or run 'tasknet up'"
@@ -46,7 +46,7 @@ def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
     return w3
 
 
-def _error_selectors(abis: Iterable[list[dict[str, Any]]]) -> dict[bytes, tuple[str, list[dict[str, Any]]]]:
+def _error_selectors(abis: Iterable[AbiList]) -> dict[bytes, tuple[str, list[dict[str, Any]]]]:
     table: dict[bytes, tuple[str, list[dict[str, Any]]]] = {}
     for entries in abis:
         for item in entries:
@@ -64,7 +64,7 @@ def _canonical_type(param: dict[str, Any]) -> str:
     return t
 
 
-def decode_revert(data: bytes | str | None, abis: Iterable[list[dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+def decode_revert(data: bytes | str | None, abis: Iterable[AbiList]) -> tuple[str, dict[str, Any]]:
     """Decode revert ``data`` into (error name, named arguments) using the custom errors of ``abis``.
 
     Falls back to ``Error(string)``, ``Panic(uint256)`` and ``"unknown"`` with the raw hex.
@@ -113,7 +113,7 @@ def _revert_data(exc: Exception) -> str | None:
     return None
 
 
-def _reverted(exc: Exception, abis: list[list[dict[str, Any]]], what: str, tx_hash: str | None = None
+def _reverted(exc: Exception, abis: list[AbiList], what: str, tx_hash: str | None = None
               ) -> TransactionReverted:
     name, args = decode_revert(_revert_data(exc), abis)
     return TransactionReverted(
@@ -127,7 +127,7 @@ def contract_at(w3: Web3, name: str, address: str) -> Contract:
 
 
 def send(w3: Web3, fn: ContractFunction, sender: LocalAccount, *, value: int = 0, gas: int | None = None,
-         extra_abis: Iterable[list[dict[str, Any]]] = (), timeout: float = 120.0) -> TxReceipt:
+         extra_abis: Iterable[AbiList] = (), timeout: float = 120.0) -> TxReceipt:
     """Sign ``fn`` as ``sender``, send it, wait for the receipt; raise :class:`TransactionReverted` on revert.
 
     The call is simulated first (``eth_estimateGas``) so a revert is reported with its decoded custom error
@@ -135,7 +135,7 @@ def send(w3: Web3, fn: ContractFunction, sender: LocalAccount, *, value: int = 0
     """
     abis = [fn.contract_abi, *extra_abis]
     what = f"{fn.fn_name} from {sender.address}"
-    params: dict[str, Any] = {"from": sender.address, "value": value}
+    params: TxParams = {"from": sender.address, "value": Wei(value)}
     try:
         params["gas"] = gas or int(fn.estimate_gas(params) * 1.2) + 10_000
     except (ContractLogicError, Web3RPCError) as exc:
@@ -143,11 +143,11 @@ def send(w3: Web3, fn: ContractFunction, sender: LocalAccount, *, value: int = 0
     params["nonce"] = w3.eth.get_transaction_count(sender.address, "pending")
     params["chainId"] = w3.eth.chain_id
     tx = fn.build_transaction(params)
-    signed = sender.sign_transaction(tx)
+    signed = sender.sign_transaction(cast(dict[str, Any], tx))
     return _send_raw(w3, signed.raw_transaction, abis, what, timeout)
 
 
-def _send_raw(w3: Web3, raw: bytes, abis: list[list[dict[str, Any]]], what: str, timeout: float) -> TxReceipt:
+def _send_raw(w3: Web3, raw: bytes, abis: list[AbiList], what: str, timeout: float) -> TxReceipt:
     try:
         tx_hash = w3.eth.send_raw_transaction(raw)
     except (ContractLogicError, Web3RPCError) as exc:

@@ -1,20 +1,43 @@
-"""The one place structlog is configured."""
+"""The one place structlog is configured.
+
+Two kinds of programs use it:
+
+* one-shot commands (``tasknet app build``, ``job submit`` ...) print their own human messages; their logs are
+  for trouble only: warnings and errors by default, info with ``-v``, debug with ``-vv``;
+* daemons (``tasknet worker run``, ``indexer run``, ``relayer run``) log what they do: info by default.
+
+On a terminal logs are console lines for a person; otherwise (a pipe, a file, CI) or with ``--json-logs`` they
+are JSON lines, one event per line, for a machine. Logs always go to stderr; a command's own output to stdout.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Literal
 
 import structlog
 
+Kind = Literal["command", "daemon"]
 
-def configure_logging(*, verbose: bool = False, json: bool | None = None) -> None:
-    """JSON lines when ``json`` (or stderr is not a terminal), coloured console output otherwise."""
+
+def log_level(kind: Kind, verbosity: int) -> int:
+    """The level for ``kind`` at ``-v`` repeated ``verbosity`` times."""
+    base = logging.WARNING if kind == "command" else logging.INFO
+    if verbosity >= 2 or (kind == "daemon" and verbosity >= 1):
+        return logging.DEBUG
+    return logging.INFO if verbosity == 1 else base
+
+
+def configure_logging(*, verbose: bool | int = False, json: bool | None = None, kind: Kind = "daemon") -> None:
+    """Configure structlog for a ``kind`` of program. ``json`` None means JSON lines unless stderr is a
+    terminal; ``verbose`` is how many ``-v`` were given (True counts as debug, for compatibility)."""
+    terminal = sys.stderr.isatty()
     if json is None:
-        json = not sys.stderr.isatty()
-    level = logging.DEBUG if verbose else logging.INFO
+        json = not terminal
+    level = logging.DEBUG if verbose is True else log_level(kind, int(verbose))
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=terminal)
     )
     structlog.configure(
         processors=[

@@ -13,14 +13,16 @@ in the same transaction, and a restart resumes without missing or repeating an e
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
-from eth_utils import event_abi_to_log_topic
+from eth_typing import ABIEvent
+from eth_utils.abi import event_abi_to_log_topic
 from hexbytes import HexBytes
 from pydantic import BaseModel, Field
 from web3 import Web3
 from web3._utils.events import get_event_data
 
+from ._artifacts import AbiList
 from .exceptions import ChainError
 
 
@@ -67,7 +69,7 @@ def _plain(value: Any) -> Any:
 class EventStream:
     """Decoded events of ``addresses`` (sharing the event ABIs ``abis``) from ``cursor`` onwards."""
 
-    def __init__(self, w3: Web3, addresses: Iterable[str], abis: Iterable[list[dict[str, Any]]],
+    def __init__(self, w3: Web3, addresses: Iterable[str], abis: Iterable[AbiList],
                  cursor: StreamCursor, *, confirmations: int = 0, batch: int = 2000, keep: int = 64) -> None:
         self.w3 = w3
         self.addresses = [Web3.to_checksum_address(a) for a in addresses]
@@ -76,15 +78,15 @@ class EventStream:
         self.batch = batch
         self.keep = max(keep, confirmations + 1)
         self._tip: tuple[int, bytes] | None = None
-        self._events: dict[bytes, dict[str, Any]] = {}
+        self._events: dict[bytes, Any] = {}  # topic -> the event's ABI entry
         for abi in abis:
             for item in abi:
                 if item.get("type") == "event" and not item.get("anonymous"):
-                    self._events[bytes(event_abi_to_log_topic(item))] = item  # type: ignore[arg-type]
+                    self._events[bytes(event_abi_to_log_topic(cast(ABIEvent, item)))] = item
 
     def _block_hash(self, number: int) -> str | None:
         block = self.w3.eth.get_block(number)
-        return None if block is None else "0x" + bytes(block["hash"]).hex()  # type: ignore[index]
+        return None if block is None else "0x" + bytes(block["hash"]).hex()
 
     def check_reorg(self) -> Reorg | None:
         """Compare the remembered hashes with the chain; rewind the cursor and report if they diverge."""
@@ -116,7 +118,7 @@ class EventStream:
         When the chain's tip is the very block (number and hash) seen by the previous poll, nothing can have
         changed and the step costs one request."""
         tip = self.w3.eth.get_block("latest")
-        tip_id = (int(tip["number"]), bytes(tip["hash"]))  # type: ignore[index]
+        tip_id = (int(tip["number"]), bytes(tip["hash"]))
         if tip_id == self._tip and self.cursor.next_block > tip_id[0] - self.confirmations:
             return None, []
         self._tip = tip_id
@@ -154,7 +156,7 @@ class EventStream:
         abi = self._events.get(bytes(topics[0]))
         if abi is None:
             return None
-        data = get_event_data(self.w3.codec, abi, log)  # type: ignore[arg-type]
+        data = get_event_data(self.w3.codec, abi, log)
         return DecodedEvent(
             name=data["event"], args=_plain(dict(data["args"])), address=data["address"],
             block_number=data["blockNumber"], block_hash="0x" + bytes(data["blockHash"]).hex(),

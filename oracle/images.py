@@ -402,9 +402,9 @@ def check_image_archive(archive: str | Path, expected_id: str) -> None:
             if member is None or not member.isfile() or member.size > 1 << 20:
                 raise ImageError(f"{archive} has no manifest.json; make it with 'docker save' "
                                  "(oracle.images.save_image)")
-            manifest = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+            manifest = json.loads(_member_bytes(tar, member))
             repos = names.get("repositories")
-            legacy = json.loads(tar.extractfile(repos).read() or b"{}") if repos is not None and repos.isfile() \
+            legacy = json.loads(_member_bytes(tar, repos) or b"{}") if repos is not None and repos.isfile() \
                 and repos.size < 1 << 20 else {}
     except (tarfile.TarError, OSError, ValueError) as exc:
         raise ImageError(f"{archive} is not a readable 'docker save' archive ({exc})") from exc
@@ -419,3 +419,11 @@ def check_image_archive(archive: str | Path, expected_id: str) -> None:
     if entry.get("RepoTags") or legacy:
         raise ImageError(f"image archive {archive} names tags ({entry.get('RepoTags') or list(legacy)}); loading "
                          "it would retag images on this engine: save it untagged (save_image does)")
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """The content of a regular-file member (checked by the caller: ``member.isfile()``)."""
+    data = tar.extractfile(member)
+    if data is None:
+        raise ImageError(f"archive member {member.name!r} is not a regular file")
+    return data.read()

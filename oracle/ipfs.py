@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -33,7 +33,7 @@ class IpfsClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> IpfsClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from web3 import Web3
 from web3.contract import Contract
 
-from ._artifacts import abi
+from ._artifacts import AbiList, abi
 from .protocol import split_task_id
 
 
@@ -85,24 +85,25 @@ class Market:
 
     @cached_property
     def registry(self) -> Contract:
-        return self.w3.eth.contract(address=self.contract.functions.registry().call(),
+        return self.w3.eth.contract(address=Web3.to_checksum_address(self.contract.functions.registry().call()),
                                     abi=abi("MarketplaceRegistry"))
 
     @cached_property
     def token(self) -> Contract:
-        return self.w3.eth.contract(address=self.contract.functions.token().call(), abi=abi("TestToken"))
+        return self.w3.eth.contract(address=Web3.to_checksum_address(self.contract.functions.token().call()),
+                                    abi=abi("TestToken"))
 
     @cached_property
     def chain_id(self) -> int:
         return int(self.w3.eth.chain_id)
 
     @property
-    def event_abis(self) -> list[list[dict[str, Any]]]:
+    def event_abis(self) -> list[AbiList]:
         """Every event either contract emits (the linked libraries emit through the marketplace)."""
         return [abi("IMarketplace"), abi("IMarketplaceRegistry")]
 
     @property
-    def error_abis(self) -> list[list[dict[str, Any]]]:
+    def error_abis(self) -> list[AbiList]:
         return [abi("IMarketplace"), abi("IMarketplaceRegistry"), abi("TestToken")]
 
     @property
@@ -147,7 +148,8 @@ class Market:
 def _struct(contract: Contract, fn: str, *args: Any) -> dict[str, Any]:
     """Call a view returning one struct and name its fields from the ABI."""
     value = getattr(contract.functions, fn)(*args).call()
-    outputs = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)["outputs"]
+    entries: AbiList = contract.abi
+    outputs = next(i for i in entries if i.get("type") == "function" and i["name"] == fn)["outputs"]
     if len(outputs) == 1 and outputs[0]["type"] == "tuple":
         names = [c["name"] for c in outputs[0]["components"]]
         return dict(zip(names, value, strict=True))

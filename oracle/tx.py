@@ -13,8 +13,9 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxReceipt
+from web3.types import TxReceipt, Wei
 
+from ._artifacts import AbiList
 from ._chain import _reverted
 from ._log import get_logger
 from .exceptions import ChainError, RpcUnavailable, TransactionReverted
@@ -40,7 +41,7 @@ class TxSender:
       once per ``fee_ttl`` seconds, which saves two requests per transaction to a busy sender.
     """
 
-    def __init__(self, w3: Web3, sender: LocalAccount, *, extra_abis: Iterable[list[dict[str, Any]]] = (),
+    def __init__(self, w3: Web3, sender: LocalAccount, *, extra_abis: Iterable[AbiList] = (),
                  retries: int = 5, backoff: float = 0.2, stuck_after: float = 60.0, timeout: float = 300.0,
                  fee_ttl: float = 2.0) -> None:
         self.w3 = w3
@@ -75,9 +76,9 @@ class TxSender:
     def _next_nonce(self) -> int:
         if self._nonce is None:
             self._nonce = self._rpc(self.w3.eth.get_transaction_count, self.sender.address, "pending")
-        n = self._nonce
+        n = int(self._nonce)
         self._nonce = n + 1
-        return n  # type: ignore[return-value]
+        return n
 
     def fees(self) -> dict[str, int]:
         """The fee fields of the next transaction: ``maxPriorityFeePerGas`` and ``maxFeePerGas`` = tip + 2 x the
@@ -121,7 +122,7 @@ class TxSender:
                 gas = gas * 2
                 continue
             try:
-                fn.call({"from": self.sender.address, "value": value}, block_identifier=receipt["blockNumber"])
+                fn.call({"from": self.sender.address, "value": Wei(value)}, block_identifier=receipt["blockNumber"])
             except (ContractLogicError, Web3RPCError) as exc:
                 raise _reverted(exc, abis, what, tx_hash="0x" + bytes(receipt["transactionHash"]).hex()) from exc
             break
@@ -129,7 +130,7 @@ class TxSender:
                                   f"{receipt['gasUsed']} of {gas} gas used)",
                                   tx_hash="0x" + bytes(receipt["transactionHash"]).hex())
 
-    def _send_tx(self, tx: dict[str, Any], abis: list[list[dict[str, Any]]], what: str) -> TxReceipt:
+    def _send_tx(self, tx: dict[str, Any], abis: list[AbiList], what: str) -> TxReceipt:
         with self._lock:
             tx = dict(tx, nonce=self._next_nonce())
             try:
@@ -141,7 +142,7 @@ class TxSender:
         self.gas_used_total += int(receipt["gasUsed"])
         return receipt
 
-    def _broadcast(self, tx: dict[str, Any], abis: list[list[dict[str, Any]]], what: str) -> str:
+    def _broadcast(self, tx: dict[str, Any], abis: list[AbiList], what: str) -> str:
         signed = self.sender.sign_transaction(tx)
         fees_refreshed = False
         for attempt in range(self.retries + 1):
@@ -169,7 +170,7 @@ class TxSender:
                 raise _reverted(exc, abis, what) from exc
         raise AssertionError("unreachable")
 
-    def _wait(self, tx: dict[str, Any], tx_hash: str, abis: list[list[dict[str, Any]]], what: str) -> TxReceipt:
+    def _wait(self, tx: dict[str, Any], tx_hash: str, abis: list[AbiList], what: str) -> TxReceipt:
         deadline = time.monotonic() + self.timeout
         replace_at = time.monotonic() + self.stuck_after
         hashes = [tx_hash]

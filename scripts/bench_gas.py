@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,9 @@ class Bench:
         self.app_id = 1
         self.fund(self.requester, 10**6 * E18)
         for w in self.workers:
-            self.setup(lambda w=w: send(w3, self.market.functions.registerWorker(8, 16_000, 0, 1), w))
+            self.setup(partial(send, w3, self.market.functions.registerWorker(8, 16_000, 0, 1), w))
             self.fund(w, 1_000 * E18)
-            self.setup(lambda w=w: send(w3, self.market.functions.stake(500 * E18), w))
+            self.setup(partial(send, w3, self.market.functions.stake(500 * E18), w))
 
     def setup(self, call: Callable[[], Any]) -> None:
         self.setup_gas += int(call()["gasUsed"])

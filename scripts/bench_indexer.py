@@ -236,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="accepted for symmetry: the last line is always JSON")
     args = parser.parse_args(argv)
 
+    from web3 import Web3
+
     from oracle import connect, deploy_all, dev_accounts
     from tasknet import _devnet
 
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         tasks = _traffic(w3, dep.contracts, accounts, args.tasks, args.range)
         _log(f"bench: traffic made in {time.perf_counter() - t0:.1f} s")
         market = dep.contracts["Marketplace"]
-        job_ids = list(range(1, int(w3.eth.contract(address=market, abi=[{
+        job_ids = list(range(1, int(w3.eth.contract(address=Web3.to_checksum_address(market), abi=[{
             "type": "function", "name": "jobCount", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
             "stateMutability": "view"}]).functions.jobCount().call()) + 1))
 

@@ -33,7 +33,8 @@ def write_section(name: str, md: str, path: Path = ROOT / "BENCHMARKS.md") -> No
 
 
 def run_json(script: str, args: list[str]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
         raise SystemExit(f"bench: {script} failed:\n{proc.stderr[-3000:]}")
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -155,7 +156,7 @@ def demo(args: list[str]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="tasknet-bench-demo-") as tmp:
             env = {**os.environ, "TASKNET_HOME": str(Path(tmp) / "home")}
             proc = subprocess.run([sys.executable, "-m", "tasknet.cli", "demo", "--out", str(Path(tmp) / "out")],
-                                  cwd=ROOT, env=env, capture_output=True, text=True)
+                                  cwd=ROOT, env=env, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise SystemExit(f"bench: tasknet demo failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
             runs.append(json.loads((Path(tmp) / "out" / "summary.json").read_text()))

@@ -57,7 +57,7 @@ def _cpu_of(pid: int) -> float:
 
 
 def _pids_named(name: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True, check=False).stdout.split()
     return [int(p) for p in out]
 
 

@@ -119,6 +119,10 @@ def register(cli: click.Group) -> None:
         from indexer import Indexer, Verifier, create_app, make_engine
         from oracle import IpfsClient, connect
 
+        from .cli import daemon_logging
+
+        daemon_logging()
+
         rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api)
         w3 = connect(rpc)
         engine = make_engine(db or _default_db(int(w3.eth.chain_id), market))

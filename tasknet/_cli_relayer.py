@@ -36,6 +36,10 @@ def register(cli: click.Group) -> None:
     def run(client: Any, host: str, port: int, interval: float, max_batch: int) -> None:
         import uvicorn
 
+        from .cli import daemon_logging
+
+        daemon_logging()
+
         from oracle.relayer import Relayer, create_app
 
         relayer = Relayer(client.w3, client.market, client.account, interval=interval, max_batch=max_batch)

@@ -90,6 +90,9 @@ def register(cli: click.Group) -> None:
             max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, fault: str | None) -> None:
         from worker._daemon import Worker
 
+        from .cli import daemon_logging
+
+        daemon_logging()
         settings = _settings(config, devnet_role, devnet_file, state_dir=state_dir, fault=fault, relay_url=relay_url,
                              stake=int(stake_tokens * ETHER) if stake_tokens is not None else None)
         if max_concurrent is not None:

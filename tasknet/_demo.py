@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import docker
+from eth_typing import HexStr
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from rich.console import Console, Group
 from rich.live import Live
@@ -35,6 +36,7 @@ from oracle.images import build_base, build_busybox_base, image_exists
 from oracle.market import Market
 
 from . import _devnet
+from ._process import DIE_WITH_PARENT_ENV
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "povray"
 POVRAY_BASE = "tasknet/base-povray:bookworm"
@@ -91,7 +93,7 @@ class WorkerProc:
         self.log_path = state_dir.parent / f"{role}.log"
         state_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, env=_die_with_parent_env())
         self._reader = threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True)
         self._reader.start()
 
@@ -241,7 +243,7 @@ class Demo:
             [sys.executable, "-m", "tasknet.cli", "--json-logs", "indexer", "run", "--devnet-file",
              str(self.devnet_file), "--db", str(out / "indexer.db"), "--port", str(port)],
             stdout=subprocess.DEVNULL, stderr=(out / "indexer.log").open("w"), start_new_session=True,
-            preexec_fn=None if self.o.keep else _die_with_parent)
+            env=None if self.o.keep else _die_with_parent_env())
 
     def _start_workers(self, root: Path) -> None:
         kinds = ["honest"] * self.o.workers
@@ -291,7 +293,7 @@ class Demo:
     def _gif(self, results: list[Any], out: Path) -> Path:
         from PIL import Image
 
-        frames = [Image.open(out / "frames" / str(r.index) / "output" / "frame.bmp").convert("P", palette=Image.ADAPTIVE)
+        frames = [Image.open(out / "frames" / str(r.index) / "output" / "frame.bmp").convert("P", palette=Image.Palette.ADAPTIVE)
                   for r in sorted(results, key=lambda r: r.index)]
         gif = out / "animation.gif"
         frames[0].save(gif, save_all=True, append_images=frames[1:], duration=80, loop=0)
@@ -321,21 +323,22 @@ class Demo:
                  audit: dict[str, Any]) -> dict[str, Any]:
         slashes = Counter(e["args"]["worker"] for e in self.market.contract.events.WorkerSlashed().get_logs(
             from_block=start_block))
-        per_worker = []
+        per_worker: list[dict[str, Any]] = []
         for w in self.workers:
             addr = self.info.account(w.role).address
             per_worker.append({"worker": w.role, "kind": w.kind, "address": addr, "claims": w.claims,
                                "earned_tnt": (self._worth(addr) - before[w.role]) / ETHER,
                                "slashes": slashes.get(addr, 0), "killed": w.killed})
-        gas = sum(self.w3.eth.get_transaction_receipt(tx)["gasUsed"] for tx in self._job_txs(job_id, start_block))
+        gas = sum(int(self.w3.eth.get_transaction_receipt(HexStr(tx))["gasUsed"]) for tx in self._job_txs(job_id, start_block))
         expired = len(self.market.contract.events.ClaimExpired().get_logs(from_block=start_block))
         summary = {"frames": self.o.frames, "replication": self.o.replication,
                    "wall_time_s": round(time.monotonic() - self.t0, 1), "gif": str(gif), "workers": per_worker,
                    "gas_total": gas, "gas_per_task": gas // self.o.frames, "claims_expired": expired,
                    "audit": audit, "dashboard": self.dashboard}
         table = Table("worker", "kind", "claims", "earned TNT", "slashes", title="summary")
-        for w in per_worker:
-            table.add_row(w["worker"], w["kind"], str(w["claims"]), f"{w['earned_tnt']:+.3f}", str(w["slashes"]))
+        for row in per_worker:
+            table.add_row(row["worker"], row["kind"], str(row["claims"]), f"{row['earned_tnt']:+.3f}",
+                          str(row["slashes"]))
         self.console.print(table)
         self.console.print(f"frames {self.o.frames} in {summary['wall_time_s']} s; gas per task "
                            f"{summary['gas_per_task']:,} (all transactions of the job / frames); expired claims "
@@ -374,12 +377,10 @@ class Demo:
         self.console.print("[bold green]demo passed[/]: " + "; ".join(story))
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the demo process dies, however it dies (no orphans)."""
-    import ctypes
-
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _die_with_parent_env() -> dict[str, str]:
+    """The environment of a child ``tasknet`` process that must get SIGTERM when the demo dies, however it dies
+    (no orphans): the child's CLI asks the kernel for it first thing (see ``tasknet.cli``)."""
+    return {**os.environ, DIE_WITH_PARENT_ENV: str(os.getpid())}
 
 
 def run_demo(devnet_file: Path | None, *, keep: bool, console: Console, **kw: Any) -> dict[str, Any]:

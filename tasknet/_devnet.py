@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
+from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
+from web3 import Web3
 
 from oracle import DEV_MNEMONIC, DevnetInfo, connect, deploy_all, dev_accounts, get_logger, load_artifact
 from oracle.devnet import ComponentInfo, DevAccount, default_devnet_file
 from oracle.exceptions import DevnetError
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
 
 log = get_logger("tasknet.devnet")
 
@@ -227,13 +227,14 @@ def registry_healthy(host: str) -> str | None:
 
 def docker_healthy(docker_host: str | None = None) -> str | None:
     import docker
+    import docker.errors
 
     try:
         client = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
         client.ping()
         client.close()
         return None
-    except Exception as exc:  # docker raises DockerException, requests errors, FileNotFoundError...
+    except (docker.errors.DockerException, OSError) as exc:  # requests' errors are OSErrors
         return f"no Docker engine answers at {docker_host or os.environ.get('DOCKER_HOST', 'the default socket')} ({exc})"
 
 
@@ -324,7 +325,7 @@ def _deploy(rpc_url: str, opts: UpOptions, ipfs_api: str, gateway: str, registry
     w3 = connect(rpc_url)
     accounts = dev_accounts(len(ROLES))
     deployment = deploy_all(w3, accounts[0])
-    token = w3.eth.contract(address=deployment.contracts["TestToken"], abi=load_artifact("TestToken")["abi"])
+    token = w3.eth.contract(address=Web3.to_checksum_address(deployment.contracts["TestToken"]), abi=load_artifact("TestToken")["abi"])
     from oracle import send
 
     for acct in accounts:
@@ -347,12 +348,13 @@ DEVNET_PARAMS = {"claimGrace": 60, "commitWindow": 60, "revealWindow": 60, "unst
 
 def set_devnet_params(w3: Web3, marketplace: str, owner: LocalAccount) -> None:
     from oracle import send
+    from oracle._artifacts import AbiList
     from oracle.market import Market
 
     market = Market(w3, marketplace)
     params = {**market.params(), **DEVNET_PARAMS}
-    fields = [c["name"] for c in next(i for i in market.contract.abi if i.get("name") == "setParams")["inputs"][0]
-              ["components"]]
+    entries: AbiList = market.contract.abi
+    fields = [c["name"] for c in next(i for i in entries if i.get("name") == "setParams")["inputs"][0]["components"]]
     send(w3, market.contract.functions.setParams(tuple(params[f] for f in fields)), owner,
          extra_abis=market.error_abis)
 

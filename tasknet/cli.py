@@ -16,6 +16,7 @@ from oracle import configure_logging
 from oracle.exceptions import TasknetError
 
 from . import __version__
+from ._process import die_with_parent_if_asked
 
 console = Console(stderr=True)
 out = Console()
@@ -68,11 +69,31 @@ devnet_option = click.option("--devnet-file", type=click.Path(path_type=Path), d
 
 @click.group(cls=TasknetGroup)
 @click.version_option(__version__, "-V", "--version", prog_name="tasknet")
-@click.option("-v", "--verbose", is_flag=True, help="debug logging")
-@click.option("--json-logs", is_flag=True, help="log as JSON lines")
-def cli(verbose: bool, json_logs: bool) -> None:
+@click.option("-v", "--verbose", count=True,
+              help="more logs: -v info, -vv debug (commands log warnings only by default, daemons info)")
+@click.option("--json-logs", is_flag=True, help="log as JSON lines (the default when stderr is not a terminal)")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, json_logs: bool) -> None:
     """Tasknet: a distributed cloud whose referee is a set of smart contracts."""
-    configure_logging(verbose=verbose, json=json_logs or None)
+    die_with_parent_if_asked()
+    ctx.obj = LogOptions(verbose=verbose, json_logs=json_logs)
+    configure_logging(verbose=verbose, json=json_logs or None, kind="command")
+
+
+class LogOptions:
+    """The logging flags given before the command, kept for the daemons to reconfigure with."""
+
+    def __init__(self, verbose: int, json_logs: bool) -> None:
+        self.verbose, self.json_logs = verbose, json_logs
+
+
+def daemon_logging() -> None:
+    """Called first by a daemon command (``worker run``, ``indexer run``, ``relayer run``): info-level logs, as
+    console lines on a terminal and JSON lines otherwise or with ``--json-logs``."""
+    ctx = click.get_current_context(silent=True)
+    opts = ctx.find_object(LogOptions) if ctx is not None else None
+    opts = opts or LogOptions(0, False)
+    configure_logging(verbose=opts.verbose, json=opts.json_logs or None, kind="daemon")
 
 
 @cli.command(help=HELP_UP)

@@ -11,6 +11,7 @@ from oracle.archive import (
     sha256_file,
     unpack_result,
 )
+
 from ._cache import CachedInput, CacheStats, InputCache, cache_key
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
 from .exceptions import WorkerError

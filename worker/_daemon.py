@@ -18,8 +18,8 @@ from typing import Any
 
 import docker
 import docker.errors
-from web3.logs import DISCARD
 from structlog.contextvars import bound_contextvars
+from web3.logs import DISCARD
 
 from oracle import IpfsClient, connect, get_logger
 from oracle.events import EventStream, StreamCursor
@@ -409,9 +409,9 @@ class Worker:
                 return
         for job, index, action in candidates[:4]:
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
-            rec = await asyncio.to_thread(self._claim, job, index, action)
-            if rec is not None:
-                self._spawn(rec)
+            claimed = await asyncio.to_thread(self._claim, job, index, action)
+            if claimed is not None:
+                self._spawn(claimed)
                 slots -= 1
                 if slots <= 0:
                     return

@@ -11,8 +11,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import docker
 from pydantic import ValidationError
@@ -20,8 +20,14 @@ from pydantic import ValidationError
 from oracle import get_logger
 from oracle.archive import encrypt_file, pack_result, sha256_file
 from oracle.exceptions import IpfsError, IpfsUnavailable, TasknetError, TransactionReverted
-from oracle.images import (ImageDigestMismatch, ImageError, image_exists, load_image, pull_by_digest,
-                           verify_image_digest)
+from oracle.images import (
+    ImageDigestMismatch,
+    ImageError,
+    image_exists,
+    load_image,
+    pull_by_digest,
+    verify_image_digest,
+)
 from oracle.ipfs import IpfsClient
 from oracle.market import AppView, JobView, Market
 from oracle.models import AppMetadata, InputsDocument
@@ -462,13 +468,13 @@ class Pipeline:
                 log.warning("reveal_missing", task_id=tid, action="reveal again")
                 return self._reveal(job, tid, rec, gas=TIME_GATED_GAS)
         if rec.step == Step.COMMITTED:
-            all_in = bin(t["committed"]).count("1") == t["target"]
+            all_in = int(t["committed"]).bit_count() == t["target"]
             if all_in and reveals is not None and self.relay is None:
                 reveals.append(rec)
             elif all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
                 return self._reveal(job, tid, rec, gas=None if all_in else TIME_GATED_GAS)
         elif rec.step == Step.REVEALED:
-            done = bin(t["revealed"]).count("1") == t["target"]
+            done = int(t["revealed"]).bit_count() == t["target"]
             if done or (t["revealDeadline"] and now > t["revealDeadline"]):
                 try:
                     self.sender.transact(self.market.contract.functions.finalize(tid),

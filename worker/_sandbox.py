@@ -51,6 +51,7 @@ import io
 import math
 import os
 import socket
+import tarfile
 import threading
 import time
 import uuid
@@ -60,6 +61,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from oracle import get_logger
+from oracle.archive import ExtractStats, extract_tar, open_tar_stream
 from oracle.images import (
     BUSYBOX_BASE,
     ImageDigestMismatch,
@@ -68,7 +70,6 @@ from oracle.images import (
     check_image_pin,
 )
 
-from oracle.archive import ExtractStats, extract_tar, open_tar_stream
 from .exceptions import SandboxError
 
 if TYPE_CHECKING:
@@ -515,6 +516,7 @@ class Sandbox:
         env = {"HOME": "/tmp", "TASKNET_INPUT": "/in", "TASKNET_OUTPUT": "/out", **spec.env}
         conf = self._confinement({**labels, "tasknet.role": "app"})
         # the holder's namespace: only lo, nothing listening (and its hostname: Docker refuses to set another)
+        assert slot.holder is not None  # a slot in use has its holder
         conf["network_mode"] = f"container:{slot.holder.id}"
         del conf["hostname"]
         return self._api(lambda: self.client.containers.create(
@@ -574,7 +576,6 @@ class Sandbox:
         """Have the holder write ``/out`` as a tar stream (extracted as it comes) and empty it; return what was
         extracted and whether the slot may serve again. The holder's answer after the archive also proves it ran
         all along, so the volume stayed mounted and the copy is the app's whole output."""
-        import tarfile
 
         from docker.utils.socket import SocketError
 
@@ -794,7 +795,6 @@ class _HolderTar(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        import tarfile
 
         if not self.pending:
             if self.done:
@@ -809,7 +809,7 @@ class _HolderTar(io.RawIOBase):
                     self.done = self.zeros == 2
                 else:
                     self.zeros = 0
-                    self.data_left = -(-tarfile.nti(block[124:136]) // 512) * 512
+                    self.data_left = -(-_tar_number(block[124:136]) // 512) * 512
                 self.pending = block
         n = min(len(b), len(self.pending))
         b[:n] = self.pending[:n]
@@ -852,3 +852,15 @@ def _last_line(path: Path, limit: int = 200) -> str:
     except OSError:
         return ""
     return tail[-1][:limit] if tail else ""
+
+
+def _tar_number(field: bytes) -> int:
+    """A numeric field of a tar header: octal text, or GNU base-256 (first byte 0x80 or 0xff) for large values."""
+    if field[:1] in (b"\x80", b"\xff"):
+        n = int.from_bytes(field[1:], "big")
+        return n if field[0] == 0x80 else n - (1 << (8 * (len(field) - 1)))
+    text = field.split(b"\0", 1)[0].strip()
+    try:
+        return int(text, 8) if text else 0
+    except ValueError as exc:
+        raise tarfile.HeaderError(f"invalid number {field!r} in a tar header") from exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -78,11 +78,11 @@ class WorkerSettings(BaseSettings):
                     **overrides: object) -> WorkerSettings:
         info = DevnetInfo.load(devnet_file)
         acct = info.account(role)
-        base: dict[str, object] = dict(
-            rpc_url=info.rpc_url, chain_id=info.chain_id, ipfs_api=info.ipfs_api,
-            marketplace=info.contracts.get("Marketplace", ""), deploy_block=info.deploy_block,
-            private_key=acct.private_key, state_dir=Path(info.state_dir) / "workers" / role,
-        )
+        base: dict[str, Any] = {
+            "rpc_url": info.rpc_url, "chain_id": info.chain_id, "ipfs_api": info.ipfs_api,
+            "marketplace": info.contracts.get("Marketplace", ""), "deploy_block": info.deploy_block,
+            "private_key": acct.private_key, "state_dir": Path(info.state_dir) / "workers" / role,
+        }
         return cls(**{**base, **overrides})
 
     def account(self, chain_id: int) -> LocalAccount:
@@ -95,9 +95,11 @@ class WorkerSettings(BaseSettings):
                 key = Account.decrypt(json.loads(self.keystore.read_text()), password)
             except (OSError, ValueError) as exc:
                 raise WorkerError(f"cannot open keystore {self.keystore}: {exc}; check the path and password") from exc
-            return Account.from_key(key)
+            account: LocalAccount = Account.from_key(key)
+            return account
         if chain_id not in DEV_CHAIN_IDS:
             raise WorkerError(f"a raw private key is only accepted on a dev chain (ids {sorted(DEV_CHAIN_IDS)}), this is "
                               f"chain {chain_id}; create a keystore with 'tasknet worker keystore' and set 'keystore'")
         assert self.private_key is not None
-        return Account.from_key(self.private_key.get_secret_value())
+        dev_account: LocalAccount = Account.from_key(self.private_key.get_secret_value())
+        return dev_account
