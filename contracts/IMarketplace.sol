@@ -235,13 +235,20 @@ interface IMarketplace {
     // Events
     // ---------------------------------------------------------------------------------------------
 
+    /// @notice `amount` tokens arrived in `account`'s marketplace balance.
     event Deposited(address indexed account, uint256 amount);
+    /// @notice `amount` tokens left `account`'s marketplace balance for its wallet.
     event Withdrawn(address indexed account, uint256 amount);
 
+    /// @notice `worker` registered or updated the capabilities it advertises.
     event WorkerRegistered(address indexed worker, uint16 cores, uint32 memoryMB, uint8 gpus, uint8 archMask);
+    /// @notice `worker` moved `amount` from its balance to its stake, now `totalStake`.
     event Staked(address indexed worker, uint256 amount, uint256 totalStake);
+    /// @notice `worker` asked to unstake `amount`; it can be withdrawn from `readyAt`.
     event UnstakeRequested(address indexed worker, uint256 amount, uint256 readyAt);
+    /// @notice `worker`'s pending unstake of `amount` went back to its balance.
     event Unstaked(address indexed worker, uint256 amount);
+    /// @notice `worker` was banned (it can no longer claim) or unbanned.
     event WorkerBanned(address indexed worker, bool banned);
     /// @notice `amount` of `worker`'s locked stake went to the treasury; `reputation` is the new score.
     event WorkerSlashed(address indexed worker, uint256 indexed taskId, uint256 amount, uint256 reputation);
@@ -250,6 +257,7 @@ interface IMarketplace {
     event JobPosted(
         uint256 indexed jobId, address indexed requester, uint256 indexed appId, JobParams params, uint256 escrow
     );
+    /// @notice The requester cancelled `count` never-claimed tasks from index `firstIndex`; `refund` went back.
     event TasksCancelled(uint256 indexed jobId, uint256 firstIndex, uint256 count, uint256 refund);
     /// @notice The job is over: `refund` went back to the requester, the owners got `appPaid` and `datasetPaid`.
     event JobClosed(uint256 indexed jobId, uint256 refund, uint256 appPaid, uint256 datasetPaid);
@@ -263,7 +271,9 @@ interface IMarketplace {
 
     /// @notice (R > 1) `worker` holds replica slot `replica` of `taskId` until `expiry`.
     event ReplicaClaimed(uint256 indexed taskId, address indexed worker, uint256 replica, uint256 expiry);
+    /// @notice (R > 1) `worker` committed to its result of `taskId` (the digest stays hidden until the reveal).
     event ResultCommitted(uint256 indexed taskId, address indexed worker, bytes32 commitment);
+    /// @notice (R > 1) `worker` revealed its result of `taskId`.
     event ResultRevealed(
         uint256 indexed taskId, address indexed worker, bytes32 resultDigest, string resultCID, bytes callbackData
     );
@@ -284,7 +294,9 @@ interface IMarketplace {
     /// @notice The job's callback was called for `taskId`; `success` is false if it reverted or ran out of gas.
     event CallbackDelivered(uint256 indexed taskId, address indexed callback, bool success);
 
+    /// @notice The owner set new protocol parameters.
     event ParamsUpdated(Params params);
+    /// @notice Slashed stake and fees now go to `newTreasury`.
     event TreasuryUpdated(address indexed previousTreasury, address indexed newTreasury);
 
     // ---------------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ interface IMarketplaceRegistry {
     error MarketplaceDatasetAccessDenied(uint256 datasetId, uint256 appId, address requester);
     error MarketplaceZeroAddress();
 
+    /// @notice App `appId` was registered by `owner`: its image (by reference and pinned digest), metadata, price,
+    /// visibility and deterministic file. The reference, metadata URI and file exist only in this event.
     event AppRegistered(
         uint256 indexed appId,
         address indexed owner,
@@ -44,11 +46,17 @@ interface IMarketplaceRegistry {
         bool isPublic,
         string deterministicFile
     );
+    /// @notice App `appId`'s metadata, price or visibility changed.
     event AppUpdated(uint256 indexed appId, string metadataURI, uint256 price, bool isPublic);
+    /// @notice `requesters` were allowed (or no longer) to use private app `appId`.
     event AppRequestersSet(uint256 indexed appId, address[] requesters, bool allowed);
+    /// @notice App `appId` accepts no new job.
     event AppDeprecated(uint256 indexed appId);
+    /// @notice App `appId` changed owner.
     event AppTransferred(uint256 indexed appId, address indexed previousOwner, address indexed newOwner);
 
+    /// @notice Dataset `datasetId` was registered by `owner` with its IPFS `cid` (only in this event), sha256
+    /// `checksum`, price per use and access flags.
     event DatasetRegistered(
         uint256 indexed datasetId,
         address indexed owner,
@@ -58,10 +66,15 @@ interface IMarketplaceRegistry {
         bool anyRequester,
         bool anyApp
     );
+    /// @notice Dataset `datasetId`'s price or access flags changed.
     event DatasetUpdated(uint256 indexed datasetId, uint256 price, bool anyRequester, bool anyApp);
+    /// @notice `requesters` were allowed (or no longer) to use dataset `datasetId`.
     event DatasetRequestersSet(uint256 indexed datasetId, address[] requesters, bool allowed);
+    /// @notice Apps `appIds` were allowed (or no longer) to read dataset `datasetId`.
     event DatasetAppsSet(uint256 indexed datasetId, uint32[] appIds, bool allowed);
+    /// @notice Dataset `datasetId` accepts no new job.
     event DatasetDeprecated(uint256 indexed datasetId);
+    /// @notice Dataset `datasetId` changed owner.
     event DatasetTransferred(uint256 indexed datasetId, address indexed previousOwner, address indexed newOwner);
 
 

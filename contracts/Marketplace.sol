@@ -60,6 +60,7 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     // Constructor
     // =============================================================================================
 
+    /// @notice Deploys the marketplace with its default parameters (see {IMarketplace-Params}).
     /// @param token_ the payment token (fixed forever)
     /// @param registry_ the app and dataset registry (fixed forever)
     /// @param treasury_ where slashed stake and protocol fees are credited

@@ -5,7 +5,6 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {IMarketplace, ITaskCallback} from "../IMarketplace.sol";
 import {IMarketplaceRegistry} from "../IMarketplaceRegistry.sol";
-import {Consensus} from "./Consensus.sol";
 
 /// @title MarketStorage
 /// @notice The marketplace's whole state as one storage struct, and the internal rules shared by

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
+// solhint-disable use-natspec
+// (test helpers of the reliability suite, not an API: NatSpec is not required here)
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 

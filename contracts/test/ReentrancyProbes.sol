@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
+// solhint-disable use-natspec
+// (test helpers of the reliability suite, not an API: NatSpec is not required here)
 
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 
@@ -21,6 +23,7 @@ contract HostileToken is ERC20 {
     bool private _inHook;
 
     error HostileTokenBlocked(address to);
+    error HostileTokenNoPermit();
 
     constructor() ERC20("Hostile Token", "HOST") {}
 
@@ -51,7 +54,7 @@ contract HostileToken is ERC20 {
     /// @notice EIP-2612-shaped entry point: only re-enters (and then fails, so the marketplace's try/catch skips it).
     function permit(address, address, uint256, uint256, uint8, bytes32, bytes32) external {
         _hook();
-        revert("HostileToken: no permit");
+        revert HostileTokenNoPermit();
     }
 
     function _hook() private {
