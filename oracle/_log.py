@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
 
@@ -29,10 +29,13 @@ def log_level(kind: Kind, verbosity: int) -> int:
     return logging.INFO if verbosity == 1 else base
 
 
-def configure_logging(*, verbose: bool | int = False, json: bool | None = None, kind: Kind = "daemon") -> None:
-    """Configure structlog for a ``kind`` of program. ``json`` None means JSON lines unless stderr is a
-    terminal; ``verbose`` is how many ``-v`` were given (True counts as debug, for compatibility)."""
-    terminal = sys.stderr.isatty()
+def configure_logging(*, verbose: bool | int = False, json: bool | None = None, kind: Kind = "daemon",
+                      file: TextIO | None = None) -> None:
+    """Configure structlog for a ``kind`` of program. ``json`` None means JSON lines unless the log's stream is
+    a terminal; ``verbose`` is how many ``-v`` were given (True counts as debug, for compatibility). Logs go to
+    ``file`` (a log file of a command that keeps its terminal for its own display) or stderr."""
+    stream = file or sys.stderr
+    terminal = stream.isatty()
     if json is None:
         json = not terminal
     level = logging.DEBUG if verbose is True else log_level(kind, int(verbose))
@@ -48,7 +51,7 @@ def configure_logging(*, verbose: bool | int = False, json: bool | None = None, 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
 

@@ -639,7 +639,8 @@ Exit 1 if any result does not match.
 
 \b
 Example:
-  tasknet result get 7 --out results/
+  tasknet result get 7 results/
+  tasknet result get 7 --task 0 --out results/
 """
 HELP_VERIFY = """Download and check results against the chain's digests without keeping them. Exit 1 on a
 mismatch.
@@ -665,11 +666,19 @@ def download_progress() -> Iterator[Callable[[int], None]]:
 
 @result.command("get", help=HELP_GET)
 @click.argument("job_id", type=int)
+@click.argument("out_dir", metavar="OUT", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--task", "indexes", type=int, multiple=True, help="task index (repeatable; default all finished)")
-@click.option("--out", "dest", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--out", "out_option", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="the folder to unpack into (the same as OUT)")
 @json_option
 @with_client("requester")
-def result_get(client: Client, job_id: int, indexes: tuple[int, ...], dest: Path, as_json: bool) -> None:
+def result_get(client: Client, job_id: int, out_dir: Path | None, indexes: tuple[int, ...], out_option: Path | None,
+               as_json: bool) -> None:
+    if out_dir is not None and out_option is not None and out_dir != out_option:
+        raise click.UsageError(f"two output folders given ({out_dir} and --out {out_option}); give one")
+    dest = out_dir or out_option
+    if dest is None:
+        raise click.UsageError("where should the results go? give a folder: 'tasknet result get JOB_ID OUT'")
     with download_progress() as step:
         results = client.results(job_id, dest, indexes=list(indexes) or None, progress=step)
     if as_json:

@@ -23,17 +23,19 @@ from pathlib import Path
 from typing import IO, Any
 
 import docker
+import docker.errors
 from eth_typing import HexStr
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from oracle import Client, DevnetInfo, IpfsClient, connect
+from oracle import Client, DevnetInfo, IpfsClient, configure_logging, connect
 from oracle.devnet import default_devnet_file
 from oracle.exceptions import TasknetError
 from oracle.images import build_base, build_busybox_base, image_exists
 from oracle.market import Market
+from worker import remove_sandbox_leftovers, sandbox_owner
 
 from . import _devnet
 from ._process import DIE_WITH_PARENT_ENV
@@ -81,7 +83,7 @@ class WorkerProc:
     """One `tasknet worker run` process; its JSON log lines are read to show activity."""
 
     def __init__(self, role: str, kind: str, devnet_file: Path, state_dir: Path) -> None:
-        self.role, self.kind = role, kind
+        self.role, self.kind, self.state_dir = role, kind, state_dir
         self.claims = 0
         self.last = "starting"
         self.killed = False
@@ -178,6 +180,7 @@ class Demo:
         finally:
             for w in self.workers:
                 w.stop()
+            self._remove_leftovers()
             if self.indexer is not None and not self.o.keep:
                 self.indexer.terminate()
                 self.indexer.wait(30)
@@ -188,6 +191,10 @@ class Demo:
         out = self.o.out_dir.resolve()
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
+        # The terminal shows the progress display and the summary only: this process's own logs (the SDK's
+        # clients, the verifier) go to a file beside the workers' and the indexer's (see _logs).
+        self._log_file = (out / "demo.log").open("a")
+        configure_logging(verbose=1, json=True, kind="command", file=self._log_file)
         self.w3 = connect(self.info.rpc_url)
         self.market = Market(self.w3, self.info.contracts["Marketplace"])
         start_block = self.w3.eth.block_number
@@ -244,6 +251,20 @@ class Demo:
              str(self.devnet_file), "--db", str(out / "indexer.db"), "--port", str(port)],
             stdout=subprocess.DEVNULL, stderr=(out / "indexer.log").open("w"), start_new_session=True,
             env=None if self.o.keep else _die_with_parent_env())
+
+    def _remove_leftovers(self) -> None:
+        """Remove what the workers left in the engine: the one killed with SIGKILL never cleans up its output
+        holders, and the others' are gone already (each removes its own when it stops)."""
+        with contextlib.suppress(docker.errors.DockerException, OSError), docker.from_env() as client:
+            for w in self.workers:
+                remove_sandbox_leftovers(client, sandbox_owner(self.info.account(w.role).address, w.state_dir))
+
+    def _logs(self, out: Path) -> dict[str, str]:
+        """Where each component's logs are: this process, the indexer, every worker, the devnet's daemons."""
+        logs = {"demo": out / "demo.log", "indexer": out / "indexer.log"}
+        logs.update({w.role: w.log_path for w in self.workers})
+        logs["devnet"] = Path(self.info.state_dir) / "logs"
+        return {name: str(path) for name, path in logs.items()}
 
     def _start_workers(self, root: Path) -> None:
         kinds = ["honest"] * self.o.workers
@@ -334,7 +355,7 @@ class Demo:
         summary = {"frames": self.o.frames, "replication": self.o.replication,
                    "wall_time_s": round(time.monotonic() - self.t0, 1), "gif": str(gif), "workers": per_worker,
                    "gas_total": gas, "gas_per_task": gas // self.o.frames, "claims_expired": expired,
-                   "audit": audit, "dashboard": self.dashboard}
+                   "audit": audit, "dashboard": self.dashboard, "logs": self._logs(self.o.out_dir.resolve())}
         table = Table("worker", "kind", "claims", "earned TNT", "slashes", title="summary")
         for row in per_worker:
             table.add_row(row["worker"], row["kind"], str(row["claims"]), f"{row['earned_tnt']:+.3f}",
@@ -343,6 +364,9 @@ class Demo:
         self.console.print(f"frames {self.o.frames} in {summary['wall_time_s']} s; gas per task "
                            f"{summary['gas_per_task']:,} (all transactions of the job / frames); expired claims "
                            f"reopened: {expired}; dashboard: {self.dashboard}")
+        logs = self._logs(self.o.out_dir.resolve())
+        self.console.print(f"logs: {logs['demo']} (this run), {logs['indexer']}, one per worker under "
+                           f"{Path(logs['worker-1']).parent}, the devnet's in {logs['devnet']}")
         return summary
 
     def _job_txs(self, job_id: int, start_block: int) -> set[str]:

@@ -13,11 +13,12 @@ from oracle.archive import (
 )
 
 from ._cache import CachedInput, CacheStats, InputCache, cache_key
-from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
+from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox, remove_sandbox_leftovers, sandbox_owner
 from .exceptions import WorkerError
 
 __all__ = [
     "CacheStats", "CachedInput", "InputCache", "Limits", "PackedResult", "Reason", "RunResult", "RunSpec",
     "Sandbox", "WorkerError", "cache_key", "decrypt_file", "decrypt_with", "encrypt_file", "encrypt_for",
-    "generate_keypair", "pack_result", "sha256_file", "unpack_result",
+    "generate_keypair", "pack_result", "remove_sandbox_leftovers", "sandbox_owner", "sha256_file",
+    "unpack_result",
 ]

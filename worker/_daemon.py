@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
-import hashlib
 import random
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -34,7 +32,7 @@ from ._caps import Capabilities, detect, load_average
 from ._journal import Journal, Step, TaskRecord
 from ._pipeline import TIME_GATED_GAS, Pipeline
 from ._policy import Offer, decide
-from ._sandbox import Sandbox
+from ._sandbox import Sandbox, sandbox_owner
 from ._settings import WorkerSettings
 from ._view import MarketView
 from .exceptions import SandboxError, WorkerError
@@ -528,11 +526,6 @@ class Worker:
         self.log.error("task_error", job_id=rec.job_id, task_index=rec.task_index, error=error,
                        transient=transient, attempts=attempts, retry_in_s=pause, gave_up=step.name
                        if step in (Step.FAILED, Step.LOST) else None)
-
-
-def sandbox_owner(address: str, state_dir: Path) -> str:
-    """The ``tasknet.sandbox`` label of a daemon's containers: its address and a digest of its state folder."""
-    return f"{address.lower()}-{hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]}"
 
 
 def _is_unavailable(exc: BaseException) -> bool:

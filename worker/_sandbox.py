@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import io
 import math
 import os
@@ -346,17 +347,17 @@ class Sandbox:
         self.close()
 
     def cleanup(self) -> int:
-        """Remove containers and volumes this sandbox's owner left behind (e.g. after a crash); return the count."""
-        n = 0
-        selector = {"label": f"tasknet.sandbox={self.owner}"}
-        for container in self.client.containers.list(all=True, filters=selector):
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
-                n += 1
-        for volume in self.client.volumes.list(filters=selector):
-            with contextlib.suppress(Exception):
-                volume.remove(force=True)
-                n += 1
+        """Remove containers and volumes this sandbox's owner left behind (e.g. after a crash), and exited
+        containers of any earlier daemon with the same key (another state folder: nothing of theirs still runs
+        in an exited container); return the count."""
+        n = remove_sandbox_leftovers(self.client, self.owner)
+        address = self.owner.split("-", 1)[0]
+        for container in self.client.containers.list(all=True, filters={"label": "tasknet.sandbox",
+                                                                         "status": "exited"}):
+            if str(container.labels.get("tasknet.sandbox", "")).startswith(address + "-"):
+                with contextlib.suppress(Exception):
+                    container.remove(force=True)
+                    n += 1
         return n
 
     # -- steps ----------------------------------------------------------------------------------
@@ -852,6 +853,27 @@ def _last_line(path: Path, limit: int = 200) -> str:
     except OSError:
         return ""
     return tail[-1][:limit] if tail else ""
+
+
+def sandbox_owner(address: str, state_dir: Path) -> str:
+    """The ``tasknet.sandbox`` label of a daemon's containers: its address and a digest of its state folder."""
+    return f"{address.lower()}-{hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]}"
+
+
+def remove_sandbox_leftovers(client: docker.DockerClient, owner: str) -> int:
+    """Remove every container and volume labelled as ``owner``'s (``tasknet.sandbox=<owner>``): what a daemon
+    that died without cleaning up left in the engine. Return how many were removed."""
+    n = 0
+    selector = {"label": f"tasknet.sandbox={owner}"}
+    for container in client.containers.list(all=True, filters=selector):
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+            n += 1
+    for volume in client.volumes.list(filters=selector):
+        with contextlib.suppress(Exception):
+            volume.remove(force=True)
+            n += 1
+    return n
 
 
 def _tar_number(field: bytes) -> int:

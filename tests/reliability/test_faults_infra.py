@@ -43,7 +43,7 @@ from tests.reliability.fault_helpers import (
     worker_settings,
     workers_stopped,
 )
-from worker._daemon import sandbox_owner
+from worker import sandbox_owner
 from worker._journal import Step
 
 

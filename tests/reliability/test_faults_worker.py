@@ -30,7 +30,7 @@ from tests.reliability.fault_helpers import (
     worker_settings,
     workers_stopped,
 )
-from worker._daemon import sandbox_owner
+from worker import sandbox_owner
 from worker._journal import Step
 
 CRASHED = 137  # os._exit(137) at the fault point: what a shell reports for a process killed by SIGKILL
