@@ -50,6 +50,7 @@ from oracle.protocol import (
     reveal_message,
     split_task_id,
 )
+from oracle.status import STATUS_FILE, parse_status
 
 MAX_ARCHIVE_BYTES = 256 << 20
 
@@ -69,6 +70,18 @@ class Report(BaseModel):
     passed: bool
     checks: list[Check]
     tasks: list[Report] = Field(default_factory=list)
+    counts: dict[str, int] = Field(default_factory=dict, description="(jobs) tasks by outcome: succeeded, "
+                                   "failed_runs (a finalized result whose app failed), failed (on chain), "
+                                   "cancelled, unsettled")
+
+    @property
+    def run(self) -> str | None:
+        """(tasks) How the app's run ended, from the checked result's logs/status.txt: ``ok``, a failure reason,
+        or None when no result content could be read."""
+        for c in self.checks:
+            if c.name == "archive_digest" and c.passed and c.evidence.get("run"):
+                return str(c.evidence["run"])
+        return None
 
     @property
     def failed(self) -> list[Check]:
@@ -399,7 +412,7 @@ class Verifier:
                     out.append(Check(name="archive_digest", subject=cid, passed=False, detail=str(exc), evidence=ev))
                     continue
             actual, how = self._digest_of(data, det)
-            ev.update(computed="0x" + actual if actual else None, over=how)
+            ev.update(computed="0x" + actual if actual else None, over=how, run=_run_reason(data))
             ok = actual is not None and "0x" + actual == digest
             out.append(Check(name="archive_digest", subject=cid, passed=ok,
                              detail=f"sha256 of the {how} matches the digest" if ok else
@@ -408,7 +421,9 @@ class Verifier:
 
     @staticmethod
     def _digest_of(data: bytes, deterministic_file: str) -> tuple[str | None, str]:
-        if not deterministic_file:
+        """The digest a worker commits to: the declared deterministic file's sha256 when the run succeeded, else
+        (no such file declared, or a failed run: its output proves nothing) the whole archive's."""
+        if not deterministic_file or _run_reason(data) not in ("ok", None):
             return hashlib.sha256(data).hexdigest(), "archive"
         with tempfile.TemporaryDirectory(prefix="tasknet-audit-") as tmp:
             try:
@@ -457,9 +472,23 @@ class Verifier:
                                 evidence={"refund": str(closed.args["refund"]), "expected_refund": str(exp_refund),
                                           "owners_paid": str(paid), "expected_owners_paid": str(finished * owners)}))
         status = "closed" if closed is not None or stored.get("flags", 0) & 1 else "open"
+        failed_runs = sum(1 for r in reports if r.run not in (None, "ok"))
+        counts = {"succeeded": finished - failed_runs, "failed_runs": failed_runs, "failed": failed,
+                  "cancelled": cancelled, "unsettled": job.num_tasks - finished - failed - cancelled}
         return Report(kind="job", id=job_id, status=status,
                       passed=all(c.passed is not False for c in checks) and all(r.passed for r in reports),
-                      checks=checks, tasks=reports)
+                      checks=checks, tasks=reports, counts=counts)
+
+
+def _run_reason(archive: bytes) -> str | None:
+    """The ``reason`` in a result archive's ``logs/status.txt`` (``ok`` for a success), or None without one."""
+    try:
+        with tarfile.open(fileobj=BytesIO(archive), mode="r:") as tar:
+            member = tar.getmember(f"logs/{STATUS_FILE}")
+            data = tar.extractfile(member) if member.isfile() and member.size < 1 << 16 else None
+            return parse_status(data.read().decode(errors="replace")).reason if data is not None else None
+    except (tarfile.TarError, KeyError):
+        return None
 
 
 def _fields(value: Any, names: list[str]) -> list[Any]:

@@ -14,7 +14,8 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxParams, TxReceipt, Wei
+from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from ._artifacts import AbiList, load_artifact
 from ._artifacts import abi as artifact_abi
@@ -39,11 +40,22 @@ def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
                                 cacheable_requests={"eth_chainId"}))
     try:
         _ = w3.eth.chain_id  # the first request: is anything there?
+        head = w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), ["latest", False]).get("result") or {}
     except Exception as exc:  # requests/aiohttp raise many types; all mean "unreachable"
         raise RpcUnavailable(
             f"cannot reach the JSON-RPC endpoint {rpc_url}: {exc}; check the URL or run 'tasknet up'"
         ) from exc
+    if is_proof_of_authority(head):
+        w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
     return w3
+
+
+def is_proof_of_authority(block: dict[str, Any]) -> bool:
+    """Whether a raw block (as the node sent it) carries more than the 32 bytes of extra data Ethereum allows:
+    proof-of-authority chains (geth clique, BSC, Polygon PoS) put the signer's seal there, and web3 refuses such
+    blocks unless its proof-of-authority middleware moves it aside."""
+    extra = str(block.get("extraData") or "0x")
+    return len(extra.removeprefix("0x")) > 64
 
 
 def _error_selectors(abis: Iterable[AbiList]) -> dict[bytes, tuple[str, list[dict[str, Any]]]]:

@@ -225,6 +225,10 @@ class JobStatus(JobView):
 
 
 class TaskResult(BaseModel):
+    """A task's final result, checked against the chain. ``outcome`` says what the app did: ``ok``, or
+    ``failed`` with the ``reason`` the worker recorded in ``logs/status.txt`` (a non-zero exit, a timeout, an
+    output the worker refused...): a failed run is still a verified, agreed result, but not a success."""
+
     index: int
     task_id: int
     digest: str  # 64 hex
@@ -234,6 +238,22 @@ class TaskResult(BaseModel):
     path: Path | None = None
     files: int = 0
     bytes: int = 0
+    outcome: Literal["ok", "failed"] = "ok"
+    reason: str = "ok"
+    exit_code: int | None = None
+    error: str | None = None
+    skipped: list[str] = Field(default_factory=list, description="output entries the worker left out, and why")
+
+
+class TaskFailure(BaseModel):
+    """A task that ended without a usable result: its app failed (``state`` finalized, ``reason`` from its
+    status) or the chain failed or refunded it (``state`` failed, refunded or cancelled)."""
+
+    index: int
+    state: str
+    reason: str
+    exit_code: int | None = None
+    error: str | None = None
 
 
 class Reason(BaseModel):

@@ -50,6 +50,7 @@ from ._client_models import (
     JobStatus,
     Reason,
     SubmittedJob,
+    TaskFailure,
     TaskInput,
     TaskResult,
     TaskState,
@@ -82,6 +83,7 @@ from .ipfs import IpfsClient
 from .market import JobView, Market, _struct
 from .models import AppMetadata, InputRef
 from .protocol import task_id
+from .status import read_status
 from .tx import TxSender
 
 if TYPE_CHECKING:
@@ -639,6 +641,20 @@ class Client:
                                    None if dest is None else Path(dest), progress, max_bytes))
         return out
 
+    def failures(self, job_id: int) -> list[TaskFailure]:
+        """The job's tasks that the chain failed (no majority at the replica cap) or refunded (the job closed
+        first): they have no result. Tasks the requester cancelled are not failures. (Tasks whose app failed have a
+        result: see ``TaskResult.outcome``.)"""
+        t, _posted, _block = self._tracker(job_id)
+        reasons = {"failed": "no majority among the replicas at the replica cap; the escrow was refunded",
+                   "refunded": "not finished when the job closed; the escrow was refunded"}
+        out: list[TaskFailure] = []
+        for i in range(t.total):
+            state = t.task_state(i).state
+            if state in reasons:
+                out.append(TaskFailure(index=i, state=state, reason=reasons[state]))
+        return out
+
     def verify(self, job_id: int, indexes: Sequence[int] | None = None) -> list[TaskResult]:
         """Download and check results against the chain without keeping them."""
         return self.results(job_id, None, indexes=indexes)
@@ -667,6 +683,7 @@ class Client:
                     errors.append(f"{cid}: neither the archive nor {app.deterministic_file or 'a deterministic file'} "
                                   f"hashes to {digest}")
                     continue
+                st = read_status(unpacked / "logs")
                 target = None
                 if dest is not None:
                     target = dest / str(index)
@@ -675,7 +692,9 @@ class Client:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.move(str(unpacked), target)
                 return TaskResult(index=index, task_id=task_id(job_id, index), digest=digest, cid=cid, verified=True,
-                                  digest_source=source, path=target, files=stats.files, bytes=stats.bytes)
+                                  digest_source=source, path=target, files=stats.files, bytes=stats.bytes,
+                                  outcome="ok" if st.ok else "failed", reason=st.reason, exit_code=st.exit_code,
+                                  error=st.error, skipped=st.skipped)
         raise IntegrityError(f"the result of task {index} of job {job_id} does not match the digest {digest} the "
                              f"chain finalized ({'; '.join(errors)}); the content on IPFS is not what the workers "
                              "committed to — do not use it")

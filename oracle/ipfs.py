@@ -59,8 +59,8 @@ class IpfsClient:
             except httpx.TimeoutException as exc:
                 arg = (params or {}).get("arg", "")
                 raise ContentNotFound(
-                    f"IPFS {path} {arg} did not answer within {timeout or self.timeout:.0f} s; the content may "
-                    "not be available on the network (is the CID right, and is a node providing it online?)"
+                    f"IPFS {path} {arg}: nothing arrived for {timeout or self.timeout:.0f} s; no reachable node "
+                    "provides the content (is the CID right, and is a node that holds it online and connected?)"
                 ) from exc
         raise IpfsUnavailable(
             f"cannot reach the IPFS RPC API at {self.api_url} after {self.retries + 1} tries ({last}); "

@@ -95,16 +95,25 @@ class TxSender:
         self._fees = (time.monotonic(), fees)
         return dict(fees)
 
-    def transact(self, fn: ContractFunction, *, value: int = 0, gas: int | None = None) -> TxReceipt:
-        """Simulate, sign, send and wait for ``fn``; return the receipt."""
+    def transact(self, fn: ContractFunction, *, value: int = 0, gas: int | None = None, min_gas: int = 0,
+                 pending: bool = False) -> TxReceipt:
+        """Simulate, sign, send and wait for ``fn``; return the receipt.
+
+        ``min_gas`` is a floor on the gas limit for a call whose cost the simulation may not see: a last reveal
+        that finalizes the task and calls its callback when another replica's reveal lands first in the same
+        block (unused gas is not paid). With ``pending`` the simulation runs on the node's pending state, which
+        includes the transactions others sent but that are not mined yet: a claim another worker already sent
+        is then refused before anything is spent, instead of reverting on chain.
+        """
         abis = [fn.contract_abi, *self.extra_abis]
         what = f"{fn.fn_name} from {self.sender.address}"
         params: dict[str, Any] = {"from": self.sender.address, "value": value}
         if gas is None:
             try:
-                gas = int(self._rpc(fn.estimate_gas, params) * 1.25) + 20_000
+                estimate = self._rpc(fn.estimate_gas, params, "pending" if pending else None)
             except (ContractLogicError, Web3RPCError) as exc:
                 raise _reverted(exc, abis, what) from exc
+            gas = max(int(estimate * 1.25) + 20_000, min_gas)
         if self._chain_id is None:
             self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
         params["chainId"] = self._chain_id
@@ -121,14 +130,18 @@ class TxSender:
                 log.warning("tx_out_of_gas_retry", what=what, gas=gas)
                 gas = gas * 2
                 continue
+            tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
             try:
                 fn.call({"from": self.sender.address, "value": Wei(value)}, block_identifier=receipt["blockNumber"])
             except (ContractLogicError, Web3RPCError) as exc:
-                raise _reverted(exc, abis, what, tx_hash="0x" + bytes(receipt["transactionHash"]).hex()) from exc
+                err = _reverted(exc, abis, what, tx_hash=tx_hash)
+                log.warning("tx_reverted", what=what, tx=tx_hash, gas_used=int(receipt["gasUsed"]), gas=gas,
+                            reason=err.error_name or str(err)[:300])
+                raise err from exc
             break
-        raise TransactionReverted(f"{what} reverted on chain (tx 0x{bytes(receipt['transactionHash']).hex()}, "
-                                  f"{receipt['gasUsed']} of {gas} gas used)",
-                                  tx_hash="0x" + bytes(receipt["transactionHash"]).hex())
+        log.warning("tx_reverted", what=what, tx=tx_hash, gas_used=int(receipt["gasUsed"]), gas=gas, reason=None)
+        raise TransactionReverted(f"{what} reverted on chain (tx {tx_hash}, {receipt['gasUsed']} of {gas} gas used)",
+                                  tx_hash=tx_hash)
 
     def _send_tx(self, tx: dict[str, Any], abis: list[AbiList], what: str) -> TxReceipt:
         with self._lock:

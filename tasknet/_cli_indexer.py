@@ -225,4 +225,10 @@ def _print_report(report: Any) -> None:
             result = "[green]pass[/]" if c.passed else ("[yellow]skipped[/]" if c.passed is None else "[red]FAIL[/]")
             table.add_row(c.name, c.subject, result, c.detail)
         out.print(table)
+    if report.counts:
+        c = report.counts
+        runs = [f"task {t.id & 0xFFFFFFFF}: {t.run}" for t in report.tasks if t.run not in (None, "ok")]
+        out.print(f"tasks: {c['succeeded']} succeeded, {c['failed_runs']} finalized with a failed run, "
+                  f"{c['failed']} failed on chain, {c['cancelled']} cancelled, {c['unsettled']} unsettled"
+                  + (f" ({'; '.join(runs)})" if runs else ""))
     out.print("[green]all checks passed[/]" if report.passed else "[red]some checks failed[/]")

@@ -28,6 +28,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from oracle._client_models import TaskFailure
 from oracle.client import Client, JobSpec, TaskInput, format_amount, load_tasks, parse_amount, parse_duration
 from oracle.exceptions import ClientError, InvalidJobSpec, WaitTimeout
 
@@ -37,6 +38,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_UNFINISHED = 3
 EXIT_TIMEOUT = 4
+EXIT_FAILED = 5  # the job is over, but some tasks failed (their app failed, or the chain failed or refunded them)
 
 
 # -- shared options ------------------------------------------------------------------------------------
@@ -118,6 +120,8 @@ def emit_json(value: Any) -> None:
             return v.model_dump(mode="json")
         if isinstance(v, list):
             return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
         return v
     click.echo(json.dumps(plain(value), indent=2, default=str))
 
@@ -410,8 +414,10 @@ Example:
   tasknet job submit --app 1 --args-file tasks.csv --replication 3 --encrypt --watch
 """
 HELP_WATCH = """Follow a job live until every task settled: progress bars (claimed, running, finalized,
-failed), or one JSON event per line with --json. Exit 0 when all tasks finished, 3 when some failed or were
-cancelled/refunded, 4 on --timeout.
+failed), or one JSON event per line with --json. Then (unless --no-check) read each result's status and list
+the failed tasks with their reasons, apart from the successes: runs whose app failed (non-zero exit, timeout,
+an output the worker refused...) and tasks the chain failed or refunded. Exit 0 when every task succeeded, 5
+when some failed, 3 when some have no result otherwise (cancelled; or, with --no-check, failed), 4 on --timeout.
 
 \b
 Example:
@@ -518,13 +524,15 @@ def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | N
 @job.command("watch", help=HELP_WATCH)
 @click.argument("job_id", type=int)
 @click.option("--timeout", type=float, default=None, help="seconds")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="when the job is done, read each result's status to report the tasks whose app failed")
 @json_option
 @with_client("requester")
-def job_watch(client: Client, job_id: int, timeout: float | None, as_json: bool) -> None:
-    _watch(client, job_id, timeout, as_json)
+def job_watch(client: Client, job_id: int, timeout: float | None, check: bool, as_json: bool) -> None:
+    _watch(client, job_id, timeout, as_json, check=check)
 
 
-def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool) -> None:
+def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *, check: bool = True) -> None:
     last = None
     try:
         if as_json:
@@ -545,11 +553,25 @@ def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool) ->
         sys.exit(EXIT_TIMEOUT)
     if last is None:
         last = client.job(job_id).progress
+    failures: list[TaskFailure] = []
+    if check and last.done:
+        # a finalized task's result says whether its app succeeded: read each status (downloads the results)
+        with download_progress() as step:
+            results = client.results(job_id, None, progress=step)
+        failures = _failures(client, job_id, results, ())
     if not as_json:
-        out.print(f"job {job_id}: {last.finalized}/{last.total} finalized, {last.failed} failed, "
-                  f"{last.cancelled} cancelled" + (", closed" if last.closed else ""))
-    if last.finalized < last.total:
+        app_failed = sum(1 for f in failures if f.state == "finalized")
+        out.print(f"job {job_id}: {last.finalized}/{last.total} finalized"
+                  + (f" ({app_failed} of them failed runs)" if app_failed else "")
+                  + f", {last.failed} failed, {last.cancelled} cancelled" + (", closed" if last.closed else ""))
+        _print_failures(failures)
+    else:
+        for f in failures:
+            click.echo(json.dumps({"failed": f.model_dump()}))
+    if last.finalized < last.total and not failures:
         sys.exit(EXIT_UNFINISHED)
+    if failures:
+        sys.exit(EXIT_FAILED)
 
 
 @job.command("cancel", help=HELP_CANCEL)
@@ -681,14 +703,57 @@ def result_get(client: Client, job_id: int, out_dir: Path | None, indexes: tuple
         raise click.UsageError("where should the results go? give a folder: 'tasknet result get JOB_ID OUT'")
     with download_progress() as step:
         results = client.results(job_id, dest, indexes=list(indexes) or None, progress=step)
+    failures = _failures(client, job_id, results, indexes)
     if as_json:
-        emit_json(results)
+        emit_json({"results": [r for r in results if r.outcome == "ok"], "failed": failures})
+    else:
+        ok = [r for r in results if r.outcome == "ok"]
+        if ok:
+            table = Table("task", "digest", "checked against", "files", "bytes", "folder")
+            for r in ok:
+                table.add_row(str(r.index), r.digest[:16] + "…", r.digest_source, str(r.files), str(r.bytes),
+                              str(r.path))
+            out.print(table)
+        _print_skipped(results)
+        out.print(f"{len(ok)} result(s) verified and unpacked under {dest}")
+        _print_failures(failures)
+    if failures:
+        sys.exit(EXIT_FAILED)
+
+
+def _failures(client: Client, job_id: int, results: list[Any], indexes: tuple[int, ...]) -> list[TaskFailure]:
+    """Tasks whose app failed (a verified result whose status is not ok), then those the chain failed or
+    refunded (no result at all), in task order; limited to ``indexes`` when given."""
+    out = [TaskFailure(index=r.index, state="finalized", reason=r.reason, exit_code=r.exit_code, error=r.error)
+           for r in results if r.outcome != "ok"]
+    out += [f for f in client.failures(job_id) if not indexes or f.index in indexes]
+    return sorted(out, key=lambda f: f.index)
+
+
+def _print_failures(failures: list[TaskFailure]) -> None:
+    if not failures:
         return
-    table = Table("task", "digest", "checked against", "files", "bytes", "folder")
-    for r in results:
-        table.add_row(str(r.index), r.digest[:16] + "…", r.digest_source, str(r.files), str(r.bytes), str(r.path))
+    table = Table("task", "state", "reason", "exit code", "error", title="failed tasks", title_style="bold red")
+    for f in failures:
+        table.add_row(str(f.index), f.state, printable(f.reason), "" if f.exit_code is None else str(f.exit_code),
+                      printable(f.error or ""))
     out.print(table)
-    out.print(f"{len(results)} result(s) verified and unpacked under {dest}")
+    out.print(f"[red]{len(failures)} task(s) failed[/] (exit code {EXIT_FAILED})")
+
+
+def _print_skipped(results: list[Any]) -> None:
+    for r in results:
+        for entry in r.skipped:
+            err.print(f"[yellow]task {r.index}: left out of the output:[/] {printable(entry)}", highlight=False)
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences, bells, carriage returns) shown as
+    escapes instead of acted on, and rich markup disarmed."""
+    from rich.markup import escape
+
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escape(safe)
 
 
 @result.command("verify", help=HELP_VERIFY)

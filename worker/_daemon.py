@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import fcntl
+import os
 import random
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -35,7 +38,7 @@ from ._policy import Offer, decide
 from ._sandbox import Sandbox, sandbox_owner
 from ._settings import WorkerSettings
 from ._view import MarketView
-from .exceptions import SandboxError, WorkerError
+from .exceptions import CannotClaim, SandboxError, StateDirInUse, WorkerError
 
 log = get_logger("worker")
 
@@ -72,7 +75,7 @@ class Worker:
         self.journal = Journal(settings.state_dir / "journal.db")
         self.ipfs = IpfsClient(settings.ipfs_api)
         self.cache = InputCache(settings.state_dir / "cache", max_bytes=settings.policy.cache_max_bytes,
-                                ipfs=self.ipfs, timeout=settings.input_timeout,
+                                ipfs=self.ipfs, timeout=settings.input_stall_s,
                                 max_input_bytes=min(settings.max_input_mb << 20, settings.policy.cache_max_bytes))
         if not image_exists(self.docker, BUSYBOX_BASE):
             build_busybox_base(self.docker)
@@ -93,6 +96,8 @@ class Worker:
         self.log = log.bind(worker=self.account.address)
         self.me_lower = self.account.address.lower()
         self._params_cache: tuple[float, dict[str, Any]] | None = None
+        #: why this worker may not claim at all (banned, stake below the minimum), or None
+        self.cannot_claim: str | None = None
 
     # -- state ------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -135,8 +140,9 @@ class Worker:
                 self.sender.transact(self.market.token.functions.approve(self.market.address, need))
                 self.sender.transact(self.market.contract.functions.deposit(need))
             self.sender.transact(self.market.contract.functions.stake(missing))
-        self.log.info("worker_ready", cores=cores, memory_mb=memory, arch=self.caps.arch,
-                      stake=int(self.market.worker(self.account.address)["stake"]))
+        me = self.market.worker(self.account.address)
+        self.log.info("worker_ready", cores=cores, memory_mb=memory, arch=self.caps.arch, stake=int(me["stake"]))
+        self._standing(me)
 
     # -- main loop --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -150,6 +156,13 @@ class Worker:
         await self.async_run(stop)
 
     async def async_run(self, stop: asyncio.Event) -> None:
+        lock = lock_state_dir(self.s.state_dir)  # one daemon per state folder, for as long as it runs
+        try:
+            await self._async_run(stop)
+        finally:
+            os.close(lock)
+
+    async def _async_run(self, stop: asyncio.Event) -> None:
         self._wake = asyncio.Event()
         self._advance_soon = False
         self._claims_paused_until = 0.0
@@ -177,8 +190,39 @@ class Worker:
                 self.log.warning("loop_error", error=str(exc)[:500], kind=type(exc).__name__)
                 self._claims_paused_until = time.monotonic() + 5.0
                 await asyncio.sleep(min(5.0, self.s.poll_interval * 8))
+            if self.cannot_claim is not None and await self._stopped_by_standing():
+                break
             await self._pause(stop)
         await self._drain()
+        if self.cannot_claim is not None and self.s.on_ban == "exit":
+            raise CannotClaim(self.cannot_claim)
+
+    async def _stopped_by_standing(self) -> bool:
+        """The worker may not claim (see :meth:`_standing`): with ``on_ban = exit``, stop once nothing it holds
+        is left unfinished; with ``wait``, look again in a minute."""
+        if self.s.on_ban == "exit":
+            return not self.running and not await asyncio.to_thread(self.journal.unfinished)
+        self._claims_paused_until = time.monotonic() + 60.0
+        return False
+
+    def _standing(self, info: dict[str, Any]) -> str | None:
+        """Why this worker cannot claim anything now, in one sentence, or None. Logged once when it changes."""
+        params = self._params()
+        addr = self.account.address
+        reason: str | None = None
+        if int(info["flags"]) & 2:
+            reason = (f"worker {addr} is banned by the marketplace after {info['slashes']} slashes; it cannot claim "
+                      "tasks (see its record with 'tasknet worker status'; only the marketplace owner can unban it)")
+        elif int(info["stake"]) < int(params["minStake"]):
+            reason = (f"worker {addr} has {int(info['stake'])} wei staked, below the marketplace minimum of "
+                      f"{int(params['minStake'])}; stake more with 'tasknet worker stake AMOUNT'")
+        if reason != self.cannot_claim:
+            if reason is not None:
+                self.log.error("worker_cannot_claim", reason=reason, action=self.s.on_ban)
+            else:
+                self.log.info("worker_can_claim_again")
+        self.cannot_claim = reason
+        return reason
 
     async def _pause(self, stop: asyncio.Event) -> None:
         """Wait one poll interval, or less: until stopped or until a task ends (a slot to fill at once)."""
@@ -308,6 +352,8 @@ class Worker:
             return []
         now = self.market.chain_time()
         info = self.market.worker(me)
+        if self._standing(info) is not None:
+            return []
         free_stake = int(info["stake"]) - int(info["locked"])
         replica_stake = max(int(self._params()["replicaStake"]), 1)
         if free_stake < replica_stake:
@@ -436,9 +482,10 @@ class Worker:
         c = self.market.contract
         tids = [task_id(job.job_id, index) for job, index in batch]
         try:
-            receipt = self.sender.transact(c.functions.multicall([c.encode_abi("claim", [t]) for t in tids]))
+            receipt = self.sender.transact(c.functions.multicall([c.encode_abi("claim", [t]) for t in tids]),
+                                           pending=True)
         except TransactionReverted as exc:
-            self.log.debug("claim_batch_lost_race", tasks=len(batch), error=exc.error_name)
+            self.log.info("claim_batch_lost_race", tasks=len(batch), error=exc.error_name, sent=exc.tx_hash is not None)
             return None
         claimed: dict[int, dict[str, Any]] = {t: {} for t in tids}
         for ev in c.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
@@ -468,10 +515,13 @@ class Worker:
             elif action and action.startswith("reopenLease:"):
                 self.sender.transact(fns.reopenLease(int(action.split(":")[1])), gas=TIME_GATED_GAS)
                 return None  # the reopened tasks show up as free on the next poll
-            receipt = self.sender.transact(fns.claim(tid))
+            receipt = self.sender.transact(fns.claim(tid), pending=True)
         except TransactionReverted as exc:
             if exc.error_name in LOST_RACE:
-                self.log.debug("claim_lost_race", job_id=job.job_id, task_index=index, error=exc.error_name)
+                # information, not an error: another worker got there first (the simulation on the pending state
+                # saw it, so nothing was spent, unless both landed in one block); its event comes with the next poll
+                self.log.info("claim_lost_race", job_id=job.job_id, task_index=index, error=exc.error_name,
+                              sent=exc.tx_hash is not None)
                 self.view.replicas.setdefault(tid, {})  # the next poll brings the winner's event
                 return None
             self.log.warning("claim_refused", job_id=job.job_id, task_index=index, error=str(exc))
@@ -526,6 +576,25 @@ class Worker:
         self.log.error("task_error", job_id=rec.job_id, task_index=rec.task_index, error=error,
                        transient=transient, attempts=attempts, retry_in_s=pause, gave_up=step.name
                        if step in (Step.FAILED, Step.LOST) else None)
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Take the state folder for this process: an exclusive ``flock`` on ``worker.lock`` inside it, holding our
+    pid. Two daemons on one folder would corrupt each other's tasks (one journal, one set of task folders), so a
+    second one refuses to start and names the pid that holds the folder. The lock goes with the process, however
+    it ends (the kernel releases it), so a crashed daemon never leaves a stale lock. Returns the descriptor."""
+    path = state_dir / "worker.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StateDirInUse(f"another worker (pid {holder}) is running on the state folder {state_dir}; stop it "
+                            "first, or give this one a folder of its own (--state-dir)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def _is_unavailable(exc: BaseException) -> bool:

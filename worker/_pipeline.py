@@ -81,11 +81,13 @@ class Pipeline:
         self.relay: RelayClient | None = None
         if settings.relay_url:
             self.relay = RelayClient(settings.relay_url, sender.sender,
-                                     Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address))
+                                     Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address),
+                                     timeout=settings.relay_timeout_s)
         self.work = settings.state_dir / "tasks"
         self._docs: dict[str, InputsDocument | tuple[str, float]] = {}
         self._images_ok: set[str] = set()
         self._fee_bps: dict[int, int] = {}
+        self._params: tuple[float, dict[str, Any]] | None = None
 
     # -- entry ------------------------------------------------------------------------------------
     def run(self, rec: TaskRecord) -> TaskRecord:
@@ -332,7 +334,7 @@ class Pipeline:
                 log.warning("relay_refused", task_id=tid, error=str(exc), fallback="own transaction")
         fn = self.market.contract.functions.submit(tid, bytes.fromhex(rec.data["digest"][2:]), rec.data["cid"], b"")
         try:
-            receipt = self.sender.transact(fn)
+            receipt = self.sender.transact(fn, min_gas=self._submit_allowance(job))
         except TransactionReverted as exc:
             if self._already_submitted(tid, rec):
                 return self.journal.record(job.job_id, rec.task_index, Step.DONE, note="submitted before a restart",
@@ -391,7 +393,8 @@ class Pipeline:
         calls = [self.market.contract.encode_abi("submit", [task_id(r.job_id, r.task_index),
                                                             bytes.fromhex(r.data["digest"][2:]), r.data["cid"], b""])
                  for r in recs]
-        receipt = self._send_batch("submit", calls)
+        receipt = self._send_batch("submit", calls, min_gas=sum(
+            self._submit_allowance(JobView.model_validate(r.data["job"])) for r in recs))
         if receipt is None:
             return [self._or_lost(r, self._submit) for r in recs]
         tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // len(recs)
@@ -410,17 +413,44 @@ class Pipeline:
         calls = [self.market.contract.encode_abi("reveal", [
             task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]), bytes.fromhex(r.data["salt"][2:]),
             r.data["cid"], b""]) for r in due]
-        if self._send_batch("reveal", calls) is None:
+        allowance = sum(self._finalize_allowance(JobView.model_validate(r.data["job"])) for r in due)
+        if self._send_batch("reveal", calls, min_gas=allowance) is None:
             return [alone(r) for r in due]
         out = [self.journal.record(r.job_id, r.task_index, Step.REVEALED, batch=len(due)) for r in due]
         self._fault("crash-after-reveal")
         return out
 
-    def _send_batch(self, what: str, calls: list[Any]) -> Any | None:
+    def _finalize_allowance(self, job: JobView) -> int:
+        """Gas a reveal must be able to spend beyond what its simulation saw: when another replica's reveal lands
+        first in the same block, ours is the last one, so it finalizes the task (paying or slashing up to
+        ``maxReplicas`` replicas) and calls the job's callback with its full gas cap."""
+        params = self._protocol_params()
+        allowance = 90_000 + 30_000 * int(params["maxReplicas"])
+        if int(job.callback, 16):
+            cap = int(params["callbackGas"])
+            allowance += cap + cap // 63 + 10_000
+        return allowance
+
+    def _submit_allowance(self, job: JobView) -> int:
+        """Gas an R = 1 result must be able to spend: the submit, closing the job (paying its owners) when it is
+        the last result (another worker's may land first in the same block), and the callback's full cap."""
+        allowance = 120_000
+        if int(job.callback, 16):
+            cap = int(self._protocol_params()["callbackGas"])
+            allowance += cap + cap // 63 + 10_000
+        return allowance
+
+    def _protocol_params(self) -> dict[str, Any]:
+        """The protocol parameters, read again at most once a minute (the owner rarely changes them)."""
+        if self._params is None or time.monotonic() - self._params[0] > 60.0:
+            self._params = (time.monotonic(), self.market.params())
+        return self._params[1]
+
+    def _send_batch(self, what: str, calls: list[Any], min_gas: int = 0) -> Any | None:
         """``calls`` in one ``multicall`` transaction: its receipt, or None when it reverted (nothing changed on
         chain; the caller then sends each call alone, which says which one failed and why)."""
         try:
-            return self.sender.transact(self.market.contract.functions.multicall(calls))
+            return self.sender.transact(self.market.contract.functions.multicall(calls), min_gas=min_gas)
         except TransactionReverted as exc:
             log.info("batch_fallback", what=what, tasks=len(calls), error=exc.error_name)
             return None
@@ -514,7 +544,7 @@ class Pipeline:
         fn = self.market.contract.functions.reveal(tid, bytes.fromhex(rec.data["digest"][2:]),
                                                    bytes.fromhex(rec.data["salt"][2:]), rec.data["cid"], b"")
         try:
-            self.sender.transact(fn, gas=gas)
+            self.sender.transact(fn, gas=gas, min_gas=self._finalize_allowance(job))
         except TransactionReverted as exc:
             if exc.error_name == "MarketplaceRevealNotOpen":
                 return rec

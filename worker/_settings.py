@@ -41,13 +41,20 @@ class WorkerSettings(BaseSettings):
     claim_backoff_max: float = Field(0.3, ge=0, description="random delay before a claim, seconds")
     drain_timeout: float = Field(120.0, ge=0, description="on SIGTERM, wait this long for running tasks")
     stake: int = Field(0, ge=0, description="top the stake up to this amount at start (token wei)")
+    on_ban: Literal["exit", "wait"] = Field("exit", description="when the marketplace bans this worker or its stake "
+                                            "falls below the minimum: finish what it holds and exit 1, or wait "
+                                            "(checking again every minute) for an unban or a top-up")
     policy: Policy = Field(default_factory=Policy)
     memory_per_task_mb: int = Field(512, ge=32)
-    input_timeout: float = Field(120.0, gt=0, description="seconds to fetch one input before the task fails")
+    input_stall_s: float = Field(120.0, gt=0, description="seconds a download may go without receiving a byte "
+                                 "(finding a provider included) before the input counts as unreachable; a large "
+                                 "input on a slow link takes as long as it needs while bytes arrive")
     max_input_mb: int = Field(1024, ge=1, description="largest single input accepted")
     output_cap_mb: int = Field(256, ge=1)
     relay_url: str | None = Field(None, description="a relayer (tasknet relayer run): results, commits and reveals "
                                   "are signed (EIP-712) and handed to it instead of sent as transactions")
+    relay_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the relayer's answer before "
+                                   "sending the message myself")
     relay_margin_s: int = Field(30, ge=0, description="send a relayed message myself when it has not landed this "
                                 "many seconds before its claim or window closes")
     fault: Literal["none", "wrong-result", "crash-after-claim", "crash-after-run",

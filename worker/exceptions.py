@@ -5,6 +5,8 @@ Hierarchy (``TasknetError`` is :class:`oracle.exceptions.TasknetError`)::
     TasknetError
     ├── ArchiveError, UnsafeArchive  (from oracle.exceptions: the archive code is shared with requesters)
     └── WorkerError                  base of every error the worker raises on purpose
+        ├── StateDirInUse            another worker process runs on the same state folder
+        ├── CannotClaim              banned, or staked below the minimum: the daemon stops (on_ban = exit)
         ├── SandboxError             the Docker engine failed to run a task (not the app's fault; retryable)
         └── InputError               an input cannot be used; the task fails with this message
             ├── InputUriInvalid      the URI's scheme or checksum fragment is malformed
@@ -23,13 +25,21 @@ from __future__ import annotations
 from oracle.exceptions import ArchiveError, IntegrityError, TasknetError, UnsafeArchive
 
 __all__ = [
-    "ArchiveError", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
-    "SandboxError", "UnsafeArchive", "WorkerError",
+    "ArchiveError", "CannotClaim", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
+    "SandboxError", "StateDirInUse", "UnsafeArchive", "WorkerError",
 ]
 
 
 class WorkerError(TasknetError):
     """Base class of the worker's errors."""
+
+
+class CannotClaim(WorkerError):
+    """The marketplace will not let this worker claim: it is banned, or its stake is below the minimum."""
+
+
+class StateDirInUse(WorkerError):
+    """Another worker process holds the state folder."""
 
 
 class SandboxError(WorkerError):

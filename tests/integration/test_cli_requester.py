@@ -50,6 +50,8 @@ def test_cli_end_to_end_with_a_real_worker(devnet_file: Path, app_image: str, tm
         watched = tasknet("job", "watch", str(job["job_id"]), "--timeout", "120")
     assert f"job {job['job_id']}: 10/10 finalized, 0 failed" in watched.stdout
     got = as_json("result", "get", str(job["job_id"]), "--out", str(tmp_path / "results"))
+    assert got["failed"] == []
+    got = got["results"]
     assert [r["index"] for r in got] == list(range(10)) and {r["digest_source"] for r in got} == {"file"}
     text = (tmp_path / "results" / "7" / "output" / "result.txt").read_bytes()
     assert text.startswith(b"args: 7 size 7\nin: ./dataset table.csv")  # the dataset is a tar at /in/dataset
@@ -158,3 +160,41 @@ def test_installed_entry_point_reports_errors_with_exit_1(devnet_file: Path) -> 
 def _file(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+FAILING_SCRIPT = """#!/bin/sh
+# task 1 fails the way a broken app does: a command not found (exit 127), a word on stderr
+if [ "$1" = 1 ]; then echo "oops: no such command" >&2; exit 127; fi
+echo "fine $1" > /out/result.txt
+"""
+
+
+def test_failed_runs_are_reported_apart_with_their_reason_and_exit_5(devnet_file: Path, app_image: str,
+                                                                     tmp_path: Path) -> None:
+    """An app that exits 127 on one task: `job watch` and `result get` list that task as failed, with the
+    reason and exit code from its status, apart from the successes, and both exit 5; `--json` carries it."""
+    ctx = tmp_path / "app"
+    ctx.mkdir()
+    (ctx / "run.sh").write_text(FAILING_SCRIPT)
+    (ctx / "Dockerfile").write_text(f"FROM {BUSYBOX_BASE}\nCOPY run.sh /app/run.sh\n"
+                                    'ENTRYPOINT ["/bin/sh", "/app/run.sh"]\n')
+    tasknet("app", "build", str(ctx), "--tag", "tasknet-test/cli-fails:1", "--push")
+    app = as_json("app", "register", "tasknet-test/cli-fails:1", "--name", "fails",
+                  "--deterministic-file", "result.txt")
+    client(devnet_file, fund=10 * E18)
+    job = str(as_json("job", "submit", "--app", str(app["app_id"]), "--count", "3", "--arg", "{index}",
+                      "--reward", "0.1", "--max-run", "1m")["job_id"])
+    with run_worker(devnet_file, "worker-1", tmp_path / "w1"), run_worker(devnet_file, "worker-2", tmp_path / "w2"):
+        watched = tasknet("job", "watch", job, "--timeout", "120", code=5)
+    assert "failed tasks" in watched.stdout and "nonzero-exit" in watched.stdout and "127" in watched.stdout
+    got = tasknet("result", "get", job, str(tmp_path / "out"), code=5)
+    assert "2 result(s) verified" in got.stdout and "1 task(s) failed" in got.stdout
+    assert (tmp_path / "out" / "0" / "output" / "result.txt").read_text() == "fine 0\n"
+    as_json_out = json.loads(tasknet("result", "get", job, str(tmp_path / "out"), "--json", code=5).stdout)
+    assert [r["index"] for r in as_json_out["results"]] == [0, 2]
+    assert [(f["index"], f["state"], f["reason"], f["exit_code"]) for f in as_json_out["failed"]] == \
+        [(1, "finalized", "nonzero-exit", 127)]
+    audit = json.loads(tasknet("audit", "job", job, "--json").stdout)
+    assert audit["passed"] and audit["counts"] == {"succeeded": 2, "failed_runs": 1, "failed": 0, "cancelled": 0,
+                                                   "unsettled": 0}
+    assert "1 finalized with a failed run" in tasknet("audit", "job", job).stdout

@@ -274,7 +274,7 @@ def test_failures_become_clean_results_and_the_worker_keeps_serving(anvil, w3, a
     malformed = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, doc={"tasks": [{"inputs": [
         {"uri": "ipfs://bafy-not-a-cid", "path": "../../etc/passwd"}]}]})
     good = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2)
-    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", input_timeout=3),
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", input_stall_s=3),
                     docker_client=docker_client)
     with running(worker):
         wait_for(lambda: all(market.job(j)["finished"] == n for j, n in

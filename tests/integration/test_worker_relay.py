@@ -45,7 +45,8 @@ def test_single_replica_results_are_relayed_in_batches(anvil, w3, accounts, mark
     fund(w3, market, accounts[1], 10 * ETHER)
     fund_worker(w3, market, accounts[4])
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=4)
-    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", relay_url=url,
+    # the relayer's answers may be slow on a loaded machine: wait for them (a slow answer is not a dead relayer)
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", relay_url=url, relay_timeout_s=300,
                              policy={"max_concurrent": 4}), docker_client=docker_client)
     with running(worker):
         wait_for(lambda: market.job(job_id)["finished"] == 4, what="4 relayed results")

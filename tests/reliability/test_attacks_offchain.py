@@ -30,7 +30,7 @@ DOC_CAP = 16 << 20  # the worker's cap on an inputs document (worker/_pipeline.p
 def _settings(anvil: Any, ipfs: Any, market: Market, account: Any, state: Path) -> WorkerSettings:
     return WorkerSettings(rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url, marketplace=market.address,
                           private_key="0x" + account.key.hex().removeprefix("0x"), state_dir=state,
-                          stake=5 * ETHER, poll_interval=0.1, claim_backoff_max=0.05, input_timeout=3)
+                          stake=5 * ETHER, poll_interval=0.1, claim_backoff_max=0.05, input_stall_s=3)
 
 
 @contextlib.contextmanager
