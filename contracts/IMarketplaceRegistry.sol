@@ -55,13 +55,15 @@ interface IMarketplaceRegistry {
     /// @notice App `appId` changed owner.
     event AppTransferred(uint256 indexed appId, address indexed previousOwner, address indexed newOwner);
 
-    /// @notice Dataset `datasetId` was registered by `owner` with its IPFS `cid` (only in this event), sha256
-    /// `checksum`, price per use and access flags.
+    /// @notice Dataset `datasetId` was registered by `owner` with its IPFS `cid` and `size` in bytes (both only in
+    /// this event: a worker whose input cap is smaller never claims its jobs), sha256 `checksum`, price per use and
+    /// access flags.
     event DatasetRegistered(
         uint256 indexed datasetId,
         address indexed owner,
         string cid,
         bytes32 checksum,
+        uint256 size,
         uint256 price,
         bool anyRequester,
         bool anyApp
@@ -106,10 +108,13 @@ interface IMarketplaceRegistry {
     /// `newOwner` is not zero. Emits an {AppTransferred} event.
     function transferApp(uint256 appId, address newOwner) external;
 
-    /// @notice Registers a dataset owned by the caller; returns its id (from 1). Emits a {DatasetRegistered} event.
+    /// @notice Registers a dataset owned by the caller; returns its id (from 1). `size` is the content's size in
+    /// bytes (what a worker downloads), announced so that workers with a smaller input cap never claim its jobs.
+    /// Emits a {DatasetRegistered} event.
     function registerDataset(
         string calldata cid,
         bytes32 checksum,
+        uint64 size,
         uint88 price,
         bool anyRequester,
         bool anyApp

@@ -68,10 +68,14 @@ contract MarketplaceRegistry is IMarketplaceRegistry {
     }
 
     /// @inheritdoc IMarketplaceRegistry
-    function registerDataset(string calldata cid, bytes32 checksum, uint88 price, bool anyRequester, bool anyApp)
-        external
-        returns (uint256 datasetId)
-    {
+    function registerDataset(
+        string calldata cid,
+        bytes32 checksum,
+        uint64 size,
+        uint88 price,
+        bool anyRequester,
+        bool anyApp
+    ) external returns (uint256 datasetId) {
         datasetId = ++_datasetCount;
         _datasets[datasetId] = Dataset({
             owner: msg.sender,
@@ -79,7 +83,7 @@ contract MarketplaceRegistry is IMarketplaceRegistry {
             flags: (anyRequester ? _PUBLIC : 0) | (anyApp ? _ANY_APP : 0),
             checksum: checksum
         });
-        emit DatasetRegistered(datasetId, msg.sender, cid, checksum, price, anyRequester, anyApp);
+        emit DatasetRegistered(datasetId, msg.sender, cid, checksum, size, price, anyRequester, anyApp);
     }
 
     /// @inheritdoc IMarketplaceRegistry

@@ -379,7 +379,7 @@ class Client:
             if progress is not None:
                 progress(p.name, size)
         receipt = self._send(self.market.registry.functions.registerDataset(
-            cid, bytes.fromhex(checksum), price, any_requester, any_app))
+            cid, bytes.fromhex(checksum), size, price, any_requester, any_app))
         ds_id = int(self.market.registry.events.DatasetRegistered().process_receipt(receipt, errors=DISCARD)[0][
             "args"]["datasetId"])
         if requesters:

@@ -67,6 +67,10 @@ class ContentTooLarge(IpfsError):
     """Content exceeds the size cap the caller set."""
 
 
+class ContentNotJson(IpfsError):
+    """Content that should be a JSON document is not valid JSON."""
+
+
 class IntegrityError(TasknetError):
     """Content does not match the CID, digest or checksum it was announced with."""
 

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 import httpx
 
-from .exceptions import ContentNotFound, ContentTooLarge, IpfsError, IpfsUnavailable
+from .exceptions import ContentNotFound, ContentNotJson, ContentTooLarge, IpfsError, IpfsUnavailable
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
 
@@ -148,7 +148,7 @@ class IpfsClient:
         try:
             return json.loads(data)
         except json.JSONDecodeError as exc:
-            raise IpfsError(f"IPFS content {cid} is not valid JSON ({exc})") from exc
+            raise ContentNotJson(f"IPFS content {cid} is not valid JSON ({exc})") from exc
 
     def pin(self, cid: str) -> None:
         self._post("/pin/add", params={"arg": cid})

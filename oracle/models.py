@@ -95,6 +95,16 @@ class InputsDocument(BaseModel):
     def task_count(self) -> int:
         return len(self.tasks) if self.tasks is not None else int(self.count or 0)
 
+    def largest_inputs(self) -> tuple[int, int]:
+        """The announced sizes a worker must accept to run any task of the job: (the largest single input, the
+        largest total of one task's inputs), counting inputs of unknown size as 0."""
+        per_task = [t.inputs for t in (self.tasks if self.tasks is not None else [self.template] if self.template
+                                       else [])]
+        sizes = [r.size or 0 for r in self.common_inputs] + [r.size or 0 for refs in per_task for r in refs]
+        common = sum(r.size or 0 for r in self.common_inputs)
+        totals = [common + sum(r.size or 0 for r in refs) for refs in per_task] or [common]
+        return max(sizes, default=0), max(totals)
+
     def task(self, index: int) -> TaskSpec:
         """The spec of task ``index`` with the common inputs included."""
         if not 0 <= index < self.task_count:

@@ -98,6 +98,8 @@ class Worker:
         self._params_cache: tuple[float, dict[str, Any]] | None = None
         #: why this worker may not claim at all (banned, stake below the minimum), or None
         self.cannot_claim: str | None = None
+        #: job id -> why its inputs are too large for this worker's caps (None: they fit)
+        self._too_large: dict[int, str | None] = {}
 
     # -- state ------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -369,6 +371,8 @@ class Worker:
                 continue
             if job.app_id not in self.view.apps or not self._accepts(job, int(info["reputation"]), now):
                 continue
+            if self._inputs_too_large(job) is not None:
+                continue
             spare = free_stake // replica_stake - self.s.policy.max_concurrent
             fresh = max(0 if waiting_alone else 1, spare)  # fresh replicated tasks this worker may start now
             out += self._job_candidates(job, mine, fresh, now)
@@ -418,10 +422,34 @@ class Worker:
     def _inputs_cached(self, job: JobView, index: int) -> bool:
         """Data-driven scheduling: True when every input of the task is already in the local cache."""
         try:
-            refs = self.pipeline._inputs_doc(job.inputs_cid).task(index).inputs
+            refs = self.pipeline._inputs_doc(job.inputs_cid, job.job_id).task(index).inputs
         except (TasknetError, IndexError):
             return False
         return bool(refs) and all(self.cache.contains(r.uri) for r in refs)
+
+    def _inputs_too_large(self, job: JobView) -> str | None:
+        """Why this worker's own caps cannot take the job's inputs, from their announced sizes (the dataset's on
+        chain, the others' in the inputs document), or None. Checked once per job, before any claim: a cap is the
+        worker's environment, and a task claimed then failed for it would be lost to the requester."""
+        if job.job_id in self._too_large:
+            return self._too_large[job.job_id]
+        reason: str | None = None
+        cap, whole = self.cache.max_input_bytes, self.cache.max_bytes
+        dataset = int((self.view.datasets.get(job.dataset_id) or {}).get("size") or 0) if job.dataset_id else 0
+        try:
+            single, total = self.pipeline._inputs_doc(job.inputs_cid, job.job_id).largest_inputs()
+        except (TasknetError, IndexError):
+            single = total = 0  # unreadable now: the task itself will tell (a content failure, or our node)
+        if dataset > cap or single > cap:
+            reason = (f"an input of {max(dataset, single)} bytes is larger than this worker's cap of {cap} bytes per "
+                      "input (max_input_mb)")
+        elif dataset + total > whole:
+            reason = (f"a task's inputs total {dataset + total} bytes, more than this worker's cache of {whole} bytes "
+                      "(policy.cache_max_bytes)")
+        if reason is not None:
+            self.log.info("job_refused", job_id=job.job_id, reason=reason)
+        self._too_large[job.job_id] = reason
+        return reason
 
     def _accepts(self, job: JobView, reputation: int, now: int) -> bool:
         offer = Offer(job_id=job.job_id, task_index=0, app=str(job.app_id), requester=job.requester,

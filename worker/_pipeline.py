@@ -19,7 +19,14 @@ from pydantic import ValidationError
 
 from oracle import get_logger
 from oracle.archive import encrypt_file, pack_result, sha256_file
-from oracle.exceptions import IpfsError, IpfsUnavailable, TasknetError, TransactionReverted
+from oracle.exceptions import (
+    ContentNotJson,
+    ContentTooLarge,
+    IpfsError,
+    IpfsUnavailable,
+    TasknetError,
+    TransactionReverted,
+)
 from oracle.images import (
     ImageDigestMismatch,
     ImageError,
@@ -39,7 +46,7 @@ from ._journal import Journal, Step, TaskRecord
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
-from .exceptions import InputCorrupt, InputError
+from .exceptions import InputCorrupt, InputError, InputsDocumentInvalid, InputUnavailable
 
 log = get_logger("worker.pipeline")
 
@@ -84,7 +91,8 @@ class Pipeline:
                                      Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address),
                                      timeout=settings.relay_timeout_s)
         self.work = settings.state_dir / "tasks"
-        self._docs: dict[str, InputsDocument | tuple[str, float]] = {}
+        self._docs: dict[str, InputsDocument] = {}
+        self._doc_errors: dict[tuple[int, str], tuple[InputError, float]] = {}  # (job, cid) -> (error, until)
         self._images_ok: set[str] = set()
         self._fee_bps: dict[int, int] = {}
         self._params: tuple[float, dict[str, Any]] | None = None
@@ -149,7 +157,7 @@ class Pipeline:
         return self._publish(job, app, rec, dirs, run, error)
 
     def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None) -> list[str]:
-        doc = self._inputs_doc(job.inputs_cid)
+        doc = self._inputs_doc(job.inputs_cid, job.job_id)
         spec = doc.task(index)
         for ref in spec.inputs:
             dest = in_dir / ref.path
@@ -170,27 +178,36 @@ class Pipeline:
             raise InputCorrupt(f"dataset {dataset['cid']} has sha256 {digest}, but its registered checksum is "
                                f"{expected}; the dataset owner must re-register it")
 
-    def _inputs_doc(self, cid: str) -> InputsDocument:
-        """The job's inputs document, read once. A broken one (malformed, too large, not JSON, not found) is
-        remembered too, for DOC_ERROR_TTL seconds, so it is not fetched again for every candidate and every task;
-        only our own IPFS node being down is not remembered."""
+    def _inputs_doc(self, cid: str, job_id: int) -> InputsDocument:
+        """The job's inputs document, read once (and shared by the jobs that name the same CID). A broken one is
+        remembered for DOC_ERROR_TTL seconds, for this job only, so it is not fetched again for every candidate
+        and task of the job: malformed (:class:`InputsDocumentInvalid`, the content's fault, the same for every
+        worker) or unreachable (:class:`InputUnavailable`, no reachable node provides it: this worker's view of
+        the network). Our own IPFS node being down is not remembered."""
         cached = self._docs.get(cid)
         if isinstance(cached, InputsDocument):
             return cached
-        if isinstance(cached, tuple) and time.monotonic() < cached[1]:
-            raise InputError(cached[0])
+        failed = self._doc_errors.get((job_id, cid))
+        if failed is not None and time.monotonic() < failed[1]:
+            raise failed[0]
         try:
             doc = InputsDocument.model_validate(self.ipfs.cat_json(cid, max_bytes=16 << 20))
-        except ValidationError as exc:
-            msg = f"the inputs document {cid} is malformed: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
-            self._docs[cid] = (msg, time.monotonic() + DOC_ERROR_TTL)
-            raise InputError(msg) from exc
+        except (ValidationError, ValueError) as exc:
+            detail = (f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}" if isinstance(exc, ValidationError)
+                      else str(exc))
+            error: InputError = InputsDocumentInvalid(f"the inputs document {cid} is malformed: {detail}")
+            self._doc_errors[(job_id, cid)] = (error, time.monotonic() + DOC_ERROR_TTL)
+            raise error from exc
         except IpfsUnavailable:
             raise
+        except (ContentTooLarge, ContentNotJson) as exc:
+            error = InputsDocumentInvalid(f"the inputs document {cid} is not a valid inputs document: {exc}")
+            self._doc_errors[(job_id, cid)] = (error, time.monotonic() + DOC_ERROR_TTL)
+            raise error from exc
         except IpfsError as exc:
-            msg = f"the inputs document {cid} cannot be read: {exc}"
-            self._docs[cid] = (msg, time.monotonic() + DOC_ERROR_TTL)
-            raise InputError(msg) from exc
+            error = InputUnavailable(f"the inputs document {cid} cannot be fetched from IPFS: {exc}")
+            self._doc_errors[(job_id, cid)] = (error, time.monotonic() + DOC_ERROR_TTL)
+            raise error from exc
         self._docs[cid] = doc
         return doc
 

@@ -52,7 +52,7 @@ class MarketView(BaseModel):
 
     def _on_DatasetRegistered(self, a: dict[str, Any]) -> None:
         checksum = a["checksum"]
-        self.datasets[a["datasetId"]] = {"cid": a["cid"], "owner": a["owner"],
+        self.datasets[a["datasetId"]] = {"cid": a["cid"], "owner": a["owner"], "size": int(a["size"]),
                                          "checksum": checksum if isinstance(checksum, str) else "0x" + checksum.hex()}
 
     # -- jobs -------------------------------------------------------------------------------------

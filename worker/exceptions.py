@@ -12,6 +12,7 @@ Hierarchy (``TasknetError`` is :class:`oracle.exceptions.TasknetError`)::
             ├── InputUriInvalid      the URI's scheme or checksum fragment is malformed
             ├── InputUnavailable     unknown CID, HTTP error or timeout while fetching (maybe transient)
             ├── InputTooLarge        the input exceeds the per-input size cap or the whole cache
+            ├── InputsDocumentInvalid the job's inputs document is malformed (the same for every worker)
             └── InputCorrupt         the bytes do not match the CID or sha256 (also an IntegrityError)
 
 An app that misbehaves inside its container raises nothing: :meth:`worker.Sandbox.run` returns a
@@ -26,6 +27,7 @@ from oracle.exceptions import ArchiveError, IntegrityError, TasknetError, Unsafe
 
 __all__ = [
     "ArchiveError", "CannotClaim", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
+    "InputsDocumentInvalid",
     "SandboxError", "StateDirInUse", "UnsafeArchive", "WorkerError",
 ]
 
@@ -60,6 +62,10 @@ class InputUnavailable(InputError):
 
 class InputTooLarge(InputError):
     """The input is larger than the per-input cap or than the whole cache."""
+
+
+class InputsDocumentInvalid(InputError):
+    """The job's inputs document is not valid (malformed, not JSON, too large): the same for every worker."""
 
 
 class InputCorrupt(InputError, IntegrityError):

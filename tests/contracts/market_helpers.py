@@ -95,7 +95,7 @@ class Env:
         return int(self.registry.functions.appCount().call())
 
     def dataset(self, price: int = 0, any_requester: bool = True, any_app: bool = True) -> int:
-        self.tx(self.registry.functions.registerDataset("bafydataset", b"\x22" * 32, price, any_requester,
+        self.tx(self.registry.functions.registerDataset("bafydataset", b"\x22" * 32, 1000, price, any_requester,
                                                         any_app), self.dataset_owner)
         return int(self.registry.functions.datasetCount().call())
 

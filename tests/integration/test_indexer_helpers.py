@@ -91,7 +91,7 @@ class Traffic:
         return int(self.registry.functions.appCount().call())
 
     def dataset(self, price: int = E18 // 20) -> int:
-        self.tx(self.registry.functions.registerDataset("bafydataset", b"\x22" * 32, price, True, True),
+        self.tx(self.registry.functions.registerDataset("bafydataset", b"\x22" * 32, 1000, price, True, True),
                 self.accounts[3])
         return int(self.registry.functions.datasetCount().call())
 

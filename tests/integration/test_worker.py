@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 
 from oracle.market import Market
 from oracle.protocol import task_id
+from oracle.tx import TxSender
 from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
 from worker._journal import Journal, Step
@@ -344,3 +346,32 @@ def test_warm_cache_task_is_preferred(anvil, w3, accounts, market, ipfs, docker_
     worker._follow()
     order = [(j.job_id, i) for j, i, _ in worker._candidates()]
     assert order[:2] == [(warm, 0), (cold, 0)]
+
+
+def test_a_worker_never_claims_a_job_whose_announced_inputs_exceed_its_caps(anvil, w3, accounts, market, ipfs,
+                                                                            docker_client, echo_digest,
+                                                                            tmp_path) -> None:
+    """A dataset announced on chain at 2 MiB, an inputs document announcing a 3 MiB input: a worker that accepts
+    1 MiB per input never claims their tasks (its cap is its own environment, not the task's fault), and says
+    why; the job that fits is claimed."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[4])
+    sender = TxSender(w3, accounts[3], extra_abis=market.error_abis)
+    data = b"x" * 100
+    receipt = sender.transact(market.registry.functions.registerDataset(
+        ipfs.add_bytes(data), hashlib.sha256(data).digest(), 2 << 20, 0, True, True))
+    dataset_id = int(market.registry.events.DatasetRegistered().process_receipt(receipt)[0]["args"]["datasetId"])
+    big_dataset = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, dataset_id=dataset_id)
+    big_input = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, doc={
+        "count": 2, "template": {"args": ["{index}"]},
+        "common_inputs": [{"uri": f"ipfs://{ipfs.add_bytes(b'small really')}", "path": "a", "size": 3 << 20}]})
+    fits = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2)
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", max_input_mb=1),
+                    docker_client=docker_client)
+    worker.ensure_registered()
+    worker._follow()
+    candidates = {job.job_id for job, _, _ in worker._candidates()}
+    assert candidates == {fits}
+    assert "larger than this worker's cap of 1048576 bytes" in (worker._too_large[big_dataset] or "")
+    assert "larger than this worker's cap" in (worker._too_large[big_input] or "")
