@@ -366,6 +366,15 @@ interface IMarketplace {
     /// Emits {TasksClaimed} (R = 1) or {ReplicaClaimed} (R > 1).
     function claim(uint256 taskId) external;
 
+    /// @notice Claims, in order, each of `taskIds` that is still free, up to `max` of them, and skips the others:
+    /// a task another worker took first (R = 1), a replicated task with no free slot, one the caller already holds,
+    /// one whose commit window closed, or a job that closed or passed its deadline. Each claim is the one {claim}
+    /// makes. Listing more candidates than it wants lets a worker lose a race without a reverted transaction.
+    /// Requirements: as {claim} for what concerns the caller (registered, unbanned, stake, capabilities,
+    /// reputation): those still revert. Returns how many tasks were claimed (possibly 0).
+    /// Emits {TasksClaimed} or {ReplicaClaimed} for each task claimed.
+    function claimSome(uint256[] calldata taskIds, uint256 max) external returns (uint256 claimed);
+
     /// @notice (R = 1) Leases `count` consecutive tasks from `startTaskId`, locking count * replicaStake.
     /// The lease expires after count * maxRunSeconds + claimGrace. Emits a {TasksClaimed} event.
     function claimRange(uint256 startTaskId, uint256 count) external;

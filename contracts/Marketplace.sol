@@ -210,6 +210,23 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     }
 
     /// @inheritdoc IMarketplace
+    function claimSome(uint256[] calldata taskIds, uint256 max) external nonReentrant returns (uint256 claimed) {
+        for (uint256 i = 0; i < taskIds.length && claimed < max; ++i) {
+            uint256 taskId = taskIds[i];
+            uint256 jobId = taskId >> 32;
+            Job storage job = _s.jobs[jobId];
+            if (job.flags & MarketStorage.JOB_CLOSED != 0 || block.timestamp > job.deadline) continue;
+            if (job.replication == 1) {
+                if (_s.taken[jobId].get(taskId & type(uint32).max)) continue; // taken first by another worker
+                _claimRange(taskId, 1, job);
+                ++claimed;
+            } else if (ReplicaLogic.tryClaim(_s, taskId, msg.sender)) {
+                ++claimed;
+            }
+        }
+    }
+
+    /// @inheritdoc IMarketplace
     function claimRange(uint256 startTaskId, uint256 count) external nonReentrant {
         Job storage job = _s.openJob(startTaskId >> 32);
         if (job.replication != 1) revert MarketplaceWrongReplication(startTaskId >> 32, job.replication);

@@ -57,6 +57,8 @@ class TxSender:
         self._nonce: int | None = None
         self._chain_id: int | None = None
         self.gas_used_total = 0
+        #: the chain's block gas limit, read with the fees: no gas floor may ask for more (geth dev: ~11 M)
+        self.block_gas_limit = 30_000_000
 
     @property
     def address(self) -> str:
@@ -86,7 +88,9 @@ class TxSender:
         cached = self._fees
         if cached is not None and time.monotonic() - cached[0] < self.fee_ttl:
             return dict(cached[1])
-        base = self._rpc(self.w3.eth.get_block, "latest").get("baseFeePerGas")
+        head = self._rpc(self.w3.eth.get_block, "latest")
+        self.block_gas_limit = int(head.get("gasLimit") or self.block_gas_limit)
+        base = head.get("baseFeePerGas")
         if base is None:
             fees = {"gasPrice": int(self._rpc(lambda: self.w3.eth.gas_price))}
         else:
@@ -113,11 +117,13 @@ class TxSender:
                 estimate = self._rpc(fn.estimate_gas, params, "pending" if pending else None)
             except (ContractLogicError, Web3RPCError) as exc:
                 raise _reverted(exc, abis, what) from exc
-            gas = max(int(estimate * 1.25) + 20_000, min_gas)
+            gas = int(estimate * 1.25) + 20_000
         if self._chain_id is None:
             self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
         params["chainId"] = self._chain_id
         params.update(self.fees())
+        if min_gas > gas:  # a floor never asks for more than most of a block (the node would refuse the tx)
+            gas = max(gas, min(min_gas, self.block_gas_limit * 9 // 10))
         for attempt in range(2):
             base = self._rpc(fn.build_transaction, {**params, "gas": gas, "nonce": 0})
             receipt = self._send_tx(base, abis, what)

@@ -133,7 +133,7 @@ def bag_r3(b: Bench, n: int = 10) -> int:
 
 def bag_r3_batched(b: Bench, n: int = 10) -> int:
     """10 tasks, R = 3, as the worker daemon sends them when it holds several replicas of one job: each worker's
-    claims, commits and due reveals go out as one ``multicall`` each (worker/_daemon.py ``_claim_many``,
+    claims, commits and due reveals go out as one ``multicall`` each (worker/_daemon.py ``_claim_some``,
     worker/_pipeline.py ``commit_many`` / ``reveal_many``)."""
     job, total = b.post(n, 3)
     salt = b"\x5a" * 32

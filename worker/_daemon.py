@@ -20,6 +20,7 @@ from typing import Any
 import docker
 import docker.errors
 from structlog.contextvars import bound_contextvars
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
 from oracle import IpfsClient, connect, get_logger
@@ -50,6 +51,8 @@ SUBMIT_WAIT_S = 1.0
 PARAMS_TTL = 30.0
 #: steps where the task waits on the chain (a relayed result, the reveal phase, finalization): advanced by polling
 ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED)
+#: candidates listed in one claimSome, beyond the free slots: the ones others took first are skipped on chain
+CLAIM_CANDIDATES = 16
 LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
              "MarketplaceTaskNotActive", "MarketplaceJobClosed", "MarketplaceClaimPastDeadline",
              "MarketplaceNothingExpired", "MarketplaceLeaseNotExpired", "MarketplaceUnknownLease"}
@@ -471,28 +474,18 @@ class Worker:
         if slots <= 0:
             return
         candidates = await asyncio.to_thread(self._candidates)
-        batch = self._claim_batch(candidates, slots)
-        if len(batch) > 1:
+        plain = [(job, index) for job, index, action in candidates if action is None][:CLAIM_CANDIDATES]
+        if plain:
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
-            recs = await asyncio.to_thread(self._claim_many, batch)
-            if recs is not None:
-                for rec in recs:
-                    self._spawn(rec)
-                return
-        for job, index, action in candidates[:4]:
-            await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
-            claimed = await asyncio.to_thread(self._claim, job, index, action)
-            if claimed is not None:
-                self._spawn(claimed)
+            for rec in await asyncio.to_thread(self._claim_some, plain, slots):
+                self._spawn(rec)
                 slots -= 1
-                if slots <= 0:
-                    return
-
-    @staticmethod
-    def _claim_batch(candidates: list[tuple[JobView, int, str | None]], slots: int) -> list[tuple[JobView, int]]:
-        """Plain claims to send together (one ``multicall``), at most ``slots`` (the candidates already respect the
-        fresh-task rule of :meth:`_candidates`)."""
-        return [(job, index) for job, index, action in candidates if action is None][:slots]
+        for job, index, action in [c for c in candidates if c[2] is not None][:2]:
+            if slots <= 0:
+                return
+            for rec in await asyncio.to_thread(self._reopen_and_claim, job, index, str(action)):
+                self._spawn(rec)
+                slots -= 1
 
     def _too_late_to_join(self, job: JobView, index: int) -> bool:
         """(R > 1) A task whose round's commit window would close before this worker could run it and commit."""
@@ -501,27 +494,35 @@ class Worker:
         deadline = int(self.market.task(task_id(job.job_id, index))["commitDeadline"])
         return deadline != 0 and self.market.chain_time() + job.max_run_seconds > deadline
 
-    def _claim_many(self, batch: list[tuple[JobView, int]]) -> list[TaskRecord] | None:
-        """Claim several tasks in one transaction; None when it reverts (a race lost: the caller claims one by
-        one)."""
+    def _claim_some(self, batch: list[tuple[JobView, int]], slots: int) -> list[TaskRecord]:
+        """Claim up to ``slots`` of ``batch``, in order, in one ``claimSome`` transaction: tasks another worker
+        took first are skipped by the contract, so a lost race costs no reverted transaction. When a call on the
+        pending state says none is left, nothing is sent at all (information, not an error)."""
         batch = [(job, index) for job, index in batch if not self._too_late_to_join(job, index)]
         if not batch:
             return []
         c = self.market.contract
         tids = [task_id(job.job_id, index) for job, index in batch]
+        fn = c.functions.claimSome(tids, slots)
         try:
-            receipt = self.sender.transact(c.functions.multicall([c.encode_abi("claim", [t]) for t in tids]),
-                                           pending=True)
-        except TransactionReverted as exc:
-            self.log.info("claim_batch_lost_race", tasks=len(batch), error=exc.error_name, sent=exc.tx_hash is not None)
-            return None
-        claimed: dict[int, dict[str, Any]] = {t: {} for t in tids}
+            if int(fn.call({"from": self.account.address}, block_identifier="pending")) == 0:
+                self.log.info("claim_lost_race", tasks=len(tids), first=tids[0])
+                return []
+            receipt = self.sender.transact(fn, pending=True)
+        except (TransactionReverted, ContractLogicError, Web3RPCError) as exc:
+            self.log.warning("claim_refused", tasks=len(tids), error=getattr(exc, "error_name", None) or str(exc))
+            return []
+        claimed: dict[int, dict[str, Any]] = {}
         for ev in c.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
-            claimed[ev["args"]["taskId"]].update(replica=ev["args"]["replica"], expiry=ev["args"]["expiry"])
+            if ev["args"]["worker"] == self.account.address:
+                claimed[ev["args"]["taskId"]] = {"replica": ev["args"]["replica"], "expiry": ev["args"]["expiry"]}
         for ev in c.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
-            claimed.setdefault(ev["args"]["startTaskId"], {}).update(expiry=ev["args"]["expiry"])
-        return [self._record_claim(job, index, receipt, claimed[task_id(job.job_id, index)], len(batch))
-                for job, index in batch]
+            if ev["args"]["worker"] == self.account.address:
+                claimed[ev["args"]["startTaskId"]] = {"expiry": ev["args"]["expiry"]}
+        if len(claimed) < min(slots, len(tids)):
+            self.log.info("claim_lost_race", tasks=len(tids), claimed=len(claimed))
+        return [self._record_claim(job, index, receipt, claimed[tid], len(claimed))
+                for (job, index), tid in zip(batch, tids, strict=True) if tid in claimed]
 
     def _record_claim(self, job: JobView, index: int, receipt: Any, extra: dict[str, Any], batch: int = 1
                       ) -> TaskRecord:
@@ -532,34 +533,24 @@ class Worker:
         self.log.info("task_claimed", job_id=job.job_id, task_index=index, replica=data.get("replica"), batch=batch)
         return self.journal.record(job.job_id, index, Step.CLAIMED, **data)
 
-    def _claim(self, job: JobView, index: int, action: str | None) -> TaskRecord | None:
+    def _reopen_and_claim(self, job: JobView, index: int, action: str) -> list[TaskRecord]:
+        """Reopen an expired claim (anyone may: its holder is slashed), then claim the task if it is an R > 1
+        replica slot (the tasks of a reopened lease show up as free on the next poll)."""
         tid = task_id(job.job_id, index)
-        if action is None and self._too_late_to_join(job, index):
-            return None
         fns = self.market.contract.functions
         try:
             if action == "reopenExpired":
                 self.sender.transact(fns.reopenExpired(tid), gas=TIME_GATED_GAS)
-            elif action and action.startswith("reopenLease:"):
+            elif action.startswith("reopenLease:"):
                 self.sender.transact(fns.reopenLease(int(action.split(":")[1])), gas=TIME_GATED_GAS)
-                return None  # the reopened tasks show up as free on the next poll
-            receipt = self.sender.transact(fns.claim(tid), pending=True)
+                return []
         except TransactionReverted as exc:
-            if exc.error_name in LOST_RACE:
-                # information, not an error: another worker got there first (the simulation on the pending state
-                # saw it, so nothing was spent, unless both landed in one block); its event comes with the next poll
-                self.log.info("claim_lost_race", job_id=job.job_id, task_index=index, error=exc.error_name,
-                              sent=exc.tx_hash is not None)
-                self.view.replicas.setdefault(tid, {})  # the next poll brings the winner's event
-                return None
-            self.log.warning("claim_refused", job_id=job.job_id, task_index=index, error=str(exc))
-            return None
-        extra: dict[str, Any] = {}
-        for ev in self.market.contract.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
-            extra.update(replica=ev["args"]["replica"], expiry=ev["args"]["expiry"])
-        for ev in self.market.contract.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
-            extra.update(expiry=ev["args"]["expiry"])
-        return self._record_claim(job, index, receipt, extra)
+            if exc.error_name in LOST_RACE:  # someone reopened it first: information, not an error
+                self.log.info("reopen_lost_race", job_id=job.job_id, task_index=index, error=exc.error_name)
+            else:
+                self.log.warning("reopen_refused", job_id=job.job_id, task_index=index, error=str(exc))
+            return []
+        return self._claim_some([(job, index)], 1)
 
     def _spawn(self, rec: TaskRecord) -> None:
         async def go() -> None:

@@ -76,6 +76,18 @@ library ReplicaLogic {
 
     /// @notice Claims a free replica slot of `taskId` for `worker` (see {IMarketplace-claim}).
     function claim(MarketStorage.State storage s, uint256 taskId, address worker) external {
+        _claim(s, taskId, worker, true);
+    }
+
+    /// @notice Like {claim}, but returns false instead of reverting when the task cannot be joined because of what
+    /// others did first (cancelled or settled, no free slot, commit window closed) or because `worker` already
+    /// holds a slot (see {IMarketplace-claimSome}).
+    function tryClaim(MarketStorage.State storage s, uint256 taskId, address worker) external returns (bool) {
+        return _claim(s, taskId, worker, false);
+    }
+
+    /// @dev With `strict`, every refusal reverts; otherwise the refusals a race explains return false.
+    function _claim(MarketStorage.State storage s, uint256 taskId, address worker, bool strict) private returns (bool) {
         uint256 jobId = taskId >> 32;
         IMarketplace.Job storage job = s.openJob(jobId);
         uint256 index = taskId & type(uint32).max;
@@ -83,23 +95,34 @@ library ReplicaLogic {
         IMarketplace.Task memory t = s.tasks[taskId];
         if (t.status == IMarketplace.TaskStatus.None) {
             // First claim: the task comes to life (fails if the requester cancelled it).
-            if (s.taken[jobId].trySetRange(index, 1) != type(uint256).max) revert IMarketplace.MarketplaceTaskTaken(taskId);
+            if (s.taken[jobId].trySetRange(index, 1) != type(uint256).max) {
+                if (!strict) return false;
+                revert IMarketplace.MarketplaceTaskTaken(taskId);
+            }
             t.status = IMarketplace.TaskStatus.Active;
             t.target = job.replication;
         } else if (t.status != IMarketplace.TaskStatus.Active) {
+            if (!strict) return false;
             revert IMarketplace.MarketplaceTaskNotActive(taskId);
         } else if (t.commitDeadline != 0 && block.timestamp > t.commitDeadline) {
+            if (!strict) return false;
             revert IMarketplace.MarketplaceCommitClosed(taskId, t.commitDeadline);
         }
         uint256 free = type(uint256).max;
         for (uint256 i = 0; i < t.target; ++i) {
             if (t.occupied & (1 << i) != 0) {
-                if (s.replicas[taskId][i].worker == worker) revert IMarketplace.MarketplaceAlreadyClaimed(taskId, worker);
+                if (s.replicas[taskId][i].worker == worker) {
+                    if (!strict) return false;
+                    revert IMarketplace.MarketplaceAlreadyClaimed(taskId, worker);
+                }
             } else if (free == type(uint256).max) {
                 free = i;
             }
         }
-        if (free == type(uint256).max) revert IMarketplace.MarketplaceNoFreeReplica(taskId);
+        if (free == type(uint256).max) {
+            if (!strict) return false;
+            revert IMarketplace.MarketplaceNoFreeReplica(taskId);
+        }
         uint256 expiry = block.timestamp + job.maxRunSeconds + s.params.claimGrace;
         if (expiry > job.deadline) revert IMarketplace.MarketplaceClaimPastDeadline(expiry, job.deadline);
         s.lockStake(worker, jobId, job, job.replicaStake);
@@ -109,6 +132,7 @@ library ReplicaLogic {
         r.worker = worker;
         r.expiry = uint40(expiry);
         emit IMarketplace.ReplicaClaimed(taskId, worker, free, expiry);
+        return true;
     }
 
     /// @notice Commits for `worker` (see {IMarketplace-commit}).

@@ -107,7 +107,7 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
 
 def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, market, ipfs, docker_client,
                                                         echo_digest, tmp_path) -> None:
-    """Driven step by step: each of two workers claims the two tasks of an R = 2 job in one multicall, commits
+    """Driven step by step: each of two workers claims the two tasks of an R = 2 job in one claimSome, commits
     the two in one, and reveals the two in one (the last reveals finalize). The first worker starts two
     fresh tasks at once because its free stake (5 replicas) still covers joining 2 (max_concurrent) others'
     tasks afterwards; with max_concurrent 3 it would start only two of three fresh ones (5 - 3)."""
@@ -122,10 +122,10 @@ def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, ma
                    docker_client=docker_client)
         w.ensure_registered()
         w._follow()
-        batch = w._claim_batch(w._candidates(), 2)
+        batch = [(job, index) for job, index, action in w._candidates() if action is None]
         assert sorted(index for _, index in batch) == [0, 1]
-        recs = w._claim_many(batch)
-        assert recs is not None and len({r.data["claim_tx"] for r in recs}) == 1
+        recs = w._claim_some(batch, 2)
+        assert len(recs) == 2 and len({r.data["claim_tx"] for r in recs}) == 1
         w._follow()
         for rec in recs:
             assert w.pipeline.run(rec).step is Step.UPLOADED

@@ -1,0 +1,97 @@
+"""Tasknet on a chain that is not anvil: geth in dev mode with one block a second. Real worker daemons run an R = 1
+bag and an R = 2 job with a callback contract; every transaction they send succeeds (no lost race landed on chain,
+no last reveal or result batch out of gas); the indexer mirrors it and `tasknet audit` passes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from fastapi.testclient import TestClient
+from web3 import Web3
+
+from indexer import Indexer, create_app, make_engine
+from oracle import deploy
+from oracle.market import Market
+from oracle.protocol import task_id
+from tests.integration.test_worker import running, wait_for
+from tests.market_helpers import ETHER, fund, register_app
+from oracle.tx import TxSender
+from worker._daemon import Worker
+from worker._settings import WorkerSettings
+
+
+def _worker(geth: Any, market: Market, ipfs: Any, account: LocalAccount, state: Path, docker_client: Any) -> Worker:
+    fund(geth.w3, market, account, 10 * ETHER)
+    s = WorkerSettings(rpc_url=geth.rpc_url, ipfs_api=ipfs.api_url, marketplace=market.address,
+                       private_key="0x" + account.key.hex().removeprefix("0x"), state_dir=state, stake=5 * ETHER,
+                       poll_interval=0.2, claim_backoff_max=0.3, policy={"max_concurrent": 2})
+    return Worker(s, docker_client=docker_client)
+
+
+def _post(geth: Any, market: Market, ipfs: Any, requester: LocalAccount, app_id: int, *, tasks: int,
+          replication: int, callback: str) -> int:
+    data_cid = ipfs.add_bytes(b"hello from geth\n")
+    inputs = ipfs.add_json({"count": tasks, "template": {"args": ["task", "{index}"]},
+                            "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]})
+    params = (app_id, 0, tasks, replication, ETHER // 10, market.chain_time() + 3600, 60, 1, 0, 0, 0, 0, callback,
+              inputs, b"")
+    receipt = TxSender(geth.w3, requester, extra_abis=market.error_abis).transact(
+        market.contract.functions.postJob(params))
+    return int(market.contract.events.JobPosted().process_receipt(receipt)[0]["args"]["jobId"])
+
+
+def _sent_by(w3: Web3, start: int, senders: set[str]) -> list[Any]:
+    """Receipts of every transaction ``senders`` sent from block ``start`` on."""
+    out = []
+    for n in range(start, w3.eth.block_number + 1):
+        for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]:
+            if tx["from"] in senders:  # type: ignore[index]
+                out.append(w3.eth.get_transaction_receipt(tx["hash"]))  # type: ignore[index]
+    return out
+
+
+def test_r1_and_r2_jobs_with_callbacks_run_on_geth(geth: Any, geth_market: Market, ipfs: Any, docker_client: Any,
+                                                  echo_digest: str, tmp_path: Path, state_dir: Path) -> None:
+    w3, market, acc = geth.w3, geth_market, geth.accounts
+    app_id = register_app(w3, market, acc[2], echo_digest)
+    fund(w3, market, acc[1], 20 * ETHER)
+    consumer = deploy(w3, "ExampleConsumer", market.address, sender=acc[1]).address
+    workers = [_worker(geth, market, ipfs, a, tmp_path / a.address, docker_client) for a in acc[4:7]]
+    start = w3.eth.block_number
+    bag = _post(geth, market, ipfs, acc[1], app_id, tasks=6, replication=1, callback=consumer)
+    pair = _post(geth, market, ipfs, acc[1], app_id, tasks=2, replication=2, callback=consumer)
+    with running(*workers):
+        wait_for(lambda: market.job(bag)["finished"] == 6 and market.job(pair)["finished"] == 2, timeout=300,
+                 what="the R = 1 bag and the R = 2 job on geth")
+    consumer_c = w3.eth.contract(address=consumer, abi=[{
+        "type": "function", "name": "delivered", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
+        "stateMutability": "view"}])
+    assert consumer_c.functions.delivered().call() == 8  # every result reached the callback, none starved
+    receipts = _sent_by(w3, start, {w.account.address for w in workers})
+    failed = [r["transactionHash"].hex() for r in receipts if r["status"] != 1]
+    assert receipts and not failed, f"reverted worker transactions on geth: {failed}"
+    for w in workers:
+        me = market.worker(w.account.address)
+        assert (me["slashes"], me["locked"], me["stake"]) == (0, 0, 5 * ETHER)
+
+    # the indexer mirrors geth's chain, and the auditor's verifier passes on both jobs
+    engine = make_engine(f"sqlite:///{tmp_path / 'ix.db'}")
+    ix = Indexer(engine, w3, market.address, from_block=start)
+    ix.sync()
+    api = TestClient(create_app(engine, chain_head=lambda: w3.eth.block_number))
+    for job_id, n in ((bag, 6), (pair, 2)):
+        body = api.get(f"/api/jobs/{job_id}").json()
+        assert body["num_tasks"] == n and body["finished"] == n, body
+    for job_id in (bag, pair):
+        audit = subprocess.run([sys.executable, "-m", "tasknet.cli", "audit", "job", str(job_id), "--rpc-url",
+                                geth.rpc_url, "--marketplace", market.address, "--from-block", str(start),
+                                "--ipfs-api", ipfs.api_url, "--json"], capture_output=True, text=True, timeout=300,
+                               check=False)
+        assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
+        assert json.loads(audit.stdout)["passed"]
+    assert task_id(pair, 1) >> 32 == pair
