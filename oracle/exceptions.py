@@ -10,11 +10,13 @@ Hierarchy::
     ├── IpfsError                the kubo RPC API misbehaves
     │   ├── IpfsUnavailable      retryable: the daemon cannot be reached
     │   ├── ContentNotFound      the CID cannot be fetched
-    │   └── ContentTooLarge      the content exceeds the caller's size cap
+    │   ├── ContentTooLarge      the content exceeds the caller's size cap
+    │   └── ContentNotJson       content that should be a JSON document is not
     ├── IntegrityError           content does not match its CID, digest or checksum
     ├── ArchiveError             a result archive cannot be packed, unpacked, encrypted or decrypted
     │   └── UnsafeArchive        an archive tries to escape its folder or holds links/devices
-    └── DevnetError              the embedded devnet file is missing, stale or unhealthy
+    ├── DevnetError              the embedded devnet file is missing, stale or unhealthy
+    └── ProfileError             a network profile is missing, invalid, or disagrees with the network
 
 Every message says what happened, the value involved, and what to do about it.
 """
@@ -77,6 +79,10 @@ class IntegrityError(TasknetError):
 
 class DevnetError(TasknetError):
     """The embedded devnet is missing, stale or unhealthy."""
+
+
+class ProfileError(TasknetError):
+    """A network profile is missing or invalid, or the network it names does not answer as it says."""
 
 
 class ArchiveError(TasknetError):

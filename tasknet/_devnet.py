@@ -24,7 +24,7 @@ from web3 import Web3
 
 from oracle import DEV_MNEMONIC, DevnetInfo, connect, deploy_all, dev_accounts, get_logger, load_artifact
 from oracle.devnet import ComponentInfo, DevAccount, default_devnet_file
-from oracle.exceptions import DevnetError
+from oracle.exceptions import DevnetError, TasknetError
 
 log = get_logger("tasknet.devnet")
 
@@ -166,27 +166,31 @@ def rpc_healthy(url: str) -> str | None:
         return f"JSON-RPC at {url} does not answer ({exc.__class__.__name__}: {exc})"
 
 
-def start_kubo(state_dir: Path, api_port: int, gateway_port: int) -> tuple[ComponentInfo, str, str]:
-    """A fresh kubo repo (test profile) under ``state_dir/ipfs``, daemon --offline on loopback."""
-    ipfs = find_ipfs()
+def start_kubo(state_dir: Path, api_port: int, gateway_port: int, swarm_port: int | None = None
+               ) -> tuple[ComponentInfo, str, str]:
+    """A kubo repo under ``state_dir/ipfs``, its daemon online on loopback with no public bootstrap (other nodes
+    on this machine, or in its network namespaces, can join it by its swarm address: see :func:`kubo_swarm`)."""
+    from . import _kubo
+
     check_port_free(api_port, "the IPFS API", "--ipfs-port")
     check_port_free(gateway_port, "the IPFS gateway", "--ipfs-gateway-port")
-    repo = state_dir / "ipfs"
-    env = {"IPFS_PATH": str(repo)}
-    if not (repo / "config").exists():
-        repo.mkdir(parents=True, exist_ok=True)
-        subprocess.run([ipfs, "init", "--profile", "test", "--empty-repo"], env={**os.environ, **env},
-                       check=True, capture_output=True)
-    config_path = repo / "config"
-    config = json.loads(config_path.read_text())
-    config["Addresses"].update({"API": f"/ip4/127.0.0.1/tcp/{api_port}",
-                                "Gateway": f"/ip4/127.0.0.1/tcp/{gateway_port}", "Swarm": []})
-    config.setdefault("Discovery", {}).setdefault("MDNS", {})["Enabled"] = False
-    config_path.write_text(json.dumps(config, indent=2))
-    info = spawn([ipfs, "daemon", "--offline"], state_dir / "logs" / "kubo.log", env=env)
-    api = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: ipfs_healthy(api) is None, info, "kubo (ipfs daemon)", 30)
-    return info, api, f"http://127.0.0.1:{gateway_port}"
+    node = _kubo.start(state_dir / "ipfs", state_dir / "logs" / "kubo.log", api_port=api_port,
+                       gateway_port=gateway_port, swarm_port=swarm_port)
+    return node.info, node.api, node.gateway
+
+
+def kubo_swarm(api: str) -> str | None:
+    """The loopback TCP swarm multiaddr (with ``/p2p/ID``) of the kubo whose RPC API is ``api``, or None."""
+    try:
+        answer = httpx.post(f"{api}/api/v0/id", timeout=5)
+        answer.raise_for_status()
+        ident = answer.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    for addr in ident.get("Addresses") or []:
+        if addr.startswith("/ip4/") and "/tcp/" in addr and "/p2p/" in addr:
+            return str(addr)
+    return None
 
 
 def ipfs_healthy(api: str) -> str | None:
@@ -316,8 +320,22 @@ def up(opts: UpOptions, devnet_file: Path | None = None, progress: Callable[[str
             stop(c)
         raise
     info.save(path)
+    write_devnet_profile(info)
     log.info("devnet_up", rpc=info.rpc_url, ipfs=info.ipfs_api, registry=info.registry, file=str(path))
     return info
+
+
+def write_devnet_profile(info: DevnetInfo) -> None:
+    """The network profile ``devnet`` (every role reads a profile; the devnet is just one of them), with its
+    Truffle artifacts beside it."""
+    from oracle.network import DEVNET, NetworkProfile, artifacts_dir, save_profile
+
+    swarm = kubo_swarm(info.ipfs_api)
+    save_profile(NetworkProfile(name=DEVNET, chain_id=info.chain_id, rpc_urls=[info.rpc_url],
+                                contracts=info.contracts, deploy_block=info.deploy_block,
+                                token=info.contracts.get("TestToken"), ipfs_peers=[swarm] if swarm else [],
+                                ipfs_gateway=info.ipfs_gateway, image_registry=info.registry))
+    write_network_artifacts(artifacts_dir(DEVNET), info.chain_id, info.contracts)
 
 
 def _deploy(rpc_url: str, opts: UpOptions, ipfs_api: str, gateway: str, registry: str,
@@ -411,4 +429,9 @@ def down(devnet_file: Path | None = None) -> list[str]:
             stop(c, timeout=20 if name == "dockerd" else 10)
             stopped.append(name)
     path.unlink(missing_ok=True)
+    from oracle.network import DEVNET, load_profile, remove_profile
+
+    with contextlib.suppress(TasknetError):
+        if load_profile(DEVNET).rpc_url == info.rpc_url:  # this devnet's profile, not another one's
+            remove_profile(DEVNET)
     return stopped

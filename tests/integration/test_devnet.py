@@ -40,6 +40,12 @@ def test_up_status_down_lifecycle(home: Path) -> None:
     assert not info.components["dockerd"].started  # an engine already answered: reused, never stopped
     art = json.loads((home / "devnet" / "artifacts" / "TestToken.json").read_text())
     assert art["networks"]["31337"]["address"] == info.contracts["TestToken"]
+    # the devnet is a network profile like any other, its kubo online (no public bootstrap) so peers can join
+    profile = json.loads((home / "networks" / "devnet.json").read_text())
+    assert profile["rpc_urls"] == [info.rpc_url] and profile["contracts"] == info.contracts
+    assert len(profile["ipfs_peers"]) == 1 and profile["ipfs_peers"][0].startswith("/ip4/127.0.0.1/tcp/")
+    assert json.loads((home / "networks" / "devnet" / "artifacts" / "Marketplace.json").read_text())[
+        "networks"]["31337"]["address"] == info.contracts["Marketplace"]
 
     s = run(home, "status", "--json")
     assert s.returncode == 0, s.stdout + s.stderr
@@ -51,6 +57,7 @@ def test_up_status_down_lifecycle(home: Path) -> None:
     assert d.returncode == 0 and "anvil" in d.stdout
     assert not any(pid_alive(p) for p in pids)
     assert not (home / "devnet" / "devnet.json").exists()
+    assert not (home / "networks" / "devnet.json").exists()
 
 
 def test_second_up_is_refused_while_one_runs(home: Path) -> None:
