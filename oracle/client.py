@@ -69,10 +69,12 @@ from .events import DecodedEvent, EventStream, StreamCursor
 from .exceptions import (
     AccessDenied,
     ClientError,
+    ContentNotFound,
     InsufficientBalance,
     IntegrityError,
     InvalidJobSpec,
     ResultNotReady,
+    ResultUnavailable,
     TasknetError,
     UnknownApp,
     UnknownDataset,
@@ -113,6 +115,38 @@ def _hex(value: Any) -> str:
     return value.removeprefix("0x") if isinstance(value, str) else bytes(value).hex()
 
 
+class ResultPinner:
+    """Pins result CIDs on the requester's node in the background (a few at a time): each pin fetches the
+    result from whichever node provides it, then keeps it. ``close`` waits for the pins under way and returns
+    ``(pinned, failed)``; a failure is logged with its CID and reason, and never stops the watch."""
+
+    def __init__(self, ipfs: IpfsClient, *, workers: int = 4, timeout: float = 300.0) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.ipfs, self.timeout = ipfs, timeout
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tasknet-pin")
+        self._seen: set[str] = set()
+        self.pinned: list[str] = []
+        self.failed: dict[str, str] = {}
+
+    def add(self, cid: str) -> None:
+        if cid and cid not in self._seen:
+            self._seen.add(cid)
+            self._pool.submit(self._pin, cid)
+
+    def _pin(self, cid: str) -> None:
+        try:
+            self.ipfs.pin(cid, timeout=self.timeout)
+            self.pinned.append(cid)
+        except TasknetError as exc:
+            self.failed[cid] = str(exc)
+            log.warning("result_pin_failed", cid=cid, error=str(exc)[:300])
+
+    def close(self) -> tuple[int, int]:
+        self._pool.shutdown(wait=True)
+        return len(self.pinned), len(self.failed)
+
+
 class Client:
     """One account talking to one marketplace, its IPFS node and (for app owners) a Docker engine."""
 
@@ -129,6 +163,8 @@ class Client:
         self._docker = docker_client
         self.sender = TxSender(w3, account, extra_abis=self.market.error_abis)
         self._events = w3.eth.contract(address=self.market.address, abi=abi("IMarketplace"))
+        #: (pinned, failed) result CIDs of the last ``watch(pin=True)``
+        self.pinned: tuple[int, int] = (0, 0)
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -528,12 +564,23 @@ class Client:
         return [t.task_state(i) for i in range(t.total)]
 
     def watch(self, job_id: int, *, poll_interval: float = 0.25, timeout: float | None = None,
-              confirmations: int = 0) -> Iterator[JobEvent]:
+              confirmations: int = 0, pin: bool = False) -> Iterator[JobEvent]:
         """Typed events of the job from its posting on, live, until every task settled or the job closed.
 
         Raises :class:`WaitTimeout` if ``timeout`` seconds pass first. Reorg-aware: on a reorg the progress is
-        rebuilt from the posting block (events already yielded are not repeated unless they changed).
+        rebuilt from the posting block (events already yielded are not repeated unless they changed). With
+        ``pin``, every result CID is pinned on this client's IPFS node as it lands (in the background), so the
+        results stay available when the worker that made them leaves the network.
         """
+        pinner = ResultPinner(self.ipfs) if pin else None
+        try:
+            yield from self._watch(job_id, poll_interval, timeout, confirmations, pinner)
+        finally:
+            if pinner is not None:
+                self.pinned = pinner.close()
+
+    def _watch(self, job_id: int, poll_interval: float, timeout: float | None, confirmations: int,
+               pinner: ResultPinner | None) -> Iterator[JobEvent]:
         posted, block = self._posted(job_id)
         view = JobView.from_event(posted)
 
@@ -553,6 +600,8 @@ class Client:
                 continue
             for ev in events:
                 out = tracker.apply(ev)
+                if pinner is not None and out is not None and ev.name in ("ResultSubmitted", "ResultRevealed"):
+                    pinner.add(str(ev.args["resultCID"]))
                 if out is not None and (ev.tx_hash, ev.log_index) not in seen:
                     seen.add((ev.tx_hash, ev.log_index))
                     yield out
@@ -664,10 +713,15 @@ class Client:
         if not cids:
             raise ResultNotReady(f"task {index} of job {job_id} is finalized but no revealed CID matches its digest")
         errors: list[str] = []
+        missing: list[str] = []
         for cid in cids:
             with tempfile.TemporaryDirectory(prefix="tasknet-result-") as tmp:
                 blob = Path(tmp) / "blob"
-                self.ipfs.cat_to(cid, blob, max_bytes=max_bytes, progress=progress)
+                try:
+                    self.ipfs.cat_to(cid, blob, max_bytes=max_bytes, progress=progress)
+                except ContentNotFound:
+                    missing.append(cid)
+                    continue
                 archive = blob
                 if status.encryption_key:
                     archive = Path(tmp) / "result.tar"
@@ -695,6 +749,12 @@ class Client:
                                   digest_source=source, path=target, files=stats.files, bytes=stats.bytes,
                                   outcome="ok" if st.ok else "failed", reason=st.reason, exit_code=st.exit_code,
                                   error=st.error, skipped=st.skipped)
+        if missing and not errors:
+            raise ResultUnavailable(
+                f"the result of task {index} of job {job_id} ({', '.join(missing)}) is provided by no IPFS node yours "
+                "can reach: the worker that made it may be offline, and nobody pinned it. Connect your node to the "
+                "network's peers (the profile's ipfs_peers), wait for the worker to come back, or next time watch "
+                "the job with 'tasknet job watch' (it pins results as they land)")
         raise IntegrityError(f"the result of task {index} of job {job_id} does not match the digest {digest} the "
                              f"chain finalized ({'; '.join(errors)}); the content on IPFS is not what the workers "
                              "committed to — do not use it")

@@ -105,6 +105,7 @@ class UnsafeArchive(ArchiveError):
 #       ├── InsufficientBalance  the marketplace balance cannot cover the escrow or the withdrawal
 #       ├── KeyringError         the requester's local keyring is missing a key or unreadable
 #       ├── ResultNotReady       a task has no final result yet
+#       ├── ResultUnavailable    a final result that no reachable IPFS node provides
 #       └── WaitTimeout          a job did not finish within the time given
 
 
@@ -138,6 +139,10 @@ class InsufficientBalance(ClientError):
 
 class KeyringError(ClientError):
     """The requester's local keyring has no matching private key or cannot be read."""
+
+
+class ResultUnavailable(ClientError):
+    """A task's result is on chain but no reachable IPFS node provides its content."""
 
 
 class ResultNotReady(ClientError):

@@ -150,8 +150,28 @@ class IpfsClient:
         except json.JSONDecodeError as exc:
             raise ContentNotJson(f"IPFS content {cid} is not valid JSON ({exc})") from exc
 
-    def pin(self, cid: str) -> None:
-        self._post("/pin/add", params={"arg": cid})
+    def pin(self, cid: str, *, timeout: float | None = None) -> None:
+        """Pin ``cid`` on this node (fetching it from the network first if it does not hold it)."""
+        self._post("/pin/add", params={"arg": cid}, timeout=timeout)
+
+    def unpin(self, cid: str) -> bool:
+        """Unpin ``cid`` (its blocks go at the next garbage collection); False when it was not pinned."""
+        try:
+            self._post("/pin/rm", params={"arg": cid})
+        except IpfsError as exc:
+            if "not pinned" in str(exc):
+                return False
+            raise
+        return True
+
+    def is_pinned(self, cid: str) -> bool:
+        try:
+            self._post("/pin/ls", params={"arg": cid, "type": "recursive"})
+        except IpfsError as exc:
+            if "not pinned" in str(exc):
+                return False
+            raise
+        return True
 
     def stat(self, cid: str, *, timeout: float | None = None) -> dict[str, Any]:
         """Size and type of ``cid`` (``files/stat``) without downloading it."""

@@ -526,17 +526,20 @@ def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | N
 @click.option("--timeout", type=float, default=None, help="seconds")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="when the job is done, read each result's status to report the tasks whose app failed")
+@click.option("--pin/--no-pin", default=True, show_default=True,
+              help="pin each result on your IPFS node as it lands, so it outlives the worker that made it")
 @json_option
 @with_client("requester")
-def job_watch(client: Client, job_id: int, timeout: float | None, check: bool, as_json: bool) -> None:
-    _watch(client, job_id, timeout, as_json, check=check)
+def job_watch(client: Client, job_id: int, timeout: float | None, check: bool, pin: bool, as_json: bool) -> None:
+    _watch(client, job_id, timeout, as_json, check=check, pin=pin)
 
 
-def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *, check: bool = True) -> None:
+def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *, check: bool = True,
+           pin: bool = True) -> None:
     last = None
     try:
         if as_json:
-            for ev in client.watch(job_id, timeout=timeout):
+            for ev in client.watch(job_id, timeout=timeout, pin=pin):
                 click.echo(ev.model_dump_json())
                 last = ev.progress
         else:
@@ -544,7 +547,7 @@ def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *,
                           disable=not err.is_terminal) as p:
                 total = client.job(job_id).num_tasks
                 bars = {k: p.add_task(k, total=total) for k in ("claimed", "running", "finalized", "failed")}
-                for ev in client.watch(job_id, timeout=timeout):
+                for ev in client.watch(job_id, timeout=timeout, pin=pin):
                     last = ev.progress
                     for k, bar in bars.items():
                         p.update(bar, completed=getattr(last, k))
@@ -564,6 +567,11 @@ def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *,
         out.print(f"job {job_id}: {last.finalized}/{last.total} finalized"
                   + (f" ({app_failed} of them failed runs)" if app_failed else "")
                   + f", {last.failed} failed, {last.cancelled} cancelled" + (", closed" if last.closed else ""))
+        pinned, unpinned = client.pinned
+        if pin and (pinned or unpinned):
+            out.print(f"{pinned} result(s) pinned on your IPFS node" + (
+                f"; [yellow]{unpinned} could not be pinned[/] (their provider was unreachable: see the log)"
+                if unpinned else ""))
         _print_failures(failures)
     else:
         for f in failures:

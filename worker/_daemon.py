@@ -190,6 +190,7 @@ class Worker:
                 await self._maybe_claim()
                 if time.monotonic() - last_leftovers > 15.0:
                     await asyncio.to_thread(self.sandbox.retry_leftovers)  # removals the engine refused earlier
+                    await asyncio.to_thread(self._unpin_retained)
                     last_leftovers = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - the chain, IPFS or Docker away: log, back off, go on
                 self.log.warning("loop_error", error=str(exc)[:500], kind=type(exc).__name__)
@@ -248,6 +249,22 @@ class Worker:
         self.cache.close()
         self.ipfs.close()
         self.log.info("worker_stopped")
+
+    def _unpin_retained(self) -> None:
+        """Unpin the results of jobs that closed more than ``result_retention_s`` ago: the worker's node held
+        them for the requester (who pins what it keeps); past that, they are no longer this volunteer's to keep."""
+        for rec in self.journal.pinned_before(time.time() - self.s.result_retention_s):
+            job = self.view.jobs.get(rec.job_id)
+            if job is None or not job.closed:
+                continue
+            try:
+                self.ipfs.unpin(str(rec.data["cid"]))
+            except IpfsUnavailable:
+                return  # our node is down: next time
+            except TasknetError as exc:
+                self.log.warning("unpin_failed", job_id=rec.job_id, task_index=rec.task_index, error=str(exc)[:200])
+            self.journal.record(rec.job_id, rec.task_index, rec.step, note="result unpinned", unpinned=True)
+            self.log.info("result_unpinned", job_id=rec.job_id, task_index=rec.task_index, cid=rec.data["cid"])
 
     def _follow(self) -> list[TaskRecord]:
         """Read new events into the view; return claims of ours the journal does not hold (see :meth:`_adopt`)."""

@@ -119,6 +119,15 @@ class Journal:
                                     "ORDER BY updated_at").fetchall()
         return [self._rec(r) for r in rows]
 
+    def pinned_before(self, when: float) -> list[TaskRecord]:
+        """Finished tasks whose result (``cid``) this worker still pins, last changed before ``when``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id, task_index, step, data, updated_at FROM tasks WHERE step >= ? AND updated_at < ? "
+                "AND json_extract(data, '$.cid') IS NOT NULL AND json_extract(data, '$.unpinned') IS NULL",
+                (int(Step.DONE), when)).fetchall()
+        return [self._rec(r) for r in rows]
+
     def history(self, job_id: int, task_index: int) -> list[tuple[Step, str | None]]:
         """Each step the task went through, oldest first, with its note."""
         return [(step, note) for step, _, note in self._history(job_id, task_index)]

@@ -171,7 +171,13 @@ class Pipeline:
         """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum
         (the requester SDK may also list it as a common input at that path: then it is already there)."""
         if not dest.exists():
-            self.cache.fetch_to(f"ipfs://{dataset['cid']}", dest)
+            try:
+                self.cache.fetch_to(f"ipfs://{dataset['cid']}", dest)
+            except InputUnavailable as exc:
+                raise InputUnavailable(
+                    f"the job's dataset {dataset['cid']} is provided by no IPFS node this worker can reach: the "
+                    f"dataset owner's node ({dataset.get('owner', 'its owner')}) must be online and connected to "
+                    f"the network's peers ({exc})") from exc
         digest = sha256_file(dest)
         expected = dataset["checksum"].removeprefix("0x")
         if digest != expected:

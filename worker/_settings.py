@@ -51,6 +51,8 @@ class WorkerSettings(BaseSettings):
                                  "input on a slow link takes as long as it needs while bytes arrive")
     max_input_mb: int = Field(1024, ge=1, description="largest single input accepted")
     output_cap_mb: int = Field(256, ge=1)
+    result_retention_s: float = Field(7 * 24 * 3600.0, ge=0, description="keep pinning a result this long after "
+                                      "its job closed (time for the requester to pin or download it), then unpin")
     relay_url: str | None = Field(None, description="a relayer (tasknet relayer run): results, commits and reveals "
                                   "are signed (EIP-712) and handed to it instead of sent as transactions")
     relay_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the relayer's answer before "

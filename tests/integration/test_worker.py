@@ -375,3 +375,23 @@ def test_a_worker_never_claims_a_job_whose_announced_inputs_exceed_its_caps(anvi
     assert candidates == {fits}
     assert "larger than this worker's cap of 1048576 bytes" in (worker._too_large[big_dataset] or "")
     assert "larger than this worker's cap" in (worker._too_large[big_input] or "")
+
+
+def test_a_worker_unpins_its_results_once_the_job_closed_and_the_retention_passed(
+        anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path) -> None:
+    """Results stay pinned on the worker's node while the job runs; once it closed and the retention (here 0 s)
+    passed, the worker unpins them: a volunteer's disk is not the network's archive."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[4])
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, doc={
+        "count": 2, "template": {"args": ["unpin-me", "{index}"]}})
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", result_retention_s=0),
+                    docker_client=docker_client)
+    with running(worker):
+        wait_for(lambda: market.job(job_id)["flags"] & 1, what="the job to close")
+        cids = [e["args"]["resultCID"] for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
+                if e["args"]["taskId"] >> 32 == job_id]
+        assert len(cids) == 2
+        wait_for(lambda: not any(ipfs.is_pinned(c) for c in cids), timeout=60, what="the results to be unpinned")
+    assert all(r.data.get("unpinned") for r in worker.journal.all() if r.job_id == job_id)

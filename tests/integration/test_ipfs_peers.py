@@ -1,0 +1,57 @@
+"""Two IPFS nodes on loopback: the worker's (the session's kubo) and the requester's own (a managed kubo that
+knows the worker's node only as a peer). The requester's `job watch` pins each result on its own node as it
+lands, fetched over bitswap from the worker's node; `--no-pin` leaves them where they are."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import test_client_helpers as helpers
+from test_client_helpers import E18, as_json, run_worker, tasknet
+
+from oracle import DevnetInfo, IpfsClient
+from tasknet import _devnet, _kubo
+
+app_image = helpers.app_image
+devnet_file = helpers.devnet_file
+image_registry = helpers.image_registry
+
+
+@pytest.fixture
+def requester_node(ipfs: IpfsClient, tmp_path: Path) -> Iterator[IpfsClient]:
+    swarm = _devnet.kubo_swarm(ipfs.api_url)
+    assert swarm is not None, "the session's kubo is not online"
+    node = _kubo.start(tmp_path / "req-ipfs", tmp_path / "req-kubo.log", peers=[swarm])
+    client = IpfsClient(node.api)
+    try:
+        yield client
+    finally:
+        client.close()
+        node.stop()
+
+
+def test_job_watch_pins_results_on_the_requesters_own_node(devnet_file: Path, app_image: str, tmp_path: Path,
+                                                            requester_node: IpfsClient, ipfs: IpfsClient,
+                                                            monkeypatch: Any) -> None:
+    app = str(helpers.register_echo_app(devnet_file, app_image))
+    helpers.client(devnet_file, fund=10 * E18)
+    jobs = [str(as_json("job", "submit", "--app", app, "--count", "2", "--arg", f"job{n}-{{index}}", "--reward",
+                        "0.1")["job_id"]) for n in range(2)]  # distinct outputs, so distinct result CIDs
+    with run_worker(devnet_file, "worker-1", tmp_path / "w"):
+        monkeypatch.setenv("TASKNET_IPFS_API", requester_node.api_url)
+        info = DevnetInfo.load(devnet_file)
+        key = info.account("requester").private_key
+        conn = ["--rpc-url", info.rpc_url, "--marketplace", info.contracts["Marketplace"], "--private-key", key,
+                "--ipfs-api", requester_node.api_url]
+        pinned = tasknet("job", "watch", jobs[0], "--timeout", "120", *conn)
+        unpinned = tasknet("job", "watch", jobs[1], "--timeout", "120", "--no-pin", *conn)
+    assert "2 result(s) pinned on your IPFS node" in pinned.stdout, pinned.stdout
+    results = {j: [e["args"]["resultCID"] for e in helpers.client(devnet_file).market.contract.events
+                   .ResultSubmitted().get_logs(from_block=0) if e["args"]["taskId"] >> 32 == int(j)] for j in jobs}
+    assert all(requester_node.is_pinned(cid) for cid in results[jobs[0]])
+    assert not any(requester_node.is_pinned(cid) for cid in results[jobs[1]])
+    assert all(ipfs.is_pinned(cid) for cid in results[jobs[0]] + results[jobs[1]])  # the worker's node keeps its own
+    assert "pinned" not in unpinned.stdout
