@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Any
 
 import click
@@ -46,8 +48,14 @@ def register(cli: click.Group) -> None:
         relayer.start()
         click.echo(f"relayer {client.account.address} on http://{host}:{port} (batches every {interval:g} s)",
                    err=True)
+        # uvicorn re-raises the SIGTERM it shut down on: exit cleanly instead, after flushing the queue below
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             uvicorn.run(create_app(relayer), host=host, port=port, log_level="warning")
         finally:
             relayer.stop()
             relayer.flush()
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
