@@ -54,22 +54,29 @@ def deploy_linked(w3: Web3, name: str, libraries: dict[str, str], *args: Any, se
     return deploy(w3, name, *args, sender=sender, timeout=timeout, bytecode=bytecode)
 
 
-def deploy_all(w3: Web3, deployer: LocalAccount, *, treasury: str | None = None) -> Deployment:
-    """Deploy the payment token and the marketplace; return their addresses and the first deploy block.
+def deploy_all(w3: Web3, deployer: LocalAccount, *, treasury: str | None = None, token: str | None = None,
+               progress: Any = None) -> Deployment:
+    """Deploy the marketplace (with a test token unless ``token``, an ERC-20's address, is given); return the
+    addresses and the first deploy block.
 
-    Names: ``TestToken``, ``MarketplaceRegistry``, ``ReplicaLogic``, ``AccountLogic``, ``Marketplace``. The deployer owns the
-    marketplace; slashed stake and fees go to ``treasury`` (default: the deployer).
+    Names: ``TestToken`` (only when deployed here), ``MarketplaceRegistry``, ``ReplicaLogic``, ``AccountLogic``,
+    ``Marketplace``. The deployer owns the marketplace; slashed stake and fees go to ``treasury`` (default: the
+    deployer). ``progress(name)`` is called before each deployment.
     """
+    say = progress or (lambda _name: None)
     start = w3.eth.block_number + 1
-    token = deploy(w3, "TestToken", sender=deployer)
-    registry = deploy(w3, "MarketplaceRegistry", sender=deployer)
-    libraries = {name: deploy(w3, name, sender=deployer).address for name in LINKED_LIBRARIES}
-    market = deploy_linked(
-        w3, "Marketplace", {LINKED_LIBRARIES[name]: address for name, address in libraries.items()},
-        token.address, registry.address, treasury or deployer.address, sender=deployer,
-    )
-    return Deployment(
-        contracts={"TestToken": token.address, "MarketplaceRegistry": registry.address, **libraries,
-                   "Marketplace": market.address},
-        deploy_block=start,
-    )
+    contracts: dict[str, str] = {}
+    if token is None:
+        say("TestToken")
+        token = contracts["TestToken"] = deploy(w3, "TestToken", sender=deployer).address
+    say("MarketplaceRegistry")
+    registry = contracts["MarketplaceRegistry"] = deploy(w3, "MarketplaceRegistry", sender=deployer).address
+    for name in LINKED_LIBRARIES:
+        say(name)
+        contracts[name] = deploy(w3, name, sender=deployer).address
+    say("Marketplace")
+    contracts["Marketplace"] = deploy_linked(
+        w3, "Marketplace", {LINKED_LIBRARIES[name]: contracts[name] for name in LINKED_LIBRARIES},
+        Web3.to_checksum_address(token), registry, treasury or deployer.address, sender=deployer,
+    ).address
+    return Deployment(contracts=contracts, deploy_block=start)

@@ -73,6 +73,7 @@ from .exceptions import (
     InsufficientBalance,
     IntegrityError,
     InvalidJobSpec,
+    ProfileError,
     ResultNotReady,
     ResultUnavailable,
     TasknetError,
@@ -85,6 +86,7 @@ from .ipfs import IpfsClient
 from .market import JobView, Market, _struct
 from .models import AppMetadata, InputRef
 from .protocol import task_id
+from .settings import Settings, check_network
 from .status import read_status
 from .tx import TxSender
 
@@ -178,6 +180,23 @@ class Client:
         acct = Account.from_key(info.account(role).private_key)
         return cls(connect(info.rpc_url), acct, info.contracts["Marketplace"], IpfsClient(info.ipfs_api),
                    deploy_block=info.deploy_block, image_registry=info.registry, **kw)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, prompt: Callable[[str], str] | None = None, **kw: Any) -> Client:
+        """A client for the network and account ``settings`` name (see :func:`oracle.settings.resolve`): the node
+        must serve the profile's chain and hold the marketplace's code; the key is the keystore, or on a dev chain
+        a raw key or a devnet role."""
+        if not settings.marketplace:
+            raise ProfileError("no marketplace address: name a network (--network NAME, 'tasknet network list') or "
+                               "give --rpc-url and --marketplace; on this machine, 'tasknet up' starts the devnet")
+        w3 = connect(settings.rpc_url)
+        check_network(settings, w3)
+        account = settings.account(int(w3.eth.chain_id), prompt=prompt)
+        kw.setdefault("keyring", settings.keyring)
+        ipfs = IpfsClient(settings.ipfs_api)
+        ipfs.check_online()
+        return cls(w3, account, settings.marketplace, ipfs, deploy_block=settings.deploy_block,
+                   image_registry=settings.image_registry, **kw)
 
     @classmethod
     def connect(cls, rpc_url: str, *, marketplace: str, ipfs_api: str, keystore: str | Path | None = None,

@@ -9,6 +9,7 @@ Hierarchy::
     │   └── TransactionReverted  fatal: the contract refused; carries the decoded custom error
     ├── IpfsError                the kubo RPC API misbehaves
     │   ├── IpfsUnavailable      retryable: the daemon cannot be reached
+    │   ├── IpfsOffline          the daemon runs offline: no other node can be reached through it
     │   ├── ContentNotFound      the CID cannot be fetched
     │   ├── ContentTooLarge      the content exceeds the caller's size cap
     │   └── ContentNotJson       content that should be a JSON document is not
@@ -59,6 +60,10 @@ class IpfsError(TasknetError):
 
 class IpfsUnavailable(IpfsError):
     """The kubo RPC API cannot be reached (retryable)."""
+
+
+class IpfsOffline(IpfsError):
+    """The kubo node runs offline: it cannot exchange content with other nodes."""
 
 
 class ContentNotFound(IpfsError):

@@ -10,7 +10,14 @@ from typing import Any, Self
 
 import httpx
 
-from .exceptions import ContentNotFound, ContentNotJson, ContentTooLarge, IpfsError, IpfsUnavailable
+from .exceptions import (
+    ContentNotFound,
+    ContentNotJson,
+    ContentTooLarge,
+    IpfsError,
+    IpfsOffline,
+    IpfsUnavailable,
+)
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
 
@@ -87,6 +94,19 @@ class IpfsClient:
         """The node's identity (a cheap health check)."""
         result: dict[str, Any] = self._post("/id").json()
         return result
+
+    def check_online(self) -> None:
+        """Raise :class:`IpfsOffline` when the node runs offline (``ipfs daemon --offline``): it could neither fetch
+        what other nodes hold nor serve what it holds, so no role can work through it."""
+        try:
+            self._post("/swarm/peers")
+        except IpfsUnavailable:
+            raise
+        except IpfsError as exc:
+            if "online mode" in str(exc) or "offline" in str(exc):
+                raise IpfsOffline(f"the IPFS node at {self.api_url} runs offline: it can neither fetch from other "
+                                  "nodes nor serve them; restart it online ('ipfs daemon' without --offline)") from exc
+            raise
 
     def version(self) -> str:
         return str(self._post("/version").json()["Version"])

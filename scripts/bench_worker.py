@@ -31,9 +31,7 @@ from oracle.market import Market
 from tasknet import _devnet
 from tests.integration.test_worker import running
 from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
-from worker._daemon import Worker
-from worker._journal import Journal, Step
-from worker._settings import WorkerSettings
+from worker import Journal, Step, Worker, WorkerSettings
 
 
 def wait_finished(market: Market, job_id: int, n: int, timeout: float) -> None:

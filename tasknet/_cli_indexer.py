@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from oracle.devnet import DevnetInfo, tasknet_home
+from oracle.devnet import tasknet_home
 
 console = Console(stderr=True)
 out = Console()
@@ -55,6 +55,7 @@ devnet_option = click.option("--devnet-file", type=click.Path(path_type=Path), d
 
 def _chain_options(f: Any) -> Any:
     for opt in reversed([
+        click.option("--network", default=None, help="network profile (env TASKNET_NETWORK; 'tasknet network list')"),
         devnet_option,
         click.option("--rpc-url", default=None, help="JSON-RPC URL (default: the devnet's)"),
         click.option("--marketplace", default=None, help="Marketplace address (default: the devnet's)"),
@@ -65,19 +66,16 @@ def _chain_options(f: Any) -> Any:
 
 
 def _resolve(devnet_file: Path | None, rpc_url: str | None, marketplace: str | None, from_block: int | None,
-             ipfs_api: str | None = None) -> tuple[str, str, int, str | None]:
-    info: DevnetInfo | None = None
-    if rpc_url is None or marketplace is None or from_block is None or ipfs_api is None:
-        try:
-            info = DevnetInfo.load(devnet_file)
-        except Exception:
-            if rpc_url is None or marketplace is None:
-                raise
-    rpc = rpc_url or (info.rpc_url if info else "")
-    market = marketplace or (info.contracts.get("Marketplace", "") if info else "")
-    start = from_block if from_block is not None else (info.deploy_block if info else 0)
-    ipfs = ipfs_api or (info.ipfs_api if info else None)
-    return rpc, market, start, ipfs
+             ipfs_api: str | None = None, network: str | None = None) -> tuple[str, str, int, str | None]:
+    """RPC URL, marketplace, first block and IPFS API: the options, then TASKNET_* variables, then the network
+    profile (oracle.settings)."""
+    from oracle.settings import resolve
+
+    s = resolve({"network": network, "devnet_file": devnet_file, "rpc_url": rpc_url, "marketplace": marketplace,
+                 "deploy_block": from_block, "ipfs_api": ipfs_api})
+    if not s.marketplace:
+        raise click.UsageError("no marketplace: name a network (--network NAME) or give --rpc-url and --marketplace")
+    return s.rpc_url, s.marketplace, s.deploy_block, s.ipfs_api
 
 
 def _default_db(chain_id: int, market: str) -> str:
@@ -113,9 +111,9 @@ def register(cli: click.Group) -> None:
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", type=int, default=8700, show_default=True)
     @click.option("--no-api", is_flag=True, help="ingest only")
-    def run(devnet_file: Path | None, rpc_url: str | None, marketplace: str | None, from_block: int | None,
-            db: str | None, confirmations: int, finality: int, batch_blocks: int, ipfs_api: str | None, host: str,
-            port: int, no_api: bool) -> None:
+    def run(network: str | None, devnet_file: Path | None, rpc_url: str | None, marketplace: str | None,
+            from_block: int | None, db: str | None, confirmations: int, finality: int, batch_blocks: int,
+            ipfs_api: str | None, host: str, port: int, no_api: bool) -> None:
         from indexer import Indexer, Verifier, create_app, make_engine
         from oracle import IpfsClient, connect
 
@@ -123,7 +121,7 @@ def register(cli: click.Group) -> None:
 
         daemon_logging()
 
-        rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api)
+        rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api, network)
         w3 = connect(rpc)
         engine = make_engine(db or _default_db(int(w3.eth.chain_id), market))
         ix = Indexer(engine, w3, market, from_block=start, confirmations=confirmations, batch_blocks=batch_blocks,
@@ -169,12 +167,13 @@ def register(cli: click.Group) -> None:
     def audit() -> None:
         pass
 
-    def _audit(kind: str, ident: int, devnet_file: Path | None, rpc_url: str | None, marketplace: str | None,
-               from_block: int | None, ipfs_api: str | None, key: str | None, as_json: bool) -> None:
+    def _audit(kind: str, ident: int, network: str | None, devnet_file: Path | None, rpc_url: str | None,
+               marketplace: str | None, from_block: int | None, ipfs_api: str | None, key: str | None,
+               as_json: bool) -> None:
         from indexer import Verifier
         from oracle import IpfsClient, connect
 
-        rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api)
+        rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api, network)
         verifier = Verifier(connect(rpc), market, IpfsClient(ipfs_url) if ipfs_url else None, from_block=start,
                             decryption_key=key)
         report = verifier.task(ident) if kind == "task" else verifier.job(ident)

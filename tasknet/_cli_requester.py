@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from rich.table import Table
 from oracle._client_models import TaskFailure
 from oracle.client import Client, JobSpec, TaskInput, format_amount, load_tasks, parse_amount, parse_duration
 from oracle.exceptions import ClientError, InvalidJobSpec, WaitTimeout
+from oracle.settings import KeystoreError, Settings, resolve
 
 err = Console(stderr=True)
 out = Console(soft_wrap=True)
@@ -43,54 +45,63 @@ EXIT_FAILED = 5  # the job is over, but some tasks failed (their app failed, or 
 
 # -- shared options ------------------------------------------------------------------------------------
 def connection(default_role: str) -> Callable[[F], F]:
-    """Options choosing the account and the endpoints: a devnet role, or RPC URL + key + IPFS API."""
+    """Options choosing the network, the account and the endpoints. Each falls back on its TASKNET_* variable,
+    then the network profile, then defaults (oracle.settings; 'tasknet config show' prints the result)."""
     def deco(f: F) -> F:
-        options = [
-            click.option("--devnet-file", type=click.Path(path_type=Path), default=None, envvar="TASKNET_DEVNET_FILE",
-                         help="devnet file (default ~/.tasknet/devnet/devnet.json)"),
-            click.option("--as", "role", default=default_role, show_default=True, envvar="TASKNET_ROLE",
-                         help="devnet account role (requester, app-owner, dataset-owner, worker-N...)"),
-            click.option("--rpc-url", envvar="TASKNET_RPC_URL", default=None,
-                         help="JSON-RPC endpoint (instead of the devnet)"),
-            click.option("--marketplace", envvar="TASKNET_MARKETPLACE", default=None,
-                         help="Marketplace address (with --rpc-url)"),
-            click.option("--ipfs-api", envvar="TASKNET_IPFS_API", default="http://127.0.0.1:5001",
-                         show_default=True, help="kubo RPC API (with --rpc-url)"),
-            click.option("--keystore", type=click.Path(path_type=Path), envvar="TASKNET_KEYSTORE", default=None,
-                         help="encrypted JSON keystore (password in $TASKNET_PASSWORD)"),
-            click.option("--private-key", envvar="TASKNET_PRIVATE_KEY", default=None,
-                         help="raw key, dev chains only (prefer $TASKNET_PRIVATE_KEY)"),
-            click.option("--image-registry", envvar="TASKNET_IMAGE_REGISTRY", default=None,
-                         help="host:port of the image registry apps are pushed to"),
-            click.option("--keyring", type=click.Path(path_type=Path), envvar="TASKNET_KEYRING", default=None,
-                         help="keyring of result keys (default ~/.tasknet/keyring.json)"),
-            click.option("--deploy-block", type=int, default=0, envvar="TASKNET_DEPLOY_BLOCK",
-                         help="first block to read events from (with --rpc-url)"),
-        ]
-        for opt in reversed(options):
-            f = opt(f)
-        return f
+        f = connection_options(f)
+        return click.option("--as", "role", default=default_role, show_default=True,
+                            help="devnet account role (requester, app-owner, dataset-owner, worker-N...); "
+                                 "dev chains only (env TASKNET_ROLE)")(f)
     return deco
 
 
-CONN_KEYS = ("devnet_file", "role", "rpc_url", "marketplace", "ipfs_api", "keystore", "private_key",
+def connection_options(f: F) -> F:
+    """The connection options every role shares (but ``--as``, whose default depends on the command)."""
+    options = [
+        click.option("--network", default=None, help="network profile (env TASKNET_NETWORK; 'tasknet network list')"),
+        click.option("--devnet-file", type=click.Path(path_type=Path), default=None,
+                     help="devnet file (env TASKNET_DEVNET_FILE; default $TASKNET_HOME/devnet/devnet.json)"),
+        click.option("--rpc-url", default=None, help="JSON-RPC endpoint (env TASKNET_RPC_URL; default: the network's)"),
+        click.option("--marketplace", default=None, help="Marketplace address (env TASKNET_MARKETPLACE)"),
+        click.option("--ipfs-api", default=None,
+                     help="your kubo's RPC API (env TASKNET_IPFS_API; default: the devnet's, else 127.0.0.1:5001)"),
+        click.option("--keystore", type=click.Path(path_type=Path), default=None,
+                     help="encrypted JSON keystore (env TASKNET_KEYSTORE; password in TASKNET_PASSWORD or asked)"),
+        click.option("--private-key", default=None, help="raw key, dev chains only (prefer env TASKNET_PRIVATE_KEY)"),
+        click.option("--image-registry", default=None,
+                     help="host:port of the image registry apps are pushed to (env TASKNET_IMAGE_REGISTRY)"),
+        click.option("--keyring", type=click.Path(path_type=Path), default=None,
+                     help="keyring of result keys (env TASKNET_KEYRING; default $TASKNET_HOME/keyring.json)"),
+        click.option("--deploy-block", type=int, default=None,
+                     help="first block to read events from (env TASKNET_DEPLOY_BLOCK; default: the network's)"),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+CONN_KEYS = ("network", "devnet_file", "role", "rpc_url", "marketplace", "ipfs_api", "keystore", "private_key",
              "image_registry", "keyring", "deploy_block")
 
 
+def conn_settings(kw: dict[str, Any]) -> Settings:
+    """Pop the connection options out of ``kw`` and resolve them into the effective settings."""
+    flags = {k: kw.pop(k, None) for k in CONN_KEYS}
+    if flags["role"] is not None and os.environ.get("TASKNET_ROLE") and click.get_current_context().get_parameter_source(
+            "role") == click.core.ParameterSource.DEFAULT:
+        flags["role"] = None  # the command's default role yields to TASKNET_ROLE
+    return resolve(flags)
+
+
 def make_client(kw: dict[str, Any]) -> Client:
-    conn = {k: kw.pop(k) for k in CONN_KEYS}
-    if conn["rpc_url"]:
-        if not conn["marketplace"]:
-            raise click.UsageError("--rpc-url needs --marketplace ADDRESS")
-        return Client.connect(conn["rpc_url"], marketplace=conn["marketplace"], ipfs_api=conn["ipfs_api"],
-                              keystore=conn["keystore"], private_key=conn["private_key"],
-                              image_registry=conn["image_registry"], keyring=conn["keyring"],
-                              deploy_block=conn["deploy_block"])
-    extra = {"keyring": conn["keyring"]}
-    c = Client.from_devnet(role=conn["role"], devnet_file=conn["devnet_file"], **extra)
-    if conn["image_registry"]:
-        c.image_registry = conn["image_registry"]
-    return c
+    return Client.from_settings(conn_settings(kw), prompt=_ask_password)
+
+
+def _ask_password(what: str) -> str:
+    """A keystore's password, asked at a terminal (never echoed); not asked in scripts."""
+    if not sys.stdin.isatty():
+        raise KeystoreError(f"{what}: set TASKNET_PASSWORD (no terminal to ask on)")
+    return str(click.prompt(what.capitalize(), hide_input=True, err=True))
 
 
 def with_client(default_role: str) -> Callable[[F], F]:

@@ -53,24 +53,40 @@ Example:
 ETHER = 10**18
 
 
-def _settings(config: Path | None, devnet_role: str | None, devnet_file: Path | None, **overrides: Any) -> Any:
-    from worker._settings import WorkerSettings
+def _settings(config: Path | None, devnet_role: str | None, devnet_file: Path | None,
+              conn: dict[str, Any] | None = None, **overrides: Any) -> Any:
+    """The worker's settings: a settings file when given (its values, then the options); else the network's
+    (flags, TASKNET_* variables, the network profile: see oracle.settings) with the worker's own knobs
+    (TASKNET_WORKER_* variables, options)."""
+    from oracle.settings import resolve
+    from worker import WorkerSettings
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if config is not None:
         return WorkerSettings.from_file(config, **overrides)
-    if devnet_role is not None:
-        return WorkerSettings.from_devnet(devnet_role, devnet_file, **overrides)
-    return WorkerSettings(**overrides)
+    common_settings = resolve({**(conn or {}), "role": devnet_role, "devnet_file": devnet_file})
+    return WorkerSettings.from_common(common_settings, **overrides)
 
 
 def common(f: Any) -> Any:
     f = click.option("--config", type=click.Path(path_type=Path, exists=True), help="JSON or TOML settings file")(f)
-    f = click.option("--as", "--devnet-role", "devnet_role",
-                     help="use the devnet file and this dev account (e.g. worker-1)")(f)
+    f = click.option("--as", "--devnet-role", "devnet_role", envvar="TASKNET_ROLE",
+                     help="a devnet dev account (e.g. worker-1): dev chains only")(f)
     f = click.option("--devnet-file", type=click.Path(path_type=Path), envvar="TASKNET_DEVNET_FILE",
-                     help="devnet file (default ~/.tasknet/devnet/devnet.json)")(f)
-    return f
+                     help="devnet file (default $TASKNET_HOME/devnet/devnet.json)")(f)
+    f = click.option("--network", default=None,
+                     help="network profile (env TASKNET_NETWORK; default: the one 'tasknet network use' chose)")(f)
+    f = click.option("--rpc-url", default=None, help="JSON-RPC endpoint (env TASKNET_RPC_URL; default: the network's)")(f)
+    f = click.option("--ipfs-api", default=None, help="this machine's kubo RPC API (env TASKNET_IPFS_API)")(f)
+    return click.option("--keystore", type=click.Path(path_type=Path), default=None,
+                        help="the worker's encrypted keystore (env TASKNET_KEYSTORE; password: TASKNET_PASSWORD)")(f)
+
+
+CONN = ("network", "rpc_url", "ipfs_api", "keystore")
+
+
+def _conn(kw: dict[str, Any]) -> dict[str, Any]:
+    return {k: kw.pop(k, None) for k in CONN}
 
 
 def register(cli: click.Group) -> None:
@@ -87,13 +103,14 @@ def register(cli: click.Group) -> None:
                   help="hand signed results, commits and reveals to this relayer (tasknet relayer run)")
     @click.option("--fault", default=None, hidden=True, help="fault injection for demos and tests")
     def run(config: Path | None, devnet_role: str | None, devnet_file: Path | None, stake_tokens: float | None,
-            max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, fault: str | None) -> None:
-        from worker._daemon import Worker
+            max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, fault: str | None,
+            **kw: Any) -> None:
+        from worker import Worker
 
         from .cli import daemon_logging
 
         daemon_logging()
-        settings = _settings(config, devnet_role, devnet_file, state_dir=state_dir, fault=fault, relay_url=relay_url,
+        settings = _settings(config, devnet_role, devnet_file, _conn(kw), state_dir=state_dir, fault=fault, relay_url=relay_url,
                              stake=int(stake_tokens * ETHER) if stake_tokens is not None else None)
         if max_concurrent is not None:
             settings.policy.max_concurrent = max_concurrent
@@ -102,10 +119,11 @@ def register(cli: click.Group) -> None:
     @worker.command("register", help=HELP_REGISTER)
     @common
     @click.option("--json", "as_json", is_flag=True, help="print JSON")
-    def register_(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool) -> None:
-        from worker._daemon import Worker
+    def register_(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool,
+                  **kw: Any) -> None:
+        from worker import Worker
 
-        w = Worker(_settings(config, devnet_role, devnet_file))
+        w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw)))
         sent = w.register()
         doc = {"address": w.account.address, "changed": sent, **w.advertised()}
         if as_json:
@@ -118,10 +136,11 @@ def register(cli: click.Group) -> None:
     @worker.command(help=HELP_STAKE)
     @click.argument("amount", type=float)
     @common
-    def stake(amount: float, config: Path | None, devnet_role: str | None, devnet_file: Path | None) -> None:
-        from worker._daemon import Worker
+    def stake(amount: float, config: Path | None, devnet_role: str | None, devnet_file: Path | None,
+              **kw: Any) -> None:
+        from worker import Worker
 
-        w = Worker(_settings(config, devnet_role, devnet_file, stake=int(amount * ETHER)))
+        w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw), stake=int(amount * ETHER)))
         w.ensure_registered()
         out.print(f"stake of {w.account.address}: {int(w.market.worker(w.account.address)['stake']) / ETHER:g} tokens")
 
@@ -130,12 +149,12 @@ def register(cli: click.Group) -> None:
     @click.option("--withdraw", is_flag=True, help="withdraw a pending unstake whose delay is over")
     @common
     def unstake(amount: float | None, withdraw: bool, config: Path | None, devnet_role: str | None,
-                devnet_file: Path | None) -> None:
+                devnet_file: Path | None, **kw: Any) -> None:
         from oracle import connect
         from oracle.market import Market
         from oracle.tx import TxSender
 
-        s = _settings(config, devnet_role, devnet_file)
+        s = _settings(config, devnet_role, devnet_file, _conn(kw))
         w3 = connect(s.rpc_url)
         market = Market(w3, s.marketplace)
         sender = TxSender(w3, s.account(int(w3.eth.chain_id)), extra_abis=market.error_abis)
@@ -152,12 +171,13 @@ def register(cli: click.Group) -> None:
     @worker.command(help=HELP_STATUS)
     @common
     @click.option("--json", "as_json", is_flag=True, help="print JSON")
-    def status(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool) -> None:
+    def status(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool,
+               **kw: Any) -> None:
         from oracle import connect
         from oracle.market import Market
-        from worker._journal import Journal, Step
+        from worker import Journal, Step
 
-        s = _settings(config, devnet_role, devnet_file)
+        s = _settings(config, devnet_role, devnet_file, _conn(kw))
         w3 = connect(s.rpc_url)
         market = Market(w3, s.marketplace)
         me = s.account(int(w3.eth.chain_id)).address

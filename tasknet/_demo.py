@@ -178,14 +178,18 @@ class Demo:
         try:
             return self._run()
         finally:
-            for w in self.workers:
-                w.stop()
-            self._remove_leftovers()
-            if self.indexer is not None and not self.o.keep:
-                self.indexer.terminate()
-                self.indexer.wait(30)
-            if started and not self.o.keep:
-                _devnet.down(self.devnet_file)
+            try:  # each step of the clean-up runs whatever the one before it did: never leave a devnet behind
+                for w in self.workers:
+                    w.stop()
+                self._remove_leftovers()
+            finally:
+                try:
+                    if self.indexer is not None and not self.o.keep:
+                        self.indexer.terminate()
+                        self.indexer.wait(30)
+                finally:
+                    if started and not self.o.keep:
+                        _devnet.down(self.devnet_file)
 
     def _run(self) -> dict[str, Any]:
         out = self.o.out_dir.resolve()
@@ -255,9 +259,13 @@ class Demo:
     def _remove_leftovers(self) -> None:
         """Remove what the workers left in the engine: the one killed with SIGKILL never cleans up its output
         holders, and the others' are gone already (each removes its own when it stops)."""
-        with contextlib.suppress(docker.errors.DockerException, OSError), docker.from_env() as client:
-            for w in self.workers:
-                remove_sandbox_leftovers(client, sandbox_owner(self.info.account(w.role).address, w.state_dir))
+        with contextlib.suppress(docker.errors.DockerException, OSError):
+            client = docker.from_env()
+            try:
+                for w in self.workers:
+                    remove_sandbox_leftovers(client, sandbox_owner(self.info.account(w.role).address, w.state_dir))
+            finally:
+                client.close()
 
     def _logs(self, out: Path) -> dict[str, str]:
         """Where each component's logs are: this process, the indexer, every worker, the devnet's daemons."""

@@ -13,12 +13,15 @@ from oracle.archive import (
 )
 
 from ._cache import CachedInput, CacheStats, InputCache, cache_key
+from ._daemon import Worker
+from ._journal import Journal, Step, TaskRecord
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox, remove_sandbox_leftovers, sandbox_owner
+from ._settings import WorkerSettings
 from .exceptions import WorkerError
 
 __all__ = [
-    "CacheStats", "CachedInput", "InputCache", "Limits", "PackedResult", "Reason", "RunResult", "RunSpec",
-    "Sandbox", "WorkerError", "cache_key", "decrypt_file", "decrypt_with", "encrypt_file", "encrypt_for",
+    "CacheStats", "CachedInput", "InputCache", "Journal", "Limits", "PackedResult", "Reason", "RunResult", "RunSpec",
+    "Sandbox", "Step", "TaskRecord", "Worker", "WorkerError", "WorkerSettings", "cache_key", "decrypt_file", "decrypt_with", "encrypt_file", "encrypt_for",
     "generate_keypair", "pack_result", "remove_sandbox_leftovers", "sandbox_owner", "sha256_file",
     "unpack_result",
 ]

@@ -53,6 +53,8 @@ PARAMS_TTL = 30.0
 ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED)
 #: candidates listed in one claimSome, beyond the free slots: the ones others took first are skipped on chain
 CLAIM_CANDIDATES = 16
+#: seconds added to a job's observed run time before joining a replicated task whose commit window is open
+JOIN_MARGIN_S = 15
 LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
              "MarketplaceTaskNotActive", "MarketplaceJobClosed", "MarketplaceClaimPastDeadline",
              "MarketplaceNothingExpired", "MarketplaceLeaseNotExpired", "MarketplaceUnknownLease"}
@@ -77,6 +79,10 @@ class Worker:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.state_dir / "journal.db")
         self.ipfs = IpfsClient(settings.ipfs_api)
+        try:
+            self.ipfs.check_online()  # an offline node is a configuration error: stop now, saying so
+        except IpfsUnavailable as exc:  # a node that is down may come back: the loop waits for it
+            log.warning("ipfs_unavailable_at_start", error=str(exc)[:300])
         self.cache = InputCache(settings.state_dir / "cache", max_bytes=settings.policy.cache_max_bytes,
                                 ipfs=self.ipfs, timeout=settings.input_stall_s,
                                 max_input_bytes=min(settings.max_input_mb << 20, settings.policy.cache_max_bytes))
@@ -103,6 +109,8 @@ class Worker:
         self.cannot_claim: str | None = None
         #: job id -> why its inputs are too large for this worker's caps (None: they fit)
         self._too_large: dict[int, str | None] = {}
+        #: job id -> seconds each of its tasks took here from claim to upload (to judge whether a join is in time)
+        self._run_times: dict[int, list[float]] = {}
 
     # -- state ------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -505,11 +513,22 @@ class Worker:
                 slots -= 1
 
     def _too_late_to_join(self, job: JobView, index: int) -> bool:
-        """(R > 1) A task whose round's commit window would close before this worker could run it and commit."""
+        """(R > 1) A task whose round's commit window would close before this worker could run it and commit: a
+        replica that cannot commit in time is slashed. The run is expected to take what this job's runs took here
+        (twice the longest, plus a margin), or its whole maxRunSeconds when this worker has run none of it yet."""
         if job.replication == 1 or not self.view.replicas.get(task_id(job.job_id, index)):
             return False
         deadline = int(self.market.task(task_id(job.job_id, index))["commitDeadline"])
-        return deadline != 0 and self.market.chain_time() + job.max_run_seconds > deadline
+        if deadline == 0:
+            return False  # nobody committed yet: the window opens with the first commit, ours included
+        return self.market.chain_time() + self._expected_run(job) > deadline
+
+    def _expected_run(self, job: JobView) -> int:
+        """Seconds a task of ``job`` is expected to take here, fetch, run, upload and commit included."""
+        seen = self._run_times.get(job.job_id)
+        if not seen:
+            return job.max_run_seconds
+        return min(job.max_run_seconds, int(2 * max(seen)) + JOIN_MARGIN_S)
 
     def _claim_some(self, batch: list[tuple[JobView, int]], slots: int) -> list[TaskRecord]:
         """Claim up to ``slots`` of ``batch``, in order, in one ``claimSome`` transaction: tasks another worker
@@ -577,6 +596,7 @@ class Worker:
                 self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name)
                 if new.step == Step.UPLOADED:
                     self._advance_soon = True  # a replica to commit
+                    self._run_times.setdefault(rec.job_id, []).append(time.time() - rec.updated_at)
                 if new.finished:
                     self.pipeline.cleanup(new)
             except Exception as exc:  # noqa: BLE001 - whatever it was, the task is journaled and retried or given up

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,30 +12,37 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from oracle import DevnetInfo
+from oracle.devnet import tasknet_home
+from oracle.settings import DEV_CHAIN_IDS, Settings, open_keystore
 
 from ._policy import Policy
 from .exceptions import WorkerError
 
-#: chain ids where a raw private key in the settings is tolerated (public dev chains)
-DEV_CHAIN_IDS = {31337, 1337}
-
 
 class WorkerSettings(BaseSettings):
-    """Every knob of ``tasknet worker run``. Environment variables are ``TASKNET_WORKER_<NAME>``
-    (nested with ``__``, e.g. ``TASKNET_WORKER_POLICY__MIN_REWARD``); a JSON/TOML file can give the same keys."""
+    """Every knob of ``tasknet worker run``. Where the network is, and the key, use the names every role uses
+    (``TASKNET_RPC_URL``, ``TASKNET_IPFS_API``, ``TASKNET_MARKETPLACE``, ``TASKNET_KEYSTORE``,
+    ``TASKNET_PASSWORD``...; usually from a network profile: :meth:`from_common`); the worker's own knobs are
+    ``TASKNET_WORKER_<NAME>`` (nested with ``__``, e.g. ``TASKNET_WORKER_POLICY__MIN_REWARD``). A JSON/TOML file
+    can give the same keys by field name."""
 
-    model_config = SettingsConfigDict(env_prefix="TASKNET_WORKER_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="TASKNET_WORKER_", env_nested_delimiter="__", extra="forbid",
+                                      populate_by_name=True)
 
-    rpc_url: str = "http://127.0.0.1:8545"
+    rpc_url: str = Field("http://127.0.0.1:8545", validation_alias="TASKNET_RPC_URL")
     chain_id: int | None = Field(None, description="expected chain id; checked at start")
-    ipfs_api: str = "http://127.0.0.1:5001"
-    marketplace: str = Field("", description="Marketplace contract address")
-    deploy_block: int = Field(0, ge=0, description="where to start reading events on a fresh journal")
-    keystore: Path | None = Field(None, description="encrypted JSON keystore (password in TASKNET_WORKER_PASSWORD)")
-    password: SecretStr | None = None
-    private_key: SecretStr | None = Field(None, description="raw key: accepted on dev chains only")
-    state_dir: Path = Field(Path.home() / ".tasknet" / "worker", description="journal, cache and task folders")
-    confirmations: int = Field(0, ge=0)
+    ipfs_api: str = Field("http://127.0.0.1:5001", validation_alias="TASKNET_IPFS_API")
+    marketplace: str = Field("", description="Marketplace contract address", validation_alias="TASKNET_MARKETPLACE")
+    deploy_block: int = Field(0, ge=0, description="where to start reading events on a fresh journal",
+                              validation_alias="TASKNET_DEPLOY_BLOCK")
+    keystore: Path | None = Field(None, description="encrypted JSON keystore (password in TASKNET_PASSWORD)",
+                                  validation_alias="TASKNET_KEYSTORE")
+    password: SecretStr | None = Field(None, validation_alias="TASKNET_PASSWORD")
+    private_key: SecretStr | None = Field(None, description="raw key: accepted on dev chains only",
+                                          validation_alias="TASKNET_PRIVATE_KEY")
+    state_dir: Path = Field(default_factory=lambda: tasknet_home() / "worker",
+                            description="journal, cache and task folders (default: $TASKNET_HOME/worker)")
+    confirmations: int = Field(0, ge=0, validation_alias="TASKNET_CONFIRMATIONS")
     poll_interval: float = Field(0.25, gt=0)
     claim_backoff_max: float = Field(0.3, ge=0, description="random delay before a claim, seconds")
     drain_timeout: float = Field(120.0, ge=0, description="on SIGTERM, wait this long for running tasks")
@@ -66,8 +72,9 @@ class WorkerSettings(BaseSettings):
     @model_validator(mode="after")
     def _key(self) -> WorkerSettings:
         if self.keystore is None and self.private_key is None:
-            raise ValueError("no worker key: set 'keystore' (+ TASKNET_WORKER_PASSWORD) or, on a dev chain, "
-                             "'private_key'")
+            raise ValueError("no worker key: set 'keystore' (TASKNET_KEYSTORE, password in TASKNET_PASSWORD; make "
+                             "one with 'tasknet account new' or 'tasknet account import') or, on the devnet, use "
+                             "--as worker-N")
         return self
 
     @classmethod
@@ -83,6 +90,23 @@ class WorkerSettings(BaseSettings):
         return cls(**{**data, **overrides})
 
     @classmethod
+    def from_common(cls, common: Settings, **overrides: object) -> WorkerSettings:
+        """The worker's settings on the network ``common`` resolved (see :func:`oracle.settings.resolve`): its
+        endpoints and deployment, its key (keystore; on the devnet, the dev account ``--as`` names), and the
+        state folder (``$TASKNET_HOME/worker``; on the devnet, the devnet's ``workers/ROLE``)."""
+        base: dict[str, Any] = {
+            "rpc_url": common.rpc_url, "chain_id": common.chain_id, "ipfs_api": common.ipfs_api,
+            "marketplace": common.marketplace, "deploy_block": common.deploy_block,
+            "confirmations": common.confirmations, "keystore": common.keystore, "password": common.password,
+            "private_key": common.private_key,
+        }
+        if common.keystore is None and common.private_key is None and common.role is not None:
+            info = common.devnet()
+            base["private_key"] = info.account(common.role).private_key
+            base["state_dir"] = Path(info.state_dir) / "workers" / common.role
+        return cls(**{**{k: v for k, v in base.items() if v is not None}, **overrides})
+
+    @classmethod
     def from_devnet(cls, role: str = "worker-1", devnet_file: str | Path | None = None,
                     **overrides: object) -> WorkerSettings:
         info = DevnetInfo.load(devnet_file)
@@ -95,20 +119,14 @@ class WorkerSettings(BaseSettings):
         return cls(**{**base, **overrides})
 
     def account(self, chain_id: int) -> LocalAccount:
-        """The worker's key: the keystore (decrypted with the password) or, on a dev chain, the raw key."""
+        """The worker's key: the keystore (decrypted with the password: the settings', else TASKNET_PASSWORD) or,
+        on a dev chain, the raw key."""
         if self.keystore is not None:
-            password = self.password.get_secret_value() if self.password else os.environ.get("TASKNET_WORKER_PASSWORD")
-            if password is None:
-                raise WorkerError(f"keystore {self.keystore} needs a password: set TASKNET_WORKER_PASSWORD")
-            try:
-                key = Account.decrypt(json.loads(self.keystore.read_text()), password)
-            except (OSError, ValueError) as exc:
-                raise WorkerError(f"cannot open keystore {self.keystore}: {exc}; check the path and password") from exc
-            account: LocalAccount = Account.from_key(key)
-            return account
+            return open_keystore(self.keystore, self.password.get_secret_value() if self.password else None)
         if chain_id not in DEV_CHAIN_IDS:
             raise WorkerError(f"a raw private key is only accepted on a dev chain (ids {sorted(DEV_CHAIN_IDS)}), this is "
-                              f"chain {chain_id}; create a keystore with 'tasknet worker keystore' and set 'keystore'")
+                              f"chain {chain_id}; make an encrypted keystore with 'tasknet account import' and set "
+                              "'keystore' (TASKNET_KEYSTORE)")
         assert self.private_key is not None
         dev_account: LocalAccount = Account.from_key(self.private_key.get_secret_value())
         return dev_account

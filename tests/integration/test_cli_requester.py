@@ -137,7 +137,7 @@ def test_image_base_builds_the_cached_busybox_base(docker_client: Any) -> None:
 
 
 def test_every_requester_command_has_an_example_in_its_help() -> None:
-    groups = ["account", "app", "dataset", "job", "result", "image"]
+    groups = ["account", "app", "dataset", "job", "result", "image", "network", "config"]
     for name in groups:
         group = cli.commands[name]
         assert isinstance(group, click.Group)
