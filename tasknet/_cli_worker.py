@@ -20,7 +20,7 @@ Settings come from --config (JSON or TOML), then TASKNET_WORKER_* environment va
 Example (devnet):
   tasknet worker run --devnet-role worker-1 --stake 10
 Example (any chain):
-  TASKNET_WORKER_PASSWORD=... tasknet worker run --config worker.toml
+  TASKNET_PASSWORD=... tasknet worker run --config worker.toml
 """
 HELP_STATUS = """Show the worker's stake, reputation, balance, earnings, running and finished tasks and cache use
 (earnings and tasks are read from the journal in the worker's state folder).

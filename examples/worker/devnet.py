@@ -1,12 +1,12 @@
 """Point a copy of examples/worker/worker.toml at the devnet and give it a dev account's key as a keystore.
 
     cp examples/worker/worker.toml worker.toml
-    export TASKNET_WORKER_PASSWORD='a long passphrase'
+    export TASKNET_PASSWORD='a long passphrase'
     .venv/bin/python examples/worker/devnet.py worker-3 worker.toml
     tasknet worker run --config worker.toml
 
 Fills in the network keys (rpc_url, chain_id, marketplace, deploy_block, ipfs_api) from the devnet file, writes
-ROLE's key as an encrypted JSON keystore ROLE.json beside the settings file (password: $TASKNET_WORKER_PASSWORD,
+ROLE's key as an encrypted JSON keystore ROLE.json beside the settings file (password: $TASKNET_PASSWORD,
 the one the worker reads) and sets keystore and state_dir (the devnet's workers/ROLE folder). Everything else in
 the file is left as you wrote it. The devnet's keys come from a public mnemonic: never use them elsewhere.
 """
@@ -42,9 +42,9 @@ def main() -> None:
     parser.add_argument("config", type=Path, help="the settings file to fill in (a copy of worker.toml)")
     parser.add_argument("--devnet-file", type=Path, default=None, help="default: $TASKNET_HOME/devnet/devnet.json")
     args = parser.parse_args()
-    password = os.environ.get("TASKNET_WORKER_PASSWORD")
+    password = os.environ.get("TASKNET_PASSWORD")
     if not password:
-        sys.exit("set TASKNET_WORKER_PASSWORD first: the keystore is encrypted with it, and the worker reads it")
+        sys.exit("set TASKNET_PASSWORD first: the keystore is encrypted with it, and the worker reads it")
     info = DevnetInfo.load(args.devnet_file)
     keystore = (args.config.parent / f"{args.role}.json").resolve()
     key = bytes.fromhex(info.account(args.role).private_key.removeprefix("0x"))
