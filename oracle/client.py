@@ -733,8 +733,10 @@ class Client:
             raise ResultNotReady(f"task {index} of job {job_id} is finalized but no revealed CID matches its digest")
         errors: list[str] = []
         missing: list[str] = []
+        if dest is not None:  # unpack beside the destination: moving it there is then a rename, whatever its depth
+            dest.mkdir(parents=True, exist_ok=True)
         for cid in cids:
-            with tempfile.TemporaryDirectory(prefix="tasknet-result-") as tmp:
+            with tempfile.TemporaryDirectory(prefix=".tasknet-result-", dir=dest) as tmp:
                 blob = Path(tmp) / "blob"
                 try:
                     self.ipfs.cat_to(cid, blob, max_bytes=max_bytes, progress=progress)

@@ -15,7 +15,7 @@ Hierarchy::
     │   └── ContentNotJson       content that should be a JSON document is not
     ├── IntegrityError           content does not match its CID, digest or checksum
     ├── ArchiveError             a result archive cannot be packed, unpacked, encrypted or decrypted
-    │   └── UnsafeArchive        an archive tries to escape its folder or holds links/devices
+    │   └── UnsafeArchive        an archive escapes its folder, holds links/devices or unsafe names
     ├── DevnetError              the embedded devnet file is missing, stale or unhealthy
     └── ProfileError             a network profile is missing, invalid, or disagrees with the network
 
@@ -95,7 +95,8 @@ class ArchiveError(TasknetError):
 
 
 class UnsafeArchive(ArchiveError):
-    """An archive member would land outside the destination, or is a link, device or oversized."""
+    """An archive member would land outside the destination, is a link, a device, oversized, too deep, or has a
+    name that is not portable (its name is escaped in the message)."""
 
 
 # -- requester SDK (oracle.client) ---------------------------------------------------------------------

@@ -9,8 +9,9 @@ host path or a worker's name. The format is ``key: value`` lines::
     error: <one sentence, when the worker has one>
 
 ``reason`` is ``ok`` for a success; anything else is a failed run (``nonzero-exit``, ``timeout``, ``oom``,
-``output-unsafe`` ...). Entries the worker left out of the output are listed one per line in
-``logs/skipped.txt`` when there are any.
+``output-unsafe`` ...): see :data:`OUTPUT_REASONS` and contracts/PROTOCOL.md ("Result archives"). Entries the worker
+left out of the output (links, sockets...) are listed one per line in ``logs/skipped.txt`` when there are any,
+names escaped (:func:`oracle.archive.escape_name`), in byte order of the names.
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ from pydantic import BaseModel, Field
 
 STATUS_FILE = "status.txt"
 SKIPPED_FILE = "skipped.txt"
+
+#: an output entry's name is not portable (a backslash, a control character, bytes that are not UTF-8)
+OUTPUT_UNSAFE = "output-unsafe"
+#: an output entry is nested deeper than :data:`oracle.archive.MAX_DEPTH` levels or its path is longer than
+#: :data:`oracle.archive.MAX_PATH_BYTES` bytes
+OUTPUT_TOO_DEEP = "output-too-deep"
+#: the output's bytes (or the pages its files take) exceed the output cap
+OUTPUT_TOO_LARGE = "output-too-large"
+#: the output holds more entries than the output cap allows
+OUTPUT_TOO_MANY_FILES = "output-too-many-files"
+#: the app exited 0 without writing its declared deterministic file
+MISSING_DETERMINISTIC_FILE = "missing-deterministic-file"
+#: the reasons that refuse an output as a whole, strongest first: when several apply, the first is reported (an
+#: order that does not depend on the order in which the entries were read, so every replica reports the same)
+OUTPUT_REASONS = (OUTPUT_TOO_LARGE, OUTPUT_TOO_MANY_FILES, OUTPUT_TOO_DEEP, OUTPUT_UNSAFE)
 
 
 class ResultStatus(BaseModel):
@@ -34,6 +50,15 @@ class ResultStatus(BaseModel):
     @property
     def ok(self) -> bool:
         return self.reason == "ok"
+
+
+def format_status(reason: str, exit_code: int | None, error: str | None = None) -> str:
+    """The ``status.txt`` of a run: ``reason`` and ``exit_code`` lines, and for a failure the ``error`` sentence
+    (kept on one line: a line break in it is written as ``\\n``)."""
+    text = f"reason: {reason}\nexit_code: {'' if exit_code is None else exit_code}\n"
+    if error:
+        text += "error: " + error.replace("\r", "\\r").replace("\n", "\\n") + "\n"
+    return text
 
 
 def parse_status(text: str) -> ResultStatus:

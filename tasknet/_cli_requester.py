@@ -760,10 +760,17 @@ def _print_failures(failures: list[TaskFailure]) -> None:
     out.print(f"[red]{len(failures)} task(s) failed[/] (exit code {EXIT_FAILED})")
 
 
-def _print_skipped(results: list[Any]) -> None:
+def _print_skipped(results: list[Any], shown: int = 3) -> None:
+    """One warning line per task whose worker left entries out of its output (links, sockets...): how many, the
+    first few, and where the full list is. Names are escaped (a hostile worker may write anything there)."""
     for r in results:
-        for entry in r.skipped:
-            err.print(f"[yellow]task {r.index}: left out of the output:[/] {printable(entry)}", highlight=False)
+        if not r.skipped:
+            continue
+        names = ", ".join(printable(entry) for entry in r.skipped[:shown])
+        more = f" and {len(r.skipped) - shown} more" if len(r.skipped) > shown else ""
+        where = f" (all in {printable(str(r.path / 'logs' / 'skipped.txt'))})" if r.path is not None else ""
+        err.print(f"[yellow]warning: task {r.index}: {len(r.skipped)} output "
+                  f"entr{'y' if len(r.skipped) == 1 else 'ies'} left out:[/] {names}{more}{where}", highlight=False)
 
 
 def printable(text: str) -> str:

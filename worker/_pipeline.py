@@ -9,16 +9,17 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker
 from pydantic import ValidationError
 
 from oracle import get_logger
-from oracle.archive import encrypt_file, pack_result, sha256_file
+from oracle.archive import encrypt_file, escape_name, pack_result, sha256_file, unsafe_name
 from oracle.exceptions import (
     ContentNotJson,
     ContentTooLarge,
@@ -39,6 +40,7 @@ from oracle.ipfs import IpfsClient
 from oracle.market import AppView, JobView, Market
 from oracle.models import AppMetadata, InputsDocument
 from oracle.protocol import Eip712Domain, commitment, new_salt, task_id
+from oracle.status import SKIPPED_FILE, STATUS_FILE, format_status
 from oracle.tx import TxSender
 
 from ._cache import InputCache
@@ -62,8 +64,33 @@ DOC_ERROR_TTL = 300.0
 LOG_CAP = 1 << 20
 
 
-def _killed_from_outside(run: RunResult) -> bool:
-    return run.reason == Reason.NONZERO_EXIT and run.exit_code == 137
+#: reasons whose result archive carries no output: the output was refused (its content decides, whatever the
+#: order it was read in), or the app did not produce what it declared
+NO_OUTPUT = frozenset({Reason.OUTPUT_UNSAFE, Reason.OUTPUT_TOO_DEEP, Reason.OUTPUT_TOO_LARGE,
+                       Reason.OUTPUT_TOO_MANY_FILES, Reason.MISSING_DETERMINISTIC_FILE})
+
+
+def _check_deterministic_file(run: RunResult, app: AppView) -> RunResult:
+    """A successful run of an app that declares a deterministic file must have written it (a regular file inside
+    the output folder); otherwise the run failed with ``missing-deterministic-file``, as for every replica."""
+    declared = app.deterministic_file
+    if not run.ok or not declared:
+        return run
+    rel = PurePosixPath(declared)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts or unsafe_name(declared) is not None:
+        sentence = (f"the app declares '{escape_name(declared)}' as its deterministic file, which is not a "
+                    "relative path inside the output folder")
+    else:
+        try:
+            found = stat.S_ISREG(os.lstat(run.output_dir.joinpath(*rel.parts)).st_mode)
+        except OSError:
+            found = False
+        if found:
+            return run
+        sentence = (f"the app exited with code {run.exit_code} but did not write its declared deterministic file "
+                    f"'{escape_name(declared)}'")
+    return run.model_copy(update={"reason": Reason.MISSING_DETERMINISTIC_FILE, "message": sentence,
+                                  "explanation": sentence})
 
 
 class TaskLost(TasknetError):
@@ -113,6 +140,10 @@ class Pipeline:
         except TaskLost as exc:
             bound.warning("task_lost", reason=str(exc))
             rec = self.journal.record(job.job_id, rec.task_index, Step.LOST, note=str(exc), reason=str(exc))
+        except BaseException:
+            # the daemon retries the task (from a fresh folder) or gives it up: either way its folder is not needed
+            self.cleanup(rec)
+            raise
         return rec
 
     # -- producing the result -----------------------------------------------------------------------
@@ -130,15 +161,18 @@ class Pipeline:
             command = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
             self.journal.record(job.job_id, index, Step.INPUTS_READY)
             run = self._execute(job, app, command, dirs)
-            if _killed_from_outside(run):
-                # SIGKILL that none of our limits sent (the engine restarted, the host ran out of memory...): not
-                # the app's answer, and publishing it would get an honest worker outvoted. Run it once more; a
-                # second kill is published as it is (an app may well kill itself every time).
-                log.warning("task_killed_from_outside", exit_code=run.exit_code, action="run again once")
+            if run.killed_from_outside:
+                # a signal the engine delivered that none of our limits sent (docker kill or stop, an engine
+                # shutdown): not the app's answer, and publishing it would get an honest worker outvoted. Run it
+                # once more; a second kill is published as it is. An app that exits 137 (or SIGKILLs itself) left
+                # no such record: that is its answer, run once (see Sandbox._signal_from_outside).
+                log.warning("task_killed_from_outside", exit_code=run.exit_code, why=run.message,
+                            action="run again once")
                 for d in (dirs["out"], dirs["logs"]):
                     shutil.rmtree(d, ignore_errors=True)
                     d.mkdir(parents=True)
                 run = self._execute(job, app, command, dirs)
+            run = _check_deterministic_file(run, app)
         except (InputError, ValidationError, ImageError) as exc:
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         except IpfsUnavailable:
@@ -291,18 +325,37 @@ class Pipeline:
 
     def _publish(self, job: JobView, app: AppView, rec: TaskRecord, dirs: dict[str, Path], run: RunResult | None,
                  error: str | None) -> TaskRecord:
+        """Pack and upload the result: a success, or a failure result that every honest replica packs alike.
+
+        A failure archive holds ``logs/status.txt`` (reason, exit code, one sentence with nothing of this worker
+        in it); the app's stdout and stderr, unless the app declares a deterministic file (it says its bytes are
+        not reproducible: its logs may not be either); and its output, unless the output was refused or the app
+        declares a deterministic file (then none). Skipped entries are listed in ``logs/skipped.txt``."""
         folder = dirs["in"].parent
+        reason = run.reason.value if run is not None else "input-error"
+        failed = run is None or not run.ok
+        sentence = error if run is None else run.explanation or None
+        bare = failed and bool(app.deterministic_file)  # a failure of an app whose bytes are not reproducible
+        out = dirs["out"]
+        if run is not None and (run.reason in NO_OUTPUT or bare):
+            out = folder / "no-output"
+            out.mkdir(exist_ok=True)
         logs: dict[str, Path] = {}
-        if run is not None:
+        if run is not None and not bare:
             logs = {"stdout.txt": run.stdout_path, "stderr.txt": run.stderr_path}
-        status = folder / "status.txt"
-        status.write_text(f"reason: {run.reason.value if run else 'input-error'}\n"
-                          f"exit_code: {run.exit_code if run else ''}\n" + (f"error: {error}\n" if error else ""))
-        logs["status.txt"] = status
+        status = folder / STATUS_FILE
+        status.write_text(format_status(reason, run.exit_code if run is not None else None, sentence))
+        logs[STATUS_FILE] = status
+        if run is not None and run.skipped and out == dirs["out"]:
+            skipped = folder / SKIPPED_FILE
+            skipped.write_text("".join(line + "\n" for line in run.skipped))
+            logs[SKIPPED_FILE] = skipped
+        if failed:
+            log.warning("task_failed", job_id=job.job_id, task_index=rec.task_index, reason=reason, error=sentence)
         if self.s.fault == "wrong-result":
             self._corrupt(dirs["out"])
-        det = app.deterministic_file if run is not None and run.ok and app.deterministic_file else None
-        packed = pack_result(dirs["out"], folder / "result.tar", logs=logs, deterministic_file=det)
+        det = app.deterministic_file if not failed and app.deterministic_file else None
+        packed = pack_result(out, folder / "result.tar", logs=logs, deterministic_file=det)
         upload = packed.archive_path
         if job.encryption_key:
             upload = folder / "result.tar.sealed"

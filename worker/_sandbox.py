@@ -18,11 +18,23 @@ than the cap: the rest of such an archive is never read, and the slot is dropped
 and ``/tmp`` are charged to the app's memory cgroup, so the container's memory limit is ``memory + output + tmp``
 bytes: the RAM a task can take is exactly that sum.
 
+**What the output may hold.** The cap counts each file's bytes rounded up to 4 KiB pages (what the tmpfs takes
+for it; hard links count once per name): an output that takes exactly the cap is accepted. The volume is one page
+and one inode larger than the caps, so an app that tries to go past them is seen to (its pages or its entries
+exceed the cap) rather than taken for one that stopped exactly at them. Whatever the output holds never raises:
+over a cap (``output-too-large``, ``output-too-many-files``), deeper than 128 levels or a path over 4,000 bytes
+(``output-too-deep``), a name that is not portable (``output-unsafe``) are reasons of the run's result, decided
+by what the output holds, not by the order it is read in (see :func:`oracle.archive.extract_tar`). Sockets, which
+the holder's tar ignores, are listed by the holder first and reported as skipped like links.
+
 **Output slots are reused.** A volume with its holder is an *output slot*. Slots are pooled: on a line the
 worker writes to the holder's stdin, it restores the owner's rights on what the app left (so it can read and
-remove all of it), writes the tar, empties ``/out`` and answers with the count of entries left; the slot serves
-the next run once it answers 0, and is removed otherwise. The answer also proves the holder ran all along, so
-the copy is the whole output. The app joins the holder's network namespace (``network_mode=container:…``),
+remove all of it), lists the sockets, writes the tar, empties ``/out`` and answers with its tar's status and the
+count of entries left; the slot serves the next run once it answers 0, and is removed otherwise. The answer also
+proves the holder ran all along, so the copy is the whole output. The volume's root is root's (mode 1775, the
+sandbox user's group): the app writes in it but cannot change its mode, owner, ACL or extended attributes (user
+attributes of a sticky folder are its owner's), and what it writes inside goes with its attributes when the slot
+is emptied, so nothing of a task reaches the next. The app joins the holder's network namespace (``network_mode=container:…``),
 which has no interface but ``lo`` and nothing listening: creating and destroying a namespace per task cost more
 CPU than the rest of a trivial run. Two runs never share a slot at once, and nothing of a run survives into the
 next (its processes die with its pid namespace; IPC, ``/tmp`` and ``/dev/shm`` stay private per container; the
@@ -61,8 +73,16 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from oracle import get_logger
-from oracle.archive import ExtractStats, extract_tar, open_tar_stream
+from oracle import get_logger, status
+from oracle.archive import (
+    MAX_DEPTH,
+    MAX_PATH_BYTES,
+    ExtractStats,
+    OutputProblem,
+    escape_name,
+    extract_tar,
+    open_tar_stream,
+)
 from oracle.images import (
     BUSYBOX_BASE,
     ImageDigestMismatch,
@@ -83,11 +103,21 @@ MiB = 1 << 20
 _PAGE = 4096
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: the output holder's program (busybox sh): for each line N read on stdin, give the owner back every right on
-#: what the app left in /out, write it as a tar archive on stdout, remove it all, and answer "N <entries left>";
-#: exit when stdin closes (the worker went away)
-_HOLDER_SCRIPT = ('while read -r n; do chmod -R u+rwX /out 2>/dev/null; tar -cf - -C /out .; '
-                  'rm -rf /out/* /out/.[!.]* /out/..?* 2>/dev/null; chmod 755 /out; '
-                  'echo "$n $(ls -A /out | wc -l)"; done')
+#: what the app left in /out; write "N <bytes>" and the NUL-separated paths of the sockets in /out (its tar
+#: ignores them; the worker lists them as skipped); write /out as a tar archive; remove it all; answer
+#: "N <tar's exit status> <entries left>". Exit when stdin closes (the worker went away). /out itself is root's
+#: (sticky, group-writable): neither the app nor the holder can change its mode, owner, ACL or attributes.
+#: (find names /out's entries: ``chmod -R /out`` stops at /out, which is not the holder's, and a glob of
+#: 10,000 long names could pass ARG_MAX where busybox execs its applets.)
+_HOLDER_SCRIPT = ('while read -r n; do find /out -mindepth 1 -maxdepth 1 -exec chmod -R u+rwX {} + 2>/dev/null; '
+                  's=$(( $(find /out -type s -print0 2>/dev/null | wc -c) )); echo "$n $s"; '
+                  '[ "$s" -eq 0 ] || find /out -type s -print0 2>/dev/null; '
+                  'tar -cf - -C /out .; r=$?; find /out -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null; '
+                  'echo "$n $r $(ls -A /out | wc -l)"; done')
+#: mode of the output volume's root (owner root, group the sandbox user's): sticky and group-writable, so the app
+#: writes in it but cannot chmod it, chown it, set an ACL or a user extended attribute on it (a sticky folder's
+#: user.* attributes are its owner's) - nothing of it carries over to the next task using the slot
+_OUT_MODE = "1775"
 _ZERO_BLOCK = bytes(512)
 
 
@@ -118,10 +148,19 @@ class Reason(str, enum.Enum):
     TIMEOUT = "timeout"
     OOM = "oom"
     PIDS = "pids"
-    OUTPUT_TOO_LARGE = "output-too-large"
+    OUTPUT_TOO_LARGE = status.OUTPUT_TOO_LARGE
+    OUTPUT_TOO_MANY_FILES = status.OUTPUT_TOO_MANY_FILES
+    OUTPUT_TOO_DEEP = status.OUTPUT_TOO_DEEP
+    OUTPUT_UNSAFE = status.OUTPUT_UNSAFE
+    MISSING_DETERMINISTIC_FILE = status.MISSING_DETERMINISTIC_FILE  # judged by the pipeline, which knows the app
     IMAGE_MISSING = "image-missing"
     IMAGE_MISMATCH = "image-digest-mismatch"
     START_FAILED = "start-failed"
+
+
+#: the status.txt sentences of runs refused before they started
+_IMAGE_EXPLANATIONS = {Reason.IMAGE_MISSING: "the app's image could not be found by its registered digest",
+                       Reason.IMAGE_MISMATCH: "the app's image does not match its registered digest"}
 
 
 class RunSpec(BaseModel):
@@ -141,20 +180,27 @@ class RunSpec(BaseModel):
 
 
 class RunResult(BaseModel):
-    """What happened to a run. ``reason`` is machine-readable, ``message`` is for people."""
+    """What happened to a run. ``reason`` is machine-readable, ``message`` is for people (with this worker's
+    limits and the last stderr line); ``explanation`` says it in one sentence holding only what every replica
+    shares (no limit of this worker, no path, no time): it goes into the result's ``status.txt``."""
 
     model_config = ConfigDict(frozen=True)
 
     reason: Reason
     message: str
+    explanation: str = ""
     exit_code: int | None = None
+    #: a signal the engine delivered (``docker kill``, a stop, an engine shutdown) that none of our limits sent:
+    #: the run says nothing about the app (see Sandbox._execute)
+    killed_from_outside: bool = False
     image_id: str | None = None
     run_seconds: float = 0.0  # container start to exit
     total_seconds: float = 0.0  # the whole call: checks, containers, copy-out, clean-up
     output_dir: Path
     output_bytes: int = 0
     output_files: int = 0
-    skipped: list[str] = []  # output entries not copied out (symlinks, devices, …), with why
+    output_entries: int = 0  # files, folders, links, specials: what counts against limits.output_files
+    skipped: list[str] = []  # output entries not copied out (symlinks, sockets, …) with why, escaped, in order
     stdout_path: Path
     stderr_path: Path
     stdout_bytes: int = 0  # bytes the app wrote (kept: at most limits.log_bytes)
@@ -269,6 +315,8 @@ class Sandbox:
                  holder_image: str = BUSYBOX_BASE, prewarm: bool = True, max_idle: int = 4) -> None:
         if user.split(":")[0] in ("0", "root", ""):
             raise ValueError(f"sandbox user must be unprivileged, got {user!r}")
+        if ":" not in user:
+            user = f"{user}:{user}"  # the output volume's group is the user's: name it, never the image's default
         self.client, self.owner, self.user, self.holder_image = client, owner, user, holder_image
         self.prewarm, self.max_idle = prewarm, max_idle
         self._closed = False
@@ -294,7 +342,8 @@ class Sandbox:
         try:
             image_id = self._check_image(spec)
         except _ImageProblem as problem:
-            return RunResult(reason=problem.reason, message=str(problem), total_seconds=time.monotonic() - started,
+            return RunResult(reason=problem.reason, message=str(problem), explanation=_IMAGE_EXPLANATIONS[problem.reason],
+                             total_seconds=time.monotonic() - started,
                              output_dir=paths.output, stdout_path=paths.stdout, stderr_path=paths.stderr)
         if spec.input_dir is not None:
             if not spec.input_dir.is_dir():
@@ -316,7 +365,8 @@ class Sandbox:
         result = self._judge(spec, image_id, outcome, copied, paths, time.monotonic() - started)
         log.info("sandbox_run", task=spec.task, image=spec.image, reason=result.reason.value,
                  exit_code=result.exit_code, run_s=round(result.run_seconds, 3),
-                 total_s=round(result.total_seconds, 3), output_bytes=result.output_bytes)
+                 total_s=round(result.total_seconds, 3), output_bytes=result.output_bytes,
+                 **({} if result.ok else {"why": result.message}))
         return result
 
     def warm(self, limits: Limits) -> None:
@@ -455,8 +505,8 @@ class Sandbox:
         labels = {"tasknet.sandbox": self.owner, "tasknet.role": "holder"}
         volume = self._api(lambda: self.client.volumes.create(name=name, driver="local", labels=labels, driver_opts={
             "type": "tmpfs", "device": "tmpfs",
-            "o": f"size={limits.output_bytes},nr_inodes={limits.output_files + 1},uid={self._uid},"
-                 f"gid={self._gid},mode=0755,nosuid,nodev"}), "create the output volume")
+            "o": f"size={_volume_bytes(limits)},nr_inodes={limits.output_files + 2},uid=0,gid={self._gid},"
+                 f"mode={_OUT_MODE},nosuid,nodev"}), "create the output volume")
         slot = _Slot(volume, _slot_key(limits))
         try:
             slot.holder = self._api(lambda: self.client.containers.create(
@@ -537,7 +587,7 @@ class Sandbox:
         pump.start()
         watch = _PidsWatch(app)
         outcome = _Outcome()
-        t0 = time.monotonic()
+        t0, started_at = time.monotonic(), time.time()
         try:
             try:
                 app.start()
@@ -571,36 +621,57 @@ class Sandbox:
                 watch.join(timeout=1.0)
             outcome.pids_hit = watch.hit
             outcome.stdout_bytes, outcome.stderr_bytes = pump.seen[1], pump.seen[2]
+        if outcome.exit_code not in (None, 0) and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed):
+            outcome.outside_signal = self._signal_from_outside(app, started_at)
         return outcome
 
-    def _copy_out(self, slot: _Slot, spec: RunSpec) -> tuple[ExtractStats, bool]:
-        """Have the holder write ``/out`` as a tar stream (extracted as it comes) and empty it; return what was
-        extracted and whether the slot may serve again. The holder's answer after the archive also proves it ran
-        all along, so the volume stayed mounted and the copy is the app's whole output."""
+    def _signal_from_outside(self, app: Container, started_at: float) -> str | None:
+        """The signal the engine delivered to ``app`` while it ran, if any. We only get here when none of our
+        limits killed it (wall clock, pids watch), and the engine's OOM kills are known (OOMKilled): so a ``kill``
+        event in the engine's own record is someone else's (``docker kill``/``stop``, an engine shutdown). An
+        exit code of 137 without one is the app's own answer (``exit 137``, or a SIGKILL it sent itself).
+        NOTE: a SIGKILL that bypasses the engine (the host's OOM killer, ``kill -9`` by the host's root) leaves
+        no such record and cannot be told from the app's own: it is published as the app's exit."""
+        events = self._api(lambda: list(self.client.events(
+            since=started_at - 300, until=time.time(), filters={"container": app.id, "event": "kill"},
+            decode=True)), "read the task's events")
+        signals = [str((e.get("Actor") or {}).get("Attributes", {}).get("signal", "?")) for e in events]
+        return signals[0] if signals else None
 
+    def _copy_out(self, slot: _Slot, spec: RunSpec) -> tuple[_Copied, bool]:
+        """Have the holder list ``/out``'s sockets, write ``/out`` as a tar stream (extracted as it comes) and
+        empty it; return what was extracted and whether the slot may serve again. The holder's answer after the
+        archive also proves it ran all along, so the volume stayed mounted and the copy is the app's whole output.
+        Whatever the app left, nothing raises but the engine's or this host's own failures (SandboxError)."""
         from docker.utils.socket import SocketError
 
+        lim = spec.limits
         try:
             request = slot.send()
+            sockets = slot.sockets(request)
             reader = _HolderTar(slot)
             with open_tar_stream(io.BufferedReader(reader, 1 << 20)) as tar:
-                stats = extract_tar(tar, spec.output_dir, max_bytes=spec.limits.output_bytes,
-                                    max_files=spec.limits.output_files, strict=False)
-            if stats.over_cap:
-                return stats, False  # the rest of the archive (a sparse file may claim terabytes) is not read
+                stats = extract_tar(tar, spec.output_dir, max_bytes=lim.output_bytes, max_files=lim.output_files,
+                                    max_depth=MAX_DEPTH, max_path_bytes=MAX_PATH_BYTES, strict=False,
+                                    others=((name, "socket") for name in sockets))
+            if stats.over_cap:  # the rest of the archive (a sparse file may claim terabytes) is not read
+                return _Copied(stats, 0), False
             reader.drain()
-            left = slot.answer(request)
+            tar_status, left = slot.answer(request)
         except tarfile.TarError as exc:
             raise SandboxError(f"the output archive from the holder is unreadable ({exc}); the holder said "
                                f"{slot.errors[-300:].decode(errors='replace')!r}") from exc
-        except (OSError, EOFError, SocketError, ValueError) as exc:
+        except (_HolderGone, EOFError, SocketError, ValueError) as exc:
             raise SandboxError("the sandbox's output holder stopped answering while it copied the output out "
                                f"({exc or type(exc).__name__}), so the task's output is lost; something on this "
                                "engine removes containers — retry the task") from exc
+        except OSError as exc:  # the holder's stream is read through _HolderTar: this is our own disk
+            raise SandboxError(f"cannot write the task's output into {spec.output_dir} ({exc}); free space on "
+                               "this worker's disk — the task is retried") from exc
         if left:
             log.warning("sandbox_slot_dropped", holder=slot.holder.name if slot.holder else None,
                         reason=f"{left} entries left in the output volume after emptying it")
-        return stats, left == 0
+        return _Copied(stats, tar_status, _last_error(slot.errors) if tar_status else ""), left == 0
 
     def _remove_async(self, app: Container | None, slot: _Slot | None) -> None:
         def remove() -> None:
@@ -665,40 +736,87 @@ class Sandbox:
                     return
                 time.sleep(0.1 * (attempt + 1))
 
-    def _judge(self, spec: RunSpec, image_id: str, o: _Outcome, copied: ExtractStats, paths: _Paths,
+    def _judge(self, spec: RunSpec, image_id: str, o: _Outcome, copied: _Copied, paths: _Paths,
                total: float) -> RunResult:
         lim = spec.limits
-        full = copied.over_cap or copied.block_bytes >= math.ceil(lim.output_bytes / _PAGE) * _PAGE - _PAGE or (
-            copied.files + copied.dirs >= lim.output_files)
+        stats = copied.stats
+        problem = _output_problem(lim, copied)
         hint = _last_line(paths.stderr)
+        # a failed start, then the kernel's OOM kill, then the output (what it holds decides, whatever the exit),
+        # then our kills, then the exit code
         if o.start_error is not None:
             reason, message = Reason.START_FAILED, (f"the container could not start: {o.start_error}; check the "
                                                     "app's command and entrypoint")
+            explanation = "the app's container could not start; check the app's command and entrypoint"
         elif o.oom_killed and o.exit_code != 0:
             reason, message = Reason.OOM, (f"the app ran out of memory (limit {lim.memory_bytes} bytes plus "
                                            f"{lim.output_bytes + lim.tmp_bytes} for /out and /tmp) and was killed")
-        elif full:
-            reason, message = Reason.OUTPUT_TOO_LARGE, (
-                f"the app filled its output folder (cap {lim.output_bytes} bytes, {lim.output_files} entries); "
-                "the result is incomplete")
+            explanation = "the app ran out of memory and was killed"
+        elif problem is not None:
+            reason, explanation = Reason(problem.reason), problem.sentence
+            message = explanation + (f" (caps here: {lim.output_bytes} bytes, {lim.output_files} entries; read "
+                                     f"{stats.bytes} bytes, {stats.entries} entries)")
         elif o.pids_hit:
             reason, message = Reason.PIDS, (f"the app hit its limit of {lim.pids} processes (a fork bomb?) and "
                                             "was killed")
+            explanation = "the app hit its limit of processes (a fork bomb?) and was killed"
         elif o.timed_out:
             reason, message = Reason.TIMEOUT, (f"the app ran longer than its wall-clock limit of "
                                                f"{lim.wall_seconds:g} s and was killed")
+            explanation = message
         elif o.exit_code != 0:
-            reason, message = Reason.NONZERO_EXIT, f"the app exited with code {o.exit_code}"
+            reason, explanation = Reason.NONZERO_EXIT, f"the app exited with code {o.exit_code}"
+            message = explanation
+            if o.outside_signal is not None:
+                message += (f" after the engine delivered signal {o.outside_signal}, which none of this worker's "
+                            "limits sent (someone killed or stopped the container)")
         else:
-            reason, message = Reason.OK, "the app exited with code 0"
+            reason, message, explanation = Reason.OK, "the app exited with code 0", ""
         if reason is not Reason.OK and hint:
-            message += f" (last stderr line: {hint!r})"
+            message += f" (last stderr line: {escape_name(hint)!r})"
         return RunResult(
-            reason=reason, message=message, exit_code=o.exit_code, image_id=image_id, run_seconds=o.run_seconds,
-            total_seconds=total, output_bytes=copied.bytes, output_files=copied.files, skipped=copied.skipped,
-            stdout_bytes=o.stdout_bytes, stderr_bytes=o.stderr_bytes,
+            reason=reason, message=message, explanation=explanation, exit_code=o.exit_code, image_id=image_id,
+            killed_from_outside=o.outside_signal is not None, run_seconds=o.run_seconds,
+            total_seconds=total, output_bytes=stats.bytes, output_files=stats.files, output_entries=stats.entries,
+            skipped=stats.skipped, stdout_bytes=o.stdout_bytes, stderr_bytes=o.stderr_bytes,
             logs_truncated=max(o.stdout_bytes, o.stderr_bytes) > lim.log_bytes, output_dir=paths.output,
             stdout_path=paths.stdout, stderr_path=paths.stderr)
+
+
+class _Copied(NamedTuple):
+    """What :meth:`Sandbox._copy_out` brought back: the extraction, the holder's tar exit status and, when it
+    failed, its last error line."""
+
+    stats: ExtractStats
+    tar_status: int
+    tar_error: str = ""
+
+
+def _output_problem(lim: Limits, copied: _Copied) -> OutputProblem | None:
+    """Why the output is refused, if it is: the strongest reason of :data:`oracle.status.OUTPUT_REASONS`. The
+    caps are judged here (a tmpfs counts pages, not bytes: an output whose files take more pages than the cap
+    allows filled the volume too); names and depth by the extraction; a tar that could not archive everything
+    left out an entry whose path was too long for it."""
+    stats = copied.stats
+    cap_problem = stats.problem if stats.problem is not None and stats.problem.reason in (
+        status.OUTPUT_TOO_LARGE, status.OUTPUT_TOO_MANY_FILES) else None
+    if stats.bytes > lim.output_bytes or stats.block_bytes > _cap_pages(lim) or (
+            cap_problem is not None and cap_problem.reason == status.OUTPUT_TOO_LARGE):
+        return OutputProblem(reason=status.OUTPUT_TOO_LARGE, sentence="the output is larger than the output cap "
+                             "allows")
+    if stats.entries > lim.output_files or cap_problem is not None:
+        return OutputProblem(reason=status.OUTPUT_TOO_MANY_FILES, sentence="the output holds more entries than "
+                             "the output cap allows")
+    if stats.problem is not None:
+        return stats.problem
+    if copied.tar_status != 0:
+        long_name = "too long" in copied.tar_error.lower()
+        return OutputProblem(
+            reason=status.OUTPUT_TOO_DEEP if long_name else status.OUTPUT_UNSAFE,
+            sentence="the output holds an entry the output holder could not archive ("
+                     + ("its path is longer than the system allows" if long_name else
+                        f"tar: {escape_name(copied.tar_error)[:200]}") + ")")
+    return None
 
 
 class _Paths(NamedTuple):
@@ -733,18 +851,23 @@ class _Slot:
         return self.requests
 
     def fill(self, n: int) -> None:
-        """Receive until ``n`` bytes of the holder's stdout are buffered (EOFError when the holder is gone)."""
-        from docker.utils.socket import next_frame_header, read_exactly
+        """Receive until ``n`` bytes of the holder's stdout are buffered (_HolderGone when the holder is gone)."""
+        from docker.utils.socket import SocketError, next_frame_header, read_exactly
 
-        while len(self.buf) < n:
-            stream, size = next_frame_header(self.sock)
-            if stream < 0:
-                raise EOFError("the output holder closed its output")
-            data = read_exactly(self.sock, size) if size else b""
-            if stream == 1:
-                self.buf += data
-            else:
-                self.errors = (self.errors + data)[-4096:]
+        if self.sock is None:
+            raise _HolderGone("the output holder is not attached")
+        try:
+            while len(self.buf) < n:
+                stream, size = next_frame_header(self.sock)
+                if stream < 0:
+                    raise _HolderGone("the output holder closed its output")
+                data = read_exactly(self.sock, size) if size else b""
+                if stream == 1:
+                    self.buf += data
+                else:
+                    self.errors = (self.errors + data)[-4096:]
+        except (OSError, SocketError) as exc:  # a timeout, a reset: not to be taken for our own disk's errors
+            raise _HolderGone(str(exc) or type(exc).__name__) from exc
 
     def take(self, n: int) -> bytes:
         self.fill(n)
@@ -756,18 +879,32 @@ class _Slot:
         self.fill(1)
         return self.take(min(limit, len(self.buf)))
 
-    def answer(self, request: int) -> int:
-        """The holder's answer to ``request``: the count of entries left in ``/out``."""
+    def _line(self, request: int, fields: int) -> list[int]:
+        """The holder's next line: ``request`` then ``fields`` more integers."""
         while b"\n" not in self.buf:
             if len(self.buf) > 64:
                 raise ValueError(f"the output holder wrote {bytes(self.buf[:64])!r} instead of its answer")
             self.fill(len(self.buf) + 1)
         line, _, rest = bytes(self.buf).partition(b"\n")
         self.buf = bytearray(rest)
-        number, left = line.split()
-        if int(number) != request:
-            raise ValueError(f"the output holder answered request {int(number)}, not {request}")
-        return int(left)
+        numbers = [int(x) for x in line.split()]
+        if len(numbers) != fields + 1 or numbers[0] != request:
+            raise ValueError(f"the output holder answered {line[:64]!r} to request {request}")
+        return numbers[1:]
+
+    def sockets(self, request: int) -> list[str]:
+        """The holder's first answer to ``request``: the sockets in ``/out`` (paths relative to it)."""
+        (size,) = self._line(request, 1)
+        if size > 1 << 24:
+            raise ValueError(f"the output holder announced {size} bytes of socket names")
+        names = self.take(size).split(b"\0") if size else []
+        return [name.removeprefix(b"/out/").decode("utf-8", "surrogateescape") for name in names if name]
+
+    def answer(self, request: int) -> tuple[int, int]:
+        """The holder's last answer to ``request``: its tar's exit status and the count of entries left in
+        ``/out`` after emptying it."""
+        tar_status, left = self._line(request, 2)
+        return tar_status, left
 
     def close(self) -> None:
         """Close the holder's stdin (it exits on its own)."""
@@ -778,6 +915,10 @@ class _Slot:
         with contextlib.suppress(OSError, AttributeError):
             self.sock.close()
         self.sock = None
+
+
+class _HolderGone(EOFError):
+    """The output holder stopped answering (its connection closed, reset or timed out)."""
 
 
 class _HolderTar(io.RawIOBase):
@@ -828,6 +969,18 @@ def _slot_key(limits: Limits) -> tuple[int, int]:
     return limits.output_bytes, limits.output_files
 
 
+def _cap_pages(limits: Limits) -> int:
+    """The output cap rounded up to whole pages (a tmpfs allocates a file's bytes by pages)."""
+    return math.ceil(limits.output_bytes / _PAGE) * _PAGE
+
+
+def _volume_bytes(limits: Limits) -> int:
+    """The output volume's size: the cap in whole pages plus one page. An output exactly at the cap then fits,
+    and an app that tries to write past it is seen to: its apparent bytes or its pages exceed the cap (and
+    ``nr_inodes`` likewise leaves one inode past ``output_files`` entries)."""
+    return _cap_pages(limits) + _PAGE
+
+
 class _Outcome:
     """What :meth:`Sandbox._execute` observed."""
 
@@ -835,6 +988,7 @@ class _Outcome:
         self.exit_code: int | None = None
         self.run_seconds = 0.0
         self.timed_out = self.oom_killed = self.pids_hit = False
+        self.outside_signal: str | None = None  # a signal the engine delivered that our limits did not send
         self.start_error: str | None = None
         self.stdout_bytes = self.stderr_bytes = 0
 
@@ -843,6 +997,12 @@ class _ImageProblem(Exception):
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def _last_error(errors: bytes) -> str:
+    """The last line the holder wrote on its stderr (its tar's complaint)."""
+    lines = errors.decode("utf-8", "surrogateescape").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _last_line(path: Path, limit: int = 200) -> str:

@@ -16,7 +16,12 @@ Hierarchy (``TasknetError`` is :class:`oracle.exceptions.TasknetError`)::
             └── InputCorrupt         the bytes do not match the CID or sha256 (also an IntegrityError)
 
 An app that misbehaves inside its container raises nothing: :meth:`worker.Sandbox.run` returns a
-:class:`worker.RunResult` whose ``reason`` says what happened (timeout, oom, pids, output-too-large, ...).
+:class:`worker.RunResult` whose ``reason`` says what happened (timeout, oom, pids, output-too-large,
+output-too-many-files, output-too-deep, output-unsafe, ...), and the pipeline publishes it as a failure result
+(``missing-deterministic-file`` too). Whatever the app wrote, ArchiveError and UnsafeArchive come only from a
+requester unpacking a hostile archive, never from a worker copying an output: a raised error makes the worker
+retry the task, and an app must not be able to make every honest worker retry until its claim expires.
+SandboxError is kept for the engine's and the host's own failures.
 
 Every message says what happened, the value involved, and what to do about it.
 """

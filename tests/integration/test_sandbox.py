@@ -129,7 +129,7 @@ def test_fork_bomb_is_killed_with_reason_pids(sandbox: Sandbox, tmp_path: Path) 
 def test_memory_hog_is_killed_with_reason_oom(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "x=a; while :; do x=$x$x; done")
     assert result.reason is Reason.OOM, result.message
-    assert result.exit_code == 137 and "out of memory" in result.message
+    assert result.exit_code == 137 and "out of memory" in result.message and not result.killed_from_outside
 
 
 @pytest.mark.reliability(kind="attack", name="app loops forever",
@@ -151,12 +151,30 @@ def test_output_flood_is_stopped_at_the_cap(sandbox: Sandbox, tmp_path: Path) ->
     assert "No space left on device" in result.stderr_path.read_text()
 
 
+def test_an_output_exactly_at_the_cap_is_accepted_and_one_byte_more_is_too_large(sandbox: Sandbox,
+                                                                                 tmp_path: Path) -> None:
+    """The cap counts each file's bytes rounded up to 4 KiB pages (what a tmpfs takes for them): an output that
+    takes exactly the cap is a success, one byte more is not, nor are many small files that take more pages."""
+    cap = LIMITS.output_bytes
+    at = run(sandbox, tmp_path / "at", f"head -c {cap - 4096} /dev/zero > a; head -c 4096 /dev/zero > b")
+    assert at.ok, at.message
+    assert at.output_bytes == cap
+    one = run(sandbox, tmp_path / "one", f"head -c {cap} /dev/zero > a")
+    assert one.ok and one.output_bytes == cap, one.message
+    over = run(sandbox, tmp_path / "over", f"head -c {cap + 1} /dev/zero > a")
+    assert over.reason is Reason.OUTPUT_TOO_LARGE and over.explanation == "the output is larger than the output cap allows"
+    pages = run(sandbox, tmp_path / "pages", "i=0; while [ $i -lt 300 ]; do echo > f$i || exit 1; i=$((i+1)); done",
+                limits=LIMITS.model_copy(update={"output_files": 1000}))
+    assert pages.reason is Reason.OUTPUT_TOO_LARGE, pages.message  # 300 one-byte files take 300 pages > 256
+
+
 @pytest.mark.reliability(kind="attack", name="app floods small files",
-                         how="touch f0..fN: stopped at the file-count cap")
+                         how="touch f0..fN: stopped at the file-count cap, reason output-too-many-files")
 def test_flood_of_small_files_is_stopped_at_the_entry_cap(sandbox: Sandbox, tmp_path: Path) -> None:
     result = run(sandbox, tmp_path, "i=0; while touch f$i 2>/dev/null; do i=$((i+1)); done; exit 0")
-    assert result.reason is Reason.OUTPUT_TOO_LARGE, result.message
-    assert result.output_files <= LIMITS.output_files
+    assert result.reason is Reason.OUTPUT_TOO_MANY_FILES, result.message
+    assert result.output_entries == LIMITS.output_files + 1  # the volume holds one entry past the cap, no more
+    assert result.explanation == "the output holds more entries than the output cap allows"
 
 
 @pytest.mark.reliability(kind="attack", name="app emits a huge (sparse) file for the archive",
@@ -193,6 +211,37 @@ def test_logs_are_capped_per_stream(sandbox: Sandbox, tmp_path: Path) -> None:
     assert result.stdout_path.stat().st_size == LIMITS.log_bytes
     assert result.stdout_bytes == 3_000_000 and result.logs_truncated
     assert result.stderr_path.read_text() == "the-end\n"
+
+
+@pytest.mark.reliability(kind="fault", name="app container killed from outside vs an app exiting 137",
+                         how="docker kill of a running app is flagged killed_from_outside (the engine recorded a kill "
+                             "none of our limits sent); exit 137 and a SIGKILL the app sends itself are not")
+def test_a_kill_from_outside_is_told_apart_from_the_apps_own_exit_137(sandbox: Sandbox, tmp_path: Path,
+                                                                      docker_client: Any) -> None:
+    own = run(sandbox, tmp_path / "own", "exit 137")
+    assert (own.reason, own.exit_code, own.killed_from_outside) == (Reason.NONZERO_EXIT, 137, False)
+    itself = run(sandbox, tmp_path / "self", "sh -c 'kill -9 $$'; exit $?")
+    assert (itself.exit_code, itself.killed_from_outside) == (137, False)
+    selector = {"label": ["tasknet.role=app", f"tasknet.sandbox={sandbox.owner}"], "status": "running"}
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set():
+            for c in docker_client.containers.list(filters=selector):
+                c.kill()
+                return
+            time.sleep(0.05)
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        killed = run(sandbox, tmp_path / "killed", "sleep 8")
+    finally:
+        stop.set()
+        thread.join(5)
+    assert (killed.reason, killed.exit_code, killed.killed_from_outside) == (Reason.NONZERO_EXIT, 137, True)
+    assert "signal 9" in killed.message and killed.explanation == "the app exited with code 137"
+    timed_out = run(sandbox, tmp_path / "late", "sleep 5", limits=LIMITS.model_copy(update={"wall_seconds": 0.5}))
+    assert (timed_out.reason, timed_out.killed_from_outside) == (Reason.TIMEOUT, False)
 
 
 def test_nonzero_exit_reports_the_code_and_the_last_stderr_line(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -258,21 +307,22 @@ def _holders(docker_client: Any, owner: str, *, all: bool = True) -> set[str]:
 
 
 @pytest.mark.reliability(kind="attack", name="a task leaves traps in its reused output slot",
-                         how="an app locks a folder (mode 000), leaves hidden files and a FIFO and makes /out "
-                             "read-only; the next task in the same slot starts with an empty, writable /out")
+                         how="an app locks a folder (mode 000), leaves hidden files and a FIFO and tries to make "
+                             "/out read-only; the next task in the same slot starts with an empty, writable /out")
 def test_a_reused_output_slot_starts_empty_whatever_the_last_app_left(docker_client: Any, tmp_path: Path) -> None:
     owner = f"pytest-{uuid.uuid4().hex[:8]}"
     with Sandbox(docker_client, owner=owner, prewarm=False, max_idle=1) as box:
         first = run(box, tmp_path / "a", "mkdir -p d/e && echo x > d/e/f && chmod 000 d && echo y > .h && "
-                    "echo z > ..z && mkfifo p && chmod 500 /out && ls -A /out")
+                    "echo z > ..z && mkfifo p && ! chmod 500 /out 2>/dev/null && ls -A /out")
         assert first.ok, first.message
         assert first.stdout_path.read_text().split() == ["..z", ".h", "d", "p"]
+        assert first.skipped == ["p: special file (a fifo), not copied"]
         holders = _holders(docker_client, owner)
         assert len(holders) == 1
         for i in range(3):
             again = run(box, tmp_path / f"b{i}", "ls -A /out; echo w > w && stat -c %a /out")
             assert again.ok, again.message
-            assert again.stdout_path.read_text() == "755\n"  # nothing left, writable again
+            assert again.stdout_path.read_text() == "1775\n"  # nothing left, writable, the mode it always has
             assert (again.output_dir / "w").read_text() == "w\n"
         assert _holders(docker_client, owner) == holders  # one slot served every run
     assert _holders(docker_client, owner) == set()
@@ -332,12 +382,29 @@ def test_a_killed_workers_output_slots_unmount_themselves(docker_client: Any, tm
 def test_odd_names_and_modes_come_out_whole(sandbox: Sandbox, tmp_path: Path) -> None:
     long = "n" * 150
     result = run(sandbox, tmp_path, f"mkdir -p a/b/c/d && echo deep > a/b/c/d/{long} && : > empty && "
-                 "printf 'x' > 'sp ace' && printf 'y' > \"$(printf 'new\\nline')\" && echo run > tool && "
+                 "printf 'x' > 'sp ace' && printf 'y' > 'caf\u00e9 \u2603' && echo run > tool && "
                  "chmod 700 tool && chmod 000 a/b && dd if=/dev/zero of=big bs=1024 count=300 2>/dev/null")
     assert result.ok, result.message
     out = result.output_dir
     assert (out / "a/b/c/d" / long).read_text() == "deep\n"
     assert (out / "empty").read_bytes() == b"" and (out / "sp ace").read_text() == "x"
-    assert (out / "new\nline").read_text() == "y"
+    assert (out / "caf\u00e9 \u2603").read_text() == "y"
     assert (out / "tool").stat().st_mode & 0o777 == 0o755 and (out / "big").stat().st_size == 300 * 1024
     assert (result.output_files, result.skipped) == (6, [])
+
+
+def test_thousands_of_long_names_with_locked_modes_are_copied_out_and_the_slot_emptied(docker_client: Any,
+                                                                                       tmp_path: Path) -> None:
+    """9,000 names of 240 bytes (2 MB of names) and a locked file in /out, which is not the holder's: all copied
+    out, the slot emptied and reused."""
+    owner = f"pytest-{uuid.uuid4().hex[:8]}"
+    limits = LIMITS.model_copy(update={"output_files": 10_000, "wall_seconds": 60})
+    with Sandbox(docker_client, owner=owner, prewarm=False, max_idle=1) as box:
+        many = run(box, tmp_path / "a", 'L=$(printf "%0236d" 0); i=0; while [ $i -lt 9000 ]; do : > $L$i; '
+                   "i=$((i+1)); done; echo s > locked; chmod 000 locked", limits=limits)
+        assert many.ok, many.message
+        assert many.output_files == 9001 and (many.output_dir / "locked").read_text() == "s\n"
+        holders = _holders(docker_client, owner)
+        again = run(box, tmp_path / "b", "ls -A /out | wc -l", limits=limits)
+        assert again.ok and again.stdout_path.read_text().strip() == "0"
+        assert _holders(docker_client, owner) == holders
