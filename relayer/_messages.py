@@ -6,9 +6,9 @@ the marketplace's ``relayResults`` / ``relayCommits`` / ``relayReveals`` take.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 Kind = Literal["results", "commits", "reveals"]
 
@@ -23,6 +23,20 @@ def _hex_bytes(value: str, size: int | None = None) -> bytes:
     return raw
 
 
+def _hex_of(size: int | None) -> AfterValidator:
+    def check(value: str) -> str:
+        _hex_bytes(value, size)
+        return value
+    return AfterValidator(check)
+
+
+#: hex strings (``0x`` optional) checked when a message arrives, so a malformed one is refused (HTTP 422), never
+#: taken in to fail later
+Hex32 = Annotated[str, _hex_of(32)]
+Signature = Annotated[str, _hex_of(65)]
+HexData = Annotated[str, _hex_of(None)]
+
+
 class SignedMessage(BaseModel):
     """A worker-signed message; ``as_tuple`` is its ABI struct."""
 
@@ -35,17 +49,10 @@ class SignedResults(SignedMessage):
 
     start_task_id: int = Field(ge=0)
     first_task_id: int = Field(ge=0)
-    result_digests: list[str] = Field(min_length=1, max_length=256)
+    result_digests: list[Hex32] = Field(min_length=1, max_length=256)
     result_cids: list[str] = Field(min_length=1, max_length=256)
-    callback_data: list[str] = Field(default_factory=list)
-    signature: str
-
-    @field_validator("result_digests")
-    @classmethod
-    def _digests(cls, v: list[str]) -> list[str]:
-        for d in v:
-            _hex_bytes(d, 32)
-        return v
+    callback_data: list[HexData] = Field(default_factory=list)
+    signature: Signature
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (self.start_task_id, self.first_task_id, [_hex_bytes(d, 32) for d in self.result_digests],
@@ -56,8 +63,8 @@ class SignedCommit(SignedMessage):
     """A commitment signed by the replica's worker (EIP-712 ``Commit``)."""
 
     task_id: int = Field(ge=0)
-    commitment: str
-    signature: str
+    commitment: Hex32
+    signature: Signature
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (self.task_id, _hex_bytes(self.commitment, 32), _hex_bytes(self.signature, 65))
@@ -67,11 +74,11 @@ class SignedReveal(SignedMessage):
     """A reveal signed by the replica's worker (EIP-712 ``Reveal``)."""
 
     task_id: int = Field(ge=0)
-    result_digest: str
-    salt: str
+    result_digest: Hex32
+    salt: Hex32
     result_cid: str
-    callback_data: str = "0x"
-    signature: str
+    callback_data: HexData = "0x"
+    signature: Signature
 
     def as_tuple(self) -> tuple[Any, ...]:
         return (self.task_id, _hex_bytes(self.result_digest, 32), _hex_bytes(self.salt, 32), self.result_cid,

@@ -80,16 +80,17 @@ def test_messages_become_the_structs_the_contract_takes() -> None:
     (SignedResults, {"start_task_id": 1, "first_task_id": 1, "result_digests": [], "result_cids": [],
                      "signature": SIG}, "at least 1 item"),
     (SignedCommit, {"task_id": -1, "commitment": D32, "signature": SIG}, "greater than or equal to 0"),
+    (SignedCommit, {"task_id": 1, "commitment": "0x00", "signature": SIG}, "expected 32 bytes of hex, got 1"),
+    (SignedCommit, {"task_id": 1, "commitment": D32, "signature": "0x" + "11" * 64}, "expected 65 bytes of hex"),
+    (SignedReveal, {"task_id": 1, "result_digest": D32, "salt": "0xzz", "result_cid": "x", "signature": SIG},
+     "non-hexadecimal"),
+    (SignedReveal, {"task_id": 1, "result_digest": D32, "salt": D32, "result_cid": "x", "callback_data": "0xabc",
+                    "signature": SIG}, "salt|callback_data"),
 ])
 def test_malformed_messages_are_refused_by_their_model(model: type[SignedMessage], fields: dict[str, Any],
                                                        msg: str) -> None:
     with pytest.raises(ValidationError, match=msg):
         model(**fields)
-
-
-def test_a_signature_that_is_not_65_bytes_is_refused_when_encoded() -> None:
-    with pytest.raises(ValueError, match="expected 65 bytes of hex, got 64"):
-        SignedCommit(task_id=1, commitment=D32, signature="0x" + "11" * 64).as_tuple()
 
 
 # -- settings --------------------------------------------------------------------------------------------
@@ -133,10 +134,16 @@ def test_a_chain_outage_answers_503_with_the_error_type(api: TestClient, fake: F
     assert r.status_code == 503 and r.json()["detail"]["error"] == "RpcUnavailable"
 
 
-def test_a_malformed_body_is_refused_before_the_relayer_sees_it(api: TestClient, fake: FakeRelayer) -> None:
-    r = api.post("/v1/results", json={"start_task_id": 1, "first_task_id": 1, "result_digests": ["0x00"],
-                                      "result_cids": ["x"], "signature": SIG})
-    assert r.status_code == 422 and "expected 32 bytes" in r.text and fake.received == []
+@pytest.mark.parametrize(("kind", "body"), [
+    ("results", {"start_task_id": 1, "first_task_id": 1, "result_digests": ["0x00"], "result_cids": ["x"],
+                 "signature": SIG}),
+    ("commits", {"task_id": 1, "commitment": "0x00", "signature": SIG}),
+    ("reveals", {"task_id": 1, "result_digest": D32, "salt": D32, "result_cid": "x", "signature": "0x00"}),
+])
+def test_a_malformed_body_is_refused_before_the_relayer_sees_it(api: TestClient, fake: FakeRelayer, kind: str,
+                                                                body: dict[str, Any]) -> None:
+    r = api.post(f"/v1/{kind}", json=body)
+    assert r.status_code == 422 and "bytes of hex, got 1" in r.text and fake.received == []
 
 
 def test_an_unknown_message_id_answers_404_saying_ids_restart(api: TestClient) -> None:
