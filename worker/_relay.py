@@ -1,4 +1,4 @@
-"""The worker's side of a relayer (see :mod:`oracle.relayer`): sign a result, commit or reveal (EIP-712) and hand
+"""The worker's side of a relayer (the ``relayer`` package, reached over HTTP only): sign a result, commit or reveal (EIP-712) and hand
 it over instead of sending a transaction. The relayer checks each message against the chain before queueing it;
 a refusal (HTTP 422) carries the contract's error name. Whether a message landed is read on chain, never taken
 from the relayer's word: the pipeline sends the transaction itself when the deadline comes close."""

@@ -1,4 +1,4 @@
-"""Workers hand EIP-712 signed results, commits and reveals to a relayer (oracle.relayer over HTTP), which lands
+"""Workers hand EIP-712 signed results, commits and reveals to a relayer (the relayer package over HTTP), which lands
 them in batched transactions; real anvil, kubo and Docker, the relayer served by uvicorn on loopback."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from oracle.market import Market
 from oracle.protocol import Eip712Domain, sign_results, task_id
-from oracle.relayer import Relayer, create_app
+from relayer import Relayer, create_app
 from tasknet._cli_indexer import _serve_in_thread
 from tasknet._devnet import free_port
 from tests.integration.test_worker import fund_worker, running, settings, wait_for

@@ -14,8 +14,8 @@ CAPS = Capabilities(cores=4, memory_mb=8192, gpus=0, arch="amd64")
 
 
 def offer(**kw) -> Offer:
-    base = dict(job_id=1, task_index=0, app="0xapp", requester="0xReq", reward=100, max_run_s=60,
-                deadline=int(NOW.timestamp()) + 3600)
+    base = {"job_id": 1, "task_index": 0, "app": "0xapp", "requester": "0xReq", "reward": 100, "max_run_s": 60,
+            "deadline": int(NOW.timestamp()) + 3600}
     return Offer(**{**base, **kw})
 
 
@@ -60,3 +60,82 @@ def test_rank_prefers_tasks_whose_inputs_are_cached() -> None:
     half = offer(task_index=1, reward=100, input_keys=["c", "d"])
     warm = offer(task_index=2, reward=100, input_keys=["e"])
     assert [o.task_index for o in rank([cold, half, warm], cached={"e", "c"})] == [2, 1, 0]
+
+
+def test_running_at_max_concurrent_refuses_and_one_less_accepts() -> None:
+    policy = Policy(max_concurrent=3)
+    assert decide(offer(), CAPS, policy, now=NOW, running=2).accept
+    refused = decide(offer(), CAPS, policy, now=NOW, running=3)
+    assert not refused.accept and refused.reason == "already running 3 of max_concurrent 3"
+
+
+def test_memory_lent_defaults_to_all_but_512_mb_and_never_exceeds_the_machine() -> None:
+    assert decide(offer(memory_mb=8192 - 512), CAPS, Policy(), now=NOW).accept
+    assert "7680 MB lent" in decide(offer(memory_mb=8192 - 511), CAPS, Policy(), now=NOW).reason
+    assert "8192 MB lent" in decide(offer(memory_mb=9000), CAPS, Policy(memory_mb=20_000), now=NOW).reason
+
+
+def test_cores_lent_never_exceed_the_machine() -> None:
+    assert "needs 5 cores, 4 lent" in decide(offer(cores=5), CAPS, Policy(cores=8), now=NOW).reason
+
+
+def test_app_and_requester_lists_ignore_address_case() -> None:
+    policy = Policy(allowed_apps=["0xAPP"], allowed_requesters=["0xREQ"])
+    assert decide(offer(app="0xApp", requester="0xreq"), CAPS, policy, now=NOW).accept
+    assert policy.allowed_apps == ["0xapp"] and policy.allowed_requesters == ["0xreq"]
+
+
+def test_a_block_list_wins_over_an_allow_list() -> None:
+    policy = Policy(allowed_apps=["0xapp"], blocked_apps=["0xapp"])
+    assert decide(offer(), CAPS, policy, now=NOW).reason == "app 0xapp is blocked"
+
+
+def test_an_offer_for_any_architecture_or_the_machines_own_code_fits() -> None:
+    riscv = Capabilities(cores=1, memory_mb=1024, gpus=0, arch="riscv64")
+    assert decide(offer(arch=0), riscv, Policy(), now=NOW).accept
+    assert decide(offer(arch=riscv.arch_code), riscv, Policy(), now=NOW).accept
+    assert "machine is riscv64" in decide(offer(arch=1), riscv, Policy(), now=NOW).reason
+
+
+def test_the_deadline_is_measured_by_the_chain_clock_when_given() -> None:
+    """A chain running ahead of the wall clock makes an offer too late even if the local time says it fits."""
+    o = offer(max_run_s=60, deadline=int(NOW.timestamp()) + 120)
+    assert decide(o, CAPS, Policy(safety_margin_s=30), now=NOW).accept
+    late = decide(o, CAPS, Policy(safety_margin_s=30), now=NOW, chain_time=int(NOW.timestamp()) + 60)
+    assert not late.accept and "does not fit before the deadline" in late.reason
+
+
+def test_the_first_failing_rule_is_the_reason_given() -> None:
+    d = decide(offer(reward=1, cores=64), CAPS, Policy(min_reward=10), now=NOW, running=5)
+    assert d.reason.startswith("already running 5")
+
+
+@pytest.mark.parametrize(("start", "end", "inside", "outside"), [
+    (9, 17, [9, 12, 16], [8, 17, 23]),
+    (0, 24, [0, 12, 23], []),
+    (22, 6, [22, 23, 0, 5], [6, 12, 21]),
+])
+def test_hour_ranges_include_start_and_exclude_end(start: int, end: int, inside: list[int],
+                                                   outside: list[int]) -> None:
+    r = HourRange(start=start, end=end)
+    assert all(r.contains(h) for h in inside) and not any(r.contains(h) for h in outside)
+
+
+def test_several_hour_ranges_accept_any_of_them() -> None:
+    policy = Policy(hours=[HourRange(start=8, end=9), HourRange(start=14, end=15)])
+    assert decide(offer(), CAPS, policy, now=NOW).accept
+    assert not decide(offer(), CAPS, policy, now=NOW.replace(hour=10)).accept
+
+
+def test_rank_breaks_ties_by_reward_then_oldest_job_then_index() -> None:
+    a = offer(job_id=2, task_index=0, reward=100)
+    b = offer(job_id=1, task_index=1, reward=100)
+    c = offer(job_id=1, task_index=0, reward=100)
+    d = offer(job_id=3, task_index=0, reward=900)
+    assert [(o.job_id, o.task_index) for o in rank([a, b, c, d], cached=set())] == [(3, 0), (1, 0), (1, 1), (2, 0)]
+
+
+def test_rank_puts_tasks_without_inputs_after_fully_cached_ones() -> None:
+    none = offer(task_index=0, reward=1000)
+    cached = offer(task_index=1, reward=1, input_keys=["k"])
+    assert [o.task_index for o in rank([none, cached], cached={"k"})] == [1, 0]

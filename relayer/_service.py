@@ -10,7 +10,7 @@ reason, and the rest are re-sent. Queued messages live in memory: a worker that 
 before its own deadline sends it itself (see ``relay_url`` in the worker settings), so a relayer that dies loses
 nothing but gas savings.
 
-``create_app(relayer)`` is the FastAPI app; ``tasknet relayer run`` serves it.
+``create_app(relayer)`` (in ``_app``) is the FastAPI app; ``tasknet relayer run`` serves it.
 """
 
 from __future__ import annotations
@@ -19,98 +19,23 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from pydantic import BaseModel, Field, field_validator
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from ._chain import _reverted
-from ._log import get_logger
-from .exceptions import TasknetError, TransactionReverted
-from .market import Market
-from .tx import TxSender
+from oracle import get_logger
+from oracle._chain import _reverted  # the revert decoder the transaction sender uses, so errors read the same
+from oracle.exceptions import TasknetError, TransactionReverted
+from oracle.market import Market
+from oracle.tx import TxSender
+
+from ._messages import FUNCTIONS, MessageStatus, SignedMessage
+from ._settings import RelayerSettings
+from .exceptions import RelayRejected
 
 log = get_logger("relayer")
-
-Kind = Literal["results", "commits", "reveals"]
-
-
-def _hex_bytes(value: str, size: int | None = None) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x"))
-    if size is not None and len(raw) != size:
-        raise ValueError(f"expected {size} bytes of hex, got {len(raw)}")
-    return raw
-
-
-class SignedResults(BaseModel):
-    """Results for the next tasks of an R = 1 lease, signed by its holder (EIP-712 ``Results``)."""
-
-    start_task_id: int = Field(ge=0)
-    first_task_id: int = Field(ge=0)
-    result_digests: list[str] = Field(min_length=1, max_length=256)
-    result_cids: list[str] = Field(min_length=1, max_length=256)
-    callback_data: list[str] = Field(default_factory=list)
-    signature: str
-
-    @field_validator("result_digests")
-    @classmethod
-    def _digests(cls, v: list[str]) -> list[str]:
-        for d in v:
-            _hex_bytes(d, 32)
-        return v
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (self.start_task_id, self.first_task_id, [_hex_bytes(d, 32) for d in self.result_digests],
-                self.result_cids, [_hex_bytes(c) for c in self.callback_data], _hex_bytes(self.signature, 65))
-
-
-class SignedCommit(BaseModel):
-    """A commitment signed by the replica's worker (EIP-712 ``Commit``)."""
-
-    task_id: int = Field(ge=0)
-    commitment: str
-    signature: str
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (self.task_id, _hex_bytes(self.commitment, 32), _hex_bytes(self.signature, 65))
-
-
-class SignedReveal(BaseModel):
-    """A reveal signed by the replica's worker (EIP-712 ``Reveal``)."""
-
-    task_id: int = Field(ge=0)
-    result_digest: str
-    salt: str
-    result_cid: str
-    callback_data: str = "0x"
-    signature: str
-
-    def as_tuple(self) -> tuple[Any, ...]:
-        return (self.task_id, _hex_bytes(self.result_digest, 32), _hex_bytes(self.salt, 32), self.result_cid,
-                _hex_bytes(self.callback_data), _hex_bytes(self.signature, 65))
-
-
-MODELS: dict[str, type[BaseModel]] = {"results": SignedResults, "commits": SignedCommit, "reveals": SignedReveal}
-FUNCTIONS = {"results": "relayResults", "commits": "relayCommits", "reveals": "relayReveals"}
-
-
-class MessageStatus(BaseModel):
-    id: int
-    kind: str
-    status: Literal["queued", "sent", "rejected"]
-    tx: str | None = None
-    error: str | None = None
-    reason: str | None = None
-
-
-class RelayRejected(TasknetError):
-    """The message would revert on chain (``error_name`` says why); it was not queued."""
-
-    def __init__(self, message: str, error_name: str | None) -> None:
-        super().__init__(message)
-        self.error_name = error_name
 
 
 class Relayer:
@@ -130,6 +55,10 @@ class Relayer:
         self._stop = threading.Event()
         self._wake = threading.Event()
 
+    @classmethod
+    def from_settings(cls, w3: Web3, market: Market, account: LocalAccount, settings: RelayerSettings) -> Relayer:
+        return cls(w3, market, account, interval=settings.interval, max_batch=settings.max_batch)
+
     # -- intake --------------------------------------------------------------------------------------
     def _fn(self, kind: str, items: list[tuple[Any, ...]]) -> Any:
         return getattr(self.market.contract.functions, FUNCTIONS[kind])(items)
@@ -142,9 +71,9 @@ class Relayer:
             return _reverted(exc, [fn.contract_abi, *self.market.error_abis], f"{FUNCTIONS[kind]}")
         return None
 
-    def submit(self, kind: str, message: BaseModel) -> MessageStatus:
+    def submit(self, kind: str, message: SignedMessage) -> MessageStatus:
         """Check ``message`` alone against the chain and queue it; raise :class:`RelayRejected` if it would revert."""
-        item = message.as_tuple()  # type: ignore[attr-defined]
+        item = message.as_tuple()
         err = self._simulate(kind, item)
         if err is not None:
             self.stats["rejected"] += 1
@@ -238,43 +167,3 @@ class Relayer:
         self._stop.set()
         self._wake.set()
 
-
-def create_app(relayer: Relayer) -> Any:
-    """The relayer's HTTP API: ``POST /v1/{results,commits,reveals}``, ``GET /v1/messages/{id}``, ``/health``."""
-    from fastapi import FastAPI, HTTPException
-
-    app = FastAPI(title="Tasknet relayer", version="1",
-                  description="Lands worker-signed results, commits and reveals in batched transactions.")
-
-    def _intake(kind: str, message: BaseModel) -> MessageStatus:
-        try:
-            return relayer.submit(kind, message)
-        except RelayRejected as exc:
-            raise HTTPException(422, detail={"error": exc.error_name, "message": str(exc)}) from exc
-        except TasknetError as exc:
-            raise HTTPException(503, detail={"error": type(exc).__name__, "message": str(exc)}) from exc
-
-    @app.post("/v1/results", status_code=202, response_model=MessageStatus)
-    def post_results(message: SignedResults) -> MessageStatus:
-        return _intake("results", message)
-
-    @app.post("/v1/commits", status_code=202, response_model=MessageStatus)
-    def post_commit(message: SignedCommit) -> MessageStatus:
-        return _intake("commits", message)
-
-    @app.post("/v1/reveals", status_code=202, response_model=MessageStatus)
-    def post_reveal(message: SignedReveal) -> MessageStatus:
-        return _intake("reveals", message)
-
-    @app.get("/v1/messages/{mid}", response_model=MessageStatus)
-    def message_status(mid: int) -> MessageStatus:
-        status = relayer.statuses.get(mid)
-        if status is None:
-            raise HTTPException(404, detail=f"no message {mid} (ids restart when the relayer restarts)")
-        return status
-
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True, "relayer": relayer.account.address, "queued": relayer.queued(), **relayer.stats}
-
-    return app
