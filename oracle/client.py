@@ -84,7 +84,7 @@ from .exceptions import (
 )
 from .ipfs import IpfsClient
 from .market import JobView, Market, _struct
-from .models import AppMetadata, InputRef
+from .models import AppMetadata, InputRef, InputsDocument
 from .protocol import task_id
 from .settings import Settings, check_network
 from .status import read_status
@@ -803,8 +803,23 @@ class Client:
         state = t.task_state(index).state
         app = _struct(self.market.registry, "getApp", status.app_id)
         allows = bool(self.market.registry.functions.appAllows(status.app_id, status.requester).call())
+        pending = _struct(self.market.contract, "getFailure", task_id(job_id, index)) if status.replication == 1 \
+            else None
         return explain_task(status, index, state, self.chain_time(), self.market.params(), app, allows,
-                            self._workers())
+                            self._workers(), largest_input=self._largest_input(status), pending_failure=pending)
+
+    def _largest_input(self, status: JobStatus) -> int:
+        """The largest input a task of the job announces: its dataset (size on chain) or an inputs-document
+        entry; 0 when none announces a size (or the document cannot be read from here)."""
+        largest = 0
+        if status.dataset_id:
+            ev = self._registry_logs("DatasetRegistered", datasetId=status.dataset_id)
+            largest = int(ev[-1]["args"]["size"]) if ev else 0
+        try:
+            doc = InputsDocument.model_validate(self.ipfs.cat_json(status.inputs_cid, max_bytes=16 << 20))
+        except (TasknetError, ValueError):
+            return largest
+        return max(largest, doc.largest_inputs()[0])
 
     def _workers(self) -> list[dict[str, Any]]:
         logs = self._events.events.WorkerRegistered().get_logs(from_block=self.deploy_block)

@@ -131,3 +131,19 @@ def test_abandon_and_report_go_in_one_multicall(env: Env) -> None:
     receipt = env.tx(m.functions.multicall(calls), a)
     assert [len(env.events(receipt, n)) for n in ("FailureReported", "ClaimAbandoned", "ResultSubmitted")] == [1, 1, 1]
     assert env.worker(a)["locked"] == 0
+
+
+def test_a_failed_first_task_of_a_live_lease_cannot_be_leased_over_it(env: Env) -> None:
+    """A lease's first task reported failed reopens while its id still keys the live lease: a new lease there
+    would overwrite the old one, so it is refused (claim) or skipped (claimSome) until that lease ends."""
+    job = _job(env, tasks=3)
+    a, b = env.workers[:2]
+    start = task_id(job, 0)
+    env.tx(env.market.functions.claimRange(start, 3), a)
+    env.tx(env.market.functions.reportFailure(start, F1, "bafyf"), a)
+    assert not env.market.functions.isTaken(start).call()
+    reverts(env, env.market.functions.claim(start), b, "MarketplaceTaskTaken", {"taskId": start})
+    assert env.market.functions.claimSome([start], 1).call({"from": b.address}) == 0
+    env.tx(env.market.functions.submitRange(start, start + 1, [OK, OK], ["c1", "c2"], []), a)  # the lease ends
+    env.tx(env.market.functions.claim(start), b)  # now the failed task can be confirmed or redone
+    assert env.lease(start)["worker"] == b.address
