@@ -60,7 +60,8 @@ def testnet() -> None:
 
 @testnet.command("up", help=HELP_UP)
 @state_option
-@click.option("--hosts", type=click.IntRange(1, 20), default=2, show_default=True, help="worker hosts")
+@click.option("--hosts", type=click.IntRange(0, 20), default=2, show_default=True,
+              help="worker hosts (more join later with add-worker)")
 @click.option("--indexer/--no-indexer", default=True, show_default=True, help="an indexer host")
 @click.option("--subnet", default="10.77.0.0/24", show_default=True, help="a /24 inside 10.77.0.0/16")
 @click.option("--prefix", default="tn", show_default=True, help="first part of every namespace and interface name")

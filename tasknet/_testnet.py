@@ -154,7 +154,7 @@ class TestnetInfo(BaseModel):
 class UpOptions(BaseModel):
     """What ``tasknet testnet up`` builds."""
 
-    hosts: int = Field(2, ge=1, le=MAX_WORKERS, description="worker hosts")
+    hosts: int = Field(2, ge=0, le=MAX_WORKERS, description="worker hosts (0: add them later with add_worker)")
     indexer: bool = True
     subnet: str = DEFAULT_SUBNET
     prefix: str = DEFAULT_PREFIX
@@ -279,11 +279,9 @@ def _remove_host_link(host: HostInfo) -> list[str]:
             removed.append(f"pid {pid} in {host.netns}")
         _ip("netns", "del", host.netns, check=False)
         removed.append(f"netns {host.netns}")
-    deadline = time.monotonic() + 5
-    while link_exists(host.veth) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the kernel removes both ends of the pair when the namespace goes, a moment later
-    if link_exists(host.veth):
-        _ip("link", "del", host.veth, check=False)
+    # The kernel removes both ends of the pair when it frees the namespace, which waits for the namespace's last
+    # sockets (TIME_WAIT ones included, up to a minute): delete the pair now, so nothing of it stays visible.
+    if link_exists(host.veth) and _ip("link", "del", host.veth, check=False).returncode == 0:
         removed.append(f"link {host.veth}")
     return removed
 

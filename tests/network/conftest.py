@@ -6,7 +6,7 @@ Every testnet of a session gets its own name prefix (namespaces and interfaces `
 that no namespace, interface or process of it is left, also when the test failed.
 
 Fixtures:
-    net_app      -> tag of a busybox app (args, the dataset's size and md5, an optional sleep), built once
+    net_app      -> tag of a busybox app (args, each input's size and md5, an optional sleep), built once
     shared_net   -> a testnet of the module (2 worker hosts and an indexer host)
     make_testnet -> a factory: make_testnet(hosts=N, indexer=bool) -> a testnet of the test alone
 What participants do on it is in net_helpers.py.
@@ -30,13 +30,14 @@ from tasknet._testnet import Testnet, UpOptions, down, free_subnet, link_exists,
 
 NET_APP = "tasknet-test/net:1"
 NET_APP_SCRIPT = """#!/bin/sh
-# network test app: its arguments, the dataset's size and md5 when there is one; 'sleep N' first sleeps N s
+# network test app: its arguments, then each input's path, size and md5 (the dataset is ./dataset);
+# 'sleep N ...' first sleeps N seconds
 set -eu
 [ "${1:-}" = sleep ] && sleep "$2"
 echo "args: $*" > /out/result.txt
-if [ -f /in/dataset ]; then
-  echo "dataset: $(wc -c < /in/dataset) $(md5sum < /in/dataset | cut -c1-32)" >> /out/result.txt
-fi
+for f in $(cd /in 2>/dev/null && find . -type f | sort); do
+  echo "in: $f $(wc -c < "/in/$f") $(md5sum < "/in/$f" | cut -c1-32)" >> /out/result.txt
+done
 """
 #: the workers of a test network: quick to poll, quick to drain at teardown
 WORKER_ENV = {"TASKNET_WORKER_POLL_INTERVAL": "0.2", "TASKNET_WORKER_DRAIN_TIMEOUT": "5"}

@@ -65,8 +65,9 @@ def host_of(tn: Testnet, address: str) -> str:
     raise AssertionError(f"no worker host signs as {address}")
 
 
-def ipfs_rpc(host: HostInfo, command: str, **params: Any) -> httpx.Response:
-    return httpx.post(f"{host.ipfs_api}/api/v0/{command}", params=params, timeout=30)
+def ipfs_rpc(host: HostInfo, command: str, *, files: Any = None, **params: Any) -> httpx.Response:
+    """A call to the host's kubo RPC API (from this, the root namespace, through the bridge)."""
+    return httpx.post(f"{host.ipfs_api}/api/v0/{command}", params=params, files=files, timeout=30)
 
 
 def dataset_blocks(owner: HostInfo, cid: str) -> list[str]:

@@ -52,7 +52,7 @@ def test_every_worker_fetches_the_dataset_from_its_owners_node_and_the_requester
     tn.tasknet("requester", "job", "watch", str(job), "--timeout", "150")
     tn.tasknet("requester", "result", "get", str(job), str(tmp_path / "results"))
 
-    expected = f"dataset: {len(data)} {hashlib.md5(data).hexdigest()}"
+    expected = f"in: ./dataset {len(data)} {hashlib.md5(data).hexdigest()}"
     for index in range(6):
         assert expected in (tmp_path / "results" / str(index) / "output" / "result.txt").read_text()
     workers = [tn.info.host(h) for h in sorted({host_of(tn, w) for _, w, _ in results_by_worker(tn, job)})]
