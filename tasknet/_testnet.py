@@ -141,8 +141,9 @@ class TestnetInfo(BaseModel):
             raise TestnetError(f"no testnet state file at {path} ({exc.strerror}); start one with "
                                "'tasknet testnet up'") from exc
         except ValueError as exc:
-            raise TestnetError(f"the testnet state file {path} is unreadable ({exc}); remove what it made with "
-                               "'tasknet testnet down'") from exc
+            raise TestnetError(f"the testnet state file {path} is unreadable ({exc}); remove its namespaces and "
+                               "bridge by hand ('ip netns list', 'ip netns del NAME', 'ip link del PREFIX-br0'), "
+                               "then the file") from exc
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

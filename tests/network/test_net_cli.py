@@ -65,6 +65,12 @@ def test_up_builds_the_hosts_status_sees_a_cable_pulled_and_plugged_back_and_dow
         assert sorted(info.hosts) == ["chain", "dataset-owner", "requester", "worker-1"]
         for host in info.hosts.values():
             assert host.netns in built.stdout and host.address in built.stdout
+            # the private /24 and nothing beyond it: no default route out of the namespace (v4 or v6)
+            v4 = subprocess.run(["ip", "-n", host.netns, "-4", "route", "show", "table", "main"], capture_output=True,
+                                text=True, check=True).stdout
+            v6 = subprocess.run(["ip", "-n", host.netns, "-6", "route", "show", "default"], capture_output=True,
+                                text=True, check=True).stdout
+            assert [r.split()[0] for r in v4.splitlines()] == [info.subnet] and v6.strip() == "", (v4, v6)
         profile = read_profile(home / "networks" / "testnet.json")
         assert profile.rpc_urls == [info.rpc_url] and profile.contracts == info.contracts
         assert profile.ipfs_peers == [info.host("requester").ipfs_swarm, info.host("dataset-owner").ipfs_swarm]
