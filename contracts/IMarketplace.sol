@@ -15,7 +15,7 @@ interface IMarketplace {
     /// @notice Owner-tunable parameters (each bounded, see {setParams}). Two slots, grouped by reader:
     /// slot 0 (claims, commits) = minStake(96) | claimGrace(32) | commitWindow(32) | revealWindow(32) |
     ///                            unstakeDelay(32) | callbackGas(32);
-    /// slot 1 (postings) = replicaStake(80) | feeBps(16) | maxReplicas(8) | maxSlashes(8).
+    /// slot 1 (postings) = replicaStake(80) | feeBps(16) | maxReplicas(8) | maxSlashes(8) | abandonBps(16).
     struct Params {
         uint96 minStake; // total stake a worker must hold to claim
         uint32 claimGrace; // seconds added to a job's maxRunSeconds to get a claim's expiry
@@ -27,6 +27,15 @@ interface IMarketplace {
         uint16 feeBps; // protocol fee on rewards, in basis points (snapshotted per job)
         uint8 maxReplicas; // replica cap of a task, extra replicas included (<= 16)
         uint8 maxSlashes; // a worker slashed this many times is banned
+        uint16 abandonBps; // what giving a claim back costs, in basis points of the stake it locked (< a slash)
+    }
+
+    /// @notice (R = 1) A failure reported for a task and not confirmed yet (see {reportFailure}). Two slots:
+    /// worker(160) | reports(8); digest.
+    struct Failure {
+        address worker; // the last worker that reported it
+        uint8 reports; // failure reports so far (the task fails for good at maxReplicas)
+        bytes32 digest; // the digest of that worker's failure archive
     }
 
     /// @notice What a requester posts. Everything here is emitted in {JobPosted}; only what claims and
@@ -230,6 +239,10 @@ interface IMarketplace {
     error MarketplaceInsufficientGas(uint256 available, uint256 required);
     error MarketplacePriceTooHigh(uint256 price, uint256 max);
     error MarketplaceParamOutOfBounds(string name, uint256 value, uint256 min, uint256 max);
+    /// @notice `worker` committed its replica of `taskId`: it can no longer give it back (it would dodge the vote).
+    error MarketplaceCannotAbandonCommitted(uint256 taskId, address worker);
+    /// @notice `worker` reported the pending failure of `taskId` itself: another worker must confirm it.
+    error MarketplaceSelfConfirmation(uint256 taskId, address worker);
 
     // ---------------------------------------------------------------------------------------------
     // Events
@@ -291,6 +304,19 @@ interface IMarketplace {
     /// it (each with its {ReplicaReleased}); its escrow already went back to the requester when the job closed.
     event TaskReleased(uint256 indexed taskId, uint256 replicas);
 
+    /// @notice `worker` gave back its claim on `tasks` task(s) from `taskId` (a lease's start id for R = 1) before it
+    /// expired: they are open again; `fee` of its stake went to the treasury.
+    event ClaimAbandoned(uint256 indexed taskId, address indexed worker, uint256 tasks, uint256 fee);
+    /// @notice (R = 1) `worker` reported `taskId` as failed, with the digest and CID of its failure archive; the task
+    /// is open again for a second worker to confirm (`reports` so far).
+    event FailureReported(
+        uint256 indexed taskId, address indexed worker, bytes32 resultDigest, string resultCID, uint256 reports
+    );
+    /// @notice (R = 1) A second worker reached the same failure digest: the task is settled with that result;
+    /// `firstWorker` and `confirmer` got `rewardEach`.
+    event FailureConfirmed(
+        uint256 indexed taskId, bytes32 resultDigest, address firstWorker, address confirmer, uint256 rewardEach
+    );
     /// @notice The job's callback was called for `taskId`; `success` is false if it reverted or ran out of gas.
     event CallbackDelivered(uint256 indexed taskId, address indexed callback, bool success);
 
@@ -395,6 +421,26 @@ interface IMarketplace {
         bytes[] calldata callbackData
     ) external;
 
+    /// @notice Gives back the caller's live claim: for R = 1 the rest of the lease starting at `taskId`, for
+    /// R > 1 its replica slot of `taskId` (not yet committed). The tasks reopen at once; the caller's stake for them
+    /// is unlocked less `abandonBps` of it, which goes to the treasury (never to the requester). No reputation is
+    /// lost and nothing counts towards a ban: for a worker whose own environment failed (an input its node cannot
+    /// reach, its engine down, its own caps), instead of letting the claim expire and be slashed.
+    /// Requirements: the job is open; the claim is the caller's and not expired; for R > 1 not committed.
+    /// Emits a {ClaimAbandoned} event.
+    function abandon(uint256 taskId) external;
+
+    /// @notice (R = 1) Reports the next unfinished task of the caller's lease `startTaskId` as failed, with the
+    /// digest and CID of the worker's failure archive. A failure is final only when a second worker confirms it:
+    /// the task reopens (the caller's stake for it unlocked, no reward, no slash); when another worker reports the
+    /// same digest the task settles, the reward is split between the two (reputation +1 each) and the callback
+    /// gets the digest; a different digest replaces the pending one; at `maxReplicas` reports the task fails and is
+    /// refunded. A successful result from any worker settles it normally meanwhile.
+    /// Requirements: the lease is the caller's and live; the caller did not report the pending failure itself.
+    /// Emits {FailureReported}, then {FailureConfirmed} or {TaskFailed} when it settles (and {JobClosed},
+    /// {CallbackDelivered} when applicable).
+    function reportFailure(uint256 startTaskId, bytes32 resultDigest, string calldata resultCID) external;
+
     /// @notice (R = 1) Anyone: ends an expired lease; its unfinished tasks reopen and the worker loses
     /// replicaStake per unfinished task. Emits {LeaseExpired} and {WorkerSlashed}.
     function reopenLease(uint256 startTaskId) external;
@@ -488,6 +534,8 @@ interface IMarketplace {
     function getReplica(uint256 taskId, uint256 replica) external view returns (Replica memory);
     /// @notice The live lease starting at `startTaskId` (zero when none).
     function getLease(uint256 startTaskId) external view returns (Lease memory);
+    /// @notice (R = 1) The failure pending on `taskId`, not confirmed yet (zero when none).
+    function getFailure(uint256 taskId) external view returns (Failure memory);
     /// @notice Whether task `taskId` was ever claimed or cancelled.
     function isTaken(uint256 taskId) external view returns (bool);
     /// @notice Number of jobs posted (ids are 1 .. jobCount).

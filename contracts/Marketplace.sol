@@ -84,7 +84,8 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
             replicaStake: 1 ether,
             feeBps: 0,
             maxReplicas: 9,
-            maxSlashes: 3
+            maxSlashes: 3,
+            abandonBps: 1000
         });
         AccountLogic.setParams(_s, p);
         emit TreasuryUpdated(address(0), treasury_);
@@ -334,6 +335,16 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     }
 
     /// @inheritdoc IMarketplace
+    function abandon(uint256 taskId) external nonReentrant {
+        AccountLogic.abandon(_s, taskId);
+    }
+
+    /// @inheritdoc IMarketplace
+    function reportFailure(uint256 startTaskId, bytes32 resultDigest, string calldata resultCID) external nonReentrant {
+        AccountLogic.reportFailure(_s, startTaskId, resultDigest, resultCID);
+    }
+
+    /// @inheritdoc IMarketplace
     function reopenLease(uint256 startTaskId) external nonReentrant {
         AccountLogic.reopenLease(_s, startTaskId);
     }
@@ -497,6 +508,11 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     /// @inheritdoc IMarketplace
     function getLease(uint256 startTaskId) external view returns (Lease memory) {
         return _s.leases[startTaskId];
+    }
+
+    /// @inheritdoc IMarketplace
+    function getFailure(uint256 taskId) external view returns (Failure memory) {
+        return _s.failures[taskId];
     }
 
     /// @inheritdoc IMarketplace

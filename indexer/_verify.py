@@ -212,8 +212,11 @@ class Verifier:
                 ) -> tuple[str, list[Check]]:
         checks: list[Check] = []
         results = [e for e in events if e.name == "ResultSubmitted"]
+        confirmed = [e for e in events if e.name == "FailureConfirmed"]
+        if confirmed and not results:
+            return "finalized", self._confirmed_failure(job, app, confirmed[-1], events)
         if not results:
-            return "running", checks
+            return "failed" if any(e.name == "TaskFailed" for e in events) else "running", checks
         ev = results[-1]
         worker, digest, cid = ev.args["worker"], _h(ev.args["resultDigest"]), ev.args["resultCID"]
         leases = [e for e in self._logs(self.market.address, [self._topics["TasksClaimed"], None,
@@ -226,6 +229,21 @@ class Verifier:
         checks.append(self._result_authorized(tid, worker, digest, cid, ev.tx_hash))
         checks += self._archive(job, app, digest, [cid])
         return "finalized", checks
+
+    def _confirmed_failure(self, job: JobView, app: AppView | None, ev: DecodedEvent,
+                           events: list[DecodedEvent]) -> list[Check]:
+        """(R = 1) A failure two workers reported with the same digest: both reports exist, come from the two
+        workers the settlement names, precede it, and the archives they point to hash to that digest."""
+        digest = _h(ev.args["resultDigest"])
+        first, confirmer = ev.args["firstWorker"].lower(), ev.args["confirmer"].lower()
+        reports = {e.args["worker"].lower(): e for e in events
+                   if e.name == "FailureReported" and e.key <= ev.key and _h(e.args["resultDigest"]) == digest}
+        ok = first in reports and confirmer in reports and first != confirmer
+        checks = [Check(name="failure_confirmed", subject=f"task {ev.args['taskId']}", passed=ok,
+                        detail="two different workers reported this failure digest before it settled" if ok else
+                        "the settlement names reports that do not exist, or one worker twice",
+                        evidence={"first": first, "confirmer": confirmer, "digest": digest})]
+        return checks + self._archive(job, app, digest, sorted({str(e.args["resultCID"]) for e in reports.values()}))
 
     def _result_authorized(self, tid: int, worker: str, digest: str, cid: str, tx_hash: str) -> Check:
         sender, calls = self._calls(tx_hash)
@@ -442,7 +460,8 @@ class Verifier:
         if job is None:
             return Report(kind="job", id=job_id, status="unknown", passed=False, checks=[Check(
                 name="job_exists", subject=f"job {job_id}", passed=False, detail=f"no JobPosted event for job {job_id}")])
-        names = ["ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "TasksCancelled", "JobClosed"]
+        names = ["ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "TasksCancelled", "JobClosed",
+                 "FailureConfirmed", "FailureReported"]
         logs = self._logs(self.market.address, [[self._topics[n] for n in names]])
         tids: set[int] = set()
         finished = failed = cancelled = 0
@@ -456,7 +475,7 @@ class Verifier:
             if e.args["taskId"] >> 32 != job_id:
                 continue
             tids.add(e.args["taskId"])
-            finished += e.name in ("ResultSubmitted", "TaskFinalized")
+            finished += e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed")
             failed += e.name == "TaskFailed"
         reports = [self.task(t) for t in sorted(tids)]
         checks = []

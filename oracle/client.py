@@ -619,7 +619,7 @@ class Client:
                 continue
             for ev in events:
                 out = tracker.apply(ev)
-                if pinner is not None and out is not None and ev.name in ("ResultSubmitted", "ResultRevealed"):
+                if pinner is not None and out is not None and ev.name in ("ResultSubmitted", "ResultRevealed", "FailureReported"):
                     pinner.add(str(ev.args["resultCID"]))
                 if out is not None and (ev.tx_hash, ev.log_index) not in seen:
                     seen.add((ev.tx_hash, ev.log_index))

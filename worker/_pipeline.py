@@ -48,7 +48,14 @@ from ._journal import Journal, Step, TaskRecord
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
-from .exceptions import InputCorrupt, InputError, InputsDocumentInvalid, InputUnavailable
+from .exceptions import (
+    EnvironmentFailure,
+    InputCorrupt,
+    InputError,
+    InputsDocumentInvalid,
+    InputTooLarge,
+    InputUnavailable,
+)
 
 log = get_logger("worker.pipeline")
 
@@ -173,7 +180,16 @@ class Pipeline:
                     d.mkdir(parents=True)
                 run = self._execute(job, app, command, dirs)
             run = _check_deterministic_file(run, app)
-        except (InputError, ValidationError, ImageError) as exc:
+        except (InputUnavailable, InputTooLarge) as exc:
+            # no reachable node provides an input, or it exceeds this worker's own caps: this worker's view of the
+            # network and its settings, not the task's answer (another worker may well run it)
+            raise EnvironmentFailure(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]) from exc
+        except ImageError as exc:
+            if isinstance(exc, ImageDigestMismatch):  # the image served is not the one pinned: every worker sees it
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
+            else:  # no registry or archive this worker can reach serves the image
+                raise EnvironmentFailure(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]) from exc
+        except (InputError, ValidationError) as exc:
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         except IpfsUnavailable:
             raise  # transient: the daemon retries the task later
@@ -182,8 +198,9 @@ class Pipeline:
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            error = (f"InputTooLarge: the task's inputs do not fit in this worker's disk ({exc.strerror} in "
-                     f"{self.work.parent}); the worker's cache cap is larger than its free disk")
+            raise EnvironmentFailure(f"the task's inputs do not fit in this worker's disk ({exc.strerror} in "
+                                     f"{self.work.parent}); the worker's cache cap is larger than its free disk"
+                                     ) from exc
         rec = self.journal.record(job.job_id, index, Step.RAN, reason=run.reason.value if run else "input-error",
                                   exit_code=run.exit_code if run else None, error=error,
                                   run_seconds=run.run_seconds if run else 0.0)
@@ -402,6 +419,8 @@ class Pipeline:
 
     def _submit(self, job: JobView, rec: TaskRecord, *, direct: bool = False) -> TaskRecord:
         tid = task_id(job.job_id, rec.task_index)
+        if _is_failure(rec):
+            return self._report_failure(job, rec)
         if self.relay is not None and not direct:
             try:
                 mid = self.relay.results(tid, rec.data["digest"], rec.data["cid"])
@@ -418,6 +437,46 @@ class Pipeline:
             raise TaskLost(f"submit of task {tid} reverted: {exc}") from exc
         return self.journal.record(job.job_id, rec.task_index, Step.DONE, tx=receipt["transactionHash"].hex(),
                                    gas=receipt["gasUsed"], outcome="paid", earned=self._net_reward(job))
+
+    def _report_failure(self, job: JobView, rec: TaskRecord) -> TaskRecord:
+        """(R = 1) A failure result: reported, final only once a second worker confirms it (never relayed)."""
+        tid = task_id(job.job_id, rec.task_index)
+        fn = self.market.contract.functions.reportFailure(tid, bytes.fromhex(rec.data["digest"][2:]), rec.data["cid"])
+        try:
+            receipt = self.sender.transact(fn, min_gas=self._submit_allowance(job))
+        except TransactionReverted as exc:
+            if self._already_reported(tid, rec):
+                return self.journal.record(job.job_id, rec.task_index, Step.DONE, note="reported before a restart",
+                                           outcome="failure-reported", earned=0)
+            raise TaskLost(f"failure report of task {tid} reverted: {exc}") from exc
+        return self.journal.record(job.job_id, rec.task_index, Step.DONE, tx=receipt["transactionHash"].hex(),
+                                   gas=receipt["gasUsed"], outcome="failure-reported", earned=0)
+
+    def _already_reported(self, tid: int, rec: TaskRecord) -> bool:
+        logs = self.market.contract.events.FailureReported().get_logs(
+            from_block=rec.data.get("claim_block", 0), argument_filters={"taskId": tid})
+        return any(e["args"]["worker"].lower() == self.me.lower() for e in logs)
+
+    def abandon_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
+        """Give back the claims of tasks this worker's environment failed (``abandon``), several in one
+        ``multicall``; one by one when the batch reverts. A claim already gone (expired, settled) is recorded as
+        given back all the same: there is nothing left to do for it."""
+        def alone(rec: TaskRecord) -> TaskRecord:
+            tid = task_id(rec.job_id, rec.task_index)
+            try:
+                self.sender.transact(self.market.contract.functions.abandon(tid))
+            except TransactionReverted as exc:
+                return self.journal.record(rec.job_id, rec.task_index, Step.ABANDONED, outcome="abandoned",
+                                           note=f"abandon reverted: {exc.error_name}", earned=0)
+            return self.journal.record(rec.job_id, rec.task_index, Step.ABANDONED, outcome="abandoned", earned=0)
+
+        if len(recs) < 2:
+            return [alone(r) for r in recs]
+        calls = [self.market.contract.encode_abi("abandon", [task_id(r.job_id, r.task_index)]) for r in recs]
+        if self._send_batch("abandon", calls) is None:
+            return [alone(r) for r in recs]
+        return [self.journal.record(r.job_id, r.task_index, Step.ABANDONED, outcome="abandoned", earned=0,
+                                    batch=len(recs)) for r in recs]
 
     def _already_submitted(self, tid: int, rec: TaskRecord) -> bool:
         logs = self.market.contract.events.ResultSubmitted().get_logs(
@@ -466,17 +525,20 @@ class Pipeline:
         """Submit uploaded R = 1 results, several in one ``multicall`` transaction (one by one if it reverts)."""
         if len(recs) < 2:
             return [self._or_lost(r, self._submit) for r in recs]
-        calls = [self.market.contract.encode_abi("submit", [task_id(r.job_id, r.task_index),
-                                                            bytes.fromhex(r.data["digest"][2:]), r.data["cid"], b""])
-                 for r in recs]
+        c = self.market.contract
+        calls = [c.encode_abi("reportFailure", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
+                                                r.data["cid"]]) if _is_failure(r) else
+                 c.encode_abi("submit", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
+                                         r.data["cid"], b""]) for r in recs]
         receipt = self._send_batch("submit", calls, min_gas=sum(
             self._submit_allowance(JobView.model_validate(r.data["job"])) for r in recs))
         if receipt is None:
             return [self._or_lost(r, self._submit) for r in recs]
         tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // len(recs)
-        return [self.journal.record(r.job_id, r.task_index, Step.DONE, tx=tx, gas=gas, outcome="paid",
-                                    earned=self._net_reward(JobView.model_validate(r.data["job"])), batch=len(recs))
-                for r in recs]
+        return [self.journal.record(r.job_id, r.task_index, Step.DONE, tx=tx, gas=gas,
+                                    outcome="failure-reported" if _is_failure(r) else "paid",
+                                    earned=0 if _is_failure(r) else self._net_reward(JobView.model_validate(r.data["job"])),
+                                    batch=len(recs)) for r in recs]
 
     def reveal_many(self, due: list[TaskRecord]) -> list[TaskRecord]:
         """Reveal replicas whose reveal phase is open (collected by :meth:`advance`) in one ``multicall``; one by
@@ -651,3 +713,8 @@ class Pipeline:
 
     def cleanup(self, rec: TaskRecord) -> None:
         shutil.rmtree(self.work / f"{rec.job_id}-{rec.task_index}", ignore_errors=True)
+
+
+def _is_failure(rec: TaskRecord) -> bool:
+    """Whether the uploaded result of ``rec`` is a failure result (its run did not end ``ok``)."""
+    return str(rec.data.get("reason") or "ok") != "ok"

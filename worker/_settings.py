@@ -57,6 +57,8 @@ class WorkerSettings(BaseSettings):
                                  "input on a slow link takes as long as it needs while bytes arrive")
     max_input_mb: int = Field(1024, ge=1, description="largest single input accepted")
     output_cap_mb: int = Field(256, ge=1)
+    avoid_job_s: float = Field(600.0, ge=0, description="after this worker's environment failed a task of a job (an "
+                               "input its node cannot reach, its caps), do not claim that job's tasks for this long")
     result_retention_s: float = Field(7 * 24 * 3600.0, ge=0, description="keep pinning a result this long after "
                                       "its job closed (time for the requester to pin or download it), then unpin")
     relay_url: str | None = Field(None, description="a relayer (tasknet relayer run): results, commits and reveals "
