@@ -90,6 +90,14 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
+def _program(cmdline: Sequence[str]) -> str:
+    """The program a command line runs: after ``ip netns exec NS`` the command that follows (``ip`` execs it in
+    place, so that is what the pid runs), else the first word."""
+    if len(cmdline) > 4 and Path(cmdline[0]).name == "ip" and list(cmdline[1:3]) == ["netns", "exec"]:
+        return cmdline[4]
+    return cmdline[0]
+
+
 def _same_process(info: ComponentInfo) -> bool:
     """True if ``info.pid`` is alive and still runs the program we started (pids get reused)."""
     if not pid_alive(info.pid):
@@ -98,7 +106,7 @@ def _same_process(info: ComponentInfo) -> bool:
         cmd = Path(f"/proc/{info.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
     except OSError:
         return True
-    return not info.cmdline or Path(cmd).name == Path(info.cmdline[0]).name
+    return not info.cmdline or Path(cmd).name == Path(_program(info.cmdline)).name
 
 
 def spawn(cmdline: list[str], log_path: Path, env: dict[str, str] | None = None) -> ComponentInfo:
