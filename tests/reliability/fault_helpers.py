@@ -263,6 +263,15 @@ def journal_step(proc: WorkerProc, job_id: int, index: int) -> Step | None:
         j.close()
 
 
+def journal_data(proc: WorkerProc, job_id: int, index: int) -> dict[str, Any]:
+    j = proc.journal()
+    try:
+        rec = j.get(job_id, index)
+        return {} if rec is None else dict(rec.data)
+    finally:
+        j.close()
+
+
 # --- end state on chain ---------------------------------------------------------------------------------------
 def settle_counts(market: Market, job_id: int, num_tasks: int) -> dict[int, Counter[str]]:
     """Per task index: how many final events (ResultSubmitted for R = 1, TaskFinalized/TaskFailed for R > 1)."""
