@@ -161,7 +161,6 @@ class Pipeline:
         dirs = {name: folder / name for name in ("in", "out", "logs")}
         for d in dirs.values():
             d.mkdir(parents=True)
-        self._fault("crash-after-claim")
         run: RunResult | None = None
         error: str | None = None
         try:
@@ -204,7 +203,6 @@ class Pipeline:
         rec = self.journal.record(job.job_id, index, Step.RAN, reason=run.reason.value if run else "input-error",
                                   exit_code=run.exit_code if run else None, error=error,
                                   run_seconds=run.run_seconds if run else 0.0)
-        self._fault("crash-after-run")
         return self._publish(job, app, rec, dirs, run, error)
 
     def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None) -> list[str]:
@@ -380,7 +378,6 @@ class Pipeline:
         cid = self.ipfs.add_file(upload)
         rec = self.journal.record(job.job_id, rec.task_index, Step.UPLOADED, digest="0x" + packed.digest,
                                   cid=cid, salt="0x" + new_salt().hex(), archive_sha256=packed.archive_sha256)
-        self._fault("crash-after-upload")
         return rec
 
     @staticmethod
@@ -394,11 +391,6 @@ class Pipeline:
             p.write_bytes(bytes(data))
         if not files:
             (out / "lie.txt").write_text("not the real result\n")
-
-    def _fault(self, point: str) -> None:
-        if self.s.fault == point:
-            log.warning("fault_injected", point=point)
-            os._exit(137)
 
     # -- chain steps ---------------------------------------------------------------------------------
     def _check_claim(self, job: JobView, rec: TaskRecord) -> None:
@@ -492,7 +484,6 @@ class Pipeline:
                 mid = self.relay.commit(tid, c)
                 rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex(),
                                           relay_id=mid, relayed=True)
-                self._fault("crash-after-commit")
                 return rec
             except RelayError as exc:
                 log.warning("relay_refused", task_id=tid, error=str(exc), fallback="own transaction")
@@ -502,7 +493,6 @@ class Pipeline:
             except TransactionReverted as exc:
                 raise TaskLost(f"commit of task {tid} reverted: {exc}") from exc
         rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex())
-        self._fault("crash-after-commit")
         return rec
 
     def commit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
@@ -518,7 +508,6 @@ class Pipeline:
             return [self._or_lost(r, self._commit) for r in recs]
         out = [self.journal.record(r.job_id, r.task_index, Step.COMMITTED, commitment="0x" + h.hex(),
                                    batch=len(recs)) for r, h in zip(recs, hashes, strict=True)]
-        self._fault("crash-after-commit")
         return out
 
     def submit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
@@ -555,7 +544,6 @@ class Pipeline:
         if self._send_batch("reveal", calls, min_gas=allowance) is None:
             return [alone(r) for r in due]
         out = [self.journal.record(r.job_id, r.task_index, Step.REVEALED, batch=len(due)) for r in due]
-        self._fault("crash-after-reveal")
         return out
 
     def _finalize_allowance(self, job: JobView) -> int:
@@ -673,7 +661,6 @@ class Pipeline:
             try:
                 mid = self.relay.reveal(tid, rec.data["digest"], rec.data["salt"], rec.data["cid"])
                 rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED, relay_id=mid, relayed=True)
-                self._fault("crash-after-reveal")
                 return rec
             except RelayError as exc:
                 if exc.error_name == "MarketplaceRevealNotOpen" and gas is None:
@@ -689,7 +676,6 @@ class Pipeline:
             if exc.error_name != "MarketplaceAlreadyRevealed":
                 return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=f"reveal reverted: {exc}")
         rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED)
-        self._fault("crash-after-reveal")
         return rec
 
     def _outcome(self, tid: int, rec: TaskRecord, status: int) -> tuple[str, int]:

@@ -160,8 +160,10 @@ def worker_process(cfg: WorkerSettings, path: Path, fault: str = "none") -> subp
     doc["private_key"] = cfg.private_key.get_secret_value()
     doc.pop("password", None)
     path.write_text(json.dumps(doc))
-    return subprocess.Popen([sys.executable, "-m", "tasknet.cli", "--json-logs", "worker", "run", "--config",
-                             str(path), "--fault", fault], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = ["--json-logs", "worker", "run", "--config", str(path)]
+    crash = [str(Path(__file__).resolve().parents[1] / "crash_worker.py"), fault] if fault.startswith("crash") else \
+        ["-m", "tasknet.cli"]
+    return subprocess.Popen([sys.executable, *crash, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 @pytest.mark.parametrize("fault", ["crash-after-claim", "crash-after-run"])
