@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 from web3 import Web3
 
-from oracle._log import get_logger
+from oracle import get_logger
 from oracle.events import DecodedEvent, EventStream, ReorgTooDeep, StreamCursor
 from oracle.market import JobView, Market
 

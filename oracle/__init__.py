@@ -1,7 +1,16 @@
 """Everything that talks to the chain and IPFS: artifacts, transactions, the devnet file, the requester SDK."""
 
-from ._artifacts import abi, load_artifact
-from ._chain import DEV_MNEMONIC, connect, contract_at, decode_revert, deploy, dev_accounts, send
+from ._artifacts import AbiList, abi, load_artifact
+from ._chain import (
+    DEV_MNEMONIC,
+    connect,
+    contract_at,
+    decode_revert,
+    deploy,
+    dev_accounts,
+    reverted_error,
+    send,
+)
 from ._deploy import Deployment, deploy_all
 from ._log import configure_logging, get_logger
 from .client import Client
@@ -13,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEV_MNEMONIC",
+    "AbiList",
     "Client",
     "Deployment",
     "DevnetInfo",
@@ -28,5 +38,6 @@ __all__ = [
     "dev_accounts",
     "get_logger",
     "load_artifact",
+    "reverted_error",
     "send",
 ]

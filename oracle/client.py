@@ -95,7 +95,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppInfo", "Balance", "Client", "DatasetInfo", "Explanation", "JobEvent", "JobProgress", "JobSpec", "JobStatus",
-    "Reason", "SubmittedJob", "TaskInput", "TaskResult", "TaskState", "TxInfo", "format_amount", "load_tasks",
+    "Reason", "SubmittedJob", "TaskFailure", "TaskInput", "TaskResult", "TaskState", "TxInfo", "format_amount", "load_tasks",
     "parse_amount", "parse_duration",
 ]
 

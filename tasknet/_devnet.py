@@ -373,8 +373,7 @@ DEVNET_PARAMS = {"claimGrace": 60, "commitWindow": 60, "revealWindow": 60, "unst
 
 
 def set_devnet_params(w3: Web3, marketplace: str, owner: LocalAccount) -> None:
-    from oracle import send
-    from oracle._artifacts import AbiList
+    from oracle import AbiList, send
     from oracle.market import Market
 
     market = Market(w3, marketplace)
