@@ -141,8 +141,8 @@ def test_the_digest_of_a_deterministic_file_is_its_sha256(tmp_path: Path) -> Non
     ("nonzero-exit", 3, "the app exited with code 3"),
     ("timeout", 137, "the app ran longer than its wall-clock limit of 60 s and was killed"),
     ("input-error", None, "InputCorrupt: a line\nbreak and a\rreturn"),
-    ("output-unsafe", 0, "the output entry 'evil\\x1b[2Jname' has a name that is not portable (the control "
-                         "character \\x1b)"),
+    ("output-unsafe", 0, ("the output entry 'evil\\x1b[2Jname' has a name that is not portable (the control "
+                          "character \\x1b)")),
 ])
 def test_a_failure_archive_and_its_status_file_are_made_alike(tmp_path: Path, reason: str, exit_code: int | None,
                                                               error: str | None) -> None:
