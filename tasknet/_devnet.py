@@ -393,7 +393,7 @@ def write_network_artifacts(out: Path, chain_id: int, contracts: dict[str, str])
     or loads it as it is, and tools that refuse unlinked bytecode (Foundry's ``cast interface``) read it.
     ``linkReferences`` stay, so a Hardhat-style linker can still point it at other libraries.
     """
-    from oracle._deploy import link_bytecode
+    from oracle import link_bytecode
 
     out.mkdir(parents=True, exist_ok=True)
     for name, address in contracts.items():
