@@ -93,7 +93,7 @@ class Harness:
                       encryption_key=encryption_key)
         app = AppView(app_id=1, owner="0x" + "44" * 20, image_ref=BUSYBOX_BASE, image_digest=self.image,
                       metadata_uri="ipfs://none", price=0, is_public=True, deterministic_file=deterministic_file)
-        self.pipeline._prepare_inputs = lambda *a: ["sh", "-c", script]  # type: ignore[method-assign]
+        self.pipeline._prepare_inputs = lambda *a: (["sh", "-c", script], {})  # type: ignore[method-assign]
         rec = self.journal.record(job.job_id, self.index, Step.CLAIMED, replica=0)
         rec = self.pipeline._produce(job, app, rec)
         assert rec.step is Step.UPLOADED
