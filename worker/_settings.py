@@ -59,6 +59,9 @@ class WorkerSettings(BaseSettings):
     output_cap_mb: int = Field(256, ge=1)
     result_retention_s: float = Field(7 * 24 * 3600.0, ge=0, description="keep pinning a result this long after "
                                       "its job closed (time for the requester to pin or download it), then unpin")
+    journal_retention_s: float = Field(30 * 24 * 3600.0, ge=0, description="keep a finished task's record (its "
+                                       "steps, outcome and earnings) this long in the journal, then drop it; the "
+                                       "totals 'tasknet worker status' shows keep counting it")
     relay_url: str | None = Field(None, description="a relayer (tasknet relayer run): results, commits and reveals "
                                   "are signed (EIP-712) and handed to it instead of sent as transactions")
     relay_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the relayer's answer before "
