@@ -189,6 +189,7 @@ class Worker:
 
     async def _async_run(self, stop: asyncio.Event) -> None:
         self._wake = asyncio.Event()
+        self._live = len(self.journal.unfinished())  # tasks the journal holds unfinished (see _advance_all)
         self._advance_soon = False
         self._claims_paused_until = 0.0
         await asyncio.to_thread(self.ensure_registered)
@@ -252,9 +253,13 @@ class Worker:
         return reason
 
     async def _pause(self, stop: asyncio.Event) -> None:
-        """Wait one poll interval, or less: until stopped or until a task ends (a slot to fill at once)."""
+        """Wait one poll interval, or less: until stopped or until a task ends (a slot to fill at once). A worker
+        holding no task while the market has no open job waits ``idle_poll_interval`` (a poll costs the same
+        however long the worker has run, but it is the whole of an idle worker's CPU)."""
+        idle = not self.running and not self.view.jobs and not self._live
+        timeout = max(self.s.poll_interval, self.s.idle_poll_interval) if idle else self.s.poll_interval
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        await asyncio.wait(waits, timeout=self.s.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waits:
             w.cancel()
         self._wake.clear()
@@ -287,7 +292,7 @@ class Worker:
 
     def _drop_old_records(self) -> None:
         """Drop finished records older than ``journal_retention_s`` (a batch per round; totals keep them)."""
-        dropped = self.journal.drop_finished(time.time() - self.s.journal_retention_s)
+        dropped = self.journal.drop_finished(time.time() - self.s.journal_retention_s, limit=1000)
         if dropped:
             self.log.info("journal_records_dropped", count=dropped, older_than_s=self.s.journal_retention_s)
 
@@ -364,7 +369,9 @@ class Worker:
         reveals: list[TaskRecord] = []
         submits: list[TaskRecord] = []
         changed: list[tuple[TaskRecord, TaskRecord]] = []
-        for rec in self.journal.unfinished():
+        live = self.journal.unfinished()
+        self._live = len(live)
+        for rec in live:
             if rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
                 if rec.task_key not in self.running:
                     commits.append(rec)  # R > 1: every uploaded replica held is committed in one transaction
