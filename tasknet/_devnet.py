@@ -161,11 +161,13 @@ ANVIL_LONG_RUN_ARGS = {"--hardfork": "cancun", "--prune-history": "64"}
 
 
 def start_anvil(state_dir: Path, port: int, *, block_time: float | None = None, chain_id: int = 31337,
-                mnemonic: str = DEV_MNEMONIC, extra_args: Sequence[str] = ()) -> tuple[ComponentInfo, str]:
+                mnemonic: str = DEV_MNEMONIC, extra_args: Sequence[str] = (), long_run_args: bool = True
+                ) -> tuple[ComponentInfo, str]:
     """Start anvil on 127.0.0.1:``port`` (``extra_args``: more anvil options, e.g. ``--hardfork berlin``; they
-    replace the :data:`ANVIL_LONG_RUN_ARGS` of the same name)."""
+    replace the :data:`ANVIL_LONG_RUN_ARGS` of the same name; ``long_run_args=False``: anvil's own defaults)."""
     check_port_free(port, "anvil", "--rpc-port")
-    defaults = [x for k, v in ANVIL_LONG_RUN_ARGS.items() if k not in extra_args for x in (k, v)]
+    defaults = [x for k, v in ANVIL_LONG_RUN_ARGS.items() if k not in extra_args for x in (k, v)] \
+        if long_run_args else []
     cmd = [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
            "--mnemonic", mnemonic, "--accounts", "10", "--balance", "10000", "--silent", *defaults, *extra_args]
     if block_time:
