@@ -371,13 +371,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["anvil_cpu_ms_per_tx_last"] = bag["last"]["anvil_cpu_ms_per_tx"]
             result.update(chain_costs(net, start_block, end_block, [a.address for a in workers], args.tasks,
                                       post_gas))
+            print("bench scale so far:", json.dumps(result), file=sys.stderr, flush=True)
             result.update(requester(net, job, args.tasks))
+            print("bench scale so far:", json.dumps(result), file=sys.stderr, flush=True)
             audit_n = min(args.audit_tasks, args.tasks)
             audit_job, _, _ = run_bag(net, audit_n, [p.pid for p in procs], args.window)
             stop(procs)
             procs = []
             result.update(audit(net, audit_job))
             result["audit_job_tasks"] = audit_n
+            print("bench scale so far:", json.dumps(result), file=sys.stderr, flush=True)
         if args.only in (None, "idle"):
             result.update(idle_worker(net, args.journal_records, args.idle_seconds, net.accounts[9]))
         result["load_after"] = _load()
