@@ -84,7 +84,8 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
             replicaStake: 1 ether,
             feeBps: 0,
             maxReplicas: 9,
-            maxSlashes: 3
+            maxSlashes: 3,
+            abandonBps: 1000
         });
         AccountLogic.setParams(_s, p);
         emit TreasuryUpdated(address(0), treasury_);
@@ -218,6 +219,7 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
             if (job.flags & MarketStorage.JOB_CLOSED != 0 || block.timestamp > job.deadline) continue;
             if (job.replication == 1) {
                 if (_s.taken[jobId].get(taskId & type(uint32).max)) continue; // taken first by another worker
+                if (_s.leases[taskId].worker != address(0)) continue; // reported failed, but still keys a live lease
                 _claimRange(taskId, 1, job);
                 ++claimed;
             } else if (ReplicaLogic.tryClaim(_s, taskId, msg.sender)) {
@@ -243,7 +245,21 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
         _s.lockStake(msg.sender, jobId, job, count * job.replicaStake);
         uint256 conflict = _s.taken[jobId].trySetRange(index, count);
         if (conflict != type(uint256).max) revert MarketplaceTaskTaken((jobId << 32) | conflict);
-        _s.leases[startTaskId] = Lease({worker: msg.sender, expiry: uint40(expiry), count: uint16(count), done: 0});
+        Lease storage lease = _s.leases[startTaskId];
+        uint256 held;
+        assembly ("memory-safe") {
+            held := sload(lease.slot)
+        }
+        // A lease's first task reopens when its worker reports it failed ({reportFailure}) while its id still keys
+        // that lease: no new lease may start there before that one ends (it would overwrite it).
+        if (held != 0) revert MarketplaceTaskTaken(startTaskId);
+        // The slot is empty (a lease is only ever deleted whole): one SSTORE of worker(160) | expiry(40) |
+        // count(16) | done(16), without the read-modify-write a struct assignment compiles to. expiry <= deadline
+        // < 2^32 and count <= MAX_RANGE fit their fields.
+        uint256 packed = uint256(uint160(msg.sender)) | (expiry << 160) | (count << 200);
+        assembly ("memory-safe") {
+            sstore(lease.slot, packed)
+        }
         emit TasksClaimed(startTaskId, msg.sender, count, expiry);
     }
 
@@ -331,6 +347,16 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
         if (fee != 0) _s.balances[_s.treasury] += n * fee;
         job.settled += uint32(n); // n unsettled tasks of the lease
         job.finished += uint32(n);
+    }
+
+    /// @inheritdoc IMarketplace
+    function abandon(uint256 taskId) external nonReentrant {
+        AccountLogic.abandon(_s, taskId);
+    }
+
+    /// @inheritdoc IMarketplace
+    function reportFailure(uint256 startTaskId, bytes32 resultDigest, string calldata resultCID) external nonReentrant {
+        AccountLogic.reportFailure(_s, startTaskId, resultDigest, resultCID);
     }
 
     /// @inheritdoc IMarketplace
@@ -497,6 +523,11 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     /// @inheritdoc IMarketplace
     function getLease(uint256 startTaskId) external view returns (Lease memory) {
         return _s.leases[startTaskId];
+    }
+
+    /// @inheritdoc IMarketplace
+    function getFailure(uint256 taskId) external view returns (Failure memory) {
+        return _s.failures[taskId];
     }
 
     /// @inheritdoc IMarketplace

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 from web3 import Web3
 
-from oracle._log import get_logger
+from oracle import get_logger
 from oracle.events import DecodedEvent, EventStream, ReorgTooDeep, StreamCursor
 from oracle.market import JobView, Market
 
@@ -879,7 +879,7 @@ class Indexer:
         p = a["params"]
         if isinstance(p, list | tuple):
             keys = ["minStake", "claimGrace", "commitWindow", "revealWindow", "unstakeDelay", "callbackGas",
-                    "replicaStake", "feeBps", "maxReplicas", "maxSlashes"]
+                    "replicaStake", "feeBps", "maxReplicas", "maxSlashes", "abandonBps"]
             p = dict(zip(keys, p, strict=True))
         row = self._proj.get("params", 1)
         treasury = row["treasury"] if row else None
@@ -1052,6 +1052,64 @@ class Indexer:
             rep = self._active(tid - 1, worker)
             if rep is not None:
                 self._release(rep, "expired")
+
+    def _on_ClaimAbandoned(self, a: dict[str, Any]) -> None:
+        """A claim given back: the lease's remaining tasks (R = 1) or the replica (R > 1) open again; the fee of
+        the worker's stake goes to the treasury."""
+        tid, worker, tasks, fee = int(a["taskId"]), _addr(a["worker"]), int(a["tasks"]), int(a["fee"])
+        job = self._job(tid >> 32)
+        stake = job["replica_stake"] if job else 0
+        reopened = [tid] if job is None or job["replication"] != 1 else []
+        if not reopened:
+            t = tid
+            while (task := self._proj.get("tasks", t)) is not None and task["lease_start"] == tid:
+                if task["status"] == "running":
+                    reopened.append(t)
+                t += 1
+        for t in reopened[-tasks:] if tasks else []:
+            task = self._task(t)
+            if task is not None and job is not None and job["replication"] == 1:
+                task.update(status="open", worker=None, lease_start=None, occupied=0)
+            elif task is not None:
+                task["occupied"] = max(0, task["occupied"] - 1)
+            rep = self._active(t, worker)
+            if rep is not None:
+                self._release(rep, "abandoned", unlock=stake)
+        w = self._worker(worker)
+        w["stake"] -= fee
+        self._pay("abandon_fee", self._treasury(), fee, job_id=tid >> 32, task_id=tid)
+
+    def _on_FailureReported(self, a: dict[str, Any]) -> None:
+        """(R = 1) A failure reported and pending a second worker's confirmation: the task is open again."""
+        tid, worker = int(a["taskId"]), _addr(a["worker"])
+        task, job = self._task(tid), self._job(tid >> 32)
+        if task is None or job is None:
+            return
+        task.update(status="open", worker=None, lease_start=None, occupied=0)
+        rep = self._active(tid, worker)
+        if rep is not None:
+            rep.update(result_digest=_hex(a["resultDigest"]), result_cid=a["resultCID"])
+            self._release(rep, "failure-reported", unlock=job["replica_stake"])
+
+    def _on_FailureConfirmed(self, a: dict[str, Any]) -> None:
+        """(R = 1) Two workers reported the same failure: the task settles with it; both share the reward."""
+        tid, share = int(a["taskId"]), int(a["rewardEach"])
+        task, job = self._task(tid), self._job(tid >> 32)
+        if task is None or job is None:
+            return
+        task.update(status="finalized", result_digest=_hex(a["resultDigest"]), winners=2, reward_each=share,
+                    finished_at=self.ts, occupied=0)
+        for who in (_addr(a["firstWorker"]), _addr(a["confirmer"])):
+            w = self._worker(who)
+            w["reputation"] += 1
+            w["earned"] += share
+            self._pay("reward", who, share, job_id=job["job_id"], task_id=tid)
+        rep = self._active(tid, _addr(a["confirmer"]))
+        if rep is not None:
+            rep.update(result_digest=_hex(a["resultDigest"]), reward=share)
+            self._release(rep, "won", unlock=job["replica_stake"], done=True)
+        self._settle(job, finished=1)
+        self._pay("protocol_fee", self._treasury(), job["reward"] - 2 * share, job_id=job["job_id"], task_id=tid)
 
     # -- replicated consensus (R > 1) -------------------------------------------------------------
     def _on_ReplicaClaimed(self, a: dict[str, Any]) -> None:

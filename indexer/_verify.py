@@ -237,8 +237,11 @@ class Verifier:
                 job_leases: list[DecodedEvent] | None = None) -> tuple[str, list[Check]]:
         checks: list[Check] = []
         results = [e for e in events if e.name == "ResultSubmitted"]
+        confirmed = [e for e in events if e.name == "FailureConfirmed"]
+        if confirmed and not results:
+            return "finalized", self._confirmed_failure(job, app, confirmed[-1], events)
         if not results:
-            return "running", checks
+            return "failed" if any(e.name == "TaskFailed" for e in events) else "running", checks
         ev = results[-1]
         worker, digest, cid = ev.args["worker"], _h(ev.args["resultDigest"]), ev.args["resultCID"]
         if job_leases is None:
@@ -253,6 +256,21 @@ class Verifier:
         checks.append(self._result_authorized(tid, worker, digest, cid, ev.tx_hash))
         checks += self._archive(job, app, digest, [cid])
         return "finalized", checks
+
+    def _confirmed_failure(self, job: JobView, app: AppView | None, ev: DecodedEvent,
+                           events: list[DecodedEvent]) -> list[Check]:
+        """(R = 1) A failure two workers reported with the same digest: both reports exist, come from the two
+        workers the settlement names, precede it, and the archives they point to hash to that digest."""
+        digest = _h(ev.args["resultDigest"])
+        first, confirmer = ev.args["firstWorker"].lower(), ev.args["confirmer"].lower()
+        reports = {e.args["worker"].lower(): e for e in events
+                   if e.name == "FailureReported" and e.key <= ev.key and _h(e.args["resultDigest"]) == digest}
+        ok = first in reports and confirmer in reports and first != confirmer
+        checks = [Check(name="failure_confirmed", subject=f"task {ev.args['taskId']}", passed=ok,
+                        detail="two different workers reported this failure digest before it settled" if ok else
+                        "the settlement names reports that do not exist, or one worker twice",
+                        evidence={"first": first, "confirmer": confirmer, "digest": digest})]
+        return checks + self._archive(job, app, digest, sorted({str(e.args["resultCID"]) for e in reports.values()}))
 
     def _result_authorized(self, tid: int, worker: str, digest: str, cid: str, tx_hash: str) -> Check:
         sender, calls = self._calls(tx_hash)
@@ -468,7 +486,7 @@ class Verifier:
     JOB_AUDIT_EVENTS = ("ReplicaClaimed", "ResultCommitted", "ResultRevealed", "ClaimExpired", "WorkerSlashed",
                         "ReplicaReleased", "ReplicasAdded", "TaskFinalized", "TaskFailed", "ResultSubmitted",
                         "TasksClaimed", "TaskReleased", "CallbackDelivered", "LeaseExpired", "TasksCancelled",
-                        "JobClosed")
+                        "JobClosed", "FailureReported", "FailureConfirmed", "ClaimAbandoned")
 
     def _job_logs(self, job_id: int, from_block: int) -> list[DecodedEvent]:
         """The job's events from ``from_block`` on, in chain order: one ``eth_getLogs`` per range of blocks over
@@ -518,9 +536,10 @@ class Verifier:
             per_task.setdefault(tid, []).append(e)
             if e.name == "TasksClaimed":
                 leases.append(e)
-            if e.name in ("ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed"):
+            if e.name in ("ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "FailureConfirmed",
+                          "FailureReported"):
                 tids.add(tid)
-                finished += e.name in ("ResultSubmitted", "TaskFinalized")
+                finished += e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed")
                 failed += e.name == "TaskFailed"
         ordered = sorted(tids)
         # the calldata of every transaction a check reads, fetched once each (a batch of results is one transaction)

@@ -6,12 +6,31 @@ from typing import Any
 
 from ._client_models import Explanation, JobStatus, Reason, format_amount
 
+#: a worker's default cap on one input (worker setting max_input_mb): larger inputs need workers that raised it
+DEFAULT_MAX_INPUT = 1024 << 20
+
 
 def explain_task(status: JobStatus, index: int | None, state: str, now: int, params: dict[str, Any],
-                 app: dict[str, Any], app_allows: bool, workers: list[dict[str, Any]]) -> Explanation:
+                 app: dict[str, Any], app_allows: bool, workers: list[dict[str, Any]], *, largest_input: int = 0,
+                 pending_failure: dict[str, Any] | None = None) -> Explanation:
     """Build the explanation from the job's status, the chain time, the market parameters, the app and the
-    registered workers (``getWorker`` structs with an ``address`` key)."""
+    registered workers (``getWorker`` structs with an ``address`` key); ``largest_input`` is the largest input a
+    task announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1)."""
     reasons: list[Reason] = []
+    if pending_failure and int(pending_failure.get("worker", "0x0"), 16):
+        reasons.append(Reason(
+            code="failure-pending", severity="info",
+            message=(f"worker {pending_failure['worker']} reported this task as failed ({pending_failure['reports']} "
+                     "report(s) so far): it waits for a second worker to reach the same failure, or to produce a "
+                     "result"),
+            fix="nothing to do: another worker will take it"))
+    if largest_input > DEFAULT_MAX_INPUT:
+        reasons.append(Reason(
+            code="inputs-over-default-cap", severity="warning",
+            message=(f"an input of the job is {largest_input} bytes, more than the {DEFAULT_MAX_INPUT} bytes a worker "
+                     "accepts by default (its max_input_mb): only workers that raised their cap claim it, and a "
+                     "worker's cap is a local setting the chain cannot show"),
+            fix="wait for such a worker, or split the input into smaller ones"))
     grace = int(params["claimGrace"])
     need_stake = max(int(params["minStake"]), int(params["replicaStake"]))
     job_id = status.job_id

@@ -175,9 +175,10 @@ class JobResults:
                 r.digests[index] = str(a["resultDigest"])
                 r.cids[index] = [str(a["resultCID"])]
                 r.workers[index] = [str(a["worker"])]
-            elif ev.name == "ResultRevealed":
+            elif ev.name in ("ResultRevealed", "FailureReported"):
+                # (R = 1) a failure reported is pending like a reveal: FailureConfirmed settles it with its digest
                 reveals.setdefault(index, []).append((str(a["resultDigest"]), str(a["resultCID"]), str(a["worker"])))
-            elif ev.name == "TaskFinalized":
+            elif ev.name in ("TaskFinalized", "FailureConfirmed"):
                 digest = str(a["resultDigest"])
                 r.digests[index] = digest
                 agreed = [(cid, w) for d, cid, w in reveals.get(index, []) if d == digest]
@@ -188,4 +189,5 @@ class JobResults:
         return r
 
 
-RESULT_EVENTS = ("ResultSubmitted", "ResultRevealed", "TaskFinalized", "TaskFailed")
+RESULT_EVENTS = ("ResultSubmitted", "ResultRevealed", "TaskFinalized", "TaskFailed", "FailureReported",
+                 "FailureConfirmed")

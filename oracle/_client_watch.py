@@ -15,7 +15,8 @@ from .protocol import split_task_id
 JOB_EVENTS = {
     "JobPosted", "TasksCancelled", "JobClosed", "TasksClaimed", "ResultSubmitted", "LeaseExpired", "ReplicaClaimed",
     "ResultCommitted", "ResultRevealed", "TaskFinalized", "ReplicasAdded", "TaskFailed", "ClaimExpired",
-    "ReplicaReleased", "TaskReleased", "CallbackDelivered", "WorkerSlashed",
+    "ReplicaReleased", "TaskReleased", "CallbackDelivered", "WorkerSlashed", "ClaimAbandoned", "FailureReported",
+    "FailureConfirmed",
 }
 
 
@@ -120,6 +121,24 @@ class Tracker(BaseModel):
         self.finalized.add(index)
         self.digests[index] = str(a["resultDigest"])
         self.cids[index] = [str(a["resultCID"])]
+
+    def _on_FailureReported(self, a: dict[str, object], index: int | None) -> None:
+        """(R = 1) A failure reported, pending a second worker's confirmation: the task is open again."""
+        assert index is not None
+        self.running.discard(index)
+        self.reveals.setdefault(index, []).append((str(a["resultDigest"]), str(a["resultCID"])))
+
+    def _on_FailureConfirmed(self, a: dict[str, object], index: int | None) -> None:
+        self._on_TaskFinalized(a, index)  # settled with the failure result both workers reported
+
+    def _on_ClaimAbandoned(self, a: dict[str, object], index: int | None) -> None:
+        """A claim given back: its tasks are open again (an R = 1 lease's rest; an R > 1 task keeps its others)."""
+        assert index is not None
+        if self.replication == 1:
+            count = self.leases.pop(index, 1)
+            undone = int(a["tasks"])  # type: ignore[call-overload]
+            for i in range(index + count - undone, index + count):
+                self.running.discard(i)
 
     def _on_ReplicaClaimed(self, a: dict[str, object], index: int | None) -> None:
         assert index is not None

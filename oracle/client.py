@@ -90,7 +90,7 @@ from .exceptions import (
 )
 from .ipfs import IpfsClient
 from .market import JobView, Market, _struct
-from .models import AppMetadata, InputRef
+from .models import AppMetadata, InputRef, InputsDocument
 from .protocol import task_id
 from .settings import Settings, check_network
 from .status import read_status
@@ -101,8 +101,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppInfo", "Balance", "Client", "DatasetInfo", "Explanation", "FailureGroup", "JobEvent", "JobProgress",
-    "JobSpec", "JobStatus", "JobSummary", "Reason", "SubmittedJob", "TaskInput", "TaskPage", "TaskResult",
-    "TaskState", "TxInfo", "format_amount", "load_tasks", "parse_amount", "parse_duration",
+    "JobSpec", "JobStatus", "JobSummary", "Reason", "SubmittedJob", "TaskFailure", "TaskInput", "TaskPage",
+    "TaskResult", "TaskState", "TxInfo", "format_amount", "load_tasks", "parse_amount", "parse_duration",
 ]
 
 log = get_logger("oracle.client")
@@ -271,7 +271,8 @@ class Client:
         return self._docker
 
     def chain_time(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """The chain's time (see :meth:`oracle.market.Market.chain_time`)."""
+        return self.market.chain_time()
 
     def _send(self, fn: Any) -> TxReceipt:
         return self.sender.transact(fn)
@@ -667,7 +668,7 @@ class Client:
             return []
         tids = [task_id(job_id, i) for i in indexes]
         names = ["ResultSubmitted", "ReplicaClaimed", "ClaimExpired", "ResultRevealed", "TaskFinalized",
-                 "TaskFailed"]
+                 "TaskFailed", "ClaimAbandoned", "FailureReported", "FailureConfirmed"]
         events = [e for e in (decode(log) for log in raw_logs(
             self.w3, self.market.address, names, block, int(self.w3.eth.block_number),
             topic1=["0x" + t.to_bytes(32, "big").hex() for t in tids])) if e is not None]
@@ -678,7 +679,7 @@ class Client:
             index = int(e.args["taskId"]) & 0xFFFFFFFF
             if e.name == "ReplicaClaimed":
                 claimed.setdefault(index, []).append(str(e.args["worker"]))
-            elif e.name == "ClaimExpired" and str(e.args["worker"]) in claimed.get(index, []):
+            elif e.name in ("ClaimExpired", "ClaimAbandoned") and str(e.args["worker"]) in claimed.get(index, []):
                 claimed[index].remove(str(e.args["worker"]))
             elif e.name == "ResultRevealed":
                 revealed.add(index)
@@ -768,7 +769,7 @@ class Client:
                 continue
             for ev in events:
                 out = tracker.apply(ev)
-                if pinner is not None and out is not None and ev.name in ("ResultSubmitted", "ResultRevealed"):
+                if pinner is not None and out is not None and ev.name in ("ResultSubmitted", "ResultRevealed", "FailureReported"):
                     pinner.add(str(ev.args["resultCID"]))
                 if out is not None and (ev.tx_hash, ev.log_index) not in seen:
                     seen.add((ev.tx_hash, ev.log_index))
@@ -1005,8 +1006,23 @@ class Client:
         state = t.task_state(index).state
         app = _struct(self.market.registry, "getApp", status.app_id)
         allows = bool(self.market.registry.functions.appAllows(status.app_id, status.requester).call())
+        pending = _struct(self.market.contract, "getFailure", task_id(job_id, index)) if status.replication == 1 \
+            else None
         return explain_task(status, index, state, self.chain_time(), self.market.params(), app, allows,
-                            self._workers())
+                            self._workers(), largest_input=self._largest_input(status), pending_failure=pending)
+
+    def _largest_input(self, status: JobStatus) -> int:
+        """The largest input a task of the job announces: its dataset (size on chain) or an inputs-document
+        entry; 0 when none announces a size (or the document cannot be read from here)."""
+        largest = 0
+        if status.dataset_id:
+            ev = self._registry_logs("DatasetRegistered", datasetId=status.dataset_id)
+            largest = int(ev[-1]["args"]["size"]) if ev else 0
+        try:
+            doc = InputsDocument.model_validate(self.ipfs.cat_json(status.inputs_cid, max_bytes=16 << 20))
+        except (TasknetError, ValueError):
+            return largest
+        return max(largest, doc.largest_inputs()[0])
 
     def _workers(self) -> list[dict[str, Any]]:
         logs = self._events.events.WorkerRegistered().get_logs(from_block=self.deploy_block)

@@ -168,7 +168,7 @@ def demo(devnet_file: Path | None, keep: bool, frames: int, workers: int, no_lia
 
 #: modules that each add command groups to the CLI (``register(cli)``): one per role
 GROUP_MODULES = ("tasknet._cli_worker", "tasknet._cli_requester", "tasknet._cli_indexer",
-                 "tasknet._cli_relayer", "tasknet._cli_network", "tasknet._cli_admin")
+                 "tasknet._cli_relayer", "tasknet._cli_network", "tasknet._cli_admin", "tasknet._cli_testnet")
 
 
 def _register_groups() -> None:

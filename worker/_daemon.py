@@ -39,7 +39,7 @@ from ._policy import Offer, decide
 from ._sandbox import Sandbox, sandbox_owner
 from ._settings import WorkerSettings
 from ._view import MarketView
-from .exceptions import CannotClaim, SandboxError, StateDirInUse, WorkerError
+from .exceptions import CannotClaim, EnvironmentFailure, SandboxError, StateDirInUse, WorkerError
 
 log = get_logger("worker")
 
@@ -50,7 +50,7 @@ SUBMIT_WAIT_S = 1.0
 #: seconds the protocol parameters (replica stake...) are trusted before being read again
 PARAMS_TTL = 30.0
 #: steps where the task waits on the chain (a relayed result, the reveal phase, finalization): advanced by polling
-ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED)
+ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED, Step.ABANDONING)
 #: candidates listed in one claimSome, beyond the free slots: the ones others took first are skipped on chain
 CLAIM_CANDIDATES = 16
 #: seconds added to a job's observed run time before joining a replicated task whose commit window is open
@@ -59,6 +59,8 @@ JOIN_MARGIN_S = 15
 EXPIRED_JOB_GRACE_S = 3600.0
 #: seconds between two rounds of housekeeping (leftover containers, unpinning, dropping old finished records)
 HOUSEKEEPING_S = 15.0
+#: a task whose dependency is down is given back when its claim would expire within this margin of the next retry
+ABANDON_MARGIN_S = 30
 LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
              "MarketplaceTaskNotActive", "MarketplaceJobClosed", "MarketplaceClaimPastDeadline",
              "MarketplaceNothingExpired", "MarketplaceLeaseNotExpired", "MarketplaceUnknownLease"}
@@ -113,6 +115,8 @@ class Worker:
         self.cannot_claim: str | None = None
         #: job id -> why its inputs are too large for this worker's caps (None: they fit)
         self._too_large: dict[int, str | None] = {}
+        #: job id -> until when (monotonic) its tasks are not claimed: this worker's environment failed one of them
+        self._avoid: dict[int, float] = {}
         #: job id -> seconds each of its tasks took here from claim to upload (to judge whether a join is in time)
         self._run_times: dict[int, list[float]] = {}
 
@@ -130,7 +134,7 @@ class Worker:
 
     def _save(self) -> None:
         """Save the cursor with the view (open jobs only: a job long past its deadline is dropped first)."""
-        expired = self.view.forget_expired(time.time(), EXPIRED_JOB_GRACE_S)
+        expired = self.view.forget_expired(self.market.clock.now(), EXPIRED_JOB_GRACE_S)  # deadlines are chain time
         self.journal.job_closed(expired)  # over for good: its results may be unpinned after the retention
         self.journal.set_value("stream", {"market": self.market.address, "cursor": self.stream.cursor.model_dump(),
                                           "view": self.view.model_dump(mode="json")})
@@ -368,6 +372,7 @@ class Worker:
         commits: list[TaskRecord] = []
         reveals: list[TaskRecord] = []
         submits: list[TaskRecord] = []
+        abandons: list[TaskRecord] = []
         changed: list[tuple[TaskRecord, TaskRecord]] = []
         live = self.journal.unfinished()
         self._live = len(live)
@@ -378,6 +383,9 @@ class Worker:
             elif rec.step == Step.UPLOADED and self.pipeline.relay is None:
                 if rec.task_key not in self.running:
                     submits.append(rec)  # R = 1 results that waited for the others running beside them
+            elif rec.step == Step.ABANDONING:
+                if rec.task_key not in self.running:
+                    abandons.append(rec)
             elif rec.step not in ON_CHAIN_WAIT:
                 retry_at = float(rec.data.get("retry_at") or rec.updated_at + 2.0)
                 if rec.task_key not in self.running and time.time() >= retry_at and not self.stopping:
@@ -387,6 +395,8 @@ class Worker:
                     changed.append((rec, self.pipeline.advance(rec, reveals)))
         if submits and (not self.running or time.time() - min(r.updated_at for r in submits) > SUBMIT_WAIT_S):
             changed += zip(submits, self.pipeline.submit_many(submits), strict=True)
+        if abandons:
+            changed += zip(abandons, self.pipeline.abandon_many(abandons), strict=True)
         if commits:
             changed += zip(commits, self.pipeline.commit_many(commits), strict=True)
         if reveals:
@@ -428,7 +438,7 @@ class Worker:
                 continue
             if job.app_id not in self.view.apps or not self._accepts(job, int(info["reputation"]), now):
                 continue
-            if self._inputs_too_large(job) is not None:
+            if self._inputs_too_large(job) is not None or self._avoid.get(job.job_id, 0.0) > time.monotonic():
                 continue
             spare = free_stake // replica_stake - self.s.policy.max_concurrent
             fresh = max(0 if waiting_alone else 1, spare)  # fresh replicated tasks this worker may start now
@@ -627,6 +637,8 @@ class Worker:
                     self._run_times.setdefault(rec.job_id, []).append(time.time() - rec.updated_at)
                 if new.finished:
                     self.pipeline.cleanup(new)
+            except EnvironmentFailure as exc:
+                self._give_back(rec, str(exc))
             except Exception as exc:  # noqa: BLE001 - whatever it was, the task is journaled and retried or given up
                 self._task_error(rec, exc)
             finally:
@@ -634,6 +646,16 @@ class Worker:
                 self._wake.set()
 
         self.running[rec.task_key] = asyncio.create_task(go())
+
+    def _give_back(self, rec: TaskRecord, reason: str) -> None:
+        """This worker's environment failed the task (see :class:`EnvironmentFailure`): give the claim back
+        (batched, by the next advance) instead of letting it expire into a slash, and avoid the job while the cause
+        may last (``avoid_job_s``): another worker, whose node reaches the input, runs it."""
+        self.journal.record(rec.job_id, rec.task_index, Step.ABANDONING, note=reason, reason=reason)
+        self._avoid[rec.job_id] = time.monotonic() + self.s.avoid_job_s
+        self._advance_soon = True
+        self.log.warning("task_given_back", job_id=rec.job_id, task_index=rec.task_index, reason=reason,
+                         avoid_job_s=self.s.avoid_job_s)
 
     def _task_error(self, rec: TaskRecord, exc: Exception) -> None:
         """A task's pipeline stopped on ``exc``. A dependency that is down (chain, IPFS, Docker, disk) is not the
@@ -645,8 +667,14 @@ class Worker:
         outages = int(cur.data.get("outages", 0)) + (1 if transient else 0)
         pause = min(60.0, 2.0 * 2 ** min(outages + attempts, 5))
         expiry = int(cur.data.get("expiry") or 0)
-        # wall clock, not a chain request: the chain may be the dependency that is down
-        expired = bool(expiry) and time.time() > expiry and cur.step < Step.UPLOADED
+        # the chain's clock estimated without a request: the chain may be the dependency that is down
+        chain_now = self.market.clock.now()
+        expired = bool(expiry) and chain_now > expiry and cur.step < Step.UPLOADED
+        if transient and expiry and not expired and cur.step < Step.UPLOADED and \
+                chain_now + pause + ABANDON_MARGIN_S > expiry:
+            # the outage may outlast the claim: give it back while it is live (a fee) rather than be slashed
+            self._give_back(cur, f"{type(exc).__name__}: {exc}"[:500] + " (the claim would expire first)")
+            return
         step = cur.step
         if expired:
             step = Step.LOST

@@ -40,7 +40,9 @@ class Step(enum.IntEnum):
     SUBMITTED = 55  # R = 1: the signed result is with a relayer; DONE once it is on chain
     COMMITTED = 60
     REVEALED = 70
+    ABANDONING = 80  # this worker's environment failed the task: the claim is being given back (abandon)
     DONE = 100      # finalized on chain (paid or not)
+    ABANDONED = 105  # the claim was given back before it expired (a small fee, no slash): the task reopened
     FAILED = 110    # given up: the reason says why
     LOST = 120      # the claim expired or was reorged away; nothing more to do
 

@@ -48,7 +48,14 @@ from ._journal import Journal, Step, TaskRecord
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
-from .exceptions import InputCorrupt, InputError, InputsDocumentInvalid, InputUnavailable
+from .exceptions import (
+    EnvironmentFailure,
+    InputCorrupt,
+    InputError,
+    InputsDocumentInvalid,
+    InputTooLarge,
+    InputUnavailable,
+)
 
 log = get_logger("worker.pipeline")
 
@@ -154,13 +161,12 @@ class Pipeline:
         dirs = {name: folder / name for name in ("in", "out", "logs")}
         for d in dirs.values():
             d.mkdir(parents=True)
-        self._fault("crash-after-claim")
         run: RunResult | None = None
         error: str | None = None
         try:
-            command = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
+            command, env = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
             self.journal.record(job.job_id, index, Step.INPUTS_READY)
-            run = self._execute(job, app, command, dirs)
+            run = self._execute(job, app, command, dirs, env)
             if run.killed_from_outside:
                 # a signal the engine delivered that none of our limits sent (docker kill or stop, an engine
                 # shutdown): not the app's answer, and publishing it would get an honest worker outvoted. Run it
@@ -171,9 +177,18 @@ class Pipeline:
                 for d in (dirs["out"], dirs["logs"]):
                     shutil.rmtree(d, ignore_errors=True)
                     d.mkdir(parents=True)
-                run = self._execute(job, app, command, dirs)
+                run = self._execute(job, app, command, dirs, env)
             run = _check_deterministic_file(run, app)
-        except (InputError, ValidationError, ImageError) as exc:
+        except (InputUnavailable, InputTooLarge) as exc:
+            # no reachable node provides an input, or it exceeds this worker's own caps: this worker's view of the
+            # network and its settings, not the task's answer (another worker may well run it)
+            raise EnvironmentFailure(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]) from exc
+        except ImageError as exc:
+            if isinstance(exc, ImageDigestMismatch):  # the image served is not the one pinned: every worker sees it
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
+            else:  # no registry or archive this worker can reach serves the image
+                raise EnvironmentFailure(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]) from exc
+        except (InputError, ValidationError) as exc:
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         except IpfsUnavailable:
             raise  # transient: the daemon retries the task later
@@ -182,16 +197,21 @@ class Pipeline:
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            error = (f"InputTooLarge: the task's inputs do not fit in this worker's disk ({exc.strerror} in "
-                     f"{self.work.parent}); the worker's cache cap is larger than its free disk")
+            raise EnvironmentFailure(f"the task's inputs do not fit in this worker's disk ({exc.strerror} in "
+                                     f"{self.work.parent}); the worker's cache cap is larger than its free disk"
+                                     ) from exc
         rec = self.journal.record(job.job_id, index, Step.RAN, reason=run.reason.value if run else "input-error",
                                   exit_code=run.exit_code if run else None, error=error,
                                   run_seconds=run.run_seconds if run else 0.0)
-        self._fault("crash-after-run")
         return self._publish(job, app, rec, dirs, run, error)
 
-    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None) -> list[str]:
+    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None
+                        ) -> tuple[list[str], dict[str, str]]:
+        """Fetch the task's inputs (and the job's dataset) into ``in_dir``; return its arguments and environment."""
         doc = self._inputs_doc(job.inputs_cid, job.job_id)
+        if index >= doc.task_count:  # the same for every worker: the document does not describe this task
+            raise InputsDocumentInvalid(f"the inputs document {job.inputs_cid} describes {doc.task_count} task(s), "
+                                        f"but the job has {job.num_tasks}: there is no task {index} in it")
         spec = doc.task(index)
         for ref in spec.inputs:
             dest = in_dir / ref.path
@@ -199,7 +219,7 @@ class Pipeline:
             self.cache.fetch_to(ref.uri, dest)
         if dataset is not None:
             self._fetch_dataset(dataset, in_dir / "dataset")
-        return spec.args
+        return spec.args, spec.env
 
     def _fetch_dataset(self, dataset: dict[str, str], dest: Path) -> None:
         """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum
@@ -308,13 +328,14 @@ class Pipeline:
             dest.unlink(missing_ok=True)
         log.info("image_loaded", uri=uri, image=app.image_digest)
 
-    def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path]) -> RunResult:
+    def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path],
+                 env: dict[str, str] | None = None) -> RunResult:
         self._ensure_image(app)
         limits = Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
                         memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
                         output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
         spec = RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command, input_dir=dirs["in"],
-                       output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits,
+                       output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits, env=env or {},
                        task=f"{job.job_id}-{dirs['in'].parent.name}")
         run = self.sandbox.run(spec)
         if run.reason is Reason.IMAGE_MISSING:  # removed from the engine since it was checked: fetch it again
@@ -363,7 +384,6 @@ class Pipeline:
         cid = self.ipfs.add_file(upload)
         rec = self.journal.record(job.job_id, rec.task_index, Step.UPLOADED, digest="0x" + packed.digest,
                                   cid=cid, salt="0x" + new_salt().hex(), archive_sha256=packed.archive_sha256)
-        self._fault("crash-after-upload")
         return rec
 
     @staticmethod
@@ -377,11 +397,6 @@ class Pipeline:
             p.write_bytes(bytes(data))
         if not files:
             (out / "lie.txt").write_text("not the real result\n")
-
-    def _fault(self, point: str) -> None:
-        if self.s.fault == point:
-            log.warning("fault_injected", point=point)
-            os._exit(137)
 
     # -- chain steps ---------------------------------------------------------------------------------
     def _check_claim(self, job: JobView, rec: TaskRecord) -> None:
@@ -402,6 +417,8 @@ class Pipeline:
 
     def _submit(self, job: JobView, rec: TaskRecord, *, direct: bool = False) -> TaskRecord:
         tid = task_id(job.job_id, rec.task_index)
+        if _is_failure(rec):
+            return self._report_failure(job, rec)
         if self.relay is not None and not direct:
             try:
                 mid = self.relay.results(tid, rec.data["digest"], rec.data["cid"])
@@ -419,6 +436,46 @@ class Pipeline:
         return self.journal.record(job.job_id, rec.task_index, Step.DONE, tx=receipt["transactionHash"].hex(),
                                    gas=receipt["gasUsed"], outcome="paid", earned=self._net_reward(job))
 
+    def _report_failure(self, job: JobView, rec: TaskRecord) -> TaskRecord:
+        """(R = 1) A failure result: reported, final only once a second worker confirms it (never relayed)."""
+        tid = task_id(job.job_id, rec.task_index)
+        fn = self.market.contract.functions.reportFailure(tid, bytes.fromhex(rec.data["digest"][2:]), rec.data["cid"])
+        try:
+            receipt = self.sender.transact(fn, min_gas=self._submit_allowance(job))
+        except TransactionReverted as exc:
+            if self._already_reported(tid, rec):
+                return self.journal.record(job.job_id, rec.task_index, Step.DONE, note="reported before a restart",
+                                           outcome="failure-reported", earned=0)
+            raise TaskLost(f"failure report of task {tid} reverted: {exc}") from exc
+        return self.journal.record(job.job_id, rec.task_index, Step.DONE, tx=receipt["transactionHash"].hex(),
+                                   gas=receipt["gasUsed"], outcome="failure-reported", earned=0)
+
+    def _already_reported(self, tid: int, rec: TaskRecord) -> bool:
+        logs = self.market.contract.events.FailureReported().get_logs(
+            from_block=rec.data.get("claim_block", 0), argument_filters={"taskId": tid})
+        return any(e["args"]["worker"].lower() == self.me.lower() for e in logs)
+
+    def abandon_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
+        """Give back the claims of tasks this worker's environment failed (``abandon``), several in one
+        ``multicall``; one by one when the batch reverts. A claim already gone (expired, settled) is recorded as
+        given back all the same: there is nothing left to do for it."""
+        def alone(rec: TaskRecord) -> TaskRecord:
+            tid = task_id(rec.job_id, rec.task_index)
+            try:
+                self.sender.transact(self.market.contract.functions.abandon(tid))
+            except TransactionReverted as exc:
+                return self.journal.record(rec.job_id, rec.task_index, Step.ABANDONED, outcome="abandoned",
+                                           note=f"abandon reverted: {exc.error_name}", earned=0)
+            return self.journal.record(rec.job_id, rec.task_index, Step.ABANDONED, outcome="abandoned", earned=0)
+
+        if len(recs) < 2:
+            return [alone(r) for r in recs]
+        calls = [self.market.contract.encode_abi("abandon", [task_id(r.job_id, r.task_index)]) for r in recs]
+        if self._send_batch("abandon", calls) is None:
+            return [alone(r) for r in recs]
+        return [self.journal.record(r.job_id, r.task_index, Step.ABANDONED, outcome="abandoned", earned=0,
+                                    batch=len(recs)) for r in recs]
+
     def _already_submitted(self, tid: int, rec: TaskRecord) -> bool:
         logs = self.market.contract.events.ResultSubmitted().get_logs(
             from_block=rec.data.get("claim_block", 0), argument_filters={"taskId": tid})
@@ -433,7 +490,6 @@ class Pipeline:
                 mid = self.relay.commit(tid, c)
                 rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex(),
                                           relay_id=mid, relayed=True)
-                self._fault("crash-after-commit")
                 return rec
             except RelayError as exc:
                 log.warning("relay_refused", task_id=tid, error=str(exc), fallback="own transaction")
@@ -443,7 +499,6 @@ class Pipeline:
             except TransactionReverted as exc:
                 raise TaskLost(f"commit of task {tid} reverted: {exc}") from exc
         rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex())
-        self._fault("crash-after-commit")
         return rec
 
     def commit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
@@ -459,24 +514,26 @@ class Pipeline:
             return [self._or_lost(r, self._commit) for r in recs]
         out = [self.journal.record(r.job_id, r.task_index, Step.COMMITTED, commitment="0x" + h.hex(),
                                    batch=len(recs)) for r, h in zip(recs, hashes, strict=True)]
-        self._fault("crash-after-commit")
         return out
 
     def submit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
         """Submit uploaded R = 1 results, several in one ``multicall`` transaction (one by one if it reverts)."""
         if len(recs) < 2:
             return [self._or_lost(r, self._submit) for r in recs]
-        calls = [self.market.contract.encode_abi("submit", [task_id(r.job_id, r.task_index),
-                                                            bytes.fromhex(r.data["digest"][2:]), r.data["cid"], b""])
-                 for r in recs]
+        c = self.market.contract
+        calls = [c.encode_abi("reportFailure", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
+                                                r.data["cid"]]) if _is_failure(r) else
+                 c.encode_abi("submit", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
+                                         r.data["cid"], b""]) for r in recs]
         receipt = self._send_batch("submit", calls, min_gas=sum(
             self._submit_allowance(JobView.model_validate(r.data["job"])) for r in recs))
         if receipt is None:
             return [self._or_lost(r, self._submit) for r in recs]
         tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // len(recs)
-        return [self.journal.record(r.job_id, r.task_index, Step.DONE, tx=tx, gas=gas, outcome="paid",
-                                    earned=self._net_reward(JobView.model_validate(r.data["job"])), batch=len(recs))
-                for r in recs]
+        return [self.journal.record(r.job_id, r.task_index, Step.DONE, tx=tx, gas=gas,
+                                    outcome="failure-reported" if _is_failure(r) else "paid",
+                                    earned=0 if _is_failure(r) else self._net_reward(JobView.model_validate(r.data["job"])),
+                                    batch=len(recs)) for r in recs]
 
     def reveal_many(self, due: list[TaskRecord]) -> list[TaskRecord]:
         """Reveal replicas whose reveal phase is open (collected by :meth:`advance`) in one ``multicall``; one by
@@ -493,7 +550,6 @@ class Pipeline:
         if self._send_batch("reveal", calls, min_gas=allowance) is None:
             return [alone(r) for r in due]
         out = [self.journal.record(r.job_id, r.task_index, Step.REVEALED, batch=len(due)) for r in due]
-        self._fault("crash-after-reveal")
         return out
 
     def _finalize_allowance(self, job: JobView) -> int:
@@ -611,7 +667,6 @@ class Pipeline:
             try:
                 mid = self.relay.reveal(tid, rec.data["digest"], rec.data["salt"], rec.data["cid"])
                 rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED, relay_id=mid, relayed=True)
-                self._fault("crash-after-reveal")
                 return rec
             except RelayError as exc:
                 if exc.error_name == "MarketplaceRevealNotOpen" and gas is None:
@@ -627,7 +682,6 @@ class Pipeline:
             if exc.error_name != "MarketplaceAlreadyRevealed":
                 return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=f"reveal reverted: {exc}")
         rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED)
-        self._fault("crash-after-reveal")
         return rec
 
     def _outcome(self, tid: int, rec: TaskRecord, status: int) -> tuple[str, int]:
@@ -651,3 +705,8 @@ class Pipeline:
 
     def cleanup(self, rec: TaskRecord) -> None:
         shutil.rmtree(self.work / f"{rec.job_id}-{rec.task_index}", ignore_errors=True)
+
+
+def _is_failure(rec: TaskRecord) -> bool:
+    """Whether the uploaded result of ``rec`` is a failure result (its run did not end ``ok``)."""
+    return str(rec.data.get("reason") or "ok") != "ok"

@@ -59,6 +59,8 @@ class WorkerSettings(BaseSettings):
                                  "input on a slow link takes as long as it needs while bytes arrive")
     max_input_mb: int = Field(1024, ge=1, description="largest single input accepted")
     output_cap_mb: int = Field(256, ge=1)
+    avoid_job_s: float = Field(600.0, ge=0, description="after this worker's environment failed a task of a job (an "
+                               "input its node cannot reach, its caps), do not claim that job's tasks for this long")
     result_retention_s: float = Field(7 * 24 * 3600.0, ge=0, description="keep pinning a result this long after "
                                       "its job closed (time for the requester to pin or download it), then unpin")
     journal_retention_s: float = Field(30 * 24 * 3600.0, ge=0, description="keep a finished task's record (its "
@@ -70,9 +72,9 @@ class WorkerSettings(BaseSettings):
                                    "sending the message myself")
     relay_margin_s: int = Field(30, ge=0, description="send a relayed message myself when it has not landed this "
                                 "many seconds before its claim or window closes")
-    fault: Literal["none", "wrong-result", "crash-after-claim", "crash-after-run",
-                   "crash-after-upload", "crash-after-commit", "crash-after-reveal"] = Field(
-        "none", description="fault injection for demos and reliability tests: never set it on a real worker")
+    fault: Literal["none", "wrong-result"] = Field(
+        "none", description="the demo's liar: 'wrong-result' changes every output before it is packed, as a lying or "
+                            "broken worker would (never set it on a real worker)")
 
     @model_validator(mode="after")
     def _key(self) -> WorkerSettings:

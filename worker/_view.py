@@ -230,6 +230,29 @@ class MarketView(BaseModel):
         count = lease.count if lease else a["undone"]
         self._release(job_id, range(index + count - a["undone"], index + count))
 
+    def _on_FailureReported(self, a: dict[str, Any]) -> None:
+        """A failure reported, pending a second worker's confirmation: the task is open again."""
+        tid = a["taskId"]
+        self._on_ResultSubmitted(a)  # the lease moved past it
+        job_id, index = split_task_id(tid)
+        self._release(job_id, range(index, index + 1))
+
+    def _on_FailureConfirmed(self, a: dict[str, Any]) -> None:
+        self._settle(a["taskId"])
+
+    def _on_ClaimAbandoned(self, a: dict[str, Any]) -> None:
+        """A claim given back: an R = 1 lease's remaining tasks, or an R > 1 replica slot, are open again."""
+        tid = a["taskId"]
+        lease = self.leases.pop(tid, None)
+        if lease is not None:
+            job_id, index = split_task_id(tid)
+            self._release(job_id, range(index + lease.done, index + lease.count))
+            return
+        slots = self.replicas.get(tid, {})
+        for slot, hint in list(slots.items()):
+            if hint.worker.lower() == a["worker"].lower():
+                del slots[slot]
+
     # -- R > 1 ------------------------------------------------------------------------------------
     def _on_ReplicaClaimed(self, a: dict[str, Any]) -> None:
         if split_task_id(a["taskId"])[0] not in self.jobs:

@@ -7,6 +7,7 @@ Hierarchy (``TasknetError`` is :class:`oracle.exceptions.TasknetError`)::
     └── WorkerError                  base of every error the worker raises on purpose
         ├── StateDirInUse            another worker process runs on the same state folder
         ├── CannotClaim              banned, or staked below the minimum: the daemon stops (on_ban = exit)
+        ├── EnvironmentFailure       this worker's environment failed the task: its claim is given back
         ├── SandboxError             the Docker engine failed to run a task (not the app's fault; retryable)
         └── InputError               an input cannot be used; the task fails with this message
             ├── InputUriInvalid      the URI's scheme or checksum fragment is malformed
@@ -31,7 +32,7 @@ from __future__ import annotations
 from oracle.exceptions import ArchiveError, IntegrityError, TasknetError, UnsafeArchive
 
 __all__ = [
-    "ArchiveError", "CannotClaim", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
+    "ArchiveError", "CannotClaim", "EnvironmentFailure", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
     "InputsDocumentInvalid",
     "SandboxError", "StateDirInUse", "UnsafeArchive", "WorkerError",
 ]
@@ -43,6 +44,11 @@ class WorkerError(TasknetError):
 
 class CannotClaim(WorkerError):
     """The marketplace will not let this worker claim: it is banned, or its stake is below the minimum."""
+
+
+class EnvironmentFailure(WorkerError):
+    """This worker's own environment cannot run the task (an input its node cannot reach, its engine or disk, its
+    own caps): not the task's answer. The claim is given back (``abandon``) and the job avoided for a while."""
 
 
 class StateDirInUse(WorkerError):

@@ -115,6 +115,97 @@ library AccountLogic {
         MarketStorage.slash(s, lease.worker, startTaskId, undone * job.replicaStake);
     }
 
+    /// @notice See {IMarketplace-abandon}.
+    function abandon(MarketStorage.State storage s, uint256 taskId) external {
+        uint256 jobId = taskId >> 32;
+        IMarketplace.Job storage job = MarketStorage.openJob(s, jobId);
+        uint256 tasks = 1;
+        if (job.replication == 1) {
+            IMarketplace.Lease memory lease = s.leases[taskId];
+            if (lease.worker == address(0)) revert IMarketplace.MarketplaceUnknownLease(taskId);
+            if (lease.worker != msg.sender) revert IMarketplace.MarketplaceNotLeaseHolder(taskId, msg.sender);
+            if (block.timestamp > lease.expiry) revert IMarketplace.MarketplaceLeaseExpired(taskId, lease.expiry);
+            tasks = lease.count - lease.done;
+            delete s.leases[taskId];
+            s.taken[jobId].clearRange((taskId & type(uint32).max) + lease.done, tasks);
+        } else {
+            (, IMarketplace.Task memory t, uint256 slot) = MarketStorage.heldReplica(s, taskId, msg.sender);
+            uint16 bit = uint16(1 << slot);
+            if (t.committed & bit != 0) revert IMarketplace.MarketplaceCannotAbandonCommitted(taskId, msg.sender);
+            uint256 expiry = s.replicas[taskId][slot].expiry;
+            if (block.timestamp > expiry) revert IMarketplace.MarketplaceClaimExpired(taskId, msg.sender, expiry);
+            t.occupied &= ~bit;
+            s.tasks[taskId] = t;
+        }
+        uint256 locked = tasks * job.replicaStake;
+        uint256 fee = locked * s.params.abandonBps / 10_000; // abandonBps <= 10,000: fee <= locked <= stake
+        IMarketplace.Worker storage w = s.workers[msg.sender];
+        w.locked -= uint96(locked);
+        w.stake -= uint96(fee);
+        if (fee != 0) s.balances[s.treasury] += fee;
+        emit IMarketplace.ClaimAbandoned(taskId, msg.sender, tasks, fee);
+    }
+
+    /// @notice See {IMarketplace-reportFailure}.
+    function reportFailure(MarketStorage.State storage s, uint256 startTaskId, bytes32 digest, string calldata cid)
+        external
+    {
+        uint256 jobId = startTaskId >> 32;
+        IMarketplace.Job storage job = MarketStorage.openJob(s, jobId);
+        IMarketplace.Lease memory lease = s.leases[startTaskId];
+        if (lease.worker == address(0)) revert IMarketplace.MarketplaceUnknownLease(startTaskId);
+        if (lease.worker != msg.sender) revert IMarketplace.MarketplaceNotLeaseHolder(startTaskId, msg.sender);
+        if (block.timestamp > lease.expiry) revert IMarketplace.MarketplaceLeaseExpired(startTaskId, lease.expiry);
+        uint256 taskId = startTaskId + lease.done;
+        IMarketplace.Failure memory f = s.failures[taskId];
+        if (f.worker == msg.sender) revert IMarketplace.MarketplaceSelfConfirmation(taskId, msg.sender);
+        if (lease.done + 1 == lease.count) delete s.leases[startTaskId];
+        else s.leases[startTaskId].done = lease.done + 1; // done + 1 < count < 2^16
+        s.workers[msg.sender].locked -= uint96(job.replicaStake); // this lease locked it for this task
+        uint256 reports = uint256(f.reports) + 1;
+        emit IMarketplace.FailureReported(taskId, msg.sender, digest, cid, reports);
+        if (f.worker != address(0) && f.digest == digest) {
+            delete s.failures[taskId];
+            _confirmFailure(s, taskId, job, f.worker, digest);
+        } else if (reports >= s.params.maxReplicas) {
+            delete s.failures[taskId]; // the task stays taken: nobody claims it again
+            uint256 refund = MarketStorage.taskCost(job);
+            job.settled += 1;
+            s.balances[job.requester] += refund;
+            emit IMarketplace.TaskFailed(taskId, refund);
+            MarketStorage.closeIfSettled(s, jobId, job);
+        } else {
+            s.failures[taskId] = IMarketplace.Failure({worker: msg.sender, reports: uint8(reports), digest: digest});
+            s.taken[jobId].clearRange(taskId & type(uint32).max, 1); // open again, for a second worker
+        }
+    }
+
+    /// @dev Two workers reached the same failure: they share the reward, the task settles with that result.
+    function _confirmFailure(
+        MarketStorage.State storage s,
+        uint256 taskId,
+        IMarketplace.Job storage job,
+        address first,
+        bytes32 digest
+    ) private {
+        uint256 reward = job.reward;
+        uint256 fee = reward * job.feeBps / 10_000;
+        uint256 share = (reward - fee) / 2;
+        s.balances[first] += share;
+        s.balances[msg.sender] += share;
+        s.balances[s.treasury] += reward - 2 * share; // the fee plus the division dust
+        s.workers[first].reputation += 1;
+        s.workers[msg.sender].reputation += 1;
+        job.settled += 1;
+        job.finished += 1;
+        uint256 jobId = taskId >> 32;
+        emit IMarketplace.FailureConfirmed(taskId, digest, first, msg.sender, share);
+        MarketStorage.closeIfSettled(s, jobId, job);
+        if (job.flags & MarketStorage.JOB_CALLBACK != 0) {
+            MarketStorage.deliverCallback(s, s.jobExtras[jobId].callback, taskId, digest, "");
+        }
+    }
+
     /// @notice Checks every bound and stores `p` (see {IMarketplace-setParams}).
     function setParams(MarketStorage.State storage s, IMarketplace.Params memory p) external {
         _bound("claimGrace", p.claimGrace, 60, 7 days);
@@ -126,6 +217,7 @@ library AccountLogic {
         _bound("maxReplicas", p.maxReplicas, 1, 16);
         _bound("maxSlashes", p.maxSlashes, 1, 100);
         _bound("minStake", p.minStake, 0, 1e27);
+        _bound("abandonBps", p.abandonBps, 0, 10_000);
         s.params = p;
         emit IMarketplace.ParamsUpdated(p);
     }

@@ -33,6 +33,7 @@ library MarketStorage {
         mapping(uint256 taskId => IMarketplace.Task) tasks;
         mapping(uint256 taskId => mapping(uint256 replica => IMarketplace.Replica)) replicas;
         mapping(uint256 taskId => mapping(uint256 replica => bytes)) callbackData;
+        mapping(uint256 taskId => IMarketplace.Failure) failures;
     }
 
     function knownJob(State storage s, uint256 jobId) internal view returns (IMarketplace.Job storage job) {

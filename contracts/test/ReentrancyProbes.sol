@@ -86,7 +86,7 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function names() external pure returns (string[] memory n) {
-        n = new string[](30);
+        n = new string[](32);
         n[0] = "deposit";
         n[1] = "depositWithPermit";
         n[2] = "withdraw";
@@ -117,6 +117,8 @@ contract ReentrancyProbe is ITaskCallback {
         n[27] = "transferOwnership";
         n[28] = "renounceOwnership";
         n[29] = "claimSome";
+        n[30] = "abandon";
+        n[31] = "reportFailure";
     }
 
     function results() external view returns (bytes4[] memory) {
@@ -130,7 +132,7 @@ contract ReentrancyProbe is ITaskCallback {
         IMarketplace.JobParams memory p;
         bytes[] memory inner = new bytes[](1);
         inner[0] = abi.encodeCall(IMarketplace.withdraw, (1));
-        bytes[] memory calls = new bytes[](30);
+        bytes[] memory calls = new bytes[](32);
         calls[0] = abi.encodeCall(IMarketplace.deposit, (1));
         calls[1] = abi.encodeCall(IMarketplace.depositWithPermit, (1, 0, 0, bytes32(0), bytes32(0)));
         calls[2] = abi.encodeCall(IMarketplace.withdraw, (1));
@@ -163,6 +165,8 @@ contract ReentrancyProbe is ITaskCallback {
         calls[27] = abi.encodeWithSignature("transferOwnership(address)", address(this));
         calls[28] = abi.encodeWithSignature("renounceOwnership()");
         calls[29] = abi.encodeCall(IMarketplace.claimSome, (new uint256[](0), 1));
+        calls[30] = abi.encodeCall(IMarketplace.abandon, (taskId));
+        calls[31] = abi.encodeCall(IMarketplace.reportFailure, (taskId, digest, ""));
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

@@ -74,7 +74,8 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
                 slashed[e["worker"]] += e["amount"]
             for who, amount in slashed.items():
                 assert amount <= locked[who], f"{who} lost {amount} with only {locked[who]} locked"
-            for name, key in (("ResultSubmitted", "taskId"), ("TaskFinalized", "taskId"), ("TaskFailed", "taskId")):
+            for name, key in (("ResultSubmitted", "taskId"), ("TaskFinalized", "taskId"), ("TaskFailed", "taskId"),
+                              ("FailureConfirmed", "taskId")):
                 for e in env.events(receipt, name):
                     self.settled[e[key]] += 1
             for e in env.events(receipt, "TasksCancelled"):
@@ -84,7 +85,7 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
                 self.closed[e["jobId"]] += 1
             for name in ("ResultSubmitted", "TaskFinalized", "TaskFailed", "ReplicasAdded", "TasksCancelled",
                          "JobClosed", "LeaseExpired", "ClaimExpired", "ReplicaReleased", "WorkerSlashed",
-                         "WorkerBanned"):
+                         "WorkerBanned", "ClaimAbandoned", "FailureReported", "FailureConfirmed"):
                 STEPS["event:" + name] += len(env.events(receipt, name))
             return receipt
 
@@ -139,6 +140,21 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
                 first = start + lease["done"]
                 n = min(n, lease["count"] - lease["done"])
                 self.send(env.market.functions.submitRange(start, first, [b"\x01" * 32] * n, ["c"] * n, []), w)
+
+        @precondition(lambda self: self.leases or self.held)
+        @rule(i=st.integers(0, 50), replica=st.booleans())
+        def abandon(self, i: int, replica: bool) -> None:
+            """A worker gives back a lease or an uncommitted replica (its environment failed)."""
+            pool = self.held if (replica and self.held) or not self.leases else self.leases
+            tid, w = pool[i % len(pool)]
+            self.send(env.market.functions.abandon(tid), w)
+
+        @precondition(lambda self: self.leases)
+        @rule(i=st.integers(0, 50), digest=st.sampled_from([b"\xf1" * 32, b"\xf2" * 32]))
+        def report_failure(self, i: int, digest: bytes) -> None:
+            """The next task of a lease reported as failed; a second worker's same digest confirms it."""
+            start, w = self.leases[i % len(self.leases)]
+            self.send(env.market.functions.reportFailure(start, digest, "f"), w)
 
         @precondition(lambda self: self.held)
         @rule(i=st.integers(0, 50), honest=st.booleans())

@@ -86,7 +86,7 @@ class Harness:
         digest = self.docker.images.get(image).id
         app = AppView(app_id=1, owner="0x" + "44" * 20, image_ref=image, image_digest=digest,
                       metadata_uri="ipfs://none", price=0, is_public=True, deterministic_file=deterministic_file)
-        self.pipeline._prepare_inputs = lambda *a: ["sh", "-c", script]  # type: ignore[method-assign]
+        self.pipeline._prepare_inputs = lambda *a: (["sh", "-c", script], {})  # type: ignore[method-assign]
         rec = self.journal.record(job.job_id, self.index, Step.CLAIMED, replica=0)
         rec = self.pipeline._produce(job, app, rec)  # must not raise, whatever the app wrote
         assert rec.step is Step.UPLOADED
@@ -301,8 +301,9 @@ def hostile_digest(docker_client: Any, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.mark.reliability(kind="attack", name="hostile apps against an honest worker daemon (R = 1)",
                          how="a backslash name, an escape sequence, 2,000 nested folders, a missing deterministic "
-                             "file, exit 137, a symlink: every task settles with a published result, the worker is "
-                             "paid for each and never slashed, and its task folders are removed")
+                             "file, exit 137, a symlink, run by two honest workers: every task settles with a "
+                             "published result (a failure confirmed by the second worker), both are paid for each "
+                             "and never slashed, and their task folders are removed")
 def test_an_honest_worker_survives_hostile_outputs_with_its_stake_intact(anvil, w3, accounts, market, ipfs,
                                                                         docker_client, hostile_digest,
                                                                         tmp_path) -> None:
@@ -315,17 +316,23 @@ def test_an_honest_worker_survives_hostile_outputs_with_its_stake_intact(anvil, 
     det_app = register_app(w3, market, accounts[2], hostile_digest, deterministic_file="result.txt")
     fund(w3, market, accounts[1], 10 * ETHER)
     fund(w3, market, accounts[4], 10 * ETHER)
+    fund(w3, market, accounts[5], 10 * ETHER)
     kinds = ["backslash", "escape", "deep", "itself", "link"]
     job = post_job(w3, market, accounts[1], ipfs, app, tasks=len(kinds),
                    doc={"tasks": [{"args": [k]} for k in kinds]})
     det_job = post_job(w3, market, accounts[1], ipfs, det_app, tasks=1, doc={"tasks": [{"args": ["nodet"]}]})
-    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
-    with running(worker):
+    pair = (accounts[4], accounts[5])
+    workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}"), docker_client=docker_client)
+               for i, a in enumerate(pair)]
+    with running(*workers):
         wait_for(lambda: market.job(job)["finished"] == len(kinds) and market.job(det_job)["finished"] == 1,
-                 timeout=150, what="every hostile task settled")
-    info = market.worker(accounts[4].address)
-    assert (info["stake"], info["locked"], info["slashes"]) == (5 * ETHER, 0, 0)
-    assert market.balance(accounts[4].address) == 5 * ETHER + (len(kinds) + 1) * ETHER // 10  # paid for each
+                 timeout=240, what="every hostile task settled")
+    for a in pair:
+        info = market.worker(a.address)
+        assert (info["stake"], info["locked"], info["slashes"]) == (5 * ETHER, 0, 0)
+    # every task's reward went to the two honest workers (a confirmed failure's is split between them)
+    assert sum(market.balance(a.address) for a in pair) == 10 * ETHER + (len(kinds) + 1) * ETHER // 10
+    assert len(market.contract.events.FailureConfirmed().get_logs(from_block=0)) == len(kinds)  # all but "link"
     reasons = {k: _status_of(ipfs, market, task_id(job, i), tmp_path) for i, k in enumerate(kinds)}
     assert "reason: output-unsafe" in reasons["backslash"] and "'a\\\\b'" in reasons["backslash"]
     assert "reason: output-unsafe" in reasons["escape"] and "\x1b" not in reasons["escape"]
@@ -335,4 +342,6 @@ def test_an_honest_worker_survives_hostile_outputs_with_its_stake_intact(anvil, 
     assert (tmp_path / f"u{task_id(job, 4)}" / "logs" / "skipped.txt").read_text() == (
         "leak: symbolic link to '/etc/passwd', not copied\n")
     assert "reason: missing-deterministic-file" in _status_of(ipfs, market, task_id(det_job, 0), tmp_path)
-    assert sorted(p.name for p in (tmp_path / "w" / "tasks").iterdir() if p.is_dir()) == []  # folders removed
+    for i in range(len(pair)):  # folders removed
+        tasks = tmp_path / f"w{i}" / "tasks"
+        assert not tasks.exists() or sorted(p.name for p in tasks.iterdir() if p.is_dir()) == []

@@ -55,3 +55,41 @@ def test_job_watch_pins_results_on_the_requesters_own_node(devnet_file: Path, ap
     assert not any(requester_node.is_pinned(cid) for cid in results[jobs[1]])
     assert all(ipfs.is_pinned(cid) for cid in results[jobs[0]] + results[jobs[1]])  # the worker's node keeps its own
     assert "pinned" not in unpinned.stdout
+
+
+@pytest.mark.reliability(kind="fault", name="a worker whose IPFS node cannot reach an input",
+                         how="a worker on its own kubo, connected to nobody, claims a task whose input only the "
+                             "network's node holds: it gives the claim back (a 10 % fee, no slash), avoids the job, "
+                             "and a connected worker finishes the task")
+def test_an_isolated_worker_gives_its_claim_back_and_a_connected_one_finishes(
+        anvil: Any, w3: Any, accounts: Any, market: Any, ipfs: IpfsClient, docker_client: Any, echo_digest: str,
+        tmp_path: Path) -> None:
+    from oracle.protocol import task_id
+    from tests.integration.test_worker import fund_worker, running, settings, wait_for
+    from tests.market_helpers import ETHER, fund, post_job, register_app
+    from worker import Worker
+
+    lonely = _kubo.start(tmp_path / "lonely-ipfs", tmp_path / "lonely.log")  # no peers: an isolated node
+    try:
+        app_id = register_app(w3, market, accounts[2], echo_digest)
+        fund(w3, market, accounts[1], 10 * ETHER)
+        for a in (accounts[4], accounts[5]):
+            fund_worker(w3, market, a)
+        job = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, data=b"only on the network's node\n")
+        isolated = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "iso", input_stall_s=3)
+                          .model_copy(update={"ipfs_api": lonely.api}), docker_client=docker_client)
+        given_back = market.contract.events.ClaimAbandoned()
+        with running(isolated):
+            wait_for(lambda: [e for e in given_back.get_logs(from_block=0) if e["args"]["taskId"] == task_id(job, 0)],
+                     what="the isolated worker to give its claim back")
+            connected = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "net"), docker_client=docker_client)
+            with running(connected):
+                wait_for(lambda: market.job(job)["finished"] == 1, what="the connected worker to finish it")
+        iso = market.worker(accounts[4].address)
+        assert (iso["slashes"], iso["locked"], iso["stake"]) == (0, 0, 5 * ETHER - ETHER // 10)
+        done = market.contract.events.ResultSubmitted().get_logs(from_block=0)
+        assert [e["args"]["worker"] for e in done if e["args"]["taskId"] == task_id(job, 0)] == [accounts[5].address]
+        rec = isolated.journal.get(job, 0)
+        assert rec is not None and rec.step.name == "ABANDONED" and "InputUnavailable" in str(rec.data["reason"])
+    finally:
+        lonely.stop()

@@ -105,6 +105,32 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
         assert market.balance(a.address) == 5 * ETHER + 10 * ETHER // 10
 
 
+def test_workers_on_a_chain_whose_clock_is_an_hour_behind_finish_a_replicated_job(
+        anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path) -> None:
+    """Deadlines, claim expiries and the commit/reveal windows are the chain's clock, not this machine's: a chain
+    stamping its blocks an hour behind the wall clock (a skewed sequencer; a test chain after reverts) must not
+    make honest workers think their claims expired, give them back or miss a window."""
+    import time
+    w3.provider.make_request("anvil_setTime", [int(time.time()) - 3600])
+    w3.provider.make_request("evm_mine", [])
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    for a in (accounts[4], accounts[5]):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=2)
+    w1 = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w1"), docker_client=docker_client)
+    w2 = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "w2"), docker_client=docker_client)
+    with running(w1, w2):
+        wait_for(lambda: market.job(job_id)["finished"] == 3, timeout=150, what="3 finalized tasks")
+    assert int(w3.eth.get_block("latest")["timestamp"]) < time.time() - 3000  # the chain stayed behind
+    assert not market.contract.events.ClaimAbandoned().get_logs(from_block=0)
+    for a in (accounts[4], accounts[5]):
+        info = market.worker(a.address)
+        assert info["locked"] == 0 and info["slashes"] == 0 and info["reputation"] == 3
+    for w in (w1, w2):
+        assert all(r.step is Step.DONE for r in w.journal.all())
+
+
 def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, market, ipfs, docker_client,
                                                         echo_digest, tmp_path) -> None:
     """Driven step by step: each of two workers claims the two tasks of an R = 2 job in one claimSome, commits
@@ -160,8 +186,10 @@ def worker_process(cfg: WorkerSettings, path: Path, fault: str = "none") -> subp
     doc["private_key"] = cfg.private_key.get_secret_value()
     doc.pop("password", None)
     path.write_text(json.dumps(doc))
-    return subprocess.Popen([sys.executable, "-m", "tasknet.cli", "--json-logs", "worker", "run", "--config",
-                             str(path), "--fault", fault], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = ["--json-logs", "worker", "run", "--config", str(path)]
+    crash = [str(Path(__file__).resolve().parents[1] / "crash_worker.py"), fault] if fault.startswith("crash") else \
+        ["-m", "tasknet.cli"]
+    return subprocess.Popen([sys.executable, *crash, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 @pytest.mark.parametrize("fault", ["crash-after-claim", "crash-after-run"])
@@ -251,23 +279,27 @@ def test_sigterm_stops_claiming_and_drains_the_running_task(anvil, w3, accounts,
 def _status_of(ipfs, market: Market, tid: int, tmp: Path) -> str:
     from oracle.archive import unpack_result
 
-    cid = next(e["args"]["resultCID"] for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
-               if e["args"]["taskId"] == tid)
+    events = [*market.contract.events.ResultSubmitted().get_logs(from_block=0),
+              *market.contract.events.FailureReported().get_logs(from_block=0)]
+    cid = next(e["args"]["resultCID"] for e in events if e["args"]["taskId"] == tid)
     (tmp / "a.tar").write_bytes(ipfs.cat(cid))
     unpack_result(tmp / "a.tar", tmp / f"u{tid}")
     return (tmp / f"u{tid}" / "logs" / "status.txt").read_text()
 
 
 @pytest.mark.reliability(kind="attack", name="failing app, missing input, malformed inputs document",
-                         how="a real worker meets a failing app, an unknown input CID and a malformed inputs "
-                             "document: each a published failure result, a later good job still served")
+                         how="two real workers meet a failing app, an unknown input CID and a malformed inputs "
+                             "document: the failures are confirmed by the second worker, the unreachable input is "
+                             "given back by each (a fee, no slash), a later good job is still served")
 def test_failures_become_clean_results_and_the_worker_keeps_serving(anvil, w3, accounts, market, ipfs,
                                                                     docker_client, echo_digest, tmp_path) -> None:
-    """A failing app, an unknown input CID and a malformed inputs document each end as a published failure
-    result with a clear reason; a good job posted afterwards is still served."""
+    """A failing app and a malformed inputs document each end as a failure result with a clear reason, final once
+    a second worker reached the same one (R = 1); an input no node provides is the workers' environment, not the
+    task's answer: each gives its claim back (a 10 % fee, no slash) and avoids the job; a good job is served."""
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 10 * ETHER)
     fund_worker(w3, market, accounts[4])
+    fund_worker(w3, market, accounts[5])
     failing = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1,
                        doc={"tasks": [{"args": ["fail"]}]})
     unknown = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
@@ -276,15 +308,23 @@ def test_failures_become_clean_results_and_the_worker_keeps_serving(anvil, w3, a
     malformed = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, doc={"tasks": [{"inputs": [
         {"uri": "ipfs://bafy-not-a-cid", "path": "../../etc/passwd"}]}]})
     good = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2)
-    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", input_stall_s=3),
-                    docker_client=docker_client)
-    with running(worker):
+    workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / a.address, input_stall_s=3),
+                      docker_client=docker_client) for a in (accounts[4], accounts[5])]
+    abandoned = market.contract.events.ClaimAbandoned()
+    with running(*workers):
         wait_for(lambda: all(market.job(j)["finished"] == n for j, n in
-                             ((failing, 1), (missing, 1), (malformed, 1), (good, 2))), what="all jobs settled")
+                             ((failing, 1), (malformed, 1), (good, 2))), timeout=150, what="the jobs settled")
+        wait_for(lambda: len([e for e in abandoned.get_logs(from_block=0)
+                              if e["args"]["taskId"] >> 32 == missing]) == 2, what="both gave the missing one back")
     assert "reason: nonzero-exit" in _status_of(ipfs, market, task_id(failing, 0), tmp_path)
-    assert "InputUnavailable" in _status_of(ipfs, market, task_id(missing, 0), tmp_path)
     assert "malformed" in _status_of(ipfs, market, task_id(malformed, 0), tmp_path)
     assert "reason: ok" in _status_of(ipfs, market, task_id(good, 1), tmp_path)
+    assert market.job(missing)["finished"] == 0 and not market.contract.functions.isTaken(task_id(missing, 0)).call()
+    for a in (accounts[4], accounts[5]):
+        me = market.worker(a.address)
+        assert (me["slashes"], me["locked"], me["stake"]) == (0, 0, 5 * ETHER - ETHER // 10)  # one give-back fee
+    confirmed = market.contract.events.FailureConfirmed().get_logs(from_block=0)
+    assert {e["args"]["taskId"] for e in confirmed} == {task_id(failing, 0), task_id(malformed, 0)}
 
 
 def test_a_container_killed_from_outside_is_run_again_not_published(anvil, w3, accounts, market, ipfs,
@@ -385,7 +425,8 @@ def test_a_worker_unpins_its_results_once_the_job_closed_and_the_retention_passe
     fund(w3, market, accounts[1], 10 * ETHER)
     fund_worker(w3, market, accounts[4])
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, doc={
-        "count": 2, "template": {"args": ["unpin-me", "{index}"]}})
+        "count": 2, "template": {"args": ["unpin-me", "{index}"]},
+        "common_inputs": [{"uri": f"ipfs://{ipfs.add_bytes(b'kept a while')}", "path": "data.txt"}]})
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", result_retention_s=0),
                     docker_client=docker_client)
     with running(worker):

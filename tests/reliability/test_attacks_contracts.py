@@ -521,14 +521,14 @@ def test_token_callbacks_cannot_reenter(hostile: Env, record_property: Any, entr
 GUARDED = ["deposit", "depositWithPermit", "withdraw", "stake", "requestUnstake", "withdrawUnstaked", "postJob",
            "cancelTasks", "closeJob", "claim", "claimRange", "submit", "submitRange", "reopenLease", "commit",
            "reveal", "finalize", "reopenExpired", "releaseReplicas", "relayCommits", "relayReveals",
-           "relayResults", "multicall", "claimSome"]
+           "relayResults", "multicall", "claimSome", "abandon", "reportFailure"]
 OWNER_ONLY = ["setParams", "setTreasury", "setWorkerBanned", "transferOwnership", "renounceOwnership"]
 SELF_ONLY = ["registerWorker"]  # not guarded: writes only the caller's own worker record
 
 
 @pytest.mark.parametrize("path", ["submit", "submitRange", "relayResults", "reveal", "finalize", "relayReveals"])
 @attack(kind="attack", name="job callback re-enters every state-changing function",
-        how="a callback contract, on each result delivery path, calls back all 30 state-changing functions of "
+        how="a callback contract, on each result delivery path, calls back all 32 state-changing functions of "
             "the marketplace; every money/task function must hit the guard, owner functions the Ownable check, "
             "and finalization must complete with exact balances")
 def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, path: str) -> None:
@@ -539,7 +539,7 @@ def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, pa
     assert set(names) == nonview == set(GUARDED + OWNER_ONLY + SELF_ONLY)  # a new function must be probed too
     m = env.market
     p = env.params()
-    p["callbackGas"] = 2_000_000  # room for the probe's 30 attempts (the default 200,000 is too little for it)
+    p["callbackGas"] = 2_000_000  # room for the probe's 32 attempts (the default 200,000 is too little for it)
     env.tx(m.functions.setParams(tuple(p.values())), env.owner)
     app = env.app()
     env.fund(env.requester, 100 * E18)

@@ -44,7 +44,8 @@ def test_the_steps_of_a_pipeline_are_ordered_and_the_terminal_ones_are_finished(
     pipeline = [Step.CLAIMED, Step.INPUTS_READY, Step.RAN, Step.PACKED, Step.UPLOADED, Step.SUBMITTED,
                 Step.COMMITTED, Step.REVEALED, Step.DONE]
     assert pipeline == sorted(pipeline)
-    assert {s for s in Step if s >= Step.DONE} == {Step.DONE, Step.FAILED, Step.LOST}
+    assert {s for s in Step if s >= Step.DONE} == {Step.DONE, Step.ABANDONED, Step.FAILED, Step.LOST}
+    assert Step.REVEALED < Step.ABANDONING < Step.DONE  # giving a claim back waits on the chain like a reveal
 
 
 def test_later_data_overrides_earlier_keys_and_keeps_the_others(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from oracle import DevnetInfo
 from oracle.devnet import DevAccount
+from oracle.settings import KeystoreError
 from worker._settings import WorkerSettings
 from worker.exceptions import WorkerError
 
@@ -108,8 +109,8 @@ def test_a_raw_key_is_accepted_on_dev_chains(chain_id: int) -> None:
 
 @pytest.mark.parametrize("chain_id", [1, 10, 11155111])
 def test_a_raw_key_is_refused_off_dev_chains_with_the_fix(chain_id: int) -> None:
-    with pytest.raises(WorkerError, match=f"only accepted on a dev chain .* this is chain {chain_id}; create a "
-                                          "keystore"):
+    with pytest.raises(WorkerError, match=f"only accepted on a dev chain .* this is chain {chain_id}; make an "
+                                          "encrypted keystore with 'tasknet account import'"):
         WorkerSettings(private_key=KEY).account(chain_id)
 
 
@@ -117,16 +118,16 @@ def test_a_keystore_opens_with_its_password_on_any_chain(tmp_path: Path, monkeyp
     keystore = tmp_path / "key.json"
     keystore.write_text(json.dumps(Account.encrypt(KEY, "s3cret", kdf="pbkdf2", iterations=2)))
     assert WorkerSettings(keystore=keystore, password="s3cret").account(1).address == ADDRESS
-    monkeypatch.setenv("TASKNET_WORKER_PASSWORD", "s3cret")
+    monkeypatch.setenv("TASKNET_PASSWORD", "s3cret")  # the one password variable every role reads
     assert WorkerSettings(keystore=keystore).account(1).address == ADDRESS  # password from the environment
 
 
 def test_a_keystore_without_password_or_with_a_wrong_one_says_what_to_do(tmp_path: Path) -> None:
     keystore = tmp_path / "key.json"
     keystore.write_text(json.dumps(Account.encrypt(KEY, "s3cret", kdf="pbkdf2", iterations=2)))
-    with pytest.raises(WorkerError, match="needs a password: set TASKNET_WORKER_PASSWORD"):
+    with pytest.raises(KeystoreError, match="needs a password: set TASKNET_PASSWORD"):
         WorkerSettings(keystore=keystore).account(1)
-    with pytest.raises(WorkerError, match="cannot open keystore .* check the path and password"):
+    with pytest.raises(KeystoreError, match="cannot open the keystore .*: wrong password"):
         WorkerSettings(keystore=keystore, password="wrong").account(1)
 
 

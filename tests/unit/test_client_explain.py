@@ -1,0 +1,36 @@
+"""`job explain` from what the chain shows (pure logic: the job, parameters and workers are given as values)."""
+
+from __future__ import annotations
+
+from oracle._client_explain import DEFAULT_MAX_INPUT, explain_task
+from oracle._client_models import JobProgress, JobStatus
+
+PARAMS = {"claimGrace": 60, "minStake": 10**18, "replicaStake": 10**18}
+WORKER = {"address": "0x" + "11" * 20, "flags": 1, "cores": 8, "memoryMB": 16000, "gpus": 0, "archMask": 1,
+          "reputation": 5, "stake": 5 * 10**18, "locked": 0}
+
+
+def _job() -> JobStatus:
+    return JobStatus(job_id=1, requester="0x" + "22" * 20, app_id=1, dataset_id=1, num_tasks=2, replication=1,
+                     reward=10**17, deadline=10_000, max_run_seconds=60, cores=1, memory_mb=256, gpus=0, arch_mask=0,
+                     min_reputation=0, callback="0x" + "00" * 20, inputs_cid="bafy", encryption_key="", escrow_left=0,
+                     posted_block=1, progress=JobProgress(total=2))
+
+
+def test_an_input_over_the_default_worker_cap_is_named() -> None:
+    e = explain_task(_job(), 0, "open", 100, PARAMS, {"flags": 0}, True, [WORKER],
+                     largest_input=DEFAULT_MAX_INPUT + 1)
+    codes = {r.code: r for r in e.reasons}
+    assert "inputs-over-default-cap" in codes and str(DEFAULT_MAX_INPUT + 1) in codes["inputs-over-default-cap"].message
+    fits = explain_task(_job(), 0, "open", 100, PARAMS, {"flags": 0}, True, [WORKER], largest_input=1000)
+    assert "inputs-over-default-cap" not in {r.code for r in fits.reasons}
+
+
+def test_a_pending_failure_says_it_waits_for_a_second_worker() -> None:
+    pending = {"worker": "0x" + "33" * 20, "reports": 1, "digest": b"\x01" * 32}
+    e = explain_task(_job(), 0, "open", 100, PARAMS, {"flags": 0}, True, [WORKER], pending_failure=pending)
+    reason = next(r for r in e.reasons if r.code == "failure-pending")
+    assert "second worker" in reason.message and pending["worker"] in reason.message
+    none = explain_task(_job(), 0, "open", 100, PARAMS, {"flags": 0}, True, [WORKER],
+                        pending_failure={"worker": "0x" + "00" * 20, "reports": 0, "digest": b"\0" * 32})
+    assert "failure-pending" not in {r.code for r in none.reasons}
