@@ -386,11 +386,13 @@ interface IMarketplace {
     function postJob(JobParams calldata p) external returns (uint256 jobId);
 
     /// @notice Cancels tasks `first .. first + count - 1` of the caller's job; none may have been claimed.
-    /// Refunds their escrow at once. Emits a {TasksCancelled} event (and {JobClosed} if nothing is left).
+    /// Refunds their escrow at once; a job callback hears it once for the range ({ITaskCallback-onTasksEnded}).
+    /// Emits a {TasksCancelled} event (and {JobClosed} if nothing is left, {TasksEndedDelivered} with a callback).
     function cancelTasks(uint256 jobId, uint256 first, uint256 count) external;
 
     /// @notice After the deadline (anyone): refunds every unfinished task to the requester and pays the app
-    /// and dataset owners for the finished ones. Emits a {JobClosed} event.
+    /// and dataset owners for the finished ones; a job callback hears it once when tasks were refunded
+    /// ({ITaskCallback-onTasksEnded}, `Expired`). Emits a {JobClosed} event (and {TasksEndedDelivered}).
     function closeJob(uint256 jobId) external;
 
     // ---------------------------------------------------------------------------------------------
