@@ -221,20 +221,16 @@ def test_a_hostile_callback_cannot_block_a_failure_a_cancel_or_a_close(env: Env,
     cb = deploy(env.w3, helper, *args, sender=env.owner)
     before = env.balance(env.requester)
     if outcome == "no consensus":
-        tid, receipt = fail_replicated(env, setup, cb.address)
-        refund = 3 * E18
+        _, receipt = fail_replicated(env, setup, cb.address)
     elif outcome == "failure reports":
-        tid, receipt = fail_by_reports(env, setup, cb.address)
-        refund = E18
+        _, receipt = fail_by_reports(env, setup, cb.address)
     elif outcome == "cancel":
         job = _post_with(env, setup, cb.address, numTasks=4)
         receipt = env.tx(env.market.functions.cancelTasks(job, 0, 4), env.requester)
-        refund = 4 * E18
     else:
         job = _post_with(env, setup, cb.address, numTasks=4, deadline=env.now() + 100)
         env.warp(101)
         receipt = env.tx(env.market.functions.closeJob(job), env.outsider)
-        refund = 4 * E18
     delivered = env.events(receipt, "CallbackDelivered") + env.events(receipt, "TasksEndedDelivered")
     assert [d["success"] for d in delivered] == [False]
     assert env.balance(env.requester) == before  # posted and refunded in full
@@ -242,7 +238,6 @@ def test_a_hostile_callback_cannot_block_a_failure_a_cancel_or_a_close(env: Env,
         assert cb.functions.reentered().call() is False
     if outcome in ("cancel", "close"):
         assert receipt["gasUsed"] < 200_000 + 150_000  # one capped call, whatever the range
-    assert refund > 0
 
 
 @pytest.mark.parametrize("outcome", ["cancel", "close"])
