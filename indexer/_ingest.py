@@ -879,7 +879,7 @@ class Indexer:
         p = a["params"]
         if isinstance(p, list | tuple):
             keys = ["minStake", "claimGrace", "commitWindow", "revealWindow", "unstakeDelay", "callbackGas",
-                    "replicaStake", "feeBps", "maxReplicas", "maxSlashes"]
+                    "replicaStake", "feeBps", "maxReplicas", "maxSlashes", "abandonBps"]
             p = dict(zip(keys, p, strict=True))
         row = self._proj.get("params", 1)
         treasury = row["treasury"] if row else None

@@ -254,7 +254,8 @@ class Client:
         return self._docker
 
     def chain_time(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """The chain's time (see :meth:`oracle.market.Market.chain_time`)."""
+        return self.market.chain_time()
 
     def _send(self, fn: Any) -> TxReceipt:
         return self.sender.transact(fn)
