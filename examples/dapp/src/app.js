@@ -6,7 +6,7 @@
 // archive through the IPFS gateway, checks it against the digest the marketplace delivered on chain, and shows it.
 // Every revert is shown as its custom error, by name and values (@tasknet/contracts' describeError).
 import {
-  createPublicClient, createWalletClient, custom, defineChain, formatUnits, http, parseAbiItem,
+  createPublicClient, createWalletClient, custom, defineChain, formatUnits, http,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import {
@@ -256,7 +256,7 @@ async function refresh() {
 // -- the result: fetched through the gateway, checked against the on-chain digest -----------------------------
 async function deterministicFile(appId) {
   const logs = await state.pub.getLogs({ address: state.config.contracts.MarketplaceRegistry,
-    event: parseAbiItem(marketplaceRegistryAbi.find((i) => i.type === "event" && i.name === "AppRegistered")),
+    event: marketplaceRegistryAbi.find((i) => i.type === "event" && i.name === "AppRegistered"),
     args: { appId: BigInt(appId) }, fromBlock: 0n });
   return logs.length ? logs[0].args.deterministicFile : "";
 }
