@@ -16,7 +16,11 @@ transactions that emitted them straight from a JSON-RPC node, and result content
   were slashed, each by the job's replica stake;
 * ``archive_digest``: the content at each accepted result CID hashes to the digest: the sha256 of the archive,
   or of the app's declared deterministic file inside it (see :mod:`oracle.archive`);
-* ``job_close`` (jobs): what a closed job refunded and paid its owners follows from its task counts.
+* ``job_close`` (jobs): what a closed job refunded and paid its owners follows from its task counts;
+* ``callbacks`` (jobs with a callback): every terminal outcome reached the callback in the transaction that
+  settled it: a ``CallbackDelivered`` per finished or failed task, a ``TasksEndedDelivered`` per cancelled range
+  (same range) and one for a close that refunded unsettled tasks (the whole job); a delivery the callback itself
+  refused (``success`` false) still passes, it is counted in the evidence.
 
 Each :class:`Check` says pass, fail or skipped (``passed=None``: e.g. a result encrypted to the requester)
 with its evidence.
@@ -486,7 +490,7 @@ class Verifier:
     JOB_AUDIT_EVENTS = ("ReplicaClaimed", "ResultCommitted", "ResultRevealed", "ClaimExpired", "WorkerSlashed",
                         "ReplicaReleased", "ReplicasAdded", "TaskFinalized", "TaskFailed", "ResultSubmitted",
                         "TasksClaimed", "TaskReleased", "CallbackDelivered", "LeaseExpired", "TasksCancelled",
-                        "JobClosed", "FailureReported", "FailureConfirmed", "ClaimAbandoned")
+                        "JobClosed", "FailureReported", "FailureConfirmed", "ClaimAbandoned", "TasksEndedDelivered")
 
     def _job_logs(self, job_id: int, from_block: int) -> list[DecodedEvent]:
         """The job's events from ``from_block`` on, in chain order: one ``eth_getLogs`` per range of blocks over
@@ -495,7 +499,7 @@ class Verifier:
         head = int(self.w3.eth.block_number)
         out: list[DecodedEvent] = []
         start, batch = from_block, 50_000
-        by_job = {self._topics["TasksCancelled"], self._topics["JobClosed"]}
+        by_job = {self._topics[n] for n in ("TasksCancelled", "JobClosed", "TasksEndedDelivered")}
         slashed = self._topics["WorkerSlashed"]
         while start <= head:
             end = min(head, start + batch - 1)
@@ -521,6 +525,7 @@ class Verifier:
         if job is None:
             return Report(kind="job", id=job_id, status="unknown", passed=False, checks=[Check(
                 name="job_exists", subject=f"job {job_id}", passed=False, detail=f"no JobPosted event for job {job_id}")])
+        has_callback = int(job.callback, 16) != 0
         logs = self._job_logs(job_id, posted_block)
         per_task: dict[int, list[DecodedEvent]] = {}
         leases: list[DecodedEvent] = []
@@ -528,6 +533,8 @@ class Verifier:
         finished = failed = cancelled = 0
         closed: DecodedEvent | None = None
         for e in logs:
+            if e.name in ("CallbackDelivered", "TasksEndedDelivered"):
+                continue
             if e.name in ("TasksCancelled", "JobClosed"):
                 cancelled += int(e.args.get("count", 0))
                 closed = e if e.name == "JobClosed" else closed
@@ -577,6 +584,9 @@ class Verifier:
                                        f"unsettled task(s), owners paid {finished} x {owners}",
                                 evidence={"refund": str(closed.args["refund"]), "expected_refund": str(exp_refund),
                                           "owners_paid": str(paid), "expected_owners_paid": str(finished * owners)}))
+        if has_callback:
+            checks.append(_callback_check(job_id, job.num_tasks, job.callback,
+                                          [e for e in logs if _of_job(e, job_id)]))
         status = "closed" if closed is not None or stored.get("flags", 0) & 1 else "open"
         tasks = [reports[t] for t in ordered]
         failed_runs = sum(1 for r in tasks if r.run not in (None, "ok"))
@@ -585,6 +595,48 @@ class Verifier:
         return Report(kind="job", id=job_id, status=status,
                       passed=all(c.passed is not False for c in checks) and all(r.passed for r in tasks),
                       checks=checks, tasks=tasks, counts=counts)
+
+
+def _of_job(e: DecodedEvent, job_id: int) -> bool:
+    return int(e.args["jobId"] if "jobId" in e.args else e.args["taskId"] >> 32) == job_id
+
+
+#: the ITaskCallback.FailureReason of each range notice
+_CANCELLED, _EXPIRED = 2, 3
+
+
+def _callback_check(job_id: int, num_tasks: int, callback: str, events: list[DecodedEvent]) -> Check:
+    """Every terminal outcome of the job reached its callback in the settling transaction (see the module doc)."""
+    delivered = {(e.tx_hash, int(e.args["taskId"])): bool(e.args["success"]) for e in events
+                 if e.name == "CallbackDelivered" and e.args["callback"].lower() == callback.lower()}
+    notices = {(e.tx_hash, int(e.args["firstIndex"]), int(e.args["count"]), int(e.args["reason"])):
+               bool(e.args["success"]) for e in events
+               if e.name == "TasksEndedDelivered" and e.args["callback"].lower() == callback.lower()}
+    missing: list[str] = []
+    outcomes = refused = 0
+    for e in events:
+        if e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed", "TaskFailed"):
+            seen = delivered.get((e.tx_hash, int(e.args["taskId"])))
+            what = f"{e.name} of task {e.args['taskId']}"
+        elif e.name == "TasksCancelled":
+            seen = notices.get((e.tx_hash, int(e.args["firstIndex"]), int(e.args["count"]), _CANCELLED))
+            what = f"cancel of tasks {e.args['firstIndex']}+{e.args['count']}"
+        elif e.name == "JobClosed" and int(e.args["refund"]) != 0:  # closeJob (a close by a cancel refunds 0)
+            seen = notices.get((e.tx_hash, 0, num_tasks, _EXPIRED))
+            what = "close refunding unsettled tasks"
+        else:
+            continue
+        outcomes += 1
+        if seen is None:
+            missing.append(what)
+        elif not seen:
+            refused += 1
+    ok = not missing
+    return Check(name="callbacks", subject=f"job {job_id}", passed=ok,
+                 detail=f"{outcomes} terminal outcome(s) delivered to {callback}" + (f", {refused} refused by it"
+                                                                                    if refused else "")
+                 if ok else f"no delivery to the callback for: {', '.join(missing)}",
+                 evidence={"outcomes": outcomes, "refused": refused, "missing": missing})
 
 
 def _run_reason(archive: bytes) -> str | None:

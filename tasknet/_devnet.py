@@ -197,16 +197,17 @@ def rpc_healthy(url: str) -> str | None:
         return f"JSON-RPC at {url} does not answer ({exc.__class__.__name__}: {exc})"
 
 
-def start_kubo(state_dir: Path, api_port: int, gateway_port: int, swarm_port: int | None = None
-               ) -> tuple[ComponentInfo, str, str]:
+def start_kubo(state_dir: Path, api_port: int, gateway_port: int, swarm_port: int | None = None,
+               api_origins: Sequence[str] = ()) -> tuple[ComponentInfo, str, str]:
     """A kubo repo under ``state_dir/ipfs``, its daemon online on loopback with no public bootstrap (other nodes
-    on this machine, or in its network namespaces, can join it by its swarm address: see :func:`kubo_swarm`)."""
+    on this machine, or in its network namespaces, can join it by its swarm address: see :func:`kubo_swarm`).
+    ``api_origins``: browser pages allowed to call its RPC API (CORS), e.g. a Dapp page that uploads inputs."""
     from . import _kubo
 
     check_port_free(api_port, "the IPFS API", "--ipfs-port")
     check_port_free(gateway_port, "the IPFS gateway", "--ipfs-gateway-port")
     node = _kubo.start(state_dir / "ipfs", state_dir / "logs" / "kubo.log", api_port=api_port,
-                       gateway_port=gateway_port, swarm_port=swarm_port)
+                       gateway_port=gateway_port, swarm_port=swarm_port, api_origins=api_origins)
     return node.info, node.api, node.gateway
 
 
@@ -304,6 +305,7 @@ class UpOptions(BaseModel):
     registry_port: int | None = None
     block_time: float | None = None
     chain_id: int = 31337
+    ipfs_api_origins: list[str] = []  # browser pages allowed to call the kubo RPC API (CORS), e.g. a Dapp page
 
 
 def devnet_file_state(path: Path) -> tuple[DevnetInfo | None, list[str]]:
@@ -341,7 +343,8 @@ def up(opts: UpOptions, devnet_file: Path | None = None, progress: Callable[[str
                                                 chain_id=opts.chain_id)
         progress("kubo")
         started["kubo"], ipfs_api, gateway = start_kubo(state_dir, opts.ipfs_port or free_port(),
-                                                        opts.ipfs_gateway_port or free_port())
+                                                        opts.ipfs_gateway_port or free_port(),
+                                                        api_origins=opts.ipfs_api_origins)
         progress("registry")
         started["registry"], registry = start_registry(state_dir, opts.registry_port or free_port())
         progress("contracts")

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from test_indexer_helpers import SALT, Traffic, make_result, traffic
+from test_indexer_helpers import SALT, Traffic, current, make_result, traffic
 
-from indexer import Indexer, Verifier, create_app, make_engine
-from indexer._verify import signature_check, strict_majority
+from indexer import Indexer, Verifier, _db, create_app, make_engine
+from indexer._verify import _callback_check, signature_check, strict_majority
+from oracle._chain import deploy
+from oracle.events import DecodedEvent
 from oracle.protocol import reveal_message, task_id
 from tasknet.cli import cli
 
@@ -217,3 +219,52 @@ def test_a_job_audit_runs_in_the_background_of_the_api_with_progress_and_paged_f
     assert remote.returncode == 1 and "archive_digest" in remote.stderr
     local = v.job(job).model_dump(mode="json")
     assert json.loads(remote.stdout) == json.loads(json.dumps(local, default=str))
+
+
+def test_every_terminal_outcome_of_a_callback_job_is_delivered_mirrored_and_verified(t: Traffic, tmp_path) -> None:
+    """A job calling back ExampleConsumer: a result, a cancelled range and a close after the deadline each reach the
+    callback once; the mirror records the notices, the verifier's ``callbacks`` check counts them."""
+    app = _setup(t)
+    consumer = deploy(t.w3, "ExampleConsumer", t.market.address, sender=t.owner)
+    p = (app, 0, 5, 1, 10**18, t.now() + 1000, 100, 1, 512, 0, 0, 0, consumer.address, "bafyinputs", b"")
+    t.tx(t.market.functions.postJob(p), t.requester)
+    job = int(t.market.functions.jobCount().call())
+    t.claim(task_id(job, 0), t.workers[0])
+    t.submit(task_id(job, 0), t.workers[0])
+    t.claim(task_id(job, 1), t.workers[1])  # leased, never finished: refunded at the close
+    t.tx(t.market.functions.cancelTasks(job, 3, 2), t.requester)
+    t.w3.provider.make_request("evm_increaseTime", [1001])  # type: ignore[arg-type]
+    t.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    t.tx(t.market.functions.closeJob(job), t.relayer)
+    assert consumer.functions.delivered().call() == 1 and consumer.functions.ranges().call() == 2
+
+    report = Verifier(t.w3, t.market.address, None).job(job)
+    check = next(c for c in report.checks if c.name == "callbacks")
+    assert check.passed is True and check.evidence == {"outcomes": 3, "refused": 0, "missing": []}, check
+
+    engine = make_engine(str(tmp_path / "cb.db"))
+    Indexer(engine, t.w3, t.market.address).sync()
+    rows = {r["task_id"]: r for r in current(engine, _db.tasks, job_id=job)}
+    assert rows[task_id(job, 0)]["callback_ok"] is True  # onTaskResult
+    assert rows[task_id(job, 1)]["callback_ok"] is True  # covered by the close's onTasksEnded
+    with engine.connect() as conn:
+        names = [r[0] for r in conn.execute(_db.events.select().with_only_columns(_db.events.c.name)
+                                            .where(_db.events.c.job_id == job))]
+    assert names.count("TasksEndedDelivered") == 2
+
+
+def test_the_callback_check_names_an_outcome_without_a_delivery() -> None:
+    def ev(name: str, tx: str, **args: object) -> DecodedEvent:
+        return DecodedEvent(name=name, args=args, address="0x" + "11" * 20, block_number=1, block_hash="0x",
+                            tx_hash=tx, log_index=0)
+
+    cb = "0x" + "cc" * 20
+    tid = task_id(7, 0)
+    events = [ev("TaskFailed", "0xa", taskId=tid, refund=1),
+              ev("CallbackDelivered", "0xa", taskId=tid, callback=cb, success=False),
+              ev("TasksCancelled", "0xb", jobId=7, firstIndex=1, count=2, refund=2),
+              ev("JobClosed", "0xc", jobId=7, refund=3, appPaid=0, datasetPaid=0)]
+    check = _callback_check(7, 4, cb, events)
+    assert check.passed is False
+    assert check.evidence["missing"] == ["cancel of tasks 1+2", "close refunding unsettled tasks"]
+    assert check.evidence["refused"] == 1
