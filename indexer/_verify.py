@@ -585,8 +585,7 @@ class Verifier:
                                 evidence={"refund": str(closed.args["refund"]), "expected_refund": str(exp_refund),
                                           "owners_paid": str(paid), "expected_owners_paid": str(finished * owners)}))
         if has_callback:
-            checks.append(_callback_check(job_id, job.num_tasks, job.callback,
-                                          [e for e in logs if _of_job(e, job_id)]))
+            checks.append(_callback_check(job_id, job.num_tasks, job.callback, logs))  # the job's own events
         status = "closed" if closed is not None or stored.get("flags", 0) & 1 else "open"
         tasks = [reports[t] for t in ordered]
         failed_runs = sum(1 for r in tasks if r.run not in (None, "ok"))
@@ -595,10 +594,6 @@ class Verifier:
         return Report(kind="job", id=job_id, status=status,
                       passed=all(c.passed is not False for c in checks) and all(r.passed for r in tasks),
                       checks=checks, tasks=tasks, counts=counts)
-
-
-def _of_job(e: DecodedEvent, job_id: int) -> bool:
-    return int(e.args["jobId"] if "jobId" in e.args else e.args["taskId"] >> 32) == job_id
 
 
 #: the ITaskCallback.FailureReason of each range notice
