@@ -79,3 +79,9 @@ def test_hosts_get_the_profile_and_their_key_but_none_of_the_callers_settings(mo
     env = _testnet.clean_env({"TASKNET_NETWORK": "testnet"})
     assert env["TASKNET_HOME"] == str(tmp_path) and env["TASKNET_NETWORK"] == "testnet"
     assert "TASKNET_RPC_URL" not in env and "TASKNET_ROLE" not in env
+
+
+def test_up_refuses_a_swarm_key_that_is_not_64_lowercase_hex_digits() -> None:
+    with pytest.raises(ValidationError, match="swarm key must be 64 lowercase hex digits"):
+        UpOptions(swarm_key="ABCD" * 16)
+    assert UpOptions(swarm_key="ab" * 32).swarm_key == "ab" * 32
