@@ -8,7 +8,9 @@
   it) on 1 worker host, then on 4 (the other three daemons started): seconds from the job's posting to its last
   result on chain, median of the runs, and their ratio.
 * the extra time the network adds per task: the same job on the loopback devnet (``tasknet up``'s: one kubo for
-  every role, the same worker daemon) with one worker, against one worker host; (one host - loopback) / frames.
+  every role, the same worker daemon) with one worker, against one worker host, their runs paired and alternated
+  (both devnets up at once, so that a pair sees the same load); median of (one host - loopback) / frames. The
+  devnet is taken down before the 4-host runs.
 
 Prints a JSON line last: {"transfer_mb_s": ..., "one_host_s": ..., "four_hosts_s": ..., ...}.
 """
@@ -16,6 +18,7 @@ Prints a JSON line last: {"transfer_mb_s": ..., "one_host_s": ..., "four_hosts_s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -25,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +45,12 @@ from oracle.images import build_base, build_busybox_base, image_exists
 from oracle.market import Market
 from tasknet import _devnet, _kubo
 from tasknet._demo import EXAMPLE, POVRAY_BASE
-from tasknet._testnet import HostInfo, Testnet, UpOptions, down, free_subnet, require_root, tasknet_cmd, up
+from tasknet._testnet import Testnet, UpOptions, down, free_subnet, require_root, tasknet_cmd, up
 
 ETHER = 10**18
 MB = 10**6
+#: every worker daemon of the benchmark, on loopback or on a host: the defaults, a short drain at the end
+WORKER_ENV = {"TASKNET_WORKER_DRAIN_TIMEOUT": "10"}
 
 
 def say(msg: str) -> None:
@@ -103,14 +110,16 @@ def job_spec(app_id: int, dataset_id: int, frames: int, width: int, height: int)
 
 
 def publish(owner: Client, ds_owner: Client) -> tuple[int, int]:
-    """The demo's POV-Ray app and scene (images built once, like tasknet demo)."""
+    """The demo's POV-Ray app and scene (images built once, like tasknet demo). The image is not pushed to the
+    devnet's registry: on both networks the workers find it in the shared engine by digest, so that the job differs
+    by the IPFS network alone."""
     client = docker.from_env()
     if not image_exists(client, POVRAY_BASE):
         say("building the POV-Ray base image (debootstrap, once; ~40 s)")
         build_base(client, POVRAY_BASE, ["povray", "povray-includes"])
     build_busybox_base(client)
     image = owner.build_app(EXAMPLE, "tasknet/povray-demo:1")
-    app = owner.register_app(image, name="povray-frames", deterministic_file="frame.bmp")
+    app = owner.register_app(image, name="povray-frames", deterministic_file="frame.bmp", push=False)
     return app.app_id, ds_owner.add_dataset(EXAMPLE / "scene.pov").dataset_id
 
 
@@ -134,33 +143,48 @@ def wait_registered(market: Market, address: str, alive: Any, what: str, timeout
         time.sleep(0.2)
 
 
-def loopback_job(tmp: Path, args: argparse.Namespace, width: int, height: int) -> list[float]:
-    """The job on the loopback devnet with one worker process (``tasknet worker run --as worker-1``)."""
+@dataclass
+class JobBench:
+    """One place the job runs: its requester (on its node), the marketplace, the job."""
+
+    requester: Client
+    market: Market
+    spec: JobSpec
+
+    def run(self) -> float:
+        return run_job(self.requester, self.market, self.spec)
+
+
+SpecFor = Callable[[int, int], JobSpec]  # (app id, dataset id) -> the job
+
+
+def loopback_bench(stack: contextlib.ExitStack[bool | None], tmp: Path, spec_for: SpecFor, runs: int) -> JobBench:
+    """The loopback devnet (``tasknet up``'s: anvil, one kubo for every role, a registry) with one worker process
+    (``tasknet worker run --as worker-1``); ``stack`` takes it down."""
     path = tmp / "devnet" / "devnet.json"
     info = _devnet.up(_devnet.UpOptions(rpc_port=_devnet.free_port()), path)
-    worker: subprocess.Popen[bytes] | None = None
-    try:
-        requester = Client.from_devnet("requester", path)
-        app_id, dataset_id = publish(Client.from_devnet("app-owner", path), Client.from_devnet("dataset-owner", path))
-        market = Market(connect(info.rpc_url), info.contracts["Marketplace"])
-        spec = job_spec(app_id, dataset_id, args.frames, width, height)
-        requester.deposit(args.repeats * requester.quote(spec))
-        with (tmp / "loopback-worker.log").open("wb") as log:
-            worker = subprocess.Popen(tasknet_cmd("--json-logs", "worker", "run", "--as", "worker-1", "--stake", "10",
-                                                  "--state-dir", str(tmp / "loopback-worker"), "--devnet-file",
-                                                  str(path)), stdout=subprocess.DEVNULL, stderr=log,
-                                      env={**os.environ, "TASKNET_WORKER_DRAIN_TIMEOUT": "10"})
-        wait_registered(market, info.account("worker-1").address, lambda: worker is not None and worker.poll() is None,
-                        "the loopback worker")
-        return [run_job(requester, market, spec) for _ in range(args.repeats)]
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(60)
-        _devnet.down(path)
+    stack.callback(_devnet.down, path)
+    requester = Client.from_devnet("requester", path)
+    app_id, dataset_id = publish(Client.from_devnet("app-owner", path), Client.from_devnet("dataset-owner", path))
+    market = Market(connect(info.rpc_url), info.contracts["Marketplace"])
+    spec = spec_for(app_id, dataset_id)
+    requester.deposit(runs * requester.quote(spec))
+    with (tmp / "loopback-worker.log").open("wb") as log:
+        worker = subprocess.Popen(tasknet_cmd("--json-logs", "worker", "run", "--as", "worker-1", "--stake", "10",
+                                              "--state-dir", str(tmp / "loopback-worker"), "--devnet-file", str(path)),
+                                  stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **WORKER_ENV})
+
+    def stop() -> None:
+        worker.terminate()
+        worker.wait(60)
+    stack.callback(stop)
+    wait_registered(market, info.account("worker-1").address, lambda: worker.poll() is None, "the loopback worker")
+    return JobBench(requester, market, spec)
 
 
-def testnet_jobs(tn: Testnet, args: argparse.Namespace, width: int, height: int) -> tuple[list[float], list[float]]:
+def testnet_bench(tn: Testnet, spec_for: SpecFor, runs: int) -> JobBench:
+    """The testnet's requester (on its host's node), the app and scene published from their owners' nodes, and
+    worker-1's daemon started."""
     info = tn.info
 
     def client(role: str, host: str) -> Client:
@@ -169,22 +193,12 @@ def testnet_jobs(tn: Testnet, args: argparse.Namespace, width: int, height: int)
                               deploy_block=info.deploy_block)
     requester = client("requester", "requester")
     app_id, dataset_id = publish(client("app-owner", "requester"), client("dataset-owner", "dataset-owner"))
-    market = Market(connect(info.rpc_url), info.contracts["Marketplace"])
-    spec = job_spec(app_id, dataset_id, args.frames, width, height)
-    requester.deposit(2 * args.repeats * requester.quote(spec))
-    workers: list[HostInfo] = info.workers()
-    tn.start_worker(workers[0])
-    tn.wait_worker(workers[0])
-    one = [run_job(requester, market, spec) for _ in range(args.repeats)]
-    say(f"1 worker host: {spread(one)} s")
-    for host in workers[1:]:
-        tn.start_worker(host)
-    for host in workers[1:]:
-        tn.wait_worker(host)
-    time.sleep(1.0)  # past registration: every daemon polls
-    four = [run_job(requester, market, spec) for _ in range(args.repeats)]
-    say(f"{len(workers)} worker hosts: {spread(four)} s")
-    return one, four
+    spec = spec_for(app_id, dataset_id)
+    requester.deposit(runs * requester.quote(spec))
+    first = info.workers()[0]
+    tn.start_worker(first)
+    tn.wait_worker(first)
+    return JobBench(requester, Market(connect(info.rpc_url), info.contracts["Marketplace"]), spec)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -204,32 +218,51 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     say("transfer between two kubo nodes on loopback (reference)")
     loop_rates = loopback_transfer(tmp, args.transfer_mb * MB, args.repeats)
     say(f"loopback transfer: {spread(loop_rates)} MB/s")
-    say("the job on the loopback devnet, one worker")
-    loop_job = loopback_job(tmp, args, width, height)
-    say(f"loopback devnet: {spread(loop_job)} s")
 
+    def spec_for(app_id: int, dataset_id: int) -> JobSpec:
+        return job_spec(app_id, dataset_id, args.frames, width, height)
     state = tmp / "home" / "testnet" / "testnet.json"
-    say("testnet: 4 worker hosts")
-    tn = up(UpOptions(hosts=4, indexer=False, subnet=free_subnet(30), prefix="b" + secrets.token_hex(2),
-                      profile="bench-net", start_workers=False,
-                      worker_env={"TASKNET_WORKER_DRAIN_TIMEOUT": "10"}), state)
+    tn: Testnet | None = None
     try:
-        owner, fetcher = tn.info.host("dataset-owner"), tn.info.workers()[0]
-        assert owner.ipfs_swarm is not None
-        rates = [fetch_rate(owner.ipfs_api, owner.ipfs_swarm, fetcher.ipfs_api, args.transfer_mb * MB)
-                 for _ in range(args.repeats)]
-        say(f"transfer {owner.name} -> {fetcher.name}: {spread(rates)} MB/s")
-        one, four = testnet_jobs(tn, args, width, height)
+        with contextlib.ExitStack() as devnet:
+            say("the loopback devnet, one worker")
+            loop = loopback_bench(devnet, tmp, spec_for, args.repeats)
+            say("testnet: 4 worker hosts")
+            tn = up(UpOptions(hosts=4, indexer=False, subnet=free_subnet(30), prefix="b" + secrets.token_hex(2),
+                              profile="bench-net", start_workers=False, worker_env=WORKER_ENV), state)
+            owner, fetcher = tn.info.host("dataset-owner"), tn.info.workers()[0]
+            assert owner.ipfs_swarm is not None
+            rates = [fetch_rate(owner.ipfs_api, owner.ipfs_swarm, fetcher.ipfs_api, args.transfer_mb * MB)
+                     for _ in range(args.repeats)]
+            say(f"transfer {owner.name} -> {fetcher.name}: {spread(rates)} MB/s")
+            one_host = testnet_bench(tn, spec_for, 2 * args.repeats)
+            # paired runs, in alternating order, so that the loopback and the one-host runs see the same load
+            loop_s: list[float] = []
+            one_s: list[float] = []
+            for i in range(args.repeats):
+                for bench in ((loop, one_host) if i % 2 == 0 else (one_host, loop)):
+                    (loop_s if bench is loop else one_s).append(bench.run())
+            say(f"loopback devnet: {spread(loop_s)} s; 1 worker host: {spread(one_s)} s")
+        # the devnet is down: the 4 worker hosts have the machine to themselves (and to the other users')
+        for host in tn.info.workers()[1:]:
+            tn.start_worker(host)
+        for host in tn.info.workers()[1:]:
+            tn.wait_worker(host)
+        time.sleep(1.0)  # past registration: every daemon polls
+        four_s = [one_host.run() for _ in range(args.repeats)]
+        say(f"4 worker hosts: {spread(four_s)} s")
     finally:
-        down(state)
-    one_s, four_s, loop_s = statistics.median(one), statistics.median(four), statistics.median(loop_job)
-    result = {"transfer_mb_s": round(statistics.median(rates), 1), "one_host_s": round(one_s, 2),
-              "four_hosts_s": round(four_s, 2), "speedup_4_vs_1": round(one_s / four_s, 2),
-              "loopback_one_worker_s": round(loop_s, 2),
-              "network_s_per_task": round((one_s - loop_s) / args.frames, 3),
+        down(state)  # also after a failed up: whatever it made
+    per_task = [(o - lo) / args.frames for o, lo in zip(one_s, loop_s, strict=True)]
+    one, four, lo_med = statistics.median(one_s), statistics.median(four_s), statistics.median(loop_s)
+    result = {"transfer_mb_s": round(statistics.median(rates), 1), "one_host_s": round(one, 2),
+              "four_hosts_s": round(four, 2), "speedup_4_vs_1": round(one / four, 2),
+              "loopback_one_worker_s": round(lo_med, 2),
+              "network_s_per_task": round(statistics.median(per_task), 3),
+              "network_s_per_task_runs": spread(per_task, 3),
               "transfer_runs_mb_s": spread(rates, 1), "loopback_transfer_mb_s": round(statistics.median(loop_rates), 1),
-              "loopback_transfer_runs_mb_s": spread(loop_rates, 1), "one_host_runs_s": spread(one),
-              "four_hosts_runs_s": spread(four), "loopback_one_worker_runs_s": spread(loop_job),
+              "loopback_transfer_runs_mb_s": spread(loop_rates, 1), "one_host_runs_s": spread(one_s),
+              "four_hosts_runs_s": spread(four_s), "loopback_one_worker_runs_s": spread(loop_s),
               "frames": args.frames, "size": args.size, "replication": 1, "repeats": args.repeats,
               "transfer_mb": args.transfer_mb, "load_before": load_before, "load_after": load()}
     shutil.rmtree(tmp, ignore_errors=True)

@@ -190,6 +190,7 @@ def network(args: list[str]) -> dict[str, Any]:
     r = run_json("bench_network.py", args)
     tr, lt, one, four, loop = (r["transfer_runs_mb_s"], r["loopback_transfer_runs_mb_s"], r["one_host_runs_s"],
                                r["four_hosts_runs_s"], r["loopback_one_worker_runs_s"])
+    per = r["network_s_per_task_runs"]
     md = f"""## Network
 
 Command: `{' '.join(['scripts/bench', 'network', *args])}` (as root). Machine: {machine()}, shared with other work:
@@ -206,7 +207,7 @@ pairs to one bridge) and, for reference, two kubo nodes and the devnet on loopba
 | the same job, **4 worker hosts** | **{r['four_hosts_s']} s** (runs {four['min']}–{four['max']}) |
 | ratio, 1 host ÷ 4 hosts | {r['speedup_4_vs_1']}× |
 | the same job on the loopback devnet, 1 worker (one kubo for every role) | {r['loopback_one_worker_s']} s (runs {loop['min']}–{loop['max']}) |
-| time the network adds per task: (1 worker host − loopback devnet) ÷ {r['frames']} frames | {r['network_s_per_task']} s |
+| time the network adds per task: (1 worker host − loopback devnet) ÷ {r['frames']} frames, the runs paired | {r['network_s_per_task']} s (runs {per['min']}–{per['max']}) |
 
 How to read it. The transfer runs through the veth pairs and the bridge at about the loopback rate: on this
 machine kubo's own work (hashing, bitswap, the blockstore), not the links, sets it. Four worker hosts are not four
@@ -215,7 +216,8 @@ nodes and anvil, so the ratio measures how far the protocol lets the hosts overl
 network limit. The time the network adds per task compares one worker host with one worker on the loopback devnet,
 where the requester, the dataset owner and the worker share one kubo: on the testnet the worker fetches the inputs
 document and the scene from other hosts' nodes and the requester's node is not the one that holds the results
-(the figure also carries the runs' noise: compare it with their min–max).
+(each loopback run is paired with a one-host run next to it, in alternating order, so that both see the same load
+from the machine's other users; the figure is the median of the pairs' differences, and carries their noise).
 """
     write_section("network", md)
     return r
