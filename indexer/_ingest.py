@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, func, select, update
 from web3 import Web3
 
-from oracle._log import get_logger
+from oracle import get_logger
 from oracle.events import DecodedEvent, EventStream, ReorgTooDeep, StreamCursor
 from oracle.market import JobView, Market
 
@@ -879,7 +879,7 @@ class Indexer:
         p = a["params"]
         if isinstance(p, list | tuple):
             keys = ["minStake", "claimGrace", "commitWindow", "revealWindow", "unstakeDelay", "callbackGas",
-                    "replicaStake", "feeBps", "maxReplicas", "maxSlashes"]
+                    "replicaStake", "feeBps", "maxReplicas", "maxSlashes", "abandonBps"]
             p = dict(zip(keys, p, strict=True))
         row = self._proj.get("params", 1)
         treasury = row["treasury"] if row else None

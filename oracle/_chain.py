@@ -125,7 +125,7 @@ def _revert_data(exc: Exception) -> str | None:
     return None
 
 
-def _reverted(exc: Exception, abis: list[AbiList], what: str, tx_hash: str | None = None
+def reverted_error(exc: Exception, abis: list[AbiList], what: str, tx_hash: str | None = None
               ) -> TransactionReverted:
     name, args = decode_revert(_revert_data(exc), abis)
     return TransactionReverted(
@@ -151,7 +151,7 @@ def send(w3: Web3, fn: ContractFunction, sender: LocalAccount, *, value: int = 0
     try:
         params["gas"] = gas or int(fn.estimate_gas(params) * 1.2) + 10_000
     except (ContractLogicError, Web3RPCError) as exc:
-        raise _reverted(exc, abis, what) from exc
+        raise reverted_error(exc, abis, what) from exc
     params["nonce"] = w3.eth.get_transaction_count(sender.address, "pending")
     params["chainId"] = w3.eth.chain_id
     tx = fn.build_transaction(params)
@@ -163,7 +163,7 @@ def _send_raw(w3: Web3, raw: bytes, abis: list[AbiList], what: str, timeout: flo
     try:
         tx_hash = w3.eth.send_raw_transaction(raw)
     except (ContractLogicError, Web3RPCError) as exc:
-        raise _reverted(exc, abis, what) from exc
+        raise reverted_error(exc, abis, what) from exc
     receipt = wait_receipt(w3, tx_hash.hex(), timeout=timeout)
     if receipt["status"] != 1:
         raise TransactionReverted(f"{what} reverted on chain (tx {tx_hash.hex()})", tx_hash=tx_hash.hex())
@@ -199,10 +199,14 @@ def deploy(w3: Web3, name: str, *args: Any, sender: LocalAccount, timeout: float
     try:
         params["gas"] = int(ctor.estimate_gas({"from": sender.address}) * 1.2) + 50_000
     except (ContractLogicError, Web3RPCError) as exc:
-        raise _reverted(exc, [art["abi"]], f"deploying {name}") from exc
+        raise reverted_error(exc, [art["abi"]], f"deploying {name}") from exc
     signed = sender.sign_transaction(ctor.build_transaction(params))
     receipt = _send_raw(w3, signed.raw_transaction, [art["abi"]], f"deploying {name}", timeout)
     address = receipt["contractAddress"]
     if address is None:
         raise ChainError(f"deploying {name}: the receipt has no contract address")
     return w3.eth.contract(address=address, abi=art["abi"])
+
+
+#: the name the transaction sender uses
+_reverted = reverted_error

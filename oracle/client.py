@@ -97,7 +97,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppInfo", "Balance", "Client", "DatasetInfo", "Explanation", "JobEvent", "JobProgress", "JobSpec", "JobStatus",
-    "Reason", "SubmittedJob", "TaskInput", "TaskResult", "TaskState", "TxInfo", "format_amount", "load_tasks",
+    "Reason", "SubmittedJob", "TaskFailure", "TaskInput", "TaskResult", "TaskState", "TxInfo", "format_amount", "load_tasks",
     "parse_amount", "parse_duration",
 ]
 
@@ -296,7 +296,8 @@ class Client:
         return self._docker
 
     def chain_time(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """The chain's time (see :meth:`oracle.market.Market.chain_time`)."""
+        return self.market.chain_time()
 
     def _send(self, fn: Any) -> TxReceipt:
         return self.sender.transact(fn)

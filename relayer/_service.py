@@ -26,7 +26,9 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from oracle import get_logger
-from oracle._chain import _reverted  # the revert decoder the transaction sender uses, so errors read the same
+from oracle import (
+    reverted_error as _reverted,  # the decoder the transaction sender uses: errors read the same
+)
 from oracle.exceptions import TasknetError, TransactionReverted
 from oracle.market import Market
 from oracle.tx import TxSender

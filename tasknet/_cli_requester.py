@@ -29,8 +29,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from oracle._client_models import TaskFailure
-from oracle.client import Client, JobSpec, TaskInput, format_amount, load_tasks, parse_amount, parse_duration
+from oracle.client import (
+    Client,
+    JobSpec,
+    TaskFailure,
+    TaskInput,
+    format_amount,
+    load_tasks,
+    parse_amount,
+    parse_duration,
+)
 from oracle.exceptions import ClientError, InvalidJobSpec, WaitTimeout
 from oracle.settings import KeystoreError, Settings, resolve
 

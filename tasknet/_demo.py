@@ -266,7 +266,7 @@ class Demo:
         return Client.from_devnet(role, self.devnet_file, **kw)
 
     def _post_job(self, requester: Client, app_id: int, dataset_id: int) -> Any:
-        from oracle._client_models import JobSpec
+        from oracle.client import JobSpec
 
         spec = JobSpec(app_id=app_id, dataset_id=dataset_id, count=self.o.frames,
                        args=["{index}", str(self.o.frames), str(self.o.width), str(self.o.height)],

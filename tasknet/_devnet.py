@@ -373,8 +373,7 @@ DEVNET_PARAMS = {"claimGrace": 60, "commitWindow": 60, "revealWindow": 60, "unst
 
 
 def set_devnet_params(w3: Web3, marketplace: str, owner: LocalAccount) -> None:
-    from oracle import send
-    from oracle._artifacts import AbiList
+    from oracle import AbiList, send
     from oracle.market import Market
 
     market = Market(w3, marketplace)
@@ -386,11 +385,31 @@ def set_devnet_params(w3: Web3, marketplace: str, owner: LocalAccount) -> None:
 
 
 def write_network_artifacts(out: Path, chain_id: int, contracts: dict[str, str]) -> None:
-    """Truffle artifacts with ``networks[chainId].address`` filled, for JavaScript frontends."""
+    """Truffle artifacts of the deployed ``contracts`` (name -> address) for JavaScript frontends and tools.
+
+    Each has ``networks[chainId].address``; a contract that calls libraries (the marketplace) also has
+    ``networks[chainId].links`` (library name -> address, Truffle's format) and its ``bytecode`` and
+    ``deployedBytecode`` linked to those libraries, as deployed on this chain: ``@truffle/contract`` deploys
+    or loads it as it is, and tools that refuse unlinked bytecode (Foundry's ``cast interface``) read it.
+    ``linkReferences`` stay, so a Hardhat-style linker can still point it at other libraries.
+    """
+    from oracle import link_bytecode
+
     out.mkdir(parents=True, exist_ok=True)
     for name, address in contracts.items():
         art = dict(load_artifact(name))
-        art["networks"] = {str(chain_id): {"address": address}}
+        network: dict[str, object] = {"address": address}
+        refs = art.get("linkReferences", {})
+        if refs:
+            libraries = {f"{source}:{lib}": contracts.get(lib, "") for source, libs in refs.items() for lib in libs}
+            if not all(libraries.values()):
+                raise DevnetError(f"{name} links {sorted(libraries)} but the deployment has no address for "
+                                  f"{sorted(fq for fq, a in libraries.items() if not a)}; deploy them with it")
+            network["links"] = {fq.rpartition(":")[2]: a for fq, a in libraries.items()}
+            art["bytecode"] = link_bytecode(art["bytecode"], libraries, refs)
+            art["deployedBytecode"] = link_bytecode(art["deployedBytecode"], libraries,
+                                                    art.get("deployedLinkReferences", {}))
+        art["networks"] = {str(chain_id): network}
         (out / f"{name}.json").write_text(json.dumps(art, indent=2))
 
 

@@ -639,10 +639,11 @@ class Worker:
         outages = int(cur.data.get("outages", 0)) + (1 if transient else 0)
         pause = min(60.0, 2.0 * 2 ** min(outages + attempts, 5))
         expiry = int(cur.data.get("expiry") or 0)
-        # wall clock, not a chain request: the chain may be the dependency that is down
-        expired = bool(expiry) and time.time() > expiry and cur.step < Step.UPLOADED
+        # the chain's clock estimated without a request: the chain may be the dependency that is down
+        chain_now = self.market.clock.now()
+        expired = bool(expiry) and chain_now > expiry and cur.step < Step.UPLOADED
         if transient and expiry and not expired and cur.step < Step.UPLOADED and \
-                time.time() + pause + ABANDON_MARGIN_S > expiry:
+                chain_now + pause + ABANDON_MARGIN_S > expiry:
             # the outage may outlast the claim: give it back while it is live (a fee) rather than be slashed
             self._give_back(cur, f"{type(exc).__name__}: {exc}"[:500] + " (the claim would expire first)")
             return

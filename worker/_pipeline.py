@@ -161,13 +161,12 @@ class Pipeline:
         dirs = {name: folder / name for name in ("in", "out", "logs")}
         for d in dirs.values():
             d.mkdir(parents=True)
-        self._fault("crash-after-claim")
         run: RunResult | None = None
         error: str | None = None
         try:
-            command = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
+            command, env = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
             self.journal.record(job.job_id, index, Step.INPUTS_READY)
-            run = self._execute(job, app, command, dirs)
+            run = self._execute(job, app, command, dirs, env)
             if run.killed_from_outside:
                 # a signal the engine delivered that none of our limits sent (docker kill or stop, an engine
                 # shutdown): not the app's answer, and publishing it would get an honest worker outvoted. Run it
@@ -178,7 +177,7 @@ class Pipeline:
                 for d in (dirs["out"], dirs["logs"]):
                     shutil.rmtree(d, ignore_errors=True)
                     d.mkdir(parents=True)
-                run = self._execute(job, app, command, dirs)
+                run = self._execute(job, app, command, dirs, env)
             run = _check_deterministic_file(run, app)
         except (InputUnavailable, InputTooLarge) as exc:
             # no reachable node provides an input, or it exceeds this worker's own caps: this worker's view of the
@@ -204,11 +203,15 @@ class Pipeline:
         rec = self.journal.record(job.job_id, index, Step.RAN, reason=run.reason.value if run else "input-error",
                                   exit_code=run.exit_code if run else None, error=error,
                                   run_seconds=run.run_seconds if run else 0.0)
-        self._fault("crash-after-run")
         return self._publish(job, app, rec, dirs, run, error)
 
-    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None) -> list[str]:
+    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None
+                        ) -> tuple[list[str], dict[str, str]]:
+        """Fetch the task's inputs (and the job's dataset) into ``in_dir``; return its arguments and environment."""
         doc = self._inputs_doc(job.inputs_cid, job.job_id)
+        if index >= doc.task_count:  # the same for every worker: the document does not describe this task
+            raise InputsDocumentInvalid(f"the inputs document {job.inputs_cid} describes {doc.task_count} task(s), "
+                                        f"but the job has {job.num_tasks}: there is no task {index} in it")
         spec = doc.task(index)
         for ref in spec.inputs:
             dest = in_dir / ref.path
@@ -216,7 +219,7 @@ class Pipeline:
             self.cache.fetch_to(ref.uri, dest)
         if dataset is not None:
             self._fetch_dataset(dataset, in_dir / "dataset")
-        return spec.args
+        return spec.args, spec.env
 
     def _fetch_dataset(self, dataset: dict[str, str], dest: Path) -> None:
         """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum
@@ -325,13 +328,14 @@ class Pipeline:
             dest.unlink(missing_ok=True)
         log.info("image_loaded", uri=uri, image=app.image_digest)
 
-    def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path]) -> RunResult:
+    def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path],
+                 env: dict[str, str] | None = None) -> RunResult:
         self._ensure_image(app)
         limits = Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
                         memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
                         output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
         spec = RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command, input_dir=dirs["in"],
-                       output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits,
+                       output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits, env=env or {},
                        task=f"{job.job_id}-{dirs['in'].parent.name}")
         run = self.sandbox.run(spec)
         if run.reason is Reason.IMAGE_MISSING:  # removed from the engine since it was checked: fetch it again
@@ -380,7 +384,6 @@ class Pipeline:
         cid = self.ipfs.add_file(upload)
         rec = self.journal.record(job.job_id, rec.task_index, Step.UPLOADED, digest="0x" + packed.digest,
                                   cid=cid, salt="0x" + new_salt().hex(), archive_sha256=packed.archive_sha256)
-        self._fault("crash-after-upload")
         return rec
 
     @staticmethod
@@ -394,11 +397,6 @@ class Pipeline:
             p.write_bytes(bytes(data))
         if not files:
             (out / "lie.txt").write_text("not the real result\n")
-
-    def _fault(self, point: str) -> None:
-        if self.s.fault == point:
-            log.warning("fault_injected", point=point)
-            os._exit(137)
 
     # -- chain steps ---------------------------------------------------------------------------------
     def _check_claim(self, job: JobView, rec: TaskRecord) -> None:
@@ -492,7 +490,6 @@ class Pipeline:
                 mid = self.relay.commit(tid, c)
                 rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex(),
                                           relay_id=mid, relayed=True)
-                self._fault("crash-after-commit")
                 return rec
             except RelayError as exc:
                 log.warning("relay_refused", task_id=tid, error=str(exc), fallback="own transaction")
@@ -502,7 +499,6 @@ class Pipeline:
             except TransactionReverted as exc:
                 raise TaskLost(f"commit of task {tid} reverted: {exc}") from exc
         rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex())
-        self._fault("crash-after-commit")
         return rec
 
     def commit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
@@ -518,7 +514,6 @@ class Pipeline:
             return [self._or_lost(r, self._commit) for r in recs]
         out = [self.journal.record(r.job_id, r.task_index, Step.COMMITTED, commitment="0x" + h.hex(),
                                    batch=len(recs)) for r, h in zip(recs, hashes, strict=True)]
-        self._fault("crash-after-commit")
         return out
 
     def submit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
@@ -555,7 +550,6 @@ class Pipeline:
         if self._send_batch("reveal", calls, min_gas=allowance) is None:
             return [alone(r) for r in due]
         out = [self.journal.record(r.job_id, r.task_index, Step.REVEALED, batch=len(due)) for r in due]
-        self._fault("crash-after-reveal")
         return out
 
     def _finalize_allowance(self, job: JobView) -> int:
@@ -673,7 +667,6 @@ class Pipeline:
             try:
                 mid = self.relay.reveal(tid, rec.data["digest"], rec.data["salt"], rec.data["cid"])
                 rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED, relay_id=mid, relayed=True)
-                self._fault("crash-after-reveal")
                 return rec
             except RelayError as exc:
                 if exc.error_name == "MarketplaceRevealNotOpen" and gas is None:
@@ -689,7 +682,6 @@ class Pipeline:
             if exc.error_name != "MarketplaceAlreadyRevealed":
                 return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=f"reveal reverted: {exc}")
         rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED)
-        self._fault("crash-after-reveal")
         return rec
 
     def _outcome(self, tid: int, rec: TaskRecord, status: int) -> tuple[str, int]:

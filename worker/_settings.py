@@ -67,9 +67,9 @@ class WorkerSettings(BaseSettings):
                                    "sending the message myself")
     relay_margin_s: int = Field(30, ge=0, description="send a relayed message myself when it has not landed this "
                                 "many seconds before its claim or window closes")
-    fault: Literal["none", "wrong-result", "crash-after-claim", "crash-after-run",
-                   "crash-after-upload", "crash-after-commit", "crash-after-reveal"] = Field(
-        "none", description="fault injection for demos and reliability tests: never set it on a real worker")
+    fault: Literal["none", "wrong-result"] = Field(
+        "none", description="the demo's liar: 'wrong-result' changes every output before it is packed, as a lying or "
+                            "broken worker would (never set it on a real worker)")
 
     @model_validator(mode="after")
     def _key(self) -> WorkerSettings:

@@ -86,7 +86,7 @@ class Harness:
         digest = self.docker.images.get(image).id
         app = AppView(app_id=1, owner="0x" + "44" * 20, image_ref=image, image_digest=digest,
                       metadata_uri="ipfs://none", price=0, is_public=True, deterministic_file=deterministic_file)
-        self.pipeline._prepare_inputs = lambda *a: ["sh", "-c", script]  # type: ignore[method-assign]
+        self.pipeline._prepare_inputs = lambda *a: (["sh", "-c", script], {})  # type: ignore[method-assign]
         rec = self.journal.record(job.job_id, self.index, Step.CLAIMED, replica=0)
         rec = self.pipeline._produce(job, app, rec)  # must not raise, whatever the app wrote
         assert rec.step is Step.UPLOADED

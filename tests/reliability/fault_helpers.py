@@ -152,7 +152,8 @@ def worker_settings(chain: PrivateChain, ipfs_api: str, account: LocalAccount, s
 
 
 class WorkerProc:
-    """``python -m tasknet.cli --json-logs worker run --config … --fault …`` with its log in a file."""
+    """``python -m tasknet.cli --json-logs worker run --config …`` with its log in a file; started with a crash
+    point, it runs through tests/crash_worker.py, which kills it right after the journal records that step."""
 
     def __init__(self, cfg: WorkerSettings, folder: Path, *, env: dict[str, str] | None = None) -> None:
         self.cfg = cfg
@@ -176,9 +177,11 @@ class WorkerProc:
         assert self.proc is None or self.proc.poll() is not None, "worker already running"
         self.runs += 1
         with self.log_path.open("wb") as log:
+            entry = [str(ROOT / "tests" / "crash_worker.py"), fault] if fault.startswith("crash") else \
+                ["-m", "tasknet.cli"]
+            extra = ["--fault", fault] if fault == "wrong-result" else []
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tasknet.cli", "--json-logs", "worker", "run", "--config",
-                 str(self.config_path), "--fault", fault],
+                [sys.executable, *entry, "--json-logs", "worker", "run", "--config", str(self.config_path), *extra],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT,
                 env={**os.environ, **self.env})
         return self
@@ -259,6 +262,15 @@ def journal_step(proc: WorkerProc, job_id: int, index: int) -> Step | None:
     try:
         rec = j.get(job_id, index)
         return None if rec is None else rec.step
+    finally:
+        j.close()
+
+
+def journal_data(proc: WorkerProc, job_id: int, index: int) -> dict[str, Any]:
+    j = proc.journal()
+    try:
+        rec = j.get(job_id, index)
+        return {} if rec is None else dict(rec.data)
     finally:
         j.close()
 

@@ -71,8 +71,9 @@ def _post_with_doc(w3: Any, market: Market, requester: Any, app_id: int, inputs_
 
 
 def _status(ipfs: Any, market: Market, tid: int, tmp: Path) -> str:
-    cid = next(e["args"]["resultCID"] for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
-               if e["args"]["taskId"] == tid)
+    events = [*market.contract.events.ResultSubmitted().get_logs(from_block=0),
+              *market.contract.events.FailureReported().get_logs(from_block=0)]
+    cid = next(e["args"]["resultCID"] for e in events if e["args"]["taskId"] == tid)
     (tmp / f"{tid}.tar").write_bytes(ipfs.cat(cid))
     unpack_result(tmp / f"{tid}.tar", tmp / f"u{tid}")
     return (tmp / f"u{tid}" / "logs" / "status.txt").read_text()
@@ -80,43 +81,48 @@ def _status(ipfs: Any, market: Market, tid: int, tmp: Path) -> str:
 
 @pytest.mark.reliability(
     kind="attack", name="inputs document huge, not JSON, or missing",
-    how="a real worker daemon meets three jobs whose inputs document is over the worker's 16 MiB cap, is not "
-        "JSON, or is a CID nobody has, then a good job: each broken task must end as a published failure "
-        "result naming the cause, the good job must be served, and no stake stays locked")
+    how="two real worker daemons meet three jobs whose inputs document is over the worker's 16 MiB cap, is not "
+        "JSON, or is a CID nobody has, then a good job: the two broken documents end as failure results naming the "
+        "cause, confirmed by the second worker; the missing one is each worker's environment: each gives its claim "
+        "back once (a fee, no slash) and avoids the job; the good job is served and no stake stays locked")
 def test_hostile_inputs_documents_end_as_clean_failures(anvil: Any, w3: Any, accounts: Any, market: Market,
                                                          ipfs: Any, docker_client: Any, echo_digest: str,
                                                          tmp_path: Path, record_property: Any) -> None:
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 10 * ETHER)
-    fund(w3, market, accounts[4], 10 * ETHER)
+    pair = (accounts[4], accounts[5])
+    for a in pair:
+        fund(w3, market, a, 10 * ETHER)
     pad = "x" * (DOC_CAP + 1024)
     huge_cid = ipfs.add_bytes(json.dumps({"count": 2, "template": {"args": [pad]}}).encode(), name="doc.json")
     garbage_cid = ipfs.add_bytes(b"\x00\xffnot json at all" * 64, name="doc.json")
     missing_cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
     jobs = {"huge": _post_with_doc(w3, market, accounts[1], app_id, huge_cid, tasks=2),
-            "garbage": _post_with_doc(w3, market, accounts[1], app_id, garbage_cid, tasks=2),
-            "missing": _post_with_doc(w3, market, accounts[1], app_id, missing_cid, tasks=2)}
+            "garbage": _post_with_doc(w3, market, accounts[1], app_id, garbage_cid, tasks=2)}
+    missing = _post_with_doc(w3, market, accounts[1], app_id, missing_cid, tasks=2)
     good = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2)
-    worker = Worker(_settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
-    fetches: Counter[str] = Counter()
-    real_cat = worker.pipeline.ipfs.cat
-
-    def counting_cat(cid: str, **kw: Any) -> bytes:
-        fetches[cid] += 1
-        return real_cat(cid, **kw)
-
-    worker.pipeline.ipfs.cat = counting_cat  # type: ignore[method-assign]  # observe only
-    with _running(worker):
-        _wait_for(lambda: all(market.job(j)["finished"] == 2 for j in [*jobs.values(), good]), "all jobs settled")
+    workers = [Worker(_settings(anvil, ipfs, market, a, tmp_path / a.address), docker_client=docker_client)
+               for a in pair]
+    given_back = market.contract.events.ClaimAbandoned()
+    with _running(workers[0]), _running(workers[1]):
+        _wait_for(lambda: all(market.job(j)["finished"] == 2 for j in [*jobs.values(), good]), "all jobs settled",
+                  timeout=240)
+        _wait_for(lambda: len([e for e in given_back.get_logs(from_block=0) if e["args"]["taskId"] >> 32 == missing])
+                  == 2, "both workers to give the missing one back")
     statuses = {k: _status(ipfs, market, task_id(j, 1), tmp_path) for k, j in jobs.items()}
     assert f"larger than the cap of {DOC_CAP} bytes" in statuses["huge"], statuses["huge"]
     assert "not valid JSON" in statuses["garbage"], statuses["garbage"]
-    assert "cannot be read" in statuses["missing"] and missing_cid in statuses["missing"], statuses["missing"]
     assert "reason: ok" in _status(ipfs, market, task_id(good, 0), tmp_path)
-    assert market.worker(accounts[4].address)["locked"] == 0
-    record_property("reliability", "published failure results: " + "; ".join(
-        f"{k}: …{_error_line(s).split('cannot be read: ')[-1][:90]}" for k, s in statuses.items())
-        + "; the good job was served and no stake stayed locked")
+    confirmed = {e["args"]["taskId"] >> 32 for e in market.contract.events.FailureConfirmed().get_logs(from_block=0)}
+    assert confirmed == set(jobs.values())
+    assert market.job(missing)["finished"] == 0
+    for a in pair:
+        me = market.worker(a.address)
+        assert (me["locked"], me["slashes"], me["stake"]) == (0, 0, 5 * ETHER - ETHER // 10)
+    record_property("reliability", "failure results confirmed by the second worker: " + "; ".join(
+        f"{k}: …{_error_line(s).split(': ', 2)[-1][:90]}" for k, s in statuses.items())
+        + "; the unreachable document was given back once by each worker (0.1 token each, no slash), the good job "
+          "was served and no stake stayed locked")
 
 
 def _error_line(status: str) -> str:
