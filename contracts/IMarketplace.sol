@@ -400,8 +400,20 @@ interface IMarketplace {
     event FailureConfirmed(
         uint256 indexed taskId, bytes32 resultDigest, address firstWorker, address confirmer, uint256 rewardEach
     );
-    /// @notice The job's callback was called for `taskId`; `success` is false if it reverted or ran out of gas.
+    /// @notice The job's callback was called for `taskId` ({ITaskCallback-onTaskResult} when the task finished,
+    /// {ITaskCallback-onTaskFailed} when it failed); `success` is false if it reverted or ran out of gas.
     event CallbackDelivered(uint256 indexed taskId, address indexed callback, bool success);
+    /// @notice The job's callback was told ({ITaskCallback-onTasksEnded}) that tasks `firstIndex .. firstIndex +
+    /// count - 1` of `jobId` ended without a result for `reason` (cancelled, or refunded when the job closed after
+    /// its deadline); `success` is false if it reverted or ran out of gas.
+    event TasksEndedDelivered(
+        uint256 indexed jobId,
+        address indexed callback,
+        uint256 firstIndex,
+        uint256 count,
+        ITaskCallback.FailureReason reason,
+        bool success
+    );
 
     /// @notice The owner set new protocol parameters.
     event ParamsUpdated(Params params);
@@ -457,11 +469,13 @@ interface IMarketplace {
     function postJob(JobParams calldata p) external returns (uint256 jobId);
 
     /// @notice Cancels tasks `first .. first + count - 1` of the caller's job; none may have been claimed.
-    /// Refunds their escrow at once. Emits a {TasksCancelled} event (and {JobClosed} if nothing is left).
+    /// Refunds their escrow at once; a job callback hears it once for the range ({ITaskCallback-onTasksEnded}).
+    /// Emits a {TasksCancelled} event (and {JobClosed} if nothing is left, {TasksEndedDelivered} with a callback).
     function cancelTasks(uint256 jobId, uint256 first, uint256 count) external;
 
     /// @notice After the deadline (anyone): refunds every unfinished task to the requester and pays the app
-    /// and dataset owners for the finished ones. Emits a {JobClosed} event.
+    /// and dataset owners for the finished ones; a job callback hears it once when tasks were refunded
+    /// ({ITaskCallback-onTasksEnded}, `Expired`). Emits a {JobClosed} event (and {TasksEndedDelivered}).
     function closeJob(uint256 jobId) external;
 
     // ---------------------------------------------------------------------------------------------
@@ -649,9 +663,35 @@ interface IMarketplace {
 }
 
 /// @title ITaskCallback
-/// @notice Implemented by a job's callback contract: called once per finished task with a gas cap.
+/// @notice Implemented by a job's callback contract. The marketplace calls it once for every terminal outcome of the
+/// job's tasks: {onTaskResult} when a task finished, {onTaskFailed} when one failed, {onTasksEnded} once per
+/// cancelled range and once when the job closes after its deadline with tasks unsettled. Every call gets exactly the
+/// marketplace's `callbackGas`, comes after every state change of the transaction, and its return data is ignored;
+/// a revert, running out of gas or an attempt to re-enter the marketplace (its guard refuses it) is recorded in
+/// {IMarketplace-CallbackDelivered} / {IMarketplace-TasksEndedDelivered} and changes nothing else.
+/// WARNING: anyone may post a job naming your contract as its callback. Accept calls only from the marketplace and
+/// only for jobs you posted (see contracts/client/TasknetClient.sol).
 interface ITaskCallback {
+    /// @notice Why tasks ended without a result.
+    enum FailureReason {
+        NoConsensus, // R > 1: no strict majority at the replica cap; the task's escrow went back to the requester
+        FailureReports, // R = 1: failure reports reached the replica cap without two matching; refunded
+        Cancelled, // the requester cancelled never-claimed tasks; refunded
+        Expired // the job closed after its deadline; its unsettled tasks were refunded
+    }
+
     /// @notice `taskId` finished with `resultDigest`; `callbackData` is the (small) data its worker attached.
-    /// A revert or running out of gas is recorded in {IMarketplace-CallbackDelivered} and changes nothing else.
+    /// A task whose failure two workers confirmed (R = 1) finishes too, with the digest of their failure archive.
     function onTaskResult(uint256 taskId, bytes32 resultDigest, bytes calldata callbackData) external;
+
+    /// @notice `taskId` failed for `reason` (`NoConsensus` or `FailureReports`); its escrow went back to the
+    /// requester's balance.
+    function onTaskFailed(uint256 taskId, FailureReason reason) external;
+
+    /// @notice Tasks `firstIndex .. firstIndex + count - 1` of `jobId` ended without a result for `reason`; their
+    /// escrow went back to the requester's balance. `Cancelled`: exactly that range (never claimed). `Expired`: the
+    /// whole job (`firstIndex` 0, `count` = its task count), and the tasks concerned are those of the range that
+    /// had not ended before (no earlier {onTaskResult}, {onTaskFailed} or {onTasksEnded} for them). One call per
+    /// range keeps the gas of a cancel or a close independent of the number of tasks.
+    function onTasksEnded(uint256 jobId, uint256 firstIndex, uint256 count, FailureReason reason) external;
 }

@@ -182,16 +182,22 @@ def register(cli: click.Group) -> None:
         market = Market(w3, s.marketplace)
         me = s.account(int(w3.eth.chain_id)).address
         info = market.worker(me)
-        records = Journal(s.state_dir / "journal.db").all() if (s.state_dir / "journal.db").exists() else []
+        summary = None
+        if (s.state_dir / "journal.db").exists():
+            journal = Journal(s.state_dir / "journal.db")
+            summary = journal.summary()  # totals and live tasks: no finished record is read
+            journal.close()
         cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
             if (s.state_dir / "cache").exists() else 0
         doc = {
             "address": me, "registered": bool(info["flags"] & 1), "banned": bool(info["flags"] & 2),
             "stake": int(info["stake"]), "locked": int(info["locked"]), "reputation": int(info["reputation"]),
             "slashes": int(info["slashes"]), "balance": market.balance(me),
-            "earned": sum(int(r.data.get("earned") or 0) for r in records),
-            "tasks": {step.name.lower(): sum(1 for r in records if r.step == step) for step in Step},
-            "running": [r.task_key for r in records if not r.finished],
+            "earned": summary.earned if summary else 0,
+            "tasks": {step.name.lower(): summary.steps[step] if summary else 0 for step in Step},
+            "running": summary.live if summary else [],
+            "records": {"finished_kept": summary.finished_kept if summary else 0,
+                        "finished_dropped": summary.dropped if summary else 0},
             "cache_bytes": cache_bytes,
         }
         if as_json:
