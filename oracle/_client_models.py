@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .exceptions import InvalidJobSpec
 from .market import JobView
+from .pinning import PinStatus
 from .protocol import ARCH_386, ARCH_AMD64, ARCH_ARM, ARCH_ARM64, ARCH_RISCV64
 
 TOKEN_DECIMALS = 18
@@ -111,6 +112,8 @@ class DatasetInfo(BaseModel):
     deprecated: bool = False
     size: int | None = None
     kind: Literal["file", "folder"] | None = None
+    remote_pin: PinStatus | None = Field(None, description="the network's pinning service's last word on it "
+                                         "(when the profile names one; add_dataset only)")
 
 
 class TaskInput(BaseModel):

@@ -79,6 +79,7 @@ from .exceptions import (
     InsufficientBalance,
     IntegrityError,
     InvalidJobSpec,
+    PinningError,
     ProfileError,
     ResultNotReady,
     ResultUnavailable,
@@ -91,6 +92,7 @@ from .exceptions import (
 from .ipfs import IpfsClient
 from .market import JobView, Market, _struct
 from .models import AppMetadata, InputRef, InputsDocument
+from .pinning import PinningClient, RemotePins, request_pin
 from .protocol import task_id
 from .settings import Settings, check_network
 from .status import read_status
@@ -131,10 +133,14 @@ def _hex(value: Any) -> str:
 
 class ResultPinner:
     """Pins result CIDs on the requester's node in the background (a few at a time): each pin fetches the
-    result from whichever node provides it, then keeps it. ``close`` waits for the pins under way and returns
-    ``(pinned, failed)``; a failure is logged with its CID and reason, and never stops the watch."""
+    result from whichever node provides it, then keeps it. With a ``remote`` pinning service, each result is then
+    also asked of the service (``POST /pins``, this node's addresses as origins). ``close`` waits for the pins
+    under way (and up to ``remote_wait`` seconds for the service to report them pinned or failed) and returns
+    ``(pinned, failed)`` on this node; :attr:`remote` holds the service's tally. A failure is logged with its CID
+    and reason, and never stops the watch."""
 
-    def __init__(self, ipfs: IpfsClient, *, workers: int = 4, timeout: float = 300.0) -> None:
+    def __init__(self, ipfs: IpfsClient, *, workers: int = 4, timeout: float = 300.0,
+                 remote: PinningClient | None = None, remote_wait: float = 60.0) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.ipfs, self.timeout = ipfs, timeout
@@ -142,22 +148,50 @@ class ResultPinner:
         self._seen: set[str] = set()
         self.pinned: list[str] = []
         self.failed: dict[str, str] = {}
+        self._remote, self._remote_wait = remote, remote_wait
+        self._requests: dict[str, str] = {}  # requestid -> CID
+        self._origins: list[str] | None = None
+        self.remote: RemotePins | None = RemotePins(endpoint=remote.endpoint) if remote is not None else None
 
-    def add(self, cid: str) -> None:
+    def add(self, cid: str, name: str | None = None) -> None:
         if cid and cid not in self._seen:
             self._seen.add(cid)
-            self._pool.submit(self._pin, cid)
+            self._pool.submit(self._pin, cid, name)
 
-    def _pin(self, cid: str) -> None:
+    def _pin(self, cid: str, name: str | None) -> None:
         try:
             self.ipfs.pin(cid, timeout=self.timeout)
             self.pinned.append(cid)
         except TasknetError as exc:
             self.failed[cid] = str(exc)
             log.warning("result_pin_failed", cid=cid, error=str(exc)[:300])
+        if self._remote is not None:
+            self._ask_service(self._remote, cid, name)
+
+    def _ask_service(self, remote: PinningClient, cid: str, name: str | None) -> None:
+        assert self.remote is not None
+        try:
+            if self._origins is None:
+                self._origins = self.ipfs.multiaddrs()
+            status = request_pin(remote, self.ipfs, cid, name=name, origins=self._origins)
+            self._requests[status.requestid] = cid
+        except TasknetError as exc:
+            self.remote.failed[cid] = str(exc)
+            log.warning("remote_pin_failed", cid=cid, endpoint=remote.endpoint, error=str(exc)[:300])
 
     def close(self) -> tuple[int, int]:
         self._pool.shutdown(wait=True)
+        if self._remote is not None and self.remote is not None and self._requests:
+            for rid, status in self._remote.wait_all(self._requests, timeout=self._remote_wait).items():
+                cid = self._requests[rid]
+                if isinstance(status, TasknetError):
+                    self.remote.pending.append(cid)  # asked, and not known to have failed
+                elif status.status == "pinned":
+                    self.remote.pinned.append(cid)
+                elif status.status == "failed":
+                    self.remote.failed[cid] = f"the service reports request {rid} failed"
+                else:
+                    self.remote.pending.append(cid)
         return len(self.pinned), len(self.failed)
 
 
@@ -166,7 +200,8 @@ class Client:
 
     def __init__(self, w3: Web3, account: LocalAccount, marketplace: str, ipfs: IpfsClient, *,
                  deploy_block: int = 0, image_registry: str | None = None, keyring: Keyring | str | Path | None = None,
-                 docker_client: docker.DockerClient | None = None, indexer_url: str | None = None) -> None:
+                 docker_client: docker.DockerClient | None = None, pinning: PinningClient | None = None,
+                 indexer_url: str | None = None) -> None:
         self.w3 = w3
         self.account = account
         self.market = Market(w3, marketplace)
@@ -179,6 +214,10 @@ class Client:
         self._events = w3.eth.contract(address=self.market.address, abi=abi("IMarketplace"))
         #: (pinned, failed) result CIDs of the last ``watch(pin=True)``
         self.pinned: tuple[int, int] = (0, 0)
+        #: the network's remote pinning service (the profile's ``pinning_service``), asked to pin too
+        self.pinning = pinning
+        #: what that service made of the results of the last ``watch(pin=True)``
+        self.remote_pins: RemotePins | None = None
         #: an indexer's API (``indexer_url``): job summaries and task pages come from it instead of the chain
         self.indexer = IndexerApi(indexer_url) if indexer_url else None
 
@@ -210,6 +249,8 @@ class Client:
         kw.setdefault("indexer_url", settings.indexer_url)
         ipfs = IpfsClient(settings.ipfs_api)
         ipfs.check_online()
+        if settings.pinning_service is not None:
+            kw.setdefault("pinning", PinningClient.from_service(settings.pinning_service))
         return cls(w3, account, settings.marketplace, ipfs, deploy_block=settings.deploy_block,
                    image_registry=settings.image_registry, **kw)
 
@@ -243,6 +284,8 @@ class Client:
 
     def close(self) -> None:
         self.ipfs.close()
+        if self.pinning is not None:
+            self.pinning.close()
         if self.indexer is not None:
             self.indexer.close()
         if self._docker is not None:
@@ -433,10 +476,13 @@ class Client:
     # -- datasets -----------------------------------------------------------------------------------
     def add_dataset(self, path: str | Path, *, price: int = 0, any_requester: bool = True, any_app: bool = True,
                     requesters: Sequence[str] = (), apps: Sequence[int] = (),
-                    progress: UploadProgress | None = None) -> DatasetInfo:
+                    progress: UploadProgress | None = None, remote_wait: float = 60.0) -> DatasetInfo:
         """Upload a file (as is) or a folder (as a canonical tar) to IPFS, checksum it, register it.
 
-        Jobs using the dataset see it at ``/in/dataset`` (:attr:`JobSpec.dataset_path`).
+        Jobs using the dataset see it at ``/in/dataset`` (:attr:`JobSpec.dataset_path`). When the network names a
+        pinning service (:attr:`pinning`), it is asked to pin the dataset before anything is sent to the chain (a
+        refusal, e.g. a bad token, stops here), then polled for up to ``remote_wait`` seconds: the result's
+        ``remote_pin`` is its last status.
         """
         p = Path(path)
         if not p.exists():
@@ -451,6 +497,8 @@ class Client:
             cid = self.ipfs.add_file(blob)
             if progress is not None:
                 progress(p.name, size)
+        remote = request_pin(self.pinning, self.ipfs, cid, name=f"tasknet dataset {p.name}") \
+            if self.pinning is not None else None
         receipt = self._send(self.market.registry.functions.registerDataset(
             cid, bytes.fromhex(checksum), size, price, any_requester, any_app))
         ds_id = int(self.market.registry.events.DatasetRegistered().process_receipt(receipt, errors=DISCARD)[0][
@@ -461,7 +509,13 @@ class Client:
         if apps:
             self._send(self.market.registry.functions.setDatasetApps(ds_id, list(apps), True))
         info = self.dataset(ds_id)
-        return info.model_copy(update={"size": size, "kind": kind})
+        if remote is not None and self.pinning is not None:
+            try:  # registered already: a service that stops answering now is reported, not raised
+                remote = self.pinning.wait(remote.requestid, timeout=remote_wait)
+            except PinningError as exc:
+                log.warning("dataset_remote_pin_unknown", dataset_id=ds_id, cid=cid, error=str(exc)[:300])
+            log.info("dataset_remote_pin", dataset_id=ds_id, cid=cid, status=remote.status)
+        return info.model_copy(update={"size": size, "kind": kind, "remote_pin": remote})
 
     def dataset(self, dataset_id: int) -> DatasetInfo:
         raw = _struct(self.market.registry, "getDataset", dataset_id)
@@ -733,20 +787,23 @@ class Client:
         return [t.task_state(i) for i in range(t.total)]
 
     def watch(self, job_id: int, *, poll_interval: float = 0.25, timeout: float | None = None,
-              confirmations: int = 0, pin: bool = False) -> Iterator[JobEvent]:
+              confirmations: int = 0, pin: bool = False, remote_wait: float = 60.0) -> Iterator[JobEvent]:
         """Typed events of the job from its posting on, live, until every task settled or the job closed.
 
         Raises :class:`WaitTimeout` if ``timeout`` seconds pass first. Reorg-aware: on a reorg the progress is
         rebuilt from the posting block (events already yielded are not repeated unless they changed). With
         ``pin``, every result CID is pinned on this client's IPFS node as it lands (in the background), so the
-        results stay available when the worker that made them leaves the network.
+        results stay available when the worker that made them leaves the network; when the network names a
+        pinning service (:attr:`pinning`), it is asked to pin each result too, and :attr:`remote_pins` says, at the
+        end, what it made of them (after waiting up to ``remote_wait`` seconds for it).
         """
-        pinner = ResultPinner(self.ipfs) if pin else None
+        pinner = ResultPinner(self.ipfs, remote=self.pinning, remote_wait=remote_wait) if pin else None
         try:
             yield from self._watch(job_id, poll_interval, timeout, confirmations, pinner)
         finally:
             if pinner is not None:
                 self.pinned = pinner.close()
+                self.remote_pins = pinner.remote
 
     def _watch(self, job_id: int, poll_interval: float, timeout: float | None, confirmations: int,
                pinner: ResultPinner | None) -> Iterator[JobEvent]:
@@ -770,7 +827,7 @@ class Client:
             for ev in events:
                 out = tracker.apply(ev)
                 if pinner is not None and out is not None and ev.name in ("ResultSubmitted", "ResultRevealed", "FailureReported"):
-                    pinner.add(str(ev.args["resultCID"]))
+                    pinner.add(str(ev.args["resultCID"]), name=f"tasknet job {job_id} task {out.task_index}")
                 if out is not None and (ev.tx_hash, ev.log_index) not in seen:
                     seen.add((ev.tx_hash, ev.log_index))
                     yield out

@@ -17,7 +17,10 @@ Hierarchy::
     ├── ArchiveError             a result archive cannot be packed, unpacked, encrypted or decrypted
     │   └── UnsafeArchive        an archive escapes its folder, holds links/devices or unsafe names
     ├── DevnetError              the embedded devnet file is missing, stale or unhealthy
-    └── ProfileError             a network profile is missing, invalid, or disagrees with the network
+    ├── ProfileError             a network profile is missing, invalid, or disagrees with the network
+    └── PinningError             a remote pinning service (IPFS Pinning Service API) failed
+        ├── PinningUnavailable   retryable: the service cannot be reached, or answered 5xx / 429
+        └── PinningRefused       fatal: the service refused the request (4xx: token, CID, quota)
 
 Every message says what happened, the value involved, and what to do about it.
 """
@@ -88,6 +91,23 @@ class DevnetError(TasknetError):
 
 class ProfileError(TasknetError):
     """A network profile is missing or invalid, or the network it names does not answer as it says."""
+
+
+class PinningError(TasknetError):
+    """A remote pinning service (the IPFS Pinning Service API) failed or answered unexpectedly."""
+
+
+class PinningUnavailable(PinningError):
+    """The pinning service cannot be reached, or answered 5xx or 429 (retryable)."""
+
+
+class PinningRefused(PinningError):
+    """The pinning service refused the request with a 4xx answer (a token, CID or quota problem: not retried);
+    ``status`` is the HTTP status and ``reason`` the service's ``error.reason``."""
+
+    def __init__(self, message: str, *, status: int, reason: str = "") -> None:
+        super().__init__(message)
+        self.status, self.reason = status, reason
 
 
 class ArchiveError(TasknetError):

@@ -108,6 +108,34 @@ class IpfsClient:
                                   "nodes nor serve them; restart it online ('ipfs daemon' without --offline)") from exc
             raise
 
+    def multiaddrs(self) -> list[str]:
+        """The node's swarm addresses with ``/p2p/<its id>``: where another node (a pinning service) can fetch
+        what this one holds."""
+        me = self.id()
+        return [str(a) for a in me.get("Addresses") or []]
+
+    def connect(self, multiaddr: str, *, timeout: float = 10.0) -> None:
+        """``swarm connect`` to ``multiaddr`` (with ``/p2p/ID``); raises :class:`IpfsError` when it fails."""
+        self._post("/swarm/connect", params={"arg": multiaddr}, timeout=timeout)
+
+    def peers(self) -> list[str]:
+        """The peer ids this node is connected to."""
+        return [str(p["Peer"]) for p in self._post("/swarm/peers").json().get("Peers") or []]
+
+    def bandwidth(self) -> dict[str, int]:
+        """Bytes this node received and sent over libp2p since it started (``stats/bw``: ``TotalIn``,
+        ``TotalOut``), every protocol included."""
+        answer = self._post("/stats/bw").json()
+        return {"total_in": int(answer.get("TotalIn", 0)), "total_out": int(answer.get("TotalOut", 0))}
+
+    def bitswap_stat(self) -> dict[str, int]:
+        """Content this node fetched and served over bitswap since it started (``bitswap/stat``): bytes and
+        blocks received (duplicates included) and sent."""
+        answer = self._post("/bitswap/stat").json()
+        return {"data_received": int(answer.get("DataReceived", 0)), "data_sent": int(answer.get("DataSent", 0)),
+                "blocks_received": int(answer.get("BlocksReceived", 0)),
+                "blocks_sent": int(answer.get("BlocksSent", 0)), "dup_data_received": int(answer.get("DupDataReceived", 0))}
+
     def version(self) -> str:
         return str(self._post("/version").json()["Version"])
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from .devnet import DevnetInfo, default_devnet_file, tasknet_home
 from .exceptions import DevnetError, ProfileError, TasknetError
-from .network import DEVNET, NetworkProfile, current_network, load_profile
+from .network import DEVNET, NetworkProfile, PinningService, current_network, load_profile
 
 #: chain ids where a raw private key or a dev account is accepted (public development chains only)
 DEV_CHAIN_IDS = frozenset({31337, 1337})
@@ -64,6 +64,8 @@ class Settings(BaseModel):
     ipfs_peers: list[str] = Field(default_factory=list)
     swarm_key: str | None = None
     image_registry: str | None = None
+    pinning_service: PinningService | None = Field(None, description="a remote pinning service that commands ask "
+                                                   "to pin what they keep (datasets, results)")
     keystore: Path | None = None
     password: SecretStr | None = None
     private_key: SecretStr | None = None
@@ -112,6 +114,8 @@ class Settings(BaseModel):
                 shown = "(set)" if value is not None else ""
             elif isinstance(value, list):
                 shown = ", ".join(value)
+            elif isinstance(value, PinningService):
+                shown = f"{value.endpoint} (token in ${value.token_env})"
             else:
                 shown = "" if value is None else str(value)
             rows.append((name, shown, self.sources.get(name, "default")))
@@ -168,7 +172,8 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
         for name, value in (("rpc_url", profile.rpc_url), ("marketplace", profile.marketplace),
                             ("chain_id", profile.chain_id), ("deploy_block", profile.deploy_block),
                             ("confirmations", profile.confirmations), ("ipfs_peers", profile.ipfs_peers),
-                            ("swarm_key", profile.swarm_key), ("image_registry", profile.image_registry)):
+                            ("swarm_key", profile.swarm_key), ("image_registry", profile.image_registry),
+                            ("pinning_service", profile.pinning_service)):
             put(name, value, "profile")
     if network in (None, DEVNET) and not explicit:
         _devnet_defaults(values, put)

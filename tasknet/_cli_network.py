@@ -91,10 +91,13 @@ def network() -> None:
 @click.option("--swarm-key", default=None, help="a private IPFS network's key (64 hex digits)")
 @click.option("--image-registry", default=None, help="host:port of the network's image registry")
 @click.option("--pinning-service", default=None, help="an IPFS Pinning Service API endpoint for results and data")
+@click.option("--pinning-token-env", default="TASKNET_PINNING_TOKEN", show_default=True,
+              help="the environment variable each participant keeps the pinning service's token in")
 @click.option("--force", is_flag=True, help="replace an installed profile of the same name")
 def deploy(name: str, rpc_url: tuple[str, ...], keystore: Path | None, private_key: str | None, token: str | None,
            test_token: bool, treasury: str | None, confirmations: int, ipfs_peers: tuple[str, ...],
-           swarm_key: str | None, image_registry: str | None, pinning_service: str | None, force: bool) -> None:
+           swarm_key: str | None, image_registry: str | None, pinning_service: str | None, pinning_token_env: str,
+           force: bool) -> None:
     import os
 
     from web3 import Web3
@@ -124,7 +127,8 @@ def deploy(name: str, rpc_url: tuple[str, ...], keystore: Path | None, private_k
     profile = NetworkProfile(  # validated before anything is sent: a bad value costs no gas
         name=name, chain_id=chain_id, rpc_urls=list(rpc_url), contracts={"Marketplace": "0x" + "00" * 20},
         confirmations=confirmations, ipfs_peers=list(ipfs_peers), swarm_key=swarm_key, image_registry=image_registry,
-        pinning_service=PinningService(endpoint=pinning_service) if pinning_service else None)
+        pinning_service=PinningService(endpoint=pinning_service, token_env=pinning_token_env) if pinning_service
+        else None)
     with err.status("deploying") as status:
         deployment = deploy_all(w3, deployer, treasury=treasury, token=token,
                                 progress=lambda what: status.update(f"deploying {what}"))

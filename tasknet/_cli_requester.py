@@ -365,7 +365,8 @@ def app_allow(client: Client, app_id: int, requesters: tuple[str, ...], revoke: 
 HELP_DATASET = "Datasets: upload a file or folder to IPFS, register it with a price and access rules."
 HELP_DATASET_ADD = """Upload PATH (a file, or a folder stored as a canonical tar) to IPFS, checksum it and
 register it. Jobs using it see it at /in/dataset. Without --allow-requester anyone may use it; without
---allow-app any app may.
+--allow-app any app may. When the network profile names a pinning service, it is asked to pin the dataset too
+(before anything is sent to the chain; its token comes from the variable the profile names).
 
 \b
 Example:
@@ -403,6 +404,12 @@ def dataset_add(client: Client, path: Path, price: int, requesters: tuple[str, .
     else:
         out.print(f"dataset {info.dataset_id} registered: {info.cid} ({info.kind}, {info.size} bytes, sha256 "
                   f"{info.checksum})")
+        if info.remote_pin is not None and client.pinning is not None:
+            state = info.remote_pin.status
+            colour = "green" if state == "pinned" else "red" if state == "failed" else "yellow"
+            out.print(f"pinning service {client.pinning.endpoint}: [{colour}]{state}[/] (request "
+                      f"{info.remote_pin.requestid})" + ("" if info.remote_pin.done else
+                                                         "; it keeps working on it"), highlight=False)
 
 
 @dataset.command("list", help=HELP_DATASET_LIST)
@@ -552,7 +559,8 @@ def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | N
 @click.option("--check/--no-check", default=True, show_default=True,
               help="when the job is done, read each result's status to report the tasks whose app failed")
 @click.option("--pin/--no-pin", default=True, show_default=True,
-              help="pin each result on your IPFS node as it lands, so it outlives the worker that made it")
+              help="pin each result on your IPFS node as it lands, so it outlives the worker that made it (and ask "
+                   "the network's pinning service to pin it too, when the profile names one)")
 @json_option
 @with_client("requester")
 def job_watch(client: Client, job_id: int, timeout: float | None, check: bool, pin: bool, as_json: bool) -> None:
@@ -597,6 +605,10 @@ def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *,
             out.print(f"{pinned} result(s) pinned on your IPFS node" + (
                 f"; [yellow]{unpinned} could not be pinned[/] (their provider was unreachable: see the log)"
                 if unpinned else ""))
+        if pin and client.remote_pins is not None:
+            remote = client.remote_pins
+            colour = "red" if remote.failed else "yellow" if remote.pending else "green"
+            out.print(f"[{colour}]{remote.summary()}[/]", highlight=False)
         _print_failures(failures)
     else:
         for f in failures:

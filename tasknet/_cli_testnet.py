@@ -68,8 +68,10 @@ def testnet() -> None:
 @click.option("--profile", default="testnet", show_default=True, help="the network profile's name")
 @click.option("--block-time", type=float, default=None, help="seconds per block (default: automine)")
 @click.option("--stake", "stake_tokens", type=float, default=10.0, show_default=True, help="each worker's stake")
+@click.option("--swarm-key", default=None, help="a private IPFS network: every host's kubo gets this key (64 hex "
+              "digits, e.g. from 'openssl rand -hex 32') and the profile names it")
 def up(state_file: Path | None, hosts: int, indexer: bool, subnet: str, prefix: str, profile: str,
-       block_time: float | None, stake_tokens: float) -> None:
+       block_time: float | None, stake_tokens: float, swarm_key: str | None) -> None:
     from pydantic import ValidationError
 
     from ._testnet import TestnetError, UpOptions
@@ -77,7 +79,7 @@ def up(state_file: Path | None, hosts: int, indexer: bool, subnet: str, prefix: 
 
     try:
         opts = UpOptions(hosts=hosts, indexer=indexer, subnet=subnet, prefix=prefix, profile=profile,
-                         block_time=block_time, stake_tokens=stake_tokens)
+                         block_time=block_time, stake_tokens=stake_tokens, swarm_key=swarm_key)
     except ValidationError as exc:
         raise TestnetError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
     t0 = time.monotonic()

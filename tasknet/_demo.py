@@ -5,6 +5,10 @@ A POV-Ray app and a scene dataset are registered; a requester posts one job (one
 returns wrong images (outvoted and slashed) and one killed with SIGKILL in the middle of a task (its claim
 expires and another worker finishes the frame). The demo then downloads, decrypts and verifies every frame,
 assembles an animated GIF, runs the auditor's verifier on every task and prints a summary.
+
+With ``--hosts`` (tasknet/_demo_hosts.py) the same story runs on a testnet instead: each worker on its own host
+with its own kubo, the requester and the dataset owner on theirs, and the summary shows what each host fetched
+and served.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class DemoOptions(BaseModel):
     keep: bool = False
     dashboard_port: int = 8700
     timeout: float = Field(900.0, gt=0)
+    hosts: bool = Field(False, description="each worker on its own host of a testnet (tasknet/_demo_hosts.py)")
 
     @model_validator(mode="after")
     def _enough_honest_workers(self) -> DemoOptions:
@@ -79,20 +84,49 @@ class DemoOptions(BaseModel):
         return self
 
 
-class WorkerProc:
-    """One `tasknet worker run` process; its JSON log lines are read to show activity."""
+class WorkerView:
+    """What the demo shows of one worker: its role, kind, claims and last activity, read from its JSON log lines."""
 
-    def __init__(self, role: str, kind: str, devnet_file: Path, state_dir: Path) -> None:
-        self.role, self.kind, self.state_dir = role, kind, state_dir
+    def __init__(self, role: str, kind: str, state_dir: Path, log_path: Path) -> None:
+        self.role, self.kind, self.state_dir, self.log_path = role, kind, state_dir, log_path
         self.claims = 0
         self.last = "starting"
         self.killed = False
         self.claimed_event = threading.Event()
+
+    def on_line(self, line: str) -> None:
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            return
+        name = ev.get("event", "")
+        if name == "task_claimed":
+            self.claims += 1
+            self.last = f"claimed frame {ev.get('task_index')}"
+            self.claimed_event.set()
+        elif name == "sandbox_run":
+            self.last = f"rendered in {ev.get('run_s', 0):.1f} s"
+        elif name == "task_step":
+            self.last = f"frame {ev.get('task_index')}: {str(ev.get('step', '')).lower()}"
+        elif name in ("worker_ready", "worker_started"):
+            self.last = "ready"
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class WorkerProc(WorkerView):
+    """One `tasknet worker run` process of the demo; its JSON log lines are read to show activity."""
+
+    def __init__(self, role: str, kind: str, devnet_file: Path, state_dir: Path) -> None:
+        super().__init__(role, kind, state_dir, state_dir.parent / f"{role}.log")
         cmd = [sys.executable, "-m", "tasknet.cli", "--json-logs", "worker", "run", "--as", role, "--stake", "10",
                "--state-dir", str(state_dir), "--devnet-file", str(devnet_file)]
         if kind == "liar":
             cmd += ["--fault", "wrong-result"]
-        self.log_path = state_dir.parent / f"{role}.log"
         state_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                      start_new_session=True, env=_die_with_parent_env())
@@ -105,21 +139,7 @@ class WorkerProc:
             for line in stream:
                 log.write(line)
                 log.flush()
-                try:
-                    ev = json.loads(line)
-                except ValueError:
-                    continue
-                name = ev.get("event", "")
-                if name == "task_claimed":
-                    self.claims += 1
-                    self.last = f"claimed frame {ev.get('task_index')}"
-                    self.claimed_event.set()
-                elif name == "sandbox_run":
-                    self.last = f"rendered in {ev.get('run_s', 0):.1f} s"
-                elif name == "task_step":
-                    self.last = f"frame {ev.get('task_index')}: {str(ev.get('step', '')).lower()}"
-                elif name in ("worker_ready", "worker_started"):
-                    self.last = "ready"
+                self.on_line(line)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -164,9 +184,14 @@ class Demo:
         self.o = opts
         self.console = console
         self.devnet_file_arg = devnet_file
-        self.workers: list[WorkerProc] = []
+        self.workers: list[WorkerView] = []
         self.indexer: subprocess.Popen[bytes] | None = None
         self.t0 = time.monotonic()
+        # where the network is, set by run(): the chain, the marketplace, the dev accounts (role -> address)
+        self.rpc_url, self.marketplace, self.deploy_block = "", "", 0
+        self.addresses: dict[str, str] = {}
+        #: the requester pins each result on its node as it lands (on a testnet the workers' nodes are elsewhere)
+        self.pin_results = False
 
     def say(self, msg: str) -> None:
         self.console.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] {msg}")
@@ -175,6 +200,9 @@ class Demo:
     def run(self) -> dict[str, Any]:
         self.devnet_file, self.info, started = ensure_devnet(self.devnet_file_arg)
         self.say(f"devnet {'started' if started else 'reused'}: chain {self.info.rpc_url}, IPFS {self.info.ipfs_api}")
+        self.rpc_url, self.marketplace = self.info.rpc_url, self.info.contracts["Marketplace"]
+        self.deploy_block = self.info.deploy_block
+        self.addresses = {a.role: a.address for a in self.info.accounts}
         try:
             return self._run()
         finally:
@@ -199,14 +227,14 @@ class Demo:
         # clients, the verifier) go to a file beside the workers' and the indexer's (see _logs).
         self._log_file = (out / "demo.log").open("a")
         configure_logging(verbose=1, json=True, kind="command", file=self._log_file)
-        self.w3 = connect(self.info.rpc_url)
-        self.market = Market(self.w3, self.info.contracts["Marketplace"])
+        self.w3 = connect(self.rpc_url)
+        self.market = Market(self.w3, self.marketplace)
         start_block = self.w3.eth.block_number
         app_id, dataset_id = self._publish_app_and_scene()
-        requester = Client.from_devnet("requester", self.devnet_file, keyring=out / "keyring.json")
+        requester = self._client("requester", keyring=out / "keyring.json")
         job = self._post_job(requester, app_id, dataset_id)
         self._start_indexer(out)
-        balances = {a.role: self._worth(a.address) for a in self.info.accounts if a.role.startswith("worker-")}
+        balances = {role: self._worth(a) for role, a in self.addresses.items() if role.startswith("worker-")}
         self._start_workers(out / "workers")
         self._watch(requester, job.job_id)
         results = self._collect(requester, job.job_id, out)
@@ -223,15 +251,19 @@ class Demo:
             self.say("building the POV-Ray base image (debootstrap, once; ~40 s)")
             build_base(client, POVRAY_BASE, ["povray", "povray-includes"])
         build_busybox_base(client)
-        owner = Client.from_devnet("app-owner", self.devnet_file)
+        owner = self._client("app-owner")
         image = owner.build_app(EXAMPLE, "tasknet/povray-demo:1")
         app = owner.register_app(image, name="povray-frames", price=ETHER // 100, deterministic_file="frame.bmp")
         self.say(f"app {app.app_id} registered: POV-Ray renderer, image {app.image_digest[:19]}…, "
                  "deterministic file frame.bmp")
-        ds_owner = Client.from_devnet("dataset-owner", self.devnet_file)
+        ds_owner = self._client("dataset-owner")
         ds = ds_owner.add_dataset(EXAMPLE / "scene.pov", price=ETHER // 200)
         self.say(f"dataset {ds.dataset_id} registered: scene.pov on IPFS ({ds.cid})")
         return app.app_id, ds.dataset_id
+
+    def _client(self, role: str, **kw: Any) -> Client:
+        """The SDK client of dev account ``role`` (on the devnet: its one kubo for every role)."""
+        return Client.from_devnet(role, self.devnet_file, **kw)
 
     def _post_job(self, requester: Client, app_id: int, dataset_id: int) -> Any:
         from oracle.client import JobSpec
@@ -263,7 +295,7 @@ class Demo:
             client = docker.from_env()
             try:
                 for w in self.workers:
-                    remove_sandbox_leftovers(client, sandbox_owner(self.info.account(w.role).address, w.state_dir))
+                    remove_sandbox_leftovers(client, sandbox_owner(self.addresses[w.role], w.state_dir))
             finally:
                 client.close()
 
@@ -274,12 +306,17 @@ class Demo:
         logs["devnet"] = Path(self.info.state_dir) / "logs"
         return {name: str(path) for name, path in logs.items()}
 
-    def _start_workers(self, root: Path) -> None:
+    def _worker_kinds(self) -> list[str]:
+        """worker-1, worker-2...: honest ones, then the crasher, then the liar (as the options ask)."""
         kinds = ["honest"] * self.o.workers
         if self.o.liar:
             kinds[-1] = "liar"
         if self.o.crasher:
             kinds[-2 if self.o.liar else -1] = "crasher"
+        return kinds
+
+    def _start_workers(self, root: Path) -> None:
+        kinds = self._worker_kinds()
         for i, kind in enumerate(kinds, start=1):
             self.workers.append(WorkerProc(f"worker-{i}", kind, self.devnet_file, root / f"worker-{i}"))
         self.say(f"{len(kinds)} worker processes started: " + ", ".join(f"{w.role} ({w.kind})" for w in self.workers))
@@ -288,7 +325,7 @@ class Demo:
                 threading.Thread(target=self._kill_mid_task, args=(w,), daemon=True).start()
 
     @staticmethod
-    def _kill_mid_task(w: WorkerProc) -> None:
+    def _kill_mid_task(w: WorkerView) -> None:
         if w.claimed_event.wait(300):
             time.sleep(0.3)  # inside the task: fetching inputs or rendering
             w.kill()
@@ -296,7 +333,7 @@ class Demo:
     def _watch(self, requester: Client, job_id: int) -> None:
         progress: Any = None
         with Live(self._table(None), console=self.console, refresh_per_second=4, transient=False) as live:
-            for ev in requester.watch(job_id, timeout=self.o.timeout):
+            for ev in requester.watch(job_id, timeout=self.o.timeout, pin=self.pin_results):
                 progress = ev.progress
                 live.update(self._table(progress))
         self.say(f"all {self.o.frames} frames settled")
@@ -333,14 +370,18 @@ class Demo:
         from indexer import Verifier
 
         key = requester.keyring.private_key(public_key) if public_key else None
-        with IpfsClient(self.info.ipfs_api) as ipfs:
-            report = Verifier(self.w3, self.market.address, ipfs, from_block=self.info.deploy_block,
+        with IpfsClient(self._audit_ipfs_api()) as ipfs:
+            report = Verifier(self.w3, self.market.address, ipfs, from_block=self.deploy_block,
                               decryption_key=key).job(job_id)
         failed = [f"{c.name} ({c.subject})" for c in report.failed]
         checks = sum(len(t.checks) for t in report.tasks)
         self.say(f"auditor's verifier: {len(report.tasks)} tasks, {checks} checks, "
                  + ("[green]all passed[/]" if report.passed else f"[red]failed: {', '.join(failed)}[/]"))
         return {"passed": report.passed, "tasks": len(report.tasks), "checks": checks, "failed": failed}
+
+    def _audit_ipfs_api(self) -> str:
+        """The IPFS node the auditor's verifier fetches the results through."""
+        return self.info.ipfs_api
 
     def _worth(self, address: str) -> int:
         """Tokens an account owns: in its wallet, its marketplace balance, its stake (deposits are neutral)."""
@@ -354,16 +395,18 @@ class Demo:
             from_block=start_block))
         per_worker: list[dict[str, Any]] = []
         for w in self.workers:
-            addr = self.info.account(w.role).address
+            addr = self.addresses[w.role]
             per_worker.append({"worker": w.role, "kind": w.kind, "address": addr, "claims": w.claims,
                                "earned_tnt": (self._worth(addr) - before[w.role]) / ETHER,
                                "slashes": slashes.get(addr, 0), "killed": w.killed})
         gas = sum(int(self.w3.eth.get_transaction_receipt(HexStr(tx))["gasUsed"]) for tx in self._job_txs(job_id, start_block))
         expired = len(self.market.contract.events.ClaimExpired().get_logs(from_block=start_block))
-        summary = {"frames": self.o.frames, "replication": self.o.replication,
-                   "wall_time_s": round(time.monotonic() - self.t0, 1), "gif": str(gif), "workers": per_worker,
-                   "gas_total": gas, "gas_per_task": gas // self.o.frames, "claims_expired": expired,
-                   "audit": audit, "dashboard": self.dashboard, "logs": self._logs(self.o.out_dir.resolve())}
+        summary: dict[str, Any] = {
+            "frames": self.o.frames, "replication": self.o.replication,
+            "wall_time_s": round(time.monotonic() - self.t0, 1), "gif": str(gif), "workers": per_worker,
+            "gas_total": gas, "gas_per_task": gas // self.o.frames, "claims_expired": expired,
+            "audit": audit, "dashboard": self.dashboard, "logs": self._logs(self.o.out_dir.resolve())}
+        summary.update(self._extra_summary())
         table = Table("worker", "kind", "claims", "earned TNT", "slashes", title="summary")
         for row in per_worker:
             table.add_row(row["worker"], row["kind"], str(row["claims"]), f"{row['earned_tnt']:+.3f}",
@@ -372,10 +415,20 @@ class Demo:
         self.console.print(f"frames {self.o.frames} in {summary['wall_time_s']} s; gas per task "
                            f"{summary['gas_per_task']:,} (all transactions of the job / frames); expired claims "
                            f"reopened: {expired}; dashboard: {self.dashboard}")
-        logs = self._logs(self.o.out_dir.resolve())
+        self._print_extra(summary)
+        self._print_logs(summary["logs"])
+        return summary
+
+    def _extra_summary(self) -> dict[str, Any]:
+        """More entries of the summary (the testnet's per-host traffic)."""
+        return {}
+
+    def _print_extra(self, summary: dict[str, Any]) -> None:
+        pass
+
+    def _print_logs(self, logs: dict[str, str]) -> None:
         self.console.print(f"logs: {logs['demo']} (this run), {logs['indexer']}, one per worker under "
                            f"{Path(logs['worker-1']).parent}, the devnet's in {logs['devnet']}")
-        return summary
 
     def _job_txs(self, job_id: int, start_block: int) -> set[str]:
         """Every transaction that emitted an event about this job or its tasks."""
@@ -420,4 +473,8 @@ def run_demo(devnet_file: Path | None, *, keep: bool, console: Console, **kw: An
         opts = DemoOptions(keep=keep, **kw)
     except ValidationError as exc:
         raise InvalidDemoOptions("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    if opts.hosts:
+        from ._demo_hosts import HostsDemo
+
+        return HostsDemo(opts, None, console).run()
     return Demo(opts, devnet_file, console).run()

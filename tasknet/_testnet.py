@@ -13,10 +13,13 @@ requester      tn-req     .2       nothing: the requester's commands run here (i
 dataset-owner  tn-data    .3       nothing: the dataset owner's commands run here (its node is a bootstrap)
 indexer        tn-idx     .4       ``tasknet indexer run`` (API and dashboard on :8700)
 worker-i       tn-wi      .10+i    ``tasknet worker run`` (its settings: the profile, its own kubo)
+NAME           tn-sN      .N       a service of the network (N in 5..9, e.g. a pinning service): added with
+                                   :meth:`Testnet.add_service_host`, its processes started by the caller
 =============  =========  =======  ===================================================================
 
 Every kubo is a managed node (:mod:`tasknet._kubo`: no public bootstrap, TCP only) whose peers are the network
-profile's ``ipfs_peers``: the requester's and the dataset owner's nodes. The profile (``testnet`` by default) is
+profile's ``ipfs_peers``: the requester's and the dataset owner's nodes, on a private IPFS network when a swarm key
+is given (``--swarm-key``: every node gets it and the profile names it). The profile (``testnet`` by default) is
 what the workers and the indexer read; the state file (``$TASKNET_HOME/testnet/testnet.json``) records every
 namespace, link and process before it is made, so ``down`` removes exactly those, also after a crash. The
 Docker engine is shared through its unix socket (unix sockets cross network namespaces); task containers run
@@ -62,7 +65,9 @@ RPC_PORT, API_PORT, GATEWAY_PORT, SWARM_PORT, INDEXER_PORT = 8545, 5001, 8080, 4
 ROLES = ["deployer", "requester", "app-owner", "dataset-owner", *[f"worker-{i}" for i in range(1, MAX_WORKERS + 1)]]
 STOP_TIMEOUT = 15.0
 
-HostKind = Literal["chain", "requester", "dataset-owner", "indexer", "worker"]
+HostKind = Literal["chain", "requester", "dataset-owner", "indexer", "worker", "service"]
+#: the last bytes of the addresses kept for service hosts
+SERVICE_BYTES = range(5, 10)
 #: host name -> (kind, namespace suffix, last byte of its address, its dev account)
 FIXED_HOSTS: dict[str, tuple[HostKind, str, int, str | None]] = {
     "chain": ("chain", "chain", 1, "deployer"),
@@ -115,6 +120,7 @@ class TestnetInfo(BaseModel):
     accounts: list[DevAccount] = Field(default_factory=list)
     stake_tokens: float = 10.0
     worker_env: dict[str, str] = Field(default_factory=dict, description="TASKNET_WORKER_* given to every worker")
+    swarm_key: str | None = Field(None, description="the private IPFS network's key every node gets (64 hex digits)")
     hosts: dict[str, HostInfo] = Field(default_factory=dict)
     state_dir: str
 
@@ -163,6 +169,16 @@ class UpOptions(BaseModel):
     block_time: float | None = None
     stake_tokens: float = 10.0
     worker_env: dict[str, str] = Field(default_factory=dict)
+    swarm_key: str | None = Field(None, description="a private IPFS network: every node gets this key (64 hex)")
+    start_workers: bool = Field(True, description="start each worker host's daemon (False: the caller starts them "
+                                "with start_worker, e.g. with fault options)")
+
+    @field_validator("swarm_key")
+    @classmethod
+    def _swarm_key(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9a-f]{64}", v):
+            raise ValueError("swarm key must be 64 lowercase hex digits (e.g. from 'openssl rand -hex 32')")
+        return v
 
     @field_validator("prefix")
     @classmethod
@@ -401,10 +417,17 @@ class Testnet:
                 host.ipfs_swarm = swarm
             self.info.save(self.path)
 
-    def start_kubo(self, host: HostInfo, peers: Sequence[str]) -> None:
+    def record_process(self, host: HostInfo, name: str, component: ComponentInfo) -> None:
+        """Record a process started on ``host`` (``spawn_in``): ``down`` stops it with the host."""
+        self._record(host, name, component)
+
+    def start_kubo(self, host: HostInfo, peers: Sequence[str], *, private: bool = True) -> None:
+        """The host's kubo, with ``peers`` kept connected; on the testnet's private network (its swarm key) unless
+        ``private`` is False (an outsider)."""
         state = Path(host.state_dir)
         node = _kubo.start(state / "ipfs", state / "logs" / "kubo.log", host=host.address, api_port=API_PORT,
-                           gateway_port=GATEWAY_PORT, swarm_port=SWARM_PORT, peers=peers, netns=host.netns)
+                           gateway_port=GATEWAY_PORT, swarm_port=SWARM_PORT, peers=peers, netns=host.netns,
+                           swarm_key=self.info.swarm_key if private else None)
         self._record(host, "kubo", node.info, swarm=node.swarm)
 
     def start_anvil(self, host: HostInfo, block_time: float | None) -> None:
@@ -441,7 +464,8 @@ class Testnet:
         peers = [h.ipfs_swarm for h in (self.info.host("requester"), self.info.host("dataset-owner")) if h.ipfs_swarm]
         save_profile(NetworkProfile(name=self.info.profile, chain_id=self.info.chain_id, rpc_urls=[self.info.rpc_url],
                                     contracts=self.info.contracts, deploy_block=self.info.deploy_block,
-                                    token=self.info.contracts.get("TestToken"), ipfs_peers=peers))
+                                    token=self.info.contracts.get("TestToken"), ipfs_peers=peers,
+                                    swarm_key=self.info.swarm_key))
         _devnet.write_network_artifacts(artifacts_dir(self.info.profile), self.info.chain_id, self.info.contracts)
 
     def profile_peers(self) -> list[str]:
@@ -450,12 +474,13 @@ class Testnet:
 
         return list(load_profile(self.info.profile).ipfs_peers)
 
-    def start_worker(self, host: HostInfo) -> None:
+    def start_worker(self, host: HostInfo, extra_args: Sequence[str] = ()) -> None:
         """``tasknet worker run`` in the host's namespace: the profile names the chain, ``--ipfs-api`` its own kubo,
-        the key comes in the environment (never on a command line)."""
+        the key comes in the environment (never on a command line); ``extra_args`` go to ``worker run``."""
         state = Path(host.state_dir)
         cmd = tasknet_cmd("--json-logs", "worker", "run", "--network", self.info.profile, "--ipfs-api", host.ipfs_api,
-                          "--state-dir", str(state / "worker"), "--stake", f"{self.info.stake_tokens:g}")
+                          "--state-dir", str(state / "worker"), "--stake", f"{self.info.stake_tokens:g}",
+                          *extra_args)
         assert host.account is not None
         env = clean_env({"TASKNET_PRIVATE_KEY": self.info.account(host.account).private_key, **self.info.worker_env})
         self._record(host, "worker", spawn_in(host.netns, cmd, state / "logs" / "worker.log", env))
@@ -508,6 +533,25 @@ class Testnet:
             self.start_worker(host)
             if wait:
                 self.wait_worker(host)
+        return host
+
+    def add_service_host(self, name: str) -> HostInfo:
+        """A host for one of the network's own services (a pinning service, a registry...): its namespace and link
+        on the next free address of .5 to .9, and nothing running yet (start its processes with ``spawn_in`` and
+        ``record_process``, so that ``down`` stops them)."""
+        if name in self.info.hosts or name in FIXED_HOSTS or name.startswith("worker-"):
+            raise TestnetError(f"the testnet has a host named {name!r} already, or that name is kept for a role")
+        net = ipaddress.ip_network(self.info.subnet)
+        taken = {h.address for h in self.info.hosts.values()}
+        last = next((b for b in SERVICE_BYTES if str(net.network_address + b) not in taken), None)
+        if last is None:
+            raise TestnetError(f"the testnet has {len(SERVICE_BYTES)} service hosts already, the most it can address")
+        netns = f"{self.info.prefix}-s{last}"
+        address = str(net.network_address + last)
+        host = HostInfo(name=name, kind="service", netns=netns, veth=f"{netns}-v", address=address,
+                        ipfs_api=f"http://{address}:{API_PORT}", state_dir=str(Path(self.info.state_dir) / name))
+        self._check_free([host], bridge=False)
+        self._add_host(host)
         return host
 
     def remove_host(self, name: str) -> list[str]:
@@ -597,7 +641,8 @@ def up(opts: UpOptions, state_file: Path | None = None, progress: Callable[[str]
     chain_address = str(net.network_address + FIXED_HOSTS["chain"][2])
     info = TestnetInfo(profile=opts.profile, prefix=opts.prefix, subnet=opts.subnet, bridge=f"{opts.prefix}-br0",
                        bridge_address=str(net.network_address + 254), rpc_url=f"http://{chain_address}:{RPC_PORT}",
-                       stake_tokens=opts.stake_tokens, worker_env=dict(opts.worker_env), state_dir=str(state_dir))
+                       stake_tokens=opts.stake_tokens, worker_env=dict(opts.worker_env), swarm_key=opts.swarm_key,
+                       state_dir=str(state_dir))
     tn = Testnet(info, path)
     names = ["chain", "requester", "dataset-owner", *(["indexer"] if opts.indexer else []),
              *[f"worker-{i}" for i in range(1, opts.hosts + 1)]]
@@ -639,6 +684,8 @@ def _build(tn: Testnet, planned: list[HostInfo], opts: UpOptions, progress: Call
     if opts.indexer:
         progress("indexer")
         tn.start_indexer(info.host("indexer"))
+    if not opts.start_workers:
+        return
     progress("workers")
     workers = info.workers()
     for host in workers:

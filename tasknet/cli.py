@@ -45,10 +45,15 @@ HELP_DEMO = """Run the main job end to end on the embedded devnet (starting it i
 frame by frame by a pool of worker processes, one of them lying and one killed mid-task; every frame is
 downloaded, decrypted, verified and audited, and assembled into ./tasknet-demo/animation.gif.
 
+With --hosts (root only) it runs on a testnet of its own instead: each worker on its own host (a network
+namespace) with its own kubo, the requester and the dataset owner on theirs; the summary shows the bytes each
+host fetched and served, and the testnet is removed at the end unless --keep.
+
 \b
 Example:
   tasknet demo
-  tasknet demo --frames 6 --workers 3 --no-crash --keep
+  tasknet demo --frames 6 --workers 4 --no-crash --keep
+  sudo tasknet demo --hosts --frames 8 --workers 4 --no-crash
 """
 
 
@@ -151,7 +156,9 @@ def down(devnet_file: Path | None) -> None:
 
 @cli.command(help=HELP_DEMO)
 @devnet_option
-@click.option("--keep", is_flag=True, help="leave the devnet and the indexer (dashboard) running afterwards")
+@click.option("--keep", is_flag=True, help="leave the devnet (or the testnet) and the indexer (dashboard) running "
+              "afterwards")
+@click.option("--hosts", is_flag=True, help="each worker on its own host of a testnet, one kubo per host (root only)")
 @click.option("--frames", type=int, default=24, show_default=True, help="frames of the animation (one task each)")
 @click.option("--workers", type=int, default=6, show_default=True,
               help="worker processes, including the lying one and the one killed mid-task")
@@ -160,13 +167,13 @@ def down(devnet_file: Path | None) -> None:
 @click.option("--size", default="320x240", show_default=True, help="frame size WxH")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("tasknet-demo"), show_default=True,
               help="where the frames, the GIF and the summary go")
-def demo(devnet_file: Path | None, keep: bool, frames: int, workers: int, no_liar: bool, no_crash: bool, size: str,
-         out_dir: Path) -> None:
+def demo(devnet_file: Path | None, keep: bool, hosts: bool, frames: int, workers: int, no_liar: bool, no_crash: bool,
+         size: str, out_dir: Path) -> None:
     from ._demo import run_demo
 
     width, _, height = size.partition("x")
     run_demo(devnet_file, keep=keep, console=out, frames=frames, workers=workers, liar=not no_liar,
-             crasher=not no_crash, width=int(width), height=int(height), out_dir=out_dir)
+             crasher=not no_crash, width=int(width), height=int(height), out_dir=out_dir, hosts=hosts)
 
 
 #: modules that each add command groups to the CLI (``register(cli)``): one per role

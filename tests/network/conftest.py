@@ -8,7 +8,7 @@ that no namespace, interface or process of it is left, also when the test failed
 Fixtures:
     net_app      -> tag of a busybox app (args, each input's size and md5, an optional sleep), built once
     shared_net   -> a testnet of the module (2 worker hosts and an indexer host)
-    make_testnet -> a factory: make_testnet(hosts=N, indexer=bool) -> a testnet of the test alone
+    make_testnet -> a factory: make_testnet(hosts=N, indexer=bool, **UpOptions) -> a testnet of the test alone
 What participants do on it is in net_helpers.py.
 """
 
@@ -70,7 +70,7 @@ def net_app(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> str
 
 
 @contextlib.contextmanager
-def running_testnet(home: Path, *, hosts: int, indexer: bool) -> Iterator[Testnet]:
+def running_testnet(home: Path, *, hosts: int, indexer: bool, **opts: Any) -> Iterator[Testnet]:
     """A testnet under ``home`` (its TASKNET_HOME) with a fresh prefix and subnet; removed on exit, checked."""
     reason = _cannot_run()
     if reason:
@@ -82,7 +82,8 @@ def running_testnet(home: Path, *, hosts: int, indexer: bool) -> Iterator[Testne
     state = home / "testnet" / "testnet.json"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TASKNET_HOME", str(home))
-        tn = up(UpOptions(hosts=hosts, indexer=indexer, subnet=subnet, prefix=prefix, worker_env=WORKER_ENV), state)
+        tn = up(UpOptions(hosts=hosts, indexer=indexer, subnet=subnet, prefix=prefix, worker_env=WORKER_ENV, **opts),
+                state)
         pids = set()
         try:
             yield tn
@@ -99,11 +100,11 @@ def running_testnet(home: Path, *, hosts: int, indexer: bool) -> Iterator[Testne
 
 @pytest.fixture
 def make_testnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Testnet]]:
-    """make_testnet(hosts=2, indexer=False): a testnet for this test only."""
+    """make_testnet(hosts=2, indexer=False, **options): a testnet for this test only (options: UpOptions')."""
     with contextlib.ExitStack() as stack:
-        def make(hosts: int = 2, indexer: bool = False) -> Testnet:
+        def make(hosts: int = 2, indexer: bool = False, **opts: Any) -> Testnet:
             return stack.enter_context(running_testnet(tmp_path_factory.mktemp("testnet"), hosts=hosts,
-                                                       indexer=indexer))
+                                                       indexer=indexer, **opts))
         yield make
 
 

@@ -79,3 +79,21 @@ def test_hosts_get_the_profile_and_their_key_but_none_of_the_callers_settings(mo
     env = _testnet.clean_env({"TASKNET_NETWORK": "testnet"})
     assert env["TASKNET_HOME"] == str(tmp_path) and env["TASKNET_NETWORK"] == "testnet"
     assert "TASKNET_RPC_URL" not in env and "TASKNET_ROLE" not in env
+
+
+def test_up_refuses_a_swarm_key_that_is_not_64_lowercase_hex_digits() -> None:
+    with pytest.raises(ValidationError, match="swarm key must be 64 lowercase hex digits"):
+        UpOptions(swarm_key="ABCD" * 16)
+    assert UpOptions(swarm_key="ab" * 32).swarm_key == "ab" * 32
+
+
+def test_demo_on_hosts_refuses_to_run_without_root_in_one_sentence(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_testnet.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("TASKNET_HOME", str(tmp_path))
+    result = CliRunner().invoke(cli, ["demo", "--hosts", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()) == (
+        "TestnetError: tasknet demo --hosts needs root: it creates network namespaces, veth pairs and a bridge; run "
+        "it as root (e.g. with sudo)")
+    assert list(tmp_path.iterdir()) == []  # nothing written, nothing built
