@@ -177,71 +177,154 @@ interface IMarketplace {
     // Errors
     // ---------------------------------------------------------------------------------------------
 
+    /// @notice An amount of 0 was given to {deposit}, {withdraw}, {stake} or {requestUnstake}, or
+    /// {withdrawUnstaked} was called with nothing pending.
     error MarketplaceZeroAmount();
+    /// @notice `account`'s marketplace balance is `balance`, less than the `needed` a {withdraw}, a {stake} or the
+    /// escrow of a {postJob} takes.
     error MarketplaceInsufficientBalance(address account, uint256 balance, uint256 needed);
+    /// @notice There is no app `appId` (raised by the registry; here when {postJob} names one).
     error MarketplaceUnknownApp(uint256 appId);
+    /// @notice `caller` is not the owner of app `appId` (raised by the registry).
     error MarketplaceNotAppOwner(uint256 appId, address caller);
+    /// @notice App `appId` is deprecated: {postJob} takes no new job for it (raised by the registry).
     error MarketplaceAppDeprecated(uint256 appId);
+    /// @notice App `appId` is private and does not admit `requester` (raised by the registry during {postJob}).
     error MarketplaceAppAccessDenied(uint256 appId, address requester);
+    /// @notice There is no dataset `datasetId` (raised by the registry; here when {postJob} names one).
     error MarketplaceUnknownDataset(uint256 datasetId);
+    /// @notice `caller` is not the owner of dataset `datasetId` (raised by the registry).
     error MarketplaceNotDatasetOwner(uint256 datasetId, address caller);
+    /// @notice Dataset `datasetId` is deprecated: {postJob} takes no new job on it (raised by the registry).
     error MarketplaceDatasetDeprecated(uint256 datasetId);
+    /// @notice Dataset `datasetId` admits neither `requester` nor every requester, or neither app `appId` nor every
+    /// app (raised by the registry during {postJob}).
     error MarketplaceDatasetAccessDenied(uint256 datasetId, uint256 appId, address requester);
+    /// @notice The zero address was given where an account or a contract is needed: the token, registry or
+    /// treasury at deployment, {setTreasury}, or a new owner in the registry's transfers.
     error MarketplaceZeroAddress();
+    /// @notice `account` never called {registerWorker}: it cannot stake, claim or be banned.
     error MarketplaceNotWorker(address account);
+    /// @notice `worker` is banned (automatically after too many slashes, or by {setWorkerBanned}): it cannot claim.
     error MarketplaceWorkerBanned(address worker);
+    /// @notice `worker` has `available` stake where `required` is needed: at a claim, its stake below `minStake`
+    /// (`available` = its stake, `required` = `minStake`) or its unlocked stake below what the claim locks; at
+    /// {requestUnstake}, its unlocked stake below the amount asked.
     error MarketplaceInsufficientStake(address worker, uint256 available, uint256 required);
+    /// @notice `worker`'s pending unstake can be withdrawn from `readyAt` (unix seconds) only.
     error MarketplaceUnstakeNotReady(address worker, uint256 readyAt);
+    /// @notice {postJob} with `numTasks` = 0: a job has at least one task.
     error MarketplaceInvalidTaskCount(uint256 numTasks);
+    /// @notice {postJob} with `replication` 0 or above `max` (the `maxReplicas` parameter).
     error MarketplaceInvalidReplication(uint256 replication, uint256 max);
+    /// @notice {postJob} with a `deadline` not after `nowTime`, the block's timestamp.
     error MarketplaceInvalidDeadline(uint256 deadline, uint256 nowTime);
+    /// @notice {postJob} with `maxRunSeconds` = 0.
     error MarketplaceInvalidMaxRun(uint256 maxRunSeconds);
+    /// @notice {postJob} names a `callback` address that holds no code.
     error MarketplaceCallbackNotContract(address callback);
+    /// @notice There is no job `jobId` (the id part of a task id, `taskId >> 32`).
     error MarketplaceUnknownJob(uint256 jobId);
+    /// @notice Job `jobId` is closed ({closeJob} ran after its deadline, or every task settled): it takes no claim,
+    /// result, failure report, commit, reveal, {finalize}, {abandon}, {cancelTasks} or second {closeJob}.
     error MarketplaceJobClosed(uint256 jobId);
+    /// @notice `caller` is not the requester of job `jobId` (only the requester may {cancelTasks}).
     error MarketplaceNotRequester(uint256 jobId, address caller);
+    /// @notice Job `jobId`'s `deadline` has not passed yet, so {closeJob} cannot run; or {releaseReplicas} was
+    /// called before the job was closed.
     error MarketplaceDeadlineNotReached(uint256 jobId, uint256 deadline);
+    /// @notice Job `jobId` is past its `deadline`: it takes no claim, result, failure report, commit, reveal,
+    /// {finalize} or {abandon} (what is left is for {closeJob}, {reopenLease}, {reopenExpired}, {releaseReplicas}).
     error MarketplaceDeadlinePassed(uint256 jobId, uint256 deadline);
+    /// @notice Task `index` of job `jobId` does not exist: the job has `numTasks` tasks (for a range, `index` is
+    /// the last one asked for).
     error MarketplaceTaskOutOfRange(uint256 jobId, uint256 index, uint256 numTasks);
+    /// @notice Task `taskId` is taken: claimed, settled or cancelled already (for a range, the first such task), or
+    /// an R = 1 lease still starts there.
     error MarketplaceTaskTaken(uint256 taskId);
+    /// @notice `worker`'s registered cores, memory or GPUs are below job `jobId`'s, or its architectures do not
+    /// meet the job's `archMask`.
     error MarketplaceCapabilityMismatch(address worker, uint256 jobId);
+    /// @notice `worker`'s `reputation` is below the `required` minimum of the job it claims.
     error MarketplaceReputationTooLow(address worker, uint256 reputation, uint256 required);
+    /// @notice The claim would expire at `expiry` (now + run time + `claimGrace`), after the job's `deadline`.
     error MarketplaceClaimPastDeadline(uint256 expiry, uint256 deadline);
+    /// @notice {claimRange} on job `jobId`, whose `replication` is not 1 (claim its tasks one by one).
     error MarketplaceWrongReplication(uint256 jobId, uint256 replication);
+    /// @notice (R > 1) Every replica slot of task `taskId` is held.
     error MarketplaceNoFreeReplica(uint256 taskId);
+    /// @notice (R > 1) `worker` already holds a replica slot of task `taskId` (one per worker).
     error MarketplaceAlreadyClaimed(uint256 taskId, address worker);
+    /// @notice (R > 1) `worker` holds no replica slot of task `taskId` (for a relayed commit or reveal, `worker` is
+    /// the signer recovered from the signature).
     error MarketplaceNotClaimant(uint256 taskId, address worker);
+    /// @notice (R > 1) `worker`'s claim on task `taskId` expired at `expiry`: it can no longer commit or abandon.
     error MarketplaceClaimExpired(uint256 taskId, address worker, uint256 expiry);
+    /// @notice (R > 1) `worker` already committed to its result of task `taskId`.
     error MarketplaceAlreadyCommitted(uint256 taskId, address worker);
-    /// @notice The round's commit window closed at `commitDeadline`: no more claims or commits in it (a late
-    /// commit could copy a digest already revealed).
+    /// @notice (R > 1) Task `taskId`'s commit window closed at `commitDeadline`: no more claims or commits in this
+    /// round (a late commit could copy a digest already revealed).
     error MarketplaceCommitClosed(uint256 taskId, uint256 commitDeadline);
-    /// @notice `pending` is already waiting to be unstaked and `amount` more would not fit: withdraw it first.
+    /// @notice `worker` has `pending` stake waiting to be unstaked and `amount` more would overflow it: withdraw it
+    /// first ({withdrawUnstaked}).
     error MarketplaceUnstakePending(address worker, uint256 pending, uint256 amount);
+    /// @notice (R > 1) `worker` reveals for task `taskId` without having committed.
     error MarketplaceNotCommitted(uint256 taskId, address worker);
+    /// @notice (R > 1) `worker` already revealed its result of task `taskId`.
     error MarketplaceAlreadyRevealed(uint256 taskId, address worker);
+    /// @notice (R > 1) Reveals of task `taskId` open at `opensAt` (unix seconds), or as soon as every replica has
+    /// committed.
     error MarketplaceRevealNotOpen(uint256 taskId, uint256 opensAt);
+    /// @notice (R > 1) Task `taskId`'s reveal window closed at `closedAt` (unix seconds).
     error MarketplaceRevealClosed(uint256 taskId, uint256 closedAt);
+    /// @notice (R > 1) The revealed digest and salt of `worker` for task `taskId` do not hash to its commitment
+    /// (`keccak256(abi.encode(taskId, resultDigest, salt, worker))`).
     error MarketplaceCommitmentMismatch(uint256 taskId, address worker);
+    /// @notice (R > 1) Task `taskId` is not active: never claimed, or already finalized or failed.
     error MarketplaceTaskNotActive(uint256 taskId);
+    /// @notice (R > 1) Task `taskId` cannot be finalized yet: not every replica revealed and its reveal window,
+    /// closing at `revealDeadline`, is still open (0: nobody committed yet).
     error MarketplaceNotFinalizable(uint256 taskId, uint256 revealDeadline);
+    /// @notice (R > 1) {reopenExpired}: no claim on task `taskId` is past its expiry without a commit.
     error MarketplaceNothingExpired(uint256 taskId);
+    /// @notice (R = 1) No lease starts at task `startTaskId` (never claimed, finished, given back or reopened).
     error MarketplaceUnknownLease(uint256 startTaskId);
+    /// @notice (R = 1) `caller` does not hold the lease starting at `startTaskId` (for {relayResults}, see
+    /// {MarketplaceInvalidSignature}).
     error MarketplaceNotLeaseHolder(uint256 startTaskId, address caller);
+    /// @notice (R = 1) The lease starting at `startTaskId` expired at `expiry`: it takes no result, failure report
+    /// or abandon; {reopenLease} reopens its tasks.
     error MarketplaceLeaseExpired(uint256 startTaskId, uint256 expiry);
+    /// @notice (R = 1) {reopenLease} before the lease starting at `startTaskId` expires at `expiry`.
     error MarketplaceLeaseNotExpired(uint256 startTaskId, uint256 expiry);
+    /// @notice A range of `count` tasks outside 1 ..`max`: {claimRange} (`max` = `MAX_RANGE`, 1024) or
+    /// {cancelTasks} with `count` 0 (`max` = the job's number of tasks).
     error MarketplaceInvalidRange(uint256 count, uint256 max);
+    /// @notice (R = 1) Results for the lease starting at `startTaskId` must begin at `expectedFirst`, its next
+    /// unfinished task, not at `first`.
     error MarketplaceResultsOutOfOrder(uint256 startTaskId, uint256 expectedFirst, uint256 first);
+    /// @notice (R = 1) `given` results (0, or more than the `remaining` tasks) for the lease starting at
+    /// `startTaskId`; {submit} takes only a fresh one-task lease (`given` 1).
     error MarketplaceTooManyResults(uint256 startTaskId, uint256 remaining, uint256 given);
+    /// @notice Parallel arrays of a result batch differ: `expected` digests, `actual` CIDs or callback entries
+    /// (callback data may also be empty).
     error MarketplaceLengthMismatch(uint256 expected, uint256 actual);
+    /// @notice Callback data of `length` bytes, more than `max` (`MAX_CALLBACK_DATA`, 1024).
     error MarketplaceCallbackDataTooLarge(uint256 length, uint256 max);
+    /// @notice A relayed signature is malformed (both values 0), or {relayResults} recovered `signer` while the
+    /// lease is held by `expected` (0 when there is no such lease).
     error MarketplaceInvalidSignature(address signer, address expected);
+    /// @notice The transaction that settles a task of a job with a callback has `available` gas left where the
+    /// callback needs `required` (`callbackGas + callbackGas / 63 + 10,000`): nobody can starve a callback.
     error MarketplaceInsufficientGas(uint256 available, uint256 required);
+    /// @notice {postJob}: the app's and the dataset's prices add up to `price`, more than `max` (2^80 - 1).
     error MarketplacePriceTooHigh(uint256 price, uint256 max);
+    /// @notice {setParams}: parameter `name` set to `value`, outside its bounds `min` ..`max`.
     error MarketplaceParamOutOfBounds(string name, uint256 value, uint256 min, uint256 max);
-    /// @notice `worker` committed its replica of `taskId`: it can no longer give it back (it would dodge the vote).
+    /// @notice (R > 1) `worker` committed its replica of `taskId`: it can no longer give it back (it would dodge the
+    /// vote).
     error MarketplaceCannotAbandonCommitted(uint256 taskId, address worker);
-    /// @notice `worker` reported the pending failure of `taskId` itself: another worker must confirm it.
+    /// @notice (R = 1) `worker` reported the pending failure of `taskId` itself: another worker must confirm it.
     error MarketplaceSelfConfirmation(uint256 taskId, address worker);
 
     // ---------------------------------------------------------------------------------------------
@@ -317,8 +400,20 @@ interface IMarketplace {
     event FailureConfirmed(
         uint256 indexed taskId, bytes32 resultDigest, address firstWorker, address confirmer, uint256 rewardEach
     );
-    /// @notice The job's callback was called for `taskId`; `success` is false if it reverted or ran out of gas.
+    /// @notice The job's callback was called for `taskId` ({ITaskCallback-onTaskResult} when the task finished,
+    /// {ITaskCallback-onTaskFailed} when it failed); `success` is false if it reverted or ran out of gas.
     event CallbackDelivered(uint256 indexed taskId, address indexed callback, bool success);
+    /// @notice The job's callback was told ({ITaskCallback-onTasksEnded}) that tasks `firstIndex .. firstIndex +
+    /// count - 1` of `jobId` ended without a result for `reason` (cancelled, or refunded when the job closed after
+    /// its deadline); `success` is false if it reverted or ran out of gas.
+    event TasksEndedDelivered(
+        uint256 indexed jobId,
+        address indexed callback,
+        uint256 firstIndex,
+        uint256 count,
+        ITaskCallback.FailureReason reason,
+        bool success
+    );
 
     /// @notice The owner set new protocol parameters.
     event ParamsUpdated(Params params);
@@ -374,11 +469,13 @@ interface IMarketplace {
     function postJob(JobParams calldata p) external returns (uint256 jobId);
 
     /// @notice Cancels tasks `first .. first + count - 1` of the caller's job; none may have been claimed.
-    /// Refunds their escrow at once. Emits a {TasksCancelled} event (and {JobClosed} if nothing is left).
+    /// Refunds their escrow at once; a job callback hears it once for the range ({ITaskCallback-onTasksEnded}).
+    /// Emits a {TasksCancelled} event (and {JobClosed} if nothing is left, {TasksEndedDelivered} with a callback).
     function cancelTasks(uint256 jobId, uint256 first, uint256 count) external;
 
     /// @notice After the deadline (anyone): refunds every unfinished task to the requester and pays the app
-    /// and dataset owners for the finished ones. Emits a {JobClosed} event.
+    /// and dataset owners for the finished ones; a job callback hears it once when tasks were refunded
+    /// ({ITaskCallback-onTasksEnded}, `Expired`). Emits a {JobClosed} event (and {TasksEndedDelivered}).
     function closeJob(uint256 jobId) external;
 
     // ---------------------------------------------------------------------------------------------
@@ -566,9 +663,35 @@ interface IMarketplace {
 }
 
 /// @title ITaskCallback
-/// @notice Implemented by a job's callback contract: called once per finished task with a gas cap.
+/// @notice Implemented by a job's callback contract. The marketplace calls it once for every terminal outcome of the
+/// job's tasks: {onTaskResult} when a task finished, {onTaskFailed} when one failed, {onTasksEnded} once per
+/// cancelled range and once when the job closes after its deadline with tasks unsettled. Every call gets exactly the
+/// marketplace's `callbackGas`, comes after every state change of the transaction, and its return data is ignored;
+/// a revert, running out of gas or an attempt to re-enter the marketplace (its guard refuses it) is recorded in
+/// {IMarketplace-CallbackDelivered} / {IMarketplace-TasksEndedDelivered} and changes nothing else.
+/// WARNING: anyone may post a job naming your contract as its callback. Accept calls only from the marketplace and
+/// only for jobs you posted (see contracts/client/TasknetClient.sol).
 interface ITaskCallback {
+    /// @notice Why tasks ended without a result.
+    enum FailureReason {
+        NoConsensus, // R > 1: no strict majority at the replica cap; the task's escrow went back to the requester
+        FailureReports, // R = 1: failure reports reached the replica cap without two matching; refunded
+        Cancelled, // the requester cancelled never-claimed tasks; refunded
+        Expired // the job closed after its deadline; its unsettled tasks were refunded
+    }
+
     /// @notice `taskId` finished with `resultDigest`; `callbackData` is the (small) data its worker attached.
-    /// A revert or running out of gas is recorded in {IMarketplace-CallbackDelivered} and changes nothing else.
+    /// A task whose failure two workers confirmed (R = 1) finishes too, with the digest of their failure archive.
     function onTaskResult(uint256 taskId, bytes32 resultDigest, bytes calldata callbackData) external;
+
+    /// @notice `taskId` failed for `reason` (`NoConsensus` or `FailureReports`); its escrow went back to the
+    /// requester's balance.
+    function onTaskFailed(uint256 taskId, FailureReason reason) external;
+
+    /// @notice Tasks `firstIndex .. firstIndex + count - 1` of `jobId` ended without a result for `reason`; their
+    /// escrow went back to the requester's balance. `Cancelled`: exactly that range (never claimed). `Expired`: the
+    /// whole job (`firstIndex` 0, `count` = its task count), and the tasks concerned are those of the range that
+    /// had not ended before (no earlier {onTaskResult}, {onTaskFailed} or {onTasksEnded} for them). One call per
+    /// range keeps the gas of a cancel or a close independent of the number of tasks.
+    function onTasksEnded(uint256 jobId, uint256 firstIndex, uint256 count, FailureReason reason) external;
 }

@@ -24,14 +24,26 @@ interface IMarketplaceRegistry {
     }
 
 
+    /// @notice There is no app `appId`: raised by the app owner's calls and by {checkJob}.
     error MarketplaceUnknownApp(uint256 appId);
+    /// @notice `caller` is not the owner of app `appId`: only the owner updates, restricts, deprecates or
+    /// transfers it.
     error MarketplaceNotAppOwner(uint256 appId, address caller);
+    /// @notice App `appId` is deprecated: {checkJob} admits no new job for it.
     error MarketplaceAppDeprecated(uint256 appId);
+    /// @notice App `appId` is private and does not admit `requester` ({checkJob}).
     error MarketplaceAppAccessDenied(uint256 appId, address requester);
+    /// @notice There is no dataset `datasetId`: raised by the dataset owner's calls and by {checkJob}.
     error MarketplaceUnknownDataset(uint256 datasetId);
+    /// @notice `caller` is not the owner of dataset `datasetId`: only the owner updates, restricts, deprecates or
+    /// transfers it.
     error MarketplaceNotDatasetOwner(uint256 datasetId, address caller);
+    /// @notice Dataset `datasetId` is deprecated: {checkJob} admits no new job on it.
     error MarketplaceDatasetDeprecated(uint256 datasetId);
+    /// @notice Dataset `datasetId` admits neither `requester` nor every requester, or neither app `appId` nor every
+    /// app ({checkJob}).
     error MarketplaceDatasetAccessDenied(uint256 datasetId, uint256 appId, address requester);
+    /// @notice {transferApp} or {transferDataset} to the zero address.
     error MarketplaceZeroAddress();
 
     /// @notice App `appId` was registered by `owner`: its image (by reference and pinned digest), metadata, price,

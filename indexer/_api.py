@@ -1,6 +1,8 @@
 """The indexer's HTTP API (FastAPI): lists, details, stats, audits, health, Prometheus metrics, the dashboard.
 
-Strictly read-only: every route is a GET, and a middleware answers 405 to any other method before routing.
+Read-only: every route is a GET, and a middleware answers 405 to any other method before routing, but one: POST
+``/audit/jobs/{id}/runs`` starts a job's audit in the background (it reads public data and changes nothing in the
+mirror); ``/audit/runs/{run}`` reports its progress and ``/audit/runs/{run}/findings`` pages its task reports.
 Amounts are uint256 and travel as decimal strings; ids that fit 53 bits travel as numbers.
 
 Cost per request stays flat as the mirror grows: totals and stats come from the ``counters`` and ``series``
@@ -30,6 +32,7 @@ from sqlalchemy import Connection, Engine, Table, and_, case, false, func, or_, 
 from web3 import Web3
 
 from . import _db
+from ._audit_runs import AuditRunOut, AuditRuns
 
 T = TypeVar("T")
 
@@ -296,6 +299,8 @@ def _cur(table: Table) -> Any:
 
 
 _ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}")
+#: the one route taking a POST: starting a job's audit (nothing in the mirror changes)
+_AUDIT_START = re.compile(r"/audit/jobs/[0-9]+/runs")
 
 
 def _address_is(column: Any, value: str) -> Any:
@@ -460,7 +465,8 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
 
     @app.middleware("http")
     async def read_only(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        if request.method not in ("GET", "HEAD"):
+        if request.method not in ("GET", "HEAD") and not (
+                request.method == "POST" and _AUDIT_START.fullmatch(request.url.path)):
             return JSONResponse({"detail": f"the indexer is read-only: {request.method} is not allowed"},
                                 status_code=405, headers={"Allow": "GET, HEAD"})
         t0 = time.perf_counter()
@@ -771,7 +777,50 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
 
     @app.get("/audit/jobs/{job_id}", tags=["audit"], responses={503: {}})
     def audit_job(job_id: IdPath) -> dict[str, Any]:
-        """Audit every claimed task of a job."""
+        """Audit every claimed task of a job, answering when done (for a large job, start a run instead:
+        ``POST /audit/jobs/{job_id}/runs``)."""
         return _js(_verifier().job(job_id).model_dump())  # type: ignore[no-any-return]
+
+    runs: list[AuditRuns] = []
+
+    def _runs() -> AuditRuns:
+        if not runs:
+            runs.append(AuditRuns(_verifier()))
+        return runs[0]
+
+    @app.post("/audit/jobs/{job_id}/runs", tags=["audit"], status_code=202, response_model=AuditRunOut,
+              responses={503: {}})
+    def start_audit(job_id: IdPath, response: Response) -> AuditRunOut:
+        """Start auditing a job in the background (or return the run of this job still under way: 200)."""
+        run, started = _runs().start(job_id)
+        if not started:
+            response.status_code = 200
+        response.headers["Location"] = f"/audit/runs/{run.run_id}"
+        return run.out()
+
+    @app.get("/audit/jobs/{job_id}/runs", tags=["audit"], response_model=list[AuditRunOut], responses={503: {}})
+    def job_audits(job_id: IdPath) -> list[AuditRunOut]:
+        """The runs of this job's audit that the API remembers, newest first."""
+        return [r.out() for r in _runs().of_job(job_id)]
+
+    @app.get("/audit/runs/{run_id}", tags=["audit"], response_model=AuditRunOut, responses={404: {}, 503: {}})
+    def audit_run(run_id: IdPath) -> AuditRunOut:
+        """A run's progress (``done`` of ``total`` tasks) and, once ``done``, its verdict and counts."""
+        run = _runs().get(run_id)
+        if run is None:
+            raise HTTPException(404, f"no audit run {run_id} (runs are kept in memory: the API may have restarted)")
+        return run.out()
+
+    @app.get("/audit/runs/{run_id}/findings", tags=["audit"], response_model=Page[dict[str, Any]],
+             responses={404: {}, 503: {}})
+    def audit_findings(run_id: IdPath, failed: bool = False, limit: int = Limit, offset: int = Offset
+                       ) -> Page[dict[str, Any]]:
+        """The task reports audited so far, in task order (``failed=true``: only those with a failed check)."""
+        run = _runs().get(run_id)
+        if run is None:
+            raise HTTPException(404, f"no audit run {run_id} (runs are kept in memory: the API may have restarted)")
+        total, items = run.findings(failed_only=failed, limit=limit, offset=offset)
+        return Page[dict[str, Any]](items=[_js(r.model_dump()) for r in items], total=total, limit=limit,
+                                    offset=offset)
 
     return app

@@ -1212,9 +1212,25 @@ class Indexer:
             task.update(status="failed", occupied=0, finished_at=self.ts)
 
     def _on_CallbackDelivered(self, a: dict[str, Any]) -> None:
+        """onTaskResult (a finished task) or onTaskFailed (a failed one) reached the job's callback, or not."""
         task = self._task(int(a["taskId"]))
         if task is not None:
             task["callback_ok"] = bool(a["success"])
+
+    def _on_TasksEndedDelivered(self, a: dict[str, Any]) -> None:
+        """One onTasksEnded notice for a cancelled range or a job closed with tasks unsettled: the mirror's rows of
+        the range that had not settled record whether the callback took it (the event itself is in ``events``
+        under the job). A cancelled task that was never claimed has no row; a close covers the whole job."""
+        job_id, first, count = int(a["jobId"]), int(a["firstIndex"]), int(a["count"])
+        lo, hi = (job_id << 32) + first, (job_id << 32) + first + count
+        self._proj.load_job_tasks(job_id)
+        rows = self._proj.current["tasks"]
+        ended = [tid for tid, row in rows.items()
+                 if lo <= tid < hi and row is not _ABSENT and row["status"] not in ("finalized", "failed")]
+        for tid in sorted(ended):
+            task = self._task(tid)
+            if task is not None:
+                task["callback_ok"] = bool(a["success"])
 
 
 def _receipt(r: dict[str, Any]) -> dict[str, Any]:

@@ -16,10 +16,19 @@ transactions that emitted them straight from a JSON-RPC node, and result content
   were slashed, each by the job's replica stake;
 * ``archive_digest``: the content at each accepted result CID hashes to the digest: the sha256 of the archive,
   or of the app's declared deterministic file inside it (see :mod:`oracle.archive`);
-* ``job_close`` (jobs): what a closed job refunded and paid its owners follows from its task counts.
+* ``job_close`` (jobs): what a closed job refunded and paid its owners follows from its task counts;
+* ``callbacks`` (jobs with a callback): every terminal outcome reached the callback in the transaction that
+  settled it: a ``CallbackDelivered`` per finished or failed task, a ``TasksEndedDelivered`` per cancelled range
+  (same range) and one for a close that refunded unsettled tasks (the whole job); a delivery the callback itself
+  refused (``success`` false) still passes, it is counted in the evidence.
 
 Each :class:`Check` says pass, fail or skipped (``passed=None``: e.g. a result encrypted to the requester)
 with its evidence.
+
+A job's audit (:meth:`Verifier.job`) reads the job's events in one pass over the logs from its posting block
+(grouped by task, each task's R = 1 leases among them), fetches the calldata of the transactions involved once
+each, and checks its tasks ``parallel`` at a time (the result content of each comes from IPFS meanwhile), telling
+``progress(done, total)`` as tasks finish. Each task's report is the one :meth:`Verifier.task` gives.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ from __future__ import annotations
 import hashlib
 import tarfile
 import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal
@@ -146,6 +158,7 @@ class Verifier:
                         for abi in self.market.event_abis for item in abi if item.get("type") == "event"}
         self.domain = Eip712Domain(chain_id=self.market.chain_id, verifying_contract=self.market.address)
         self._tx_cache: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {}
+        self._tx_lock = threading.Lock()
 
     # -- public data ------------------------------------------------------------------------------
     def _logs(self, address: str, topics: list[Any]) -> list[DecodedEvent]:
@@ -161,13 +174,18 @@ class Verifier:
         return "0x" + n.to_bytes(32, "big").hex()
 
     def _calls(self, tx_hash: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
-        """The sender of a transaction and the marketplace calls in it (multicall unpacked)."""
-        if tx_hash not in self._tx_cache:
+        """The sender of a transaction and the marketplace calls in it (multicall unpacked); read once."""
+        cached = self._tx_cache.get(tx_hash)
+        if cached is None:
             tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
             calls: list[tuple[str, dict[str, Any]]] = []
             self._decode_call(_b(tx["input"]), calls)
-            self._tx_cache[tx_hash] = (str(tx["from"]), calls)
-        return self._tx_cache[tx_hash]
+            cached = (str(tx["from"]), calls)
+            with self._tx_lock:
+                if len(self._tx_cache) > 50_000:  # a long-lived verifier (the indexer's) keeps a bounded cache
+                    self._tx_cache.clear()
+                self._tx_cache[tx_hash] = cached
+        return cached
 
     def _decode_call(self, data: bytes, out: list[tuple[str, dict[str, Any]]]) -> None:
         try:
@@ -181,13 +199,18 @@ class Verifier:
             out.append((fn.fn_name, dict(args)))
 
     def _job(self, job_id: int) -> tuple[JobView | None, AppView | None, dict[str, Any]]:
+        job, app, stored, _ = self._job_posted(job_id)
+        return job, app, stored
+
+    def _job_posted(self, job_id: int) -> tuple[JobView | None, AppView | None, dict[str, Any], int]:
+        """The job as posted, its app, its storage, and the block it was posted in."""
         posted = self._logs(self.market.address, [self._topics["JobPosted"], self._topic(job_id)])
         if not posted:
-            return None, None, {}
+            return None, None, {}, 0
         job = JobView.from_event(posted[0].args)
         apps = self._logs(self.market.registry.address, [self._topics["AppRegistered"], self._topic(job.app_id)])
         app = AppView.from_event(apps[0].args) if apps else None
-        return job, app, self.market.job(job_id)
+        return job, app, self.market.job(job_id), posted[0].block_number
 
     # -- tasks ------------------------------------------------------------------------------------
     def task(self, tid: int) -> Report:
@@ -201,15 +224,21 @@ class Verifier:
         events += [e for e in self._logs(self.market.address, [self._topics["WorkerSlashed"], None,
                                                                self._topic(tid)]) if e not in events]
         events.sort(key=lambda e: e.key)
+        return self._task_report(tid, job, app, stored, events, None)
+
+    def _task_report(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
+                     events: list[DecodedEvent], leases: list[DecodedEvent] | None) -> Report:
+        """The report of task ``tid`` from its events (in chain order); ``leases``: the job's TasksClaimed events
+        (R = 1), or None to ask the node for the leases of the worker that submitted."""
         if job.replication == 1:
-            status, checks = self._single(tid, job, app, events)
+            status, checks = self._single(tid, job, app, events, leases)
         else:
             status, checks = self._replicated(tid, job, app, stored, events)
         return Report(kind="task", id=tid, status=status, passed=all(c.passed is not False for c in checks),
                       checks=checks)
 
-    def _single(self, tid: int, job: JobView, app: AppView | None, events: list[DecodedEvent]
-                ) -> tuple[str, list[Check]]:
+    def _single(self, tid: int, job: JobView, app: AppView | None, events: list[DecodedEvent],
+                job_leases: list[DecodedEvent] | None = None) -> tuple[str, list[Check]]:
         checks: list[Check] = []
         results = [e for e in events if e.name == "ResultSubmitted"]
         confirmed = [e for e in events if e.name == "FailureConfirmed"]
@@ -219,9 +248,11 @@ class Verifier:
             return "failed" if any(e.name == "TaskFailed" for e in events) else "running", checks
         ev = results[-1]
         worker, digest, cid = ev.args["worker"], _h(ev.args["resultDigest"]), ev.args["resultCID"]
-        leases = [e for e in self._logs(self.market.address, [self._topics["TasksClaimed"], None,
-                                                              self._topic(worker)])
-                  if e.key < ev.key and e.args["startTaskId"] <= tid < e.args["startTaskId"] + e.args["count"]]
+        if job_leases is None:
+            job_leases = self._logs(self.market.address, [self._topics["TasksClaimed"], None, self._topic(worker)])
+        leases = [e for e in job_leases
+                  if str(e.args["worker"]).lower() == str(worker).lower() and e.key < ev.key
+                  and e.args["startTaskId"] <= tid < e.args["startTaskId"] + e.args["count"]]
         checks.append(Check(name="lease", subject=worker, passed=bool(leases),
                             detail="the worker leased the task before its result" if leases else
                             "no lease of this task by the worker precedes the result",
@@ -455,29 +486,92 @@ class Verifier:
             return sha256_file(path), f"deterministic file {deterministic_file!r}"
 
     # -- jobs -------------------------------------------------------------------------------------
-    def job(self, job_id: int) -> Report:
-        job, _, stored = self._job(job_id)
+    #: events a job's audit reads, in one pass from the job's posting block
+    JOB_AUDIT_EVENTS = ("ReplicaClaimed", "ResultCommitted", "ResultRevealed", "ClaimExpired", "WorkerSlashed",
+                        "ReplicaReleased", "ReplicasAdded", "TaskFinalized", "TaskFailed", "ResultSubmitted",
+                        "TasksClaimed", "TaskReleased", "CallbackDelivered", "LeaseExpired", "TasksCancelled",
+                        "JobClosed", "FailureReported", "FailureConfirmed", "ClaimAbandoned", "TasksEndedDelivered")
+
+    def _job_logs(self, job_id: int, from_block: int) -> list[DecodedEvent]:
+        """The job's events from ``from_block`` on, in chain order: one ``eth_getLogs`` per range of blocks over
+        the event types a job's audit reads; a log is decoded only when its ids name this job."""
+        topics = [[self._topics[n] for n in self.JOB_AUDIT_EVENTS if n in self._topics]]
+        head = int(self.w3.eth.block_number)
+        out: list[DecodedEvent] = []
+        start, batch = from_block, 50_000
+        by_job = {self._topics[n] for n in ("TasksCancelled", "JobClosed", "TasksEndedDelivered")}
+        slashed = self._topics["WorkerSlashed"]
+        while start <= head:
+            end = min(head, start + batch - 1)
+            for log in self.w3.eth.get_logs({"fromBlock": start, "toBlock": end,
+                                             "address": self.market.address, "topics": topics}):
+                t = log["topics"]
+                topic0 = "0x" + bytes(t[0]).hex()
+                ident = int.from_bytes(bytes(t[2] if topic0 == slashed else t[1]), "big")
+                if (ident if topic0 in by_job else ident >> 32) != job_id:
+                    continue
+                ev = self._decoder._decode(log)
+                if ev is not None:
+                    out.append(ev)
+            start = end + 1
+        out.sort(key=lambda e: e.key)
+        return out
+
+    def job(self, job_id: int, *, parallel: int = 4, progress: Callable[[int, int], None] | None = None,
+            on_task: Callable[[Report], None] | None = None) -> Report:
+        """Audit every claimed task of the job and its closing payments, ``parallel`` tasks at a time;
+        ``progress(done, total)`` after each task, ``on_task(report)`` with each task's report as it is done."""
+        job, app, stored, posted_block = self._job_posted(job_id)
         if job is None:
             return Report(kind="job", id=job_id, status="unknown", passed=False, checks=[Check(
                 name="job_exists", subject=f"job {job_id}", passed=False, detail=f"no JobPosted event for job {job_id}")])
-        names = ["ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "TasksCancelled", "JobClosed",
-                 "FailureConfirmed", "FailureReported"]
-        logs = self._logs(self.market.address, [[self._topics[n] for n in names]])
+        has_callback = int(job.callback, 16) != 0
+        logs = self._job_logs(job_id, posted_block)
+        per_task: dict[int, list[DecodedEvent]] = {}
+        leases: list[DecodedEvent] = []
         tids: set[int] = set()
         finished = failed = cancelled = 0
         closed: DecodedEvent | None = None
         for e in logs:
+            if e.name in ("CallbackDelivered", "TasksEndedDelivered"):
+                continue
             if e.name in ("TasksCancelled", "JobClosed"):
-                if e.args["jobId"] == job_id:
-                    cancelled += int(e.args.get("count", 0))
-                    closed = e if e.name == "JobClosed" else closed
+                cancelled += int(e.args.get("count", 0))
+                closed = e if e.name == "JobClosed" else closed
                 continue
-            if e.args["taskId"] >> 32 != job_id:
-                continue
-            tids.add(e.args["taskId"])
-            finished += e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed")
-            failed += e.name == "TaskFailed"
-        reports = [self.task(t) for t in sorted(tids)]
+            tid = int(e.args["taskId"] if "taskId" in e.args else e.args["startTaskId"])
+            per_task.setdefault(tid, []).append(e)
+            if e.name == "TasksClaimed":
+                leases.append(e)
+            if e.name in ("ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "FailureConfirmed",
+                          "FailureReported"):
+                tids.add(tid)
+                finished += e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed")
+                failed += e.name == "TaskFailed"
+        ordered = sorted(tids)
+        # the calldata of every transaction a check reads, fetched once each (a batch of results is one transaction)
+        txs = sorted({e.tx_hash for t in ordered for e in per_task[t]
+                      if e.name in ("ResultSubmitted", "ResultCommitted", "ResultRevealed")})
+        done = 0
+        reports: dict[int, Report] = {}
+        lock = threading.Lock()
+
+        def audit(tid: int) -> None:
+            nonlocal done
+            report = self._task_report(tid, job, app, stored, per_task.get(tid, []), leases)
+            with lock:
+                reports[tid] = report
+                done += 1
+                if on_task is not None:
+                    on_task(report)
+                if progress is not None:
+                    progress(done, len(ordered))
+
+        if progress is not None:
+            progress(0, len(ordered))
+        with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="tasknet-audit") as pool:
+            list(pool.map(self._calls, txs))
+            list(pool.map(audit, ordered))
         checks = []
         if closed is not None:
             owners = job.escrow // max(1, job.num_tasks) - job.replication * job.reward
@@ -490,13 +584,54 @@ class Verifier:
                                        f"unsettled task(s), owners paid {finished} x {owners}",
                                 evidence={"refund": str(closed.args["refund"]), "expected_refund": str(exp_refund),
                                           "owners_paid": str(paid), "expected_owners_paid": str(finished * owners)}))
+        if has_callback:
+            checks.append(_callback_check(job_id, job.num_tasks, job.callback, logs))  # the job's own events
         status = "closed" if closed is not None or stored.get("flags", 0) & 1 else "open"
-        failed_runs = sum(1 for r in reports if r.run not in (None, "ok"))
+        tasks = [reports[t] for t in ordered]
+        failed_runs = sum(1 for r in tasks if r.run not in (None, "ok"))
         counts = {"succeeded": finished - failed_runs, "failed_runs": failed_runs, "failed": failed,
                   "cancelled": cancelled, "unsettled": job.num_tasks - finished - failed - cancelled}
         return Report(kind="job", id=job_id, status=status,
-                      passed=all(c.passed is not False for c in checks) and all(r.passed for r in reports),
-                      checks=checks, tasks=reports, counts=counts)
+                      passed=all(c.passed is not False for c in checks) and all(r.passed for r in tasks),
+                      checks=checks, tasks=tasks, counts=counts)
+
+
+#: the ITaskCallback.FailureReason of each range notice
+_CANCELLED, _EXPIRED = 2, 3
+
+
+def _callback_check(job_id: int, num_tasks: int, callback: str, events: list[DecodedEvent]) -> Check:
+    """Every terminal outcome of the job reached its callback in the settling transaction (see the module doc)."""
+    delivered = {(e.tx_hash, int(e.args["taskId"])): bool(e.args["success"]) for e in events
+                 if e.name == "CallbackDelivered" and e.args["callback"].lower() == callback.lower()}
+    notices = {(e.tx_hash, int(e.args["firstIndex"]), int(e.args["count"]), int(e.args["reason"])):
+               bool(e.args["success"]) for e in events
+               if e.name == "TasksEndedDelivered" and e.args["callback"].lower() == callback.lower()}
+    missing: list[str] = []
+    outcomes = refused = 0
+    for e in events:
+        if e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed", "TaskFailed"):
+            seen = delivered.get((e.tx_hash, int(e.args["taskId"])))
+            what = f"{e.name} of task {e.args['taskId']}"
+        elif e.name == "TasksCancelled":
+            seen = notices.get((e.tx_hash, int(e.args["firstIndex"]), int(e.args["count"]), _CANCELLED))
+            what = f"cancel of tasks {e.args['firstIndex']}+{e.args['count']}"
+        elif e.name == "JobClosed" and int(e.args["refund"]) != 0:  # closeJob (a close by a cancel refunds 0)
+            seen = notices.get((e.tx_hash, 0, num_tasks, _EXPIRED))
+            what = "close refunding unsettled tasks"
+        else:
+            continue
+        outcomes += 1
+        if seen is None:
+            missing.append(what)
+        elif not seen:
+            refused += 1
+    ok = not missing
+    return Check(name="callbacks", subject=f"job {job_id}", passed=ok,
+                 detail=f"{outcomes} terminal outcome(s) delivered to {callback}" + (f", {refused} refused by it"
+                                                                                    if refused else "")
+                 if ok else f"no delivery to the callback for: {', '.join(missing)}",
+                 evidence={"outcomes": outcomes, "refused": refused, "missing": missing})
 
 
 def _run_reason(archive: bytes) -> str | None:

@@ -11,7 +11,7 @@ from ._chain import (
     reverted_error,
     send,
 )
-from ._deploy import Deployment, deploy_all
+from ._deploy import Deployment, deploy_all, link_bytecode
 from ._log import configure_logging, get_logger
 from .client import Client
 from .devnet import DevnetInfo
@@ -37,6 +37,7 @@ __all__ = [
     "deploy_all",
     "dev_accounts",
     "get_logger",
+    "link_bytecode",
     "load_artifact",
     "reverted_error",
     "send",

@@ -224,6 +224,59 @@ class JobStatus(JobView):
     progress: JobProgress
 
 
+class FailureGroup(BaseModel):
+    """Tasks that ended without a result for one reason: how many, and the first few indexes."""
+
+    state: Literal["failed", "refunded"]
+    reason: str
+    count: int
+    first: list[int] = Field(default_factory=list, description="the lowest indexes (at most 20)")
+
+
+class JobSummary(BaseModel):
+    """Where a job stands, in time that does not depend on its size: the chain's counters (``getJob``,
+    ``jobEscrow``) and the few events that say why tasks ended without a result, or the indexer's job row.
+
+    ``running`` and ``claimed`` are known from an indexer only (None from the chain). Tasks whose app failed have a
+    result (``finalized``); ``tasknet result get`` reads their status."""
+
+    job_id: int
+    source: Literal["chain", "indexer"]
+    requester: str
+    app_id: int
+    total: int
+    replication: int
+    reward: int
+    deadline: int
+    closed: bool
+    escrow_left: int
+    finalized: int
+    failed: int
+    cancelled: int
+    refunded: int
+    unsettled: int
+    claimed: int | None = None
+    running: int | None = None
+    failures: list[FailureGroup] = Field(default_factory=list)
+
+    @property
+    def progress(self) -> float:
+        """Share of the tasks settled (finalized, failed, cancelled or refunded), 0..1."""
+        return (self.total - self.unsettled) / self.total if self.total else 1.0
+
+
+class TaskPage(BaseModel):
+    """One page of a job's per-task rows."""
+
+    job_id: int
+    source: Literal["chain", "indexer"]
+    state: str | None = Field(description="the state the rows were filtered on, or None for every task")
+    page: int
+    per_page: int
+    total: int = Field(description="rows matching, over every page")
+    items: list[TaskState]
+
+
 class TaskResult(BaseModel):
     """A task's final result, checked against the chain. ``outcome`` says what the app did: ``ok``, or
     ``failed`` with the ``reason`` the worker recorded in ``logs/status.txt`` (a non-zero exit, a timeout, an
@@ -243,6 +296,8 @@ class TaskResult(BaseModel):
     exit_code: int | None = None
     error: str | None = None
     skipped: list[str] = Field(default_factory=list, description="output entries the worker left out, and why")
+    resumed: bool = Field(False, description="already verified in the destination by an earlier run (see the "
+                          "manifest): not downloaded again")
 
 
 class TaskFailure(BaseModel):

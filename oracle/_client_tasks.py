@@ -153,7 +153,7 @@ def check_inputs(tasks: list[TaskInput], common: dict[str, str]) -> list[Path]:
     entries = [("common inputs", k, v) for k, v in common.items()]
     entries += [(f"task {i}", k, v) for i, t in enumerate(tasks) for k, v in t.inputs.items()]
     for where, dest, source in entries:
-        if not SAFE_PATH_RE.match(dest):
+        if not SAFE_PATH_RE.fullmatch(dest):
             raise InvalidJobSpec(f"{where}: {dest!r} is not a safe path under /in (letters, digits, . _ - /; no "
                                  "'..', no leading '/')")
         if source.startswith(("ipfs://", "http://", "https://")):

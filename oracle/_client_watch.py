@@ -16,7 +16,7 @@ JOB_EVENTS = {
     "JobPosted", "TasksCancelled", "JobClosed", "TasksClaimed", "ResultSubmitted", "LeaseExpired", "ReplicaClaimed",
     "ResultCommitted", "ResultRevealed", "TaskFinalized", "ReplicasAdded", "TaskFailed", "ClaimExpired",
     "ReplicaReleased", "TaskReleased", "CallbackDelivered", "WorkerSlashed", "ClaimAbandoned", "FailureReported",
-    "FailureConfirmed",
+    "FailureConfirmed", "TasksEndedDelivered",
 }
 
 
@@ -79,6 +79,18 @@ class Tracker(BaseModel):
         worker = a.get("worker") or a.get("requester")
         return JobEvent(name=ev.name, job_id=job_id, task_index=index, worker=worker, block_number=ev.block_number,
                         tx_hash=ev.tx_hash, args=a, progress=self.progress())
+
+    def fold(self, name: str, args: dict[str, Any]) -> None:
+        """Apply one event of this job already decoded to plain values (see :mod:`oracle._client_scan`), without
+        building a :class:`JobEvent`: how a whole job's history is read in one pass."""
+        handler = getattr(self, f"_on_{name}", None)
+        if handler is None:
+            return
+        if "jobId" in args:
+            index = args.get("firstIndex")
+        else:
+            index = split_task_id(int(args.get("taskId", args.get("startTaskId", 0))))[1]
+        handler(args, index)
 
     def _on_TasksCancelled(self, a: dict[str, int], index: int | None) -> None:
         self.cancelled.update(range(a["firstIndex"], a["firstIndex"] + a["count"]))

@@ -9,10 +9,10 @@ code-size limit, and the ``Marketplace`` itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 from pydantic import BaseModel
 from web3 import Web3
 from web3.contract import Contract
@@ -26,31 +26,54 @@ LINKED_LIBRARIES = {"ReplicaLogic": "contracts/libraries/ReplicaLogic.sol:Replic
                     "AccountLogic": "contracts/libraries/AccountLogic.sol:AccountLogic"}
 
 
+#: solc's link references, as in an artifact's ``linkReferences``: source -> library -> [{"start", "length"}]
+LinkReferences = Mapping[str, Mapping[str, Sequence[Mapping[str, int]]]]
+
+
 class Deployment(BaseModel):
     contracts: dict[str, str]
     deploy_block: int
 
 
-def link_bytecode(bytecode: str, libraries: dict[str, str]) -> str:
-    """Replace solc's ``__$<keccak(fq name)[:34]>$__`` placeholders with library addresses.
+def link_bytecode(bytecode: str, libraries: Mapping[str, str], link_references: LinkReferences) -> str:
+    """Write each library's address into ``bytecode`` at the byte offsets solc reported for it.
 
-    ``libraries`` maps a fully qualified name (``path.sol:Name``) to its address. Raises
-    :class:`ArtifactError` if a placeholder is left unresolved.
+    ``link_references`` is the artifact's ``linkReferences`` for its ``bytecode`` (``deployedLinkReferences``
+    for its ``deployedBytecode``): ``{source: {library: [{"start": byte, "length": 20}, ...]}}``. ``libraries``
+    maps a fully qualified name (``path.sol:Name``) to its address; names the bytecode does not reference are
+    ignored. The placeholder text at those offsets does not matter (the artifacts hold Truffle's
+    ``__Name___…``). Raises :class:`ArtifactError` if a referenced library has no address or a placeholder is
+    left that no link reference covers.
     """
-    for fq_name, address in libraries.items():
-        placeholder = "__$" + keccak(text=fq_name).hex().removeprefix("0x")[:34] + "$__"
-        bytecode = bytecode.replace(placeholder, address.lower().removeprefix("0x"))
-    missing = re.findall(r"__\$[0-9a-f]{34}\$__", bytecode)
+    code = bytecode.removeprefix("0x")
+    missing: list[str] = []
+    for source, names in link_references.items():
+        for library, refs in names.items():
+            address = libraries.get(f"{source}:{library}")
+            if address is None:
+                missing.append(f"{source}:{library}")
+                continue
+            raw = address.lower().removeprefix("0x")
+            if not re.fullmatch(r"[0-9a-f]{40}", raw):
+                raise ArtifactError(f"library {source}:{library} has the address {address!r}, which is not a "
+                                    "20-byte hex address")
+            for ref in refs:
+                start, end = 2 * ref["start"], 2 * (ref["start"] + ref["length"])
+                code = code[:start] + raw + code[end:]
     if missing:
-        raise ArtifactError(f"unlinked library placeholders {sorted(set(missing))} in bytecode; pass their "
-                            "addresses (see oracle._deploy.LINKED_LIBRARIES)")
-    return bytecode
+        raise ArtifactError(f"the bytecode links libraries {sorted(missing)} but no address was given for them; "
+                            "deploy them first and pass their addresses (see oracle._deploy.LINKED_LIBRARIES)")
+    if not re.fullmatch(r"[0-9a-fA-F]*", code):
+        raise ArtifactError("the bytecode holds library placeholders its link references do not cover; "
+                            "regenerate the artifacts with 'npm run compile'")
+    return "0x" + code
 
 
 def deploy_linked(w3: Web3, name: str, libraries: dict[str, str], *args: Any, sender: LocalAccount,
                   timeout: float = 120.0) -> Contract:
     """Like :func:`oracle.deploy` for a contract whose bytecode links ``libraries`` (fq name -> address)."""
-    bytecode = link_bytecode(load_artifact(name)["bytecode"], libraries)
+    art = load_artifact(name)
+    bytecode = link_bytecode(art["bytecode"], libraries, art.get("linkReferences", {}))
     return deploy(w3, name, *args, sender=sender, timeout=timeout, bytecode=bytecode)
 
 

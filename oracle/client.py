@@ -38,20 +38,24 @@ from web3.types import TxReceipt
 from ._artifacts import abi
 from ._chain import connect
 from ._client_explain import explain_task
+from ._client_indexer import IndexerApi
 from ._client_keyring import Keyring
 from ._client_models import (
     AppInfo,
     Balance,
     DatasetInfo,
     Explanation,
+    FailureGroup,
     JobEvent,
     JobProgress,
     JobSpec,
     JobStatus,
+    JobSummary,
     Reason,
     SubmittedJob,
     TaskFailure,
     TaskInput,
+    TaskPage,
     TaskResult,
     TaskState,
     TxInfo,
@@ -60,12 +64,14 @@ from ._client_models import (
     parse_amount,
     parse_duration,
 )
+from ._client_results import ResultManifest
+from ._client_scan import RESULT_EVENTS, JobResults, RawEvent, decode, job_events, raw_logs
 from ._client_tasks import build_inputs, check_inputs, load_tasks, pack_folder, sha256_of
-from ._client_watch import Tracker, event_job
+from ._client_watch import JOB_EVENTS, Tracker
 from ._log import get_logger
 from .archive import decrypt_file, sha256_file, unpack_result
 from .devnet import DevnetInfo
-from .events import DecodedEvent, EventStream, StreamCursor
+from .events import EventStream, StreamCursor
 from .exceptions import (
     AccessDenied,
     ClientError,
@@ -94,9 +100,9 @@ if TYPE_CHECKING:
     import docker
 
 __all__ = [
-    "AppInfo", "Balance", "Client", "DatasetInfo", "Explanation", "JobEvent", "JobProgress", "JobSpec", "JobStatus",
-    "Reason", "SubmittedJob", "TaskFailure", "TaskInput", "TaskResult", "TaskState", "TxInfo", "format_amount", "load_tasks",
-    "parse_amount", "parse_duration",
+    "AppInfo", "Balance", "Client", "DatasetInfo", "Explanation", "FailureGroup", "JobEvent", "JobProgress",
+    "JobSpec", "JobStatus", "JobSummary", "Reason", "SubmittedJob", "TaskFailure", "TaskInput", "TaskPage",
+    "TaskResult", "TaskState", "TxInfo", "format_amount", "load_tasks", "parse_amount", "parse_duration",
 ]
 
 log = get_logger("oracle.client")
@@ -106,6 +112,12 @@ DEV_CHAIN_IDS = {31337, 1337}
 ZERO = "0x" + "00" * 20
 UploadProgress = Callable[[str, int], None]
 ByteProgress = Callable[[int], None]
+TaskProgress = Callable[[TaskResult], None]
+#: results downloaded at once by :meth:`Client.results` (each is an IPFS fetch, a decryption, an unpacking)
+PARALLEL_DOWNLOADS = 4
+#: reasons a task ends without a result, by state
+NO_RESULT = {"failed": "no majority among the replicas at the replica cap; the escrow was refunded",
+             "refunded": "not finished when the job closed; the escrow was refunded"}
 
 
 def _tx(receipt: TxReceipt) -> TxInfo:
@@ -154,7 +166,7 @@ class Client:
 
     def __init__(self, w3: Web3, account: LocalAccount, marketplace: str, ipfs: IpfsClient, *,
                  deploy_block: int = 0, image_registry: str | None = None, keyring: Keyring | str | Path | None = None,
-                 docker_client: docker.DockerClient | None = None) -> None:
+                 docker_client: docker.DockerClient | None = None, indexer_url: str | None = None) -> None:
         self.w3 = w3
         self.account = account
         self.market = Market(w3, marketplace)
@@ -167,6 +179,8 @@ class Client:
         self._events = w3.eth.contract(address=self.market.address, abi=abi("IMarketplace"))
         #: (pinned, failed) result CIDs of the last ``watch(pin=True)``
         self.pinned: tuple[int, int] = (0, 0)
+        #: an indexer's API (``indexer_url``): job summaries and task pages come from it instead of the chain
+        self.indexer = IndexerApi(indexer_url) if indexer_url else None
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -193,6 +207,7 @@ class Client:
         check_network(settings, w3)
         account = settings.account(int(w3.eth.chain_id), prompt=prompt)
         kw.setdefault("keyring", settings.keyring)
+        kw.setdefault("indexer_url", settings.indexer_url)
         ipfs = IpfsClient(settings.ipfs_api)
         ipfs.check_online()
         return cls(w3, account, settings.marketplace, ipfs, deploy_block=settings.deploy_block,
@@ -228,6 +243,8 @@ class Client:
 
     def close(self) -> None:
         self.ipfs.close()
+        if self.indexer is not None:
+            self.indexer.close()
         if self._docker is not None:
             self._docker.close()
 
@@ -254,7 +271,8 @@ class Client:
         return self._docker
 
     def chain_time(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        """The chain's time (see :meth:`oracle.market.Market.chain_time`)."""
+        return self.market.chain_time()
 
     def _send(self, fn: Any) -> TxReceipt:
         return self.sender.transact(fn)
@@ -541,23 +559,155 @@ class Client:
             raise UnknownJob(f"no job {job_id} on this marketplace ({known}); list yours with 'tasknet job list'")
         return dict(logs[0]["args"]), int(logs[0]["blockNumber"])
 
-    def _job_events(self, job_id: int, from_block: int) -> list[DecodedEvent]:
-        stream = EventStream(self.w3, [self.market.address], [abi("IMarketplace")],
-                             StreamCursor(next_block=from_block), batch=5000)
-        out: list[DecodedEvent] = []
-        head = self.w3.eth.block_number
-        while stream.cursor.next_block <= head:
-            _reorg, events = stream.poll()
-            out += [e for e in events if event_job(e)[0] == job_id]
-        return out
+    def _job_events(self, job_id: int, from_block: int, names: Sequence[str]) -> list[RawEvent]:
+        """The job's ``names`` events from ``from_block`` (its posting) to the head: one pass over the logs of
+        those event types, decoded only for this job (see :mod:`oracle._client_scan`)."""
+        return job_events(self.w3, self.market.address, job_id, names, from_block, int(self.w3.eth.block_number))
 
     def _tracker(self, job_id: int) -> tuple[Tracker, dict[str, Any], int]:
+        """Every task's state, from one pass over the job's events (a whole job: for per-task views)."""
         posted, block = self._posted(job_id)
         view = JobView.from_event(posted)
         t = Tracker(job_id=job_id, total=view.num_tasks, replication=view.replication)
-        for ev in self._job_events(job_id, block):
-            t.apply(ev)
+        names = [n for n in JOB_EVENTS if hasattr(Tracker, f"_on_{n}")]
+        for ev in self._job_events(job_id, block, names):
+            t.fold(ev.name, ev.args)
         return t, posted, block
+
+    def _cancelled(self, job_id: int, from_block: int) -> list[tuple[int, int]]:
+        """The job's cancelled ranges (first index, count): its TasksCancelled events, found by their jobId."""
+        out = []
+        for log in raw_logs(self.w3, self.market.address, ["TasksCancelled"], from_block,
+                            int(self.w3.eth.block_number), topic1="0x" + job_id.to_bytes(32, "big").hex()):
+            ev = decode(log)
+            if ev is not None:
+                out.append((int(ev.args["firstIndex"]), int(ev.args["count"])))
+        return out
+
+    # -- summaries and pages ------------------------------------------------------------------------
+    def job_summary(self, job_id: int) -> JobSummary:
+        """Where the job stands, in time that does not depend on its size: the indexer's job row when an indexer
+        is configured, else the chain's counters (``getJob``, ``jobEscrow``) plus the job's cancellations and
+        the TaskFailed events since its posting (rare: they say which tasks failed)."""
+        if self.indexer is not None:
+            return self._indexer_summary(job_id)
+        posted, block = self._posted(job_id)
+        v = JobView.from_event(posted)
+        raw = self.market.job(job_id)
+        closed = bool(int(raw["flags"]) & 1)
+        cancelled = sum(n for _, n in self._cancelled(job_id, block))
+        failed = sorted(JobResults.from_events(self._job_events(job_id, block, ["TaskFailed"])).failed)
+        finalized = int(raw["finished"])
+        refunded = max(0, v.num_tasks - finalized - len(failed) - cancelled) if closed else 0
+        groups = [FailureGroup(state="failed", reason=NO_RESULT["failed"], count=len(failed), first=failed[:20])]
+        groups.append(FailureGroup(state="refunded", reason=NO_RESULT["refunded"], count=refunded))
+        return JobSummary(job_id=job_id, source="chain", requester=v.requester, app_id=v.app_id, total=v.num_tasks,
+                          replication=v.replication, reward=v.reward, deadline=v.deadline, closed=closed,
+                          escrow_left=int(self.market.contract.functions.jobEscrow(job_id).call()),
+                          finalized=finalized, failed=len(failed), cancelled=cancelled, refunded=refunded,
+                          unsettled=0 if closed else v.num_tasks - int(raw["settled"]),
+                          failures=[g for g in groups if g.count])
+
+    def _indexer_summary(self, job_id: int) -> JobSummary:
+        assert self.indexer is not None
+        j = self.indexer.job(job_id)
+        running = sum(int(self.indexer.tasks(job_id, status=s, limit=1)["total"]) for s in ("running", "revealing"))
+        failed_rows = self.indexer.tasks(job_id, status="failed", limit=20)
+        total, finished, failed, cancelled = (int(j[k]) for k in ("num_tasks", "finished", "failed", "cancelled"))
+        closed = j["status"] == "closed"
+        refunded = max(0, total - finished - failed - cancelled) if closed else 0
+        groups = [FailureGroup(state="failed", reason=NO_RESULT["failed"], count=failed,
+                               first=[int(t["idx"]) for t in failed_rows["items"]]),
+                  FailureGroup(state="refunded", reason=NO_RESULT["refunded"], count=refunded)]
+        return JobSummary(job_id=job_id, source="indexer", requester=j["requester"], app_id=int(j["app_id"]),
+                          total=total, replication=int(j["replication"]), reward=int(j["reward"]),
+                          deadline=int(j["deadline"]), closed=closed, escrow_left=int(j["escrow_held"]),
+                          finalized=finished, failed=failed, cancelled=cancelled, refunded=refunded,
+                          unsettled=0 if closed else total - int(j["settled"]), claimed=int(j["claimed"]),
+                          running=running, failures=[g for g in groups if g.count])
+
+    def task_page(self, job_id: int, *, state: str | None = None, page: int = 1, per_page: int = 50) -> TaskPage:
+        """One page (from 1) of the job's per-task rows, in task order; only those in ``state`` when given.
+
+        From an indexer when one is configured (its rows: tasks appear there at their first claim). From the
+        chain, a page of every task costs one log query and one call for its tasks, whatever the job's size;
+        ``state="failed"`` or ``"cancelled"`` reads those few events; any other state needs every task's state
+        (one pass over the job's events)."""
+        if page < 1 or per_page < 1:
+            raise ClientError(f"pages are numbered from 1 and hold at least one row (page {page}, {per_page} rows)")
+        first = (page - 1) * per_page
+        if self.indexer is not None and state not in ("cancelled", "refunded"):
+            indexer_state = {"claimed": "running", "committing": "revealing"}.get(state or "", state)
+            rows = self.indexer.tasks(job_id, status=indexer_state, limit=per_page, offset=first)
+            items = [_indexer_row(r) for r in rows["items"]]
+            return TaskPage(job_id=job_id, source="indexer", state=state, page=page, per_page=per_page,
+                            total=int(rows["total"]), items=items)
+        posted, block = self._posted(job_id)
+        v = JobView.from_event(posted)
+        if state is None:
+            indexes = list(range(first, min(v.num_tasks, first + per_page)))
+            return TaskPage(job_id=job_id, source="chain", state=None, page=page, per_page=per_page,
+                            total=v.num_tasks, items=self._task_rows(job_id, v, block, indexes))
+        if state == "failed":
+            matching = sorted(JobResults.from_events(self._job_events(job_id, block, ["TaskFailed"])).failed)
+        elif state == "cancelled":
+            matching = sorted({i for start, n in self._cancelled(job_id, block) for i in range(start, start + n)})
+        else:
+            t, _, _ = self._tracker(job_id)
+            states = [r for r in (t.task_state(i) for i in range(t.total)) if r.state == state]
+            return TaskPage(job_id=job_id, source="chain", state=state, page=page, per_page=per_page,
+                            total=len(states), items=states[first:first + per_page])
+        return TaskPage(job_id=job_id, source="chain", state=state, page=page, per_page=per_page,
+                        total=len(matching),
+                        items=self._task_rows(job_id, v, block, matching[first:first + per_page]))
+
+    def _task_rows(self, job_id: int, v: JobView, block: int, indexes: list[int]) -> list[TaskState]:
+        """The state of a few tasks from the chain: their own events (one log query filtered on their ids), whether
+        each is taken (R = 1, one batched call), the job's cancellations and whether it closed."""
+        if not indexes:
+            return []
+        tids = [task_id(job_id, i) for i in indexes]
+        names = ["ResultSubmitted", "ReplicaClaimed", "ClaimExpired", "ResultRevealed", "TaskFinalized",
+                 "TaskFailed", "ClaimAbandoned", "FailureReported", "FailureConfirmed"]
+        events = [e for e in (decode(log) for log in raw_logs(
+            self.w3, self.market.address, names, block, int(self.w3.eth.block_number),
+            topic1=["0x" + t.to_bytes(32, "big").hex() for t in tids])) if e is not None]
+        results = JobResults.from_events(events)
+        claimed: dict[int, list[str]] = {}
+        revealed: set[int] = set()
+        for e in events:
+            index = int(e.args["taskId"]) & 0xFFFFFFFF
+            if e.name == "ReplicaClaimed":
+                claimed.setdefault(index, []).append(str(e.args["worker"]))
+            elif e.name in ("ClaimExpired", "ClaimAbandoned") and str(e.args["worker"]) in claimed.get(index, []):
+                claimed[index].remove(str(e.args["worker"]))
+            elif e.name == "ResultRevealed":
+                revealed.add(index)
+        taken: dict[int, bool] = {}
+        if v.replication == 1:
+            c = self.market.contract
+            answers = c.functions.multicall([c.encode_abi("isTaken", [t]) for t in tids]).call()
+            taken = {i: bool(int.from_bytes(bytes(a)[-32:], "big")) for i, a in zip(indexes, answers, strict=True)}
+        cancelled = {i for start, n in self._cancelled(job_id, block) for i in range(start, start + n)}
+        closed = bool(int(self.market.job(job_id)["flags"]) & 1)
+        rows = []
+        for i in indexes:
+            workers = results.workers.get(i) or claimed.get(i, [])
+            if i in results.digests:
+                cids = results.cids.get(i) or []
+                rows.append(TaskState(index=i, state="finalized", workers=workers, digest=results.digests[i],
+                                      cid=cids[0] if cids else None))
+            elif i in results.failed:
+                rows.append(TaskState(index=i, state="failed", workers=workers))
+            elif i in cancelled:
+                rows.append(TaskState(index=i, state="cancelled"))
+            elif closed:
+                rows.append(TaskState(index=i, state="refunded", workers=workers))
+            elif (taken.get(i) if v.replication == 1 else bool(claimed.get(i))):
+                rows.append(TaskState(index=i, state="committing" if i in revealed else "claimed", workers=workers))
+            else:
+                rows.append(TaskState(index=i, state="open", workers=workers))
+        return rows
 
     def job(self, job_id: int) -> JobStatus:
         """The job's parameters, escrow left and progress (from storage and its events)."""
@@ -683,58 +833,111 @@ class Client:
 
     # -- results ------------------------------------------------------------------------------------
     def results(self, job_id: int, dest: str | Path | None, *, indexes: Sequence[int] | None = None,
-                progress: ByteProgress | None = None, max_bytes: int = 4 << 30) -> list[TaskResult]:
+                progress: ByteProgress | None = None, max_bytes: int = 4 << 30, on_task: TaskProgress | None = None,
+                on_total: Callable[[int], None] | None = None, parallel: int = PARALLEL_DOWNLOADS
+                ) -> list[TaskResult]:
         """Download each finished task's result from IPFS, decrypt it (keyring), check it against the digest
         the chain finalized, and unpack it to ``dest/<index>/`` (``output/`` and ``logs/``).
 
-        With ``dest=None`` the results are verified only. Raises :class:`IntegrityError` on a mismatch and
-        :class:`ResultNotReady` for a requested task without a final result.
+        The job's results are found by one pass over its result events (no call per task); ``parallel`` results
+        are fetched at a time. With a ``dest``, each verified result is noted in ``dest/.tasknet-results.jsonl``
+        and a later call skips the tasks noted there with the same digest (``TaskResult.resumed``): an
+        interrupted download resumes where it stopped. ``on_total`` is told how many tasks there are, ``on_task``
+        is called as each is done (resumed ones included). With ``dest=None`` the results are verified only.
+
+        Raises :class:`IntegrityError` on a mismatch and :class:`ResultNotReady` for a requested task without a
+        final result (after every other requested task was fetched: those are kept and noted).
         """
-        t, posted, block = self._tracker(job_id)
-        status = self._status(job_id, posted, block, t.progress())
-        wanted = list(indexes) if indexes is not None else sorted(t.finalized)
+        posted, block = self._posted(job_id)
+        v = JobView.from_event(posted)
+        found = JobResults.from_events(self._job_events(job_id, block, RESULT_EVENTS))
+        wanted = list(indexes) if indexes is not None else sorted(found.digests)
         for i in wanted:
-            if not 0 <= i < t.total:
-                raise ClientError(f"job {job_id} has tasks 0..{t.total - 1}; there is no task {i}")
-            if i not in t.finalized:
-                state = t.task_state(i).state
+            if not 0 <= i < v.num_tasks:
+                raise ClientError(f"job {job_id} has tasks 0..{v.num_tasks - 1}; there is no task {i}")
+            if i not in found.digests:
+                state = self._task_rows(job_id, v, block, [i])[0].state
                 hint = (f"'tasknet job watch {job_id}' waits for it, 'tasknet job explain {job_id} --task {i}' says "
                         "why it is not done") if state in ("open", "claimed", "committing") else \
                     "it will never have one (its escrow was refunded)"
                 raise ResultNotReady(f"task {i} of job {job_id} is {state}, with no final result; {hint}")
-        app = self.app(status.app_id)
-        out: list[TaskResult] = []
+        folder = None if dest is None else Path(dest)
+        manifest = None
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            manifest = ResultManifest(folder, job_id, self.market.address)
+        out: dict[int, TaskResult] = {}
+        todo = []
+        if on_total is not None:
+            on_total(len(wanted))
         for i in wanted:
-            out.append(self._fetch(job_id, i, t.digests[i].removeprefix("0x"), t.cids.get(i, []), status, app,
-                                   None if dest is None else Path(dest), progress, max_bytes))
+            digest = found.digests[i].removeprefix("0x")
+            if manifest is not None and manifest.verified(i, digest):
+                out[i] = manifest.resumed(i)
+                if on_task is not None:
+                    on_task(out[i])
+            else:
+                todo.append(i)
+        if todo:
+            app = self.app(v.app_id)
+            out.update(self._fetch_all(job_id, todo, found, v.encryption_key, app, folder, manifest, progress,
+                                       max_bytes, on_task, parallel))
+        return [out[i] for i in wanted]
+
+    def _fetch_all(self, job_id: int, todo: list[int], found: JobResults, key: str, app: AppInfo, dest: Path | None,
+                   manifest: ResultManifest | None, progress: ByteProgress | None, max_bytes: int,
+                   on_task: TaskProgress | None, parallel: int) -> dict[int, TaskResult]:
+        """Fetch ``todo`` ``parallel`` at a time; the first failure (in task order) is raised once the fetches
+        under way ended, the others are kept (and noted in the manifest)."""
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        out: dict[int, TaskResult] = {}
+        errors: dict[int, TasknetError] = {}
+        with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="tasknet-result") as pool:
+            futures = {pool.submit(self._fetch, job_id, i, found.digests[i].removeprefix("0x"), found.cids.get(i, []),
+                                   key, app, dest, progress, max_bytes): i for i in todo}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                try:
+                    out[i] = fut.result()
+                except TasknetError as exc:
+                    errors[i] = exc
+                    for other in futures:
+                        other.cancel()  # those not started: a rerun resumes them
+                    continue
+                if manifest is not None:
+                    manifest.add(out[i])
+                if on_task is not None:
+                    on_task(out[i])
+        if errors:
+            raise errors[min(errors)]
         return out
 
     def failures(self, job_id: int) -> list[TaskFailure]:
         """The job's tasks that the chain failed (no majority at the replica cap) or refunded (the job closed
         first): they have no result. Tasks the requester cancelled are not failures. (Tasks whose app failed have a
-        result: see ``TaskResult.outcome``.)"""
-        t, _posted, _block = self._tracker(job_id)
-        reasons = {"failed": "no majority among the replicas at the replica cap; the escrow was refunded",
-                   "refunded": "not finished when the job closed; the escrow was refunded"}
-        out: list[TaskFailure] = []
-        for i in range(t.total):
-            state = t.task_state(i).state
-            if state in reasons:
-                out.append(TaskFailure(index=i, state=state, reason=reasons[state]))
-        return out
+        result: see ``TaskResult.outcome``.) From the job's result events and its cancellations, in one pass."""
+        posted, block = self._posted(job_id)
+        v = JobView.from_event(posted)
+        found = JobResults.from_events(self._job_events(job_id, block, RESULT_EVENTS))
+        out = [TaskFailure(index=i, state="failed", reason=NO_RESULT["failed"]) for i in found.failed]
+        if int(self.market.job(job_id)["flags"]) & 1:
+            settled = set(found.digests) | found.failed
+            settled |= {i for start, n in self._cancelled(job_id, block) for i in range(start, start + n)}
+            out += [TaskFailure(index=i, state="refunded", reason=NO_RESULT["refunded"])
+                    for i in range(v.num_tasks) if i not in settled]
+        return sorted(out, key=lambda f: f.index)
 
     def verify(self, job_id: int, indexes: Sequence[int] | None = None) -> list[TaskResult]:
         """Download and check results against the chain without keeping them."""
         return self.results(job_id, None, indexes=indexes)
 
-    def _fetch(self, job_id: int, index: int, digest: str, cids: list[str], status: JobStatus, app: AppInfo,
+    def _fetch(self, job_id: int, index: int, digest: str, cids: list[str], encryption_key: str, app: AppInfo,
                dest: Path | None, progress: ByteProgress | None, max_bytes: int) -> TaskResult:
         if not cids:
             raise ResultNotReady(f"task {index} of job {job_id} is finalized but no revealed CID matches its digest")
         errors: list[str] = []
         missing: list[str] = []
-        if dest is not None:  # unpack beside the destination: moving it there is then a rename, whatever its depth
-            dest.mkdir(parents=True, exist_ok=True)
         for cid in cids:
             with tempfile.TemporaryDirectory(prefix=".tasknet-result-", dir=dest) as tmp:
                 blob = Path(tmp) / "blob"
@@ -744,9 +947,9 @@ class Client:
                     missing.append(cid)
                     continue
                 archive = blob
-                if status.encryption_key:
+                if encryption_key:
                     archive = Path(tmp) / "result.tar"
-                    decrypt_file(blob, archive, self.keyring.private_key(status.encryption_key))
+                    decrypt_file(blob, archive, self.keyring.private_key(encryption_key))
                 unpacked = Path(tmp) / "unpacked"
                 try:
                     stats = unpack_result(archive, unpacked, max_bytes=max_bytes)
@@ -841,3 +1044,11 @@ class Client:
             raise ClientError(f"{value!r} is not an Ethereum address (0x followed by 40 hex digits)")
         return str(Web3.to_checksum_address(value))
 
+
+def _indexer_row(r: dict[str, Any]) -> TaskState:
+    """An indexer's task row (``/api/tasks``) as a :class:`TaskState`."""
+    state = {"running": "claimed", "revealing": "committing"}.get(str(r["status"]), str(r["status"]))
+    if state not in ("open", "claimed", "committing", "finalized", "failed", "cancelled", "refunded"):
+        state = "claimed"
+    return TaskState(index=int(r["idx"]), state=state, workers=[r["worker"]] if r.get("worker") else [],
+                     digest=r.get("result_digest"), cid=r.get("result_cid"))

@@ -112,6 +112,7 @@ class UnsafeArchive(ArchiveError):
 #       ├── KeyringError         the requester's local keyring is missing a key or unreadable
 #       ├── ResultNotReady       a task has no final result yet
 #       ├── ResultUnavailable    a final result that no reachable IPFS node provides
+#       ├── IndexerUnavailable   the indexer's API named by --indexer cannot be reached or refused the request
 #       └── WaitTimeout          a job did not finish within the time given
 
 
@@ -153,6 +154,10 @@ class ResultUnavailable(ClientError):
 
 class ResultNotReady(ClientError):
     """The task has no final result on chain yet."""
+
+
+class IndexerUnavailable(ClientError):
+    """The indexer's HTTP API (``--indexer URL``) cannot be reached or answered with an error."""
 
 
 class WaitTimeout(ClientError):

@@ -14,6 +14,39 @@ from ._artifacts import AbiList, abi
 from .protocol import split_task_id
 
 
+class ChainClock:
+    """The chain's clock, told apart from this machine's.
+
+    Protocol deadlines are block timestamps, and a chain's clock need not be the wall clock: a sequencer's may be
+    skewed, and a test chain's runs behind after a snapshot is reverted or ahead after its time is increased. The
+    offset (chain minus wall) is the median of ``timestamp - time first seen`` over the last ``window`` blocks seen
+    appear after the first one (the block found at start may have been made long ago); it starts at 0, the usual
+    case. Seeing a block late only lowers a sample, so the estimate errs by at most the poll interval, early.
+    """
+
+    def __init__(self, window: int = 16) -> None:
+        self.window = window
+        self.offset = 0.0
+        self._samples: list[float] = []
+        self._last: int | None = None
+
+    def observe(self, number: int, timestamp: int, wall: float | None = None) -> int:
+        """Record the latest block ``number`` stamped ``timestamp``; return the estimated chain time."""
+        wall = time.time() if wall is None else wall
+        if self._last is not None and number < self._last:
+            self._samples.clear()  # a reorg or a reverted snapshot: the past samples may be of another clock
+        elif self._last is not None and number > self._last:
+            self._samples = (self._samples + [timestamp - wall])[-self.window:]
+            ordered = sorted(self._samples)
+            self.offset = ordered[len(ordered) // 2]
+        self._last = number
+        return max(timestamp, int(wall + self.offset))
+
+    def now(self, wall: float | None = None) -> float:
+        """The chain's time estimated without asking it (for when the chain may be the dependency that is down)."""
+        return (time.time() if wall is None else wall) + self.offset
+
+
 class JobView(BaseModel):
     """A job as workers and requesters need it: the posted parameters plus where it stands."""
 
@@ -82,6 +115,7 @@ class Market:
         self.w3 = w3
         self.address = Web3.to_checksum_address(address)
         self.contract: Contract = w3.eth.contract(address=self.address, abi=abi("Marketplace"))
+        self.clock = ChainClock()
 
     @cached_property
     def registry(self) -> Contract:
@@ -129,10 +163,12 @@ class Market:
         return _struct(self.contract, "params")
 
     def chain_time(self) -> int:
-        """The timestamp the next block will carry, as well as it can be known: the latest block's, or the wall
-        clock when that is later (new blocks are stamped with the current time, but an idle automine chain makes
-        no block, and a test chain may run ahead of the wall clock). Deadlines and expiries are measured by it."""
-        return max(int(self.w3.eth.get_block("latest")["timestamp"]), int(time.time()))
+        """The timestamp the next block will carry, as well as it can be known (see :class:`ChainClock`): the
+        latest block's, or the chain's clock estimated from the blocks seen appear when that is later (an idle
+        automine chain makes no block, so its latest timestamp stands still while its clock runs on).
+        Deadlines and expiries are measured by it."""
+        block = self.w3.eth.get_block("latest")
+        return self.clock.observe(int(block["number"]), int(block["timestamp"]))
 
     def is_taken(self, tid: int) -> bool:
         return bool(self.contract.functions.isTaken(tid).call())

@@ -18,7 +18,7 @@ MAX_ARG_LEN = 4096
 
 
 def is_cid(value: str) -> bool:
-    return bool(CID_RE.match(value))
+    return bool(CID_RE.fullmatch(value))
 
 
 class InputRef(BaseModel):
@@ -37,7 +37,7 @@ class InputRef(BaseModel):
             return v
         if v.startswith(("http://", "https://")):
             frag = v.partition("#")[2]
-            if not frag.startswith("sha256=") or not SHA256_RE.match(frag.removeprefix("sha256=")):
+            if not frag.startswith("sha256=") or not SHA256_RE.fullmatch(frag.removeprefix("sha256=")):
                 raise ValueError(f"{v!r}: an http(s) input needs '#sha256=<64 lowercase hex>' so it can be verified")
             return v
         raise ValueError(f"{v!r}: inputs must be ipfs://CID or http(s)://...#sha256=HEX")
@@ -45,7 +45,7 @@ class InputRef(BaseModel):
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
-        if not SAFE_PATH_RE.match(v):
+        if not SAFE_PATH_RE.fullmatch(v):
             raise ValueError(f"{v!r} is not a safe relative path (letters, digits, . _ - /; no '..', no leading '/')")
         return v
 

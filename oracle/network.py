@@ -61,7 +61,7 @@ class NetworkProfile(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
+        if not NAME_RE.fullmatch(v):
             raise ValueError(f"network name {v!r} must be lowercase letters, digits, '.', '_' or '-' "
                              "(at most 64, starting with a letter or digit)")
         return v

@@ -42,7 +42,7 @@ ENV = {
     "deploy_block": "TASKNET_DEPLOY_BLOCK", "confirmations": "TASKNET_CONFIRMATIONS",
     "ipfs_api": "TASKNET_IPFS_API", "image_registry": "TASKNET_IMAGE_REGISTRY", "keystore": "TASKNET_KEYSTORE",
     "password": "TASKNET_PASSWORD", "private_key": "TASKNET_PRIVATE_KEY", "role": "TASKNET_ROLE",
-    "keyring": "TASKNET_KEYRING", "devnet_file": "TASKNET_DEVNET_FILE",
+    "keyring": "TASKNET_KEYRING", "devnet_file": "TASKNET_DEVNET_FILE", "indexer_url": "TASKNET_INDEXER_URL",
 }
 SECRET = {"password", "private_key"}
 
@@ -70,6 +70,8 @@ class Settings(BaseModel):
     role: str | None = Field(None, description="a devnet dev account (--as ROLE)")
     keyring: Path | None = None
     devnet_file: Path | None = None
+    indexer_url: str | None = Field(None, description="an indexer's HTTP API (tasknet indexer run), read by "
+                                    "'tasknet job status' instead of the chain's counters when given")
     home: Path = Field(default_factory=tasknet_home)
     sources: dict[str, Source] = Field(default_factory=dict, exclude=True)
 

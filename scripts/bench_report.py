@@ -183,6 +183,58 @@ every frame downloaded, decrypted, verified and audited.
     return r
 
 
+def scale(args: list[str]) -> dict[str, Any]:
+    """``scripts/bench_scale.py``: costs over a large bag, the requester's commands, an audit, an idle worker with a
+    long history (issue #22)."""
+    args = [a for a in args if a != "--json"]  # the JSON line is always printed
+    r = run_json("bench_scale.py", args)
+    full = r["tasks"] >= 10_000
+    size = "" if full else (f" **Run smaller than the target** ({r['tasks']:,} tasks, windows of {r['window']:,}): the "
+                            "figures are indicative only.")
+    f, la = r["first"], r["last"]
+    js, rg, q = r["job_status_runs_s"], r["result_get_ms_per_task_runs"], r["idle_cpu_pct_quarters"]
+    md = f"""## Scale (issue #22)
+
+Command: `{' '.join(['scripts/bench', 'scale', *args])}`. Machine: {machine()}. Load average (1/5/15 min) before:
+{' '.join(map(str, r['load_before']))}, after: {' '.join(map(str, r['load_after']))} (the machine is shared).{size}
+A private devnet as `tasknet up` starts it (anvil automine with the long-run options of `tasknet/_devnet.py`, kubo,
+the local Docker engine). A bag of {r['tasks']:,} trivial R = 1 tasks run by 4 `tasknet worker run` processes
+(max_concurrent 2 each) in {r['bag_wall_s']} s ({r['tasks_per_s']} tasks/s); then the requester's commands on it;
+then a job of {r['audit_job_tasks']:,} tasks audited; then a worker whose journal holds
+{r['idle_journal_records']:,} finished tasks (a schema-1 journal, migrated when the daemon opened it) and no open job.
+One run (the bag takes half an hour); medians and min–max where a measure was repeated. The "before" column is the
+issue's own measurements (8,000-task bag, same machine).
+
+| measure | Tasknet | target | before |
+| --- | ---: | ---: | ---: |
+| worker CPU per task, first {r['window']:,} tasks of the bag (4 workers together) | {r['cpu_ms_first_1k']} ms | — | 77 ms |
+| worker CPU per task, last {r['window']:,} tasks | **{r['cpu_ms_last_1k']} ms** | ≈ the first | 194 ms |
+| anvil CPU per transaction, first / last {r['window']:,} tasks ({f['txs']:,} / {la['txs']:,} transactions) | {r['anvil_cpu_ms_per_tx_first']} / **{r['anvil_cpu_ms_per_tx_last']}** ms | last ≤ 2 × first | grew tenfold |
+| anvil resident memory after the first / last window | {f['anvil_rss_mb']} / {la['anvil_rss_mb']} MB | — | 99 → 351 MB |
+| idle worker, {r['idle_journal_records']:,} finished tasks in its journal, no open job ({r['idle_seconds']} s, from /proc) | **{r['idle_cpu_pct_100k']} %** of a core (quarters {q['min']}–{q['max']} %) | < 1 % | 24.5 % (3,146 records) |
+| its start (journal migrated, registered) / journal on disk | {r['idle_start_s']} s / {r['idle_journal_mb']} MB | — | — |
+| `tasknet job status` (summary, the whole command: Python start-up included; median of 3) | **{r['job_status_s']} s** (runs {js['min']}–{js['max']} s; the SDK call {r['job_status_sdk_s']} s) | ≤ 2 s | 11.5 s |
+| `result get`, resumed (all verified already): cost beyond the downloads, per task (median of 3) | **{r['result_get_ms_per_task']} ms** ({rg['min']}–{rg['max']}) | ≤ 1 ms | 3.75 ms (30 s / 8,000, downloads included) |
+| `result get`, first run, downloads included (4 at a time), per task | {r['result_get_full_ms_per_task']} ms | — | 3.75 ms |
+| `tasknet audit job --json`, {r['audit_tasks']:,} tasks, results from the local kubo | **{r['audit_s_2k']} s** (passed: {r['audit_passed']}) | ≤ 60 s | no answer in 300 s |
+| results submitted alone in a transaction (share of results) | {r['solo_submit_share']} | — | — |
+| workers' transactions that reverted (share) | {r['revert_share']} ({r['worker_txs_reverted']} of {r['worker_txs']:,}) | — | — |
+| gas per task (every worker transaction and the posting ÷ tasks) | {r['gas_per_task']:,} | — | — |
+
+What the figures owe (issue #22): the worker's journal keeps live tasks apart from finished ones (compacted, counted
+in exact totals, dropped after `journal_retention_s`), its saved view holds open jobs only with taken indexes as
+ranges, and nothing in its poll path reads finished records; an idle worker polls every `idle_poll_interval`.
+`job status` reads the chain's counters (or an indexer), `result get` one pass over the job's result events and a
+manifest of verified digests, an audit one pass over the job's events with each transaction's calldata read once and
+its tasks checked 4 at a time. anvil runs `--hardfork cancun --prune-history 64`: anvil 1.7.1 recomputes every
+storage trie from scratch after each block, counting every slot ever written (cleared ones included: a finished
+lease leaves one), so with automine its cost per transaction still grows with the number of tasks run; Prague's
+EIP-2935 history contract added one more slot per block, which `cancun` (the contracts' EVM version) removes.
+"""
+    write_section("scale", md)
+    return r
+
+
 if __name__ == "__main__":
     what, rest = sys.argv[1], sys.argv[2:]
-    print(json.dumps({"worker": worker, "indexer": indexer, "demo": demo}[what](rest)))
+    print(json.dumps({"worker": worker, "indexer": indexer, "demo": demo, "scale": scale}[what](rest)))

@@ -3,6 +3,14 @@
 // one Truffle-format artifact per contract into oracle/artifacts/ (shipped inside the Python package,
 // so workers and the indexer never need node at run time).
 //
+// A contract that calls external library functions (the Marketplace: ReplicaLogic, AccountLogic) cannot be
+// deployed before those libraries are. Its artifact says where their addresses go, as Truffle and Hardhat do:
+//   linkReferences / deployedLinkReferences   solc's own: {sourceName: {libraryName: [{start, length}]}},
+//                                             byte offsets into bytecode / deployedBytecode
+//   bytecode / deployedBytecode               unlinked, with Truffle's placeholder at each of those offsets:
+//                                             "__ReplicaLogic" padded with "_" to 40 characters
+// so @truffle/contract's link() (by name), Hardhat-style linkers and oracle.deploy_all (by offset) all link it.
+//
 //   node scripts/compile.js           compile and (re)write the artifacts
 //   node scripts/compile.js --check   compile in memory; exit 1 if any artifact on disk differs (stale)
 'use strict';
@@ -21,8 +29,9 @@ const SETTINGS = {
   evmVersion: 'cancun',
   outputSelection: {
     '*': {
-      '*': ['abi', 'evm.bytecode.object', 'evm.bytecode.sourceMap', 'evm.deployedBytecode.object',
-        'evm.deployedBytecode.sourceMap', 'evm.methodIdentifiers', 'devdoc', 'userdoc'],
+      '*': ['abi', 'evm.bytecode.object', 'evm.bytecode.sourceMap', 'evm.bytecode.linkReferences',
+        'evm.deployedBytecode.object', 'evm.deployedBytecode.sourceMap', 'evm.deployedBytecode.linkReferences',
+        'evm.methodIdentifiers', 'devdoc', 'userdoc'],
     },
   },
 };
@@ -43,6 +52,26 @@ function findImport(p) {
     if (fs.existsSync(c)) return { contents: fs.readFileSync(c, 'utf8') };
   }
   return { error: `import not found: ${p} (run 'npm ci' to install @openzeppelin/contracts)` };
+}
+
+// solc leaves "__$<34 hex of keccak(fully qualified name)>$__" where a library's address goes; Truffle's
+// link() looks for "__<library name>___…" (40 characters, the name cut to 38 as Truffle's own compiler does).
+function truffleBytecode(object, linkReferences, what) {
+  let hex = object;
+  for (const libraries of Object.values(linkReferences)) {
+    for (const [library, refs] of Object.entries(libraries)) {
+      for (const { start, length } of refs) {
+        const chars = 2 * length;
+        const placeholder = ('__' + library.slice(0, chars - 2)).padEnd(chars, '_');
+        hex = hex.slice(0, 2 * start) + placeholder + hex.slice(2 * (start + length));
+      }
+    }
+  }
+  if (hex.includes('$')) {
+    console.error(`compile: ${what} has a library placeholder solc did not list in its linkReferences`);
+    process.exit(1);
+  }
+  return '0x' + hex;
 }
 
 function main() {
@@ -80,8 +109,11 @@ function main() {
         contractName: name,
         sourceName: source,
         abi: c.abi,
-        bytecode: '0x' + c.evm.bytecode.object,
-        deployedBytecode: '0x' + c.evm.deployedBytecode.object,
+        bytecode: truffleBytecode(c.evm.bytecode.object, c.evm.bytecode.linkReferences, `${name}'s bytecode`),
+        deployedBytecode: truffleBytecode(c.evm.deployedBytecode.object, c.evm.deployedBytecode.linkReferences,
+          `${name}'s deployedBytecode`),
+        linkReferences: c.evm.bytecode.linkReferences,
+        deployedLinkReferences: c.evm.deployedBytecode.linkReferences,
         sourceMap: c.evm.bytecode.sourceMap,
         deployedSourceMap: c.evm.deployedBytecode.sourceMap,
         methodIdentifiers: c.evm.methodIdentifiers,

@@ -89,7 +89,7 @@ def connection_options(f: F) -> F:
 
 
 CONN_KEYS = ("network", "devnet_file", "role", "rpc_url", "marketplace", "ipfs_api", "keystore", "private_key",
-             "image_registry", "keyring", "deploy_block")
+             "image_registry", "keyring", "deploy_block", "indexer_url")
 
 
 def conn_settings(kw: dict[str, Any]) -> Settings:
@@ -467,11 +467,17 @@ HELP_JOB_LIST = """List jobs posted by this account (or --requester ADDRESS).
 Example:
   tasknet job list --json
 """
-HELP_STATUS = """Show a job and the state of each of its tasks.
+HELP_STATUS = """Show where a job stands: tasks finalized, failed (with the reason), cancelled, refunded and
+still to settle, its escrow and progress. The summary reads the chain's counters (or an indexer's job row with
+--indexer), so it takes the same time for ten tasks or ten thousand. Per-task rows come a page at a time:
+--tasks (every task, in order), --state STATE (those in one state), --page N.
 
 \b
 Example:
-  tasknet job status 7 --json
+  tasknet job status 7
+  tasknet job status 7 --state failed
+  tasknet job status 7 --tasks --page 3 --json
+  tasknet job status 7 --indexer http://127.0.0.1:8700
 """
 
 
@@ -661,30 +667,73 @@ def job_list(client: Client, requester: str | None, as_json: bool) -> None:
     out.print(table)
 
 
+#: tasks listed one per line by 'result get' (beyond, its summary line only: --json lists every one)
+MAX_ROWS = 50
+TASK_STATES = ("open", "claimed", "committing", "finalized", "failed", "cancelled", "refunded")
+
+
 @job.command("status", help=HELP_STATUS)
 @click.argument("job_id", type=int)
+@click.option("--tasks", "show_tasks", is_flag=True, help="also list the tasks, a page at a time")
+@click.option("--state", type=click.Choice(TASK_STATES), default=None, help="list the tasks in this state")
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True, help="page of task rows")
+@click.option("--per-page", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--indexer", "indexer_url", default=None, metavar="URL",
+              help="read the job from this indexer's API (env TASKNET_INDEXER_URL) instead of the chain's counters")
 @json_option
 @with_client("requester")
-def job_status(client: Client, job_id: int, as_json: bool) -> None:
-    j = client.job(job_id)
-    tasks = client.tasks(job_id)
+def job_status(client: Client, job_id: int, show_tasks: bool, state: str | None, page: int, per_page: int,
+               as_json: bool) -> None:
+    summary = client.job_summary(job_id)
+    rows = client.task_page(job_id, state=state, page=page, per_page=per_page) \
+        if show_tasks or state is not None else None
     if as_json:
-        emit_json({"job": j.model_dump(mode="json"), "tasks": [t.model_dump(mode="json") for t in tasks]})
+        doc: dict[str, Any] = {"job": summary.model_dump(mode="json") | {"progress": round(summary.progress, 4)}}
+        if rows is not None:
+            doc["tasks"] = [t.model_dump(mode="json") for t in rows.items]
+            doc["page"] = rows.model_dump(mode="json", exclude={"items"})
+        emit_json(doc)
         return
-    out.print(f"job {j.job_id}: app {j.app_id}, {j.num_tasks} task(s) × {j.replication}, reward {tokens(j.reward)}, "
-              f"deadline {j.deadline}, inputs {j.inputs_cid}, escrow left {tokens(j.escrow_left)}"
-              + (", closed" if j.closed else ""))
-    table = Table("task", "state", "workers", "digest", "cid")
-    for t in tasks:
-        table.add_row(str(t.index), t.state, ", ".join(t.workers) or "-", t.digest or "-", t.cid or "-")
-    out.print(table)
+    _print_summary(summary)
+    if rows is not None:
+        pages = max(1, -(-rows.total // rows.per_page))
+        table = Table("task", "state", "workers", "digest", "cid",
+                      title=f"tasks{f' ({state})' if state else ''}: page {rows.page} of {pages}, {rows.total} row(s)",
+                      title_justify="left")
+        for t in rows.items:
+            table.add_row(str(t.index), t.state, ", ".join(t.workers) or "-", t.digest or "-", t.cid or "-")
+        out.print(table)
+        if rows.page < pages:
+            out.print(f"next: --page {rows.page + 1}", highlight=False)
+
+
+def _print_summary(s: Any) -> None:
+    out.print(f"job {s.job_id}: app {s.app_id}, {s.total} task(s) × {s.replication}, reward {tokens(s.reward)}, "
+              f"deadline {s.deadline}, escrow left {tokens(s.escrow_left)}, {'closed' if s.closed else 'open'} "
+              f"(from the {s.source})", highlight=False)
+    width = 30
+    done = round(width * s.progress)
+    counts = [f"{s.finalized} finalized", f"{s.failed} failed", f"{s.cancelled} cancelled"]
+    if s.refunded:
+        counts.append(f"{s.refunded} refunded")
+    counts.append(f"{s.unsettled} to settle")
+    if s.running is not None:
+        counts.append(f"{s.running} running")
+    out.print(f"[green]{'█' * done}[/][dim]{'░' * (width - done)}[/] {100 * s.progress:.1f}% settled: "
+              + ", ".join(counts), highlight=False)
+    for g in s.failures:
+        first = f" (tasks {', '.join(map(str, g.first))}{', …' if g.count > len(g.first) else ''})" if g.first else ""
+        out.print(f"  [red]{g.count} {g.state}[/]: {g.reason}{first}", highlight=False)
+    if s.failures:
+        out.print(f"  list them with --state {s.failures[0].state}", highlight=False)
 
 
 # -- result --------------------------------------------------------------------------------------------
 HELP_RESULT = "Results: download, decrypt, check against the chain's digest, unpack."
 HELP_GET = """Download the finished tasks' results (or --task ones) from IPFS, decrypt them with your
 keyring, check each against the digest the chain finalized, and unpack them to OUT/<index>/ (output/ and logs/).
-Exit 1 if any result does not match.
+A few are fetched at a time (--parallel). Each verified result is noted in OUT/.tasknet-results.jsonl: run the
+command again after an interruption and it fetches only what is missing. Exit 1 if any result does not match.
 
 \b
 Example:
@@ -713,36 +762,59 @@ def download_progress() -> Iterator[Callable[[int], None]]:
         yield lambda n: p.update(task, advance=n)
 
 
+@contextmanager
+def results_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Any], None], Callable[[int], None]]]:
+    """A bar of tasks done (resumed ones included) with the bytes downloaded: (bytes, task done, set total)."""
+    with Progress(TextColumn("results"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[resumed]}"),
+                  DownloadColumn(), TransferSpeedColumn(), console=err, transient=True,
+                  disable=not err.is_terminal) as p:
+        bar = p.add_task("results", total=None, resumed="")
+        downloaded = p.add_task("bytes", total=None, visible=False)
+        resumed = 0
+
+        def task_done(r: Any) -> None:
+            nonlocal resumed
+            resumed += 1 if r.resumed else 0
+            p.update(bar, advance=1, resumed=f"({resumed} already here)" if resumed else "")
+
+        yield (lambda n: p.update(downloaded, advance=n)), task_done, (lambda n: p.update(bar, total=n))
+
+
 @result.command("get", help=HELP_GET)
 @click.argument("job_id", type=int)
 @click.argument("out_dir", metavar="OUT", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--task", "indexes", type=int, multiple=True, help="task index (repeatable; default all finished)")
 @click.option("--out", "out_option", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="the folder to unpack into (the same as OUT)")
+@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="results downloaded at once")
 @json_option
 @with_client("requester")
 def result_get(client: Client, job_id: int, out_dir: Path | None, indexes: tuple[int, ...], out_option: Path | None,
-               as_json: bool) -> None:
+               parallel: int, as_json: bool) -> None:
     if out_dir is not None and out_option is not None and out_dir != out_option:
         raise click.UsageError(f"two output folders given ({out_dir} and --out {out_option}); give one")
     dest = out_dir or out_option
     if dest is None:
         raise click.UsageError("where should the results go? give a folder: 'tasknet result get JOB_ID OUT'")
-    with download_progress() as step:
-        results = client.results(job_id, dest, indexes=list(indexes) or None, progress=step)
+    with results_progress() as (step, done, total):
+        results = client.results(job_id, dest, indexes=list(indexes) or None, progress=step, on_task=done,
+                                 on_total=total, parallel=parallel)
     failures = _failures(client, job_id, results, indexes)
+    resumed = sum(1 for r in results if r.resumed)
     if as_json:
-        emit_json({"results": [r for r in results if r.outcome == "ok"], "failed": failures})
+        emit_json({"results": [r for r in results if r.outcome == "ok"], "failed": failures, "resumed": resumed})
     else:
         ok = [r for r in results if r.outcome == "ok"]
-        if ok:
+        if 0 < len(ok) <= MAX_ROWS:
             table = Table("task", "digest", "checked against", "files", "bytes", "folder")
             for r in ok:
                 table.add_row(str(r.index), r.digest[:16] + "…", r.digest_source, str(r.files), str(r.bytes),
                               str(r.path))
             out.print(table)
         _print_skipped(results)
-        out.print(f"{len(ok)} result(s) verified and unpacked under {dest}")
+        out.print(f"{len(ok)} result(s) verified and unpacked under {dest}"
+                  + (f" ({resumed} already there from an earlier run)" if resumed else ""))
         _print_failures(failures)
     if failures:
         sys.exit(EXIT_FAILED)

@@ -197,18 +197,27 @@ def register(cli: click.Group) -> None:
         market = Market(w3, s.marketplace)
         me = s.account(int(w3.eth.chain_id)).address
         info = market.worker(me)
-        records = Journal(s.state_dir / "journal.db").all() if (s.state_dir / "journal.db").exists() else []
+        summary = None
+        slurm_jobs: dict[str, dict[str, Any]] = {}
+        if (s.state_dir / "journal.db").exists():
+            journal = Journal(s.state_dir / "journal.db")
+            summary = journal.summary()  # totals and live tasks: no finished record is read
+            # executor 'slurm': the Slurm job (and node) of each task still running on the cluster
+            slurm_jobs = {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
+                          for r in journal.unfinished() if r.step < Step.UPLOADED and r.data.get("slurm_job")}
+            journal.close()
         cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
             if (s.state_dir / "cache").exists() else 0
         doc = {
             "address": me, "registered": bool(info["flags"] & 1), "banned": bool(info["flags"] & 2),
             "stake": int(info["stake"]), "locked": int(info["locked"]), "reputation": int(info["reputation"]),
             "slashes": int(info["slashes"]), "balance": market.balance(me),
-            "earned": sum(int(r.data.get("earned") or 0) for r in records),
-            "tasks": {step.name.lower(): sum(1 for r in records if r.step == step) for step in Step},
-            "running": [r.task_key for r in records if not r.finished],
-            "slurm_jobs": {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
-                           for r in records if not r.finished and r.step < Step.UPLOADED and r.data.get("slurm_job")},
+            "earned": summary.earned if summary else 0,
+            "tasks": {step.name.lower(): summary.steps[step] if summary else 0 for step in Step},
+            "running": summary.live if summary else [],
+            "records": {"finished_kept": summary.finished_kept if summary else 0,
+                        "finished_dropped": summary.dropped if summary else 0},
+            "slurm_jobs": slurm_jobs,
             "cache_bytes": cache_bytes,
         }
         if as_json:

@@ -149,12 +149,35 @@ def wait_until(check: Callable[[], bool], info: ComponentInfo, what: str, timeou
 
 
 # --- components ---------------------------------------------------------------------------------------
+#: anvil options that keep a long-running devnet fast and its memory bounded (issue #22), each unless
+#: ``extra_args`` gives its own:
+#:
+#: * ``--hardfork cancun``: the EVM version the contracts are compiled for (scripts/compile.js). From Prague on,
+#:   every block writes its parent's hash into the EIP-2935 history contract's storage (a ring of 8,191 slots), and
+#:   anvil 1.7 rebuilds the storage tries of the whole state after every block: with automine (a block per
+#:   transaction) that alone made each transaction's cost grow with the number of blocks mined so far.
+#: * ``--prune-history 64``: keep the states of the last 64 blocks in memory and none on disk, instead of every
+#:   state (in memory, then serialised to a disk cache as blocks are mined). Deep enough for the reorgs the
+#:   indexer and the worker follow (their finality depth is 64) and for ``anvil_reorg`` in tests; older blocks,
+#:   transactions, receipts and logs are all kept (only ``eth_call`` at a block older than 64 is refused).
+#:   ``evm_snapshot``/``evm_revert`` keep their own copies and work at any depth.
+#:
+#: Not used: ``--transaction-block-keeper`` drops old blocks' transactions and logs (requesters, workers, the
+#: indexer and the auditor read events from the deploy block on), ``--max-persisted-states 0`` keeps every state in
+#: memory instead.
+ANVIL_LONG_RUN_ARGS = {"--hardfork": "cancun", "--prune-history": "64"}
+
+
 def start_anvil(state_dir: Path, port: int, *, block_time: float | None = None, chain_id: int = 31337,
-                mnemonic: str = DEV_MNEMONIC, extra_args: Sequence[str] = ()) -> tuple[ComponentInfo, str]:
-    """Start anvil on 127.0.0.1:``port`` (``extra_args``: more anvil options, e.g. ``--hardfork berlin``)."""
+                mnemonic: str = DEV_MNEMONIC, extra_args: Sequence[str] = (), long_run_args: bool = True
+                ) -> tuple[ComponentInfo, str]:
+    """Start anvil on 127.0.0.1:``port`` (``extra_args``: more anvil options, e.g. ``--hardfork berlin``; they
+    replace the :data:`ANVIL_LONG_RUN_ARGS` of the same name; ``long_run_args=False``: anvil's own defaults)."""
     check_port_free(port, "anvil", "--rpc-port")
+    defaults = [x for k, v in ANVIL_LONG_RUN_ARGS.items() if k not in extra_args for x in (k, v)] \
+        if long_run_args else []
     cmd = [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id),
-           "--mnemonic", mnemonic, "--accounts", "10", "--balance", "10000", "--silent", *extra_args]
+           "--mnemonic", mnemonic, "--accounts", "10", "--balance", "10000", "--silent", *defaults, *extra_args]
     if block_time:
         cmd += ["--block-time", str(block_time)]
     info = spawn(cmd, state_dir / "logs" / "anvil.log")
@@ -174,16 +197,17 @@ def rpc_healthy(url: str) -> str | None:
         return f"JSON-RPC at {url} does not answer ({exc.__class__.__name__}: {exc})"
 
 
-def start_kubo(state_dir: Path, api_port: int, gateway_port: int, swarm_port: int | None = None
-               ) -> tuple[ComponentInfo, str, str]:
+def start_kubo(state_dir: Path, api_port: int, gateway_port: int, swarm_port: int | None = None,
+               api_origins: Sequence[str] = ()) -> tuple[ComponentInfo, str, str]:
     """A kubo repo under ``state_dir/ipfs``, its daemon online on loopback with no public bootstrap (other nodes
-    on this machine, or in its network namespaces, can join it by its swarm address: see :func:`kubo_swarm`)."""
+    on this machine, or in its network namespaces, can join it by its swarm address: see :func:`kubo_swarm`).
+    ``api_origins``: browser pages allowed to call its RPC API (CORS), e.g. a Dapp page that uploads inputs."""
     from . import _kubo
 
     check_port_free(api_port, "the IPFS API", "--ipfs-port")
     check_port_free(gateway_port, "the IPFS gateway", "--ipfs-gateway-port")
     node = _kubo.start(state_dir / "ipfs", state_dir / "logs" / "kubo.log", api_port=api_port,
-                       gateway_port=gateway_port, swarm_port=swarm_port)
+                       gateway_port=gateway_port, swarm_port=swarm_port, api_origins=api_origins)
     return node.info, node.api, node.gateway
 
 
@@ -281,6 +305,7 @@ class UpOptions(BaseModel):
     registry_port: int | None = None
     block_time: float | None = None
     chain_id: int = 31337
+    ipfs_api_origins: list[str] = []  # browser pages allowed to call the kubo RPC API (CORS), e.g. a Dapp page
 
 
 def devnet_file_state(path: Path) -> tuple[DevnetInfo | None, list[str]]:
@@ -318,7 +343,8 @@ def up(opts: UpOptions, devnet_file: Path | None = None, progress: Callable[[str
                                                 chain_id=opts.chain_id)
         progress("kubo")
         started["kubo"], ipfs_api, gateway = start_kubo(state_dir, opts.ipfs_port or free_port(),
-                                                        opts.ipfs_gateway_port or free_port())
+                                                        opts.ipfs_gateway_port or free_port(),
+                                                        api_origins=opts.ipfs_api_origins)
         progress("registry")
         started["registry"], registry = start_registry(state_dir, opts.registry_port or free_port())
         progress("contracts")
@@ -385,11 +411,31 @@ def set_devnet_params(w3: Web3, marketplace: str, owner: LocalAccount) -> None:
 
 
 def write_network_artifacts(out: Path, chain_id: int, contracts: dict[str, str]) -> None:
-    """Truffle artifacts with ``networks[chainId].address`` filled, for JavaScript frontends."""
+    """Truffle artifacts of the deployed ``contracts`` (name -> address) for JavaScript frontends and tools.
+
+    Each has ``networks[chainId].address``; a contract that calls libraries (the marketplace) also has
+    ``networks[chainId].links`` (library name -> address, Truffle's format) and its ``bytecode`` and
+    ``deployedBytecode`` linked to those libraries, as deployed on this chain: ``@truffle/contract`` deploys
+    or loads it as it is, and tools that refuse unlinked bytecode (Foundry's ``cast interface``) read it.
+    ``linkReferences`` stay, so a Hardhat-style linker can still point it at other libraries.
+    """
+    from oracle import link_bytecode
+
     out.mkdir(parents=True, exist_ok=True)
     for name, address in contracts.items():
         art = dict(load_artifact(name))
-        art["networks"] = {str(chain_id): {"address": address}}
+        network: dict[str, object] = {"address": address}
+        refs = art.get("linkReferences", {})
+        if refs:
+            libraries = {f"{source}:{lib}": contracts.get(lib, "") for source, libs in refs.items() for lib in libs}
+            if not all(libraries.values()):
+                raise DevnetError(f"{name} links {sorted(libraries)} but the deployment has no address for "
+                                  f"{sorted(fq for fq, a in libraries.items() if not a)}; deploy them with it")
+            network["links"] = {fq.rpartition(":")[2]: a for fq, a in libraries.items()}
+            art["bytecode"] = link_bytecode(art["bytecode"], libraries, refs)
+            art["deployedBytecode"] = link_bytecode(art["deployedBytecode"], libraries,
+                                                    art.get("deployedLinkReferences", {}))
+        art["networks"] = {str(chain_id): network}
         (out / f"{name}.json").write_text(json.dumps(art, indent=2))
 
 

@@ -33,9 +33,10 @@ class KuboNode:
 
 
 def init_repo(repo: Path, *, host: str, api_port: int, gateway_port: int, swarm_port: int,
-              peers: Sequence[str] = (), swarm_key: str | None = None) -> None:
+              peers: Sequence[str] = (), swarm_key: str | None = None, api_origins: Sequence[str] = ()) -> None:
     """Create (once) and configure a kubo repo: API, gateway and swarm on ``host``, the given ``peers`` kept
-    connected, a private network when ``swarm_key`` (64 hex digits) is given."""
+    connected, a private network when ``swarm_key`` (64 hex digits) is given. ``api_origins``: web pages (e.g.
+    ``http://127.0.0.1:8000``, a Dapp page) allowed to call the RPC API from a browser (CORS); none by default."""
     ipfs = _devnet.find_ipfs()
     env = {**os.environ, "IPFS_PATH": str(repo)}
     if not (repo / "config").exists():
@@ -56,6 +57,12 @@ def init_repo(repo: Path, *, host: str, api_port: int, gateway_port: int, swarm_
     config["Swarm"]["RelayClient"] = {"Enabled": False}
     config["Swarm"]["RelayService"] = {"Enabled": False}
     config["Peering"] = {"Peers": [_peer_entry(p) for p in peers]}
+    headers = config["API"].setdefault("HTTPHeaders", {})
+    if api_origins:
+        headers.update({"Access-Control-Allow-Origin": list(api_origins), "Access-Control-Allow-Methods": ["POST"]})
+    else:
+        headers.pop("Access-Control-Allow-Origin", None)
+        headers.pop("Access-Control-Allow-Methods", None)
     path.write_text(json.dumps(config, indent=2))
     key = repo / "swarm.key"
     if swarm_key:
@@ -75,14 +82,14 @@ def _peer_entry(multiaddr: str) -> dict[str, object]:
 
 def start(repo: Path, log: Path, *, host: str = "127.0.0.1", api_port: int | None = None,
           gateway_port: int | None = None, swarm_port: int | None = None, peers: Sequence[str] = (),
-          swarm_key: str | None = None, netns: str | None = None) -> KuboNode:
+          swarm_key: str | None = None, netns: str | None = None, api_origins: Sequence[str] = ()) -> KuboNode:
     """Configure ``repo`` and start ``ipfs daemon`` online on it (inside network namespace ``netns`` when given).
     Free ports are picked when none are given (loopback only: in a namespace, pass them)."""
     api_port = api_port or _devnet.free_port()
     gateway_port = gateway_port or _devnet.free_port()
     swarm_port = swarm_port or _devnet.free_port()
     init_repo(repo, host=host, api_port=api_port, gateway_port=gateway_port, swarm_port=swarm_port, peers=peers,
-              swarm_key=swarm_key)
+              swarm_key=swarm_key, api_origins=api_origins)
     cmd = [_devnet.find_ipfs(), "daemon"]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]

@@ -103,14 +103,17 @@ def daemon_logging() -> None:
 @click.option("--ipfs-gateway-port", type=int, default=None, help="kubo gateway port (default: a free one)")
 @click.option("--registry-port", type=int, default=None, help="image registry port (default: a free one)")
 @click.option("--block-time", type=float, default=None, help="seconds per block (default: automine)")
+@click.option("--ipfs-api-origin", "ipfs_api_origins", multiple=True, metavar="ORIGIN",
+              help="a web page allowed to call the kubo RPC API from a browser (CORS), e.g. the Dapp example's "
+                   "http://127.0.0.1:8000; repeatable")
 def up(devnet_file: Path | None, rpc_port: int, ipfs_port: int | None, ipfs_gateway_port: int | None,
-       registry_port: int | None, block_time: float | None) -> None:
+       registry_port: int | None, block_time: float | None, ipfs_api_origins: tuple[str, ...]) -> None:
     from ._devnet import UpOptions
     from ._devnet import up as devnet_up
 
     t0 = time.monotonic()
     opts = UpOptions(rpc_port=rpc_port, ipfs_port=ipfs_port, ipfs_gateway_port=ipfs_gateway_port,
-                     registry_port=registry_port, block_time=block_time)
+                     registry_port=registry_port, block_time=block_time, ipfs_api_origins=list(ipfs_api_origins))
     with console.status("starting the devnet") as st:
         info = devnet_up(opts, devnet_file, progress=lambda s: st.update(f"starting the devnet: {s}"))
     out.print(f"devnet up in {time.monotonic() - t0:.1f} s: chain {info.rpc_url} (id {info.chain_id}), "

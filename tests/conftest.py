@@ -15,6 +15,7 @@ Fixtures:
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,11 @@ def w3(anvil: Anvil, _deployed: dict[str, str]) -> Iterator[Web3]:
         yield anvil.w3
     finally:
         anvil.w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+        # anvil's revert also rewinds its clock to the snapshot's block: put it back on the wall clock, as a
+        # real chain's is (else every test's duration accumulates as a lag; tests/integration/test_worker.py
+        # has its own test of a chain whose clock is behind)
+        latest = int(anvil.w3.eth.get_block("latest")["timestamp"])
+        anvil.w3.provider.make_request("anvil_setTime", [max(int(time.time()), latest + 1)])  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -65,6 +65,10 @@ ON_CHAIN_WAIT = (Step.SUBMITTED, Step.COMMITTED, Step.REVEALED, Step.ABANDONING)
 CLAIM_CANDIDATES = 16
 #: seconds added to a job's observed run time before joining a replicated task whose commit window is open
 JOIN_MARGIN_S = 15
+#: a job this long past its deadline (and not seen closing) is dropped from the view: nothing of it can be claimed
+EXPIRED_JOB_GRACE_S = 3600.0
+#: seconds between two rounds of housekeeping (leftover containers, unpinning, dropping old finished records)
+HOUSEKEEPING_S = 15.0
 #: a task whose dependency is down is given back when its claim would expire within this margin of the next retry
 ABANDON_MARGIN_S = 30
 LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
@@ -142,8 +146,16 @@ class Worker:
         if saved is not None and saved.get("market") == self.market.address:
             self.stream.cursor = StreamCursor.model_validate(saved["cursor"])
             self.view = MarketView.model_validate(saved["view"])
+            # a view saved before it held open jobs only: forget the closed ones, noting them for unpinning
+            closed = [j for j, job in self.view.jobs.items() if job.closed]
+            for j in closed:
+                self.view.forget(j)
+            self.journal.job_closed(closed)
 
     def _save(self) -> None:
+        """Save the cursor with the view (open jobs only: a job long past its deadline is dropped first)."""
+        expired = self.view.forget_expired(self.market.clock.now(), EXPIRED_JOB_GRACE_S)  # deadlines are chain time
+        self.journal.job_closed(expired)  # over for good: its results may be unpinned after the retention
         self.journal.set_value("stream", {"market": self.market.address, "cursor": self.stream.cursor.model_dump(),
                                           "view": self.view.model_dump(mode="json")})
 
@@ -235,6 +247,7 @@ class Worker:
 
     async def _async_run(self, stop: asyncio.Event) -> None:
         self._wake = asyncio.Event()
+        self._live = len(self.journal.unfinished())  # tasks the journal holds unfinished (see _advance_all)
         self._advance_soon = False
         self._claims_paused_until = 0.0
         await asyncio.to_thread(self.ensure_registered)
@@ -254,9 +267,10 @@ class Worker:
                         self._spawn(rec)  # a task whose pipeline stopped on a transient error
                     last_advance = time.monotonic()
                 await self._maybe_claim()
-                if time.monotonic() - last_leftovers > 15.0:
+                if time.monotonic() - last_leftovers > HOUSEKEEPING_S:
                     await asyncio.to_thread(self.sandbox.retry_leftovers)  # removals the engine refused earlier
                     await asyncio.to_thread(self._unpin_retained)
+                    await asyncio.to_thread(self._drop_old_records)
                     last_leftovers = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - the chain, IPFS or Docker away: log, back off, go on
                 self.log.warning("loop_error", error=str(exc)[:500], kind=type(exc).__name__)
@@ -297,9 +311,13 @@ class Worker:
         return reason
 
     async def _pause(self, stop: asyncio.Event) -> None:
-        """Wait one poll interval, or less: until stopped or until a task ends (a slot to fill at once)."""
+        """Wait one poll interval, or less: until stopped or until a task ends (a slot to fill at once). A worker
+        holding no task while the market has no open job waits ``idle_poll_interval`` (a poll costs the same
+        however long the worker has run, but it is the whole of an idle worker's CPU)."""
+        idle = not self.running and not self.view.jobs and not self._live
+        timeout = max(self.s.poll_interval, self.s.idle_poll_interval) if idle else self.s.poll_interval
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        await asyncio.wait(waits, timeout=self.s.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waits:
             w.cancel()
         self._wake.clear()
@@ -333,11 +351,9 @@ class Worker:
 
     def _unpin_retained(self) -> None:
         """Unpin the results of jobs that closed more than ``result_retention_s`` ago: the worker's node held
-        them for the requester (who pins what it keeps); past that, they are no longer this volunteer's to keep."""
-        for rec in self.journal.pinned_before(time.time() - self.s.result_retention_s):
-            job = self.view.jobs.get(rec.job_id)
-            if job is None or not job.closed:
-                continue
+        them for the requester (who pins what it keeps); past that, they are no longer this volunteer's to keep.
+        The journal knows which jobs closed (:meth:`_follow` notes them) and lists only what is still pinned."""
+        for rec in self.journal.unpin_due(time.time() - self.s.result_retention_s):
             try:
                 self.ipfs.unpin(str(rec.data["cid"]))
             except IpfsUnavailable:
@@ -347,10 +363,17 @@ class Worker:
             self.journal.record(rec.job_id, rec.task_index, rec.step, note="result unpinned", unpinned=True)
             self.log.info("result_unpinned", job_id=rec.job_id, task_index=rec.task_index, cid=rec.data["cid"])
 
+    def _drop_old_records(self) -> None:
+        """Drop finished records older than ``journal_retention_s`` (a batch per round; totals keep them)."""
+        dropped = self.journal.drop_finished(time.time() - self.s.journal_retention_s, limit=1000)
+        if dropped:
+            self.log.info("journal_records_dropped", count=dropped, older_than_s=self.s.journal_retention_s)
+
     def _follow(self) -> list[TaskRecord]:
         """Read new events into the view; return claims of ours the journal does not hold (see :meth:`_adopt`)."""
         changed = False
         adopted: list[TaskRecord] = []
+        closed: list[int] = []
         while True:
             reorg, events = self.stream.poll()
             if reorg is not None:
@@ -363,9 +386,12 @@ class Worker:
                 self.view.apply(ev)
                 if ev.name in ("TasksClaimed", "ReplicaClaimed") and ev.args["worker"].lower() == self.me_lower:
                     adopted += self._adopt(ev)
+                elif ev.name == "JobClosed":
+                    closed.append(int(ev.args["jobId"]))
             changed = changed or bool(events)
             if self.stream.caught_up:
                 break
+        self.journal.job_closed(closed)
         if changed:
             self._save()
         return adopted
@@ -417,7 +443,9 @@ class Worker:
         submits: list[TaskRecord] = []
         abandons: list[TaskRecord] = []
         changed: list[tuple[TaskRecord, TaskRecord]] = []
-        for rec in self.journal.unfinished():
+        live = self.journal.unfinished()
+        self._live = len(live)
+        for rec in live:
             if rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
                 if rec.task_key not in self.running:
                     commits.append(rec)  # R > 1: every uploaded replica held is committed in one transaction
@@ -467,11 +495,12 @@ class Worker:
         replica_stake = max(int(self._params()["replicaStake"]), 1)
         if free_stake < replica_stake:
             return []
-        records = self.journal.all()
-        mine = {r.task_key for r in records if r.step != Step.LOST}  # a claim a reorg dropped may be made again
+        # live tasks only; a task finished here is looked up by key (JournalHolds): nothing scans finished records
+        mine = JournalHolds(self.journal)  # a claim a reorg dropped (LOST) may be made again
         waiting_alone = any(
-            not r.finished and r.data.get("replica") is not None
-            and len(self.view.replicas.get(task_id(r.job_id, r.task_index), {})) <= 1 for r in records)
+            r.data.get("replica") is not None
+            and len(self.view.replicas.get(task_id(r.job_id, r.task_index), {})) <= 1
+            for r in self.journal.unfinished())
         out: list[tuple[int, JobView, int, str | None]] = []
         for job in self.view.jobs.values():
             if job.closed or now + job.max_run_seconds + self.s.policy.safety_margin_s > job.deadline:
@@ -492,19 +521,18 @@ class Worker:
             self._params_cache = (time.monotonic(), self.market.params())
         return self._params_cache[1]
 
-    def _job_candidates(self, job: JobView, mine: set[str], fresh: int, now: int
+    def _job_candidates(self, job: JobView, mine: JournalHolds, fresh: int, now: int
                         ) -> list[tuple[int, JobView, int, str | None]]:
         out: list[tuple[int, JobView, int, str | None]] = []
-        taken = set(self.view.taken.get(job.job_id, []))
+        taken = self.view.taken_in(job.job_id)
         if job.replication == 1:
             for start, lease in self.view.leases.items():
                 if lease.expiry < now and split_task_id(start)[0] == job.job_id:
                     out.append((2, job, split_task_id(start)[1], f"reopenLease:{start}"))
             # Free tasks from an offset of our own, so workers on one bag do not all race for its first task.
             offset = int(self.account.address, 16) % max(job.num_tasks, 1)
-            for k in range(job.num_tasks):
-                i = (offset + k) % job.num_tasks
-                if i not in taken and f"{job.job_id}:{i}" not in mine:
+            for i in self.view.free_indexes(job.job_id, job.num_tasks, offset):
+                if f"{job.job_id}:{i}" not in mine:
                     out.append((1, job, i, None))
                     if len(out) >= 16:
                         break
@@ -714,10 +742,11 @@ class Worker:
         outages = int(cur.data.get("outages", 0)) + (1 if transient else 0)
         pause = min(60.0, 2.0 * 2 ** min(outages + attempts, 5))
         expiry = int(cur.data.get("expiry") or 0)
-        # wall clock, not a chain request: the chain may be the dependency that is down
-        expired = bool(expiry) and time.time() > expiry and cur.step < Step.UPLOADED
+        # the chain's clock estimated without a request: the chain may be the dependency that is down
+        chain_now = self.market.clock.now()
+        expired = bool(expiry) and chain_now > expiry and cur.step < Step.UPLOADED
         if transient and expiry and not expired and cur.step < Step.UPLOADED and \
-                time.time() + pause + ABANDON_MARGIN_S > expiry:
+                chain_now + pause + ABANDON_MARGIN_S > expiry:
             # the outage may outlast the claim: give it back while it is live (a fee) rather than be slashed
             self._give_back(cur, f"{type(exc).__name__}: {exc}"[:500] + " (the claim would expire first)")
             return
@@ -734,6 +763,20 @@ class Worker:
         self.log.error("task_error", job_id=rec.job_id, task_index=rec.task_index, error=error,
                        transient=transient, attempts=attempts, retry_in_s=pause, gave_up=step.name
                        if step in (Step.FAILED, Step.LOST) else None)
+
+
+class JournalHolds:
+    """``"job:index" in holds``: the journal holds that task at a step other than LOST (primary-key lookups, so a
+    claim attempt costs the same with 100 or 100,000 finished records)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        job_id, index = key.split(":")
+        return self.journal.holds(int(job_id), int(index))
 
 
 def lock_state_dir(state_dir: Path) -> int:

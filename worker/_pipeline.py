@@ -171,11 +171,13 @@ class Pipeline:
         run: RunResult | None = None
         error: str | None = None
         try:
-            command: list[str] = []
-            if not resume:
-                command = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
+            if resume:  # the inputs are in place (its job may be reading them): only its arguments are needed
+                task_spec = self._inputs_doc(job.inputs_cid, job.job_id).task(index)
+                command, env = task_spec.args, task_spec.env
+            else:
+                command, env = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
                 self.journal.record(job.job_id, index, Step.INPUTS_READY)
-            run = self._execute(job, app, command, dirs, rec, resume)
+            run = self._execute(job, app, command, dirs, env, rec, resume)
             if run.killed_from_outside:
                 # a signal the engine delivered that none of our limits sent (docker kill or stop, an engine
                 # shutdown): not the app's answer, and publishing it would get an honest worker outvoted. Run it
@@ -186,7 +188,7 @@ class Pipeline:
                 for d in (dirs["out"], dirs["logs"]):
                     shutil.rmtree(d, ignore_errors=True)
                     d.mkdir(parents=True)
-                run = self._execute(job, app, command, dirs, rec)
+                run = self._execute(job, app, command, dirs, env, rec)
             run = _check_deterministic_file(run, app)
         except (InputUnavailable, InputTooLarge) as exc:
             # no reachable node provides an input, or it exceeds this worker's own caps: this worker's view of the
@@ -214,8 +216,13 @@ class Pipeline:
                                   run_seconds=run.run_seconds if run else 0.0)
         return self._publish(job, app, rec, dirs, run, error)
 
-    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None) -> list[str]:
+    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None
+                        ) -> tuple[list[str], dict[str, str]]:
+        """Fetch the task's inputs (and the job's dataset) into ``in_dir``; return its arguments and environment."""
         doc = self._inputs_doc(job.inputs_cid, job.job_id)
+        if index >= doc.task_count:  # the same for every worker: the document does not describe this task
+            raise InputsDocumentInvalid(f"the inputs document {job.inputs_cid} describes {doc.task_count} task(s), "
+                                        f"but the job has {job.num_tasks}: there is no task {index} in it")
         spec = doc.task(index)
         for ref in spec.inputs:
             dest = in_dir / ref.path
@@ -223,7 +230,7 @@ class Pipeline:
             self.cache.fetch_to(ref.uri, dest)
         if dataset is not None:
             self._fetch_dataset(dataset, in_dir / "dataset")
-        return spec.args
+        return spec.args, spec.env
 
     def _fetch_dataset(self, dataset: dict[str, str], dest: Path) -> None:
         """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum
@@ -333,13 +340,13 @@ class Pipeline:
         log.info("image_loaded", uri=uri, image=app.image_digest)
 
     def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path],
-                 rec: TaskRecord | None = None, resume: bool = False) -> RunResult:
+                 env: dict[str, str] | None = None, rec: TaskRecord | None = None, resume: bool = False) -> RunResult:
         self._ensure_image(app)
         limits = Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
                         memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
                         output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
         spec = RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command, input_dir=dirs["in"],
-                       output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits,
+                       output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits, env=env or {},
                        task=f"{job.job_id}-{dirs['in'].parent.name}")
         if self.slurm is not None and rec is not None:
             return self.slurm.run(spec, self._slurm_task(job, rec), resume=resume)

@@ -564,7 +564,7 @@ class Sandbox:
         mounts = [Mount("/out", slot.volume.name, type="volume", no_copy=True)]
         if spec.input_dir is not None:
             mounts.append(Mount("/in", str(spec.input_dir.resolve()), type="bind", read_only=True))
-        env = {"HOME": "/tmp", "TASKNET_INPUT": "/in", "TASKNET_OUTPUT": "/out", **spec.env}
+        env = {**spec.env, "HOME": "/tmp", "TASKNET_INPUT": "/in", "TASKNET_OUTPUT": "/out"}  # ours win
         conf = self._confinement({**labels, "tasknet.role": "app"})
         # the holder's namespace: only lo, nothing listening (and its hostname: Docker refuses to set another)
         assert slot.holder is not None  # a slot in use has its holder

@@ -66,6 +66,8 @@ class WorkerSettings(BaseSettings):
                             description="journal, cache and task folders (default: $TASKNET_HOME/worker)")
     confirmations: int = Field(0, ge=0, validation_alias="TASKNET_CONFIRMATIONS")
     poll_interval: float = Field(0.25, gt=0)
+    idle_poll_interval: float = Field(1.0, gt=0, description="seconds between polls while the worker holds no task "
+                                      "and the market no open job (a new job is then seen within this time)")
     claim_backoff_max: float = Field(0.3, ge=0, description="random delay before a claim, seconds")
     drain_timeout: float = Field(120.0, ge=0, description="on SIGTERM, wait this long for running tasks")
     stake: int = Field(0, ge=0, description="top the stake up to this amount at start (token wei)")
@@ -83,6 +85,9 @@ class WorkerSettings(BaseSettings):
                                "input its node cannot reach, its caps), do not claim that job's tasks for this long")
     result_retention_s: float = Field(7 * 24 * 3600.0, ge=0, description="keep pinning a result this long after "
                                       "its job closed (time for the requester to pin or download it), then unpin")
+    journal_retention_s: float = Field(30 * 24 * 3600.0, ge=0, description="keep a finished task's record (its "
+                                       "steps, outcome and earnings) this long in the journal, then drop it; the "
+                                       "totals 'tasknet worker status' shows keep counting it")
     relay_url: str | None = Field(None, description="a relayer (tasknet relayer run): results, commits and reveals "
                                   "are signed (EIP-712) and handed to it instead of sent as transactions")
     relay_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the relayer's answer before "

@@ -1,13 +1,20 @@
 """What the worker knows of the market, derived from events only (persisted with the stream cursor).
 
 The view is a hint: every claim is checked by the contract, so a stale view costs at most a lost race.
+
+It holds open jobs only: a job that closed is forgotten with its hints (taken indexes, leases, replicas), and
+events about jobs it does not hold are ignored, so its size (and the cost of saving it after a poll) follows the
+open market, not its history. The indexes taken in a job are kept as sorted ``[start, end)`` ranges: a bag of ten
+thousand tasks claimed in leases is a handful of ranges, updated in place instead of re-sorted per event.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Iterator
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from oracle.events import DecodedEvent
 from oracle.market import AppView, JobView
@@ -27,15 +34,108 @@ class LeaseHint(BaseModel):
     done: int = 0
 
 
+Ranges = list[tuple[int, int]]
+_END = 1 << 64  # beyond any index: (i, _END) sorts after every range starting at i
+
+
+def ranges_add(ranges: Ranges, lo: int, hi: int) -> None:
+    """Add ``[lo, hi)`` to sorted, disjoint, non-adjacent ``ranges`` in place."""
+    if hi <= lo:
+        return
+    i = bisect_right(ranges, (lo, hi))
+    if i > 0 and ranges[i - 1][1] >= lo:  # touches or overlaps the range before
+        i -= 1
+        lo = min(lo, ranges[i][0])
+    j = i
+    while j < len(ranges) and ranges[j][0] <= hi:
+        hi = max(hi, ranges[j][1])
+        j += 1
+    ranges[i:j] = [(lo, hi)]
+
+
+def ranges_remove(ranges: Ranges, lo: int, hi: int) -> None:
+    """Remove ``[lo, hi)`` from sorted, disjoint ``ranges`` in place."""
+    if hi <= lo:
+        return
+    i = max(0, bisect_right(ranges, (lo, hi)) - 1)
+    out: Ranges = []
+    j = i
+    while j < len(ranges) and ranges[j][0] < hi:
+        a, b = ranges[j]
+        if b > lo:
+            if a < lo:
+                out.append((a, lo))
+            if b > hi:
+                out.append((hi, b))
+        else:
+            out.append((a, b))
+        j += 1
+    ranges[i:j] = out
+
+
+def ranges_contain(ranges: Ranges, index: int) -> bool:
+    i = bisect_right(ranges, (index, _END))
+    return i > 0 and ranges[i - 1][0] <= index < ranges[i - 1][1]
+
+
+def _free_in(ranges: Ranges, lo: int, hi: int) -> Iterator[int]:
+    """The indexes in ``[lo, hi)`` outside ``ranges``."""
+    i = lo
+    k = bisect_right(ranges, (lo, _END)) - 1  # the last range starting at or before lo
+    if k >= 0 and ranges[k][1] > i:
+        i = ranges[k][1]
+    k += 1
+    while i < hi:
+        nxt = ranges[k][0] if k < len(ranges) else hi
+        if nxt > i:
+            yield from range(i, min(nxt, hi))
+        if k >= len(ranges):
+            return
+        i = max(i, ranges[k][1])
+        k += 1
+
+
+class TakenIndexes:
+    """Read-only membership over a job's taken ranges (``index in taken``)."""
+
+    __slots__ = ("ranges",)
+
+    def __init__(self, ranges: Ranges) -> None:
+        self.ranges = ranges
+
+    def __contains__(self, index: object) -> bool:
+        return isinstance(index, int) and ranges_contain(self.ranges, index)
+
+    def __len__(self) -> int:
+        return sum(b - a for a, b in self.ranges)
+
+
 class MarketView(BaseModel):
-    jobs: dict[int, JobView] = Field(default_factory=dict)
+    jobs: dict[int, JobView] = Field(default_factory=dict, description="open jobs only")
     apps: dict[int, AppView] = Field(default_factory=dict)
     datasets: dict[int, dict[str, Any]] = Field(default_factory=dict)
-    taken: dict[int, list[int]] = Field(default_factory=dict, description="job -> indexes claimed/cancelled (R=1) "
-                                        "or settled (R>1)")
+    taken: dict[int, Ranges] = Field(default_factory=dict, description="job -> [start, end) ranges of indexes "
+                                     "claimed/cancelled (R=1) or settled (R>1)")
     leases: dict[int, LeaseHint] = Field(default_factory=dict, description="start task id -> lease (R=1)")
     replicas: dict[int, dict[int, ReplicaHint]] = Field(default_factory=dict, description="task id -> slot -> hint")
     targets: dict[int, int] = Field(default_factory=dict, description="task id -> replicas wanted (R>1)")
+
+    @field_validator("taken", mode="before")
+    @classmethod
+    def _ranges_from_indexes(cls, value: Any) -> Any:
+        """A view saved before ranges held sorted index lists: turn each into ranges."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for job, items in value.items():
+            if items and all(isinstance(x, int) for x in items):
+                ranges: Ranges = []
+                for x in sorted(items):
+                    ranges_add(ranges, x, x + 1)
+                out[job] = ranges
+            else:
+                out[job] = items
+        return out
 
     def apply(self, ev: DecodedEvent) -> None:
         handler = getattr(self, f"_on_{ev.name}", None)
@@ -62,24 +162,57 @@ class MarketView(BaseModel):
         self.taken.setdefault(job.job_id, [])
 
     def _on_JobClosed(self, a: dict[str, Any]) -> None:
-        if a["jobId"] in self.jobs:
-            self.jobs[a["jobId"]].closed = True
+        self.forget(int(a["jobId"]))
+
+    def forget(self, job_id: int) -> None:
+        """Drop a job and every hint about its tasks (it closed, or it is past its deadline)."""
+        self.jobs.pop(job_id, None)
+        self.taken.pop(job_id, None)
+        for start in [s for s in self.leases if split_task_id(s)[0] == job_id]:
+            del self.leases[start]
+        for tid in [t for t in self.replicas if split_task_id(t)[0] == job_id]:
+            del self.replicas[tid]
+        for tid in [t for t in self.targets if split_task_id(t)[0] == job_id]:
+            del self.targets[tid]
+
+    def forget_expired(self, now: float, grace: float) -> list[int]:
+        """Forget the jobs whose deadline passed more than ``grace`` seconds before ``now``: none of their tasks
+        can be claimed any more. Returns their ids."""
+        gone = [j for j, job in self.jobs.items() if job.deadline + grace < now]
+        for j in gone:
+            self.forget(j)
+        return gone
 
     def _on_TasksCancelled(self, a: dict[str, Any]) -> None:
         self._take(a["jobId"], range(a["firstIndex"], a["firstIndex"] + a["count"]))
 
-    def _take(self, job_id: int, indexes: range | list[int]) -> None:
-        s = set(self.taken.setdefault(job_id, []))
-        s.update(indexes)
-        self.taken[job_id] = sorted(s)
+    def _take(self, job_id: int, indexes: range) -> None:
+        ranges = self.taken.get(job_id)
+        if ranges is not None:  # a job this view does not hold (closed, or posted before a reset): nothing to do
+            ranges_add(ranges, indexes.start, indexes.stop)
 
     def _release(self, job_id: int, indexes: range) -> None:
-        self.taken[job_id] = sorted(set(self.taken.get(job_id, [])) - set(indexes))
+        ranges = self.taken.get(job_id)
+        if ranges is not None:
+            ranges_remove(ranges, indexes.start, indexes.stop)
+
+    def taken_in(self, job_id: int) -> TakenIndexes:
+        """The indexes of ``job_id`` taken (``i in view.taken_in(job)``), in O(log ranges) per test."""
+        return TakenIndexes(self.taken.get(job_id, []))
+
+    def free_indexes(self, job_id: int, num_tasks: int, offset: int = 0) -> Iterator[int]:
+        """The indexes of ``job_id`` not taken, from ``offset`` round to ``offset - 1``, jumping over taken
+        ranges without visiting their indexes."""
+        ranges = self.taken.get(job_id, [])
+        yield from _free_in(ranges, offset, num_tasks)
+        yield from _free_in(ranges, 0, min(offset, num_tasks))
 
     # -- R = 1 ------------------------------------------------------------------------------------
     def _on_TasksClaimed(self, a: dict[str, Any]) -> None:
         start = a["startTaskId"]
         job_id, index = split_task_id(start)
+        if job_id not in self.jobs:
+            return
         self.leases[start] = LeaseHint(worker=a["worker"], count=a["count"], expiry=a["expiry"])
         self._take(job_id, range(index, index + a["count"]))
 
@@ -122,6 +255,8 @@ class MarketView(BaseModel):
 
     # -- R > 1 ------------------------------------------------------------------------------------
     def _on_ReplicaClaimed(self, a: dict[str, Any]) -> None:
+        if split_task_id(a["taskId"])[0] not in self.jobs:
+            return
         self.replicas.setdefault(a["taskId"], {})[a["replica"]] = ReplicaHint(worker=a["worker"], expiry=a["expiry"])
 
     def _on_ResultCommitted(self, a: dict[str, Any]) -> None:
@@ -136,6 +271,8 @@ class MarketView(BaseModel):
                 del slots[slot]
 
     def _on_ReplicasAdded(self, a: dict[str, Any]) -> None:
+        if split_task_id(a["taskId"])[0] not in self.jobs:
+            return
         self.targets[a["taskId"]] = a["target"]
         slots = self.replicas.get(a["taskId"], {})
         for slot, hint in list(slots.items()):  # silent replicas left the task
@@ -150,7 +287,7 @@ class MarketView(BaseModel):
 
     def _settle(self, tid: int) -> None:
         job_id, index = split_task_id(tid)
-        self._take(job_id, [index])
+        self._take(job_id, range(index, index + 1))
         self.replicas.pop(tid, None)
         self.targets.pop(tid, None)
 

@@ -3,7 +3,7 @@ pragma solidity 0.8.37;
 
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
-import {IMarketplace} from "../IMarketplace.sol";
+import {IMarketplace, ITaskCallback} from "../IMarketplace.sol";
 import {MarketStorage} from "./MarketStorage.sol";
 import {RangeBitmap} from "./RangeBitmap.sol";
 
@@ -89,6 +89,7 @@ library AccountLogic {
         s.balances[msg.sender] += refund;
         emit IMarketplace.TasksCancelled(jobId, first, count, refund);
         if (settled == job.numTasks) MarketStorage.close(s, jobId, job);
+        MarketStorage.deliverEnded(s, job, jobId, first, count, ITaskCallback.FailureReason.Cancelled);
     }
 
     /// @notice See {IMarketplace-closeJob}.
@@ -96,7 +97,9 @@ library AccountLogic {
         IMarketplace.Job storage job = MarketStorage.knownJob(s, jobId);
         if (job.flags & MarketStorage.JOB_CLOSED != 0) revert IMarketplace.MarketplaceJobClosed(jobId);
         if (block.timestamp <= job.deadline) revert IMarketplace.MarketplaceDeadlineNotReached(jobId, job.deadline);
+        bool unsettled = job.settled != job.numTasks;
         MarketStorage.close(s, jobId, job);
+        if (unsettled) MarketStorage.deliverEnded(s, job, jobId, 0, job.numTasks, ITaskCallback.FailureReason.Expired);
     }
 
     /// @notice See {IMarketplace-reopenLease}.
@@ -174,6 +177,7 @@ library AccountLogic {
             s.balances[job.requester] += refund;
             emit IMarketplace.TaskFailed(taskId, refund);
             MarketStorage.closeIfSettled(s, jobId, job);
+            MarketStorage.deliverFailure(s, job, taskId, ITaskCallback.FailureReason.FailureReports);
         } else {
             s.failures[taskId] = IMarketplace.Failure({worker: msg.sender, reports: uint8(reports), digest: digest});
             s.taken[jobId].clearRange(taskId & type(uint32).max, 1); // open again, for a second worker

@@ -113,18 +113,50 @@ library MarketStorage {
         emit IMarketplace.JobClosed(jobId, refund, appPaid, datasetPaid);
     }
 
-    /// @dev Calls the job's callback with a gas cap, ignoring its result and return data (no return bomb).
-    /// The caller must give enough gas for the full cap, so a finalizer cannot starve the callback.
+    /// @dev Tells the job's callback that `taskId` finished with `digest` ({ITaskCallback-onTaskResult}).
     function deliverCallback(State storage s, address callback, uint256 taskId, bytes32 digest, bytes memory data) internal {
+        bool ok = callCapped(s, callback, abi.encodeCall(ITaskCallback.onTaskResult, (taskId, digest, data)));
+        emit IMarketplace.CallbackDelivered(taskId, callback, ok);
+    }
+
+    /// @dev If `job` has a callback, tells it that `taskId` failed ({ITaskCallback-onTaskFailed}).
+    function deliverFailure(State storage s, IMarketplace.Job storage job, uint256 taskId, ITaskCallback.FailureReason reason)
+        internal
+    {
+        if (job.flags & JOB_CALLBACK == 0) return;
+        address callback = s.jobExtras[taskId >> 32].callback;
+        bool ok = callCapped(s, callback, abi.encodeCall(ITaskCallback.onTaskFailed, (taskId, reason)));
+        emit IMarketplace.CallbackDelivered(taskId, callback, ok);
+    }
+
+    /// @dev If `job` has a callback, tells it once that tasks `first .. first + count - 1` ended without a result
+    /// ({ITaskCallback-onTasksEnded}): one call per cancelled range or closed job, whatever the number of tasks.
+    function deliverEnded(
+        State storage s,
+        IMarketplace.Job storage job,
+        uint256 jobId,
+        uint256 first,
+        uint256 count,
+        ITaskCallback.FailureReason reason
+    ) internal {
+        if (job.flags & JOB_CALLBACK == 0) return;
+        address callback = s.jobExtras[jobId].callback;
+        bool ok = callCapped(s, callback, abi.encodeCall(ITaskCallback.onTasksEnded, (jobId, first, count, reason)));
+        emit IMarketplace.TasksEndedDelivered(jobId, callback, first, count, reason, ok);
+    }
+
+    /// @dev Calls `callback` with `payload` and exactly `callbackGas` gas, ignoring its result and its return data
+    /// (no return bomb: nothing is copied back). The caller must leave enough gas for the full cap (plus the 1/64
+    /// EIP-150 keeps and {CALLBACK_OVERHEAD} for the code after it), so a finalizer cannot starve a callback into
+    /// failing. A callback re-entering the marketplace hits its reentrancy guard (every entry point that reaches
+    /// here is `nonReentrant`).
+    function callCapped(State storage s, address callback, bytes memory payload) internal returns (bool ok) {
         uint256 cap = s.params.callbackGas;
         uint256 required = cap + cap / 63 + CALLBACK_OVERHEAD;
         if (gasleft() < required) revert IMarketplace.MarketplaceInsufficientGas(gasleft(), required);
-        bytes memory payload = abi.encodeCall(ITaskCallback.onTaskResult, (taskId, digest, data));
-        bool ok;
         assembly ("memory-safe") {
             ok := call(cap, callback, 0, add(payload, 0x20), mload(payload), 0, 0)
         }
-        emit IMarketplace.CallbackDelivered(taskId, callback, ok);
     }
 
     /// @dev The signer of `digest`; reverts with {IMarketplace-MarketplaceInvalidSignature} on a malformed signature.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-import {IMarketplace} from "../IMarketplace.sol";
+import {IMarketplace, ITaskCallback} from "../IMarketplace.sol";
 import {Consensus} from "./Consensus.sol";
 import {MarketStorage} from "./MarketStorage.sol";
 import {RangeBitmap} from "./RangeBitmap.sol";
@@ -267,5 +267,6 @@ library ReplicaLogic {
         s.balances[job.requester] += refund;
         emit IMarketplace.TaskFailed(taskId, refund);
         s.closeIfSettled(jobId, job);
+        s.deliverFailure(job, taskId, ITaskCallback.FailureReason.NoConsensus);
     }
 }

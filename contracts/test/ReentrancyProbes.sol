@@ -72,14 +72,16 @@ contract HostileToken is ERC20 {
 }
 
 /// @title ReentrancyProbe
-/// @notice Test helper (reliability suite): a job callback that, when the marketplace delivers a result, tries to
-/// call back every state-changing function of the marketplace (dummy but well-formed arguments) and records how
-/// each attempt ended: `results(i)` is 0x00000000 for a success, otherwise the 4-byte selector of the revert.
-/// The order of the attempts is {names}.
+/// @notice Test helper (reliability suite): a job callback that, on every hook the marketplace calls (a result, a
+/// failed task, a cancelled range or a closed job), tries to call back every state-changing function of the
+/// marketplace (dummy but well-formed arguments) and records how each attempt ended: `results(i)` is 0x00000000
+/// for a success, otherwise the 4-byte selector of the revert. The order of the attempts is {names}; `lastHook`
+/// names the hook that ran them.
 contract ReentrancyProbe is ITaskCallback {
     IMarketplace public immutable market;
     bytes4[] private _results;
     uint256 public deliveries;
+    string public lastHook;
 
     constructor(IMarketplace market_) {
         market = market_;
@@ -126,7 +128,20 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function onTaskResult(uint256 taskId, bytes32 digest, bytes calldata) external {
+        _probe("onTaskResult", taskId, digest);
+    }
+
+    function onTaskFailed(uint256 taskId, FailureReason) external {
+        _probe("onTaskFailed", taskId, keccak256("failed"));
+    }
+
+    function onTasksEnded(uint256 jobId, uint256 firstIndex, uint256, FailureReason) external {
+        _probe("onTasksEnded", (jobId << 32) | firstIndex, keccak256("ended"));
+    }
+
+    function _probe(string memory hook, uint256 taskId, bytes32 digest) private {
         deliveries += 1;
+        lastHook = hook;
         delete _results;
         uint256 jobId = taskId >> 32;
         IMarketplace.JobParams memory p;

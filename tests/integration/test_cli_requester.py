@@ -60,7 +60,7 @@ def test_cli_end_to_end_with_a_real_worker(devnet_file: Path, app_image: str, tm
     assert listed[0]["progress"]["finalized"] == 10 and listed[0]["closed"]
     assert [a["app_id"] for a in as_json("app", "list")] == [app["app_id"]]
     assert [d["dataset_id"] for d in as_json("dataset", "list")] == [ds["dataset_id"]]
-    status = as_json("job", "status", str(job["job_id"]))
+    status = as_json("job", "status", str(job["job_id"]), "--tasks")
     assert {t["state"] for t in status["tasks"]} == {"finalized"}
 
 

@@ -86,7 +86,7 @@ class Harness:
         digest = self.docker.images.get(image).id
         app = AppView(app_id=1, owner="0x" + "44" * 20, image_ref=image, image_digest=digest,
                       metadata_uri="ipfs://none", price=0, is_public=True, deterministic_file=deterministic_file)
-        self.pipeline._prepare_inputs = lambda *a: ["sh", "-c", script]  # type: ignore[method-assign]
+        self.pipeline._prepare_inputs = lambda *a: (["sh", "-c", script], {})  # type: ignore[method-assign]
         rec = self.journal.record(job.job_id, self.index, Step.CLAIMED, replica=0)
         rec = self.pipeline._produce(job, app, rec)  # must not raise, whatever the app wrote
         assert rec.step is Step.UPLOADED
@@ -333,6 +333,18 @@ def test_an_honest_worker_survives_hostile_outputs_with_its_stake_intact(anvil, 
     # every task's reward went to the two honest workers (a confirmed failure's is split between them)
     assert sum(market.balance(a.address) for a in pair) == 10 * ETHER + (len(kinds) + 1) * ETHER // 10
     assert len(market.contract.events.FailureConfirmed().get_logs(from_block=0)) == len(kinds)  # all but "link"
+    # the job's audit (one pass over its events) and result get (one pass over its result events) see the
+    # confirmed failures as settled results, fetched from the reports of their digest
+    from indexer import Verifier
+    from oracle.client import Client
+    report = Verifier(w3, market.address, ipfs).job(job)
+    assert report.passed, [(t.id, [c for c in t.checks if c.passed is False]) for t in report.tasks]
+    assert report.counts["unsettled"] == 0 and report.counts["failed_runs"] == len(kinds) - 1
+    assert any(c.name == "failure_confirmed" for t in report.tasks for c in t.checks)
+    client = Client(w3, accounts[1], market.address, ipfs)
+    got = client.results(job, tmp_path / "results")
+    assert [r.index for r in got] == list(range(len(kinds))) and all(r.verified for r in got)
+    assert [r.outcome for r in got] == ["failed"] * (len(kinds) - 1) + ["ok"]
     reasons = {k: _status_of(ipfs, market, task_id(job, i), tmp_path) for i, k in enumerate(kinds)}
     assert "reason: output-unsafe" in reasons["backslash"] and "'a\\\\b'" in reasons["backslash"]
     assert "reason: output-unsafe" in reasons["escape"] and "\x1b" not in reasons["escape"]

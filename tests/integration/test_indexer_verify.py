@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from test_indexer_helpers import SALT, Traffic, make_result, traffic
+from test_indexer_helpers import SALT, Traffic, current, make_result, traffic
 
-from indexer import Indexer, Verifier, create_app, make_engine
-from indexer._verify import signature_check, strict_majority
+from indexer import Indexer, Verifier, _db, create_app, make_engine
+from indexer._verify import _callback_check, signature_check, strict_majority
+from oracle._chain import deploy
+from oracle.events import DecodedEvent
 from oracle.protocol import reveal_message, task_id
 from tasknet.cli import cli
 
@@ -141,3 +143,128 @@ def test_majority_follows_the_contracts_strict_majority_rule() -> None:
 def test_unknown_job_fails_loudly(t: Traffic) -> None:
     report = Verifier(t.w3, t.market.address, None).task(task_id(999, 0))
     assert not report.passed and report.failed[0].name == "job_exists"
+
+
+def test_a_job_audit_runs_in_the_background_of_the_api_with_progress_and_paged_findings(t: Traffic, ipfs, tmp_path,
+                                                                                        anvil) -> None:
+    """POST /audit/jobs/ID/runs starts the audit (202, or 200 with the run still under way), GET /audit/runs/RUN
+    reports done/total then the verdict and counts, /audit/runs/RUN/findings pages the task reports (all, or the
+    failed ones); tasknet audit job --indexer follows such a run and prints the report a local audit gives."""
+    import threading
+    import time
+
+    app = _setup(t)
+    honest, forged = make_result(tmp_path, b"the real output"), make_result(tmp_path, b"something else")
+    good_cid, bad_cid = ipfs.add_file(honest.archive_path), ipfs.add_file(forged.archive_path)
+    job = t.post(app, n=6)
+    for i in range(6):
+        tid = task_id(job, i)
+        t.claim(tid, t.workers[i % 2])
+        t.submit(tid, t.workers[i % 2], honest.digest_bytes, bad_cid if i == 4 else good_cid)
+    engine = make_engine(str(tmp_path / "a.db"))
+    Indexer(engine, t.w3, t.market.address).sync()
+    v = _verifier(t, ipfs)
+    release = threading.Event()
+    task_report = v._task_report
+
+    def slow_report(*args, **kw):  # the first task waits until the test saw the run under way
+        release.wait(30)
+        return task_report(*args, **kw)
+
+    v._task_report = slow_report  # type: ignore[method-assign]
+    client = TestClient(create_app(engine, verifier=v))
+    started = client.post(f"/audit/jobs/{job}/runs")
+    assert started.status_code == 202 and started.headers["location"] == f"/audit/runs/{started.json()['run_id']}"
+    run = started.json()
+    assert run["state"] == "running" and run["passed"] is None
+    again = client.post(f"/audit/jobs/{job}/runs")  # the same job while its run is under way: that run
+    assert again.status_code == 200 and again.json()["run_id"] == run["run_id"]
+    release.set()
+    deadline = time.monotonic() + 60
+    seen = []
+    while run["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        run = client.get(run["links"]["self"]).json()
+        seen.append((run["done"], run["total"]))
+    assert run["state"] == "done" and (run["done"], run["total"]) == (6, 6) and seen == sorted(seen)
+    assert run["passed"] is False and run["failed_tasks"] == 1
+    assert run["counts"] == {"succeeded": 6, "failed_runs": 0, "failed": 0, "cancelled": 0, "unsettled": 0}
+    pages = [client.get(run["links"]["findings"], params={"limit": 4, "offset": o}).json() for o in (0, 4)]
+    assert [p["total"] for p in pages] == [6, 6]
+    assert [r["id"] for p in pages for r in p["items"]] == [task_id(job, i) for i in range(6)]
+    failed = client.get(run["links"]["findings"], params={"failed": "true"}).json()
+    assert failed["total"] == 1 and failed["items"][0]["id"] == task_id(job, 4)
+    assert [c["name"] for c in failed["items"][0]["checks"] if c["passed"] is False] == ["archive_digest"]
+    assert [r["run_id"] for r in client.get(f"/audit/jobs/{job}/runs").json()] == [run["run_id"]]
+    assert client.get("/audit/runs/999").status_code == 404
+    assert TestClient(create_app(engine)).post(f"/audit/jobs/{job}/runs").status_code == 503
+
+    # the CLI through a real indexer API: the same report as a local audit, exit 1 naming the check
+    from tasknet._cli_indexer import _serve_in_thread
+    from tasknet._devnet import free_port
+
+    v._task_report = task_report  # type: ignore[method-assign]
+    port = free_port()
+    server, thread = _serve_in_thread(create_app(engine, verifier=v), "127.0.0.1", port)
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        remote = subprocess.run([sys.executable, "-m", "tasknet.cli", "audit", "job", str(job), "--json",
+                                 "--indexer", f"http://127.0.0.1:{port}"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120, check=False)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert remote.returncode == 1 and "archive_digest" in remote.stderr
+    local = v.job(job).model_dump(mode="json")
+    assert json.loads(remote.stdout) == json.loads(json.dumps(local, default=str))
+
+
+def test_every_terminal_outcome_of_a_callback_job_is_delivered_mirrored_and_verified(t: Traffic, tmp_path) -> None:
+    """A job calling back ExampleConsumer: a result, a cancelled range and a close after the deadline each reach the
+    callback once; the mirror records the notices, the verifier's ``callbacks`` check counts them."""
+    app = _setup(t)
+    consumer = deploy(t.w3, "ExampleConsumer", t.market.address, sender=t.owner)
+    p = (app, 0, 5, 1, 10**18, t.now() + 1000, 100, 1, 512, 0, 0, 0, consumer.address, "bafyinputs", b"")
+    t.tx(t.market.functions.postJob(p), t.requester)
+    job = int(t.market.functions.jobCount().call())
+    t.claim(task_id(job, 0), t.workers[0])
+    t.submit(task_id(job, 0), t.workers[0])
+    t.claim(task_id(job, 1), t.workers[1])  # leased, never finished: refunded at the close
+    t.tx(t.market.functions.cancelTasks(job, 3, 2), t.requester)
+    t.w3.provider.make_request("evm_increaseTime", [1001])  # type: ignore[arg-type]
+    t.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    t.tx(t.market.functions.closeJob(job), t.relayer)
+    assert consumer.functions.delivered().call() == 1 and consumer.functions.ranges().call() == 2
+
+    report = Verifier(t.w3, t.market.address, None).job(job)
+    check = next(c for c in report.checks if c.name == "callbacks")
+    assert check.passed is True and check.evidence == {"outcomes": 3, "refused": 0, "missing": []}, check
+
+    engine = make_engine(str(tmp_path / "cb.db"))
+    Indexer(engine, t.w3, t.market.address).sync()
+    rows = {r["task_id"]: r for r in current(engine, _db.tasks, job_id=job)}
+    assert rows[task_id(job, 0)]["callback_ok"] is True  # onTaskResult
+    assert rows[task_id(job, 1)]["callback_ok"] is True  # covered by the close's onTasksEnded
+    with engine.connect() as conn:
+        names = [r[0] for r in conn.execute(_db.events.select().with_only_columns(_db.events.c.name)
+                                            .where(_db.events.c.job_id == job))]
+    assert names.count("TasksEndedDelivered") == 2
+
+
+def test_the_callback_check_names_an_outcome_without_a_delivery() -> None:
+    def ev(name: str, tx: str, **args: object) -> DecodedEvent:
+        return DecodedEvent(name=name, args=args, address="0x" + "11" * 20, block_number=1, block_hash="0x",
+                            tx_hash=tx, log_index=0)
+
+    cb = "0x" + "cc" * 20
+    tid = task_id(7, 0)
+    events = [ev("TaskFailed", "0xa", taskId=tid, refund=1),
+              ev("CallbackDelivered", "0xa", taskId=tid, callback=cb, success=False),
+              ev("TasksCancelled", "0xb", jobId=7, firstIndex=1, count=2, refund=2),
+              ev("JobClosed", "0xc", jobId=7, refund=3, appPaid=0, datasetPaid=0)]
+    check = _callback_check(7, 4, cb, events)
+    assert check.passed is False
+    assert check.evidence["missing"] == ["cancel of tasks 1+2", "close refunding unsettled tasks"]
+    assert check.evidence["refused"] == 1

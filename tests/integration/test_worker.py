@@ -105,6 +105,32 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
         assert market.balance(a.address) == 5 * ETHER + 10 * ETHER // 10
 
 
+def test_workers_on_a_chain_whose_clock_is_an_hour_behind_finish_a_replicated_job(
+        anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path) -> None:
+    """Deadlines, claim expiries and the commit/reveal windows are the chain's clock, not this machine's: a chain
+    stamping its blocks an hour behind the wall clock (a skewed sequencer; a test chain after reverts) must not
+    make honest workers think their claims expired, give them back or miss a window."""
+    import time
+    w3.provider.make_request("anvil_setTime", [int(time.time()) - 3600])
+    w3.provider.make_request("evm_mine", [])
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    for a in (accounts[4], accounts[5]):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=2)
+    w1 = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w1"), docker_client=docker_client)
+    w2 = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "w2"), docker_client=docker_client)
+    with running(w1, w2):
+        wait_for(lambda: market.job(job_id)["finished"] == 3 and all(
+            r.step is Step.DONE for w in (w1, w2) for r in w.journal.all()), timeout=150,
+            what="3 finalized tasks, done in both journals")
+    assert int(w3.eth.get_block("latest")["timestamp"]) < time.time() - 3000  # the chain stayed behind
+    assert not market.contract.events.ClaimAbandoned().get_logs(from_block=0)
+    for a in (accounts[4], accounts[5]):
+        info = market.worker(a.address)
+        assert info["locked"] == 0 and info["slashes"] == 0 and info["reputation"] == 3
+
+
 def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, market, ipfs, docker_client,
                                                         echo_digest, tmp_path) -> None:
     """Driven step by step: each of two workers claims the two tasks of an R = 2 job in one claimSome, commits

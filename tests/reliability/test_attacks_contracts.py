@@ -526,11 +526,17 @@ OWNER_ONLY = ["setParams", "setTreasury", "setWorkerBanned", "transferOwnership"
 SELF_ONLY = ["registerWorker"]  # not guarded: writes only the caller's own worker record
 
 
-@pytest.mark.parametrize("path", ["submit", "submitRange", "relayResults", "reveal", "finalize", "relayReveals"])
+RESULT_PATHS = ["submit", "submitRange", "relayResults", "reveal", "finalize", "relayReveals"]
+FAILURE_PATHS = ["reveal (no consensus)", "reportFailure (at the cap)", "cancelTasks", "closeJob"]
+
+
+@pytest.mark.parametrize("path", RESULT_PATHS + FAILURE_PATHS)
 @attack(kind="attack", name="job callback re-enters every state-changing function",
-        how="a callback contract, on each result delivery path, calls back all 32 state-changing functions of "
-            "the marketplace; every money/task function must hit the guard, owner functions the Ownable check, "
-            "and finalization must complete with exact balances")
+        how="a callback contract, on each delivery path (results: submit, submitRange, relayResults, reveal, "
+            "finalize, relayReveals; outcomes without a result: a failed task, a cancelled range, a closed job), "
+            "calls back all 32 state-changing functions of the marketplace; every money/task function must hit the "
+            "guard, owner functions the Ownable check, and the delivering transaction must complete with exact "
+            "balances")
 def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, path: str) -> None:
     probe = deploy(env.w3, "ReentrancyProbe", env.market.address, sender=env.owner)
     names = probe.functions.names().call()
@@ -546,7 +552,11 @@ def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, pa
     for w in env.workers[:3]:
         env.enroll(w)
     w = env.workers[0]
-    if path in ("submit", "submitRange", "relayResults"):
+    if path in FAILURE_PATHS:
+        receipt, hook = _deliver_failure_to(env, probe, app, path)
+        assert probe.functions.lastHook().call() == hook
+        expected_balance = 0
+    elif path in ("submit", "submitRange", "relayResults"):
         job = env.post(app, numTasks=2, callback=probe.address)
         start = task_id(job, 0)
         if path == "submit":
@@ -582,13 +592,14 @@ def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, pa
             sigs = [(tid, GOOD, SALT, "bafyR", b"", sign_reveal(x, env.domain, tid, GOOD, SALT, "bafyR")) for x in ws]
             receipt = env.tx(m.functions.relayReveals(sigs), env.outsider)
             expected_balance = E18
-    delivered = env.events(receipt, "CallbackDelivered")
+    delivered = env.events(receipt, "CallbackDelivered") + env.events(receipt, "TasksEndedDelivered")
     assert delivered and all(d["success"] for d in delivered), delivered
     results = dict(zip(names, (bytes(r) for r in probe.functions.results().call()), strict=True))
     assert {n for n, r in results.items() if r == GUARD} == set(GUARDED), results
     assert {n for n, r in results.items() if r == NOT_OWNER} == set(OWNER_ONLY), results
     assert results["registerWorker"] == b"\0" * 4
-    assert env.worker(w)["reputation"] >= 1 and env.balance(w) == expected_balance
+    assert env.balance(w) == expected_balance
+    assert env.worker(w)["reputation"] >= 1 or path in FAILURE_PATHS
     assert m.functions.owner().call() == env.owner.address and m.functions.treasury().call() == env.owner.address
     probe_worker = env.market.functions.getWorker(probe.address).call()
     assert probe_worker[4] == 1 and probe_worker[0] == 0 and env.balance(probe.address) == 0  # registered, no more
@@ -597,6 +608,39 @@ def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, pa
                                    f"{len(OWNER_ONLY)} owner functions -> OwnableUnauthorizedAccount, registerWorker "
                                    f"only registered the probe itself; the delivering transaction used "
                                    f"{receipt['gasUsed']:,} gas (callbackGas raised to 2,000,000 for the probe)")
+
+
+def _deliver_failure_to(env: Env, probe: Any, app: int, path: str) -> tuple[Any, str]:
+    """Post a job calling back ``probe`` and end it without a result along ``path``; returns (receipt, hook)."""
+    m = env.market
+    p = env.params()
+    if path.startswith("reveal"):
+        p["maxReplicas"] = 3
+        env.tx(m.functions.setParams(tuple(p.values())), env.owner)
+        tid = task_id(env.post(app, replication=3, callback=probe.address, maxRunSeconds=100), 0)
+        ws = env.workers[:3]
+        for x in ws:
+            env.tx(m.functions.claim(tid), x)
+        for x, d in zip(ws, [GOOD, BAD, OTHER], strict=True):
+            commit(env, tid, x, d)
+        for x, d in zip(ws, [GOOD, BAD, OTHER], strict=True):
+            receipt = reveal(env, tid, x, d)
+        assert env.events(receipt, "TaskFailed")
+        return receipt, "onTaskFailed"
+    if path.startswith("reportFailure"):
+        p["maxReplicas"] = 2
+        env.tx(m.functions.setParams(tuple(p.values())), env.owner)
+        tid = task_id(env.post(app, callback=probe.address, maxRunSeconds=100), 0)
+        for x, d in zip(env.workers[:2], [BAD, OTHER], strict=True):
+            env.tx(m.functions.claim(tid), x)
+            receipt = env.tx(m.functions.reportFailure(tid, d, "bafyfail"), x)
+        assert env.events(receipt, "TaskFailed")
+        return receipt, "onTaskFailed"
+    job = env.post(app, numTasks=3, callback=probe.address, maxRunSeconds=100, deadline=env.now() + 1000)
+    if path == "cancelTasks":
+        return env.tx(m.functions.cancelTasks(job, 0, 2), env.requester), "onTasksEnded"
+    env.warp(1001)
+    return env.tx(m.functions.closeJob(job), env.outsider), "onTasksEnded"
 
 
 @attack(kind="attack", name="external calls are only token, registry and callbacks",
@@ -793,6 +837,31 @@ def test_many_gas_burning_callbacks_fit_in_a_block(env: Env, record_property: An
                                    f"at most {BLOCK_GAS // per} results per transaction at callbackGas 200,000")
 
 
+@attack(kind="attack", name="failure notices for a huge bag cost one callback",
+        how="a bag of 2^32-1 tasks whose callback burns its whole 200,000-gas allowance: cancelTasks of 65,536 "
+            "tasks and closeJob of the rest each make exactly one capped onTasksEnded call (one notice per range, "
+            "not per task), recorded as failed; gas recorded")
+def test_range_notices_cost_one_callback_whatever_the_range(env: Env, record_property: Any) -> None:
+    cb = deploy(env.w3, "GasBurningCallback", sender=env.owner)
+    app = env.app()
+    env.fund(env.requester, 10 * E18)
+    m = env.market
+    env.tx(m.functions.postJob(env.job_params(app, numTasks=U32, reward=1, maxRunSeconds=10, callback=cb.address,
+                                              deadline=env.now() + DAY)), env.requester)
+    job = int(m.functions.jobCount().call())
+    cancel = env.tx(m.functions.cancelTasks(job, 0, 65_536), env.requester)
+    env.warp(DAY + 1)
+    close = env.tx(m.functions.closeJob(job), env.outsider)
+    notices = [env.events(r, "TasksEndedDelivered") for r in (cancel, close)]
+    assert [[(n["firstIndex"], n["count"], n["reason"], n["success"]) for n in ns] for ns in notices] == [
+        [(0, 65_536, 2, False)], [(0, U32, 3, False)]]
+    assert env.balance(env.requester) == 10 * E18
+    assert _gas(close) < 200_000 + 150_000
+    solvent(env)
+    record_property("reliability", f"cancelTasks(65,536) {_gas(cancel):,} gas, closeJob(2^32-1 tasks) "
+                                   f"{_gas(close):,} gas, each with one gas-burning onTasksEnded (200,000 gas cap)")
+
+
 @attack(kind="attack", name="finalization at the replica cap (16) fits in a block",
         how="maxReplicas=16, R=16: 7 distinct wrong digests revealed first, then 9 agreeing ones; the last reveal "
             "runs the O(n^2) vote over 16 digests, pays 9 winners and slashes 7: gas recorded, well under the limit")
@@ -859,12 +928,15 @@ LOOP_BOUNDS = {
 
 
 @attack(kind="attack", name="no loop over an unbounded list",
-        how="static check of every for/while loop in the production contracts against a reviewed table of "
-            "bounds (a new loop fails the test until it is reviewed), no dynamic array in storage, and the "
-            "constants the bounds rely on read from the deployed contract")
+        how="static check of every for/while loop in the production contracts, the Dapp client base "
+            "(TasknetClient) and the example Dapps against a reviewed table of bounds (a new loop fails the test "
+            "until it is reviewed), no dynamic array in storage, and the constants the bounds rely on read from "
+            "the deployed contract")
 def test_every_loop_is_bounded(env: Env, record_property: Any) -> None:
     files = [ROOT / "contracts/Marketplace.sol", ROOT / "contracts/MarketplaceRegistry.sol",
-             *sorted((ROOT / "contracts/libraries").glob("*.sol"))]
+             *sorted((ROOT / "contracts/libraries").glob("*.sol")),
+             # what Dapps build on and copy: the client base and the examples (no loop in them today)
+             *sorted((ROOT / "contracts/client").glob("*.sol")), *sorted((ROOT / "contracts/examples").glob("*.sol"))]
     found: dict[tuple[str, str, str], int] = {}
     for path in files:
         text = path.read_text()

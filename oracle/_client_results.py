@@ -1,0 +1,67 @@
+"""The manifest ``tasknet result get`` keeps in its output folder, so that a second run resumes where the first
+stopped: one JSON line per task verified and unpacked (its digest, CID, files and bytes), appended and fsynced as
+each task lands. A task is skipped when the manifest holds the digest the chain finalized for it and its folder
+is there; a torn last line (a crash while writing it) is ignored."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ._client_models import TaskResult
+from .protocol import task_id
+from .status import read_status
+
+MANIFEST = ".tasknet-results.jsonl"
+
+
+class ResultManifest:
+    """Verified results of one job in the folder ``dest``."""
+
+    def __init__(self, dest: Path, job_id: int, marketplace: str) -> None:
+        self.dest = dest
+        self.path = dest / MANIFEST
+        self.job_id = job_id
+        self.marketplace = marketplace.lower()
+        self.entries: dict[int, dict[str, Any]] = {}
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        with self.path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line torn by a crash
+                if isinstance(entry, dict) and entry.get("job_id") == self.job_id and \
+                        str(entry.get("marketplace", "")).lower() == self.marketplace and isinstance(entry.get("index"), int):
+                    self.entries[entry["index"]] = entry
+
+    def verified(self, index: int, digest: str) -> bool:
+        """True when an earlier run verified ``digest`` for task ``index`` and its folder is still there."""
+        entry = self.entries.get(index)
+        return entry is not None and entry.get("digest") == digest and (self.dest / str(index)).is_dir()
+
+    def resumed(self, index: int) -> TaskResult:
+        """The result an earlier run verified, read back from the manifest and the task's ``logs/status.txt``."""
+        e = self.entries[index]
+        path = self.dest / str(index)
+        st = read_status(path / "logs")
+        return TaskResult(index=index, task_id=task_id(self.job_id, index), digest=e["digest"], cid=e["cid"],
+                          verified=True, digest_source=e["source"], path=path, files=int(e.get("files", 0)),
+                          bytes=int(e.get("bytes", 0)), outcome="ok" if st.ok else "failed", reason=st.reason,
+                          exit_code=st.exit_code, error=st.error, skipped=st.skipped, resumed=True)
+
+    def add(self, result: TaskResult) -> None:
+        """Record a result verified and unpacked now (appended, flushed and fsynced)."""
+        entry = {"job_id": self.job_id, "marketplace": self.marketplace, "index": result.index,
+                 "digest": result.digest, "cid": result.cid, "source": result.digest_source, "files": result.files,
+                 "bytes": result.bytes}
+        self.entries[result.index] = entry
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
