@@ -767,6 +767,8 @@ docker exec "$HOLD" tar -cf - -C /out . 2>"$R/tar.err" | head -c @TAR_CAP@ >"$R/
 tar_status=${PIPESTATUS[0]}
 [ "$(docker inspect -f '{{.State.Running}}' "$HOLD" 2>/dev/null)" = true ] \
   || fail "the output holder on node $node stopped before the output was copied out: the output is lost"
+# the containers and the volume are gone before the result shows: a collected run leaves nothing on its node
+cleanup; trap - EXIT
 printf 'exit_code=%s\noom=%s\ntimed_out=%s\npids_hit=%s\nsignal=%s\nrun_us=%s\ntar_status=%s\nnode=%s\n' \
   "$code" "$state" "$timed_out" "$pids_hit" "$sig" "$(( t1 - t0 ))" "$tar_status" "$node" >"$R/result.tmp" \
   && mv "$R/result.tmp" "$R/result.env"

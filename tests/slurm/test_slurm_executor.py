@@ -26,6 +26,8 @@ from worker._settings import SlurmSettings, WorkerSettings
 from worker._slurm import SlurmExecutor, SlurmTask
 from worker.exceptions import EnvironmentFailure, SlurmRejected
 
+pytestmark = [pytest.mark.slurm, pytest.mark.integration]
+
 MiB = 1 << 20
 LIMITS = Limits(wall_seconds=10, memory_bytes=48 * MiB, cpus=1.0, pids=48, output_bytes=1 * MiB, output_files=200,
                 tmp_bytes=4 * MiB, log_bytes=64 * 1024)
@@ -79,7 +81,7 @@ class Harness:
         app = AppView(app_id=1, owner="0x" + "44" * 20, image_ref=BUSYBOX_BASE,
                       image_digest=self.docker.images.get(BUSYBOX_BASE).id, metadata_uri="ipfs://none", price=0,
                       is_public=True, deterministic_file="")
-        self.pipeline._prepare_inputs = lambda *a: command  # type: ignore[method-assign]
+        self.pipeline._prepare_inputs = lambda *a: (command, {})  # type: ignore[method-assign]
         rec = self.journal.record(job.job_id, self.index, Step.CLAIMED, replica=0)
         rec = self.pipeline._produce(job, app, rec)
         assert rec.step is Step.UPLOADED
