@@ -443,22 +443,24 @@ class SlurmExecutor:
         self._images.add(image_id)
 
     # -- following the job ----------------------------------------------------------------------
-    def _look(self, force: bool = False) -> tuple[dict[str, SlurmJob], str | None]:
-        """The queue's view of this worker's jobs, read at most once per ``poll_s`` for all the tasks waiting."""
+    def _look(self, force: bool = False, since: float = -math.inf) -> tuple[dict[str, SlurmJob], str | None]:
+        """The queue's view of this worker's jobs, read at most once per ``poll_s`` for all the tasks waiting,
+        and read again when the last reading began before ``since`` (a job submitted since is not in it)."""
         with self._lock:
-            if force or time.monotonic() - self._queue_at >= self.s.poll_s:
+            if force or self._queue_at < since or time.monotonic() - self._queue_at >= self.s.poll_s:
+                at = time.monotonic()
                 try:
                     self._queue, self._queue_error = self.client.queue(self.prefix), None
                 except SlurmUnavailable as exc:
                     self._queue_error = str(exc)
-                self._queue_at = time.monotonic()
+                self._queue_at = at
             return self._queue, self._queue_error
 
     def _wait(self, job_id: str, run_dir: Path, spec: RunSpec, task: SlurmTask) -> None:
         """Until the job's result is in its folder. Raises _Interrupted (run it again), EnvironmentFailure (give
         the claim back), SandboxError, or what ``task.check`` raises; the job is cancelled when it raises."""
         result = run_dir / "result.env"
-        checked = time.monotonic()
+        checked = since = time.monotonic()  # a reading of the queue begun before this may not know the job yet
         node = task.data.get("slurm_node")
         done = False
         try:
@@ -468,7 +470,7 @@ class SlurmExecutor:
                                              f"{task.label} is cancelled and its claim given back")
                 if not job_id:  # finished before a restart, its id never journaled, and its result gone
                     raise _Interrupted("the job's result is gone")
-                queue, error = self._look()
+                queue, error = self._look(since=since)
                 job = queue.get(job_id)
                 if error is not None:
                     self._unreachable(error)
