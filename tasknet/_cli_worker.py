@@ -21,9 +21,12 @@ Example (devnet):
   tasknet worker run --devnet-role worker-1 --stake 10
 Example (any chain):
   TASKNET_PASSWORD=... tasknet worker run --config worker.toml
+Example (a Slurm cluster as one worker: each task a job, its folder on storage the nodes share):
+  tasknet worker run --config worker.toml --executor slurm --slurm-shared-dir /shared/tasknet
 """
 HELP_STATUS = """Show the worker's stake, reputation, balance, earnings, running and finished tasks and cache use
-(earnings and tasks are read from the journal in the worker's state folder).
+(earnings and tasks are read from the journal in the worker's state folder). A worker on a Slurm cluster shows the
+Slurm job (and node) of each running task.
 
 \b
 Example:
@@ -101,10 +104,15 @@ def register(cli: click.Group) -> None:
     @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="journal, cache, task folders")
     @click.option("--relay", "relay_url", default=None, metavar="URL",
                   help="hand signed results, commits and reveals to this relayer (tasknet relayer run)")
+    @click.option("--executor", type=click.Choice(["local", "slurm"]), default=None,
+                  help="where tasks run: this machine's Docker (local, the default) or a Slurm cluster (slurm)")
+    @click.option("--slurm-shared-dir", type=click.Path(path_type=Path), default=None,
+                  help="executor slurm: a folder on storage every node mounts (task folders, images)")
+    @click.option("--slurm-partition", default=None, help="executor slurm: the partition (default: the cluster's)")
     @click.option("--fault", default=None, hidden=True, help="fault injection for demos and tests")
     def run(config: Path | None, devnet_role: str | None, devnet_file: Path | None, stake_tokens: float | None,
-            max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, fault: str | None,
-            **kw: Any) -> None:
+            max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, executor: str | None,
+            slurm_shared_dir: Path | None, slurm_partition: str | None, fault: str | None, **kw: Any) -> None:
         from worker import Worker
 
         from .cli import daemon_logging
@@ -114,6 +122,13 @@ def register(cli: click.Group) -> None:
                              stake=int(stake_tokens * ETHER) if stake_tokens is not None else None)
         if max_concurrent is not None:
             settings.policy.max_concurrent = max_concurrent
+        slurm = {k: v for k, v in {"shared_dir": slurm_shared_dir, "partition": slurm_partition}.items() if v is not None}
+        if executor is not None or slurm:
+            from worker import WorkerSettings
+
+            settings = WorkerSettings.model_validate({
+                **settings.model_dump(), "executor": executor or settings.executor,
+                "slurm": {**settings.slurm.model_dump(), **slurm}})
         Worker(settings).run()
 
     @worker.command("register", help=HELP_REGISTER)
@@ -183,9 +198,13 @@ def register(cli: click.Group) -> None:
         me = s.account(int(w3.eth.chain_id)).address
         info = market.worker(me)
         summary = None
+        slurm_jobs: dict[str, dict[str, Any]] = {}
         if (s.state_dir / "journal.db").exists():
             journal = Journal(s.state_dir / "journal.db")
             summary = journal.summary()  # totals and live tasks: no finished record is read
+            # executor 'slurm': the Slurm job (and node) of each task still running on the cluster
+            slurm_jobs = {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
+                          for r in journal.unfinished() if r.step < Step.UPLOADED and r.data.get("slurm_job")}
             journal.close()
         cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
             if (s.state_dir / "cache").exists() else 0
@@ -198,6 +217,7 @@ def register(cli: click.Group) -> None:
             "running": summary.live if summary else [],
             "records": {"finished_kept": summary.finished_kept if summary else 0,
                         "finished_dropped": summary.dropped if summary else 0},
+            "slurm_jobs": slurm_jobs,
             "cache_bytes": cache_bytes,
         }
         if as_json:
@@ -209,6 +229,9 @@ def register(cli: click.Group) -> None:
         for key in ("stake", "locked", "balance", "earned"):
             table.add_row(key, f"{doc[key] / ETHER:g} tokens")
         table.add_row("tasks", ", ".join(f"{k} {v}" for k, v in doc["tasks"].items() if v) or "none")
-        table.add_row("running", ", ".join(doc["running"]) or "none")
+        jobs = doc["slurm_jobs"]
+        table.add_row("running", ", ".join(
+            k + (f" (Slurm job {jobs[k]['job']}" + (f" on {jobs[k]['node']})" if jobs[k]["node"] else ")")
+                 if k in jobs else "") for k in doc["running"]) or "none")
         table.add_row("cache", f"{cache_bytes / 1e6:.1f} MB")
         out.print(table)

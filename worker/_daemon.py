@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import errno
 import fcntl
@@ -14,6 +15,7 @@ import os
 import random
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,16 @@ from ._pipeline import TIME_GATED_GAS, Pipeline
 from ._policy import Offer, decide
 from ._sandbox import Sandbox, sandbox_owner
 from ._settings import WorkerSettings
+from ._slurm import SlurmExecutor
 from ._view import MarketView
-from .exceptions import CannotClaim, EnvironmentFailure, SandboxError, StateDirInUse, WorkerError
+from .exceptions import (
+    CannotClaim,
+    EnvironmentFailure,
+    SandboxError,
+    SlurmUnavailable,
+    StateDirInUse,
+    WorkerError,
+)
 
 log = get_logger("worker")
 
@@ -99,8 +109,18 @@ class Worker:
         # One output slot per task running at once, and a spare: each is kept between tasks (see worker/_sandbox.py)
         self.sandbox = Sandbox(self.docker, owner=sandbox_owner(self.account.address, settings.state_dir),
                                max_idle=settings.policy.max_concurrent + 1)
+        #: executor 'slurm': each task runs as a job of the site's cluster (worker/_slurm.py); its capabilities and
+        #: capacity are the partition's, and its tasks wait in threads of their own (a job may queue for long)
+        self.slurm: SlurmExecutor | None = None
+        self._task_pool: ThreadPoolExecutor | None = None
+        self._claims_paused_reason: str | None = None
+        if settings.executor == "slurm":
+            self.slurm = SlurmExecutor(settings.slurm, self.sandbox, owner=self.sandbox.owner)
+            self._task_pool = ThreadPoolExecutor(settings.policy.max_concurrent + 2, thread_name_prefix="slurm-task")
+            if caps is None:
+                self.caps = self._cluster_caps()
         self.pipeline = Pipeline(settings, self.market, self.sender, self.ipfs, self.cache, self.sandbox,
-                                 self.docker, self.journal)
+                                 self.docker, self.journal, slurm=self.slurm)
         self.pipeline.others_running = lambda: len(self.running) > 1
         self.view = MarketView()
         self.stream = EventStream(self.w3, self.market.addresses, self.market.event_abis,
@@ -138,6 +158,40 @@ class Worker:
         self.journal.job_closed(expired)  # over for good: its results may be unpinned after the retention
         self.journal.set_value("stream", {"market": self.market.address, "cursor": self.stream.cursor.model_dump(),
                                           "view": self.view.model_dump(mode="json")})
+
+    def _cluster_caps(self) -> Capabilities:
+        """(executor 'slurm') What one task may ask of the cluster, read from its partition (``sinfo``); the last
+        reading (journaled) when the controller does not answer at start."""
+        assert self.slurm is not None
+        try:
+            caps = self.slurm.capabilities()
+        except SlurmUnavailable as exc:
+            saved = self.journal.get_value("slurm_caps")
+            if saved is None:
+                raise WorkerError(f"cannot read the cluster's partition: {exc}") from exc
+            log.warning("slurm_unreachable_at_start", error=str(exc), using="the capabilities read last time")
+            return Capabilities.model_validate(saved)
+        self.journal.set_value("slurm_caps", caps.model_dump())
+        return caps
+
+    def _capacity(self) -> int:
+        """Tasks this worker may hold at once: the policy's ``max_concurrent``; on a cluster, no more than the CPUs
+        of its partition's nodes that take jobs, and none while its controller does not answer (claims pause;
+        the reason is logged when it changes)."""
+        if self.slurm is None:
+            return self.s.policy.max_concurrent
+        try:
+            cpus = self.slurm.capacity()
+            reason = None if cpus else "no node of the Slurm partition takes jobs (drained, down or not responding)"
+        except SlurmUnavailable as exc:
+            cpus, reason = 0, str(exc)
+        if reason != self._claims_paused_reason:
+            if reason is not None:
+                self.log.warning("claims_paused", reason=reason)
+            else:
+                self.log.info("claims_resumed", cluster_cpus=cpus)
+            self._claims_paused_reason = reason
+        return min(self.s.policy.max_concurrent, cpus)
 
     # -- set-up -----------------------------------------------------------------------------------
     def advertised(self) -> dict[str, int]:
@@ -275,10 +329,25 @@ class Worker:
             _, pending = await asyncio.wait(list(self.running.values()), timeout=self.s.drain_timeout)
             if pending:
                 self.log.warning("drain_timeout", unfinished=len(pending))
+                if self.slurm is not None:
+                    await self._cancel_cluster_jobs(pending)
         self.sandbox.close()
+        if self._task_pool is not None:
+            self._task_pool.shutdown(wait=False, cancel_futures=True)
         self.cache.close()
         self.ipfs.close()
         self.log.info("worker_stopped")
+
+    async def _cancel_cluster_jobs(self, pending: set[asyncio.Task[Any]]) -> None:
+        """(executor 'slurm') The drain timed out: cancel the jobs still queued or running (scancel) and give their
+        claims back now, rather than leave them to expire into a slash."""
+        assert self.slurm is not None
+        self.slurm.stop("its drain timed out")
+        await asyncio.wait(pending, timeout=60)
+        back = [r for r in await asyncio.to_thread(self.journal.unfinished) if r.step == Step.ABANDONING]
+        if back:
+            await asyncio.to_thread(self.pipeline.abandon_many, back)
+            self.log.info("drain_gave_back", tasks=len(back))
 
     def _unpin_retained(self) -> None:
         """Unpin the results of jobs that closed more than ``result_retention_s`` ago: the worker's node held
@@ -533,7 +602,8 @@ class Worker:
         if self.stopping or time.monotonic() < self._claims_paused_until:
             return  # a dependency is down: no new claims we may not be able to honour
         held = {r.task_key for r in await asyncio.to_thread(self.journal.unfinished) if r.step < Step.UPLOADED}
-        slots = self.s.policy.max_concurrent - len(held | set(self.running))
+        capacity = self.s.policy.max_concurrent if self.slurm is None else await asyncio.to_thread(self._capacity)
+        slots = capacity - len(held | set(self.running))
         if slots <= 0:
             return
         candidates = await asyncio.to_thread(self._candidates)
@@ -630,7 +700,12 @@ class Worker:
         async def go() -> None:
             try:
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
-                    new = await asyncio.to_thread(self.pipeline.run, rec)
+                    if self._task_pool is None:
+                        new = await asyncio.to_thread(self.pipeline.run, rec)
+                    else:  # a cluster's task may wait long in its queue: not in the loop's shared threads
+                        ctx = contextvars.copy_context()
+                        new = await asyncio.get_running_loop().run_in_executor(
+                            self._task_pool, ctx.run, self.pipeline.run, rec)
                 self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name)
                 if new.step == Step.UPLOADED:
                     self._advance_soon = True  # a replica to commit

@@ -48,6 +48,7 @@ from ._journal import Journal, Step, TaskRecord
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
+from ._slurm import SlurmExecutor, SlurmTask
 from .exceptions import (
     EnvironmentFailure,
     InputCorrupt,
@@ -106,7 +107,8 @@ class TaskLost(TasknetError):
 
 class Pipeline:
     def __init__(self, settings: WorkerSettings, market: Market, sender: TxSender, ipfs: IpfsClient,
-                 cache: InputCache, sandbox: Sandbox, docker_client: docker.DockerClient, journal: Journal) -> None:
+                 cache: InputCache, sandbox: Sandbox, docker_client: docker.DockerClient, journal: Journal,
+                 slurm: SlurmExecutor | None = None) -> None:
         self.s = settings
         self.market = market
         self.sender = sender
@@ -115,6 +117,8 @@ class Pipeline:
         self.sandbox = sandbox
         self.docker = docker_client
         self.journal = journal
+        #: with executor 'slurm', runs go to the cluster (task folders on its shared storage) instead of the sandbox
+        self.slurm = slurm
         self.me = sender.address
         #: set by the daemon: True while other tasks of this worker run (an R = 1 result then waits a moment
         #: for theirs, and they go out in one transaction)
@@ -124,7 +128,7 @@ class Pipeline:
             self.relay = RelayClient(settings.relay_url, sender.sender,
                                      Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address),
                                      timeout=settings.relay_timeout_s)
-        self.work = settings.state_dir / "tasks"
+        self.work = slurm.work_dir if slurm is not None else settings.state_dir / "tasks"
         self._docs: dict[str, InputsDocument] = {}
         self._doc_errors: dict[tuple[int, str], tuple[InputError, float]] = {}  # (job, cid) -> (error, until)
         self._images_ok: set[str] = set()
@@ -157,16 +161,23 @@ class Pipeline:
     def _produce(self, job: JobView, app: AppView, rec: TaskRecord) -> TaskRecord:
         index = rec.task_index
         folder = self.work / f"{job.job_id}-{index}"
-        shutil.rmtree(folder, ignore_errors=True)
+        # a Slurm job a previous process submitted for this task: followed (or its result collected), never rerun
+        resume = self.slurm is not None and bool(rec.data.get("slurm_token")) and (folder / "in").is_dir()
         dirs = {name: folder / name for name in ("in", "out", "logs")}
+        for d in (dirs["out"], dirs["logs"]) if resume else (folder,):
+            shutil.rmtree(d, ignore_errors=True)
         for d in dirs.values():
-            d.mkdir(parents=True)
+            d.mkdir(parents=True, exist_ok=True)
         run: RunResult | None = None
         error: str | None = None
         try:
-            command, env = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
-            self.journal.record(job.job_id, index, Step.INPUTS_READY)
-            run = self._execute(job, app, command, dirs, env)
+            if resume:  # the inputs are in place (its job may be reading them): only its arguments are needed
+                task_spec = self._inputs_doc(job.inputs_cid, job.job_id).task(index)
+                command, env = task_spec.args, task_spec.env
+            else:
+                command, env = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
+                self.journal.record(job.job_id, index, Step.INPUTS_READY)
+            run = self._execute(job, app, command, dirs, env, rec, resume)
             if run.killed_from_outside:
                 # a signal the engine delivered that none of our limits sent (docker kill or stop, an engine
                 # shutdown): not the app's answer, and publishing it would get an honest worker outvoted. Run it
@@ -177,7 +188,7 @@ class Pipeline:
                 for d in (dirs["out"], dirs["logs"]):
                     shutil.rmtree(d, ignore_errors=True)
                     d.mkdir(parents=True)
-                run = self._execute(job, app, command, dirs, env)
+                run = self._execute(job, app, command, dirs, env, rec)
             run = _check_deterministic_file(run, app)
         except (InputUnavailable, InputTooLarge) as exc:
             # no reachable node provides an input, or it exceeds this worker's own caps: this worker's view of the
@@ -329,7 +340,7 @@ class Pipeline:
         log.info("image_loaded", uri=uri, image=app.image_digest)
 
     def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path],
-                 env: dict[str, str] | None = None) -> RunResult:
+                 env: dict[str, str] | None = None, rec: TaskRecord | None = None, resume: bool = False) -> RunResult:
         self._ensure_image(app)
         limits = Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
                         memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
@@ -337,12 +348,25 @@ class Pipeline:
         spec = RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command, input_dir=dirs["in"],
                        output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits, env=env or {},
                        task=f"{job.job_id}-{dirs['in'].parent.name}")
+        if self.slurm is not None and rec is not None:
+            return self.slurm.run(spec, self._slurm_task(job, rec), resume=resume)
         run = self.sandbox.run(spec)
         if run.reason is Reason.IMAGE_MISSING:  # removed from the engine since it was checked: fetch it again
             self._images_ok.discard(app.image_digest)
             self._ensure_image(app)
             run = self.sandbox.run(spec)
         return run
+
+    def _slurm_task(self, job: JobView, rec: TaskRecord) -> SlurmTask:
+        """The task as the Slurm executor sees it: its claim's expiry, its journaled job, and the journal and claim
+        checks it calls while the job waits or runs."""
+        current = self.journal.get(job.job_id, rec.task_index) or rec
+
+        def note(**data: Any) -> None:
+            step = max(Step.INPUTS_READY, (self.journal.get(job.job_id, rec.task_index) or rec).step)
+            self.journal.record(job.job_id, rec.task_index, step, **data)
+        return SlurmTask(label=f"{job.job_id}-{rec.task_index}", expiry=float(current.data.get("expiry") or 0),
+                         data=dict(current.data), note=note, check=lambda: self._check_claim(job, current))
 
     def _publish(self, job: JobView, app: AppView, rec: TaskRecord, dirs: dict[str, Path], run: RunResult | None,
                  error: str | None) -> TaskRecord:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from oracle import DevnetInfo
@@ -17,6 +17,28 @@ from oracle.settings import DEV_CHAIN_IDS, Settings, open_keystore
 
 from ._policy import Policy
 from .exceptions import WorkerError
+
+
+class SlurmSettings(BaseModel):
+    """Where and how the Slurm executor (``executor = "slurm"``) hands tasks to the site's cluster: each task
+    becomes one batch job whose node runs the task's confined container (see worker/_slurm.py)."""
+
+    shared_dir: Path | None = Field(None, description="a folder on storage every node mounts: task folders "
+                                    "(inputs, outputs, logs) and the app images' archives live there")
+    node_dir: Path | None = Field(None, description="the same folder as the nodes mount it, when their path differs "
+                                  "(default: shared_dir)")
+    partition: str | None = Field(None, description="the partition the jobs go to (default: the cluster's default); "
+                                  "the capacity advertised on chain is read from it")
+    sbatch_args: list[str] = Field(default_factory=list, description="more sbatch options (e.g. --account=..., "
+                                   "--qos=...)")
+    slurm_conf: Path | None = Field(None, description="the cluster's slurm.conf (SLURM_CONF for the Slurm commands; "
+                                    "default: the environment's or the system's)")
+    bin_dir: Path | None = Field(None, description="where sbatch, squeue, scancel, sinfo live (default: PATH)")
+    poll_s: float = Field(1.0, gt=0, description="seconds between two looks at the queue (squeue)")
+    time_margin_s: int = Field(120, ge=0, description="the job's time limit is the task's wall clock plus this "
+                               "(the node kills the container at the wall clock itself; Slurm's limit is a backstop)")
+    start_margin_s: int = Field(30, ge=0, description="a job still queued when its task's wall clock plus this "
+                                "would pass its claim's expiry is cancelled and the claim given back")
 
 
 class WorkerSettings(BaseSettings):
@@ -72,6 +94,9 @@ class WorkerSettings(BaseSettings):
                                    "sending the message myself")
     relay_margin_s: int = Field(30, ge=0, description="send a relayed message myself when it has not landed this "
                                 "many seconds before its claim or window closes")
+    executor: Literal["local", "slurm"] = Field("local", description="where tasks run: 'local' (this machine's "
+                                                "Docker engine) or 'slurm' (the site's cluster: see 'slurm')")
+    slurm: SlurmSettings = Field(default_factory=SlurmSettings)
     fault: Literal["none", "wrong-result"] = Field(
         "none", description="the demo's liar: 'wrong-result' changes every output before it is packed, as a lying or "
                             "broken worker would (never set it on a real worker)")
@@ -82,6 +107,9 @@ class WorkerSettings(BaseSettings):
             raise ValueError("no worker key: set 'keystore' (TASKNET_KEYSTORE, password in TASKNET_PASSWORD; make "
                              "one with 'tasknet account new' or 'tasknet account import') or, on the devnet, use "
                              "--as worker-N")
+        if self.executor == "slurm" and self.slurm.shared_dir is None:
+            raise ValueError("executor 'slurm' needs slurm.shared_dir: a folder on storage every node of the cluster "
+                             "mounts (TASKNET_WORKER_SLURM__SHARED_DIR, or --slurm-shared-dir)")
         return self
 
     @classmethod

@@ -8,7 +8,9 @@ Hierarchy (``TasknetError`` is :class:`oracle.exceptions.TasknetError`)::
         ├── StateDirInUse            another worker process runs on the same state folder
         ├── CannotClaim              banned, or staked below the minimum: the daemon stops (on_ban = exit)
         ├── EnvironmentFailure       this worker's environment failed the task: its claim is given back
+        │   └── SlurmRejected        the cluster refused the task's job (over the partition's limits)
         ├── SandboxError             the Docker engine failed to run a task (not the app's fault; retryable)
+        │   └── SlurmUnavailable     the cluster's controller (slurmctld) does not answer (retryable)
         └── InputError               an input cannot be used; the task fails with this message
             ├── InputUriInvalid      the URI's scheme or checksum fragment is malformed
             ├── InputUnavailable     unknown CID, HTTP error or timeout while fetching (maybe transient)
@@ -34,7 +36,7 @@ from oracle.exceptions import ArchiveError, IntegrityError, TasknetError, Unsafe
 __all__ = [
     "ArchiveError", "CannotClaim", "EnvironmentFailure", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
     "InputsDocumentInvalid",
-    "SandboxError", "StateDirInUse", "UnsafeArchive", "WorkerError",
+    "SandboxError", "SlurmRejected", "SlurmUnavailable", "StateDirInUse", "UnsafeArchive", "WorkerError",
 ]
 
 
@@ -57,6 +59,15 @@ class StateDirInUse(WorkerError):
 
 class SandboxError(WorkerError):
     """The Docker engine could not create, start, inspect or clean up a task's containers."""
+
+
+class SlurmRejected(EnvironmentFailure):
+    """The Slurm cluster refused the task's batch job (its cores, memory or time exceed the partition's limits, an
+    account or QOS refused): the claim is given back."""
+
+
+class SlurmUnavailable(SandboxError):
+    """The Slurm commands cannot reach the cluster's controller (slurmctld down or unreachable): claims pause."""
 
 
 class InputError(WorkerError):

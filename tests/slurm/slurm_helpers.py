@@ -1,0 +1,59 @@
+"""The test cluster as the Slurm tests drive it (see tests/slurm/conftest.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import subprocess
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-cluster"
+
+
+@dataclasses.dataclass
+class Cluster:
+    dir: Path
+    conf: Path
+    nodes: list[str]
+
+    def run(self, *args: str, check: bool = True) -> str:
+        """A Slurm command against this cluster; its stdout."""
+        proc = subprocess.run(list(args), capture_output=True, text=True, env={**os.environ, "SLURM_CONF": str(self.conf)},
+                              timeout=60, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed: {proc.stderr}")
+        return proc.stdout
+
+    def script(self, *args: str) -> None:
+        """scripts/slurm-cluster ARGS DIR (e.g. ``ctld stop``)."""
+        subprocess.run([str(SCRIPT), *args, str(self.dir)], check=True, timeout=120)
+
+    def jobs(self) -> list[dict[str, str]]:
+        """Every job the controller knows (finished ones too): id, name, state, node."""
+        out = self.run("squeue", "-h", "-t", "all", "-O", "JobID:|,Name:|,State:|,NodeList:|")
+        return [dict(zip(("id", "name", "state", "node"), (p.strip() for p in line.split("|")), strict=False))
+                for line in out.splitlines() if line.strip()]
+
+    def task_jobs(self, owner: str, job_id: int) -> dict[int, list[dict[str, str]]]:
+        """The Slurm jobs of each task of marketplace job ``job_id`` run by the worker labelled ``owner``."""
+        prefix = f"tasknet-{hashlib.sha256(owner.encode()).hexdigest()[:10]}-{job_id}-"
+        out: dict[int, list[dict[str, str]]] = {}
+        for job in self.jobs():
+            m = re.fullmatch(re.escape(prefix) + r"(\d+)-[0-9a-f]{12}", job["name"])
+            if m:
+                out.setdefault(int(m.group(1)), []).append(job)
+        return out
+
+    def states(self, ids: list[str]) -> list[str]:
+        by_id = {j["id"]: j["state"] for j in self.jobs()}
+        return [by_id.get(i, "?") for i in ids]
+
+    def set_nodes(self, state: str, check: bool = True) -> None:
+        """``scontrol update nodename=… state=…`` for every node (drain needs a reason)."""
+        extra = ["reason=tasknet-test"] if state == "drain" else []
+        self.run("scontrol", "update", f"nodename={','.join(self.nodes)}", f"state={state}", *extra, check=check)
+
+    def node_states(self) -> list[str]:
+        return self.run("sinfo", "-h", "-N", "-o", "%T").split()

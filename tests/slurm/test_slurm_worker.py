@@ -1,0 +1,166 @@
+"""The worker daemon with ``executor = "slurm"`` against a real anvil, kubo, Docker engine and the test cluster
+(slurmctld, two slurmd): it claims on chain, each task runs as a Slurm job, and it publishes, commits, reveals and
+is paid as a local worker is. A local worker replicating the same tasks agrees with it digest for digest."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oracle.market import Market
+from tests.integration.test_worker import fund_worker, running, settings, wait_for, worker_process
+from tests.market_helpers import ETHER, fund, post_job, register_app
+from tests.slurm.slurm_helpers import Cluster
+from worker._daemon import Worker
+from worker._journal import Journal, Step
+from worker._sandbox import sandbox_owner
+from worker._settings import WorkerSettings
+
+pytestmark = [pytest.mark.slurm, pytest.mark.integration]
+
+
+def slurm_settings(anvil: Any, ipfs: Any, market: Market, account: Any, state: Path, cluster: Cluster,
+                   shared: Path, **kw: Any) -> WorkerSettings:
+    kw.setdefault("policy", {"max_concurrent": 2})
+    return settings(anvil, ipfs, market, account, state, executor="slurm",
+                    slurm={"shared_dir": shared, "slurm_conf": cluster.conf, "poll_s": 0.3}, **kw)
+
+
+def owner_of(cfg: WorkerSettings, account: Any) -> str:
+    return sandbox_owner(account.address, cfg.state_dir)
+
+
+@pytest.mark.reliability(kind="fault", name="a Slurm job cancelled by the site while the daemon runs it",
+                         how="scancel of one running task's job: the Slurm worker submits it once more; every "
+                             "task of the job finalizes with the local replica agreeing (2 winners)")
+def test_a_slurm_worker_and_a_local_one_agree_on_every_task_and_are_paid(
+        cluster: Cluster, anvil: Any, w3: Any, accounts: Any, market: Market, ipfs: Any, docker_client: Any,
+        echo_digest: str, tmp_path: Path) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    for a in (accounts[4], accounts[5]):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=6, replication=2)
+    cfg = slurm_settings(anvil, ipfs, market, accounts[4], tmp_path / "slurm", cluster, tmp_path / "shared")
+    on_cluster = Worker(cfg, docker_client=docker_client)
+    assert on_cluster.caps.cores == 1 and on_cluster.caps.memory_mb == 4000  # the largest node's, from sinfo
+    local = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "local"), docker_client=docker_client)
+    owner = owner_of(cfg, accounts[4])
+    cancelled: list[str] = []
+
+    def site_admin() -> None:  # cancels the first job it sees running, once
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not cancelled:
+            for jobs in cluster.task_jobs(owner, job_id).values():
+                if jobs[0]["state"] == "RUNNING":
+                    cluster.run("scancel", jobs[0]["id"])
+                    cancelled.append(jobs[0]["id"])
+                    return
+            time.sleep(0.1)
+    admin = threading.Thread(target=site_admin, daemon=True)
+    admin.start()
+    with running(on_cluster, local):
+        wait_for(lambda: market.job(job_id)["finished"] == 6, timeout=90, what="6 finalized tasks")
+        journal = Journal(tmp_path / "slurm" / "journal.db")
+        wait_for(lambda: all(r.step is Step.DONE for r in journal.all()), timeout=30, what="the journal's DONE")
+    admin.join(5)
+    finals = market.contract.events.TaskFinalized().get_logs(from_block=0)
+    assert len(finals) == 6 and all(e["args"]["winners"] == 2 for e in finals)  # the same digest, every task
+    info = market.worker(accounts[4].address)
+    assert info["locked"] == 0 and info["slashes"] == 0
+    assert market.balance(accounts[4].address) == 5 * ETHER + 6 * ETHER // 10
+    # every task ran as Slurm jobs: one COMPLETED each, and the cancelled one submitted once more
+    jobs = cluster.task_jobs(owner, job_id)
+    assert sorted(jobs) == list(range(6))
+    assert cancelled, "the site admin never saw a job running"
+    for index, runs in jobs.items():
+        states = [j["state"] for j in sorted(runs, key=lambda j: int(j["id"]))]
+        assert states == (["CANCELLED", "COMPLETED"] if runs[0]["id"] in cancelled else ["COMPLETED"]), (index, runs)
+    assert len(journal.all()) == 6
+
+
+@pytest.mark.reliability(kind="crash", name="a Slurm worker killed while its jobs run",
+                         how="kill -9 of the daemon while two tasks run as Slurm jobs: the jobs go on; the restarted "
+                             "daemon finds them through its journal, collects their results and is paid; each task "
+                             "ran once")
+def test_a_restarted_slurm_worker_finds_its_running_jobs_again(cluster: Cluster, anvil: Any, w3: Any,
+                                                               accounts: Any, market: Market, ipfs: Any,
+                                                               echo_digest: str, tmp_path: Path) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[6])
+    data_cid = ipfs.add_bytes(b"slow\n")
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, doc={
+        "count": 2, "template": {"args": ["sleep", "6"]},
+        "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]})
+    cfg = slurm_settings(anvil, ipfs, market, accounts[6], tmp_path / "w", cluster, tmp_path / "shared")
+    owner = owner_of(cfg, accounts[6])
+    first = worker_process(cfg, tmp_path / "cfg.json")
+    try:
+        wait_for(lambda: [j[0]["state"] for j in cluster.task_jobs(owner, job_id).values()] == ["RUNNING"] * 2,
+                 timeout=60, what="both tasks running as Slurm jobs")
+        first.send_signal(signal.SIGKILL)
+        assert first.wait(30) == -signal.SIGKILL
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    journal = Journal(tmp_path / "w" / "journal.db")
+    before = {i: journal.get(job_id, i) for i in range(2)}
+    assert all(r is not None and r.data.get("slurm_job") for r in before.values())
+    assert [j[0]["state"] for j in cluster.task_jobs(owner, job_id).values()] == ["RUNNING"] * 2  # still running
+    restarted = worker_process(cfg, tmp_path / "cfg.json")
+    try:
+        wait_for(lambda: market.job(job_id)["finished"] == 2, timeout=90, what="the two resumed tasks to finish")
+    finally:
+        restarted.terminate()
+        restarted.wait(60)
+    logs = restarted.stderr.read().decode() if restarted.stderr else ""
+    assert logs.count("slurm_job_adopted") == 2, logs[-3000:]
+    jobs = cluster.task_jobs(owner, job_id)
+    assert {i: [j["id"] for j in runs] for i, runs in jobs.items()} == \
+        {i: [str(before[i].data["slurm_job"])] for i in range(2)}  # type: ignore[union-attr]
+    assert all(runs[0]["state"] == "COMPLETED" for runs in jobs.values())
+    info = market.worker(accounts[6].address)
+    assert info["stake"] == 5 * ETHER and info["locked"] == 0 and info["slashes"] == 0
+    assert market.balance(accounts[6].address) == 5 * ETHER + 2 * ETHER // 10
+    for i in range(2):
+        assert [s for s, _ in journal.history(job_id, i)].count(Step.CLAIMED) == 1
+
+
+def test_claims_pause_while_the_partition_is_drained_or_its_controller_is_away(
+        cluster: Cluster, anvil: Any, w3: Any, accounts: Any, market: Market, ipfs: Any, docker_client: Any,
+        tmp_path: Path) -> None:
+    """The capacity a Slurm worker claims for is its partition's CPUs that take jobs, capped by its policy: none
+    while the nodes are drained (scontrol update state=drain) or slurmctld does not answer, with the reason."""
+    cfg = slurm_settings(anvil, ipfs, market, accounts[7], tmp_path / "w", cluster, tmp_path / "shared",
+                         policy={"max_concurrent": 5})
+    worker = Worker(cfg, docker_client=docker_client)
+    assert worker._capacity() == 2  # two nodes of one CPU each, under the policy's 5
+    cluster.set_nodes("drain")
+    worker.slurm._nodes = None  # type: ignore[union-attr]
+    assert worker._capacity() == 0 and "no node of the Slurm partition takes jobs" in str(
+        worker._claims_paused_reason)
+    cluster.set_nodes("resume")
+    assert back_to_two(worker)
+    cluster.script("ctld", "stop")
+    worker.slurm._nodes = None  # type: ignore[union-attr]
+    assert worker._capacity() == 0 and "does not answer" in str(worker._claims_paused_reason)
+    cluster.script("ctld", "start")  # its nodes register again within seconds
+    assert back_to_two(worker)
+
+
+def back_to_two(worker: Worker) -> bool:
+    """Whether the worker's capacity comes back to the two nodes' CPUs within 20 s, its claims resumed."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        worker.slurm._nodes = None  # type: ignore[union-attr]
+        if worker._capacity() == 2:
+            return worker._claims_paused_reason is None
+        time.sleep(0.2)
+    return False
