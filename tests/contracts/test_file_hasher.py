@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from market_helpers import E18, Env
-from test_client import reverts, tx
+from test_tasknet_client_sol import reverts, tx
 from web3.contract import Contract
 
 from oracle._chain import deploy
