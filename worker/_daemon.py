@@ -115,7 +115,8 @@ class Worker:
         self._task_pool: ThreadPoolExecutor | None = None
         self._claims_paused_reason: str | None = None
         if settings.executor == "slurm":
-            self.slurm = SlurmExecutor(settings.slurm, self.sandbox, owner=self.sandbox.owner)
+            self.slurm = SlurmExecutor(settings.slurm, self.sandbox, owner=self.sandbox.owner,
+                                       chain_now=self.market.clock.now)
             self._task_pool = ThreadPoolExecutor(settings.policy.max_concurrent + 2, thread_name_prefix="slurm-task")
             if caps is None:
                 self.caps = self._cluster_caps()

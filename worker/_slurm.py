@@ -260,13 +260,14 @@ class SlurmExecutor:
     """
 
     def __init__(self, settings: SlurmSettings, sandbox: Sandbox, *, owner: str,
-                 client: SlurmClient | None = None) -> None:
+                 client: SlurmClient | None = None, chain_now: Callable[[], float] = time.time) -> None:
         if settings.shared_dir is None:
             raise ValueError("the Slurm executor needs slurm.shared_dir")
         self.s = settings
         self.sandbox = sandbox
         self.docker: docker.DockerClient = sandbox.client
         self.owner = owner
+        self.chain_now = chain_now  # the chain's clock, which claim expiries are measured by
         self.client = client or SlurmClient(settings)
         self.shared: Path = settings.shared_dir
         self.node_shared: Path = settings.node_dir or settings.shared_dir
@@ -505,7 +506,7 @@ class SlurmExecutor:
         if job.reason in HOPELESS or job.reason.startswith("QOSMax"):
             raise SlurmRejected(f"Slurm will not start job {job.job_id} of task {task.label} as it is (pending: "
                                 f"{job.reason}): the task asks more than the partition allows")
-        if task.expiry and time.time() + spec.limits.wall_seconds + self.s.start_margin_s > task.expiry:
+        if task.expiry and self.chain_now() + spec.limits.wall_seconds + self.s.start_margin_s > task.expiry:
             raise EnvironmentFailure(f"Slurm job {job.job_id} of task {task.label} is still queued ({job.reason}) "
                                      f"and could no longer end before its claim expires at {int(task.expiry)}: the "
                                      "cluster is full, drained or down; the claim is given back")
