@@ -402,8 +402,10 @@ class Sandbox:
         in an exited container); return the count."""
         n = remove_sandbox_leftovers(self.client, self.owner)
         address = self.owner.split("-", 1)[0]
-        for container in self.client.containers.list(all=True, filters={"label": "tasknet.sandbox",
-                                                                         "status": "exited"}):
+        # ignore_removed: a container that goes away between the listing and its inspection (a holder of a killed
+        # worker exiting with --rm) is no error
+        for container in self.client.containers.list(all=True, ignore_removed=True,
+                                                     filters={"label": "tasknet.sandbox", "status": "exited"}):
             if str(container.labels.get("tasknet.sandbox", "")).startswith(address + "-"):
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
@@ -1025,7 +1027,7 @@ def remove_sandbox_leftovers(client: docker.DockerClient, owner: str) -> int:
     that died without cleaning up left in the engine. Return how many were removed."""
     n = 0
     selector = {"label": f"tasknet.sandbox={owner}"}
-    for container in client.containers.list(all=True, filters=selector):
+    for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
         with contextlib.suppress(Exception):
             container.remove(force=True)
             n += 1
