@@ -331,14 +331,7 @@ class Sandbox:
     def run(self, spec: RunSpec) -> RunResult:
         """Run ``spec`` confined; return how it ended. Raises :class:`SandboxError` only if the engine fails."""
         started = time.monotonic()
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
-        paths = _Paths(spec.output_dir, spec.log_dir / "stdout", spec.log_dir / "stderr")
-        for p in (paths.stdout, paths.stderr):
-            p.write_bytes(b"")
-        spec.output_dir.mkdir(parents=True, exist_ok=True)
-        if any(spec.output_dir.iterdir()):
-            raise SandboxError(f"output folder {spec.output_dir} is not empty; give each run a fresh folder")
-        spec.output_dir.chmod(0o755)
+        paths = _fresh_paths(spec)
         try:
             image_id = self._check_image(spec)
         except _ImageProblem as problem:
@@ -1048,3 +1041,16 @@ def _tar_number(field: bytes) -> int:
         return int(text, 8) if text else 0
     except ValueError as exc:
         raise tarfile.HeaderError(f"invalid number {field!r} in a tar header") from exc
+
+
+def _fresh_paths(spec: RunSpec) -> _Paths:
+    """Empty log files and an empty output folder for a run (a local one, or a cluster's)."""
+    spec.log_dir.mkdir(parents=True, exist_ok=True)
+    paths = _Paths(spec.output_dir, spec.log_dir / "stdout", spec.log_dir / "stderr")
+    for p in (paths.stdout, paths.stderr):
+        p.write_bytes(b"")
+    spec.output_dir.mkdir(parents=True, exist_ok=True)
+    if any(spec.output_dir.iterdir()):
+        raise SandboxError(f"output folder {spec.output_dir} is not empty; give each run a fresh folder")
+    spec.output_dir.chmod(0o755)
+    return paths

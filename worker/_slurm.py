@@ -74,6 +74,7 @@ from ._sandbox import (
     RunSpec,
     Sandbox,
     _Copied,
+    _fresh_paths,
     _ImageProblem,
     _make_readable,
     _Outcome,
@@ -624,14 +625,7 @@ def tar_cap(limits: Limits) -> int:
 
 def _fresh_dirs(spec: RunSpec) -> _Paths:
     """Empty log files and an empty output folder, as :meth:`Sandbox.run` prepares them."""
-    spec.log_dir.mkdir(parents=True, exist_ok=True)
-    paths = _Paths(spec.output_dir, spec.log_dir / "stdout", spec.log_dir / "stderr")
-    for p in (paths.stdout, paths.stderr):
-        p.write_bytes(b"")
-    spec.output_dir.mkdir(parents=True, exist_ok=True)
-    if any(spec.output_dir.iterdir()):
-        raise SandboxError(f"output folder {spec.output_dir} is not empty; give each run a fresh folder")
-    spec.output_dir.chmod(0o755)
+    paths = _fresh_paths(spec)
     if spec.input_dir is not None and not spec.input_dir.is_dir():
         raise SandboxError(f"input folder {spec.input_dir} does not exist; stage the inputs first")
     return paths
