@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-cluster"
@@ -49,6 +50,16 @@ class Cluster:
     def states(self, ids: list[str]) -> list[str]:
         by_id = {j["id"]: j["state"] for j in self.jobs()}
         return [by_id.get(i, "?") for i in ids]
+
+    def settled_states(self, ids: list[str], timeout: float = 30.0) -> list[str]:
+        """The jobs' states once none is still COMPLETING (slurmd's epilog and accounting of an ended job take a
+        moment after the executor has already seen the job end)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.states(ids)
+            if "COMPLETING" not in states or time.monotonic() > deadline:
+                return states
+            time.sleep(0.2)
 
     def set_nodes(self, state: str, check: bool = True) -> None:
         """``scontrol update nodename=… state=…`` for every node (drain needs a reason)."""

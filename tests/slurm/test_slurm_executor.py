@@ -169,7 +169,7 @@ def test_a_job_cancelled_from_outside_is_submitted_once_more(cluster: Cluster, e
     thread.join(5)
     assert cancelled and notes["slurm_job"] != cancelled[0]
     assert result.ok and (result.output_dir / "x").read_text() == "done\n"
-    assert cluster.states([cancelled[0], notes["slurm_job"]]) == ["CANCELLED", "COMPLETED"]
+    assert cluster.settled_states([cancelled[0], notes["slurm_job"]]) == ["CANCELLED", "COMPLETED"]
 
 
 def test_a_shared_folder_missing_on_the_node_is_a_clear_environment_failure(cluster: Cluster, sandbox: Sandbox,
