@@ -60,7 +60,7 @@ interface IMarketplace {
 
     /// @notice A worker. Two slots:
     /// slot 0 = stake(96) | locked(96) | reputation(32) | slashes(16) | flags(8) (bit 0 registered, bit 1 banned);
-    /// slot 1 = unstaking(96) | unstakeAt(40) | cores(16) | memoryMB(32) | gpus(8) | archMask(8).
+    /// slot 1 = unstaking(96) | unstakeAt(40) | cores(16) | memoryMB(32) | gpus(8) | archMask(8) | verified(32).
     struct Worker {
         uint96 stake; // staked, including `locked`
         uint96 locked; // part of `stake` locked by live claims; never leaves except by slashing
@@ -73,6 +73,7 @@ interface IMarketplace {
         uint32 memoryMB;
         uint8 gpus;
         uint8 archMask;
+        uint32 verified; // results confirmed by another worker's matching replica since its last slash (credibility)
     }
 
     /// @notice A job. Three slots, grouped so a result submission reads only slots 1 and 2:
@@ -118,7 +119,8 @@ interface IMarketplace {
     }
 
     /// @notice Consensus state of a task of a replicated job (R > 1). One slot:
-    /// status(8) | target(8) | occupied(16) | committed(16) | revealed(16) | commitDeadline(40) | revealDeadline(40).
+    /// status(8) | target(8) | occupied(16) | committed(16) | revealed(16) | commitDeadline(40) | revealDeadline(40) |
+    /// commitBlock(40).
     /// The three masks have bit i set when replica slot i is claimed / committed / revealed.
     struct Task {
         TaskStatus status;
@@ -128,6 +130,23 @@ interface IMarketplace {
         uint16 revealed;
         uint40 commitDeadline; // 0 until the round's first commit
         uint40 revealDeadline; // 0 until the round's first commit
+        uint40 commitBlock; // block of the round's first commit: its hash seeds the spot check (credibility mode)
+    }
+
+    /// @notice A job in credibility mode ({postCredibilityJob}). One slot, written only for such jobs.
+    /// The job's `replication` is then the replica cap: a task starts with one replica and gets one more at a
+    /// time until a group of matching results is credible enough (see PROTOCOL.md, "Credibility mode").
+    struct Credibility {
+        uint32 confidencePpb; // target probability that an accepted result is right, in parts per billion
+        uint16 faultBps; // assumed share of faulty workers f, in basis points (100 .. 5000)
+        uint16 spotCheckBps; // share of tasks one trusted worker would finalize alone that get a check replica
+    }
+
+    /// @notice Why a task in credibility mode wants one more replica ({ReplicaWanted}).
+    enum MoreReason {
+        NotCredible, // the best group of matching results is below the job's confidence
+        SpotCheck, // a random spot check picked a task one replica would have finalized
+        Dispute // revealed results disagree: every replica now weighs as a new worker
     }
 
     /// @notice One replica of a task (R > 1). Two slots: worker(160) | expiry(40); hash.
@@ -326,6 +345,18 @@ interface IMarketplace {
     error MarketplaceCannotAbandonCommitted(uint256 taskId, address worker);
     /// @notice (R = 1) `worker` reported the pending failure of `taskId` itself: another worker must confirm it.
     error MarketplaceSelfConfirmation(uint256 taskId, address worker);
+    /// @notice A credibility-mode job's parameters are out of range: confidence in (0, 1e9), f in [100, 5000] bps,
+    /// spot checks at most 10,000 bps, and a replica cap of at least 2.
+    error MarketplaceInvalidCredibility(uint256 confidencePpb, uint256 faultBps, uint256 spotCheckBps, uint256 cap);
+    /// @notice The task's single replica may not reveal yet: its spot check is decided by the hash of its commit
+    /// block, readable from block `decidableAt` on.
+    error MarketplaceSpotCheckUndecided(uint256 taskId, uint256 decidableAt);
+    /// @notice The task's single replica was picked for a spot check: call {startSpotCheck} (the reveal waits for
+    /// the check replica's commit).
+    error MarketplaceSpotCheckDue(uint256 taskId);
+    /// @notice {startSpotCheck} on a task that is not a credibility-mode task with one committed, unrevealed
+    /// replica picked for a check.
+    error MarketplaceNoSpotCheck(uint256 taskId);
 
     // ---------------------------------------------------------------------------------------------
     // Events
@@ -377,6 +408,11 @@ interface IMarketplace {
     event TaskFinalized(uint256 indexed taskId, bytes32 resultDigest, uint256 winners, uint256 rewardEach);
     /// @notice (R > 1) No strict majority: the task now wants `target` replicas.
     event ReplicasAdded(uint256 indexed taskId, uint256 target);
+    /// @notice (credibility mode) `taskId` wants replica number `target` because of `reason`; `credibilityPpb` is
+    /// the credibility of its best group of matching results so far.
+    event ReplicaWanted(uint256 indexed taskId, MoreReason reason, uint256 target, uint256 credibilityPpb);
+    /// @notice `jobId` runs in credibility mode (its `replication` is the replica cap).
+    event JobCredibility(uint256 indexed jobId, uint256 confidencePpb, uint256 faultBps, uint256 spotCheckBps);
     /// @notice (R > 1) No majority at the replica cap: the task failed and `refund` went to the requester.
     event TaskFailed(uint256 indexed taskId, uint256 refund);
     /// @notice (R > 1) An expired claim was reopened (its worker slashed).
@@ -467,6 +503,17 @@ interface IMarketplace {
     /// 1 <= R <= maxReplicas; deadline in the future; maxRunSeconds > 0; callback empty or a contract;
     /// enough balance. Emits a {JobPosted} event.
     function postJob(JobParams calldata p) external returns (uint256 jobId);
+
+    /// @notice Posts a job in credibility mode: like {postJob}, with `p.replication` (>= 2) as the replica cap,
+    /// and escrow for the cap. A task starts with one replica and is final once a group of matching results
+    /// reaches `c.confidencePpb` (credibility from each worker's {Worker-verified} count and `c.faultBps`); a
+    /// `c.spotCheckBps` share of the tasks one worker would finalize alone gets a check replica. Unused replicas'
+    /// rewards go back to the requester when the task finalizes. Emits {JobPosted} and {JobCredibility}.
+    function postCredibilityJob(JobParams calldata p, Credibility calldata c) external returns (uint256 jobId);
+
+    /// @notice Opens the check replica of a credibility-mode task whose single committed replica was picked for a
+    /// spot check (by the hash of its commit block). Anyone may call it. Emits {ReplicasAdded} and {ReplicaWanted}.
+    function startSpotCheck(uint256 taskId) external;
 
     /// @notice Cancels tasks `first .. first + count - 1` of the caller's job; none may have been claimed.
     /// Refunds their escrow at once; a job callback hears it once for the range ({ITaskCallback-onTasksEnded}).
@@ -635,6 +682,14 @@ interface IMarketplace {
     function getFailure(uint256 taskId) external view returns (Failure memory);
     /// @notice Whether task `taskId` was ever claimed or cancelled.
     function isTaken(uint256 taskId) external view returns (bool);
+    /// @notice A credibility-mode job's parameters (zero for other jobs).
+    function getCredibility(uint256 jobId) external view returns (Credibility memory);
+    /// @notice Whether the single committed replica of credibility-mode task `taskId` is picked for a spot check
+    /// (false until its commit block's hash is readable; true once it is no longer readable, after 256 blocks).
+    function spotCheckDue(uint256 taskId) external view returns (bool);
+    /// @notice The credibility of `worker`, in parts per billion, under an assumed faulty share of `faultBps`:
+    /// 1 - f / max(verified, 1) (Sarmenta 2002, without blacklisting).
+    function credibilityOf(address worker, uint256 faultBps) external view returns (uint256);
     /// @notice Number of jobs posted (ids are 1 .. jobCount).
     function jobCount() external view returns (uint256);
     /// @notice keccak256(abi.encode(taskId, resultDigest, salt, worker)).

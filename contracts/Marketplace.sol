@@ -12,6 +12,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {IMarketplace} from "./IMarketplace.sol";
 import {IMarketplaceRegistry} from "./IMarketplaceRegistry.sol";
+import {CredibilityMath} from "./libraries/CredibilityMath.sol";
 import {MarketStorage} from "./libraries/MarketStorage.sol";
 import {RangeBitmap} from "./libraries/RangeBitmap.sol";
 import {ReplicaLogic} from "./libraries/ReplicaLogic.sol";
@@ -148,45 +149,17 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
 
     /// @inheritdoc IMarketplace
     function postJob(JobParams calldata p) external nonReentrant returns (uint256 jobId) {
-        if (p.numTasks == 0) revert MarketplaceInvalidTaskCount(0);
-        uint256 maxReplicas = _s.params.maxReplicas;
-        if (p.replication == 0 || p.replication > maxReplicas) {
-            revert MarketplaceInvalidReplication(p.replication, maxReplicas);
-        }
-        if (p.deadline <= block.timestamp) revert MarketplaceInvalidDeadline(p.deadline, block.timestamp);
-        if (p.maxRunSeconds == 0) revert MarketplaceInvalidMaxRun(0);
-        if (p.callback != address(0) && p.callback.code.length == 0) revert MarketplaceCallbackNotContract(p.callback);
-        (uint88 appPrice, uint88 datasetPrice) = _s.registry.checkJob(p.appId, p.datasetId, msg.sender);
-        uint256 ownersPrice = uint256(appPrice) + datasetPrice;
-        if (ownersPrice > type(uint80).max) revert MarketplacePriceTooHigh(ownersPrice, type(uint80).max);
-        uint256 escrow = (uint256(p.replication) * p.reward + ownersPrice) * p.numTasks;
-        _debit(msg.sender, escrow);
-        jobId = ++_s.jobCount;
-        _s.jobs[jobId] = Job({
-            requester: msg.sender,
-            deadline: p.deadline,
-            maxRunSeconds: p.maxRunSeconds,
-            replication: p.replication,
-            cores: p.cores,
-            gpus: p.gpus,
-            numTasks: p.numTasks,
-            settled: 0,
-            finished: 0,
-            appId: p.appId,
-            datasetId: p.datasetId,
-            minReputation: p.minReputation,
-            memoryMB: p.memoryMB,
-            feeBps: _s.params.feeBps,
-            flags: p.callback == address(0) ? 0 : MarketStorage.JOB_CALLBACK,
-            archMask: p.archMask,
-            reward: p.reward,
-            replicaStake: _s.params.replicaStake,
-            ownersPrice: uint80(ownersPrice)
-        });
-        if (p.callback != address(0) || datasetPrice != 0) {
-            _s.jobExtras[jobId] = JobExtras({callback: p.callback, datasetPrice: datasetPrice});
-        }
-        emit JobPosted(jobId, msg.sender, p.appId, p, escrow);
+        jobId = AccountLogic.postJob(_s, p, Credibility(0, 0, 0));
+    }
+
+    /// @inheritdoc IMarketplace
+    function postCredibilityJob(JobParams calldata p, Credibility calldata c) external nonReentrant returns (uint256 jobId) {
+        jobId = AccountLogic.postJob(_s, p, c);
+    }
+
+    /// @inheritdoc IMarketplace
+    function startSpotCheck(uint256 taskId) external nonReentrant {
+        ReplicaLogic.startSpotCheck(_s, taskId);
     }
 
     /// @inheritdoc IMarketplace
@@ -508,6 +481,21 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
         if (job.flags & MarketStorage.JOB_CLOSED != 0) return 0;
         return (uint256(job.numTasks) - job.settled) * MarketStorage.taskCost(job)
             + uint256(job.finished) * job.ownersPrice;
+    }
+
+    /// @inheritdoc IMarketplace
+    function getCredibility(uint256 jobId) external view returns (Credibility memory) {
+        return _s.credibility[jobId];
+    }
+
+    /// @inheritdoc IMarketplace
+    function spotCheckDue(uint256 taskId) external view returns (bool) {
+        return ReplicaLogic.spotCheckDue(_s, taskId);
+    }
+
+    /// @inheritdoc IMarketplace
+    function credibilityOf(address worker, uint256 faultBps) external view returns (uint256) {
+        return CredibilityMath.ofWorker(_s.workers[worker].verified, faultBps);
     }
 
     /// @inheritdoc IMarketplace

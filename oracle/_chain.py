@@ -142,14 +142,14 @@ def send(w3: Web3, fn: ContractFunction, sender: LocalAccount, *, value: int = 0
          extra_abis: Iterable[AbiList] = (), timeout: float = 120.0) -> TxReceipt:
     """Sign ``fn`` as ``sender``, send it, wait for the receipt; raise :class:`TransactionReverted` on revert.
 
-    The call is simulated first (``eth_estimateGas``) so a revert is reported with its decoded custom error
-    and no gas is spent on a transaction that would fail.
+    The call is simulated first (``eth_estimateGas`` on the pending block, the one the transaction will land in)
+    so a revert is reported with its decoded custom error and no gas is spent on a transaction that would fail.
     """
     abis = [fn.contract_abi, *extra_abis]
     what = f"{fn.fn_name} from {sender.address}"
     params: TxParams = {"from": sender.address, "value": Wei(value)}
     try:
-        params["gas"] = gas or int(fn.estimate_gas(params) * 1.2) + 10_000
+        params["gas"] = gas or int(fn.estimate_gas(params, "pending") * 1.2) + 10_000
     except (ContractLogicError, Web3RPCError) as exc:
         raise reverted_error(exc, abis, what) from exc
     params["nonce"] = w3.eth.get_transaction_count(sender.address, "pending")

@@ -74,6 +74,64 @@ library AccountLogic {
         emit IMarketplace.WorkerBanned(worker, banned);
     }
 
+    /// @notice See {IMarketplace-postJob} and {IMarketplace-postCredibilityJob} (`c` all zero for a fixed-R job).
+    function postJob(MarketStorage.State storage s, IMarketplace.JobParams calldata p, IMarketplace.Credibility memory c)
+        external
+        returns (uint256 jobId)
+    {
+        if (p.numTasks == 0) revert IMarketplace.MarketplaceInvalidTaskCount(0);
+        uint256 maxReplicas = s.params.maxReplicas;
+        if (p.replication == 0 || p.replication > maxReplicas) {
+            revert IMarketplace.MarketplaceInvalidReplication(p.replication, maxReplicas);
+        }
+        bool credible = c.confidencePpb != 0 || c.faultBps != 0 || c.spotCheckBps != 0;
+        if (
+            credible && (c.confidencePpb == 0 || c.confidencePpb >= 1e9 || c.faultBps < 100 || c.faultBps > 5000
+                || c.spotCheckBps > 10_000 || p.replication < 2)
+        ) revert IMarketplace.MarketplaceInvalidCredibility(c.confidencePpb, c.faultBps, c.spotCheckBps, p.replication);
+        if (p.deadline <= block.timestamp) revert IMarketplace.MarketplaceInvalidDeadline(p.deadline, block.timestamp);
+        if (p.maxRunSeconds == 0) revert IMarketplace.MarketplaceInvalidMaxRun(0);
+        if (p.callback != address(0) && p.callback.code.length == 0) {
+            revert IMarketplace.MarketplaceCallbackNotContract(p.callback);
+        }
+        (uint88 appPrice, uint88 datasetPrice) = s.registry.checkJob(p.appId, p.datasetId, msg.sender);
+        uint256 ownersPrice = uint256(appPrice) + datasetPrice;
+        if (ownersPrice > type(uint80).max) revert IMarketplace.MarketplacePriceTooHigh(ownersPrice, type(uint80).max);
+        uint256 escrow = (uint256(p.replication) * p.reward + ownersPrice) * p.numTasks;
+        debit(s, msg.sender, escrow);
+        jobId = ++s.jobCount;
+        uint8 flags = credible ? MarketStorage.JOB_CREDIBILITY : 0;
+        s.jobs[jobId] = IMarketplace.Job({
+            requester: msg.sender,
+            deadline: p.deadline,
+            maxRunSeconds: p.maxRunSeconds,
+            replication: p.replication,
+            cores: p.cores,
+            gpus: p.gpus,
+            numTasks: p.numTasks,
+            settled: 0,
+            finished: 0,
+            appId: p.appId,
+            datasetId: p.datasetId,
+            minReputation: p.minReputation,
+            memoryMB: p.memoryMB,
+            feeBps: s.params.feeBps,
+            flags: p.callback == address(0) ? flags : flags | MarketStorage.JOB_CALLBACK,
+            archMask: p.archMask,
+            reward: p.reward,
+            replicaStake: s.params.replicaStake,
+            ownersPrice: uint80(ownersPrice)
+        });
+        if (p.callback != address(0) || datasetPrice != 0) {
+            s.jobExtras[jobId] = IMarketplace.JobExtras({callback: p.callback, datasetPrice: datasetPrice});
+        }
+        emit IMarketplace.JobPosted(jobId, msg.sender, p.appId, p, escrow);
+        if (credible) {
+            s.credibility[jobId] = c;
+            emit IMarketplace.JobCredibility(jobId, c.confidencePpb, c.faultBps, c.spotCheckBps);
+        }
+    }
+
     /// @notice See {IMarketplace-cancelTasks}.
     function cancelTasks(MarketStorage.State storage s, uint256 jobId, uint256 first, uint256 count) external {
         IMarketplace.Job storage job = MarketStorage.knownJob(s, jobId);

@@ -15,6 +15,7 @@ library MarketStorage {
     uint8 internal constant BANNED = 2; // worker flag
     uint8 internal constant JOB_CLOSED = 1; // job flag
     uint8 internal constant JOB_CALLBACK = 2; // job flag: JobExtras.callback is set
+    uint8 internal constant JOB_CREDIBILITY = 4; // job flag: credibility mode (State.credibility holds its settings)
     /// @dev Gas kept for the code after a callback returns, on top of the callback's cap.
     uint256 internal constant CALLBACK_OVERHEAD = 10_000;
     uint256 internal constant MAX_CALLBACK_DATA = 1024;
@@ -34,6 +35,7 @@ library MarketStorage {
         mapping(uint256 taskId => mapping(uint256 replica => IMarketplace.Replica)) replicas;
         mapping(uint256 taskId => mapping(uint256 replica => bytes)) callbackData;
         mapping(uint256 taskId => IMarketplace.Failure) failures;
+        mapping(uint256 jobId => IMarketplace.Credibility) credibility;
     }
 
     function knownJob(State storage s, uint256 jobId) internal view returns (IMarketplace.Job storage job) {
@@ -74,7 +76,8 @@ library MarketStorage {
         w.locked = uint96(locked + amount); // <= staked < 2^96
     }
 
-    /// @dev Takes `amount` of `worker`'s locked stake to the treasury, halves its reputation, bans it after
+    /// @dev Takes `amount` of `worker`'s locked stake to the treasury, halves its reputation, resets its credibility
+    /// (its count of verified results), bans it after
     /// `maxSlashes` slashes or when its stake falls below `minStake`.
     function slash(State storage s, address worker, uint256 taskId, uint256 amount) internal {
         IMarketplace.Worker storage w = s.workers[worker];
@@ -84,6 +87,7 @@ library MarketStorage {
         w.reputation = reputation;
         uint16 slashes = w.slashes + 1;
         w.slashes = slashes;
+        if (w.verified != 0) w.verified = 0;
         s.balances[s.treasury] += amount;
         emit IMarketplace.WorkerSlashed(worker, taskId, amount, reputation);
         if (w.flags & BANNED == 0 && (slashes >= s.params.maxSlashes || w.stake < s.params.minStake)) {

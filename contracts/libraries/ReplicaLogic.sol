@@ -3,12 +3,14 @@ pragma solidity 0.8.37;
 
 import {IMarketplace, ITaskCallback} from "../IMarketplace.sol";
 import {Consensus} from "./Consensus.sol";
+import {CredibilityMath} from "./CredibilityMath.sol";
 import {MarketStorage} from "./MarketStorage.sol";
 import {RangeBitmap} from "./RangeBitmap.sol";
 
 /// @title ReplicaLogic
 /// @notice The replicated commit-reveal state machine (jobs with R > 1): claim a replica slot, commit,
-/// reveal, finalize by strict majority, reopen expired claims, release replicas of closed jobs.
+/// reveal, finalize by strict majority (or, in credibility mode, by the credibility of a group of matching
+/// results), reopen expired claims, release replicas of closed jobs.
 /// @dev A linked library: {Marketplace} DELEGATECALLs these `external` functions on its own storage, so the
 /// marketplace stays under the 24 KiB code-size limit. Events and errors are those of {IMarketplace}.
 library ReplicaLogic {
@@ -100,7 +102,7 @@ library ReplicaLogic {
                 revert IMarketplace.MarketplaceTaskTaken(taskId);
             }
             t.status = IMarketplace.TaskStatus.Active;
-            t.target = job.replication;
+            t.target = job.flags & MarketStorage.JOB_CREDIBILITY != 0 ? 1 : job.replication;
         } else if (t.status != IMarketplace.TaskStatus.Active) {
             if (!strict) return false;
             revert IMarketplace.MarketplaceTaskNotActive(taskId);
@@ -153,9 +155,11 @@ library ReplicaLogic {
             uint256 window = cfg.commitWindow > job.maxRunSeconds ? cfg.commitWindow : job.maxRunSeconds;
             t.commitDeadline = uint40(block.timestamp + window);
             t.revealDeadline = uint40(t.commitDeadline + cfg.revealWindow);
+            t.commitBlock = uint40(block.number);
         }
         if (Consensus.popcount(t.committed) == t.target) {
             t.revealDeadline = uint40(block.timestamp + cfg.revealWindow); // everyone committed: reveal now
+            if (job.flags & MarketStorage.JOB_CREDIBILITY != 0) _wantIfNotCredible(s, taskId, job, t);
         }
         s.tasks[taskId] = t;
         emit IMarketplace.ResultCommitted(taskId, worker, commitment);
@@ -179,6 +183,7 @@ library ReplicaLogic {
             revert IMarketplace.MarketplaceRevealNotOpen(taskId, t.commitDeadline + 1);
         }
         if (block.timestamp > t.revealDeadline) revert IMarketplace.MarketplaceRevealClosed(taskId, t.revealDeadline);
+        if (t.target == 1 && job.flags & MarketStorage.JOB_CREDIBILITY != 0) _checkSpotCheck(s, taskId, t);
         if (callbackData.length > MarketStorage.MAX_CALLBACK_DATA) {
             revert IMarketplace.MarketplaceCallbackDataTooLarge(callbackData.length, MarketStorage.MAX_CALLBACK_DATA);
         }
@@ -198,6 +203,7 @@ library ReplicaLogic {
 
     /// @dev Strict-majority settlement of an active task whose reveal phase is over (see {finalize}).
     function _finalize(MarketStorage.State storage s, uint256 taskId, IMarketplace.Job storage job, IMarketplace.Task memory t) private {
+        if (job.flags & MarketStorage.JOB_CREDIBILITY != 0) return _finalizeCredible(s, taskId, job, t);
         uint256 target = t.target;
         bytes32[] memory digests = new bytes32[](Consensus.popcount(t.revealed));
         uint256 k;
@@ -205,49 +211,9 @@ library ReplicaLogic {
             if (t.revealed & (1 << i) != 0) digests[k++] = s.replicas[taskId][i].hash;
         }
         (bytes32 winner, uint256 votes) = Consensus.strictMajority(digests, target);
-        uint256 stakeAmount = job.replicaStake;
-        uint256 jobId = taskId >> 32;
-        if (votes != 0) {
-            uint256 pool = uint256(job.replication) * job.reward;
-            uint256 fee = pool * job.feeBps / 10_000;
-            uint256 share = (pool - fee) / votes;
-            uint256 firstWinner = type(uint256).max;
-            for (uint256 i = 0; i < target; ++i) {
-                if (t.occupied & (1 << i) == 0) continue;
-                IMarketplace.Replica storage r = s.replicas[taskId][i];
-                address worker = r.worker;
-                if (t.revealed & (1 << i) != 0 && r.hash == winner) {
-                    if (firstWinner == type(uint256).max) firstWinner = i;
-                    IMarketplace.Worker storage w = s.workers[worker];
-                    w.locked -= uint96(stakeAmount);
-                    w.reputation += 1;
-                    s.balances[worker] += share;
-                } else {
-                    s.slash(worker, taskId, stakeAmount);
-                }
-            }
-            uint256 toTreasury = pool - share * votes; // the fee plus the division dust
-            if (toTreasury != 0) s.balances[s.treasury] += toTreasury;
-            t.status = IMarketplace.TaskStatus.Finalized;
-            s.tasks[taskId] = t;
-            job.settled += 1;
-            job.finished += 1;
-            emit IMarketplace.TaskFinalized(taskId, winner, votes, share);
-            s.closeIfSettled(jobId, job);
-            if (job.flags & MarketStorage.JOB_CALLBACK != 0) {
-                bytes memory data = s.callbackData[taskId][firstWinner];
-                s.deliverCallback(s.jobExtras[jobId].callback, taskId, winner, data);
-            }
-            return;
-        }
+        if (votes != 0) return _settle(s, taskId, job, t, winner, votes);
         // No strict majority: the silent replicas are slashed and leave; the revealed ones stay.
-        for (uint256 i = 0; i < target; ++i) {
-            uint16 bit = uint16(1 << i);
-            if (t.occupied & bit == 0 || t.revealed & bit != 0) continue;
-            t.occupied &= ~bit;
-            t.committed &= ~bit;
-            s.slash(s.replicas[taskId][i].worker, taskId, stakeAmount);
-        }
+        _dropSilent(s, taskId, job, t);
         if (target + 2 <= s.params.maxReplicas) {
             t.target = uint8(target + 2);
             t.commitDeadline = 0;
@@ -256,7 +222,212 @@ library ReplicaLogic {
             emit IMarketplace.ReplicasAdded(taskId, target + 2);
             return;
         }
+        _fail(s, taskId, job, t);
+    }
+
+    /// @dev Credibility-mode settlement (see PROTOCOL.md, "Credibility mode"): the revealed results form groups
+    /// of equal digests. When they all agree, each worker weighs by its own credibility; when they disagree, every
+    /// worker weighs as a new one (a reputation does not win a dispute). The best group is final once its
+    /// credibility reaches the job's confidence; otherwise the silent replicas are slashed and the task wants one
+    /// more replica, up to the job's cap, past which it fails and is refunded.
+    function _finalizeCredible(
+        MarketStorage.State storage s,
+        uint256 taskId,
+        IMarketplace.Job storage job,
+        IMarketplace.Task memory t
+    ) private {
+        IMarketplace.Credibility memory c = s.credibility[taskId >> 32];
+        (bytes32 winner, uint256 votes, uint256 ppb, bool dispute) = _bestGroup(s, taskId, t, c.faultBps);
+        if (votes != 0 && ppb >= c.confidencePpb) return _settle(s, taskId, job, t, winner, votes);
+        _dropSilent(s, taskId, job, t);
+        if (t.target < job.replication) {
+            _wantOneMore(s, taskId, t, dispute ? IMarketplace.MoreReason.Dispute : IMarketplace.MoreReason.NotCredible, ppb);
+            return;
+        }
+        _fail(s, taskId, job, t);
+    }
+
+    /// @dev The revealed group with the highest credibility: its digest, size, credibility (ppb), and whether the
+    /// revealed results disagree.
+    function _bestGroup(MarketStorage.State storage s, uint256 taskId, IMarketplace.Task memory t, uint256 faultBps)
+        private
+        view
+        returns (bytes32 winner, uint256 votes, uint256 ppb, bool dispute)
+    {
+        uint256 n = Consensus.popcount(t.revealed);
+        bytes32[] memory digests = new bytes32[](n);
+        uint256[] memory odds = new uint256[](n);
+        uint256 k;
+        for (uint256 i = 0; i < t.target; ++i) {
+            if (t.revealed & (1 << i) == 0) continue;
+            IMarketplace.Replica storage r = s.replicas[taskId][i];
+            digests[k] = r.hash;
+            odds[k++] = CredibilityMath.odds(s.workers[r.worker].verified, faultBps);
+            if (r.hash != digests[0]) dispute = true;
+        }
+        uint256 base = CredibilityMath.odds(0, faultBps);
+        uint256[] memory groupOdds = new uint256[](n); // per first member of each group; 0 for the others
+        uint256 sum;
+        uint256 best;
+        for (uint256 i = 0; i < n; ++i) {
+            bool first = true;
+            for (uint256 j = 0; j < i; ++j) {
+                if (digests[j] == digests[i]) first = false;
+            }
+            if (!first) continue;
+            uint256 o = CredibilityMath.ONE;
+            uint256 size;
+            for (uint256 j = i; j < n; ++j) {
+                if (digests[j] != digests[i]) continue;
+                o = CredibilityMath.times(o, dispute ? base : odds[j]);
+                ++size;
+            }
+            groupOdds[i] = o;
+            sum += o;
+            if (i == 0 || o > groupOdds[best]) (best, votes) = (i, size);
+        }
+        if (n != 0) (winner, ppb) = (digests[best], CredibilityMath.ppb(groupOdds[best], sum));
+    }
+
+    /// @dev Once every replica of a credibility-mode round committed: if all of them agreeing would still not be
+    /// credible enough, the task wants one more replica before anyone reveals (so the new one cannot copy a
+    /// revealed digest).
+    function _wantIfNotCredible(
+        MarketStorage.State storage s,
+        uint256 taskId,
+        IMarketplace.Job storage job,
+        IMarketplace.Task memory t
+    ) private {
+        if (t.target >= job.replication || t.revealed != 0) return;
+        IMarketplace.Credibility memory c = s.credibility[taskId >> 32];
+        uint256 o = CredibilityMath.ONE;
+        for (uint256 i = 0; i < t.target; ++i) {
+            if (t.committed & (1 << i) == 0) continue;
+            o = CredibilityMath.times(o, CredibilityMath.odds(s.workers[s.replicas[taskId][i].worker].verified, c.faultBps));
+        }
+        uint256 ppb = CredibilityMath.ppb(o, o);
+        if (ppb < c.confidencePpb) _wantOneMore(s, taskId, t, IMarketplace.MoreReason.NotCredible, ppb);
+    }
+
+    /// @dev Adds one replica slot to `t` (stored) and gives it a whole run to commit; reveals wait for its commit.
+    function _wantOneMore(
+        MarketStorage.State storage s,
+        uint256 taskId,
+        IMarketplace.Task memory t,
+        IMarketplace.MoreReason reason,
+        uint256 ppb
+    ) private {
+        IMarketplace.Job storage job = s.jobs[taskId >> 32];
+        IMarketplace.Params storage cfg = s.params;
+        uint256 window = cfg.commitWindow > job.maxRunSeconds ? cfg.commitWindow : job.maxRunSeconds;
+        uint256 target = t.target + 1;
+        t.target = uint8(target);
+        t.commitDeadline = uint40(block.timestamp + window + cfg.claimGrace);
+        t.revealDeadline = uint40(t.commitDeadline + cfg.revealWindow);
+        s.tasks[taskId] = t;
+        emit IMarketplace.ReplicasAdded(taskId, target);
+        emit IMarketplace.ReplicaWanted(taskId, reason, target, ppb);
+    }
+
+    /// @dev Reverts the reveal of a credibility-mode task's single replica while its spot check is undecided or
+    /// picked it (see {startSpotCheck}).
+    function _checkSpotCheck(MarketStorage.State storage s, uint256 taskId, IMarketplace.Task memory t) private view {
+        if (block.number <= t.commitBlock) {
+            revert IMarketplace.MarketplaceSpotCheckUndecided(taskId, uint256(t.commitBlock) + 1);
+        }
+        if (CredibilityMath.spotChecked(taskId, t.commitBlock, s.credibility[taskId >> 32].spotCheckBps)) {
+            revert IMarketplace.MarketplaceSpotCheckDue(taskId);
+        }
+    }
+
+    /// @notice Whether `taskId`'s single committed replica is picked for a spot check (see {IMarketplace-spotCheckDue}).
+    function spotCheckDue(MarketStorage.State storage s, uint256 taskId) public view returns (bool) {
+        IMarketplace.Task memory t = s.tasks[taskId];
+        IMarketplace.Job storage job = s.jobs[taskId >> 32];
+        if (
+            job.flags & MarketStorage.JOB_CREDIBILITY == 0 || t.status != IMarketplace.TaskStatus.Active
+                || t.target != 1 || t.committed != 1 || t.revealed != 0 || block.number <= t.commitBlock
+        ) return false;
+        return CredibilityMath.spotChecked(taskId, t.commitBlock, s.credibility[taskId >> 32].spotCheckBps);
+    }
+
+    /// @notice Opens the check replica of a task picked for a spot check (see {IMarketplace-startSpotCheck}).
+    function startSpotCheck(MarketStorage.State storage s, uint256 taskId) external {
+        s.openJob(taskId >> 32);
+        if (!spotCheckDue(s, taskId)) revert IMarketplace.MarketplaceNoSpotCheck(taskId);
+        IMarketplace.Task memory t = s.tasks[taskId];
+        uint256 verified = s.workers[s.replicas[taskId][0].worker].verified;
+        _wantOneMore(s, taskId, t, IMarketplace.MoreReason.SpotCheck,
+            CredibilityMath.ofWorker(verified, s.credibility[taskId >> 32].faultBps));
+    }
+
+    /// @dev Pays the replicas that revealed `winner` an equal share of the pool, slashes the others, finalizes.
+    /// Every winner of a task with two or more matching results counts one more verified result. In credibility
+    /// mode the pool is the replicas the task used and the rest of the cap's escrow goes back to the requester.
+    function _settle(
+        MarketStorage.State storage s,
+        uint256 taskId,
+        IMarketplace.Job storage job,
+        IMarketplace.Task memory t,
+        bytes32 winner,
+        uint256 votes
+    ) private {
+        uint256 target = t.target;
+        uint256 stakeAmount = job.replicaStake;
+        uint256 jobId = taskId >> 32;
+        uint256 pool = uint256(job.replication) * job.reward;
+        uint256 unused;
+        if (job.flags & MarketStorage.JOB_CREDIBILITY != 0) (pool, unused) = (target * job.reward, pool - target * job.reward);
+        uint256 share = (pool - pool * job.feeBps / 10_000) / votes;
+        uint256 firstWinner = type(uint256).max;
         for (uint256 i = 0; i < target; ++i) {
+            if (t.occupied & (1 << i) == 0) continue;
+            IMarketplace.Replica storage r = s.replicas[taskId][i];
+            address worker = r.worker;
+            if (t.revealed & (1 << i) != 0 && r.hash == winner) {
+                if (firstWinner == type(uint256).max) firstWinner = i;
+                IMarketplace.Worker storage w = s.workers[worker];
+                w.locked -= uint96(stakeAmount);
+                w.reputation += 1;
+                if (votes >= 2) w.verified += 1;
+                s.balances[worker] += share;
+            } else {
+                s.slash(worker, taskId, stakeAmount);
+            }
+        }
+        uint256 toTreasury = pool - share * votes; // the fee plus the division dust
+        if (toTreasury != 0) s.balances[s.treasury] += toTreasury;
+        if (unused != 0) s.balances[job.requester] += unused;
+        t.status = IMarketplace.TaskStatus.Finalized;
+        s.tasks[taskId] = t;
+        job.settled += 1;
+        job.finished += 1;
+        emit IMarketplace.TaskFinalized(taskId, winner, votes, share);
+        s.closeIfSettled(jobId, job);
+        if (job.flags & MarketStorage.JOB_CALLBACK != 0) {
+            bytes memory data = s.callbackData[taskId][firstWinner];
+            s.deliverCallback(s.jobExtras[jobId].callback, taskId, winner, data);
+        }
+    }
+
+    /// @dev Slashes the claimed replicas that did not reveal and frees their slots (in `t`, not stored).
+    function _dropSilent(MarketStorage.State storage s, uint256 taskId, IMarketplace.Job storage job, IMarketplace.Task memory t)
+        private
+    {
+        uint256 stakeAmount = job.replicaStake;
+        for (uint256 i = 0; i < t.target; ++i) {
+            uint16 bit = uint16(1 << i);
+            if (t.occupied & bit == 0 || t.revealed & bit != 0) continue;
+            t.occupied &= ~bit;
+            t.committed &= ~bit;
+            s.slash(s.replicas[taskId][i].worker, taskId, stakeAmount);
+        }
+    }
+
+    /// @dev The task failed: its revealed replicas get their stake back, the requester its escrow.
+    function _fail(MarketStorage.State storage s, uint256 taskId, IMarketplace.Job storage job, IMarketplace.Task memory t) private {
+        uint256 stakeAmount = job.replicaStake;
+        for (uint256 i = 0; i < t.target; ++i) {
             if (t.revealed & (1 << i) != 0) s.workers[s.replicas[taskId][i].worker].locked -= uint96(stakeAmount);
         }
         t.status = IMarketplace.TaskStatus.Failed;
@@ -266,7 +437,7 @@ library ReplicaLogic {
         job.settled += 1;
         s.balances[job.requester] += refund;
         emit IMarketplace.TaskFailed(taskId, refund);
-        s.closeIfSettled(jobId, job);
+        s.closeIfSettled(taskId >> 32, job);
         s.deliverFailure(job, taskId, ITaskCallback.FailureReason.NoConsensus);
     }
 }

@@ -123,6 +123,14 @@ class Env:
         self.tx(self.market.functions.postJob(self.job_params(app_id, **kw)), requester or self.requester)
         return int(self.market.functions.jobCount().call())
 
+    def post_credible(self, app_id: int, confidence_ppb: int, fault_bps: int, spot_bps: int = 0,
+                      requester: LocalAccount | None = None, **kw: Any) -> int:
+        """Post a job in credibility mode (``replication`` in ``kw`` is the replica cap)."""
+        self.tx(self.market.functions.postCredibilityJob(self.job_params(app_id, **kw),
+                                                         (confidence_ppb, fault_bps, spot_bps)),
+                requester or self.requester)
+        return int(self.market.functions.jobCount().call())
+
     def events(self, receipt: Any, name: str, contract: Contract | None = None) -> list[dict[str, Any]]:
         """The decoded ``name`` events of ``receipt`` (emitted by the marketplace unless ``contract``)."""
         ev = getattr((contract or self.market).events, name)()
