@@ -12,11 +12,16 @@ DEFAULT_MAX_INPUT = 1024 << 20
 
 def explain_task(status: JobStatus, index: int | None, state: str, now: int, params: dict[str, Any],
                  app: dict[str, Any], app_allows: bool, workers: list[dict[str, Any]], *, largest_input: int = 0,
-                 pending_failure: dict[str, Any] | None = None) -> Explanation:
+                 pending_failure: dict[str, Any] | None = None, wanted: dict[str, Any] | None = None,
+                 confidence_ppb: int = 0) -> Explanation:
     """Build the explanation from the job's status, the chain time, the market parameters, the app and the
     registered workers (``getWorker`` structs with an ``address`` key); ``largest_input`` is the largest input a
-    task announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1)."""
+    task announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1),
+    ``wanted`` the task's last ``ReplicaWanted`` event and ``confidence_ppb`` the job's confidence (credibility
+    mode)."""
     reasons: list[Reason] = []
+    if wanted is not None and state not in ("finalized", "failed", "cancelled", "refunded"):
+        reasons.append(_wanted_reason(wanted, confidence_ppb, status.replication))
     if pending_failure and int(pending_failure.get("worker", "0x0"), 16):
         reasons.append(Reason(
             code="failure-pending", severity="info",
@@ -38,8 +43,9 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
         return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
                            summary=f"the task is {state}: nothing will run any more")
     if state in ("claimed", "committing"):
-        return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
-                           summary="the task is running: a worker holds a claim on it")
+        return Explanation(job_id=job_id, task_index=index, state=state, reasons=reasons,
+                           summary="the task is running: a worker holds a claim on it"
+                           + (f"; {reasons[0].message}" if wanted is not None else ""))
     if status.closed:
         reasons.append(Reason(code="job-closed", severity="blocking", message="the job is closed",
                               fix="post a new job"))
@@ -108,6 +114,24 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
                    "(unless their local policies refuse it)")
     return Explanation(job_id=job_id, task_index=index, state=state, summary=summary, reasons=reasons,
                        workers_registered=len(registered), workers_capable=len(capable), workers_ready=len(ready))
+
+
+def _wanted_reason(wanted: dict[str, Any], confidence_ppb: int, cap: int) -> Reason:
+    """Why a credibility-mode task wants one more replica, from its last ``ReplicaWanted`` event."""
+    target, ppb = int(wanted["target"]), int(wanted["credibilityPpb"])
+    have = f"{ppb / 1e9:.6f}".rstrip("0").rstrip(".")
+    goal = f"{confidence_ppb / 1e9:.6f}".rstrip("0").rstrip(".")
+    why = {
+        0: f"the results so far would be right with probability {have} if they agreed, below the job's {goal}: "
+           "its workers have too few verified results",
+        1: "a random spot check picked it: a trusted worker's result gets a second, independent replica",
+        2: f"its revealed results disagree (a dispute; the best group stands at {have}, every replica weighing as "
+           "a new worker)",
+    }.get(int(wanted["reason"]), f"reason {wanted['reason']}")
+    return Reason(code="replica-wanted", severity="info",
+                  message=f"the task wants replica {target} of at most {cap}: {why}",
+                  fix="nothing to do: another worker will take the new replica (past the cap the task fails and is "
+                      "refunded)")
 
 
 def _fits(job: JobStatus, w: dict[str, Any]) -> bool:

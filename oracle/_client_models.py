@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .exceptions import InvalidJobSpec
 from .market import JobView
@@ -153,6 +153,20 @@ class JobSpec(BaseModel):
     min_reputation: int = Field(default=0, ge=0, lt=2**32)
     callback: str | None = None
     encrypt: bool = Field(default=False, description="seal results to a fresh key kept in the local keyring")
+    confidence: float | None = Field(default=None, gt=0, lt=1, description=(
+        "credibility mode: the probability an accepted result is right (e.g. 0.99); `replication` is then the "
+        "replica cap (see PROTOCOL.md, 'Credibility mode')"))
+    assume_faulty: float = Field(default=0.1, ge=0.01, le=0.5, description="credibility mode: the share of faulty "
+                                 "workers assumed (f)")
+    spot_check: float = Field(default=0.1, ge=0, le=1, description="credibility mode: the share of tasks one "
+                              "trusted worker would finalize alone that get a check replica")
+
+    @model_validator(mode="after")
+    def _cap(self) -> JobSpec:
+        if self.confidence is not None and self.replication < 2:
+            raise ValueError(f"credibility mode (confidence {self.confidence}) needs a replica cap of at least 2: "
+                             "give replication N >= 2 (e.g. 6), the most replicas a task may use")
+        return self
 
     @field_validator("tasks")
     @classmethod

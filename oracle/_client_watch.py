@@ -16,7 +16,7 @@ JOB_EVENTS = {
     "JobPosted", "TasksCancelled", "JobClosed", "TasksClaimed", "ResultSubmitted", "LeaseExpired", "ReplicaClaimed",
     "ResultCommitted", "ResultRevealed", "TaskFinalized", "ReplicasAdded", "TaskFailed", "ClaimExpired",
     "ReplicaReleased", "TaskReleased", "CallbackDelivered", "WorkerSlashed", "ClaimAbandoned", "FailureReported",
-    "FailureConfirmed", "TasksEndedDelivered",
+    "FailureConfirmed", "TasksEndedDelivered", "JobCredibility", "ReplicaWanted",
 }
 
 

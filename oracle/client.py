@@ -70,6 +70,7 @@ from ._client_tasks import build_inputs, check_inputs, load_tasks, pack_folder, 
 from ._client_watch import JOB_EVENTS, Tracker
 from ._log import get_logger
 from .archive import decrypt_file, sha256_file, unpack_result
+from .credibility import CredibilitySettings
 from .devnet import DevnetInfo
 from .events import EventStream, StreamCursor
 from .exceptions import (
@@ -595,12 +596,18 @@ class Client:
         p = (spec.app_id, spec.dataset_id, spec.num_tasks, spec.replication, spec.reward, deadline,
              spec.max_run_seconds, spec.cores, spec.memory_mb, spec.gpus, mask, spec.min_reputation, callback,
              inputs_cid, bytes.fromhex(key))
-        receipt = self._send(self.market.contract.functions.postJob(p))
+        if spec.confidence is None:
+            receipt = self._send(self.market.contract.functions.postJob(p))
+        else:
+            c = CredibilitySettings.of(spec.confidence, spec.assume_faulty, spec.spot_check)
+            receipt = self._send(self.market.contract.functions.postCredibilityJob(
+                p, (c.confidence_ppb, c.fault_bps, c.spot_check_bps)))
         ev = self._events.events.JobPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]
         job_id = int(ev["jobId"])
         if key:
             self.keyring.note_job(key, job_id)
-        log.info("job_posted", job_id=job_id, tasks=spec.num_tasks, escrow=int(ev["escrow"]), inputs=inputs_cid)
+        log.info("job_posted", job_id=job_id, tasks=spec.num_tasks, escrow=int(ev["escrow"]), inputs=inputs_cid,
+                 confidence=spec.confidence)
         return SubmittedJob(job_id=job_id, num_tasks=spec.num_tasks, inputs_cid=inputs_cid, escrow=int(ev["escrow"]),
                             deadline=deadline, encryption_key=key, tx=_tx(receipt))
 
@@ -1065,8 +1072,12 @@ class Client:
         allows = bool(self.market.registry.functions.appAllows(status.app_id, status.requester).call())
         pending = _struct(self.market.contract, "getFailure", task_id(job_id, index)) if status.replication == 1 \
             else None
+        wanted = self.market.contract.events.ReplicaWanted().get_logs(
+            from_block=self.deploy_block, argument_filters={"taskId": task_id(job_id, index)})
+        confidence = int(self.market.contract.functions.getCredibility(job_id).call()[0])
         return explain_task(status, index, state, self.chain_time(), self.market.params(), app, allows,
-                            self._workers(), largest_input=self._largest_input(status), pending_failure=pending)
+                            self._workers(), largest_input=self._largest_input(status), pending_failure=pending,
+                            wanted=dict(wanted[-1]["args"]) if wanted else None, confidence_ppb=confidence)
 
     def _largest_input(self, status: JobStatus) -> int:
         """The largest input a task of the job announces: its dataset (size on chain) or an inputs-document

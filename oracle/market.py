@@ -69,6 +69,7 @@ class JobView(BaseModel):
     encryption_key: str  # hex, "" when results are not encrypted
     escrow: int = 0
     closed: bool = False
+    confidence_ppb: int = 0  # credibility mode (JobCredibility): then `replication` is the replica cap
 
     @classmethod
     def from_event(cls, args: dict[str, Any]) -> JobView:

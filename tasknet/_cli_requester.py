@@ -502,7 +502,15 @@ def job() -> None:
 @click.option("--input", "inputs", multiple=True, metavar="PATH=FILE",
               help="input for every task at /in/PATH: a local file, ipfs://CID or https://...#sha256=HEX")
 @click.option("--reward", type=amount_arg, required=True, help="per replica, in tokens")
-@click.option("--replication", type=int, default=1, show_default=True, help="replicas per task (consensus if > 1)")
+@click.option("--replication", type=int, default=None,
+              help="replicas per task (consensus if > 1; default 1); with --confidence, the replica cap (default 6)")
+@click.option("--confidence", type=float, default=None,
+              help="credibility mode: replicate each task only until its result is right with this probability "
+                   "(e.g. 0.99), from the workers' verified records")
+@click.option("--assume-faulty", type=float, default=0.1, show_default=True,
+              help="credibility mode: the share of faulty workers to assume")
+@click.option("--spot-check", type=float, default=0.1, show_default=True,
+              help="credibility mode: share of tasks a trusted worker alone would finish that get a check replica")
 @click.option("--deadline", default="1h", show_default=True, help="from now: 90s, 10m, 2h, 1d")
 @click.option("--max-run", default="10m", show_default=True, help="per task")
 @click.option("--cores", type=int, default=1, show_default=True)
@@ -516,7 +524,8 @@ def job() -> None:
 @json_option
 @with_client("requester")
 def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | None, count: int | None,
-               args: tuple[str, ...], inputs: tuple[str, ...], reward: int, replication: int, deadline: str,
+               args: tuple[str, ...], inputs: tuple[str, ...], reward: int, replication: int | None,
+               confidence: float | None, assume_faulty: float, spot_check: float, deadline: str,
                max_run: str, cores: int, memory_mb: int, gpus: int, archs: tuple[str, ...], min_reputation: int,
                callback: str | None, encrypt: bool, then_watch: bool, as_json: bool) -> None:
     if args_file is not None and count is not None:
@@ -536,7 +545,8 @@ def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | N
         tasks = [TaskInput(args=list(args))]
     try:
         spec = JobSpec(app_id=app_id, dataset_id=dataset_id, tasks=tasks, count=count, args=list(args),
-                       common_inputs=common, replication=replication, reward=reward,
+                       common_inputs=common, replication=replication or (6 if confidence else 1), reward=reward,
+                       confidence=confidence, assume_faulty=assume_faulty, spot_check=spot_check,
                        deadline_in=parse_duration(deadline), max_run_seconds=parse_duration(max_run), cores=cores,
                        memory_mb=memory_mb, gpus=gpus, arch=list(archs), min_reputation=min_reputation,
                        callback=callback, encrypt=encrypt)

@@ -655,6 +655,8 @@ class Pipeline:
                 return self._reveal(job, tid, rec, gas=TIME_GATED_GAS)
         if rec.step == Step.COMMITTED:
             all_in = int(t["committed"]).bit_count() == t["target"]
+            if all_in and job.confidence_ppb and t["target"] == 1:
+                return self._reveal_alone(job, tid, rec)
             if all_in and reveals is not None and self.relay is None:
                 reveals.append(rec)
             elif all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
@@ -686,7 +688,23 @@ class Pipeline:
                 return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=str(exc))
         return rec
 
-    def _reveal(self, job: JobView, tid: int, rec: TaskRecord, gas: int | None = None) -> TaskRecord:
+    def _reveal_alone(self, job: JobView, tid: int, rec: TaskRecord) -> TaskRecord:
+        """(credibility mode) The task's only replica is ours: reveal unless a spot check picked it, in which case
+        open the check replica first (our reveal then waits for its commit; see PROTOCOL.md). Both are simulated
+        on the pending block, where the commit block's hash that decides the check is readable."""
+        due = bool(self.market.contract.functions.spotCheckDue(tid).call(block_identifier="pending"))
+        if not due:
+            return self._reveal(job, tid, rec, pending=True)
+        log.info("spot_check", task_id=tid, action="open the check replica; reveal after its commit")
+        try:
+            self.sender.transact(self.market.contract.functions.startSpotCheck(tid), pending=True)
+        except TransactionReverted as exc:
+            if exc.error_name != "MarketplaceNoSpotCheck":  # another worker opened it first
+                raise
+        return rec
+
+    def _reveal(self, job: JobView, tid: int, rec: TaskRecord, gas: int | None = None,
+                pending: bool = False) -> TaskRecord:
         if self.relay is not None and not rec.data.get("relay_failed"):
             try:
                 mid = self.relay.reveal(tid, rec.data["digest"], rec.data["salt"], rec.data["cid"])
@@ -699,10 +717,10 @@ class Pipeline:
         fn = self.market.contract.functions.reveal(tid, bytes.fromhex(rec.data["digest"][2:]),
                                                    bytes.fromhex(rec.data["salt"][2:]), rec.data["cid"], b"")
         try:
-            self.sender.transact(fn, gas=gas, min_gas=self._finalize_allowance(job))
+            self.sender.transact(fn, gas=gas, min_gas=self._finalize_allowance(job), pending=pending)
         except TransactionReverted as exc:
-            if exc.error_name == "MarketplaceRevealNotOpen":
-                return rec
+            if exc.error_name in ("MarketplaceRevealNotOpen", "MarketplaceSpotCheckUndecided", "MarketplaceSpotCheckDue"):
+                return rec  # not yet (a spot check decided or opened meanwhile): the next look tries again
             if exc.error_name != "MarketplaceAlreadyRevealed":
                 return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=f"reveal reverted: {exc}")
         rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED)

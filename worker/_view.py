@@ -161,6 +161,10 @@ class MarketView(BaseModel):
         self.jobs[job.job_id] = job
         self.taken.setdefault(job.job_id, [])
 
+    def _on_JobCredibility(self, a: dict[str, Any]) -> None:
+        if (job := self.jobs.get(int(a["jobId"]))) is not None:
+            job.confidence_ppb = int(a["confidencePpb"])
+
     def _on_JobClosed(self, a: dict[str, Any]) -> None:
         self.forget(int(a["jobId"]))
 
@@ -293,7 +297,7 @@ class MarketView(BaseModel):
 
     # -- queries ----------------------------------------------------------------------------------
     def target(self, job: JobView, tid: int) -> int:
-        return self.targets.get(tid, job.replication)
+        return self.targets.get(tid, 1 if job.confidence_ppb else job.replication)
 
     def open_slots(self, job: JobView, tid: int, me: str) -> tuple[bool, bool]:
         """(has a free slot, I hold a slot) for a replicated task."""

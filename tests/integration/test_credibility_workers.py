@@ -1,0 +1,71 @@
+"""Credibility mode run by real worker daemons (anvil, kubo, Docker): new workers replicate until their results
+are credible, a lying worker among them is outvoted in every dispute it enters, and no wrong result is accepted."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from web3.logs import DISCARD
+
+from oracle.market import Market
+from oracle.tx import TxSender
+from tests.integration.test_worker import fund_worker, running, settings, wait_for
+from tests.market_helpers import ETHER, fund, register_app
+from worker._daemon import Worker
+
+CONF, FAULT = 990_000_000, 1000  # 0.99 assuming 10 % faulty: three new workers agreeing are enough (729/730)
+
+
+def post_credible(w3, market: Market, requester, ipfs, app_id: int, tasks: int, cap: int, spot_bps: int) -> int:
+    data_cid = ipfs.add_bytes(b"hello\n")
+    doc = {"count": tasks, "template": {"args": ["task", "{index}"]},
+           "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]}
+    params = (app_id, 0, tasks, cap, ETHER // 10, market.chain_time() + 3600, 30, 1, 0, 0, 0, 0,
+              "0x" + "00" * 20, ipfs.add_json(doc), b"")
+    sender = TxSender(w3, requester, extra_abis=market.error_abis)
+    receipt = sender.transact(market.contract.functions.postCredibilityJob(params, (CONF, FAULT, spot_bps)))
+    return int(market.contract.events.JobPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["jobId"])
+
+
+@pytest.mark.reliability(kind="attack", name="a lying worker among new workers in credibility mode",
+                         how="4 honest worker daemons and one that changes every output run a 6-task job at "
+                             "confidence 0.99: every task is finalized with the honest digest, the liar is slashed in "
+                             "each dispute it enters, honest workers never are")
+def test_workers_run_a_credibility_job_and_a_liar_gains_nothing(anvil, w3, accounts, market, ipfs, docker_client,
+                                                                 echo_digest, tmp_path) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    honest, liar = accounts[4:8], accounts[8]
+    for a in (*honest, liar):
+        fund_worker(w3, market, a)
+    job_id = post_credible(w3, market, accounts[1], ipfs, app_id, tasks=6, cap=5, spot_bps=0)
+    workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"h{i}"), docker_client=docker_client)
+               for i, a in enumerate(honest)]
+    workers.append(Worker(settings(anvil, ipfs, market, liar, tmp_path / "liar", fault="wrong-result"),
+                          docker_client=docker_client))
+    with running(*workers):
+        wait_for(lambda: market.job(job_id)["settled"] == 6, timeout=400, what="6 settled tasks")
+    job = market.job(job_id)
+    finals = {e["args"]["taskId"]: e["args"] for e in market.contract.events.TaskFinalized().get_logs(from_block=0)}
+    assert job["finished"] == 6, f"{6 - job['finished']} task(s) failed"
+    reveals = market.contract.events.ResultRevealed().get_logs(from_block=0)
+    by_liar = [e["args"] for e in reveals if e["args"]["worker"] == liar.address]
+    for r in by_liar:  # the liar's digest never won
+        assert finals[r["taskId"]]["resultDigest"] != r["resultDigest"]
+    honest_digests = {(e["args"]["taskId"], e["args"]["resultDigest"]) for e in reveals
+                      if e["args"]["worker"] != liar.address}
+    assert all((tid, f["resultDigest"]) in honest_digests for tid, f in finals.items())
+    for a in honest:
+        info = market.worker(a.address)
+        assert info["slashes"] == 0 and info["locked"] == 0
+    assert market.worker(liar.address)["slashes"] == len(by_liar)
+    used = Counter(e["args"]["taskId"] for e in reveals)
+    disputed = {r["taskId"] for r in by_liar}
+    # new workers need three agreeing replicas (fewer once they hold verified results); a dispute needs four
+    # honest replicas against the liar
+    assert all(used[tid] <= 3 for tid in finals if tid not in disputed)
+    assert all(used[tid] == 5 for tid in disputed)
+    assert market.contract.functions.jobEscrow(job_id).call() == 0
+    assert all(market.worker(a.address)["verified"] >= 1 for a in honest)
+    assert disputed, "the liar entered no task: nothing was tested"
