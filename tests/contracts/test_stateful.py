@@ -1,11 +1,15 @@
 """Hypothesis stateful test: random deposits, posts, claims, commits, reveals, expiries, finalizations,
 cancellations and withdrawals by several actors on the real contract, with invariants after every step.
 
+Jobs are fixed-R (R = 1 or 3) or in credibility mode (a cap of 2-4, one replica at a time, spot checks always or
+never).
+
 Invariants (checked after every step):
   * solvency: token.balanceOf(market) == sum(balances) + sum(stake + unstaking) + sum(jobEscrow)
   * every task is finalized, failed or refunded (cancelled) at most once; every job closes at most once
     (so nobody is paid twice for the same task or job)
   * a worker never loses more than the stake it had locked, and locked <= stake always
+  * a worker's verified count never exceeds its reputation
   * job counters: settled <= numTasks, finished <= settled
 
 Each example starts from the same evm snapshot and reverts to it at teardown.
@@ -52,6 +56,7 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             self.leases: list[tuple[int, Any]] = []  # (start task id, worker) of leases we saw granted
             self.held: list[tuple[int, Any]] = []  # (task id, worker) of replicas we saw granted
             self.digests: dict[tuple[int, str], bytes] = {}
+            self.credible: set[int] = set()  # credibility-mode jobs
             STEPS["examples"] += 1
 
         def teardown(self) -> None:
@@ -83,7 +88,8 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
                     self.settled[task_id(e["jobId"], i)] += 1
             for e in env.events(receipt, "JobClosed"):
                 self.closed[e["jobId"]] += 1
-            for name in ("ResultSubmitted", "TaskFinalized", "TaskFailed", "ReplicasAdded", "TasksCancelled",
+            for name in ("ResultSubmitted", "TaskFinalized", "TaskFailed", "ReplicasAdded", "ReplicaWanted",
+                         "JobCredibility", "TasksCancelled",
                          "JobClosed", "LeaseExpired", "ClaimExpired", "ReplicaReleased", "WorkerSlashed",
                          "WorkerBanned", "ClaimAbandoned", "FailureReported", "FailureConfirmed"):
                 STEPS["event:" + name] += len(env.events(receipt, name))
@@ -95,14 +101,26 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             job, n, r = self.jobs[pick % len(self.jobs)]
             return task_id(job, index % n), n, r
 
-        @rule(who=st.sampled_from(requesters), n=st.integers(1, 4), r=st.sampled_from([1, 1, 3]),
-              reward=st.integers(0, 3), short=st.booleans())
-        def post(self, who: Any, n: int, r: int, reward: int, short: bool) -> None:
+        @rule(who=st.sampled_from(requesters), n=st.integers(1, 4), r=st.sampled_from([1, 1, 3, 3, 0]),
+              reward=st.integers(0, 3), short=st.booleans(), spot=st.sampled_from([0, 10_000]))
+        def post(self, who: Any, n: int, r: int, reward: int, short: bool, spot: int) -> None:
+            """R = 1, R = 3, or (r = 0) credibility mode: one replica at a time up to a cap of 3, spot checks
+            always or never."""
             deadline = env.now() + (3_000 if short else 50_000)
-            receipt = self.send(env.market.functions.postJob(env.job_params(
-                1, numTasks=n, replication=r, reward=reward * E18, deadline=deadline, maxRunSeconds=200)), who)
-            if receipt is not None:
-                self.jobs.append((int(env.market.functions.jobCount().call()), n, r))
+            params = env.job_params(1, numTasks=n, replication=r or 3, reward=reward * E18, deadline=deadline,
+                                    maxRunSeconds=200)
+            fn = (env.market.functions.postJob(params) if r else
+                  env.market.functions.postCredibilityJob(params, (990_000_000, 1000 + 2000 * (n % 2), spot)))
+            if self.send(fn, who) is not None:
+                self.jobs.append((int(env.market.functions.jobCount().call()), n, r or 3))
+                if not r:
+                    self.credible.add(self.jobs[-1][0])
+
+        @rule(pick=st.integers(0, 20), index=st.integers(0, 3))
+        def start_spot_check(self, pick: int, index: int) -> None:
+            t = self.task_of(pick, index)
+            if t and t[2] > 1:
+                self.send(env.market.functions.startSpotCheck(t[0]), env.outsider)
 
         @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3))
         def claim(self, w: Any, pick: int, index: int) -> None:
@@ -180,10 +198,20 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
                 return
             digests = [b"\x01" * 32 if h else w.address.encode()[:32].ljust(32, b"\0")
                        for w, h in zip(workers, honest, strict=True)]
+            credible = t[0] >> 32 in self.credible
             for w in workers:
                 if self.send(env.market.functions.claim(t[0]), w) is not None:
                     self.held.append((t[0], w))
+                if not credible:
+                    continue
+                # credibility mode: the next slot opens only once this one committed (and a spot check may open it)
+                self.digests[(t[0], w.address)] = digests[workers.index(w)]
+                self.send(env.market.functions.commit(t[0], commitment(t[0], digests[workers.index(w)], SALT,
+                                                                       w.address)), w)
+                self.send(env.market.functions.startSpotCheck(t[0]), env.outsider)
             for w, d in zip(workers, digests, strict=True):
+                if credible:
+                    break
                 self.digests[(t[0], w.address)] = d
                 self.send(env.market.functions.commit(t[0], commitment(t[0], d, SALT, w.address)), w)
             for i, (w, d) in enumerate(zip(workers, digests, strict=True)):
@@ -215,6 +243,8 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             assert all(c == 1 for c in self.closed.values()), self.closed
             # stake and job counters
             assert all(i["locked"] <= i["stake"] for i in infos)
+            # a verified result is an accepted one, and a slash resets the count: never above the reputation
+            assert all(i["verified"] <= i["reputation"] for i in infos)
             for job, _, _ in self.jobs:
                 j = env.job(job)
                 assert j["finished"] <= j["settled"] <= j["numTasks"]
