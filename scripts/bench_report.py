@@ -275,7 +275,48 @@ EIP-2935 history contract added one more slot per block, which `cancun` (the con
     return r
 
 
+def adaptive(args: list[str]) -> dict[str, Any]:
+    """``scripts/bench_adaptive.py``: credibility mode against fixed R on the same worker daemons (issue #16)."""
+    args = [a for a in args if a != "--json"]  # the JSON line is always printed
+    r = run_json("bench_adaptive.py", args)
+    rows = []
+    for key, label in (("r1", "fixed R = 1"), ("adaptive", f"credibility mode, confidence {r['confidence']}"),
+                       ("r2", "fixed R = 2"), ("r3", "fixed R = 3")):
+        j = r[key]
+        rows.append(f"| {label} | {j['replicas_per_task']} | {j['gas_per_task']:,} | "
+                    f"{j['gas_per_task'] / r['r1']['gas_per_task']:.2f}× | {j['wrong_accepted']} | {j['wall_s']} s |")
+    liar = r.get("with_liar")
+    liar_md = "" if not liar else f"""
+With a lying worker (it changes every output; new, so it has no record) joining the same {r['workers']} reputable
+workers, a {liar['tasks']}-task credibility job used **{liar['replicas_per_task']} replicas per task**, at
+{liar['gas_per_task']:,} gas per task; the liar was slashed {liar['liar_slashes']} times, {liar['disputes']} extra
+replicas were wanted for disputes, and **{liar['wrong_accepted']} wrong results were accepted**.
+"""
+    md = f"""## Adaptive replication (issue #16)
+
+Command: `{' '.join(['scripts/bench', 'adaptive', *args])}`. Machine: {machine()}, shared (load average at the end:
+{' '.join(map(str, r['load']))}). {r['workers']} `tasknet worker run` processes on a private devnet (anvil, kubo,
+the Docker engine) first run an R = 2 warm-up job of {r['warmup']['tasks']} tasks, which leaves them with
+{', '.join(map(str, r['verified_after_warmup']))} verified results; then the same {r['tasks']}-task job of a trivial
+app runs four times, one after the other. Credibility mode: confidence {r['confidence']}, assumed faulty share
+{r['assumed_faulty']}, spot checks {r['spot_check']}, replica cap {r['cap']}. Gas per task: every transaction of the
+job as the daemons sent it (claims, commits, reveals, spot checks, submissions) plus the posting, ÷ tasks. One run.
+
+| job | replicas per task | gas per task | vs R = 1 | wrong accepted | wall |
+| --- | ---: | ---: | ---: | ---: | ---: |
+{chr(10).join(rows)}
+
+Targets (issue #16): **≤ 1.3 replicas per task** (measured {r['replicas_per_task']}), **gas per task ≤ 1.5× R = 1**
+(measured {r['gas_per_task_vs_r1']}×), no wrong result accepted (measured {r['wrong_accepted']}). In credibility
+mode the {r['adaptive']['spot_checks']} spot checks and {r['adaptive']['not_credible']} not-credible rounds are the
+extra replicas; a credible worker's task costs a claim, a commit and a reveal (commit–reveal, so that a spot check
+is decided after the result is fixed), where R = 1 sends range claims and range submissions.
+{liar_md}"""
+    write_section("adaptive", md)
+    return r
+
+
 if __name__ == "__main__":
     what, rest = sys.argv[1], sys.argv[2:]
     print(json.dumps({"worker": worker, "indexer": indexer, "demo": demo, "network": network,
-                      "scale": scale}[what](rest)))
+                      "scale": scale, "adaptive": adaptive}[what](rest)))

@@ -1,0 +1,189 @@
+"""Adaptive replication benchmark (issue #16): a 100-task job at confidence 0.99 run by reputable worker daemons,
+against fixed R = 1, 2 and 3 on the same workers, with gas as the daemons really send it.
+
+    scripts/bench adaptive [--tasks 100] [--workers 4] [--no-liar] [--json]
+
+On a private anvil + kubo + the Docker engine, ``--workers`` ``tasknet worker run`` processes first earn a record on
+an R = 2 warm-up job (every worker's verified count is reported), then run, one after the other, an R = 1 bag, the
+credibility-mode job (confidence 0.99, f = 10 %, spot checks 10 %, cap 6), and fixed R = 2 and R = 3 jobs of the
+same size. Gas per task is the sum of gasUsed over every transaction of the job (posting included) divided by the
+tasks; replicas per task counts the revealed results. Then (unless ``--no-liar``) a worker that changes every output
+joins, new, and a 20-task credibility job runs: its wrong results must all lose. A result is wrong when its digest is
+not the one the honest workers computed. The last line is JSON:
+``{"replicas_per_task": …, "gas_per_task_vs_r1": …, "wrong_accepted": …, …}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import docker
+from eth_account.signers.local import LocalAccount
+from web3.logs import DISCARD
+from web3.types import RPCEndpoint
+
+from oracle import IpfsClient, connect, deploy_all, dev_accounts
+from oracle.market import Market
+from oracle.tx import TxSender
+from tasknet import _devnet
+from tests.market_helpers import ETHER, build_echo_app, fund, register_app
+from worker import WorkerSettings
+
+CONF, FAULT, SPOT, CAP = 990_000_000, 1000, 1000, 6
+
+
+def say(msg: str) -> None:
+    print(f"bench adaptive: {msg}", file=sys.stderr, flush=True)
+
+
+class Run:
+    def __init__(self, tmp: Path, url: str, api: str, market: Market, ipfs: IpfsClient, app: int,
+                 requester: LocalAccount) -> None:
+        self.tmp, self.url, self.api, self.market, self.ipfs, self.app = tmp, url, api, market, ipfs, app
+        self.requester = requester
+        self.sender = TxSender(market.w3, requester, extra_abis=market.error_abis)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.workers: list[str] = []
+        self.liars: set[str] = set()
+
+    def start_worker(self, account: LocalAccount, name: str, **kw: Any) -> None:
+        fund(self.market.w3, self.market, account, 50 * ETHER)
+        cfg = WorkerSettings(rpc_url=self.url, ipfs_api=self.api, marketplace=self.market.address,
+                             private_key="0x" + account.key.hex().removeprefix("0x"), state_dir=self.tmp / name,
+                             stake=40 * ETHER, poll_interval=0.1, claim_backoff_max=0.02, **kw)
+        doc = json.loads(cfg.model_dump_json())
+        doc["private_key"] = cfg.private_key.get_secret_value() if cfg.private_key else None
+        path = self.tmp / f"{name}.json"
+        path.write_text(json.dumps(doc))
+        self.procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tasknet.cli", "worker", "run", "--config", str(path)], cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=(self.tmp / f"{name}.log").open("wb"), env={**os.environ}))
+        self.workers.append(account.address)
+        end = time.monotonic() + 120
+        while self.market.worker(account.address)["stake"] < 40 * ETHER:
+            if time.monotonic() > end or self.procs[-1].poll() is not None:
+                raise SystemExit(f"bench: worker {name} did not start; see {self.tmp}/{name}.log")
+            time.sleep(0.2)
+
+    def job(self, tasks: int, replication: int, credible: bool) -> dict[str, Any]:
+        """Post, wait until every task settled, and return the job's costs from its blocks."""
+        data = self.ipfs.add_bytes(b"hello\n")
+        doc = {"count": tasks, "template": {"args": ["task", "{index}"]},
+               "common_inputs": [{"uri": f"ipfs://{data}", "path": "data.txt"}]}
+        params = (self.app, 0, tasks, replication, ETHER // 1000, self.market.chain_time() + 7200, 60, 1, 0, 0, 0, 0,
+                  "0x" + "00" * 20, self.ipfs.add_json(doc), b"")
+        fn = (self.market.contract.functions.postCredibilityJob(params, (CONF, FAULT, SPOT)) if credible
+              else self.market.contract.functions.postJob(params))
+        receipt = self.sender.transact(fn)
+        job = int(self.market.contract.events.JobPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["jobId"])
+        t0, end = time.monotonic(), time.monotonic() + 1800
+        while self.market.job(job)["settled"] < tasks:
+            if time.monotonic() > end:
+                raise SystemExit(f"bench: job {job} did not settle within 30 min")
+            time.sleep(0.2)
+        wall = time.monotonic() - t0
+        gas = int(receipt["gasUsed"]) + self._worker_gas(int(receipt["blockNumber"]) + 1,
+                                                         int(self.market.w3.eth.block_number))
+        return {"job": job, "tasks": tasks, "wall_s": round(wall, 1), "gas_per_task": round(gas / tasks),
+                **self._results(job, int(receipt["blockNumber"]))}
+
+    def _worker_gas(self, first: int, last: int) -> int:
+        me = {a.lower() for a in self.workers}
+        gas = 0
+        for number in range(first, last + 1):
+            receipts = self.market.w3.provider.make_request(RPCEndpoint("eth_getBlockReceipts"),
+                                                             [hex(number)])["result"] or []
+            gas += sum(int(r["gasUsed"], 16) for r in receipts if str(r["from"]).lower() in me)
+        return gas
+
+    def _results(self, job: int, block: int) -> dict[str, Any]:
+        c = self.market.contract
+        lo, hi = job << 32, (job + 1) << 32
+        reveals = [e["args"] for e in c.events.ResultRevealed().get_logs(from_block=block) if lo <= e["args"]["taskId"] < hi]
+        finals = {e["args"]["taskId"]: e["args"]["resultDigest"]
+                  for e in c.events.TaskFinalized().get_logs(from_block=block) if lo <= e["args"]["taskId"] < hi}
+        submits = [e for e in c.events.ResultSubmitted().get_logs(from_block=block) if lo <= e["args"]["taskId"] < hi]
+        wanted = [e["args"]["reason"] for e in c.events.ReplicaWanted().get_logs(from_block=block)
+                  if lo <= e["args"]["taskId"] < hi]
+        honest = {(r["taskId"], r["resultDigest"]) for r in reveals if r["worker"] not in self.liars}
+        wrong = sum(1 for tid, d in finals.items() if (tid, d) not in honest)
+        n = len(finals) or len(submits)
+        return {"replicas_per_task": round((len(reveals) or len(submits)) / max(n, 1), 3), "wrong_accepted": wrong,
+                "finalized": n, "spot_checks": wanted.count(1), "disputes": wanted.count(2),
+                "not_credible": wanted.count(0)}
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="scripts/bench adaptive")
+    ap.add_argument("--tasks", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--warmup", type=int, default=60, help="R = 2 warm-up tasks that give the workers a record")
+    ap.add_argument("--no-liar", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-adaptive-"))
+    anvil, url = _devnet.start_anvil(tmp / "anvil", _devnet.free_port())
+    kubo, api, _ = _devnet.start_kubo(tmp / "kubo", _devnet.free_port(), _devnet.free_port())
+    run: Run | None = None
+    try:
+        w3 = connect(url)
+        accounts = dev_accounts(10)
+        market = Market(w3, deploy_all(w3, accounts[0]).contracts["Marketplace"])
+        client = docker.from_env()
+        app = register_app(w3, market, accounts[2], build_echo_app(client, tmp))
+        fund(w3, market, accounts[1], 10_000 * ETHER)
+        run = Run(tmp, url, api, market, IpfsClient(api), app, accounts[1])
+        for i in range(a.workers):
+            run.start_worker(accounts[4 + i], f"w{i}", policy={"max_concurrent": 2})
+        say(f"{a.workers} workers up; warm-up: R = 2, {a.warmup} tasks")
+        warm = run.job(a.warmup, 2, False)
+        verified = [int(market.worker(w)["verified"]) for w in run.workers]
+        out: dict[str, Any] = {"warmup": warm, "verified_after_warmup": verified}
+        for name, r, credible in (("r1", 1, False), ("adaptive", CAP, True), ("r2", 2, False), ("r3", 3, False)):
+            say(f"{name}: {a.tasks} tasks")
+            out[name] = run.job(a.tasks, r, credible)
+        if not a.no_liar:
+            run.start_worker(accounts[4 + a.workers], "liar", fault="wrong-result", policy={"max_concurrent": 2})
+            run.liars.add(accounts[4 + a.workers].address)
+            say("a lying worker joined; credibility job of 20 tasks")
+            out["with_liar"] = run.job(20, CAP, True)
+            out["with_liar"]["liar_slashes"] = int(market.worker(accounts[4 + a.workers].address)["slashes"])
+        r1 = out["r1"]["gas_per_task"]
+        out.update({"replicas_per_task": out["adaptive"]["replicas_per_task"],
+                    "gas_per_task_vs_r1": round(out["adaptive"]["gas_per_task"] / r1, 3),
+                    "wrong_accepted": out["adaptive"]["wrong_accepted"] + out.get("with_liar", {}).get(
+                        "wrong_accepted", 0),
+                    "confidence": CONF / 1e9, "assumed_faulty": FAULT / 1e4, "spot_check": SPOT / 1e4, "cap": CAP,
+                    "tasks": a.tasks, "workers": a.workers,
+                    "load": [round(x, 2) for x in os.getloadavg()]})
+        print(json.dumps(out))
+        return out
+    finally:
+        if run is not None:
+            run.stop()
+        _devnet.stop(kubo)
+        _devnet.stop(anvil)
+
+
+if __name__ == "__main__":
+    main()
