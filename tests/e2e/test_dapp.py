@@ -155,10 +155,11 @@ def site(tmp_path: Path, bundle: Path) -> Iterator[tuple[Path, str]]:
 def dapp(devnet_file: Path, docker_client: Any, site: tuple[Path, str], tmp_path: Path
          ) -> Iterator[tuple[Path, str, dict[str, Any]]]:
     """A kubo (gateway, RPC API open to the page's origin) in the devnet file, FileHasher deployed, config.json
-    written; yields (devnet file, page URL, config)."""
+    written; yields (devnet file, page URL, config). The kubo is started as ``tasknet up --ipfs-api-origin ORIGIN``
+    starts the devnet's (the CLI itself is run by tests/e2e/test_dapp_readme.py)."""
     root, origin = site
-    info, api, gateway = _devnet.start_kubo(tmp_path / "dapp-kubo", _devnet.free_port(), _devnet.free_port(),
-                                            api_origins=[origin])
+    opts = _devnet.UpOptions(ipfs_api_origins=[origin])
+    info, api, gateway = _devnet.start_devnet_kubo(tmp_path / "dapp-kubo", opts)
     try:
         dev = DevnetInfo.load(devnet_file)
         dev.model_copy(update={"ipfs_api": api, "ipfs_gateway": gateway}).save(devnet_file)
