@@ -16,10 +16,12 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 import httpx
 from eth_account.signers.local import LocalAccount
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from web3 import Web3
 
 from oracle import DEV_MNEMONIC, DevnetInfo, connect, deploy_all, dev_accounts, get_logger, load_artifact
@@ -211,6 +213,37 @@ def start_kubo(state_dir: Path, api_port: int, gateway_port: int, swarm_port: in
     return node.info, node.api, node.gateway
 
 
+def web_origin(text: str) -> str:
+    """A web page's origin as a browser sends it in its ``Origin`` header (``scheme://host[:port]``), which is what
+    kubo compares, byte for byte, with its ``API.HTTPHeaders`` ``Access-Control-Allow-Origin`` list: the scheme
+    and host lower-cased, the default port (80, 443) and a lone trailing ``/`` dropped. Raises ValueError for
+    anything else: ``*`` (every web page could then drive the node's RPC API), a scheme other than http(s), no
+    host, a path, a query, a fragment or a user name."""
+    if text.strip() == "*":
+        raise ValueError("'*' would let every web page the browser opens call this node's RPC API (add, pin, "
+                         "config...); name the page's origin, e.g. http://127.0.0.1:8000")
+    try:
+        url = urlsplit(text.strip())
+        port = url.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a web origin ({exc}); write scheme://host[:port], e.g. "
+                         "http://127.0.0.1:8000") from None
+    scheme, host = url.scheme.lower(), (url.hostname or "")
+    if scheme not in ("http", "https") or not host:
+        raise ValueError(f"{text!r} is not a web origin: write http(s)://host[:port], e.g. http://127.0.0.1:8000")
+    if url.path not in ("", "/") or url.query or url.fragment or url.username is not None:
+        raise ValueError(f"{text!r} is not a web origin: an origin has no path, query, fragment or user name "
+                         f"(the page {text} has the origin {scheme}://{url.netloc.rpartition('@')[2]})")
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+#: a web page allowed to call a kubo RPC API from a browser (CORS): see :func:`web_origin`
+WebOrigin = Annotated[str, AfterValidator(web_origin)]
+
+
 def kubo_swarm(api: str) -> str | None:
     """The loopback TCP swarm multiaddr (with ``/p2p/ID``) of the kubo whose RPC API is ``api``, or None."""
     try:
@@ -305,7 +338,7 @@ class UpOptions(BaseModel):
     registry_port: int | None = None
     block_time: float | None = None
     chain_id: int = 31337
-    ipfs_api_origins: list[str] = []  # browser pages allowed to call the kubo RPC API (CORS), e.g. a Dapp page
+    ipfs_api_origins: list[WebOrigin] = []  # web pages allowed to call the kubo RPC API (CORS), e.g. a Dapp page
 
 
 def devnet_file_state(path: Path) -> tuple[DevnetInfo | None, list[str]]:
@@ -342,9 +375,7 @@ def up(opts: UpOptions, devnet_file: Path | None = None, progress: Callable[[str
         started["anvil"], rpc_url = start_anvil(state_dir, opts.rpc_port, block_time=opts.block_time,
                                                 chain_id=opts.chain_id)
         progress("kubo")
-        started["kubo"], ipfs_api, gateway = start_kubo(state_dir, opts.ipfs_port or free_port(),
-                                                        opts.ipfs_gateway_port or free_port(),
-                                                        api_origins=opts.ipfs_api_origins)
+        started["kubo"], ipfs_api, gateway = start_devnet_kubo(state_dir, opts)
         progress("registry")
         started["registry"], registry = start_registry(state_dir, opts.registry_port or free_port())
         progress("contracts")
@@ -357,6 +388,14 @@ def up(opts: UpOptions, devnet_file: Path | None = None, progress: Callable[[str
     write_devnet_profile(info)
     log.info("devnet_up", rpc=info.rpc_url, ipfs=info.ipfs_api, registry=info.registry, file=str(path))
     return info
+
+
+def start_devnet_kubo(state_dir: Path, opts: UpOptions) -> tuple[ComponentInfo, str, str]:
+    """The devnet's kubo as ``up`` starts it from its options: on the given ports (else free ones), its RPC API
+    open to the web pages ``opts.ipfs_api_origins`` names (``tasknet up --ipfs-api-origin``). Returns its process
+    record, RPC API URL and gateway URL."""
+    return start_kubo(state_dir, opts.ipfs_port or free_port(), opts.ipfs_gateway_port or free_port(),
+                      api_origins=opts.ipfs_api_origins)
 
 
 def write_devnet_profile(info: DevnetInfo) -> None:

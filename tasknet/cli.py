@@ -28,6 +28,7 @@ deploy the contracts, and write the devnet file.
 Example:
   tasknet up                   # automine chain on 127.0.0.1:8545
   tasknet up --block-time 1    # one block a second, like a real chain
+  tasknet up --ipfs-api-origin http://127.0.0.1:8000   # a web page (examples/dapp) may upload to kubo
 """
 HELP_STATUS = """Check every devnet component (chain, IPFS, registry, Docker, contracts); exit 1 if any is unhealthy.
 
@@ -101,6 +102,15 @@ def daemon_logging() -> None:
     configure_logging(verbose=opts.verbose, json=opts.json_logs or None, kind="daemon")
 
 
+def _web_origins(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from ._devnet import web_origin
+
+    try:
+        return tuple(web_origin(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 @cli.command(help=HELP_UP)
 @devnet_option
 @click.option("--rpc-port", type=int, default=8545, show_default=True, help="anvil JSON-RPC port")
@@ -108,9 +118,9 @@ def daemon_logging() -> None:
 @click.option("--ipfs-gateway-port", type=int, default=None, help="kubo gateway port (default: a free one)")
 @click.option("--registry-port", type=int, default=None, help="image registry port (default: a free one)")
 @click.option("--block-time", type=float, default=None, help="seconds per block (default: automine)")
-@click.option("--ipfs-api-origin", "ipfs_api_origins", multiple=True, metavar="ORIGIN",
-              help="a web page allowed to call the kubo RPC API from a browser (CORS), e.g. the Dapp example's "
-                   "http://127.0.0.1:8000; repeatable")
+@click.option("--ipfs-api-origin", "ipfs_api_origins", multiple=True, metavar="ORIGIN", callback=_web_origins,
+              help="a web page allowed to call the kubo RPC API from a browser (CORS), as scheme://host[:port], "
+                   "e.g. the Dapp example's http://127.0.0.1:8000; repeatable")
 def up(devnet_file: Path | None, rpc_port: int, ipfs_port: int | None, ipfs_gateway_port: int | None,
        registry_port: int | None, block_time: float | None, ipfs_api_origins: tuple[str, ...]) -> None:
     from ._devnet import UpOptions

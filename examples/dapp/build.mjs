@@ -2,7 +2,7 @@
 // Bundles the page's ES modules (src/app.js, viem, @tasknet/contracts) into dist/app.js with esbuild.
 // @tasknet/contracts is this repository's packages/contracts, built first when its build is missing or older
 // than the compiled artifacts. Serve the folder with any static file server afterwards, e.g.
-//   node examples/dapp/build.mjs && python3 -m http.server -d examples/dapp 8000
+//   node examples/dapp/build.mjs && python3 -m http.server -d examples/dapp -b 127.0.0.1 8000
 import { execFileSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";

@@ -9,10 +9,11 @@ command set for that command, ``export NAME=value`` set for the commands after i
 links the repository's top-level entries (``examples``, ``.venv``...), as in a clone, so ``./frames``,
 ``worker.toml`` and keystores are written there; ``TASKNET_HOME`` is a private temporary folder.
 
-Every command must exit 0. The daemons (``tasknet worker run``, ``relayer run``, ``indexer run|serve``) are
-started in the background, waited for until ready (a server's port accepting connections, a worker's
-``worker_started`` log line) and must still be running at the end, when they get SIGTERM
-(latest started first) and must exit 0.
+Every command must exit 0. The daemons (``tasknet worker run``, ``relayer run``, ``indexer run|serve``, and a
+static file server ``python3 -m http.server [PORT]``) are started in the background, waited for until ready (a
+server's port accepting connections, a worker's ``worker_started`` log line) and must still be running at the
+end, when they get SIGTERM (the file server SIGINT, its Ctrl-C) (latest started first) and must exit 0.
+tests/e2e/test_dapp_readme.py reads examples/dapp/README.md with the same functions.
 
 Order (each block's commands in README order; blocks in README order within a step):
   1. the devnet block, all but ``tasknet down``: ``tasknet up`` brings up a devnet of our own;
@@ -70,6 +71,7 @@ class Command:
     line: int  # README line number
     block: int  # index of its block in the README
     export: bool = False  # an `export NAME=value` line
+    source: str = "README.md"  # the file it was read from, as its messages name it
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -79,11 +81,27 @@ class Command:
         return tuple(a for a in self.argv[1:] if not a.startswith("-"))[:2]
 
     @property
+    def serves_files(self) -> int | None:
+        """The port of a static file server, ``python3 -m http.server [options] [PORT]`` (8000 by default), or
+        None for another command."""
+        if len(self.argv) < 3 or not Path(self.argv[0]).name.startswith("python") or \
+                self.argv[1:3] != ["-m", "http.server"]:
+            return None
+        args, port = self.argv[3:], 8000
+        while args:
+            arg = args.pop(0)
+            if arg in ("-d", "--directory", "-b", "--bind", "--protocol"):
+                args = args[1:]
+            elif arg.isdigit():
+                port = int(arg)
+        return port
+
+    @property
     def is_daemon(self) -> bool:
-        return self.words in DAEMONS
+        return self.words in DAEMONS or self.serves_files is not None
 
     def __str__(self) -> str:
-        return f"README.md line {self.line}: `{self.text}`"
+        return f"{self.source} line {self.line}: `{self.text}`"
 
 
 @dataclasses.dataclass
@@ -97,8 +115,8 @@ class Block:
         return any(c.words in SERVING for c in self.commands)
 
 
-def readme_blocks(text: str) -> list[Block]:
-    """The ```sh blocks of the README's SECTIONS, parsed into commands."""
+def readme_blocks(text: str, sections: tuple[str, ...] = SECTIONS, source: str = "README.md") -> list[Block]:
+    """The ```sh blocks of the README's ``sections`` (``## `` headings), parsed into commands."""
     blocks: list[Block] = []
     section = None
     lines = text.splitlines()
@@ -107,17 +125,17 @@ def readme_blocks(text: str) -> list[Block]:
         line = lines[i]
         if line.startswith("## "):
             section = line[3:].strip()
-        if line.strip() == "```sh" and section in SECTIONS:
+        if line.strip() == "```sh" and section in sections:
             start = i + 1
             i += 1
             while i < len(lines) and lines[i].strip() != "```":
                 i += 1
-            blocks.append(Block(section, len(blocks), parse_block(lines[start:i], start + 1, len(blocks))))
+            blocks.append(Block(section, len(blocks), parse_block(lines[start:i], start + 1, len(blocks), source)))
         i += 1
     return blocks
 
 
-def parse_block(lines: list[str], first_line: int, block: int) -> list[Command]:
+def parse_block(lines: list[str], first_line: int, block: int, source: str = "README.md") -> list[Command]:
     commands: list[Command] = []
     pending, at = "", first_line
     for n, raw in enumerate(lines, first_line):
@@ -126,13 +144,13 @@ def parse_block(lines: list[str], first_line: int, block: int) -> list[Command]:
         if raw.rstrip().endswith("\\"):
             pending += raw.rstrip()[:-1].strip() + " "
             continue
-        commands += parse_line(pending + raw.strip(), at, block)
+        commands += parse_line(pending + raw.strip(), at, block, source)
         pending = ""
-    assert not pending, f"README.md line {at}: a command continues past the end of its block"
+    assert not pending, f"{source} line {at}: a command continues past the end of its block"
     return commands
 
 
-def parse_line(line: str, number: int, block: int) -> list[Command]:
+def parse_line(line: str, number: int, block: int, source: str = "README.md") -> list[Command]:
     lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     lexer.commenters = "#"
@@ -142,7 +160,7 @@ def parse_line(line: str, number: int, block: int) -> list[Command]:
         if tok == "&&":
             parts.append([])
         elif tok in UNSUPPORTED or "$" in tok or "`" in tok:
-            raise AssertionError(f"README.md line {number}: `{line.strip()}` uses shell syntax ({tok!r}) that this "
+            raise AssertionError(f"{source} line {number}: `{line.strip()}` uses shell syntax ({tok!r}) that this "
                                  "test does not run; keep the README's commands plain (see the test's docstring)")
         else:
             parts[-1].append(tok)
@@ -152,7 +170,7 @@ def parse_line(line: str, number: int, block: int) -> list[Command]:
     for k, words in enumerate(parts):
         if not words:
             if len(parts) > 1:
-                raise AssertionError(f"README.md line {number}: an empty command in `{line.strip()}`")
+                raise AssertionError(f"{source} line {number}: an empty command in `{line.strip()}`")
             continue
         export = words[0] == "export"
         if export:
@@ -162,9 +180,9 @@ def parse_line(line: str, number: int, block: int) -> list[Command]:
             name, _, value = words.pop(0).partition("=")
             env[name] = value
         if export and words:
-            raise AssertionError(f"README.md line {number}: `export` takes NAME=value only")
+            raise AssertionError(f"{source} line {number}: `export` takes NAME=value only")
         text = texts[k] if k < len(texts) else " ".join(words)
-        out.append(Command(text=text, argv=words, env=env, line=number, block=block, export=export))
+        out.append(Command(text=text, argv=words, env=env, line=number, block=block, export=export, source=source))
     return out
 
 
@@ -252,8 +270,8 @@ class Runner:
         problems = []
         for d in reversed(self.daemons):
             if d.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    d.proc.send_signal(signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # a file server stops on Ctrl-C, exit 0
+                    d.proc.send_signal(signal.SIGINT if d.command.serves_files else signal.SIGTERM)
                 try:
                     d.proc.wait(STOP_TIMEOUT)
                 except subprocess.TimeoutExpired:
@@ -302,7 +320,9 @@ def cli_params(cmd: Command) -> dict[str, Any]:
 
 def listens_on(cmd: Command) -> int | None:
     """The port a ``tasknet`` daemon or ``tasknet up`` listens on (``--port``, ``--rpc-port`` or their
-    default), else None."""
+    default), or a static file server's, else None."""
+    if cmd.serves_files is not None:
+        return cmd.serves_files
     if not (cmd.is_daemon or cmd.words[:1] == ("up",)):
         return None
     params = cli_params(cmd)

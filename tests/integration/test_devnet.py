@@ -104,3 +104,27 @@ def test_missing_binary_is_a_clear_error_and_nothing_half_started(home: Path) ->
 def test_status_without_devnet_says_how_to_start_one(home: Path) -> None:
     r = run(home, "status")
     assert r.returncode == 1 and "tasknet up" in r.stderr
+
+
+def test_ipfs_api_origin_opens_the_devnet_kubo_api_to_those_web_pages_only(home: Path) -> None:
+    """``tasknet up --ipfs-api-origin``: the devnet's kubo answers a browser's cross-origin calls from the pages named
+    (the origin as a browser sends it: a trailing ``/`` or a default port is dropped) and refuses every other page
+    (kubo: 403); a value that is not an origin is refused before anything starts."""
+    import httpx
+
+    bad = run(home, "up", "--rpc-port", str(free_port()), "--ipfs-api-origin", "http://127.0.0.1:8000/index.html")
+    assert bad.returncode == 2 and "has the origin http://127.0.0.1:8000" in bad.stderr, bad.stderr
+    assert not (home / "devnet" / "devnet.json").exists()
+
+    r = run(home, "up", "--rpc-port", str(free_port()), "--ipfs-api-origin", "http://127.0.0.1:8000/",
+            "--ipfs-api-origin", "HTTP://LocalHost:80")
+    assert r.returncode == 0, r.stderr
+    api = DevnetInfo.load(home / "devnet" / "devnet.json").ipfs_api
+    for origin in ("http://127.0.0.1:8000", "http://localhost"):
+        pre = httpx.options(f"{api}/api/v0/add", headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert pre.headers.get("access-control-allow-origin") == origin
+        call = httpx.post(f"{api}/api/v0/id", headers={"Origin": origin})
+        assert call.status_code == 200 and call.headers.get("access-control-allow-origin") == origin
+    for origin in ("http://127.0.0.1:8001", "http://evil.example"):
+        assert httpx.post(f"{api}/api/v0/id", headers={"Origin": origin}).status_code == 403
+    assert httpx.post(f"{api}/api/v0/id").status_code == 200  # no Origin: the CLI and the SDK, as before

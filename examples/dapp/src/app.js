@@ -315,6 +315,12 @@ function button(label, onClick, testId) {
   return b;
 }
 
+/** The request's status as the user should read it: a pending request past its job's deadline is "expired" (no
+ * worker may claim it any more; claiming the refund closes the job and refunds it in one transaction). */
+function shownStatus(r) {
+  return r.status === "pending" && r.expired ? "expired" : r.status;
+}
+
 function render() {
   const tbody = $("requests").querySelector("tbody");
   tbody.replaceChildren();
@@ -322,16 +328,18 @@ function render() {
     const tr = document.createElement("tr");
     tr.dataset.requestId = r.id;
     tr.classList.toggle("selected", r.id === state.selected);
-    const cells = [`#${r.id}`, r.status, `${r.jobId}/0`, amount(r.paid)];
+    const shown = shownStatus(r);
+    const cells = [`#${r.id}`, shown, `${r.jobId}/0`, amount(r.paid)];
     for (const [i, c] of cells.entries()) {
       const td = document.createElement("td");
       td.textContent = c;
-      if (i === 1) td.className = `badge ${r.status}`;
+      if (i === 1) td.className = `badge ${shown === "expired" ? "refundable" : shown}`;
+      if (i === 1 && shown === "expired") td.title = "past its deadline without a result: no worker may take it now";
       tr.append(td);
     }
     const actions = document.createElement("td");
-    if (r.status === "pending") actions.append(button("Cancel", guarded(() => act("cancel", r.id)), "cancel"));
-    if (r.status === "refundable" || (r.status === "pending" && r.expired)) {
+    if (shown === "pending") actions.append(button("Cancel", guarded(() => act("cancel", r.id)), "cancel"));
+    if (shown === "refundable" || shown === "expired") {
       actions.append(button("Claim refund", guarded(() => act("refund", r.id)), "refund"));
     }
     tr.append(actions);
@@ -342,7 +350,7 @@ function render() {
   const req = state.requests.find((r) => r.id === state.selected);
   $("detail").hidden = !req;
   if (!req) return;
-  $("detail-title").textContent = `Request #${req.id}: ${req.status}`;
+  $("detail-title").textContent = `Request #${req.id}: ${shownStatus(req)}`;
   const list = $("timeline");
   list.replaceChildren(...req.events.map((e) => {
     const li = document.createElement("li");
