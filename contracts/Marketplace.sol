@@ -149,12 +149,50 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
 
     /// @inheritdoc IMarketplace
     function postJob(JobParams calldata p) external nonReentrant returns (uint256 jobId) {
-        jobId = AccountLogic.postJob(_s, p, Credibility(0, 0, 0));
+        if (p.numTasks == 0) revert MarketplaceInvalidTaskCount(0);
+        uint256 maxReplicas = _s.params.maxReplicas;
+        if (p.replication == 0 || p.replication > maxReplicas) {
+            revert MarketplaceInvalidReplication(p.replication, maxReplicas);
+        }
+        if (p.deadline <= block.timestamp) revert MarketplaceInvalidDeadline(p.deadline, block.timestamp);
+        if (p.maxRunSeconds == 0) revert MarketplaceInvalidMaxRun(0);
+        if (p.callback != address(0) && p.callback.code.length == 0) revert MarketplaceCallbackNotContract(p.callback);
+        (uint88 appPrice, uint88 datasetPrice) = _s.registry.checkJob(p.appId, p.datasetId, msg.sender);
+        uint256 ownersPrice = uint256(appPrice) + datasetPrice;
+        if (ownersPrice > type(uint80).max) revert MarketplacePriceTooHigh(ownersPrice, type(uint80).max);
+        uint256 escrow = (uint256(p.replication) * p.reward + ownersPrice) * p.numTasks;
+        _debit(msg.sender, escrow);
+        jobId = ++_s.jobCount;
+        _s.jobs[jobId] = Job({
+            requester: msg.sender,
+            deadline: p.deadline,
+            maxRunSeconds: p.maxRunSeconds,
+            replication: p.replication,
+            cores: p.cores,
+            gpus: p.gpus,
+            numTasks: p.numTasks,
+            settled: 0,
+            finished: 0,
+            appId: p.appId,
+            datasetId: p.datasetId,
+            minReputation: p.minReputation,
+            memoryMB: p.memoryMB,
+            feeBps: _s.params.feeBps,
+            flags: p.callback == address(0) ? 0 : MarketStorage.JOB_CALLBACK,
+            archMask: p.archMask,
+            reward: p.reward,
+            replicaStake: _s.params.replicaStake,
+            ownersPrice: uint80(ownersPrice)
+        });
+        if (p.callback != address(0) || datasetPrice != 0) {
+            _s.jobExtras[jobId] = JobExtras({callback: p.callback, datasetPrice: datasetPrice});
+        }
+        emit JobPosted(jobId, msg.sender, p.appId, p, escrow);
     }
 
     /// @inheritdoc IMarketplace
     function postCredibilityJob(JobParams calldata p, Credibility calldata c) external nonReentrant returns (uint256 jobId) {
-        jobId = AccountLogic.postJob(_s, p, c);
+        jobId = AccountLogic.postCredibilityJob(_s, p, c);
     }
 
     /// @inheritdoc IMarketplace

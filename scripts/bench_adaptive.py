@@ -8,7 +8,7 @@ an R = 2 warm-up job (every worker's verified count is reported), then run, one 
 credibility-mode job (confidence 0.99, f = 10 %, spot checks 10 %, cap 6), and fixed R = 2 and R = 3 jobs of the
 same size. Gas per task is the sum of gasUsed over every transaction of the job (posting included) divided by the
 tasks; replicas per task counts the revealed results. Then (unless ``--no-liar``) a worker that changes every output
-joins, new, and a 20-task credibility job runs: its wrong results must all lose. A result is wrong when its digest is
+joins, new, and a 50-task credibility job runs: its wrong results must all lose. A result is wrong when its digest is
 not the one the honest workers computed. The last line is JSON:
 ``{"replicas_per_task": …, "gas_per_task_vs_r1": …, "wrong_accepted": …, …}``.
 """
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=60, help="R = 2 warm-up tasks that give the workers a record")
     ap.add_argument("--no-liar", action="store_true")
+    ap.add_argument("--liar-tasks", type=int, default=50, help="tasks of the job the liar joins")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-adaptive-"))
@@ -165,8 +166,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not a.no_liar:
             run.start_worker(accounts[4 + a.workers], "liar", fault="wrong-result", policy={"max_concurrent": 2})
             run.liars.add(accounts[4 + a.workers].address)
-            say("a lying worker joined; credibility job of 20 tasks")
-            out["with_liar"] = run.job(20, CAP, True)
+            time.sleep(3.0)  # past its start: the liar polls like the others
+            say(f"a lying worker joined; credibility job of {a.liar_tasks} tasks")
+            out["with_liar"] = run.job(a.liar_tasks, CAP, True)
+            out["with_liar"]["liar_reveals"] = sum(
+                1 for e in market.contract.events.ResultRevealed().get_logs(from_block=0)
+                if e["args"]["worker"] == accounts[4 + a.workers].address)
             out["with_liar"]["liar_slashes"] = int(market.worker(accounts[4 + a.workers].address)["slashes"])
         r1 = out["r1"]["gas_per_task"]
         out.update({"replicas_per_task": out["adaptive"]["replicas_per_task"],

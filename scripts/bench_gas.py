@@ -167,6 +167,51 @@ def bag_r1_relayed(b: Bench, n: int = 100, ranges: int = 4) -> int:
     return total
 
 
+def bag_credible(b: Bench, n: int = 10) -> int:
+    """10 tasks in credibility mode (confidence 0.99, f = 10 %, cap 6) finished by one trusted worker alone, as the
+    daemon sends them (claims, commits, reveals batched with ``multicall``; spot checks off, so the figure is the
+    lone-replica path). Setup, not booked: an R = 2 job of 10 tasks on which the worker and another agree, which
+    gives it the 10 verified results that make it credible alone at 0.99. Also booked: ``startSpotCheck`` and the
+    check replica's round on a job whose spot checks are always on."""
+    m, (w0, w1, w2) = b.market, b.workers[:3]
+    salt = b"\x5a" * 32
+    now = int(b.w3.eth.get_block("latest")["timestamp"])
+    params = (b.app_id, 0, n, 2, E18, now + 30 * 86400, 3600, 1, 512, 0, 0, 0, "0x" + "00" * 20,
+              "bafyinputsdocument", b"")
+    b.setup(lambda: send(b.w3, m.functions.postJob(params), b.requester))
+    warm = [task_id(int(m.functions.jobCount().call()), i) for i in range(n)]
+    for w in (w0, w1):
+        b.setup(partial(send, b.w3, m.functions.multicall([m.encode_abi("claim", [t]) for t in warm]), w))
+    for w in (w0, w1):
+        calls = [m.encode_abi("commit", [t, commitment(t, _digest(t), salt, w.address)]) for t in warm]
+        b.setup(partial(send, b.w3, m.functions.multicall(calls), w))
+    for w in (w0, w1):
+        calls = [m.encode_abi("reveal", [t, _digest(t), salt, CID, b""]) for t in warm]
+        b.setup(partial(send, b.w3, m.functions.multicall(calls), w))
+    cap_params = (*params[:3], 6, *params[4:])
+    total = b.run("postCredibilityJob (N=10, cap 6)", m.functions.postCredibilityJob(
+        cap_params, (990_000_000, 1000, 0)), b.requester)
+    tids = [task_id(int(m.functions.jobCount().call()), i) for i in range(n)]
+    total += b.run("multicall(claim x10) (credibility)",
+                   m.functions.multicall([m.encode_abi("claim", [t]) for t in tids]), w0)
+    calls = [m.encode_abi("commit", [t, commitment(t, _digest(t), salt, w0.address)]) for t in tids]
+    total += b.run("multicall(commit x10) (credibility, credible alone)", m.functions.multicall(calls), w0)
+    calls = [m.encode_abi("reveal", [t, _digest(t), salt, CID, b""]) for t in tids]
+    total += b.run("multicall(reveal x10) (credibility: each finalizes alone)", m.functions.multicall(calls), w0)
+    send(b.w3, m.functions.postCredibilityJob(
+        (*cap_params[:2], 1, *cap_params[3:]), (990_000_000, 1000, 10_000)), b.requester)
+    t = task_id(int(m.functions.jobCount().call()), 0)
+    send(b.w3, m.functions.claim(t), w0)
+    send(b.w3, m.functions.commit(t, commitment(t, _digest(t), salt, w0.address)), w0)
+    b.run("startSpotCheck", m.functions.startSpotCheck(t), w2)
+    b.run("claim (check replica)", m.functions.claim(t), w2)
+    b.run("commit (check replica)", m.functions.commit(t, commitment(t, _digest(t), salt, w2.address)), w2)
+    b.run("reveal (credibility, first of 2)", m.functions.reveal(t, _digest(t), salt, CID, b""), w0)
+    b.run("reveal (credibility, last: finalizes, 2 winners verified)",
+          m.functions.reveal(t, _digest(t), salt, CID, b""), w2)
+    return total
+
+
 def giving_back(b: Bench) -> int:
     """Not a scenario of the table: the per-operation cost of abandon and reportFailure (R = 1 failure results,
     BOINC-like: a second worker's matching report confirms one). Postings and claims are not booked here."""
@@ -227,6 +272,7 @@ def measure() -> dict[str, Any]:
                                  ("bag10_r3_per_task", bag_r3_batched, 10),
                                  ("bag10_r3_unbatched_per_task", bag_r3, 10),
                                  ("bag100_r1_relayed_per_task", bag_r1_relayed, 100),
+                                 ("bag10_credible_alone_per_task", bag_credible, 10),
                                  ("giving_back", giving_back, 1)]:
                 w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
                 snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
@@ -271,6 +317,9 @@ def markdown(res: dict[str, Any]) -> str:
     unbatched = res["bag10_r3_unbatched_per_task"]
     lines.append(f"| `bag10_r3_unbatched_per_task` (reference: the same job, one transaction per claim, commit "
                  f"and reveal) | {unbatched:,} | — | ≈ 1,793,900 | {ratio('bag10_r3_per_task', unbatched)} |")
+    lines.append(f"| `bag10_credible_alone_per_task` (credibility mode, a trusted worker finishing each task alone, "
+                 f"batched; issue #16) | {res['bag10_credible_alone_per_task']:,} | ≤ 1.5 × R = 1 "
+                 f"({round(1.5 * res['bag100_r1_per_task']):,}) | — | — |")
     lines += ["", "Per operation (gasUsed per transaction):", "", "| operation | mean | min | max | n |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for tag, s in res["operations"].items():

@@ -289,8 +289,9 @@ def adaptive(args: list[str]) -> dict[str, Any]:
     liar_md = "" if not liar else f"""
 With a lying worker (it changes every output; new, so it has no record) joining the same {r['workers']} reputable
 workers, a {liar['tasks']}-task credibility job used **{liar['replicas_per_task']} replicas per task**, at
-{liar['gas_per_task']:,} gas per task; the liar was slashed {liar['liar_slashes']} times, {liar['disputes']} extra
-replicas were wanted for disputes, and **{liar['wrong_accepted']} wrong results were accepted**.
+{liar['gas_per_task']:,} gas per task; the liar revealed {liar['liar_reveals']} results, was slashed
+{liar['liar_slashes']} times, {liar['not_credible']} extra replicas were wanted because a new worker's result was not
+credible alone and {liar['disputes']} for disputes, and **{liar['wrong_accepted']} wrong results were accepted**.
 """
     md = f"""## Adaptive replication (issue #16)
 

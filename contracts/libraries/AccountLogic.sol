@@ -74,20 +74,22 @@ library AccountLogic {
         emit IMarketplace.WorkerBanned(worker, banned);
     }
 
-    /// @notice See {IMarketplace-postJob} and {IMarketplace-postCredibilityJob} (`c` all zero for a fixed-R job).
-    function postJob(MarketStorage.State storage s, IMarketplace.JobParams calldata p, IMarketplace.Credibility memory c)
-        external
-        returns (uint256 jobId)
-    {
+    /// @notice See {IMarketplace-postCredibilityJob}. The same rules as {Marketplace-postJob}, whose body stays in
+    /// the marketplace: a posting through this library costs ~6,800 gas more (the DELEGATECALL re-encodes the
+    /// calldata struct), which a fixed-R job need not pay; the marketplace has no room for a second copy.
+    function postCredibilityJob(
+        MarketStorage.State storage s,
+        IMarketplace.JobParams calldata p,
+        IMarketplace.Credibility memory c
+    ) external returns (uint256 jobId) {
         if (p.numTasks == 0) revert IMarketplace.MarketplaceInvalidTaskCount(0);
         uint256 maxReplicas = s.params.maxReplicas;
         if (p.replication == 0 || p.replication > maxReplicas) {
             revert IMarketplace.MarketplaceInvalidReplication(p.replication, maxReplicas);
         }
-        bool credible = c.confidencePpb != 0 || c.faultBps != 0 || c.spotCheckBps != 0;
         if (
-            credible && (c.confidencePpb == 0 || c.confidencePpb >= 1e9 || c.faultBps < 100 || c.faultBps > 5000
-                || c.spotCheckBps > 10_000 || p.replication < 2)
+            c.confidencePpb == 0 || c.confidencePpb >= 1e9 || c.faultBps < 100 || c.faultBps > 5000
+                || c.spotCheckBps > 10_000 || p.replication < 2
         ) revert IMarketplace.MarketplaceInvalidCredibility(c.confidencePpb, c.faultBps, c.spotCheckBps, p.replication);
         if (p.deadline <= block.timestamp) revert IMarketplace.MarketplaceInvalidDeadline(p.deadline, block.timestamp);
         if (p.maxRunSeconds == 0) revert IMarketplace.MarketplaceInvalidMaxRun(0);
@@ -100,7 +102,7 @@ library AccountLogic {
         uint256 escrow = (uint256(p.replication) * p.reward + ownersPrice) * p.numTasks;
         debit(s, msg.sender, escrow);
         jobId = ++s.jobCount;
-        uint8 flags = credible ? MarketStorage.JOB_CREDIBILITY : 0;
+        uint8 flags = MarketStorage.JOB_CREDIBILITY;
         s.jobs[jobId] = IMarketplace.Job({
             requester: msg.sender,
             deadline: p.deadline,
@@ -126,10 +128,8 @@ library AccountLogic {
             s.jobExtras[jobId] = IMarketplace.JobExtras({callback: p.callback, datasetPrice: datasetPrice});
         }
         emit IMarketplace.JobPosted(jobId, msg.sender, p.appId, p, escrow);
-        if (credible) {
-            s.credibility[jobId] = c;
-            emit IMarketplace.JobCredibility(jobId, c.confidencePpb, c.faultBps, c.spotCheckBps);
-        }
+        s.credibility[jobId] = c;
+        emit IMarketplace.JobCredibility(jobId, c.confidencePpb, c.faultBps, c.spotCheckBps);
     }
 
     /// @notice See {IMarketplace-cancelTasks}.
