@@ -244,3 +244,19 @@ def test_the_python_arithmetic_matches_the_contracts(env: Env, app: int) -> None
     verdict = cr.best_group([(GOOD, 3), (GOOD, 3), (BAD, 0)], 3000)
     wanted = env.events(receipt, "ReplicaWanted")[0]
     assert (wanted["reason"], wanted["credibilityPpb"]) == (DISPUTE, verdict.credibility_ppb) and verdict.dispute
+
+
+def test_the_documented_limit_colluders_who_are_a_tasks_whole_group_finalize_it(env: Env, app: int) -> None:
+    """PROTOCOL.md, honest limits: credibility assumes independent faults. Two colluding workers with a record
+    who happen to be a task's whole group finalize a wrong result; no spot check applies to a group of two. This
+    test pins the limit down so that a change of it is a decision, not an accident."""
+    a, b = env.workers[0], env.workers[1]
+    make_veteran(env, app, a, b, 5)  # 5 verified each: odds 49 apiece, 2,401 together (0.9996)
+    job = env.post_credible(app, CONF, F, spot_bps=10_000, numTasks=1, replication=6, maxRunSeconds=100)
+    tid = task_id(job, 0)
+    claim_commit(env, tid, a, BAD)
+    assert env.task(tid)["target"] == 2  # 0.98 alone: a second replica before any reveal
+    claim_commit(env, tid, b, BAD)
+    reveal(env, tid, a, BAD)
+    receipt = reveal(env, tid, b, BAD)
+    assert env.events(receipt, "TaskFinalized")[0]["resultDigest"] == BAD

@@ -281,3 +281,28 @@ def test_explain_names_what_blocks_a_task(devnet_file: Path, app_image: str, w3:
     assert codes() == ["deadline-too-short"]
     _warp(w3, 400)
     assert codes() == ["deadline-passed"]
+
+
+def test_a_credibility_job_from_the_sdk_and_explain_says_why_a_task_wants_more(
+        devnet_file: Path, app_image: str, w3: Web3, accounts: list[Any]) -> None:
+    from oracle import send
+    from oracle.protocol import commitment
+
+    app_id = register_echo_app(devnet_file, app_image)
+    c = client(devnet_file, fund=10 * E18)
+    with pytest.raises(ValueError, match="replica cap of at least 2"):
+        JobSpec(app_id=app_id, reward=E18, confidence=0.99)
+    job = c.submit_job(JobSpec(app_id=app_id, reward=E18, replication=4, confidence=0.99, assume_faulty=0.1,
+                               spot_check=0.25, deadline_in=1000, max_run_seconds=100))
+    assert job.escrow == 4 * E18  # the cap's escrow: what the task does not use comes back
+    assert tuple(c.market.contract.functions.getCredibility(job.job_id).call()) == (990_000_000, 1000, 2500)
+    enroll(w3, c.market, accounts[4])
+    tid = job.job_id << 32
+    errs = c.market.error_abis
+    send(w3, c.market.contract.functions.claim(tid), accounts[4], extra_abis=errs)
+    send(w3, c.market.contract.functions.commit(tid, commitment(tid, b"\x01" * 32, b"\x02" * 32,
+                                                                accounts[4].address)), accounts[4], extra_abis=errs)
+    e = c.explain(job.job_id, 0)
+    wanted = [r for r in e.reasons if r.code == "replica-wanted"]
+    assert wanted and "wants replica 2 of at most 4" in wanted[0].message
+    assert "probability 0.9 if they agreed, below the job's 0.99" in wanted[0].message
