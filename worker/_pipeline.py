@@ -563,15 +563,19 @@ class Pipeline:
         """Reveal replicas whose reveal phase is open (collected by :meth:`advance`) in one ``multicall``; one by
         one when the batch reverts."""
         def alone(rec: TaskRecord) -> TaskRecord:
-            return self._reveal(JobView.model_validate(rec.data["job"]), task_id(rec.job_id, rec.task_index), rec)
+            job = JobView.model_validate(rec.data["job"])
+            return self._reveal(job, task_id(rec.job_id, rec.task_index), rec, pending=bool(job.confidence_ppb))
 
         if len(due) < 2:
             return [alone(r) for r in due]
         calls = [self.market.contract.encode_abi("reveal", [
             task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]), bytes.fromhex(r.data["salt"][2:]),
             r.data["cid"], b""]) for r in due]
-        allowance = sum(self._finalize_allowance(JobView.model_validate(r.data["job"])) for r in due)
-        if self._send_batch("reveal", calls, min_gas=allowance) is None:
+        jobs = [JobView.model_validate(r.data["job"]) for r in due]
+        allowance = sum(self._finalize_allowance(j) for j in jobs)
+        # a credibility-mode reveal is simulated on the pending block: its spot check reads the commit block's hash
+        pending = any(j.confidence_ppb for j in jobs)
+        if self._send_batch("reveal", calls, min_gas=allowance, pending=pending) is None:
             return [alone(r) for r in due]
         out = [self.journal.record(r.job_id, r.task_index, Step.REVEALED, batch=len(due)) for r in due]
         return out
@@ -602,11 +606,12 @@ class Pipeline:
             self._params = (time.monotonic(), self.market.params())
         return self._params[1]
 
-    def _send_batch(self, what: str, calls: list[Any], min_gas: int = 0) -> Any | None:
+    def _send_batch(self, what: str, calls: list[Any], min_gas: int = 0, pending: bool = False) -> Any | None:
         """``calls`` in one ``multicall`` transaction: its receipt, or None when it reverted (nothing changed on
         chain; the caller then sends each call alone, which says which one failed and why)."""
         try:
-            return self.sender.transact(self.market.contract.functions.multicall(calls), min_gas=min_gas)
+            return self.sender.transact(self.market.contract.functions.multicall(calls), min_gas=min_gas,
+                                        pending=pending)
         except TransactionReverted as exc:
             log.info("batch_fallback", what=what, tasks=len(calls), error=exc.error_name)
             return None
@@ -656,7 +661,7 @@ class Pipeline:
         if rec.step == Step.COMMITTED:
             all_in = int(t["committed"]).bit_count() == t["target"]
             if all_in and job.confidence_ppb and t["target"] == 1:
-                return self._reveal_alone(job, tid, rec)
+                return self._reveal_alone(job, tid, rec, reveals)
             if all_in and reveals is not None and self.relay is None:
                 reveals.append(rec)
             elif all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
@@ -688,11 +693,15 @@ class Pipeline:
                 return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason=str(exc))
         return rec
 
-    def _reveal_alone(self, job: JobView, tid: int, rec: TaskRecord) -> TaskRecord:
-        """(credibility mode) The task's only replica is ours: reveal unless a spot check picked it, in which case
-        open the check replica first (our reveal then waits for its commit; see PROTOCOL.md). Both are simulated
-        on the pending block, where the commit block's hash that decides the check is readable."""
+    def _reveal_alone(self, job: JobView, tid: int, rec: TaskRecord, reveals: list[TaskRecord] | None) -> TaskRecord:
+        """(credibility mode) The task's only replica is ours: reveal (with ``reveals``, batched by
+        :meth:`reveal_many`) unless a spot check picked it, in which case open the check replica first (our reveal
+        then waits for its commit; see PROTOCOL.md). Both are simulated on the pending block, where the commit
+        block's hash that decides the check is readable."""
         due = bool(self.market.contract.functions.spotCheckDue(tid).call(block_identifier="pending"))
+        if not due and reveals is not None and self.relay is None:
+            reveals.append(rec)
+            return rec
         if not due:
             return self._reveal(job, tid, rec, pending=True)
         log.info("spot_check", task_id=tid, action="open the check replica; reveal after its commit")

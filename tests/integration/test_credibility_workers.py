@@ -69,3 +69,33 @@ def test_workers_run_a_credibility_job_and_a_liar_gains_nothing(anvil, w3, accou
     assert market.contract.functions.jobEscrow(job_id).call() == 0
     assert all(market.worker(a.address)["verified"] >= 1 for a in honest)
     assert disputed, "the liar entered no task: nothing was tested"
+
+
+def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3, accounts, market, ipfs,
+                                                                       docker_client, echo_digest, tmp_path) -> None:
+    """Two daemons earn a record on an R = 2 job (10 verified results each: credible alone at 0.99 assuming 10 %
+    faulty), then finish a credibility job one replica a task, and on a job whose spot checks are always on, open
+    each check (startSpotCheck) and let the other daemon confirm it."""
+    from tests.market_helpers import post_job
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    pair = accounts[4:6]
+    for a in pair:
+        fund_worker(w3, market, a)
+    warm = post_job(w3, market, accounts[1], ipfs, app_id, tasks=10, replication=2)
+    workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}"), docker_client=docker_client)
+               for i, a in enumerate(pair)]
+    with running(*workers):
+        wait_for(lambda: market.job(warm)["finished"] == 10, timeout=200, what="the warm-up job")
+        assert [market.worker(a.address)["verified"] for a in pair] == [10, 10]
+        alone = post_credible(w3, market, accounts[1], ipfs, app_id, tasks=6, cap=4, spot_bps=0)
+        wait_for(lambda: market.job(alone)["finished"] == 6, timeout=200, what="the credibility job")
+        checked = post_credible(w3, market, accounts[1], ipfs, app_id, tasks=3, cap=4, spot_bps=10_000)
+        wait_for(lambda: market.job(checked)["finished"] == 3, timeout=200, what="the spot-checked job")
+    finals = {e["args"]["taskId"]: e["args"] for e in market.contract.events.TaskFinalized().get_logs(from_block=0)}
+    assert all(finals[(alone << 32) | i]["winners"] == 1 for i in range(6))
+    assert all(finals[(checked << 32) | i]["winners"] == 2 for i in range(3))
+    wanted = [e["args"] for e in market.contract.events.ReplicaWanted().get_logs(from_block=0)]
+    assert sorted((w["taskId"], w["reason"]) for w in wanted) == [((checked << 32) | i, 1) for i in range(3)]
+    assert [market.worker(a.address)["verified"] for a in pair] == [13, 13]  # the checks verified both
+    assert all(market.worker(a.address)["slashes"] == 0 for a in pair)
