@@ -114,7 +114,7 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     /// @inheritdoc IMarketplace
     function withdraw(uint256 amount) external nonReentrant {
         if (amount == 0) revert MarketplaceZeroAmount();
-        _debit(msg.sender, amount);
+        _s.debit(msg.sender, amount);
         _token.safeTransfer(msg.sender, amount);
         emit Withdrawn(msg.sender, amount);
     }
@@ -149,45 +149,7 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
 
     /// @inheritdoc IMarketplace
     function postJob(JobParams calldata p) external nonReentrant returns (uint256 jobId) {
-        if (p.numTasks == 0) revert MarketplaceInvalidTaskCount(0);
-        uint256 maxReplicas = _s.params.maxReplicas;
-        if (p.replication == 0 || p.replication > maxReplicas) {
-            revert MarketplaceInvalidReplication(p.replication, maxReplicas);
-        }
-        if (p.deadline <= block.timestamp) revert MarketplaceInvalidDeadline(p.deadline, block.timestamp);
-        if (p.maxRunSeconds == 0) revert MarketplaceInvalidMaxRun(0);
-        if (p.callback != address(0) && p.callback.code.length == 0) revert MarketplaceCallbackNotContract(p.callback);
-        (uint88 appPrice, uint88 datasetPrice) = _s.registry.checkJob(p.appId, p.datasetId, msg.sender);
-        uint256 ownersPrice = uint256(appPrice) + datasetPrice;
-        if (ownersPrice > type(uint80).max) revert MarketplacePriceTooHigh(ownersPrice, type(uint80).max);
-        uint256 escrow = (uint256(p.replication) * p.reward + ownersPrice) * p.numTasks;
-        _debit(msg.sender, escrow);
-        jobId = ++_s.jobCount;
-        _s.jobs[jobId] = Job({
-            requester: msg.sender,
-            deadline: p.deadline,
-            maxRunSeconds: p.maxRunSeconds,
-            replication: p.replication,
-            cores: p.cores,
-            gpus: p.gpus,
-            numTasks: p.numTasks,
-            settled: 0,
-            finished: 0,
-            appId: p.appId,
-            datasetId: p.datasetId,
-            minReputation: p.minReputation,
-            memoryMB: p.memoryMB,
-            feeBps: _s.params.feeBps,
-            flags: p.callback == address(0) ? 0 : MarketStorage.JOB_CALLBACK,
-            archMask: p.archMask,
-            reward: p.reward,
-            replicaStake: _s.params.replicaStake,
-            ownersPrice: uint80(ownersPrice)
-        });
-        if (p.callback != address(0) || datasetPrice != 0) {
-            _s.jobExtras[jobId] = JobExtras({callback: p.callback, datasetPrice: datasetPrice});
-        }
-        emit JobPosted(jobId, msg.sender, p.appId, p, escrow);
+        jobId = _s.storeJob(p, 0);
     }
 
     /// @inheritdoc IMarketplace
@@ -614,14 +576,6 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
         uint256 received = _token.balanceOf(address(this)) - before;
         _s.balances[msg.sender] += received;
         emit Deposited(msg.sender, received);
-    }
-
-    function _debit(address account, uint256 amount) private {
-        uint256 balance = _s.balances[account];
-        if (balance < amount) revert MarketplaceInsufficientBalance(account, balance, amount);
-        unchecked {
-            _s.balances[account] = balance - amount; // checked just above
-        }
     }
 
     function _heldLease(uint256 startTaskId, address worker) private view returns (Lease memory lease) {

@@ -32,7 +32,7 @@ library AccountLogic {
         IMarketplace.Worker storage w = s.workers[msg.sender];
         if (w.flags & MarketStorage.REGISTERED == 0) revert IMarketplace.MarketplaceNotWorker(msg.sender);
         if (amount == 0) revert IMarketplace.MarketplaceZeroAmount();
-        debit(s, msg.sender, amount);
+        MarketStorage.debit(s, msg.sender, amount);
         uint256 total = w.stake + amount;
         w.stake = total.toUint96();
         emit IMarketplace.Staked(msg.sender, amount, total);
@@ -74,60 +74,18 @@ library AccountLogic {
         emit IMarketplace.WorkerBanned(worker, banned);
     }
 
-    /// @notice See {IMarketplace-postCredibilityJob}. The same rules as {Marketplace-postJob}, whose body stays in
-    /// the marketplace: a posting through this library costs ~6,800 gas more (the DELEGATECALL re-encodes the
-    /// calldata struct), which a fixed-R job need not pay; the marketplace has no room for a second copy.
+    /// @notice See {IMarketplace-postCredibilityJob}: the checks of {IMarketplace-postJob} plus the credibility
+    /// settings' (the marketplace has no room for this entry point's code; a fixed-R posting stays there, inline).
     function postCredibilityJob(
         MarketStorage.State storage s,
         IMarketplace.JobParams calldata p,
         IMarketplace.Credibility memory c
     ) external returns (uint256 jobId) {
-        if (p.numTasks == 0) revert IMarketplace.MarketplaceInvalidTaskCount(0);
-        uint256 maxReplicas = s.params.maxReplicas;
-        if (p.replication == 0 || p.replication > maxReplicas) {
-            revert IMarketplace.MarketplaceInvalidReplication(p.replication, maxReplicas);
-        }
         if (
             c.confidencePpb == 0 || c.confidencePpb >= 1e9 || c.faultBps < 100 || c.faultBps > 5000
                 || c.spotCheckBps > 10_000 || p.replication < 2
         ) revert IMarketplace.MarketplaceInvalidCredibility(c.confidencePpb, c.faultBps, c.spotCheckBps, p.replication);
-        if (p.deadline <= block.timestamp) revert IMarketplace.MarketplaceInvalidDeadline(p.deadline, block.timestamp);
-        if (p.maxRunSeconds == 0) revert IMarketplace.MarketplaceInvalidMaxRun(0);
-        if (p.callback != address(0) && p.callback.code.length == 0) {
-            revert IMarketplace.MarketplaceCallbackNotContract(p.callback);
-        }
-        (uint88 appPrice, uint88 datasetPrice) = s.registry.checkJob(p.appId, p.datasetId, msg.sender);
-        uint256 ownersPrice = uint256(appPrice) + datasetPrice;
-        if (ownersPrice > type(uint80).max) revert IMarketplace.MarketplacePriceTooHigh(ownersPrice, type(uint80).max);
-        uint256 escrow = (uint256(p.replication) * p.reward + ownersPrice) * p.numTasks;
-        debit(s, msg.sender, escrow);
-        jobId = ++s.jobCount;
-        uint8 flags = MarketStorage.JOB_CREDIBILITY;
-        s.jobs[jobId] = IMarketplace.Job({
-            requester: msg.sender,
-            deadline: p.deadline,
-            maxRunSeconds: p.maxRunSeconds,
-            replication: p.replication,
-            cores: p.cores,
-            gpus: p.gpus,
-            numTasks: p.numTasks,
-            settled: 0,
-            finished: 0,
-            appId: p.appId,
-            datasetId: p.datasetId,
-            minReputation: p.minReputation,
-            memoryMB: p.memoryMB,
-            feeBps: s.params.feeBps,
-            flags: p.callback == address(0) ? flags : flags | MarketStorage.JOB_CALLBACK,
-            archMask: p.archMask,
-            reward: p.reward,
-            replicaStake: s.params.replicaStake,
-            ownersPrice: uint80(ownersPrice)
-        });
-        if (p.callback != address(0) || datasetPrice != 0) {
-            s.jobExtras[jobId] = IMarketplace.JobExtras({callback: p.callback, datasetPrice: datasetPrice});
-        }
-        emit IMarketplace.JobPosted(jobId, msg.sender, p.appId, p, escrow);
+        jobId = MarketStorage.storeJob(s, p, MarketStorage.JOB_CREDIBILITY);
         s.credibility[jobId] = c;
         emit IMarketplace.JobCredibility(jobId, c.confidencePpb, c.faultBps, c.spotCheckBps);
     }
@@ -282,14 +240,6 @@ library AccountLogic {
         _bound("abandonBps", p.abandonBps, 0, 10_000);
         s.params = p;
         emit IMarketplace.ParamsUpdated(p);
-    }
-
-    function debit(MarketStorage.State storage s, address account, uint256 amount) private {
-        uint256 balance = s.balances[account];
-        if (balance < amount) revert IMarketplace.MarketplaceInsufficientBalance(account, balance, amount);
-        unchecked {
-            s.balances[account] = balance - amount; // checked just above
-        }
     }
 
     function _bound(string memory name, uint256 value, uint256 min, uint256 max) private pure {
