@@ -345,16 +345,16 @@ interface IMarketplace {
     error MarketplaceCannotAbandonCommitted(uint256 taskId, address worker);
     /// @notice (R = 1) `worker` reported the pending failure of `taskId` itself: another worker must confirm it.
     error MarketplaceSelfConfirmation(uint256 taskId, address worker);
-    /// @notice A credibility-mode job's parameters are out of range: confidence in (0, 1e9), f in [100, 5000] bps,
-    /// spot checks at most 10,000 bps, and a replica cap of at least 2.
+    /// @notice A credibility-mode job's parameters are out of range: `confidencePpb` must be in (0, 1e9), `faultBps`
+    /// in [100, 5000], `spotCheckBps` at most 10,000, and the replica `cap` (the job's replication) at least 2.
     error MarketplaceInvalidCredibility(uint256 confidencePpb, uint256 faultBps, uint256 spotCheckBps, uint256 cap);
-    /// @notice The task's single replica may not reveal yet: its spot check is decided by the hash of its commit
-    /// block, readable from block `decidableAt` on.
+    /// @notice The single replica of `taskId` may not reveal yet: its spot check is decided by the hash of its
+    /// commit block, readable from block `decidableAt` on.
     error MarketplaceSpotCheckUndecided(uint256 taskId, uint256 decidableAt);
-    /// @notice The task's single replica was picked for a spot check: call {startSpotCheck} (the reveal waits for
-    /// the check replica's commit).
+    /// @notice The single replica of `taskId` was picked for a spot check: call {startSpotCheck} (the reveal waits
+    /// for the check replica's commit).
     error MarketplaceSpotCheckDue(uint256 taskId);
-    /// @notice {startSpotCheck} on a task that is not a credibility-mode task with one committed, unrevealed
+    /// @notice {startSpotCheck} on `taskId`, which is not a credibility-mode task with one committed, unrevealed
     /// replica picked for a check.
     error MarketplaceNoSpotCheck(uint256 taskId);
 
