@@ -149,3 +149,23 @@ def test_a_spot_check_the_seed_does_not_pick_is_flagged() -> None:
     assert check.passed is False and check.evidence["picked"] is False
     assert "does not pick the task" in check.detail
     assert next(c for c in audit(events, half, veteran, picked).checks if c.name == "replica_wanted").passed
+
+
+def test_a_round_settled_short_of_a_silent_replica_drops_it_and_wants_one_more() -> None:
+    """A and B (1 verified each at f = 20 %: 16/17 together) committed; only A revealed before the deadline: the
+    finalize call slashes B and wants a third replica for A's lone result (0.8, not credible)."""
+    ledger = history(agreed(1, 1, (A, B)))
+    events = [ev("ReplicaClaimed", 10, taskId=TID, worker=A, replica=0),
+              ev("ReplicasAdded", 11, 0, taskId=TID, target=2),
+              ev("ReplicaWanted", 11, 1, taskId=TID, reason=NC, target=2, credibilityPpb=800_000_000),
+              ev("ResultCommitted", 11, 2, taskId=TID, worker=A),
+              ev("ReplicaClaimed", 12, taskId=TID, worker=B, replica=1),
+              ev("ResultCommitted", 13, taskId=TID, worker=B),
+              ev("ResultRevealed", 14, taskId=TID, worker=A, resultDigest=GOOD, resultCID="bafyA"),
+              ev("WorkerSlashed", 20, 0, taskId=TID, worker=B, amount=5, reputation=0),
+              ev("ReplicasAdded", 20, 1, taskId=TID, target=3),
+              ev("ReplicaWanted", 20, 2, taskId=TID, reason=NC, target=3, credibilityPpb=800_000_000)]
+    a = audit(events, ledger=ledger)
+    assert [(c.name, c.passed) for c in a.checks] == [("replica_wanted", True), ("replica_wanted", True),
+                                                      ("slashes", True)]
+    assert a.checks[1].evidence["moment"] == "settlement" and a.expected_slash == [B]
