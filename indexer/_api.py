@@ -31,6 +31,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine, Table, and_, case, false, func, or_, select
 from web3 import Web3
 
+from oracle import credibility
+
 from . import _db
 from ._audit_runs import AuditRunOut, AuditRuns
 
@@ -99,8 +101,16 @@ class WorkerOut(BaseModel):
     tasks_done: int
     tasks_failed: int
     active_claims: int
+    verified: int = Field(description="results another worker's matching replica confirmed since the last slash "
+                                      "(the credibility of credibility mode: 1 - f / max(verified, 1))")
     registered_at: int
     last_activity: int
+
+
+class WorkerCredibility(BaseModel):
+    fault_bps: int = Field(description="the assumed faulty share f it is computed under (basis points)")
+    job_id: int | None = Field(description="the credibility-mode job whose f was asked for, if any")
+    credibility_ppb: int = Field(description="1 - f / max(verified, 1), parts per billion (credibilityOf)")
 
 
 class JobOut(BaseModel):
@@ -133,6 +143,11 @@ class JobOut(BaseModel):
     refund: str
     app_paid: str
     dataset_paid: str
+    mode: Literal["fixed", "credibility"] = Field(description="credibility: replicas until a group of matching "
+                                                            "results reaches the confidence, `replication` the cap")
+    confidence_ppb: int | None = Field(description="(credibility mode) target confidence, parts per billion")
+    fault_bps: int | None = Field(description="(credibility mode) assumed share of faulty workers f, basis points")
+    spot_check_bps: int | None = Field(description="(credibility mode) share of spot checks, basis points")
     posted_at: int
     closed_at: int | None
 
@@ -154,6 +169,8 @@ class TaskOut(BaseModel):
     reward_each: str
     refund: str
     callback_ok: bool | None
+    wanted: list[str] = Field(description="(credibility mode) why the task wanted each replica past the first, "
+                                          "in order: not-credible, spot-check or dispute")
     gas_used: int
     txs: int
     claimed_at: int
@@ -217,9 +234,20 @@ class SlashOut(BaseModel):
     timestamp: int
 
 
+class WantedOut(BaseModel):
+    block_number: int
+    tx_hash: str
+    reason: str = Field(description="not-credible, spot-check or dispute")
+    target: int = Field(description="the replica count the task wanted")
+    credibility_ppb: int = Field(description="the credibility that fell short (not-credible, dispute: the best "
+                                             "group's; spot-check: the lone worker's), parts per billion")
+
+
 class TaskDetail(BaseModel):
     task: TaskOut
     job: JobOut | None
+    wanted: list[WantedOut] = Field(description="(credibility mode) each extra replica the task wanted, oldest "
+                                                "first (ReplicaWanted)")
     replicas: list[ReplicaOut]
     history: list[EventOut] = Field(description="every event about the task, oldest first")
     versions: list[TaskOut] = Field(description="every state the task went through, oldest first")
@@ -228,6 +256,7 @@ class TaskDetail(BaseModel):
 
 class WorkerDetail(BaseModel):
     worker: WorkerOut
+    credibility: WorkerCredibility
     contributions: list[ReplicaOut]
     slashes: list[SlashOut]
 
@@ -354,16 +383,40 @@ def job_out(r: Any) -> JobOut:
     d = dict(r)
     for k in ("reward", "escrow", "escrow_held", "refund", "app_paid", "dataset_paid"):
         d[k] = _s(d[k])
-    return JobOut(**d, status="closed" if r["closed"] else "open", encrypted=bool(r["encryption_key"]))
+    return JobOut(**d, status="closed" if r["closed"] else "open", encrypted=bool(r["encryption_key"]),
+                  mode="fixed" if r["confidence_ppb"] is None else "credibility")
 
 
 def task_out(r: Any) -> TaskOut:
     return TaskOut(**{**dict(r), "reward_each": _s(r["reward_each"]), "refund": _s(r["refund"]),
-                      "updated_block": r["block_number"]})
+                      "wanted": r["wanted"].split(",") if r["wanted"] else [], "updated_block": r["block_number"]})
+
+
+def wanted_out(r: Any) -> WantedOut:
+    """A ReplicaWanted row of ``events``."""
+    a = json.loads(r["args"])
+    reason = int(a["reason"])
+    return WantedOut(block_number=r["block_number"], tx_hash=r["tx_hash"], target=int(a["target"]),
+                     reason=_db.wanted_reason(reason), credibility_ppb=int(a["credibilityPpb"]))
+
+
+#: the f a worker's credibility is shown under when no job or f is asked for (the CLI's default assumption)
+DEFAULT_FAULT_BPS = 1000
 
 
 def replica_out(r: Any) -> ReplicaOut:
     return ReplicaOut(**{**dict(r), "reward": _s(r["reward"]), "slashed": _s(r["slashed"])})
+
+
+def _job_fault(conn: Connection, job_id: int) -> int:
+    """The assumed faulty share of credibility-mode job ``job_id``; 404 for an unknown job, 422 for a fixed-R one."""
+    j = _db.jobs
+    row = conn.execute(select(j.c.fault_bps).where(j.c.job_id == job_id, _db.current_of(j))).first()
+    if row is None:
+        raise HTTPException(404, f"no job {job_id} in the mirror")
+    if row[0] is None:
+        raise HTTPException(422, f"job {job_id} has a fixed replication, not credibility mode: it assumes no f")
+    return int(row[0])
 
 
 def _js(v: Any) -> Any:
@@ -575,28 +628,39 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
             total = None if status else _count(conn, "workers")
             return _page(conn, q, limit, offset, lambda r: worker_out(r, now), total)
 
-    @app.get("/api/workers/{address}", response_model=WorkerDetail, tags=["workers"], responses={404: {}})
-    def get_worker(address: str) -> WorkerDetail:
+    @app.get("/api/workers/{address}", response_model=WorkerDetail, tags=["workers"], responses={404: {}, 422: {}})
+    def get_worker(address: str, job_id: IdQuery = None,
+                   fault_bps: int | None = Query(None, ge=100, le=5000)) -> WorkerDetail:
+        """A worker, its credibility (under the f of credibility-mode job ``job_id``, or ``fault_bps``, or 10 %),
+        its newest contributions and slashes."""
         with state.conn() as conn:
             now = state.now(conn)
             r = conn.execute(_cur(_db.workers).where(_address_is(_db.workers.c.address, address))
                              ).mappings().first()
             if r is None:
                 raise HTTPException(404, f"no worker {address} in the mirror")
+            f = fault_bps or DEFAULT_FAULT_BPS
+            if job_id is not None:
+                f = _job_fault(conn, job_id)
             reps = conn.execute(_cur(_db.replicas).where(_db.replicas.c.worker == r["address"])
                                 .order_by(_db.replicas.c.block_number.desc()).limit(100)).mappings().all()
             sl = conn.execute(select(_db.slashes).where(_db.slashes.c.worker == r["address"])
                               .order_by(_db.slashes.c.block_number.desc()).limit(100)).mappings().all()
-        return WorkerDetail(worker=worker_out(r, now), contributions=[replica_out(x) for x in reps],
+        cred = WorkerCredibility(fault_bps=f, job_id=job_id,
+                                 credibility_ppb=credibility.of_worker(r["verified"], f))
+        return WorkerDetail(worker=worker_out(r, now), credibility=cred, contributions=[replica_out(x) for x in reps],
                             slashes=[slash_out(x) for x in sl])
 
     # -- jobs and tasks -----------------------------------------------------------------------------
     @app.get("/api/jobs", response_model=Page[JobOut], tags=["jobs"])
     def list_jobs(requester: str | None = None, app_id: IdQuery = None,
-                  status: Literal["open", "closed"] | None = None, limit: int = Limit,
+                  status: Literal["open", "closed"] | None = None,
+                  mode: Literal["fixed", "credibility"] | None = None, limit: int = Limit,
                   offset: int = Offset) -> Page[JobOut]:
         j = _db.jobs
         q = _cur(j)
+        if mode is not None:
+            q = q.where(j.c.confidence_ppb.is_(None) if mode == "fixed" else j.c.confidence_ppb.is_not(None))
         if requester:
             q = q.where(_address_is(j.c.requester, requester))
         if app_id is not None:
@@ -605,7 +669,7 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
             q = q.where(j.c.closed.is_(status == "closed"))
         with state.conn() as conn:
             total = None
-            if not requester and app_id is None:
+            if not requester and app_id is None and mode is None:
                 n = counters(conn, "jobs", "jobs:open")
                 total = {None: n["jobs"], "open": n["jobs:open"], "closed": n["jobs"] - n["jobs:open"]}[status]
             return _page(conn, q.order_by(j.c.job_id.desc()), limit, offset, job_out, total)
@@ -659,6 +723,7 @@ def create_app(engine: Engine, *, chain_head: Callable[[], int] | None = None, m
             txs = conn.execute(select(_db.txs).where(_db.txs.c.hash.in_(hashes)).order_by(_db.txs.c.block_number)
                                ).mappings().all() if hashes else []
         return TaskDetail(task=task_out(current), job=job_out(job) if job else None,
+                          wanted=[wanted_out(h) for h in history if h["name"] == "ReplicaWanted"],
                           replicas=[replica_out(r) for r in reps], history=[event_out(h) for h in history],
                           versions=[task_out(v) for v in versions],
                           transactions=[TxOut(**dict(x)) for x in txs])

@@ -52,10 +52,21 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from oracle.credibility import MoreReason
+
 from .exceptions import SchemaMismatch
 
 #: Bump when a table changes; an existing database of another version is refused, never migrated silently.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+def wanted_reason(reason: int) -> str:
+    """A ``ReplicaWanted.reason`` as the mirror spells it (``tasks.wanted``, the API): ``not-credible``,
+    ``spot-check``, ``dispute``."""
+    try:
+        return MoreReason(reason).name.lower().replace("_", "-")
+    except ValueError:
+        return f"reason-{reason}"
 
 
 def u256_text(value: int) -> str:
@@ -240,6 +251,9 @@ workers = _versioned(
     Column("tasks_done", BigInteger, nullable=False),
     Column("tasks_failed", BigInteger, nullable=False),
     Column("active_claims", BigInteger, nullable=False),
+    # results confirmed by another worker's matching replica since the last slash (the contract's Worker.verified,
+    # credibility mode): +1 per win of a task finalized with 2+ winners, 0 after a slash
+    Column("verified", BigInteger, nullable=False),
     Column("registered_at", BigInteger, nullable=False),
     Column("last_activity", BigInteger, nullable=False),
 )
@@ -276,6 +290,10 @@ jobs = _versioned(
     Column("app_paid", U256, nullable=False),
     Column("dataset_paid", U256, nullable=False),
     Column("escrow_held", U256, nullable=False),  # what the marketplace still holds for it (= jobEscrow view)
+    # credibility mode (JobCredibility; NULL for a fixed R): `replication` is then the replica cap
+    Column("confidence_ppb", BigInteger),
+    Column("fault_bps", Integer),
+    Column("spot_check_bps", Integer),
     Column("posted_at", BigInteger, nullable=False),
     Column("closed_at", BigInteger),
 )
@@ -296,8 +314,12 @@ tasks = _versioned(
     Column("result_cid", Text),
     Column("winners", Integer, nullable=False),
     Column("reward_each", U256, nullable=False),
-    Column("refund", U256, nullable=False),
+    Column("refund", U256, nullable=False),  # to the requester: a failed task's escrow, or (credibility mode) the
+    # unused replicas' rewards of a finalized one
     Column("callback_ok", Boolean),
+    # credibility mode: why the task wanted each replica past the first (ReplicaWanted), in order, comma-separated:
+    # not-credible | spot-check | dispute ("" when it wanted none)
+    Column("wanted", Text, nullable=False),
     Column("gas_used", BigInteger, nullable=False),
     Column("txs", Integer, nullable=False),
     Column("claimed_at", BigInteger, nullable=False),

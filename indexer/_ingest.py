@@ -753,7 +753,8 @@ class Indexer:
             row = self._proj.create("workers", address, {
                 "cores": 0, "memory_mb": 0, "gpus": 0, "arch_mask": 0, "stake": 0, "locked": 0, "unstaking": 0,
                 "reputation": 0, "slashes": 0, "banned": False, "earned": 0, "slashed": 0, "tasks_done": 0,
-                "tasks_failed": 0, "active_claims": 0, "registered_at": self.ts, "last_activity": self.ts})
+                "tasks_failed": 0, "active_claims": 0, "verified": 0, "registered_at": self.ts,
+                "last_activity": self.ts})
         row["last_activity"] = self.ts
         return row
 
@@ -787,7 +788,7 @@ class Indexer:
             "job_id": tid >> 32, "idx": tid & 0xFFFFFFFF, "status": "running", "target": target, "claims": 0,
             "occupied": 0, "committed": 0, "revealed": 0, "worker": None, "lease_start": None,
             "result_digest": None, "result_cid": None, "winners": 0, "reward_each": 0, "refund": 0,
-            "callback_ok": None, "gas_used": 0, "txs": 0, "claimed_at": self.ts, "finished_at": None})
+            "callback_ok": None, "wanted": "", "gas_used": 0, "txs": 0, "claimed_at": self.ts, "finished_at": None})
 
     def _contribute(self, task: dict[str, Any], worker: str, slot: int, expiry: int) -> dict[str, Any]:
         task["claims"] += 1
@@ -932,6 +933,7 @@ class Indexer:
         w["stake"] -= amount
         w["locked"] -= amount
         w["reputation"] = int(a["reputation"])
+        w["verified"] = 0  # a slash resets the worker's credibility
         w["slashes"] += 1
         w["slashed"] += amount
         w["tasks_failed"] += 1
@@ -973,13 +975,21 @@ class Indexer:
             "owners_price": ownership, "replica_stake": int(prm.get("replicaStake", 0)),
             "fee_bps": int(prm.get("feeBps", 0)), "claimed": 0, "settled": 0, "finished": 0, "failed": 0,
             "cancelled": 0, "closed": False, "refund": 0, "app_paid": 0, "dataset_paid": 0,
-            "escrow_held": int(a["escrow"]), "posted_at": self.ts, "closed_at": None})
+            "escrow_held": int(a["escrow"]), "confidence_ppb": None, "fault_bps": None, "spot_check_bps": None,
+            "posted_at": self.ts, "closed_at": None})
         job["escrow_held"] = self._escrow_held(job)
         self._pay("escrow", job["requester"], int(a["escrow"]), job_id=v.job_id)
         for name, key in (("apps", v.app_id), ("datasets", v.dataset_id)):
             row = self._proj.edit(name, key) if key else None
             if row is not None:
                 row["jobs"] += 1
+
+    def _on_JobCredibility(self, a: dict[str, Any]) -> None:
+        """The job just posted is in credibility mode: its ``replication`` is the replica cap."""
+        job = self._job(a["jobId"])
+        if job is not None:
+            job.update(confidence_ppb=int(a["confidencePpb"]), fault_bps=int(a["faultBps"]),
+                       spot_check_bps=int(a["spotCheckBps"]))
 
     def _on_TasksCancelled(self, a: dict[str, Any]) -> None:
         job = self._job(a["jobId"])
@@ -1115,7 +1125,8 @@ class Indexer:
     def _on_ReplicaClaimed(self, a: dict[str, Any]) -> None:
         tid, worker = int(a["taskId"]), _addr(a["worker"])
         job = self._job(tid >> 32)
-        task = self._new_task(tid, job, job["replication"] if job else 0)
+        target = 0 if job is None else 1 if job["confidence_ppb"] is not None else job["replication"]
+        task = self._new_task(tid, job, target)  # credibility mode: one replica at first
         task["status"] = "running"
         self._contribute(task, worker, int(a["replica"]), int(a["expiry"]))
         w = self._worker(worker)
@@ -1148,7 +1159,7 @@ class Indexer:
         task, job = self._task(tid), self._job(tid >> 32)
         if task is None or job is None:
             return
-        winners = 0
+        winners = int(a["winners"])
         cid: str | None = None
         for rep in self._live(tid):
             if rep["status"] == "revealed" and rep["result_digest"] == digest:
@@ -1158,21 +1169,36 @@ class Indexer:
                 self._release(edited, "won", unlock=job["replica_stake"], done=True)
                 w = self._worker(rep["worker"])
                 w["reputation"] += 1
+                if winners >= 2:  # a result another replica confirmed: one more verified (credibility mode)
+                    w["verified"] += 1
                 w["earned"] += share
                 self._pay("reward", rep["worker"], share, job_id=job["job_id"], task_id=tid)
-                winners += 1
                 cid = cid or rep["result_cid"]
-        pool = job["replication"] * job["reward"]
-        self._pay("protocol_fee", self._treasury(), pool - share * int(a["winners"]), job_id=job["job_id"],
-                  task_id=tid)
-        task.update(status="finalized", result_digest=digest, result_cid=cid, winners=int(a["winners"]),
-                    reward_each=share, finished_at=self.ts, occupied=0)
+        pool, unused = job["replication"] * job["reward"], 0
+        if job["confidence_ppb"] is not None:  # credibility mode: the replicas used; the rest goes back
+            pool, unused = task["target"] * job["reward"], (job["replication"] - task["target"]) * job["reward"]
+            job["refund"] += unused
+            self._pay("refund", job["requester"], unused, job_id=job["job_id"], task_id=tid)
+        self._pay("protocol_fee", self._treasury(), pool - share * winners, job_id=job["job_id"], task_id=tid)
+        task.update(status="finalized", result_digest=digest, result_cid=cid, winners=winners, reward_each=share,
+                    refund=unused, finished_at=self.ts, occupied=0)
         self._settle(job, finished=1)
 
     def _on_ReplicasAdded(self, a: dict[str, Any]) -> None:
+        tid = int(a["taskId"])
+        task, job = self._task(tid), self._proj.get("jobs", tid >> 32)
+        if task is None:
+            return
+        task.update(target=int(a["target"]), status="running")
+        if job is None or job["confidence_ppb"] is None:  # R > 1: after a round, only the revealed stay committed
+            task["committed"] = task["revealed"]  # (credibility mode: a replica added before any reveal keeps them)
+
+    def _on_ReplicaWanted(self, a: dict[str, Any]) -> None:
+        """(credibility mode) Why the task wanted the replica ReplicasAdded just added."""
         task = self._task(int(a["taskId"]))
         if task is not None:
-            task.update(target=int(a["target"]), status="running", committed=task["revealed"])
+            reason = _db.wanted_reason(int(a["reason"]))
+            task["wanted"] = f"{task['wanted']},{reason}" if task["wanted"] else reason
 
     def _on_TaskFailed(self, a: dict[str, Any]) -> None:
         tid = int(a["taskId"])

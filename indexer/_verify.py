@@ -17,6 +17,12 @@ transactions that emitted them straight from a JSON-RPC node, and result content
 * ``archive_digest``: the content at each accepted result CID hashes to the digest: the sha256 of the archive,
   or of the app's declared deterministic file inside it (see :mod:`oracle.archive`);
 * ``job_close`` (jobs): what a closed job refunded and paid its owners follows from its task counts;
+* credibility mode (jobs posted with ``postCredibilityJob``): instead of ``majority``, the rules of
+  :mod:`indexer._verify_credible` over each worker's ``verified`` count replayed from the events
+  (``replica_wanted`` for every extra replica the task wanted, ``credibility`` of the accepted group against the
+  job's confidence, ``spot_check``, ``reward`` over the replicas used, ``refund`` of a failed task, ``slashes``),
+  and ``unused_refund``: the requester's balance grew by the rewards of the replicas the task did not use in the
+  block that finalized it (read from the node's state at that block and the one before);
 * ``callbacks`` (jobs with a callback): every terminal outcome reached the callback in the transaction that
   settled it: a ``CallbackDelivered`` per finished or failed task, a ``TasksEndedDelivered`` per cancelled range
   (same range) and one for a close that refunded unsettled tasks (the whole job); a delivery the callback itself
@@ -46,11 +52,11 @@ from typing import Any, Literal
 from eth_account import Account
 from eth_account.messages import SignableMessage
 from eth_utils.abi import event_abi_to_log_topic
-from pydantic import BaseModel, Field
 from web3 import Web3
 
 from oracle import IpfsClient
 from oracle.archive import decrypt_with, extract_tar, sha256_file
+from oracle.credibility import CredibilitySettings
 from oracle.events import DecodedEvent, EventStream, StreamCursor
 from oracle.exceptions import TasknetError
 from oracle.market import AppView, JobView, Market
@@ -64,40 +70,12 @@ from oracle.protocol import (
 )
 from oracle.status import STATUS_FILE, parse_status
 
+from ._report import Check, Report
+from ._report import as_bytes as _b
+from ._report import as_hex as _h
+from ._verify_credible import CredibleAudit, Terms, VerifiedLedger, seen_hash
+
 MAX_ARCHIVE_BYTES = 256 << 20
-
-
-class Check(BaseModel):
-    name: str
-    subject: str = Field(description="what the check is about: a worker, a CID, the task")
-    passed: bool | None = Field(description="None when the check could not run (see detail)")
-    detail: str
-    evidence: dict[str, Any] = Field(default_factory=dict)
-
-
-class Report(BaseModel):
-    kind: Literal["task", "job"]
-    id: int
-    status: str = Field(description="the outcome the chain recorded: finalized, failed, running, ...")
-    passed: bool
-    checks: list[Check]
-    tasks: list[Report] = Field(default_factory=list)
-    counts: dict[str, int] = Field(default_factory=dict, description="(jobs) tasks by outcome: succeeded, "
-                                   "failed_runs (a finalized result whose app failed), failed (on chain), "
-                                   "cancelled, unsettled")
-
-    @property
-    def run(self) -> str | None:
-        """(tasks) How the app's run ended, from the checked result's logs/status.txt: ``ok``, a failure reason,
-        or None when no result content could be read."""
-        for c in self.checks:
-            if c.name == "archive_digest" and c.passed and c.evidence.get("run"):
-                return str(c.evidence["run"])
-        return None
-
-    @property
-    def failed(self) -> list[Check]:
-        return [c for c in self.checks if c.passed is False] + [c for t in self.tasks for c in t.failed]
 
 
 def recover_signer(message: SignableMessage, signature: bytes | str) -> str | None:
@@ -118,16 +96,6 @@ def signature_check(name: str, message: SignableMessage, signature: bytes | str,
     return Check(name=name, subject=worker, passed=ok,
                  detail=f"relayed signature recovers to {signer}" + ("" if ok else f", not the worker {worker}"),
                  evidence={"signer": signer, "signature": sig_hex, **evidence})
-
-
-def _b(v: Any) -> bytes:
-    if isinstance(v, str):
-        return bytes.fromhex(v.removeprefix("0x"))
-    return bytes(v)
-
-
-def _h(v: Any) -> str:
-    return "0x" + _b(v).hex()
 
 
 def strict_majority(digests: list[str], target: int) -> tuple[str | None, int]:
@@ -159,6 +127,8 @@ class Verifier:
         self.domain = Eip712Domain(chain_id=self.market.chain_id, verifying_contract=self.market.address)
         self._tx_cache: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {}
         self._tx_lock = threading.Lock()
+        self._posted: dict[int, JobView | None] = {}  # JobPosted, by job id (never changes)
+        self._settings: dict[int, CredibilitySettings | None] = {}  # JobCredibility, by job id
 
     # -- public data ------------------------------------------------------------------------------
     def _logs(self, address: str, topics: list[Any]) -> list[DecodedEvent]:
@@ -227,11 +197,16 @@ class Verifier:
         return self._task_report(tid, job, app, stored, events, None)
 
     def _task_report(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
-                     events: list[DecodedEvent], leases: list[DecodedEvent] | None) -> Report:
+                     events: list[DecodedEvent], leases: list[DecodedEvent] | None,
+                     ledger: VerifiedLedger | None = None) -> Report:
         """The report of task ``tid`` from its events (in chain order); ``leases``: the job's TasksClaimed events
-        (R = 1), or None to ask the node for the leases of the worker that submitted."""
+        (R = 1), or None to ask the node for the leases of the worker that submitted; ``ledger`` (credibility
+        mode): the verified counts of the job's workers, or None to replay those of the task's."""
+        settings = self._credibility(job.job_id) if job.replication > 1 else None
         if job.replication == 1:
             status, checks = self._single(tid, job, app, events, leases)
+        elif settings is not None:
+            status, checks = self._credible(tid, job, app, stored, events, settings, ledger)
         else:
             status, checks = self._replicated(tid, job, app, stored, events)
         return Report(kind="task", id=tid, status=status, passed=all(c.passed is not False for c in checks),
@@ -336,12 +311,32 @@ class Verifier:
         return Check(name=name, subject=worker, passed=False,
                      detail=f"no {kind} by or signed by the worker in the transaction", evidence=base), None
 
+    def _commit_reveal(self, tid: int, ev: DecodedEvent, commitments: dict[str, str]) -> list[Check]:
+        """``commit_authorized`` of a ResultCommitted (its value kept in ``commitments`` by worker), or
+        ``reveal_authorized`` and ``commitment`` of a ResultRevealed."""
+        w: str = ev.args["worker"]
+        if ev.name == "ResultCommitted":
+            c = commitments[w] = _h(ev.args["commitment"])
+            return [self._authorized("commit", tid, w, ev.tx_hash, {"commitment": c})[0]]
+        digest = _h(ev.args["resultDigest"])
+        check, fields = self._authorized("reveal", tid, w, ev.tx_hash, {"resultDigest": digest})
+        if fields is None:
+            return [check]
+        recomputed = "0x" + commitment(tid, digest, _b(fields["salt"]), w).hex()
+        ok = recomputed == commitments.get(w)
+        return [check, Check(name="commitment", subject=w, passed=ok,
+                             detail="the reveal opens the commitment" if ok else
+                             "keccak256(taskId, digest, salt, worker) differs from the committed value",
+                             evidence={"committed": commitments.get(w), "recomputed": recomputed,
+                                       "salt": _h(fields["salt"]), "digest": digest})]
+
     def _replicated(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
                     events: list[DecodedEvent]) -> tuple[str, list[Check]]:
         checks: list[Check] = []
         stake = int(stored.get("replicaStake", 0))
         fee_bps = int(stored.get("feeBps", 0))
-        live: dict[str, dict[str, Any]] = {}  # worker -> {"commitment", "digest", "cid"}
+        live: dict[str, dict[str, Any]] = {}  # worker -> {"digest", "cid"}
+        commitments: dict[str, str] = {}
         target = job.replication
         expected_slash: list[str] = []
         actual_slash: list[tuple[str, int]] = []
@@ -353,26 +348,10 @@ class Verifier:
             w: str = a.get("worker") or ""
             if ev.name == "ReplicaClaimed":
                 live[w] = {}
-            elif ev.name == "ResultCommitted":
-                c = _h(a["commitment"])
-                check, _ = self._authorized("commit", tid, w, ev.tx_hash, {"commitment": c})
-                checks.append(check)
-                live.setdefault(w, {})["commitment"] = c
-            elif ev.name == "ResultRevealed":
-                digest = _h(a["resultDigest"])
-                check, fields = self._authorized("reveal", tid, w, ev.tx_hash, {"resultDigest": digest})
-                checks.append(check)
-                rep = live.setdefault(w, {})
-                rep.update(digest=digest, cid=a["resultCID"])
-                if fields is not None:
-                    recomputed = "0x" + commitment(tid, digest, _b(fields["salt"]), w).hex()
-                    ok = recomputed == rep.get("commitment")
-                    checks.append(Check(
-                        name="commitment", subject=w, passed=ok,
-                        detail="the reveal opens the commitment" if ok else
-                        "keccak256(taskId, digest, salt, worker) differs from the committed value",
-                        evidence={"committed": rep.get("commitment"), "recomputed": recomputed,
-                                  "salt": _h(fields["salt"]), "digest": digest}))
+            elif ev.name in ("ResultCommitted", "ResultRevealed"):
+                checks += self._commit_reveal(tid, ev, commitments)
+                if ev.name == "ResultRevealed":
+                    live.setdefault(w, {}).update(digest=_h(a["resultDigest"]), cid=a["resultCID"])
             elif ev.name == "ClaimExpired":
                 live.pop(w, None)
                 expected_slash.append(w)
@@ -433,6 +412,141 @@ class Verifier:
             checks += self._archive(job, app, winner, winners_cids)
         return status, checks
 
+    # -- credibility mode -------------------------------------------------------------------------
+    def _credible(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
+                  events: list[DecodedEvent], settings: CredibilitySettings, ledger: VerifiedLedger | None
+                  ) -> tuple[str, list[Check]]:
+        """A credibility-mode task: who committed and revealed, then the rules of :mod:`indexer._verify_credible`
+        over the workers' replayed verified counts, the unused replicas' refund and the accepted archive."""
+        commitments: dict[str, str] = {}
+        checks = [c for ev in events if ev.name in ("ResultCommitted", "ResultRevealed")
+                  for c in self._commit_reveal(tid, ev, commitments)]
+        if ledger is None:
+            ledger = self._ledger({str(e.args["worker"]) for e in events if e.name == "ReplicaClaimed"})
+        terms = Terms(settings=settings, cap=job.replication, reward=job.reward,
+                      fee_bps=int(stored.get("feeBps", 0)), replica_stake=int(stored.get("replicaStake", 0)),
+                      owners_price=job.escrow // max(1, job.num_tasks) - job.replication * job.reward)
+        audit = CredibleAudit(tid, terms, ledger, self._seed)
+        checks += audit.run(events)
+        final = next((e for e in events if e.name == "TaskFinalized"), None)
+        if audit.status == "finalized" and final is not None and audit.winner is not None:
+            checks.append(self._unused_refund(job, final, audit.unused))
+            checks += self._archive(job, app, audit.winner, audit.winner_cids)
+        return audit.status, checks
+
+    def _credibility(self, job_id: int) -> CredibilitySettings | None:
+        """The job's credibility settings (its JobCredibility event); None for a job with a fixed R."""
+        if job_id not in self._settings:
+            logs = self._logs(self.market.address, [self._topics["JobCredibility"], self._topic(job_id)])
+            a = logs[0].args if logs else None
+            self._settings[job_id] = None if a is None else CredibilitySettings(
+                int(a["confidencePpb"]), int(a["faultBps"]), int(a["spotCheckBps"]))
+        return self._settings[job_id]
+
+    def _ledger(self, workers: set[str]) -> VerifiedLedger:
+        """The verified counts of ``workers`` through time, replayed from their slashes, their reveals and the
+        settlements of the tasks they revealed on, from ``from_block`` (the default 0 replays whole histories; a
+        later start misses what came before)."""
+        addr, t = self.market.address, self._topics
+        slashes: list[DecodedEvent] = []
+        reveals: list[DecodedEvent] = []
+        finals: list[DecodedEvent] = []
+        ordered = sorted(workers)
+        for i in range(0, len(ordered), 200):
+            topics = [self._topic(w) for w in ordered[i:i + 200]]
+            slashes += self._logs(addr, [t["WorkerSlashed"], topics])
+            reveals += self._logs(addr, [t["ResultRevealed"], None, topics])
+        tids = sorted({int(e.args["taskId"]) for e in reveals})
+        if len(tids) > 2000:  # long histories: every settlement in one query beats thousands of filtered ones
+            finals = self._logs(addr, [t["TaskFinalized"]])
+        else:
+            for i in range(0, len(tids), 200):
+                finals += self._logs(addr, [t["TaskFinalized"], [self._topic(x) for x in tids[i:i + 200]]])
+        return VerifiedLedger.replay(workers, slashes, reveals, finals)
+
+    def _seed(self, commit_block: int, at_block: int) -> bytes:
+        """What ``blockhash(commit_block)`` gave a call in ``at_block``."""
+        return seen_hash(commit_block, at_block, lambda n: bytes(self.w3.eth.get_block(n)["hash"]))
+
+    def _job_view(self, job_id: int) -> JobView | None:
+        """The job as its JobPosted event states it (cached: it never changes)."""
+        if job_id not in self._posted:
+            logs = self._logs(self.market.address, [self._topics["JobPosted"], self._topic(job_id)])
+            self._posted[job_id] = JobView.from_event(logs[0].args) if logs else None
+        return self._posted[job_id]
+
+    def _unused_refund(self, job: JobView, final: DecodedEvent, unused: int) -> Check:
+        """The requester's marketplace balance grew by the unused replicas' rewards in the block that finalized the
+        task, once the block's other moves of that balance are set apart. No event states the refund: this reads
+        the balance at that block and the one before (old blocks need an archive node)."""
+        n, req = final.block_number, Web3.to_checksum_address(job.requester)
+        evidence: dict[str, Any] = {"unused": str(unused), "block": n, "requester": req}
+        try:
+            balance = self.market.contract.functions.balanceOf(req)
+            delta = int(balance.call(block_identifier=n)) - int(balance.call(block_identifier=n - 1))
+            other, unknown = self._requester_moves(req, n, final)
+        except Exception as exc:  # noqa: BLE001 - a node that pruned the state of that block answers with an error
+            return Check(name="unused_refund", subject="task", passed=None, evidence=evidence,
+                         detail=f"the requester's balance around block {n} cannot be read from this node: {exc}")
+        evidence.update(balance_delta=str(delta), other_moves=str(other))
+        if unknown:
+            return Check(name="unused_refund", subject="task", passed=None, evidence=evidence,
+                         detail=f"block {n} also moves the requester's balance in ways its events do not price "
+                                f"({'; '.join(unknown)}): the refund cannot be told apart")
+        ok = delta == unused + other
+        return Check(name="unused_refund", subject="task", passed=ok, evidence=evidence,
+                     detail=f"the requester got {unused} back for the replicas the task did not use" if ok else
+                     f"the requester's balance moved by {delta} in block {n}, where {unused} for the unused replicas "
+                     f"and {other} for the block's other moves were due")
+
+    def _requester_moves(self, req: str, n: int, final: DecodedEvent) -> tuple[int, list[str]]:
+        """What block ``n``'s events other than ``final`` add to ``req``'s balance, and the moves they cannot price
+        (``req`` also paid as a worker, as the treasury, or as an owner at a job's close)."""
+        logs = [e for e in (self._decoder._decode(log) for log in self.w3.eth.get_logs(
+            {"fromBlock": n, "toBlock": n, "address": self.market.address})) if e is not None and e.key != final.key]
+        other, unknown, me = 0, [], req.lower()
+
+        def mine(job_id: int) -> bool:
+            view = self._job_view(job_id)
+            return view is not None and view.requester.lower() == me
+        for e in logs:
+            a = e.args
+            job_id = int(a["jobId"]) if "jobId" in a else int(a["taskId"]) >> 32 if "taskId" in a else 0
+            if e.name in ("Deposited", "Withdrawn", "Unstaked") and str(a.get("account", a.get("worker"))).lower() == me:
+                other += int(a["amount"]) * (-1 if e.name == "Withdrawn" else 1)
+            elif e.name == "JobPosted" and str(a["requester"]).lower() == me:
+                other -= int(a["escrow"])
+            elif e.name in ("TasksCancelled", "JobClosed", "TaskFailed") and mine(job_id):
+                other += int(a["refund"])
+            elif e.name == "TaskFinalized" and mine(job_id):
+                other += self._unused_of(int(a["taskId"]), e.key)
+            if e.name == "JobClosed" and int(a["appPaid"]) + int(a["datasetPaid"]) and self._owner_paid(me, e, n):
+                unknown.append(f"it owns the app or dataset of job {a['jobId']}, paid at its close")
+        contract = self.market.contract.functions
+        if int(contract.getWorker(req).call(block_identifier=n)[4]) & 1 and any(
+                e.name in ("TaskFinalized", "ResultSubmitted", "FailureConfirmed") for e in logs):
+            unknown.append("it is also a registered worker and results were paid in the block")
+        if str(contract.treasury().call(block_identifier=n)).lower() == me:
+            unknown.append("it is the treasury")
+        return other, unknown
+
+    def _owner_paid(self, me: str, closed: DecodedEvent, n: int) -> bool:
+        view = self._job_view(int(closed.args["jobId"]))
+        if view is None:
+            return False
+        owners = self.market.registry.functions.owners(view.app_id, view.dataset_id).call(block_identifier=n)
+        return me in {str(o).lower() for o in owners}
+
+    def _unused_of(self, tid: int, key: tuple[int, int]) -> int:
+        """(credibility mode) The unused replicas' rewards task ``tid`` refunded when it finalized at ``key``."""
+        view, settings = self._job_view(tid >> 32), self._credibility(tid >> 32)
+        if view is None or settings is None:
+            return 0
+        added = [e for e in self._logs(self.market.address, [self._topics["ReplicasAdded"], self._topic(tid)])
+                 if e.key < key]
+        target = int(added[-1].args["target"]) if added else 1
+        return (view.replication - target) * view.reward
+
     # -- content ----------------------------------------------------------------------------------
     def _archive(self, job: JobView, app: AppView | None, digest: str, cids: list[str]) -> list[Check]:
         out = []
@@ -490,7 +604,8 @@ class Verifier:
     JOB_AUDIT_EVENTS = ("ReplicaClaimed", "ResultCommitted", "ResultRevealed", "ClaimExpired", "WorkerSlashed",
                         "ReplicaReleased", "ReplicasAdded", "TaskFinalized", "TaskFailed", "ResultSubmitted",
                         "TasksClaimed", "TaskReleased", "CallbackDelivered", "LeaseExpired", "TasksCancelled",
-                        "JobClosed", "FailureReported", "FailureConfirmed", "ClaimAbandoned", "TasksEndedDelivered")
+                        "JobClosed", "FailureReported", "FailureConfirmed", "ClaimAbandoned", "TasksEndedDelivered",
+                        "ReplicaWanted")
 
     def _job_logs(self, job_id: int, from_block: int) -> list[DecodedEvent]:
         """The job's events from ``from_block`` on, in chain order: one ``eth_getLogs`` per range of blocks over
@@ -549,6 +664,9 @@ class Verifier:
                 finished += e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed")
                 failed += e.name == "TaskFailed"
         ordered = sorted(tids)
+        ledger = None  # credibility mode: the verified counts of every worker of the job, replayed once
+        if job.replication > 1 and self._credibility(job_id) is not None:
+            ledger = self._ledger({str(e.args["worker"]) for e in logs if e.name == "ReplicaClaimed"})
         # the calldata of every transaction a check reads, fetched once each (a batch of results is one transaction)
         txs = sorted({e.tx_hash for t in ordered for e in per_task[t]
                       if e.name in ("ResultSubmitted", "ResultCommitted", "ResultRevealed")})
@@ -558,7 +676,7 @@ class Verifier:
 
         def audit(tid: int) -> None:
             nonlocal done
-            report = self._task_report(tid, job, app, stored, per_task.get(tid, []), leases)
+            report = self._task_report(tid, job, app, stored, per_task.get(tid, []), leases, ledger)
             with lock:
                 reports[tid] = report
                 done += 1
@@ -572,18 +690,7 @@ class Verifier:
         with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="tasknet-audit") as pool:
             list(pool.map(self._calls, txs))
             list(pool.map(audit, ordered))
-        checks = []
-        if closed is not None:
-            owners = job.escrow // max(1, job.num_tasks) - job.replication * job.reward
-            cost = job.replication * job.reward + owners
-            exp_refund = (job.num_tasks - finished - failed - cancelled) * cost
-            paid = int(closed.args["appPaid"]) + int(closed.args["datasetPaid"])
-            ok = int(closed.args["refund"]) == exp_refund and paid == finished * owners
-            checks.append(Check(name="job_close", subject=f"job {job_id}", passed=ok,
-                                detail=f"refund {exp_refund} for {job.num_tasks - finished - failed - cancelled} "
-                                       f"unsettled task(s), owners paid {finished} x {owners}",
-                                evidence={"refund": str(closed.args["refund"]), "expected_refund": str(exp_refund),
-                                          "owners_paid": str(paid), "expected_owners_paid": str(finished * owners)}))
+        checks = [] if closed is None else [_close_check(job, closed, finished, failed, cancelled)]
         if has_callback:
             checks.append(_callback_check(job_id, job.num_tasks, job.callback, logs))  # the job's own events
         status = "closed" if closed is not None or stored.get("flags", 0) & 1 else "open"
@@ -594,6 +701,21 @@ class Verifier:
         return Report(kind="job", id=job_id, status=status,
                       passed=all(c.passed is not False for c in checks) and all(r.passed for r in tasks),
                       checks=checks, tasks=tasks, counts=counts)
+
+
+def _close_check(job: JobView, closed: DecodedEvent, finished: int, failed: int, cancelled: int) -> Check:
+    """What a closed job refunded (its unsettled tasks' escrow; in credibility mode the cap's) and paid its
+    owners (per finished task) follows from its task counts."""
+    owners = job.escrow // max(1, job.num_tasks) - job.replication * job.reward
+    cost = job.replication * job.reward + owners
+    exp_refund = (job.num_tasks - finished - failed - cancelled) * cost
+    paid = int(closed.args["appPaid"]) + int(closed.args["datasetPaid"])
+    ok = int(closed.args["refund"]) == exp_refund and paid == finished * owners
+    return Check(name="job_close", subject=f"job {job.job_id}", passed=ok,
+                 detail=f"refund {exp_refund} for {job.num_tasks - finished - failed - cancelled} "
+                        f"unsettled task(s), owners paid {finished} x {owners}",
+                 evidence={"refund": str(closed.args["refund"]), "expected_refund": str(exp_refund),
+                           "owners_paid": str(paid), "expected_owners_paid": str(finished * owners)})
 
 
 #: the ITaskCallback.FailureReason of each range notice

@@ -18,6 +18,20 @@ function ago(ts, now) {
   if (d < 60) return `${d}s ago`; if (d < 3600) return `${Math.floor(d / 60)}m ago`; return `${Math.floor(d / 3600)}h ago`;
 }
 const mem = (mb) => mb >= 1024 ? `${(mb / 1024).toFixed(1)} GB` : `${mb} MB`;
+const ppb = (v) => `${Number(v) / 1e9}`;  // parts per billion -> "0.99"
+const pct = (bps) => `${bps / 100}%`;
+// credibility mode: a job's replication cell ("R 3", or "0.99 ≤6" with f and spot checks in its title)
+function mode(j) {
+  if (j.mode !== "credibility") return num(j.replication);
+  const title = `credibility mode: confidence ${ppb(j.confidence_ppb)}, assumed faulty ${pct(j.fault_bps)}, spot checks ${pct(j.spot_check_bps)}, at most ${j.replication} replicas`;
+  return {html: `<span class="badge b-credibility" title="${esc(title)}">${esc(ppb(j.confidence_ppb))} ≤${esc(j.replication)}</span>`, num: true};
+}
+// why a credibility-mode task wanted its extra replicas, in order ("spot-check", "dispute ×2")
+function wanted(reasons) {
+  const runs = [];
+  reasons.forEach((r) => { const last = runs[runs.length - 1]; if (last && last[0] === r) last[1] += 1; else runs.push([r, 1]); });
+  return {html: runs.map(([r, n]) => `<span class="badge b-${esc(r)}">${esc(r)}${n > 1 ? ` ×${n}` : ""}</span>`).join(" ") || "–"};
+}
 async function get(path) {
   const r = await fetch(path, {headers: {"Accept": "application/json"}});
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
@@ -69,7 +83,12 @@ async function showTask(id) {
   const d = await get(`/api/tasks/${id}`);
   $("detail").hidden = false;
   $("detail-id").textContent = `${d.task.job_id}/${d.task.idx}`;
-  const lines = [`status ${d.task.status} · target ${d.task.target} · gas ${d.task.gas_used}`, "", "replicas:"];
+  const lines = [`status ${d.task.status} · target ${d.task.target} · gas ${d.task.gas_used}`];
+  if (d.job && d.job.mode === "credibility") {
+    lines.push(`credibility mode: confidence ${ppb(d.job.confidence_ppb)}, assumed faulty ${pct(d.job.fault_bps)}, spot checks ${pct(d.job.spot_check_bps)}, at most ${d.job.replication} replicas`);
+    d.wanted.forEach((w) => lines.push(`  wanted replica ${w.target}: ${w.reason} (credibility ${ppb(w.credibility_ppb)}, block ${w.block_number})`));
+  }
+  lines.push("", "replicas:");
   d.replicas.forEach((r) => lines.push(`  #${r.seq} ${r.worker} ${r.status} ${r.result_digest || ""} ${r.result_cid || ""}`));
   lines.push("", "history:");
   d.history.forEach((e) => lines.push(`  block ${e.block_number} ${e.name} ${JSON.stringify(e.args)}`));
@@ -96,15 +115,15 @@ async function refresh() {
   $("hosts-count").textContent = `${workers.total} registered`;
   fill("hosts", workers.items, (w) => w.address, (w) => [
     mono(short(w.address), w.address), {html: badge(w.status)}, num(w.cores), num(mem(w.memory_mb)), num(w.gpus),
-    w.arch.join(", "), num(w.reputation), num(tokens(w.stake)), num(tokens(w.earned)), num(w.tasks_done),
+    w.arch.join(", "), num(w.reputation), num(w.verified), num(tokens(w.stake)), num(tokens(w.earned)), num(w.tasks_done),
     num(w.tasks_failed), ago(w.last_activity, now)]);
   $("tasks-count").textContent = `${tasks.total} claimed`;
   fill("tasks", tasks.items, (t) => String(t.task_id), (t) => [
-    mono(`${t.job_id}/${t.idx}`, String(t.task_id)), {html: badge(t.status)}, num(`${t.revealed}/${t.target}`),
+    mono(`${t.job_id}/${t.idx}`, String(t.task_id)), {html: badge(t.status)}, num(`${t.revealed}/${t.target}`), wanted(t.wanted),
     mono(short(t.worker), t.worker || ""), mono(t.result_digest ? t.result_digest.slice(0, 12) + "…" : "–", t.result_digest || ""),
     num(t.gas_used.toLocaleString("en")), ago(t.finished_at || t.claimed_at, now)], showTask);
   fill("jobs", jobs.items, (j) => String(j.job_id), (j) => [
-    num(j.job_id), num(j.app_id), {html: badge(j.status)}, num(`${j.finished}/${j.num_tasks}`), num(j.replication),
+    num(j.job_id), num(j.app_id), {html: badge(j.status)}, num(`${j.finished}/${j.num_tasks}`), mode(j),
     num(tokens(j.reward)), num(tokens(j.escrow_held))]);
   fill("apps", apps.items, (a) => String(a.app_id), (a) => [
     num(a.app_id), mono(a.image_ref), mono(short(a.owner), a.owner), num(tokens(a.price)), num(a.jobs), num(tokens(a.earned))]);

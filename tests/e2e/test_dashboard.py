@@ -108,6 +108,19 @@ def test_dashboard_shows_the_run_and_refreshes_live(live) -> None:
 
             page.locator(f'#tasks tr[data-key="{tid}"]').click()
             expect(page.locator("#detail-body")).to_contain_text("TaskFinalized")
+
+            # Credibility mode: hosts show their verified results (workers[0] won two replicated tasks), a job its
+            # confidence and cap, a task why it wants another replica (one new worker is not credible enough).
+            veteran = page.locator("#hosts tbody tr", has=page.locator(f'span[title="{t.workers[0].address}"]'))
+            expect(veteran.locator("td").nth(7)).to_have_text("2")
+            credible = t.post_credible(ids["app"], 990_000_000, 1000, 0, cap=3)
+            wants = task_id(credible, 0)
+            t.claim_commit(wants, t.workers[1], GOOD)
+            expect(page.locator(f'#tasks tr[data-key="{wants}"] .badge.b-not-credible')).to_have_text(
+                "not-credible", timeout=15_000)
+            expect(page.locator(f'#jobs tr[data-key="{credible}"] .b-credibility')).to_have_text("0.99 ≤3")
+            page.locator(f'#tasks tr[data-key="{wants}"]').click()
+            expect(page.locator("#detail-body")).to_contain_text("wanted replica 2: not-credible (credibility 0.9")
             assert errors == []
             page.screenshot(path=str(SCREENSHOT), full_page=True)
         finally:

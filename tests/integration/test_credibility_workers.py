@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 from web3.logs import DISCARD
 
+from indexer import Verifier
 from oracle.market import Market
 from oracle.tx import TxSender
 from tests.integration.test_worker import fund_worker, running, settings, wait_for
@@ -68,6 +69,12 @@ def test_workers_run_a_credibility_job_and_a_liar_gains_nothing(anvil, w3, accou
     assert all(used[tid] == 5 for tid in disputed)
     assert market.contract.functions.jobEscrow(job_id).call() == 0
     assert all(market.worker(a.address)["verified"] >= 1 for a in honest)
+    # the auditor's verifier re-derives every outcome from public data (replayed verified counts, each ReplicaWanted,
+    # the accepted groups, the slashes, the refunds, the archives on IPFS)
+    report = Verifier(w3, market.address, ipfs).job(job_id)
+    assert report.passed, [(r.id, c.name, c.detail) for r in report.tasks for c in r.failed]
+    assert sum(1 for r in report.tasks for c in r.checks if c.name == "replica_wanted") == len(
+        market.contract.events.ReplicaWanted().get_logs(from_block=0))
     assert disputed, "the liar entered no task: nothing was tested"
 
 

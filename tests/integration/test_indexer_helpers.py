@@ -147,6 +147,58 @@ class Traffic:
         for w, d, c, rl in zip(workers, digests, cids, relay, strict=True):
             self.reveal(tid, w, d, c, relayed=rl)
 
+    # credibility mode ---------------------------------------------------------------------------
+    def post_credible(self, app_id: int, confidence_ppb: int, fault_bps: int, spot_bps: int, *, n: int = 1,
+                      cap: int = 6, reward: int = E18) -> int:
+        p = (app_id, 0, n, cap, reward, self.now() + FAR, 3600, 1, 512, 0, 0, 0, "0x" + "00" * 20, "bafyinputs", b"")
+        self.tx(self.market.functions.postCredibilityJob(p, (confidence_ppb, fault_bps, spot_bps)), self.requester)
+        return int(self.market.functions.jobCount().call())
+
+    def claim_commit(self, tid: int, w: LocalAccount, digest: bytes) -> None:
+        self.claim(tid, w)
+        self.commit(tid, w, digest)
+
+    def credibility_scenario(self) -> dict[str, int]:
+        """Credibility mode with its three reasons for another replica. Workers vet, partner, h2, h3, h4: vet and
+        partner agree on the two tasks of an R = 2 job (2 verified results each). Job ``checked`` (confidence 0.9,
+        f = 20 %, every lone result spot-checked, cap 6): on task 0 vet, credible alone, commits a wrong digest, a
+        spot check picks it, partner disputes it, h2 and h3 join until 3 honest results outweigh it (64/69), vet is
+        slashed; on task 1 partner (3 verified) is spot-checked by h4 and both agree. Job ``alone`` (no spot checks,
+        cap 4): partner finalizes alone. Job ``capped`` (confidence 0.99, f = 10 %, cap 2): h2 and h3 (1 verified
+        each) agree, 81/82 is not enough, the task fails at its cap."""
+        vet, partner, h2, h3, h4 = self.workers
+        app = self.app()
+        self.fund(self.requester, 200 * E18)
+        for w in self.workers:
+            self.enroll(w)
+        warm = self.post(app, n=2, r=2)
+        for i in range(2):
+            self.replicated(task_id(warm, i), [vet, partner], [GOOD, GOOD])
+        checked = self.post_credible(app, 900_000_000, 2000, 10_000, n=2, cap=6)
+        lie, check = task_id(checked, 0), task_id(checked, 1)
+        self.claim_commit(lie, vet, BAD)
+        self.tx(self.market.functions.startSpotCheck(lie), self.relayer)
+        self.claim_commit(lie, partner, GOOD)
+        self.reveal(lie, vet, BAD)
+        self.reveal(lie, partner, GOOD)  # 1 against 1: a dispute
+        for w in (h2, h3):
+            self.claim_commit(lie, w, GOOD)
+            self.reveal(lie, w, GOOD)
+        self.claim_commit(check, partner, GOOD)
+        self.tx(self.market.functions.startSpotCheck(check), self.relayer)
+        self.claim_commit(check, h4, GOOD)
+        self.reveal(check, partner, GOOD)
+        self.reveal(check, h4, GOOD)
+        alone = self.post_credible(app, 900_000_000, 2000, 0, n=1, cap=4)
+        self.claim_commit(task_id(alone, 0), partner, GOOD)
+        self.reveal(task_id(alone, 0), partner, GOOD)
+        capped = self.post_credible(app, 990_000_000, 1000, 0, n=1, cap=2)
+        for w in (h2, h3):
+            self.claim_commit(task_id(capped, 0), w, GOOD)
+        for w in (h2, h3):
+            self.reveal(task_id(capped, 0), w, GOOD)
+        return {"app": app, "warm": warm, "checked": checked, "alone": alone, "capped": capped}
+
     def scenario(self) -> dict[str, int]:
         """A small but complete run: registry, workers, an R=1 job (direct + relayed results), an R=3 job with
         a dissenting (slashed) replica and relayed commit/reveal, and a cancelled job."""
@@ -191,9 +243,9 @@ def assert_mirror_matches_chain(engine: Engine, t: Traffic) -> None:
     """Workers, jobs (escrow included) and replicated tasks in the mirror equal the contract's views."""
     for row in current(engine, _db.workers):
         w = t.market.functions.getWorker(row["address"]).call()
-        stake, locked, reputation, slashes, flags = w[0], w[1], w[2], w[3], w[4]
-        assert (row["stake"], row["locked"], row["reputation"], row["slashes"], row["banned"]) == \
-            (stake, locked, reputation, slashes, bool(flags & 2)), row["address"]
+        stake, locked, reputation, slashes, flags, verified = w[0], w[1], w[2], w[3], w[4], w[11]
+        assert (row["stake"], row["locked"], row["reputation"], row["slashes"], row["banned"], row["verified"]) == \
+            (stake, locked, reputation, slashes, bool(flags & 2), verified), row["address"]
         assert (row["cores"], row["memory_mb"]) == (w[7], w[8])
     jobs = current(engine, _db.jobs)
     assert len(jobs) == t.market.functions.jobCount().call()
@@ -202,6 +254,9 @@ def assert_mirror_matches_chain(engine: Engine, t: Traffic) -> None:
         assert row["escrow_held"] == t.market.functions.jobEscrow(row["job_id"]).call(), row["job_id"]
         assert (row["num_tasks"], row["settled"], row["finished"], row["closed"]) == \
             (j[6], j[7], j[8], bool(j[14] & 1)), row["job_id"]
+        credible = t.market.functions.getCredibility(row["job_id"]).call()
+        assert (row["confidence_ppb"], row["fault_bps"], row["spot_check_bps"]) == \
+            ((None, None, None) if credible[0] == 0 else tuple(credible)), row["job_id"]
     for row in current(engine, _db.tasks):
         if row["target"] <= 1:
             continue

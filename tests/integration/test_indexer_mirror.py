@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from test_indexer_helpers import (
     BAD,
@@ -26,8 +27,9 @@ from test_indexer_helpers import (
     traffic,
 )
 
-from indexer import Indexer, IndexerHalted, SchemaMismatch, _db, make_engine
+from indexer import Indexer, IndexerHalted, SchemaMismatch, _db, create_app, make_engine
 from indexer._ingest import FastEventStream
+from oracle.credibility import of_worker
 from oracle.events import EventStream, StreamCursor
 from oracle.market import Market
 from oracle.protocol import task_id
@@ -86,6 +88,60 @@ def test_mirror_equals_the_contract_views_after_a_real_run(db_url: str, t: Traff
     assert workers[t.workers[1].address]["tasks_failed"] == 1
     # gas per task comes from the receipts: every task touched by a transaction was charged a share
     assert all(r["gas_used"] > 20_000 and r["txs"] >= 1 for r in current(engine, _db.tasks))
+
+
+def test_credibility_mode_is_mirrored_and_served(db_url: str, t: Traffic) -> None:
+    """Jobs keep their confidence, f and spot-check share; tasks start at one replica and record why they wanted
+    each other one; workers' verified counts follow the chain (up at each confirmed win, 0 at a slash); the unused
+    replicas' rewards are refunded; the API serves all of it (worker credibility under a job's f)."""
+    ids = t.credibility_scenario()
+    ix = _indexer(db_url, t)
+    ix.sync()
+    engine = ix.engine
+    assert_mirror_matches_chain(engine, t)  # verified counts and credibility settings included
+    assert_aggregates_match(engine)
+    jobs = {r["job_id"]: r for r in current(engine, _db.jobs)}
+    assert (jobs[ids["checked"]]["confidence_ppb"], jobs[ids["checked"]]["fault_bps"],
+            jobs[ids["checked"]]["spot_check_bps"]) == (900_000_000, 2000, 10_000)
+    assert jobs[ids["warm"]]["confidence_ppb"] is None
+    tasks = {r["task_id"]: r for r in current(engine, _db.tasks)}
+    lie, check = task_id(ids["checked"], 0), task_id(ids["checked"], 1)
+    alone, capped = task_id(ids["alone"], 0), task_id(ids["capped"], 0)
+    assert {k: (tasks[k]["status"], tasks[k]["target"], tasks[k]["wanted"], tasks[k]["winners"], tasks[k]["refund"])
+            for k in (lie, check, alone, capped)} == {
+        lie: ("finalized", 4, "spot-check,dispute,dispute", 3, 2 * E18),  # 4 of 6 replicas used
+        check: ("finalized", 2, "spot-check", 2, 4 * E18),
+        alone: ("finalized", 1, "", 1, 3 * E18),
+        capped: ("failed", 2, "not-credible", 0, 2 * E18 + E18 // 10)}  # the cap's escrow and the app's price
+    verified = {r["address"]: r["verified"] for r in current(engine, _db.workers)}
+    assert [verified[w.address] for w in t.workers] == [0, 4, 1, 1, 1]
+    with engine.connect() as conn:
+        refunds = conn.execute(select(_db.payments.c.task_id, _db.payments.c.amount).where(
+            _db.payments.c.kind == "refund", _db.payments.c.task_id.is_not(None))).all()
+    assert sorted(refunds) == sorted([(lie, 2 * E18), (check, 4 * E18), (alone, 3 * E18),
+                                      (capped, 2 * E18 + E18 // 10)])
+
+    client = TestClient(create_app(engine))
+    job = client.get(f"/api/jobs/{ids['checked']}").json()
+    assert (job["mode"], job["confidence_ppb"], job["fault_bps"], job["spot_check_bps"], job["replication"]) == \
+        ("credibility", 900_000_000, 2000, 10_000, 6)
+    assert client.get(f"/api/jobs/{ids['warm']}").json()["mode"] == "fixed"
+    listed = client.get("/api/jobs", params={"mode": "credibility", "limit": 2}).json()
+    assert listed["total"] == 3 and [j["job_id"] for j in listed["items"]] == [ids["capped"], ids["alone"]]
+    assert client.get("/api/jobs", params={"mode": "fixed"}).json()["total"] == 1
+    detail = client.get(f"/api/tasks/{lie}").json()
+    assert detail["task"]["wanted"] == ["spot-check", "dispute", "dispute"]
+    assert [(x["reason"], x["target"], x["credibility_ppb"]) for x in detail["wanted"]] == [
+        ("spot-check", 2, 900_000_000), ("dispute", 3, 4 * 10**9 // 9), ("dispute", 4, 16 * 10**9 // 21)]
+    partner = t.workers[1].address
+    body = client.get(f"/api/workers/{partner.lower()}", params={"job_id": ids["capped"]}).json()
+    assert body["worker"]["verified"] == 4
+    assert body["credibility"] == {"fault_bps": 1000, "job_id": ids["capped"], "credibility_ppb": of_worker(4, 1000)}
+    assert client.get(f"/api/workers/{partner}").json()["credibility"]["fault_bps"] == 1000
+    assert client.get(f"/api/workers/{partner}", params={"fault_bps": 2000}).json()["credibility"][
+        "credibility_ppb"] == 950_000_000
+    assert client.get(f"/api/workers/{partner}", params={"job_id": ids["warm"]}).status_code == 422
+    assert client.get(f"/api/workers/{partner}", params={"job_id": 999}).status_code == 404
 
 
 def _plain(value: Any) -> Any:

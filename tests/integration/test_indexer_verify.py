@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from test_indexer_helpers import SALT, Traffic, current, make_result, traffic
+from test_indexer_helpers import E18, SALT, Traffic, current, make_result, traffic
 
 from indexer import Indexer, Verifier, _db, create_app, make_engine
 from indexer._verify import _callback_check, signature_check, strict_majority
@@ -268,3 +268,68 @@ def test_the_callback_check_names_an_outcome_without_a_delivery() -> None:
     assert check.passed is False
     assert check.evidence["missing"] == ["cancel of tasks 1+2", "close refunding unsettled tasks"]
     assert check.evidence["refused"] == 1
+
+
+# -- credibility mode -----------------------------------------------------------------------------
+def _by_name(report, name: str) -> list:
+    return [c for c in report.checks if c.name == name]
+
+
+def test_a_credibility_job_with_a_spot_check_a_dispute_and_a_failure_is_verified(t: Traffic) -> None:
+    """Credibility mode from public data alone: every ReplicaWanted recomputed (a spot check picked by the commit
+    block's hash, two disputes, a round of workers not credible enough), the accepted groups against the jobs'
+    confidence with verified counts replayed from the events, winners and slashes, the unused replicas' refund read
+    from the requester's balance, and a task failed at its cap."""
+    ids = t.credibility_scenario()
+    v = Verifier(t.w3, t.market.address, None)
+    reports = {k: v.job(ids[k]) for k in ("checked", "alone", "capped")}
+    for k, r in reports.items():
+        assert r.passed, (k, [(c.name, c.detail) for c in r.failed])
+    lie, check = reports["checked"].tasks
+    wanted = _by_name(lie, "replica_wanted")
+    assert [(c.passed, c.evidence["moment"], c.evidence["expected_reason"]) for c in wanted] == [
+        (True, "spot check", 1), (True, "settlement", 2), (True, "settlement", 2)]
+    assert wanted[0].evidence["picked"] is True and wanted[0].evidence["verified"] == 2
+    group = _by_name(lie, "credibility")[0]
+    assert group.passed and group.evidence["votes"] == 3 and group.evidence["dispute"] is True
+    assert group.evidence["credibility_ppb"] == 64 * 10**9 // 69  # 4^3 / (1 + 4^3 + 4): every replica weighs new
+    assert [r["verified"] for r in group.evidence["replicas"]] == [2, 2, 0, 0]  # vet, partner, h2, h3 at that moment
+    slashes = _by_name(lie, "slashes")[0]
+    assert slashes.passed and slashes.evidence["expected"] == [t.workers[0].address]
+    refund = _by_name(lie, "unused_refund")[0]
+    assert refund.passed is True and refund.evidence["unused"] == str(2 * E18)  # 4 replicas used of 6
+    assert [c.evidence["moment"] for c in _by_name(check, "replica_wanted")] == ["spot check"]
+    alone = reports["alone"].tasks[0]
+    assert _by_name(alone, "spot_check")[0].passed is True
+    assert _by_name(alone, "unused_refund")[0].evidence["unused"] == str(3 * E18)
+    capped = reports["capped"].tasks[0]
+    assert capped.status == "failed"
+    assert [c.evidence["moment"] for c in _by_name(capped, "replica_wanted")] == ["last commit"]
+    assert _by_name(capped, "credibility")[0].evidence["credibility_ppb"] == 81 * 10**9 // 82
+    assert _by_name(capped, "refund")[0].passed
+    # the replayed verified counts are the contract's
+    ledger = v._ledger({w.address for w in t.workers})
+    now = (int(t.w3.eth.block_number) + 1, 0)
+    assert [ledger.at(w.address, now) for w in t.workers] == \
+        [t.market.functions.getWorker(w.address).call()[11] for w in t.workers] == [0, 4, 1, 1, 1]
+
+
+def test_verifying_against_other_credibility_settings_than_the_jobs_fails_naming_the_check(t: Traffic) -> None:
+    """The verifier reads the job's confidence and f from its JobCredibility event; fed other values (the only
+    thing faked here), it flags the accepted groups (confidence) and the recomputed ReplicaWanted values (f)."""
+    from oracle.credibility import CredibilitySettings
+
+    ids = t.credibility_scenario()
+    lie = task_id(ids["checked"], 0)
+    stricter = Verifier(t.w3, t.market.address, None)
+    stricter._settings[ids["checked"]] = CredibilitySettings(990_000_000, 2000, 10_000)
+    report = stricter.task(lie)
+    assert [c.name for c in report.failed] == ["credibility"]
+    assert "against the confidence 990000000" in report.failed[0].detail
+    other_f = Verifier(t.w3, t.market.address, None)
+    other_f._settings[ids["checked"]] = CredibilitySettings(900_000_000, 1000, 10_000)
+    report = other_f.task(lie)
+    assert {c.name for c in report.failed} == {"replica_wanted"}  # 9^3 / (1 + 9^3 + 9) still passes 0.9
+    assert all(c.passed is False for c in _by_name(report, "replica_wanted"))
+    spot = _by_name(report, "replica_wanted")[0]
+    assert spot.passed is False and spot.evidence["expected_ppb"] == 950_000_000  # 1 - 0.1/2, not the 0.9 emitted
