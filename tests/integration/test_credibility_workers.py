@@ -106,3 +106,6 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
     assert sorted((w["taskId"], w["reason"]) for w in wanted) == [((checked << 32) | i, 1) for i in range(3)]
     assert [market.worker(a.address)["verified"] for a in pair] == [13, 13]  # the checks verified both
     assert all(market.worker(a.address)["slashes"] == 0 for a in pair)
+    for job in (warm, alone, checked):  # the spot checks the daemons ran, verified from public data alone
+        report = Verifier(w3, market.address, ipfs).job(job)
+        assert report.passed, [(r.id, c.name, c.detail) for r in report.tasks for c in r.failed]
