@@ -19,8 +19,38 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
     task announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1),
     ``wanted`` the task's last ``ReplicaWanted`` event and ``confidence_ppb`` the job's confidence (credibility
     mode)."""
+    job_id = status.job_id
+    if state in ("finalized", "failed", "cancelled", "refunded"):
+        return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
+                           summary=f"the task is {state}: nothing will run any more")
+    reasons = _task_reasons(status, largest_input, pending_failure, wanted, confidence_ppb)
+    if state in ("claimed", "committing"):
+        return Explanation(job_id=job_id, task_index=index, state=state, reasons=reasons,
+                           summary="the task is running: a worker holds a claim on it"
+                           + (f"; {reasons[0].message}" if wanted is not None else ""))
+    reasons += _job_reasons(status, now, int(params["claimGrace"]), app, app_allows)
+    counts, worker_reasons = _worker_reasons(status, params, workers)
+    reasons += worker_reasons
+    reasons.append(Reason(
+        code="reward-unknowable", severity="info",
+        message=(f"the reward is {format_amount(status.reward)} tokens per replica; each worker's minimum reward "
+                 "(and its app, requester and category block lists) is local policy that the chain cannot show"),
+        fix="if capable workers stay idle, post again with a higher --reward"))
+    blocking = [r for r in reasons if r.severity == "blocking"]
+    if blocking:
+        summary = "the task cannot run: " + blocking[0].message
+    else:
+        summary = (f"the task is open and {counts[2]} worker(s) could claim it now; it is waiting to be picked up "
+                   "(unless their local policies refuse it)")
+    return Explanation(job_id=job_id, task_index=index, state=state, summary=summary, reasons=reasons,
+                       workers_registered=counts[0], workers_capable=counts[1], workers_ready=counts[2])
+
+
+def _task_reasons(status: JobStatus, largest_input: int, pending_failure: dict[str, Any] | None,
+                  wanted: dict[str, Any] | None, confidence_ppb: int) -> list[Reason]:
+    """What the task itself shows: why it wants another replica, a pending failure, an input over the default cap."""
     reasons: list[Reason] = []
-    if wanted is not None and state not in ("finalized", "failed", "cancelled", "refunded"):
+    if wanted is not None:
         reasons.append(_wanted_reason(wanted, confidence_ppb, status.replication))
     if pending_failure and int(pending_failure.get("worker", "0x0"), 16):
         reasons.append(Reason(
@@ -36,16 +66,13 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
                      "accepts by default (its max_input_mb): only workers that raised their cap claim it, and a "
                      "worker's cap is a local setting the chain cannot show"),
             fix="wait for such a worker, or split the input into smaller ones"))
-    grace = int(params["claimGrace"])
-    need_stake = max(int(params["minStake"]), int(params["replicaStake"]))
+    return reasons
+
+
+def _job_reasons(status: JobStatus, now: int, grace: int, app: dict[str, Any], app_allows: bool) -> list[Reason]:
+    """What the job shows: closed, deadline passed or too short for a claim, the app deprecated or not allowing."""
+    reasons: list[Reason] = []
     job_id = status.job_id
-    if state in ("finalized", "failed", "cancelled", "refunded"):
-        return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
-                           summary=f"the task is {state}: nothing will run any more")
-    if state in ("claimed", "committing"):
-        return Explanation(job_id=job_id, task_index=index, state=state, reasons=reasons,
-                           summary="the task is running: a worker holds a claim on it"
-                           + (f"; {reasons[0].message}" if wanted is not None else ""))
     if status.closed:
         reasons.append(Reason(code="job-closed", severity="blocking", message="the job is closed",
                               fix="post a new job"))
@@ -68,6 +95,14 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
         reasons.append(Reason(code="requester-not-allowed", severity="warning",
                               message=f"app {status.app_id} no longer lists requester {status.requester}",
                               fix="ask the app owner to allow you again"))
+    return reasons
+
+
+def _worker_reasons(status: JobStatus, params: dict[str, Any], workers: list[dict[str, Any]]
+                    ) -> tuple[tuple[int, int, int], list[Reason]]:
+    """Whether any registered worker could claim the task now: (registered, capable, ready) and the reasons."""
+    reasons: list[Reason] = []
+    need_stake = max(int(params["minStake"]), int(params["replicaStake"]))
     registered = [w for w in workers if int(w["flags"]) & 1]
     unbanned = [w for w in registered if not int(w["flags"]) & 2]
     capable = [w for w in unbanned if _fits(status, w)]
@@ -101,19 +136,7 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
             code="too-few-workers-for-replication", severity="warning",
             message=(f"each task needs {status.replication} different workers but only {len(ready)} can claim now"),
             fix="wait for more workers, or post with a lower --replication"))
-    reasons.append(Reason(
-        code="reward-unknowable", severity="info",
-        message=(f"the reward is {format_amount(status.reward)} tokens per replica; each worker's minimum reward "
-                 "(and its app, requester and category block lists) is local policy that the chain cannot show"),
-        fix="if capable workers stay idle, post again with a higher --reward"))
-    blocking = [r for r in reasons if r.severity == "blocking"]
-    if blocking:
-        summary = "the task cannot run: " + blocking[0].message
-    else:
-        summary = (f"the task is open and {len(ready)} worker(s) could claim it now; it is waiting to be picked up "
-                   "(unless their local policies refuse it)")
-    return Explanation(job_id=job_id, task_index=index, state=state, summary=summary, reasons=reasons,
-                       workers_registered=len(registered), workers_capable=len(capable), workers_ready=len(ready))
+    return (len(registered), len(capable), len(ready)), reasons
 
 
 def _wanted_reason(wanted: dict[str, Any], confidence_ppb: int, cap: int) -> Reason:
