@@ -99,134 +99,137 @@ def _serve_in_thread(app: Any, host: str, port: int) -> tuple[Any, threading.Thr
     return server, thread
 
 
+@click.group(help=HELP_INDEXER)
+def indexer() -> None:
+    pass
+
+@indexer.command(help=HELP_RUN)
+@_chain_options
+@click.option("--db", default=None, help="SQLite path or SQLAlchemy URL (default: a file under ~/.tasknet/indexer)")
+@click.option("--confirmations", type=int, default=0, show_default=True, help="blocks held back from the head")
+@click.option("--finality", type=int, default=64, show_default=True,
+              help="blocks of hashes kept to detect reorgs; a deeper reorg stops the indexer")
+@click.option("--batch-blocks", type=int, default=2000, show_default=True, help="blocks per eth_getLogs")
+@click.option("--ipfs-api", default=None, help="kubo RPC API for /audit (default: the devnet's)")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8700, show_default=True)
+@click.option("--no-api", is_flag=True, help="ingest only")
+def run(network: str | None, devnet_file: Path | None, rpc_url: str | None, marketplace: str | None,
+        from_block: int | None, db: str | None, confirmations: int, finality: int, batch_blocks: int,
+        ipfs_api: str | None, host: str, port: int, no_api: bool) -> None:
+    from indexer import Indexer, Verifier, create_app, make_engine
+    from oracle import IpfsClient, connect
+
+    from .cli import daemon_logging
+
+    daemon_logging()
+
+    rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api, network)
+    w3 = connect(rpc)
+    engine = make_engine(db or _default_db(int(w3.eth.chain_id), market))
+    ix = Indexer(engine, w3, market, from_block=start, confirmations=confirmations, batch_blocks=batch_blocks,
+                 finality=finality)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server = None
+    if not no_api:
+        verifier = Verifier(w3, market, IpfsClient(ipfs_url) if ipfs_url else None, from_block=start)
+        app = create_app(engine, chain_head=lambda: int(w3.eth.block_number), max_lag=confirmations + 10,
+                         verifier=verifier)
+        server, _ = _serve_in_thread(app, host, port)
+        console.print(f"indexer: dashboard and API on http://{host}:{port}/ (db {engine.url.render_as_string()})",
+                      highlight=False)
+    try:
+        ix.run(stop.is_set)
+    finally:
+        if server is not None:
+            server.should_exit = True
+
+@indexer.command(help=HELP_SERVE)
+@click.option("--db", required=True, help="SQLite path or SQLAlchemy URL")
+@click.option("--rpc-url", default=None, help="JSON-RPC URL, for /ready's live lag")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8700, show_default=True)
+def serve(db: str, rpc_url: str | None, host: str, port: int) -> None:
+    import uvicorn
+
+    from indexer import create_app, make_engine
+
+    head = None
+    if rpc_url:
+        from oracle import connect
+
+        w3 = connect(rpc_url)
+        head = lambda: int(w3.eth.block_number)
+    app = create_app(make_engine(db), chain_head=head)
+    console.print(f"indexer: serving http://{host}:{port}/ (read-only)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+@click.group(help=HELP_AUDIT)
+def audit() -> None:
+    pass
+
+def _audit(kind: str, ident: int, network: str | None, devnet_file: Path | None, rpc_url: str | None,
+           marketplace: str | None, from_block: int | None, ipfs_api: str | None, key: str | None,
+           as_json: bool, parallel: int = 4, indexer_url: str | None = None) -> None:
+    from indexer import Verifier
+    from oracle import IpfsClient, connect
+
+    if kind == "job" and indexer_url:
+        report = _audit_by_indexer(indexer_url, ident)
+    else:
+        rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api, network)
+        verifier = Verifier(connect(rpc), market, IpfsClient(ipfs_url) if ipfs_url else None, from_block=start,
+                            decryption_key=key)
+        if kind == "task":
+            report = verifier.task(ident)
+        else:
+            with _audit_progress(ident) as progress:
+                report = verifier.job(ident, parallel=parallel, progress=progress)
+    if as_json:
+        out.print_json(json.dumps(report.model_dump(), default=str))
+    else:
+        _print_report(report)
+    if not report.passed:
+        names = sorted({c.name for c in report.failed}) or ["job_exists"]
+        console.print(f"[bold red]AuditFailed:[/] {kind} {ident}: failed check(s): {', '.join(names)}",
+                      highlight=False)
+        sys.exit(1)
+
+audit_options = [
+    _chain_options,
+    click.option("--ipfs-api", default=None, help="kubo RPC API (default: the devnet's)"),
+    click.option("--key", default=None, help="requester's X25519 private key (hex) to check encrypted results"),
+    click.option("--json", "as_json", is_flag=True, help="print the report as JSON"),
+]
+
+def with_audit_options(f: Any) -> Any:
+    for opt in reversed(audit_options):
+        f = opt(f)
+    return f
+
+@audit.command("task", help=HELP_AUDIT_TASK)
+@click.argument("task_id", type=int)
+@with_audit_options
+def audit_task(task_id: int, **kw: Any) -> None:
+    _audit("task", task_id, **kw)
+
+@audit.command("job", help=HELP_AUDIT_JOB)
+@click.argument("job_id", type=int)
+@with_audit_options
+@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="tasks checked at once (their results fetched from IPFS meanwhile)")
+@click.option("--indexer", "indexer_url", default=None, metavar="URL", envvar="TASKNET_INDEXER_URL",
+              help="have this indexer's API run the audit (POST /audit/jobs/ID/runs) and follow it")
+def audit_job(job_id: int, **kw: Any) -> None:
+    _audit("job", job_id, **kw)
+
+
 def register(cli: click.Group) -> None:
     """Add the ``indexer`` and ``audit`` groups to the ``tasknet`` CLI."""
-
-    @cli.group(help=HELP_INDEXER)
-    def indexer() -> None:
-        pass
-
-    @indexer.command(help=HELP_RUN)
-    @_chain_options
-    @click.option("--db", default=None, help="SQLite path or SQLAlchemy URL (default: a file under ~/.tasknet/indexer)")
-    @click.option("--confirmations", type=int, default=0, show_default=True, help="blocks held back from the head")
-    @click.option("--finality", type=int, default=64, show_default=True,
-                  help="blocks of hashes kept to detect reorgs; a deeper reorg stops the indexer")
-    @click.option("--batch-blocks", type=int, default=2000, show_default=True, help="blocks per eth_getLogs")
-    @click.option("--ipfs-api", default=None, help="kubo RPC API for /audit (default: the devnet's)")
-    @click.option("--host", default="127.0.0.1", show_default=True)
-    @click.option("--port", type=int, default=8700, show_default=True)
-    @click.option("--no-api", is_flag=True, help="ingest only")
-    def run(network: str | None, devnet_file: Path | None, rpc_url: str | None, marketplace: str | None,
-            from_block: int | None, db: str | None, confirmations: int, finality: int, batch_blocks: int,
-            ipfs_api: str | None, host: str, port: int, no_api: bool) -> None:
-        from indexer import Indexer, Verifier, create_app, make_engine
-        from oracle import IpfsClient, connect
-
-        from .cli import daemon_logging
-
-        daemon_logging()
-
-        rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api, network)
-        w3 = connect(rpc)
-        engine = make_engine(db or _default_db(int(w3.eth.chain_id), market))
-        ix = Indexer(engine, w3, market, from_block=start, confirmations=confirmations, batch_blocks=batch_blocks,
-                     finality=finality)
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        server = None
-        if not no_api:
-            verifier = Verifier(w3, market, IpfsClient(ipfs_url) if ipfs_url else None, from_block=start)
-            app = create_app(engine, chain_head=lambda: int(w3.eth.block_number), max_lag=confirmations + 10,
-                             verifier=verifier)
-            server, _ = _serve_in_thread(app, host, port)
-            console.print(f"indexer: dashboard and API on http://{host}:{port}/ (db {engine.url.render_as_string()})",
-                          highlight=False)
-        try:
-            ix.run(stop.is_set)
-        finally:
-            if server is not None:
-                server.should_exit = True
-
-    @indexer.command(help=HELP_SERVE)
-    @click.option("--db", required=True, help="SQLite path or SQLAlchemy URL")
-    @click.option("--rpc-url", default=None, help="JSON-RPC URL, for /ready's live lag")
-    @click.option("--host", default="127.0.0.1", show_default=True)
-    @click.option("--port", type=int, default=8700, show_default=True)
-    def serve(db: str, rpc_url: str | None, host: str, port: int) -> None:
-        import uvicorn
-
-        from indexer import create_app, make_engine
-
-        head = None
-        if rpc_url:
-            from oracle import connect
-
-            w3 = connect(rpc_url)
-            head = lambda: int(w3.eth.block_number)
-        app = create_app(make_engine(db), chain_head=head)
-        console.print(f"indexer: serving http://{host}:{port}/ (read-only)", highlight=False)
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-
-    @cli.group(help=HELP_AUDIT)
-    def audit() -> None:
-        pass
-
-    def _audit(kind: str, ident: int, network: str | None, devnet_file: Path | None, rpc_url: str | None,
-               marketplace: str | None, from_block: int | None, ipfs_api: str | None, key: str | None,
-               as_json: bool, parallel: int = 4, indexer_url: str | None = None) -> None:
-        from indexer import Verifier
-        from oracle import IpfsClient, connect
-
-        if kind == "job" and indexer_url:
-            report = _audit_by_indexer(indexer_url, ident)
-        else:
-            rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api, network)
-            verifier = Verifier(connect(rpc), market, IpfsClient(ipfs_url) if ipfs_url else None, from_block=start,
-                                decryption_key=key)
-            if kind == "task":
-                report = verifier.task(ident)
-            else:
-                with _audit_progress(ident) as progress:
-                    report = verifier.job(ident, parallel=parallel, progress=progress)
-        if as_json:
-            out.print_json(json.dumps(report.model_dump(), default=str))
-        else:
-            _print_report(report)
-        if not report.passed:
-            names = sorted({c.name for c in report.failed}) or ["job_exists"]
-            console.print(f"[bold red]AuditFailed:[/] {kind} {ident}: failed check(s): {', '.join(names)}",
-                          highlight=False)
-            sys.exit(1)
-
-    audit_options = [
-        _chain_options,
-        click.option("--ipfs-api", default=None, help="kubo RPC API (default: the devnet's)"),
-        click.option("--key", default=None, help="requester's X25519 private key (hex) to check encrypted results"),
-        click.option("--json", "as_json", is_flag=True, help="print the report as JSON"),
-    ]
-
-    def with_audit_options(f: Any) -> Any:
-        for opt in reversed(audit_options):
-            f = opt(f)
-        return f
-
-    @audit.command("task", help=HELP_AUDIT_TASK)
-    @click.argument("task_id", type=int)
-    @with_audit_options
-    def audit_task(task_id: int, **kw: Any) -> None:
-        _audit("task", task_id, **kw)
-
-    @audit.command("job", help=HELP_AUDIT_JOB)
-    @click.argument("job_id", type=int)
-    @with_audit_options
-    @click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True,
-                  help="tasks checked at once (their results fetched from IPFS meanwhile)")
-    @click.option("--indexer", "indexer_url", default=None, metavar="URL", envvar="TASKNET_INDEXER_URL",
-                  help="have this indexer's API run the audit (POST /audit/jobs/ID/runs) and follow it")
-    def audit_job(job_id: int, **kw: Any) -> None:
-        _audit("job", job_id, **kw)
+    cli.add_command(indexer)
+    cli.add_command(audit)
 
 
 @contextmanager
