@@ -34,14 +34,15 @@ def _worker(geth: Any, market: Market, ipfs: Any, account: LocalAccount, state: 
 
 
 def _post(geth: Any, market: Market, ipfs: Any, requester: LocalAccount, app_id: int, *, tasks: int,
-          replication: int, callback: str) -> int:
+          replication: int, callback: str, credibility: tuple[int, int, int] | None = None) -> int:
     data_cid = ipfs.add_bytes(b"hello from geth\n")
     inputs = ipfs.add_json({"count": tasks, "template": {"args": ["task", "{index}"]},
                             "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]})
     params = (app_id, 0, tasks, replication, ETHER // 10, market.chain_time() + 3600, 60, 1, 0, 0, 0, 0, callback,
               inputs, b"")
+    fns = market.contract.functions
     receipt = TxSender(geth.w3, requester, extra_abis=market.error_abis).transact(
-        market.contract.functions.postJob(params))
+        fns.postJob(params) if credibility is None else fns.postCredibilityJob(params, credibility))
     return int(market.contract.events.JobPosted().process_receipt(receipt)[0]["args"]["jobId"])
 
 
@@ -65,9 +66,14 @@ def test_r1_and_r2_jobs_with_callbacks_run_on_geth(geth: Any, geth_market: Marke
     start = w3.eth.block_number
     bag = _post(geth, market, ipfs, acc[1], app_id, tasks=6, replication=1, callback=consumer)
     pair = _post(geth, market, ipfs, acc[1], app_id, tasks=2, replication=2, callback=consumer)
+    # credibility mode: reveals simulated on geth's pending block, replicas added one at a time before any reveal
+    credible = _post(geth, market, ipfs, acc[1], app_id, tasks=2, replication=3, callback="0x" + "00" * 20,
+                     credibility=(990_000_000, 1000, 1000))
     with running(*workers):
-        wait_for(lambda: market.job(bag)["finished"] == 6 and market.job(pair)["finished"] == 2, timeout=300,
-                 what="the R = 1 bag and the R = 2 job on geth")
+        wait_for(lambda: market.job(bag)["finished"] == 6 and market.job(pair)["finished"] == 2
+                 and market.job(credible)["settled"] == 2, timeout=300,
+                 what="the R = 1 bag, the R = 2 job and the credibility job on geth")
+    assert market.job(credible)["finished"] == 2
     consumer_c = w3.eth.contract(address=consumer, abi=[{
         "type": "function", "name": "delivered", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
         "stateMutability": "view"}])
