@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from oracle.market import Market
+from oracle.protocol import task_id
 from tests.integration.test_worker import fund_worker, running, settings, wait_for, worker_process
 from tests.market_helpers import ETHER, fund, post_job, register_app
 from tests.slurm.slurm_helpers import Cluster
@@ -131,6 +132,59 @@ def test_a_restarted_slurm_worker_finds_its_running_jobs_again(cluster: Cluster,
     assert market.balance(accounts[6].address) == 5 * ETHER + 2 * ETHER // 10
     for i in range(2):
         assert [s for s, _ in journal.history(job_id, i)].count(Step.CLAIMED) == 1
+
+
+@pytest.mark.reliability(kind="fault", name="SIGTERM to a Slurm worker while its jobs run",
+                         how="SIGTERM while two tasks run as Slurm jobs (a short one, one longer than the drain "
+                             "timeout): nothing more is claimed; the short one finishes, is collected and paid; the "
+                             "long one's job is scancelled at the drain timeout and its claim given back; exit 0")
+def test_sigterm_drains_a_slurm_worker_and_cancels_what_outlives_the_drain(
+        cluster: Cluster, anvil: Any, w3: Any, accounts: Any, market: Market, ipfs: Any, docker_client: Any,
+        echo_digest: str, tmp_path: Path) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[6])
+    data_cid = ipfs.add_bytes(b"slow\n")
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, max_run=400, doc={
+        "tasks": [{"args": ["sleep", s]} for s in ("5", "300", "1")],
+        "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]})
+    cfg = slurm_settings(anvil, ipfs, market, accounts[6], tmp_path / "w", cluster, tmp_path / "shared",
+                         drain_timeout=20)
+    owner = owner_of(cfg, accounts[6])
+    proc = worker_process(cfg, tmp_path / "cfg.json")
+    logs: list[bytes] = []
+    reader = threading.Thread(target=lambda: logs.append(proc.stderr.read() if proc.stderr else b""), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: [r[0]["state"] for r in cluster.task_jobs(owner, job_id).values()] == ["RUNNING"] * 2,
+                 timeout=90, what="tasks 0 and 1 running as Slurm jobs")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(150) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(10)
+    text = b"".join(logs).decode(errors="replace")
+    for event in ("draining", "drain_timeout", "slurm_cancelled", "drain_gave_back", "worker_stopped"):
+        assert event in text, (event, text[-4000:])
+    journal = Journal(tmp_path / "w" / "journal.db")
+    steps = {i: r.step if (r := journal.get(job_id, i)) else None for i in range(3)}
+    assert steps == {0: Step.DONE, 1: Step.ABANDONED, 2: None}  # nothing claimed after the SIGTERM
+    jobs = cluster.task_jobs(owner, job_id)
+    assert {i: cluster.settled_states([j["id"] for j in runs]) for i, runs in jobs.items()} == \
+        {0: ["COMPLETED"], 1: ["CANCELLED"]}
+    # task 0 was submitted (held back while task 1 ran, sent by the drain) and paid; task 1 is free again
+    assert market.job(job_id)["finished"] == 1
+    assert not market.is_taken(task_id(job_id, 1)) and not market.is_taken(task_id(job_id, 2))
+    gave_back = market.contract.events.ClaimAbandoned().get_logs(from_block=0)
+    assert [(e["args"]["taskId"], e["args"]["worker"]) for e in gave_back] == [(task_id(job_id, 1),
+                                                                              accounts[6].address)]
+    info = market.worker(accounts[6].address)  # the give-back's fee comes out of the stake: no slash
+    assert info["locked"] == 0 and info["slashes"] == 0 and info["stake"] == 5 * ETHER - gave_back[0]["args"]["fee"]
+    assert market.balance(accounts[6].address) == 5 * ETHER + ETHER // 10
+    label = {"label": f"tasknet.slurm={owner}"}
+    assert docker_client.containers.list(all=True, filters=label) == [], "a node left a container behind"
 
 
 def test_claims_pause_while_the_partition_is_drained_or_its_controller_is_away(
