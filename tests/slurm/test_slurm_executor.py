@@ -210,6 +210,23 @@ def test_a_lost_claim_cancels_the_job_and_its_containers(cluster: Cluster, execu
     time.sleep(1.0)  # the executor fixture checks that the node removed the containers and the volume
 
 
+def test_a_job_queued_past_the_point_its_claim_could_be_met_is_cancelled(cluster: Cluster, executor: SlurmExecutor,
+                                                                         tmp_path: Path) -> None:
+    """The nodes are drained: the task's job waits in the queue until its wall clock (plus slurm.start_margin_s)
+    would no longer fit before the claim expires, then it is cancelled (scancel) and the claim is to be given back
+    (EnvironmentFailure), saying why; it never ran."""
+    cluster.set_nodes("drain")
+    notes: dict[str, Any] = {}
+    expiry = time.time() + LIMITS.wall_seconds + executor.s.start_margin_s + 6
+    spec = spec_in(tmp_path / "shared" / "t", SH + ["echo ran > x"])
+    with pytest.raises(EnvironmentFailure, match=r"is still queued \(.+\) and could no longer end before its claim "
+                                                 r"expires .*the claim is given back"):
+        executor.run(spec, SlurmTask(label="1-11", expiry=expiry, note=notes.update))
+    assert time.time() + LIMITS.wall_seconds + executor.s.start_margin_s > expiry  # not given up before its time
+    assert cluster.settled_states([notes["slurm_job"]]) == ["CANCELLED"]
+    assert not notes.get("slurm_node") and not list(spec.output_dir.parent.glob("slurm-*/result.env"))
+
+
 @pytest.mark.reliability(kind="fault", name="slurmctld down while a task runs",
                          how="the controller stops mid-run: the job goes on on its node, the worker collects its "
                              "result from the shared folder; the controller comes back")

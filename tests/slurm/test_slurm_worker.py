@@ -187,6 +187,56 @@ def test_sigterm_drains_a_slurm_worker_and_cancels_what_outlives_the_drain(
     assert docker_client.containers.list(all=True, filters=label) == [], "a node left a container behind"
 
 
+def test_tasks_queued_on_a_partition_drained_meanwhile_wait_and_run_once_it_is_resumed(
+        cluster: Cluster, anvil: Any, w3: Any, accounts: Any, market: Market, ipfs: Any, docker_client: Any,
+        echo_digest: str, tmp_path: Path) -> None:
+    """Two tasks wait in Slurm's queue (the site's own jobs hold both nodes) when the site drains the nodes
+    (scontrol update state=drain): the worker pauses its claims, keeps its queued jobs and its claims (they can
+    still end in time), and once the nodes are resumed each task runs once, as the job it was queued as."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[7])
+    site = [cluster.run("sbatch", "--parsable", "--job-name=site-user", "--output=/dev/null", "--mem=64",
+                        "--wrap", "sleep 600").strip() for _ in cluster.nodes]
+    wait_for(lambda: cluster.states(site) == ["RUNNING"] * len(site), timeout=30, what="the site's jobs running")
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=4)
+    cfg = slurm_settings(anvil, ipfs, market, accounts[7], tmp_path / "w", cluster, tmp_path / "shared")
+    owner = owner_of(cfg, accounts[7])
+    worker = Worker(cfg, docker_client=docker_client)
+    journal = Journal(tmp_path / "w" / "journal.db")
+
+    def queued() -> dict[int, list[dict[str, str]]]:
+        return cluster.task_jobs(owner, job_id)
+    with running(worker):
+        wait_for(lambda: [r[0]["state"] for r in queued().values()] == ["PENDING"] * 2, timeout=90,
+                 what="two tasks queued behind the site's jobs")
+        waiting = {i: runs[0]["id"] for i, runs in queued().items()}
+        cluster.set_nodes("drain")
+        cluster.run("scancel", *site)  # the nodes go from draining to drained, the tasks' jobs still queued
+        wait_for(lambda: cluster.node_states() == ["drained"] * len(cluster.nodes), timeout=30, what="drained nodes")
+        wait_for(lambda: "no node of the Slurm partition takes jobs" in str(worker._claims_paused_reason),
+                 timeout=30, what="the worker's claims paused")
+        for _ in range(3):  # a few of the worker's polls later: nothing given back, run, claimed or submitted
+            time.sleep(2)
+            assert {i: [(j["id"], j["state"]) for j in runs] for i, runs in queued().items()} == \
+                {i: [(jid, "PENDING")] for i, jid in waiting.items()}
+            assert sorted((r.task_index, r.step) for r in journal.all()) == \
+                [(i, Step.INPUTS_READY) for i in sorted(waiting)]
+        cluster.set_nodes("resume")
+        wait_for(lambda: market.job(job_id)["finished"] == 4, timeout=120, what="the 4 tasks to finish")
+        wait_for(lambda: all(r.step is Step.DONE for r in journal.all()), timeout=30, what="the journal's DONE")
+    jobs = queued()
+    assert sorted(jobs) == [0, 1, 2, 3]
+    for index, runs in jobs.items():  # each task ran once, as one Slurm job: the queued ones as they were queued
+        assert len(runs) == 1 and cluster.settled_states([runs[0]["id"]]) == ["COMPLETED"], (index, runs)
+        assert index not in waiting or runs[0]["id"] == waiting[index]
+        assert [s for s, _ in journal.history(job_id, index)].count(Step.CLAIMED) == 1
+    assert market.contract.events.ClaimAbandoned().get_logs(from_block=0) == []
+    info = market.worker(accounts[7].address)
+    assert info["locked"] == 0 and info["slashes"] == 0
+    assert market.balance(accounts[7].address) == 5 * ETHER + 4 * ETHER // 10
+
+
 def test_claims_pause_while_the_partition_is_drained_or_its_controller_is_away(
         cluster: Cluster, anvil: Any, w3: Any, accounts: Any, market: Market, ipfs: Any, docker_client: Any,
         tmp_path: Path) -> None:
