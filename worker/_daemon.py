@@ -332,12 +332,23 @@ class Worker:
                 self.log.warning("drain_timeout", unfinished=len(pending))
                 if self.slurm is not None:
                     await self._cancel_cluster_jobs(pending)
+        await self._settle_drained()
         self.sandbox.close()
         if self._task_pool is not None:
             self._task_pool.shutdown(wait=False, cancel_futures=True)
         self.cache.close()
         self.ipfs.close()
         self.log.info("worker_stopped")
+
+    async def _settle_drained(self) -> None:
+        """One last advance of what the drained tasks left for the chain: an R = 1 result held back to go out with
+        the others running beside it, a replica to commit, a claim to give back. Left to the next start, it would
+        wait for a restart that may come after its claim expired (a slash)."""
+        try:
+            await asyncio.to_thread(self._advance_all)
+        except Exception as exc:  # noqa: BLE001 - the chain away: the journal keeps them for the next start
+            self.log.warning("drain_left_unsettled", error=str(exc)[:500], kind=type(exc).__name__,
+                             action="the next start submits, commits or gives back what the journal holds")
 
     async def _cancel_cluster_jobs(self, pending: set[asyncio.Task[Any]]) -> None:
         """(executor 'slurm') The drain timed out: cancel the jobs still queued or running (scancel) and give their

@@ -23,7 +23,10 @@ The task's cores, memory (``memory + output + tmp`` plus the holder's 32 MiB) an
 ``slurm.time_margin_s``, a backstop: the node's script kills the container itself) become the job's request.
 The worker follows its jobs with one ``squeue`` per ``slurm.poll_s`` for all of them (a job's ``result.env`` in
 its folder says the run is over, even while the controller is away), and cancels them with ``scancel`` when
-their claim is lost or would expire before they could start, and when a drain times out.
+their claim is lost or would expire before they could start, and when a drain times out. A job ``squeue`` no
+longer lists (it ended longer than the controller's MinJobAge ago, e.g. while the worker was down) is collected
+from its ``result.env``; one that left none is looked up with ``sacct`` (the accounting database; else the job
+completion log, ``sacct -c``) to say how it ended, and is taken as interrupted when no record says.
 
 Crash safety: the run's token (part of the job's name) is journaled before ``sbatch``, the job id right after.
 A restarted worker finds the job again (by id, else by name) and follows it, or collects the result it left,
@@ -50,7 +53,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import BaseModel
 
@@ -182,6 +185,23 @@ def parse_squeue(text: str, prefix: str) -> dict[str, SlurmJob]:
     return jobs
 
 
+def parse_sacct(text: str, prefix: str) -> dict[str, SlurmJob]:
+    """Jobs whose name starts with ``prefix`` in ``sacct -X -n -P -o JobID,State,ExitCode,NodeList,JobName`` output,
+    by job id (a later line wins: the completion log may hold an id twice after the controller's state was reset)."""
+    jobs: dict[str, SlurmJob] = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) < 5 or "." in parts[0] or not parts[4].startswith(prefix):
+            continue
+        jid, state, code, node, name = parts[:5]
+        status, _, sig = code.partition(":")
+        jobs[jid] = SlurmJob(job_id=jid, state=state.split()[0] if state else "",
+                             node="" if node in ("", "(null)", "None assigned") else node,
+                             exit_status=(int(status) << 8 | int(sig)) if status.isdigit() and sig.isdigit() else 0,
+                             name=name)
+    return jobs
+
+
 class SlurmClient:
     """The Slurm commands with this cluster's configuration (``slurm.slurm_conf``, ``slurm.bin_dir``)."""
 
@@ -221,6 +241,23 @@ class SlurmClient:
         if proc.returncode != 0:
             raise SlurmUnavailable(f"squeue failed: {_last(proc.stderr)}")
         return parse_squeue(proc.stdout, prefix)
+
+    def ended(self, job_ids: list[str], prefix: str) -> tuple[dict[str, SlurmJob], str | None]:
+        """How jobs that ``squeue`` no longer lists (older than the controller's MinJobAge) ended, from Slurm's
+        records: ``sacct`` (the accounting database, slurmdbd), else ``sacct -c`` (the job completion log,
+        ``JobCompType=jobcomp/filetxt``, read at its path on this machine). The jobs named ``prefix…`` found, and
+        None, or why no record could be read."""
+        fields = ["-X", "-n", "-P", "-o", "JobID,State,ExitCode,NodeList,JobName", "-j", ",".join(job_ids)]
+        errors: list[str] = []
+        for mode in ([], ["-c"]):
+            try:
+                proc = self.call("sacct", *mode, *fields, timeout=30.0)
+            except SlurmUnavailable as exc:
+                return {}, str(exc)
+            if proc.returncode == 0:
+                return parse_sacct(proc.stdout, prefix), None
+            errors.append(f"sacct{' -c' if mode else ''}: {_last(proc.stderr)}")
+        return {}, "; ".join(errors)
 
     def sbatch(self, args: list[str], script: Path) -> str:
         """Submit ``script``; its job id. SlurmRejected when the cluster refuses the job as it is."""
@@ -480,7 +517,7 @@ class SlurmExecutor:
                     done = True
                     if self._appears(result):
                         break
-                    raise _Interrupted(f"Slurm no longer knows job {job_id} and it left no result")
+                    self._forgotten(job_id, run_dir, task)
                 elif job.state in TERMINAL:
                     done = True
                     if self._appears(result):
@@ -512,7 +549,21 @@ class SlurmExecutor:
                                      f"and could no longer end before its claim expires at {int(task.expiry)}: the "
                                      "cluster is full, drained or down; the claim is given back")
 
-    def _ended(self, job: SlurmJob, run_dir: Path, task: SlurmTask) -> None:
+    def _forgotten(self, job_id: str, run_dir: Path, task: SlurmTask) -> NoReturn:
+        """A job ``squeue`` no longer lists that left no result (it ended longer than MinJobAge ago, e.g. while
+        this worker was down): raise what its end means, as Slurm's records (sacct) tell it; with no record, it
+        was interrupted (run it again)."""
+        ended, why = self.client.ended([job_id], self.prefix)
+        job = ended.get(job_id)
+        if job is not None and job.name == self._name(task, run_dir.name.removeprefix("slurm-")) \
+                and job.state in TERMINAL:
+            log.info("slurm_job_from_accounting", task=task.label, slurm_job=job_id, state=job.state,
+                     exit_code=job.exit_code, node=job.node)
+            self._ended(job, run_dir, task)
+        raise _Interrupted(f"Slurm no longer knows job {job_id}: squeue has forgotten it and "
+                           f"{why or 'sacct has no record of it'}; it left no result")
+
+    def _ended(self, job: SlurmJob, run_dir: Path, task: SlurmTask) -> NoReturn:
         """A job that ended without writing its result: raise what it means."""
         where = f"node {job.node}" if job.node else "its node"
         if job.state in INTERRUPTED and not (job.state == "CANCELLED" and job.job_id in self._ours):

@@ -61,6 +61,26 @@ class Cluster:
                 return states
             time.sleep(0.2)
 
+    def accounted(self, ids: list[str]) -> dict[str, str]:
+        """The jobs' final states in the cluster's job completion log (``sacct -c``): what outlives squeue."""
+        out = self.run("sacct", "-c", "-X", "-n", "-P", "-o", "JobID,State", "-j", ",".join(ids))
+        return dict(line.split("|")[:2] for line in out.splitlines() if "|" in line)
+
+    def forget(self, ids: list[str], timeout: float = 120.0) -> None:
+        """Make the controller forget the (finished) jobs, as it does MinJobAge after they end: MinJobAge is set to
+        2 s until squeue no longer lists them (the controller purges them within seconds), then put back."""
+        text = self.conf.read_text()
+        self.conf.write_text(re.sub(r"^MinJobAge=\d+$", "MinJobAge=2", text, flags=re.MULTILINE))
+        try:
+            self.run("scontrol", "reconfigure")
+            deadline = time.monotonic() + timeout
+            while set(ids) & {j["id"] for j in self.jobs()}:
+                assert time.monotonic() < deadline, f"the controller did not forget jobs {ids}: {self.jobs()}"
+                time.sleep(0.5)
+        finally:
+            self.conf.write_text(text)
+            self.run("scontrol", "reconfigure")
+
     def set_nodes(self, state: str, check: bool = True) -> None:
         """``scontrol update nodename=… state=…`` for every node (drain needs a reason)."""
         extra = ["reason=tasknet-test"] if state == "drain" else []

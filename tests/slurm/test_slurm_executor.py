@@ -210,6 +210,23 @@ def test_a_lost_claim_cancels_the_job_and_its_containers(cluster: Cluster, execu
     time.sleep(1.0)  # the executor fixture checks that the node removed the containers and the volume
 
 
+def test_a_job_queued_past_the_point_its_claim_could_be_met_is_cancelled(cluster: Cluster, executor: SlurmExecutor,
+                                                                         tmp_path: Path) -> None:
+    """The nodes are drained: the task's job waits in the queue until its wall clock (plus slurm.start_margin_s)
+    would no longer fit before the claim expires, then it is cancelled (scancel) and the claim is to be given back
+    (EnvironmentFailure), saying why; it never ran."""
+    cluster.set_nodes("drain")
+    notes: dict[str, Any] = {}
+    expiry = time.time() + LIMITS.wall_seconds + executor.s.start_margin_s + 6
+    spec = spec_in(tmp_path / "shared" / "t", SH + ["echo ran > x"])
+    with pytest.raises(EnvironmentFailure, match=r"is still queued \(.+\) and could no longer end before its claim "
+                                                 r"expires .*the claim is given back"):
+        executor.run(spec, SlurmTask(label="1-11", expiry=expiry, note=notes.update))
+    assert time.time() + LIMITS.wall_seconds + executor.s.start_margin_s > expiry  # not given up before its time
+    assert cluster.settled_states([notes["slurm_job"]]) == ["CANCELLED"]
+    assert not notes.get("slurm_node") and not list(spec.output_dir.parent.glob("slurm-*/result.env"))
+
+
 @pytest.mark.reliability(kind="fault", name="slurmctld down while a task runs",
                          how="the controller stops mid-run: the job goes on on its node, the worker collects its "
                              "result from the shared folder; the controller comes back")
@@ -251,6 +268,41 @@ def test_a_restarted_executor_follows_the_job_it_finds_in_the_journal(cluster: C
     result = again.run(spec, SlurmTask(label="1-7", data={"slurm_token": notes["slurm_token"]}), resume=True)
     assert result.ok and (result.output_dir / "x").read_text() == "once\n"
     assert len([j for j in cluster.jobs() if j["name"].endswith(notes["slurm_token"])]) == 1
+
+
+@pytest.mark.reliability(kind="crash", name="Slurm jobs that ended while the worker was down, forgotten by squeue",
+                         how="the worker dies right after sbatch; its two jobs end (one with its result, one on a node "
+                             "without the shared folder) and the controller forgets them (MinJobAge); the restarted "
+                             "executor collects the first from its result file and learns from sacct (the job "
+                             "completion log) why the second ended: a clear error, nothing submitted again")
+def test_jobs_squeue_has_forgotten_are_collected_or_explained_by_sacct(cluster: Cluster, executor: SlurmExecutor,
+                                                                       sandbox: Sandbox, tmp_path: Path) -> None:
+    blind = SlurmExecutor(executor.s.model_copy(update={"node_dir": Path("/mnt/not-mounted")}), sandbox,
+                          owner=sandbox.owner)
+    runs: dict[str, tuple[SlurmExecutor, RunSpec, dict[str, Any]]] = {}
+    for label, ex in (("1-9", executor), ("1-10", blind)):
+        spec = spec_in(tmp_path / "shared" / label, SH + ["echo done > x"])
+        notes: dict[str, Any] = {}
+        ex._submit(spec, SlurmTask(label=label, note=notes.update), sandbox._check_image(spec))  # then it dies
+        runs[label] = (ex, spec, notes)
+    ids = [notes["slurm_job"] for _, _, notes in runs.values()]
+    deadline = time.monotonic() + 60
+    while set(cluster.settled_states(ids)) != {"COMPLETED", "FAILED"}:
+        assert time.monotonic() < deadline, cluster.jobs()
+        time.sleep(0.5)
+    cluster.forget(ids)
+    for label, (ex, spec, notes) in runs.items():
+        again = SlurmExecutor(ex.s, sandbox, owner=sandbox.owner)
+        task = SlurmTask(label=label, data=dict(notes))
+        if ex is executor:
+            result = again.run(spec, task, resume=True)
+            assert result.ok and (result.output_dir / "x").read_text() == "done\n"
+        else:
+            with pytest.raises(EnvironmentFailure, match=r"shared folder /mnt/not-mounted .* is missing on node vm-n\d"):
+                again.run(spec, task, resume=True)
+    names = tuple(f"{executor.prefix}{label}-" for label in runs)
+    assert [j for j in cluster.jobs() if j["name"].startswith(names)] == []  # nothing submitted again
+    assert cluster.accounted(ids) == dict(zip(ids, ["COMPLETED", "FAILED"], strict=True))
 
 
 def _run_quietly(ex: SlurmExecutor, spec: RunSpec, task: SlurmTask) -> None:
