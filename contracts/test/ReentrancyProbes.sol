@@ -88,7 +88,7 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function names() external pure returns (string[] memory n) {
-        n = new string[](32);
+        n = new string[](34);
         n[0] = "deposit";
         n[1] = "depositWithPermit";
         n[2] = "withdraw";
@@ -121,6 +121,8 @@ contract ReentrancyProbe is ITaskCallback {
         n[29] = "claimSome";
         n[30] = "abandon";
         n[31] = "reportFailure";
+        n[32] = "postCredibilityJob";
+        n[33] = "startSpotCheck";
     }
 
     function results() external view returns (bytes4[] memory) {
@@ -147,7 +149,7 @@ contract ReentrancyProbe is ITaskCallback {
         IMarketplace.JobParams memory p;
         bytes[] memory inner = new bytes[](1);
         inner[0] = abi.encodeCall(IMarketplace.withdraw, (1));
-        bytes[] memory calls = new bytes[](32);
+        bytes[] memory calls = new bytes[](34);
         calls[0] = abi.encodeCall(IMarketplace.deposit, (1));
         calls[1] = abi.encodeCall(IMarketplace.depositWithPermit, (1, 0, 0, bytes32(0), bytes32(0)));
         calls[2] = abi.encodeCall(IMarketplace.withdraw, (1));
@@ -182,6 +184,8 @@ contract ReentrancyProbe is ITaskCallback {
         calls[29] = abi.encodeCall(IMarketplace.claimSome, (new uint256[](0), 1));
         calls[30] = abi.encodeCall(IMarketplace.abandon, (taskId));
         calls[31] = abi.encodeCall(IMarketplace.reportFailure, (taskId, digest, ""));
+        calls[32] = abi.encodeCall(IMarketplace.postCredibilityJob, (p, IMarketplace.Credibility(990_000_000, 1000, 0)));
+        calls[33] = abi.encodeCall(IMarketplace.startSpotCheck, (taskId));
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

@@ -521,7 +521,8 @@ def test_token_callbacks_cannot_reenter(hostile: Env, record_property: Any, entr
 GUARDED = ["deposit", "depositWithPermit", "withdraw", "stake", "requestUnstake", "withdrawUnstaked", "postJob",
            "cancelTasks", "closeJob", "claim", "claimRange", "submit", "submitRange", "reopenLease", "commit",
            "reveal", "finalize", "reopenExpired", "releaseReplicas", "relayCommits", "relayReveals",
-           "relayResults", "multicall", "claimSome", "abandon", "reportFailure"]
+           "relayResults", "multicall", "claimSome", "abandon", "reportFailure", "postCredibilityJob",
+           "startSpotCheck"]
 OWNER_ONLY = ["setParams", "setTreasury", "setWorkerBanned", "transferOwnership", "renounceOwnership"]
 SELF_ONLY = ["registerWorker"]  # not guarded: writes only the caller's own worker record
 
@@ -534,7 +535,7 @@ FAILURE_PATHS = ["reveal (no consensus)", "reportFailure (at the cap)", "cancelT
 @attack(kind="attack", name="job callback re-enters every state-changing function",
         how="a callback contract, on each delivery path (results: submit, submitRange, relayResults, reveal, "
             "finalize, relayReveals; outcomes without a result: a failed task, a cancelled range, a closed job), "
-            "calls back all 32 state-changing functions of the marketplace; every money/task function must hit the "
+            "calls back all 34 state-changing functions of the marketplace; every money/task function must hit the "
             "guard, owner functions the Ownable check, and the delivering transaction must complete with exact "
             "balances")
 def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, path: str) -> None:
@@ -657,12 +658,13 @@ def test_external_call_sites_are_known_and_guarded(record_property: Any) -> None
             calls.append(f"{name}:{m.group(1)}")
     known = {"Marketplace.sol:_token.safeTransfer", "Marketplace.sol:_token.balanceOf",
              "Marketplace.sol:_token.safeTransferFrom", "Marketplace.sol:IERC20Permit(address(_token)).permit",
-             "Marketplace.sol:_s.registry.checkJob", "MarketStorage.sol:s.registry.owners",
+             "MarketStorage.sol:s.registry.checkJob", "MarketStorage.sol:s.registry.owners",
              "MarketStorage.sol:call("}
     assert set(calls) == known, sorted(set(calls) - known)
     # every public entry point that reaches one of these is nonReentrant (the guard tests above prove it works)
     market = sources["Marketplace.sol"]
-    for fn in ("deposit", "depositWithPermit", "withdraw", "postJob", "submit", "submitRange", "relayResults",
+    for fn in ("deposit", "depositWithPermit", "withdraw", "postJob", "postCredibilityJob", "submit", "submitRange",
+               "relayResults", "startSpotCheck",
                "reveal", "finalize", "relayReveals", "cancelTasks", "closeJob"):
         header = re.search(rf"function {fn}\([^{{]*\{{", market)
         assert header and "nonReentrant" in header.group(0), fn
@@ -923,7 +925,15 @@ LOOP_BOUNDS = {
     ("ReplicaLogic.sol", "releaseReplicas", "i < t.target"): "target <= 16",
     ("ReplicaLogic.sol", "_claim", "i < t.target"): "target <= 16",
     ("Marketplace.sol", "claimSome", "i < taskIds.length && claimed < max"): "the caller's own calldata",
-    ("ReplicaLogic.sol", "_finalize", "i < target"): "target <= 16 (four such loops)",
+    ("ReplicaLogic.sol", "_finalize", "i < target"): "target <= 16",
+    ("ReplicaLogic.sol", "_settle", "i < target"): "target <= 16",
+    ("ReplicaLogic.sol", "_dropSilent", "i < t.target"): "target <= 16",
+    ("ReplicaLogic.sol", "_fail", "i < t.target"): "target <= 16",
+    ("ReplicaLogic.sol", "_wantIfNotCredible", "i < t.target"): "target <= 16",
+    ("ReplicaLogic.sol", "_bestGroup", "i < t.target"): "target <= 16",
+    ("ReplicaLogic.sol", "_bestGroup", "i < n"): "n revealed <= target <= 16",
+    ("ReplicaLogic.sol", "_bestGroup", "j < i"): "i < n <= 16 (O(n^2) <= 256 steps)",
+    ("ReplicaLogic.sol", "_bestGroup", "j < n"): "n <= 16",
 }
 
 
