@@ -244,7 +244,7 @@ class Runner:
         env = {**self.env, **cmd.env, "TASKNET_DIE_WITH_PARENT": str(os.getpid())}  # never outlive the test
         with log.open("wb") as fh:
             proc = subprocess.Popen(cmd.argv, cwd=self.cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_ctrl_c_default)
         daemon = Daemon(cmd, proc, log)
         self.daemons.append(daemon)
         t0 = time.monotonic()
@@ -290,6 +290,13 @@ class Runner:
     def daemon_tails(self) -> str:
         return "".join(f"\n--- {d.command} (running in the background) ends with:\n{tail(d.log, 8)}"
                        for d in self.daemons)
+
+
+def _ctrl_c_default() -> None:
+    """In the daemon's child, before exec: Ctrl-C (SIGINT) back to its default. A test run started in the
+    background by a non-interactive shell (CI: `cmd &`) inherits SIGINT ignored, and a Python started with SIGINT
+    ignored never raises KeyboardInterrupt: the file server would not stop on its Ctrl-C (seen once in CI)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def tail(log: Path, lines: int = 30) -> str:
