@@ -240,30 +240,51 @@ class Sampler:
 def chain_costs(net: Devnet, first_block: int, last_block: int, workers: list[str], tasks: int,
                 post_gas: int) -> dict[str, Any]:
     """From the blocks of the run: the share of results submitted alone in a transaction, the share of the
-    workers' transactions that reverted, and gas per task (every worker transaction and the posting)."""
+    workers' transactions that reverted, gas per task (every worker transaction and the posting), and the
+    workers' transactions by kind (results, claims, and the others by function name) with their gas per task."""
     me = {a.lower() for a in workers}
-    topic = EVENTS["ResultSubmitted"].topic
-    txs = reverted = gas = results = solo = submit_txs = reverted_gas = 0
+    topic, claimed = EVENTS["ResultSubmitted"].topic, EVENTS["TasksClaimed"].topic
+    txs = reverted = gas = results = solo = submit_txs = reverted_gas = claims = 0
+    kinds: dict[str, list[int]] = {}
     for number in range(first_block, last_block + 1):
         receipts = net.w3.provider.make_request(RPCEndpoint("eth_getBlockReceipts"), [hex(number)])["result"] or []
         for r in receipts:
             if str(r["from"]).lower() not in me:
                 continue
             txs += 1
-            gas += int(r["gasUsed"], 16)
+            used = int(r["gasUsed"], 16)
+            gas += used
+            topics = [log["topics"][0] for log in r["logs"] if log["topics"]]
+            n, c = topics.count(topic), topics.count(claimed)
             if int(r["status"], 16) == 0:
-                reverted += 1
-                reverted_gas += int(r["gasUsed"], 16)
-                continue
-            n = sum(1 for log in r["logs"] if log["topics"] and log["topics"][0] == topic)
-            results += n
-            solo += n if n == 1 else 0
-            submit_txs += 1 if n else 0
+                reverted, reverted_gas, kind = reverted + 1, reverted_gas + used, "reverted"
+            elif n:
+                kind = "results"
+            elif c:
+                kind = "claims"
+            else:
+                kind = _function_name(net, r["transactionHash"])
+            tally = kinds.setdefault(kind, [0, 0])
+            tally[0], tally[1] = tally[0] + 1, tally[1] + used
+            results, solo, submit_txs, claims = results + n, solo + (n if n == 1 else 0), submit_txs + bool(n), claims + c
     return {"solo_submit_share": round(solo / results, 3) if results else None,
             "revert_share": round(reverted / txs, 4) if txs else None,
             "gas_per_task": round((gas + post_gas) / tasks), "worker_txs": txs, "worker_txs_reverted": reverted,
             "reverted_gas": reverted_gas, "result_txs": submit_txs,
-            "results_per_result_tx": round(results / submit_txs, 2) if submit_txs else None}
+            "results_per_result_tx": round(results / submit_txs, 2) if submit_txs else None,
+            "claimed_per_claim_tx": round(claims / kinds["claims"][0], 2) if "claims" in kinds else None,
+            "post_gas_per_task": round(post_gas / tasks),
+            "by_kind": {k: {"txs": v[0], "gas_per_task": round(v[1] / tasks)} for k, v in sorted(kinds.items())}}
+
+
+def _function_name(net: Devnet, tx_hash: str) -> str:
+    """The Marketplace function a transaction called (``claimSome`` that claimed nothing, a reopen...)."""
+    tx = net.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+    try:
+        fn, _ = net.market.contract.decode_function_input(tx["input"])
+    except ValueError:
+        return "unknown"
+    return str(fn.fn_name)
 
 
 def logged_reverts(net: Devnet, names: list[str]) -> int:
