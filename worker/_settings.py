@@ -50,7 +50,7 @@ class BatchingSettings(BaseModel):
     goes at once when the worker drains (SIGTERM) and when nothing else that would add to the batch is coming (no
     R = 1 task of this worker runs and there is nothing it may claim now)."""
 
-    hold_s: float = Field(2.0, ge=0, description="longest time a finished R = 1 result waits for others to go with "
+    hold_s: float = Field(3.0, ge=0, description="longest time a finished R = 1 result waits for others to go with "
                           "it, seconds (0: each result goes alone, as soon as it is uploaded)")
     hold_claim_fraction: float = Field(0.1, ge=0, le=0.5, description="a result is held at most this fraction of the "
                                        "time its claim had left when it was uploaded")
