@@ -240,26 +240,57 @@ class Sampler:
 def chain_costs(net: Devnet, first_block: int, last_block: int, workers: list[str], tasks: int,
                 post_gas: int) -> dict[str, Any]:
     """From the blocks of the run: the share of results submitted alone in a transaction, the share of the
-    workers' transactions that reverted, and gas per task (every worker transaction and the posting)."""
+    workers' transactions that reverted, gas per task (every worker transaction and the posting), and the
+    workers' transactions by kind (results, claims, and the others by function name) with their gas per task."""
     me = {a.lower() for a in workers}
-    topic = EVENTS["ResultSubmitted"].topic
-    txs = reverted = gas = results = solo = 0
+    topic, claimed = EVENTS["ResultSubmitted"].topic, EVENTS["TasksClaimed"].topic
+    txs = reverted = gas = results = solo = submit_txs = reverted_gas = claims = 0
+    kinds: dict[str, list[int]] = {}
     for number in range(first_block, last_block + 1):
         receipts = net.w3.provider.make_request(RPCEndpoint("eth_getBlockReceipts"), [hex(number)])["result"] or []
         for r in receipts:
             if str(r["from"]).lower() not in me:
                 continue
             txs += 1
-            gas += int(r["gasUsed"], 16)
+            used = int(r["gasUsed"], 16)
+            gas += used
+            topics = [log["topics"][0] for log in r["logs"] if log["topics"]]
+            n, c = topics.count(topic), topics.count(claimed)
             if int(r["status"], 16) == 0:
-                reverted += 1
-                continue
-            n = sum(1 for log in r["logs"] if log["topics"] and log["topics"][0] == topic)
-            results += n
-            solo += n if n == 1 else 0
+                reverted, reverted_gas, kind = reverted + 1, reverted_gas + used, "reverted"
+            elif n:
+                kind = "results"
+            elif c:
+                kind = "claims"
+            else:
+                kind = _function_name(net, r["transactionHash"])
+            tally = kinds.setdefault(kind, [0, 0])
+            tally[0], tally[1] = tally[0] + 1, tally[1] + used
+            results, solo, submit_txs, claims = results + n, solo + (n if n == 1 else 0), submit_txs + bool(n), claims + c
     return {"solo_submit_share": round(solo / results, 3) if results else None,
             "revert_share": round(reverted / txs, 4) if txs else None,
-            "gas_per_task": round((gas + post_gas) / tasks), "worker_txs": txs, "worker_txs_reverted": reverted}
+            "gas_per_task": round((gas + post_gas) / tasks), "worker_txs": txs, "worker_txs_reverted": reverted,
+            "reverted_gas": reverted_gas, "result_txs": submit_txs,
+            "results_per_result_tx": round(results / submit_txs, 2) if submit_txs else None,
+            "claimed_per_claim_tx": round(claims / kinds["claims"][0], 2) if "claims" in kinds else None,
+            "post_gas_per_task": round(post_gas / tasks),
+            "by_kind": {k: {"txs": v[0], "gas_per_task": round(v[1] / tasks)} for k, v in sorted(kinds.items())}}
+
+
+def _function_name(net: Devnet, tx_hash: str) -> str:
+    """The Marketplace function a transaction called (``claimSome`` that claimed nothing, a reopen...)."""
+    tx = net.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+    try:
+        fn, _ = net.market.contract.decode_function_input(tx["input"])
+    except ValueError:
+        return "unknown"
+    return str(fn.fn_name)
+
+
+def logged_reverts(net: Devnet, names: list[str]) -> int:
+    """Reverted transactions the workers logged at warning level (``tx_reverted``, with the gas it used)."""
+    return sum(line.count(b"tx_reverted") for name in names
+               for line in (net.tmp / f"{name}.log").read_bytes().splitlines() if b"warn" in line.lower())
 
 
 def run_bag(net: Devnet, n: int, procs: list[int], window: int) -> tuple[int, dict[str, Any], Sampler]:
@@ -274,6 +305,35 @@ def run_bag(net: Devnet, n: int, procs: list[int], window: int) -> tuple[int, di
     first, last = sampler.window(0, w), sampler.window(n - w, n)
     return job, {"tasks": n, "window": w, "bag_wall_s": round(wall, 1), "tasks_per_s": round(n / wall, 2),
                  "first": first, "last": last}, sampler
+
+
+def start_workers(net: Devnet, workers: list[LocalAccount], max_concurrent: int) -> list[subprocess.Popen[bytes]]:
+    """One ``tasknet worker run`` process per account (max_concurrent each), registered, staked and polling."""
+    procs = []
+    for i, acct in enumerate(workers):
+        fund(net.w3, net.market, acct, 20 * ETHER)
+        cfg = net.worker_config(acct, f"w{i}", poll_interval=0.1, claim_backoff_max=0.02,
+                                policy={"max_concurrent": max_concurrent})
+        procs.append(net.start_worker(cfg, f"w{i}"))
+    net.wait_staked(procs, [a.address for a in workers])
+    time.sleep(1.0)  # past registration: the workers are polling
+    return procs
+
+
+def batching_bag(net: Devnet, n: int, procs: list[subprocess.Popen[bytes]], workers: list[LocalAccount]
+                 ) -> dict[str, Any]:
+    """(``--only batching``) A bag of ``n`` tasks on the running workers: how its results went on chain."""
+    load = _load()
+    start_block = int(net.w3.eth.block_number) + 1
+    job, bag, _ = run_bag(net, n, [p.pid for p in procs], 1000)
+    end_block = int(net.w3.eth.block_number)
+    post = net.market.contract.events.JobPosted().get_logs(from_block=start_block, argument_filters={"jobId": job})
+    post_gas = int(net.w3.eth.get_transaction_receipt(post[0]["transactionHash"])["gasUsed"])
+    row = {"tasks": n, "bag_wall_s": bag["bag_wall_s"], "tasks_per_s": bag["tasks_per_s"], "load_before": load,
+           "load_after": _load(), **chain_costs(net, start_block, end_block, [a.address for a in workers], n, post_gas)}
+    print("bench scale batching:", json.dumps(row), file=sys.stderr, flush=True)
+    time.sleep(3.0)  # the last results and the workers' housekeeping settle before the next bag
+    return row
 
 
 # -- 2. the requester's commands ----------------------------------------------------------------------------------
@@ -339,7 +399,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--audit-tasks", type=int, default=2000)
     ap.add_argument("--journal-records", type=int, default=100_000)
     ap.add_argument("--idle-seconds", type=float, default=20.0)
-    ap.add_argument("--only", choices=["idle", "bag"], default=None, help="run one part only")
+    ap.add_argument("--only", choices=["idle", "bag", "batching"], default=None,
+                    help="run one part only; 'batching': bags of --sizes tasks one after the other on the same "
+                         "workers, and how their results went on chain (no requester commands, audit or idle worker)")
+    ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[500, 2000],
+                    help="with --only batching: the bags' sizes, comma-separated (default 500,2000)")
     ap.add_argument("--anvil-defaults", action="store_true",
                     help="run anvil with its own defaults instead of the devnet's long-run options (a comparison)")
     ap.add_argument("--json", action="store_true")
@@ -349,15 +413,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     net = Devnet(tmp, anvil_defaults=args.anvil_defaults)
     procs: list[subprocess.Popen[bytes]] = []
     try:
+        if args.only == "batching":
+            workers = net.accounts[4:4 + args.workers]
+            procs = start_workers(net, workers, args.max_concurrent)
+            result["batching"] = [batching_bag(net, n, procs, workers) for n in args.sizes]
+            result["reverts_logged"] = logged_reverts(net, [f"w{i}" for i in range(len(workers))])
         if args.only in (None, "bag"):
             workers = net.accounts[4:4 + args.workers]
-            for i, acct in enumerate(workers):
-                fund(net.w3, net.market, acct, 20 * ETHER)
-                cfg = net.worker_config(acct, f"w{i}", poll_interval=0.1, claim_backoff_max=0.02,
-                                        policy={"max_concurrent": args.max_concurrent})
-                procs.append(net.start_worker(cfg, f"w{i}"))
-            net.wait_staked(procs, [a.address for a in workers])
-            time.sleep(1.0)  # past registration: the workers are polling
+            procs = start_workers(net, workers, args.max_concurrent)
             start_block = int(net.w3.eth.block_number) + 1
             job, bag, _ = run_bag(net, args.tasks, [p.pid for p in procs], args.window)
             end_block = int(net.w3.eth.block_number)

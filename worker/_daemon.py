@@ -33,6 +33,7 @@ from oracle.market import JobView, Market
 from oracle.protocol import split_task_id, task_id
 from oracle.tx import TxSender
 
+from ._batching import Held, flush_reason
 from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
 from ._journal import Journal, Step, TaskRecord
@@ -55,8 +56,6 @@ log = get_logger("worker")
 
 MAX_ATTEMPTS = 5  # a task whose pipeline fails this often on transient errors is given up
 ARCH_BITS = {"amd64": 1, "arm64": 2, "riscv64": 4}
-#: an R = 1 result waits at most this long for the tasks running beside it, to be submitted with theirs
-SUBMIT_WAIT_S = 1.0
 #: seconds the protocol parameters (replica stake...) are trusted before being read again
 PARAMS_TTL = 30.0
 #: steps where the task waits on the chain (a relayed result, the reveal phase, finalization): advanced by polling
@@ -122,13 +121,21 @@ class Worker:
                 self.caps = self._cluster_caps()
         self.pipeline = Pipeline(settings, self.market, self.sender, self.ipfs, self.cache, self.sandbox,
                                  self.docker, self.journal, slurm=self.slurm)
-        self.pipeline.others_running = lambda: len(self.running) > 1
+        self.pipeline.hold_results = True  # the daemon submits R = 1 results together (see _flush_results)
         self.view = MarketView()
         self.stream = EventStream(self.w3, self.market.addresses, self.market.event_abis,
                                   StreamCursor(next_block=settings.deploy_block), confirmations=settings.confirmations)
         self._restore()
         self.running: dict[str, asyncio.Task[Any]] = {}
         self.stopping = False
+        #: R = 1 results uploaded (journaled) and held to go on chain with others (see worker/_batching.py)
+        self._held: set[str] = set()
+        #: running tasks of R = 1 jobs: each will add a result to the held ones
+        self._r1_running: set[str] = set()
+        #: whether the last round of claims found something this worker may claim (or had no free slot)
+        self._claimable = True
+        #: whether the last look at the candidates found too little free stake for one more claim
+        self._stake_short = False
         self.log = log.bind(worker=self.account.address)
         self.me_lower = self.account.address.lower()
         self._params_cache: tuple[float, dict[str, Any]] | None = None
@@ -254,7 +261,9 @@ class Worker:
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
         for rec in self.journal.unfinished():
-            if rec.step not in ON_CHAIN_WAIT:
+            if self._holds_result(rec):
+                self._held.add(rec.task_key)  # uploaded before the restart: submitted with the next batch
+            elif rec.step not in ON_CHAIN_WAIT:
                 self._spawn(rec)
         self.log.info("worker_started", resumed=len(self.running), next_block=self.stream.cursor.next_block)
         last_advance = last_leftovers = 0.0
@@ -268,6 +277,7 @@ class Worker:
                         self._spawn(rec)  # a task whose pipeline stopped on a transient error
                     last_advance = time.monotonic()
                 await self._maybe_claim()
+                await self._flush_results()
                 if time.monotonic() - last_leftovers > HOUSEKEEPING_S:
                     await asyncio.to_thread(self.sandbox.retry_leftovers)  # removals the engine refused earlier
                     await asyncio.to_thread(self._unpin_retained)
@@ -333,6 +343,10 @@ class Worker:
                 if self.slurm is not None:
                     await self._cancel_cluster_jobs(pending)
         await self._settle_drained()
+        try:
+            await self._flush_results()  # every held result goes now (reason 'drain')
+        except Exception as exc:  # noqa: BLE001 - the chain away: the journal keeps them for the next start
+            self.log.warning("drain_results_not_sent", held=len(self._held), error=str(exc)[:500])
         self.sandbox.close()
         if self._task_pool is not None:
             self._task_pool.shutdown(wait=False, cancel_futures=True)
@@ -452,7 +466,6 @@ class Worker:
         restart: list[TaskRecord] = []
         commits: list[TaskRecord] = []
         reveals: list[TaskRecord] = []
-        submits: list[TaskRecord] = []
         abandons: list[TaskRecord] = []
         changed: list[tuple[TaskRecord, TaskRecord]] = []
         live = self.journal.unfinished()
@@ -461,9 +474,9 @@ class Worker:
             if rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
                 if rec.task_key not in self.running:
                     commits.append(rec)  # R > 1: every uploaded replica held is committed in one transaction
-            elif rec.step == Step.UPLOADED and self.pipeline.relay is None:
+            elif self._holds_result(rec):
                 if rec.task_key not in self.running:
-                    submits.append(rec)  # R = 1 results that waited for the others running beside them
+                    self._held.add(rec.task_key)  # held to go with others: _flush_results submits it
             elif rec.step == Step.ABANDONING:
                 if rec.task_key not in self.running:
                     abandons.append(rec)
@@ -474,8 +487,6 @@ class Worker:
             else:
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
                     changed.append((rec, self.pipeline.advance(rec, reveals)))
-        if submits and (not self.running or time.time() - min(r.updated_at for r in submits) > SUBMIT_WAIT_S):
-            changed += zip(submits, self.pipeline.submit_many(submits), strict=True)
         if abandons:
             changed += zip(abandons, self.pipeline.abandon_many(abandons), strict=True)
         if commits:
@@ -505,7 +516,8 @@ class Worker:
             return []
         free_stake = int(info["stake"]) - int(info["locked"])
         replica_stake = max(int(self._params()["replicaStake"]), 1)
-        if free_stake < replica_stake:
+        self._stake_short = free_stake < replica_stake  # held results lock stake: they then go at once
+        if self._stake_short:
             return []
         # live tasks only; a task finished here is looked up by key (JournalHolds): nothing scans finished records
         mine = JournalHolds(self.journal)  # a claim a reorg dropped (LOST) may be made again
@@ -612,13 +624,16 @@ class Worker:
 
     async def _maybe_claim(self) -> None:
         if self.stopping or time.monotonic() < self._claims_paused_until:
+            self._claimable = False
             return  # a dependency is down: no new claims we may not be able to honour
         held = {r.task_key for r in await asyncio.to_thread(self.journal.unfinished) if r.step < Step.UPLOADED}
         capacity = self.s.policy.max_concurrent if self.slurm is None else await asyncio.to_thread(self._capacity)
         slots = capacity - len(held | set(self.running))
         if slots <= 0:
+            self._claimable = True  # busy: a slot that frees up is filled, and adds a result
             return
         candidates = await asyncio.to_thread(self._candidates)
+        self._claimable = bool(candidates)
         plain = [(job, index) for job, index, action in candidates if action is None][:CLAIM_CANDIDATES]
         if plain:
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
@@ -719,7 +734,9 @@ class Worker:
                         new = await asyncio.get_running_loop().run_in_executor(
                             self._task_pool, ctx.run, self.pipeline.run, rec)
                 self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name)
-                if new.step == Step.UPLOADED:
+                if self._holds_result(new):
+                    self._held.add(new.task_key)  # journaled: held to go on chain with others (_flush_results)
+                elif new.step == Step.UPLOADED:
                     self._advance_soon = True  # a replica to commit
                     self._run_times.setdefault(rec.job_id, []).append(time.time() - rec.updated_at)
                 if new.finished:
@@ -730,9 +747,58 @@ class Worker:
                 self._task_error(rec, exc)
             finally:
                 self.running.pop(rec.task_key, None)
+                self._r1_running.discard(rec.task_key)
                 self._wake.set()
 
+        if int(rec.data["job"]["replication"]) == 1:
+            self._r1_running.add(rec.task_key)
         self.running[rec.task_key] = asyncio.create_task(go())
+
+    # -- held R = 1 results -----------------------------------------------------------------------------
+    def _holds_result(self, rec: TaskRecord) -> bool:
+        """Whether ``rec`` is an R = 1 result this daemon holds to submit with others (uploaded, journaled, not
+        relayed: a relayer takes each result as it comes)."""
+        return (rec.step == Step.UPLOADED and self.pipeline.relay is None
+                and int(rec.data["job"]["replication"]) == 1)
+
+    async def _flush_results(self) -> None:
+        """Submit the held R = 1 results together when :func:`worker._batching.flush_reason` says they must go."""
+        if not self._held:
+            return
+        keys = [k for k in self._held if k not in self.running]
+        more_coming = bool(self._r1_running) or (self._claimable and not self.stopping)
+        self._held.difference_update(await asyncio.to_thread(self._flush_held, keys, more_coming))
+
+    def _flush_held(self, keys: list[str], more_coming: bool) -> list[str]:
+        """(in a thread) Read the held results ``keys`` from the journal; when they must go, submit them, oldest
+        first, up to ``batching.max_results`` per transaction. Return the keys no longer held."""
+        recs: list[TaskRecord] = []
+        gone: list[str] = []
+        for key in keys:
+            job_id, index = key.split(":")
+            rec = self.journal.get(int(job_id), int(index))
+            if rec is not None and self._holds_result(rec):
+                recs.append(rec)
+            else:
+                gone.append(key)  # submitted, lost or given up meanwhile
+        reason = flush_reason([Held(r.updated_at, int(r.data.get("expiry") or 0)) for r in recs], now=time.time(),
+                              chain_now=self.market.clock.now(), more_coming=more_coming, stopping=self.stopping,
+                              claims_blocked=self._stake_short, rule=self.s.batching)
+        if reason is None:
+            return gone
+        recs.sort(key=lambda r: r.updated_at)
+        size = self.s.batching.max_results
+        for chunk in (recs[i:i + size] for i in range(0, len(recs), size)):
+            self.log.info("results_submitting", tasks=len(chunk), reason=reason,
+                          held_s=round(time.time() - chunk[0].updated_at, 2))
+            for old, new in zip(chunk, self.pipeline.submit_many(chunk), strict=True):
+                self.log.info("task_step", job_id=new.job_id, task_index=new.task_index, step=new.step.name,
+                              outcome=new.data.get("outcome"), reason=new.data.get("reason"),
+                              batch=new.data.get("batch"))
+                if new.finished:
+                    self.pipeline.cleanup(new)
+                gone.append(old.task_key)
+        return gone
 
     def _give_back(self, rec: TaskRecord, reason: str) -> None:
         """This worker's environment failed the task (see :class:`EnvironmentFailure`): give the claim back

@@ -120,9 +120,9 @@ class Pipeline:
         #: with executor 'slurm', runs go to the cluster (task folders on its shared storage) instead of the sandbox
         self.slurm = slurm
         self.me = sender.address
-        #: set by the daemon: True while other tasks of this worker run (an R = 1 result then waits a moment
-        #: for theirs, and they go out in one transaction)
-        self.others_running: Callable[[], bool] = lambda: False
+        #: set by the daemon, which holds uploaded R = 1 results and submits them together (submit_many; see
+        #: worker/_batching.py): ``run`` then stops at UPLOADED. False: ``run`` submits each result itself.
+        self.hold_results = False
         self.relay: RelayClient | None = None
         if settings.relay_url:
             self.relay = RelayClient(settings.relay_url, sender.sender,
@@ -144,9 +144,9 @@ class Pipeline:
             if rec.step < Step.UPLOADED:
                 self._check_claim(job, rec)
                 rec = self._produce(job, AppView.model_validate(rec.data["app"]), rec)
-            if job.replication == 1 and rec.step == Step.UPLOADED and (self.relay or not self.others_running()):
+            if job.replication == 1 and rec.step == Step.UPLOADED and (self.relay or not self.hold_results):
                 rec = self._submit(job, rec)
-            # else R = 1 beside other running tasks: the daemon submits the uploaded results together (submit_many)
+            # else R = 1, journaled as UPLOADED: the daemon holds it and submits it with others (submit_many)
             # R > 1: the daemon commits the uploaded replicas it holds together (commit_many)
         except TaskLost as exc:
             bound.warning("task_lost", reason=str(exc))

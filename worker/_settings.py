@@ -41,6 +41,23 @@ class SlurmSettings(BaseModel):
                                 "would pass its claim's expiry is cancelled and the claim given back")
 
 
+class BatchingSettings(BaseModel):
+    """How this worker's finished R = 1 results go on chain. A result is journaled (its digest and CID) as soon as
+    it is uploaded; it is then held a moment so that the results finishing next to it go in the same transaction
+    (one ``multicall``: a transaction's fixed cost is paid once for all of them). It is never held past the first
+    of: ``hold_s``; ``hold_claim_fraction`` of the time its claim had left when it was uploaded (so a hold never
+    risks the claim's expiry, which is itself before the job's deadline); the moment ``max_results`` are held. It
+    goes at once when the worker drains (SIGTERM) and when nothing else that would add to the batch is coming (no
+    R = 1 task of this worker runs and there is nothing it may claim now)."""
+
+    hold_s: float = Field(3.0, ge=0, description="longest time a finished R = 1 result waits for others to go with "
+                          "it, seconds (0: each result goes alone, as soon as it is uploaded)")
+    hold_claim_fraction: float = Field(0.1, ge=0, le=0.5, description="a result is held at most this fraction of the "
+                                       "time its claim had left when it was uploaded")
+    max_results: int = Field(16, ge=1, le=64, description="results per transaction at most (a full batch goes at "
+                             "once; each result may need gas for the job's callback)")
+
+
 class WorkerSettings(BaseSettings):
     """Every knob of ``tasknet worker run``. Where the network is, and the key, use the names every role uses
     (``TASKNET_RPC_URL``, ``TASKNET_IPFS_API``, ``TASKNET_MARKETPLACE``, ``TASKNET_KEYSTORE``,
@@ -88,6 +105,7 @@ class WorkerSettings(BaseSettings):
     journal_retention_s: float = Field(30 * 24 * 3600.0, ge=0, description="keep a finished task's record (its "
                                        "steps, outcome and earnings) this long in the journal, then drop it; the "
                                        "totals 'tasknet worker status' shows keep counting it")
+    batching: BatchingSettings = Field(default_factory=BatchingSettings)
     relay_url: str | None = Field(None, description="a relayer (tasknet relayer run): results, commits and reveals "
                                   "are signed (EIP-712) and handed to it instead of sent as transactions")
     relay_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the relayer's answer before "

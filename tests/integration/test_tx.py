@@ -93,6 +93,21 @@ def test_out_of_gas_on_chain_is_retried_once_with_twice_the_gas(w3, accounts, de
     assert token.functions.balanceOf(accounts[3].address).call() == 77
 
 
+def test_a_transaction_reverted_on_chain_is_logged_at_warning_with_its_gas(w3, accounts, deployment) -> None:
+    """A transaction sent without a simulation (a given gas limit: a time-gated call) that reverts on chain is
+    logged once at warning level, with the gas it burnt and the decoded reason (the worker's log shows every gas
+    loss), and raised."""
+    token = deployment["TestToken"]
+    sender = TxSender(w3, accounts[4])
+    with capture_logs() as logs, pytest.raises(TransactionReverted) as err:
+        sender.transact(token.functions.faucet(accounts[4].address, 10**30), gas=200_000)
+    reverted = [e for e in logs if e["event"] == "tx_reverted"]
+    assert len(reverted) == 1 and reverted[0]["log_level"] == "warning"
+    receipt = w3.eth.get_transaction_receipt(reverted[0]["tx"])
+    assert receipt["status"] == 0 and reverted[0]["gas_used"] == receipt["gasUsed"] > 21_000
+    assert reverted[0]["reason"] == err.value.error_name == "TestTokenFaucetTooLarge"
+
+
 @pytest.fixture
 def private_chain(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Start anvils of this test's own (the base fee is changed: never on the session chain, whose snapshots do
