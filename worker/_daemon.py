@@ -131,7 +131,7 @@ class Worker:
         #: R = 1 results uploaded (journaled) and held to go on chain with others (see worker/_batching.py)
         self._held: set[str] = set()
         #: running tasks of R = 1 jobs: each will add a result to the held ones
-        self._r1_running: set[str] = set()
+        self._batched_running: set[str] = set()
         #: whether the last round of claims found something this worker may claim (or had no free slot)
         self._claimable = True
         #: whether the last look at the candidates found too little free stake for one more claim
@@ -467,13 +467,16 @@ class Worker:
         commits: list[TaskRecord] = []
         reveals: list[TaskRecord] = []
         abandons: list[TaskRecord] = []
+        held_commits: list[TaskRecord] = []
         changed: list[tuple[TaskRecord, TaskRecord]] = []
         live = self.journal.unfinished()
         self._live = len(live)
         for rec in live:
             if rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
                 if rec.task_key not in self.running:
-                    commits.append(rec)  # R > 1: every uploaded replica held is committed in one transaction
+                    # R > 1: every uploaded replica held is committed in one transaction; a credibility-mode replica
+                    # waits like an R = 1 result for the ones finishing next to it (_held_commits)
+                    (held_commits if self._holds_commit(rec) else commits).append(rec)
             elif self._holds_result(rec):
                 if rec.task_key not in self.running:
                     self._held.add(rec.task_key)  # held to go with others: _flush_results submits it
@@ -489,6 +492,8 @@ class Worker:
                     changed.append((rec, self.pipeline.advance(rec, reveals)))
         if abandons:
             changed += zip(abandons, self.pipeline.abandon_many(abandons), strict=True)
+        if held_commits and self._held_reason(held_commits, self._more_coming()) is not None:
+            commits += held_commits
         if commits:
             changed += zip(commits, self.pipeline.commit_many(commits), strict=True)
         if reveals:
@@ -747,11 +752,12 @@ class Worker:
                 self._task_error(rec, exc)
             finally:
                 self.running.pop(rec.task_key, None)
-                self._r1_running.discard(rec.task_key)
+                self._batched_running.discard(rec.task_key)
                 self._wake.set()
 
-        if int(rec.data["job"]["replication"]) == 1:
-            self._r1_running.add(rec.task_key)
+        job = rec.data["job"]
+        if int(job["replication"]) == 1 or int(job.get("confidence_ppb") or 0):
+            self._batched_running.add(rec.task_key)  # its result or commit will join the held ones
         self.running[rec.task_key] = asyncio.create_task(go())
 
     # -- held R = 1 results -----------------------------------------------------------------------------
@@ -761,13 +767,28 @@ class Worker:
         return (rec.step == Step.UPLOADED and self.pipeline.relay is None
                 and int(rec.data["job"]["replication"]) == 1)
 
+    def _holds_commit(self, rec: TaskRecord) -> bool:
+        """Whether ``rec`` is an uploaded replica of a credibility-mode job that this daemon holds to commit with
+        others: its task usually wants no other replica, so nobody waits on its commit but its own reveal."""
+        return self.pipeline.relay is None and bool(int(rec.data["job"].get("confidence_ppb") or 0))
+
+    def _held_reason(self, recs: list[TaskRecord], more_coming: bool) -> str | None:
+        """Why the held results or commits ``recs`` must go now (:func:`worker._batching.flush_reason`), or None."""
+        return flush_reason([Held(r.updated_at, int(r.data.get("expiry") or 0)) for r in recs], now=time.time(),
+                            chain_now=self.market.clock.now(), more_coming=more_coming, stopping=self.stopping,
+                            claims_blocked=self._stake_short, rule=self.s.batching)
+
+    def _more_coming(self) -> bool:
+        """Whether another result or commit may join the held ones: a task of that kind runs, or one may be
+        claimed now."""
+        return bool(self._batched_running) or (self._claimable and not self.stopping)
+
     async def _flush_results(self) -> None:
         """Submit the held R = 1 results together when :func:`worker._batching.flush_reason` says they must go."""
         if not self._held:
             return
         keys = [k for k in self._held if k not in self.running]
-        more_coming = bool(self._r1_running) or (self._claimable and not self.stopping)
-        self._held.difference_update(await asyncio.to_thread(self._flush_held, keys, more_coming))
+        self._held.difference_update(await asyncio.to_thread(self._flush_held, keys, self._more_coming()))
 
     def _flush_held(self, keys: list[str], more_coming: bool) -> list[str]:
         """(in a thread) Read the held results ``keys`` from the journal; when they must go, submit them, oldest
@@ -781,9 +802,7 @@ class Worker:
                 recs.append(rec)
             else:
                 gone.append(key)  # submitted, lost or given up meanwhile
-        reason = flush_reason([Held(r.updated_at, int(r.data.get("expiry") or 0)) for r in recs], now=time.time(),
-                              chain_now=self.market.clock.now(), more_coming=more_coming, stopping=self.stopping,
-                              claims_blocked=self._stake_short, rule=self.s.batching)
+        reason = self._held_reason(recs, more_coming)
         if reason is None:
             return gone
         recs.sort(key=lambda r: r.updated_at)

@@ -48,7 +48,8 @@ class BatchingSettings(BaseModel):
     of: ``hold_s``; ``hold_claim_fraction`` of the time its claim had left when it was uploaded (so a hold never
     risks the claim's expiry, which is itself before the job's deadline); the moment ``max_results`` are held. It
     goes at once when the worker drains (SIGTERM) and when nothing else that would add to the batch is coming (no
-    R = 1 task of this worker runs and there is nothing it may claim now)."""
+    R = 1 task of this worker runs and there is nothing it may claim now). The commits of credibility-mode replicas
+    are held by the same rule: such a task usually wants no other replica, so only its own reveal waits on them."""
 
     hold_s: float = Field(3.0, ge=0, description="longest time a finished R = 1 result waits for others to go with "
                           "it, seconds (0: each result goes alone, as soon as it is uploaded)")

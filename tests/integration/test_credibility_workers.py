@@ -81,8 +81,8 @@ def test_workers_run_a_credibility_job_and_a_liar_gains_nothing(anvil, w3, accou
 def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3, accounts, market, ipfs,
                                                                        docker_client, echo_digest, tmp_path) -> None:
     """Two daemons earn a record on an R = 2 job (10 verified results each: credible alone at 0.99 assuming 10 %
-    faulty), then finish a credibility job one replica a task, and on a job whose spot checks are always on, open
-    each check (startSpotCheck) and let the other daemon confirm it."""
+    faulty), then finish a credibility job one replica a task, its commits held to go together, and on a job whose
+    spot checks are always on, open each check (startSpotCheck) and let the other daemon confirm it."""
     from tests.market_helpers import post_job
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 20 * ETHER)
@@ -90,7 +90,8 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
     for a in pair:
         fund_worker(w3, market, a)
     warm = post_job(w3, market, accounts[1], ipfs, app_id, tasks=10, replication=2)
-    workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}"), docker_client=docker_client)
+    workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", policy={"max_concurrent": 3},
+                              batching={"hold_s": 600.0, "hold_claim_fraction": 0.5}), docker_client=docker_client)
                for i, a in enumerate(pair)]
     with running(*workers):
         wait_for(lambda: market.job(warm)["finished"] == 10, timeout=200, what="the warm-up job")
@@ -101,6 +102,11 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
         wait_for(lambda: market.job(checked)["finished"] == 3, timeout=200, what="the spot-checked job")
     finals = {e["args"]["taskId"]: e["args"] for e in market.contract.events.TaskFinalized().get_logs(from_block=0)}
     assert all(finals[(alone << 32) | i]["winners"] == 1 for i in range(6))
+    # a credibility-mode commit is held like an R = 1 result (here as long as the rule allows): commits of tasks
+    # running side by side share a transaction
+    commit_txs = {e["transactionHash"] for e in market.contract.events.ResultCommitted().get_logs(from_block=0)
+                  if e["args"]["taskId"] >> 32 == alone}
+    assert len(commit_txs) < 6, f"{len(commit_txs)} transactions for 6 commits"
     assert all(finals[(checked << 32) | i]["winners"] == 2 for i in range(3))
     wanted = [e["args"] for e in market.contract.events.ReplicaWanted().get_logs(from_block=0)]
     assert sorted((w["taskId"], w["reason"]) for w in wanted) == [((checked << 32) | i, 1) for i in range(3)]
