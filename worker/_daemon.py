@@ -121,6 +121,10 @@ class Worker:
             self._task_pool = ThreadPoolExecutor(settings.policy.max_concurrent + 2, thread_name_prefix="slurm-task")
             if caps is None:
                 self.caps = self._cluster_caps()
+                if self.caps.gpus:  # its batch jobs do not ask for GPUs (gres) yet: a GPU job would run without
+                    self.caps = self.caps.model_copy(update={"gpus": 0, "gpu_note": (
+                        f"the cluster's nodes have {self.caps.gpus} GPU(s), but the Slurm executor does not give "
+                        "GPUs to tasks yet: none is lent")})
         self.pipeline = Pipeline(settings, self.market, self.sender, self.ipfs, self.cache, self.sandbox,
                                  self.docker, self.journal, slurm=self.slurm)
         self.pipeline.hold_results = True  # the daemon submits R = 1 results together (see _flush_results)

@@ -9,14 +9,17 @@ GPU job. Where a test needs the NVIDIA driver to answer (a worker that sees GPUs
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from oracle.images import build_app_image, build_busybox_base, image_digest
 from oracle.protocol import split_task_id, task_id
+from tasknet.cli import cli
 from tests.integration.test_worker import fund_worker, running, settings, wait_for
 from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker import Limits, RunSpec, Sandbox
@@ -108,7 +111,21 @@ def test_a_worker_without_the_runtime_never_claims_a_gpu_job_but_claims_the_cpu_
     assert market.worker(accounts[4].address)["gpus"] == 0
     assert claims_of(market, gpu_job) == [] and market.job(gpu_job)["finished"] == 0
     assert len(claims_of(market, cpu_job)) >= 1
-    assert worker.journal.get_value("gpus")["gpu_note"].startswith("2 GPU(s) found, none lent")
+    # 'tasknet worker status' says what is advertised, and why no GPU is lent
+    config = tmp_path / "worker.json"
+    config.write_text(json.dumps({"rpc_url": anvil.rpc_url, "ipfs_api": ipfs.api_url, "marketplace": market.address,
+                                  "private_key": "0x" + accounts[4].key.hex().removeprefix("0x"),
+                                  "state_dir": str(tmp_path / "w")}))
+    worker.journal.close()
+    for flags in (["--json"], []):
+        result = CliRunner().invoke(cli, ["worker", "status", "--config", str(config), *flags])
+        assert result.exit_code == 0, result.output
+        if flags:
+            gpus = json.loads(result.output)["gpus"]
+            assert gpus["advertised"] == 0 and gpus["devices"] == []
+            assert gpus["note"].startswith("2 GPU(s) found, none lent: the Docker engine has no NVIDIA container")
+        else:
+            assert "0 advertised (2 GPU(s) found, none lent" in " ".join(result.output.split())
 
 
 def test_a_gpu_job_whose_gpu_disappeared_is_given_back_not_failed(
