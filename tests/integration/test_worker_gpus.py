@@ -130,28 +130,34 @@ def test_a_worker_without_the_runtime_never_claims_a_gpu_job_but_claims_the_cpu_
 
 def test_a_gpu_job_whose_gpu_disappeared_is_given_back_not_failed(
         anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path) -> None:
-    """The worker detected a GPU (its capabilities say so) that the engine can no longer give: the task's
-    container does not start, the claim is given back (abandon: no failure result, no slash), and the worker
-    detects its GPUs again and advertises what is left (none here)."""
+    """The worker detected one GPU (its capabilities say so) that the engine can no longer give. With two slots
+    free it claims one task of the two-task GPU job (its one GPU is then promised) and the CPU task beside it, not
+    both GPU tasks. The GPU task's container does not start: the claim is given back (abandon: no failure result,
+    no slash), and the worker detects its GPUs again and advertises what is left (none here)."""
     if detect(docker_client).gpus:
         pytest.skip("this engine can give GPUs to containers: a vanished GPU cannot be produced here")
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 10 * ETHER)
     fund_worker(w3, market, accounts[5])
-    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, gpus=1)
+    gpu_job = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, gpus=1)
+    cpu_job = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1)
     caps = Capabilities(cores=2, memory_mb=4096, gpus=1, arch=detect().arch)  # as detected before the GPU left
-    worker = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "w"), docker_client=docker_client,
-                    caps=caps)
+    worker = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "w", policy={"max_concurrent": 2}),
+                    docker_client=docker_client, caps=caps)
+    assert worker.advertised()["gpus"] == 1
     abandoned = market.contract.events.ClaimAbandoned()
     with running(worker):
-        wait_for(lambda: any(e["args"]["taskId"] == task_id(job_id, 0) for e in abandoned.get_logs(from_block=0)),
-                 what="the claim given back")
+        wait_for(lambda: len(abandoned.get_logs(from_block=0, argument_filters={"worker": accounts[5].address})) == 1,
+                 what="the GPU task's claim given back")
         wait_for(lambda: market.worker(accounts[5].address)["gpus"] == 0, what="the worker advertising 0 GPUs")
-    rec = worker.journal.get(job_id, 0)
-    assert rec is not None and rec.step is Step.ABANDONED
-    assert "could not give the task its GPUs" in rec.data["reason"]
-    assert not market.contract.events.FailureReported().get_logs(from_block=0, argument_filters={"taskId":
-                                                                                                  task_id(job_id, 0)})
+        wait_for(lambda: market.job(cpu_job)["finished"] == 1, what="the CPU task")
+        time.sleep(1.0)
+    claimed = sum(int(e["args"].get("count", 1)) for e in claims_of(market, gpu_job))
+    assert claimed == 1  # one GPU: never two GPU tasks at once
+    (back,) = [r for r in worker.journal.all() if r.job_id == gpu_job]
+    assert back.step is Step.ABANDONED
+    assert "could not give the task its GPUs ['0']" in back.data["reason"]
+    assert not market.contract.events.FailureReported().get_logs(from_block=0)
     assert market.worker(accounts[5].address)["slashes"] == 0
     assert worker.gpus.total == 0 and worker.gpus.assignments() == {}
 
