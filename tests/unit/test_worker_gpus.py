@@ -3,7 +3,7 @@
 Detection runs against a fake ``nvidia-smi`` script put first on PATH and against ``docker info`` dictionaries
 written here: they isolate the parsing and the decision (lend a GPU only when the engine has a runtime to give it to
 a container) from the NVIDIA driver and the NVIDIA Container Toolkit, which this machine does not have. The real
-engine's answer (no runtime: no GPU) is checked in tests/integration/test_worker_gpus.py.
+engine's answer (no runtime: no GPU) is checked in tests/integration/test_gpu_tasks.py.
 """
 
 from __future__ import annotations
