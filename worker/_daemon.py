@@ -264,7 +264,11 @@ class Worker:
                                                  "gpu_note": inventory.note})
         self.gpus.set_ids(self.caps.gpu_ids[:lent_gpus(self.caps, self.s.policy)])
         self.log.warning("gpus_detected_again", **self._note_gpus())
-        self.register()
+        try:
+            self.register()
+        except Exception as exc:  # noqa: BLE001 - the chain away: the next start (or refusal) advertises them
+            self.log.warning("gpus_not_advertised", error=str(exc)[:300], action="claims follow the new count; the "
+                             "chain learns it at the next start")
 
     # -- main loop --------------------------------------------------------------------------------
     def run(self) -> None:
