@@ -36,7 +36,7 @@ from oracle.tx import TxSender
 from ._batching import Held, flush_reason
 from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
-from ._gpus import GpuAllocator, detect_gpus, docker_info
+from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import Journal, Step, TaskRecord
 from ._pipeline import TIME_GATED_GAS, Pipeline
 from ._policy import Offer, decide, lent_gpus
@@ -665,7 +665,7 @@ class Worker:
         live = [r for r in await asyncio.to_thread(self.journal.unfinished) if r.step < Step.UPLOADED]
         held = {r.task_key for r in live}
         # GPUs count like slots: those promised to tasks claimed and not yet run (or running) are not free
-        self._gpus_free = self.gpus.total - sum(int(r.data["job"].get("gpus") or 0) for r in live)
+        self._gpus_free = self.gpus.total - promised_gpus(r.data for r in live)
         capacity = self.s.policy.max_concurrent if self.slurm is None else await asyncio.to_thread(self._capacity)
         slots = capacity - len(held | set(self.running))
         if slots <= 0:

@@ -22,7 +22,7 @@ import json
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -186,6 +186,13 @@ def is_gpu_start_error(message: str) -> bool:
     runtime, a device gone), not about the app."""
     text = message.lower()
     return any(word in text for word in _GPU_ERROR_WORDS)
+
+
+def promised_gpus(records: Iterable[Mapping[str, Any]]) -> int:
+    """GPUs promised to the tasks of ``records`` (the data of the journal's unfinished records before UPLOADED:
+    claimed, fetching inputs, running, or waiting to be retried): they are not free for another claim. Read from
+    the journal, so a restarted worker counts what it claimed before its crash."""
+    return sum(int((data.get("job") or {}).get("gpus") or 0) for data in records)
 
 
 class GpuAllocator:

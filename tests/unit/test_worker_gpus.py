@@ -23,8 +23,10 @@ from worker._gpus import (
     detect_gpus,
     device_requests,
     is_gpu_start_error,
+    promised_gpus,
     query_nvidia_smi,
 )
+from worker._journal import Journal, Step
 from worker._policy import Offer, Policy, decide, lent_gpus
 from worker.exceptions import EnvironmentFailure, GpuUnavailable
 
@@ -230,3 +232,20 @@ def test_claim_candidates_keep_gpu_tasks_within_the_free_gpus() -> None:
     kept = [(j.job_id, i) for j, i, _ in _within_gpus(cands, 3)]
     assert kept == [(1, 0), (2, 0), (3, 0), (3, 1)]
     assert [(j.job_id, i) for j, i, _ in _within_gpus(cands, 0)] == [(3, 0), (3, 1)]
+
+
+def test_gpus_promised_to_claimed_tasks_are_read_back_from_the_journal_after_a_restart(tmp_path) -> None:
+    """A worker that crashed holding a claimed GPU task (not run yet) and a running one counts their GPUs as
+    promised when it starts again: the journal is all it needs (a real journal file, reopened)."""
+    journal = Journal(tmp_path / "journal.db")
+    journal.record(1, 0, Step.CLAIMED, job={"gpus": 2})
+    journal.record(1, 1, Step.INPUTS_READY, job={"gpus": 2})
+    journal.record(2, 0, Step.CLAIMED, job={"gpus": 0})
+    journal.record(3, 0, Step.CLAIMED, job={"gpus": 1})
+    journal.record(3, 0, Step.UPLOADED)  # ran: its GPU is free again
+    journal.record(4, 0, Step.CLAIMED, job={"gpus": 1})
+    journal.record(4, 0, Step.ABANDONING)  # given back
+    journal.close()
+    again = Journal(tmp_path / "journal.db")
+    live = [r.data for r in again.unfinished() if r.step < Step.UPLOADED]
+    assert promised_gpus(live) == 4
