@@ -515,7 +515,8 @@ def job() -> None:
 @click.option("--max-run", default="10m", show_default=True, help="per task")
 @click.option("--cores", type=int, default=1, show_default=True)
 @click.option("--memory", "memory_mb", type=int, default=256, show_default=True, help="MB")
-@click.option("--gpus", type=int, default=0, show_default=True)
+@click.option("--gpus", type=int, default=0, show_default=True,
+              help="NVIDIA GPUs given to each task (only workers with as many free GPUs claim it)")
 @click.option("--arch", "archs", multiple=True, help="amd64, arm64, ... (default any)")
 @click.option("--min-reputation", type=int, default=0, show_default=True)
 @click.option("--callback", default=None, help="ITaskCallback contract receiving each result")

@@ -199,9 +199,11 @@ def register(cli: click.Group) -> None:
         info = market.worker(me)
         summary = None
         slurm_jobs: dict[str, dict[str, Any]] = {}
+        gpus: dict[str, Any] = {}
         if (s.state_dir / "journal.db").exists():
             journal = Journal(s.state_dir / "journal.db")
             summary = journal.summary()  # totals and live tasks: no finished record is read
+            gpus = journal.get_value("gpus") or {}  # what the daemon lends, as it detected it at its start
             # executor 'slurm': the Slurm job (and node) of each task still running on the cluster
             slurm_jobs = {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
                           for r in journal.unfinished() if r.step < Step.UPLOADED and r.data.get("slurm_job")}
@@ -218,6 +220,8 @@ def register(cli: click.Group) -> None:
             "records": {"finished_kept": summary.finished_kept if summary else 0,
                         "finished_dropped": summary.dropped if summary else 0},
             "slurm_jobs": slurm_jobs,
+            "gpus": {"advertised": int(info["gpus"]), "devices": gpus.get("gpu_devices", []),
+                     "note": gpus.get("gpu_note", "")},
             "cache_bytes": cache_bytes,
         }
         if as_json:
@@ -233,5 +237,8 @@ def register(cli: click.Group) -> None:
         table.add_row("running", ", ".join(
             k + (f" (Slurm job {jobs[k]['job']}" + (f" on {jobs[k]['node']})" if jobs[k]["node"] else ")")
                  if k in jobs else "") for k in doc["running"]) or "none")
+        g = doc["gpus"]
+        table.add_row("gpus", f"{g['advertised']} advertised" + "".join(f"; {d}" for d in g["devices"])
+                      + (f" ({g['note']})" if g["note"] else ""))
         table.add_row("cache", f"{cache_bytes / 1e6:.1f} MB")
         out.print(table)

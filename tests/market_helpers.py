@@ -56,13 +56,13 @@ def fund(w3: Web3, market: Market, who: LocalAccount, amount: int) -> None:
 def post_job(w3: Web3, market: Market, requester: LocalAccount, ipfs: IpfsClient, app_id: int, *, tasks: int,
              replication: int = 1, reward: int = ETHER // 10, max_run: int = 30, deadline_s: int = 3600,
              doc: dict | None = None, data: bytes = b"hello\n", encryption_key: bytes = b"",
-             dataset_id: int = 0, cores: int = 1, memory_mb: int = 0) -> int:
+             dataset_id: int = 0, cores: int = 1, memory_mb: int = 0, gpus: int = 0) -> int:
     data_cid = ipfs.add_bytes(data)
     doc = doc or {"count": tasks, "template": {"args": ["task", "{index}"]},
                   "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]}
     inputs_cid = ipfs.add_json(doc)
     params = (app_id, dataset_id, tasks, replication, reward, market.chain_time() + deadline_s, max_run, cores,
-              memory_mb, 0, 0, 0,
+              memory_mb, gpus, 0, 0,
               "0x" + "00" * 20, inputs_cid, encryption_key)
     sender = TxSender(w3, requester, extra_abis=market.error_abis)
     receipt = sender.transact(market.contract.functions.postJob(params))

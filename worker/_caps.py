@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from ._gpus import GpuDevice, detect_gpus, docker_info
+
+if TYPE_CHECKING:
+    import docker
 
 #: architectures as the contracts encode them (uint8); 0 means "any" in a job's requirements
 ARCHITECTURES = {"any": 0, "amd64": 1, "arm64": 2, "riscv64": 3}
@@ -19,10 +24,20 @@ class Capabilities(BaseModel):
     memory_mb: int
     gpus: int
     arch: str
+    #: the GPUs counted in ``gpus`` (model, memory, the id Docker is given), as detection listed them
+    gpu_devices: list[GpuDevice] = Field(default_factory=list)
+    #: why no GPU is lent although some were seen (no NVIDIA container runtime...), for logs and status
+    gpu_note: str = ""
 
     @property
     def arch_code(self) -> int:
         return ARCHITECTURES.get(self.arch, 0)
+
+    @property
+    def gpu_ids(self) -> list[str]:
+        """The ids the sandbox gives Docker for the ``gpus`` devices (their indexes when they were not listed)."""
+        ids = [d.id or str(d.index) for d in self.gpu_devices]
+        return ids[:self.gpus] if len(ids) >= self.gpus else [str(i) for i in range(self.gpus)]
 
 
 def detect_cores() -> int:
@@ -42,15 +57,12 @@ def detect_memory_mb() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20))
 
 
-def detect_gpus() -> int:
-    """NVIDIA devices visible to this host (``/dev/nvidia0`` ...); 0 when none or no driver."""
-    if not shutil.which("nvidia-smi"):
-        return 0
-    return len([p for p in Path("/dev").glob("nvidia[0-9]*")])
-
-
-def detect() -> Capabilities:
-    return Capabilities(cores=detect_cores(), memory_mb=detect_memory_mb(), gpus=detect_gpus(),
+def detect(docker_client: docker.DockerClient | None = None) -> Capabilities:
+    """This machine's capabilities. GPUs count only when ``docker_client``'s engine can give them to a container
+    (see worker/_gpus.py): without a client, or without an NVIDIA container runtime, none."""
+    inventory = detect_gpus(docker_info(docker_client))
+    return Capabilities(cores=detect_cores(), memory_mb=detect_memory_mb(), gpus=inventory.count,
+                        gpu_devices=inventory.devices, gpu_note=inventory.note,
                         arch=_MACHINE_TO_ARCH.get(platform.machine().lower(), platform.machine().lower()))
 
 

@@ -36,9 +36,10 @@ from oracle.tx import TxSender
 from ._batching import Held, flush_reason
 from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
+from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import Journal, Step, TaskRecord
 from ._pipeline import TIME_GATED_GAS, Pipeline
-from ._policy import Offer, decide
+from ._policy import Offer, decide, lent_gpus
 from ._sandbox import Sandbox, sandbox_owner
 from ._settings import WorkerSettings
 from ._slurm import SlurmExecutor
@@ -46,6 +47,7 @@ from ._view import MarketView
 from .exceptions import (
     CannotClaim,
     EnvironmentFailure,
+    GpuUnavailable,
     SandboxError,
     SlurmUnavailable,
     StateDirInUse,
@@ -90,7 +92,7 @@ class Worker:
         self.market = Market(self.w3, settings.marketplace)
         self.sender = TxSender(self.w3, self.account, extra_abis=self.market.error_abis)
         self.docker = docker_client or _docker_or_fail()
-        self.caps = caps or detect()
+        self.caps = caps or detect(self.docker)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.state_dir / "journal.db")
         self.ipfs = IpfsClient(settings.ipfs_api)
@@ -119,9 +121,18 @@ class Worker:
             self._task_pool = ThreadPoolExecutor(settings.policy.max_concurrent + 2, thread_name_prefix="slurm-task")
             if caps is None:
                 self.caps = self._cluster_caps()
+                if self.caps.gpus:  # its batch jobs do not ask for GPUs (gres) yet: a GPU job would run without
+                    self.caps = self.caps.model_copy(update={"gpus": 0, "gpu_note": (
+                        f"the cluster's nodes have {self.caps.gpus} GPU(s), but the Slurm executor does not give "
+                        "GPUs to tasks yet: none is lent")})
         self.pipeline = Pipeline(settings, self.market, self.sender, self.ipfs, self.cache, self.sandbox,
                                  self.docker, self.journal, slurm=self.slurm)
         self.pipeline.hold_results = True  # the daemon submits R = 1 results together (see _flush_results)
+        #: the GPUs lent (policy.gpus_lent of those the engine can give a container), each to one running task
+        self.gpus = GpuAllocator(self.caps.gpu_ids[:lent_gpus(self.caps, settings.policy)])
+        self.pipeline.gpus = self.gpus
+        #: lent GPUs no claimed task of this worker (running or about to) is promised: see _maybe_claim
+        self._gpus_free = self.gpus.total
         self.view = MarketView()
         self.stream = EventStream(self.w3, self.market.addresses, self.market.event_abis,
                                   StreamCursor(next_block=settings.deploy_block), confirmations=settings.confirmations)
@@ -206,7 +217,7 @@ class Worker:
         """The capabilities this worker advertises: its cores (as many as the policy lends), memory, GPUs and
         architecture bit."""
         return {"cores": min(self.s.policy.cores or self.caps.cores, self.caps.cores), "memoryMB": self.caps.memory_mb,
-                "gpus": self.caps.gpus, "archMask": ARCH_BITS.get(self.caps.arch, 0)}
+                "gpus": lent_gpus(self.caps, self.s.policy), "archMask": ARCH_BITS.get(self.caps.arch, 0)}
 
     def register(self) -> bool:
         """Register on chain with :meth:`advertised` capabilities, or update them; False when already current."""
@@ -232,8 +243,32 @@ class Worker:
                 self.sender.transact(self.market.contract.functions.deposit(need))
             self.sender.transact(self.market.contract.functions.stake(missing))
         me = self.market.worker(self.account.address)
-        self.log.info("worker_ready", cores=cores, memory_mb=memory, arch=self.caps.arch, stake=int(me["stake"]))
+        self.log.info("worker_ready", cores=cores, memory_mb=memory, arch=self.caps.arch, stake=int(me["stake"]),
+                      **self._note_gpus())
         self._standing(me)
+
+    def _note_gpus(self) -> dict[str, Any]:
+        """Journal what this worker lends in GPUs (models, memory, why none) for 'tasknet worker status'; return it
+        for the log."""
+        doc = {"gpus": self.gpus.total, "gpu_devices": [f"{d.index}: {d.name} ({d.memory_mb} MiB)"
+                                                       for d in self.caps.gpu_devices if d.id in self.gpus.ids]}
+        if self.caps.gpu_note:
+            doc["gpu_note"] = self.caps.gpu_note
+        self.journal.set_value("gpus", doc)
+        return doc
+
+    def _refresh_gpus(self) -> None:
+        """(in a thread) The engine refused a task's GPUs: detect them again, lend what is left, advertise it."""
+        inventory = detect_gpus(docker_info(self.docker))
+        self.caps = self.caps.model_copy(update={"gpus": inventory.count, "gpu_devices": inventory.devices,
+                                                 "gpu_note": inventory.note})
+        self.gpus.set_ids(self.caps.gpu_ids[:lent_gpus(self.caps, self.s.policy)])
+        self.log.warning("gpus_detected_again", **self._note_gpus())
+        try:
+            self.register()
+        except Exception as exc:  # noqa: BLE001 - the chain away: the next start (or refusal) advertises them
+            self.log.warning("gpus_not_advertised", error=str(exc)[:300], action="claims follow the new count; the "
+                             "chain learns it at the next start")
 
     # -- main loop --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -622,7 +657,8 @@ class Worker:
                       else 255, max_run_s=job.max_run_seconds, deadline=job.deadline,
                       min_reputation=job.min_reputation)
         d = decide(offer, self.caps, self.s.policy, now=dt.datetime.now(), chain_time=now, reputation=reputation,
-                   load=load_average() if self.s.policy.idle_only else 0.0, running=len(self.running))
+                   load=load_average() if self.s.policy.idle_only else 0.0, running=len(self.running),
+                   gpus_free=self._gpus_free)
         if not d.accept:
             self.log.debug("offer_refused", job_id=job.job_id, reason=d.reason)
         return d.accept
@@ -631,13 +667,16 @@ class Worker:
         if self.stopping or time.monotonic() < self._claims_paused_until:
             self._claimable = False
             return  # a dependency is down: no new claims we may not be able to honour
-        held = {r.task_key for r in await asyncio.to_thread(self.journal.unfinished) if r.step < Step.UPLOADED}
+        live = [r for r in await asyncio.to_thread(self.journal.unfinished) if r.step < Step.UPLOADED]
+        held = {r.task_key for r in live}
+        # GPUs count like slots: those promised to tasks claimed and not yet run (or running) are not free
+        self._gpus_free = self.gpus.total - promised_gpus(r.data for r in live)
         capacity = self.s.policy.max_concurrent if self.slurm is None else await asyncio.to_thread(self._capacity)
         slots = capacity - len(held | set(self.running))
         if slots <= 0:
             self._claimable = True  # busy: a slot that frees up is filled, and adds a result
             return
-        candidates = await asyncio.to_thread(self._candidates)
+        candidates = _within_gpus(await asyncio.to_thread(self._candidates), self._gpus_free)
         self._claimable = bool(candidates)
         plain = [(job, index) for job, index, action in candidates if action is None][:CLAIM_CANDIDATES]
         if plain:
@@ -748,6 +787,8 @@ class Worker:
                     self.pipeline.cleanup(new)
             except EnvironmentFailure as exc:
                 self._give_back(rec, str(exc))
+                if isinstance(exc, GpuUnavailable) and exc.engine:
+                    await asyncio.to_thread(self._refresh_gpus)
             except Exception as exc:  # noqa: BLE001 - whatever it was, the task is journaled and retried or given up
                 self._task_error(rec, exc)
             finally:
@@ -874,6 +915,20 @@ class JournalHolds:
             return False
         job_id, index = key.split(":")
         return self.journal.holds(int(job_id), int(index))
+
+
+def _within_gpus(candidates: list[tuple[JobView, int, str | None]], free: int
+                 ) -> list[tuple[JobView, int, str | None]]:
+    """``candidates`` in order, keeping GPU tasks only while their GPUs add up to at most ``free``: whichever of
+    them a claim gets, their GPUs are there when they run (CPU tasks are all kept)."""
+    out = []
+    for job, index, action in candidates:
+        if job.gpus:
+            if job.gpus > free:
+                continue
+            free -= job.gpus
+        out.append((job, index, action))
+    return out
 
 
 def lock_state_dir(state_dir: Path) -> int:

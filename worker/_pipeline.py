@@ -44,6 +44,7 @@ from oracle.status import SKIPPED_FILE, STATUS_FILE, format_status
 from oracle.tx import TxSender
 
 from ._cache import InputCache
+from ._gpus import GpuAllocator
 from ._journal import Journal, Step, TaskRecord
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
@@ -124,6 +125,8 @@ class Pipeline:
         #: worker/_batching.py): ``run`` then stops at UPLOADED. False: ``run`` submits each result itself.
         self.hold_results = False
         self.relay: RelayClient | None = None
+        #: set by the daemon: the GPUs it lends, handed to the tasks that ask for them while they run
+        self.gpus: GpuAllocator | None = None
         if settings.relay_url:
             self.relay = RelayClient(settings.relay_url, sender.sender,
                                      Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address),
@@ -350,11 +353,14 @@ class Pipeline:
                        task=f"{job.job_id}-{dirs['in'].parent.name}")
         if self.slurm is not None and rec is not None:
             return self.slurm.run(spec, self._slurm_task(job, rec), resume=resume)
-        run = self.sandbox.run(spec)
-        if run.reason is Reason.IMAGE_MISSING:  # removed from the engine since it was checked: fetch it again
-            self._images_ok.discard(app.image_digest)
-            self._ensure_image(app)
+        # the task's GPUs (worker/_gpus.py), held while its container runs: none lent, a GPU job is given back
+        with (self.gpus or GpuAllocator([])).lease(rec.task_key if rec else spec.task, job.gpus) as devices:
+            spec = spec.model_copy(update={"gpus": devices})
             run = self.sandbox.run(spec)
+            if run.reason is Reason.IMAGE_MISSING:  # removed from the engine since it was checked: fetch it again
+                self._images_ok.discard(app.image_digest)
+                self._ensure_image(app)
+                run = self.sandbox.run(spec)
         return run
 
     def _slurm_task(self, job: JobView, rec: TaskRecord) -> SlurmTask:

@@ -34,6 +34,8 @@ class Policy(BaseModel):
     max_concurrent: int = Field(1, ge=1)
     cores: int | None = Field(None, ge=1, description="cores lent; default: all")
     memory_mb: int | None = Field(None, ge=64, description="memory lent; default: all but 512 MB")
+    gpus_lent: int | None = Field(None, ge=0, description="GPUs lent (e.g. 1 of 2; 0: none); default: every GPU "
+                                  "the Docker engine can give a container")
     hours: list[HourRange] = Field(default_factory=list, description="empty = any time")
     idle_only: bool = False
     max_load: float = Field(0.5, gt=0, description="with idle_only: claim only below this load per core")
@@ -70,14 +72,23 @@ class Decision(BaseModel):
     reason: str
 
 
+def lent_gpus(caps: Capabilities, policy: Policy) -> int:
+    """GPUs this worker lends: the policy's ``gpus_lent``, at most the machine's usable ones (default: all)."""
+    return min(caps.gpus if policy.gpus_lent is None else policy.gpus_lent, caps.gpus)
+
+
 def decide(offer: Offer, caps: Capabilities, policy: Policy, *, now: dt.datetime, load: float = 0.0,
-           running: int = 0, reputation: int = 0, chain_time: int | None = None) -> Decision:
+           running: int = 0, reputation: int = 0, chain_time: int | None = None,
+           gpus_free: int | None = None) -> Decision:
     """Accept or refuse ``offer``; the reason says which rule refused it. ``now`` is the local time (policy
-    hours); ``chain_time`` (default: ``now``) is the clock the job's deadline is measured by."""
+    hours); ``chain_time`` (default: ``now``) is the clock the job's deadline is measured by; ``gpus_free``
+    (default: all lent) the lent GPUs no task of this worker holds or is promised."""
     chain_now = chain_time if chain_time is not None else int(now.timestamp())
     app, requester = offer.app.lower(), offer.requester.lower()
     lent_cores = min(policy.cores or caps.cores, caps.cores)
     lent_mem = min(policy.memory_mb or max(caps.memory_mb - 512, 64), caps.memory_mb)
+    lent_gpu = lent_gpus(caps, policy)
+    free_gpu = lent_gpu if gpus_free is None else gpus_free
     checks: list[tuple[bool, str]] = [
         (running < policy.max_concurrent, f"already running {running} of max_concurrent {policy.max_concurrent}"),
         (app not in policy.blocked_apps, f"app {offer.app} is blocked"),
@@ -90,7 +101,8 @@ def decide(offer: Offer, caps: Capabilities, policy: Policy, *, now: dt.datetime
         (offer.reward >= policy.min_reward, f"reward {offer.reward} < min_reward {policy.min_reward}"),
         (offer.cores <= lent_cores, f"needs {offer.cores} cores, {lent_cores} lent"),
         (offer.memory_mb <= lent_mem, f"needs {offer.memory_mb} MB, {lent_mem} MB lent"),
-        (offer.gpus <= caps.gpus, f"needs {offer.gpus} GPUs, machine has {caps.gpus}"),
+        (offer.gpus <= lent_gpu, f"needs {offer.gpus} GPUs, {lent_gpu} lent (machine has {caps.gpus})"),
+        (offer.gpus <= free_gpu, f"needs {offer.gpus} GPUs, {free_gpu} of {lent_gpu} lent are free now"),
         (offer.arch in (0, caps.arch_code), f"needs architecture {offer.arch}, machine is {caps.arch}"),
         (reputation >= offer.min_reputation, f"needs reputation {offer.min_reputation}, worker has {reputation}"),
         (chain_now + offer.max_run_s + policy.safety_margin_s <= offer.deadline,

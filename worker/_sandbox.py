@@ -91,7 +91,8 @@ from oracle.images import (
     check_image_pin,
 )
 
-from .exceptions import SandboxError
+from ._gpus import device_requests, is_gpu_start_error
+from .exceptions import GpuUnavailable, SandboxError
 
 if TYPE_CHECKING:
     import docker
@@ -177,6 +178,8 @@ class RunSpec(BaseModel):
     log_dir: Path  # receives stdout and stderr
     limits: Limits = Field(default_factory=Limits)
     task: str = ""  # a label for logs and container labels (e.g. the task id)
+    #: the GPUs the container is given, and no others (ids from worker/_gpus.py: "0", or "nvidia.com/gpu=0" for CDI)
+    gpus: tuple[str, ...] = ()
 
 
 class RunResult(BaseModel):
@@ -565,6 +568,8 @@ class Sandbox:
         assert slot.holder is not None  # a slot in use has its holder
         conf["network_mode"] = f"container:{slot.holder.id}"
         del conf["hostname"]
+        if spec.gpus:  # exactly the task's devices; a task that asks for none gets no device request at all
+            conf["device_requests"] = device_requests(spec.gpus)
         return self._api(lambda: self.client.containers.create(
             image_id, spec.command, name=f"tasknet-{run_id}", environment=env, working_dir="/out", mounts=mounts,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={lim.tmp_bytes},mode=1777"}, shm_size=lim.tmp_bytes,
@@ -588,6 +593,11 @@ class Sandbox:
                 app.start()
             except docker.errors.APIError as exc:
                 outcome.start_error = str(exc.explanation or exc)
+                if spec.gpus and is_gpu_start_error(outcome.start_error):  # this machine's GPUs, not the app
+                    raise GpuUnavailable(f"the Docker engine could not give the task its GPUs {list(spec.gpus)}: "
+                                         f"{outcome.start_error}; the worker detects its GPUs again (check "
+                                         "'nvidia-smi' and the NVIDIA container runtime in 'docker info')",
+                                         engine=True) from exc
                 return outcome
             except requests.exceptions.RequestException as exc:
                 raise SandboxError(f"the Docker engine stopped answering at the start ({exc})") from exc

@@ -8,7 +8,8 @@ Hierarchy (``TasknetError`` is :class:`oracle.exceptions.TasknetError`)::
         ├── StateDirInUse            another worker process runs on the same state folder
         ├── CannotClaim              banned, or staked below the minimum: the daemon stops (on_ban = exit)
         ├── EnvironmentFailure       this worker's environment failed the task: its claim is given back
-        │   └── SlurmRejected        the cluster refused the task's job (over the partition's limits)
+        │   ├── SlurmRejected        the cluster refused the task's job (over the partition's limits)
+        │   └── GpuUnavailable       the task's GPUs are not free here, or the engine could not give them
         ├── SandboxError             the Docker engine failed to run a task (not the app's fault; retryable)
         │   └── SlurmUnavailable     the cluster's controller (slurmctld) does not answer (retryable)
         └── InputError               an input cannot be used; the task fails with this message
@@ -34,7 +35,7 @@ from __future__ import annotations
 from oracle.exceptions import ArchiveError, IntegrityError, TasknetError, UnsafeArchive
 
 __all__ = [
-    "ArchiveError", "CannotClaim", "EnvironmentFailure", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
+    "ArchiveError", "CannotClaim", "EnvironmentFailure", "GpuUnavailable", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
     "InputsDocumentInvalid",
     "SandboxError", "SlurmRejected", "SlurmUnavailable", "StateDirInUse", "UnsafeArchive", "WorkerError",
 ]
@@ -68,6 +69,17 @@ class SlurmRejected(EnvironmentFailure):
 
 class SlurmUnavailable(SandboxError):
     """The Slurm commands cannot reach the cluster's controller (slurmctld down or unreachable): claims pause."""
+
+
+class GpuUnavailable(EnvironmentFailure):
+    """The task's GPUs cannot be given to it here: fewer are free than it asks for, or the engine refused the
+    container's device request (the driver or the NVIDIA container runtime gone, a device that disappeared). The
+    claim is given back, not failed: another worker's GPUs may run it."""
+
+    def __init__(self, message: str, *, engine: bool = False) -> None:
+        super().__init__(message)
+        #: the engine refused the device request (the machine's GPUs changed): the worker detects them again
+        self.engine = engine
 
 
 class InputError(WorkerError):
