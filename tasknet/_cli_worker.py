@@ -26,7 +26,8 @@ Example (a Slurm cluster as one worker: each task a job, its folder on storage t
 """
 HELP_STATUS = """Show the worker's stake, reputation, balance, earnings, running and finished tasks and cache use
 (earnings and tasks are read from the journal in the worker's state folder). A worker on a Slurm cluster shows the
-Slurm job (and node) of each running task.
+Slurm job (and node) of each running task. Paused tasks (stopped by the policy or a drain, kept with their
+checkpoint folder to resume on this worker) are listed with why.
 
 \b
 Example:
@@ -199,12 +200,15 @@ def register(cli: click.Group) -> None:
         info = market.worker(me)
         summary = None
         slurm_jobs: dict[str, dict[str, Any]] = {}
+        paused: dict[str, str] = {}
         if (s.state_dir / "journal.db").exists():
             journal = Journal(s.state_dir / "journal.db")
             summary = journal.summary()  # totals and live tasks: no finished record is read
             # executor 'slurm': the Slurm job (and node) of each task still running on the cluster
             slurm_jobs = {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
                           for r in journal.unfinished() if r.step < Step.UPLOADED and r.data.get("slurm_job")}
+            # tasks stopped by the policy or a drain, kept with their checkpoint folder to resume here
+            paused = {r.task_key: str(r.data["paused"]) for r in journal.unfinished() if r.data.get("paused")}
             journal.close()
         cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
             if (s.state_dir / "cache").exists() else 0
@@ -218,6 +222,7 @@ def register(cli: click.Group) -> None:
             "records": {"finished_kept": summary.finished_kept if summary else 0,
                         "finished_dropped": summary.dropped if summary else 0},
             "slurm_jobs": slurm_jobs,
+            "paused": paused,
             "cache_bytes": cache_bytes,
         }
         if as_json:
@@ -233,5 +238,7 @@ def register(cli: click.Group) -> None:
         table.add_row("running", ", ".join(
             k + (f" (Slurm job {jobs[k]['job']}" + (f" on {jobs[k]['node']})" if jobs[k]["node"] else ")")
                  if k in jobs else "") for k in doc["running"]) or "none")
+        if paused:
+            table.add_row("paused", ", ".join(f"{k} ({why})" for k, why in paused.items()))
         table.add_row("cache", f"{cache_bytes / 1e6:.1f} MB")
         out.print(table)
