@@ -40,12 +40,12 @@ from pydantic import BaseModel, Field
 from oracle import get_logger
 
 from ._policy import Policy
-from .exceptions import TaskPaused
+from .exceptions import EnvironmentFailure, TaskPaused
 
 if TYPE_CHECKING:
     import docker
 
-    from ._sandbox import RunResult
+    from ._sandbox import Limits, RunResult
 
 log = get_logger(__name__)
 
@@ -169,13 +169,26 @@ class Checkpoints:
             watch.done.set()
             watch.join(timeout=5)
 
-    def judge(self, key: str, folder: Path | None, run: RunResult, watch: _Watch | None) -> RunResult:
-        """What a run that ended means: paused (raise :class:`TaskPaused`, the folder kept), a checkpoint over
-        the cap (a failure result ``checkpoint-too-large``), or the run as it is."""
+    def wall_clock(self, limits: Limits, expiry: int, chain_now: float) -> Limits:
+        """The limits of a resumed task's run (it ran before a pause): no more wall clock than its claim has left,
+        less the margin, so that the run ends, one way or another, while the claim lasts."""
+        left = expiry - chain_now - self.s.resume_margin_s
+        if left >= limits.wall_seconds:
+            return limits
+        return limits.model_copy(update={"wall_seconds": max(1.0, left)})
+
+    def judge(self, key: str, folder: Path | None, run: RunResult, watch: _Watch | None, cut: bool = False
+              ) -> RunResult:
+        """What a run that ended means: paused (raise :class:`TaskPaused`, the folder kept); stopped by a wall
+        clock its claim cut short (``cut``: :meth:`wall_clock`; raise :class:`EnvironmentFailure`, the claim is
+        given back); a checkpoint over the cap (a failure result ``checkpoint-too-large``); or the run as it is."""
         from ._sandbox import Reason
 
         if key in self.pausing:
             raise TaskPaused(self.pausing[key], run.run_seconds)
+        if cut and run.reason is Reason.TIMEOUT:
+            raise EnvironmentFailure("the resumed task did not finish in what its claim had left; given back rather "
+                                     "than let the claim expire (its time was spent in pauses)")
         if folder is None:
             return run
         size = folder_bytes(folder)

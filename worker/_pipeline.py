@@ -357,14 +357,18 @@ class Pipeline:
         key = rec.task_key if rec is not None else dirs["in"].parent.name.replace("-", ":", 1)
         self.checkpoints.check(key)  # a pause asked for before the container starts
         folder = self.checkpoints.prepare(*map(int, key.split(":")))
-        spec = spec.model_copy(update={"checkpoint_dir": folder})
+        run_limits = limits
+        if rec is not None and rec.data.get("ran_s") and rec.data.get("expiry"):  # resumed after a pause
+            run_limits = self.checkpoints.wall_clock(limits, int(rec.data["expiry"]), self.market.chain_time())
+        spec = spec.model_copy(update={"checkpoint_dir": folder, "limits": run_limits})
         with self.checkpoints.watch(folder, spec.task) as watch:
             run = self.sandbox.run(spec)
             if run.reason is Reason.IMAGE_MISSING:  # removed from the engine since it was checked: fetch it again
                 self._images_ok.discard(app.image_digest)
                 self._ensure_image(app)
                 run = self.sandbox.run(spec)
-        return self.checkpoints.judge(key, folder, run, watch)  # paused (raises), checkpoint over its cap, or run
+        # paused (raises), cut short by its claim (raises: given back), checkpoint over its cap, or the run
+        return self.checkpoints.judge(key, folder, run, watch, cut=spec.limits.wall_seconds < limits.wall_seconds)
 
     def _slurm_task(self, job: JobView, rec: TaskRecord) -> SlurmTask:
         """The task as the Slurm executor sees it: its claim's expiry, its journaled job, and the journal and claim

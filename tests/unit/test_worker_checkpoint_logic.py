@@ -24,9 +24,9 @@ from worker._checkpoint import (
 from worker._daemon import Worker
 from worker._journal import Journal, Step
 from worker._policy import HourRange, Policy
-from worker._sandbox import Reason, RunResult
+from worker._sandbox import Limits, Reason, RunResult
 from worker._settings import WorkerSettings
-from worker.exceptions import TaskPaused
+from worker.exceptions import EnvironmentFailure, TaskPaused
 
 AT_10 = dt.datetime(2026, 12, 4, 10, 30)
 
@@ -188,3 +188,17 @@ def test_a_paused_task_resumes_waits_or_is_given_back(tmp_path: Path, case: str)
         assert daemon._advance_soon and 4 in daemon._avoid
     else:
         assert out is None and after.step is Step.INPUTS_READY and after.data["paused"]
+
+
+def test_a_resumed_run_gets_no_more_wall_clock_than_its_claim_has_left(tmp_path: Path) -> None:
+    """Its run then ends while the claim lasts; a timeout of that shortened clock gives the claim back (it is
+    this worker's pauses, not the app's answer) instead of publishing a timeout."""
+    cp = _checkpoints(tmp_path, resume_margin_s=30)
+    limits = Limits(wall_seconds=600)
+    assert cp.wall_clock(limits, expiry=2_000, chain_now=1_000) is limits
+    assert cp.wall_clock(limits, expiry=2_000, chain_now=1_570).wall_seconds == 400
+    assert cp.wall_clock(limits, expiry=2_000, chain_now=1_990).wall_seconds == 1.0
+    timeout = _run(tmp_path).model_copy(update={"reason": Reason.TIMEOUT})
+    with pytest.raises(EnvironmentFailure, match="claim"):
+        cp.judge("7:3", None, timeout, None, cut=True)
+    assert cp.judge("7:3", None, timeout, None, cut=False) is timeout  # the job's own limit: the app's answer
