@@ -470,7 +470,11 @@ class Worker:
         """(in a thread) A paused task: given back when its claim would expire before it could run the rest of its
         maxRunSeconds; held while the worker stops or its policy is closed; else resumed (returned: to restart)."""
         job = rec.data["job"]
-        if must_give_back(int(rec.data.get("expiry") or 0), self.market.chain_time(), int(job["max_run_seconds"]),
+        end = int(rec.data.get("expiry") or 0)
+        if rec.data.get("replica") is not None:  # R > 1: the round's commit window may close before the claim
+            window = int(self.market.task(task_id(rec.job_id, rec.task_index))["commitDeadline"])
+            end = min(end, window) if end and window else end or window
+        if must_give_back(end, self.market.chain_time(), int(job["max_run_seconds"]),
                           float(rec.data.get("ran_s") or 0.0), self.s.checkpoint.resume_margin_s):
             self._give_back(rec, f"paused ({rec.data['paused']}), its claim would expire before it could resume "
                                  "and finish")
@@ -478,7 +482,8 @@ class Worker:
         if self.stopping or self._policy_pause_reason() is not None:
             return None
         self.log.info("task_resumed", job_id=rec.job_id, task_index=rec.task_index, ran_s=rec.data.get("ran_s"))
-        return self.journal.record(rec.job_id, rec.task_index, rec.step, note="resumed", paused=None)
+        # its run must end by then (the pipeline cuts its wall clock: worker/_checkpoint.py)
+        return self.journal.record(rec.job_id, rec.task_index, rec.step, note="resumed", paused=None, run_by=end)
 
     def _follow(self) -> list[TaskRecord]:
         """Read new events into the view; return claims of ours the journal does not hold (see :meth:`_adopt`)."""
@@ -840,6 +845,7 @@ class Worker:
                 self._r1_running.discard(rec.task_key)
                 self._task_cores.pop(rec.task_key, None)
                 self.pipeline.checkpoints.pausing.pop(rec.task_key, None)
+                self._stops.pop(rec.task_key, None)
                 self._wake.set()
 
         if int(rec.data["job"]["replication"]) == 1:

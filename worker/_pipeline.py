@@ -358,8 +358,8 @@ class Pipeline:
         self.checkpoints.check(key)  # a pause asked for before the container starts
         folder = self.checkpoints.prepare(*map(int, key.split(":")))
         run_limits = limits
-        if rec is not None and rec.data.get("ran_s") and rec.data.get("expiry"):  # resumed after a pause
-            run_limits = self.checkpoints.wall_clock(limits, int(rec.data["expiry"]), self.market.chain_time())
+        if rec is not None and rec.data.get("ran_s") and rec.data.get("run_by"):  # resumed after a pause
+            run_limits = self.checkpoints.wall_clock(limits, int(rec.data["run_by"]), self.market.chain_time())
         spec = spec.model_copy(update={"checkpoint_dir": folder, "limits": run_limits})
         with self.checkpoints.watch(folder, spec.task) as watch:
             run = self.sandbox.run(spec)

@@ -183,6 +183,7 @@ def test_a_paused_task_resumes_waits_or_is_given_back(tmp_path: Path, case: str)
     after = daemon.journal.get(4, 0)
     if case == "resume":
         assert out is not None and out.data["paused"] is None and after.step is Step.INPUTS_READY
+        assert out.data["run_by"] == 2_000  # the pipeline cuts its wall clock to end by then
     elif case == "give-back":
         assert out is None and after.step is Step.ABANDONING and "would expire" in after.data["reason"]
         assert daemon._advance_soon and 4 in daemon._avoid
