@@ -201,3 +201,36 @@ def test_a_paused_task_whose_claim_would_expire_is_given_back(anvil, w3, account
     assert not (state / "checkpoints" / f"{job_id}-0").exists()
     me = market.worker(accounts[6].address)
     assert (me["slashes"], me["locked"]) == (0, 0) and me["stake"] < 5 * ETHER  # the give-back fee only
+
+
+def test_a_replica_paused_and_resumed_agrees_with_one_that_ran_through(anvil, w3, accounts, market, ipfs,
+                                                                        docker_client, counter_digest,
+                                                                        tmp_path) -> None:
+    """R = 2: one worker's policy pauses its replica mid-count while the other runs through and commits; resumed
+    from its checkpoint, the paused one commits the same result in the round's window: both win, none slashed."""
+    app_id = register_app(w3, market, accounts[2], counter_digest, deterministic_file="result.txt")
+    fund(w3, market, accounts[1], 10 * ETHER)
+    for a in (accounts[6], accounts[7]):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, replication=2, max_run=60,
+                      doc={"tasks": [{"args": ["12", "0.3"]}]})
+    paused_state, plain_state = tmp_path / "w6", tmp_path / "w7"
+    pausing = Worker(settings(anvil, ipfs, market, accounts[6], paused_state, checkpoint={"grace_s": 3}),
+                     docker_client=docker_client)
+    plain = Worker(settings(anvil, ipfs, market, accounts[7], plain_state), docker_client=docker_client)
+    journal = Journal(paused_state / "journal.db")
+    with running(pausing, plain):
+        wait_for(lambda: _count(paused_state, job_id) >= 3, what="the replica to count to 3")
+        pausing.s.policy.hours = _closed_hours()
+        wait_for(lambda: (r := journal.get(job_id, 0)) is not None and bool(r.data.get("paused")),
+                 what="the policy to pause the replica")
+        wait_for(lambda: (r := Journal(plain_state / "journal.db").get(job_id, 0)) is not None
+                 and r.step >= Step.COMMITTED, what="the other replica to commit")
+        pausing.s.policy.hours = []
+        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finalize")
+    final = market.contract.events.TaskFinalized().get_logs(from_block=0)
+    assert final and final[-1]["args"]["winners"] == 2
+    assert [n for _, n in journal.history(job_id, 0)].count("resumed") == 1
+    for a in (accounts[6], accounts[7]):
+        assert market.worker(a.address)["slashes"] == 0
+    assert not (paused_state / "checkpoints" / f"{job_id}-0").exists()
