@@ -146,7 +146,9 @@ class Checkpoints:
         if not self.s.enabled:
             return None
         folder = self.folder(job_id, index)
-        folder.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)  # no other user of this host reaches the folders (a container sees its own only)
+        folder.mkdir(exist_ok=True)
         folder.chmod(0o777)  # the app runs as an unprivileged user of its own
         return folder
 

@@ -80,6 +80,7 @@ def test_a_task_folder_is_kept_as_it_was_and_writable_by_the_apps_user(tmp_path:
     cp = _checkpoints(tmp_path)
     folder = cp.prepare(7, 3)
     assert folder == tmp_path / "checkpoints" / "7-3" and folder.stat().st_mode & 0o777 == 0o777
+    assert folder.parent.stat().st_mode & 0o777 == 0o700  # other users of the host cannot reach it
     (folder / "count").write_text("12")
     assert cp.prepare(7, 3) == folder and (folder / "count").read_text() == "12"
     assert _checkpoints(tmp_path, enabled=False).prepare(7, 3) is None
