@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 import shutil
 import threading
@@ -208,13 +209,17 @@ class Checkpoints:
         if self.docker is None:
             return 0
         import docker.errors
+        import requests
 
         labels = [f"tasknet.sandbox={self.owner}", f"tasknet.task={label}", "tasknet.role=app"]
         n = 0
-        for container in self.docker.containers.list(filters={"label": labels}, ignore_removed=True):
-            with contextlib.suppress(docker.errors.NotFound):
-                container.stop(timeout=int(self.s.grace_s if grace is None else grace))
-                n += 1
+        try:
+            for container in self.docker.containers.list(filters={"label": labels}, ignore_removed=True):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.stop(timeout=math.ceil(self.s.grace_s if grace is None else grace))
+                    n += 1
+        except (docker.errors.DockerException, requests.RequestException) as exc:  # the daemon tries again
+            log.warning("checkpoint_stop_failed", task=label, error=str(exc)[:300])
         return n
 
     def drop(self, job_id: int, index: int) -> None:
