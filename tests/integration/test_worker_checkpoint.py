@@ -1,7 +1,7 @@
 """Checkpoints with a real worker daemon, anvil, kubo and Docker: a counting app that checkpoints every step is
-stopped twice (SIGTERM of the worker process, then its policy's hours) and resumes from where it was each time; a
-checkpoint folder over its cap ends as the failure ``checkpoint-too-large``; a paused task whose claim would run
-out is given back (a fee, no slash)."""
+stopped twice (SIGTERM of the worker process, then its policy's hours) and resumes from where it was each time; so
+does a replica at R = 2, and the task of a worker killed with SIGKILL; a checkpoint folder over its cap ends as the
+failure ``checkpoint-too-large``; a paused task whose claim would run out is given back (a fee, no slash)."""
 
 from __future__ import annotations
 
@@ -234,3 +234,30 @@ def test_a_replica_paused_and_resumed_agrees_with_one_that_ran_through(anvil, w3
     for a in (accounts[6], accounts[7]):
         assert market.worker(a.address)["slashes"] == 0
     assert not (paused_state / "checkpoints" / f"{job_id}-0").exists()
+
+
+def test_a_task_of_a_worker_killed_with_sigkill_resumes_from_its_checkpoint_on_restart(
+        anvil, w3, accounts, market, ipfs, docker_client, counter_digest, tmp_path) -> None:
+    """kill -9 of the worker mid-count (no drain, no pause recorded): the restarted worker runs the task again from
+    its journaled step, with its checkpoint folder as the app left it, so the count goes on from there."""
+    app_id = register_app(w3, market, accounts[2], counter_digest, deterministic_file="result.txt")
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund_worker(w3, market, accounts[6])
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, max_run=120,
+                      doc={"tasks": [{"args": ["16", "0.3"]}]})
+    state = tmp_path / "w"
+    cfg = settings(anvil, ipfs, market, accounts[6], state)
+    proc = worker_process(cfg, tmp_path / "cfg.json")
+    try:
+        wait_for(lambda: _count(state, job_id) >= 3, what="the task to count to 3")
+    finally:
+        proc.kill()
+        proc.wait(60)
+    killed_at = _count(state, job_id)
+    with running(Worker(cfg, docker_client=docker_client)):
+        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finish")
+    _, unpacked = _result(ipfs, market, task_id(job_id, 0), tmp_path)
+    assert (unpacked / "output" / "result.txt").read_text() == "counted to 16\n"
+    runs = [int(line.split()[1]) for line in (unpacked / "output" / "runs.txt").read_text().splitlines()]
+    assert len(runs) == 2 and runs[0] == 0 and runs[1] >= killed_at >= 3, runs
+    assert market.worker(accounts[6].address)["slashes"] == 0
