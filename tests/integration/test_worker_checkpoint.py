@@ -63,9 +63,9 @@ def _count(state: Path, job_id: int) -> int:
 
 
 def _closed_hours() -> list[HourRange]:
-    """Policy hours that exclude the current hour (the next hour only)."""
-    nxt = (dt.datetime.now().hour + 1) % 24
-    return [HourRange(start=nxt, end=nxt + 1)]
+    """Policy hours that exclude the current hour, and the next: one hour, twelve hours away."""
+    far = (dt.datetime.now().hour + 12) % 24
+    return [HourRange(start=far, end=far + 1)]
 
 
 def _result(ipfs, market: Market, tid: int, tmp: Path) -> tuple[str, Path]:
