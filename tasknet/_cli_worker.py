@@ -26,7 +26,8 @@ Example (a Slurm cluster as one worker: each task a job, its folder on storage t
 """
 HELP_STATUS = """Show the worker's stake, reputation, balance, earnings, running and finished tasks and cache use
 (earnings and tasks are read from the journal in the worker's state folder). A worker on a Slurm cluster shows the
-Slurm job (and node) of each running task.
+Slurm job (and node) of each running task. Paused tasks (stopped by the policy or a drain, kept with their
+checkpoint folder to resume on this worker) are listed with why.
 
 \b
 Example:
@@ -200,6 +201,7 @@ def register(cli: click.Group) -> None:
         summary = None
         slurm_jobs: dict[str, dict[str, Any]] = {}
         gpus: dict[str, Any] = {}
+        paused: dict[str, str] = {}
         if (s.state_dir / "journal.db").exists():
             journal = Journal(s.state_dir / "journal.db")
             summary = journal.summary()  # totals and live tasks: no finished record is read
@@ -207,6 +209,8 @@ def register(cli: click.Group) -> None:
             # executor 'slurm': the Slurm job (and node) of each task still running on the cluster
             slurm_jobs = {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
                           for r in journal.unfinished() if r.step < Step.UPLOADED and r.data.get("slurm_job")}
+            # tasks stopped by the policy or a drain, kept with their checkpoint folder to resume here
+            paused = {r.task_key: str(r.data["paused"]) for r in journal.unfinished() if r.data.get("paused")}
             journal.close()
         cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
             if (s.state_dir / "cache").exists() else 0
@@ -222,6 +226,7 @@ def register(cli: click.Group) -> None:
             "slurm_jobs": slurm_jobs,
             "gpus": {"advertised": int(info["gpus"]), "devices": gpus.get("gpu_devices", []),
                      "note": gpus.get("gpu_note", "")},
+            "paused": paused,
             "cache_bytes": cache_bytes,
         }
         if as_json:
@@ -240,5 +245,7 @@ def register(cli: click.Group) -> None:
         g = doc["gpus"]
         table.add_row("gpus", f"{g['advertised']} advertised" + "".join(f"; {d}" for d in g["devices"])
                       + (f" ({g['note']})" if g["note"] else ""))
+        if paused:
+            table.add_row("paused", ", ".join(f"{k} ({why})" for k, why in paused.items()))
         table.add_row("cache", f"{cache_bytes / 1e6:.1f} MB")
         out.print(table)

@@ -36,6 +36,7 @@ from oracle.tx import TxSender
 from ._batching import Held, flush_reason
 from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
+from ._checkpoint import container_label, must_give_back, policy_closed
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import Journal, Step, TaskRecord
 from ._pipeline import TIME_GATED_GAS, Pipeline
@@ -51,6 +52,7 @@ from .exceptions import (
     SandboxError,
     SlurmUnavailable,
     StateDirInUse,
+    TaskPaused,
     WorkerError,
 )
 
@@ -139,6 +141,10 @@ class Worker:
         self._restore()
         self.running: dict[str, asyncio.Task[Any]] = {}
         self.stopping = False
+        #: cores of each running task (its own share of the load, with idle_only) and the stops asked for
+        #: (task key -> its docker stop, running in a thread; see _pause_running)
+        self._task_cores: dict[str, int] = {}
+        self._stops: dict[str, asyncio.Future[int]] = {}
         #: R = 1 results uploaded (journaled) and held to go on chain with others (see worker/_batching.py)
         self._held: set[str] = set()
         #: running tasks of R = 1 jobs: each will add a result to the held ones
@@ -295,11 +301,13 @@ class Worker:
         self._claims_paused_until = 0.0
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
-        for rec in self.journal.unfinished():
+        unfinished = self.journal.unfinished()
+        self.pipeline.checkpoints.sweep({r.task_key for r in unfinished})  # folders of tasks over or given back
+        for rec in unfinished:
             if self._holds_result(rec):
                 self._held.add(rec.task_key)  # uploaded before the restart: submitted with the next batch
-            elif rec.step not in ON_CHAIN_WAIT:
-                self._spawn(rec)
+            elif rec.step not in ON_CHAIN_WAIT and not rec.data.get("paused"):
+                self._spawn(rec)  # a paused one resumes from _advance_all, when its policy allows
         self.log.info("worker_started", resumed=len(self.running), next_block=self.stream.cursor.next_block)
         last_advance = last_leftovers = 0.0
         while not stop.is_set():
@@ -311,6 +319,7 @@ class Worker:
                     for rec in await asyncio.to_thread(self._advance_all):
                         self._spawn(rec)  # a task whose pipeline stopped on a transient error
                     last_advance = time.monotonic()
+                await self._enforce_policy()
                 await self._maybe_claim()
                 await self._flush_results()
                 if time.monotonic() - last_leftovers > HOUSEKEEPING_S:
@@ -372,7 +381,12 @@ class Worker:
         self.stopping = True
         if self.running:
             self.log.info("draining", tasks=len(self.running), timeout=self.s.drain_timeout)
-            _, pending = await asyncio.wait(list(self.running.values()), timeout=self.s.drain_timeout)
+            pausable = self.s.checkpoint.enabled and self.slurm is None
+            # with checkpoints, what cannot finish in time is paused (its grace period within the drain timeout)
+            first = max(0.0, self.s.drain_timeout - self.s.checkpoint.grace_s) if pausable else self.s.drain_timeout
+            _, pending = await asyncio.wait(list(self.running.values()), timeout=first)
+            if pending and pausable:
+                pending = await self._pause_for_drain(pending)
             if pending:
                 self.log.warning("drain_timeout", unfinished=len(pending))
                 if self.slurm is not None:
@@ -388,6 +402,17 @@ class Worker:
         self.cache.close()
         self.ipfs.close()
         self.log.info("worker_stopped")
+
+    async def _pause_for_drain(self, pending: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
+        """The drain timeout is near: pause the tasks still running (SIGTERM, the grace period to checkpoint, then
+        SIGKILL); the next start resumes them from their folders. Return the tasks still not over."""
+        grace = self.s.checkpoint.grace_s
+        self.log.info("drain_pausing", tasks=len(pending), grace_s=grace)
+        end = time.monotonic() + grace + 30.0
+        while pending and time.monotonic() < end:
+            await self._pause_running("the worker is stopping (SIGTERM)", now=True)
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+        return pending
 
     async def _settle_drained(self) -> None:
         """One last advance of what the drained tasks left for the chain: an R = 1 result held back to go out with
@@ -429,6 +454,71 @@ class Worker:
         dropped = self.journal.drop_finished(time.time() - self.s.journal_retention_s, limit=1000)
         if dropped:
             self.log.info("journal_records_dropped", count=dropped, older_than_s=self.s.journal_retention_s)
+
+    # -- pauses (checkpoints: see worker/_checkpoint.py) ------------------------------------------------
+    def _policy_pause_reason(self) -> str | None:
+        """Why the policy stops tasks now (outside its hours; idle-only and the machine busy with other work), or
+        None. Never with checkpoints off, nor on a cluster (its tasks run to the end)."""
+        if not self.s.checkpoint.enabled or self.slurm is not None:
+            return None
+        policy = self.s.policy
+        load = own = 0.0
+        if policy.idle_only:
+            load, own = load_average(), sum(self._task_cores.values()) / max(self.caps.cores, 1)
+        return policy_closed(policy, dt.datetime.now(), load, own)
+
+    async def _enforce_policy(self) -> None:
+        """Pause the running tasks while the policy is closed (they resume, from their checkpoint folders, when it
+        opens again: see :meth:`_resume_or_hold`)."""
+        if self.running and not self.stopping:
+            reason = self._policy_pause_reason()
+            if reason is not None:
+                await self._pause_running(reason)
+
+    async def _pause_running(self, reason: str, now: bool = False) -> None:
+        """Ask every running task to pause: mark it (the pipeline then publishes nothing of its run and raises
+        TaskPaused) and ``docker stop`` its container in a thread, again each second while it runs (a container
+        may start after the first try). With ``now``, wait for the stops."""
+        stops = []
+        for key in list(self.running):
+            if key not in self.pipeline.checkpoints.pausing:
+                self.pipeline.checkpoints.pausing[key] = reason
+                self.log.info("task_pausing", task=key, reason=reason, grace_s=self.s.checkpoint.grace_s)
+            stop = self._stops.get(key)
+            if stop is None or stop.done():
+                stop = self._stops[key] = asyncio.ensure_future(
+                    asyncio.to_thread(self.pipeline.checkpoints.stop, container_label(key)))
+            stops.append(stop)
+        if now and stops:
+            await asyncio.wait(stops)
+
+    def _paused(self, rec: TaskRecord, exc: TaskPaused) -> None:
+        """The task's run stopped for a pause: journal it (at its step, with why and how long it ran so far)."""
+        cur = self.journal.get(rec.job_id, rec.task_index) or rec
+        ran = float(cur.data.get("ran_s") or 0.0) + exc.run_seconds
+        self.journal.record(cur.job_id, cur.task_index, cur.step, note=f"paused: {exc.reason}", paused=exc.reason,
+                            ran_s=round(ran, 3))
+        self.log.info("task_paused", job_id=rec.job_id, task_index=rec.task_index, reason=exc.reason,
+                      ran_s=round(ran, 3))
+
+    def _resume_or_hold(self, rec: TaskRecord) -> TaskRecord | None:
+        """(in a thread) A paused task: given back when its claim would expire before it could run the rest of its
+        maxRunSeconds; held while the worker stops or its policy is closed; else resumed (returned: to restart)."""
+        job = rec.data["job"]
+        end = int(rec.data.get("expiry") or 0)
+        if rec.data.get("replica") is not None:  # R > 1: the round's commit window may close before the claim
+            window = int(self.market.task(task_id(rec.job_id, rec.task_index))["commitDeadline"])
+            end = min(end, window) if end and window else end or window
+        if must_give_back(end, self.market.chain_time(), int(job["max_run_seconds"]),
+                          float(rec.data.get("ran_s") or 0.0), self.s.checkpoint.resume_margin_s):
+            self._give_back(rec, f"paused ({rec.data['paused']}), its claim would expire before it could resume "
+                                 "and finish")
+            return None
+        if self.stopping or self._policy_pause_reason() is not None:
+            return None
+        self.log.info("task_resumed", job_id=rec.job_id, task_index=rec.task_index, ran_s=rec.data.get("ran_s"))
+        # its run must end by then (the pipeline cuts its wall clock: worker/_checkpoint.py)
+        return self.journal.record(rec.job_id, rec.task_index, rec.step, note="resumed", paused=None, run_by=end)
 
     def _follow(self) -> list[TaskRecord]:
         """Read new events into the view; return claims of ours the journal does not hold (see :meth:`_adopt`)."""
@@ -518,6 +608,9 @@ class Worker:
             elif rec.step == Step.ABANDONING:
                 if rec.task_key not in self.running:
                     abandons.append(rec)
+            elif rec.step not in ON_CHAIN_WAIT and rec.data.get("paused"):
+                if rec.task_key not in self.running and (resumed := self._resume_or_hold(rec)) is not None:
+                    restart.append(resumed)
             elif rec.step not in ON_CHAIN_WAIT:
                 retry_at = float(rec.data.get("retry_at") or rec.updated_at + 2.0)
                 if rec.task_key not in self.running and time.time() >= retry_at and not self.stopping:
@@ -785,6 +878,8 @@ class Worker:
                     self._run_times.setdefault(rec.job_id, []).append(time.time() - rec.updated_at)
                 if new.finished:
                     self.pipeline.cleanup(new)
+            except TaskPaused as exc:
+                self._paused(rec, exc)  # its folder is kept: _advance_all resumes it, or gives it back
             except EnvironmentFailure as exc:
                 self._give_back(rec, str(exc))
                 if isinstance(exc, GpuUnavailable) and exc.engine:
@@ -794,11 +889,15 @@ class Worker:
             finally:
                 self.running.pop(rec.task_key, None)
                 self._batched_running.discard(rec.task_key)
+                self._task_cores.pop(rec.task_key, None)
+                self.pipeline.checkpoints.pausing.pop(rec.task_key, None)
+                self._stops.pop(rec.task_key, None)
                 self._wake.set()
 
         job = rec.data["job"]
         if int(job["replication"]) == 1 or int(job.get("confidence_ppb") or 0):
             self._batched_running.add(rec.task_key)  # its result or commit will join the held ones
+        self._task_cores[rec.task_key] = max(int(job.get("cores") or 1), 1)
         self.running[rec.task_key] = asyncio.create_task(go())
 
     # -- held R = 1 results -----------------------------------------------------------------------------
@@ -894,8 +993,10 @@ class Worker:
         elif attempts >= MAX_ATTEMPTS:
             step = Step.FAILED
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        self.journal.record(rec.job_id, rec.task_index, step, note=error, attempts=attempts, outages=outages,
-                            error=error, retry_at=time.time() + pause)
+        new = self.journal.record(rec.job_id, rec.task_index, step, note=error, attempts=attempts, outages=outages,
+                                  error=error, retry_at=time.time() + pause)
+        if new.finished:
+            self.pipeline.cleanup(new)  # its checkpoint folder too
         if transient:
             self._claims_paused_until = time.monotonic() + pause
         self.log.error("task_error", job_id=rec.job_id, task_index=rec.task_index, error=error,

@@ -44,6 +44,7 @@ from oracle.status import SKIPPED_FILE, STATUS_FILE, format_status
 from oracle.tx import TxSender
 
 from ._cache import InputCache
+from ._checkpoint import Checkpoints
 from ._gpus import GpuAllocator
 from ._journal import Journal, Step, TaskRecord
 from ._relay import RelayClient, RelayError
@@ -76,7 +77,7 @@ LOG_CAP = 1 << 20
 #: reasons whose result archive carries no output: the output was refused (its content decides, whatever the
 #: order it was read in), or the app did not produce what it declared
 NO_OUTPUT = frozenset({Reason.OUTPUT_UNSAFE, Reason.OUTPUT_TOO_DEEP, Reason.OUTPUT_TOO_LARGE,
-                       Reason.OUTPUT_TOO_MANY_FILES, Reason.MISSING_DETERMINISTIC_FILE})
+                       Reason.OUTPUT_TOO_MANY_FILES, Reason.MISSING_DETERMINISTIC_FILE, Reason.CHECKPOINT_TOO_LARGE})
 
 
 def _check_deterministic_file(run: RunResult, app: AppView) -> RunResult:
@@ -132,6 +133,9 @@ class Pipeline:
                                      Eip712Domain(chain_id=market.chain_id, verifying_contract=market.address),
                                      timeout=settings.relay_timeout_s)
         self.work = slurm.work_dir if slurm is not None else settings.state_dir / "tasks"
+        #: each task's /checkpoint folder, and the pauses the daemon asked for (see worker/_checkpoint.py)
+        self.checkpoints = Checkpoints(settings.checkpoint, settings.state_dir / "checkpoints", docker_client,
+                                       getattr(sandbox, "owner", "default"))
         self._docs: dict[str, InputsDocument] = {}
         self._doc_errors: dict[tuple[int, str], tuple[InputError, float]] = {}  # (job, cid) -> (error, until)
         self._images_ok: set[str] = set()
@@ -353,15 +357,24 @@ class Pipeline:
                        task=f"{job.job_id}-{dirs['in'].parent.name}")
         if self.slurm is not None and rec is not None:
             return self.slurm.run(spec, self._slurm_task(job, rec), resume=resume)
+        key = rec.task_key if rec is not None else dirs["in"].parent.name.replace("-", ":", 1)
+        self.checkpoints.check(key)  # a pause asked for before the container starts
+        folder = self.checkpoints.prepare(*map(int, key.split(":")))
+        run_limits = limits
+        if rec is not None and rec.data.get("ran_s") and rec.data.get("run_by"):  # resumed after a pause
+            run_limits = self.checkpoints.wall_clock(limits, int(rec.data["run_by"]), self.market.chain_time())
+        spec = spec.model_copy(update={"checkpoint_dir": folder, "limits": run_limits})
         # the task's GPUs (worker/_gpus.py), held while its container runs: none lent, a GPU job is given back
-        with (self.gpus or GpuAllocator([])).lease(rec.task_key if rec else spec.task, job.gpus) as devices:
+        with ((self.gpus or GpuAllocator([])).lease(rec.task_key if rec else spec.task, job.gpus) as devices,
+              self.checkpoints.watch(folder, spec.task) as watch):
             spec = spec.model_copy(update={"gpus": devices})
             run = self.sandbox.run(spec)
             if run.reason is Reason.IMAGE_MISSING:  # removed from the engine since it was checked: fetch it again
                 self._images_ok.discard(app.image_digest)
                 self._ensure_image(app)
                 run = self.sandbox.run(spec)
-        return run
+        # paused (raises), cut short by its claim (raises: given back), checkpoint over its cap, or the run
+        return self.checkpoints.judge(key, folder, run, watch, cut=spec.limits.wall_seconds < limits.wall_seconds)
 
     def _slurm_task(self, job: JobView, rec: TaskRecord) -> SlurmTask:
         """The task as the Slurm executor sees it: its claim's expiry, its journaled job, and the journal and claim
@@ -387,6 +400,7 @@ class Pipeline:
         failed = run is None or not run.ok
         sentence = error if run is None else run.explanation or None
         bare = failed and bool(app.deterministic_file)  # a failure of an app whose bytes are not reproducible
+        bare = bare or (run is not None and run.reason is Reason.CHECKPOINT_TOO_LARGE)  # logs of a stop: timing
         out = dirs["out"]
         if run is not None and (run.reason in NO_OUTPUT or bare):
             out = folder / "no-output"
@@ -762,6 +776,8 @@ class Pipeline:
 
     def cleanup(self, rec: TaskRecord) -> None:
         shutil.rmtree(self.work / f"{rec.job_id}-{rec.task_index}", ignore_errors=True)
+        if rec.finished:  # a live task keeps its checkpoint folder (retried, resumed after a pause or a restart)
+            self.checkpoints.drop(rec.job_id, rec.task_index)
 
 
 def _is_failure(rec: TaskRecord) -> bool:

@@ -157,6 +157,7 @@ class Reason(str, enum.Enum):
     IMAGE_MISSING = "image-missing"
     IMAGE_MISMATCH = "image-digest-mismatch"
     START_FAILED = "start-failed"
+    CHECKPOINT_TOO_LARGE = "checkpoint-too-large"  # judged by the pipeline (worker/_checkpoint.py)
 
 
 #: the status.txt sentences of runs refused before they started
@@ -180,6 +181,7 @@ class RunSpec(BaseModel):
     task: str = ""  # a label for logs and container labels (e.g. the task id)
     #: the GPUs the container is given, and no others (ids from worker/_gpus.py: "0", or "nvidia.com/gpu=0" for CDI)
     gpus: tuple[str, ...] = ()
+    checkpoint_dir: Path | None = None  # mounted read-write at /checkpoint, kept across stops (worker/_checkpoint.py)
 
 
 class RunResult(BaseModel):
@@ -563,6 +565,9 @@ class Sandbox:
         if spec.input_dir is not None:
             mounts.append(Mount("/in", str(spec.input_dir.resolve()), type="bind", read_only=True))
         env = {**spec.env, "HOME": "/tmp", "TASKNET_INPUT": "/in", "TASKNET_OUTPUT": "/out"}  # ours win
+        if spec.checkpoint_dir is not None:
+            mounts.append(Mount("/checkpoint", str(spec.checkpoint_dir.resolve()), type="bind"))
+            env["TASKNET_CHECKPOINT_DIR"] = "/checkpoint"
         conf = self._confinement({**labels, "tasknet.role": "app"})
         # the holder's namespace: only lo, nothing listening (and its hostname: Docker refuses to set another)
         assert slot.holder is not None  # a slot in use has its holder

@@ -15,6 +15,7 @@ from oracle import DevnetInfo
 from oracle.devnet import tasknet_home
 from oracle.settings import DEV_CHAIN_IDS, Settings, open_keystore
 
+from ._checkpoint import CheckpointSettings
 from ._policy import Policy
 from .exceptions import WorkerError
 
@@ -107,6 +108,7 @@ class WorkerSettings(BaseSettings):
                                        "steps, outcome and earnings) this long in the journal, then drop it; the "
                                        "totals 'tasknet worker status' shows keep counting it")
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     relay_url: str | None = Field(None, description="a relayer (tasknet relayer run): results, commits and reveals "
                                   "are signed (EIP-712) and handed to it instead of sent as transactions")
     relay_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the relayer's answer before "

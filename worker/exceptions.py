@@ -7,6 +7,7 @@ Hierarchy (``TasknetError`` is :class:`oracle.exceptions.TasknetError`)::
     └── WorkerError                  base of every error the worker raises on purpose
         ├── StateDirInUse            another worker process runs on the same state folder
         ├── CannotClaim              banned, or staked below the minimum: the daemon stops (on_ban = exit)
+        ├── TaskPaused               the daemon stopped the task to resume it later (policy, SIGTERM): not an error
         ├── EnvironmentFailure       this worker's environment failed the task: its claim is given back
         │   ├── SlurmRejected        the cluster refused the task's job (over the partition's limits)
         │   └── GpuUnavailable       the task's GPUs are not free here, or the engine could not give them
@@ -37,7 +38,8 @@ from oracle.exceptions import ArchiveError, IntegrityError, TasknetError, Unsafe
 __all__ = [
     "ArchiveError", "CannotClaim", "EnvironmentFailure", "GpuUnavailable", "InputCorrupt", "InputError", "InputTooLarge", "InputUnavailable", "InputUriInvalid",
     "InputsDocumentInvalid",
-    "SandboxError", "SlurmRejected", "SlurmUnavailable", "StateDirInUse", "UnsafeArchive", "WorkerError",
+    "SandboxError", "SlurmRejected", "SlurmUnavailable", "StateDirInUse", "TaskPaused", "UnsafeArchive",
+    "WorkerError",
 ]
 
 
@@ -52,6 +54,15 @@ class CannotClaim(WorkerError):
 class EnvironmentFailure(WorkerError):
     """This worker's own environment cannot run the task (an input its node cannot reach, its engine or disk, its
     own caps): not the task's answer. The claim is given back (``abandon``) and the job avoided for a while."""
+
+
+class TaskPaused(WorkerError):
+    """The daemon stopped the task's container (the policy closed, or the worker is stopping) to resume it later
+    from its checkpoint folder: the run's outcome is not published. ``run_seconds``: how long it ran this time."""
+
+    def __init__(self, reason: str, run_seconds: float) -> None:
+        super().__init__(f"task paused: {reason}")
+        self.reason, self.run_seconds = reason, run_seconds
 
 
 class StateDirInUse(WorkerError):
