@@ -70,6 +70,7 @@ from ._client_tasks import build_inputs, check_inputs, load_tasks, pack_folder, 
 from ._client_watch import JOB_EVENTS, Tracker
 from ._log import get_logger
 from .archive import decrypt_file, sha256_file, unpack_result
+from .canonical import canonical_digest, is_canonical_layout
 from .credibility import CredibilitySettings
 from .devnet import DevnetInfo
 from .events import EventStream, StreamCursor
@@ -1048,9 +1049,15 @@ class Client:
                              "committed to — do not use it")
 
     @staticmethod
-    def _digest_source(archive: Path, unpacked: Path, digest: str, det_file: str) -> Literal["archive", "file"] | None:
+    def _digest_source(archive: Path, unpacked: Path, digest: str, det_file: str
+                       ) -> Literal["archive", "file", "canonical"] | None:
         if sha256_file(archive) == digest:
             return "archive"
+        if is_canonical_layout(unpacked):  # a canonicalised result: output/ and logs/ packed again (oracle.canonical)
+            st = read_status(unpacked / "logs")
+            if canonical_digest(unpacked, det_file if det_file and st.ok else None) == digest:
+                return "canonical"
+            return None
         if det_file:
             f = unpacked / "output" / det_file
             if f.is_file() and not f.is_symlink() and sha256_file(f) == digest:
