@@ -180,6 +180,25 @@ def parse_command(text: str) -> list[str]:
     return words
 
 
+def step_from_options(command: str, image: str | None = None, timeout_s: float | None = None) -> CanonicalizeStep:
+    """The step a user declares on the command line (``--canonicalize`` and friends)."""
+    argv = parse_command(command)
+    try:
+        return CanonicalizeStep(command=argv, image=image, timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None
+                                else timeout_s)
+    except ValidationError as exc:
+        raise CanonicalizeInvalid(f"the canonicalise step is invalid: {exc.errors()[0]['msg']}") from exc
+
+
+def canonical_tag(image: str) -> str:
+    """The tag of the thin image :func:`add_step` builds on ``image`` (``repo:tag`` -> ``repo:tag-canonicalize``)."""
+    if image.startswith("sha256:"):
+        return f"tasknet/app-{image.removeprefix('sha256:')[:12]}:canonicalize"
+    repo = image.split("@", 1)[0]
+    name = repo.rsplit("/", 1)[-1]
+    return f"{repo}-canonicalize" if ":" in name and "@" not in image else f"{repo}:canonicalize"
+
+
 def add_step(client: docker.DockerClient, image: str, step: CanonicalizeStep, tag: str) -> str:
     """A thin image on top of ``image`` that only adds ``step``'s labels, tagged ``tag``; return its image id.
     The new image id is what the app is then pinned to (its labels are part of it)."""
