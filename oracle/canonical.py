@@ -234,6 +234,7 @@ def pack_canonical(canon_out: Path, dest: Path, *, logs: Mapping[str, Path], raw
         with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
             for member in _members(canonical):
                 tar.addfile(*member)
+            tar.addfile(_tarinfo(RAW_PREFIX, os.stat(raw_out)))
             files += _add_tree(tar, raw_out, f"{RAW_PREFIX}/{OUTPUT_PREFIX}", skipped)
             tar.addfile(_tarinfo(f"{RAW_PREFIX}/{LOGS_PREFIX}", os.stat(raw_out)))
             for name in sorted(raw_logs, key=lambda n: n.encode()):

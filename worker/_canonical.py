@@ -27,7 +27,7 @@ from oracle.canonical import (
     pack_canonical,
     read_step,
 )
-from oracle.images import ImageError, image_exists, pull_by_digest, verify_image_digest
+from oracle.images import ImageDigestMismatch, ImageError, image_exists, pull_by_digest, verify_image_digest
 from oracle.status import MISSING_DETERMINISTIC_FILE, SKIPPED_FILE, STATUS_FILE, format_status
 
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
@@ -78,7 +78,12 @@ class Canonicalizer:
         step's own image cannot be had here (this worker's environment, not the task's answer)."""
         if not task.ok:
             return StepOutcome(reason=task.reason.value, exit_code=task.exit_code, sentence=task.explanation or None)
-        image = app_image if step.image is None else self._ensure_image(step)
+        try:
+            image = app_image if step.image is None else self._ensure_image(step)
+        except ImageDigestMismatch as exc:  # the image served is not the one pinned: every worker sees it
+            log.warning("canonicalize_image_mismatch", image=step.image, error=str(exc))
+            return StepOutcome(reason=REASON_PREFIX + Reason.IMAGE_MISMATCH.value,
+                               sentence="the canonicalise step failed: its image does not match its pinned digest")
         for name in ("canonical", "canonical-logs"):  # a run before a restart may have left them
             shutil.rmtree(folder / name, ignore_errors=True)
         spec = RunSpec(image=image, image_digest=step.image_digest or app_image, entrypoint=step.command[:1],
