@@ -176,3 +176,54 @@ def test_the_verifier_reruns_the_step_on_the_raw_output(anvil, w3, accounts, mar
     checks = {c.name: c for c in verifier._archive(job, app, "0x" + forged.digest, [ipfs.add_file(forged.archive_path)])}
     assert checks["archive_digest"].passed is True  # consistent with itself ...
     assert checks["canonicalize"].passed is False  # ... but not what the step makes of the raw output
+
+
+def test_a_step_in_a_second_image_pinned_by_digest_and_malformed_labels(anvil, w3, accounts, market, ipfs,
+                                                                        docker_client, tmp_path) -> None:
+    """The step may live in a second image pinned by its id (org.tasknet.canonicalize.image): the worker runs it
+    there and the verifier re-runs it there. Labels that are malformed make an input-error failure result that
+    names the fix, the same for every worker."""
+    from indexer import Verifier
+
+    build_busybox_base(docker_client)
+    step_ctx = tmp_path / "step"
+    step_ctx.mkdir()
+    (step_ctx / "Dockerfile").write_text('FROM tasknet/base-busybox\nRUN ["/bin/sh", "-c", "echo -n canon > /tag"]\n')
+    step_image = build_app_image(docker_client, step_ctx, "tasknet-test/canon-step:1")
+    app_ctx = tmp_path / "app"
+    app_ctx.mkdir()
+    command = ["sh", "-c", "cat /tag > /out/which.txt; wc -w < /in/raw.txt >> /out/which.txt"]
+    (app_ctx / "Dockerfile").write_text(
+        f"FROM tasknet/base-busybox\nLABEL {LABEL_COMMAND}={json.dumps(json.dumps(command))}\n"
+        f"LABEL org.tasknet.canonicalize.image={step_image}\n"
+        'ENTRYPOINT ["sh", "-c", "echo $RANDOM words here > /out/raw.txt"]\n')
+    app_image = build_app_image(docker_client, app_ctx, "tasknet-test/canon-second:1")
+    bad_ctx = tmp_path / "bad"
+    bad_ctx.mkdir()
+    (bad_ctx / "Dockerfile").write_text(f'FROM tasknet/base-busybox\nLABEL {LABEL_COMMAND}="canon --round 2"\n'
+                                        'ENTRYPOINT ["sh", "-c", "echo hi > /out/raw.txt"]\n')
+    bad_image = build_app_image(docker_client, bad_ctx, "tasknet-test/canon-malformed:1")
+    fund(w3, market, accounts[1], 10 * ETHER)
+    good = post_job(w3, market, accounts[1], ipfs, register_app(w3, market, accounts[2], app_image), tasks=1,
+                    doc={"tasks": [{"args": []}]})
+    bad = post_job(w3, market, accounts[1], ipfs, register_app(w3, market, accounts[2], bad_image), tasks=1,
+                   doc={"tasks": [{"args": []}]})
+    fund_worker(w3, market, accounts[4])
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
+    reported = market.contract.events.FailureReported()
+    with running(worker):
+        wait_for(lambda: market.job(good)["finished"] == 1, what="the good task finished")
+        wait_for(lambda: any(e["args"]["taskId"] == task_id(bad, 0) for e in reported.get_logs(from_block=0)),
+                 what="the malformed one reported as failed")
+    cid = next(e["args"]["resultCID"] for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
+               if e["args"]["taskId"] == task_id(good, 0))
+    got = _unpack(ipfs, cid, tmp_path / "good")
+    assert (got / "output" / "which.txt").read_text() == "canon3\n"  # /tag exists only in the step's image
+    checks = {c.name: c for c in Verifier(w3, market.address, ipfs, docker_client=docker_client)
+              .task(task_id(good, 0)).checks}
+    assert checks["archive_digest"].passed and checks["canonicalize"].passed is True
+    bad_cid = next(e["args"]["resultCID"] for e in reported.get_logs(from_block=0)
+                   if e["args"]["taskId"] == task_id(bad, 0))
+    status = (_unpack(ipfs, bad_cid, tmp_path / "bad") / "logs" / "status.txt").read_text()
+    assert "reason: input-error" in status and "CanonicalizeInvalid" in status and "JSON array" in status
+    assert market.worker(accounts[4].address)["slashes"] == 0
