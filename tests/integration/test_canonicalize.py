@@ -5,6 +5,7 @@ kind ends as an agreed failure result, and the auditor's verifier re-runs the st
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "montecarlo"
+NODE_PACKER = Path(__file__).resolve().parents[2] / "scripts" / "result_archive.js"
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +79,11 @@ def test_monte_carlo_replicas_agree_through_canonicalisation_at_r3(anvil, w3, ac
             canon = (got / "output" / "estimate.json").read_text()
             assert canon == f'{{"pi": 3.14, "mean_distance": 0.765, "samples": {[500, 400][index] ** 2}}}\n'
             assert canonical_digest(got) == digest.removeprefix("0x")
+            # docs/FORMATS.md section 13: the digest is section 6's archive of output/ and logs/ alone, as an
+            # implementation written from the document (scripts/result_archive.js) builds it
+            node = subprocess.run(["node", str(NODE_PACKER), "pack", "--output", str(got / "output"), "--logs",
+                                   str(got / "logs")], capture_output=True, text=True, check=True)
+            assert json.loads(node.stdout)["digest"] == digest.removeprefix("0x")
             raw = json.loads((got / "raw" / "output" / "estimate.json").read_text())
             assert abs(raw["pi"] - 3.14159) < 0.01 and abs(raw["mean_distance"] - 0.76520) < 0.0001
             raws.append(raw["mean_distance"])  # a float sum: never the same twice (pi, a count, may coincide)
