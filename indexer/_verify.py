@@ -16,6 +16,9 @@ transactions that emitted them straight from a JSON-RPC node, and result content
   were slashed, each by the job's replica stake;
 * ``archive_digest``: the content at each accepted result CID hashes to the digest: the sha256 of the archive,
   or of the app's declared deterministic file inside it (see :mod:`oracle.archive`);
+* ``canonicalize`` (apps whose image declares a canonicalise step, :mod:`indexer._verify_canonical`): the digest
+  is over the canonical part of the archive, and the step run again here on the published raw output writes the
+  published canonical output (needs a Docker engine: ``docker_client``; skipped without one);
 * ``job_close`` (jobs): what a closed job refunded and paid its owners follows from its task counts;
 * credibility mode (jobs posted with ``postCredibilityJob``): instead of ``majority``, the rules of
   :mod:`indexer._verify_credible` over each worker's ``verified`` count replayed from the events
@@ -55,7 +58,8 @@ from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 
 from oracle import IpfsClient
-from oracle.archive import decrypt_with, extract_tar, sha256_file
+from oracle.archive import MAX_DEPTH, MAX_PATH_BYTES, decrypt_with, extract_tar, sha256_file
+from oracle.canonical import CanonicalizeStep
 from oracle.credibility import CredibilitySettings
 from oracle.events import DecodedEvent, EventStream, StreamCursor
 from oracle.exceptions import TasknetError
@@ -73,6 +77,7 @@ from oracle.status import STATUS_FILE, parse_status
 from ._report import Check, Report
 from ._report import as_bytes as _b
 from ._report import as_hex as _h
+from ._verify_canonical import StepLookup, digest_of_canonical, rerun_check
 from ._verify_credible import CredibleAudit, Terms, VerifiedLedger, seen_hash
 
 MAX_ARCHIVE_BYTES = 256 << 20
@@ -115,12 +120,14 @@ class Verifier:
     """
 
     def __init__(self, w3: Web3, marketplace: str, ipfs: IpfsClient | None, *, from_block: int = 0,
-                 decryption_key: str | bytes | None = None) -> None:
+                 decryption_key: str | bytes | None = None, docker_client: Any | None = None) -> None:
         self.w3 = w3
         self.market = Market(w3, marketplace)
         self.ipfs = ipfs
         self.from_block = from_block
         self.decryption_key = decryption_key
+        #: with a Docker engine, an app's canonicalise step is read from its image and re-run on the raw output
+        self._steps = StepLookup(docker_client)
         self._decoder = EventStream(w3, self.market.addresses, self.market.event_abis, StreamCursor(next_block=0))
         self._topics = {item["name"]: "0x" + bytes(event_abi_to_log_topic(item)).hex()  # type: ignore[arg-type]
                         for abi in self.market.event_abis for item in abi if item.get("type") == "event"}
@@ -551,6 +558,7 @@ class Verifier:
     def _archive(self, job: JobView, app: AppView | None, digest: str, cids: list[str]) -> list[Check]:
         out = []
         det = app.deterministic_file if app else ""
+        step, unknown = self._steps.step(app)
         for cid in cids:
             ev: dict[str, Any] = {"cid": cid, "digest": digest, "deterministic_file": det or None}
             if self.ipfs is None:
@@ -574,13 +582,36 @@ class Verifier:
                 except TasknetError as exc:
                     out.append(Check(name="archive_digest", subject=cid, passed=False, detail=str(exc), evidence=ev))
                     continue
-            actual, how = self._digest_of(data, det)
+            extra: list[Check] = []
+            if step is not None or (unknown and _has_raw(data)):
+                actual, how, extra = self._canonical(data, det, step, unknown, app, cid, digest)
+            else:
+                actual, how = self._digest_of(data, det)
             ev.update(computed="0x" + actual if actual else None, over=how, run=_run_reason(data))
             ok = actual is not None and "0x" + actual == digest
             out.append(Check(name="archive_digest", subject=cid, passed=ok,
                              detail=f"sha256 of the {how} matches the digest" if ok else
                              f"sha256 of the {how} does not match the revealed digest", evidence=ev))
+            out += extra
         return out
+
+    def _canonical(self, data: bytes, det: str, step: CanonicalizeStep | None, unknown: str, app: AppView | None,
+                   cid: str, digest: str) -> tuple[str | None, str, list[Check]]:
+        """A canonicalised result (see :mod:`indexer._verify_canonical`): its digest over the canonical part, and
+        the ``canonicalize`` re-run (skipped when the step cannot be read here)."""
+        with tempfile.TemporaryDirectory(prefix="tasknet-audit-") as tmp:
+            try:
+                with tarfile.open(fileobj=BytesIO(data), mode="r:") as tar:
+                    extract_tar(tar, tmp, max_bytes=MAX_ARCHIVE_BYTES, max_depth=MAX_DEPTH + 2,
+                                max_path_bytes=MAX_PATH_BYTES + len("raw/output/"))
+            except (tarfile.TarError, TasknetError):
+                return None, "canonical output (the content is not a result archive)", []
+            actual = digest_of_canonical(Path(tmp), det)
+            how = "canonical output and status (raw/ left out)"
+            if step is None or app is None:
+                return actual, how, [Check(name="canonicalize", subject=cid, passed=None,
+                                           detail=f"the step was not re-run: {unknown}", evidence={"digest": digest})]
+            return actual, how, [rerun_check(self._steps, step, app, Path(tmp), cid, {"digest": digest})]
 
     @staticmethod
     def _digest_of(data: bytes, deterministic_file: str) -> tuple[str | None, str]:
@@ -754,6 +785,15 @@ def _callback_check(job_id: int, num_tasks: int, callback: str, events: list[Dec
                                                                                     if refused else "")
                  if ok else f"no delivery to the callback for: {', '.join(missing)}",
                  evidence={"outcomes": outcomes, "refused": refused, "missing": missing})
+
+
+def _has_raw(archive: bytes) -> bool:
+    """Whether a result archive has the canonicalised layout (a ``raw/`` folder)."""
+    try:
+        with tarfile.open(fileobj=BytesIO(archive), mode="r:") as tar:
+            return any(m.name == "raw" or m.name.startswith("raw/") for m in tar)
+    except tarfile.TarError:
+        return False
 
 
 def _run_reason(archive: bytes) -> str | None:

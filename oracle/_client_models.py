@@ -304,7 +304,7 @@ class TaskResult(BaseModel):
     digest: str  # 64 hex
     cid: str
     verified: bool
-    digest_source: Literal["archive", "file"]
+    digest_source: Literal["archive", "file", "canonical"]
     path: Path | None = None
     files: int = 0
     bytes: int = 0

@@ -57,7 +57,7 @@ class PackedResult(BaseModel):
     archive_size: int
     archive_sha256: str
     digest: str  # 64 lowercase hex digits: the value committed on chain (as bytes32)
-    digest_source: Literal["archive", "file"]
+    digest_source: Literal["archive", "file", "canonical"]
     deterministic_file: str | None = None
     files: int
     skipped: list[str]
@@ -561,11 +561,19 @@ def extract_tar(tar: tarfile.TarFile, dest: str | Path, *, max_bytes: int = _DEF
 def unpack_result(archive: str | Path, dest: str | Path, *, max_bytes: int = _DEFAULT_MAX_BYTES,
                   max_files: int = _DEFAULT_MAX_FILES) -> ExtractStats:
     """Unpack a (decrypted) result archive into ``dest``, refusing what no honest worker publishes: traversal,
-    names that are not portable, more than :data:`MAX_DEPTH` levels below ``output/``, links, devices, oversize
-    (:class:`UnsafeArchive`, naming the member with its name escaped)."""
+    names that are not portable, more than :data:`MAX_DEPTH` levels below ``output/`` (or ``raw/output/`` in a
+    canonicalised result, see :mod:`oracle.canonical`), links, devices, oversize (:class:`UnsafeArchive`, naming
+    the member with its name escaped)."""
     try:
         with tarfile.open(archive, "r:", encoding="utf-8", errors="surrogateescape") as tar:
-            return extract_tar(tar, dest, max_bytes=max_bytes, max_files=max_files, strict=True)
+            for member in tar:  # raw/output/ is one level deeper than output/: each is held to its own depth
+                parts = _clean(member.name).split("/")
+                if len(parts) - (parts[0] == "raw") > MAX_DEPTH + 1:
+                    raise UnsafeArchive(f"{archive} holds {escape_name(member.name)[:200]!r}, nested deeper than "
+                                        f"{MAX_DEPTH} levels below its output folder: no honest worker publishes "
+                                        "it; do not use this result")
+            return extract_tar(tar, dest, max_bytes=max_bytes, max_files=max_files, strict=True,
+                               max_depth=MAX_DEPTH + 2, max_path_bytes=MAX_PATH_BYTES + len("raw/output/"))
     except tarfile.TarError as exc:
         raise ArchiveError(f"{archive} is not a valid result archive ({exc}); was it decrypted first?") from exc
 

@@ -70,6 +70,14 @@ from ._client_tasks import build_inputs, check_inputs, load_tasks, pack_folder, 
 from ._client_watch import JOB_EVENTS, Tracker
 from ._log import get_logger
 from .archive import decrypt_file, sha256_file, unpack_result
+from .canonical import (
+    CanonicalizeStep,
+    add_step,
+    canonical_digest,
+    canonical_tag,
+    is_canonical_layout,
+    read_step,
+)
 from .credibility import CredibilitySettings
 from .devnet import DevnetInfo
 from .events import EventStream, StreamCursor
@@ -405,14 +413,23 @@ class Client:
     def register_app(self, image: str, *, name: str, price: int = 0, public: bool = True,
                      requesters: Sequence[str] = (), deterministic_file: str | None = None, description: str = "",
                      category: str | None = None, command: Sequence[str] = (), push: bool = True,
-                     ipfs_archive: bool = False) -> AppInfo:
+                     ipfs_archive: bool = False, canonicalize: CanonicalizeStep | None = None) -> AppInfo:
         """Register local image ``image`` as an app: pushed to the registry (``push``), pinned by its image id,
         with a metadata document on IPFS. A private app (``public=False``) admits ``requesters`` only.
 
         With ``ipfs_archive`` a ``docker save`` archive of the image (untagged) is added to IPFS too and named in
         the metadata: workers load it when the registry cannot serve them. Without a registry push the app's
-        image reference is then ``ipfs://CID`` itself, and workers need no registry at all."""
+        image reference is then ``ipfs://CID`` itself, and workers need no registry at all.
+
+        ``canonicalize`` declares the app's canonicalise step (:mod:`oracle.canonical`): unless ``image`` declares
+        exactly that step already, a thin image adding its labels is built on top (tagged by
+        :func:`oracle.canonical.canonical_tag`) and registered instead: its id is the app's digest."""
         from .images import image_digest, save_image
+
+        if canonicalize is not None and read_step(self.docker, image) != canonicalize:
+            tag = canonical_tag(image)
+            add_step(self.docker, image, canonicalize, tag)
+            image = tag
 
         digest = image_digest(self.docker, image)
         ref = image
@@ -1048,9 +1065,15 @@ class Client:
                              "committed to — do not use it")
 
     @staticmethod
-    def _digest_source(archive: Path, unpacked: Path, digest: str, det_file: str) -> Literal["archive", "file"] | None:
+    def _digest_source(archive: Path, unpacked: Path, digest: str, det_file: str
+                       ) -> Literal["archive", "file", "canonical"] | None:
         if sha256_file(archive) == digest:
             return "archive"
+        if is_canonical_layout(unpacked):  # a canonicalised result: output/ and logs/ packed again (oracle.canonical)
+            st = read_status(unpacked / "logs")
+            if canonical_digest(unpacked, det_file if det_file and st.ok else None) == digest:
+                return "canonical"
+            return None
         if det_file:
             f = unpacked / "output" / det_file
             if f.is_file() and not f.is_symlink() and sha256_file(f) == digest:

@@ -38,7 +38,8 @@ Example:
 """
 HELP_AUDIT = """Re-derive task outcomes from public data: events, calldata, signatures and IPFS content."""
 HELP_AUDIT_TASK = """Audit one task: commitments, relayed signatures, the majority, rewards, slashes and the result
-archive's digest. Exits 1 if any check fails.
+archive's digest (with --rerun-steps, a canonicalising app's step is run again on the raw output). Exits 1 if any
+check fails.
 
 \b
 Example:
@@ -172,7 +173,7 @@ def audit() -> None:
 
 def _audit(kind: str, ident: int, network: str | None, devnet_file: Path | None, rpc_url: str | None,
            marketplace: str | None, from_block: int | None, ipfs_api: str | None, key: str | None,
-           as_json: bool, parallel: int = 4, indexer_url: str | None = None) -> None:
+           as_json: bool, parallel: int = 4, indexer_url: str | None = None, rerun_steps: bool = False) -> None:
     from indexer import Verifier
     from oracle import IpfsClient, connect
 
@@ -180,8 +181,13 @@ def _audit(kind: str, ident: int, network: str | None, devnet_file: Path | None,
         report = _audit_by_indexer(indexer_url, ident)
     else:
         rpc, market, start, ipfs_url = _resolve(devnet_file, rpc_url, marketplace, from_block, ipfs_api, network)
+        docker_client = None
+        if rerun_steps:
+            import docker
+
+            docker_client = docker.from_env()
         verifier = Verifier(connect(rpc), market, IpfsClient(ipfs_url) if ipfs_url else None, from_block=start,
-                            decryption_key=key)
+                            decryption_key=key, docker_client=docker_client)
         if kind == "task":
             report = verifier.task(ident)
         else:
@@ -202,6 +208,8 @@ audit_options = [
     click.option("--ipfs-api", default=None, help="kubo RPC API (default: the devnet's)"),
     click.option("--key", default=None, help="requester's X25519 private key (hex) to check encrypted results"),
     click.option("--json", "as_json", is_flag=True, help="print the report as JSON"),
+    click.option("--rerun-steps", is_flag=True, help="re-run each canonicalising app's step (confined, on this "
+                 "machine's Docker engine) on the published raw output; without it that check is skipped"),
 ]
 
 def with_audit_options(f: Any) -> Any:

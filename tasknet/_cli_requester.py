@@ -29,6 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from oracle.canonical import step_from_options as canonical_step
 from oracle.client import (
     Client,
     JobSpec,
@@ -253,6 +254,12 @@ Example:
   tasknet app register tasknet/povray:1 --name povray --price 0.01 --deterministic-file frame.bmp
   tasknet app register my/app:2 --name private-app --private --allow 0x7099...79C8
   tasknet app register my/app:3 --name no-registry --no-push --ipfs-archive
+  tasknet app register tasknet-examples/montecarlo:1 --name pi --canonicalize 'python3 /app/canon.py 2'
+
+--canonicalize CMD declares the app's canonicalise step (results that are not bit-identical: the step's output is
+digested and voted on; see the README). The step is bound to the app by labels of its image: when IMAGE does not
+already declare exactly this step, a thin image adding the labels is built on top of it, tagged IMAGE-canonicalize,
+and that image is the one registered (its id is the app's digest).
 """
 HELP_APP_LIST = """List registered apps (--mine: only this account's).
 
@@ -308,6 +315,13 @@ def app_build(client: Client, context: Path, tag: str, dockerfile: str, push: bo
 @click.option("--private", is_flag=True, help="only --allow'ed requesters may use it")
 @click.option("--allow", "allowed", multiple=True, help="requester address (repeatable)")
 @click.option("--deterministic-file", default=None, help="output file the result digest covers")
+@click.option("--canonicalize", "canonicalize", default=None, metavar="CMD",
+              help="canonicalise step: the whole argv, as a JSON array or words ('/app/canon 2'); it reads the raw "
+                   "output at /in and writes the canonical output to /out")
+@click.option("--canonicalize-image", default=None, metavar="REF@sha256:…",
+              help="run the step in this second image, pinned by digest (default: the app's own image)")
+@click.option("--canonicalize-timeout", type=click.FloatRange(min=0.001, max=3600), default=None,
+              help="the step's wall clock in seconds (default 60)")
 @click.option("--no-push", is_flag=True, help="register the local tag as is (workers need the image locally, "
               "or --ipfs-archive)")
 @click.option("--ipfs-archive", is_flag=True, help="also put a 'docker save' archive on IPFS for workers to load "
@@ -315,12 +329,18 @@ def app_build(client: Client, context: Path, tag: str, dockerfile: str, push: bo
 @json_option
 @with_client("app-owner")
 def app_register(client: Client, image: str, name: str, description: str, category: str | None, price: int,
-                 private: bool, allowed: tuple[str, ...], deterministic_file: str | None, no_push: bool,
+                 private: bool, allowed: tuple[str, ...], deterministic_file: str | None, canonicalize: str | None,
+                 canonicalize_image: str | None, canonicalize_timeout: float | None, no_push: bool,
                  ipfs_archive: bool, as_json: bool) -> None:
+    step = None
+    if canonicalize is not None:
+        step = canonical_step(canonicalize, canonicalize_image, canonicalize_timeout)
+    elif canonicalize_image is not None or canonicalize_timeout is not None:
+        raise click.UsageError("--canonicalize-image and --canonicalize-timeout need --canonicalize CMD")
     with err.status(f"registering {image}"):
         info = client.register_app(image, name=name, description=description, category=category, price=price,
                                    public=not private, requesters=allowed, deterministic_file=deterministic_file,
-                                   push=not no_push, ipfs_archive=ipfs_archive)
+                                   push=not no_push, ipfs_archive=ipfs_archive, canonicalize=step)
     if as_json:
         emit_json(info)
     else:

@@ -19,7 +19,7 @@ import docker
 from pydantic import ValidationError
 
 from oracle import get_logger
-from oracle.archive import encrypt_file, escape_name, pack_result, sha256_file, unsafe_name
+from oracle.archive import PackedResult, encrypt_file, escape_name, pack_result, sha256_file, unsafe_name
 from oracle.exceptions import (
     ContentNotJson,
     ContentTooLarge,
@@ -44,6 +44,8 @@ from oracle.status import SKIPPED_FILE, STATUS_FILE, format_status
 from oracle.tx import TxSender
 
 from ._cache import InputCache
+from ._canonical import CanonicalizeInvalid, Canonicalizer, StepOutcome
+from ._canonical import pack as pack_canonicalized
 from ._checkpoint import Checkpoints
 from ._gpus import GpuAllocator
 from ._journal import Journal, Step, TaskRecord
@@ -139,6 +141,7 @@ class Pipeline:
         self._docs: dict[str, InputsDocument] = {}
         self._doc_errors: dict[tuple[int, str], tuple[InputError, float]] = {}  # (job, cid) -> (error, until)
         self._images_ok: set[str] = set()
+        self._canon = Canonicalizer(sandbox, docker_client)
         self._fee_bps: dict[int, int] = {}
         self._params: tuple[float, dict[str, Any]] | None = None
 
@@ -177,6 +180,7 @@ class Pipeline:
             d.mkdir(parents=True, exist_ok=True)
         run: RunResult | None = None
         error: str | None = None
+        canon: StepOutcome | None = None
         try:
             if resume:  # the inputs are in place (its job may be reading them): only its arguments are needed
                 task_spec = self._inputs_doc(job.inputs_cid, job.job_id).task(index)
@@ -184,6 +188,8 @@ class Pipeline:
             else:
                 command, env = self._prepare_inputs(job, index, dirs["in"], rec.data.get("dataset"))
                 self.journal.record(job.job_id, index, Step.INPUTS_READY)
+            self._ensure_image(app)
+            step = self._canon.step_of(app.image_digest)  # declared by the pinned image's labels (oracle.canonical)
             run = self._execute(job, app, command, dirs, env, rec, resume)
             if run.killed_from_outside:
                 # a signal the engine delivered that none of our limits sent (docker kill or stop, an engine
@@ -196,7 +202,10 @@ class Pipeline:
                     shutil.rmtree(d, ignore_errors=True)
                     d.mkdir(parents=True)
                 run = self._execute(job, app, command, dirs, env, rec)
-            run = _check_deterministic_file(run, app)
+            if step is None:
+                run = _check_deterministic_file(run, app)
+            else:  # canonicalise the raw output: what the step writes is digested (worker/_canonical.py)
+                canon = self._canon.run(step, app.image_digest, run, self._limits(job), folder, app.deterministic_file)
         except (InputUnavailable, InputTooLarge) as exc:
             # no reachable node provides an input, or it exceeds this worker's own caps: this worker's view of the
             # network and its settings, not the task's answer (another worker may well run it)
@@ -206,7 +215,7 @@ class Pipeline:
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
             else:  # no registry or archive this worker can reach serves the image
                 raise EnvironmentFailure(f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]) from exc
-        except (InputError, ValidationError) as exc:
+        except (InputError, ValidationError, CanonicalizeInvalid) as exc:
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:2000]
         except IpfsUnavailable:
             raise  # transient: the daemon retries the task later
@@ -218,10 +227,11 @@ class Pipeline:
             raise EnvironmentFailure(f"the task's inputs do not fit in this worker's disk ({exc.strerror} in "
                                      f"{self.work.parent}); the worker's cache cap is larger than its free disk"
                                      ) from exc
-        rec = self.journal.record(job.job_id, index, Step.RAN, reason=run.reason.value if run else "input-error",
-                                  exit_code=run.exit_code if run else None, error=error,
+        reason = canon.reason if canon is not None else run.reason.value if run else "input-error"
+        rec = self.journal.record(job.job_id, index, Step.RAN, reason=reason,
+                                  exit_code=canon.exit_code if canon else run.exit_code if run else None, error=error,
                                   run_seconds=run.run_seconds if run else 0.0)
-        return self._publish(job, app, rec, dirs, run, error)
+        return self._publish(job, app, rec, dirs, run, error, canon)
 
     def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None
                         ) -> tuple[list[str], dict[str, str]]:
@@ -346,12 +356,15 @@ class Pipeline:
             dest.unlink(missing_ok=True)
         log.info("image_loaded", uri=uri, image=app.image_digest)
 
+    def _limits(self, job: JobView) -> Limits:
+        return Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
+                      memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
+                      output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
+
     def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path],
                  env: dict[str, str] | None = None, rec: TaskRecord | None = None, resume: bool = False) -> RunResult:
         self._ensure_image(app)
-        limits = Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
-                        memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
-                        output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
+        limits = self._limits(job)
         spec = RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command, input_dir=dirs["in"],
                        output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits, env=env or {},
                        task=f"{job.job_id}-{dirs['in'].parent.name}")
@@ -388,7 +401,7 @@ class Pipeline:
                          data=dict(current.data), note=note, check=lambda: self._check_claim(job, current))
 
     def _publish(self, job: JobView, app: AppView, rec: TaskRecord, dirs: dict[str, Path], run: RunResult | None,
-                 error: str | None) -> TaskRecord:
+                 error: str | None, canon: StepOutcome | None = None) -> TaskRecord:
         """Pack and upload the result: a success, or a failure result that every honest replica packs alike.
 
         A failure archive holds ``logs/status.txt`` (reason, exit code, one sentence with nothing of this worker
@@ -396,6 +409,13 @@ class Pipeline:
         not reproducible: its logs may not be either); and its output, unless the output was refused or the app
         declares a deterministic file (then none). Skipped entries are listed in ``logs/skipped.txt``."""
         folder = dirs["in"].parent
+        if canon is not None:  # an app with a canonicalise step (worker/_canonical.py): its own layout
+            if not canon.ok:
+                log.warning("task_failed", job_id=job.job_id, task_index=rec.task_index, reason=canon.reason,
+                            error=canon.sentence)
+            elif self.s.fault == "wrong-result" and canon.step_run is not None:
+                self._corrupt(canon.step_run.output_dir)
+            return self._upload(job, rec, folder, pack_canonicalized(folder, run, canon, app.deterministic_file))
         reason = run.reason.value if run is not None else "input-error"
         failed = run is None or not run.ok
         sentence = error if run is None else run.explanation or None
@@ -421,6 +441,10 @@ class Pipeline:
             self._corrupt(dirs["out"])
         det = app.deterministic_file if not failed and app.deterministic_file else None
         packed = pack_result(out, folder / "result.tar", logs=logs, deterministic_file=det)
+        return self._upload(job, rec, folder, packed)
+
+    def _upload(self, job: JobView, rec: TaskRecord, folder: Path, packed: PackedResult) -> TaskRecord:
+        """Encrypt the packed result to the requester's key (when the job names one), add it to IPFS, journal it."""
         upload = packed.archive_path
         if job.encryption_key:
             upload = folder / "result.tar.sealed"

@@ -173,6 +173,7 @@ class RunSpec(BaseModel):
     image: str
     image_digest: str | None = None  # image id or registry digest the image must match; checked before running
     command: list[str] | None = None
+    entrypoint: list[str] | None = None  # replaces the image's ENTRYPOINT when given (a canonicalise step's argv)
     env: dict[str, str] = {}
     input_dir: Path | None = None  # mounted read-only at /in (made world-readable)
     output_dir: Path  # receives /out; created, must be empty
@@ -576,7 +577,8 @@ class Sandbox:
         if spec.gpus:  # exactly the task's devices; a task that asks for none gets no device request at all
             conf["device_requests"] = device_requests(spec.gpus)
         return self._api(lambda: self.client.containers.create(
-            image_id, spec.command, name=f"tasknet-{run_id}", environment=env, working_dir="/out", mounts=mounts,
+            image_id, spec.command, entrypoint=spec.entrypoint, name=f"tasknet-{run_id}", environment=env,
+            working_dir="/out", mounts=mounts,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={lim.tmp_bytes},mode=1777"}, shm_size=lim.tmp_bytes,
             pids_limit=lim.pids, mem_limit=lim.ram_bytes, memswap_limit=lim.ram_bytes,
             nano_cpus=int(lim.cpus * 1e9), **conf), "create the task container")
