@@ -8,7 +8,7 @@ and an independent verifier of task outcomes.
     report = Verifier(w3, marketplace_address, ipfs).task(task_id)
 """
 
-from ._api import create_app
+from ._app import create_app
 from ._db import SCHEMA_VERSION, init_db, make_engine
 from ._ingest import Indexer, StepResult
 from ._verify import Check, Report, Verifier
