@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._client_models import Explanation, JobStatus, Reason, format_amount
+from .protocol import ARCH_BITS_MASK
 
 #: a worker's default cap on one input (worker setting max_input_mb): larger inputs need workers that raised it
 DEFAULT_MAX_INPUT = 1024 << 20
@@ -159,5 +160,5 @@ def _wanted_reason(wanted: dict[str, Any], confidence_ppb: int, cap: int) -> Rea
 
 def _fits(job: JobStatus, w: dict[str, Any]) -> bool:
     return (int(w["cores"]) >= job.cores and int(w["memoryMB"]) >= job.memory_mb and int(w["gpus"]) >= job.gpus
-            and (job.arch_mask == 0 or int(w["archMask"]) & job.arch_mask != 0)
+            and (job.arch_mask & ARCH_BITS_MASK == 0 or int(w["archMask"]) & job.arch_mask & ARCH_BITS_MASK != 0)
             and int(w["reputation"]) >= job.min_reputation)

@@ -94,7 +94,7 @@ from .ipfs import IpfsClient
 from .market import JobView, Market, _struct
 from .models import AppMetadata, InputRef, InputsDocument
 from .pinning import PinningClient, RemotePins, request_pin
-from .protocol import task_id
+from .protocol import ARCH_HOMOGENEOUS, task_id
 from .settings import Settings, check_network
 from .status import read_status
 from .tx import TxSender
@@ -570,7 +570,7 @@ class Client:
             raise InvalidJobSpec(
                 f"deadline in {spec.deadline_in} s is too short: a claim needs max run {spec.max_run_seconds} s + "
                 f"claim grace {grace} s before the deadline; give at least {spec.max_run_seconds + grace + 60} s")
-        mask = arch_mask(spec.arch)
+        mask = arch_mask(spec.arch) | (ARCH_HOMOGENEOUS if spec.homogeneous else 0)
         callback = ZERO
         if spec.callback:
             callback = self._address(spec.callback)

@@ -56,7 +56,7 @@ def platform_class_bytes(tag: str) -> bytes:
 
 def platform_class_name(value: bytes | str) -> str:
     """The chain's ``bytes32`` platform class (bytes or 0x-hex) -> its tag ("" when none)."""
-    raw = bytes.fromhex(value[2:] if value.startswith("0x") else value) if isinstance(value, str) else value
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value
     return raw.rstrip(b"\0").decode("ascii", errors="replace")
 
 #: Bits of a task's index inside its task id.
