@@ -41,6 +41,7 @@ def test_set_platform_class_is_stored_and_emitted(env: Env) -> None:
     env.enroll(w, stake=0)
     receipt = env.tx(env.market.functions.setPlatformClass(A), w)
     assert env.events(receipt, "WorkerPlatformClassSet") == [{"worker": w.address, "platformClass": A}]
+    print(f"setPlatformClass gas {receipt['gasUsed']}")
     assert env.market.functions.platformClassOf(w.address).call() == A
     assert platform_class_name(env.market.functions.platformClassOf(w.address).call()) == "amd64-a"
     reverts(env, env.market.functions.setPlatformClass(A), env.outsider, "MarketplaceNotWorker",
