@@ -9,7 +9,9 @@ from collections import defaultdict
 
 from web3.logs import DISCARD
 
-from indexer import Verifier
+from sqlalchemy import select
+
+from indexer import Indexer, Verifier, _db, make_engine
 from oracle.market import Market
 from oracle.protocol import ARCH_HOMOGENEOUS, platform_class_name
 from oracle.tx import TxSender
@@ -66,6 +68,15 @@ def test_mixed_classes_keep_each_tasks_replicas_on_one_class(anvil, w3, accounts
         info = market.worker(a.address)
         assert info["slashes"] == 0 and info["locked"] == 0, (population[a], info)
     assert not c.events.WorkerSlashed().get_logs(from_block=0)
+    # the indexer mirrors each worker's class and each task's binding
+    engine = make_engine(str(tmp_path / "mirror.db"))
+    Indexer(engine, w3, market.address).sync()
+    with engine.connect() as conn:
+        mirrored = {r["address"].lower(): r["platform_class"]
+                    for r in conn.execute(select(_db.workers)).mappings()}
+        tasks = {r["task_id"]: r["platform_class"] for r in conn.execute(select(_db.tasks)).mappings()}
+    assert {a.address.lower(): cls for a, cls in population.items()}.items() <= mirrored.items()
+    assert tasks == bound
     for j in (fixed, credible):
         report = Verifier(w3, market.address, ipfs).job(j)
         assert report.passed, [(r.id, ch.name, ch.detail) for r in report.tasks for ch in r.failed]
