@@ -94,7 +94,7 @@ from .ipfs import IpfsClient
 from .market import JobView, Market, _struct
 from .models import AppMetadata, InputRef, InputsDocument
 from .pinning import PinningClient, RemotePins, request_pin
-from .protocol import ARCH_HOMOGENEOUS, task_id
+from .protocol import ARCH_HOMOGENEOUS, platform_class_name, task_id
 from .settings import Settings, check_network
 from .status import read_status
 from .tx import TxSender
@@ -1075,9 +1075,12 @@ class Client:
         wanted = self.market.contract.events.ReplicaWanted().get_logs(
             from_block=self.deploy_block, argument_filters={"taskId": task_id(job_id, index)})
         confidence = int(self.market.contract.functions.getCredibility(job_id).call()[0])
+        bound = platform_class_name(self.market.contract.functions.taskPlatformClass(task_id(job_id, index)).call()) \
+            if status.arch_mask & ARCH_HOMOGENEOUS else None
         return explain_task(status, index, state, self.chain_time(), self.market.params(), app, allows,
                             self._workers(), largest_input=self._largest_input(status), pending_failure=pending,
-                            wanted=dict(wanted[-1]["args"]) if wanted else None, confidence_ppb=confidence)
+                            wanted=dict(wanted[-1]["args"]) if wanted else None, confidence_ppb=confidence,
+                            platform_class=bound)
 
     def _largest_input(self, status: JobStatus) -> int:
         """The largest input a task of the job announces: its dataset (size on chain) or an inputs-document
