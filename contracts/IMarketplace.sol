@@ -51,7 +51,7 @@ interface IMarketplace {
         uint16 cores; // minimum worker capabilities ...
         uint32 memoryMB;
         uint8 gpus;
-        uint8 archMask; // bit set of accepted architectures (0 = any); see PROTOCOL.md
+        uint8 archMask; // bit set of accepted architectures (0 = any); bit 7 asks for homogeneous redundancy (PROTOCOL.md)
         uint32 minReputation;
         address callback; // 0 = none; else an {ITaskCallback} contract
         string inputsCID; // IPFS document listing each task's arguments and input URIs
@@ -264,6 +264,9 @@ interface IMarketplace {
     /// @notice `worker`'s registered cores, memory or GPUs are below job `jobId`'s, or its architectures do not
     /// meet the job's `archMask`.
     error MarketplaceCapabilityMismatch(address worker, uint256 jobId);
+    /// @notice Task `taskIndex` of job `jobId` asks for homogeneous redundancy and its first replica bound it to
+    /// platform class `bound`; the claiming worker's class is `yours` (0 = it never called {setPlatformClass}).
+    error MarketplacePlatformClassMismatch(uint256 jobId, uint256 taskIndex, bytes32 bound, bytes32 yours);
     /// @notice `worker`'s `reputation` is below the `required` minimum of the job it claims.
     error MarketplaceReputationTooLow(address worker, uint256 reputation, uint256 required);
     /// @notice The claim would expire at `expiry` (now + run time + `claimGrace`), after the job's `deadline`.
@@ -369,6 +372,11 @@ interface IMarketplace {
 
     /// @notice `worker` registered or updated the capabilities it advertises.
     event WorkerRegistered(address indexed worker, uint16 cores, uint32 memoryMB, uint8 gpus, uint8 archMask);
+    /// @notice `worker` declared its platform class (see {setPlatformClass}).
+    event WorkerPlatformClassSet(address indexed worker, bytes32 platformClass);
+    /// @notice The first replica of task `taskId` (a job asking for homogeneous redundancy) bound it to
+    /// `platformClass`: every later replica must come from a worker of that class.
+    event TaskPlatformClassBound(uint256 indexed taskId, bytes32 platformClass);
     /// @notice `worker` moved `amount` from its balance to its stake, now `totalStake`.
     event Staked(address indexed worker, uint256 amount, uint256 totalStake);
     /// @notice `worker` asked to unstake `amount`; it can be withdrawn from `readyAt`.
@@ -480,6 +488,12 @@ interface IMarketplace {
     /// @notice Registers the caller as a worker, or updates its capabilities. `archMask` is a bit set of
     /// architectures (bit 0 amd64, bit 1 arm64, bit 2 riscv64, ...). Emits a {WorkerRegistered} event.
     function registerWorker(uint16 cores, uint32 memoryMB, uint8 gpus, uint8 archMask) external;
+
+    /// @notice Declares the caller's platform class for homogeneous redundancy: a tag such as `amd64-avx2` or
+    /// `cuda-sm90` (ASCII, left-aligned, zero-padded; 0 clears it). Replicas of a task of a job whose `archMask`
+    /// has bit 7 set all come from one class (see PROTOCOL.md). Emits a {WorkerPlatformClassSet} event.
+    /// @param platformClass the class tag; a task already bound keeps its class
+    function setPlatformClass(bytes32 platformClass) external;
 
     /// @notice Moves `amount` from the caller's balance into its stake.
     /// Requirements: registered worker, `amount` > 0 and at most the balance. Emits a {Staked} event.
@@ -666,6 +680,11 @@ interface IMarketplace {
     function registry() external view returns (address);
     /// @notice A worker's stake, locks, reputation, flags and capabilities.
     function getWorker(address worker) external view returns (Worker memory);
+    /// @notice A worker's platform class (0 = none declared), see {setPlatformClass}.
+    function platformClassOf(address worker) external view returns (bytes32);
+    /// @notice The platform class task `taskId` is bound to (0 = unbound: not claimed yet, or its job does not ask
+    /// for homogeneous redundancy).
+    function taskPlatformClass(uint256 taskId) external view returns (bytes32);
     /// @notice A job's stored part (the rest is in {JobPosted}).
     function getJob(uint256 jobId) external view returns (Job memory);
     /// @notice The callback and dataset price of a job (zero when it has neither).

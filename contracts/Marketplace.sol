@@ -129,6 +129,11 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     }
 
     /// @inheritdoc IMarketplace
+    function setPlatformClass(bytes32 platformClass) external {
+        AccountLogic.setPlatformClass(_s, platformClass);
+    }
+
+    /// @inheritdoc IMarketplace
     function stake(uint256 amount) external nonReentrant {
         AccountLogic.stake(_s, amount);
     }
@@ -463,6 +468,16 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     /// @inheritdoc IMarketplace
     function getWorker(address worker) external view returns (Worker memory) {
         return _s.workers[worker];
+    }
+
+    /// @inheritdoc IMarketplace
+    function platformClassOf(address worker) external view returns (bytes32) {
+        return _s.platformClass[worker];
+    }
+
+    /// @inheritdoc IMarketplace
+    function taskPlatformClass(uint256 taskId) external view returns (bytes32) {
+        return _s.taskClass[taskId];
     }
 
     /// @inheritdoc IMarketplace

@@ -89,6 +89,7 @@ class WorkerOut(BaseModel):
     memory_mb: int
     gpus: int
     arch: list[str]
+    platform_class: str | None = Field(description="declared platform class (homogeneous redundancy), or null")
     stake: str
     locked: str
     unstaking: str
@@ -170,6 +171,8 @@ class TaskOut(BaseModel):
     callback_ok: bool | None
     wanted: list[str] = Field(description="(credibility mode) why the task wanted each replica past the first, "
                                           "in order: not-credible, spot-check or dispute")
+    platform_class: str | None = Field(description="(homogeneous redundancy) the class the first replica bound the "
+                                        "task to, or null")
     gas_used: int
     txs: int
     claimed_at: int

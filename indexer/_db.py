@@ -57,7 +57,7 @@ from oracle.credibility import MoreReason
 from .exceptions import SchemaMismatch
 
 #: Bump when a table changes; an existing database of another version is refused, never migrated silently.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: workers.platform_class, tasks.platform_class (homogeneous redundancy)
 
 
 def wanted_reason(reason: int) -> str:
@@ -254,6 +254,7 @@ workers = _versioned(
     # results confirmed by another worker's matching replica since the last slash (the contract's Worker.verified,
     # credibility mode): +1 per win of a task finalized with 2+ winners, 0 after a slash
     Column("verified", BigInteger, nullable=False),
+    Column("platform_class", String(32)),  # declared with setPlatformClass (NULL: none)
     Column("registered_at", BigInteger, nullable=False),
     Column("last_activity", BigInteger, nullable=False),
 )
@@ -320,6 +321,8 @@ tasks = _versioned(
     # credibility mode: why the task wanted each replica past the first (ReplicaWanted), in order, comma-separated:
     # not-credible | spot-check | dispute ("" when it wanted none)
     Column("wanted", Text, nullable=False),
+    # homogeneous redundancy: the platform class the first replica bound the task to (NULL: not an HR task)
+    Column("platform_class", String(32)),
     Column("gas_used", BigInteger, nullable=False),
     Column("txs", Integer, nullable=False),
     Column("claimed_at", BigInteger, nullable=False),

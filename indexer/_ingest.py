@@ -32,6 +32,7 @@ from web3 import Web3
 from oracle import get_logger
 from oracle.events import DecodedEvent, EventStream, ReorgTooDeep, StreamCursor
 from oracle.market import JobView, Market
+from oracle.protocol import platform_class_name
 
 from . import _db
 from .exceptions import BlockRace, IndexerHalted
@@ -753,7 +754,7 @@ class Indexer:
             row = self._proj.create("workers", address, {
                 "cores": 0, "memory_mb": 0, "gpus": 0, "arch_mask": 0, "stake": 0, "locked": 0, "unstaking": 0,
                 "reputation": 0, "slashes": 0, "banned": False, "earned": 0, "slashed": 0, "tasks_done": 0,
-                "tasks_failed": 0, "active_claims": 0, "verified": 0, "registered_at": self.ts,
+                "tasks_failed": 0, "active_claims": 0, "verified": 0, "platform_class": None, "registered_at": self.ts,
                 "last_activity": self.ts})
         row["last_activity"] = self.ts
         return row
@@ -788,7 +789,7 @@ class Indexer:
             "job_id": tid >> 32, "idx": tid & 0xFFFFFFFF, "status": "running", "target": target, "claims": 0,
             "occupied": 0, "committed": 0, "revealed": 0, "worker": None, "lease_start": None,
             "result_digest": None, "result_cid": None, "winners": 0, "reward_each": 0, "refund": 0,
-            "callback_ok": None, "wanted": "", "gas_used": 0, "txs": 0, "claimed_at": self.ts, "finished_at": None})
+            "callback_ok": None, "wanted": "", "platform_class": None, "gas_used": 0, "txs": 0, "claimed_at": self.ts, "finished_at": None})
 
     def _contribute(self, task: dict[str, Any], worker: str, slot: int, expiry: int) -> dict[str, Any]:
         task["claims"] += 1
@@ -905,6 +906,9 @@ class Indexer:
         w = self._worker(a["worker"])
         w.update(cores=int(a["cores"]), memory_mb=int(a["memoryMB"]), gpus=int(a["gpus"]),
                  arch_mask=int(a["archMask"]))
+
+    def _on_WorkerPlatformClassSet(self, a: dict[str, Any]) -> None:
+        self._worker(a["worker"])["platform_class"] = platform_class_name(a["platformClass"]) or None
 
     def _on_Staked(self, a: dict[str, Any]) -> None:
         w = self._worker(a["worker"])
@@ -1132,6 +1136,13 @@ class Indexer:
         w = self._worker(worker)
         w["locked"] += job["replica_stake"] if job else 0
         w["active_claims"] += 1
+
+    def _on_TaskPlatformClassBound(self, a: dict[str, Any]) -> None:
+        """Emitted by a task's first replica claim, just before its ReplicaClaimed: the task row starts here."""
+        tid = int(a["taskId"])
+        job = self._job(tid >> 32)
+        target = 0 if job is None else 1 if job["confidence_ppb"] is not None else job["replication"]
+        self._new_task(tid, job, target)["platform_class"] = platform_class_name(a["platformClass"])
 
     def _on_ResultCommitted(self, a: dict[str, Any]) -> None:
         tid, worker = int(a["taskId"]), _addr(a["worker"])

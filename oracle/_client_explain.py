@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._client_models import Explanation, JobStatus, Reason, format_amount
+from .protocol import ARCH_BITS_MASK
 
 #: a worker's default cap on one input (worker setting max_input_mb): larger inputs need workers that raised it
 DEFAULT_MAX_INPUT = 1024 << 20
@@ -13,17 +14,27 @@ DEFAULT_MAX_INPUT = 1024 << 20
 def explain_task(status: JobStatus, index: int | None, state: str, now: int, params: dict[str, Any],
                  app: dict[str, Any], app_allows: bool, workers: list[dict[str, Any]], *, largest_input: int = 0,
                  pending_failure: dict[str, Any] | None = None, wanted: dict[str, Any] | None = None,
-                 confidence_ppb: int = 0) -> Explanation:
+                 confidence_ppb: int = 0, platform_class: str | None = None) -> Explanation:
     """Build the explanation from the job's status, the chain time, the market parameters, the app and the
     registered workers (``getWorker`` structs with an ``address`` key); ``largest_input`` is the largest input a
     task announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1),
-    ``wanted`` the task's last ``ReplicaWanted`` event and ``confidence_ppb`` the job's confidence (credibility
-    mode)."""
+    ``wanted`` the task's last ``ReplicaWanted`` event, ``confidence_ppb`` the job's confidence (credibility
+    mode) and ``platform_class`` the class the task is bound to ("" when unbound; None when the job does not ask
+    for homogeneous redundancy)."""
     job_id = status.job_id
     if state in ("finalized", "failed", "cancelled", "refunded"):
         return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
                            summary=f"the task is {state}: nothing will run any more")
     reasons = _task_reasons(status, largest_input, pending_failure, wanted, confidence_ppb)
+    if platform_class is not None:
+        reasons.append(Reason(
+            code="homogeneous", severity="info",
+            message=(f"the job asks for homogeneous redundancy: this task is bound to platform class "
+                     f"'{platform_class}', only workers of that class may add its replicas" if platform_class else
+                     "the job asks for homogeneous redundancy: the first replica's platform class will bind this "
+                     "task, and only workers of that class may add its other replicas"),
+            fix="if replicas wait long, too few workers of that class are online: post without --homogeneous, or "
+                "use an app that canonicalises its output"))
     if state in ("claimed", "committing"):
         return Explanation(job_id=job_id, task_index=index, state=state, reasons=reasons,
                            summary="the task is running: a worker holds a claim on it"
@@ -121,7 +132,8 @@ def _worker_reasons(status: JobStatus, params: dict[str, Any], workers: list[dic
             code="no-capable-worker", severity="blocking",
             message=(f"none of the {len(unbanned)} workers has the capabilities the job asks for (cores >= "
                      f"{status.cores}, memory >= {status.memory_mb} MB, gpus >= {status.gpus}, arch mask "
-                     f"{status.arch_mask or 'any'}, reputation >= {status.min_reputation}); the largest offers "
+                     f"{status.arch_mask & ARCH_BITS_MASK or 'any'}, reputation >= {status.min_reputation}); "
+                     "the largest offers "
                      f"{best['cores']} cores, {best['memoryMB']} MB, {best['gpus']} gpus, arch mask "
                      f"{best['archMask']}, reputation {best['reputation']}"),
             fix="post again with smaller requirements, or wait for a bigger worker"))
@@ -159,5 +171,5 @@ def _wanted_reason(wanted: dict[str, Any], confidence_ppb: int, cap: int) -> Rea
 
 def _fits(job: JobStatus, w: dict[str, Any]) -> bool:
     return (int(w["cores"]) >= job.cores and int(w["memoryMB"]) >= job.memory_mb and int(w["gpus"]) >= job.gpus
-            and (job.arch_mask == 0 or int(w["archMask"]) & job.arch_mask != 0)
+            and (job.arch_mask & ARCH_BITS_MASK == 0 or int(w["archMask"]) & job.arch_mask & ARCH_BITS_MASK != 0)
             and int(w["reputation"]) >= job.min_reputation)

@@ -150,6 +150,8 @@ class JobSpec(BaseModel):
     memory_mb: int = Field(default=256, ge=0, lt=2**32)
     gpus: int = Field(default=0, ge=0, lt=2**8)
     arch: list[str] | int = 0
+    homogeneous: bool = Field(default=False, description="homogeneous redundancy: every replica of a task runs on "
+                              "the platform class of its first (see PROTOCOL.md, 'Homogeneous redundancy')")
     min_reputation: int = Field(default=0, ge=0, lt=2**32)
     callback: str | None = None
     encrypt: bool = Field(default=False, description="seal results to a fresh key kept in the local keyring")
@@ -166,6 +168,9 @@ class JobSpec(BaseModel):
         if self.confidence is not None and self.replication < 2:
             raise ValueError(f"credibility mode (confidence {self.confidence}) needs a replica cap of at least 2: "
                              "give replication N >= 2 (e.g. 6), the most replicas a task may use")
+        if self.homogeneous and self.replication < 2 and self.confidence is None:
+            raise ValueError("homogeneous redundancy keeps a task's replicas on one platform class, and replication "
+                             "1 has one replica: give replication >= 2, or drop 'homogeneous'")
         return self
 
     @field_validator("tasks")

@@ -102,7 +102,7 @@ from .ipfs import IpfsClient
 from .market import JobView, Market, _struct
 from .models import AppMetadata, InputRef, InputsDocument
 from .pinning import PinningClient, RemotePins, request_pin
-from .protocol import task_id
+from .protocol import ARCH_HOMOGENEOUS, platform_class_name, task_id
 from .settings import Settings, check_network
 from .status import read_status
 from .tx import TxSender
@@ -587,7 +587,7 @@ class Client:
             raise InvalidJobSpec(
                 f"deadline in {spec.deadline_in} s is too short: a claim needs max run {spec.max_run_seconds} s + "
                 f"claim grace {grace} s before the deadline; give at least {spec.max_run_seconds + grace + 60} s")
-        mask = arch_mask(spec.arch)
+        mask = arch_mask(spec.arch) | (ARCH_HOMOGENEOUS if spec.homogeneous else 0)
         callback = ZERO
         if spec.callback:
             callback = self._address(spec.callback)
@@ -1098,9 +1098,12 @@ class Client:
         wanted = self.market.contract.events.ReplicaWanted().get_logs(
             from_block=self.deploy_block, argument_filters={"taskId": task_id(job_id, index)})
         confidence = int(self.market.contract.functions.getCredibility(job_id).call()[0])
+        bound = platform_class_name(self.market.contract.functions.taskPlatformClass(task_id(job_id, index)).call()) \
+            if status.arch_mask & ARCH_HOMOGENEOUS else None
         return explain_task(status, index, state, self.chain_time(), self.market.params(), app, allows,
                             self._workers(), largest_input=self._largest_input(status), pending_failure=pending,
-                            wanted=dict(wanted[-1]["args"]) if wanted else None, confidence_ppb=confidence)
+                            wanted=dict(wanted[-1]["args"]) if wanted else None, confidence_ppb=confidence,
+                            platform_class=bound)
 
     def _largest_input(self, status: JobStatus) -> int:
         """The largest input a task of the job announces: its dataset (size on chain) or an inputs-document

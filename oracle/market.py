@@ -11,7 +11,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from ._artifacts import AbiList, abi
-from .protocol import split_task_id
+from .protocol import ARCH_HOMOGENEOUS, split_task_id
 
 
 class ChainClock:
@@ -70,6 +70,12 @@ class JobView(BaseModel):
     escrow: int = 0
     closed: bool = False
     confidence_ppb: int = 0  # credibility mode (JobCredibility): then `replication` is the replica cap
+
+    @property
+    def homogeneous(self) -> bool:
+        """Whether the job asks for homogeneous redundancy (bit 7 of its archMask): a task's replicas all come
+        from the platform class of its first."""
+        return bool(self.arch_mask & ARCH_HOMOGENEOUS)
 
     @classmethod
     def from_event(cls, args: dict[str, Any]) -> JobView:

@@ -35,6 +35,29 @@ ARCH_ARM64 = 1 << 1
 ARCH_RISCV64 = 1 << 2
 ARCH_386 = 1 << 3
 ARCH_ARM = 1 << 4
+#: Bit 7 of a job's ``archMask`` is no architecture: it asks for homogeneous redundancy (every replica of a task
+#: from one platform class, see :func:`platform_class_bytes` and PROTOCOL.md).
+ARCH_HOMOGENEOUS = 1 << 7
+#: The architecture bits of an ``archMask``.
+ARCH_BITS_MASK = ARCH_HOMOGENEOUS - 1
+
+#: A platform class tag: what a worker declares with ``setPlatformClass`` (architecture plus a tag, e.g.
+#: ``amd64-avx2``, ``cuda-sm90``): lowercase ASCII letters, digits, ``.``, ``_``, ``-``; 1 to 32 characters.
+PLATFORM_CLASS_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,31}$"
+
+
+def platform_class_bytes(tag: str) -> bytes:
+    """A platform class tag -> the ``bytes32`` the chain stores (ASCII, left-aligned, zero-padded; "" -> 0)."""
+    raw = tag.encode("ascii")
+    if len(raw) > 32:
+        raise ValueError(f"platform class {tag!r} is {len(raw)} bytes long; at most 32 fit on chain")
+    return raw.ljust(32, b"\0")
+
+
+def platform_class_name(value: bytes | str) -> str:
+    """The chain's ``bytes32`` platform class (bytes or 0x-hex) -> its tag ("" when none)."""
+    raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value
+    return raw.rstrip(b"\0").decode("ascii", errors="replace")
 
 #: Bits of a task's index inside its task id.
 TASK_INDEX_BITS = 32

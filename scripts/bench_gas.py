@@ -258,6 +258,22 @@ def giving_back(b: Bench) -> int:
     return total
 
 
+def homogeneous(b: Bench) -> int:
+    """Not a scenario of the table: the per-operation cost of homogeneous redundancy (archMask bit 7): declaring a
+    platform class, and an R = 2 task's two replica claims, the first binding the task to its class."""
+    m, (w0, w1) = b.market, b.workers[:2]
+    cls = b"amd64-a".ljust(32, b"\0")
+    total = b.run("setPlatformClass", m.functions.setPlatformClass(cls), w0)
+    send(b.w3, m.functions.setPlatformClass(cls), w1)
+    now = int(b.w3.eth.get_block("latest")["timestamp"])
+    send(b.w3, m.functions.postJob((b.app_id, 0, 2, 2, E18, now + 30 * 86400, 3600, 1, 512, 0, 0x80, 0,
+                                    "0x" + "00" * 20, "bafyinputsdocument", b"")), b.requester)
+    t = task_id(int(m.functions.jobCount().call()), 1)  # index 1: the job's bitmap word is warm for neither task
+    total += b.run("claim (R=2, homogeneous, first replica: binds)", m.functions.claim(t), w0)
+    total += b.run("claim (R=2, homogeneous, later replica)", m.functions.claim(t), w1)
+    return total
+
+
 def measure() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         info, url = _devnet.start_anvil(Path(tmp), _devnet.free_port())
@@ -273,7 +289,7 @@ def measure() -> dict[str, Any]:
                                  ("bag10_r3_unbatched_per_task", bag_r3, 10),
                                  ("bag100_r1_relayed_per_task", bag_r1_relayed, 100),
                                  ("bag10_credible_alone_per_task", bag_credible, 10),
-                                 ("giving_back", giving_back, 1)]:
+                                 ("giving_back", giving_back, 1), ("homogeneous", homogeneous, 1)]:
                 w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
                 snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
                 bench = Bench(w3, accounts)

@@ -538,6 +538,8 @@ def job() -> None:
 @click.option("--gpus", type=int, default=0, show_default=True,
               help="NVIDIA GPUs given to each task (only workers with as many free GPUs claim it)")
 @click.option("--arch", "archs", multiple=True, help="amd64, arm64, ... (default any)")
+@click.option("--homogeneous", is_flag=True,
+              help="homogeneous redundancy: all replicas of a task on the platform class of its first (R >= 2)")
 @click.option("--min-reputation", type=int, default=0, show_default=True)
 @click.option("--callback", default=None, help="ITaskCallback contract receiving each result")
 @click.option("--encrypt", is_flag=True, help="seal results to a new key kept in your keyring")
@@ -547,8 +549,8 @@ def job() -> None:
 def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | None, count: int | None,
                args: tuple[str, ...], inputs: tuple[str, ...], reward: int, replication: int | None,
                confidence: float | None, assume_faulty: float, spot_check: float, deadline: str,
-               max_run: str, cores: int, memory_mb: int, gpus: int, archs: tuple[str, ...], min_reputation: int,
-               callback: str | None, encrypt: bool, then_watch: bool, as_json: bool) -> None:
+               max_run: str, cores: int, memory_mb: int, gpus: int, archs: tuple[str, ...], homogeneous: bool,
+               min_reputation: int, callback: str | None, encrypt: bool, then_watch: bool, as_json: bool) -> None:
     if args_file is not None and count is not None:
         raise click.UsageError("give --args-file or --count, not both")
     common: dict[str, str] = {}
@@ -569,8 +571,8 @@ def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | N
                        common_inputs=common, replication=replication or (6 if confidence else 1), reward=reward,
                        confidence=confidence, assume_faulty=assume_faulty, spot_check=spot_check,
                        deadline_in=parse_duration(deadline), max_run_seconds=parse_duration(max_run), cores=cores,
-                       memory_mb=memory_mb, gpus=gpus, arch=list(archs), min_reputation=min_reputation,
-                       callback=callback, encrypt=encrypt)
+                       memory_mb=memory_mb, gpus=gpus, arch=list(archs), homogeneous=homogeneous,
+                       min_reputation=min_reputation, callback=callback, encrypt=encrypt)
     except ValueError as exc:  # pydantic's ValidationError
         raise InvalidJobSpec(str(exc).replace("\n", " ")) from None
     with upload_progress("uploading inputs") as step:

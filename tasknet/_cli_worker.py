@@ -34,8 +34,9 @@ Example:
   tasknet worker status --devnet-role worker-1 --json
 """
 HELP_REGISTER = """Register this machine as a worker, or update what it advertises: the cores the policy lends, memory,
-GPUs and architecture, detected here. Refuses when Docker is unusable (every task runs in a container). Staking is
-separate: 'tasknet worker stake'.
+GPUs and architecture, detected here, and the platform class (--platform-class: the architecture plus a tag such as
+amd64-avx2; jobs asking for homogeneous redundancy give all replicas of a task to one class). Refuses when Docker is
+unusable (every task runs in a container). Staking is separate: 'tasknet worker stake'.
 
 \b
 Example:
@@ -111,15 +112,19 @@ def register(cli: click.Group) -> None:
                   help="executor slurm: a folder on storage every node mounts (task folders, images)")
     @click.option("--slurm-partition", default=None, help="executor slurm: the partition (default: the cluster's)")
     @click.option("--fault", default=None, hidden=True, help="fault injection for demos and tests")
+    @click.option("--platform-class", default=None, metavar="TAG",
+                  help="platform class for homogeneous redundancy, e.g. amd64-avx2 (default: the architecture)")
     def run(config: Path | None, devnet_role: str | None, devnet_file: Path | None, stake_tokens: float | None,
             max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, executor: str | None,
-            slurm_shared_dir: Path | None, slurm_partition: str | None, fault: str | None, **kw: Any) -> None:
+            slurm_shared_dir: Path | None, slurm_partition: str | None, fault: str | None, platform_class: str | None,
+            **kw: Any) -> None:
         from worker import Worker
 
         from .cli import daemon_logging
 
         daemon_logging()
-        settings = _settings(config, devnet_role, devnet_file, _conn(kw), state_dir=state_dir, fault=fault, relay_url=relay_url,
+        settings = _settings(config, devnet_role, devnet_file, _conn(kw), state_dir=state_dir, fault=fault,
+                             relay_url=relay_url, platform_class=platform_class,
                              stake=int(stake_tokens * ETHER) if stake_tokens is not None else None)
         if max_concurrent is not None:
             settings.policy.max_concurrent = max_concurrent
@@ -135,19 +140,21 @@ def register(cli: click.Group) -> None:
     @worker.command("register", help=HELP_REGISTER)
     @common
     @click.option("--json", "as_json", is_flag=True, help="print JSON")
+    @click.option("--platform-class", default=None, metavar="TAG",
+                  help="platform class for homogeneous redundancy, e.g. amd64-avx2 (default: the architecture)")
     def register_(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool,
-                  **kw: Any) -> None:
+                  platform_class: str | None, **kw: Any) -> None:
         from worker import Worker
 
-        w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw)))
+        w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw), platform_class=platform_class))
         sent = w.register()
-        doc = {"address": w.account.address, "changed": sent, **w.advertised()}
+        doc = {"address": w.account.address, "changed": sent, **w.advertised(), "platformClass": w.platform_class}
         if as_json:
             out.print_json(json.dumps(doc))
             return
         what = "registered" if sent else "already registered with these capabilities"
         out.print(f"{w.account.address} {what}: {doc['cores']} cores, {doc['memoryMB']} MB, {doc['gpus']} GPUs, "
-                  f"architecture {w.caps.arch}")
+                  f"architecture {w.caps.arch}, platform class {w.platform_class}")
 
     @worker.command(help=HELP_STAKE)
     @click.argument("amount", type=float)

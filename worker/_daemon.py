@@ -30,7 +30,7 @@ from oracle.events import EventStream, StreamCursor
 from oracle.exceptions import IpfsUnavailable, RpcUnavailable, TasknetError, TransactionReverted
 from oracle.images import BUSYBOX_BASE, build_busybox_base, image_exists
 from oracle.market import JobView, Market
-from oracle.protocol import split_task_id, task_id
+from oracle.protocol import ARCH_BITS_MASK, platform_class_bytes, split_task_id, task_id
 from oracle.tx import TxSender
 
 from ._batching import Held, flush_reason
@@ -225,15 +225,26 @@ class Worker:
         return {"cores": min(self.s.policy.cores or self.caps.cores, self.caps.cores), "memoryMB": self.caps.memory_mb,
                 "gpus": lent_gpus(self.caps, self.s.policy), "archMask": ARCH_BITS.get(self.caps.arch, 0)}
 
+    @property
+    def platform_class(self) -> str:
+        """The platform class this worker declares (settings.platform_class, else its architecture)."""
+        return self.s.platform_class or self.caps.arch
+
     def register(self) -> bool:
-        """Register on chain with :meth:`advertised` capabilities, or update them; False when already current."""
+        """Register on chain with :meth:`advertised` capabilities and :attr:`platform_class`, or update them;
+        False when already current."""
         me = self.market.worker(self.account.address)
         caps = self.advertised()
-        if me["flags"] & 1 and all(me[k] == v for k, v in caps.items()):
-            return False
-        self.sender.transact(self.market.contract.functions.registerWorker(
-            caps["cores"], caps["memoryMB"], caps["gpus"], caps["archMask"]))
-        return True
+        fns = self.market.contract.functions
+        sent = False
+        if not (me["flags"] & 1 and all(me[k] == v for k, v in caps.items())):
+            self.sender.transact(fns.registerWorker(caps["cores"], caps["memoryMB"], caps["gpus"], caps["archMask"]))
+            sent = True
+        cls = platform_class_bytes(self.platform_class)
+        if bytes(fns.platformClassOf(self.account.address).call()) != cls:
+            self.sender.transact(fns.setPlatformClass(cls))
+            sent = True
+        return sent
 
     def ensure_registered(self) -> None:
         """Advertise the capabilities, and top the stake up to ``settings.stake``."""
@@ -249,8 +260,8 @@ class Worker:
                 self.sender.transact(self.market.contract.functions.deposit(need))
             self.sender.transact(self.market.contract.functions.stake(missing))
         me = self.market.worker(self.account.address)
-        self.log.info("worker_ready", cores=cores, memory_mb=memory, arch=self.caps.arch, stake=int(me["stake"]),
-                      **self._note_gpus())
+        self.log.info("worker_ready", cores=cores, memory_mb=memory, arch=self.caps.arch,
+                      platform_class=self.platform_class, stake=int(me["stake"]), **self._note_gpus())
         self._standing(me)
 
     def _note_gpus(self) -> dict[str, Any]:
@@ -698,6 +709,8 @@ class Worker:
             if index in taken or f"{job.job_id}:{index}" in mine:
                 continue
             tid = task_id(job.job_id, index)
+            if job.homogeneous and self.view.classes.get(tid, self.platform_class) != self.platform_class:
+                continue  # homogeneous redundancy: bound to another platform class, a claim would revert
             free, held = self.view.open_slots(job, tid, self.account.address)
             busy = len(self.view.replicas.get(tid, {}))
             if held or (not busy and fresh <= 0):
@@ -746,7 +759,8 @@ class Worker:
     def _accepts(self, job: JobView, reputation: int, now: int) -> bool:
         offer = Offer(job_id=job.job_id, task_index=0, app=str(job.app_id), requester=job.requester,
                       reward=job.reward, cores=job.cores, memory_mb=job.memory_mb, gpus=job.gpus,
-                      arch=0 if not job.arch_mask or job.arch_mask & ARCH_BITS.get(self.caps.arch, 0)
+                      arch=0 if not job.arch_mask & ARCH_BITS_MASK
+                      or job.arch_mask & ARCH_BITS.get(self.caps.arch, 0)
                       else 255, max_run_s=job.max_run_seconds, deadline=job.deadline,
                       min_reputation=job.min_reputation)
         d = decide(offer, self.caps, self.s.policy, now=dt.datetime.now(), chain_time=now, reputation=reputation,

@@ -93,6 +93,9 @@ class WorkerSettings(BaseSettings):
     on_ban: Literal["exit", "wait"] = Field("exit", description="when the marketplace bans this worker or its stake "
                                             "falls below the minimum: finish what it holds and exit 1, or wait "
                                             "(checking again every minute) for an unban or a top-up")
+    platform_class: str = Field("", pattern=r"^([a-z0-9][a-z0-9._-]{0,31})?$", description="this worker's platform "
+                                "class for homogeneous redundancy: its architecture plus a tag, e.g. 'amd64-avx2' or "
+                                "'cuda-sm90' (registered on chain at start; default: the architecture, e.g. 'amd64')")
     policy: Policy = Field(default_factory=Policy)
     memory_per_task_mb: int = Field(512, ge=32)
     input_stall_s: float = Field(120.0, gt=0, description="seconds a download may go without receiving a byte "

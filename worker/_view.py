@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from oracle.events import DecodedEvent
 from oracle.market import AppView, JobView
-from oracle.protocol import split_task_id
+from oracle.protocol import platform_class_name, split_task_id
 
 
 class ReplicaHint(BaseModel):
@@ -119,6 +119,8 @@ class MarketView(BaseModel):
     leases: dict[int, LeaseHint] = Field(default_factory=dict, description="start task id -> lease (R=1)")
     replicas: dict[int, dict[int, ReplicaHint]] = Field(default_factory=dict, description="task id -> slot -> hint")
     targets: dict[int, int] = Field(default_factory=dict, description="task id -> replicas wanted (R>1)")
+    classes: dict[int, str] = Field(default_factory=dict, description="task id -> the platform class its first "
+                                    "replica bound it to (homogeneous redundancy)")
 
     @field_validator("taken", mode="before")
     @classmethod
@@ -178,6 +180,8 @@ class MarketView(BaseModel):
             del self.replicas[tid]
         for tid in [t for t in self.targets if split_task_id(t)[0] == job_id]:
             del self.targets[tid]
+        for tid in [t for t in self.classes if split_task_id(t)[0] == job_id]:
+            del self.classes[tid]
 
     def forget_expired(self, now: float, grace: float) -> list[int]:
         """Forget the jobs whose deadline passed more than ``grace`` seconds before ``now``: none of their tasks
@@ -263,6 +267,10 @@ class MarketView(BaseModel):
             return
         self.replicas.setdefault(a["taskId"], {})[a["replica"]] = ReplicaHint(worker=a["worker"], expiry=a["expiry"])
 
+    def _on_TaskPlatformClassBound(self, a: dict[str, Any]) -> None:
+        if split_task_id(a["taskId"])[0] in self.jobs:
+            self.classes[a["taskId"]] = platform_class_name(a["platformClass"])
+
     def _on_ResultCommitted(self, a: dict[str, Any]) -> None:
         for hint in self.replicas.get(a["taskId"], {}).values():
             if hint.worker.lower() == a["worker"].lower():
@@ -294,6 +302,7 @@ class MarketView(BaseModel):
         self._take(job_id, range(index, index + 1))
         self.replicas.pop(tid, None)
         self.targets.pop(tid, None)
+        self.classes.pop(tid, None)
 
     # -- queries ----------------------------------------------------------------------------------
     def target(self, job: JobView, tid: int) -> int:

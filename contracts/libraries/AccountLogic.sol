@@ -27,6 +27,13 @@ library AccountLogic {
         emit IMarketplace.WorkerRegistered(msg.sender, cores, memoryMB, gpus, archMask);
     }
 
+    /// @notice See {IMarketplace-setPlatformClass}.
+    function setPlatformClass(MarketStorage.State storage s, bytes32 platformClass) external {
+        if (s.workers[msg.sender].flags & MarketStorage.REGISTERED == 0) revert IMarketplace.MarketplaceNotWorker(msg.sender);
+        s.platformClass[msg.sender] = platformClass;
+        emit IMarketplace.WorkerPlatformClassSet(msg.sender, platformClass);
+    }
+
     /// @notice See {IMarketplace-stake}.
     function stake(MarketStorage.State storage s, uint256 amount) external {
         IMarketplace.Worker storage w = s.workers[msg.sender];

@@ -16,6 +16,9 @@ library MarketStorage {
     uint8 internal constant JOB_CLOSED = 1; // job flag
     uint8 internal constant JOB_CALLBACK = 2; // job flag: JobExtras.callback is set
     uint8 internal constant JOB_CREDIBILITY = 4; // job flag: credibility mode (State.credibility holds its settings)
+    /// @dev Bit 7 of a job's archMask is no architecture: it asks for homogeneous redundancy (R > 1 replicas of a
+    /// task all come from one platform class). The architecture bits are the others.
+    uint8 internal constant ARCH_HOMOGENEOUS = 0x80;
     /// @dev Gas kept for the code after a callback returns, on top of the callback's cap.
     uint256 internal constant CALLBACK_OVERHEAD = 10_000;
     uint256 internal constant MAX_CALLBACK_DATA = 1024;
@@ -36,6 +39,8 @@ library MarketStorage {
         mapping(uint256 taskId => mapping(uint256 replica => bytes)) callbackData;
         mapping(uint256 taskId => IMarketplace.Failure) failures;
         mapping(uint256 jobId => IMarketplace.Credibility) credibility;
+        mapping(address worker => bytes32) platformClass; // declared by {IMarketplace-setPlatformClass}
+        mapping(uint256 taskId => bytes32) taskClass; // a homogeneous task's class, set by its first replica
     }
 
     /// @dev Takes `amount` from `account`'s free balance; reverts with the balance and the amount when short.
@@ -116,7 +121,7 @@ library MarketStorage {
         uint8 flags = w.flags;
         if (flags & REGISTERED == 0) revert IMarketplace.MarketplaceNotWorker(worker);
         if (flags & BANNED != 0) revert IMarketplace.MarketplaceWorkerBanned(worker);
-        uint8 arch = job.archMask;
+        uint8 arch = job.archMask & ~ARCH_HOMOGENEOUS;
         if (
             w.cores < job.cores || w.memoryMB < job.memoryMB || w.gpus < job.gpus
                 || (arch != 0 && w.archMask & arch == 0)

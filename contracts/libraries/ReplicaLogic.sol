@@ -125,6 +125,19 @@ library ReplicaLogic {
             if (!strict) return false;
             revert IMarketplace.MarketplaceNoFreeReplica(taskId);
         }
+        if (job.archMask & MarketStorage.ARCH_HOMOGENEOUS != 0) {
+            // Homogeneous redundancy: the first replica's platform class binds the task; a worker of another class
+            // (or of none) may not join it. Another class having bound it first is a race claimSome skips.
+            bytes32 yours = s.platformClass[worker];
+            bytes32 bound = s.taskClass[taskId];
+            if (bound == 0 && yours != 0) {
+                s.taskClass[taskId] = yours;
+                emit IMarketplace.TaskPlatformClassBound(taskId, yours);
+            } else if (bound != yours || yours == 0) {
+                if (!strict && yours != 0) return false;
+                revert IMarketplace.MarketplacePlatformClassMismatch(jobId, index, bound, yours);
+            }
+        }
         uint256 expiry = block.timestamp + job.maxRunSeconds + s.params.claimGrace;
         if (expiry > job.deadline) revert IMarketplace.MarketplaceClaimPastDeadline(expiry, job.deadline);
         s.lockStake(worker, jobId, job, job.replicaStake);

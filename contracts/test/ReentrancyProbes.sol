@@ -88,7 +88,7 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function names() external pure returns (string[] memory n) {
-        n = new string[](34);
+        n = new string[](35);
         n[0] = "deposit";
         n[1] = "depositWithPermit";
         n[2] = "withdraw";
@@ -123,6 +123,7 @@ contract ReentrancyProbe is ITaskCallback {
         n[31] = "reportFailure";
         n[32] = "postCredibilityJob";
         n[33] = "startSpotCheck";
+        n[34] = "setPlatformClass";
     }
 
     function results() external view returns (bytes4[] memory) {
@@ -149,7 +150,7 @@ contract ReentrancyProbe is ITaskCallback {
         IMarketplace.JobParams memory p;
         bytes[] memory inner = new bytes[](1);
         inner[0] = abi.encodeCall(IMarketplace.withdraw, (1));
-        bytes[] memory calls = new bytes[](34);
+        bytes[] memory calls = new bytes[](35);
         calls[0] = abi.encodeCall(IMarketplace.deposit, (1));
         calls[1] = abi.encodeCall(IMarketplace.depositWithPermit, (1, 0, 0, bytes32(0), bytes32(0)));
         calls[2] = abi.encodeCall(IMarketplace.withdraw, (1));
@@ -186,6 +187,7 @@ contract ReentrancyProbe is ITaskCallback {
         calls[31] = abi.encodeCall(IMarketplace.reportFailure, (taskId, digest, ""));
         calls[32] = abi.encodeCall(IMarketplace.postCredibilityJob, (p, IMarketplace.Credibility(990_000_000, 1000, 0)));
         calls[33] = abi.encodeCall(IMarketplace.startSpotCheck, (taskId));
+        calls[34] = abi.encodeCall(IMarketplace.setPlatformClass, (bytes32("probe")));
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

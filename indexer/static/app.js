@@ -115,7 +115,7 @@ async function refresh() {
   $("hosts-count").textContent = `${workers.total} registered`;
   fill("hosts", workers.items, (w) => w.address, (w) => [
     mono(short(w.address), w.address), {html: badge(w.status)}, num(w.cores), num(mem(w.memory_mb)), num(w.gpus),
-    w.arch.join(", "), num(w.reputation), num(w.verified), num(tokens(w.stake)), num(tokens(w.earned)), num(w.tasks_done),
+    w.arch.join(", ") + (w.platform_class ? ` · ${w.platform_class}` : ""), num(w.reputation), num(w.verified), num(tokens(w.stake)), num(tokens(w.earned)), num(w.tasks_done),
     num(w.tasks_failed), ago(w.last_activity, now)]);
   $("tasks-count").textContent = `${tasks.total} claimed`;
   fill("tasks", tasks.items, (t) => String(t.task_id), (t) => [

@@ -12,6 +12,7 @@ from test_client_helpers import E18, as_json, client, register_echo_app, run_wor
 from oracle import DevnetInfo
 from oracle.client import JobSpec, TaskInput
 from oracle.market import Market
+from oracle.protocol import platform_class_name
 
 app_image = helpers.app_image
 devnet_file = helpers.devnet_file
@@ -29,6 +30,11 @@ def test_register_stake_run_status_and_unstake(devnet_file: Path, app_image: str
     on_chain = market.worker(me)
     assert on_chain["flags"] & 1 and (on_chain["cores"], on_chain["memoryMB"]) == (first["cores"], first["memoryMB"])
     assert (on_chain["stake"], as_json("worker", "register", "--as", "worker-2")["changed"]) == (0, False)
+    # the platform class (homogeneous redundancy): the architecture by default, a declared tag on request
+    assert platform_class_name(market.contract.functions.platformClassOf(me).call()) == first["platformClass"] != ""
+    tagged = as_json("worker", "register", "--as", "worker-2", "--platform-class", "amd64-test")
+    assert tagged["changed"] and tagged["platformClass"] == "amd64-test"
+    assert platform_class_name(market.contract.functions.platformClassOf(me).call()) == "amd64-test"
 
     with client(devnet_file, "worker-2") as c:
         c.faucet(10 * E18)

@@ -524,7 +524,7 @@ GUARDED = ["deposit", "depositWithPermit", "withdraw", "stake", "requestUnstake"
            "relayResults", "multicall", "claimSome", "abandon", "reportFailure", "postCredibilityJob",
            "startSpotCheck"]
 OWNER_ONLY = ["setParams", "setTreasury", "setWorkerBanned", "transferOwnership", "renounceOwnership"]
-SELF_ONLY = ["registerWorker"]  # not guarded: writes only the caller's own worker record
+SELF_ONLY = ["registerWorker", "setPlatformClass"]  # not guarded: write only the caller's own worker record
 
 
 RESULT_PATHS = ["submit", "submitRange", "relayResults", "reveal", "finalize", "relayReveals"]
@@ -535,7 +535,7 @@ FAILURE_PATHS = ["reveal (no consensus)", "reportFailure (at the cap)", "cancelT
 @attack(kind="attack", name="job callback re-enters every state-changing function",
         how="a callback contract, on each delivery path (results: submit, submitRange, relayResults, reveal, "
             "finalize, relayReveals; outcomes without a result: a failed task, a cancelled range, a closed job), "
-            "calls back all 34 state-changing functions of the marketplace; every money/task function must hit the "
+            "calls back all 35 state-changing functions of the marketplace; every money/task function must hit the "
             "guard, owner functions the Ownable check, and the delivering transaction must complete with exact "
             "balances")
 def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, path: str) -> None:
@@ -598,7 +598,7 @@ def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, pa
     results = dict(zip(names, (bytes(r) for r in probe.functions.results().call()), strict=True))
     assert {n for n, r in results.items() if r == GUARD} == set(GUARDED), results
     assert {n for n, r in results.items() if r == NOT_OWNER} == set(OWNER_ONLY), results
-    assert results["registerWorker"] == b"\0" * 4
+    assert results["registerWorker"] == results["setPlatformClass"] == b"\0" * 4
     assert env.balance(w) == expected_balance
     assert env.worker(w)["reputation"] >= 1 or path in FAILURE_PATHS
     assert m.functions.owner().call() == env.owner.address and m.functions.treasury().call() == env.owner.address
@@ -607,7 +607,7 @@ def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, pa
     solvent(env, [probe.address])
     record_property("reliability", f"via {path}: {len(GUARDED)} functions -> ReentrancyGuardReentrantCall, "
                                    f"{len(OWNER_ONLY)} owner functions -> OwnableUnauthorizedAccount, registerWorker "
-                                   f"only registered the probe itself; the delivering transaction used "
+                                   f"and setPlatformClass only registered the probe itself; the delivering transaction used "
                                    f"{receipt['gasUsed']:,} gas (callbackGas raised to 2,000,000 for the probe)")
 
 
