@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker
 from _daemon_costs import floor_ratio
+from docker.types import Mount
 from rich.console import Console
 
 IMAGE = "tasknet/povray-demo:1"
@@ -56,10 +57,14 @@ def render_cpu(frames: int, width: int, height: int, cores: int) -> dict[str, fl
     boxes = [client.containers.run(
         IMAGE, ["infinity"], entrypoint="sleep", detach=True, network_mode="none", read_only=True,
         cap_drop=["ALL"], security_opt=["no-new-privileges"], user="65534:65534", nano_cpus=1_000_000_000,
-        mem_limit="256m", memswap_limit="256m", pids_limit=64, tmpfs={"/out": "size=64m", "/tmp": "size=16m"},
-        volumes={str(scene): {"bind": "/in/scene.pov", "mode": "ro"}}, labels={"tasknet.bench": "floor"})
+        mem_limit="256m", memswap_limit="256m", pids_limit=64, environment={"HOME": "/tmp"},
+        mounts=[Mount("/out", "", type="tmpfs", tmpfs_size=64 * 2**20, tmpfs_mode=0o1777),
+                Mount("/tmp", "", type="tmpfs", tmpfs_size=16 * 2**20, tmpfs_mode=0o1777),
+                Mount("/in/scene.pov", str(scene), type="bind", read_only=True)], labels={"tasknet.bench": "floor"})
         for _ in range(cores)]
     try:
+        for c in boxes:  # the engine ignores tmpfs_mode here; root owns the tmpfs and may chmod it without capabilities
+            c.exec_run(["chmod", "1777", "/out"], user="0")
         def usage(c: Any) -> int:
             return int((CGROUP / c.id / "cpuacct.usage").read_text())
 
