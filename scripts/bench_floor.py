@@ -1,6 +1,6 @@
 """Time to results against its floor (issue #17): an honest POV-Ray bag, 48 frames, at R = 1 and R = 2 with 4 workers.
 
-    scripts/bench floor [--runs 3] [--frames 48] [--json]
+    scripts/bench floor [--runs 3] [--frames 48] [--json] [--no-write]
 
 Each run does, on this machine:
 
@@ -17,7 +17,9 @@ Each run does, on this machine:
 Ratios: ``r1_ratio`` = R = 1's time ÷ floor, ``r2_ratio_per_replica`` = R = 2's time ÷ (2 × floor). Medians and
 min–max over ``--runs``, the load average before and after, and each worker's per-phase profile (seconds between
 journal steps, summed over its tasks: claim → fetched inputs → ran → uploaded → committed/submitted → done). The
-last line is JSON: ``{"r1_ratio": …, "r2_ratio_per_replica": …, "floor_s": …, …}``.
+last line is JSON: ``{"r1_ratio": …, "r2_ratio_per_replica": …, "floor_s": …}`` (medians; ``--json`` prints
+the whole result on the line before). The Markdown table goes into BENCHMARKS.md between ``<!-- floor:start -->``
+and ``<!-- floor:end -->``.
 """
 
 from __future__ import annotations
@@ -122,12 +124,52 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
 
 
+def markdown(out: dict[str, Any]) -> str:
+    def cell(key: str) -> str:
+        v = out[key]
+        return f"{v['median']} ({v['min']}–{v['max']})"
+
+    lines = ["## Time to results over the floor (POV-Ray bag, issue #17)", "",
+             (f"Measured by `scripts/bench floor --runs {len(out['runs'])}`: {out['frames']} frames of the demo's scene "
+             f"(320×240), 4 honest worker processes, {out['cores']} cores, load average {out['load_before']} before "
+             f"and {out['load_after']} after (the machine is shared: the figures are indicative). Time: from posting "
+             "to the last verified result (the workers start after the posting). Floor: the same frames rendered "
+             "directly in the same image with the sandbox's confinement, their containers' CPU "
+             f"({out['cpu_source']}) ÷ the cores. Median (min–max) of the runs."), "",
+             "| figure | value | target |", "| --- | ---: | ---: |",
+             f"| floor (render CPU ÷ cores), s | {cell('floor_s')} | — |",
+             f"| the same renders' wall time, {out['cores']} at a time, s | {cell('direct_wall_s')} | — |",
+             f"| R = 1: posting to last result, s | {cell('r1_s')} | — |",
+             f"| R = 1 ÷ floor | {cell('r1_ratio')} | ≤ 1.5 |",
+             f"| R = 2: posting to last result, s | {cell('r2_s')} | — |",
+             f"| R = 2 ÷ (2 × floor), per replica | {cell('r2_ratio_per_replica')} | ≤ 1.6 |", "",
+             ("Where the workers' time goes (seconds between journal steps, summed over every task and worker; the "
+             "step names the phase that ended there), first run:"), "", "| step reached | R = 1, s | R = 2, s |",
+             "| --- | ---: | ---: |"]
+    r = out["runs"][0]
+    for step in sorted(set(r["r1_phases_s"]) | set(r["r2_phases_s"]), key=lambda k: -r["r2_phases_s"].get(k, 0.0)):
+        lines.append(f"| {step} | {r['r1_phases_s'].get(step, '—')} | {r['r2_phases_s'].get(step, '—')} |")
+    return "\n".join(lines)
+
+
+def write_benchmarks(md: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    start, end = "<!-- floor:start -->", "<!-- floor:end -->"
+    text = path.read_text()
+    block = f"{start}\n{md}\n{end}"
+    if start in text and end in text:
+        text = text.split(start, 1)[0] + block + text.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="scripts/bench floor")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--size", default="320x240")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     a = ap.parse_args(argv)
     width, _, height = a.size.partition("x")
     cores = os.cpu_count() or 1
@@ -157,7 +199,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "cpu_source": "cgroup v1 cpuacct.usage of the render containers"})
     last = {"r1_ratio": out["r1_ratio"]["median"], "r2_ratio_per_replica": out["r2_ratio_per_replica"]["median"],
             "floor_s": out["floor_s"]["median"]}
-    print(json.dumps(out) if not a.json else json.dumps(out, indent=None))
+    md = markdown(out)
+    if not a.no_write:
+        write_benchmarks(md)
+    print(md)
+    if a.json:
+        print(json.dumps(out))
     print(json.dumps(last))
     return out
 
