@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import docker
+from _daemon_costs import block_receipts, gas_by_kind, market_decoder
 from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
-from web3.types import RPCEndpoint
 
 from oracle import IpfsClient, connect, deploy_all, dev_accounts
 from oracle.market import Market
@@ -93,19 +93,11 @@ class Run:
                 raise SystemExit(f"bench: job {job} did not settle within 30 min")
             time.sleep(0.2)
         wall = time.monotonic() - t0
-        gas = int(receipt["gasUsed"]) + self._worker_gas(int(receipt["blockNumber"]) + 1,
-                                                         int(self.market.w3.eth.block_number))
-        return {"job": job, "tasks": tasks, "wall_s": round(wall, 1), "gas_per_task": round(gas / tasks),
-                **self._results(job, int(receipt["blockNumber"]))}
-
-    def _worker_gas(self, first: int, last: int) -> int:
-        me = {a.lower() for a in self.workers}
-        gas = 0
-        for number in range(first, last + 1):
-            receipts = self.market.w3.provider.make_request(RPCEndpoint("eth_getBlockReceipts"),
-                                                             [hex(number)])["result"] or []
-            gas += sum(int(r["gasUsed"], 16) for r in receipts if str(r["from"]).lower() in me)
-        return gas
+        receipts = block_receipts(self.market.w3, int(receipt["blockNumber"]) + 1,
+                                  int(self.market.w3.eth.block_number), self.workers)
+        costs = gas_by_kind(receipts, market_decoder(self.market.contract), tasks, int(receipt["gasUsed"]))
+        return {"job": job, "tasks": tasks, "wall_s": round(wall, 1), "gas_per_task": costs["gas_per_task"],
+                "by_kind": costs["by_kind"], **self._results(job, int(receipt["blockNumber"]))}
 
     def _results(self, job: int, block: int) -> dict[str, Any]:
         c = self.market.contract

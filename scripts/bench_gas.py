@@ -1,7 +1,14 @@
 """Gas benchmark of the marketplace: four scenarios on a private anvil, compared with iExec PoCo v6.2.
 
-    scripts/bench gas [--json] [--no-write]
+    scripts/bench gas [--json] [--no-write] [--daemon]
 
+With ``--daemon`` (about 5 min more) it also measures gas as worker daemons really send it (issue #17): four
+``tasknet worker run`` processes on anvil + kubo + the Docker engine (scripts/bench_adaptive.py's ``Run``) finish a
+100-task R = 1 bag, a 24-task R = 2 job and a 10-task R = 3 job of the echo app, one after the other; gas per task is
+the sum of gasUsed over every transaction of the job, posting included, divided by the tasks, with a breakdown by
+kind (claims, commits, reveals, submits, each ``multicall`` named by the calls inside it, reverted) from
+scripts/_daemon_costs.py. Keys ``daemon_r1_bag_per_task``, ``daemon_r2_per_task``, ``daemon_r3_per_task`` and
+``daemon_by_kind``. Without ``--daemon`` the default stays a fast, scripted run (about a minute).
 gasUsed is summed over every transaction of a scenario (posting, claims, results, finalization); deposits,
 approvals, registrations and staking are setup, excluded and reported separately. The last line printed with
 ``--json`` is one JSON object. The Markdown table is written into BENCHMARKS.md between
@@ -42,6 +49,9 @@ POCO = {
 }
 #: PoCo's gas for the same scenario, for the ratio column (the per-task figures are PoCo's own per-task costs)
 POCO_GAS = {"single_task_r1": 1_776_210, "bag100_r1_per_task": 962_600, "bag10_r3_per_task": 1_793_900}
+#: issue #17: what the daemon may send per task
+DAEMON = {"daemon_r1_bag_per_task": (100, 1, 30_000, "bag100_r1_per_task"),
+          "daemon_r2_per_task": (24, 2, 250_000, None), "daemon_r3_per_task": (10, 3, 330_000, "bag10_r3_per_task")}
 TARGETS = {"single_task_r1": 300_000, "bag100_r1_per_task": 120_000, "bag10_r3_per_task": 450_000,
            "bag100_r1_relayed_per_task": 40_000}
 
@@ -305,6 +315,61 @@ def measure() -> dict[str, Any]:
     return {**results, "operations": per_op, "setup_gas_excluded": setup}
 
 
+def measure_daemon(workers: int = 4) -> dict[str, Any]:
+    """The daemon rows: real worker processes, the jobs of ``DAEMON`` one after the other on the same workers."""
+    import docker
+    from bench_adaptive import Run
+
+    from oracle import IpfsClient
+    from oracle.market import Market
+    from tests.market_helpers import ETHER, build_echo_app, fund, register_app
+
+    tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-gas-daemon-"))
+    anvil, url = _devnet.start_anvil(tmp / "anvil", _devnet.free_port())
+    kubo, api, _ = _devnet.start_kubo(tmp / "kubo", _devnet.free_port(), _devnet.free_port())
+    run: Run | None = None
+    try:
+        w3 = connect(url)
+        accounts = dev_accounts(4 + workers)
+        market = Market(w3, deploy_all(w3, accounts[0]).contracts["Marketplace"])
+        app = register_app(w3, market, accounts[2], build_echo_app(docker.from_env(), tmp))
+        fund(w3, market, accounts[1], 10_000 * ETHER)
+        run = Run(tmp, url, api, market, IpfsClient(api), app, accounts[1])
+        for i in range(workers):
+            run.start_worker(accounts[4 + i], f"w{i}", policy={"max_concurrent": 2})
+        out: dict[str, Any] = {"daemon_by_kind": {}, "daemon_wall_s": {}}
+        for key, (tasks, r, _, _) in DAEMON.items():
+            print(f"bench gas: daemon, {tasks} tasks at R = {r}, {workers} workers", file=sys.stderr, flush=True)
+            job = run.job(tasks, r, False)
+            out[key] = job["gas_per_task"]
+            out["daemon_by_kind"][key] = job["by_kind"]
+            out["daemon_wall_s"][key] = job["wall_s"]
+        return out
+    finally:
+        if run is not None:
+            run.stop()
+        _devnet.stop(kubo)
+        _devnet.stop(anvil)
+
+
+def daemon_markdown(res: dict[str, Any]) -> list[str]:
+    lines = ["", "### As the worker daemon sends it (`scripts/bench gas --daemon`, issue #17)", "",
+             "Four `tasknet worker run` processes (echo app, `max_concurrent` 2) finish each job on a private anvil;",
+             "gasUsed summed over every transaction of the job, posting included, divided by the tasks.", "",
+             "| job | Tasknet (daemon) | target | scripted row | iExec PoCo v6.2 |", "| --- | ---: | ---: | ---: | ---: |"]
+    for key, (tasks, r, target, scripted) in DAEMON.items():
+        ok = "✓" if res[key] <= target else "✗"
+        poco = POCO.get(scripted, "—") if scripted else "—"
+        ref = f"{res[scripted]:,}" if scripted and scripted in res else "—"
+        lines.append(f"| `{key}` ({tasks} tasks, R = {r}) | {res[key]:,} {ok} | ≤ {target:,} | {ref} | {poco} |")
+    lines += ["", "By kind (transactions, gas per task of the job):", "", "| job | kind | txs | gas per task |",
+              "| --- | --- | ---: | ---: |"]
+    for key, kinds in res["daemon_by_kind"].items():
+        for kind, v in kinds.items():
+            lines.append(f"| `{key}` | {kind} | {v['txs']} | {v['gas_per_task']:,} |")
+    return lines
+
+
 def markdown(res: dict[str, Any]) -> str:
     lines = [
         "## Gas (marketplace contracts)",
@@ -341,6 +406,8 @@ def markdown(res: dict[str, Any]) -> str:
     for tag, s in res["operations"].items():
         lines.append(f"| {tag} | {s['mean']:,} | {s['min']:,} | {s['max']:,} | {s['count']} |")
     lines += ["", f"Setup excluded from the figures (largest scenario): {res['setup_gas_excluded']:,} gas."]
+    if "daemon_by_kind" in res:
+        lines += daemon_markdown(res)
     return "\n".join(lines)
 
 
@@ -360,8 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="scripts/bench gas", description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument("--daemon", action="store_true",
+                    help="also measure what 4 real worker daemons send (R = 1 bag, R = 2, R = 3; ~5 min)")
     args = ap.parse_args(argv)
     res = measure()
+    if args.daemon:
+        res.update(measure_daemon())
     md = markdown(res)
     if not args.no_write:
         write_benchmarks(md)

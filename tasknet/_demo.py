@@ -39,7 +39,7 @@ from oracle.devnet import default_devnet_file
 from oracle.exceptions import TasknetError
 from oracle.images import build_base, build_busybox_base, image_exists
 from oracle.market import Market
-from worker import remove_sandbox_leftovers, sandbox_owner
+from worker import Journal, remove_sandbox_leftovers, sandbox_owner
 
 from . import _devnet
 from ._process import DIE_WITH_PARENT_ENV
@@ -233,10 +233,12 @@ class Demo:
         app_id, dataset_id = self._publish_app_and_scene()
         requester = self._client("requester", keyring=out / "keyring.json")
         job = self._post_job(requester, app_id, dataset_id)
+        posted = time.monotonic()
         self._start_indexer(out)
         balances = {role: self._worth(a) for role, a in self.addresses.items() if role.startswith("worker-")}
         self._start_workers(out / "workers")
         self._watch(requester, job.job_id)
+        self.results_s = time.monotonic() - posted  # posting to the last verified result (workers' start included)
         results = self._collect(requester, job.job_id, out)
         gif = self._gif(results, out)
         audit = self._audit(job.job_id, requester, job.encryption_key)
@@ -406,6 +408,7 @@ class Demo:
             "wall_time_s": round(time.monotonic() - self.t0, 1), "gif": str(gif), "workers": per_worker,
             "gas_total": gas, "gas_per_task": gas // self.o.frames, "claims_expired": expired,
             "audit": audit, "dashboard": self.dashboard, "logs": self._logs(self.o.out_dir.resolve())}
+        summary.update(self._floor(job_id, getattr(self, "results_s", 0.0)))
         summary.update(self._extra_summary())
         table = Table("worker", "kind", "claims", "earned TNT", "slashes", title="summary")
         for row in per_worker:
@@ -415,9 +418,31 @@ class Demo:
         self.console.print(f"frames {self.o.frames} in {summary['wall_time_s']} s; gas per task "
                            f"{summary['gas_per_task']:,} (all transactions of the job / frames); expired claims "
                            f"reopened: {expired}; dashboard: {self.dashboard}")
+        self.console.print(f"posting to last result {summary['results_s']} s = {summary['floor_ratio']}× the floor "
+                           f"({summary['render_s']} s of renders ÷ {summary['cores']} cores = {summary['floor_s']} s)")
         self._print_extra(summary)
         self._print_logs(summary["logs"])
         return summary
+
+    def _floor(self, job_id: int, results_s: float) -> dict[str, Any]:
+        """The time from posting to the last verified result over the floor: the renders' time (every replica,
+        the ``run_seconds`` each worker's journal keeps: container start to exit, an upper bound of its CPU for
+        these one-core renders) ÷ this machine's cores (issue #17)."""
+        render = 0.0
+        for w in self.workers:
+            path = w.state_dir / "journal.db"
+            if path.exists():
+                journal = Journal(path)
+                try:
+                    recs = journal.finished_records(job_id=job_id) + [
+                        r for r in journal.unfinished() if r.job_id == job_id]
+                finally:
+                    journal.close()
+                render += sum(float(r.data.get("run_seconds") or 0.0) for r in recs)
+        cores = os.cpu_count() or 1
+        floor = render / cores
+        return {"results_s": round(results_s, 1), "render_s": round(render, 2), "cores": cores,
+                "floor_s": round(floor, 2), "floor_ratio": round(results_s / floor, 2) if floor else None}
 
     def _extra_summary(self) -> dict[str, Any]:
         """More entries of the summary (the testnet's per-host traffic)."""

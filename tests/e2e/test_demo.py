@@ -39,6 +39,9 @@ def test_demo_renders_verifies_and_slashes_the_liar(tmp_path: Path, docker_clien
     assert all(w["slashes"] == 0 and w["earned_tnt"] > 0 for w in honest)
     assert summary["audit"]["passed"] and summary["audit"]["tasks"] == 6
     assert summary["gas_per_task"] > 0
+    # issue #17: the time to results over the floor (renders' time from the workers' journals ÷ cores); no timing bound
+    assert summary["render_s"] > 0 and summary["floor_s"] > 0 and summary["floor_ratio"] > 0
+    assert "the floor" in r.stdout
     # nothing left behind: the devnet the demo started is down
     assert not (tmp_path / "home" / "devnet" / "devnet.json").exists()
 
