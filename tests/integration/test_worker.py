@@ -178,7 +178,9 @@ def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, ma
 # --- crashes: the worker process dies abruptly (os._exit at the named point, as kill -9 would) ------------
 import json  # noqa: E402
 import subprocess  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 
 def worker_process(cfg: WorkerSettings, path: Path, fault: str = "none") -> subprocess.Popen[bytes]:
@@ -190,6 +192,20 @@ def worker_process(cfg: WorkerSettings, path: Path, fault: str = "none") -> subp
     crash = [str(Path(__file__).resolve().parents[1] / "crash_worker.py"), fault] if fault.startswith("crash") else \
         ["-m", "tasknet.cli"]
     return subprocess.Popen([sys.executable, *crash, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_and_read(proc: subprocess.Popen[bytes], when: Callable[[], bool], what: str) -> str:
+    """Once ``when()`` holds, SIGTERM the worker process ``proc``; it must exit 0 within 90 s. Return its log
+    (stderr). The process is killed if anything goes wrong on the way."""
+    try:
+        wait_for(when, what=what)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.stderr.read().decode() if proc.stderr else ""
 
 
 @pytest.mark.parametrize("fault", ["crash-after-claim", "crash-after-run"])
@@ -246,8 +262,6 @@ def test_sigterm_stops_claiming_and_drains_the_running_task(anvil, w3, accounts,
                                                              echo_digest, tmp_path) -> None:
     """SIGTERM while a task runs: the worker claims nothing more, finishes (and is paid for) the running task,
     and exits 0 within its drain timeout."""
-    import signal
-
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 10 * ETHER)
     fund_worker(w3, market, accounts[6])
@@ -259,15 +273,8 @@ def test_sigterm_stops_claiming_and_drains_the_running_task(anvil, w3, accounts,
                    drain_timeout=60)
     proc = worker_process(cfg, tmp_path / "cfg.json")
     journal = tmp_path / "w" / "journal.db"
-    try:
-        wait_for(lambda: journal.exists() and Journal(journal).get(job_id, 0) is not None, what="the first claim")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(90) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    logs = proc.stderr.read().decode() if proc.stderr else ""
+    logs = stop_and_read(proc, lambda: journal.exists() and Journal(journal).get(job_id, 0) is not None,
+                         what="the first claim")
     assert "draining" in logs and "worker_stopped" in logs
     assert Journal(journal).get(job_id, 0).step is Step.DONE
     assert market.job(job_id)["finished"] == 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from oracle.images import build_app_image, build_busybox_base, image_digest
 from oracle.market import Market
 from oracle.protocol import task_id
-from tests.integration.test_worker import fund_worker, running, settings, wait_for, worker_process
+from tests.integration.test_worker import fund_worker, running, settings, stop_and_read, wait_for, worker_process
 from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
 from worker._journal import Journal, Step
@@ -96,15 +95,7 @@ def test_a_counting_task_stopped_twice_resumes_from_its_checkpoint_and_ends_as_a
     cfg = settings(anvil, ipfs, market, accounts[6], state, drain_timeout=1, checkpoint={"grace_s": 5})
     # 1. SIGTERM: the drain cannot finish the task in 1 s: it pauses it; the process exits 0
     proc = worker_process(cfg, tmp_path / "cfg.json")
-    try:
-        wait_for(lambda: _count(state, job_id) >= 4, what="the task to count to 4")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(90) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    logs = proc.stderr.read().decode() if proc.stderr else ""
+    logs = stop_and_read(proc, lambda: _count(state, job_id) >= 4, what="the task to count to 4")
     assert "drain_pausing" in logs and "task_paused" in logs
     rec = Journal(state / "journal.db").get(job_id, 0)
     assert rec is not None and rec.step < Step.UPLOADED and "stopping" in rec.data["paused"]

@@ -4,11 +4,10 @@ the journal, so a kill -9 while it is held loses nothing; SIGTERM sends the held
 
 from __future__ import annotations
 
-import signal
 
 from oracle.market import Market
 from oracle.protocol import task_id
-from tests.integration.test_worker import running, settings, wait_for, worker_process
+from tests.integration.test_worker import running, settings, stop_and_read, wait_for, worker_process
 from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
 from worker._journal import Journal, Step
@@ -108,16 +107,8 @@ def test_sigterm_sends_the_held_results_at_once(anvil, w3, accounts, market, ipf
                    batching=LONG_HOLD, drain_timeout=60)
     path = tmp_path / "w" / "journal.db"
     proc = worker_process(cfg, tmp_path / "cfg.json")
-    try:
-        wait_for(lambda: path.exists() and len(Journal(path).unfinished()) == 2 and any(
-            r.step is Step.UPLOADED for r in Journal(path).unfinished()), what="one result held, the next running")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(90) == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    logs = proc.stderr.read().decode() if proc.stderr else ""
+    logs = stop_and_read(proc, lambda: path.exists() and len(Journal(path).unfinished()) == 2 and any(
+        r.step is Step.UPLOADED for r in Journal(path).unfinished()), what="one result held, the next running")
     assert '"reason": "drain"' in logs, logs[-3000:]
     per_tx = results_per_tx(market, job_id)
     assert [len(ts) for ts in per_tx.values()] == [2]
