@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,7 @@ class Run:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.workers: list[str] = []
         self.liars: set[str] = set()
+        self.accounts: list[LocalAccount] = []
 
     def start_worker(self, account: LocalAccount, name: str, **kw: Any) -> None:
         fund(self.market.w3, self.market, account, 50 * ETHER)
@@ -125,6 +128,33 @@ class Run:
                 p.kill()
 
 
+@contextmanager
+def daemons(prefix: str, workers: int, spare: int = 0) -> Iterator[Run]:
+    """A private anvil + kubo with the Marketplace deployed, the echo app registered (app owner: account 2), a
+    funded requester (account 1) and ``workers`` ``tasknet worker run`` processes (accounts 4...), max_concurrent 2
+    each; ``spare`` more dev accounts stay unused (``run.accounts``). Everything is stopped on the way out."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    anvil, url = _devnet.start_anvil(tmp / "anvil", _devnet.free_port())
+    kubo, api, _ = _devnet.start_kubo(tmp / "kubo", _devnet.free_port(), _devnet.free_port())
+    run: Run | None = None
+    try:
+        w3 = connect(url)
+        accounts = dev_accounts(4 + workers + spare)
+        market = Market(w3, deploy_all(w3, accounts[0]).contracts["Marketplace"])
+        app = register_app(w3, market, accounts[2], build_echo_app(docker.from_env(), tmp))
+        fund(w3, market, accounts[1], 10_000 * ETHER)
+        run = Run(tmp, url, api, market, IpfsClient(api), app, accounts[1])
+        run.accounts = accounts
+        for i in range(workers):
+            run.start_worker(accounts[4 + i], f"w{i}", policy={"max_concurrent": 2})
+        yield run
+    finally:
+        if run is not None:
+            run.stop()
+        _devnet.stop(kubo)
+        _devnet.stop(anvil)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="scripts/bench adaptive")
     ap.add_argument("--tasks", type=int, default=100)
@@ -134,20 +164,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--liar-tasks", type=int, default=50, help="tasks of the job the liar joins")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-adaptive-"))
-    anvil, url = _devnet.start_anvil(tmp / "anvil", _devnet.free_port())
-    kubo, api, _ = _devnet.start_kubo(tmp / "kubo", _devnet.free_port(), _devnet.free_port())
-    run: Run | None = None
-    try:
-        w3 = connect(url)
-        accounts = dev_accounts(10)
-        market = Market(w3, deploy_all(w3, accounts[0]).contracts["Marketplace"])
-        client = docker.from_env()
-        app = register_app(w3, market, accounts[2], build_echo_app(client, tmp))
-        fund(w3, market, accounts[1], 10_000 * ETHER)
-        run = Run(tmp, url, api, market, IpfsClient(api), app, accounts[1])
-        for i in range(a.workers):
-            run.start_worker(accounts[4 + i], f"w{i}", policy={"max_concurrent": 2})
+    with daemons("tasknet-bench-adaptive-", a.workers, spare=1) as run:
+        market, accounts = run.market, run.accounts
         say(f"{a.workers} workers up; warm-up: R = 2, {a.warmup} tasks")
         warm = run.job(a.warmup, 2, False)
         verified = [int(market.worker(w)["verified"]) for w in run.workers]
@@ -173,13 +191,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "confidence": CONF / 1e9, "assumed_faulty": FAULT / 1e4, "spot_check": SPOT / 1e4, "cap": CAP,
                     "tasks": a.tasks, "workers": a.workers,
                     "load": [round(x, 2) for x in os.getloadavg()]})
-        print(json.dumps(out))
-        return out
-    finally:
-        if run is not None:
-            run.stop()
-        _devnet.stop(kubo)
-        _devnet.stop(anvil)
+    print(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":

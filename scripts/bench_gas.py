@@ -317,26 +317,9 @@ def measure() -> dict[str, Any]:
 
 def measure_daemon(workers: int = 4) -> dict[str, Any]:
     """The daemon rows: real worker processes, the jobs of ``DAEMON`` one after the other on the same workers."""
-    import docker
-    from bench_adaptive import Run
+    from bench_adaptive import daemons
 
-    from oracle import IpfsClient
-    from oracle.market import Market
-    from tests.market_helpers import ETHER, build_echo_app, fund, register_app
-
-    tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-gas-daemon-"))
-    anvil, url = _devnet.start_anvil(tmp / "anvil", _devnet.free_port())
-    kubo, api, _ = _devnet.start_kubo(tmp / "kubo", _devnet.free_port(), _devnet.free_port())
-    run: Run | None = None
-    try:
-        w3 = connect(url)
-        accounts = dev_accounts(4 + workers)
-        market = Market(w3, deploy_all(w3, accounts[0]).contracts["Marketplace"])
-        app = register_app(w3, market, accounts[2], build_echo_app(docker.from_env(), tmp))
-        fund(w3, market, accounts[1], 10_000 * ETHER)
-        run = Run(tmp, url, api, market, IpfsClient(api), app, accounts[1])
-        for i in range(workers):
-            run.start_worker(accounts[4 + i], f"w{i}", policy={"max_concurrent": 2})
+    with daemons("tasknet-bench-gas-daemon-", workers) as run:
         out: dict[str, Any] = {"daemon_by_kind": {}, "daemon_wall_s": {}}
         for key, (tasks, r, _, _) in DAEMON.items():
             print(f"bench gas: daemon, {tasks} tasks at R = {r}, {workers} workers", file=sys.stderr, flush=True)
@@ -344,12 +327,7 @@ def measure_daemon(workers: int = 4) -> dict[str, Any]:
             out[key] = job["gas_per_task"]
             out["daemon_by_kind"][key] = job["by_kind"]
             out["daemon_wall_s"][key] = job["wall_s"]
-        return out
-    finally:
-        if run is not None:
-            run.stop()
-        _devnet.stop(kubo)
-        _devnet.stop(anvil)
+    return out
 
 
 def daemon_markdown(res: dict[str, Any]) -> list[str]:
