@@ -314,6 +314,16 @@ EIP-2935 history contract added one more slot per block, which `cancun` (the con
     return r
 
 
+def _gas_split(by_kind: dict[str, Any]) -> dict[str, int]:
+    """Gas per task of a job's transactions (``by_kind`` of scripts/_daemon_costs.py) in five groups."""
+    out: dict[str, int] = {}
+    for kind, v in by_kind.items():
+        group = next((g for g, word in (("claims", "claim"), ("commits", "commit"), ("reveals", "reveal"),
+                                        ("submissions", "submit")) if word in kind), "other")
+        out[group] = out.get(group, 0) + int(v["gas_per_task"])
+    return out
+
+
 def adaptive(args: list[str]) -> dict[str, Any]:
     """``scripts/bench_adaptive.py``: credibility mode against fixed R on the same worker daemons (issue #16)."""
     args = [a for a in args if a != "--json"]  # the JSON line is always printed
@@ -324,6 +334,9 @@ def adaptive(args: list[str]) -> dict[str, Any]:
         j = r[key]
         rows.append(f"| {label} | {j['replicas_per_task']} | {j['gas_per_task']:,} | "
                     f"{j['gas_per_task'] / r['r1']['gas_per_task']:.2f}× | {j['wrong_accepted']} | {j['wall_s']} s |")
+    split = _gas_split(r["adaptive"].get("by_kind", {})), _gas_split(r["r1"].get("by_kind", {}))
+    where = "; ".join(f"{kind} {split[0].get(kind, 0):,} (R = 1: {split[1].get(kind, 0):,})"
+                      for kind in ("claims", "commits", "reveals", "submissions", "other"))
     liar = r.get("with_liar")
     liar_md = "" if not liar else f"""
 With a lying worker (it changes every output; new, so it has no record) joining the same {r['workers']} reputable
@@ -350,7 +363,8 @@ Targets (issue #16): **≤ 1.3 replicas per task** (measured {r['replicas_per_ta
 (measured {r['gas_per_task_vs_r1']}×), no wrong result accepted (measured {r['wrong_accepted']}). In credibility
 mode the {r['adaptive']['spot_checks']} spot checks and {r['adaptive']['not_credible']} not-credible rounds are the
 extra replicas; a credible worker's task costs a claim, a commit and a reveal (commit–reveal, so that a spot check
-is decided after the result is fixed), where R = 1 sends range claims and range submissions.
+is decided after the result is fixed), where R = 1 sends range claims and range submissions. Where the credibility
+job's gas per task goes, by kind of transaction (a `multicall` by the calls it carries): {where}.
 {liar_md}"""
     write_section("adaptive", md)
     return r
