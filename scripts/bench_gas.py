@@ -49,6 +49,8 @@ POCO = {
 }
 #: PoCo's gas for the same scenario, for the ratio column (the per-task figures are PoCo's own per-task costs)
 POCO_GAS = {"single_task_r1": 1_776_210, "bag100_r1_per_task": 962_600, "bag10_r3_per_task": 1_793_900}
+#: the BENCHMARKS.md subsection of the daemon rows (kept by a run without ``--daemon``)
+DAEMON_HEADING = "### As the worker daemon sends it"
 #: issue #17: what the daemon may send per task
 DAEMON = {"daemon_r1_bag_per_task": (100, 1, 30_000, "bag100_r1_per_task"),
           "daemon_r2_per_task": (24, 2, 250_000, None), "daemon_r3_per_task": (10, 3, 330_000, "bag10_r3_per_task")}
@@ -331,7 +333,7 @@ def measure_daemon(workers: int = 4) -> dict[str, Any]:
 
 
 def daemon_markdown(res: dict[str, Any]) -> list[str]:
-    lines = ["", "### As the worker daemon sends it (`scripts/bench gas --daemon`, issue #17)", "",
+    lines = ["", f"{DAEMON_HEADING} (`scripts/bench gas --daemon`, issue #17)", "",
              "Four `tasknet worker run` processes (echo app, `max_concurrent` 2) finish each job on a private anvil;",
              "gasUsed summed over every transaction of the job, posting included, divided by the tasks.", "",
              "| job | Tasknet (daemon) | target | scripted row | iExec PoCo v6.2 |", "| --- | ---: | ---: | ---: | ---: |"]
@@ -395,7 +397,10 @@ def write_benchmarks(md: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     block = f"{start}\n{md}\n{end}"
     if start in text and end in text:
         before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
+        old, after = rest.split(end, 1)
+        if DAEMON_HEADING not in md and DAEMON_HEADING in old:  # a run without --daemon keeps the last daemon rows
+            block = f"{start}\n{md.rstrip()}\n\n{old[old.index(DAEMON_HEADING):].strip()}\n{end}"
+        text = before + block + after
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
