@@ -42,6 +42,7 @@ each, and checks its tasks ``parallel`` at a time (the result content of each co
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import tarfile
 import tempfile
@@ -339,85 +340,34 @@ class Verifier:
 
     def _replicated(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
                     events: list[DecodedEvent]) -> tuple[str, list[Check]]:
-        checks: list[Check] = []
-        stake = int(stored.get("replicaStake", 0))
+        st = _Rounds(target=job.replication)
         fee_bps = int(stored.get("feeBps", 0))
-        live: dict[str, dict[str, Any]] = {}  # worker -> {"digest", "cid"}
-        commitments: dict[str, str] = {}
-        target = job.replication
-        expected_slash: list[str] = []
-        actual_slash: list[tuple[str, int]] = []
-        status = "running"
-        winners_cids: list[str] = []
-        winner: str | None = None
         for ev in events:
             a = ev.args
             w: str = a.get("worker") or ""
             if ev.name == "ReplicaClaimed":
-                live[w] = {}
+                st.live[w] = {}
             elif ev.name in ("ResultCommitted", "ResultRevealed"):
-                checks += self._commit_reveal(tid, ev, commitments)
+                st.checks += self._commit_reveal(tid, ev, st.commitments)
                 if ev.name == "ResultRevealed":
-                    live.setdefault(w, {}).update(digest=_h(a["resultDigest"]), cid=a["resultCID"])
+                    st.live.setdefault(w, {}).update(digest=_h(a["resultDigest"]), cid=a["resultCID"])
             elif ev.name == "ClaimExpired":
-                live.pop(w, None)
-                expected_slash.append(w)
+                st.live.pop(w, None)
+                st.expected_slash.append(w)
             elif ev.name == "WorkerSlashed":
-                actual_slash.append((w, int(a["amount"])))
+                st.actual_slash.append((w, int(a["amount"])))
             elif ev.name == "ReplicaReleased":
-                live.pop(w, None)
+                st.live.pop(w, None)
                 if a["slashed"]:
-                    expected_slash.append(w)
-                status = "failed"
+                    st.expected_slash.append(w)
+                st.status = "failed"
             elif ev.name in ("ReplicasAdded", "TaskFinalized", "TaskFailed"):
-                revealed = {x: r for x, r in live.items() if "digest" in r}
-                silent = [x for x in live if x not in revealed]
-                digests = [r["digest"] for r in revealed.values()]
-                winner, votes = strict_majority(digests, target)
-                expected_slash += silent
-                for x in silent:
-                    live.pop(x)
-                if ev.name == "ReplicasAdded":
-                    checks.append(Check(name="majority", subject=f"round of {target}", passed=winner is None,
-                                        detail="no strict majority: replicas were added" if winner is None else
-                                        f"digest {winner} had a strict majority but the task was not finalized",
-                                        evidence={"digests": digests, "target": target}))
-                    target = int(a["target"])
-                elif ev.name == "TaskFailed":
-                    status = "failed"
-                    checks.append(Check(name="majority", subject="task", passed=winner is None,
-                                        detail="no strict majority at the replica cap: failed and refunded"
-                                        if winner is None else f"digest {winner} had a strict majority",
-                                        evidence={"digests": digests, "target": target}))
-                else:
-                    status = "finalized"
-                    final = _h(a["resultDigest"])
-                    ok = winner == final and votes == int(a["winners"])
-                    checks.append(Check(name="majority", subject="task", passed=ok,
-                                        detail=f"strict majority of {votes}/{target} for {winner}" +
-                                        ("" if ok else f"; the contract finalized {final} with {a['winners']}"),
-                                        evidence={"digests": digests, "target": target, "finalized": final}))
-                    pool = job.replication * job.reward
-                    share = (pool - pool * fee_bps // 10_000) // max(1, votes)
-                    checks.append(Check(name="reward", subject="task", passed=share == int(a["rewardEach"]),
-                                        detail=f"each of {votes} winners gets {share}",
-                                        evidence={"expected": str(share), "paid": str(a["rewardEach"]),
-                                                  "fee_bps": fee_bps}))
-                    expected_slash += [x for x, r in revealed.items() if r["digest"] != final]
-                    winners_cids = sorted({r["cid"] for r in revealed.values() if r["digest"] == final})
-                    winner = final
-        if status in ("finalized", "failed") or actual_slash:
-            wrong_amount = [(w, amt) for w, amt in actual_slash if amt != stake]
-            ok = sorted(w.lower() for w in expected_slash) == sorted(w.lower() for w, _ in actual_slash) \
-                and not wrong_amount
-            checks.append(Check(name="slashes", subject="task", passed=ok,
-                                detail=f"{len(actual_slash)} slash(es) of {stake} each, as the rules require" if ok
-                                else "the slashed replicas or amounts differ from what the rules require",
-                                evidence={"expected": expected_slash, "actual": [w for w, _ in actual_slash],
-                                          "amounts": [str(x) for _, x in actual_slash], "replica_stake": str(stake)}))
-        if status == "finalized" and winner is not None:
-            checks += self._archive(job, app, winner, winners_cids)
-        return status, checks
+                _round_end(st, ev, job, fee_bps)
+        if st.status in ("finalized", "failed") or st.actual_slash:
+            st.checks.append(_slash_check(st.expected_slash, st.actual_slash, int(stored.get("replicaStake", 0))))
+        if st.status == "finalized" and st.winner is not None:
+            st.checks += self._archive(job, app, st.winner, st.winners_cids)
+        return st.status, st.checks
 
     # -- credibility mode -------------------------------------------------------------------------
     def _credible(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
@@ -673,27 +623,7 @@ class Verifier:
                 name="job_exists", subject=f"job {job_id}", passed=False, detail=f"no JobPosted event for job {job_id}")])
         has_callback = int(job.callback, 16) != 0
         logs = self._job_logs(job_id, posted_block)
-        per_task: dict[int, list[DecodedEvent]] = {}
-        leases: list[DecodedEvent] = []
-        tids: set[int] = set()
-        finished = failed = cancelled = 0
-        closed: DecodedEvent | None = None
-        for e in logs:
-            if e.name in ("CallbackDelivered", "TasksEndedDelivered"):
-                continue
-            if e.name in ("TasksCancelled", "JobClosed"):
-                cancelled += int(e.args.get("count", 0))
-                closed = e if e.name == "JobClosed" else closed
-                continue
-            tid = int(e.args["taskId"] if "taskId" in e.args else e.args["startTaskId"])
-            per_task.setdefault(tid, []).append(e)
-            if e.name == "TasksClaimed":
-                leases.append(e)
-            if e.name in ("ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "FailureConfirmed",
-                          "FailureReported"):
-                tids.add(tid)
-                finished += e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed")
-                failed += e.name == "TaskFailed"
+        per_task, leases, tids, (finished, failed, cancelled), closed = _by_task(logs)
         ordered = sorted(tids)
         ledger = None  # credibility mode: the verified counts of every worker of the job, replayed once
         if job.replication > 1 and self._credibility(job_id) is not None:
@@ -732,6 +662,104 @@ class Verifier:
         return Report(kind="job", id=job_id, status=status,
                       passed=all(c.passed is not False for c in checks) and all(r.passed for r in tasks),
                       checks=checks, tasks=tasks, counts=counts)
+
+
+def _by_task(logs: list[DecodedEvent]) -> tuple[dict[int, list[DecodedEvent]], list[DecodedEvent], set[int],
+                                                tuple[int, int, int], DecodedEvent | None]:
+    """A job's events sorted out: each task's events, the leases (``TasksClaimed``), the tasks that were claimed
+    or ended, the counts of finished, failed and cancelled tasks, and the ``JobClosed`` event if any."""
+    per_task: dict[int, list[DecodedEvent]] = {}
+    leases: list[DecodedEvent] = []
+    tids: set[int] = set()
+    finished = failed = cancelled = 0
+    closed: DecodedEvent | None = None
+    for e in logs:
+        if e.name in ("CallbackDelivered", "TasksEndedDelivered"):
+            continue
+        if e.name in ("TasksCancelled", "JobClosed"):
+            cancelled += int(e.args.get("count", 0))
+            closed = e if e.name == "JobClosed" else closed
+            continue
+        tid = int(e.args["taskId"] if "taskId" in e.args else e.args["startTaskId"])
+        per_task.setdefault(tid, []).append(e)
+        if e.name == "TasksClaimed":
+            leases.append(e)
+        if e.name in ("ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "FailureConfirmed",
+                      "FailureReported"):
+            tids.add(tid)
+            finished += e.name in ("ResultSubmitted", "TaskFinalized", "FailureConfirmed")
+            failed += e.name == "TaskFailed"
+    return per_task, leases, tids, (finished, failed, cancelled), closed
+
+
+@dataclasses.dataclass
+class _Rounds:
+    """What a replicated task's events have told so far, round by round (see :meth:`Verifier._replicated`)."""
+
+    target: int
+    live: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # worker -> {"digest", "cid"}
+    commitments: dict[str, str] = dataclasses.field(default_factory=dict)
+    expected_slash: list[str] = dataclasses.field(default_factory=list)
+    actual_slash: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    status: str = "running"
+    winners_cids: list[str] = dataclasses.field(default_factory=list)
+    winner: str | None = None
+    checks: list[Check] = dataclasses.field(default_factory=list)
+
+
+def _round_end(st: _Rounds, ev: DecodedEvent, job: JobView, fee_bps: int) -> None:
+    """A round ends (``ReplicasAdded``, ``TaskFinalized`` or ``TaskFailed``): its silent replicas are due a slash,
+    and the strict majority of its reveals must match what the contract did (and, finalized, the reward and the
+    dissenters' slashes)."""
+    a = ev.args
+    revealed = {x: r for x, r in st.live.items() if "digest" in r}
+    silent = [x for x in st.live if x not in revealed]
+    digests = [r["digest"] for r in revealed.values()]
+    winner, votes = strict_majority(digests, st.target)
+    st.winner = winner
+    st.expected_slash += silent
+    for x in silent:
+        st.live.pop(x)
+    if ev.name == "ReplicasAdded":
+        st.checks.append(Check(name="majority", subject=f"round of {st.target}", passed=winner is None,
+                               detail="no strict majority: replicas were added" if winner is None else
+                               f"digest {winner} had a strict majority but the task was not finalized",
+                               evidence={"digests": digests, "target": st.target}))
+        st.target = int(a["target"])
+    elif ev.name == "TaskFailed":
+        st.status = "failed"
+        st.checks.append(Check(name="majority", subject="task", passed=winner is None,
+                               detail="no strict majority at the replica cap: failed and refunded"
+                               if winner is None else f"digest {winner} had a strict majority",
+                               evidence={"digests": digests, "target": st.target}))
+    else:
+        st.status = "finalized"
+        final = _h(a["resultDigest"])
+        ok = winner == final and votes == int(a["winners"])
+        st.checks.append(Check(name="majority", subject="task", passed=ok,
+                               detail=f"strict majority of {votes}/{st.target} for {winner}" +
+                               ("" if ok else f"; the contract finalized {final} with {a['winners']}"),
+                               evidence={"digests": digests, "target": st.target, "finalized": final}))
+        pool = job.replication * job.reward
+        share = (pool - pool * fee_bps // 10_000) // max(1, votes)
+        st.checks.append(Check(name="reward", subject="task", passed=share == int(a["rewardEach"]),
+                               detail=f"each of {votes} winners gets {share}",
+                               evidence={"expected": str(share), "paid": str(a["rewardEach"]), "fee_bps": fee_bps}))
+        st.expected_slash += [x for x, r in revealed.items() if r["digest"] != final]
+        st.winners_cids = sorted({r["cid"] for r in revealed.values() if r["digest"] == final})
+        st.winner = final
+
+
+def _slash_check(expected_slash: list[str], actual_slash: list[tuple[str, int]], stake: int) -> Check:
+    """``slashes``: exactly the replicas the rules punish were slashed, each by the job's replica stake."""
+    wrong_amount = [(w, amt) for w, amt in actual_slash if amt != stake]
+    ok = sorted(w.lower() for w in expected_slash) == sorted(w.lower() for w, _ in actual_slash) \
+        and not wrong_amount
+    return Check(name="slashes", subject="task", passed=ok,
+                 detail=f"{len(actual_slash)} slash(es) of {stake} each, as the rules require" if ok
+                 else "the slashed replicas or amounts differ from what the rules require",
+                 evidence={"expected": expected_slash, "actual": [w for w, _ in actual_slash],
+                           "amounts": [str(x) for _, x in actual_slash], "replica_stake": str(stake)})
 
 
 def _close_check(job: JobView, closed: DecodedEvent, finished: int, failed: int, cancelled: int) -> Check:

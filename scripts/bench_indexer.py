@@ -226,7 +226,7 @@ def _pct(samples: list[float], q: int) -> float:
     return ordered[max(0, -(-len(ordered) * q // 100) - 1)]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks (≈ events) to create")
     parser.add_argument("--range", type=int, default=512, help="tasks per leased range / submitRange")
@@ -234,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="ingestions per database, and latency rounds")
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL runs")
     parser.add_argument("--json", action="store_true", help="accepted for symmetry: the last line is always JSON")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
 
     from web3 import Web3
 

@@ -201,14 +201,34 @@ def testnet_bench(tn: Testnet, spec_for: SpecFor, runs: int) -> JobBench:
     return JobBench(requester, Market(connect(info.rpc_url), info.contracts["Marketplace"]), spec)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="scripts/bench network")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each measure (medians are reported)")
     ap.add_argument("--transfer-mb", type=int, default=50, help="size of the transferred file, MB (10^6 bytes)")
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--size", default="320x240", help="frame size WxH")
     ap.add_argument("--json", action="store_true", help="(the JSON line is always printed last)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _result(args: argparse.Namespace, rates: list[float], loop_rates: list[float], loop_s: list[float],
+            one_s: list[float], four_s: list[float], load_before: str) -> dict[str, Any]:
+    per_task = [(o - lo) / args.frames for o, lo in zip(one_s, loop_s, strict=True)]
+    one, four, lo_med = statistics.median(one_s), statistics.median(four_s), statistics.median(loop_s)
+    return {"transfer_mb_s": round(statistics.median(rates), 1), "one_host_s": round(one, 2),
+            "four_hosts_s": round(four, 2), "speedup_4_vs_1": round(one / four, 2),
+            "loopback_one_worker_s": round(lo_med, 2),
+            "network_s_per_task": round(statistics.median(per_task), 3),
+            "network_s_per_task_runs": spread(per_task, 3),
+            "transfer_runs_mb_s": spread(rates, 1), "loopback_transfer_mb_s": round(statistics.median(loop_rates), 1),
+            "loopback_transfer_runs_mb_s": spread(loop_rates, 1), "one_host_runs_s": spread(one_s),
+            "four_hosts_runs_s": spread(four_s), "loopback_one_worker_runs_s": spread(loop_s),
+            "frames": args.frames, "size": args.size, "replication": 1, "repeats": args.repeats,
+            "transfer_mb": args.transfer_mb, "load_before": load_before, "load_after": load()}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parse(argv)
     require_root("scripts/bench network")
     width, height = (int(x) for x in args.size.split("x"))
     tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-net-"))
@@ -253,18 +273,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         say(f"4 worker hosts: {spread(four_s)} s")
     finally:
         down(state)  # also after a failed up: whatever it made
-    per_task = [(o - lo) / args.frames for o, lo in zip(one_s, loop_s, strict=True)]
-    one, four, lo_med = statistics.median(one_s), statistics.median(four_s), statistics.median(loop_s)
-    result = {"transfer_mb_s": round(statistics.median(rates), 1), "one_host_s": round(one, 2),
-              "four_hosts_s": round(four, 2), "speedup_4_vs_1": round(one / four, 2),
-              "loopback_one_worker_s": round(lo_med, 2),
-              "network_s_per_task": round(statistics.median(per_task), 3),
-              "network_s_per_task_runs": spread(per_task, 3),
-              "transfer_runs_mb_s": spread(rates, 1), "loopback_transfer_mb_s": round(statistics.median(loop_rates), 1),
-              "loopback_transfer_runs_mb_s": spread(loop_rates, 1), "one_host_runs_s": spread(one_s),
-              "four_hosts_runs_s": spread(four_s), "loopback_one_worker_runs_s": spread(loop_s),
-              "frames": args.frames, "size": args.size, "replication": 1, "repeats": args.repeats,
-              "transfer_mb": args.transfer_mb, "load_before": load_before, "load_after": load()}
+    result = _result(args, rates, loop_rates, loop_s, one_s, four_s, load_before)
     shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result))
     return result

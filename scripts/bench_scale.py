@@ -390,7 +390,7 @@ def audit(net: Devnet, job: int) -> dict[str, Any]:
             "audit_counts": report["counts"]}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="scripts/bench scale")
     ap.add_argument("--tasks", type=int, default=10_000, help="tasks of the big bag")
     ap.add_argument("--workers", type=int, default=4)
@@ -407,7 +407,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--anvil-defaults", action="store_true",
                     help="run anvil with its own defaults instead of the devnet's long-run options (a comparison)")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parse(argv)
     tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-scale-"))
     result: dict[str, Any] = {"load_before": _load()}
     net = Devnet(tmp, anvil_defaults=args.anvil_defaults)

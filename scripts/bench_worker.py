@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def spread(values: list[float], digits: int = 3) -> dict[str, float]:
             "max": round(max(values), digits)}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="scripts/bench worker")
     ap.add_argument("--overhead-tasks", type=int, default=50, help="tasks per overhead run")
     ap.add_argument("--throughput-tasks", type=int, default=100, help="tasks per throughput run")
@@ -101,7 +102,84 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-concurrent", type=int, default=2, help="tasks each worker runs at once (throughput)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each measure (medians are reported)")
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _overhead(args: argparse.Namespace, post: Callable[[int], int], market: Market, solo: WorkerSettings,
+              client: Any, journal_path: Path) -> tuple[list[float], list[float], list[float]]:
+    """One worker (in this process, its journal read afterwards), one task at a time: the median overhead of each
+    run, every task's overhead, every task's run time."""
+    run_medians: list[float] = []
+    overheads: list[float] = []
+    runs: list[float] = []
+    for _ in range(args.repeats):
+        job = post(args.overhead_tasks)
+        with running(Worker(solo, docker_client=client)):  # a stopped worker is not restarted
+            wait_finished(market, job, args.overhead_tasks, 600)
+        journal = Journal(journal_path)
+        this = []
+        for rec in journal.all():
+            if rec.job_id != job:
+                continue
+            times = dict(journal.step_times(rec.job_id, rec.task_index))
+            run = float(rec.data.get("run_seconds", 0.0))
+            this.append(times[Step.DONE] - times[Step.CLAIMED] - run)
+            runs.append(run)
+        overheads += this
+        run_medians.append(statistics.median(this))
+    return run_medians, overheads, runs
+
+
+def _start_workers(args: argparse.Namespace, settings: Callable[..., WorkerSettings], market: Market,
+                   accounts: list[Any], tmp: Path, procs: list[subprocess.Popen[bytes]]) -> None:
+    """N worker processes (appended to ``procs``), waited for until each has registered and staked."""
+    for i in range(args.workers):
+        cfg = settings(1 + i, f"w{i}", policy={"max_concurrent": args.max_concurrent})
+        doc = json.loads(cfg.model_dump_json())
+        doc["private_key"] = cfg.private_key.get_secret_value() if cfg.private_key else None
+        doc.pop("password", None)
+        path = tmp / f"w{i}.json"
+        path.write_text(json.dumps(doc))
+        procs.append(subprocess.Popen([sys.executable, "-m", "tasknet.cli", "worker", "run", "--config",
+                                       str(path)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                      stderr=(tmp / f"w{i}.log").open("wb"), env={**os.environ}))
+    end = time.monotonic() + 120
+    while not all(market.worker(accounts[5 + i].address)["stake"] >= 10 * ETHER for i in range(args.workers)):
+        if time.monotonic() > end or any(p.poll() is not None for p in procs):
+            raise SystemExit(f"bench: the worker processes did not start; see {tmp}/w*.log")
+        time.sleep(0.2)
+    time.sleep(1.0)  # past registration: the workers are polling
+
+
+def _throughput(args: argparse.Namespace, post: Callable[[int], int], market: Market, meter: CpuMeter
+                ) -> tuple[list[float], list[dict[str, float]]]:
+    """Bags of tasks for the worker processes: tasks per second and CPU per task of each run."""
+    rates: list[float] = []
+    cpu: list[dict[str, float]] = []
+    for _ in range(args.repeats):
+        before = meter.snapshot()
+        t0 = time.monotonic()
+        job2 = post(args.throughput_tasks)
+        wait_finished(market, job2, args.throughput_tasks, 900)
+        rates.append(args.throughput_tasks / (time.monotonic() - t0))
+        cpu.append(meter.per_task(before, meter.snapshot(), args.throughput_tasks))
+    return rates, cpu
+
+
+def _result(args: argparse.Namespace, run_medians: list[float], overheads: list[float], runs: list[float],
+            rates: list[float], cpu: list[dict[str, float]]) -> dict[str, Any]:
+    return {"overhead_median_s": round(statistics.median(run_medians), 3),
+            "overhead_runs_s": spread(run_medians),
+            "overhead_p90_s": round(sorted(overheads)[int(len(overheads) * 0.9) - 1], 3),
+            "run_median_s": round(statistics.median(runs), 3),
+            "tasks_per_s": round(statistics.median(rates), 2), "tasks_per_s_runs": spread(rates, 2),
+            "cpu_ms_per_task": {k: round(statistics.median(c[k] for c in cpu) * 1000, 1) for k in cpu[0]},
+            "workers": args.workers, "max_concurrent": args.max_concurrent, "repeats": args.repeats,
+            "overhead_tasks": args.overhead_tasks, "throughput_tasks": args.throughput_tasks}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parse(argv)
     tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-"))
     anvil, url = _devnet.start_anvil(tmp / "anvil", _devnet.free_port())
     kubo, api, _ = _devnet.start_kubo(tmp / "kubo", _devnet.free_port(), _devnet.free_port())
@@ -122,61 +200,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                   state_dir=tmp / name, stake=10 * ETHER, poll_interval=0.1, claim_backoff_max=0.02,
                                   **kw)
 
-        # overhead: one worker (in this process, its journal read afterwards), one task at a time, each result sent
-        # as soon as it is uploaded (batching.hold_s 0: by default it would wait for the next task's result, a
-        # deliberate wait for gas that is not the worker's overhead; the throughput runs below keep the default)
-        solo_settings = settings(0, "solo", batching={"hold_s": 0.0})
-        run_medians, overheads, runs = [], [], []
-        for _ in range(args.repeats):
-            job = post_job(w3, market, accounts[1], ipfs, app, tasks=args.overhead_tasks, reward=ETHER // 1000)
-            with running(Worker(solo_settings, docker_client=client)):  # a stopped worker is not restarted
-                wait_finished(market, job, args.overhead_tasks, 600)
-            journal = Journal(tmp / "solo" / "journal.db")
-            this = []
-            for rec in journal.all():
-                if rec.job_id != job:
-                    continue
-                times = dict(journal.step_times(rec.job_id, rec.task_index))
-                run = float(rec.data.get("run_seconds", 0.0))
-                this.append(times[Step.DONE] - times[Step.CLAIMED] - run)
-                runs.append(run)
-            overheads += this
-            run_medians.append(statistics.median(this))
+        def post(tasks: int) -> int:
+            return post_job(w3, market, accounts[1], ipfs, app, tasks=tasks, reward=ETHER // 1000)
+
+        # overhead: each result sent as soon as it is uploaded (batching.hold_s 0: by default it would wait for
+        # the next task's result, a deliberate wait for gas that is not the worker's overhead; the throughput runs
+        # below keep the default)
+        run_medians, overheads, runs = _overhead(args, post, market, settings(0, "solo", batching={"hold_s": 0.0}),
+                                                 client, tmp / "solo" / "journal.db")
         # throughput: N worker processes on one bag, started (and registered) before the job is posted
-        for i in range(args.workers):
-            cfg = settings(1 + i, f"w{i}", policy={"max_concurrent": args.max_concurrent})
-            doc = json.loads(cfg.model_dump_json())
-            doc["private_key"] = cfg.private_key.get_secret_value() if cfg.private_key else None
-            doc.pop("password", None)
-            path = tmp / f"w{i}.json"
-            path.write_text(json.dumps(doc))
-            procs.append(subprocess.Popen([sys.executable, "-m", "tasknet.cli", "worker", "run", "--config",
-                                           str(path)], cwd=ROOT, stdout=subprocess.DEVNULL,
-                                          stderr=(tmp / f"w{i}.log").open("wb"), env={**os.environ}))
-        end = time.monotonic() + 120
-        while not all(market.worker(accounts[5 + i].address)["stake"] >= 10 * ETHER for i in range(args.workers)):
-            if time.monotonic() > end or any(p.poll() is not None for p in procs):
-                raise SystemExit(f"bench: the worker processes did not start; see {tmp}/w*.log")
-            time.sleep(0.2)
-        time.sleep(1.0)  # past registration: the workers are polling
+        _start_workers(args, settings, market, accounts, tmp, procs)
         meter = CpuMeter({"workers": [p.pid for p in procs], "anvil": [anvil.pid or 0], "kubo": [kubo.pid or 0],
                           "dockerd": _pids_named("dockerd"), "containerd": _pids_named("containerd")})
-        rates, cpu = [], []
-        for _ in range(args.repeats):
-            before = meter.snapshot()
-            t0 = time.monotonic()
-            job2 = post_job(w3, market, accounts[1], ipfs, app, tasks=args.throughput_tasks, reward=ETHER // 1000)
-            wait_finished(market, job2, args.throughput_tasks, 900)
-            rates.append(args.throughput_tasks / (time.monotonic() - t0))
-            cpu.append(meter.per_task(before, meter.snapshot(), args.throughput_tasks))
-        result = {"overhead_median_s": round(statistics.median(run_medians), 3),
-                  "overhead_runs_s": spread(run_medians),
-                  "overhead_p90_s": round(sorted(overheads)[int(len(overheads) * 0.9) - 1], 3),
-                  "run_median_s": round(statistics.median(runs), 3),
-                  "tasks_per_s": round(statistics.median(rates), 2), "tasks_per_s_runs": spread(rates, 2),
-                  "cpu_ms_per_task": {k: round(statistics.median(c[k] for c in cpu) * 1000, 1) for k in cpu[0]},
-                  "workers": args.workers, "max_concurrent": args.max_concurrent, "repeats": args.repeats,
-                  "overhead_tasks": args.overhead_tasks, "throughput_tasks": args.throughput_tasks}
+        rates, cpu = _throughput(args, post, market, meter)
+        result = _result(args, run_medians, overheads, runs, rates, cpu)
         print(json.dumps(result))
         return result
     finally:
@@ -189,7 +226,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 p.kill()
         _devnet.stop(kubo)
         _devnet.stop(anvil)
-
 
 if __name__ == "__main__":
     main()

@@ -94,165 +94,189 @@ def _conn(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: kw.pop(k, None) for k in CONN}
 
 
+@click.group()
+def worker() -> None:
+    """Resource provider: run the worker daemon and manage its stake."""
+
+
+@worker.command(help=HELP_RUN)
+@common
+@click.option("--stake", "stake_tokens", type=float, default=None, help="top the stake up to this many tokens")
+@click.option("--max-concurrent", type=int, default=None, help="tasks run at once")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="journal, cache, task folders")
+@click.option("--relay", "relay_url", default=None, metavar="URL",
+              help="hand signed results, commits and reveals to this relayer (tasknet relayer run)")
+@click.option("--executor", type=click.Choice(["local", "slurm"]), default=None,
+              help="where tasks run: this machine's Docker (local, the default) or a Slurm cluster (slurm)")
+@click.option("--slurm-shared-dir", type=click.Path(path_type=Path), default=None,
+              help="executor slurm: a folder on storage every node mounts (task folders, images)")
+@click.option("--slurm-partition", default=None, help="executor slurm: the partition (default: the cluster's)")
+@click.option("--fault", default=None, hidden=True, help="fault injection for demos and tests")
+@click.option("--platform-class", default=None, metavar="TAG",
+              help="platform class for homogeneous redundancy, e.g. amd64-avx2 (default: the architecture)")
+def run(config: Path | None, devnet_role: str | None, devnet_file: Path | None, stake_tokens: float | None,
+        max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, executor: str | None,
+        slurm_shared_dir: Path | None, slurm_partition: str | None, fault: str | None, platform_class: str | None,
+        **kw: Any) -> None:
+    from worker import Worker
+
+    from .cli import daemon_logging
+
+    daemon_logging()
+    settings = _settings(config, devnet_role, devnet_file, _conn(kw), state_dir=state_dir, fault=fault,
+                         relay_url=relay_url, platform_class=platform_class,
+                         stake=int(stake_tokens * ETHER) if stake_tokens is not None else None)
+    if max_concurrent is not None:
+        settings.policy.max_concurrent = max_concurrent
+    slurm = {k: v for k, v in {"shared_dir": slurm_shared_dir, "partition": slurm_partition}.items() if v is not None}
+    if executor is not None or slurm:
+        from worker import WorkerSettings
+
+        settings = WorkerSettings.model_validate({
+            **settings.model_dump(), "executor": executor or settings.executor,
+            "slurm": {**settings.slurm.model_dump(), **slurm}})
+    Worker(settings).run()
+
+
+@worker.command("register", help=HELP_REGISTER)
+@common
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.option("--platform-class", default=None, metavar="TAG",
+              help="platform class for homogeneous redundancy, e.g. amd64-avx2 (default: the architecture)")
+def register_(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool,
+              platform_class: str | None, **kw: Any) -> None:
+    from worker import Worker
+
+    w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw), platform_class=platform_class))
+    sent = w.register()
+    doc = {"address": w.account.address, "changed": sent, **w.advertised(), "platformClass": w.platform_class}
+    if as_json:
+        out.print_json(json.dumps(doc))
+        return
+    what = "registered" if sent else "already registered with these capabilities"
+    out.print(f"{w.account.address} {what}: {doc['cores']} cores, {doc['memoryMB']} MB, {doc['gpus']} GPUs, "
+              f"architecture {w.caps.arch}, platform class {w.platform_class}")
+
+
+@worker.command(help=HELP_STAKE)
+@click.argument("amount", type=float)
+@common
+def stake(amount: float, config: Path | None, devnet_role: str | None, devnet_file: Path | None,
+          **kw: Any) -> None:
+    from worker import Worker
+
+    w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw), stake=int(amount * ETHER)))
+    w.ensure_registered()
+    out.print(f"stake of {w.account.address}: {int(w.market.worker(w.account.address)['stake']) / ETHER:g} tokens")
+
+
+@worker.command(help=HELP_UNSTAKE)
+@click.argument("amount", type=float, required=False)
+@click.option("--withdraw", is_flag=True, help="withdraw a pending unstake whose delay is over")
+@common
+def unstake(amount: float | None, withdraw: bool, config: Path | None, devnet_role: str | None,
+            devnet_file: Path | None, **kw: Any) -> None:
+    from oracle import connect
+    from oracle.market import Market
+    from oracle.tx import TxSender
+
+    s = _settings(config, devnet_role, devnet_file, _conn(kw))
+    w3 = connect(s.rpc_url)
+    market = Market(w3, s.marketplace)
+    sender = TxSender(w3, s.account(int(w3.eth.chain_id)), extra_abis=market.error_abis)
+    if withdraw:
+        sender.transact(market.contract.functions.withdrawUnstaked())
+        out.print("unstaked tokens moved to your marketplace balance")
+    else:
+        if amount is None:
+            raise click.UsageError("give an AMOUNT to unstake, or --withdraw")
+        sender.transact(market.contract.functions.requestUnstake(int(amount * ETHER)))
+        ready = market.worker(sender.address)["unstakeAt"]
+        out.print(f"unstake of {amount:g} tokens requested; withdraw with --withdraw after unix time {ready}")
+
+
+def _journal_view(state_dir: Path) -> tuple[Any, dict[str, dict[str, Any]], dict[str, Any], dict[str, str]]:
+    """From the journal in the worker's state folder (when there is one): the summary, the Slurm jobs of running
+    tasks, the GPUs the daemon lends and the paused tasks."""
+    from worker import Journal, Step
+
+    if not (state_dir / "journal.db").exists():
+        return None, {}, {}, {}
+    journal = Journal(state_dir / "journal.db")
+    summary = journal.summary()  # totals and live tasks: no finished record is read
+    gpus = journal.get_value("gpus") or {}  # what the daemon lends, as it detected it at its start
+    # executor 'slurm': the Slurm job (and node) of each task still running on the cluster
+    slurm_jobs = {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
+                  for r in journal.unfinished() if r.step < Step.UPLOADED and r.data.get("slurm_job")}
+    # tasks stopped by the policy or a drain, kept with their checkpoint folder to resume here
+    paused = {r.task_key: str(r.data["paused"]) for r in journal.unfinished() if r.data.get("paused")}
+    journal.close()
+    return summary, slurm_jobs, gpus, paused
+
+
+def _status_doc(s: Any) -> dict[str, Any]:
+    """The worker's status as ``tasknet worker status --json`` prints it."""
+    from oracle import connect
+    from oracle.market import Market
+    from worker import Step
+
+    w3 = connect(s.rpc_url)
+    market = Market(w3, s.marketplace)
+    me = s.account(int(w3.eth.chain_id)).address
+    info = market.worker(me)
+    summary, slurm_jobs, gpus, paused = _journal_view(s.state_dir)
+    cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
+        if (s.state_dir / "cache").exists() else 0
+    return {
+        "address": me, "registered": bool(info["flags"] & 1), "banned": bool(info["flags"] & 2),
+        "stake": int(info["stake"]), "locked": int(info["locked"]), "reputation": int(info["reputation"]),
+        "slashes": int(info["slashes"]), "balance": market.balance(me),
+        "earned": summary.earned if summary else 0,
+        "tasks": {step.name.lower(): summary.steps[step] if summary else 0 for step in Step},
+        "running": summary.live if summary else [],
+        "records": {"finished_kept": summary.finished_kept if summary else 0,
+                    "finished_dropped": summary.dropped if summary else 0},
+        "slurm_jobs": slurm_jobs,
+        "gpus": {"advertised": int(info["gpus"]), "devices": gpus.get("gpu_devices", []),
+                 "note": gpus.get("gpu_note", "")},
+        "paused": paused,
+        "cache_bytes": cache_bytes,
+    }
+
+
+def _status_table(doc: dict[str, Any]) -> Table:
+    """The worker's status as ``tasknet worker status`` prints it: one row per field."""
+    table = Table("field", "value", title=f"worker {doc['address']}")
+    for key in ("registered", "banned", "reputation", "slashes"):
+        table.add_row(key, str(doc[key]))
+    for key in ("stake", "locked", "balance", "earned"):
+        table.add_row(key, f"{doc[key] / ETHER:g} tokens")
+    table.add_row("tasks", ", ".join(f"{k} {v}" for k, v in doc["tasks"].items() if v) or "none")
+    jobs = doc["slurm_jobs"]
+    table.add_row("running", ", ".join(
+        k + (f" (Slurm job {jobs[k]['job']}" + (f" on {jobs[k]['node']})" if jobs[k]["node"] else ")")
+             if k in jobs else "") for k in doc["running"]) or "none")
+    g = doc["gpus"]
+    table.add_row("gpus", f"{g['advertised']} advertised" + "".join(f"; {d}" for d in g["devices"])
+                  + (f" ({g['note']})" if g["note"] else ""))
+    if doc["paused"]:
+        table.add_row("paused", ", ".join(f"{k} ({why})" for k, why in doc["paused"].items()))
+    table.add_row("cache", f"{doc['cache_bytes'] / 1e6:.1f} MB")
+    return table
+
+
+@worker.command(help=HELP_STATUS)
+@common
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def status(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool,
+           **kw: Any) -> None:
+    doc = _status_doc(_settings(config, devnet_role, devnet_file, _conn(kw)))
+    if as_json:
+        out.print_json(json.dumps(doc))
+        return
+    out.print(_status_table(doc))
+
+
 def register(cli: click.Group) -> None:
-    @cli.group()
-    def worker() -> None:
-        """Resource provider: run the worker daemon and manage its stake."""
-
-    @worker.command(help=HELP_RUN)
-    @common
-    @click.option("--stake", "stake_tokens", type=float, default=None, help="top the stake up to this many tokens")
-    @click.option("--max-concurrent", type=int, default=None, help="tasks run at once")
-    @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="journal, cache, task folders")
-    @click.option("--relay", "relay_url", default=None, metavar="URL",
-                  help="hand signed results, commits and reveals to this relayer (tasknet relayer run)")
-    @click.option("--executor", type=click.Choice(["local", "slurm"]), default=None,
-                  help="where tasks run: this machine's Docker (local, the default) or a Slurm cluster (slurm)")
-    @click.option("--slurm-shared-dir", type=click.Path(path_type=Path), default=None,
-                  help="executor slurm: a folder on storage every node mounts (task folders, images)")
-    @click.option("--slurm-partition", default=None, help="executor slurm: the partition (default: the cluster's)")
-    @click.option("--fault", default=None, hidden=True, help="fault injection for demos and tests")
-    @click.option("--platform-class", default=None, metavar="TAG",
-                  help="platform class for homogeneous redundancy, e.g. amd64-avx2 (default: the architecture)")
-    def run(config: Path | None, devnet_role: str | None, devnet_file: Path | None, stake_tokens: float | None,
-            max_concurrent: int | None, state_dir: Path | None, relay_url: str | None, executor: str | None,
-            slurm_shared_dir: Path | None, slurm_partition: str | None, fault: str | None, platform_class: str | None,
-            **kw: Any) -> None:
-        from worker import Worker
-
-        from .cli import daemon_logging
-
-        daemon_logging()
-        settings = _settings(config, devnet_role, devnet_file, _conn(kw), state_dir=state_dir, fault=fault,
-                             relay_url=relay_url, platform_class=platform_class,
-                             stake=int(stake_tokens * ETHER) if stake_tokens is not None else None)
-        if max_concurrent is not None:
-            settings.policy.max_concurrent = max_concurrent
-        slurm = {k: v for k, v in {"shared_dir": slurm_shared_dir, "partition": slurm_partition}.items() if v is not None}
-        if executor is not None or slurm:
-            from worker import WorkerSettings
-
-            settings = WorkerSettings.model_validate({
-                **settings.model_dump(), "executor": executor or settings.executor,
-                "slurm": {**settings.slurm.model_dump(), **slurm}})
-        Worker(settings).run()
-
-    @worker.command("register", help=HELP_REGISTER)
-    @common
-    @click.option("--json", "as_json", is_flag=True, help="print JSON")
-    @click.option("--platform-class", default=None, metavar="TAG",
-                  help="platform class for homogeneous redundancy, e.g. amd64-avx2 (default: the architecture)")
-    def register_(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool,
-                  platform_class: str | None, **kw: Any) -> None:
-        from worker import Worker
-
-        w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw), platform_class=platform_class))
-        sent = w.register()
-        doc = {"address": w.account.address, "changed": sent, **w.advertised(), "platformClass": w.platform_class}
-        if as_json:
-            out.print_json(json.dumps(doc))
-            return
-        what = "registered" if sent else "already registered with these capabilities"
-        out.print(f"{w.account.address} {what}: {doc['cores']} cores, {doc['memoryMB']} MB, {doc['gpus']} GPUs, "
-                  f"architecture {w.caps.arch}, platform class {w.platform_class}")
-
-    @worker.command(help=HELP_STAKE)
-    @click.argument("amount", type=float)
-    @common
-    def stake(amount: float, config: Path | None, devnet_role: str | None, devnet_file: Path | None,
-              **kw: Any) -> None:
-        from worker import Worker
-
-        w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw), stake=int(amount * ETHER)))
-        w.ensure_registered()
-        out.print(f"stake of {w.account.address}: {int(w.market.worker(w.account.address)['stake']) / ETHER:g} tokens")
-
-    @worker.command(help=HELP_UNSTAKE)
-    @click.argument("amount", type=float, required=False)
-    @click.option("--withdraw", is_flag=True, help="withdraw a pending unstake whose delay is over")
-    @common
-    def unstake(amount: float | None, withdraw: bool, config: Path | None, devnet_role: str | None,
-                devnet_file: Path | None, **kw: Any) -> None:
-        from oracle import connect
-        from oracle.market import Market
-        from oracle.tx import TxSender
-
-        s = _settings(config, devnet_role, devnet_file, _conn(kw))
-        w3 = connect(s.rpc_url)
-        market = Market(w3, s.marketplace)
-        sender = TxSender(w3, s.account(int(w3.eth.chain_id)), extra_abis=market.error_abis)
-        if withdraw:
-            sender.transact(market.contract.functions.withdrawUnstaked())
-            out.print("unstaked tokens moved to your marketplace balance")
-        else:
-            if amount is None:
-                raise click.UsageError("give an AMOUNT to unstake, or --withdraw")
-            sender.transact(market.contract.functions.requestUnstake(int(amount * ETHER)))
-            ready = market.worker(sender.address)["unstakeAt"]
-            out.print(f"unstake of {amount:g} tokens requested; withdraw with --withdraw after unix time {ready}")
-
-    @worker.command(help=HELP_STATUS)
-    @common
-    @click.option("--json", "as_json", is_flag=True, help="print JSON")
-    def status(config: Path | None, devnet_role: str | None, devnet_file: Path | None, as_json: bool,
-               **kw: Any) -> None:
-        from oracle import connect
-        from oracle.market import Market
-        from worker import Journal, Step
-
-        s = _settings(config, devnet_role, devnet_file, _conn(kw))
-        w3 = connect(s.rpc_url)
-        market = Market(w3, s.marketplace)
-        me = s.account(int(w3.eth.chain_id)).address
-        info = market.worker(me)
-        summary = None
-        slurm_jobs: dict[str, dict[str, Any]] = {}
-        gpus: dict[str, Any] = {}
-        paused: dict[str, str] = {}
-        if (s.state_dir / "journal.db").exists():
-            journal = Journal(s.state_dir / "journal.db")
-            summary = journal.summary()  # totals and live tasks: no finished record is read
-            gpus = journal.get_value("gpus") or {}  # what the daemon lends, as it detected it at its start
-            # executor 'slurm': the Slurm job (and node) of each task still running on the cluster
-            slurm_jobs = {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
-                          for r in journal.unfinished() if r.step < Step.UPLOADED and r.data.get("slurm_job")}
-            # tasks stopped by the policy or a drain, kept with their checkpoint folder to resume here
-            paused = {r.task_key: str(r.data["paused"]) for r in journal.unfinished() if r.data.get("paused")}
-            journal.close()
-        cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
-            if (s.state_dir / "cache").exists() else 0
-        doc = {
-            "address": me, "registered": bool(info["flags"] & 1), "banned": bool(info["flags"] & 2),
-            "stake": int(info["stake"]), "locked": int(info["locked"]), "reputation": int(info["reputation"]),
-            "slashes": int(info["slashes"]), "balance": market.balance(me),
-            "earned": summary.earned if summary else 0,
-            "tasks": {step.name.lower(): summary.steps[step] if summary else 0 for step in Step},
-            "running": summary.live if summary else [],
-            "records": {"finished_kept": summary.finished_kept if summary else 0,
-                        "finished_dropped": summary.dropped if summary else 0},
-            "slurm_jobs": slurm_jobs,
-            "gpus": {"advertised": int(info["gpus"]), "devices": gpus.get("gpu_devices", []),
-                     "note": gpus.get("gpu_note", "")},
-            "paused": paused,
-            "cache_bytes": cache_bytes,
-        }
-        if as_json:
-            out.print_json(json.dumps(doc))
-            return
-        table = Table("field", "value", title=f"worker {me}")
-        for key in ("registered", "banned", "reputation", "slashes"):
-            table.add_row(key, str(doc[key]))
-        for key in ("stake", "locked", "balance", "earned"):
-            table.add_row(key, f"{doc[key] / ETHER:g} tokens")
-        table.add_row("tasks", ", ".join(f"{k} {v}" for k, v in doc["tasks"].items() if v) or "none")
-        jobs = doc["slurm_jobs"]
-        table.add_row("running", ", ".join(
-            k + (f" (Slurm job {jobs[k]['job']}" + (f" on {jobs[k]['node']})" if jobs[k]["node"] else ")")
-                 if k in jobs else "") for k in doc["running"]) or "none")
-        g = doc["gpus"]
-        table.add_row("gpus", f"{g['advertised']} advertised" + "".join(f"; {d}" for d in g["devices"])
-                      + (f" ({g['note']})" if g["note"] else ""))
-        if paused:
-            table.add_row("paused", ", ".join(f"{k} ({why})" for k, why in paused.items()))
-        table.add_row("cache", f"{cache_bytes / 1e6:.1f} MB")
-        out.print(table)
+    """Add the ``worker`` group to the CLI."""
+    cli.add_command(worker)
