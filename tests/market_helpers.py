@@ -25,16 +25,21 @@ echo "args: $*" >> /out/result.txt
 """
 
 
-def build_echo_app(docker_client, tmp: Path) -> str:
-    """A busybox app image (tag tasknet-test/echo); returns its image id (the digest registered on chain)."""
+def build_script_app(docker_client, ctx: Path, script: str, tag: str) -> str:
+    """A busybox app image tagged ``tag`` whose entrypoint is the shell ``script``, built in the folder ``ctx``;
+    returns its image id (the digest registered on chain)."""
     build_busybox_base(docker_client)
-    ctx = tmp / "echo-app"
     ctx.mkdir(parents=True, exist_ok=True)
-    (ctx / "app.sh").write_text(ECHO_APP)
+    (ctx / "app.sh").write_text(script)
     (ctx / "app.sh").chmod(0o755)
     (ctx / "Dockerfile").write_text("FROM tasknet/base-busybox\nCOPY app.sh /app.sh\nENTRYPOINT [\"/app.sh\"]\n")
-    build_app_image(docker_client, ctx, "tasknet-test/echo:1")
-    return image_digest(docker_client, "tasknet-test/echo:1")
+    build_app_image(docker_client, ctx, tag)
+    return image_digest(docker_client, tag)
+
+
+def build_echo_app(docker_client, tmp: Path) -> str:
+    """A busybox app image (tag tasknet-test/echo); returns its image id (the digest registered on chain)."""
+    return build_script_app(docker_client, tmp / "echo-app", ECHO_APP, "tasknet-test/echo:1")
 
 
 def register_app(w3: Web3, market: Market, owner: LocalAccount, digest: str, *, price: int = 0,

@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from oracle.images import build_app_image, build_busybox_base, image_digest
 from oracle.protocol import split_task_id, task_id
 from tasknet.cli import cli
 from tests.integration.test_worker import fund_worker, running, settings, wait_for
-from tests.market_helpers import ETHER, fund, post_job, register_app
+from tests.market_helpers import ETHER, build_script_app, fund, post_job, register_app
 from worker import Limits, RunSpec, Sandbox
 from worker._caps import Capabilities, detect
 from worker._daemon import Worker
@@ -167,14 +166,8 @@ def test_a_gpu_job_runs_with_exactly_its_gpu_where_a_gpu_and_the_runtime_exist(
     caps = detect(docker_client)
     if not caps.gpus:
         pytest.skip(f"needs an NVIDIA GPU and an NVIDIA container runtime on the Docker engine: {caps.gpu_note}")
-    build_busybox_base(docker_client)
-    ctx = tmp_path / "probe"
-    ctx.mkdir()
-    (ctx / "app.sh").write_text(PROBE_APP)
-    (ctx / "app.sh").chmod(0o755)
-    (ctx / "Dockerfile").write_text("FROM tasknet/base-busybox\nCOPY app.sh /app.sh\nENTRYPOINT [\"/app.sh\"]\n")
-    build_app_image(docker_client, ctx, "tasknet-test/gpu-probe:1")
-    app_id = register_app(w3, market, accounts[2], image_digest(docker_client, "tasknet-test/gpu-probe:1"))
+    probe = build_script_app(docker_client, tmp_path / "probe", PROBE_APP, "tasknet-test/gpu-probe:1")
+    app_id = register_app(w3, market, accounts[2], probe)
     fund(w3, market, accounts[1], 10 * ETHER)
     fund_worker(w3, market, accounts[6])
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, gpus=1)

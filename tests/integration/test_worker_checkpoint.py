@@ -13,11 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from oracle.images import build_app_image, build_busybox_base, image_digest
 from oracle.market import Market
 from oracle.protocol import task_id
-from tests.integration.test_worker import fund_worker, running, settings, stop_and_read, wait_for, worker_process
-from tests.market_helpers import ETHER, fund, post_job, register_app
+from tests.integration.test_worker import (
+    fund_worker,
+    running,
+    settings,
+    stop_and_read,
+    wait_for,
+    worker_process,
+)
+from tests.market_helpers import ETHER, build_script_app, fund, post_job, register_app
 from worker._daemon import Worker
 from worker._journal import Journal, Step
 from worker._policy import HourRange
@@ -45,13 +51,8 @@ cp "$ck/runs" /out/runs.txt
 
 @pytest.fixture(scope="module")
 def counter_digest(docker_client, tmp_path_factory) -> str:
-    build_busybox_base(docker_client)
-    ctx = tmp_path_factory.mktemp("counter-app")
-    (ctx / "app.sh").write_text(COUNTER_APP)
-    (ctx / "app.sh").chmod(0o755)
-    (ctx / "Dockerfile").write_text("FROM tasknet/base-busybox\nCOPY app.sh /app.sh\nENTRYPOINT [\"/app.sh\"]\n")
-    build_app_image(docker_client, ctx, "tasknet-test/counter:1")
-    return image_digest(docker_client, "tasknet-test/counter:1")
+    return build_script_app(docker_client, tmp_path_factory.mktemp("counter-app"), COUNTER_APP,
+                            "tasknet-test/counter:1")
 
 
 def _count(state: Path, job_id: int) -> int:
