@@ -39,7 +39,8 @@ from ._caps import Capabilities, detect, load_average
 from ._checkpoint import container_label, must_give_back, policy_closed
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import Journal, Step, TaskRecord
-from ._pipeline import TIME_GATED_GAS, Pipeline
+from ._leases import LeaseOp, chunk_ops, plan_lease, range_size
+from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
 from ._policy import Offer, decide, lent_gpus
 from ._sandbox import Sandbox, sandbox_owner
 from ._settings import WorkerSettings
@@ -74,6 +75,8 @@ EXPIRED_JOB_GRACE_S = 3600.0
 HOUSEKEEPING_S = 15.0
 #: a task whose dependency is down is given back when its claim would expire within this margin of the next retry
 ABANDON_MARGIN_S = 30
+#: why a task claimed ahead (queued for a slot) is given back when the worker stops before it started
+STOPPED_QUEUED = "the worker stopped before this task (claimed ahead) started"
 LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
              "MarketplaceTaskNotActive", "MarketplaceJobClosed", "MarketplaceClaimPastDeadline",
              "MarketplaceNothingExpired", "MarketplaceLeaseNotExpired", "MarketplaceUnknownLease"}
@@ -153,6 +156,13 @@ class Worker:
         self._claimable = True
         #: whether the last look at the candidates found too little free stake for one more claim
         self._stake_short = False
+        #: stake not locked by claims, as the last look at the candidates found it
+        self._free_stake = 0
+        #: tasks spawned that wait for a run slot (claimed ahead, several to a lease), and those holding one: the
+        #: gate lets ``max_concurrent`` tasks run at once (None on a cluster: its queue is the cluster's)
+        self._queued: set[str] = set()
+        self._slot_held: set[str] = set()
+        self._gate: asyncio.Semaphore | None = None
         self.log = log.bind(worker=self.account.address)
         self.me_lower = self.account.address.lower()
         self._params_cache: tuple[float, dict[str, Any]] | None = None
@@ -307,6 +317,7 @@ class Worker:
 
     async def _async_run(self, stop: asyncio.Event) -> None:
         self._wake = asyncio.Event()
+        self._gate = asyncio.Semaphore(self.s.policy.max_concurrent) if self.slurm is None else None
         self._live = len(self.journal.unfinished())  # tasks the journal holds unfinished (see _advance_all)
         self._advance_soon = False
         self._claims_paused_until = 0.0
@@ -390,6 +401,9 @@ class Worker:
 
     async def _drain(self) -> None:
         self.stopping = True
+        for key in list(self._queued):  # claimed ahead, not started: given back (see _wait_for_slot)
+            if (queued := self.running.get(key)) is not None:
+                queued.cancel()
         if self.running:
             self.log.info("draining", tasks=len(self.running), timeout=self.s.drain_timeout)
             pausable = self.s.checkpoint.enabled and self.slurm is None
@@ -576,7 +590,7 @@ class Worker:
             if lease["worker"].lower() != self.me_lower or lease["expiry"] <= now:
                 return out
             tids = range(start + int(lease["done"]), start + int(lease["count"]))
-            extra: dict[str, Any] = {"expiry": int(lease["expiry"])}
+            extra: dict[str, Any] = {"expiry": int(lease["expiry"]), "lease": start, "lease_count": int(lease["count"])}
         else:
             tid = int(a["taskId"])
             replica = self.market.replica(tid, int(a["replica"]))
@@ -658,7 +672,7 @@ class Worker:
         info = self.market.worker(me)
         if self._standing(info) is not None:
             return []
-        free_stake = int(info["stake"]) - int(info["locked"])
+        free_stake = self._free_stake = int(info["stake"]) - int(info["locked"])
         replica_stake = max(int(self._params()["replicaStake"]), 1)
         self._stake_short = free_stake < replica_stake  # held results lock stake: they then go at once
         if self._stake_short:
@@ -779,13 +793,25 @@ class Worker:
         # GPUs count like slots: those promised to tasks claimed and not yet run (or running) are not free
         self._gpus_free = self.gpus.total - promised_gpus(r.data for r in live)
         capacity = self.s.policy.max_concurrent if self.slurm is None else await asyncio.to_thread(self._capacity)
-        slots = capacity - len(held | set(self.running))
-        if slots <= 0:
+        busy = len(held | set(self.running))
+        slots = capacity - busy
+        # R = 1 tasks claimed ahead wait for a slot; more are claimed once none waits, several per lease
+        ahead = self.s.batching.claim_ahead if busy <= capacity and self._ranges_allowed() else 0
+        if slots <= 0 and ahead <= 0:
             self._claimable = True  # busy: a slot that frees up is filled, and adds a result
             return
         candidates = _within_gpus(await asyncio.to_thread(self._candidates), self._gpus_free)
         self._claimable = bool(candidates)
         plain = [(job, index) for job, index, action in candidates if action is None][:CLAIM_CANDIDATES]
+        if plain and self._ranges_allowed(plain[0][0]) and slots + ahead > 1:
+            await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
+            claimed = await asyncio.to_thread(self._claim_range, plain[0][0], plain[0][1], max(slots, 0) + ahead)
+            if claimed is not None:
+                for rec in claimed:
+                    self._spawn(rec)  # at most max_concurrent run at once: the others wait for a slot
+                return
+        if slots <= 0:
+            return
         if plain:
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
             for rec in await asyncio.to_thread(self._claim_some, plain, slots):
@@ -797,6 +823,56 @@ class Worker:
             for rec in await asyncio.to_thread(self._reopen_and_claim, job, index, str(action)):
                 self._spawn(rec)
                 slots -= 1
+
+    def _ranges_allowed(self, job: JobView | None = None) -> bool:
+        """Whether this worker claims R = 1 tasks several to a lease (and ahead of its free slots): not through a
+        relayer (it takes one result at a time), nor on a cluster (its queue is the cluster's), nor for GPU jobs
+        (each task's devices are promised at claim time)."""
+        if self.pipeline.relay is not None or self.slurm is not None or self.s.batching.lease_tasks < 2:
+            return False
+        return job is None or (job.replication == 1 and not job.gpus)
+
+    def _claim_range(self, job: JobView, first: int, room: int) -> list[TaskRecord] | None:
+        """Claim consecutive free tasks of R = 1 ``job`` from index ``first`` in one lease (``claimRange``): as
+        many as :func:`worker._leases.range_size` allows of ``room``. The call is simulated on the pending state
+        first, so a lost race sends nothing. None when a single task is all it would take (the caller then claims
+        as usual); [] when nothing was claimed."""
+        now = self.market.chain_time()
+        params = self._params()
+        taken, mine = self.view.taken_in(job.job_id), JournalHolds(self.journal)
+        holders = {lease.worker.lower() for start, lease in self.view.leases.items()
+                   if split_task_id(start)[0] == job.job_id} | {self.me_lower}
+        fits = (job.deadline - now - int(params["claimGrace"]) - self.s.policy.safety_margin_s) // max(
+            job.max_run_seconds, 1)
+        k = range_size(room, lease_tasks=self.s.batching.lease_tasks, free_tasks=job.num_tasks - len(taken),
+                       holders=len(holders), fits=fits, stake_for=self._free_stake // max(int(params["replicaStake"]), 1))
+        count = 0
+        while count < k and first + count < job.num_tasks and first + count not in taken \
+                and f"{job.job_id}:{first + count}" not in mine:
+            count += 1
+        if count < 2:
+            return None
+        start = task_id(job.job_id, first)
+        fn = self.market.contract.functions.claimRange(start, count)
+        try:
+            fn.call({"from": self.account.address}, block_identifier="pending")
+        except (ContractLogicError, Web3RPCError) as exc:
+            self.log.info("claim_range_refused", job_id=job.job_id, first=first, tasks=count,
+                          error=getattr(exc, "message", None) or str(exc)[:200], action="claim one by one")
+            return None
+        try:
+            receipt = self.sender.transact(fn, pending=True)
+        except TransactionReverted as exc:
+            self.log.warning("claim_reverted", job_id=job.job_id, first=first, tasks=count, error=exc.error_name,
+                             tx=exc.tx_hash)
+            return []
+        out: list[TaskRecord] = []
+        for ev in self.market.contract.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
+            a = ev["args"]
+            if a["worker"] == self.account.address and int(a["startTaskId"]) == start:
+                extra = {"expiry": int(a["expiry"]), "lease": start, "lease_count": int(a["count"])}
+                out += [self._record_claim(job, first + i, receipt, extra, int(a["count"])) for i in range(int(a["count"]))]
+        return out
 
     def _too_late_to_join(self, job: JobView, index: int) -> bool:
         """(R > 1) A task whose round's commit window would close before this worker could run it and commit: a
@@ -840,7 +916,8 @@ class Worker:
                 claimed[ev["args"]["taskId"]] = {"replica": ev["args"]["replica"], "expiry": ev["args"]["expiry"]}
         for ev in c.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
             if ev["args"]["worker"] == self.account.address:
-                claimed[ev["args"]["startTaskId"]] = {"expiry": ev["args"]["expiry"]}
+                start = int(ev["args"]["startTaskId"])
+                claimed[start] = {"expiry": ev["args"]["expiry"], "lease": start, "lease_count": 1}
         if len(claimed) < min(slots, len(tids)):
             self.log.info("claim_lost_race", tasks=len(tids), claimed=len(claimed))
         return [self._record_claim(job, index, receipt, claimed[tid], len(claimed))
@@ -877,6 +954,8 @@ class Worker:
     def _spawn(self, rec: TaskRecord) -> None:
         async def go() -> None:
             try:
+                if self._gate is not None and not await self._wait_for_slot(rec):
+                    return
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
                     if self._task_pool is None:
                         new = await asyncio.to_thread(self.pipeline.run, rec)
@@ -901,6 +980,9 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - whatever it was, the task is journaled and retried or given up
                 self._task_error(rec, exc)
             finally:
+                if rec.task_key in self._slot_held and self._gate is not None:
+                    self._slot_held.discard(rec.task_key)
+                    self._gate.release()
                 self.running.pop(rec.task_key, None)
                 self._batched_running.discard(rec.task_key)
                 self._task_cores.pop(rec.task_key, None)
@@ -914,11 +996,41 @@ class Worker:
         self._task_cores[rec.task_key] = max(int(job.get("cores") or 1), 1)
         self.running[rec.task_key] = asyncio.create_task(go())
 
+    async def _wait_for_slot(self, rec: TaskRecord) -> bool:
+        """Wait for one of the ``max_concurrent`` run slots (tasks claimed ahead queue here). False: the task is
+        not to run now: given back with the rest of its lease while it waited, the policy closed meanwhile (it is
+        paused: it resumes when the policy opens), or the worker stops (it is given back: see :meth:`_drain`)."""
+        assert self._gate is not None
+        queued = self._gate.locked()
+        if queued:
+            self._queued.add(rec.task_key)
+        try:
+            await self._gate.acquire()
+        except asyncio.CancelledError:
+            self.journal.record(rec.job_id, rec.task_index, Step.ABANDONING, note=STOPPED_QUEUED, reason=STOPPED_QUEUED)
+            return False
+        finally:
+            self._queued.discard(rec.task_key)
+        self._slot_held.add(rec.task_key)
+        if not queued:
+            return True
+        cur = await asyncio.to_thread(self.journal.get, rec.job_id, rec.task_index)
+        if cur is None or cur.step >= Step.UPLOADED:
+            return False  # given back with its lease (or settled) while it waited
+        if self.stopping:
+            self.journal.record(rec.job_id, rec.task_index, Step.ABANDONING, note=STOPPED_QUEUED, reason=STOPPED_QUEUED)
+            return False
+        if (reason := self._policy_pause_reason()) is not None:
+            self.journal.record(rec.job_id, rec.task_index, cur.step, note=f"paused: {reason}", paused=reason)
+            return False
+        return True
+
     # -- held R = 1 results -----------------------------------------------------------------------------
     def _holds_result(self, rec: TaskRecord) -> bool:
         """Whether ``rec`` is an R = 1 result this daemon holds to submit with others (uploaded, journaled, not
-        relayed: a relayer takes each result as it comes)."""
-        return (rec.step == Step.UPLOADED and self.pipeline.relay is None
+        relayed: a relayer takes each result as it comes), or an R = 1 task to give back: both go through the
+        lease, in its task order (:meth:`_flush_held`)."""
+        return (rec.step in (Step.UPLOADED, Step.ABANDONING) and self.pipeline.relay is None
                 and int(rec.data["job"]["replication"]) == 1)
 
     def _holds_commit(self, rec: TaskRecord) -> bool:
@@ -942,11 +1054,14 @@ class Worker:
         if not self._held:
             return
         keys = [k for k in self._held if k not in self.running]
-        self._held.difference_update(await asyncio.to_thread(self._flush_held, keys, self._more_coming()))
+        running = set(self.running) - self._queued
+        self._held.difference_update(await asyncio.to_thread(self._flush_held, keys, self._more_coming(), running))
 
-    def _flush_held(self, keys: list[str], more_coming: bool) -> list[str]:
-        """(in a thread) Read the held results ``keys`` from the journal; when they must go, submit them, oldest
-        first, up to ``batching.max_results`` per transaction. Return the keys no longer held."""
+    def _flush_held(self, keys: list[str], more_coming: bool, running: set[str]) -> list[str]:
+        """(in a thread) Read the held results and give-backs ``keys`` from the journal; when they must go (a
+        give-back goes at once), send what each of their leases may take now, in task order
+        (:func:`worker._leases.plan_lease`), up to ``batching.max_results`` tasks per transaction. ``running``:
+        the tasks running now. Return the keys no longer held."""
         recs: list[TaskRecord] = []
         gone: list[str] = []
         for key in keys:
@@ -956,28 +1071,45 @@ class Worker:
                 recs.append(rec)
             else:
                 gone.append(key)  # submitted, lost or given up meanwhile
-        reason = self._held_reason(recs, more_coming)
+        giving_back = any(r.step == Step.ABANDONING for r in recs)
+        reason = "give-back" if giving_back else self._held_reason(recs, more_coming)
         if reason is None:
             return gone
-        recs.sort(key=lambda r: r.updated_at)
-        size = self.s.batching.max_results
-        for chunk in (recs[i:i + size] for i in range(0, len(recs), size)):
-            self.log.info("results_submitting", tasks=len(chunk), reason=reason,
-                          held_s=round(time.time() - chunk[0].updated_at, 2))
-            for old, new in zip(chunk, self.pipeline.submit_many(chunk), strict=True):
-                self.log.info("task_step", job_id=new.job_id, task_index=new.task_index, step=new.step.name,
-                              outcome=new.data.get("outcome"), reason=new.data.get("reason"),
-                              batch=new.data.get("batch"))
-                if new.finished:
-                    self.pipeline.cleanup(new)
-                gone.append(old.task_key)
+        ops: list[LeaseOp] = []
+        changed: list[tuple[TaskRecord, TaskRecord]] = []
+        for start in sorted({_lease_of(r)[0] for r in recs}):
+            lease = self.market.lease(start)
+            mates = [r for r in recs if _lease_of(r)[0] == start]
+            if lease["worker"].lower() != self.me_lower:  # over: settled, given back, or expired and reopened
+                changed += self.pipeline.resolve_gone_lease(start, mates)
+                continue
+            plan = plan_lease(start, int(lease["count"]), int(lease["done"]), self._record_of, running,
+                              is_failure)
+            changed += self.pipeline.resolve_gone_lease(start, plan.settled)
+            ops += plan.ops
+        for chunk in chunk_ops(ops, self.s.batching.max_results):
+            changed += self.pipeline.settle_leases(chunk, reason)
+        for old, new in changed:
+            self.log.info("task_step", job_id=new.job_id, task_index=new.task_index, step=new.step.name,
+                          outcome=new.data.get("outcome"), reason=new.data.get("reason"), batch=new.data.get("batch"))
+            if new.finished:
+                self.pipeline.cleanup(new)
+            gone.append(old.task_key)
         return gone
+
+    def _record_of(self, tid: int) -> TaskRecord | None:
+        return self.journal.get(*split_task_id(tid))
 
     def _give_back(self, rec: TaskRecord, reason: str) -> None:
         """This worker's environment failed the task (see :class:`EnvironmentFailure`): give the claim back
         (batched, by the next advance) instead of letting it expire into a slash, and avoid the job while the cause
         may last (``avoid_job_s``): another worker, whose node reaches the input, runs it."""
         self.journal.record(rec.job_id, rec.task_index, Step.ABANDONING, note=reason, reason=reason)
+        start, count = _lease_of(rec)
+        for index in range(rec.task_index + 1, split_task_id(start)[1] + count):
+            if f"{rec.job_id}:{index}" in list(self._queued):  # its lease goes back with it: never started
+                note = f"given back with task {rec.task_index} of its lease"
+                self.journal.record(rec.job_id, index, Step.ABANDONING, note=note, reason=note)
         self._avoid[rec.job_id] = time.monotonic() + self.s.avoid_job_s
         self._advance_soon = True
         self.log.warning("task_given_back", job_id=rec.job_id, task_index=rec.task_index, reason=reason,
@@ -1030,6 +1162,12 @@ class JournalHolds:
             return False
         job_id, index = key.split(":")
         return self.journal.holds(int(job_id), int(index))
+
+
+def _lease_of(rec: TaskRecord) -> tuple[int, int]:
+    """(R = 1) The lease holding ``rec``'s task: its first task id and its count (a record from before leases of
+    several tasks: a lease of its own)."""
+    return int(rec.data.get("lease") or task_id(rec.job_id, rec.task_index)), int(rec.data.get("lease_count") or 1)
 
 
 def _within_gpus(candidates: list[tuple[JobView, int, str | None]], free: int

@@ -49,6 +49,7 @@ from ._canonical import pack as pack_canonicalized
 from ._checkpoint import Checkpoints
 from ._gpus import GpuAllocator
 from ._journal import Journal, Step, TaskRecord
+from ._leases import LeaseOp
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
@@ -471,8 +472,10 @@ class Pipeline:
         tid = task_id(job.job_id, rec.task_index)
         now = self.market.chain_time()
         if job.replication == 1:
-            lease = self.market.lease(tid)
-            if lease["worker"].lower() != self.me.lower():
+            start = int(rec.data.get("lease") or tid)  # several tasks may share a lease, keyed by its first
+            lease = self.market.lease(start)
+            if lease["worker"].lower() != self.me.lower() or not start + int(lease["done"]) <= tid < \
+                    start + int(lease["count"]):
                 raise TaskLost(f"task {tid}: the lease is no longer ours")
             if lease["expiry"] <= now:
                 raise TaskLost(f"task {tid}: the lease expired at {lease['expiry']}")
@@ -485,7 +488,7 @@ class Pipeline:
 
     def _submit(self, job: JobView, rec: TaskRecord, *, direct: bool = False) -> TaskRecord:
         tid = task_id(job.job_id, rec.task_index)
-        if _is_failure(rec):
+        if is_failure(rec):
             return self._report_failure(job, rec)
         if self.relay is not None and not direct:
             try:
@@ -584,24 +587,74 @@ class Pipeline:
                                    batch=len(recs)) for r, h in zip(recs, hashes, strict=True)]
         return out
 
-    def submit_many(self, recs: list[TaskRecord]) -> list[TaskRecord]:
-        """Submit uploaded R = 1 results, several in one ``multicall`` transaction (one by one if it reverts)."""
-        if len(recs) < 2:
-            return [self._or_lost(r, self._submit) for r in recs]
-        c = self.market.contract
-        calls = [c.encode_abi("reportFailure", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
-                                                r.data["cid"]]) if _is_failure(r) else
-                 c.encode_abi("submit", [task_id(r.job_id, r.task_index), bytes.fromhex(r.data["digest"][2:]),
-                                         r.data["cid"], b""]) for r in recs]
-        receipt = self._send_batch("submit", calls, min_gas=sum(
-            self._submit_allowance(JobView.model_validate(r.data["job"])) for r in recs))
-        if receipt is None:
-            return [self._or_lost(r, self._submit) for r in recs]
-        tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // len(recs)
-        return [self.journal.record(r.job_id, r.task_index, Step.DONE, tx=tx, gas=gas,
-                                    outcome="failure-reported" if _is_failure(r) else "paid",
-                                    earned=0 if _is_failure(r) else self._net_reward(JobView.model_validate(r.data["job"])),
-                                    batch=len(recs)) for r in recs]
+    def settle_leases(self, ops: list[LeaseOp], reason: str) -> list[tuple[TaskRecord, TaskRecord]]:
+        """Send the operations of R = 1 leases (:func:`worker._leases.plan_lease`), in order, in one ``multicall``
+        (each alone when it reverts, which says which one failed and why); journal what each did. Returns (old, new)
+        record pairs."""
+        if not ops:
+            return []
+        calls = [self.market.contract.encode_abi(*_lease_args(op)) for op in ops]
+        allowance = sum(self._submit_allowance(JobView.model_validate(r.data["job"]))
+                        for op in ops if op.kind != "abandon" for r in op.records)
+        tasks = sum(len(op.records) for op in ops)
+        log.info("results_submitting", tasks=tasks, leases=len({op.start for op in ops}), reason=reason)
+        receipt = self._send_batch("settle", calls, min_gas=allowance) if len(calls) > 1 else None
+        if receipt is not None:
+            tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // max(tasks, 1)
+            return [pair for op in ops for pair in self._lease_done(op, tx=tx, gas=gas, batch=tasks)]
+        out: list[tuple[TaskRecord, TaskRecord]] = []
+        for op in ops:  # one by one: alone, or after the batch reverted
+            try:
+                r = self.sender.transact(self._lease_fn(op), min_gas=0 if op.kind == "abandon" else allowance)
+                out += self._lease_done(op, tx=r["transactionHash"].hex(), gas=int(r["gasUsed"]) // len(op.records),
+                                        batch=len(op.records))
+            except TransactionReverted as exc:
+                out += self.resolve_gone_lease(op.start, op.records, f"{op.kind} of lease {op.start} reverted: {exc}",
+                                               give_back=op.kind == "abandon")
+        return out
+
+    def _lease_fn(self, op: LeaseOp) -> Any:
+        """The contract call of ``op``."""
+        name, args = _lease_args(op)
+        return self.market.contract.get_function_by_name(name)(*args)
+
+    def _lease_done(self, op: LeaseOp, **data: Any) -> list[tuple[TaskRecord, TaskRecord]]:
+        out = []
+        for r in op.records:
+            if op.kind == "abandon":
+                new = self.journal.record(r.job_id, r.task_index, Step.ABANDONED, outcome="abandoned", earned=0,
+                                          **data)
+            else:
+                paid = op.kind == "results"
+                new = self.journal.record(r.job_id, r.task_index, Step.DONE, outcome="paid" if paid else
+                                          "failure-reported", earned=self._net_reward(
+                                              JobView.model_validate(r.data["job"])) if paid else 0, **data)
+            out.append((r, new))
+        return out
+
+    def resolve_gone_lease(self, start: int, recs: list[TaskRecord] | tuple[TaskRecord, ...], why: str = "",
+                           give_back: bool = False) -> list[tuple[TaskRecord, TaskRecord]]:
+        """Journal what became of tasks whose lease moved past them, ended, or refused an operation (``why``): a
+        result or failure report already on chain (sent before a restart) is DONE; a task being given back
+        (``give_back``, or journaled ABANDONING) has nothing left to give back; any other is LOST."""
+        out = []
+        for r in recs:
+            tid = task_id(r.job_id, r.task_index)
+            if give_back or r.step == Step.ABANDONING:
+                new = self.journal.record(r.job_id, r.task_index, Step.ABANDONED, outcome="abandoned", earned=0,
+                                          note=why or f"lease {start} was over")
+            elif r.step == Step.UPLOADED and not is_failure(r) and self._already_submitted(tid, r):
+                new = self.journal.record(r.job_id, r.task_index, Step.DONE, note="submitted before a restart",
+                                          outcome="paid", earned=self._net_reward(JobView.model_validate(r.data["job"])))
+            elif r.step == Step.UPLOADED and is_failure(r) and self._already_reported(tid, r):
+                new = self.journal.record(r.job_id, r.task_index, Step.DONE, note="reported before a restart",
+                                          outcome="failure-reported", earned=0)
+            else:
+                reason = why or f"lease {start} is no longer this worker's"
+                log.warning("task_lost", task_id=tid, reason=reason)
+                new = self.journal.record(r.job_id, r.task_index, Step.LOST, note=reason, reason=reason)
+            out.append((r, new))
+        return out
 
     def reveal_many(self, due: list[TaskRecord]) -> list[TaskRecord]:
         """Reveal replicas whose reveal phase is open (collected by :meth:`advance`) in one ``multicall``; one by
@@ -804,6 +857,17 @@ class Pipeline:
             self.checkpoints.drop(rec.job_id, rec.task_index)
 
 
-def _is_failure(rec: TaskRecord) -> bool:
+def _lease_args(op: LeaseOp) -> tuple[str, list[Any]]:
+    """The function name and arguments of a lease operation (see :func:`worker._leases.plan_lease`)."""
+    recs = op.records
+    if op.kind == "abandon":
+        return "abandon", [op.start]
+    if op.kind == "failure":
+        return "reportFailure", [op.start, bytes.fromhex(recs[0].data["digest"][2:]), recs[0].data["cid"]]
+    return "submitRange", [op.start, op.first, [bytes.fromhex(r.data["digest"][2:]) for r in recs],
+                           [r.data["cid"] for r in recs], []]
+
+
+def is_failure(rec: TaskRecord) -> bool:
     """Whether the uploaded result of ``rec`` is a failure result (its run did not end ``ok``)."""
     return str(rec.data.get("reason") or "ok") != "ok"

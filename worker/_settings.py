@@ -50,7 +50,11 @@ class BatchingSettings(BaseModel):
     risks the claim's expiry, which is itself before the job's deadline); the moment ``max_results`` are held. It
     goes at once when the worker drains (SIGTERM) and when nothing else that would add to the batch is coming (no
     R = 1 task of this worker runs and there is nothing it may claim now). The commits of credibility-mode replicas
-    are held by the same rule: such a task usually wants no other replica, so only its own reveal waits on them."""
+    are held by the same rule: such a task usually wants no other replica, so only its own reveal waits on them.
+
+    R = 1 tasks are claimed several to a lease (``claimRange``: one transaction and one lease slot for all of them),
+    ``claim_ahead`` beyond the free slots, at most ``lease_tasks`` each (see worker/_leases.py); a lease's results go
+    in task order."""
 
     hold_s: float = Field(3.0, ge=0, description="longest time a finished R = 1 result waits for others to go with "
                           "it, seconds (0: each result goes alone, as soon as it is uploaded)")
@@ -58,6 +62,10 @@ class BatchingSettings(BaseModel):
                                        "time its claim had left when it was uploaded")
     max_results: int = Field(16, ge=1, le=64, description="results per transaction at most (a full batch goes at "
                              "once; each result may need gas for the job's callback)")
+    lease_tasks: int = Field(16, ge=1, le=1024, description="R = 1: at most this many consecutive tasks in one "
+                             "claim (one lease: a claim's fixed cost is paid once for all of them; 1: a task per claim)")
+    claim_ahead: int = Field(4, ge=0, le=1024, description="R = 1: tasks claimed beyond the free slots, queued to run "
+                             "as slots free up, so that each claim takes several tasks (0: claim only for free slots)")
 
 
 class WorkerSettings(BaseSettings):

@@ -14,6 +14,9 @@ from worker._journal import Journal, Step
 
 #: held as long as the other rules allow: every batch below is made by the rule under test, not by the clock
 LONG_HOLD = {"hold_s": 600.0, "hold_claim_fraction": 0.5}
+#: and a lease per task, claimed only for a free slot (the path of a worker behind a relayer or on a cluster):
+#: leases of several tasks, claimed ahead, are tested in tests/integration/test_worker_leases.py
+ONE_BY_ONE = {**LONG_HOLD, "claim_ahead": 0}
 
 
 def results_per_tx(market: Market, job_id: int) -> dict[str, list[int]]:
@@ -61,7 +64,7 @@ def test_a_held_result_survives_kill_9_and_goes_on_chain_after_restart(anvil, w3
     fund(w3, market, accounts[6], 10 * ETHER)
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, max_run=300, doc=slow_bag(ipfs, 2, 4))
     cfg = settings(anvil, ipfs, market, accounts[6], tmp_path / "w", policy={"max_concurrent": 1},
-                   batching=LONG_HOLD)
+                   batching=ONE_BY_ONE)
     path = tmp_path / "w" / "journal.db"
 
     def holding() -> bool:
@@ -104,7 +107,7 @@ def test_sigterm_sends_the_held_results_at_once(anvil, w3, accounts, market, ipf
     fund(w3, market, accounts[7], 10 * ETHER)
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, max_run=300, doc=slow_bag(ipfs, 3, 3))
     cfg = settings(anvil, ipfs, market, accounts[7], tmp_path / "w", policy={"max_concurrent": 1},
-                   batching=LONG_HOLD, drain_timeout=60)
+                   batching=ONE_BY_ONE, drain_timeout=60)
     path = tmp_path / "w" / "journal.db"
     proc = worker_process(cfg, tmp_path / "cfg.json")
     logs = stop_and_read(proc, lambda: path.exists() and len(Journal(path).unfinished()) == 2 and any(

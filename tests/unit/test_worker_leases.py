@@ -1,0 +1,91 @@
+"""worker._leases: pure functions, no chain (isolates the rules of R = 1 leases of several tasks: what a lease may
+send in task order, how many tasks one claim takes; the daemon's use of them is tested on a real anvil in
+tests/integration/test_worker_leases.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker._journal import Step, TaskRecord
+from worker._leases import LeaseOp, chunk_ops, plan_lease, range_size
+
+JOB = 7
+START = (JOB << 32) | 10  # a lease of tasks 10..15 of job 7
+
+
+def rec(index: int, step: Step, failure: bool = False) -> TaskRecord:
+    return TaskRecord(task_key=f"{JOB}:{index}", job_id=JOB, task_index=index, step=step,
+                      data={"failure": failure}, updated_at=0.0)
+
+
+def plan(records: dict[int, TaskRecord], done: int = 0, running: set[str] | None = None, count: int = 6
+         ) -> list[tuple[str, int, list[int]]]:
+    p = plan_lease(START, count, done, lambda tid: records.get(tid & 0xFFFFFFFF), running or set(),
+                   lambda r: bool(r.data["failure"]))
+    return [(op.kind, op.first & 0xFFFFFFFF, [r.task_index for r in op.records]) for op in p.ops]
+
+
+def test_consecutive_results_go_in_one_submit_range() -> None:
+    records = {i: rec(i, Step.UPLOADED) for i in range(10, 13)} | {13: rec(13, Step.RAN)}
+    assert plan(records) == [("results", 10, [10, 11, 12])]
+
+
+def test_a_result_waits_for_the_task_before_it() -> None:
+    records = {10: rec(10, Step.CLAIMED), 11: rec(11, Step.UPLOADED), 12: rec(12, Step.UPLOADED)}
+    assert plan(records) == []
+    assert plan(records, running={f"{JOB}:10"}) == []
+
+
+def test_the_walk_starts_where_the_chain_left_off_and_reports_settled_records() -> None:
+    records = {i: rec(i, Step.UPLOADED) for i in range(10, 16)}
+    p = plan_lease(START, 6, 4, lambda tid: records.get(tid & 0xFFFFFFFF), set(), lambda r: False)
+    assert [(op.first & 0xFFFFFFFF, len(op.records)) for op in p.ops] == [(14, 2)]
+    assert [r.task_index for r in p.settled] == [10, 11, 12, 13]  # submitted before a restart
+
+
+def test_a_failure_splits_the_results_around_it() -> None:
+    records = {10: rec(10, Step.UPLOADED), 11: rec(11, Step.UPLOADED, failure=True), 12: rec(12, Step.UPLOADED)}
+    assert plan(records) == [("results", 10, [10]), ("failure", 11, [11]), ("results", 12, [12])]
+
+
+@pytest.mark.parametrize("given_up", [Step.ABANDONING, Step.FAILED])
+def test_a_task_given_up_gives_back_the_rest_of_the_lease(given_up: Step) -> None:
+    records = {10: rec(10, Step.UPLOADED), 11: rec(11, given_up), 12: rec(12, Step.CLAIMED),
+               13: rec(13, Step.UPLOADED), 14: rec(14, Step.ABANDONING), 15: rec(15, Step.CLAIMED)}
+    assert plan(records) == [("results", 10, [10]), ("abandon", 11, [11, 12, 13, 14, 15])]
+
+
+def test_a_give_back_waits_while_a_later_task_of_the_lease_runs() -> None:
+    records = {10: rec(10, Step.ABANDONING), 11: rec(11, Step.CLAIMED)}
+    assert plan(records, running={f"{JOB}:11"}) == []
+    assert plan(records) == [("abandon", 10, [10, 11])]
+
+
+def test_a_give_back_behind_a_running_task_waits_for_it() -> None:
+    records = {10: rec(10, Step.CLAIMED), 11: rec(11, Step.ABANDONING)}
+    assert plan(records, running={f"{JOB}:10"}) == []
+
+
+def test_range_size_takes_the_smallest_bound() -> None:
+    kw = {"lease_tasks": 16, "free_tasks": 1000, "holders": 1, "fits": 100, "stake_for": 100}
+    assert range_size(6, **kw) == 6
+    assert range_size(40, **kw) == 16
+    assert range_size(6, **(kw | {"fits": 3})) == 3  # the job's deadline
+    assert range_size(6, **(kw | {"stake_for": 2})) == 2  # the free stake
+    assert range_size(6, **(kw | {"stake_for": 0})) == 0
+
+
+def test_range_size_shares_the_end_of_a_bag() -> None:
+    kw = {"lease_tasks": 16, "fits": 100, "stake_for": 100}
+    assert range_size(6, free_tasks=12, holders=4, **kw) == 2  # 12 free tasks, 4 workers: 12 / 8, rounded up
+    assert range_size(6, free_tasks=1, holders=4, **kw) == 1
+
+
+def test_chunks_keep_order_and_never_cut_an_operation() -> None:
+    def op(n: int) -> LeaseOp:
+        return LeaseOp("results", START, START, tuple(rec(10 + i, Step.UPLOADED) for i in range(n)))
+
+    ops = [op(3), op(2), op(5), op(1)]
+    assert [[len(o.records) for o in c] for c in chunk_ops(ops, 4)] == [[3], [2], [5], [1]]
+    assert [[len(o.records) for o in c] for c in chunk_ops(ops, 6)] == [[3, 2], [5, 1]]
+    assert chunk_ops([], 4) == []

@@ -1,0 +1,108 @@
+"""What an R = 1 lease of several tasks may send to the chain now: one pure rule (see :func:`plan_lease`).
+
+A lease (``claimRange``) holds consecutive tasks ``start .. start+count-1``; the contract takes their outcomes in
+index order only (``done`` counts the ones settled). So a finished result waits for the tasks before it in its
+lease, and a task given back (``abandon``) gives back every task of the lease from the first unsettled one on.
+The daemon asks :func:`plan_lease` for each lease it holds results or give-backs of, then sends the operations of
+all plans in one ``multicall`` (:meth:`worker._pipeline.Pipeline.settle_leases`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ._journal import Step, TaskRecord
+
+#: steps of a task given up here while its lease lives: the lease gives it back (and the rest after it)
+GIVE_BACK = (Step.ABANDONING, Step.FAILED)
+
+
+@dataclass(frozen=True)
+class LeaseOp:
+    """One call for a lease: ``results`` (submitRange of consecutive results), ``failure`` (reportFailure of the
+    next task) or ``abandon`` (give back the lease's remaining tasks)."""
+
+    kind: Literal["results", "failure", "abandon"]
+    start: int  #: the lease's first task id (its key on chain)
+    first: int  #: the first task id the call covers (``start + done`` when it is sent)
+    records: tuple[TaskRecord, ...]
+
+
+@dataclass
+class LeasePlan:
+    """What to send for one lease now (``ops``, in order) and the records already settled on chain (``settled``:
+    journaled as uploaded, but the lease moved past them: submitted before a restart)."""
+
+    ops: list[LeaseOp] = field(default_factory=list)
+    settled: list[TaskRecord] = field(default_factory=list)
+
+
+def plan_lease(start: int, count: int, done: int, record: Callable[[int], TaskRecord | None], running: AbstractSet[str],
+               is_failure: Callable[[TaskRecord], bool]) -> LeasePlan:
+    """The operations lease ``start`` (``count`` tasks, ``done`` settled on chain) may take now, in order.
+
+    From task ``start + done`` on: consecutive uploaded results make one ``results`` op, an uploaded failure a
+    ``failure`` op; a task given up here (:data:`GIVE_BACK`) ends the plan with an ``abandon`` of every task left,
+    once none of them runs. A task still running, queued, paused or unknown here ends the plan: what follows it
+    waits. ``record(task_id)`` reads the journal."""
+    plan = LeasePlan()
+    for tid in range(start, start + done):
+        rec = record(tid)
+        if rec is not None and rec.step == Step.UPLOADED and rec.task_key not in running:
+            plan.settled.append(rec)
+    run: list[TaskRecord] = []
+
+    def close_run(first: int) -> None:
+        if run:
+            plan.ops.append(LeaseOp("results", start, first, tuple(run)))
+            run.clear()
+
+    first = start + done
+    for tid in range(start + done, start + count):
+        rec = record(tid)
+        if rec is None or rec.task_key in running:
+            break
+        if rec.step == Step.UPLOADED:
+            if is_failure(rec):
+                close_run(first)
+                plan.ops.append(LeaseOp("failure", start, tid, (rec,)))
+                first = tid + 1
+            else:
+                run.append(rec)
+            continue
+        if rec.step in GIVE_BACK:
+            rest = [record(t) for t in range(tid, start + count)]
+            if any(r is not None and r.task_key in running for r in rest):
+                break  # a later task still runs: give the lease back once it is over
+            close_run(first)
+            plan.ops.append(LeaseOp("abandon", start, tid, tuple(r for r in rest if r is not None)))
+            return plan
+        break
+    close_run(first)
+    return plan
+
+
+def range_size(room: int, *, lease_tasks: int, free_tasks: int, holders: int, fits: int, stake_for: int) -> int:
+    """How many consecutive tasks of a job one claim takes: ``room`` (free slots plus ``claim_ahead``), at most
+    ``lease_tasks``, what the job's deadline leaves time for (``fits``: a lease's expiry grows with its count) and
+    what the free stake locks (``stake_for``); and at most half of the job's free tasks per worker seen on it
+    (``holders``, this one included), so the end of a bag is shared out (guided self-scheduling)."""
+    share = max(1, -(-free_tasks // (2 * max(holders, 1))))
+    return max(0, min(room, lease_tasks, fits, stake_for, share))
+
+
+def chunk_ops(ops: list[LeaseOp], size: int) -> list[list[LeaseOp]]:
+    """``ops`` in order, cut into transactions of at most ``size`` tasks each (an operation is never cut: a larger
+    one goes alone)."""
+    out: list[list[LeaseOp]] = []
+    tasks = 0
+    for op in ops:
+        if not out or tasks + len(op.records) > size:
+            out.append([])
+            tasks = 0
+        out[-1].append(op)
+        tasks += len(op.records)
+    return out
