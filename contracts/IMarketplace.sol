@@ -563,6 +563,16 @@ interface IMarketplace {
     /// The lease expires after count * maxRunSeconds + claimGrace. Emits a {TasksClaimed} event.
     function claimRange(uint256 startTaskId, uint256 count) external;
 
+    /// @notice (R = 1) Leases the free tasks in a row from `startTaskId`, at most `count` of them and as many as the
+    /// job's deadline leaves room for (the expiry is count * maxRunSeconds + claimGrace), and skips what a race
+    /// explains: it returns 0, claiming nothing, when `startTaskId` is taken or keys a live lease, or the job closed
+    /// or passed its deadline; a task taken further on ends the lease before it. A worker claiming ahead thus loses
+    /// a race without a reverted transaction. Requirements: as {claimRange} for what concerns the caller
+    /// (registered, unbanned, stake, capabilities, reputation) and for the arguments (`1 <= count <= MAX_RANGE`, a
+    /// task of the job, an R = 1 job): those revert. Returns how many tasks were leased.
+    /// Emits a {TasksClaimed} event when it leases any.
+    function claimFreeRange(uint256 startTaskId, uint256 count) external returns (uint256 claimed);
+
     /// @notice (R = 1) One-step result of a single-task lease: pays the worker, finishes the task, calls back.
     /// Emits a {ResultSubmitted} event (and {CallbackDelivered}, {JobClosed} when applicable).
     function submit(uint256 taskId, bytes32 resultDigest, string calldata resultCID, bytes calldata callbackData)

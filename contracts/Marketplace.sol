@@ -213,6 +213,24 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
         _claimRange(startTaskId, count, job);
     }
 
+    /// @inheritdoc IMarketplace
+    function claimFreeRange(uint256 startTaskId, uint256 count) external nonReentrant returns (uint256 claimed) {
+        uint256 jobId = startTaskId >> 32;
+        Job storage job = _s.jobs[jobId];
+        if (job.flags & MarketStorage.JOB_CLOSED != 0 || block.timestamp > job.deadline) return 0;
+        if (job.replication != 1) revert MarketplaceWrongReplication(jobId, job.replication);
+        if (count == 0 || count > MAX_RANGE) revert MarketplaceInvalidRange(count, MAX_RANGE);
+        uint256 index = startTaskId & type(uint32).max;
+        if (index >= job.numTasks) revert MarketplaceTaskOutOfRange(jobId, index, job.numTasks);
+        if (_s.leases[startTaskId].worker != address(0)) return 0; // keys a live lease (a failure was reported)
+        uint256 left = job.numTasks - index;
+        claimed = _s.taken[jobId].freeRun(index, count < left ? count : left);
+        uint256 grace = block.timestamp + _s.params.claimGrace;
+        uint256 fit = job.deadline > grace ? (job.deadline - grace) / job.maxRunSeconds : 0;
+        if (claimed > fit) claimed = fit;
+        if (claimed != 0) _claimRange(startTaskId, claimed, job);
+    }
+
     function _claimRange(uint256 startTaskId, uint256 count, Job storage job) private {
         if (count == 0 || count > MAX_RANGE) revert MarketplaceInvalidRange(count, MAX_RANGE);
         uint256 jobId = startTaskId >> 32;

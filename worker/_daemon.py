@@ -805,7 +805,7 @@ class Worker:
         plain = [(job, index) for job, index, action in candidates if action is None][:CLAIM_CANDIDATES]
         if plain and self._ranges_allowed(plain[0][0]) and slots + ahead > 1:
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
-            claimed = await asyncio.to_thread(self._claim_range, plain[0][0], plain[0][1], max(slots, 0) + ahead)
+            claimed = await asyncio.to_thread(self._claim_range, plain[0][0], max(slots, 0) + ahead)
             if claimed is not None:
                 for rec in claimed:
                     self._spawn(rec)  # at most max_concurrent run at once: the others wait for a slot
@@ -832,14 +832,22 @@ class Worker:
             return False
         return job is None or (job.replication == 1 and not job.gpus)
 
-    def _claim_range(self, job: JobView, first: int, room: int) -> list[TaskRecord] | None:
-        """Claim consecutive free tasks of R = 1 ``job`` from index ``first`` in one lease (``claimRange``): as
-        many as :func:`worker._leases.range_size` allows of ``room``. The call is simulated on the pending state
-        first, so a lost race sends nothing. None when a single task is all it would take (the caller then claims
-        as usual); [] when nothing was claimed."""
+    def _claim_range(self, job: JobView, room: int) -> list[TaskRecord] | None:
+        """Claim consecutive free tasks of R = 1 ``job`` from its first free one at or after this worker's offset
+        into the bag, in one lease (``claimFreeRange``):
+        as many as :func:`worker._leases.range_size` allows of ``room``. The call is simulated on the pending state
+        first, so a lost race sends nothing, and a race lost after that claims fewer tasks (or none) instead of
+        reverting. None when a single task is all it would take (the caller then claims as usual); [] when
+        nothing was claimed."""
+        taken, mine = self.view.taken_in(job.job_id), JournalHolds(self.journal)
+        # from this worker's own offset into the bag (see _job_candidates), so that workers lease apart
+        offset = int(self.account.address, 16) % max(job.num_tasks, 1)
+        first = next((i for i in self.view.free_indexes(job.job_id, job.num_tasks, offset)
+                      if f"{job.job_id}:{i}" not in mine), None)
+        if first is None:
+            return None
         now = self.market.chain_time()
         params = self._params()
-        taken, mine = self.view.taken_in(job.job_id), JournalHolds(self.journal)
         holders = {lease.worker.lower() for start, lease in self.view.leases.items()
                    if split_task_id(start)[0] == job.job_id} | {self.me_lower}
         fits = (job.deadline - now - int(params["claimGrace"]) - self.s.policy.safety_margin_s) // max(
@@ -853,9 +861,10 @@ class Worker:
         if count < 2:
             return None
         start = task_id(job.job_id, first)
-        fn = self.market.contract.functions.claimRange(start, count)
+        fn = self.market.contract.functions.claimFreeRange(start, count)
         try:
-            fn.call({"from": self.account.address}, block_identifier="pending")
+            if int(fn.call({"from": self.account.address}, block_identifier="pending")) < 2:
+                return None  # taken meanwhile, or one task left in a row: claimed as usual
         except (ContractLogicError, Web3RPCError) as exc:
             self.log.info("claim_range_refused", job_id=job.job_id, first=first, tasks=count,
                           error=getattr(exc, "message", None) or str(exc)[:200], action="claim one by one")

@@ -88,21 +88,27 @@ def plan_lease(start: int, count: int, done: int, record: Callable[[int], TaskRe
 def range_size(room: int, *, lease_tasks: int, free_tasks: int, holders: int, fits: int, stake_for: int) -> int:
     """How many consecutive tasks of a job one claim takes: ``room`` (free slots plus ``claim_ahead``), at most
     ``lease_tasks``, what the job's deadline leaves time for (``fits``: a lease's expiry grows with its count) and
-    what the free stake locks (``stake_for``); and at most half of the job's free tasks per worker seen on it
-    (``holders``, this one included), so the end of a bag is shared out (guided self-scheduling)."""
-    share = max(1, -(-free_tasks // (2 * max(holders, 1))))
+    what the free stake locks (``stake_for``); and at most the job's free tasks divided by the workers seen on it
+    (``holders``, this one included), rounded up, so leases shrink as the bag ends and its last tasks are shared
+    out (guided self-scheduling: Polychronopoulos and Kuck, IEEE Trans. Computers 36(12), 1987)."""
+    share = max(1, -(-free_tasks // max(holders, 1)))
     return max(0, min(room, lease_tasks, fits, stake_for, share))
 
 
 def chunk_ops(ops: list[LeaseOp], size: int) -> list[list[LeaseOp]]:
-    """``ops`` in order, cut into transactions of at most ``size`` tasks each (an operation is never cut: a larger
-    one goes alone)."""
+    """``ops`` in order, cut into transactions of at most ``size`` results each: a ``results`` operation longer
+    than that is cut into consecutive ones (each the next results of its lease); a give-back counts as one, since
+    one call gives back the whole rest of its lease."""
     out: list[list[LeaseOp]] = []
-    tasks = 0
+    tasks = size  # start a new transaction at the first operation
     for op in ops:
-        if not out or tasks + len(op.records) > size:
-            out.append([])
-            tasks = 0
-        out[-1].append(op)
-        tasks += len(op.records)
+        parts = [op] if op.kind != "results" else [
+            LeaseOp("results", op.start, op.first + i, op.records[i:i + size]) for i in range(0, len(op.records), size)]
+        for part in parts:
+            weight = 1 if part.kind == "abandon" else len(part.records)
+            if tasks + weight > size:
+                out.append([])
+                tasks = 0
+            out[-1].append(part)
+            tasks += weight
     return out

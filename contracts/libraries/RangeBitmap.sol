@@ -38,6 +38,24 @@ library RangeBitmap {
         }
     }
 
+    /// @notice How many bits from `from` on are clear in a row, at most `max`: the free tasks a lease may take
+    /// there. One storage read per 256-bit word it looks at.
+    function freeRun(mapping(uint256 word => uint256 bits) storage self, uint256 from, uint256 max)
+        internal
+        view
+        returns (uint256)
+    {
+        uint256 end = from + max;
+        uint256 i = from;
+        while (i < end) {
+            (uint256 word, uint256 mask, uint256 next) = _span(i, end);
+            uint256 set = self[word] & mask;
+            if (set != 0) return (word << 8) + _lowestBit(set) - from;
+            i = next;
+        }
+        return max;
+    }
+
     /// @notice Whether bit `index` is set.
     function get(mapping(uint256 word => uint256 bits) storage self, uint256 index) internal view returns (bool) {
         return (self[index >> 8] >> (index & 255)) & 1 == 1;

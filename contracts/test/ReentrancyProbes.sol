@@ -88,7 +88,7 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function names() external pure returns (string[] memory n) {
-        n = new string[](35);
+        n = new string[](36);
         n[0] = "deposit";
         n[1] = "depositWithPermit";
         n[2] = "withdraw";
@@ -124,6 +124,7 @@ contract ReentrancyProbe is ITaskCallback {
         n[32] = "postCredibilityJob";
         n[33] = "startSpotCheck";
         n[34] = "setPlatformClass";
+        n[35] = "claimFreeRange";
     }
 
     function results() external view returns (bytes4[] memory) {
@@ -150,7 +151,7 @@ contract ReentrancyProbe is ITaskCallback {
         IMarketplace.JobParams memory p;
         bytes[] memory inner = new bytes[](1);
         inner[0] = abi.encodeCall(IMarketplace.withdraw, (1));
-        bytes[] memory calls = new bytes[](35);
+        bytes[] memory calls = new bytes[](36);
         calls[0] = abi.encodeCall(IMarketplace.deposit, (1));
         calls[1] = abi.encodeCall(IMarketplace.depositWithPermit, (1, 0, 0, bytes32(0), bytes32(0)));
         calls[2] = abi.encodeCall(IMarketplace.withdraw, (1));
@@ -188,6 +189,7 @@ contract ReentrancyProbe is ITaskCallback {
         calls[32] = abi.encodeCall(IMarketplace.postCredibilityJob, (p, IMarketplace.Credibility(990_000_000, 1000, 0)));
         calls[33] = abi.encodeCall(IMarketplace.startSpotCheck, (taskId));
         calls[34] = abi.encodeCall(IMarketplace.setPlatformClass, (bytes32("probe")));
+        calls[35] = abi.encodeCall(IMarketplace.claimFreeRange, (taskId, 1));
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

@@ -137,6 +137,16 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             if t and self.send(env.market.functions.claimRange(t[0], count), w) is not None:
                 self.leases.append((t[0], w))
 
+        @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3),
+              count=st.integers(1, 4))
+        def claim_free_range(self, w: Any, pick: int, index: int, count: int) -> None:
+            """A lease of the free tasks in a row (a race lost claims fewer, or none, without reverting)."""
+            t = self.task_of(pick, index)
+            if t and t[2] == 1:
+                receipt = self.send(env.market.functions.claimFreeRange(t[0], count), w)
+                if receipt is not None and env.events(receipt, "TasksClaimed"):
+                    self.leases.append((t[0], w))
+
         @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3))
         def claim_and_submit(self, w: Any, pick: int, index: int) -> None:
             """The R = 1 happy path in one rule: claim a task and submit its result at once."""

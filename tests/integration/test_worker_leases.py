@@ -121,7 +121,7 @@ def test_a_worker_killed_mid_lease_finishes_the_lease_after_restart(anvil, w3, a
         restarted.wait(60)
     journal = Journal(path)
     first = leases_start(market, job_id)
-    assert leases_of(market, job_id, accounts[6].address)[0] == 2
+    assert leases_of(market, job_id, accounts[6].address)[0] >= 2
     assert [s for s, _ in journal.history(job_id, first)].count(Step.RAN) == 1  # held through the kill, not run again
     assert all(journal.get(job_id, i).data["outcome"] == "paid" for i in range(4))
     info = market.worker(accounts[6].address)
@@ -129,9 +129,9 @@ def test_a_worker_killed_mid_lease_finishes_the_lease_after_restart(anvil, w3, a
 
 
 @pytest.mark.reliability(kind="fault", name="a worker whose IPFS node cannot reach the input of a lease",
-                         how="a worker on its own kubo, connected to nobody, claims two tasks in one lease whose "
+                         how="a worker on its own kubo, connected to nobody, claims several tasks in one lease whose "
                              "input only the network's node holds: it gives the whole lease back (a fee, no slash) "
-                             "without running the second task, and a connected worker finishes the bag")
+                             "without running the others, and a connected worker finishes the bag")
 def test_an_isolated_worker_gives_back_its_whole_lease(anvil: Any, w3: Any, accounts: Any, market: Any,
                                                        ipfs: IpfsClient, docker_client: Any, echo_digest: str,
                                                        tmp_path: Path) -> None:
@@ -152,13 +152,15 @@ def test_an_isolated_worker_gives_back_its_whole_lease(anvil: Any, w3: Any, acco
             with running(connected):
                 wait_for(lambda: market.job(job)["finished"] == 4, what="the connected worker to finish the bag")
         back = [e["args"] for e in given_back.get_logs(from_block=0)]
-        assert [(a["taskId"], a["tasks"]) for a in back] == [(task_id(job, leases_start(market, job)), 2)]
+        lease = leases_of(market, job, accounts[4].address)
+        assert len(lease) == 1 and lease[0] >= 2, lease
+        assert [(a["taskId"], a["tasks"]) for a in back] == [(task_id(job, leases_start(market, job)), lease[0])]
         iso = market.worker(accounts[4].address)
         assert (iso["slashes"], iso["locked"]) == (0, 0) and iso["stake"] < 5 * ETHER  # the give-back fee
         recs = [r for r in isolated.journal.all() if r.job_id == job]
-        assert len(recs) == 2 and all(r.step is Step.ABANDONED for r in recs)
+        assert len(recs) == lease[0] and all(r.step is Step.ABANDONED for r in recs)
         ran = [r for r in recs if "InputUnavailable" in str(r.data.get("reason"))]
-        assert len(ran) == 1, [r.data.get("reason") for r in recs]  # the second task never started
+        assert len(ran) == 1, [r.data.get("reason") for r in recs]  # the others never started
     finally:
         lonely.stop()
 

@@ -77,15 +77,21 @@ def test_range_size_takes_the_smallest_bound() -> None:
 
 def test_range_size_shares_the_end_of_a_bag() -> None:
     kw = {"lease_tasks": 16, "fits": 100, "stake_for": 100}
-    assert range_size(6, free_tasks=12, holders=4, **kw) == 2  # 12 free tasks, 4 workers: 12 / 8, rounded up
+    assert range_size(6, free_tasks=12, holders=4, **kw) == 3  # 12 free tasks, 4 workers: 12 / 4
+    assert range_size(6, free_tasks=13, holders=4, **kw) == 4  # rounded up
     assert range_size(6, free_tasks=1, holders=4, **kw) == 1
 
 
-def test_chunks_keep_order_and_never_cut_an_operation() -> None:
-    def op(n: int) -> LeaseOp:
-        return LeaseOp("results", START, START, tuple(rec(10 + i, Step.UPLOADED) for i in range(n)))
+def test_chunks_keep_order_and_cut_long_results_into_consecutive_parts() -> None:
+    def op(n: int, first: int = 10) -> LeaseOp:
+        return LeaseOp("results", START, (JOB << 32) | first, tuple(rec(first + i, Step.UPLOADED) for i in range(n)))
 
-    ops = [op(3), op(2), op(5), op(1)]
-    assert [[len(o.records) for o in c] for c in chunk_ops(ops, 4)] == [[3], [2], [5], [1]]
-    assert [[len(o.records) for o in c] for c in chunk_ops(ops, 6)] == [[3, 2], [5, 1]]
+    def shape(chunks: list[list[LeaseOp]]) -> list[list[tuple[int, int]]]:
+        return [[(o.first & 0xFFFFFFFF, len(o.records)) for o in c] for c in chunks]
+
+    assert shape(chunk_ops([op(3), op(2)], 6)) == [[(10, 3), (10, 2)]]
+    assert shape(chunk_ops([op(3), op(2)], 4)) == [[(10, 3)], [(10, 2)]]
+    assert shape(chunk_ops([op(5)], 2)) == [[(10, 2)], [(12, 2)], [(14, 1)]]  # each part the lease's next results
+    back = LeaseOp("abandon", START, START, tuple(rec(10 + i, Step.ABANDONING) for i in range(8)))
+    assert shape(chunk_ops([op(1), back], 2)) == [[(10, 1), (10, 8)]]  # one call gives back the whole rest
     assert chunk_ops([], 4) == []
