@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import datetime as dt
 import errno
@@ -39,7 +40,7 @@ from ._caps import Capabilities, detect, load_average
 from ._checkpoint import container_label, must_give_back, policy_closed
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import Journal, Step, TaskRecord
-from ._leases import LeaseOp, chunk_ops, plan_lease, range_size
+from ._leases import LeaseOp, ahead_for, chunk_ops, plan_lease, range_size
 from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
 from ._policy import Offer, decide, lent_gpus
 from ._sandbox import Sandbox, sandbox_owner
@@ -75,6 +76,8 @@ EXPIRED_JOB_GRACE_S = 3600.0
 HOUSEKEEPING_S = 15.0
 #: a task whose dependency is down is given back when its claim would expire within this margin of the next retry
 ABANDON_MARGIN_S = 30
+#: seconds between two looks for tasks to claim ahead while every slot is busy
+AHEAD_RETRY_S = 1.0
 #: why a task claimed ahead (queued for a slot) is given back when the worker stops before it started
 STOPPED_QUEUED = "the worker stopped before this task (claimed ahead) started"
 LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
@@ -174,6 +177,9 @@ class Worker:
         self._avoid: dict[int, float] = {}
         #: job id -> seconds each of its tasks took here from claim to upload (to judge whether a join is in time)
         self._run_times: dict[int, list[float]] = {}
+        #: job id -> seconds its last tasks ran here (from a run slot to upload): how far ahead to claim (R = 1)
+        self._task_seconds: dict[int, collections.deque[float]] = {}
+        self._next_ahead = 0.0
 
     # -- state ------------------------------------------------------------------------------------
     def _restore(self) -> None:
@@ -797,15 +803,21 @@ class Worker:
         slots = capacity - busy
         # R = 1 tasks claimed ahead wait for a slot; more are claimed once none waits, several per lease
         ahead = self.s.batching.claim_ahead if busy <= capacity and self._ranges_allowed() else 0
-        if slots <= 0 and ahead <= 0:
+        if slots <= 0 and (ahead <= 0 or time.monotonic() < self._next_ahead):
             self._claimable = True  # busy: a slot that frees up is filled, and adds a result
             return
+        if slots <= 0:
+            self._next_ahead = time.monotonic() + AHEAD_RETRY_S  # a look ahead costs reads: not at every poll
         candidates = _within_gpus(await asyncio.to_thread(self._candidates), self._gpus_free)
         self._claimable = bool(candidates)
         plain = [(job, index) for job, index, action in candidates if action is None][:CLAIM_CANDIDATES]
         if plain and self._ranges_allowed(plain[0][0]) and slots + ahead > 1:
-            await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
-            claimed = await asyncio.to_thread(self._claim_range, plain[0][0], max(slots, 0) + ahead)
+            job = plain[0][0]
+            room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,
+                                             self._task_seconds.get(job.job_id), job.max_run_seconds)
+            if room > 1:
+                await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
+            claimed = await asyncio.to_thread(self._claim_range, job, room) if room > 1 else None
             if claimed is not None:
                 for rec in claimed:
                     self._spawn(rec)  # at most max_concurrent run at once: the others wait for a slot
@@ -965,6 +977,7 @@ class Worker:
             try:
                 if self._gate is not None and not await self._wait_for_slot(rec):
                     return
+                began = time.monotonic()
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
                     if self._task_pool is None:
                         new = await asyncio.to_thread(self.pipeline.run, rec)
@@ -975,6 +988,8 @@ class Worker:
                 self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name)
                 if self._holds_result(new):
                     self._held.add(new.task_key)  # journaled: held to go on chain with others (_flush_results)
+                    self._task_seconds.setdefault(rec.job_id, collections.deque(maxlen=16)).append(
+                        time.monotonic() - began)
                 elif new.step == Step.UPLOADED:
                     self._advance_soon = True  # a replica to commit
                     self._run_times.setdefault(rec.job_id, []).append(time.time() - rec.updated_at)

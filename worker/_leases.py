@@ -9,7 +9,8 @@ all plans in one ``multicall`` (:meth:`worker._pipeline.Pipeline.settle_leases`)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import statistics
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Literal
@@ -83,6 +84,15 @@ def plan_lease(start: int, count: int, done: int, record: Callable[[int], TaskRe
         break
     close_run(first)
     return plan
+
+
+def ahead_for(most: int, slots: int, horizon_s: float, seen: Sequence[float] | None, max_run_s: int) -> int:
+    """How many tasks of a job to claim beyond the free slots: at most ``most``, and only those expected to start
+    within ``horizon_s`` on ``slots`` run slots, a task taking the median of the times ``seen`` here (its
+    ``max_run_s`` before one has run). Quick tasks get the whole ``most``; tasks of minutes get none, so a worker
+    never sits on work others could start."""
+    typical = statistics.median(seen) if seen else float(max_run_s)
+    return max(0, min(most, int(slots * horizon_s / max(typical, 1e-3))))
 
 
 def range_size(room: int, *, lease_tasks: int, free_tasks: int, holders: int, fits: int, stake_for: int) -> int:

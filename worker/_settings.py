@@ -52,9 +52,9 @@ class BatchingSettings(BaseModel):
     R = 1 task of this worker runs and there is nothing it may claim now). The commits of credibility-mode replicas
     are held by the same rule: such a task usually wants no other replica, so only its own reveal waits on them.
 
-    R = 1 tasks are claimed several to a lease (``claimRange``: one transaction and one lease slot for all of them),
-    ``claim_ahead`` beyond the free slots, at most ``lease_tasks`` each (see worker/_leases.py); a lease's results go
-    in task order."""
+    R = 1 tasks are claimed several to a lease (``claimFreeRange``: one transaction and one lease slot for all of
+    them), up to ``claim_ahead`` beyond the free slots when they would start within ``claim_ahead_s``, at most
+    ``lease_tasks`` each (see worker/_leases.py); a lease's results go in task order."""
 
     hold_s: float = Field(3.0, ge=0, description="longest time a finished R = 1 result waits for others to go with "
                           "it, seconds (0: each result goes alone, as soon as it is uploaded)")
@@ -64,8 +64,12 @@ class BatchingSettings(BaseModel):
                              "once; each result may need gas for the job's callback)")
     lease_tasks: int = Field(16, ge=1, le=1024, description="R = 1: at most this many consecutive tasks in one "
                              "claim (one lease: a claim's fixed cost is paid once for all of them; 1: a task per claim)")
-    claim_ahead: int = Field(4, ge=0, le=1024, description="R = 1: tasks claimed beyond the free slots, queued to run "
-                             "as slots free up, so that each claim takes several tasks (0: claim only for free slots)")
+    claim_ahead: int = Field(12, ge=0, le=1024, description="R = 1: tasks claimed beyond the free slots, queued to "
+                             "run as slots free up, so that each claim takes several tasks (0: claim only for free "
+                             "slots)")
+    claim_ahead_s: float = Field(60.0, ge=0, description="R = 1: claim ahead only the tasks expected to start within "
+                                 "this many seconds: the free slots times this, divided by the median time a task of "
+                                 "the job took here (its maxRunSeconds before one has run)")
 
 
 class WorkerSettings(BaseSettings):

@@ -1,5 +1,5 @@
 """R = 1 tasks claimed several to a lease and ahead of the free slots (worker/_leases.py), on a real anvil, kubo and
-Docker engine: a bag goes in fewer claims than tasks and its results in task order; SIGTERM gives back the tasks
+Docker engine (``claim_ahead_s`` large: these slow tasks are claimed ahead all the same): a bag goes in fewer claims than tasks and its results in task order; SIGTERM gives back the tasks
 claimed ahead (no slash) after submitting what finished; a kill -9 mid-lease loses nothing; a task whose input
 cannot be fetched gives its lease back (a fee, no slash) and another worker finishes the bag."""
 
@@ -43,7 +43,7 @@ def test_a_bag_goes_in_leases_of_several_tasks(anvil, w3, accounts, market, ipfs
     fund(w3, market, accounts[4], 10 * ETHER)
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=12)
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", policy={"max_concurrent": 2},
-                             batching={"claim_ahead": 4, "lease_tasks": 16}), docker_client=docker_client)
+                             batching={"claim_ahead": 4, "lease_tasks": 16, "claim_ahead_s": 1e6}), docker_client=docker_client)
     with running(worker):
         wait_for(lambda: market.job(job_id)["finished"] == 12, timeout=150, what="12 finished tasks")
     leases = leases_of(market, job_id, accounts[4].address)
@@ -66,7 +66,7 @@ def test_sigterm_submits_what_finished_and_gives_back_the_tasks_claimed_ahead(
     fund(w3, market, accounts[7], 10 * ETHER)
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=6, max_run=300, doc=slow_bag(ipfs, 6, 3))
     cfg = settings(anvil, ipfs, market, accounts[7], tmp_path / "w", policy={"max_concurrent": 1},
-                   batching={"claim_ahead": 4, "hold_s": 600.0, "hold_claim_fraction": 0.5}, drain_timeout=60)
+                   batching={"claim_ahead": 4, "claim_ahead_s": 1e6, "hold_s": 600.0, "hold_claim_fraction": 0.5}, drain_timeout=60)
     path = tmp_path / "w" / "journal.db"
     proc = worker_process(cfg, tmp_path / "cfg.json")
     logs = stop_and_read(proc, lambda: path.exists() and len(Journal(path).unfinished()) == 3,
@@ -94,7 +94,7 @@ def test_a_worker_killed_mid_lease_finishes_the_lease_after_restart(anvil, w3, a
     fund(w3, market, accounts[6], 10 * ETHER)
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=4, max_run=300, doc=slow_bag(ipfs, 4, 3))
     cfg = settings(anvil, ipfs, market, accounts[6], tmp_path / "w", policy={"max_concurrent": 1},
-                   batching={"claim_ahead": 4, "hold_s": 600.0, "hold_claim_fraction": 0.5})
+                   batching={"claim_ahead": 4, "claim_ahead_s": 1e6, "hold_s": 600.0, "hold_claim_fraction": 0.5})
     path = tmp_path / "w" / "journal.db"
 
     def holding() -> bool:
@@ -143,7 +143,7 @@ def test_an_isolated_worker_gives_back_its_whole_lease(anvil: Any, w3: Any, acco
             fund_worker(w3, market, a)
         job = post_job(w3, market, accounts[1], ipfs, app_id, tasks=4, data=b"only on the network's node\n")
         isolated = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "iso", input_stall_s=3,
-                                   policy={"max_concurrent": 1}, batching={"claim_ahead": 4})
+                                   policy={"max_concurrent": 1}, batching={"claim_ahead": 4, "claim_ahead_s": 1e6})
                           .model_copy(update={"ipfs_api": lonely.api}), docker_client=docker_client)
         given_back = market.contract.events.ClaimAbandoned()
         with running(isolated):

@@ -95,3 +95,14 @@ def test_chunks_keep_order_and_cut_long_results_into_consecutive_parts() -> None
     back = LeaseOp("abandon", START, START, tuple(rec(10 + i, Step.ABANDONING) for i in range(8)))
     assert shape(chunk_ops([op(1), back], 2)) == [[(10, 1), (10, 8)]]  # one call gives back the whole rest
     assert chunk_ops([], 4) == []
+
+
+def test_claim_ahead_only_what_would_start_soon() -> None:
+    from worker._leases import ahead_for
+
+    assert ahead_for(12, 2, 60.0, [0.3, 0.5, 0.4], 3600) == 12  # quick tasks: the whole claim_ahead
+    assert ahead_for(12, 2, 60.0, [20.0, 30.0, 40.0], 3600) == 4  # 2 slots x 60 s / 30 s
+    assert ahead_for(12, 2, 60.0, [600.0], 3600) == 0  # tasks of minutes: none ahead
+    assert ahead_for(12, 2, 60.0, None, 3600) == 0  # none run here yet: its maxRunSeconds counts
+    assert ahead_for(12, 2, 60.0, None, 10) == 12
+    assert ahead_for(0, 2, 60.0, [0.1], 10) == 0
