@@ -255,7 +255,9 @@ def chain_costs(net: Devnet, first_block: int, last_block: int, workers: list[st
             used = int(r["gasUsed"], 16)
             gas += used
             topics = [log["topics"][0] for log in r["logs"] if log["topics"]]
-            n, c = topics.count(topic), topics.count(claimed)
+            n = topics.count(topic)
+            # tasks claimed: each TasksClaimed's count (its data's first word), a lease may hold several
+            c = sum(int(log["data"][2:66], 16) for log in r["logs"] if log["topics"] and log["topics"][0] == claimed)
             if int(r["status"], 16) == 0:
                 reverted, reverted_gas, kind = reverted + 1, reverted_gas + used, "reverted"
             elif n:

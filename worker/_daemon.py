@@ -512,6 +512,8 @@ class Worker:
         may start after the first try). With ``now``, wait for the stops."""
         stops = []
         for key in list(self.running):
+            if key in self._queued:
+                continue  # not started: it checks the policy when it gets a slot (see _wait_for_slot)
             if key not in self.pipeline.checkpoints.pausing:
                 self.pipeline.checkpoints.pausing[key] = reason
                 self.log.info("task_pausing", task=key, reason=reason, grace_s=self.s.checkpoint.grace_s)
