@@ -330,7 +330,6 @@ def run_confined(client: docker.DockerClient, image: str, command: list[str], in
     ``out_dir``), and a wall-clock kill. Everything is removed afterwards. For auditors (the verifier): a worker
     runs its steps through its own sandbox, which pools the holders."""
     import docker.errors
-    import requests
     from docker.types import Mount, Ulimit
 
     holder_image = build_busybox_base(client, tag=BUSYBOX_BASE)
@@ -360,20 +359,11 @@ def run_confined(client: docker.DockerClient, image: str, command: list[str], in
             tmpfs={"/tmp": "rw,nosuid,nodev,size=67108864,mode=1777"}, pids_limit=256,
             mem_limit=memory_bytes + output_bytes + (64 << 20), memswap_limit=memory_bytes + output_bytes + (64 << 20),
             **confined)
-        reason, code = "ok", None
         try:
             app.start()
         except docker.errors.APIError:
             return ConfinedRun(reason="start-failed")
-        started = time.monotonic()
-        try:
-            code = int(app.wait(timeout=timeout_s).get("StatusCode", -1))
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):  # the wall clock ran out
-            if time.monotonic() - started < timeout_s - 0.5:
-                raise
-            with contextlib.suppress(docker.errors.APIError):
-                app.kill()
-            reason = "timeout"
+        reason, code = _wait_or_kill(app, timeout_s)
         stats = _copy_out(holder, out_dir, output_bytes, output_files)
         if stats.problem is not None:
             reason = stats.problem.reason
@@ -385,6 +375,23 @@ def run_confined(client: docker.DockerClient, image: str, command: list[str], in
             if resource is not None:
                 with contextlib.suppress(docker.errors.APIError):
                     resource.remove(force=True)
+
+
+def _wait_or_kill(app: Any, timeout_s: float) -> tuple[str, int | None]:
+    """Wait for the started container ``app`` to exit: ("ok", its exit code); or, once ``timeout_s`` ran out, kill
+    it: ("timeout", None)."""
+    import docker.errors
+    import requests
+
+    started = time.monotonic()
+    try:
+        return "ok", int(app.wait(timeout=timeout_s).get("StatusCode", -1))
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):  # the wall clock ran out
+        if time.monotonic() - started < timeout_s - 0.5:
+            raise
+        with contextlib.suppress(docker.errors.APIError):
+            app.kill()
+        return "timeout", None
 
 
 def _copy_out(holder: Any, out_dir: Path, output_bytes: int, output_files: int) -> ExtractStats:

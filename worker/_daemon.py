@@ -145,6 +145,10 @@ class Worker:
         self.stream = EventStream(self.w3, self.market.addresses, self.market.event_abis,
                                   StreamCursor(next_block=settings.deploy_block), confirmations=settings.confirmations)
         self._restore()
+        self._init_loop_state()
+
+    def _init_loop_state(self) -> None:
+        """What the daemon's loop keeps between polls (tasks running, held results, claims, the run gate)."""
         self.running: dict[str, asyncio.Task[Any]] = {}
         self.stopping = False
         #: cores of each running task (its own share of the load, with idle_only) and the stops asked for

@@ -171,14 +171,7 @@ class Pipeline:
     # -- producing the result -----------------------------------------------------------------------
     def _produce(self, job: JobView, app: AppView, rec: TaskRecord) -> TaskRecord:
         index = rec.task_index
-        folder = self.work / f"{job.job_id}-{index}"
-        # a Slurm job a previous process submitted for this task: followed (or its result collected), never rerun
-        resume = self.slurm is not None and bool(rec.data.get("slurm_token")) and (folder / "in").is_dir()
-        dirs = {name: folder / name for name in ("in", "out", "logs")}
-        for d in (dirs["out"], dirs["logs"]) if resume else (folder,):
-            shutil.rmtree(d, ignore_errors=True)
-        for d in dirs.values():
-            d.mkdir(parents=True, exist_ok=True)
+        folder, dirs, resume = self._task_dirs(job, rec)
         run: RunResult | None = None
         error: str | None = None
         canon: StepOutcome | None = None
@@ -233,6 +226,18 @@ class Pipeline:
                                   exit_code=canon.exit_code if canon else run.exit_code if run else None, error=error,
                                   run_seconds=run.run_seconds if run else 0.0)
         return self._publish(job, app, rec, dirs, run, error, canon)
+
+    def _task_dirs(self, job: JobView, rec: TaskRecord) -> tuple[Path, dict[str, Path], bool]:
+        """The task's folder and its fresh ``in``, ``out`` and ``logs``, and whether it resumes a Slurm job a
+        previous process submitted (then followed, or its result collected, never rerun: its inputs are kept)."""
+        folder = self.work / f"{job.job_id}-{rec.task_index}"
+        resume = self.slurm is not None and bool(rec.data.get("slurm_token")) and (folder / "in").is_dir()
+        dirs = {name: folder / name for name in ("in", "out", "logs")}
+        for d in (dirs["out"], dirs["logs"]) if resume else (folder,):
+            shutil.rmtree(d, ignore_errors=True)
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        return folder, dirs, resume
 
     def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None
                         ) -> tuple[list[str], dict[str, str]]:
