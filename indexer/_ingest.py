@@ -50,12 +50,23 @@ HANDLERS: dict[str, Handler] = {
     **_proj_tasks.HANDLERS, **_proj_replicas.HANDLERS}
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the mirror keeps of a transaction's receipt (the ``txs`` row, with its hash, block and tasks)."""
+
+    tx_index: int
+    sender: str
+    to: str | None
+    gas_used: int
+    gas_price: int
+
+
 @dataclass
 class BlockInfo:
     number: int
     hash: str
     timestamp: int
-    receipts: dict[str, dict[str, Any]] = field(default_factory=dict)  # tx hash -> decoded receipt fields
+    receipts: dict[str, Receipt] = field(default_factory=dict)  # tx hash -> its receipt
 
 
 @dataclass
@@ -276,12 +287,14 @@ class Indexer:
             if tids:
                 tx_tasks.setdefault(ev.tx_hash.lower(), set()).update(tids)
         for b in infos.values():
-            p.facts["blocks"].append({"number": b.number, "hash": b.hash, "timestamp": b.timestamp})
+            p.blocks.append({"number": b.number, "hash": b.hash, "timestamp": b.timestamp})
             for h, r in b.receipts.items():
-                p.facts["txs"].append(dict(r, hash=h, block_number=b.number, n_tasks=len(tx_tasks.get(h, ()))))
+                p.txs.append({"hash": h, "block_number": b.number, "tx_index": r.tx_index, "sender": r.sender,
+                              "to": r.to, "gas_used": r.gas_used, "gas_price": r.gas_price,
+                              "n_tasks": len(tx_tasks.get(h, ()))})
         charged: set[tuple[str, int]] = set()
         handlers, led = HANDLERS, self._ledger
-        events, deltas = p.facts["events"], p.deltas
+        events, deltas = p.events, p.deltas
         block: int | None = None
         info: BlockInfo | None = None
         for ev, tids in zip(evs, ids, strict=True):
@@ -311,11 +324,11 @@ class Indexer:
             receipt = info.receipts.get(tx)
             if receipt is None or not tids:
                 continue
-            share = receipt["gas_used"] // max(1, len(tx_tasks[tx]))
+            share = receipt.gas_used // max(1, len(tx_tasks[tx]))
             for tid in tids:
                 if (tx, tid) in charged:
                     continue
-                task = p.edit("tasks", tid)
+                task = p.tasks.edit(tid)
                 if task is not None:
                     charged.add((tx, tid))
                     task["gas_used"] += share
@@ -325,10 +338,10 @@ class Indexer:
         p.flush(conn)
 
 
-
-def _receipt(r: dict[str, Any]) -> dict[str, Any]:
+def _receipt(r: dict[str, Any]) -> Receipt:
+    """The fields the mirror keeps of a JSON-RPC transaction receipt."""
     price = r.get("effectiveGasPrice") or "0x0"
-    return {"tx_index": int(r["transactionIndex"], 16), "sender": Web3.to_checksum_address(r["from"]),
-            "to": Web3.to_checksum_address(r["to"]) if r.get("to") else None, "gas_used": int(r["gasUsed"], 16),
-            "gas_price": int(price, 16)}
+    return Receipt(tx_index=int(r["transactionIndex"], 16), sender=Web3.to_checksum_address(r["from"]),
+                   to=Web3.to_checksum_address(r["to"]) if r.get("to") else None, gas_used=int(r["gasUsed"], 16),
+                   gas_price=int(price, 16))
 

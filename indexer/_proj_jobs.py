@@ -7,15 +7,14 @@ from oracle.market import JobView
 from ._ledger import Ledger, by_event
 from ._stream import LogEvent, addr
 
-# jobs
 
 def on_JobPosted(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
     v = JobView.from_event(a)
     prm = led.params()
     ownership = max(0, int(a["escrow"]) // max(1, v.num_tasks) - v.replication * v.reward)
-    job = led.rows.create("jobs", v.job_id, {
-        "requester": addr(v.requester), "app_id": v.app_id, "dataset_id": v.dataset_id,
+    job = led.rows.jobs.create({
+        "job_id": v.job_id, "requester": addr(v.requester), "app_id": v.app_id, "dataset_id": v.dataset_id,
         "num_tasks": v.num_tasks, "replication": v.replication, "reward": v.reward, "deadline": v.deadline,
         "max_run_seconds": v.max_run_seconds, "cores": v.cores, "memory_mb": v.memory_mb, "gpus": v.gpus,
         "arch_mask": v.arch_mask, "min_reputation": v.min_reputation, "callback": addr(v.callback),
@@ -27,10 +26,12 @@ def on_JobPosted(led: Ledger, ev: LogEvent) -> None:
         "posted_at": led.ts, "closed_at": None})
     job["escrow_held"] = led.escrow_held(job)
     led.pay("escrow", job["requester"], int(a["escrow"]), job_id=v.job_id)
-    for name, key in (("apps", v.app_id), ("datasets", v.dataset_id)):
-        row = led.rows.edit(name, key) if key else None
-        if row is not None:
-            row["jobs"] += 1
+    app = led.rows.apps.edit(v.app_id) if v.app_id else None
+    if app is not None:
+        app["jobs"] += 1
+    dataset = led.rows.datasets.edit(v.dataset_id) if v.dataset_id else None
+    if dataset is not None:
+        dataset["jobs"] += 1
 
 
 def on_JobCredibility(led: Ledger, ev: LogEvent) -> None:
@@ -38,8 +39,8 @@ def on_JobCredibility(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
     job = led.job(a["jobId"])
     if job is not None:
-        job.update(confidence_ppb=int(a["confidencePpb"]), fault_bps=int(a["faultBps"]),
-                   spot_check_bps=int(a["spotCheckBps"]))
+        job.update({"confidence_ppb": int(a["confidencePpb"]), "fault_bps": int(a["faultBps"]),
+                   "spot_check_bps": int(a["spotCheckBps"])})
 
 
 def on_TasksCancelled(led: Ledger, ev: LogEvent) -> None:
@@ -57,16 +58,18 @@ def on_JobClosed(led: Ledger, ev: LogEvent) -> None:
     if job is None:
         return
     refund, app_paid, ds_paid = int(a["refund"]), int(a["appPaid"]), int(a["datasetPaid"])
-    job.update(closed=True, settled=job["num_tasks"], closed_at=led.ts, app_paid=app_paid,
-               dataset_paid=ds_paid, escrow_held=0)
+    job.update({"closed": True, "settled": job["num_tasks"], "closed_at": led.ts, "app_paid": app_paid,
+               "dataset_paid": ds_paid, "escrow_held": 0})
     job["refund"] += refund
     led.pay("refund", job["requester"], refund, job_id=job["job_id"])
-    for name, key, paid, kind in (("apps", job["app_id"], app_paid, "app_fee"),
-                                  ("datasets", job["dataset_id"], ds_paid, "dataset_fee")):
-        row = led.rows.edit(name, key) if key and paid else None
-        if row is not None:
-            row["earned"] += paid
-            led.pay(kind, row["owner"], paid, job_id=job["job_id"])
+    app = led.rows.apps.edit(job["app_id"]) if job["app_id"] and app_paid else None
+    if app is not None:
+        app["earned"] += app_paid
+        led.pay("app_fee", app["owner"], app_paid, job_id=job["job_id"])
+    dataset = led.rows.datasets.edit(job["dataset_id"]) if job["dataset_id"] and ds_paid else None
+    if dataset is not None:
+        dataset["earned"] += ds_paid
+        led.pay("dataset_fee", dataset["owner"], ds_paid, job_id=job["job_id"])
 
 
 HANDLERS = by_event(

@@ -7,7 +7,6 @@ import json
 from ._ledger import Ledger, by_event
 from ._stream import LogEvent, addr
 
-# admin and money
 
 def on_ParamsUpdated(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
@@ -16,17 +15,17 @@ def on_ParamsUpdated(led: Ledger, ev: LogEvent) -> None:
         keys = ["minStake", "claimGrace", "commitWindow", "revealWindow", "unstakeDelay", "callbackGas",
                 "replicaStake", "feeBps", "maxReplicas", "maxSlashes", "abandonBps"]
         p = dict(zip(keys, p, strict=True))
-    row = led.rows.get("params", 1)
+    row = led.rows.params.get(1)
     treasury = row["treasury"] if row else None
     data = json.dumps({k: int(v) for k, v in p.items()})
-    led.rows.create("params", 1, {"data": data, "treasury": treasury})
+    led.rows.params.create({"id": 1, "data": data, "treasury": treasury})
 
 
 def on_TreasuryUpdated(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
-    row = led.rows.edit("params", 1)
+    row = led.rows.params.edit(1)
     if row is None:
-        led.rows.create("params", 1, {"data": "{}", "treasury": addr(a["newTreasury"])})
+        led.rows.params.create({"id": 1, "data": "{}", "treasury": addr(a["newTreasury"])})
     else:
         row["treasury"] = addr(a["newTreasury"])
 

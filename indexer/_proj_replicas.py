@@ -7,7 +7,6 @@ from oracle.protocol import platform_class_name
 
 from . import _db
 from ._ledger import Ledger, by_event
-from ._rows import ABSENT
 from ._stream import LogEvent, addr, hex_of
 
 # replicated consensus (R > 1)
@@ -39,7 +38,7 @@ def on_ResultCommitted(led: Ledger, ev: LogEvent) -> None:
     tid, worker = int(a["taskId"]), addr(a["worker"])
     rep = led.active(tid, worker, ("claimed",))
     if rep is not None:
-        rep.update(status="committed", commitment=hex_of(a["commitment"]))
+        rep.update({"status": "committed", "commitment": hex_of(a["commitment"])})
     task = led.task(tid)
     if task is not None:
         task["committed"] += 1
@@ -51,7 +50,7 @@ def on_ResultRevealed(led: Ledger, ev: LogEvent) -> None:
     tid, worker = int(a["taskId"]), addr(a["worker"])
     rep = led.active(tid, worker, ("committed",))
     if rep is not None:
-        rep.update(status="revealed", result_digest=hex_of(a["resultDigest"]), result_cid=a["resultCID"])
+        rep.update({"status": "revealed", "result_digest": hex_of(a["resultDigest"]), "result_cid": a["resultCID"]})
     task = led.task(tid)
     if task is not None:
         task["revealed"] += 1
@@ -69,7 +68,7 @@ def on_TaskFinalized(led: Ledger, ev: LogEvent) -> None:
     cid: str | None = None
     for rep in led.live(tid):
         if rep["status"] == "revealed" and rep["result_digest"] == digest:
-            edited = led.rows.edit("replicas", rep["rid"])
+            edited = led.rows.replicas.edit(rep["rid"])
             assert edited is not None
             edited["reward"] = share
             led.release(edited, "won", unlock=job["replica_stake"], done=True)
@@ -86,18 +85,18 @@ def on_TaskFinalized(led: Ledger, ev: LogEvent) -> None:
         job["refund"] += unused
         led.pay("refund", job["requester"], unused, job_id=job["job_id"], task_id=tid)
     led.pay("protocol_fee", led.treasury(), pool - share * winners, job_id=job["job_id"], task_id=tid)
-    task.update(status="finalized", result_digest=digest, result_cid=cid, winners=winners, reward_each=share,
-                refund=unused, finished_at=led.ts, occupied=0)
+    task.update({"status": "finalized", "result_digest": digest, "result_cid": cid, "winners": winners, "reward_each": share,
+                "refund": unused, "finished_at": led.ts, "occupied": 0})
     led.settle(job, finished=1)
 
 
 def on_ReplicasAdded(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
     tid = int(a["taskId"])
-    task, job = led.task(tid), led.rows.get("jobs", tid >> 32)
+    task, job = led.task(tid), led.rows.jobs.get(tid >> 32)
     if task is None:
         return
-    task.update(target=int(a["target"]), status="running")
+    task.update({"target": int(a["target"]), "status": "running"})
     if job is None or job["confidence_ppb"] is None:  # R > 1: after a round, only the revealed stay committed
         task["committed"] = task["revealed"]  # (credibility mode: a replica added before any reveal keeps them)
 
@@ -119,7 +118,7 @@ def on_TaskFailed(led: Ledger, ev: LogEvent) -> None:
         return
     for rep in led.live(tid):
         led.release(rep, "unpaid", unlock=job["replica_stake"])
-    task.update(status="failed", refund=int(a["refund"]), finished_at=led.ts, occupied=0)
+    task.update({"status": "failed", "refund": int(a["refund"]), "finished_at": led.ts, "occupied": 0})
     led.settle(job, failed=1)
     job["refund"] += int(a["refund"])
     led.pay("refund", job["requester"], int(a["refund"]), job_id=job["job_id"], task_id=tid)
@@ -139,13 +138,13 @@ def on_ClaimExpired(led: Ledger, ev: LogEvent) -> None:
 def on_ReplicaReleased(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
     tid, worker = int(a["taskId"]), addr(a["worker"])
-    job = led.rows.get("jobs", tid >> 32)
+    job = led.rows.jobs.get(tid >> 32)
     rep = led.active(tid, worker)
     if rep is not None:
         led.release(rep, "released", unlock=0 if a["slashed"] else (job["replica_stake"] if job else 0))
     task = led.task(tid)
     if task is not None:
-        task.update(status="failed", occupied=max(0, task["occupied"] - 1), finished_at=led.ts)
+        task.update({"status": "failed", "occupied": max(0, task["occupied"] - 1), "finished_at": led.ts})
 
 
 def on_TaskReleased(led: Ledger, ev: LogEvent) -> None:
@@ -153,7 +152,7 @@ def on_TaskReleased(led: Ledger, ev: LogEvent) -> None:
     # the task of a closed job is failed (its escrow went back at the close); also when no replica was left
     task = led.task(int(a["taskId"]))
     if task is not None:
-        task.update(status="failed", occupied=0, finished_at=led.ts)
+        task.update({"status": "failed", "occupied": 0, "finished_at": led.ts})
 
 
 def on_CallbackDelivered(led: Ledger, ev: LogEvent) -> None:
@@ -172,9 +171,9 @@ def on_TasksEndedDelivered(led: Ledger, ev: LogEvent) -> None:
     job_id, first, count = int(a["jobId"]), int(a["firstIndex"]), int(a["count"])
     lo, hi = (job_id << 32) + first, (job_id << 32) + first + count
     led.rows.load_job_tasks(job_id)
-    rows = led.rows.current["tasks"]
+    rows = led.rows.tasks.current
     ended = [tid for tid, row in rows.items()
-             if lo <= tid < hi and row is not ABSENT and row["status"] not in ("finalized", "failed")]
+             if lo <= tid < hi and row is not None and row["status"] not in ("finalized", "failed")]
     for tid in sorted(ended):
         task = led.task(tid)
         if task is not None:

@@ -17,7 +17,7 @@ def on_TasksClaimed(led: Ledger, ev: LogEvent) -> None:
     w["active_claims"] += count
     for tid in range(start, start + count):
         task = led.new_task(tid, job, 1)
-        task.update(status="running", lease_start=start, result_digest=None, result_cid=None)
+        task.update({"status": "running", "lease_start": start, "result_digest": None, "result_cid": None})
         led.contribute(task, worker, 0, int(a["expiry"]))
 
 
@@ -29,11 +29,11 @@ def on_ResultSubmitted(led: Ledger, ev: LogEvent) -> None:
         return
     fee = job["reward"] * job["fee_bps"] // 10_000
     digest = hex_of(a["resultDigest"])
-    task.update(status="finalized", result_digest=digest, result_cid=a["resultCID"], winners=1,
-                reward_each=job["reward"] - fee, finished_at=led.ts, occupied=0, committed=1, revealed=1)
+    task.update({"status": "finalized", "result_digest": digest, "result_cid": a["resultCID"], "winners": 1,
+                "reward_each": job["reward"] - fee, "finished_at": led.ts, "occupied": 0, "committed": 1, "revealed": 1})
     rep = led.active(tid, worker)
     if rep is not None:
-        rep.update(result_digest=digest, result_cid=a["resultCID"], reward=job["reward"] - fee)
+        rep.update({"result_digest": digest, "result_cid": a["resultCID"], "reward": job["reward"] - fee})
         led.release(rep, "won", unlock=job["replica_stake"], done=True)
     w = led.worker(worker)
     w["reputation"] += 1
@@ -46,16 +46,16 @@ def on_ResultSubmitted(led: Ledger, ev: LogEvent) -> None:
 def on_LeaseExpired(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
     start, worker = int(a["startTaskId"]), addr(a["worker"])
-    job = led.rows.get("jobs", start >> 32)
+    job = led.rows.jobs.get(start >> 32)
     closed = bool(job and job["closed"])
     tid = start
-    while (task := led.rows.get("tasks", tid)) is not None and task["lease_start"] == start:
+    while (task := led.rows.tasks.get(tid)) is not None and task["lease_start"] == start:
         tid += 1
         if task["status"] != "running":
             continue
         edited = led.task(tid - 1)
         assert edited is not None
-        edited.update(status="failed" if closed else "open", worker=None, lease_start=None, occupied=0)
+        edited.update({"status": "failed" if closed else "open", "worker": None, "lease_start": None, "occupied": 0})
         rep = led.active(tid - 1, worker)
         if rep is not None:
             led.release(rep, "expired")
@@ -71,14 +71,14 @@ def on_ClaimAbandoned(led: Ledger, ev: LogEvent) -> None:
     reopened = [tid] if job is None or job["replication"] != 1 else []
     if not reopened:
         t = tid
-        while (task := led.rows.get("tasks", t)) is not None and task["lease_start"] == tid:
+        while (task := led.rows.tasks.get(t)) is not None and task["lease_start"] == tid:
             if task["status"] == "running":
                 reopened.append(t)
             t += 1
     for t in reopened[-tasks:] if tasks else []:
         task = led.task(t)
         if task is not None and job is not None and job["replication"] == 1:
-            task.update(status="open", worker=None, lease_start=None, occupied=0)
+            task.update({"status": "open", "worker": None, "lease_start": None, "occupied": 0})
         elif task is not None:
             task["occupied"] = max(0, task["occupied"] - 1)
         rep = led.active(t, worker)
@@ -96,10 +96,10 @@ def on_FailureReported(led: Ledger, ev: LogEvent) -> None:
     task, job = led.task(tid), led.job(tid >> 32)
     if task is None or job is None:
         return
-    task.update(status="open", worker=None, lease_start=None, occupied=0)
+    task.update({"status": "open", "worker": None, "lease_start": None, "occupied": 0})
     rep = led.active(tid, worker)
     if rep is not None:
-        rep.update(result_digest=hex_of(a["resultDigest"]), result_cid=a["resultCID"])
+        rep.update({"result_digest": hex_of(a["resultDigest"]), "result_cid": a["resultCID"]})
         led.release(rep, "failure-reported", unlock=job["replica_stake"])
 
 
@@ -110,8 +110,8 @@ def on_FailureConfirmed(led: Ledger, ev: LogEvent) -> None:
     task, job = led.task(tid), led.job(tid >> 32)
     if task is None or job is None:
         return
-    task.update(status="finalized", result_digest=hex_of(a["resultDigest"]), winners=2, reward_each=share,
-                finished_at=led.ts, occupied=0)
+    task.update({"status": "finalized", "result_digest": hex_of(a["resultDigest"]), "winners": 2, "reward_each": share,
+                "finished_at": led.ts, "occupied": 0})
     for who in (addr(a["firstWorker"]), addr(a["confirmer"])):
         w = led.worker(who)
         w["reputation"] += 1
@@ -119,7 +119,7 @@ def on_FailureConfirmed(led: Ledger, ev: LogEvent) -> None:
         led.pay("reward", who, share, job_id=job["job_id"], task_id=tid)
     rep = led.active(tid, addr(a["confirmer"]))
     if rep is not None:
-        rep.update(result_digest=hex_of(a["resultDigest"]), reward=share)
+        rep.update({"result_digest": hex_of(a["resultDigest"]), "reward": share})
         led.release(rep, "won", unlock=job["replica_stake"], done=True)
     led.settle(job, finished=1)
     led.pay("protocol_fee", led.treasury(), job["reward"] - 2 * share, job_id=job["job_id"], task_id=tid)

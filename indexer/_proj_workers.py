@@ -7,13 +7,12 @@ from oracle.protocol import platform_class_name
 from ._ledger import Ledger, by_event
 from ._stream import LogEvent, addr
 
-# workers
 
 def on_WorkerRegistered(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
     w = led.worker(a["worker"])
-    w.update(cores=int(a["cores"]), memory_mb=int(a["memoryMB"]), gpus=int(a["gpus"]),
-             arch_mask=int(a["archMask"]))
+    w.update({"cores": int(a["cores"]), "memory_mb": int(a["memoryMB"]), "gpus": int(a["gpus"]),
+             "arch_mask": int(a["archMask"])})
 
 
 def on_WorkerPlatformClassSet(led: Ledger, ev: LogEvent) -> None:
@@ -61,7 +60,7 @@ def on_WorkerSlashed(led: Ledger, ev: LogEvent) -> None:
     w["slashes"] += 1
     w["slashed"] += amount
     w["tasks_failed"] += 1
-    led.rows.facts["slashes"].append({
+    led.rows.slashes.append({
         "block_number": led.rows.block, "log_index": led.rows.log_index, "worker": worker,
         "task_id": tid, "amount": amount, "reputation": int(a["reputation"]), "timestamp": led.ts})
     led.rows.deltas["slashes"] += 1
@@ -77,10 +76,10 @@ def on_WorkerSlashed(led: Ledger, ev: LogEvent) -> None:
         led.release(rep, "lost")
     else:  # the replica was already released by ClaimExpired / ReplicaReleased / LeaseExpired
         for rid in reversed(led.rows.task_reps.get(tid, [])):
-            r = led.rows.get("replicas", rid)
+            r = led.rows.replicas.get(rid)
             if r is not None and r["worker"] == worker and r["status"] in ("expired", "released") \
                     and r["slashed"] == 0:
-                edited = led.rows.edit("replicas", rid)
+                edited = led.rows.replicas.edit(rid)
                 assert edited is not None
                 edited["slashed"] = amount
                 break

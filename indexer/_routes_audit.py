@@ -19,7 +19,7 @@ State = Annotated[ApiState, Depends(get_state)]
 @router.get("/audit/tasks/{task_id}", responses={503: {}})
 def audit_task(task_id: IdPath, state: State) -> dict[str, Any]:
     """Re-derive a task's outcome from public data (events, calldata, signatures, IPFS content)."""
-    report: dict[str, Any] = state.audit_verifier().task(task_id).model_dump()
+    report = state.audit_verifier().task(task_id).model_dump()
     return _js(report)  # type: ignore[no-any-return]
 
 
