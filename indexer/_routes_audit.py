@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from ._api import LIMIT, OFFSET, ApiState, IdPath, Page, _js, get_state
+from ._api import LIMIT, OFFSET, ApiState, IdPath, Page, get_state
 from ._audit_runs import AuditRunOut
+from ._queries import _js
 
 router = APIRouter(tags=["audit"])
 State = Annotated[ApiState, Depends(get_state)]
