@@ -46,7 +46,8 @@ class Ledger:
         row = self.rows.workers.edit(address)
         if row is None:  # stake moves can reach an address before any registration event was seen
             row = self.rows.workers.create({
-                "address": address, "cores": 0, "memory_mb": 0, "gpus": 0, "arch_mask": 0, "stake": 0, "locked": 0, "unstaking": 0,
+                "address": address, "cores": 0, "memory_mb": 0, "gpus": 0, "arch_mask": 0, "stake": 0, "locked": 0,
+                "unstaking": 0,
                 "reputation": 0, "slashes": 0, "banned": False, "earned": 0, "slashed": 0, "tasks_done": 0,
                 "tasks_failed": 0, "active_claims": 0, "verified": 0, "platform_class": None, "registered_at": self.ts,
                 "last_activity": self.ts})
@@ -80,7 +81,8 @@ class Ledger:
         if job is not None:
             job["claimed"] += 1
         return self.rows.tasks.create({
-            "task_id": int(tid), "job_id": tid >> 32, "idx": tid & 0xFFFFFFFF, "status": "running", "target": target, "claims": 0,
+            "task_id": int(tid), "job_id": tid >> 32, "idx": tid & 0xFFFFFFFF, "status": "running", "target": target,
+            "claims": 0,
             "occupied": 0, "committed": 0, "revealed": 0, "worker": None, "lease_start": None,
             "result_digest": None, "result_cid": None, "winners": 0, "reward_each": 0, "refund": 0,
             "callback_ok": None, "wanted": "", "platform_class": None, "gas_used": 0, "txs": 0,
@@ -92,7 +94,8 @@ class Ledger:
         task["worker"] = worker
         tid = task["task_id"]
         return self.rows.replicas.create({
-            "rid": f"{tid}:{task['claims']}", "task_id": tid, "job_id": tid >> 32, "seq": task["claims"], "slot": slot, "worker": worker,
+            "rid": f"{tid}:{task['claims']}", "task_id": tid, "job_id": tid >> 32, "seq": task["claims"], "slot": slot,
+            "worker": worker,
             "status": "claimed", "expiry": expiry, "commitment": None, "result_digest": None,
             "result_cid": None, "reward": 0, "slashed": 0, "claimed_at": self.ts, "updated_at": self.ts})
 

@@ -1,4 +1,5 @@
-"""Projector of the job events: posted (with the parameters of the time), credibility terms, cancelled ranges, closed."""
+"""Projector of the job events: posted (with the parameters of the time), credibility terms, cancelled ranges
+and closes."""
 
 from __future__ import annotations
 

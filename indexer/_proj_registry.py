@@ -9,7 +9,8 @@ from ._stream import LogEvent, addr, hex_of
 def on_AppRegistered(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
     led.rows.apps.create({
-        "app_id": int(a["appId"]), "owner": addr(a["owner"]), "image_ref": a["imageRef"], "image_digest": hex_of(a["imageDigest"]),
+        "app_id": int(a["appId"]), "owner": addr(a["owner"]), "image_ref": a["imageRef"],
+        "image_digest": hex_of(a["imageDigest"]),
         "metadata_uri": a["metadataURI"], "price": int(a["price"]), "is_public": bool(a["isPublic"]),
         "deterministic_file": a["deterministicFile"], "deprecated": False, "earned": 0, "jobs": 0,
         "registered_at": led.ts})
@@ -39,7 +40,8 @@ def on_AppTransferred(led: Ledger, ev: LogEvent) -> None:
 def on_DatasetRegistered(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
     led.rows.datasets.create({
-        "dataset_id": int(a["datasetId"]), "owner": addr(a["owner"]), "cid": a["cid"], "checksum": hex_of(a["checksum"]),
+        "dataset_id": int(a["datasetId"]), "owner": addr(a["owner"]), "cid": a["cid"],
+        "checksum": hex_of(a["checksum"]),
         "price": int(a["price"]), "any_requester": bool(a["anyRequester"]), "any_app": bool(a["anyApp"]),
         "deprecated": False, "earned": 0, "jobs": 0, "registered_at": led.ts})
 

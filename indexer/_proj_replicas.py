@@ -9,7 +9,6 @@ from . import _db
 from ._ledger import Ledger, by_event
 from ._stream import LogEvent, addr, hex_of
 
-# replicated consensus (R > 1)
 
 def on_ReplicaClaimed(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
@@ -85,8 +84,8 @@ def on_TaskFinalized(led: Ledger, ev: LogEvent) -> None:
         job["refund"] += unused
         led.pay("refund", job["requester"], unused, job_id=job["job_id"], task_id=tid)
     led.pay("protocol_fee", led.treasury(), pool - share * winners, job_id=job["job_id"], task_id=tid)
-    task.update({"status": "finalized", "result_digest": digest, "result_cid": cid, "winners": winners, "reward_each": share,
-                "refund": unused, "finished_at": led.ts, "occupied": 0})
+    task.update({"status": "finalized", "result_digest": digest, "result_cid": cid, "winners": winners,
+                 "reward_each": share, "refund": unused, "finished_at": led.ts, "occupied": 0})
     led.settle(job, finished=1)
 
 

@@ -1,11 +1,11 @@
-"""Projector of the single-replica (R = 1) task events: claimed leases, results, expiries, abandoned claims, failures."""
+"""Projector of the single-replica (R = 1) task events: claimed leases, results, expiries, abandoned claims and
+failures."""
 
 from __future__ import annotations
 
 from ._ledger import Ledger, by_event
 from ._stream import LogEvent, addr, hex_of
 
-# single-replica leases (R = 1)
 
 def on_TasksClaimed(led: Ledger, ev: LogEvent) -> None:
     a = ev.args
@@ -30,7 +30,8 @@ def on_ResultSubmitted(led: Ledger, ev: LogEvent) -> None:
     fee = job["reward"] * job["fee_bps"] // 10_000
     digest = hex_of(a["resultDigest"])
     task.update({"status": "finalized", "result_digest": digest, "result_cid": a["resultCID"], "winners": 1,
-                "reward_each": job["reward"] - fee, "finished_at": led.ts, "occupied": 0, "committed": 1, "revealed": 1})
+                "reward_each": job["reward"] - fee, "finished_at": led.ts, "occupied": 0, "committed": 1,
+                 "revealed": 1})
     rep = led.active(tid, worker)
     if rep is not None:
         rep.update({"result_digest": digest, "result_cid": a["resultCID"], "reward": job["reward"] - fee})
@@ -110,8 +111,8 @@ def on_FailureConfirmed(led: Ledger, ev: LogEvent) -> None:
     task, job = led.task(tid), led.job(tid >> 32)
     if task is None or job is None:
         return
-    task.update({"status": "finalized", "result_digest": hex_of(a["resultDigest"]), "winners": 2, "reward_each": share,
-                "finished_at": led.ts, "occupied": 0})
+    task.update({"status": "finalized", "result_digest": hex_of(a["resultDigest"]), "winners": 2,
+                 "reward_each": share, "finished_at": led.ts, "occupied": 0})
     for who in (addr(a["firstWorker"]), addr(a["confirmer"])):
         w = led.worker(who)
         w["reputation"] += 1
