@@ -28,7 +28,8 @@ from . import (
     _routes_stats,
     _routes_workers,
 )
-from ._api import _AUDIT_START, ApiState, _DbCollector
+from ._api import ApiState
+from ._queries import _AUDIT_START, _DbCollector
 
 Middleware = Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -463,7 +463,9 @@ def save_cursor(conn: Connection, *, next_block: int, recent: dict[int, str], ch
         conn.execute(cursor.update().where(cursor.c.id == 1).values(**values))
 
 
-_INSERTS: dict[tuple[str, str], tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = {}
+# a row on its way to the driver: any table's columns by name (the typed rows are in indexer._row_types)
+_RowBuilder = Callable[[Mapping[str, object]], tuple[object, ...]]
+_INSERTS: dict[tuple[str, str], tuple[str, _RowBuilder]] = {}
 
 
 _U256_TEXT: dict[int, str] = {}
@@ -482,15 +484,15 @@ def _u256_or_none(value: int | None) -> str | None:
     return text
 
 
-def _row_builder(table: Table) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def _row_builder(table: Table) -> _RowBuilder:
     """A compiled ``row dict -> tuple of column values`` (token amounts encoded) for ``table``'s columns."""
     parts = [f"u(r[{c.name!r}])" if isinstance(c.type, U256) else f"r[{c.name!r}]" for c in table.columns]
-    namespace: dict[str, Any] = {"u": _u256_or_none}
+    namespace: dict[str, object] = {"u": _u256_or_none}
     exec(f"def build(r):\n    return ({', '.join(parts)},)\n", namespace)  # noqa: S102 - column names only
-    return namespace["build"]  # type: ignore[no-any-return]
+    return cast(_RowBuilder, namespace["build"])
 
 
-def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, object]]) -> None:
     """Insert ``rows`` (dicts holding every column) in the connection's transaction, straight through the
     driver: one ``executemany`` on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL. Token amounts are encoded
     here (:func:`u256_text`); the other values are plain Python ints, strings, bools and None."""

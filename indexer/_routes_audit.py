@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from ._api import LIMIT, OFFSET, ApiState, IdPath, Page, _js, get_state
+from ._api import LIMIT, OFFSET, ApiState, IdPath, Page, get_state
 from ._audit_runs import AuditRunOut
+from ._queries import _js
 
 router = APIRouter(tags=["audit"])
 State = Annotated[ApiState, Depends(get_state)]
@@ -19,7 +20,7 @@ State = Annotated[ApiState, Depends(get_state)]
 @router.get("/audit/tasks/{task_id}", responses={503: {}})
 def audit_task(task_id: IdPath, state: State) -> dict[str, Any]:
     """Re-derive a task's outcome from public data (events, calldata, signatures, IPFS content)."""
-    report: dict[str, Any] = state.audit_verifier().task(task_id).model_dump()
+    report = state.audit_verifier().task(task_id).model_dump()
     return _js(report)  # type: ignore[no-any-return]
 
 

@@ -8,23 +8,8 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
 from . import _db
-from ._api import (
-    LIMIT,
-    OFFSET,
-    ApiState,
-    EventOut,
-    IdQuery,
-    Page,
-    PaymentOut,
-    SlashOut,
-    _address_is,
-    _count,
-    _page,
-    event_out,
-    get_state,
-    payment_out,
-    slash_out,
-)
+from ._api import LIMIT, OFFSET, ApiState, EventOut, IdQuery, Page, PaymentOut, SlashOut, get_state
+from ._queries import _address_is, _count, _page, event_out, payment_out, slash_out
 
 router = APIRouter(tags=["facts"])
 State = Annotated[ApiState, Depends(get_state)]

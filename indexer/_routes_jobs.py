@@ -19,13 +19,15 @@ from ._api import (
     TaskDetail,
     TaskOut,
     TxOut,
+    get_state,
+)
+from ._queries import (
     _address_is,
     _count,
     _cur,
     _page,
     counters,
     event_out,
-    get_state,
     job_out,
     replica_out,
     task_out,

@@ -7,22 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException
 
 from . import _db
-from ._api import (
-    LIMIT,
-    OFFSET,
-    ApiState,
-    AppOut,
-    DatasetOut,
-    IdPath,
-    Page,
-    _address_is,
-    _count,
-    _cur,
-    _page,
-    app_out,
-    dataset_out,
-    get_state,
-)
+from ._api import LIMIT, OFFSET, ApiState, AppOut, DatasetOut, IdPath, Page, get_state
+from ._queries import _address_is, _count, _cur, _page, app_out, dataset_out
 
 router = APIRouter(tags=["registry"])
 State = Annotated[ApiState, Depends(get_state)]

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import and_, case, func, or_, select
 
 from . import _db
-from ._api import ONLINE_WINDOW, ApiState, SeriesPoint, Stats, counters, get_state
+from ._api import ONLINE_WINDOW, ApiState, SeriesPoint, Stats, get_state
+from ._queries import counters
 
 router = APIRouter(tags=["stats"])
 State = Annotated[ApiState, Depends(get_state)]

@@ -11,7 +11,6 @@ from oracle import credibility
 
 from . import _db
 from ._api import (
-    DEFAULT_FAULT_BPS,
     LIMIT,
     OFFSET,
     ONLINE_WINDOW,
@@ -21,12 +20,15 @@ from ._api import (
     WorkerCredibility,
     WorkerDetail,
     WorkerOut,
+    get_state,
+)
+from ._queries import (
+    DEFAULT_FAULT_BPS,
     _address_is,
     _count,
     _cur,
     _job_fault,
     _page,
-    get_state,
     replica_out,
     slash_out,
     worker_out,

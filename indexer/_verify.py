@@ -176,19 +176,19 @@ class Verifier:
         else:
             out.append((fn.fn_name, dict(args)))
 
-    def _job(self, job_id: int) -> tuple[JobView | None, AppView | None, dict[str, Any]]:
+    def _job(self, job_id: int) -> tuple[JobView | None, AppView | None, StoredJob]:
         job, app, stored, _ = self._job_posted(job_id)
         return job, app, stored
 
-    def _job_posted(self, job_id: int) -> tuple[JobView | None, AppView | None, dict[str, Any], int]:
+    def _job_posted(self, job_id: int) -> tuple[JobView | None, AppView | None, StoredJob, int]:
         """The job as posted, its app, its storage, and the block it was posted in."""
         posted = self._logs(self.market.address, [self._topics["JobPosted"], self._topic(job_id)])
         if not posted:
-            return None, None, {}, 0
+            return None, None, StoredJob(), 0
         job = JobView.from_event(posted[0].args)
         apps = self._logs(self.market.registry.address, [self._topics["AppRegistered"], self._topic(job.app_id)])
         app = AppView.from_event(apps[0].args) if apps else None
-        return job, app, self.market.job(job_id), posted[0].block_number
+        return job, app, StoredJob.of(self.market.job(job_id)), posted[0].block_number
 
     # -- tasks ------------------------------------------------------------------------------------
     def task(self, tid: int) -> Report:
@@ -204,7 +204,7 @@ class Verifier:
         events.sort(key=lambda e: e.key)
         return self._task_report(tid, job, app, stored, events, None)
 
-    def _task_report(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
+    def _task_report(self, tid: int, job: JobView, app: AppView | None, stored: StoredJob,
                      events: list[DecodedEvent], leases: list[DecodedEvent] | None,
                      ledger: VerifiedLedger | None = None) -> Report:
         """The report of task ``tid`` from its events (in chain order); ``leases``: the job's TasksClaimed events
@@ -288,7 +288,7 @@ class Verifier:
                      detail="no call in the transaction submits this result", evidence=base)
 
     def _authorized(self, kind: Literal["commit", "reveal"], tid: int, worker: str, tx_hash: str,
-                    match: dict[str, Any]) -> tuple[Check, dict[str, Any] | None]:
+                    match: dict[str, str]) -> tuple[Check, dict[str, Any] | None]:
         """Who made a commit or reveal: the sender itself, or a relayed signature. Returns the call's fields."""
         sender, calls = self._calls(tx_hash)
         name = f"{kind}_authorized"
@@ -338,19 +338,19 @@ class Verifier:
                              evidence={"committed": commitments.get(w), "recomputed": recomputed,
                                        "salt": _h(fields["salt"]), "digest": digest})]
 
-    def _replicated(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
+    def _replicated(self, tid: int, job: JobView, app: AppView | None, stored: StoredJob,
                     events: list[DecodedEvent]) -> tuple[str, list[Check]]:
         st = _Rounds(target=job.replication)
-        fee_bps = int(stored.get("feeBps", 0))
+        fee_bps = stored.fee_bps
         for ev in events:
             a = ev.args
             w: str = a.get("worker") or ""
             if ev.name == "ReplicaClaimed":
-                st.live[w] = {}
+                st.live[w] = _Replica()
             elif ev.name in ("ResultCommitted", "ResultRevealed"):
                 st.checks += self._commit_reveal(tid, ev, st.commitments)
                 if ev.name == "ResultRevealed":
-                    st.live.setdefault(w, {}).update(digest=_h(a["resultDigest"]), cid=a["resultCID"])
+                    st.live[w] = _Replica(digest=_h(a["resultDigest"]), cid=a["resultCID"])
             elif ev.name == "ClaimExpired":
                 st.live.pop(w, None)
                 st.expected_slash.append(w)
@@ -364,13 +364,13 @@ class Verifier:
             elif ev.name in ("ReplicasAdded", "TaskFinalized", "TaskFailed"):
                 _round_end(st, ev, job, fee_bps)
         if st.status in ("finalized", "failed") or st.actual_slash:
-            st.checks.append(_slash_check(st.expected_slash, st.actual_slash, int(stored.get("replicaStake", 0))))
+            st.checks.append(_slash_check(st.expected_slash, st.actual_slash, stored.replica_stake))
         if st.status == "finalized" and st.winner is not None:
             st.checks += self._archive(job, app, st.winner, st.winners_cids)
         return st.status, st.checks
 
     # -- credibility mode -------------------------------------------------------------------------
-    def _credible(self, tid: int, job: JobView, app: AppView | None, stored: dict[str, Any],
+    def _credible(self, tid: int, job: JobView, app: AppView | None, stored: StoredJob,
                   events: list[DecodedEvent], settings: CredibilitySettings, ledger: VerifiedLedger | None
                   ) -> tuple[str, list[Check]]:
         """A credibility-mode task: who committed and revealed, then the rules of :mod:`indexer._verify_credible`
@@ -381,7 +381,7 @@ class Verifier:
         if ledger is None:
             ledger = self._ledger({str(e.args["worker"]) for e in events if e.name == "ReplicaClaimed"})
         terms = Terms(settings=settings, cap=job.replication, reward=job.reward,
-                      fee_bps=int(stored.get("feeBps", 0)), replica_stake=int(stored.get("replicaStake", 0)),
+                      fee_bps=stored.fee_bps, replica_stake=stored.replica_stake,
                       owners_price=job.escrow // max(1, job.num_tasks) - job.replication * job.reward)
         audit = CredibleAudit(tid, terms, ledger, self._seed)
         checks += audit.run(events)
@@ -654,7 +654,7 @@ class Verifier:
         checks = [] if closed is None else [_close_check(job, closed, finished, failed, cancelled)]
         if has_callback:
             checks.append(_callback_check(job_id, job.num_tasks, job.callback, logs))  # the job's own events
-        status = "closed" if closed is not None or stored.get("flags", 0) & 1 else "open"
+        status = "closed" if closed is not None or stored.flags & 1 else "open"
         tasks = [reports[t] for t in ordered]
         failed_runs = sum(1 for r in tasks if r.run not in (None, "ok"))
         counts = {"succeeded": finished - failed_runs, "failed_runs": failed_runs, "failed": failed,
@@ -692,12 +692,35 @@ def _by_task(logs: list[DecodedEvent]) -> tuple[dict[int, list[DecodedEvent]], l
     return per_task, leases, tids, (finished, failed, cancelled), closed
 
 
+@dataclasses.dataclass(frozen=True)
+class StoredJob:
+    """What the verifier reads of a job's storage (``getJob``): its fee and replica stake, and its flags."""
+
+    fee_bps: int = 0
+    replica_stake: int = 0
+    flags: int = 0
+
+    @classmethod
+    def of(cls, job: dict[str, Any]) -> StoredJob:
+        """From the decoded ``getJob`` struct."""
+        return cls(fee_bps=int(job.get("feeBps", 0)), replica_stake=int(job.get("replicaStake", 0)),
+                   flags=int(job.get("flags", 0)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Replica:
+    """A live replica of a round: its reveal, once made."""
+
+    digest: str | None = None
+    cid: str | None = None
+
+
 @dataclasses.dataclass
 class _Rounds:
     """What a replicated task's events have told so far, round by round (see :meth:`Verifier._replicated`)."""
 
     target: int
-    live: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # worker -> {"digest", "cid"}
+    live: dict[str, _Replica] = dataclasses.field(default_factory=dict)  # by worker
     commitments: dict[str, str] = dataclasses.field(default_factory=dict)
     expected_slash: list[str] = dataclasses.field(default_factory=list)
     actual_slash: list[tuple[str, int]] = dataclasses.field(default_factory=list)
@@ -712,9 +735,9 @@ def _round_end(st: _Rounds, ev: DecodedEvent, job: JobView, fee_bps: int) -> Non
     and the strict majority of its reveals must match what the contract did (and, finalized, the reward and the
     dissenters' slashes)."""
     a = ev.args
-    revealed = {x: r for x, r in st.live.items() if "digest" in r}
+    revealed = {x: r for x, r in st.live.items() if r.digest is not None}
     silent = [x for x in st.live if x not in revealed]
-    digests = [r["digest"] for r in revealed.values()]
+    digests = [r.digest for r in revealed.values() if r.digest is not None]
     winner, votes = strict_majority(digests, st.target)
     st.winner = winner
     st.expected_slash += silent
@@ -745,8 +768,8 @@ def _round_end(st: _Rounds, ev: DecodedEvent, job: JobView, fee_bps: int) -> Non
         st.checks.append(Check(name="reward", subject="task", passed=share == int(a["rewardEach"]),
                                detail=f"each of {votes} winners gets {share}",
                                evidence={"expected": str(share), "paid": str(a["rewardEach"]), "fee_bps": fee_bps}))
-        st.expected_slash += [x for x, r in revealed.items() if r["digest"] != final]
-        st.winners_cids = sorted({r["cid"] for r in revealed.values() if r["digest"] == final})
+        st.expected_slash += [x for x, r in revealed.items() if r.digest != final]
+        st.winners_cids = sorted({r.cid for r in revealed.values() if r.digest == final and r.cid is not None})
         st.winner = final
 
 
