@@ -248,7 +248,7 @@ min, before and after each bag is in the last column). The same devnet as above;
 one after the other, in the order of the rows, run by the same 4 `tasknet worker run` processes (max_concurrent 2
 each, default settings: a finished result is held up to `batching.hold_s` for the results that finish next to it).
 From the chain: the share of results that went out in a transaction of their own; results per result transaction
-and their gas per task; tasks per claim transaction (`claimSome`) and their gas per task; the workers' other
+and their gas per task; tasks per claim transaction (`claimFreeRange` leases, or `claimSome`) and their gas per task; the workers' other
 transactions (gas per task, and their count by function); gas per task in all (every worker transaction and the
 posting ÷ tasks; in brackets, the change from the first row); the workers' reverted transactions. The workers
 logged {r['reverts_logged']} reverted transaction(s) at warning level (`tx_reverted`, with the gas used).
@@ -307,8 +307,11 @@ ranges, and nothing in its poll path reads finished records; an idle worker poll
 manifest of verified digests, an audit one pass over the job's events with each transaction's calldata read once and
 its tasks checked 4 at a time. anvil runs `--hardfork cancun --prune-history 64`: anvil 1.7.1 recomputes every
 storage trie from scratch after each block, counting every slot ever written (cleared ones included: a finished
-lease leaves one), so with automine its cost per transaction still grows with the number of tasks run; Prague's
-EIP-2935 history contract added one more slot per block, which `cancun` (the contracts' EVM version) removes.
+lease leaves one), so its cost per transaction grows with the slots the tasks wrote; Prague's EIP-2935 history
+contract added one more slot per block, which `cancun` (the contracts' EVM version) removes. The workers lease
+their tasks several at a time (`claimFreeRange`, worker/_leases.py): one lease slot and one claim transaction per
+lease instead of per task, so both the slots that anvil's tries keep and the transactions per task fell, and the
+growth with them.
 """
     write_section("scale", md)
     return r
