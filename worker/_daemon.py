@@ -76,6 +76,10 @@ EXPIRED_JOB_GRACE_S = 3600.0
 HOUSEKEEPING_S = 15.0
 #: a task whose dependency is down is given back when its claim would expire within this margin of the next retry
 ABANDON_MARGIN_S = 30
+#: gas a claimSome may need: a base, and per task claimed (a replica's claim binding a homogeneous task is the
+#: costliest, 141k in BENCHMARKS.md), whatever its simulation saw
+CLAIM_BASE_GAS = 60_000
+CLAIM_GAS = 160_000
 #: seconds between two looks for tasks to claim ahead while every slot is busy
 AHEAD_RETRY_S = 1.0
 #: why a task claimed ahead (queued for a slot) is given back when the worker stops before it started
@@ -933,7 +937,9 @@ class Worker:
             if int(fn.call({"from": self.account.address}, block_identifier="pending")) == 0:
                 self.log.info("claim_lost_race", tasks=len(tids), first=tids[0])
                 return []
-            receipt = self.sender.transact(fn, pending=True)
+            # the pending state may put a rival's claim before ours that the block puts after: ours then claims
+            # more than simulated, so it gets the gas of every claim it may make (unused gas is not paid)
+            receipt = self.sender.transact(fn, pending=True, min_gas=CLAIM_BASE_GAS + CLAIM_GAS * min(slots, len(tids)))
         except (TransactionReverted, ContractLogicError, Web3RPCError) as exc:
             self.log.warning("claim_refused", tasks=len(tids), error=getattr(exc, "error_name", None) or str(exc))
             return []

@@ -18,9 +18,9 @@ from indexer import Indexer, create_app, make_engine
 from oracle import deploy
 from oracle.market import Market
 from oracle.protocol import task_id
+from oracle.tx import TxSender
 from tests.integration.test_worker import running, wait_for
 from tests.market_helpers import ETHER, fund, register_app
-from oracle.tx import TxSender
 from worker._daemon import Worker
 from worker._settings import WorkerSettings
 
@@ -44,6 +44,15 @@ def _post(geth: Any, market: Market, ipfs: Any, requester: LocalAccount, app_id:
     receipt = TxSender(geth.w3, requester, extra_abis=market.error_abis).transact(
         fns.postJob(params) if credibility is None else fns.postCredibilityJob(params, credibility))
     return int(market.contract.events.JobPosted().process_receipt(receipt)[0]["args"]["jobId"])
+
+
+def _called(w3: Web3, market: Market, tx_hash: Any) -> str:
+    """The Marketplace function a transaction called, with the calls inside a ``multicall``."""
+    fn, args = market.contract.decode_function_input(w3.eth.get_transaction(tx_hash)["input"])
+    if fn.fn_name != "multicall":
+        return str(fn.fn_name)
+    return "multicall(" + ", ".join(str(market.contract.decode_function_input(c)[0].fn_name)
+                                    for c in args["data"]) + ")"
 
 
 def _sent_by(w3: Web3, start: int, senders: set[str]) -> list[Any]:
@@ -79,7 +88,8 @@ def test_r1_and_r2_jobs_with_callbacks_run_on_geth(geth: Any, geth_market: Marke
         "stateMutability": "view"}])
     assert consumer_c.functions.delivered().call() == 8  # every result reached the callback, none starved
     receipts = _sent_by(w3, start, {w.account.address for w in workers})
-    failed = [r["transactionHash"].hex() for r in receipts if r["status"] != 1]
+    failed = [(r["transactionHash"].hex(), _called(w3, market, r["transactionHash"])) for r in receipts
+              if r["status"] != 1]
     assert receipts and not failed, f"reverted worker transactions on geth: {failed}"
     for w in workers:
         me = market.worker(w.account.address)
