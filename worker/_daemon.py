@@ -40,7 +40,7 @@ from ._caps import Capabilities, detect, load_average
 from ._checkpoint import container_label, must_give_back, policy_closed
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import Journal, Step, TaskRecord
-from ._leases import LeaseOp, ahead_for, chunk_ops, plan_lease, range_size
+from ._leases import LeaseOp, ahead_for, chunk_ops, lease_of, plan_lease, range_size
 from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
 from ._policy import Offer, decide, lent_gpus
 from ._sandbox import Sandbox, sandbox_owner
@@ -169,10 +169,9 @@ class Worker:
         self._stake_short = False
         #: stake not locked by claims, as the last look at the candidates found it
         self._free_stake = 0
-        #: tasks spawned that wait for a run slot (claimed ahead, several to a lease), and those holding one: the
-        #: gate lets ``max_concurrent`` tasks run at once (None on a cluster: its queue is the cluster's)
+        #: tasks spawned that wait for a run slot (claimed ahead, several to a lease): the gate lets
+        #: ``max_concurrent`` tasks run at once (None on a cluster: its queue is the cluster's)
         self._queued: set[str] = set()
-        self._slot_held: set[str] = set()
         self._gate: asyncio.Semaphore | None = None
         self.log = log.bind(worker=self.account.address)
         self.me_lower = self.account.address.lower()
@@ -727,9 +726,7 @@ class Worker:
             for start, lease in self.view.leases.items():
                 if lease.expiry < now and split_task_id(start)[0] == job.job_id:
                     out.append((2, job, split_task_id(start)[1], f"reopenLease:{start}"))
-            # Free tasks from an offset of our own, so workers on one bag do not all race for its first task.
-            offset = int(self.account.address, 16) % max(job.num_tasks, 1)
-            for i in self.view.free_indexes(job.job_id, job.num_tasks, offset):
+            for i in self.view.free_indexes(job.job_id, job.num_tasks, self._offset(job)):
                 if f"{job.job_id}:{i}" not in mine:
                     out.append((1, job, i, None))
                     if len(out) >= 16:
@@ -753,6 +750,11 @@ class Worker:
             if len(out) > 16:
                 break
         return out
+
+    def _offset(self, job: JobView) -> int:
+        """Where this worker starts looking for free tasks of an R = 1 bag: an offset of its own, so that workers
+        on one bag do not all race for its first task (and lease apart)."""
+        return int(self.account.address, 16) % max(job.num_tasks, 1)
 
     def _inputs_cached(self, job: JobView, index: int) -> bool:
         """Data-driven scheduling: True when every input of the task is already in the local cache."""
@@ -862,9 +864,7 @@ class Worker:
         reverting. None when a single task is all it would take (the caller then claims as usual); [] when
         nothing was claimed."""
         taken, mine = self.view.taken_in(job.job_id), JournalHolds(self.journal)
-        # from this worker's own offset into the bag (see _job_candidates), so that workers lease apart
-        offset = int(self.account.address, 16) % max(job.num_tasks, 1)
-        first = next((i for i in self.view.free_indexes(job.job_id, job.num_tasks, offset)
+        first = next((i for i in self.view.free_indexes(job.job_id, job.num_tasks, self._offset(job))
                       if f"{job.job_id}:{i}" not in mine), None)
         if first is None:
             return None
@@ -986,9 +986,12 @@ class Worker:
 
     def _spawn(self, rec: TaskRecord) -> None:
         async def go() -> None:
+            slot = False  # holds one of the gate's run slots (released at the end)
             try:
-                if self._gate is not None and not await self._wait_for_slot(rec):
-                    return
+                if self._gate is not None:
+                    slot = await self._wait_for_slot(rec)
+                    if not slot:
+                        return
                 began = time.monotonic()
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
                     if self._task_pool is None:
@@ -1016,8 +1019,7 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - whatever it was, the task is journaled and retried or given up
                 self._task_error(rec, exc)
             finally:
-                if rec.task_key in self._slot_held and self._gate is not None:
-                    self._slot_held.discard(rec.task_key)
+                if slot and self._gate is not None:
                     self._gate.release()
                 self.running.pop(rec.task_key, None)
                 self._batched_running.discard(rec.task_key)
@@ -1033,9 +1035,9 @@ class Worker:
         self.running[rec.task_key] = asyncio.create_task(go())
 
     async def _wait_for_slot(self, rec: TaskRecord) -> bool:
-        """Wait for one of the ``max_concurrent`` run slots (tasks claimed ahead queue here). False: the task is
-        not to run now: given back with the rest of its lease while it waited, the policy closed meanwhile (it is
-        paused: it resumes when the policy opens), or the worker stops (it is given back: see :meth:`_drain`)."""
+        """Wait for one of the ``max_concurrent`` run slots (tasks claimed ahead queue here). True: the slot is the
+        task's to run in (the caller gives it back). False: no slot is held and the task is not to run now (see
+        :meth:`_may_start`; cancelled by :meth:`_drain`, it is given back)."""
         assert self._gate is not None
         queued = self._gate.locked()
         if queued:
@@ -1047,9 +1049,14 @@ class Worker:
             return False
         finally:
             self._queued.discard(rec.task_key)
-        self._slot_held.add(rec.task_key)
-        if not queued:
-            return True
+        if not queued or await self._may_start(rec):
+            return True  # the caller runs it in this slot and gives the slot back
+        self._gate.release()
+        return False
+
+    async def _may_start(self, rec: TaskRecord) -> bool:
+        """(A task that waited for a slot) Whether it may run now: not if it was given back with its lease (or
+        settled) meanwhile; not if the worker stops (it is given back) or the policy closed (it is paused)."""
         cur = await asyncio.to_thread(self.journal.get, rec.job_id, rec.task_index)
         if cur is None or cur.step >= Step.UPLOADED:
             return False  # given back with its lease (or settled) while it waited
@@ -1113,9 +1120,11 @@ class Worker:
             return gone
         ops: list[LeaseOp] = []
         changed: list[tuple[TaskRecord, TaskRecord]] = []
-        for start in sorted({_lease_of(r)[0] for r in recs}):
+        by_lease: dict[int, list[TaskRecord]] = {}
+        for r in recs:
+            by_lease.setdefault(lease_of(r)[0], []).append(r)
+        for start, mates in sorted(by_lease.items()):
             lease = self.market.lease(start)
-            mates = [r for r in recs if _lease_of(r)[0] == start]
             if lease["worker"].lower() != self.me_lower:  # over: settled, given back, or expired and reopened
                 changed += self.pipeline.resolve_gone_lease(start, mates)
                 continue
@@ -1141,9 +1150,11 @@ class Worker:
         (batched, by the next advance) instead of letting it expire into a slash, and avoid the job while the cause
         may last (``avoid_job_s``): another worker, whose node reaches the input, runs it."""
         self.journal.record(rec.job_id, rec.task_index, Step.ABANDONING, note=reason, reason=reason)
-        start, count = _lease_of(rec)
-        for index in range(rec.task_index + 1, split_task_id(start)[1] + count):
-            if f"{rec.job_id}:{index}" in list(self._queued):  # its lease goes back with it: never started
+        start, count = lease_of(rec)
+        later = range(rec.task_index + 1, split_task_id(start)[1] + count)
+        queued = set(self._queued) if later else set()  # this may run in a thread: a copy of the loop's set
+        for index in later:
+            if f"{rec.job_id}:{index}" in queued:  # its lease goes back with it: never started
                 note = f"given back with task {rec.task_index} of its lease"
                 self.journal.record(rec.job_id, index, Step.ABANDONING, note=note, reason=note)
         self._avoid[rec.job_id] = time.monotonic() + self.s.avoid_job_s
@@ -1198,12 +1209,6 @@ class JournalHolds:
             return False
         job_id, index = key.split(":")
         return self.journal.holds(int(job_id), int(index))
-
-
-def _lease_of(rec: TaskRecord) -> tuple[int, int]:
-    """(R = 1) The lease holding ``rec``'s task: its first task id and its count (a record from before leases of
-    several tasks: a lease of its own)."""
-    return int(rec.data.get("lease") or task_id(rec.job_id, rec.task_index)), int(rec.data.get("lease_count") or 1)
 
 
 def _within_gpus(candidates: list[tuple[JobView, int, str | None]], free: int

@@ -15,6 +15,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Literal
 
+from oracle.protocol import task_id
+
 from ._journal import Step, TaskRecord
 
 #: steps of a task given up here while its lease lives: the lease gives it back (and the rest after it)
@@ -39,6 +41,12 @@ class LeasePlan:
 
     ops: list[LeaseOp] = field(default_factory=list)
     settled: list[TaskRecord] = field(default_factory=list)
+
+
+def lease_of(rec: TaskRecord) -> tuple[int, int]:
+    """(R = 1) The lease holding ``rec``'s task: its first task id and its count (a record from before leases of
+    several tasks: a lease of its own)."""
+    return int(rec.data.get("lease") or task_id(rec.job_id, rec.task_index)), int(rec.data.get("lease_count") or 1)
 
 
 def plan_lease(start: int, count: int, done: int, record: Callable[[int], TaskRecord | None], running: AbstractSet[str],

@@ -49,7 +49,7 @@ from ._canonical import pack as pack_canonicalized
 from ._checkpoint import Checkpoints
 from ._gpus import GpuAllocator
 from ._journal import Journal, Step, TaskRecord
-from ._leases import LeaseOp
+from ._leases import LeaseOp, lease_of
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
 from ._settings import WorkerSettings
@@ -477,7 +477,7 @@ class Pipeline:
         tid = task_id(job.job_id, rec.task_index)
         now = self.market.chain_time()
         if job.replication == 1:
-            start = int(rec.data.get("lease") or tid)  # several tasks may share a lease, keyed by its first
+            start = lease_of(rec)[0]  # several tasks may share a lease, keyed by its first
             lease = self.market.lease(start)
             if lease["worker"].lower() != self.me.lower() or not start + int(lease["done"]) <= tid < \
                     start + int(lease["count"]):
@@ -505,9 +505,8 @@ class Pipeline:
         try:
             receipt = self.sender.transact(fn, min_gas=self._submit_allowance(job))
         except TransactionReverted as exc:
-            if self._already_submitted(tid, rec):
-                return self.journal.record(job.job_id, rec.task_index, Step.DONE, note="submitted before a restart",
-                                           outcome="paid", earned=self._net_reward(job))
+            if (done := self._sent_before_restart(rec)) is not None:
+                return done
             raise TaskLost(f"submit of task {tid} reverted: {exc}") from exc
         return self.journal.record(job.job_id, rec.task_index, Step.DONE, tx=receipt["transactionHash"].hex(),
                                    gas=receipt["gasUsed"], outcome="paid", earned=self._net_reward(job))
@@ -519,12 +518,25 @@ class Pipeline:
         try:
             receipt = self.sender.transact(fn, min_gas=self._submit_allowance(job))
         except TransactionReverted as exc:
-            if self._already_reported(tid, rec):
-                return self.journal.record(job.job_id, rec.task_index, Step.DONE, note="reported before a restart",
-                                           outcome="failure-reported", earned=0)
+            if (done := self._sent_before_restart(rec)) is not None:
+                return done
             raise TaskLost(f"failure report of task {tid} reverted: {exc}") from exc
         return self.journal.record(job.job_id, rec.task_index, Step.DONE, tx=receipt["transactionHash"].hex(),
                                    gas=receipt["gasUsed"], outcome="failure-reported", earned=0)
+
+    def _sent_before_restart(self, rec: TaskRecord) -> TaskRecord | None:
+        """(R = 1) ``rec``'s result, or its failure report, found on chain from this worker (sent before a restart
+        or a reorg): journaled DONE and returned; None when it is not there."""
+        tid = task_id(rec.job_id, rec.task_index)
+        if is_failure(rec):
+            if not self._already_reported(tid, rec):
+                return None
+            return self.journal.record(rec.job_id, rec.task_index, Step.DONE, note="reported before a restart",
+                                       outcome="failure-reported", earned=0)
+        if not self._already_submitted(tid, rec):
+            return None
+        return self.journal.record(rec.job_id, rec.task_index, Step.DONE, note="submitted before a restart",
+                                   outcome="paid", earned=self._net_reward(JobView.model_validate(rec.data["job"])))
 
     def _already_reported(self, tid: int, rec: TaskRecord) -> bool:
         logs = self.market.contract.events.FailureReported().get_logs(
@@ -599,8 +611,7 @@ class Pipeline:
         if not ops:
             return []
         calls = [self.market.contract.encode_abi(*_lease_args(op)) for op in ops]
-        allowance = sum(self._submit_allowance(JobView.model_validate(r.data["job"]))
-                        for op in ops if op.kind != "abandon" for r in op.records)
+        allowance = sum(self._op_allowance(op) for op in ops)
         tasks = sum(len(op.records) for op in ops)
         log.info("results_submitting", tasks=tasks, leases=len({op.start for op in ops}), reason=reason)
         receipt = self._send_batch("settle", calls, min_gas=allowance) if len(calls) > 1 else None
@@ -610,13 +621,20 @@ class Pipeline:
         out: list[tuple[TaskRecord, TaskRecord]] = []
         for op in ops:  # one by one: alone, or after the batch reverted
             try:
-                r = self.sender.transact(self._lease_fn(op), min_gas=0 if op.kind == "abandon" else allowance)
+                r = self.sender.transact(self._lease_fn(op), min_gas=self._op_allowance(op))
                 out += self._lease_done(op, tx=r["transactionHash"].hex(), gas=int(r["gasUsed"]) // len(op.records),
                                         batch=len(op.records))
             except TransactionReverted as exc:
                 out += self.resolve_gone_lease(op.start, op.records, f"{op.kind} of lease {op.start} reverted: {exc}",
                                                give_back=op.kind == "abandon")
         return out
+
+    def _op_allowance(self, op: LeaseOp) -> int:
+        """Gas a lease operation must be able to spend beyond its simulation: each result's (or failure's) submit
+        allowance; a give-back pays nobody and calls back nothing."""
+        if op.kind == "abandon":
+            return 0
+        return sum(self._submit_allowance(JobView.model_validate(r.data["job"])) for r in op.records)
 
     def _lease_fn(self, op: LeaseOp) -> Any:
         """The contract call of ``op``."""
@@ -644,19 +662,14 @@ class Pipeline:
         (``give_back``, or journaled ABANDONING) has nothing left to give back; any other is LOST."""
         out = []
         for r in recs:
-            tid = task_id(r.job_id, r.task_index)
             if give_back or r.step == Step.ABANDONING:
                 new = self.journal.record(r.job_id, r.task_index, Step.ABANDONED, outcome="abandoned", earned=0,
                                           note=why or f"lease {start} was over")
-            elif r.step == Step.UPLOADED and not is_failure(r) and self._already_submitted(tid, r):
-                new = self.journal.record(r.job_id, r.task_index, Step.DONE, note="submitted before a restart",
-                                          outcome="paid", earned=self._net_reward(JobView.model_validate(r.data["job"])))
-            elif r.step == Step.UPLOADED and is_failure(r) and self._already_reported(tid, r):
-                new = self.journal.record(r.job_id, r.task_index, Step.DONE, note="reported before a restart",
-                                          outcome="failure-reported", earned=0)
+            elif (sent := self._sent_before_restart(r) if r.step == Step.UPLOADED else None) is not None:
+                new = sent
             else:
                 reason = why or f"lease {start} is no longer this worker's"
-                log.warning("task_lost", task_id=tid, reason=reason)
+                log.warning("task_lost", task_id=task_id(r.job_id, r.task_index), reason=reason)
                 new = self.journal.record(r.job_id, r.task_index, Step.LOST, note=reason, reason=reason)
             out.append((r, new))
         return out
