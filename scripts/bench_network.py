@@ -40,7 +40,7 @@ import docker
 import httpx
 
 from oracle import Client, connect
-from oracle._client_models import JobSpec
+from oracle.client._models import JobSpec
 from oracle.images import build_base, build_busybox_base, image_exists
 from oracle.market import Market
 from tasknet import _devnet, _kubo
@@ -118,14 +118,14 @@ def publish(owner: Client, ds_owner: Client) -> tuple[int, int]:
         say("building the POV-Ray base image (debootstrap, once; ~40 s)")
         build_base(client, POVRAY_BASE, ["povray", "povray-includes"])
     build_busybox_base(client)
-    image = owner.build_app(EXAMPLE, "tasknet/povray-demo:1")
-    app = owner.register_app(image, name="povray-frames", deterministic_file="frame.bmp", push=False)
-    return app.app_id, ds_owner.add_dataset(EXAMPLE / "scene.pov").dataset_id
+    image = owner.apps.build(EXAMPLE, "tasknet/povray-demo:1")
+    app = owner.apps.register(image, name="povray-frames", deterministic_file="frame.bmp", push=False)
+    return app.app_id, ds_owner.datasets.add(EXAMPLE / "scene.pov").dataset_id
 
 
 def run_job(requester: Client, market: Market, spec: JobSpec, timeout: float = 900) -> float:
     """Seconds from the job's posting (its transaction mined) to its last result on chain."""
-    job = requester.submit_job(spec)
+    job = requester.jobs.submit(spec)
     t0 = time.monotonic()
     end = t0 + timeout
     while market.job(job.job_id)["finished"] < spec.count:
@@ -168,7 +168,7 @@ def loopback_bench(stack: contextlib.ExitStack[bool | None], tmp: Path, spec_for
     app_id, dataset_id = publish(Client.from_devnet("app-owner", path), Client.from_devnet("dataset-owner", path))
     market = Market(connect(info.rpc_url), info.contracts["Marketplace"])
     spec = spec_for(app_id, dataset_id)
-    requester.deposit(runs * requester.quote(spec))
+    requester.account.deposit(runs * requester.jobs.quote(spec))
     with (tmp / "loopback-worker.log").open("wb") as log:
         worker = subprocess.Popen(tasknet_cmd("--json-logs", "worker", "run", "--as", "worker-1", "--stake", "10",
                                               "--state-dir", str(tmp / "loopback-worker"), "--devnet-file", str(path)),
@@ -194,7 +194,7 @@ def testnet_bench(tn: Testnet, spec_for: SpecFor, runs: int) -> JobBench:
     requester = client("requester", "requester")
     app_id, dataset_id = publish(client("app-owner", "requester"), client("dataset-owner", "dataset-owner"))
     spec = spec_for(app_id, dataset_id)
-    requester.deposit(runs * requester.quote(spec))
+    requester.account.deposit(runs * requester.jobs.quote(spec))
     first = info.workers()[0]
     tn.start_worker(first)
     tn.wait_worker(first)

@@ -42,7 +42,7 @@ from eth_account.signers.local import LocalAccount
 from web3.types import RPCEndpoint
 
 from oracle import IpfsClient, connect, deploy_all, dev_accounts
-from oracle._client_scan import EVENTS
+from oracle.client._scan import EVENTS
 from oracle.market import AppView, JobView, Market
 from tasknet import _devnet
 from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
@@ -363,17 +363,17 @@ def requester(net: Devnet, job: int, n: int) -> dict[str, Any]:
     client = Client(net.w3, net.accounts[1], net.market.address, net.ipfs, keyring=net.tmp / "home" / "keyring.json")
     out = net.tmp / "results"
     t0 = time.monotonic()
-    first = client.results(job, out)
+    first = client.results.download(job, out)
     full = time.monotonic() - t0
     resumed_runs = []
     for _ in range(3):
         t0 = time.monotonic()
-        again = client.results(job, out)
+        again = client.results.download(job, out)
         resumed_runs.append(time.monotonic() - t0)
         assert len(first) == n and all(r.resumed for r in again), "a second result get should download nothing"
     resumed = statistics.median(resumed_runs)
     t0 = time.monotonic()
-    summary = client.job_summary(job)
+    summary = client.jobs.summary(job)
     sdk_status = time.monotonic() - t0
     return {"job_status_s": round(statistics.median(times), 2), "job_status_runs_s": spread(times, 2),
             "job_status_sdk_s": round(sdk_status, 3), "job_status_finalized": summary.finalized,

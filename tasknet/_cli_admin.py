@@ -405,7 +405,7 @@ def treasury_withdraw(client: Client, amount: int | None, as_json: bool) -> None
         if amount == 0:
             raise AdminError(f"the treasury {doc['treasury']} has nothing to withdraw: its marketplace balance is 0 "
                              "(protocol fees and slashed stake are credited as tasks settle)")
-    tx = client.withdraw(amount)
+    tx = client.account.withdraw(amount)
     after = _treasury(client)
     if as_json:
         emit_json({"treasury": doc["treasury"], "withdrawn": amount, "tx": tx.tx_hash, "balance": after["balance"],

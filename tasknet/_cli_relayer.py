@@ -47,7 +47,7 @@ def register(cli: click.Group) -> None:
 
         given: dict[str, Any] = {"host": host, "port": port, "interval": interval, "max_batch": max_batch}
         settings = RelayerSettings(**{k: v for k, v in given.items() if v is not None})
-        relayer = Relayer.from_settings(client.w3, client.market, client.account, settings)
+        relayer = Relayer.from_settings(client.w3, client.market, client.signer, settings)
         relayer.start()
         click.echo(f"relayer {client.account.address} on http://{settings.host}:{settings.port} "
                    f"(batches every {settings.interval:g} s)", err=True)

@@ -201,7 +201,7 @@ def account() -> None:
 @with_client("requester")
 @json_option
 def balance(client: Client, as_json: bool) -> None:
-    b = client.balance()
+    b = client.account.balance()
     if as_json:
         emit_json(b)
         return
@@ -215,26 +215,26 @@ def balance(client: Client, as_json: bool) -> None:
 @click.option("--permit", is_flag=True, help="one transaction with an EIP-2612 permit signature")
 @with_client("requester")
 def deposit(client: Client, amount: int, permit: bool) -> None:
-    tx = client.deposit(amount, permit=permit)
+    tx = client.account.deposit(amount, permit=permit)
     out.print(f"deposited {tokens(amount)} (tx {tx.tx_hash}); marketplace balance "
-              f"{tokens(client.balance().deposited)}")
+              f"{tokens(client.account.balance().deposited)}")
 
 
 @account.command(help=HELP_WITHDRAW)
 @click.argument("amount", type=amount_arg)
 @with_client("requester")
 def withdraw(client: Client, amount: int) -> None:
-    tx = client.withdraw(amount)
+    tx = client.account.withdraw(amount)
     out.print(f"withdrew {tokens(amount)} (tx {tx.tx_hash}); marketplace balance "
-              f"{tokens(client.balance().deposited)}")
+              f"{tokens(client.account.balance().deposited)}")
 
 
 @account.command(help=HELP_FAUCET)
 @click.argument("amount", type=amount_arg, default="1000")
 @with_client("requester")
 def faucet(client: Client, amount: int) -> None:
-    client.faucet(amount)
-    out.print(f"minted {tokens(amount)} to {client.address}; wallet {tokens(client.balance().wallet)}")
+    client.account.faucet(amount)
+    out.print(f"minted {tokens(amount)} to {client.address}; wallet {tokens(client.account.balance().wallet)}")
 
 
 # -- app -----------------------------------------------------------------------------------------------
@@ -295,11 +295,11 @@ def app() -> None:
 @with_client("app-owner")
 def app_build(client: Client, context: Path, tag: str, dockerfile: str, push: bool, as_json: bool) -> None:
     with err.status(f"building {tag}"):
-        image_id = client.build_app(context, tag, dockerfile=dockerfile)
+        image_id = client.apps.build(context, tag, dockerfile=dockerfile)
     ref = None
     if push:
         with err.status(f"pushing {tag}"):
-            ref = client.push_image(tag)
+            ref = client.apps.push(tag)
     if as_json:
         emit_json({"tag": tag, "image_id": image_id, "ref": ref})
     else:
@@ -338,7 +338,7 @@ def app_register(client: Client, image: str, name: str, description: str, catego
     elif canonicalize_image is not None or canonicalize_timeout is not None:
         raise click.UsageError("--canonicalize-image and --canonicalize-timeout need --canonicalize CMD")
     with err.status(f"registering {image}"):
-        info = client.register_app(image, name=name, description=description, category=category, price=price,
+        info = client.apps.register(image, name=name, description=description, category=category, price=price,
                                    public=not private, requesters=allowed, deterministic_file=deterministic_file,
                                    push=not no_push, ipfs_archive=ipfs_archive, canonicalize=step)
     if as_json:
@@ -352,7 +352,7 @@ def app_register(client: Client, image: str, name: str, description: str, catego
 @json_option
 @with_client("app-owner")
 def app_list(client: Client, mine: bool, as_json: bool) -> None:
-    apps = client.apps(owner=client.address if mine else None)
+    apps = client.apps.list(owner=client.address if mine else None)
     if as_json:
         emit_json(apps)
         return
@@ -367,7 +367,7 @@ def app_list(client: Client, mine: bool, as_json: bool) -> None:
 @click.argument("app_id", type=int)
 @with_client("app-owner")
 def app_deprecate(client: Client, app_id: int) -> None:
-    client.deprecate_app(app_id)
+    client.apps.deprecate(app_id)
     out.print(f"app {app_id} deprecated")
 
 
@@ -377,7 +377,7 @@ def app_deprecate(client: Client, app_id: int) -> None:
 @click.option("--revoke", is_flag=True, help="remove them instead")
 @with_client("app-owner")
 def app_allow(client: Client, app_id: int, requesters: tuple[str, ...], revoke: bool) -> None:
-    client.set_app_requesters(app_id, requesters, allowed=not revoke)
+    client.apps.allow(app_id, requesters, allowed=not revoke)
     out.print(f"app {app_id}: {len(requesters)} requester(s) {'removed' if revoke else 'allowed'}")
 
 
@@ -417,7 +417,7 @@ def dataset_add(client: Client, path: Path, price: int, requesters: tuple[str, .
     if not path.exists():
         raise ClientError(f"dataset {path} does not exist; give a file or a folder")
     with upload_progress("uploading") as step:
-        info = client.add_dataset(path, price=price, any_requester=not requesters, any_app=not apps,
+        info = client.datasets.add(path, price=price, any_requester=not requesters, any_app=not apps,
                                   requesters=requesters, apps=apps, progress=step)
     if as_json:
         emit_json(info)
@@ -437,7 +437,7 @@ def dataset_add(client: Client, path: Path, price: int, requesters: tuple[str, .
 @json_option
 @with_client("dataset-owner")
 def dataset_list(client: Client, mine: bool, as_json: bool) -> None:
-    items = client.datasets(owner=client.address if mine else None)
+    items = client.datasets.list(owner=client.address if mine else None)
     if as_json:
         emit_json(items)
         return
@@ -576,7 +576,7 @@ def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | N
     except ValueError as exc:  # pydantic's ValidationError
         raise InvalidJobSpec(str(exc).replace("\n", " ")) from None
     with upload_progress("uploading inputs") as step:
-        submitted = client.submit_job(spec, progress=step)
+        submitted = client.jobs.submit(spec, progress=step)
     if as_json and not then_watch:
         emit_json(submitted)
     elif not as_json:
@@ -605,15 +605,15 @@ def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *,
     last = None
     try:
         if as_json:
-            for ev in client.watch(job_id, timeout=timeout, pin=pin):
+            for ev in client.jobs.watch(job_id, timeout=timeout, pin=pin):
                 click.echo(ev.model_dump_json())
                 last = ev.progress
         else:
             with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(), console=err,
                           disable=not err.is_terminal) as p:
-                total = client.job(job_id).num_tasks
+                total = client.jobs.get(job_id).num_tasks
                 bars = {k: p.add_task(k, total=total) for k in ("claimed", "running", "finalized", "failed")}
-                for ev in client.watch(job_id, timeout=timeout, pin=pin):
+                for ev in client.jobs.watch(job_id, timeout=timeout, pin=pin):
                     last = ev.progress
                     for k, bar in bars.items():
                         p.update(bar, completed=getattr(last, k))
@@ -621,25 +621,25 @@ def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *,
         err.print(f"[yellow]WaitTimeout:[/] {exc}", highlight=False)
         sys.exit(EXIT_TIMEOUT)
     if last is None:
-        last = client.job(job_id).progress
+        last = client.jobs.get(job_id).progress
     failures: list[TaskFailure] = []
     if check and last.done:
         # a finalized task's result says whether its app succeeded: read each status (downloads the results)
         with download_progress() as step:
-            results = client.results(job_id, None, progress=step)
+            results = client.results.download(job_id, None, progress=step)
         failures = _failures(client, job_id, results, ())
     if not as_json:
         app_failed = sum(1 for f in failures if f.state == "finalized")
         out.print(f"job {job_id}: {last.finalized}/{last.total} finalized"
                   + (f" ({app_failed} of them failed runs)" if app_failed else "")
                   + f", {last.failed} failed, {last.cancelled} cancelled" + (", closed" if last.closed else ""))
-        pinned, unpinned = client.pinned
+        pinned, unpinned = client.jobs.pinned
         if pin and (pinned or unpinned):
             out.print(f"{pinned} result(s) pinned on your IPFS node" + (
                 f"; [yellow]{unpinned} could not be pinned[/] (their provider was unreachable: see the log)"
                 if unpinned else ""))
-        if pin and client.remote_pins is not None:
-            remote = client.remote_pins
+        if pin and client.jobs.remote_pins is not None:
+            remote = client.jobs.remote_pins
             colour = "red" if remote.failed else "yellow" if remote.pending else "green"
             out.print(f"[{colour}]{remote.summary()}[/]", highlight=False)
         _print_failures(failures)
@@ -659,7 +659,7 @@ def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *,
 @json_option
 @with_client("requester")
 def job_cancel(client: Client, job_id: int, first: int, count: int | None, as_json: bool) -> None:
-    n, refund = client.cancel(job_id, first, count)
+    n, refund = client.jobs.cancel(job_id, first, count)
     if as_json:
         emit_json({"job_id": job_id, "cancelled": n, "refund": refund})
     else:
@@ -670,7 +670,7 @@ def job_cancel(client: Client, job_id: int, first: int, count: int | None, as_js
 @click.argument("job_id", type=int)
 @with_client("requester")
 def job_close(client: Client, job_id: int) -> None:
-    refund = client.close_job(job_id)
+    refund = client.jobs.close(job_id)
     out.print(f"job {job_id} closed, {tokens(refund)} refunded")
 
 
@@ -680,7 +680,7 @@ def job_close(client: Client, job_id: int) -> None:
 @json_option
 @with_client("requester")
 def job_explain(client: Client, job_id: int, index: int | None, as_json: bool) -> None:
-    e = client.explain(job_id, index)
+    e = client.jobs.explain(job_id, index)
     if as_json:
         emit_json(e)
         return
@@ -699,7 +699,7 @@ def job_explain(client: Client, job_id: int, index: int | None, as_json: bool) -
 @json_option
 @with_client("requester")
 def job_list(client: Client, requester: str | None, as_json: bool) -> None:
-    jobs = client.jobs(requester)
+    jobs = client.jobs.list(requester)
     if as_json:
         emit_json(jobs)
         return
@@ -729,8 +729,8 @@ TASK_STATES = ("open", "claimed", "committing", "finalized", "failed", "cancelle
 @with_client("requester")
 def job_status(client: Client, job_id: int, show_tasks: bool, state: str | None, page: int, per_page: int,
                as_json: bool) -> None:
-    summary = client.job_summary(job_id)
-    rows = client.task_page(job_id, state=state, page=page, per_page=per_page) \
+    summary = client.jobs.summary(job_id)
+    rows = client.jobs.task_page(job_id, state=state, page=page, per_page=per_page) \
         if show_tasks or state is not None else None
     if as_json:
         doc: dict[str, Any] = {"job": summary.model_dump(mode="json") | {"progress": round(summary.progress, 4)}}
@@ -843,7 +843,7 @@ def result_get(client: Client, job_id: int, out_dir: Path | None, indexes: tuple
     if dest is None:
         raise click.UsageError("where should the results go? give a folder: 'tasknet result get JOB_ID OUT'")
     with results_progress() as (step, done, total):
-        results = client.results(job_id, dest, indexes=list(indexes) or None, progress=step, on_task=done,
+        results = client.results.download(job_id, dest, indexes=list(indexes) or None, progress=step, on_task=done,
                                  on_total=total, parallel=parallel)
     failures = _failures(client, job_id, results, indexes)
     resumed = sum(1 for r in results if r.resumed)
@@ -870,7 +870,7 @@ def _failures(client: Client, job_id: int, results: list[Any], indexes: tuple[in
     refunded (no result at all), in task order; limited to ``indexes`` when given."""
     out = [TaskFailure(index=r.index, state="finalized", reason=r.reason, exit_code=r.exit_code, error=r.error)
            for r in results if r.outcome != "ok"]
-    out += [f for f in client.failures(job_id) if not indexes or f.index in indexes]
+    out += [f for f in client.jobs.failures(job_id) if not indexes or f.index in indexes]
     return sorted(out, key=lambda f: f.index)
 
 
@@ -914,7 +914,7 @@ def printable(text: str) -> str:
 @with_client("requester")
 def result_verify(client: Client, job_id: int, indexes: tuple[int, ...], as_json: bool) -> None:
     with download_progress() as step:
-        results = client.results(job_id, None, indexes=list(indexes) or None, progress=step)
+        results = client.results.download(job_id, None, indexes=list(indexes) or None, progress=step)
     if as_json:
         emit_json(results)
     else:

@@ -254,12 +254,12 @@ class Demo:
             build_base(client, POVRAY_BASE, ["povray", "povray-includes"])
         build_busybox_base(client)
         owner = self._client("app-owner")
-        image = owner.build_app(EXAMPLE, "tasknet/povray-demo:1")
-        app = owner.register_app(image, name="povray-frames", price=ETHER // 100, deterministic_file="frame.bmp")
+        image = owner.apps.build(EXAMPLE, "tasknet/povray-demo:1")
+        app = owner.apps.register(image, name="povray-frames", price=ETHER // 100, deterministic_file="frame.bmp")
         self.say(f"app {app.app_id} registered: POV-Ray renderer, image {app.image_digest[:19]}…, "
                  "deterministic file frame.bmp")
         ds_owner = self._client("dataset-owner")
-        ds = ds_owner.add_dataset(EXAMPLE / "scene.pov", price=ETHER // 200)
+        ds = ds_owner.datasets.add(EXAMPLE / "scene.pov", price=ETHER // 200)
         self.say(f"dataset {ds.dataset_id} registered: scene.pov on IPFS ({ds.cid})")
         return app.app_id, ds.dataset_id
 
@@ -274,9 +274,9 @@ class Demo:
                        args=["{index}", str(self.o.frames), str(self.o.width), str(self.o.height)],
                        replication=self.o.replication, reward=ETHER // 10, deadline_in=3600, max_run_seconds=30,
                        cores=1, memory_mb=256, encrypt=True)
-        cost = requester.quote(spec)
-        requester.deposit(cost)
-        job = requester.submit_job(spec)
+        cost = requester.jobs.quote(spec)
+        requester.account.deposit(cost)
+        job = requester.jobs.submit(spec)
         self.say(f"job {job.job_id} posted: {self.o.frames} frames x R={self.o.replication}, escrow "
                  f"{job.escrow / ETHER:g} TNT, results sealed to the requester's key")
         return job
@@ -335,7 +335,7 @@ class Demo:
     def _watch(self, requester: Client, job_id: int) -> None:
         progress: Any = None
         with Live(self._table(None), console=self.console, refresh_per_second=4, transient=False) as live:
-            for ev in requester.watch(job_id, timeout=self.o.timeout, pin=self.pin_results):
+            for ev in requester.jobs.watch(job_id, timeout=self.o.timeout, pin=self.pin_results):
                 progress = ev.progress
                 live.update(self._table(progress))
         self.say(f"all {self.o.frames} frames settled")
@@ -351,7 +351,7 @@ class Demo:
         return Group(head, workers)
 
     def _collect(self, requester: Client, job_id: int, out: Path) -> list[Any]:
-        results = requester.results(job_id, out / "frames")
+        results = requester.results.download(job_id, out / "frames")
         bad = [r.index for r in results if not r.verified]
         if bad or len(results) != self.o.frames:
             raise DemoFailed(f"frames {bad or 'missing'} did not verify against the chain's digests")

@@ -22,12 +22,12 @@ from oracle.protocol import task_id
 
 def run(app_id: int, devnet_file: Path | None, args: list[str], reward: int, timeout: float) -> dict[str, object]:
     with Client.from_devnet(role="requester", devnet_file=devnet_file) as c:
-        consumer = deploy(c.w3, "ExampleConsumer", c.market.address, sender=c.account)
-        if c.balance().deposited < reward:
-            c.deposit(reward)
-        job = c.submit_job(JobSpec(app_id=app_id, tasks=None, count=1, args=args, reward=reward,
+        consumer = deploy(c.w3, "ExampleConsumer", c.market.address, sender=c.signer)
+        if c.account.balance().deposited < reward:
+            c.account.deposit(reward)
+        job = c.jobs.submit(JobSpec(app_id=app_id, tasks=None, count=1, args=args, reward=reward,
                                    callback=consumer.address))
-        c.wait(job.job_id, timeout=timeout)
+        c.jobs.wait(job.job_id, timeout=timeout)
         tid = task_id(job.job_id, 0)
         return {"consumer": consumer.address, "jobId": job.job_id, "taskId": tid,
                 "digest": "0x" + bytes(consumer.functions.digestOf(tid).call()).hex(),

@@ -30,8 +30,8 @@ def build_hasher_app(owner: Client, *, price: int = E18 // 100) -> int:
     from oracle.images import build_busybox_base
 
     build_busybox_base(owner.docker)
-    owner.build_app(HERE / "app", APP_TAG)
-    return owner.register_app(APP_TAG, name="hasher", price=price, description="sha256, size, lines and words of "
+    owner.apps.build(HERE / "app", APP_TAG)
+    return owner.apps.register(APP_TAG, name="hasher", price=price, description="sha256, size, lines and words of "
                               "/in/file", category="example").app_id
 
 
@@ -39,7 +39,7 @@ def deploy_file_hasher(operator: Client, app_id: int, *, price: int, reward: int
     """Deploy FileHasher for ``app_id`` (one replica per request); return its address."""
     settings = (app_id, 1, reward, max_run, ttl)  # appId, replication, reward, maxRunSeconds, ttl
     return str(deploy(operator.w3, "FileHasher", operator.market.address, settings, price,
-                      sender=operator.account).address)
+                      sender=operator.signer).address)
 
 
 def page_config(info: DevnetInfo, file_hasher: str, role: str = "requester") -> dict[str, Any]:

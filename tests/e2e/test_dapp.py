@@ -165,7 +165,7 @@ def dapp(devnet_file: Path, docker_client: Any, site: tuple[Path, str], tmp_path
         dev.model_copy(update={"ipfs_api": api, "ipfs_gateway": gateway}).save(devnet_file)
         config = _setup_module().setup(devnet_file, out=root / "config.json")
         with client(devnet_file) as requester:
-            requester.faucet(10 * E18)
+            requester.account.faucet(10 * E18)
         yield devnet_file, f"{origin}/index.html", config
     finally:
         _devnet.stop(info)
@@ -255,7 +255,7 @@ def test_the_page_requests_a_hash_follows_it_and_verifies_the_result(dapp: Any, 
 
             # 3. A revert is shown by name and values: the app is deprecated, the Dapp refuses to post.
             with client(devnet, "app-owner") as owner:
-                owner.deprecate_app(config["appId"])
+                owner.apps.deprecate(config["appId"])
             page.fill("#text", "too late")
             page.click("#request-btn")
             error = page.locator("#error")

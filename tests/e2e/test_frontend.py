@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 def wallet(devnet_file: Path) -> None:
     """Tokens in the requester's wallet, as 'tasknet up' gives every dev account."""
     with client(devnet_file) as c:
-        c.faucet(100 * E18)
+        c.account.faucet(100 * E18)
 
 
 def node(devnet_file: Path, *args: str) -> subprocess.Popen[str]:
@@ -57,9 +57,9 @@ def test_node_script_posts_a_job_and_prints_the_result_cid(devnet_file: Path, ap
     doc = json.loads(out)
     assert [r["index"] for r in doc["results"]] == [0, 1]
     with client(devnet_file) as c:  # the Python SDK agrees, and the CID holds what the digest says
-        status = c.job(doc["jobId"])
+        status = c.jobs.get(doc["jobId"])
         assert status.escrow_left == 0 and status.progress.finalized == 2 and status.inputs_cid == doc["inputsCID"]
-        results = c.results(doc["jobId"], tmp_path / "out")
+        results = c.results.download(doc["jobId"], tmp_path / "out")
     assert [r.cid for r in results] == [r["cid"] for r in doc["results"]]
     assert [r.digest for r in results] == [r["digest"].removeprefix("0x") for r in doc["results"]]
     assert (tmp_path / "out" / "1" / "output" / "result.txt").read_text() == "args: hello 1\n"
@@ -75,14 +75,14 @@ def test_node_script_waits_for_task_finalized_when_replicated(devnet_file: Path,
         for w in workers:
             enroll(w3, c.market, w)
         end = time.monotonic() + 30
-        while not c.jobs() and time.monotonic() < end:
+        while not c.jobs.list() and time.monotonic() < end:
             time.sleep(0.1)
-        assert c.jobs(), proc.stderr.read() if proc.poll() is not None and proc.stderr else "no job posted"
+        assert c.jobs.list(), proc.stderr.read() if proc.poll() is not None and proc.stderr else "no job posted"
         drive_worker(w3, c.market, c.ipfs, workers, 1, tmp_path, liars=1)
         code, out, err = finish(proc)
         assert code == 0, err
         doc = json.loads(out)
-        tasks = c.tasks(doc["jobId"])
+        tasks = c.jobs.tasks(doc["jobId"])
     assert tasks[0].state == "finalized" and doc["results"][0]["digest"] == tasks[0].digest
     assert doc["results"][0]["cid"] in {ev["args"]["resultCID"] for ev in _reveals(w3, c, tasks[0].digest)}
 

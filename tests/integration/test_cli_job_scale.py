@@ -16,7 +16,7 @@ from web3 import Web3
 
 from indexer import Indexer, create_app, make_engine
 from oracle import send
-from oracle._client_indexer import IndexerApi
+from oracle.client._indexer import IndexerApi
 from oracle.client import JobSpec
 from oracle.exceptions import ContentNotFound
 
@@ -31,8 +31,8 @@ def job12(devnet_file: Path, app_image: str, w3: Web3, accounts: list[Any], tmp_
     cancelled."""
     app_id = register_echo_app(devnet_file, app_image)
     c = client(devnet_file, fund=20 * E18)
-    job = c.submit_job(JobSpec(app_id=app_id, count=12, args=["{index}"], reward=E18 // 10)).job_id
-    assert c.cancel(job, 10, 2) == (2, 2 * (E18 // 10))
+    job = c.jobs.submit(JobSpec(app_id=app_id, count=12, args=["{index}"], reward=E18 // 10)).job_id
+    assert c.jobs.cancel(job, 10, 2) == (2, 2 * (E18 // 10))
     worker = accounts[4]
     enroll(w3, c.market, worker)
     drive_worker(w3, c.market, c.ipfs, [worker], job, tmp_path / "hand", indexes=list(range(7)))
@@ -73,12 +73,12 @@ def test_job_status_reads_an_indexer_when_one_is_given(devnet_file: Path, job12:
         Indexer(engine, w3, c.market.address).sync()
         c.indexer = IndexerApi("http://testserver")
         c.indexer._http = TestClient(create_app(engine))
-        s = c.job_summary(job12)
+        s = c.jobs.summary(job12)
         assert (s.source, s.finalized, s.cancelled, s.unsettled, s.running, s.claimed) == ("indexer", 7, 2, 3, 1, 8)
-        page = c.task_page(job12, page=2, per_page=5)
+        page = c.jobs.task_page(job12, page=2, per_page=5)
         assert page.source == "indexer" and page.total == 8  # the indexer has rows for claimed tasks only
         assert [(t.index, t.state) for t in page.items] == [(5, "finalized"), (6, "finalized"), (7, "claimed")]
-        assert [t.index for t in c.task_page(job12, state="claimed").items] == [7]
+        assert [t.index for t in c.jobs.task_page(job12, state="claimed").items] == [7]
 
 
 def test_result_get_resumes_from_its_manifest_and_downloads_nothing_twice(devnet_file: Path, job12: int,
@@ -101,7 +101,7 @@ def test_result_get_resumes_from_its_manifest_and_downloads_nothing_twice(devnet
             raise ContentNotFound("the second run must not download anything")
 
         c.ipfs.cat_to = no_download  # type: ignore[method-assign]
-        again = c.results(job12, out)
+        again = c.results.download(job12, out)
         assert all(r.resumed for r in again) and [r.index for r in again] == list(range(7))
         # a folder removed since, or an interrupted run (a torn manifest line), is fetched again, and only it
         import shutil
@@ -110,6 +110,6 @@ def test_result_get_resumes_from_its_manifest_and_downloads_nothing_twice(devnet
         with (out / ".tasknet-results.jsonl").open("a") as fh:
             fh.write('{"job_id": ')
         c.ipfs.cat_to = type(c.ipfs).cat_to.__get__(c.ipfs)  # type: ignore[method-assign]
-        third = c.results(job12, out)
+        third = c.results.download(job12, out)
         assert [r.index for r in third if not r.resumed] == [3]
         assert (out / "3" / "output" / "result.txt").read_text() == "args: 3\n"

@@ -92,7 +92,7 @@ def test_json_logs_are_valid_json_lines(devnet_file: Path, tmp_path: Path, app_i
 def test_a_daemon_logs_json_lines_when_its_stderr_is_a_pipe(devnet_file: Path, tmp_path: Path) -> None:
     """`tasknet worker run` with stderr on a pipe (a service manager, `| tee`): info-level JSON lines."""
     with helpers.client(devnet_file, "worker-1") as c:
-        c.faucet(10 * helpers.E18)
+        c.account.faucet(10 * helpers.E18)
     proc = subprocess.Popen([sys.executable, "-m", "tasknet.cli", "worker", "run", "--as", "worker-1", "--stake", "2",
                              "--state-dir", str(tmp_path / "w"), "--devnet-file", str(devnet_file)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

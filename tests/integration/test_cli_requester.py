@@ -67,10 +67,10 @@ def test_cli_end_to_end_with_a_real_worker(devnet_file: Path, app_image: str, tm
 def test_cli_bad_inputs_fail_with_one_message_and_spend_nothing(devnet_file: Path, app_image: str,
                                                                 tmp_path: Path) -> None:
     app_id = str(register_echo_app(devnet_file, app_image))
-    private_ds = client(devnet_file, "dataset-owner").add_dataset(_file(tmp_path / "d.txt", "x"), any_app=False,
+    private_ds = client(devnet_file, "dataset-owner").datasets.add(_file(tmp_path / "d.txt", "x"), any_app=False,
                                                                   apps=[99])
     c = client(devnet_file, fund=E18)
-    nonce, before = c.w3.eth.get_transaction_count(c.address), c.balance()
+    nonce, before = c.w3.eth.get_transaction_count(c.address), c.account.balance()
     bad_json = _file(tmp_path / "bad.json", '[["a", "b"], {"args": "oops"')
     cases = [
         (["--input", f"scene.pov={tmp_path / 'nope.pov'}"], "InvalidJobSpec", "input file"),
@@ -89,7 +89,7 @@ def test_cli_bad_inputs_fail_with_one_message_and_spend_nothing(devnet_file: Pat
         assert text.startswith(f"{error}: ") and message in text and "Traceback" not in text, r.stderr
     r = tasknet("job", "submit", "--app", app_id, "--reward", "ten", code=2)
     assert "not a number of tokens" in r.stderr
-    assert c.w3.eth.get_transaction_count(c.address) == nonce and c.balance() == before
+    assert c.w3.eth.get_transaction_count(c.address) == nonce and c.account.balance() == before
 
 
 def test_cli_explain_watch_timeout_and_cancel_exit_codes(devnet_file: Path, app_image: str) -> None:

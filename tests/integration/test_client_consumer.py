@@ -29,7 +29,7 @@ def test_example_script_lands_the_real_workers_result_in_the_consumer(devnet_fil
                                                                       tmp_path: Path) -> None:
     app_id = register_echo_app(devnet_file, app_image)
     with client(devnet_file) as c:
-        c.faucet(10 * E18)
+        c.account.faucet(10 * E18)
     env = {**os.environ, "TASKNET_DEVNET_FILE": str(devnet_file)}
     with run_worker(devnet_file, "worker-1", tmp_path / "worker"):
         r = subprocess.run([sys.executable, str(REPO / "examples/consumer/consume.py"), "--app", str(app_id),
@@ -38,8 +38,8 @@ def test_example_script_lands_the_real_workers_result_in_the_consumer(devnet_fil
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     with client(devnet_file) as c:
-        final = c.tasks(out["jobId"])[0]
-        results = c.results(out["jobId"], tmp_path / "out")
+        final = c.jobs.tasks(out["jobId"])[0]
+        results = c.results.download(out["jobId"], tmp_path / "out")
     assert out["delivered"] == 1 and out["digest"] == final.digest == "0x" + results[0].digest
     assert (tmp_path / "out" / "0" / "output" / "result.txt").read_text() == "args: 7 x\n"
 
@@ -48,8 +48,8 @@ def test_callback_data_from_the_worker_is_stored_on_chain(devnet_file: Path, app
                                                           accounts: list[Any], tmp_path: Path) -> None:
     app_id = register_echo_app(devnet_file, app_image)
     c = client(devnet_file, fund=2 * E18)
-    consumer = deploy(w3, "ExampleConsumer", c.market.address, sender=c.account)
-    job = c.submit_job(JobSpec(app_id=app_id, reward=E18, callback=consumer.address))
+    consumer = deploy(w3, "ExampleConsumer", c.market.address, sender=c.signer)
+    job = c.jobs.submit(JobSpec(app_id=app_id, reward=E18, callback=consumer.address))
     worker = accounts[4]
     enroll(w3, c.market, worker)
     view = JobView.from_event(dict(c.market.contract.events.JobPosted().get_logs(from_block=0)[0]["args"]))
@@ -62,5 +62,5 @@ def test_callback_data_from_the_worker_is_stored_on_chain(devnet_file: Path, app
     assert delivered[0]["args"]["success"]
     assert consumer.functions.digestOf(tid).call() == digest
     assert consumer.functions.dataOf(tid).call() == b"price=42"
-    events = [e.name for e in c.watch(job.job_id, timeout=5)]
+    events = [e.name for e in c.jobs.watch(job.job_id, timeout=5)]
     assert events == ["JobPosted", "TasksClaimed", "ResultSubmitted", "JobClosed", "CallbackDelivered"]

@@ -86,14 +86,14 @@ def devnet_file(w3: Web3, anvil: Any, _deployed: dict[str, str], ipfs: IpfsClien
 def client(devnet_file: Path, role: str = "requester", fund: int = 0) -> Client:
     c = Client.from_devnet(role=role, devnet_file=devnet_file)
     if fund:
-        c.faucet(fund)
-        c.deposit(fund)
+        c.account.faucet(fund)
+        c.account.deposit(fund)
     return c
 
 
 def register_echo_app(devnet_file: Path, app_image: str, **kw: Any) -> int:
     with client(devnet_file, "app-owner") as owner:
-        return owner.register_app(app_image, name="echo", **kw).app_id
+        return owner.apps.register(app_image, name="echo", **kw).app_id
 
 
 # -- an honest worker, driven by hand -------------------------------------------------------------------
@@ -160,7 +160,7 @@ def run_worker(devnet_file: Path, role: str, state_dir: Path, **overrides: Any) 
     from worker._settings import WorkerSettings
 
     with client(devnet_file, role) as c:
-        c.faucet(10 * E18)
+        c.account.faucet(10 * E18)
     settings = WorkerSettings.from_devnet(role, devnet_file, stake=2 * E18, state_dir=state_dir,
                                           poll_interval=0.1, claim_backoff_max=0.0, drain_timeout=30.0, **overrides)
     w = Worker(settings)

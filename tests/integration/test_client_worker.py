@@ -22,13 +22,13 @@ def test_real_worker_runs_an_encrypted_bag_and_results_verify(devnet_file: Path,
     app_id = register_echo_app(devnet_file, app_image, deterministic_file="result.txt")
     (tmp_path / "scene.txt").write_text("the scene")
     c = client(devnet_file, fund=10 * E18)
-    job = c.submit_job(JobSpec(app_id=app_id, tasks=[TaskInput(args=[str(i), "x"]) for i in range(3)],
+    job = c.jobs.submit(JobSpec(app_id=app_id, tasks=[TaskInput(args=[str(i), "x"]) for i in range(3)],
                                common_inputs={"scene.txt": str(tmp_path / "scene.txt")}, reward=E18 // 10,
                                encrypt=True, max_run_seconds=60))
     with run_worker(devnet_file, "worker-1", tmp_path / "worker"):
-        seen: list[Any] = list(c.watch(job.job_id, timeout=90))
+        seen: list[Any] = list(c.jobs.watch(job.job_id, timeout=90))
     assert seen[-1].progress.finalized == 3
-    results = c.results(job.job_id, tmp_path / "out")
+    results = c.results.download(job.job_id, tmp_path / "out")
     assert [r.digest_source for r in results] == ["file"] * 3
     for i in range(3):
         out = (tmp_path / "out" / str(i) / "output" / "result.txt").read_text()
@@ -61,12 +61,12 @@ def test_apps_published_as_ipfs_archives_run_on_a_worker_that_lacks_the_image(de
     from oracle.models import AppMetadata
 
     owner = client(devnet_file, "app-owner")
-    only_ipfs = owner.register_app(_unique_app(docker_client, tmp_path, "archived"), name="archived", push=False,
+    only_ipfs = owner.apps.register(_unique_app(docker_client, tmp_path, "archived"), name="archived", push=False,
                                    ipfs_archive=True, deterministic_file="result.txt")
     assert only_ipfs.image_ref.startswith("ipfs://")
     fallback_tag = _unique_app(docker_client, tmp_path, "fallback")
     digest = image_digest(docker_client, fallback_tag)
-    shipped = owner.register_app(fallback_tag, name="shipped", push=False, ipfs_archive=True)
+    shipped = owner.apps.register(fallback_tag, name="shipped", push=False, ipfs_archive=True)
     cid = AppMetadata.model_validate(owner.ipfs.cat_json(shipped.metadata_uri.removeprefix("ipfs://")))
     dead_ref = f"127.0.0.1:1/tasknet-test/gone@{digest}"  # nothing listens on port 1
     meta = cid.model_copy(update={"image": dead_ref})
@@ -75,18 +75,18 @@ def test_apps_published_as_ipfs_archives_run_on_a_worker_that_lacks_the_image(de
         0, True, "result.txt"))
     fallback_id = int(owner.market.registry.events.AppRegistered().process_receipt(receipt, errors=DISCARD)[0][
         "args"]["appId"])
-    assert owner.app(fallback_id).image_ref == dead_ref
+    assert owner.apps.get(fallback_id).image_ref == dead_ref
     for app in (only_ipfs.image_digest, digest):
         docker_client.images.remove(app, force=True)  # this engine (the worker's) no longer has either image
     try:
         c = client(devnet_file, fund=10 * E18)
-        jobs = [c.submit_job(JobSpec(app_id=a, tasks=[TaskInput(args=[str(i)]) for i in range(2)], reward=E18 // 10,
+        jobs = [c.jobs.submit(JobSpec(app_id=a, tasks=[TaskInput(args=[str(i)]) for i in range(2)], reward=E18 // 10,
                                      max_run_seconds=60)) for a in (only_ipfs.app_id, fallback_id)]
         with run_worker(devnet_file, "worker-1", tmp_path / "worker"):
             for job in jobs:
-                c.wait(job.job_id, timeout=120)
+                c.jobs.wait(job.job_id, timeout=120)
         for job in jobs:
-            results = c.results(job.job_id, tmp_path / f"out-{job.job_id}")
+            results = c.results.download(job.job_id, tmp_path / f"out-{job.job_id}")
             assert [r.digest_source for r in results] == ["file", "file"]
             assert (tmp_path / f"out-{job.job_id}" / "1" / "output" / "result.txt").read_text() == "args: 1\n"
         for image in (only_ipfs.image_digest, digest):

@@ -37,21 +37,21 @@ def ajv(schema: str, documents: list[Any]) -> list[str]:
 def test_documents_the_sdk_publishes_are_valid(devnet_file: Path, app_image: str, ipfs: IpfsClient,
                                                tmp_path: Path) -> None:
     with client(devnet_file, "app-owner") as owner:
-        full = owner.register_app(app_image, name="echo", description="echoes its arguments", category="test",
+        full = owner.apps.register(app_image, name="echo", description="echoes its arguments", category="test",
                                   command=["/bin/sh", "/app/run.sh"], deterministic_file="result.txt",
                                   ipfs_archive=True)
-        bare = owner.register_app(app_image, name="bare")
+        bare = owner.apps.register(app_image, name="bare")
     metadata = [ipfs.cat_json(app.metadata_uri.removeprefix("ipfs://")) for app in (full, bare)]
     assert metadata[0]["image_archive_cid"] and metadata[0]["deterministic_file"] == "result.txt"
     assert ajv("app-metadata.schema.json", metadata) == ["ok", "ok"]
 
     (tmp_path / "frame.ini").write_text("Frame=1\n")
     with client(devnet_file, fund=10 * E18) as c:
-        listed = c.submit_job(JobSpec(app_id=bare.app_id, reward=E18 // 100, common_inputs={
+        listed = c.jobs.submit(JobSpec(app_id=bare.app_id, reward=E18 // 100, common_inputs={
             "shared.txt": str(tmp_path / "frame.ini")}, tasks=[
             TaskInput(args=["one", "é"], inputs={"conf/frame.ini": str(tmp_path / "frame.ini")}, env={"A": "1"}),
             TaskInput(args=[])]))
-        templated = c.submit_job(JobSpec(app_id=bare.app_id, reward=E18 // 100, count=500, args=["n={index}"]))
+        templated = c.jobs.submit(JobSpec(app_id=bare.app_id, reward=E18 // 100, count=500, args=["n={index}"]))
     inputs = [ipfs.cat_json(job.inputs_cid) for job in (listed, templated)]
     assert len(inputs[0]["tasks"]) == 2 and inputs[1]["count"] == 500
     assert ajv("inputs-document.schema.json", inputs) == ["ok", "ok"]

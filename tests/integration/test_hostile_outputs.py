@@ -342,7 +342,7 @@ def test_an_honest_worker_survives_hostile_outputs_with_its_stake_intact(anvil, 
     assert report.counts["unsettled"] == 0 and report.counts["failed_runs"] == len(kinds) - 1
     assert any(c.name == "failure_confirmed" for t in report.tasks for c in t.checks)
     client = Client(w3, accounts[1], market.address, ipfs)
-    got = client.results(job, tmp_path / "results")
+    got = client.results.download(job, tmp_path / "results")
     assert [r.index for r in got] == list(range(len(kinds))) and all(r.verified for r in got)
     assert [r.outcome for r in got] == ["failed"] * (len(kinds) - 1) + ["ok"]
     reasons = {k: _status_of(ipfs, market, task_id(job, i), tmp_path) for i, k in enumerate(kinds)}

@@ -37,16 +37,16 @@ def test_register_stake_run_status_and_unstake(devnet_file: Path, app_image: str
     assert platform_class_name(market.contract.functions.platformClassOf(me).call()) == "amd64-test"
 
     with client(devnet_file, "worker-2") as c:
-        c.faucet(10 * E18)
+        c.account.faucet(10 * E18)
     assert "stake of" in tasknet("worker", "stake", "5", "--as", "worker-2").stdout
     assert market.worker(me)["stake"] == 5 * E18
 
     app_id = register_echo_app(devnet_file, app_image)
     requester = client(devnet_file, fund=10 * E18)
-    job = requester.submit_job(JobSpec(app_id=app_id, tasks=[TaskInput(args=[str(i)]) for i in range(3)],
+    job = requester.jobs.submit(JobSpec(app_id=app_id, tasks=[TaskInput(args=[str(i)]) for i in range(3)],
                                        reward=E18 // 10, max_run_seconds=60))
     with run_worker(devnet_file, "worker-2", Path(info.state_dir) / "workers" / "worker-2"):
-        requester.wait(job.job_id, timeout=90)
+        requester.jobs.wait(job.job_id, timeout=90)
     fee = int(market.job(job.job_id)["feeBps"])
     status = as_json("worker", "status", "--as", "worker-2")
     assert status["registered"] and status["stake"] == 5 * E18 and status["locked"] == 0

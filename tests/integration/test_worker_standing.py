@@ -41,7 +41,7 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 12
 
 def test_a_second_worker_on_the_same_state_folder_refuses_to_start(devnet_file: Path, tmp_path: Path) -> None:
     with client(devnet_file, "worker-3") as c:
-        c.faucet(10 * E18)
+        c.account.faucet(10 * E18)
     first = _worker(devnet_file, "worker-3", tmp_path / "state", "--stake", "2")
     try:
         _wait_for_line(first, "worker_started")
@@ -69,7 +69,7 @@ def test_a_banned_worker_claims_nothing_and_exits_with_one_sentence(devnet_file:
     market = Market(w3, info.contracts["Marketplace"])
     me = info.account("worker-4")
     with client(devnet_file, "worker-4") as c:
-        c.faucet(10 * E18)
+        c.account.faucet(10 * E18)
     registered = subprocess.run([sys.executable, "-m", "tasknet.cli", "worker", "register", "--as", "worker-4",
                                  "--devnet-file", str(devnet_file)], capture_output=True, text=True, check=False)
     assert registered.returncode == 0, registered.stderr
@@ -82,7 +82,7 @@ def test_a_banned_worker_claims_nothing_and_exits_with_one_sentence(devnet_file:
     with client(devnet_file, fund=10 * E18) as requester:
         from oracle.client import JobSpec
 
-        requester.submit_job(JobSpec(app_id=app_id, count=2, args=["{index}"], reward=E18 // 10, max_run_seconds=60))
+        requester.jobs.submit(JobSpec(app_id=app_id, count=2, args=["{index}"], reward=E18 // 10, max_run_seconds=60))
     nonce = w3.eth.get_transaction_count(me.address)
     proc = subprocess.run([sys.executable, "-m", "tasknet.cli", "worker", "run", "--as", "worker-4", "--stake", "2",
                            "--state-dir", str(tmp_path / "w"), "--devnet-file", str(devnet_file)],

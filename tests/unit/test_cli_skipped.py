@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from oracle._client_models import TaskResult
+from oracle.client._models import TaskResult
 from tasknet import _cli_requester
 
 

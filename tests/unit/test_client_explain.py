@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from oracle._client_explain import DEFAULT_MAX_INPUT, explain_task
-from oracle._client_models import JobProgress, JobStatus
+from oracle.client._explain import DEFAULT_MAX_INPUT, explain_task
+from oracle.client._models import JobProgress, JobStatus
 
 PARAMS = {"claimGrace": 60, "minStake": 10**18, "replicaStake": 10**18}
 WORKER = {"address": "0x" + "11" * 20, "flags": 1, "cores": 8, "memoryMB": 16000, "gpus": 0, "archMask": 1,

@@ -1,8 +1,8 @@
-"""The requester's one-pass reading of a job's result events (oracle._client_scan.JobResults): pure logic."""
+"""The requester's one-pass reading of a job's result events (oracle.client._scan.JobResults): pure logic."""
 
 from __future__ import annotations
 
-from oracle._client_scan import RESULT_EVENTS, JobResults, RawEvent
+from oracle.client._scan import RESULT_EVENTS, JobResults, RawEvent
 from oracle.protocol import task_id
 
 A, B, C = "0x" + "aa" * 20, "0x" + "bb" * 20, "0x" + "cc" * 20

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from oracle._client_tasks import build_inputs, load_tasks
+from oracle.client._tasks import build_inputs, load_tasks
 from oracle.ipfs import IpfsClient
 from oracle.models import AppMetadata, InputRef, InputsDocument
 from oracle.network import NetworkProfile, PinningService, read_profile, save_profile
@@ -138,7 +138,7 @@ def test_network_profiles_the_sdk_writes_are_valid(tmp_path: Path, monkeypatch: 
 
 
 def test_app_metadata_as_the_sdk_dumps_it_is_valid() -> None:
-    """(Client.register_app on the devnet: tests/integration/test_format_documents.py.)"""
+    """(Client.apps.register on the devnet: tests/integration/test_format_documents.py.)"""
     documents = [AppMetadata(name="povray", image="127.0.0.1:5000/tasknet/povray@sha256:" + "ab" * 32,
                              image_archive_cid=CID, command=["povray", "+I/in/scene.pov"],
                              deterministic_file="pixels.ppm", category="render").model_dump(mode="json",

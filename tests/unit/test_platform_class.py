@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from oracle._client_models import JobSpec
+from oracle.client._models import JobSpec
 from oracle.events import DecodedEvent
 from oracle.market import JobView
 from oracle.protocol import ARCH_AMD64, ARCH_HOMOGENEOUS, platform_class_bytes, platform_class_name, task_id
@@ -62,8 +62,8 @@ def test_job_view_reads_bit_7_and_the_market_view_mirrors_bindings() -> None:
 
 
 def test_job_explain_names_the_class_a_homogeneous_task_is_bound_to() -> None:
-    from oracle._client_explain import explain_task
-    from oracle._client_models import JobProgress, JobStatus
+    from oracle.client._explain import explain_task
+    from oracle.client._models import JobProgress, JobStatus
 
     status = JobStatus(job_id=1, requester="0x" + "22" * 20, app_id=1, dataset_id=0, num_tasks=1, replication=2,
                        reward=10**17, deadline=10_000, max_run_seconds=60, cores=1, memory_mb=0, gpus=0,

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._client_models import TaskResult
-from .protocol import task_id
-from .status import read_status
+from ..protocol import task_id
+from ..status import read_status
+from ._models import TaskResult
 
 MANIFEST = ".tasknet-results.jsonl"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from .exceptions import IndexerUnavailable, UnknownJob
+from ..exceptions import IndexerUnavailable, UnknownJob
 
 
 class IndexerApi:

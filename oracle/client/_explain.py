@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._client_models import Explanation, JobStatus, Reason, format_amount
-from .protocol import ARCH_BITS_MASK
+from ..protocol import ARCH_BITS_MASK
+from ._models import Explanation, JobStatus, Reason, format_amount
 
 #: a worker's default cap on one input (worker setting max_input_mb): larger inputs need workers that raised it
 DEFAULT_MAX_INPUT = 1024 << 20

@@ -7,9 +7,9 @@ import os
 import time
 from pathlib import Path
 
-from .archive import generate_keypair
-from .devnet import tasknet_home
-from .exceptions import KeyringError
+from ..archive import generate_keypair
+from ..devnet import tasknet_home
+from ..exceptions import KeyringError
 
 
 def default_keyring_path() -> Path:

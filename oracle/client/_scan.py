@@ -17,9 +17,9 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 
-from ._artifacts import abi
-from .exceptions import RpcUnavailable
-from .protocol import TASK_INDEX_BITS
+from .._artifacts import abi
+from ..exceptions import RpcUnavailable
+from ..protocol import TASK_INDEX_BITS
 
 #: events whose first indexed argument is the job id (the others': a task id, or a lease's first task id)
 BY_JOB = {"JobPosted", "TasksCancelled", "JobClosed"}

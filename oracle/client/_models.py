@@ -1,4 +1,4 @@
-"""Typed models at the requester SDK's boundary (what :class:`oracle.client.Client` takes and returns)."""
+"""Typed models at the requester SDK's boundary (what :class:`oracle.client.Client`'s namespaces take and return)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .exceptions import InvalidJobSpec
-from .market import JobView
-from .pinning import PinStatus
-from .protocol import ARCH_386, ARCH_AMD64, ARCH_ARM, ARCH_ARM64, ARCH_RISCV64
+from ..exceptions import InvalidJobSpec
+from ..market import JobView
+from ..pinning import PinStatus
+from ..protocol import ARCH_386, ARCH_AMD64, ARCH_ARM, ARCH_ARM64, ARCH_RISCV64
 
 TOKEN_DECIMALS = 18
 ARCH_NAMES = {"amd64": ARCH_AMD64, "arm64": ARCH_ARM64, "riscv64": ARCH_RISCV64, "386": ARCH_386, "arm": ARCH_ARM}
@@ -87,6 +87,28 @@ class Balance(BaseModel):
     deposited: int
     staked: int = 0
     allowance: int = 0
+
+
+class WorkerInfo(BaseModel):
+    """A worker's record on the marketplace (``getWorker``): its standing, its stake and what it offers."""
+
+    address: str
+    registered: bool
+    banned: bool
+    #: staked wei, ``locked`` included (locked by live claims: it leaves only by slashing)
+    stake: int
+    locked: int
+    reputation: int
+    slashes: int
+    #: wei asked out of the stake, withdrawable from unix time ``unstake_at``
+    unstaking: int = 0
+    unstake_at: int = 0
+    cores: int = 0
+    memory_mb: int = 0
+    gpus: int = 0
+    arch_mask: int = 0
+    #: results confirmed by another worker's matching replica since its last slash (credibility jobs)
+    verified: int = 0
 
 
 class AppInfo(BaseModel):

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ._client_models import JobEvent, JobProgress, TaskState
-from .events import DecodedEvent
-from .protocol import split_task_id
+from ..events import DecodedEvent
+from ..protocol import split_task_id
+from ._models import JobEvent, JobProgress, TaskState
 
 #: events that concern one job (JobPosted is the first)
 JOB_EVENTS = {
@@ -81,7 +81,7 @@ class Tracker(BaseModel):
                         tx_hash=ev.tx_hash, args=a, progress=self.progress())
 
     def fold(self, name: str, args: dict[str, Any]) -> None:
-        """Apply one event of this job already decoded to plain values (see :mod:`oracle._client_scan`), without
+        """Apply one event of this job already decoded to plain values (see :mod:`oracle.client._scan`), without
         building a :class:`JobEvent`: how a whole job's history is read in one pass."""
         handler = getattr(self, f"_on_{name}", None)
         if handler is None:

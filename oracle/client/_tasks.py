@@ -28,10 +28,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ._client_models import TaskInput
-from .exceptions import InvalidJobSpec
-from .ipfs import IpfsClient
-from .models import SAFE_PATH_RE, InputRef, InputsDocument, TaskSpec, is_cid
+from ..exceptions import InvalidJobSpec
+from ..ipfs import IpfsClient
+from ..models import SAFE_PATH_RE, InputRef, InputsDocument, TaskSpec, is_cid
+from ._models import TaskInput
 
 Progress = Callable[[str, int], None]  # (what, bytes) after each upload
 
