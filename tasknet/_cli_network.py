@@ -107,7 +107,7 @@ def deploy(name: str, rpc_url: tuple[str, ...], keystore: Path | None, private_k
     from oracle.network import NetworkProfile, PinningService, artifacts_dir, profile_path, save_profile
     from oracle.settings import Settings
 
-    from ._cli_requester import _ask_password
+    from ._cli_common import _ask_password
     from ._devnet import write_network_artifacts
 
     if (token is None) == (not test_token):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._cli_requester import with_client
+from ._cli_common import with_client
 
 HELP_RUN = """Serve a relayer (the relayer package) on HOST:PORT: workers started with --relay URL (or relay_url in their settings) hand it
 their EIP-712 signed results, commits and reveals; it checks each against the chain, then lands them together in
