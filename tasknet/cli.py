@@ -189,7 +189,8 @@ def demo(devnet_file: Path | None, keep: bool, hosts: bool, frames: int, workers
 #: modules that each add command groups to the CLI (``register(cli)``): one per role
 GROUP_MODULES = ("tasknet._cli_worker", "tasknet._cli_account", "tasknet._cli_app", "tasknet._cli_dataset",
                  "tasknet._cli_job", "tasknet._cli_result", "tasknet._cli_image", "tasknet._cli_indexer",
-                 "tasknet._cli_relayer", "tasknet._cli_network", "tasknet._cli_admin", "tasknet._cli_testnet")
+                 "tasknet._cli_relayer", "tasknet._cli_network", "tasknet._cli_config", "tasknet._cli_admin",
+                 "tasknet._cli_testnet")
 
 
 def _register_groups() -> None:
