@@ -1,5 +1,6 @@
 """What the ``tasknet`` command groups share: the consoles, the exit codes, the connection options and the
-:class:`oracle.Client` they open, JSON and token output, progress bars and the failed-task report.
+:class:`oracle.Client` they open, JSON and token output, progress bars, the failed-task report, the chain options
+of ``indexer`` and ``audit``, and the daemons' logging.
 
 Exit codes: 0 success, 1 a Tasknet error (printed as ``Type: message``), 2 bad usage, 3 a watched job ended with
 tasks that did not finish (failed, cancelled or refunded), 4 the watch timed out, 5 the job is over but some tasks
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from oracle import configure_logging
 from oracle.client import Client, TaskFailure, format_amount, parse_amount
 from oracle.exceptions import InvalidJobSpec
 from oracle.settings import KeystoreError, Settings, resolve
@@ -34,6 +36,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNFINISHED = 3
 EXIT_TIMEOUT = 4
 EXIT_FAILED = 5  # the job is over, but some tasks failed (their app failed, or the chain failed or refunded them)
+
+devnet_option = click.option("--devnet-file", type=click.Path(path_type=Path), default=None,
+                             envvar="TASKNET_DEVNET_FILE", help="devnet file (default ~/.tasknet/devnet/devnet.json)")
+
+
+# -- logging -----------------------------------------------------------------------------------------
+class LogOptions:
+    """The logging flags given before the command, kept for the daemons to reconfigure with."""
+
+    def __init__(self, verbose: int, json_logs: bool) -> None:
+        self.verbose, self.json_logs = verbose, json_logs
+
+
+def daemon_logging() -> None:
+    """Called first by a daemon command (``worker run``, ``indexer run``, ``relayer run``): info-level logs, as
+    console lines on a terminal and JSON lines otherwise or with ``--json-logs``."""
+    ctx = click.get_current_context(silent=True)
+    opts = ctx.find_object(LogOptions) if ctx is not None else None
+    opts = opts or LogOptions(0, False)
+    configure_logging(verbose=opts.verbose, json=opts.json_logs or None, kind="daemon")
 
 
 # -- shared options ------------------------------------------------------------------------------------
@@ -183,3 +205,26 @@ def printable(text: str) -> str:
     safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return escape(safe)
 
+
+# -- the chain options of 'indexer' and 'audit' --------------------------------------------------------
+def _chain_options(f: Any) -> Any:
+    for opt in reversed([
+        click.option("--network", default=None, help="network profile (env TASKNET_NETWORK; 'tasknet network list')"),
+        devnet_option,
+        click.option("--rpc-url", default=None, help="JSON-RPC URL (default: the devnet's)"),
+        click.option("--marketplace", default=None, help="Marketplace address (default: the devnet's)"),
+        click.option("--from-block", type=int, default=None, help="first block to read (default: the deploy block)"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _resolve(devnet_file: Path | None, rpc_url: str | None, marketplace: str | None, from_block: int | None,
+             ipfs_api: str | None = None, network: str | None = None) -> tuple[str, str, int, str | None]:
+    """RPC URL, marketplace, first block and IPFS API: the options, then TASKNET_* variables, then the network
+    profile (oracle.settings)."""
+    s = resolve({"network": network, "devnet_file": devnet_file, "rpc_url": rpc_url, "marketplace": marketplace,
+                 "deploy_block": from_block, "ipfs_api": ipfs_api})
+    if not s.marketplace:
+        raise click.UsageError("no marketplace: name a network (--network NAME) or give --rpc-url and --marketplace")
+    return s.rpc_url, s.marketplace, s.deploy_block, s.ipfs_api

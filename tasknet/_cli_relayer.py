@@ -39,7 +39,7 @@ def register(cli: click.Group) -> None:
     def run(client: Any, host: str | None, port: int | None, interval: float | None, max_batch: int | None) -> None:
         import uvicorn
 
-        from .cli import daemon_logging
+        from ._cli_common import daemon_logging
 
         daemon_logging()
 
