@@ -21,7 +21,7 @@ from web3 import Web3
 from oracle.client import Client, parse_amount, parse_duration
 from oracle.exceptions import ClientError, InvalidJobSpec, TasknetError, TransactionReverted
 
-from ._cli_requester import emit_json, json_option, out, tokens, with_client
+from ._cli_common import emit_json, json_option, out, tokens, with_client
 
 HELP_ADMIN = "Marketplace owner: protocol parameters, worker bans, the treasury (default account: deployer)."
 HELP_PARAMS = "Protocol parameters: owner-tunable, each within bounds the contract enforces."

@@ -1,13 +1,10 @@
-"""``tasknet network …`` (profiles: deploy, add, list, show, use, remove), ``tasknet account new/import/keys``
-(encrypted keystores) and ``tasknet config show`` (the effective settings and where each came from)."""
+"""``tasknet network …``: network profiles (deploy, add, list, show, use, remove)."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
@@ -37,37 +34,6 @@ HELP_ADD = """Install the network profile FILE (shared by the network's operator
 Example:
   tasknet network add lab ./lab.json
 """
-HELP_ACCOUNT_NEW = """Create a new key and store it encrypted under $TASKNET_HOME/keys/NAME.json (the password comes from
-TASKNET_PASSWORD, or is asked twice at a terminal). Prints its address and the keystore's path.
-
-\b
-Example:
-  tasknet account new --name worker
-"""
-HELP_ACCOUNT_IMPORT = """Encrypt an existing private key (read from standard input, or from --key-file) into
-$TASKNET_HOME/keys/NAME.json.
-
-\b
-Example:
-  tasknet account import --name owner < owner.key
-"""
-HELP_CONFIG = """Print the effective settings of a command (flags, then TASKNET_* variables, then the network profile,
-then defaults) and where each value came from.
-
-\b
-Example:
-  TASKNET_IPFS_API=http://127.0.0.1:5002 tasknet config show --network lab
-"""
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(network)
-    cli.add_command(config)
-    account = cli.commands.get("account")
-    if isinstance(account, click.Group):
-        account.add_command(account_new)
-        account.add_command(account_import)
-        account.add_command(account_keys)
 
 
 @click.group(help=HELP_NETWORK)
@@ -107,7 +73,7 @@ def deploy(name: str, rpc_url: tuple[str, ...], keystore: Path | None, private_k
     from oracle.network import NetworkProfile, PinningService, artifacts_dir, profile_path, save_profile
     from oracle.settings import Settings
 
-    from ._cli_requester import _ask_password
+    from ._cli_common import _ask_password
     from ._devnet import write_network_artifacts
 
     if (token is None) == (not test_token):
@@ -238,106 +204,6 @@ def remove(name: str) -> None:
     out.print(f"network {name!r} removed")
 
 
-# -- keys -------------------------------------------------------------------------------------------
-def _new_password() -> str:
-    import os
-
-    pw = os.environ.get("TASKNET_PASSWORD")
-    if pw:
-        return pw
-    if not sys.stdin.isatty():
-        raise click.UsageError("set TASKNET_PASSWORD to the keystore's password (no terminal to ask on)")
-    return str(click.prompt("Password for the new keystore", hide_input=True, confirmation_prompt=True, err=True))
-
-
-@click.command("new", help=HELP_ACCOUNT_NEW)
-@click.option("--name", required=True, help="the keystore's name under $TASKNET_HOME/keys")
-@click.option("--json", "as_json", is_flag=True)
-def account_new(name: str, as_json: bool) -> None:
-    from eth_account import Account
-
-    from oracle.settings import save_keystore
-
-    acct = Account.create()
-    path = save_keystore(acct, _new_password(), name)
-    _print_key(acct.address, path, as_json)
-
-
-@click.command("import", help=HELP_ACCOUNT_IMPORT)
-@click.option("--name", required=True, help="the keystore's name under $TASKNET_HOME/keys")
-@click.option("--key-file", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="a file holding the hex private key (default: standard input)")
-@click.option("--json", "as_json", is_flag=True)
-def account_import(name: str, key_file: Path | None, as_json: bool) -> None:
-    from eth_account import Account
-
-    from oracle.settings import KeystoreError, save_keystore
-
-    text = (key_file.read_text() if key_file else sys.stdin.read()).strip()
-    try:
-        acct = Account.from_key(text)
-    except (ValueError, TypeError) as exc:
-        raise KeystoreError("that is not a private key (expected 64 hex digits, with or without 0x)") from exc
-    path = save_keystore(acct, _new_password(), name)
-    _print_key(acct.address, path, as_json)
-
-
-def _print_key(address: str, path: Path, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"address": address, "keystore": str(path)}))
-    else:
-        out.print(f"{address}: keystore {path} (use it with --keystore {path})")
-
-
-@click.command("keys", help="""The keystores under $TASKNET_HOME/keys and their addresses.
-
-\b
-Example:
-  tasknet account keys --json
-""")
-@click.option("--json", "as_json", is_flag=True)
-def account_keys(as_json: bool) -> None:
-    from oracle.settings import keys_dir
-
-    rows: list[dict[str, Any]] = []
-    for path in sorted(keys_dir().glob("*.json")) if keys_dir().is_dir() else []:
-        try:
-            address = "0x" + str(json.loads(path.read_text()).get("address", "")).removeprefix("0x")
-        except (OSError, ValueError):
-            address = "(unreadable)"
-        rows.append({"name": path.stem, "address": address, "keystore": str(path)})
-    if as_json:
-        click.echo(json.dumps(rows))
-        return
-    table = Table("name", "address", "keystore")
-    for r in rows:
-        table.add_row(r["name"], r["address"], r["keystore"])
-    out.print(table)
-
-
-# -- config ------------------------------------------------------------------------------------------
-@click.group(help="The settings every command resolves.")
-def config() -> None:
-    pass
-
-
-@config.command("show", help=HELP_CONFIG)
-@click.option("--network", default=None)
-@click.option("--as", "role", default=None)
-@click.option("--rpc-url", default=None)
-@click.option("--marketplace", default=None)
-@click.option("--ipfs-api", default=None)
-@click.option("--keystore", type=click.Path(path_type=Path), default=None)
-@click.option("--devnet-file", type=click.Path(path_type=Path), default=None)
-@click.option("--json", "as_json", is_flag=True)
-def config_show(as_json: bool, **flags: Any) -> None:
-    from oracle.settings import resolve
-
-    rows = resolve(flags).describe()
-    if as_json:
-        click.echo(json.dumps({name: {"value": value, "source": source} for name, value, source in rows}))
-        return
-    table = Table("setting", "value", "from")
-    for name, value, source in rows:
-        table.add_row(name, value, source)
-    out.print(table)
+def register(cli: click.Group) -> None:
+    """Add the ``network`` group to the ``tasknet`` CLI."""
+    cli.add_command(network)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._cli_requester import with_client
+from ._cli_common import with_client
 
 HELP_RUN = """Serve a relayer (the relayer package) on HOST:PORT: workers started with --relay URL (or relay_url in their settings) hand it
 their EIP-712 signed results, commits and reveals; it checks each against the chain, then lands them together in
@@ -39,7 +39,7 @@ def register(cli: click.Group) -> None:
     def run(client: Any, host: str | None, port: int | None, interval: float | None, max_batch: int | None) -> None:
         import uvicorn
 
-        from .cli import daemon_logging
+        from ._cli_common import daemon_logging
 
         daemon_logging()
 

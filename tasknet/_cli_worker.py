@@ -120,7 +120,7 @@ def run(config: Path | None, devnet_role: str | None, devnet_file: Path | None, 
         **kw: Any) -> None:
     from worker import Worker
 
-    from .cli import daemon_logging
+    from ._cli_common import daemon_logging
 
     daemon_logging()
     settings = _settings(config, devnet_role, devnet_file, _conn(kw), state_dir=state_dir, fault=fault,

@@ -16,6 +16,7 @@ from oracle import configure_logging
 from oracle.exceptions import TasknetError
 
 from . import __version__
+from ._cli_common import LogOptions, devnet_option
 from ._process import die_with_parent_if_asked
 
 console = Console(stderr=True)
@@ -69,10 +70,6 @@ class TasknetGroup(click.Group):
             sys.exit(1)
 
 
-devnet_option = click.option("--devnet-file", type=click.Path(path_type=Path), default=None,
-                             envvar="TASKNET_DEVNET_FILE", help="devnet file (default ~/.tasknet/devnet/devnet.json)")
-
-
 @click.group(cls=TasknetGroup)
 @click.version_option(__version__, "-V", "--version", prog_name="tasknet")
 @click.option("-v", "--verbose", count=True,
@@ -84,22 +81,6 @@ def cli(ctx: click.Context, verbose: int, json_logs: bool) -> None:
     die_with_parent_if_asked()
     ctx.obj = LogOptions(verbose=verbose, json_logs=json_logs)
     configure_logging(verbose=verbose, json=json_logs or None, kind="command")
-
-
-class LogOptions:
-    """The logging flags given before the command, kept for the daemons to reconfigure with."""
-
-    def __init__(self, verbose: int, json_logs: bool) -> None:
-        self.verbose, self.json_logs = verbose, json_logs
-
-
-def daemon_logging() -> None:
-    """Called first by a daemon command (``worker run``, ``indexer run``, ``relayer run``): info-level logs, as
-    console lines on a terminal and JSON lines otherwise or with ``--json-logs``."""
-    ctx = click.get_current_context(silent=True)
-    opts = ctx.find_object(LogOptions) if ctx is not None else None
-    opts = opts or LogOptions(0, False)
-    configure_logging(verbose=opts.verbose, json=opts.json_logs or None, kind="daemon")
 
 
 def _web_origins(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -186,9 +167,11 @@ def demo(devnet_file: Path | None, keep: bool, hosts: bool, frames: int, workers
              crasher=not no_crash, width=int(width), height=int(height), out_dir=out_dir, hosts=hosts)
 
 
-#: modules that each add command groups to the CLI (``register(cli)``): one per role
-GROUP_MODULES = ("tasknet._cli_worker", "tasknet._cli_requester", "tasknet._cli_indexer",
-                 "tasknet._cli_relayer", "tasknet._cli_network", "tasknet._cli_admin", "tasknet._cli_testnet")
+#: modules that each add a command group to the CLI (``register(cli)``): one per group
+GROUP_MODULES = ("tasknet._cli_worker", "tasknet._cli_account", "tasknet._cli_app", "tasknet._cli_dataset",
+                 "tasknet._cli_job", "tasknet._cli_result", "tasknet._cli_image", "tasknet._cli_indexer",
+                 "tasknet._cli_audit", "tasknet._cli_relayer", "tasknet._cli_network", "tasknet._cli_config",
+                 "tasknet._cli_admin", "tasknet._cli_testnet")
 
 
 def _register_groups() -> None:

@@ -40,7 +40,7 @@ from ._caps import Capabilities, detect, load_average
 from ._checkpoint import container_label, must_give_back, policy_closed
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import Journal, Step, TaskRecord
-from ._leases import LeaseOp, ahead_for, chunk_ops, lease_of, plan_lease, range_size
+from ._leases import LeaseOp, ahead_for, chunk_ops, lease_of, plan_lease, range_size, start_in_bag
 from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
 from ._policy import Offer, decide, lent_gpus
 from ._sandbox import Sandbox, sandbox_owner
@@ -167,6 +167,8 @@ class Worker:
         self._claimable = True
         #: whether the last look at the candidates found too little free stake for one more claim
         self._stake_short = False
+        self._stake_bound = False  # a lease about to be claimed wants the stake held results lock (_unlock_stake_for)
+        self._frontier: dict[int, int] = {}  # R = 1 bag -> the task after this worker's last lease of it
         #: stake not locked by claims, as the last look at the candidates found it
         self._free_stake = 0
         #: tasks spawned that wait for a run slot (claimed ahead, several to a lease): the gate lets
@@ -752,9 +754,11 @@ class Worker:
         return out
 
     def _offset(self, job: JobView) -> int:
-        """Where this worker starts looking for free tasks of an R = 1 bag: an offset of its own, so that workers
-        on one bag do not all race for its first task (and lease apart)."""
-        return int(self.account.address, 16) % max(job.num_tasks, 1)
+        """Where this worker starts looking for free tasks of an R = 1 bag (:func:`worker._leases.start_in_bag`):
+        the task after its last lease while that is free, an offset of its own before, and the middle of the
+        widest free run once another worker's leases reach it; so workers on one bag lease apart."""
+        return start_in_bag(self._frontier.get(job.job_id), int(self.account.address, 16),
+                            self.view.taken_in(job.job_id).ranges, job.num_tasks, self.s.batching.lease_tasks)
 
     def _inputs_cached(self, job: JobView, index: int) -> bool:
         """Data-driven scheduling: True when every input of the task is already in the local cache."""
@@ -828,6 +832,7 @@ class Worker:
             room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,
                                              self._task_seconds.get(job.job_id), job.max_run_seconds)
             if room > 1:
+                await self._unlock_stake_for(room)
                 await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
             claimed = await asyncio.to_thread(self._claim_range, job, room) if room > 1 else None
             if claimed is not None:
@@ -847,6 +852,22 @@ class Worker:
             for rec in await asyncio.to_thread(self._reopen_and_claim, job, index, str(action)):
                 self._spawn(rec)
                 slots -= 1
+
+    async def _unlock_stake_for(self, room: int) -> None:
+        """Held results lock stake. When the stake they leave free takes less than half of the lease this worker
+        is about to claim (``room`` tasks, at most ``lease_tasks``), submit them first (flush reason ``stake``) and
+        read the free stake again: a lease's claim costs about the same for 2 tasks as for 16, so a long lease
+        saves more gas than holding the results longer would."""
+        per = max(int(self._params()["replicaStake"]), 1)
+        if len(self._held) < 2 or 2 * (self._free_stake // per) >= min(room, self.s.batching.lease_tasks):
+            return
+        self._stake_bound = True
+        try:
+            await self._flush_results()
+        finally:
+            self._stake_bound = False
+        info = await asyncio.to_thread(self.market.worker, self.account.address)
+        self._free_stake = int(info["stake"]) - int(info["locked"])
 
     def _ranges_allowed(self, job: JobView | None = None) -> bool:
         """Whether this worker claims R = 1 tasks several to a lease (and ahead of its free slots): not through a
@@ -903,6 +924,8 @@ class Worker:
             if a["worker"] == self.account.address and int(a["startTaskId"]) == start:
                 extra = {"expiry": int(a["expiry"]), "lease": start, "lease_count": int(a["count"])}
                 out += [self._record_claim(job, first + i, receipt, extra, int(a["count"])) for i in range(int(a["count"]))]
+                self._frontier = {j: f for j, f in self._frontier.items() if j in self.view.jobs}
+                self._frontier[job.job_id] = first + int(a["count"])
         return out
 
     def _too_late_to_join(self, job: JobView, index: int) -> bool:
@@ -1085,7 +1108,7 @@ class Worker:
         """Why the held results or commits ``recs`` must go now (:func:`worker._batching.flush_reason`), or None."""
         return flush_reason([Held(r.updated_at, int(r.data.get("expiry") or 0)) for r in recs], now=time.time(),
                             chain_now=self.market.clock.now(), more_coming=more_coming, stopping=self.stopping,
-                            claims_blocked=self._stake_short, rule=self.s.batching)
+                            claims_blocked=self._stake_short or self._stake_bound, rule=self.s.batching)
 
     def _more_coming(self) -> bool:
         """Whether another result or commit may join the held ones: a task of that kind runs, or one may be

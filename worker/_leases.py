@@ -103,6 +103,30 @@ def ahead_for(most: int, slots: int, horizon_s: float, seen: Sequence[float] | N
     return max(0, min(most, int(slots * horizon_s / max(typical, 1e-3))))
 
 
+def start_in_bag(frontier: int | None, spread: int, taken: Sequence[tuple[int, int]], num_tasks: int,
+                 lease_tasks: int) -> int:
+    """Where a worker looks for its next lease in an R = 1 bag of ``num_tasks``: its own ``frontier`` (the task after
+    its last lease) while that task is free, so consecutive leases follow each other; ``spread`` (an offset of its
+    own) before its first lease; and once another worker's leases reach its frontier, the middle of the widest free
+    run (``taken``: the sorted, merged ``[lo, hi)`` ranges taken), so it does not race that worker for the same
+    next tasks, claim after claim: workers split the bag's free runs in halves, as a work-stealing scheduler
+    splits the biggest remaining chunk. Where in that run's middle half depends on ``spread``, so two workers that
+    jump at once land apart. A run shorter than two leases is taken from its start (it is the bag's end, shared
+    out by :func:`range_size`)."""
+    if frontier is None:
+        return spread % max(num_tasks, 1)
+    if frontier < num_tasks and not any(lo <= frontier < hi for lo, hi in taken):
+        return frontier
+    best, lo_best, prev = 0, 0, 0
+    for lo, hi in [*taken, (num_tasks, num_tasks)]:
+        if lo - prev > best:
+            best, lo_best = lo - prev, prev
+        prev = max(prev, hi)
+    if best < 2 * lease_tasks:
+        return lo_best
+    return lo_best + best // 4 + spread % max(best // 2, 1)
+
+
 def range_size(room: int, *, lease_tasks: int, free_tasks: int, holders: int, fits: int, stake_for: int) -> int:
     """How many consecutive tasks of a job one claim takes: ``room`` (free slots plus ``claim_ahead``), at most
     ``lease_tasks``, what the job's deadline leaves time for (``fits``: a lease's expiry grows with its count) and

@@ -115,10 +115,12 @@ def test_progress_bars_render_on_a_terminal(devnet_file: Path, app_image: str, t
 
     from rich.console import Console
 
-    from tasknet import _cli_requester
+    from tasknet import _cli_common, _cli_job
 
     screen = io.StringIO()
-    monkeypatch.setattr(_cli_requester, "err", Console(file=screen, force_terminal=True, width=100))
+    terminal = Console(file=screen, force_terminal=True, width=100)
+    monkeypatch.setattr(_cli_common, "err", terminal)  # the upload bar of 'job submit'
+    monkeypatch.setattr(_cli_job, "err", terminal)  # the bars and the timeout of 'job watch'
     app_id = str(register_echo_app(devnet_file, app_image))
     client(devnet_file, fund=E18)
     scene = _file(tmp_path / "scene.pov", "sphere")

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from oracle.client._models import TaskResult
-from tasknet import _cli_requester
+from tasknet import _cli_result
 
 
 def _result(index: int, skipped: list[str]) -> TaskResult:
@@ -19,11 +19,11 @@ def _result(index: int, skipped: list[str]) -> TaskResult:
 def test_one_warning_line_per_task_with_skipped_entries_and_no_raw_control_characters(
         monkeypatch: pytest.MonkeyPatch) -> None:
     console = Console(stderr=False, record=True, width=400, force_terminal=False)
-    monkeypatch.setattr(_cli_requester, "err", console)
+    monkeypatch.setattr(_cli_result, "err", console)
     hostile = ["evil\x1b[2J\x07: symbolic link to '/etc/passwd', not copied", "[red]markup[/]: fifo", "c: x",
                "d: y"]
-    _cli_requester._print_skipped([_result(0, []), _result(1, ["leak: symbolic link to '/x', not copied"]),
-                                   _result(2, hostile)])
+    _cli_result._print_skipped([_result(0, []), _result(1, ["leak: symbolic link to '/x', not copied"]),
+                                _result(2, hostile)])
     text = console.export_text()
     lines = text.splitlines()
     assert len(lines) == 2

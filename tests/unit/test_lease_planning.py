@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from worker._journal import Step, TaskRecord
-from worker._leases import LeaseOp, chunk_ops, plan_lease, range_size
+from worker._leases import LeaseOp, chunk_ops, plan_lease, range_size, start_in_bag
 
 JOB = 7
 START = (JOB << 32) | 10  # a lease of tasks 10..15 of job 7
@@ -106,3 +106,31 @@ def test_claim_ahead_only_what_would_start_soon() -> None:
     assert ahead_for(12, 2, 60.0, None, 3600) == 0  # none run here yet: its maxRunSeconds counts
     assert ahead_for(12, 2, 60.0, None, 10) == 12
     assert ahead_for(0, 2, 60.0, [0.1], 10) == 0
+
+
+# -- where a worker starts its next lease in a bag (start_in_bag) ------------------------------------------------
+def test_first_lease_starts_at_the_workers_own_offset() -> None:
+    assert start_in_bag(None, 1234, [], 500, 16) == 1234 % 500
+
+
+def test_next_lease_follows_the_last_while_its_next_task_is_free() -> None:
+    assert start_in_bag(40, 7, [(30, 40), (100, 120)], 500, 16) == 40
+
+
+def test_a_frontier_reached_by_another_worker_jumps_into_the_widest_free_run() -> None:
+    # 40 is taken by another worker's lease: the widest free run is [120, 500); start in its middle half
+    taken = [(30, 60), (100, 120)]
+    for spread in range(0, 1000, 37):
+        start = start_in_bag(40, spread, taken, 500, 16)
+        assert 120 + 380 // 4 <= start < 120 + 3 * 380 // 4
+
+
+def test_two_workers_jumping_at_once_land_apart() -> None:
+    taken = [(0, 100)]
+    assert start_in_bag(100 - 1, 3, taken, 1000, 16) != start_in_bag(50, 211, [(0, 100)], 1000, 16)
+
+
+def test_a_short_run_at_the_end_of_the_bag_is_taken_from_its_start() -> None:
+    # free runs [60, 70) and [480, 500): both shorter than two leases: the widest is taken from its start
+    assert start_in_bag(60, 9, [(0, 60), (70, 480)], 500, 16) == 60
+    assert start_in_bag(70, 9, [(0, 60), (70, 480)], 500, 16) == 480
