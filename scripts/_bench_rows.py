@@ -8,6 +8,7 @@ wrong types are refused there, once, instead of as a ``KeyError`` in the middle 
 
 from __future__ import annotations
 
+import json
 from typing import NotRequired, TypeVar, final
 
 from _daemon_costs import KindCost
@@ -18,6 +19,12 @@ T = TypeVar("T")
 
 #: a row read back must have exactly the keys of its type
 ROW = ConfigDict(extra="forbid")
+
+
+def dump_row(row: TypeAdapter[T], value: T) -> str:
+    """The JSON line of ``value``, checked against its type and with its keys in the type's order (a row whose
+    optional keys were added last prints them where they belong, as bench_report prints the row it read)."""
+    return json.dumps(row.validate_python(value))
 
 
 def read_row(row: TypeAdapter[T], text: str, what: str) -> T:
@@ -157,14 +164,19 @@ class Outcome(TypedDict):
 
 
 @with_config(ROW)
-class JobRun(Outcome):
-    """One job on the worker daemons: its costs from its blocks and its outcome."""
+class JobCost(TypedDict):
+    """One job on the worker daemons: its costs from its blocks."""
 
     job: int
     tasks: int
     wall_s: float
     gas_per_task: int
     by_kind: dict[str, KindCost]
+
+
+@with_config(ROW)
+class JobRun(JobCost, Outcome):
+    """One job on the worker daemons: its costs, then its outcome (the keys in the order they are printed)."""
 
 
 @with_config(ROW)
@@ -320,14 +332,17 @@ class ChainCosts(TypedDict):
 
 
 @with_config(ROW)
-class BatchingRow(ChainCosts):
-    """(``--only batching``) One bag."""
-
+class BatchingBag(TypedDict):
     tasks: int
     bag_wall_s: float
     tasks_per_s: float
     load_before: list[float]
     load_after: list[float]
+
+
+@with_config(ROW)
+class BatchingRow(BatchingBag, ChainCosts):
+    """(``--only batching``) One bag, then how its results went on chain."""
 
 
 @with_config(ROW)
@@ -362,41 +377,51 @@ class IdlePart(TypedDict):
 
 
 @with_config(ROW)
-class BagResult(BagPart, ChainCosts, RequesterPart, AuditPart):
-    """The big bag, the requester's commands on it, an audit."""
+class BagWindows(TypedDict):
+    """The CPU figures of the first and last windows, again at the top level."""
 
     cpu_ms_first_1k: float
     cpu_ms_last_1k: float
     anvil_cpu_ms_per_tx_first: float
     anvil_cpu_ms_per_tx_last: float
+
+
+@with_config(ROW)
+class AuditJob(TypedDict):
     audit_job_tasks: int
 
 
+@with_config(ROW)
+class BagResult(BagPart, BagWindows, ChainCosts, RequesterPart, AuditPart, AuditJob):
+    """The big bag, the requester's commands on it, an audit (a TypedDict's bases give its keys' order)."""
+
+
+@with_config(ROW)
+class LoadBefore(TypedDict):
+    load_before: list[float]
+
+
+@with_config(ROW)
+class LoadAfter(TypedDict):
+    load_after: list[float]
+
+
 @final
 @with_config(ROW)
-class ScaleFullRow(BagResult, IdlePart):
+class ScaleFullRow(LoadBefore, BagResult, IdlePart, LoadAfter):
     """``scripts/bench scale``: everything."""
 
-    load_before: list[float]
-    load_after: list[float]
-
 
 @final
 @with_config(ROW)
-class ScaleBagRow(BagResult):
+class ScaleBagRow(LoadBefore, BagResult, LoadAfter):
     """``--only bag``."""
 
-    load_before: list[float]
-    load_after: list[float]
-
 
 @final
 @with_config(ROW)
-class ScaleIdleRow(IdlePart):
+class ScaleIdleRow(LoadBefore, IdlePart, LoadAfter):
     """``--only idle``."""
-
-    load_before: list[float]
-    load_after: list[float]
 
 
 @final

@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import docker
-from _bench_rows import AdaptiveRow, JobRun, LiarJobRun, Outcome
+from _bench_rows import AdaptiveRow, JobRun, LiarJobRun, Outcome, dump_row
 from _daemon_costs import block_receipts, gas_by_kind, market_decoder
 from eth_account.signers.local import LocalAccount
+from pydantic import TypeAdapter
 from web3.logs import DISCARD
 
 from oracle import IpfsClient, connect, deploy_all, dev_accounts
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> AdaptiveRow:
             "tasks": a.tasks, "workers": a.workers, "load": [round(x, 2) for x in os.getloadavg()]}
         if liar is not None:
             out["with_liar"] = liar
-    print(json.dumps(out))
+    print(dump_row(TypeAdapter(AdaptiveRow), out))  # with_liar where it belongs, before the figures
     return out
 
 

@@ -18,7 +18,6 @@ Usage: ``python scripts/bench_indexer.py [--tasks 100000] [--range 512] [--reque
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -33,7 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _bench_rows import ApiLatency, IndexerRow, IngestRuns
+from _bench_rows import ApiLatency, IndexerRow, IngestRuns, dump_row
+from pydantic import TypeAdapter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -288,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _devnet.stop(info)
         shutil.rmtree(work, ignore_errors=True)
-    # the four headline figures first, then the rest (PostgreSQL's, when measured, last)
+    # the four headline figures first, then the rest in the order they were measured (dump_row puts PostgreSQL's
+    # where they belong)
     row: IndexerRow = {"sqlite_events_per_s": sqlite["median"],
                        "postgres_events_per_s": postgres["median"] if postgres is not None else None,
                        "api_p50_ms": api["p50"], "api_p95_ms": api["p95"], "load_before": load_before,
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                        "python": platform.python_version()}
     if postgres is not None and pg_api is not None:
         row["postgres_ingestion"], row["postgres_api"] = postgres, pg_api
-    print(json.dumps(row))
+    print(dump_row(TypeAdapter(IndexerRow), row))
     return 0
 
 

@@ -121,10 +121,7 @@ class HostsExtra(TypedDict):
     testnet: TestnetRow
 
 
-class Summary(FloorRow):
-    """The demo's summary: returned, and written to ``summary.json`` (where JSON leaves; scripts/bench_report.py
-    and scripts/bench_floor.py read it back)."""
-
+class SummaryHead(TypedDict):
     frames: int
     replication: int
     wall_time_s: float
@@ -136,6 +133,12 @@ class Summary(FloorRow):
     audit: AuditRow
     dashboard: str
     logs: dict[str, str]
+
+
+class Summary(SummaryHead, FloorRow):
+    """The demo's summary: returned, and written to ``summary.json`` (where JSON leaves; scripts/bench_report.py
+    and scripts/bench_floor.py read it back). The bases give the keys' order."""
+
     hosts: NotRequired[list[HostRow]]
     testnet: NotRequired[TestnetRow]
 
