@@ -343,8 +343,10 @@ def batching_bag(net: Devnet, n: int, procs: list[subprocess.Popen[bytes]], work
     end_block = int(net.w3.eth.block_number)
     post = net.market.contract.events.JobPosted().get_logs(from_block=start_block, argument_filters={"jobId": job})
     post_gas = int(net.w3.eth.get_transaction_receipt(post[0]["transactionHash"])["gasUsed"])
-    row: BatchingRow = {"tasks": n, "bag_wall_s": bag["bag_wall_s"], "tasks_per_s": bag["tasks_per_s"], "load_before": load,
-           "load_after": _load(), **chain_costs(net, start_block, end_block, [a.address for a in workers], n, post_gas)}
+    load_after = _load()  # before the blocks are read
+    costs = chain_costs(net, start_block, end_block, [a.address for a in workers], n, post_gas)
+    row: BatchingRow = {"tasks": n, "bag_wall_s": bag["bag_wall_s"], "tasks_per_s": bag["tasks_per_s"],
+                        "load_before": load, "load_after": load_after, **costs}
     print("bench scale batching:", json.dumps(row), file=sys.stderr, flush=True)
     time.sleep(3.0)  # the last results and the workers' housekeeping settle before the next bag
     return row
