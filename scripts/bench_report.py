@@ -1,5 +1,6 @@
-"""Runs the worker, indexer and network benchmarks as subprocesses, parses the JSON line each prints last, and
-rewrites their sections of BENCHMARKS.md (between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``)."""
+"""Runs the worker, indexer and network benchmarks as subprocesses, parses the JSON line each prints last into its
+typed row (scripts/_bench_rows.py), and rewrites their sections of BENCHMARKS.md (between ``<!-- NAME:start -->``
+and ``<!-- NAME:end -->``)."""
 
 from __future__ import annotations
 
