@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # read back by pydantic (scripts/_bench_rows.py) on Python < 3.12
 from web3 import Web3
 from web3.types import RPCEndpoint
 
@@ -23,16 +25,40 @@ KINDS = {"claim": "claims", "claimRange": "claims", "claimFreeRange": "claims", 
 Decoder = Callable[[bytes], tuple[str, list[bytes]]]
 
 
-def block_receipts(w3: Web3, first: int, last: int, senders: Iterable[str]) -> list[dict[str, Any]]:
-    """Every receipt of blocks ``first..last`` sent by one of ``senders``, with the transaction's input added."""
+class SentTx(TypedDict):
+    """What the accounting needs of a receipt (JSON-RPC quantities: hex strings, or ints) and its transaction."""
+
+    gasUsed: str | int
+    status: str | int
+    input: bytes
+
+
+@with_config(ConfigDict(extra="forbid"))
+class KindCost(TypedDict):
+    """A kind of transaction of a job: how many, their gas, and that gas per task of the job."""
+
+    txs: int
+    gas: int
+    gas_per_task: int
+
+
+class JobCosts(TypedDict):
+    gas: int
+    gas_per_task: int
+    txs: int
+    by_kind: dict[str, KindCost]
+
+
+def block_receipts(w3: Web3, first: int, last: int, senders: Iterable[str]) -> list[SentTx]:
+    """Every receipt of blocks ``first..last`` sent by one of ``senders``, with the transaction's input."""
     me = {a.lower() for a in senders}
-    out: list[dict[str, Any]] = []
+    out: list[SentTx] = []
     for number in range(first, last + 1):
         block = w3.provider.make_request(RPCEndpoint("eth_getBlockReceipts"), [hex(number)])["result"] or []
         for r in block:
             if str(r["from"]).lower() in me:
                 tx = w3.eth.get_transaction(r["transactionHash"])
-                out.append({**r, "input": bytes(tx["input"])})
+                out.append({"gasUsed": r["gasUsed"], "status": r["status"], "input": bytes(tx["input"])})
     return out
 
 
@@ -56,8 +82,7 @@ def _kind(data: bytes, decode: Decoder) -> str:
     return "multicall(" + ", ".join(f"{n} x{c}" for n, c in counts.items()) + ")"
 
 
-def gas_by_kind(receipts: Iterable[dict[str, Any]], decode: Decoder, tasks: int,
-                post_gas: int = 0) -> dict[str, Any]:
+def gas_by_kind(receipts: Iterable[SentTx], decode: Decoder, tasks: int, post_gas: int = 0) -> JobCosts:
     """Gas per task of the job (``post_gas`` + every receipt) and, per kind, its transactions and gas per task.
     A receipt with status 0 is booked as ``reverted`` whatever it called."""
     kinds: dict[str, list[int]] = {}
@@ -69,7 +94,8 @@ def gas_by_kind(receipts: Iterable[dict[str, Any]], decode: Decoder, tasks: int,
         tally = kinds.setdefault(kind, [0, 0])
         tally[0], tally[1] = tally[0] + 1, tally[1] + used
         total += used
-    by_kind = {k: {"txs": v[0], "gas": v[1], "gas_per_task": round(v[1] / tasks)} for k, v in sorted(kinds.items())}
+    by_kind: dict[str, KindCost] = {k: {"txs": v[0], "gas": v[1], "gas_per_task": round(v[1] / tasks)}
+                                    for k, v in sorted(kinds.items())}
     if post_gas:
         by_kind["post"] = {"txs": 1, "gas": post_gas, "gas_per_task": round(post_gas / tasks)}
     return {"gas": total, "gas_per_task": round(total / tasks), "txs": sum(v[0] for v in kinds.values()),

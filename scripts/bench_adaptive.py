@@ -31,8 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import docker
+from _bench_rows import AdaptiveRow, JobRun, LiarJobRun, Outcome, dump_row
 from _daemon_costs import block_receipts, gas_by_kind, market_decoder
 from eth_account.signers.local import LocalAccount
+from pydantic import TypeAdapter
 from web3.logs import DISCARD
 
 from oracle import IpfsClient, connect, deploy_all, dev_accounts
@@ -79,7 +81,7 @@ class Run:
                 raise SystemExit(f"bench: worker {name} did not start; see {self.tmp}/{name}.log")
             time.sleep(0.2)
 
-    def job(self, tasks: int, replication: int, credible: bool) -> dict[str, Any]:
+    def job(self, tasks: int, replication: int, credible: bool) -> JobRun:
         """Post, wait until every task settled, and return the job's costs from its blocks."""
         data = self.ipfs.add_bytes(b"hello\n")
         doc = {"count": tasks, "template": {"args": ["task", "{index}"]},
@@ -102,7 +104,7 @@ class Run:
         return {"job": job, "tasks": tasks, "wall_s": round(wall, 1), "gas_per_task": costs["gas_per_task"],
                 "by_kind": costs["by_kind"], **self._results(job, int(receipt["blockNumber"]))}
 
-    def _results(self, job: int, block: int) -> dict[str, Any]:
+    def _results(self, job: int, block: int) -> Outcome:
         c = self.market.contract
         lo, hi = job << 32, (job + 1) << 32
         reveals = [e["args"] for e in c.events.ResultRevealed().get_logs(from_block=block) if lo <= e["args"]["taskId"] < hi]
@@ -155,7 +157,7 @@ def daemons(prefix: str, workers: int, spare: int = 0) -> Iterator[Run]:
         _devnet.stop(anvil)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> AdaptiveRow:
     ap = argparse.ArgumentParser(prog="scripts/bench adaptive")
     ap.add_argument("--tasks", type=int, default=100)
     ap.add_argument("--workers", type=int, default=4)
@@ -169,29 +171,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         say(f"{a.workers} workers up; warm-up: R = 2, {a.warmup} tasks")
         warm = run.job(a.warmup, 2, False)
         verified = [int(market.worker(w)["verified"]) for w in run.workers]
-        out: dict[str, Any] = {"warmup": warm, "verified_after_warmup": verified}
-        for name, r, credible in (("r1", 1, False), ("adaptive", CAP, True), ("r2", 2, False), ("r3", 3, False)):
+
+        def run_job(name: str, replication: int, credible: bool) -> JobRun:
             say(f"{name}: {a.tasks} tasks")
-            out[name] = run.job(a.tasks, r, credible)
+            return run.job(a.tasks, replication, credible)
+
+        r1, adaptive, r2, r3 = (run_job(name, r, credible) for name, r, credible in (
+            ("r1", 1, False), ("adaptive", CAP, True), ("r2", 2, False), ("r3", 3, False)))
+        liar: LiarJobRun | None = None
         if not a.no_liar:
             run.start_worker(accounts[4 + a.workers], "liar", fault="wrong-result", policy={"max_concurrent": 2})
             run.liars.add(accounts[4 + a.workers].address)
             time.sleep(3.0)  # past its start: the liar polls like the others
             say(f"a lying worker joined; credibility job of {a.liar_tasks} tasks")
-            out["with_liar"] = run.job(a.liar_tasks, CAP, True)
-            out["with_liar"]["liar_reveals"] = sum(
+            liar = {**run.job(a.liar_tasks, CAP, True), "liar_reveals": sum(
                 1 for e in market.contract.events.ResultRevealed().get_logs(from_block=0)
-                if e["args"]["worker"] == accounts[4 + a.workers].address)
-            out["with_liar"]["liar_slashes"] = int(market.worker(accounts[4 + a.workers].address)["slashes"])
-        r1 = out["r1"]["gas_per_task"]
-        out.update({"replicas_per_task": out["adaptive"]["replicas_per_task"],
-                    "gas_per_task_vs_r1": round(out["adaptive"]["gas_per_task"] / r1, 3),
-                    "wrong_accepted": out["adaptive"]["wrong_accepted"] + out.get("with_liar", {}).get(
-                        "wrong_accepted", 0),
-                    "confidence": CONF / 1e9, "assumed_faulty": FAULT / 1e4, "spot_check": SPOT / 1e4, "cap": CAP,
-                    "tasks": a.tasks, "workers": a.workers,
-                    "load": [round(x, 2) for x in os.getloadavg()]})
-    print(json.dumps(out))
+                if e["args"]["worker"] == accounts[4 + a.workers].address),
+                "liar_slashes": int(market.worker(accounts[4 + a.workers].address)["slashes"])}
+        out: AdaptiveRow = {
+            "warmup": warm, "verified_after_warmup": verified, "r1": r1, "adaptive": adaptive, "r2": r2, "r3": r3,
+            "replicas_per_task": adaptive["replicas_per_task"],
+            "gas_per_task_vs_r1": round(adaptive["gas_per_task"] / r1["gas_per_task"], 3),
+            "wrong_accepted": adaptive["wrong_accepted"] + (liar["wrong_accepted"] if liar else 0),
+            "confidence": CONF / 1e9, "assumed_faulty": FAULT / 1e4, "spot_check": SPOT / 1e4, "cap": CAP,
+            "tasks": a.tasks, "workers": a.workers, "load": [round(x, 2) for x in os.getloadavg()]}
+        if liar is not None:
+            out["with_liar"] = liar
+    print(dump_row(TypeAdapter(AdaptiveRow), out))  # with_liar where it belongs, before the figures
     return out
 
 

@@ -34,15 +34,19 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import docker
+from _bench_rows import FloorRow, FloorRun, Spread
 from _daemon_costs import floor_ratio
 from docker.types import Mount
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from tasknet._demo import Summary
 
 IMAGE = "tasknet/povray-demo:1"
 CGROUP = Path("/sys/fs/cgroup/cpuacct/docker")
@@ -91,15 +95,14 @@ def render_cpu(frames: int, width: int, height: int, cores: int) -> dict[str, fl
         client.close()
 
 
-def job(frames: int, replication: int, tmp: Path) -> dict[str, Any]:
-    """``tasknet demo`` with 4 honest workers at R = ``replication``; its summary."""
+def job(frames: int, replication: int, tmp: Path) -> tuple[Summary, dict[str, float]]:
+    """``tasknet demo`` with 4 honest workers at R = ``replication``; its summary and its workers' phases."""
     from tasknet._demo import Demo, DemoOptions
 
     opts = DemoOptions(frames=frames, workers=4, liar=False, crasher=False, keep=False,
                        out_dir=tmp / f"demo-r{replication}").model_copy(update={"replication": replication})
-    summary: dict[str, Any] = Demo(opts, None, Console(stderr=True, quiet=True)).run()
-    summary["phases"] = phases(opts.out_dir / "workers")
-    return summary
+    summary = Demo(opts, None, Console(stderr=True, quiet=True)).run()
+    return summary, phases(opts.out_dir / "workers")
 
 
 def phases(workers: Path) -> dict[str, float]:
@@ -120,13 +123,12 @@ def phases(workers: Path) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
-def spread(values: list[float]) -> dict[str, float]:
+def spread(values: list[float]) -> Spread:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3), "max": round(max(values), 3)}
 
 
-def markdown(out: dict[str, Any]) -> str:
-    def cell(key: str) -> str:
-        v = out[key]
+def markdown(out: FloorRow) -> str:
+    def cell(v: Spread) -> str:
         return f"{v['median']} ({v['min']}–{v['max']})"
 
     lines = ["## Time to results over the floor (POV-Ray bag, issue #17)", "",
@@ -137,12 +139,12 @@ def markdown(out: dict[str, Any]) -> str:
              "directly in the same image with the sandbox's confinement, their containers' CPU "
              f"({out['cpu_source']}) ÷ the cores. Median (min–max) of the runs."), "",
              "| figure | value | target |", "| --- | ---: | ---: |",
-             f"| floor (render CPU ÷ cores), s | {cell('floor_s')} | — |",
-             f"| the same renders' wall time, {out['cores']} at a time, s | {cell('direct_wall_s')} | — |",
-             f"| R = 1: posting to last result, s | {cell('r1_s')} | — |",
-             f"| R = 1 ÷ floor | {cell('r1_ratio')} | ≤ 1.5 |",
-             f"| R = 2: posting to last result, s | {cell('r2_s')} | — |",
-             f"| R = 2 ÷ (2 × floor), per replica | {cell('r2_ratio_per_replica')} | ≤ 1.6 |", "",
+             f"| floor (render CPU ÷ cores), s | {cell(out['floor_s'])} | — |",
+             f"| the same renders' wall time, {out['cores']} at a time, s | {cell(out['direct_wall_s'])} | — |",
+             f"| R = 1: posting to last result, s | {cell(out['r1_s'])} | — |",
+             f"| R = 1 ÷ floor | {cell(out['r1_ratio'])} | ≤ 1.5 |",
+             f"| R = 2: posting to last result, s | {cell(out['r2_s'])} | — |",
+             f"| R = 2 ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica'])} | ≤ 1.6 |", "",
              (f"On a loaded machine the direct renders themselves take more than the floor: against their wall time "
               f"R = 1 is {out['r1_s']['median'] / out['direct_wall_s']['median']:.2f}× and R = 2 per replica "
               f"{out['r2_s']['median'] / (2 * out['direct_wall_s']['median']):.2f}× (medians)."), "",
@@ -166,7 +168,7 @@ def write_benchmarks(md: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
     path.write_text(text)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> FloorRow:
     ap = argparse.ArgumentParser(prog="scripts/bench floor")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--frames", type=int, default=48)
@@ -179,12 +181,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-floor-"))
     os.environ.setdefault("TASKNET_HOME", str(tmp / "home"))
     load_before = [round(x, 2) for x in os.getloadavg()]
-    runs: list[dict[str, Any]] = []
+    runs: list[FloorRun] = []
     for n in range(a.runs):
         say(f"run {n + 1}/{a.runs}: R = 1")
-        r1 = job(a.frames, 1, tmp / f"run{n}")
+        r1, r1_phases = job(a.frames, 1, tmp / f"run{n}")
         say(f"run {n + 1}/{a.runs}: R = 2")
-        r2 = job(a.frames, 2, tmp / f"run{n}")
+        r2, r2_phases = job(a.frames, 2, tmp / f"run{n}")
         say(f"run {n + 1}/{a.runs}: the floor, {a.frames} frames rendered directly on {cores} cores")
         direct = render_cpu(a.frames, int(width), int(height), cores)
         f1 = floor_ratio(r1["results_s"], direct["cpu_s"], cores)
@@ -193,13 +195,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "direct_wall_s": round(direct["direct_wall_s"], 2), "r1_s": r1["results_s"],
                      "r2_s": r2["results_s"], "r1_ratio": f1["ratio"], "r2_ratio_per_replica": f2["ratio_per_replica"],
                      "r1_gas_per_task": r1["gas_per_task"], "r2_gas_per_task": r2["gas_per_task"],
-                     "r1_phases_s": r1["phases"], "r2_phases_s": r2["phases"]})
+                     "r1_phases_s": r1_phases, "r2_phases_s": r2_phases})
         say(json.dumps(runs[-1]))
-    out: dict[str, Any] = {k: spread([r[k] for r in runs]) for k in ("r1_ratio", "r2_ratio_per_replica", "floor_s",
-                                                                        "r1_s", "r2_s", "direct_wall_s")}
-    out.update({"runs": runs, "frames": a.frames, "workers": 4, "cores": cores, "load_before": load_before,
-                "load_after": [round(x, 2) for x in os.getloadavg()],
-                "cpu_source": "cgroup v1 cpuacct.usage of the render containers"})
+    out: FloorRow = {"r1_ratio": spread([r["r1_ratio"] for r in runs]),
+                     "r2_ratio_per_replica": spread([r["r2_ratio_per_replica"] for r in runs]),
+                     "floor_s": spread([r["floor_s"] for r in runs]), "r1_s": spread([r["r1_s"] for r in runs]),
+                     "r2_s": spread([r["r2_s"] for r in runs]),
+                     "direct_wall_s": spread([r["direct_wall_s"] for r in runs]),
+                     "runs": runs, "frames": a.frames, "workers": 4, "cores": cores, "load_before": load_before,
+                     "load_after": [round(x, 2) for x in os.getloadavg()],
+                     "cpu_source": "cgroup v1 cpuacct.usage of the render containers"}
     last = {"r1_ratio": out["r1_ratio"]["median"], "r2_ratio_per_replica": out["r2_ratio_per_replica"]["median"],
             "floor_s": out["floor_s"]["median"]}
     md = markdown(out)

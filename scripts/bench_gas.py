@@ -30,6 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _bench_rows import DaemonGas, GasRow, OpStats
+from _daemon_costs import KindCost
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
@@ -286,14 +288,14 @@ def homogeneous(b: Bench) -> int:
     return total
 
 
-def measure() -> dict[str, Any]:
+def measure() -> GasRow:
     with tempfile.TemporaryDirectory() as tmp:
         info, url = _devnet.start_anvil(Path(tmp), _devnet.free_port())
         try:
             w3 = connect(url)
             accounts = dev_accounts(10)
             snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-            results: dict[str, Any] = {}
+            results: dict[str, int] = {}
             ops: dict[str, list[int]] = defaultdict(list)
             setup = 0
             for key, fn, div in [("single_task_r1", single_task_r1, 1), ("bag100_r1_per_task", bag_r1, 100),
@@ -312,45 +314,59 @@ def measure() -> dict[str, Any]:
                 setup = max(setup, bench.setup_gas)
         finally:
             _devnet.stop(info)
-    per_op = {tag: {"mean": round(sum(g) / len(g)), "min": min(g), "max": max(g), "count": len(g)}
-              for tag, g in sorted(ops.items())}
-    return {**results, "operations": per_op, "setup_gas_excluded": setup}
+    per_op: dict[str, OpStats] = {tag: {"mean": round(sum(g) / len(g)), "min": min(g), "max": max(g),
+                                        "count": len(g)} for tag, g in sorted(ops.items())}
+    return {"single_task_r1": results["single_task_r1"], "bag100_r1_per_task": results["bag100_r1_per_task"],
+            "bag10_r3_per_task": results["bag10_r3_per_task"],
+            "bag10_r3_unbatched_per_task": results["bag10_r3_unbatched_per_task"],
+            "bag100_r1_relayed_per_task": results["bag100_r1_relayed_per_task"],
+            "bag10_credible_alone_per_task": results["bag10_credible_alone_per_task"],
+            "giving_back": results["giving_back"], "homogeneous": results["homogeneous"], "operations": per_op,
+            "setup_gas_excluded": setup}
 
 
-def measure_daemon(workers: int = 4) -> dict[str, Any]:
+def measure_daemon(workers: int = 4) -> DaemonGas:
     """The daemon rows: real worker processes, the jobs of ``DAEMON`` one after the other on the same workers."""
     from bench_adaptive import daemons
 
+    per_task: dict[str, int] = {}
+    by_kind: dict[str, dict[str, KindCost]] = {}
+    wall: dict[str, float] = {}
     with daemons("tasknet-bench-gas-daemon-", workers) as run:
-        out: dict[str, Any] = {"daemon_by_kind": {}, "daemon_wall_s": {}}
         for key, (tasks, r, _, _) in DAEMON.items():
             print(f"bench gas: daemon, {tasks} tasks at R = {r}, {workers} workers", file=sys.stderr, flush=True)
             job = run.job(tasks, r, False)
-            out[key] = job["gas_per_task"]
-            out["daemon_by_kind"][key] = job["by_kind"]
-            out["daemon_wall_s"][key] = job["wall_s"]
-    return out
+            per_task[key], by_kind[key], wall[key] = job["gas_per_task"], job["by_kind"], job["wall_s"]
+    return {"daemon_by_kind": by_kind, "daemon_wall_s": wall,
+            "daemon_r1_bag_per_task": per_task["daemon_r1_bag_per_task"],
+            "daemon_r2_per_task": per_task["daemon_r2_per_task"], "daemon_r3_per_task": per_task["daemon_r3_per_task"]}
 
 
-def daemon_markdown(res: dict[str, Any]) -> list[str]:
+def _per_task(res: GasRow) -> dict[str, int]:
+    """The row's gas figures by key (scenarios and daemon jobs), for the tables that loop over keys."""
+    return {k: v for k, v in res.items() if isinstance(v, int)}
+
+
+def daemon_markdown(res: GasRow) -> list[str]:
     lines = ["", f"{DAEMON_HEADING} (`scripts/bench gas --daemon`, issue #17)", "",
              "Four `tasknet worker run` processes (echo app, `max_concurrent` 2) finish each job on a private anvil;",
              "gasUsed summed over every transaction of the job, posting included, divided by the tasks.", "",
              "| job | Tasknet (daemon) | target | scripted row | iExec PoCo v6.2 |", "| --- | ---: | ---: | ---: | ---: |"]
+    gas = _per_task(res)
     for key, (tasks, r, target, scripted) in DAEMON.items():
-        ok = "✓" if res[key] <= target else "✗"
+        ok = "✓" if gas[key] <= target else "✗"
         poco = POCO.get(scripted, "—") if scripted else "—"
-        ref = f"{res[scripted]:,}" if scripted and scripted in res else "—"
-        lines.append(f"| `{key}` ({tasks} tasks, R = {r}) | {res[key]:,} {ok} | ≤ {target:,} | {ref} | {poco} |")
+        ref = f"{gas[scripted]:,}" if scripted and scripted in gas else "—"
+        lines.append(f"| `{key}` ({tasks} tasks, R = {r}) | {gas[key]:,} {ok} | ≤ {target:,} | {ref} | {poco} |")
     lines += ["", "By kind (transactions, gas per task of the job):", "", "| job | kind | txs | gas per task |",
               "| --- | --- | ---: | ---: |"]
-    for key, kinds in res["daemon_by_kind"].items():
+    for key, kinds in res.get("daemon_by_kind", {}).items():
         for kind, v in kinds.items():
             lines.append(f"| `{key}` | {kind} | {v['txs']} | {v['gas_per_task']:,} |")
     return lines
 
 
-def markdown(res: dict[str, Any]) -> str:
+def markdown(res: GasRow) -> str:
     lines = [
         "## Gas (marketplace contracts)",
         "",
@@ -372,9 +388,10 @@ def markdown(res: dict[str, Any]) -> str:
     def ratio(key: str, value: int) -> str:
         return f"{POCO_GAS[key] / value:.1f}×" if key in POCO_GAS else "—"
 
+    gas = _per_task(res)
     for key in ("single_task_r1", "bag100_r1_per_task", "bag10_r3_per_task", "bag100_r1_relayed_per_task"):
-        ok = "✓" if res[key] <= TARGETS[key] else "✗"
-        lines.append(f"| `{key}` | {res[key]:,} {ok} | ≤ {TARGETS[key]:,} | {POCO[key]} | {ratio(key, res[key])} |")
+        ok = "✓" if gas[key] <= TARGETS[key] else "✗"
+        lines.append(f"| `{key}` | {gas[key]:,} {ok} | ≤ {TARGETS[key]:,} | {POCO[key]} | {ratio(key, gas[key])} |")
     unbatched = res["bag10_r3_unbatched_per_task"]
     lines.append(f"| `bag10_r3_unbatched_per_task` (reference: the same job, one transaction per claim, commit "
                  f"and reveal) | {unbatched:,} | — | ≈ 1,793,900 | {ratio('bag10_r3_per_task', unbatched)} |")
@@ -415,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     res = measure()
     if args.daemon:
-        res.update(measure_daemon())
+        res = {**res, **measure_daemon()}
     md = markdown(res)
     if not args.no_write:
         write_benchmarks(md)

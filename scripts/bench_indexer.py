@@ -18,7 +18,6 @@ Usage: ``python scripts/bench_indexer.py [--tasks 100000] [--range 512] [--reque
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -32,6 +31,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from _bench_rows import ApiLatency, IndexerRow, IngestRuns, dump_row
+from pydantic import TypeAdapter
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -139,7 +141,7 @@ def _ingest(url: str, w3: Any, market: str, start: int) -> tuple[float, int, Any
 
 
 def _ingest_runs(urls: list[str], w3: Any, market: str, start: int, label: str,
-                 cleanup: Any = None) -> tuple[dict[str, Any], Any]:
+                 cleanup: Any = None) -> tuple[IngestRuns, Any]:
     """Cold ingestions into each of ``urls`` (fresh databases); the median rate with min and max, and the
     engine of the last database (kept for the latency runs)."""
     rates: list[float] = []
@@ -174,7 +176,7 @@ ROUTES = [
 ]
 
 
-def _latency(engine: Any, requests: int, rounds: int, job_ids: list[int]) -> dict[str, Any]:
+def _latency(engine: Any, requests: int, rounds: int, job_ids: list[int]) -> ApiLatency:
     import httpx
     import uvicorn
 
@@ -247,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="tasknet-bench-indexer-"))
     info, url = _devnet.start_anvil(work / "anvil", _devnet.free_port())
-    result: dict[str, Any] = {"load_before": _load()}
+    load_before = _load()
+    postgres: IngestRuns | None = None
+    pg_api: ApiLatency | None = None
     try:
         os.environ.setdefault("TASKNET_HOME", str(work / "home"))
         w3 = connect(url)
@@ -269,28 +273,32 @@ def main(argv: list[str] | None = None) -> int:
 
         sqlite, engine = _ingest_runs([str(work / f"bench-{i}.db") for i in range(args.runs)], w3, market,
                                       dep.deploy_block, "SQLite", drop_file)
-        result.update(sqlite_events_per_s=sqlite["median"], sqlite_ingestion=sqlite, events=sqlite["events"])
-        result["postgres_events_per_s"] = None
         if not args.no_postgres:
             with _postgres() as pg:
                 if pg is not None:
                     urls = [_fresh_pg_database(pg, f"bench{i}") for i in range(args.runs)]
                     postgres, pg_engine = _ingest_runs(urls, w3, market, dep.deploy_block, "PostgreSQL")
-                    result.update(postgres_events_per_s=postgres["median"], postgres_ingestion=postgres)
                     _log(f"bench: PostgreSQL API latency (load {_load()})")
-                    result["postgres_api"] = _latency(pg_engine, args.requests, args.runs, job_ids)
+                    pg_api = _latency(pg_engine, args.requests, args.runs, job_ids)
                     pg_engine.dispose()
         _log(f"bench: SQLite API latency (load {_load()})")
         api = _latency(engine, args.requests, args.runs, job_ids)
         engine.dispose()
-        result.update(api_p50_ms=api["p50"], api_p95_ms=api["p95"], api=api, tasks=tasks,
-                      api_requests=args.requests, runs=args.runs, load_after=_load(),
-                      python=platform.python_version())
+        load_after = _load()
     finally:
         _devnet.stop(info)
         shutil.rmtree(work, ignore_errors=True)
-    last = {k: result[k] for k in ("sqlite_events_per_s", "postgres_events_per_s", "api_p50_ms", "api_p95_ms")}
-    print(json.dumps({**last, **{k: v for k, v in result.items() if k not in last}}))
+    # the four headline figures first, then the rest in the order they were measured (dump_row puts PostgreSQL's
+    # where they belong)
+    row: IndexerRow = {"sqlite_events_per_s": sqlite["median"],
+                       "postgres_events_per_s": postgres["median"] if postgres is not None else None,
+                       "api_p50_ms": api["p50"], "api_p95_ms": api["p95"], "load_before": load_before,
+                       "sqlite_ingestion": sqlite, "events": sqlite["events"], "api": api, "tasks": tasks,
+                       "api_requests": args.requests, "runs": args.runs, "load_after": load_after,
+                       "python": platform.python_version()}
+    if postgres is not None and pg_api is not None:
+        row["postgres_ingestion"], row["postgres_api"] = postgres, pg_api
+    print(dump_row(TypeAdapter(IndexerRow), row))
     return 0
 
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker
 import httpx
+from _bench_rows import NetworkRow, Spread
 
 from oracle import Client, connect
 from oracle.client._models import JobSpec
@@ -57,7 +58,7 @@ def say(msg: str) -> None:
     print(f"bench network: {msg}", file=sys.stderr, flush=True)
 
 
-def spread(values: list[float], digits: int = 2) -> dict[str, float]:
+def spread(values: list[float], digits: int = 2) -> Spread:
     return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
             "max": round(max(values), digits)}
 
@@ -212,7 +213,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _result(args: argparse.Namespace, rates: list[float], loop_rates: list[float], loop_s: list[float],
-            one_s: list[float], four_s: list[float], load_before: str) -> dict[str, Any]:
+            one_s: list[float], four_s: list[float], load_before: str) -> NetworkRow:
     per_task = [(o - lo) / args.frames for o, lo in zip(one_s, loop_s, strict=True)]
     one, four, lo_med = statistics.median(one_s), statistics.median(four_s), statistics.median(loop_s)
     return {"transfer_mb_s": round(statistics.median(rates), 1), "one_host_s": round(one, 2),
@@ -227,7 +228,7 @@ def _result(args: argparse.Namespace, rates: list[float], loop_rates: list[float
             "transfer_mb": args.transfer_mb, "load_before": load_before, "load_after": load()}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> NetworkRow:
     args = _parse(argv)
     require_root("scripts/bench network")
     width, height = (int(x) for x in args.size.split("x"))

@@ -1,5 +1,6 @@
-"""Runs the worker, indexer and network benchmarks as subprocesses, parses the JSON line each prints last, and
-rewrites their sections of BENCHMARKS.md (between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``)."""
+"""Runs the worker, indexer and network benchmarks as subprocesses, parses the JSON line each prints last into its
+typed row (scripts/_bench_rows.py), and rewrites their sections of BENCHMARKS.md (between ``<!-- NAME:start -->``
+and ``<!-- NAME:end -->``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,28 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
+
+from _bench_rows import (
+    AdaptiveRow,
+    DemoRow,
+    IndexerRow,
+    IngestRuns,
+    NetworkRow,
+    ScaleBatchingRow,
+    ScaleFullRow,
+    ScaleRow,
+    WorkerRow,
+    read_row,
+)
+from _daemon_costs import KindCost
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def machine() -> str:
@@ -32,16 +51,17 @@ def write_section(name: str, md: str, path: Path = ROOT / "BENCHMARKS.md") -> No
     path.write_text(text)
 
 
-def run_json(script: str, args: list[str]) -> dict[str, Any]:
+def run_json(script: str, args: list[str], row: TypeAdapter[T]) -> T:
+    """Run ``scripts/<script>`` and parse the JSON row it prints last."""
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], capture_output=True, text=True,
                           check=False)
     if proc.returncode != 0:
         raise SystemExit(f"bench: {script} failed:\n{proc.stderr[-3000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return read_row(row, proc.stdout.strip().splitlines()[-1], script)
 
 
-def worker(args: list[str]) -> dict[str, Any]:
-    r = run_json("bench_worker.py", args)
+def worker(args: list[str]) -> WorkerRow:
+    r = run_json("bench_worker.py", args, TypeAdapter(WorkerRow))
     ov, tp, cpu = r["overhead_runs_s"], r["tasks_per_s_runs"], r["cpu_ms_per_task"]
     md = f"""## Worker
 
@@ -75,9 +95,20 @@ holder streams the output out as a tar on its stdin/stdout instead of Docker's `
     return r
 
 
+class IndexerBefore(TypedDict):
+    sqlite: str
+    postgres: str
+    p50: float
+    p95: float
+    pg_p50: float
+    pg_p95: float
+    #: route -> (p50, p95) in ms
+    routes: dict[str, tuple[float, float]]
+
+
 #: The indexer as it was before issue 6 (schema 1), measured by this same benchmark (full size, 3 runs) on
 #: the machine above at a load average of about 3: the "before" column of the indexer section.
-INDEXER_BEFORE: dict[str, Any] = {
+INDEXER_BEFORE: IndexerBefore = {
     "sqlite": "5,034 events/s (4,464–5,036)", "postgres": "2,662 events/s (2,575–2,825)", "p50": 13.52, "p95": 156.05,
     "pg_p50": 18.29, "pg_p95": 233.92,
     "routes": {"/api/tasks?limit=50": (12.96, 19.97), "/api/stats": (107.1, 143.76), "/api/workers": (3.8, 7.92),
@@ -88,12 +119,12 @@ INDEXER_BEFORE: dict[str, Any] = {
 }
 
 
-def indexer(args: list[str]) -> dict[str, Any]:
+def indexer(args: list[str]) -> IndexerRow:
     args = [a for a in args if a != "--json"]  # the JSON line is always printed
-    r = run_json("bench_indexer.py", args)
+    r = run_json("bench_indexer.py", args, TypeAdapter(IndexerRow))
     was = INDEXER_BEFORE
 
-    def rate(x: dict[str, Any] | None) -> str:
+    def rate(x: IngestRuns | None) -> str:
         if not x:
             return "not measured (no PostgreSQL binaries)"
         return f"**{x['median']:,}** events/s ({x['min']:,}–{x['max']:,})"
@@ -142,11 +173,13 @@ filters compare checksummed addresses (indexed) instead of `lower(column)`.
     return r
 
 
-def demo(args: list[str]) -> dict[str, Any]:
+def demo(args: list[str]) -> DemoRow:
     """``tasknet demo`` (24 frames, 6 workers, a liar and a crasher) run ``--repeats`` times (default 3), each on a
     devnet of its own; wall time and gas per frame from each run's summary.json."""
     import statistics
     import tempfile
+
+    from tasknet._demo import Summary
 
     repeats = 3
     if "--repeats" in args:
@@ -159,12 +192,13 @@ def demo(args: list[str]) -> dict[str, Any]:
                                   cwd=ROOT, env=env, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise SystemExit(f"bench: tasknet demo failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
-            runs.append(json.loads((Path(tmp) / "out" / "summary.json").read_text()))
+            runs.append(read_row(TypeAdapter(Summary), (Path(tmp) / "out" / "summary.json").read_text(),
+                                 "tasknet demo's summary.json"))
     times = [r["wall_time_s"] for r in runs]
     gas = [r["gas_per_task"] for r in runs]
     first = runs[0]
     slashed = sum(w["slashes"] for w in first["workers"] if w["kind"] == "liar")
-    r = {"runs": repeats, "wall_time_s": statistics.median(times), "wall_time_min_s": min(times),
+    r: DemoRow = {"runs": repeats, "wall_time_s": statistics.median(times), "wall_time_min_s": min(times),
          "wall_time_max_s": max(times), "gas_per_task": int(statistics.median(gas)), "frames": first["frames"],
          "workers": len(first["workers"]), "replication": first["replication"]}
     md = f"""## Demo
@@ -183,11 +217,11 @@ every frame downloaded, decrypted, verified and audited.
     return r
 
 
-def network(args: list[str]) -> dict[str, Any]:
+def network(args: list[str]) -> NetworkRow:
     """``scripts/bench_network.py`` (root only): transfer rate between two hosts' nodes, the same job on 1 and on 4
     worker hosts, and the time the network adds per task against the loopback devnet."""
     args = [a for a in args if a != "--json"]  # the JSON line is always printed
-    r = run_json("bench_network.py", args)
+    r = run_json("bench_network.py", args, TypeAdapter(NetworkRow))
     tr, lt, one, four, loop = (r["transfer_runs_mb_s"], r["loopback_transfer_runs_mb_s"], r["one_host_runs_s"],
                                r["four_hosts_runs_s"], r["loopback_one_worker_runs_s"])
     per = r["network_s_per_task_runs"]
@@ -223,7 +257,12 @@ from the machine's other users; the figure is the median of the pairs' differenc
     return r
 
 
-def batching_md(r: dict[str, Any], args: list[str]) -> str:
+def _percent(share: float | None, digits: int) -> str:
+    """A share as a percentage; None (nothing to share: no result, no transaction) as a dash."""
+    return "—" if share is None else f"{share * 100:.{digits}f} %"
+
+
+def batching_md(r: ScaleBatchingRow, args: list[str]) -> str:
     """The batching part of the scale benchmark (``--only batching``): one row per bag, in the order run."""
     rows = r["batching"]
     base = rows[0]["gas_per_task"]
@@ -234,10 +273,10 @@ def batching_md(r: dict[str, Any], args: list[str]) -> str:
         other = sum(v["gas_per_task"] for k, v in kinds.items() if k not in ("results", "claims"))
         others = ", ".join(f"{k} {v['txs']}" for k, v in kinds.items() if k not in ("results", "claims")) or "none"
         lines.append(
-            f"| {b['tasks']:,} | {b['tasks_per_s']} | **{b['solo_submit_share'] * 100:.1f} %** | "
+            f"| {b['tasks']:,} | {b['tasks_per_s']} | **{_percent(b['solo_submit_share'], 1)}** | "
             f"{b['results_per_result_tx']} / {kinds['results']['gas_per_task']:,} | "
             f"{b['claimed_per_claim_tx']} / {kinds['claims']['gas_per_task']:,} | {other:,} ({others}) | "
-            f"**{b['gas_per_task']:,}** ({drift:+.1f} %) | {b['revert_share'] * 100:.2f} % "
+            f"**{b['gas_per_task']:,}** ({drift:+.1f} %) | {_percent(b['revert_share'], 2)} "
             f"({b['worker_txs_reverted']} of {b['worker_txs']:,}; {b['reverted_gas']:,} gas) | "
             f"{' '.join(map(str, b['load_before']))} → {' '.join(map(str, b['load_after']))} |")
     table = "\n".join(lines)
@@ -259,14 +298,18 @@ logged {r['reverts_logged']} reverted transaction(s) at warning level (`tx_rever
 """
 
 
-def scale(args: list[str]) -> dict[str, Any]:
+def scale(args: list[str]) -> ScaleRow:
     """``scripts/bench_scale.py``: costs over a large bag, the requester's commands, an audit, an idle worker with a
     long history (issue #22)."""
     args = [a for a in args if a != "--json"]  # the JSON line is always printed
-    r = run_json("bench_scale.py", args)
-    if "batching" in r:
-        write_section("scale-batching", batching_md(r, args))
-        return r
+    row = run_json("bench_scale.py", args, TypeAdapter[ScaleRow](ScaleRow))
+    if "batching" in row:
+        write_section("scale-batching", batching_md(row, args))
+        return row
+    if "tasks" not in row or "idle_seconds" not in row:
+        raise SystemExit("bench: the scale section needs every part: run 'scripts/bench scale' without --only "
+                         "(or with --only batching)")
+    r: ScaleFullRow = row
     full = r["tasks"] >= 10_000
     size = "" if full else (f" **Run smaller than the target** ({r['tasks']:,} tasks, windows of {r['window']:,}): the "
                             "figures are indicative only.")
@@ -317,7 +360,7 @@ growth with them.
     return r
 
 
-def _gas_split(by_kind: dict[str, Any]) -> dict[str, int]:
+def _gas_split(by_kind: dict[str, KindCost]) -> dict[str, int]:
     """Gas per task of a job's transactions (``by_kind`` of scripts/_daemon_costs.py) in five groups."""
     out: dict[str, int] = {}
     for kind, v in by_kind.items():
@@ -327,17 +370,16 @@ def _gas_split(by_kind: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def adaptive(args: list[str]) -> dict[str, Any]:
+def adaptive(args: list[str]) -> AdaptiveRow:
     """``scripts/bench_adaptive.py``: credibility mode against fixed R on the same worker daemons (issue #16)."""
     args = [a for a in args if a != "--json"]  # the JSON line is always printed
-    r = run_json("bench_adaptive.py", args)
+    r = run_json("bench_adaptive.py", args, TypeAdapter(AdaptiveRow))
     rows = []
-    for key, label in (("r1", "fixed R = 1"), ("adaptive", f"credibility mode, confidence {r['confidence']}"),
-                       ("r2", "fixed R = 2"), ("r3", "fixed R = 3")):
-        j = r[key]
+    for j, label in ((r["r1"], "fixed R = 1"), (r["adaptive"], f"credibility mode, confidence {r['confidence']}"),
+                     (r["r2"], "fixed R = 2"), (r["r3"], "fixed R = 3")):
         rows.append(f"| {label} | {j['replicas_per_task']} | {j['gas_per_task']:,} | "
                     f"{j['gas_per_task'] / r['r1']['gas_per_task']:.2f}× | {j['wrong_accepted']} | {j['wall_s']} s |")
-    split = _gas_split(r["adaptive"].get("by_kind", {})), _gas_split(r["r1"].get("by_kind", {}))
+    split = _gas_split(r["adaptive"]["by_kind"]), _gas_split(r["r1"]["by_kind"])
     where = "; ".join(f"{kind} {split[0].get(kind, 0):,} (R = 1: {split[1].get(kind, 0):,})"
                       for kind in ("claims", "commits", "reveals", "submissions", "other"))
     liar = r.get("with_liar")
@@ -375,5 +417,6 @@ job's gas per task goes, by kind of transaction (a `multicall` by the calls it c
 
 if __name__ == "__main__":
     what, rest = sys.argv[1], sys.argv[2:]
-    print(json.dumps({"worker": worker, "indexer": indexer, "demo": demo, "network": network,
-                      "scale": scale, "adaptive": adaptive}[what](rest)))
+    reports: dict[str, Callable[[list[str]], object]] = {"worker": worker, "indexer": indexer, "demo": demo,
+                                                         "network": network, "scale": scale, "adaptive": adaptive}
+    print(json.dumps(reports[what](rest)))

@@ -37,6 +37,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import docker
+from _bench_rows import (
+    AuditPart,
+    BagPart,
+    BagResult,
+    BatchingRow,
+    ChainCosts,
+    IdlePart,
+    KindTally,
+    RequesterPart,
+    ScaleRow,
+    Window,
+)
 from bench_worker import _cpu_of, spread  # scripts/ is on sys.path: this script runs from there
 from eth_account.signers.local import LocalAccount
 from web3.types import RPCEndpoint
@@ -155,7 +167,7 @@ def write_old_journal(path: Path, records: int, market: str, next_block: int, jo
     db.close()
 
 
-def idle_worker(net: Devnet, records: int, seconds: float, account: LocalAccount) -> dict[str, Any]:
+def idle_worker(net: Devnet, records: int, seconds: float, account: LocalAccount) -> IdlePart:
     """CPU of a worker with ``records`` finished tasks in its journal and no open job, over ``seconds``."""
     job_args = {"jobId": 1, "requester": net.accounts[1].address, "escrow": 0, "params": {
         "appId": net.app, "datasetId": 0, "numTasks": 1, "replication": 1, "reward": ETHER // 10, "deadline": 0,
@@ -226,7 +238,7 @@ class Sampler:
                 raise SystemExit(f"bench: job {self.job} did not finish {total} tasks within {timeout:.0f} s")
             time.sleep(0.5)  # the bench's own polling must not load the chain it measures
 
-    def window(self, lo: int, hi: int) -> dict[str, float]:
+    def window(self, lo: int, hi: int) -> Window:
         """CPU per task of the workers and per transaction of anvil between the first samples at or past ``lo``
         and ``hi`` finished tasks (automine: a block per transaction)."""
         a = next(x for x in self.samples if x[0] >= lo)
@@ -238,7 +250,7 @@ class Sampler:
 
 
 def chain_costs(net: Devnet, first_block: int, last_block: int, workers: list[str], tasks: int,
-                post_gas: int) -> dict[str, Any]:
+                post_gas: int) -> ChainCosts:
     """From the blocks of the run: the share of results submitted alone in a transaction, the share of the
     workers' transactions that reverted, gas per task (every worker transaction and the posting), and the
     workers' transactions by kind (results, claims, and the others by function name) with their gas per task."""
@@ -276,7 +288,7 @@ def chain_costs(net: Devnet, first_block: int, last_block: int, workers: list[st
             "results_per_result_tx": round(results / submit_txs, 2) if submit_txs else None,
             "claimed_per_claim_tx": round(claims / kinds["claims"][0], 2) if "claims" in kinds else None,
             "post_gas_per_task": round(post_gas / tasks),
-            "by_kind": {k: {"txs": v[0], "gas_per_task": round(v[1] / tasks)} for k, v in sorted(kinds.items())}}
+            "by_kind": {k: KindTally(txs=v[0], gas_per_task=round(v[1] / tasks)) for k, v in sorted(kinds.items())}}
 
 
 def _function_name(net: Devnet, tx_hash: str) -> str:
@@ -295,7 +307,7 @@ def logged_reverts(net: Devnet, names: list[str]) -> int:
                for line in (net.tmp / f"{name}.log").read_bytes().splitlines() if b"warn" in line.lower())
 
 
-def run_bag(net: Devnet, n: int, procs: list[int], window: int) -> tuple[int, dict[str, Any], Sampler]:
+def run_bag(net: Devnet, n: int, procs: list[int], window: int) -> tuple[int, BagPart, Sampler]:
     t0 = time.monotonic()
     job = post_job(net.w3, net.market, net.accounts[1], net.ipfs, net.app, tasks=n, reward=ETHER // 1000,
                    deadline_s=6 * 3600 + 2 * n)
@@ -323,7 +335,7 @@ def start_workers(net: Devnet, workers: list[LocalAccount], max_concurrent: int)
 
 
 def batching_bag(net: Devnet, n: int, procs: list[subprocess.Popen[bytes]], workers: list[LocalAccount]
-                 ) -> dict[str, Any]:
+                 ) -> BatchingRow:
     """(``--only batching``) A bag of ``n`` tasks on the running workers: how its results went on chain."""
     load = _load()
     start_block = int(net.w3.eth.block_number) + 1
@@ -331,8 +343,10 @@ def batching_bag(net: Devnet, n: int, procs: list[subprocess.Popen[bytes]], work
     end_block = int(net.w3.eth.block_number)
     post = net.market.contract.events.JobPosted().get_logs(from_block=start_block, argument_filters={"jobId": job})
     post_gas = int(net.w3.eth.get_transaction_receipt(post[0]["transactionHash"])["gasUsed"])
-    row = {"tasks": n, "bag_wall_s": bag["bag_wall_s"], "tasks_per_s": bag["tasks_per_s"], "load_before": load,
-           "load_after": _load(), **chain_costs(net, start_block, end_block, [a.address for a in workers], n, post_gas)}
+    load_after = _load()  # before the blocks are read
+    costs = chain_costs(net, start_block, end_block, [a.address for a in workers], n, post_gas)
+    row: BatchingRow = {"tasks": n, "bag_wall_s": bag["bag_wall_s"], "tasks_per_s": bag["tasks_per_s"],
+                        "load_before": load, "load_after": load_after, **costs}
     print("bench scale batching:", json.dumps(row), file=sys.stderr, flush=True)
     time.sleep(3.0)  # the last results and the workers' housekeeping settle before the next bag
     return row
@@ -351,7 +365,7 @@ def cli(net: Devnet, *args: str) -> tuple[float, subprocess.CompletedProcess[str
     return time.monotonic() - t0, proc
 
 
-def requester(net: Devnet, job: int, n: int) -> dict[str, Any]:
+def requester(net: Devnet, job: int, n: int) -> RequesterPart:
     from oracle.client import Client
 
     times = []
@@ -383,7 +397,7 @@ def requester(net: Devnet, job: int, n: int) -> dict[str, Any]:
 
 
 # -- 3. an audit -----------------------------------------------------------------------------------------------
-def audit(net: Devnet, job: int) -> dict[str, Any]:
+def audit(net: Devnet, job: int) -> AuditPart:
     wall, proc = cli(net, "audit", "job", str(job), "--json")
     if proc.returncode not in (0, 1) or not proc.stdout.strip():
         raise SystemExit(f"bench: tasknet audit job failed: {proc.stderr[-2000:]}")
@@ -412,47 +426,58 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def big_bag(net: Devnet, args: argparse.Namespace, procs: list[subprocess.Popen[bytes]],
+            workers: list[LocalAccount]) -> BagResult:
+    """The big bag on the running workers, the requester's commands on it, then a job audited (the workers are
+    stopped before the audit)."""
+    start_block = int(net.w3.eth.block_number) + 1
+    job, bag, _ = run_bag(net, args.tasks, [p.pid for p in procs], args.window)
+    end_block = int(net.w3.eth.block_number)
+    post = net.market.contract.events.JobPosted().get_logs(from_block=start_block, argument_filters={"jobId": job})
+    post_gas = int(net.w3.eth.get_transaction_receipt(post[0]["transactionHash"])["gasUsed"])
+    costs = chain_costs(net, start_block, end_block, [a.address for a in workers], args.tasks, post_gas)
+    print("bench scale so far:", json.dumps({**bag, **costs}), file=sys.stderr, flush=True)
+    commands = requester(net, job, args.tasks)
+    print("bench scale so far:", json.dumps(commands), file=sys.stderr, flush=True)
+    audit_n = min(args.audit_tasks, args.tasks)
+    audit_job, _, _ = run_bag(net, audit_n, [p.pid for p in procs], args.window)
+    stop(procs)
+    audited = audit(net, audit_job)
+    print("bench scale so far:", json.dumps(audited), file=sys.stderr, flush=True)
+    return {**bag, "cpu_ms_first_1k": bag["first"]["worker_cpu_ms_per_task"],
+            "cpu_ms_last_1k": bag["last"]["worker_cpu_ms_per_task"],
+            "anvil_cpu_ms_per_tx_first": bag["first"]["anvil_cpu_ms_per_tx"],
+            "anvil_cpu_ms_per_tx_last": bag["last"]["anvil_cpu_ms_per_tx"], **costs, **commands, **audited,
+            "audit_job_tasks": audit_n}
+
+
+def main(argv: list[str] | None = None) -> ScaleRow:
     args = _parse(argv)
     tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-scale-"))
-    result: dict[str, Any] = {"load_before": _load()}
+    load_before = _load()
     net = Devnet(tmp, anvil_defaults=args.anvil_defaults)
     procs: list[subprocess.Popen[bytes]] = []
     try:
+        workers = net.accounts[4:4 + args.workers]
+        result: ScaleRow
         if args.only == "batching":
-            workers = net.accounts[4:4 + args.workers]
             procs = start_workers(net, workers, args.max_concurrent)
-            result["batching"] = [batching_bag(net, n, procs, workers) for n in args.sizes]
-            result["reverts_logged"] = logged_reverts(net, [f"w{i}" for i in range(len(workers))])
-        if args.only in (None, "bag"):
-            workers = net.accounts[4:4 + args.workers]
+            batching = [batching_bag(net, n, procs, workers) for n in args.sizes]
+            result = {"load_before": load_before, "batching": batching,
+                      "reverts_logged": logged_reverts(net, [f"w{i}" for i in range(len(workers))]),
+                      "load_after": _load()}
+        elif args.only == "idle":
+            idle = idle_worker(net, args.journal_records, args.idle_seconds, net.accounts[9])
+            result = {"load_before": load_before, **idle, "load_after": _load()}
+        else:
             procs = start_workers(net, workers, args.max_concurrent)
-            start_block = int(net.w3.eth.block_number) + 1
-            job, bag, _ = run_bag(net, args.tasks, [p.pid for p in procs], args.window)
-            end_block = int(net.w3.eth.block_number)
-            post = net.market.contract.events.JobPosted().get_logs(from_block=start_block,
-                                                                   argument_filters={"jobId": job})
-            post_gas = int(net.w3.eth.get_transaction_receipt(post[0]["transactionHash"])["gasUsed"])
-            result.update(bag)
-            result["cpu_ms_first_1k"] = bag["first"]["worker_cpu_ms_per_task"]
-            result["cpu_ms_last_1k"] = bag["last"]["worker_cpu_ms_per_task"]
-            result["anvil_cpu_ms_per_tx_first"] = bag["first"]["anvil_cpu_ms_per_tx"]
-            result["anvil_cpu_ms_per_tx_last"] = bag["last"]["anvil_cpu_ms_per_tx"]
-            result.update(chain_costs(net, start_block, end_block, [a.address for a in workers], args.tasks,
-                                      post_gas))
-            print("bench scale so far:", json.dumps(result), file=sys.stderr, flush=True)
-            result.update(requester(net, job, args.tasks))
-            print("bench scale so far:", json.dumps(result), file=sys.stderr, flush=True)
-            audit_n = min(args.audit_tasks, args.tasks)
-            audit_job, _, _ = run_bag(net, audit_n, [p.pid for p in procs], args.window)
-            stop(procs)
-            procs = []
-            result.update(audit(net, audit_job))
-            result["audit_job_tasks"] = audit_n
-            print("bench scale so far:", json.dumps(result), file=sys.stderr, flush=True)
-        if args.only in (None, "idle"):
-            result.update(idle_worker(net, args.journal_records, args.idle_seconds, net.accounts[9]))
-        result["load_after"] = _load()
+            bag = big_bag(net, args, procs, workers)
+            procs = []  # stopped before the audit
+            if args.only == "bag":
+                result = {"load_before": load_before, **bag, "load_after": _load()}
+            else:
+                idle = idle_worker(net, args.journal_records, args.idle_seconds, net.accounts[9])
+                result = {"load_before": load_before, **bag, **idle, "load_after": _load()}
         print(json.dumps(result))
         return result
     finally:

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import docker
+from _bench_rows import Spread, WorkerRow
 
 from oracle import IpfsClient, connect, deploy_all, dev_accounts
 from oracle.market import Market
@@ -89,7 +90,7 @@ class CpuMeter:
                 "machine": (after["machine"] - before["machine"]) / tasks}
 
 
-def spread(values: list[float], digits: int = 3) -> dict[str, float]:
+def spread(values: list[float], digits: int = 3) -> Spread:
     return {"median": round(statistics.median(values), digits), "min": round(min(values), digits),
             "max": round(max(values), digits)}
 
@@ -167,7 +168,7 @@ def _throughput(args: argparse.Namespace, post: Callable[[int], int], market: Ma
 
 
 def _result(args: argparse.Namespace, run_medians: list[float], overheads: list[float], runs: list[float],
-            rates: list[float], cpu: list[dict[str, float]]) -> dict[str, Any]:
+            rates: list[float], cpu: list[dict[str, float]]) -> WorkerRow:
     return {"overhead_median_s": round(statistics.median(run_medians), 3),
             "overhead_runs_s": spread(run_medians),
             "overhead_p90_s": round(sorted(overheads)[int(len(overheads) * 0.9) - 1], 3),
@@ -178,7 +179,7 @@ def _result(args: argparse.Namespace, run_medians: list[float], overheads: list[
             "overhead_tasks": args.overhead_tasks, "throughput_tasks": args.throughput_tasks}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> WorkerRow:
     args = _parse(argv)
     tmp = Path(tempfile.mkdtemp(prefix="tasknet-bench-"))
     anvil, url = _devnet.start_anvil(tmp / "anvil", _devnet.free_port())

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NotRequired
 
 import docker
 import docker.errors
@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from typing_extensions import TypedDict  # pydantic (scripts/bench_report.py) reads it back on Python < 3.12
 
 from oracle import Client, DevnetInfo, IpfsClient, configure_logging, connect
 from oracle.devnet import default_devnet_file
@@ -55,6 +56,91 @@ class DemoFailed(TasknetError):
 
 class InvalidDemoOptions(TasknetError):
     """The demo's options cannot make a meaningful run."""
+
+
+class WorkerRow(TypedDict):
+    """One worker of the summary."""
+
+    worker: str
+    kind: str
+    address: str
+    claims: int
+    earned_tnt: float
+    slashes: int
+    killed: bool
+
+
+class AuditRow(TypedDict):
+    """The auditor's verifier on the job."""
+
+    passed: bool
+    tasks: int
+    checks: int
+    failed: list[str]
+
+
+class FloorRow(TypedDict):
+    """Posting to the last verified result over the floor (render time ÷ cores)."""
+
+    results_s: float
+    render_s: float
+    cores: int
+    floor_s: float
+    floor_ratio: float | None
+
+
+class HostRow(TypedDict):
+    """(``--hosts``) What one host's kubo fetched and served."""
+
+    host: str
+    address: str
+    fetched_bytes: int
+    served_bytes: int
+    blocks_fetched: int
+    blocks_served: int
+    swarm_in_bytes: int
+    swarm_out_bytes: int
+
+
+class TestnetRow(TypedDict):
+    """(``--hosts``) The demo's testnet: what it made, to check that nothing is left."""
+
+    state_file: str
+    profile: str
+    subnet: str
+    bridge: str
+    namespaces: list[str]
+    pids: list[int]
+    kept: bool
+
+
+class HostsExtra(TypedDict):
+    """(``--hosts``) The summary's entries about the testnet."""
+
+    hosts: list[HostRow]
+    testnet: TestnetRow
+
+
+class SummaryHead(TypedDict):
+    frames: int
+    replication: int
+    wall_time_s: float
+    gif: str
+    workers: list[WorkerRow]
+    gas_total: int
+    gas_per_task: int
+    claims_expired: int
+    audit: AuditRow
+    dashboard: str
+    logs: dict[str, str]
+
+
+class Summary(SummaryHead, FloorRow):
+    """The demo's summary: returned, and written to ``summary.json`` (where JSON leaves; scripts/bench_report.py
+    and scripts/bench_floor.py read it back). The bases give the keys' order."""
+
+    hosts: NotRequired[list[HostRow]]
+    testnet: NotRequired[TestnetRow]
 
 
 class DemoOptions(BaseModel):
@@ -197,7 +283,7 @@ class Demo:
         self.console.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] {msg}")
 
     # -- the story ----------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self) -> Summary:
         self.devnet_file, self.info, started = ensure_devnet(self.devnet_file_arg)
         self.say(f"devnet {'started' if started else 'reused'}: chain {self.info.rpc_url}, IPFS {self.info.ipfs_api}")
         self.rpc_url, self.marketplace = self.info.rpc_url, self.info.contracts["Marketplace"]
@@ -219,7 +305,7 @@ class Demo:
                     if started and not self.o.keep:
                         _devnet.down(self.devnet_file)
 
-    def _run(self) -> dict[str, Any]:
+    def _run(self) -> Summary:
         out = self.o.out_dir.resolve()
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
@@ -368,7 +454,7 @@ class Demo:
         self.say(f"animation written to {gif}")
         return gif
 
-    def _audit(self, job_id: int, requester: Client, public_key: str) -> dict[str, Any]:
+    def _audit(self, job_id: int, requester: Client, public_key: str) -> AuditRow:
         from indexer import Verifier
 
         key = requester.keyring.private_key(public_key) if public_key else None
@@ -392,10 +478,10 @@ class Demo:
                 + int(w["stake"]) + int(w["unstaking"]))
 
     def _summary(self, job_id: int, start_block: int, before: dict[str, int], gif: Path,
-                 audit: dict[str, Any]) -> dict[str, Any]:
+                 audit: AuditRow) -> Summary:
         slashes = Counter(e["args"]["worker"] for e in self.market.contract.events.WorkerSlashed().get_logs(
             from_block=start_block))
-        per_worker: list[dict[str, Any]] = []
+        per_worker: list[WorkerRow] = []
         for w in self.workers:
             addr = self.addresses[w.role]
             per_worker.append({"worker": w.role, "kind": w.kind, "address": addr, "claims": w.claims,
@@ -403,13 +489,17 @@ class Demo:
                                "slashes": slashes.get(addr, 0), "killed": w.killed})
         gas = sum(int(self.w3.eth.get_transaction_receipt(HexStr(tx))["gasUsed"]) for tx in self._job_txs(job_id, start_block))
         expired = len(self.market.contract.events.ClaimExpired().get_logs(from_block=start_block))
-        summary: dict[str, Any] = {
+        floor = self._floor(job_id, getattr(self, "results_s", 0.0))
+        summary: Summary = {
             "frames": self.o.frames, "replication": self.o.replication,
             "wall_time_s": round(time.monotonic() - self.t0, 1), "gif": str(gif), "workers": per_worker,
             "gas_total": gas, "gas_per_task": gas // self.o.frames, "claims_expired": expired,
-            "audit": audit, "dashboard": self.dashboard, "logs": self._logs(self.o.out_dir.resolve())}
-        summary.update(self._floor(job_id, getattr(self, "results_s", 0.0)))
-        summary.update(self._extra_summary())
+            "audit": audit, "dashboard": self.dashboard, "logs": self._logs(self.o.out_dir.resolve()),
+            "results_s": floor["results_s"], "render_s": floor["render_s"], "cores": floor["cores"],
+            "floor_s": floor["floor_s"], "floor_ratio": floor["floor_ratio"]}
+        extra = self._extra_summary()
+        if extra is not None:
+            summary["hosts"], summary["testnet"] = extra["hosts"], extra["testnet"]
         table = Table("worker", "kind", "claims", "earned TNT", "slashes", title="summary")
         for row in per_worker:
             table.add_row(row["worker"], row["kind"], str(row["claims"]), f"{row['earned_tnt']:+.3f}",
@@ -424,7 +514,7 @@ class Demo:
         self._print_logs(summary["logs"])
         return summary
 
-    def _floor(self, job_id: int, results_s: float) -> dict[str, Any]:
+    def _floor(self, job_id: int, results_s: float) -> FloorRow:
         """The time from posting to the last verified result over the floor: the renders' time (every replica,
         the ``run_seconds`` each worker's journal keeps: container start to exit, an upper bound of its CPU for
         these one-core renders) ÷ this machine's cores (issue #17)."""
@@ -444,11 +534,11 @@ class Demo:
         return {"results_s": round(results_s, 1), "render_s": round(render, 2), "cores": cores,
                 "floor_s": round(floor, 2), "floor_ratio": round(results_s / floor, 2) if floor else None}
 
-    def _extra_summary(self) -> dict[str, Any]:
+    def _extra_summary(self) -> HostsExtra | None:
         """More entries of the summary (the testnet's per-host traffic)."""
-        return {}
+        return None
 
-    def _print_extra(self, summary: dict[str, Any]) -> None:
+    def _print_extra(self, summary: Summary) -> None:
         pass
 
     def _print_logs(self, logs: dict[str, str]) -> None:
@@ -466,7 +556,7 @@ class Demo:
                     txs.add("0x" + bytes(log["transactionHash"]).hex())
         return txs
 
-    def _check(self, s: dict[str, Any]) -> None:
+    def _check(self, s: Summary) -> None:
         problems = []
         if not s["audit"]["passed"]:
             problems.append(f"the verifier failed: {s['audit']['failed']}")
@@ -493,7 +583,7 @@ def _die_with_parent_env() -> dict[str, str]:
     return {**os.environ, DIE_WITH_PARENT_ENV: str(os.getpid())}
 
 
-def run_demo(devnet_file: Path | None, *, keep: bool, console: Console, **kw: Any) -> dict[str, Any]:
+def run_demo(devnet_file: Path | None, *, keep: bool, console: Console, **kw: Any) -> Summary:
     try:
         opts = DemoOptions(keep=keep, **kw)
     except ValidationError as exc:

@@ -31,7 +31,7 @@ from oracle import Client, IpfsClient
 from oracle.devnet import tasknet_home
 from oracle.exceptions import TasknetError
 
-from ._demo import Demo, DemoOptions, WorkerView
+from ._demo import Demo, DemoOptions, HostRow, HostsExtra, Summary, TestnetRow, WorkerView
 from ._testnet import INDEXER_PORT, HostInfo, Testnet, UpOptions, down, free_subnet, require_root, up
 
 PROFILE = "demo-hosts"
@@ -102,7 +102,7 @@ class HostsDemo(Demo):
         return self.tn
 
     # -- the network ----------------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self) -> Summary:
         require_root("tasknet demo --hosts")
         if self.state_file.exists():
             self.say("removing the testnet a previous 'tasknet demo --hosts' left (--keep, or killed)")
@@ -187,9 +187,9 @@ class HostsDemo(Demo):
         logs.update({w.role: where[w.role] / "worker.log" for w in self.workers})
         return {name: str(path) for name, path in logs.items()}
 
-    def _extra_summary(self) -> dict[str, Any]:
+    def _extra_summary(self) -> HostsExtra:
         info = self.testnet.info
-        rows = []
+        rows: list[HostRow] = []
         for host in info.hosts.values():
             if "kubo" not in host.processes:
                 continue
@@ -199,16 +199,16 @@ class HostsDemo(Demo):
                          "served_bytes": bitswap["data_sent"], "blocks_fetched": bitswap["blocks_received"],
                          "blocks_served": bitswap["blocks_sent"], "swarm_in_bytes": swarm["total_in"],
                          "swarm_out_bytes": swarm["total_out"]})
-        testnet = {"state_file": str(self.state_file), "profile": info.profile, "subnet": info.subnet,
+        testnet: TestnetRow = {"state_file": str(self.state_file), "profile": info.profile, "subnet": info.subnet,
                    "bridge": info.bridge, "namespaces": [h.netns for h in info.hosts.values()],
                    "pids": sorted(c.pid for h in info.hosts.values() for c in h.processes.values() if c.pid),
                    "kept": self.o.keep}
         return {"hosts": rows, "testnet": testnet}
 
-    def _print_extra(self, summary: dict[str, Any]) -> None:
+    def _print_extra(self, summary: Summary) -> None:
         table = Table("host", "address", "fetched", "served", "blocks in / out", "libp2p in", "libp2p out",
                       title="what each host's kubo fetched and served (bitswap content; libp2p: every protocol)")
-        for row in summary["hosts"]:
+        for row in summary.get("hosts", []):
             table.add_row(row["host"], row["address"], _size(row["fetched_bytes"]), _size(row["served_bytes"]),
                           f"{row['blocks_fetched']} / {row['blocks_served']}", _size(row["swarm_in_bytes"]),
                           _size(row["swarm_out_bytes"]))
