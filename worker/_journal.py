@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
@@ -45,6 +45,16 @@ class Step(enum.IntEnum):
     ABANDONED = 105  # the claim was given back before it expired (a small fee, no slash): the task reopened
     FAILED = 110    # given up: the reason says why
     LOST = 120      # the claim expired or was reorged away; nothing more to do
+
+
+class ClaimData(TypedDict, total=False):
+    """What a claim adds to its task's record: when it expires, and the replica slot (R > 1) or the lease (its
+    first task id and size, R = 1) it holds."""
+
+    expiry: int
+    replica: int
+    lease: int
+    lease_count: int
 
 
 class TaskRecord(BaseModel):
