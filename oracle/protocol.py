@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from eth_abi.abi import encode as abi_encode
 from eth_account.messages import SignableMessage, encode_typed_data
@@ -86,6 +86,15 @@ RESULTS_TYPES: dict[str, list[dict[str, str]]] = {
 }
 
 
+class Eip712DomainFields(TypedDict):
+    """The ``domain`` of EIP-712 typed data (the JSON eth-account encodes)."""
+
+    name: str
+    version: str
+    chainId: int
+    verifyingContract: str
+
+
 class Eip712Domain(BaseModel):
     """The marketplace's EIP-712 domain: name and version are fixed, the chain and the contract are not."""
 
@@ -96,7 +105,8 @@ class Eip712Domain(BaseModel):
     name: str = EIP712_NAME
     version: str = EIP712_VERSION
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Eip712DomainFields:
+        """The domain as EIP-712 typed data names it."""
         return {"name": self.name, "version": self.version, "chainId": self.chain_id,
                 "verifyingContract": to_checksum_address(self.verifying_contract)}
 
