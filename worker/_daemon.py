@@ -39,7 +39,7 @@ from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
 from ._checkpoint import container_label, must_give_back, policy_closed
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
-from ._journal import ClaimData, Journal, Step, TaskRecord
+from ._journal import ClaimData, GpuNote, Journal, Step, TaskRecord
 from ._leases import LeaseOp, ahead_for, chunk_ops, lease_of, plan_lease, range_size
 from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
 from ._policy import Offer, decide, lent_gpus
@@ -288,11 +288,11 @@ class Worker:
                       platform_class=self.platform_class, stake=me.stake, **self._note_gpus())
         self._standing(me)
 
-    def _note_gpus(self) -> dict[str, Any]:
+    def _note_gpus(self) -> GpuNote:
         """Journal what this worker lends in GPUs (models, memory, why none) for 'tasknet worker status'; return it
         for the log."""
-        doc = {"gpus": self.gpus.total, "gpu_devices": [f"{d.index}: {d.name} ({d.memory_mb} MiB)"
-                                                       for d in self.caps.gpu_devices if d.id in self.gpus.ids]}
+        doc: GpuNote = {"gpus": self.gpus.total, "gpu_devices": [f"{d.index}: {d.name} ({d.memory_mb} MiB)"
+                                                                for d in self.caps.gpu_devices if d.id in self.gpus.ids]}
         if self.caps.gpu_note:
             doc["gpu_note"] = self.caps.gpu_note
         self.journal.set_value("gpus", doc)

@@ -48,7 +48,7 @@ from ._canonical import CanonicalizeInvalid, Canonicalizer, StepOutcome
 from ._canonical import pack as pack_canonicalized
 from ._checkpoint import Checkpoints
 from ._gpus import GpuAllocator
-from ._journal import Journal, Step, TaskRecord
+from ._journal import DatasetFields, Journal, Step, TaskRecord
 from ._leases import LeaseOp, lease_of
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
@@ -239,7 +239,7 @@ class Pipeline:
             d.mkdir(parents=True, exist_ok=True)
         return folder, dirs, resume
 
-    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None
+    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: DatasetFields | None
                         ) -> tuple[list[str], dict[str, str]]:
         """Fetch the task's inputs (and the job's dataset) into ``in_dir``; return its arguments and environment."""
         doc = self._inputs_doc(job.inputs_cid, job.job_id)
@@ -255,7 +255,7 @@ class Pipeline:
             self._fetch_dataset(dataset, in_dir / "dataset")
         return spec.args, spec.env
 
-    def _fetch_dataset(self, dataset: dict[str, str], dest: Path) -> None:
+    def _fetch_dataset(self, dataset: DatasetFields, dest: Path) -> None:
         """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum
         (the requester SDK may also list it as a common input at that path: then it is already there)."""
         if not dest.exists():

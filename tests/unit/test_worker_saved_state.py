@@ -1,19 +1,24 @@
-"""The worker's saved market view keeps its format now that it reads typed event arguments: a view saved by the
-code before (commit eff6bd4, ``data/worker_view_eff6bd4.json``, made by applying the events below) loads into an
-equal view, and the same events applied now give the same JSON. Offline: the events are built by hand."""
+"""The worker's saved state keeps its format now that it is typed. The market view (typed event arguments): a view
+saved by the code before (commit eff6bd4, ``data/worker_view_eff6bd4.json``, made by applying the events below) loads
+into an equal view, and the same events applied now give the same JSON. The journal (typed records): one written by
+that code (``data/worker_journal_eff6bd4.sql``, a dump of the file it wrote with every key its daemon journals)
+opens, its records read typed, and its rows stay as they were written. Offline: the events are built by hand."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from oracle.events import DecodedEvent
+from oracle.market import JobView
 from oracle.protocol import task_id
 from worker._journal import Journal, Step
 from worker._view import DatasetHint, MarketView
 
 SAVED = Path(__file__).parent / "data" / "worker_view_eff6bd4.json"
+JOURNAL = Path(__file__).parent / "data" / "worker_journal_eff6bd4.sql"
 
 
 def ev(name: str, **args: Any) -> DecodedEvent:
@@ -81,3 +86,36 @@ def test_a_claim_record_keeps_the_dataset_as_before(tmp_path: Path) -> None:
     assert hint.model_dump() == before
     rec = journal.get(5, 0)
     assert rec is not None and rec.data["dataset"] == before and DatasetHint.model_validate(rec.data["dataset"]) == hint
+
+
+def _rows(path: Path) -> dict[str, tuple[int, str]]:
+    with sqlite3.connect(path) as db:
+        return {k: (step, data) for k, step, data in db.execute(
+            "SELECT task_key, step, data FROM tasks UNION ALL SELECT task_key, step, data FROM finished")}
+
+
+def test_a_journal_written_before_opens_with_typed_records(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(JOURNAL.read_text())
+    written = _rows(path)
+    j = Journal(path)
+    recs = {r.task_key: r for r in j.all()}
+    assert set(recs) == {"5:0", "5:1", "5:2", "5:3", "6:1", "6:2", "6:3"}
+    live = recs["6:1"]
+    assert live.step == Step.REVEALED and [r.task_key for r in j.unfinished()] == ["6:1"]
+    d = live.data
+    assert (d["replica"], d["relay_id"], d["relayed"], d["slurm_job"], d["slurm_node"]) == (0, 9, True, "4242", "node-1")
+    assert d["paused"] is None and d["ran_s"] == 12.5 and d["run_by"] == 1_900_000_050 and d["attempts"] == 1
+    assert d["dataset"] is None and JobView.model_validate(d["job"]).confidence_ppb == 990_000_000
+    assert recs["5:0"].data["earned"] == 9 * 10**16 and "job" not in recs["5:0"].data  # compacted when finished
+    assert recs["5:1"].data.get("unpinned") is True and recs["5:3"].data["reason"] == "the lease is no longer ours"
+    assert [r.task_key for r in j.pinned_before(2e9)] == ["5:0", "6:2"] and j.unpin_due(2e9) == [recs["5:0"]]
+    s = j.summary()
+    assert (s.earned, s.steps[Step.DONE], s.steps[Step.ABANDONED], s.steps[Step.FAILED]) == (14 * 10**16, 3, 1, 1)
+    assert j.get_value("gpus") == {"gpus": 0, "gpu_devices": [], "gpu_note": "no GPU found"}
+    assert MarketView.model_validate(j.get_value("stream")["view"]).model_dump(mode="json") == json.loads(
+        SAVED.read_text())
+    j.record(6, 1, Step.REVEALED, note="read again")  # a step that adds nothing rewrites the same JSON
+    j.close()
+    assert _rows(path) == written
