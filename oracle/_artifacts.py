@@ -24,7 +24,9 @@ def load_artifact(name: str) -> dict[str, Any]:
             f"no compiled artifact for contract {name!r} in {ARTIFACTS_DIR} (known: {known or 'none'}); "
             "run 'npm run compile'"
         )
-    data: dict[str, Any] = json.loads(path.read_text())
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ArtifactError(f"the artifact {path} is not a JSON object; run 'npm run compile' to write it again")
     return data
 
 

@@ -52,7 +52,7 @@ def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
     return w3
 
 
-def is_proof_of_authority(block: dict[str, Any]) -> bool:
+def is_proof_of_authority(block: Mapping[str, object]) -> bool:
     """Whether a raw block (as the node sent it) carries more than the 32 bytes of extra data Ethereum allows:
     proof-of-authority chains (geth clique, BSC, Polygon PoS) put the signer's seal there, and web3 refuses such
     blocks unless its proof-of-authority middleware moves it aside."""

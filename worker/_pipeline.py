@@ -404,7 +404,7 @@ class Pipeline:
             step = max(Step.INPUTS_READY, (self.journal.get(job.job_id, rec.task_index) or rec).step)
             self.journal.record(job.job_id, rec.task_index, step, **data)
         return SlurmTask(label=f"{job.job_id}-{rec.task_index}", expiry=float(current.data.get("expiry") or 0),
-                         data=dict(current.data), note=note, check=lambda: self._check_claim(job, current))
+                         data=current.data.copy(), note=note, check=lambda: self._check_claim(job, current))
 
     def _publish(self, job: JobView, app: AppView, rec: TaskRecord, dirs: dict[str, Path], run: RunResult | None,
                  error: str | None, canon: StepOutcome | None = None) -> TaskRecord:
