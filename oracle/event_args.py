@@ -11,6 +11,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from .protocol import JobId, TaskId
+
 
 class EventArgs(BaseModel):
     """Event arguments by their ABI names (camelCase), read as snake_case attributes; frozen."""
@@ -40,16 +42,16 @@ class DatasetRegistered(EventArgs):
 class JobRef(EventArgs):
     """``JobClosed``."""
 
-    job_id: int
+    job_id: JobId
 
 
 class JobCredibility(EventArgs):
-    job_id: int
+    job_id: JobId
     confidence_ppb: int
 
 
 class TasksCancelled(EventArgs):
-    job_id: int
+    job_id: JobId
     first_index: int
     count: int
 
@@ -57,42 +59,42 @@ class TasksCancelled(EventArgs):
 class TasksClaimed(EventArgs):
     """A lease (R = 1) on ``count`` tasks from ``start_task_id``."""
 
-    start_task_id: int
+    start_task_id: TaskId
     worker: str
     count: int
     expiry: int
 
 
 class LeaseExpired(EventArgs):
-    start_task_id: int
+    start_task_id: TaskId
     undone: int
 
 
 class TaskRef(EventArgs):
     """``ResultSubmitted``, ``FailureReported``, ``FailureConfirmed``, ``TaskFinalized``, ``TaskFailed``."""
 
-    task_id: int
+    task_id: TaskId
 
 
 class TaskWorker(EventArgs):
     """``ClaimAbandoned``, ``ResultCommitted``, ``ClaimExpired``."""
 
-    task_id: int
+    task_id: TaskId
     worker: str
 
 
 class ReplicaClaimed(EventArgs):
-    task_id: int
+    task_id: TaskId
     worker: str
     replica: int
     expiry: int
 
 
 class TaskPlatformClassBound(EventArgs):
-    task_id: int
+    task_id: TaskId
     platform_class: str | bytes
 
 
 class ReplicasAdded(EventArgs):
-    task_id: int
+    task_id: TaskId
     target: int

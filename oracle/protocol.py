@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, NewType, TypedDict
 
 from eth_abi.abi import encode as abi_encode
 from eth_account.messages import SignableMessage, encode_typed_data
@@ -58,6 +58,11 @@ def platform_class_name(value: bytes | str) -> str:
     """The chain's ``bytes32`` platform class (bytes or 0x-hex) -> its tag ("" when none)."""
     raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value
     return raw.rstrip(b"\0").decode("ascii", errors="replace")
+
+#: A job's id on chain (``JobPosted.jobId``).
+JobId = NewType("JobId", int)
+#: A task's id on chain: ``(job id << 32) | index`` (see :func:`task_id`).
+TaskId = NewType("TaskId", int)
 
 #: Bits of a task's index inside its task id.
 TASK_INDEX_BITS = 32
@@ -121,21 +126,21 @@ class Eip712Domain(BaseModel):
 
 
 # --- task ids ------------------------------------------------------------------------------------------
-def task_id(job_id: int, index: int) -> int:
+def task_id(job_id: int, index: int) -> TaskId:
     """The id of task ``index`` of job ``job_id``: ``(job_id << 32) | index``."""
     if not 0 <= index <= _INDEX_MASK:
         raise ValueError(f"task index {index} is outside 0..{_INDEX_MASK}")
     if job_id < 0:
         raise ValueError(f"job id {job_id} is negative")
-    return (job_id << TASK_INDEX_BITS) | index
+    return TaskId((job_id << TASK_INDEX_BITS) | index)
 
 
-def split_task_id(tid: int) -> tuple[int, int]:
+def split_task_id(tid: int) -> tuple[JobId, int]:
     """``(job_id, index)`` of a task id."""
-    return tid >> TASK_INDEX_BITS, tid & _INDEX_MASK
+    return JobId(tid >> TASK_INDEX_BITS), tid & _INDEX_MASK
 
 
-def task_ids(job_id: int, first: int, count: int) -> list[int]:
+def task_ids(job_id: int, first: int, count: int) -> list[TaskId]:
     """Ids of tasks ``first .. first + count - 1`` of a job."""
     return [task_id(job_id, i) for i in range(first, first + count)]
 
