@@ -27,7 +27,8 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
 from oracle import IpfsClient, connect, get_logger
-from oracle.events import EventStream, StreamCursor
+from oracle import event_args as ea
+from oracle.events import DecodedEvent, EventStream, StreamCursor
 from oracle.exceptions import IpfsUnavailable, RpcUnavailable, TasknetError, TransactionReverted
 from oracle.images import BUSYBOX_BASE, build_busybox_base, image_exists
 from oracle.market import JobView, Market, MarketParams, TaskStatus, WorkerRecord
@@ -579,7 +580,7 @@ class Worker:
                 if ev.name in ("TasksClaimed", "ReplicaClaimed") and ev.args["worker"].lower() == self.me_lower:
                     adopted += self._adopt(ev)
                 elif ev.name == "JobClosed":
-                    closed.append(int(ev.args["jobId"]))
+                    closed.append(ea.JobRef.model_validate(ev.args).job_id)
             changed = changed or bool(events)
             if self.stream.caught_up:
                 break
@@ -588,36 +589,39 @@ class Worker:
             self._save()
         return adopted
 
-    def _adopt(self, ev: Any) -> list[TaskRecord]:
+    def _adopt(self, ev: DecodedEvent) -> list[TaskRecord]:
         """A claim of ours on chain that the journal does not hold (or holds as LOST): a reorg dropped it and the
         node put the transaction back in a later block, or the journal was lost. Unless it is over (expired,
         settled, someone else's now), it is ours to finish: journal it and run it, or its stake is slashed."""
         out: list[TaskRecord] = []
-        a = ev.args
-        first = int(a["startTaskId"] if ev.name == "TasksClaimed" else a["taskId"])
-        count = int(a["count"]) if ev.name == "TasksClaimed" else 1
+        lease_args = ea.TasksClaimed.model_validate(ev.args) if ev.name == "TasksClaimed" else None
+        replica_args = ea.ReplicaClaimed.model_validate(ev.args) if lease_args is None else None
+        first = lease_args.start_task_id if lease_args else replica_args.task_id if replica_args else 0
+        count = lease_args.count if lease_args else 1
         if all((r := self.journal.get(*split_task_id(t))) is not None and r.step != Step.LOST
                for t in range(first, first + count)):
             return out  # our own claim, journaled when it was made: nothing to ask the chain
         now = self.market.chain_time()
-        if ev.name == "TasksClaimed":
-            start = int(a["startTaskId"])
+        if lease_args is not None:
+            start = lease_args.start_task_id
             lease = self.market.lease_view(start)
             if lease.worker.lower() != self.me_lower or lease.expiry <= now:
                 return out
             tids = range(start + lease.done, start + lease.count)
             extra: ClaimData = {"expiry": lease.expiry, "lease": start, "lease_count": lease.count}
-        else:
-            tid = int(a["taskId"])
-            replica = self.market.replica_view(tid, int(a["replica"]))
+        elif replica_args is not None:
+            tid, slot = replica_args.task_id, replica_args.replica
+            replica = self.market.replica_view(tid, slot)
             task = self.market.task_view(tid)
             if replica.worker.lower() != self.me_lower or task.status != TaskStatus.ACTIVE or \
-                    task.committed & (1 << int(a["replica"])) or replica.expiry <= now:
+                    task.committed & (1 << slot) or replica.expiry <= now:
                 return out
             tids = range(tid, tid + 1)
-            extra = {"replica": int(a["replica"]), "expiry": replica.expiry}
-        for tid in tids:
-            job_id, index = split_task_id(tid)
+            extra = {"replica": slot, "expiry": replica.expiry}
+        else:
+            return out
+        for t in tids:
+            job_id, index = split_task_id(t)
             rec = self.journal.get(job_id, index)
             job = self.view.jobs.get(job_id)
             if (rec is not None and rec.step != Step.LOST) or job is None or job.app_id not in self.view.apps:
@@ -901,10 +905,10 @@ class Worker:
             return []
         out: list[TaskRecord] = []
         for ev in self.market.contract.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
-            a = ev["args"]
-            if a["worker"] == self.account.address and int(a["startTaskId"]) == start:
-                extra: ClaimData = {"expiry": int(a["expiry"]), "lease": start, "lease_count": int(a["count"])}
-                out += [self._record_claim(job, first + i, receipt, extra, int(a["count"])) for i in range(int(a["count"]))]
+            a = ea.TasksClaimed.model_validate(ev["args"])
+            if a.worker == self.account.address and a.start_task_id == start:
+                extra: ClaimData = {"expiry": a.expiry, "lease": start, "lease_count": a.count}
+                out += [self._record_claim(job, first + i, receipt, extra, a.count) for i in range(a.count)]
         return out
 
     def _too_late_to_join(self, job: JobView, index: int) -> bool:
@@ -947,12 +951,13 @@ class Worker:
             return []
         claimed: dict[int, ClaimData] = {}
         for ev in c.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
-            if ev["args"]["worker"] == self.account.address:
-                claimed[ev["args"]["taskId"]] = {"replica": ev["args"]["replica"], "expiry": ev["args"]["expiry"]}
+            r = ea.ReplicaClaimed.model_validate(ev["args"])
+            if r.worker == self.account.address:
+                claimed[r.task_id] = {"replica": r.replica, "expiry": r.expiry}
         for ev in c.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
-            if ev["args"]["worker"] == self.account.address:
-                start = int(ev["args"]["startTaskId"])
-                claimed[start] = {"expiry": ev["args"]["expiry"], "lease": start, "lease_count": 1}
+            t = ea.TasksClaimed.model_validate(ev["args"])
+            if t.worker == self.account.address:
+                claimed[t.start_task_id] = {"expiry": t.expiry, "lease": t.start_task_id, "lease_count": 1}
         if len(claimed) < min(slots, len(tids)):
             self.log.info("claim_lost_race", tasks=len(tids), claimed=len(claimed))
         return [self._record_claim(job, index, receipt, claimed[tid], len(claimed))
