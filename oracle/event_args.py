@@ -95,6 +95,15 @@ class TaskPlatformClassBound(EventArgs):
     platform_class: str | bytes
 
 
+class TaskFinalized(EventArgs):
+    """A replicated task settled: ``winners`` replicas held ``result_digest`` and got ``reward_each``."""
+
+    task_id: TaskId
+    result_digest: str | bytes
+    winners: int
+    reward_each: int
+
+
 class ReplicasAdded(EventArgs):
     task_id: TaskId
     target: int

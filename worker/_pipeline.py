@@ -18,6 +18,7 @@ from typing import Any
 import docker
 from pydantic import ValidationError
 
+from oracle import event_args as ea
 from oracle import get_logger
 from oracle.archive import PackedResult, encrypt_file, escape_name, pack_result, sha256_file, unsafe_name
 from oracle.exceptions import (
@@ -857,9 +858,9 @@ class Pipeline:
             from_block=rec.data.get("claim_block", 0), argument_filters={"taskId": tid})
         if not events:
             return "finalized", 0
-        args = events[-1]["args"]
-        if "0x" + bytes(args["resultDigest"]).hex() == rec.data.get("digest"):
-            return "won", int(args["rewardEach"])
+        final = ea.TaskFinalized.model_validate(events[-1]["args"])
+        if ea.hex32(final.result_digest) == rec.data.get("digest"):
+            return "won", final.reward_each
         return "outvoted", 0
 
     def _net_reward(self, job: JobView) -> int:
