@@ -327,7 +327,7 @@ class ApiState:
             self._runs = AuditRuns(self.audit_verifier())
         return self._runs
 
-    def chain_head(self, cur: dict[str, Any] | None) -> int:
+    def chain_head(self, cur: _db.CursorRow | None) -> int:
         if self.head is not None:
             try:
                 return int(self.head())

@@ -12,10 +12,11 @@ import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ._report import Check
 from ._verify import Report, Verifier
 
 
@@ -28,7 +29,7 @@ class AuditRunOut(BaseModel):
     passed: bool | None = Field(description="None while running")
     failed_tasks: int = Field(description="tasks audited so far with a failed check")
     counts: dict[str, int] = Field(default_factory=dict, description="when done: the job report's counts")
-    checks: list[dict[str, Any]] = Field(default_factory=list, description="when done: the job's own checks")
+    checks: list[Check] = Field(default_factory=list, description="when done: the job's own checks")
     status: str | None = Field(None, description="when done: the job's status (open, closed)")
     error: str | None = None
     started_at: float
@@ -56,7 +57,7 @@ class AuditRun:
             return AuditRunOut(
                 run_id=self.run_id, job_id=self.job_id, state=self.state, done=self.done, total=self.total,
                 passed=None if rep is None else rep.passed, failed_tasks=failed,
-                counts=rep.counts if rep else {}, checks=[c.model_dump() for c in rep.checks] if rep else [],
+                counts=rep.counts if rep else {}, checks=list(rep.checks) if rep else [],
                 status=rep.status if rep else None, error=self.error, started_at=self.started_at,
                 finished_at=self.finished_at,
                 links={"self": f"/audit/runs/{self.run_id}", "findings": f"/audit/runs/{self.run_id}/findings"})

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -442,13 +442,25 @@ def init_db(engine: Engine, *, chain_id: int | None = None, marketplace: str | N
         return values
 
 
-def load_cursor(conn: Connection) -> dict[str, Any] | None:
+class CursorRow(TypedDict):
+    """The ingester's saved position (the ``cursor`` row), its unfinalized window decoded."""
+
+    next_block: int
+    recent: dict[int, str]  # block number -> hash
+    chain_head: int
+    head_timestamp: int
+    updated_at: int
+    events_total: int
+
+
+def load_cursor(conn: Connection) -> CursorRow | None:
     row = conn.execute(select(cursor).where(cursor.c.id == 1)).mappings().first()
     if row is None:
         return None
-    out = dict(row)
-    out["recent"] = {int(k): v for k, v in json.loads(row["recent"]).items()}
-    return out
+    return CursorRow(next_block=int(row["next_block"]),
+                     recent={int(k): str(v) for k, v in json.loads(row["recent"]).items()},
+                     chain_head=int(row["chain_head"]), head_timestamp=int(row["head_timestamp"]),
+                     updated_at=int(row["updated_at"]), events_total=int(row["events_total"]))
 
 
 def save_cursor(conn: Connection, *, next_block: int, recent: dict[int, str], chain_head: int,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from eth_typing import ABIComponent, ABIComponentIndexed
 from web3 import Web3
 
 from oracle.events import DecodedEvent, EventStream
@@ -111,7 +112,7 @@ class FastEventStream(EventStream):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        self._plans: dict[str, tuple[str, list[tuple[str, Callable[[str], Any]]], list[dict[str, Any]], list[str],
+        self._plans: dict[str, tuple[str, list[tuple[str, Callable[[str], Any]]], list[ABIComponentIndexed], list[str],
                                      list[tuple[str, _WordDecoder]] | None]] = {}
         for topic, item in self._events.items():
             indexed = [(i["name"], _topic_decoder(i["type"])) for i in item["inputs"] if i.get("indexed")]
@@ -176,7 +177,7 @@ class FastEventStream(EventStream):
                         log["transactionHash"], int(log["logIndex"], 16))
 
 
-def _abi_type(item: dict[str, Any]) -> str:
+def _abi_type(item: ABIComponent) -> str:
     t: str = item["type"]
     if t.startswith("tuple"):
         return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[len("tuple"):]
@@ -199,10 +200,10 @@ def _topic_decoder(kind: str) -> Callable[[str], Any]:
     return lambda topic: topic  # bytes32, or the hash of a dynamic value
 
 
-def _plain_value(item: dict[str, Any], value: Any) -> Any:
+def _plain_value(item: ABIComponent, value: Any) -> Any:
     kind: str = item["type"]
     if kind.endswith("]"):
-        inner = dict(item, type=kind[:kind.rindex("[")])
+        inner: ABIComponent = {**item, "type": kind[:kind.rindex("[")]}
         return [_plain_value(inner, v) for v in value]
     if kind == "tuple":
         return {c["name"]: _plain_value(c, v) for c, v in zip(item["components"], value, strict=True)}

@@ -47,11 +47,11 @@ import hashlib
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from eth_account import Account
 from eth_account.messages import SignableMessage
@@ -64,7 +64,7 @@ from oracle.canonical import CanonicalizeStep
 from oracle.credibility import CredibilitySettings
 from oracle.events import DecodedEvent, EventStream, StreamCursor
 from oracle.exceptions import TasknetError
-from oracle.market import AppView, JobView, Market
+from oracle.market import AppView, JobRecord, JobView, Market
 from oracle.protocol import (
     Eip712Domain,
     commit_message,
@@ -133,7 +133,7 @@ class Verifier:
         self._topics = {item["name"]: "0x" + bytes(event_abi_to_log_topic(item)).hex()  # type: ignore[arg-type]
                         for abi in self.market.event_abis for item in abi if item.get("type") == "event"}
         self.domain = Eip712Domain(chain_id=self.market.chain_id, verifying_contract=self.market.address)
-        self._tx_cache: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {}
+        self._tx_cache: dict[str, tuple[str, list[MarketCall]]] = {}
         self._tx_lock = threading.Lock()
         self._posted: dict[int, JobView | None] = {}  # JobPosted, by job id (never changes)
         self._settings: dict[int, CredibilitySettings | None] = {}  # JobCredibility, by job id
@@ -151,12 +151,12 @@ class Verifier:
             return "0x" + "00" * 12 + n.lower().removeprefix("0x")
         return "0x" + n.to_bytes(32, "big").hex()
 
-    def _calls(self, tx_hash: str) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    def _calls(self, tx_hash: str) -> tuple[str, list[MarketCall]]:
         """The sender of a transaction and the marketplace calls in it (multicall unpacked); read once."""
         cached = self._tx_cache.get(tx_hash)
         if cached is None:
             tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-            calls: list[tuple[str, dict[str, Any]]] = []
+            calls: list[MarketCall] = []
             self._decode_call(_b(tx["input"]), calls)
             cached = (str(tx["from"]), calls)
             with self._tx_lock:
@@ -165,7 +165,7 @@ class Verifier:
                 self._tx_cache[tx_hash] = cached
         return cached
 
-    def _decode_call(self, data: bytes, out: list[tuple[str, dict[str, Any]]]) -> None:
+    def _decode_call(self, data: bytes, out: list[MarketCall]) -> None:
         try:
             fn, args = self.market.contract.decode_function_input(data)
         except Exception:  # noqa: BLE001 - not a marketplace call (e.g. a contract calling in): nothing to read
@@ -174,7 +174,7 @@ class Verifier:
             for inner in args["data"]:
                 self._decode_call(_b(inner), out)
         else:
-            out.append((fn.fn_name, dict(args)))
+            out.append(MarketCall(fn.fn_name, dict(args)))
 
     def _job(self, job_id: int) -> tuple[JobView | None, AppView | None, StoredJob]:
         job, app, stored, _ = self._job_posted(job_id)
@@ -188,7 +188,7 @@ class Verifier:
         job = JobView.from_event(posted[0].args)
         apps = self._logs(self.market.registry.address, [self._topics["AppRegistered"], self._topic(job.app_id)])
         app = AppView.from_event(apps[0].args) if apps else None
-        return job, app, StoredJob.of(self.market.job(job_id)), posted[0].block_number
+        return job, app, StoredJob.of(self.market.job_record(job_id)), posted[0].block_number
 
     # -- tasks ------------------------------------------------------------------------------------
     def task(self, tid: int) -> Report:
@@ -288,8 +288,9 @@ class Verifier:
                      detail="no call in the transaction submits this result", evidence=base)
 
     def _authorized(self, kind: Literal["commit", "reveal"], tid: int, worker: str, tx_hash: str,
-                    match: dict[str, str]) -> tuple[Check, dict[str, Any] | None]:
-        """Who made a commit or reveal: the sender itself, or a relayed signature. Returns the call's fields."""
+                    match: dict[str, str]) -> tuple[Check, str | None]:
+        """Who made a commit or reveal: the sender itself, or a relayed signature. Returns the salt the call
+        reveals (0x-hex; "" for a commit), or None when no call made it."""
         sender, calls = self._calls(tx_hash)
         name = f"{kind}_authorized"
         base = {"tx": tx_hash, "sender": sender}
@@ -298,7 +299,7 @@ class Verifier:
                 fields = {k: args[k] for k in args}
                 if all(_h(fields[k]) == v for k, v in match.items()):
                     return Check(name=name, subject=worker, passed=True, detail=f"sent by the worker {sender}",
-                                 evidence=base), fields
+                                 evidence=base), _salt_of(fields)
             if fn == ("relayCommits" if kind == "commit" else "relayReveals"):
                 for entry in args["commits" if kind == "commit" else "reveals"]:
                     if kind == "commit":
@@ -315,7 +316,7 @@ class Verifier:
                     signer = recover_signer(msg, sig)
                     if signer is not None and signer.lower() != worker.lower():
                         continue  # another worker's entry for the same task and values
-                    return signature_check(name, msg, sig, worker, relayer=sender, **base), fields
+                    return signature_check(name, msg, sig, worker, relayer=sender, **base), _salt_of(fields)
         return Check(name=name, subject=worker, passed=False,
                      detail=f"no {kind} by or signed by the worker in the transaction", evidence=base), None
 
@@ -327,16 +328,16 @@ class Verifier:
             c = commitments[w] = _h(ev.args["commitment"])
             return [self._authorized("commit", tid, w, ev.tx_hash, {"commitment": c})[0]]
         digest = _h(ev.args["resultDigest"])
-        check, fields = self._authorized("reveal", tid, w, ev.tx_hash, {"resultDigest": digest})
-        if fields is None:
+        check, salt = self._authorized("reveal", tid, w, ev.tx_hash, {"resultDigest": digest})
+        if salt is None:
             return [check]
-        recomputed = "0x" + commitment(tid, digest, _b(fields["salt"]), w).hex()
+        recomputed = "0x" + commitment(tid, digest, _b(salt), w).hex()
         ok = recomputed == commitments.get(w)
         return [check, Check(name="commitment", subject=w, passed=ok,
                              detail="the reveal opens the commitment" if ok else
                              "keccak256(taskId, digest, salt, worker) differs from the committed value",
                              evidence={"committed": commitments.get(w), "recomputed": recomputed,
-                                       "salt": _h(fields["salt"]), "digest": digest})]
+                                       "salt": salt, "digest": digest})]
 
     def _replicated(self, tid: int, job: JobView, app: AppView | None, stored: StoredJob,
                     events: list[DecodedEvent]) -> tuple[str, list[Check]]:
@@ -692,6 +693,20 @@ def _by_task(logs: list[DecodedEvent]) -> tuple[dict[int, list[DecodedEvent]], l
     return per_task, leases, tids, (finished, failed, cancelled), closed
 
 
+def _salt_of(fields: Mapping[str, object]) -> str:
+    """The salt a reveal call carries (0x-hex), "" for a commit."""
+    salt = fields.get("salt")
+    return _h(salt) if isinstance(salt, bytes | str) else ""
+
+
+class MarketCall(NamedTuple):
+    """A marketplace function called in a transaction (a multicall's calls one by one), its arguments by their ABI
+    names as web3 decodes them."""
+
+    name: str
+    args: dict[str, Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class StoredJob:
     """What the verifier reads of a job's storage (``getJob``): its fee and replica stake, and its flags."""
@@ -701,10 +716,9 @@ class StoredJob:
     flags: int = 0
 
     @classmethod
-    def of(cls, job: dict[str, Any]) -> StoredJob:
-        """From the decoded ``getJob`` struct."""
-        return cls(fee_bps=int(job.get("feeBps", 0)), replica_stake=int(job.get("replicaStake", 0)),
-                   flags=int(job.get("flags", 0)))
+    def of(cls, job: JobRecord) -> StoredJob:
+        """From the ``getJob`` struct."""
+        return cls(fee_bps=job.fee_bps, replica_stake=job.replica_stake, flags=int(job.flags))
 
 
 @dataclasses.dataclass(frozen=True)

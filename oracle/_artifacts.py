@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from .exceptions import ArtifactError
 
@@ -24,7 +24,9 @@ def load_artifact(name: str) -> dict[str, Any]:
             f"no compiled artifact for contract {name!r} in {ARTIFACTS_DIR} (known: {known or 'none'}); "
             "run 'npm run compile'"
         )
-    data: dict[str, Any] = json.loads(path.read_text())
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ArtifactError(f"the artifact {path} is not a JSON object; run 'npm run compile' to write it again")
     return data
 
 
@@ -32,15 +34,27 @@ def load_artifact(name: str) -> dict[str, Any]:
 AbiList = Sequence[Mapping[str, Any]]
 
 
-def abi(name: str) -> list[dict[str, Any]]:
+def abi(name: str) -> AbiList:
     """The ABI of contract ``name``."""
-    result: list[dict[str, Any]] = load_artifact(name)["abi"]
+    result: AbiList = load_artifact(name)["abi"]
     return result
 
 
-def manifest() -> dict[str, Any]:
+class Manifest(TypedDict):
+    """``artifacts/manifest.json``, written by ``scripts/compile.js``."""
+
+    compiler: str  # solc's long version
+    settings: dict[str, object]  # the standard-JSON settings compiled with, hashed as they are
+    sourcesSha256: str  # the file's key
+    sources: list[str]
+    contracts: list[str]
+
+
+def manifest() -> Manifest:
     """The compile manifest: compiler version, settings, and the sha256 of the sources compiled."""
-    return load_artifact("manifest")
+    m = load_artifact("manifest")
+    return Manifest(compiler=str(m["compiler"]), settings=dict(m["settings"]), sourcesSha256=str(m["sourcesSha256"]),
+                    sources=[str(s) for s in m["sources"]], contracts=[str(c) for c in m["contracts"]])
 
 
 def sources_digest(root: Path) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from typing import Any, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
+from eth_typing import ABIComponent, HexStr
 from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.contract import Contract
@@ -50,7 +52,7 @@ def connect(rpc_url: str, *, timeout: float = 30.0) -> Web3:
     return w3
 
 
-def is_proof_of_authority(block: dict[str, Any]) -> bool:
+def is_proof_of_authority(block: Mapping[str, object]) -> bool:
     """Whether a raw block (as the node sent it) carries more than the 32 bytes of extra data Ethereum allows:
     proof-of-authority chains (geth clique, BSC, Polygon PoS) put the signer's seal there, and web3 refuses such
     blocks unless its proof-of-authority middleware moves it aside."""
@@ -58,8 +60,8 @@ def is_proof_of_authority(block: dict[str, Any]) -> bool:
     return len(extra.removeprefix("0x")) > 64
 
 
-def _error_selectors(abis: Iterable[AbiList]) -> dict[bytes, tuple[str, list[dict[str, Any]]]]:
-    table: dict[bytes, tuple[str, list[dict[str, Any]]]] = {}
+def _error_selectors(abis: Iterable[AbiList]) -> dict[bytes, tuple[str, Sequence[ABIComponent]]]:
+    table: dict[bytes, tuple[str, Sequence[ABIComponent]]] = {}
     for entries in abis:
         for item in entries:
             if item.get("type") != "error":
@@ -69,7 +71,7 @@ def _error_selectors(abis: Iterable[AbiList]) -> dict[bytes, tuple[str, list[dic
     return table
 
 
-def _canonical_type(param: dict[str, Any]) -> str:
+def _canonical_type(param: ABIComponent) -> str:
     t: str = param["type"]
     if t.startswith("tuple"):
         return "(" + ",".join(_canonical_type(c) for c in param["components"]) + ")" + t[len("tuple"):]
@@ -106,7 +108,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def format_error(name: str, args: dict[str, Any]) -> str:
+def format_error(name: str, args: Mapping[str, object]) -> str:
     return f"{name}(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"
 
 
@@ -155,7 +157,7 @@ def send(w3: Web3, fn: ContractFunction, sender: LocalAccount, *, value: int = 0
     params["nonce"] = w3.eth.get_transaction_count(sender.address, "pending")
     params["chainId"] = w3.eth.chain_id
     tx = fn.build_transaction(params)
-    signed = sender.sign_transaction(cast(dict[str, Any], tx))
+    signed = sender.sign_transaction(_signable(tx))
     return _send_raw(w3, signed.raw_transaction, abis, what, timeout)
 
 
@@ -190,7 +192,7 @@ def deploy(w3: Web3, name: str, *args: Any, sender: LocalAccount, timeout: float
     ``bytecode`` overrides the artifact's (e.g. with its libraries linked)."""
     art = load_artifact(name)
     factory = w3.eth.contract(abi=art["abi"], bytecode=bytecode or art["bytecode"])
-    params: dict[str, Any] = {
+    params: TxParams = {
         "from": sender.address,
         "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
         "chainId": w3.eth.chain_id,
@@ -210,3 +212,18 @@ def deploy(w3: Web3, name: str, *args: Any, sender: LocalAccount, timeout: float
 
 #: the name the transaction sender uses
 _reverted = reverted_error
+
+
+def _signable(tx: TxParams) -> TransactionDictType:
+    """A transaction web3 built, as eth-account signs it: every field web3 fills in is an int or a hex string
+    (an address, the call data)."""
+    out: TransactionDictType = {}
+    for key, value in tx.items():
+        if isinstance(value, bytes):
+            out[key] = HexStr("0x" + value.hex())
+        elif isinstance(value, int | str):
+            out[key] = value if isinstance(value, int) else HexStr(value)
+        else:
+            raise TypeError(f"transaction field {key} = {value!r}: expected an int or a hex string")
+    return out
+

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .exceptions import (
     ContentNotFound,
@@ -20,6 +21,35 @@ from .exceptions import (
 )
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
+
+
+class _KuboAnswer(BaseModel):
+    """A kubo RPC answer (PascalCase keys), read as snake_case attributes; keys not named are ignored."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+
+class NodeIdentity(_KuboAnswer):
+    """``/id``: the node's peer id and the swarm addresses it listens on (with ``/p2p/<id>``)."""
+
+    id: str = Field(alias="ID")
+    addresses: list[str] = Field(default_factory=list, alias="Addresses")
+    agent_version: str = Field("", alias="AgentVersion")
+
+    @field_validator("addresses", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return [] if value is None else value  # kubo says null when it listens nowhere
+
+
+class FileStat(_KuboAnswer):
+    """``/files/stat`` of a CID: its type (``file``, ``directory``) and sizes in bytes."""
+
+    hash: str = Field(alias="Hash")
+    type: str = Field(alias="Type")
+    size: int = Field(0, alias="Size")
+    cumulative_size: int = Field(0, alias="CumulativeSize")
+    blocks: int = Field(0, alias="Blocks")
 
 
 class IpfsClient:
@@ -47,7 +77,7 @@ class IpfsClient:
         self.close()
 
     # -- plumbing -------------------------------------------------------------------------------
-    def _post(self, path: str, *, params: dict[str, Any] | None = None, files: Any = None,
+    def _post(self, path: str, *, params: dict[str, str] | None = None, files: Any = None,
               stream_to: Callable[[httpx.Response], Any] | None = None, timeout: float | None = None) -> Any:
         last: Exception | None = None
         for attempt in range(self.retries + 1):
@@ -74,7 +104,7 @@ class IpfsClient:
             "start kubo ('ipfs daemon' or 'tasknet up') or fix the API URL"
         )
 
-    def _raise_for(self, r: httpx.Response, path: str, params: dict[str, Any] | None) -> None:
+    def _raise_for(self, r: httpx.Response, path: str, params: dict[str, str] | None) -> None:
         if r.status_code < 400:
             return
         r.read()
@@ -90,10 +120,9 @@ class IpfsClient:
         raise IpfsError(f"IPFS {path} {arg} failed with HTTP {r.status_code}: {message}")
 
     # -- API ------------------------------------------------------------------------------------
-    def id(self) -> dict[str, Any]:
+    def id(self) -> NodeIdentity:
         """The node's identity (a cheap health check)."""
-        result: dict[str, Any] = self._post("/id").json()
-        return result
+        return NodeIdentity.model_validate_json(self._post("/id").content)
 
     def check_online(self) -> None:
         """Raise :class:`IpfsOffline` when the node runs offline (``ipfs daemon --offline``): it could neither fetch
@@ -111,8 +140,7 @@ class IpfsClient:
     def multiaddrs(self) -> list[str]:
         """The node's swarm addresses with ``/p2p/<its id>``: where another node (a pinning service) can fetch
         what this one holds."""
-        me = self.id()
-        return [str(a) for a in me.get("Addresses") or []]
+        return list(self.id().addresses)
 
     def connect(self, multiaddr: str, *, timeout: float = 10.0) -> None:
         """``swarm connect`` to ``multiaddr`` (with ``/p2p/ID``); raises :class:`IpfsError` when it fails."""
@@ -221,7 +249,7 @@ class IpfsClient:
             raise
         return True
 
-    def stat(self, cid: str, *, timeout: float | None = None) -> dict[str, Any]:
+    def stat(self, cid: str, *, timeout: float | None = None) -> FileStat:
         """Size and type of ``cid`` (``files/stat``) without downloading it."""
-        result: dict[str, Any] = self._post("/files/stat", params={"arg": f"/ipfs/{cid}"}, timeout=timeout).json()
-        return result
+        return FileStat.model_validate_json(
+            self._post("/files/stat", params={"arg": f"/ipfs/{cid}"}, timeout=timeout).content)

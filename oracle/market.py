@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from enum import IntEnum, IntFlag
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 from web3 import Web3
 from web3.contract import Contract
 
@@ -115,6 +117,139 @@ class AppView(BaseModel):
                    is_public=args["isPublic"], deterministic_file=args["deterministicFile"])
 
 
+# --- what the chain's views return, typed -------------------------------------------------------------
+class TaskStatus(IntEnum):
+    """``IMarketplace.TaskStatus``: where a task of a replicated job (R > 1) stands."""
+
+    NONE = 0  # never claimed (or R = 1: see isTaken)
+    ACTIVE = 1
+    FINALIZED = 2
+    FAILED = 3
+
+
+class JobFlag(IntFlag):
+    """Bits of a stored job's ``flags``."""
+
+    CLOSED = 1
+    HAS_CALLBACK = 2
+
+
+class WorkerFlag(IntFlag):
+    """Bits of a worker record's ``flags``."""
+
+    REGISTERED = 1
+    BANNED = 2
+
+
+class _ChainStruct(BaseModel):
+    """A struct one of the marketplace's views returns, validated from its ABI-named fields (camelCase) into
+    snake_case attributes; frozen (a fresh read is a fresh object)."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+class JobRecord(_ChainStruct):
+    """``getJob``: a job as the contract stores it (what claims and settlement need; the rest is in
+    :class:`JobView`, from its ``JobPosted`` event)."""
+
+    requester: str
+    deadline: int
+    max_run_seconds: int
+    replication: int
+    cores: int
+    gpus: int
+    num_tasks: int
+    settled: int
+    finished: int
+    app_id: int
+    dataset_id: int
+    min_reputation: int
+    memory_mb: int = Field(alias="memoryMB")
+    fee_bps: int
+    flags: JobFlag
+    arch_mask: int
+    reward: int
+    replica_stake: int
+    owners_price: int
+
+    @property
+    def closed(self) -> bool:
+        return JobFlag.CLOSED in self.flags
+
+
+class TaskView(_ChainStruct):
+    """``getTask``: the consensus state of a task of a replicated job (R > 1). ``occupied``, ``committed`` and
+    ``revealed`` have bit i set when replica slot i is claimed / committed / revealed."""
+
+    status: TaskStatus
+    target: int
+    occupied: int
+    committed: int
+    revealed: int
+    commit_deadline: int
+    reveal_deadline: int
+    commit_block: int
+
+
+class ReplicaView(_ChainStruct):
+    """``getReplica``: one replica slot of a task (R > 1); ``hash`` is the commitment, the result digest once
+    revealed."""
+
+    worker: str
+    expiry: int
+    hash: bytes
+
+
+class LeaseView(_ChainStruct):
+    """``getLease``: a lease on ``count`` tasks from its first task id (R = 1); ``done`` of them have results."""
+
+    worker: str
+    expiry: int
+    count: int
+    done: int
+
+
+class WorkerRecord(_ChainStruct):
+    """``getWorker``: a worker's stake, standing and advertised capabilities."""
+
+    stake: int
+    locked: int
+    reputation: int
+    slashes: int
+    flags: WorkerFlag
+    unstaking: int
+    unstake_at: int
+    cores: int
+    memory_mb: int = Field(alias="memoryMB")
+    gpus: int
+    arch_mask: int
+    verified: int
+
+    @property
+    def registered(self) -> bool:
+        return WorkerFlag.REGISTERED in self.flags
+
+    @property
+    def banned(self) -> bool:
+        return WorkerFlag.BANNED in self.flags
+
+
+class MarketParams(_ChainStruct):
+    """``params``: the protocol parameters the marketplace owner sets."""
+
+    min_stake: int
+    claim_grace: int
+    commit_window: int
+    reveal_window: int
+    unstake_delay: int
+    callback_gas: int
+    replica_stake: int
+    fee_bps: int
+    max_replicas: int
+    max_slashes: int
+    abandon_bps: int
+
+
 class Market:
     """The marketplace at ``address`` and its registry and token, as web3 contracts."""
 
@@ -151,6 +286,26 @@ class Market:
     def addresses(self) -> list[str]:
         return [self.address, self.registry.address]
 
+    # -- typed reads ------------------------------------------------------------------------------
+    def job_record(self, job_id: int) -> JobRecord:
+        return JobRecord.model_validate(_struct(self.contract, "getJob", job_id))
+
+    def task_view(self, tid: int) -> TaskView:
+        return TaskView.model_validate(_struct(self.contract, "getTask", tid))
+
+    def replica_view(self, tid: int, index: int) -> ReplicaView:
+        return ReplicaView.model_validate(_struct(self.contract, "getReplica", tid, index))
+
+    def lease_view(self, start_tid: int) -> LeaseView:
+        return LeaseView.model_validate(_struct(self.contract, "getLease", start_tid))
+
+    def worker_record(self, address: str) -> WorkerRecord:
+        return WorkerRecord.model_validate(_struct(self.contract, "getWorker", Web3.to_checksum_address(address)))
+
+    def market_params(self) -> MarketParams:
+        return MarketParams.model_validate(_struct(self.contract, "params"))
+
+    # -- the same structs by their ABI names, for callers not moved to the typed reads yet -----------
     def job(self, job_id: int) -> dict[str, Any]:
         return _struct(self.contract, "getJob", job_id)
 

@@ -21,6 +21,7 @@ tries run out); any other 4xx is a :class:`PinningRefused` at once, carrying the
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -72,9 +73,16 @@ class PinStatus(BaseModel):
     created: datetime
     pin: Pin
     delegates: list[str] = Field(default_factory=list, description="the service's nodes that will fetch the content")
-    info: dict[str, Any] | None = None
+    info: dict[str, str] | None = Field(None, description="the service's notes (the spec's values are strings)")
 
     _delegates = field_validator("delegates", mode="before")(_none_to_list)
+
+    @field_validator("info", mode="before")
+    @classmethod
+    def _info_as_text(cls, value: Any) -> Any:
+        """A service that puts numbers or booleans in ``info`` is read, not refused: they become text."""
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()} \
+            if isinstance(value, dict) else value
 
     @property
     def done(self) -> bool:
@@ -204,7 +212,7 @@ class PinningClient:
     def list_pins(self, *, cids: Iterable[str] = (), status: Iterable[PinState] = (), name: str | None = None,
              limit: int = 10) -> PinResults:
         """``GET /pins``: the requests that match (by default the spec lists ``pinned`` ones only)."""
-        params: dict[str, Any] = {"limit": limit}
+        params: dict[str, str | int] = {"limit": limit}
         if cids:
             params["cid"] = ",".join(cids)
         if status:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NewType, TypedDict
 
 from eth_abi.abi import encode as abi_encode
 from eth_account.messages import SignableMessage, encode_typed_data
@@ -59,6 +59,11 @@ def platform_class_name(value: bytes | str) -> str:
     raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value
     return raw.rstrip(b"\0").decode("ascii", errors="replace")
 
+#: A job's id on chain (``JobPosted.jobId``).
+JobId = NewType("JobId", int)
+#: A task's id on chain: ``(job id << 32) | index`` (see :func:`task_id`).
+TaskId = NewType("TaskId", int)
+
 #: Bits of a task's index inside its task id.
 TASK_INDEX_BITS = 32
 _INDEX_MASK = (1 << TASK_INDEX_BITS) - 1
@@ -86,6 +91,15 @@ RESULTS_TYPES: dict[str, list[dict[str, str]]] = {
 }
 
 
+class Eip712DomainFields(TypedDict):
+    """The ``domain`` of EIP-712 typed data (the JSON eth-account encodes)."""
+
+    name: str
+    version: str
+    chainId: int
+    verifyingContract: str
+
+
 class Eip712Domain(BaseModel):
     """The marketplace's EIP-712 domain: name and version are fixed, the chain and the contract are not."""
 
@@ -96,7 +110,8 @@ class Eip712Domain(BaseModel):
     name: str = EIP712_NAME
     version: str = EIP712_VERSION
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Eip712DomainFields:
+        """The domain as EIP-712 typed data names it."""
         return {"name": self.name, "version": self.version, "chainId": self.chain_id,
                 "verifyingContract": to_checksum_address(self.verifying_contract)}
 
@@ -111,21 +126,21 @@ class Eip712Domain(BaseModel):
 
 
 # --- task ids ------------------------------------------------------------------------------------------
-def task_id(job_id: int, index: int) -> int:
+def task_id(job_id: int, index: int) -> TaskId:
     """The id of task ``index`` of job ``job_id``: ``(job_id << 32) | index``."""
     if not 0 <= index <= _INDEX_MASK:
         raise ValueError(f"task index {index} is outside 0..{_INDEX_MASK}")
     if job_id < 0:
         raise ValueError(f"job id {job_id} is negative")
-    return (job_id << TASK_INDEX_BITS) | index
+    return TaskId((job_id << TASK_INDEX_BITS) | index)
 
 
-def split_task_id(tid: int) -> tuple[int, int]:
+def split_task_id(tid: int) -> tuple[JobId, int]:
     """``(job_id, index)`` of a task id."""
-    return tid >> TASK_INDEX_BITS, tid & _INDEX_MASK
+    return JobId(tid >> TASK_INDEX_BITS), tid & _INDEX_MASK
 
 
-def task_ids(job_id: int, first: int, count: int) -> list[int]:
+def task_ids(job_id: int, first: int, count: int) -> list[TaskId]:
     """Ids of tasks ``first .. first + count - 1`` of a job."""
     return [task_id(job_id, i) for i in range(first, first + count)]
 

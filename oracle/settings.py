@@ -176,15 +176,15 @@ def resolve(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | 
                             ("pinning_service", profile.pinning_service)):
             put(name, value, "profile")
     if network in (None, DEVNET) and not explicit:
-        _devnet_defaults(values, put)
+        _devnet_defaults(values.get("devnet_file"), put)
     return Settings(**values, sources=sources)
 
 
-def _devnet_defaults(values: dict[str, Any], put: Callable[[str, Any, Source], None]) -> None:
+def _devnet_defaults(devnet_file: str | Path | None, put: Callable[[str, Any, Source], None]) -> None:
     """On the devnet (its profile, or a devnet file named without one), the devnet file fills what is left: the
     chain and contracts, and its own kubo and registry as every role's default IPFS node and image registry."""
     try:
-        info = DevnetInfo.load(values.get("devnet_file") or default_devnet_file())
+        info = DevnetInfo.load(devnet_file or default_devnet_file())
     except DevnetError:
         return  # no running devnet: what was given stands, and the checks say what is missing
     for name, value in (("rpc_url", info.rpc_url), ("marketplace", info.contracts.get("Marketplace")),

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import requests
 from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
 from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.types import TxReceipt, Wei
+from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from ._artifacts import AbiList
-from ._chain import _reverted
+from ._chain import _reverted, _signable
 from ._log import get_logger
 from .exceptions import ChainError, RpcUnavailable, TransactionReverted
 
@@ -111,7 +112,7 @@ class TxSender:
         """
         abis = [fn.contract_abi, *self.extra_abis]
         what = f"{fn.fn_name} from {self.sender.address}"
-        params: dict[str, Any] = {"from": self.sender.address, "value": value}
+        params: TxParams = {"from": self.sender.address, "value": Wei(value)}
         if gas is None:
             try:
                 estimate = self._rpc(fn.estimate_gas, params, "pending" if pending else None)
@@ -121,12 +122,12 @@ class TxSender:
         if self._chain_id is None:
             self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
         params["chainId"] = self._chain_id
-        params.update(self.fees())
+        params = _with_fees(params, self.fees())
         if min_gas > gas:  # a floor never asks for more than most of a block (the node would refuse the tx)
             gas = max(gas, min(min_gas, self.block_gas_limit * 9 // 10))
         for attempt in range(2):
-            base = self._rpc(fn.build_transaction, {**params, "gas": gas, "nonce": 0})
-            receipt = self._send_tx(base, abis, what)
+            base: TxParams = self._rpc(fn.build_transaction, {**params, "gas": gas, "nonce": Nonce(0)})
+            receipt = self._send_tx(_signable(base), abis, what)
             if receipt["status"] == 1:
                 return receipt
             # Reverted on chain although the simulation passed: the state changed in between. Out of gas
@@ -149,7 +150,7 @@ class TxSender:
         raise TransactionReverted(f"{what} reverted on chain (tx {tx_hash}, {receipt['gasUsed']} of {gas} gas used)",
                                   tx_hash=tx_hash)
 
-    def _send_tx(self, tx: dict[str, Any], abis: list[AbiList], what: str) -> TxReceipt:
+    def _send_tx(self, tx: TransactionDictType, abis: list[AbiList], what: str) -> TxReceipt:
         with self._lock:
             tx = dict(tx, nonce=self._next_nonce())
             try:
@@ -161,7 +162,7 @@ class TxSender:
         self.gas_used_total += int(receipt["gasUsed"])
         return receipt
 
-    def _broadcast(self, tx: dict[str, Any], abis: list[AbiList], what: str) -> str:
+    def _broadcast(self, tx: TransactionDictType, abis: list[AbiList], what: str) -> str:
         signed = self.sender.sign_transaction(tx)
         fees_refreshed = False
         for attempt in range(self.retries + 1):
@@ -189,7 +190,7 @@ class TxSender:
                 raise _reverted(exc, abis, what) from exc
         raise AssertionError("unreachable")
 
-    def _wait(self, tx: dict[str, Any], tx_hash: str, abis: list[AbiList], what: str) -> TxReceipt:
+    def _wait(self, tx: TransactionDictType, tx_hash: str, abis: list[AbiList], what: str) -> TxReceipt:
         deadline = time.monotonic() + self.timeout
         replace_at = time.monotonic() + self.stuck_after
         hashes = [tx_hash]
@@ -204,7 +205,7 @@ class TxSender:
             if time.monotonic() > gap_check:
                 gap_check = time.monotonic() + 2.0
                 known = self._rpc(self.w3.eth.get_transaction_count, self.sender.address, "pending")
-                if known < tx["nonce"]:
+                if known < _nonce(tx):
                     # A lower nonce of ours vanished (a reorg dropped its block, or the node restarted without it):
                     # this one can never be mined. Take the first free nonce again and re-sign.
                     with self._lock:
@@ -221,13 +222,33 @@ class TxSender:
                 replace_at = time.monotonic() + self.stuck_after
             time.sleep(poll)
             poll = min(poll * 2, 0.5)
-        raise ChainError(f"{what} (nonce {tx['nonce']}) not mined after {self.timeout:.0f} s; is the chain "
+        raise ChainError(f"{what} (nonce {_nonce(tx)}) not mined after {self.timeout:.0f} s; is the chain "
                          "producing blocks? The transaction may still be mined later")
 
     @staticmethod
-    def _bump_fees(tx: dict[str, Any]) -> dict[str, Any]:
+    def _bump_fees(tx: TransactionDictType) -> TransactionDictType:
         out = dict(tx)
         for key in FEE_FIELDS:
-            if key in out:
-                out[key] = int(out[key] * 1.25) + 1
+            value = out.get(key)
+            if isinstance(value, int):
+                out[key] = int(value * 1.25) + 1
         return out
+
+
+def _with_fees(params: TxParams, fees: Mapping[str, int]) -> TxParams:
+    """``params`` with the fee fields of :meth:`TxSender.fees`."""
+    out = params.copy()
+    if "gasPrice" in fees:
+        out["gasPrice"] = Wei(fees["gasPrice"])
+    if "maxFeePerGas" in fees:
+        out["maxFeePerGas"] = Wei(fees["maxFeePerGas"])
+    if "maxPriorityFeePerGas" in fees:
+        out["maxPriorityFeePerGas"] = Wei(fees["maxPriorityFeePerGas"])
+    return out
+
+
+def _nonce(tx: TransactionDictType) -> int:
+    nonce = tx["nonce"]
+    if not isinstance(nonce, int):
+        raise TypeError(f"transaction nonce {nonce!r} is not an int")
+    return nonce

@@ -6,7 +6,7 @@ from typing import Any
 
 from oracle.exceptions import TasknetError
 
-from ._messages import MessageStatus, SignedCommit, SignedMessage, SignedResults, SignedReveal
+from ._messages import MessageStatus, RelayerHealth, SignedCommit, SignedMessage, SignedResults, SignedReveal
 from ._service import Relayer
 from .exceptions import RelayRejected
 
@@ -45,8 +45,9 @@ def create_app(relayer: Relayer) -> Any:
             raise HTTPException(404, detail=f"no message {mid} (ids restart when the relayer restarts)")
         return status
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True, "relayer": relayer.account.address, "queued": relayer.queued(), **relayer.stats}
+    @app.get("/health", response_model=RelayerHealth)
+    def health() -> RelayerHealth:
+        return RelayerHealth.model_validate({"ok": True, "relayer": relayer.account.address,
+                                             "queued": relayer.queued(), **relayer.stats})
 
     return app

@@ -90,6 +90,19 @@ MODELS: dict[str, type[SignedMessage]] = {"results": SignedResults, "commits": S
                                           "reveals": SignedReveal}
 
 
+class RelayerHealth(BaseModel):
+    """``GET /health``: the relayer's account, its queue, and its counters since it started."""
+
+    ok: bool
+    relayer: str = Field(description="the account that sends the batched transactions")
+    queued: int = Field(description="messages waiting for the next batch")
+    accepted: int
+    rejected: int
+    sent: int = Field(description="messages landed on chain")
+    transactions: int
+    gas: int = Field(description="gas the relayer's transactions used")
+
+
 class MessageStatus(BaseModel):
     """Where an accepted message stands: queued, sent (in transaction ``tx``) or rejected (``error``, ``reason``)."""
 

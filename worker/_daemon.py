@@ -27,10 +27,11 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
 from oracle import IpfsClient, connect, get_logger
-from oracle.events import EventStream, StreamCursor
+from oracle import event_args as ea
+from oracle.events import DecodedEvent, EventStream, StreamCursor
 from oracle.exceptions import IpfsUnavailable, RpcUnavailable, TasknetError, TransactionReverted
 from oracle.images import BUSYBOX_BASE, build_busybox_base, image_exists
-from oracle.market import JobView, Market
+from oracle.market import JobView, Market, MarketParams, TaskStatus, WorkerRecord
 from oracle.protocol import ARCH_BITS_MASK, platform_class_bytes, split_task_id, task_id
 from oracle.tx import TxSender
 
@@ -39,7 +40,7 @@ from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
 from ._checkpoint import container_label, must_give_back, policy_closed
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
-from ._journal import Journal, Step, TaskRecord
+from ._journal import ClaimData, GpuNote, Journal, Step, TaskRecord
 from ._leases import LeaseOp, ahead_for, chunk_ops, lease_of, plan_lease, range_size, start_in_bag
 from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
 from ._policy import Offer, decide, lent_gpus
@@ -177,7 +178,7 @@ class Worker:
         self._gate: asyncio.Semaphore | None = None
         self.log = log.bind(worker=self.account.address)
         self.me_lower = self.account.address.lower()
-        self._params_cache: tuple[float, dict[str, Any]] | None = None
+        self._params_cache: tuple[float, MarketParams] | None = None
         #: why this worker may not claim at all (banned, stake below the minimum), or None
         self.cannot_claim: str | None = None
         #: job id -> why its inputs are too large for this worker's caps (None: they fit)
@@ -258,11 +259,12 @@ class Worker:
     def register(self) -> bool:
         """Register on chain with :meth:`advertised` capabilities and :attr:`platform_class`, or update them;
         False when already current."""
-        me = self.market.worker(self.account.address)
+        me = self.market.worker_record(self.account.address)
         caps = self.advertised()
         fns = self.market.contract.functions
         sent = False
-        if not (me["flags"] & 1 and all(me[k] == v for k, v in caps.items())):
+        current = {"cores": me.cores, "memoryMB": me.memory_mb, "gpus": me.gpus, "archMask": me.arch_mask}
+        if not (me.registered and current == caps):
             self.sender.transact(fns.registerWorker(caps["cores"], caps["memoryMB"], caps["gpus"], caps["archMask"]))
             sent = True
         cls = platform_class_bytes(self.platform_class)
@@ -274,9 +276,9 @@ class Worker:
     def ensure_registered(self) -> None:
         """Advertise the capabilities, and top the stake up to ``settings.stake``."""
         self.register()
-        me = self.market.worker(self.account.address)
-        cores, memory = me["cores"], me["memoryMB"]
-        missing = self.s.stake - int(me["stake"])
+        me = self.market.worker_record(self.account.address)
+        cores, memory = me.cores, me.memory_mb
+        missing = self.s.stake - me.stake
         if missing > 0:
             balance = self.market.balance(self.account.address)
             if balance < missing:
@@ -284,16 +286,16 @@ class Worker:
                 self.sender.transact(self.market.token.functions.approve(self.market.address, need))
                 self.sender.transact(self.market.contract.functions.deposit(need))
             self.sender.transact(self.market.contract.functions.stake(missing))
-        me = self.market.worker(self.account.address)
+        me = self.market.worker_record(self.account.address)
         self.log.info("worker_ready", cores=cores, memory_mb=memory, arch=self.caps.arch,
-                      platform_class=self.platform_class, stake=int(me["stake"]), **self._note_gpus())
+                      platform_class=self.platform_class, stake=me.stake, **self._note_gpus())
         self._standing(me)
 
-    def _note_gpus(self) -> dict[str, Any]:
+    def _note_gpus(self) -> GpuNote:
         """Journal what this worker lends in GPUs (models, memory, why none) for 'tasknet worker status'; return it
         for the log."""
-        doc = {"gpus": self.gpus.total, "gpu_devices": [f"{d.index}: {d.name} ({d.memory_mb} MiB)"
-                                                       for d in self.caps.gpu_devices if d.id in self.gpus.ids]}
+        doc: GpuNote = {"gpus": self.gpus.total, "gpu_devices": [f"{d.index}: {d.name} ({d.memory_mb} MiB)"
+                                                                for d in self.caps.gpu_devices if d.id in self.gpus.ids]}
         if self.caps.gpu_note:
             doc["gpu_note"] = self.caps.gpu_note
         self.journal.set_value("gpus", doc)
@@ -383,17 +385,17 @@ class Worker:
         self._claims_paused_until = time.monotonic() + 60.0
         return False
 
-    def _standing(self, info: dict[str, Any]) -> str | None:
+    def _standing(self, info: WorkerRecord) -> str | None:
         """Why this worker cannot claim anything now, in one sentence, or None. Logged once when it changes."""
         params = self._params()
         addr = self.account.address
         reason: str | None = None
-        if int(info["flags"]) & 2:
-            reason = (f"worker {addr} is banned by the marketplace after {info['slashes']} slashes; it cannot claim "
+        if info.banned:
+            reason = (f"worker {addr} is banned by the marketplace after {info.slashes} slashes; it cannot claim "
                       "tasks (see its record with 'tasknet worker status'; only the marketplace owner can unban it)")
-        elif int(info["stake"]) < int(params["minStake"]):
-            reason = (f"worker {addr} has {int(info['stake'])} wei staked, below the marketplace minimum of "
-                      f"{int(params['minStake'])}; stake more with 'tasknet worker stake AMOUNT'")
+        elif info.stake < params.min_stake:
+            reason = (f"worker {addr} has {info.stake} wei staked, below the marketplace minimum of "
+                      f"{params.min_stake}; stake more with 'tasknet worker stake AMOUNT'")
         if reason != self.cannot_claim:
             if reason is not None:
                 self.log.error("worker_cannot_claim", reason=reason, action=self.s.on_ban)
@@ -549,7 +551,7 @@ class Worker:
         job = rec.data["job"]
         end = int(rec.data.get("expiry") or 0)
         if rec.data.get("replica") is not None:  # R > 1: the round's commit window may close before the claim
-            window = int(self.market.task(task_id(rec.job_id, rec.task_index))["commitDeadline"])
+            window = self.market.task_view(task_id(rec.job_id, rec.task_index)).commit_deadline
             end = min(end, window) if end and window else end or window
         if must_give_back(end, self.market.chain_time(), int(job["max_run_seconds"]),
                           float(rec.data.get("ran_s") or 0.0), self.s.checkpoint.resume_margin_s):
@@ -580,7 +582,7 @@ class Worker:
                 if ev.name in ("TasksClaimed", "ReplicaClaimed") and ev.args["worker"].lower() == self.me_lower:
                     adopted += self._adopt(ev)
                 elif ev.name == "JobClosed":
-                    closed.append(int(ev.args["jobId"]))
+                    closed.append(ea.JobRef.model_validate(ev.args).job_id)
             changed = changed or bool(events)
             if self.stream.caught_up:
                 break
@@ -589,36 +591,39 @@ class Worker:
             self._save()
         return adopted
 
-    def _adopt(self, ev: Any) -> list[TaskRecord]:
+    def _adopt(self, ev: DecodedEvent) -> list[TaskRecord]:
         """A claim of ours on chain that the journal does not hold (or holds as LOST): a reorg dropped it and the
         node put the transaction back in a later block, or the journal was lost. Unless it is over (expired,
         settled, someone else's now), it is ours to finish: journal it and run it, or its stake is slashed."""
         out: list[TaskRecord] = []
-        a = ev.args
-        first = int(a["startTaskId"] if ev.name == "TasksClaimed" else a["taskId"])
-        count = int(a["count"]) if ev.name == "TasksClaimed" else 1
+        lease_args = ea.TasksClaimed.model_validate(ev.args) if ev.name == "TasksClaimed" else None
+        replica_args = ea.ReplicaClaimed.model_validate(ev.args) if lease_args is None else None
+        first = lease_args.start_task_id if lease_args else replica_args.task_id if replica_args else 0
+        count = lease_args.count if lease_args else 1
         if all((r := self.journal.get(*split_task_id(t))) is not None and r.step != Step.LOST
                for t in range(first, first + count)):
             return out  # our own claim, journaled when it was made: nothing to ask the chain
         now = self.market.chain_time()
-        if ev.name == "TasksClaimed":
-            start = int(a["startTaskId"])
-            lease = self.market.lease(start)
-            if lease["worker"].lower() != self.me_lower or lease["expiry"] <= now:
+        if lease_args is not None:
+            start = lease_args.start_task_id
+            lease = self.market.lease_view(start)
+            if lease.worker.lower() != self.me_lower or lease.expiry <= now:
                 return out
-            tids = range(start + int(lease["done"]), start + int(lease["count"]))
-            extra: dict[str, Any] = {"expiry": int(lease["expiry"]), "lease": start, "lease_count": int(lease["count"])}
-        else:
-            tid = int(a["taskId"])
-            replica = self.market.replica(tid, int(a["replica"]))
-            task = self.market.task(tid)
-            if replica["worker"].lower() != self.me_lower or task["status"] != 1 or \
-                    task["committed"] & (1 << int(a["replica"])) or replica["expiry"] <= now:
+            tids = range(start + lease.done, start + lease.count)
+            extra: ClaimData = {"expiry": lease.expiry, "lease": start, "lease_count": lease.count}
+        elif replica_args is not None:
+            tid, slot = replica_args.task_id, replica_args.replica
+            replica = self.market.replica_view(tid, slot)
+            task = self.market.task_view(tid)
+            if replica.worker.lower() != self.me_lower or task.status != TaskStatus.ACTIVE or \
+                    task.committed & (1 << slot) or replica.expiry <= now:
                 return out
             tids = range(tid, tid + 1)
-            extra = {"replica": int(a["replica"]), "expiry": int(replica["expiry"])}
-        for tid in tids:
-            job_id, index = split_task_id(tid)
+            extra = {"replica": slot, "expiry": replica.expiry}
+        else:
+            return out
+        for t in tids:
+            job_id, index = split_task_id(t)
             rec = self.journal.get(job_id, index)
             job = self.view.jobs.get(job_id)
             if (rec is not None and rec.step != Step.LOST) or job is None or job.app_id not in self.view.apps:
@@ -686,11 +691,11 @@ class Worker:
         if not self.view.jobs:
             return []
         now = self.market.chain_time()
-        info = self.market.worker(me)
+        info = self.market.worker_record(me)
         if self._standing(info) is not None:
             return []
-        free_stake = self._free_stake = int(info["stake"]) - int(info["locked"])
-        replica_stake = max(int(self._params()["replicaStake"]), 1)
+        free_stake = self._free_stake = info.stake - info.locked
+        replica_stake = max(self._params().replica_stake, 1)
         self._stake_short = free_stake < replica_stake  # held results lock stake: they then go at once
         if self._stake_short:
             return []
@@ -704,7 +709,7 @@ class Worker:
         for job in self.view.jobs.values():
             if job.closed or now + job.max_run_seconds + self.s.policy.safety_margin_s > job.deadline:
                 continue
-            if job.app_id not in self.view.apps or not self._accepts(job, int(info["reputation"]), now):
+            if job.app_id not in self.view.apps or not self._accepts(job, info.reputation, now):
                 continue
             if self._inputs_too_large(job) is not None or self._avoid.get(job.job_id, 0.0) > time.monotonic():
                 continue
@@ -714,10 +719,10 @@ class Worker:
         out.sort(key=lambda c: (0 if self._inputs_cached(c[1], c[2]) else 1, c[0], c[1].job_id, c[2]))
         return [(j, i, a) for _, j, i, a in out]
 
-    def _params(self) -> dict[str, Any]:
+    def _params(self) -> MarketParams:
         """The protocol parameters, read again at most every PARAMS_TTL seconds (the owner rarely changes them)."""
         if self._params_cache is None or time.monotonic() - self._params_cache[0] > PARAMS_TTL:
-            self._params_cache = (time.monotonic(), self.market.params())
+            self._params_cache = (time.monotonic(), self.market.market_params())
         return self._params_cache[1]
 
     def _job_candidates(self, job: JobView, mine: JournalHolds, fresh: int, now: int
@@ -776,7 +781,8 @@ class Worker:
             return self._too_large[job.job_id]
         reason: str | None = None
         cap, whole = self.cache.max_input_bytes, self.cache.max_bytes
-        dataset = int((self.view.datasets.get(job.dataset_id) or {}).get("size") or 0) if job.dataset_id else 0
+        known = self.view.datasets.get(job.dataset_id) if job.dataset_id else None
+        dataset = known.size if known is not None else 0
         try:
             single, total = self.pipeline._inputs_doc(job.inputs_cid, job.job_id).largest_inputs()
         except (TasknetError, IndexError):
@@ -858,7 +864,7 @@ class Worker:
         is about to claim (``room`` tasks, at most ``lease_tasks``), submit them first (flush reason ``stake``) and
         read the free stake again: a lease's claim costs about the same for 2 tasks as for 16, so a long lease
         saves more gas than holding the results longer would."""
-        per = max(int(self._params()["replicaStake"]), 1)
+        per = max(self._params().replica_stake, 1)
         if len(self._held) < 2 or 2 * (self._free_stake // per) >= min(room, self.s.batching.lease_tasks):
             return
         self._stake_bound = True
@@ -866,8 +872,8 @@ class Worker:
             await self._flush_results()
         finally:
             self._stake_bound = False
-        info = await asyncio.to_thread(self.market.worker, self.account.address)
-        self._free_stake = int(info["stake"]) - int(info["locked"])
+        info = await asyncio.to_thread(self.market.worker_record, self.account.address)
+        self._free_stake = info.stake - info.locked
 
     def _ranges_allowed(self, job: JobView | None = None) -> bool:
         """Whether this worker claims R = 1 tasks several to a lease (and ahead of its free slots): not through a
@@ -893,10 +899,10 @@ class Worker:
         params = self._params()
         holders = {lease.worker.lower() for start, lease in self.view.leases.items()
                    if split_task_id(start)[0] == job.job_id} | {self.me_lower}
-        fits = (job.deadline - now - int(params["claimGrace"]) - self.s.policy.safety_margin_s) // max(
+        fits = (job.deadline - now - params.claim_grace - self.s.policy.safety_margin_s) // max(
             job.max_run_seconds, 1)
         k = range_size(room, lease_tasks=self.s.batching.lease_tasks, free_tasks=job.num_tasks - len(taken),
-                       holders=len(holders), fits=fits, stake_for=self._free_stake // max(int(params["replicaStake"]), 1))
+                       holders=len(holders), fits=fits, stake_for=self._free_stake // max(params.replica_stake, 1))
         count = 0
         while count < k and first + count < job.num_tasks and first + count not in taken \
                 and f"{job.job_id}:{first + count}" not in mine:
@@ -920,12 +926,12 @@ class Worker:
             return []
         out: list[TaskRecord] = []
         for ev in self.market.contract.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
-            a = ev["args"]
-            if a["worker"] == self.account.address and int(a["startTaskId"]) == start:
-                extra = {"expiry": int(a["expiry"]), "lease": start, "lease_count": int(a["count"])}
-                out += [self._record_claim(job, first + i, receipt, extra, int(a["count"])) for i in range(int(a["count"]))]
+            a = ea.TasksClaimed.model_validate(ev["args"])
+            if a.worker == self.account.address and a.start_task_id == start:
+                extra: ClaimData = {"expiry": a.expiry, "lease": start, "lease_count": a.count}
+                out += [self._record_claim(job, first + i, receipt, extra, a.count) for i in range(a.count)]
                 self._frontier = {j: f for j, f in self._frontier.items() if j in self.view.jobs}
-                self._frontier[job.job_id] = first + int(a["count"])
+                self._frontier[job.job_id] = first + a.count
         return out
 
     def _too_late_to_join(self, job: JobView, index: int) -> bool:
@@ -934,7 +940,7 @@ class Worker:
         (twice the longest, plus a margin), or its whole maxRunSeconds when this worker has run none of it yet."""
         if job.replication == 1 or not self.view.replicas.get(task_id(job.job_id, index)):
             return False
-        deadline = int(self.market.task(task_id(job.job_id, index))["commitDeadline"])
+        deadline = self.market.task_view(task_id(job.job_id, index)).commit_deadline
         if deadline == 0:
             return False  # nobody committed yet: the window opens with the first commit, ours included
         return self.market.chain_time() + self._expected_run(job) > deadline
@@ -966,27 +972,28 @@ class Worker:
         except (TransactionReverted, ContractLogicError, Web3RPCError) as exc:
             self.log.warning("claim_refused", tasks=len(tids), error=getattr(exc, "error_name", None) or str(exc))
             return []
-        claimed: dict[int, dict[str, Any]] = {}
+        claimed: dict[int, ClaimData] = {}
         for ev in c.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
-            if ev["args"]["worker"] == self.account.address:
-                claimed[ev["args"]["taskId"]] = {"replica": ev["args"]["replica"], "expiry": ev["args"]["expiry"]}
+            r = ea.ReplicaClaimed.model_validate(ev["args"])
+            if r.worker == self.account.address:
+                claimed[r.task_id] = {"replica": r.replica, "expiry": r.expiry}
         for ev in c.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
-            if ev["args"]["worker"] == self.account.address:
-                start = int(ev["args"]["startTaskId"])
-                claimed[start] = {"expiry": ev["args"]["expiry"], "lease": start, "lease_count": 1}
+            t = ea.TasksClaimed.model_validate(ev["args"])
+            if t.worker == self.account.address:
+                claimed[t.start_task_id] = {"expiry": t.expiry, "lease": t.start_task_id, "lease_count": 1}
         if len(claimed) < min(slots, len(tids)):
             self.log.info("claim_lost_race", tasks=len(tids), claimed=len(claimed))
         return [self._record_claim(job, index, receipt, claimed[tid], len(claimed))
                 for (job, index), tid in zip(batch, tids, strict=True) if tid in claimed]
 
-    def _record_claim(self, job: JobView, index: int, receipt: Any, extra: dict[str, Any], batch: int = 1
+    def _record_claim(self, job: JobView, index: int, receipt: Any, extra: ClaimData, batch: int = 1
                       ) -> TaskRecord:
-        data: dict[str, Any] = {"job": job.model_dump(mode="json"), "app": self.view.apps[job.app_id].model_dump(),
-                                "dataset": self.view.datasets.get(job.dataset_id) if job.dataset_id else None,
-                                "claim_block": receipt["blockNumber"], "claim_tx": receipt["transactionHash"].hex(),
-                                **extra}
-        self.log.info("task_claimed", job_id=job.job_id, task_index=index, replica=data.get("replica"), batch=batch)
-        return self.journal.record(job.job_id, index, Step.CLAIMED, **data)
+        dataset = self.view.datasets.get(job.dataset_id) if job.dataset_id else None
+        self.log.info("task_claimed", job_id=job.job_id, task_index=index, replica=extra.get("replica"), batch=batch)
+        return self.journal.record(job.job_id, index, Step.CLAIMED, job=job.model_dump(mode="json"),
+                                   app=self.view.apps[job.app_id].model_dump(),
+                                   dataset=dataset.model_dump() if dataset is not None else None,
+                                   claim_block=receipt["blockNumber"], claim_tx=receipt["transactionHash"].hex(), **extra)
 
     def _reopen_and_claim(self, job: JobView, index: int, action: str) -> list[TaskRecord]:
         """Reopen an expired claim (anyone may: its holder is slashed), then claim the task if it is an R > 1
@@ -1147,11 +1154,11 @@ class Worker:
         for r in recs:
             by_lease.setdefault(lease_of(r)[0], []).append(r)
         for start, mates in sorted(by_lease.items()):
-            lease = self.market.lease(start)
-            if lease["worker"].lower() != self.me_lower:  # over: settled, given back, or expired and reopened
+            lease = self.market.lease_view(start)
+            if lease.worker.lower() != self.me_lower:  # over: settled, given back, or expired and reopened
                 changed += self.pipeline.resolve_gone_lease(start, mates)
                 continue
-            plan = plan_lease(start, int(lease["count"]), int(lease["done"]), self._record_of, running,
+            plan = plan_lease(start, lease.count, lease.done, self._record_of, running,
                               is_failure)
             changed += self.pipeline.resolve_gone_lease(start, plan.settled)
             ops += plan.ops

@@ -23,12 +23,13 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, TypeAdapter, with_config
+from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
 
 class Step(enum.IntEnum):
@@ -47,12 +48,89 @@ class Step(enum.IntEnum):
     LOST = 120      # the claim expired or was reorged away; nothing more to do
 
 
+class ClaimData(TypedDict, total=False):
+    """What a claim adds to its task's record: when it expires, and the replica slot (R > 1) or the lease (its
+    first task id and size, R = 1) it holds."""
+
+    expiry: int
+    replica: int
+    lease: int
+    lease_count: int
+
+
+class GpuNote(TypedDict):
+    """What the daemon lends in GPUs, as it detected them at its start (the ``gpus`` value, for 'tasknet worker
+    status')."""
+
+    gpus: int
+    gpu_devices: list[str]  # "index: model (memory MiB)"
+    gpu_note: NotRequired[str]  # why none is lent, when that is so
+
+
+class DatasetFields(TypedDict):
+    """The job's dataset as a claim keeps it (the market view's ``DatasetHint``, dumped)."""
+
+    cid: str
+    owner: str
+    size: int
+    checksum: str  # 0x-hex sha256
+
+
+@with_config(ConfigDict(extra="allow"))  # a key this version does not name (a newer one's) is kept, not dropped
+class TaskData(TypedDict, total=False):
+    """What the journal knows of a task, merged step by step (``Journal.record(..., **data)``); stored as JSON."""
+
+    # the claim (ClaimData, and copies of what it was made for: dropped once the task is finished)
+    job: dict[str, Any]  # the posted job as JobView dumps it (JSON)
+    app: dict[str, Any]  # its app as AppView dumps it (JSON)
+    dataset: DatasetFields | None
+    claim_block: int
+    claim_tx: str
+    expiry: int
+    replica: int
+    lease: int
+    lease_count: int
+    # the run
+    reason: str  # "ok", or why the run, the claim or the task ended otherwise
+    exit_code: int | None
+    error: str | None
+    run_seconds: float
+    paused: str | None  # why the run is paused (None once it resumed)
+    ran_s: float  # seconds it ran before its pauses
+    run_by: int  # chain time by which a resumed run must end
+    attempts: int
+    outages: int
+    retry_at: float
+    slurm_token: str | None
+    slurm_job: str | None
+    slurm_node: str | None
+    # the result
+    digest: str  # 0x-hex
+    cid: str
+    salt: str  # 0x-hex
+    archive_sha256: str
+    commitment: str  # 0x-hex
+    relay_id: int
+    relayed: bool
+    relay_failed: bool
+    batch: int
+    # the end
+    tx: str
+    gas: int
+    outcome: str
+    earned: int
+    unpinned: bool
+
+
+_TASK_DATA = TypeAdapter(TaskData)
+
+
 class TaskRecord(BaseModel):
     task_key: str            # "jobId:index"
     job_id: int
     task_index: int
     step: Step
-    data: dict[str, Any]     # salt, digest, result_cid, paths, reasons ...
+    data: TaskData
     updated_at: float
 
     @property
@@ -96,20 +174,24 @@ CREATE INDEX IF NOT EXISTS history_task ON history(task_key, id);
 _COLS = "job_id, task_index, step, data, updated_at"
 
 
-def _compact(data: dict[str, Any]) -> dict[str, Any]:
+def _compact(data: Mapping[str, object]) -> dict[str, object]:
+    """The JSON of a finished record: without the claim's copies (written as read, values untouched)."""
     return {k: v for k, v in data.items() if k not in COMPACTED_KEYS}
 
 
-def _pinned(data: dict[str, Any]) -> str | None:
+def _pinned(data: TaskData) -> str | None:
     cid = data.get("cid")
-    return str(cid) if cid and not data.get("unpinned") else None
+    return cid if cid and not data.get("unpinned") else None
 
 
-def _earned(data: dict[str, Any]) -> int:
-    try:
-        return int(data.get("earned") or 0)
-    except (TypeError, ValueError):
-        return 0
+def _earned(data: TaskData) -> int:
+    return data.get("earned") or 0
+
+
+def _task_data(raw: str | bytes | Mapping[str, object]) -> TaskData:
+    """A record's data (its JSON column, or that JSON parsed and merged), checked. What is written stays the JSON
+    as it was read and merged; only the record handed out is typed."""
+    return _TASK_DATA.validate_json(raw) if isinstance(raw, str | bytes) else _TASK_DATA.validate_python(raw)
 
 
 class Journal:
@@ -152,9 +234,10 @@ class Journal:
             rows = db.execute(f"SELECT task_key, {_COLS} FROM tasks WHERE step >= ?", (int(Step.DONE),)).fetchall()
             totals: dict[str, int] = {}
             for key, job_id, index, step, data, updated in rows:
-                d = _compact(json.loads(data))
+                raw = _compact(json.loads(data))
+                d = _task_data(raw)
                 db.execute(f"INSERT OR REPLACE INTO finished(task_key, {_COLS}, pinned) VALUES(?,?,?,?,?,?,?)",
-                           (key, job_id, index, step, json.dumps(d), updated, _pinned(d)))
+                           (key, job_id, index, step, json.dumps(raw), updated, _pinned(d)))
                 totals[f"step:{step}"] = totals.get(f"step:{step}", 0) + 1
                 totals["earned"] = totals.get("earned", 0) + _earned(d)
             db.execute("DELETE FROM tasks WHERE step >= ?", (int(Step.DONE),))
@@ -184,16 +267,18 @@ class Journal:
             if row is None:
                 old_finished = db.execute("SELECT step, data FROM finished WHERE task_key=?", (key,)).fetchone()
             previous = json.loads(row[0]) if row else json.loads(old_finished[1]) if old_finished else {}
-            merged = {**previous, **data}
+            raw: Mapping[str, object] = {**previous, **data}
             if step >= Step.DONE:
-                merged = _compact(merged)
+                raw = _compact(raw)
+            merged = _task_data(raw)  # checked before anything is written
+            if step >= Step.DONE:
                 if row is not None:
                     db.execute("DELETE FROM tasks WHERE task_key=?", (key,))
                 db.execute(
                     f"INSERT INTO finished(task_key, {_COLS}, pinned) VALUES(?,?,?,?,?,?,?) "
                     "ON CONFLICT(task_key) DO UPDATE SET step=excluded.step, data=excluded.data, "
                     "updated_at=excluded.updated_at, pinned=excluded.pinned",
-                    (key, job_id, task_index, int(step), json.dumps(merged), now, _pinned(merged)))
+                    (key, job_id, task_index, int(step), json.dumps(raw), now, _pinned(merged)))
                 self._add_total(db, f"step:{int(step)}", 1)
                 self._add_total(db, "earned", _earned(merged))
             else:
@@ -203,10 +288,10 @@ class Journal:
                     f"INSERT INTO tasks(task_key, {_COLS}) VALUES(?,?,?,?,?,?) "
                     "ON CONFLICT(task_key) DO UPDATE SET step=excluded.step, data=excluded.data, "
                     "updated_at=excluded.updated_at",
-                    (key, job_id, task_index, int(step), json.dumps(merged), now))
+                    (key, job_id, task_index, int(step), json.dumps(raw), now))
             if old_finished is not None:  # what the finished record counted before is replaced by the above
                 self._add_total(db, f"step:{int(old_finished[0])}", -1)
-                self._add_total(db, "earned", -_earned(json.loads(old_finished[1])))
+                self._add_total(db, "earned", -_earned(_task_data(old_finished[1])))
             db.execute("INSERT INTO history(task_key, step, at, note) VALUES(?,?,?,?)", (key, int(step), now, note))
         return TaskRecord(task_key=key, job_id=job_id, task_index=task_index, step=step, data=merged, updated_at=now)
 
@@ -341,4 +426,4 @@ class Journal:
     def _rec(row: tuple[Any, ...]) -> TaskRecord:
         job_id, index, step, data, updated = row
         return TaskRecord(task_key=f"{job_id}:{index}", job_id=job_id, task_index=index, step=Step(step),
-                          data=json.loads(data), updated_at=updated)
+                          data=_task_data(data), updated_at=updated)

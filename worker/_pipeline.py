@@ -18,6 +18,7 @@ from typing import Any
 import docker
 from pydantic import ValidationError
 
+from oracle import event_args as ea
 from oracle import get_logger
 from oracle.archive import PackedResult, encrypt_file, escape_name, pack_result, sha256_file, unsafe_name
 from oracle.exceptions import (
@@ -37,7 +38,7 @@ from oracle.images import (
     verify_image_digest,
 )
 from oracle.ipfs import IpfsClient
-from oracle.market import AppView, JobView, Market
+from oracle.market import AppView, JobView, Market, MarketParams, TaskStatus
 from oracle.models import AppMetadata, InputsDocument
 from oracle.protocol import Eip712Domain, commitment, new_salt, task_id
 from oracle.status import SKIPPED_FILE, STATUS_FILE, format_status
@@ -48,7 +49,7 @@ from ._canonical import CanonicalizeInvalid, Canonicalizer, StepOutcome
 from ._canonical import pack as pack_canonicalized
 from ._checkpoint import Checkpoints
 from ._gpus import GpuAllocator
-from ._journal import Journal, Step, TaskRecord
+from ._journal import DatasetFields, Journal, Step, TaskRecord
 from ._leases import LeaseOp, lease_of
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
@@ -144,7 +145,7 @@ class Pipeline:
         self._images_ok: set[str] = set()
         self._canon = Canonicalizer(sandbox, docker_client)
         self._fee_bps: dict[int, int] = {}
-        self._params: tuple[float, dict[str, Any]] | None = None
+        self._params: tuple[float, MarketParams] | None = None
 
     # -- entry ------------------------------------------------------------------------------------
     def run(self, rec: TaskRecord) -> TaskRecord:
@@ -239,7 +240,7 @@ class Pipeline:
             d.mkdir(parents=True, exist_ok=True)
         return folder, dirs, resume
 
-    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: dict[str, str] | None
+    def _prepare_inputs(self, job: JobView, index: int, in_dir: Path, dataset: DatasetFields | None
                         ) -> tuple[list[str], dict[str, str]]:
         """Fetch the task's inputs (and the job's dataset) into ``in_dir``; return its arguments and environment."""
         doc = self._inputs_doc(job.inputs_cid, job.job_id)
@@ -255,7 +256,7 @@ class Pipeline:
             self._fetch_dataset(dataset, in_dir / "dataset")
         return spec.args, spec.env
 
-    def _fetch_dataset(self, dataset: dict[str, str], dest: Path) -> None:
+    def _fetch_dataset(self, dataset: DatasetFields, dest: Path) -> None:
         """The job's dataset at /in/dataset, checked against its CID and its on-chain sha256 checksum
         (the requester SDK may also list it as a common input at that path: then it is already there)."""
         if not dest.exists():
@@ -404,7 +405,7 @@ class Pipeline:
             step = max(Step.INPUTS_READY, (self.journal.get(job.job_id, rec.task_index) or rec).step)
             self.journal.record(job.job_id, rec.task_index, step, **data)
         return SlurmTask(label=f"{job.job_id}-{rec.task_index}", expiry=float(current.data.get("expiry") or 0),
-                         data=dict(current.data), note=note, check=lambda: self._check_claim(job, current))
+                         data=current.data.copy(), note=note, check=lambda: self._check_claim(job, current))
 
     def _publish(self, job: JobView, app: AppView, rec: TaskRecord, dirs: dict[str, Path], run: RunResult | None,
                  error: str | None, canon: StepOutcome | None = None) -> TaskRecord:
@@ -478,18 +479,17 @@ class Pipeline:
         now = self.market.chain_time()
         if job.replication == 1:
             start = lease_of(rec)[0]  # several tasks may share a lease, keyed by its first
-            lease = self.market.lease(start)
-            if lease["worker"].lower() != self.me.lower() or not start + int(lease["done"]) <= tid < \
-                    start + int(lease["count"]):
+            lease = self.market.lease_view(start)
+            if lease.worker.lower() != self.me.lower() or not start + lease.done <= tid < start + lease.count:
                 raise TaskLost(f"task {tid}: the lease is no longer ours")
-            if lease["expiry"] <= now:
-                raise TaskLost(f"task {tid}: the lease expired at {lease['expiry']}")
+            if lease.expiry <= now:
+                raise TaskLost(f"task {tid}: the lease expired at {lease.expiry}")
         else:
-            replica = self.market.replica(tid, rec.data["replica"])
-            if replica["worker"].lower() != self.me.lower():
+            replica = self.market.replica_view(tid, rec.data["replica"])
+            if replica.worker.lower() != self.me.lower():
                 raise TaskLost(f"task {tid}: replica {rec.data['replica']} is no longer ours")
-            if replica["expiry"] <= now:
-                raise TaskLost(f"task {tid}: the claim expired at {replica['expiry']}")
+            if replica.expiry <= now:
+                raise TaskLost(f"task {tid}: the claim expired at {replica.expiry}")
 
     def _submit(self, job: JobView, rec: TaskRecord, *, direct: bool = False) -> TaskRecord:
         tid = task_id(job.job_id, rec.task_index)
@@ -572,8 +572,8 @@ class Pipeline:
     def _commit(self, job: JobView, rec: TaskRecord) -> TaskRecord:
         tid = task_id(job.job_id, rec.task_index)
         c = commitment(tid, rec.data["digest"], rec.data["salt"], self.me)
-        replica = self.market.replica(tid, rec.data["replica"])
-        if bytes(replica["hash"]) != c and self.relay is not None and not rec.data.get("relay_failed"):
+        replica = self.market.replica_view(tid, rec.data["replica"])
+        if replica.hash != c and self.relay is not None and not rec.data.get("relay_failed"):
             try:
                 mid = self.relay.commit(tid, c)
                 rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED, commitment="0x" + c.hex(),
@@ -581,7 +581,7 @@ class Pipeline:
                 return rec
             except RelayError as exc:
                 log.warning("relay_refused", task_id=tid, error=str(exc), fallback="own transaction")
-        if bytes(replica["hash"]) != c:  # not committed before a crash
+        if replica.hash != c:  # not committed before a crash
             try:
                 self.sender.transact(self.market.contract.functions.commit(tid, c))
             except TransactionReverted as exc:
@@ -700,9 +700,9 @@ class Pipeline:
         first in the same block, ours is the last one, so it finalizes the task (paying or slashing up to
         ``maxReplicas`` replicas) and calls the job's callback with its full gas cap."""
         params = self._protocol_params()
-        allowance = 90_000 + 30_000 * int(params["maxReplicas"])
+        allowance = 90_000 + 30_000 * params.max_replicas
         if int(job.callback, 16):
-            cap = int(params["callbackGas"])
+            cap = params.callback_gas
             allowance += cap + cap // 63 + 10_000
         return allowance
 
@@ -711,14 +711,14 @@ class Pipeline:
         the last result (another worker's may land first in the same block), and the callback's full cap."""
         allowance = 120_000
         if int(job.callback, 16):
-            cap = int(self._protocol_params()["callbackGas"])
+            cap = self._protocol_params().callback_gas
             allowance += cap + cap // 63 + 10_000
         return allowance
 
-    def _protocol_params(self) -> dict[str, Any]:
+    def _protocol_params(self) -> MarketParams:
         """The protocol parameters, read again at most once a minute (the owner rarely changes them)."""
         if self._params is None or time.monotonic() - self._params[0] > 60.0:
-            self._params = (time.monotonic(), self.market.params())
+            self._params = (time.monotonic(), self.market.market_params())
         return self._params[1]
 
     def _send_batch(self, what: str, calls: list[Any], min_gas: int = 0, pending: bool = False) -> Any | None:
@@ -746,17 +746,17 @@ class Pipeline:
         tid = task_id(job.job_id, rec.task_index)
         if rec.step == Step.SUBMITTED:
             return self._await_relayed_result(job, tid, rec)
-        t = self.market.task(tid)
-        if t["status"] != 1:  # Finalized (2) or Failed (3)
-            outcome, earned = self._outcome(tid, rec, t["status"])
+        t = self.market.task_view(tid)
+        if t.status != TaskStatus.ACTIVE:  # FINALIZED or FAILED
+            outcome, earned = self._outcome(tid, rec, t.status)
             return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome=outcome, earned=earned)
         now = self.market.chain_time()
         bit = 1 << int(rec.data["replica"])
         if rec.data.get("relayed") and rec.step in (Step.COMMITTED, Step.REVEALED):
-            landed = t["revealed"] & bit if rec.step == Step.REVEALED else t["committed"] & bit
+            landed = t.revealed & bit if rec.step == Step.REVEALED else t.committed & bit
             if not landed:  # still with the relayer: wait, or send it ourselves when time runs short
-                close = (t["revealDeadline"] if rec.step == Step.REVEALED
-                         else self.market.replica(tid, rec.data["replica"])["expiry"])
+                close = (t.reveal_deadline if rec.step == Step.REVEALED
+                         else self.market.replica_view(tid, rec.data["replica"]).expiry)
                 if close and now >= close - self.s.relay_margin_s:
                     log.warning("relay_late", task_id=tid, step=rec.step.name, fallback="own transaction")
                     rec = self.journal.record(job.job_id, rec.task_index, Step.COMMITTED if rec.step == Step.REVEALED
@@ -766,24 +766,24 @@ class Pipeline:
                 return rec
         if not rec.data.get("relayed"):
             # our own commit or reveal is not on chain although journaled: a reorg dropped it; send it again
-            if rec.step == Step.COMMITTED and not t["committed"] & bit:
+            if rec.step == Step.COMMITTED and not t.committed & bit:
                 log.warning("commit_missing", task_id=tid, action="commit again")
                 return self._or_lost(self.journal.record(job.job_id, rec.task_index, Step.UPLOADED,
                                                          note="commit dropped by a reorg"), self._commit)
-            if rec.step == Step.REVEALED and not t["revealed"] & bit and t["committed"] & bit:
+            if rec.step == Step.REVEALED and not t.revealed & bit and t.committed & bit:
                 log.warning("reveal_missing", task_id=tid, action="reveal again")
                 return self._reveal(job, tid, rec, gas=TIME_GATED_GAS)
         if rec.step == Step.COMMITTED:
-            all_in = int(t["committed"]).bit_count() == t["target"]
-            if all_in and job.confidence_ppb and t["target"] == 1:
+            all_in = t.committed.bit_count() == t.target
+            if all_in and job.confidence_ppb and t.target == 1:
                 return self._reveal_alone(job, tid, rec, reveals)
             if all_in and reveals is not None and self.relay is None:
                 reveals.append(rec)
-            elif all_in or (t["commitDeadline"] and now > t["commitDeadline"]):
+            elif all_in or (t.commit_deadline and now > t.commit_deadline):
                 return self._reveal(job, tid, rec, gas=None if all_in else TIME_GATED_GAS)
         elif rec.step == Step.REVEALED:
-            done = int(t["revealed"]).bit_count() == t["target"]
-            if done or (t["revealDeadline"] and now > t["revealDeadline"]):
+            done = t.revealed.bit_count() == t.target
+            if done or (t.reveal_deadline and now > t.reveal_deadline):
                 try:
                     self.sender.transact(self.market.contract.functions.finalize(tid),
                                          gas=None if done else TIME_GATED_GAS)
@@ -797,10 +797,10 @@ class Pipeline:
         if self._already_submitted(tid, rec):
             return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome="paid", relayed=True,
                                        earned=self._net_reward(job))
-        lease = self.market.lease(tid)
-        if lease["worker"].lower() != self.me.lower():
+        lease = self.market.lease_view(tid)
+        if lease.worker.lower() != self.me.lower():
             return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason="the lease is no longer ours")
-        if self.market.chain_time() >= lease["expiry"] - self.s.relay_margin_s:
+        if self.market.chain_time() >= lease.expiry - self.s.relay_margin_s:
             log.warning("relay_late", task_id=tid, step="SUBMITTED", fallback="own transaction")
             try:
                 return self._submit(job, rec, direct=True)
@@ -850,23 +850,23 @@ class Pipeline:
         rec = self.journal.record(job.job_id, rec.task_index, Step.REVEALED)
         return rec
 
-    def _outcome(self, tid: int, rec: TaskRecord, status: int) -> tuple[str, int]:
+    def _outcome(self, tid: int, rec: TaskRecord, status: TaskStatus) -> tuple[str, int]:
         """How a replicated task ended for us, and what we earned from it (the winners' share, net of the fee)."""
-        if status == 3:
+        if status == TaskStatus.FAILED:
             return "task-failed", 0
         events = self.market.contract.events.TaskFinalized().get_logs(
             from_block=rec.data.get("claim_block", 0), argument_filters={"taskId": tid})
         if not events:
             return "finalized", 0
-        args = events[-1]["args"]
-        if "0x" + bytes(args["resultDigest"]).hex() == rec.data.get("digest"):
-            return "won", int(args["rewardEach"])
+        final = ea.TaskFinalized.model_validate(events[-1]["args"])
+        if ea.hex32(final.result_digest) == rec.data.get("digest"):
+            return "won", final.reward_each
         return "outvoted", 0
 
     def _net_reward(self, job: JobView) -> int:
         """What an accepted R = 1 result pays: the reward less the protocol fee fixed at the job's posting."""
         if job.job_id not in self._fee_bps:
-            self._fee_bps[job.job_id] = int(self.market.job(job.job_id)["feeBps"])
+            self._fee_bps[job.job_id] = self.market.job_record(job.job_id).fee_bps
         return job.reward - job.reward * self._fee_bps[job.job_id] // 10_000
 
     def cleanup(self, rec: TaskRecord) -> None:

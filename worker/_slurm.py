@@ -53,7 +53,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import BaseModel
 
@@ -68,6 +68,7 @@ from oracle.archive import (
 )
 
 from ._caps import Capabilities, detect
+from ._journal import TaskData
 from ._sandbox import (
     _IMAGE_EXPLANATIONS,
     _OUT_MODE,
@@ -280,7 +281,7 @@ class SlurmTask:
 
     label: str
     expiry: float = 0.0
-    data: dict[str, Any] = field(default_factory=dict)
+    data: TaskData = field(default_factory=lambda: TaskData())
     note: Callable[..., None] = lambda **_: None
     check: Callable[[], None] = lambda: None
 

@@ -11,11 +11,12 @@ thousand tasks claimed in leases is a handful of ranges, updated in place instea
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from oracle import event_args as ea
 from oracle.events import DecodedEvent
 from oracle.market import AppView, JobView
 from oracle.protocol import platform_class_name, split_task_id
@@ -25,6 +26,15 @@ class ReplicaHint(BaseModel):
     worker: str
     expiry: int
     committed: bool = False
+
+
+class DatasetHint(BaseModel):
+    """A registered dataset, as a claim's journal record keeps it for fetching the task's inputs."""
+
+    cid: str
+    owner: str
+    size: int
+    checksum: str  # 0x-hex
 
 
 class LeaseHint(BaseModel):
@@ -113,7 +123,7 @@ class TakenIndexes:
 class MarketView(BaseModel):
     jobs: dict[int, JobView] = Field(default_factory=dict, description="open jobs only")
     apps: dict[int, AppView] = Field(default_factory=dict)
-    datasets: dict[int, dict[str, Any]] = Field(default_factory=dict)
+    datasets: dict[int, DatasetHint] = Field(default_factory=dict)
     taken: dict[int, Ranges] = Field(default_factory=dict, description="job -> [start, end) ranges of indexes "
                                      "claimed/cancelled (R=1) or settled (R>1)")
     leases: dict[int, LeaseHint] = Field(default_factory=dict, description="start task id -> lease (R=1)")
@@ -140,35 +150,32 @@ class MarketView(BaseModel):
         return out
 
     def apply(self, ev: DecodedEvent) -> None:
-        handler = getattr(self, f"_on_{ev.name}", None)
-        if handler is not None:
-            handler(ev.args)
+        parse = _ARGS.get(ev.name)
+        if parse is not None:  # the decoded arguments, typed once here; events the view ignores are not parsed
+            getattr(self, f"_on_{ev.name}")(parse(ev.args))
 
     # -- registry ---------------------------------------------------------------------------------
-    def _on_AppRegistered(self, a: dict[str, Any]) -> None:
-        self.apps[a["appId"]] = AppView.from_event(a)
+    def _on_AppRegistered(self, a: AppView) -> None:
+        self.apps[a.app_id] = a
 
-    def _on_AppDeprecated(self, a: dict[str, Any]) -> None:
-        if a["appId"] in self.apps:
-            self.apps[a["appId"]].deprecated = True
+    def _on_AppDeprecated(self, a: ea.AppRef) -> None:
+        if a.app_id in self.apps:
+            self.apps[a.app_id].deprecated = True
 
-    def _on_DatasetRegistered(self, a: dict[str, Any]) -> None:
-        checksum = a["checksum"]
-        self.datasets[a["datasetId"]] = {"cid": a["cid"], "owner": a["owner"], "size": int(a["size"]),
-                                         "checksum": checksum if isinstance(checksum, str) else "0x" + checksum.hex()}
+    def _on_DatasetRegistered(self, a: ea.DatasetRegistered) -> None:
+        self.datasets[a.dataset_id] = DatasetHint(cid=a.cid, owner=a.owner, size=a.size, checksum=ea.hex32(a.checksum))
 
     # -- jobs -------------------------------------------------------------------------------------
-    def _on_JobPosted(self, a: dict[str, Any]) -> None:
-        job = JobView.from_event(a)
-        self.jobs[job.job_id] = job
-        self.taken.setdefault(job.job_id, [])
+    def _on_JobPosted(self, a: JobView) -> None:
+        self.jobs[a.job_id] = a
+        self.taken.setdefault(a.job_id, [])
 
-    def _on_JobCredibility(self, a: dict[str, Any]) -> None:
-        if (job := self.jobs.get(int(a["jobId"]))) is not None:
-            job.confidence_ppb = int(a["confidencePpb"])
+    def _on_JobCredibility(self, a: ea.JobCredibility) -> None:
+        if (job := self.jobs.get(a.job_id)) is not None:
+            job.confidence_ppb = a.confidence_ppb
 
-    def _on_JobClosed(self, a: dict[str, Any]) -> None:
-        self.forget(int(a["jobId"]))
+    def _on_JobClosed(self, a: ea.JobRef) -> None:
+        self.forget(a.job_id)
 
     def forget(self, job_id: int) -> None:
         """Drop a job and every hint about its tasks (it closed, or it is past its deadline)."""
@@ -191,8 +198,8 @@ class MarketView(BaseModel):
             self.forget(j)
         return gone
 
-    def _on_TasksCancelled(self, a: dict[str, Any]) -> None:
-        self._take(a["jobId"], range(a["firstIndex"], a["firstIndex"] + a["count"]))
+    def _on_TasksCancelled(self, a: ea.TasksCancelled) -> None:
+        self._take(a.job_id, range(a.first_index, a.first_index + a.count))
 
     def _take(self, job_id: int, indexes: range) -> None:
         ranges = self.taken.get(job_id)
@@ -216,41 +223,41 @@ class MarketView(BaseModel):
         yield from _free_in(ranges, 0, min(offset, num_tasks))
 
     # -- R = 1 ------------------------------------------------------------------------------------
-    def _on_TasksClaimed(self, a: dict[str, Any]) -> None:
-        start = a["startTaskId"]
+    def _on_TasksClaimed(self, a: ea.TasksClaimed) -> None:
+        start = a.start_task_id
         job_id, index = split_task_id(start)
         if job_id not in self.jobs:
             return
-        self.leases[start] = LeaseHint(worker=a["worker"], count=a["count"], expiry=a["expiry"])
-        self._take(job_id, range(index, index + a["count"]))
+        self.leases[start] = LeaseHint(worker=a.worker, count=a.count, expiry=a.expiry)
+        self._take(job_id, range(index, index + a.count))
 
-    def _on_ResultSubmitted(self, a: dict[str, Any]) -> None:
+    def _on_ResultSubmitted(self, a: ea.TaskRef) -> None:
         for start, lease in list(self.leases.items()):
-            if start <= a["taskId"] < start + lease.count:
+            if start <= a.task_id < start + lease.count:
                 lease.done += 1
                 if lease.done >= lease.count:
                     del self.leases[start]
 
-    def _on_LeaseExpired(self, a: dict[str, Any]) -> None:
-        start = a["startTaskId"]
+    def _on_LeaseExpired(self, a: ea.LeaseExpired) -> None:
+        start = a.start_task_id
         lease = self.leases.pop(start, None)
         job_id, index = split_task_id(start)
-        count = lease.count if lease else a["undone"]
-        self._release(job_id, range(index + count - a["undone"], index + count))
+        count = lease.count if lease else a.undone
+        self._release(job_id, range(index + count - a.undone, index + count))
 
-    def _on_FailureReported(self, a: dict[str, Any]) -> None:
+    def _on_FailureReported(self, a: ea.TaskRef) -> None:
         """A failure reported, pending a second worker's confirmation: the task is open again."""
-        tid = a["taskId"]
+        tid = a.task_id
         self._on_ResultSubmitted(a)  # the lease moved past it
         job_id, index = split_task_id(tid)
         self._release(job_id, range(index, index + 1))
 
-    def _on_FailureConfirmed(self, a: dict[str, Any]) -> None:
-        self._settle(a["taskId"])
+    def _on_FailureConfirmed(self, a: ea.TaskRef) -> None:
+        self._settle(a.task_id)
 
-    def _on_ClaimAbandoned(self, a: dict[str, Any]) -> None:
+    def _on_ClaimAbandoned(self, a: ea.TaskWorker) -> None:
         """A claim given back: an R = 1 lease's remaining tasks, or an R > 1 replica slot, are open again."""
-        tid = a["taskId"]
+        tid = a.task_id
         lease = self.leases.pop(tid, None)
         if lease is not None:
             job_id, index = split_task_id(tid)
@@ -258,44 +265,44 @@ class MarketView(BaseModel):
             return
         slots = self.replicas.get(tid, {})
         for slot, hint in list(slots.items()):
-            if hint.worker.lower() == a["worker"].lower():
+            if hint.worker.lower() == a.worker.lower():
                 del slots[slot]
 
     # -- R > 1 ------------------------------------------------------------------------------------
-    def _on_ReplicaClaimed(self, a: dict[str, Any]) -> None:
-        if split_task_id(a["taskId"])[0] not in self.jobs:
+    def _on_ReplicaClaimed(self, a: ea.ReplicaClaimed) -> None:
+        if split_task_id(a.task_id)[0] not in self.jobs:
             return
-        self.replicas.setdefault(a["taskId"], {})[a["replica"]] = ReplicaHint(worker=a["worker"], expiry=a["expiry"])
+        self.replicas.setdefault(a.task_id, {})[a.replica] = ReplicaHint(worker=a.worker, expiry=a.expiry)
 
-    def _on_TaskPlatformClassBound(self, a: dict[str, Any]) -> None:
-        if split_task_id(a["taskId"])[0] in self.jobs:
-            self.classes[a["taskId"]] = platform_class_name(a["platformClass"])
+    def _on_TaskPlatformClassBound(self, a: ea.TaskPlatformClassBound) -> None:
+        if split_task_id(a.task_id)[0] in self.jobs:
+            self.classes[a.task_id] = platform_class_name(a.platform_class)
 
-    def _on_ResultCommitted(self, a: dict[str, Any]) -> None:
-        for hint in self.replicas.get(a["taskId"], {}).values():
-            if hint.worker.lower() == a["worker"].lower():
+    def _on_ResultCommitted(self, a: ea.TaskWorker) -> None:
+        for hint in self.replicas.get(a.task_id, {}).values():
+            if hint.worker.lower() == a.worker.lower():
                 hint.committed = True
 
-    def _on_ClaimExpired(self, a: dict[str, Any]) -> None:
-        slots = self.replicas.get(a["taskId"], {})
+    def _on_ClaimExpired(self, a: ea.TaskWorker) -> None:
+        slots = self.replicas.get(a.task_id, {})
         for slot, hint in list(slots.items()):
-            if hint.worker.lower() == a["worker"].lower():
+            if hint.worker.lower() == a.worker.lower():
                 del slots[slot]
 
-    def _on_ReplicasAdded(self, a: dict[str, Any]) -> None:
-        if split_task_id(a["taskId"])[0] not in self.jobs:
+    def _on_ReplicasAdded(self, a: ea.ReplicasAdded) -> None:
+        if split_task_id(a.task_id)[0] not in self.jobs:
             return
-        self.targets[a["taskId"]] = a["target"]
-        slots = self.replicas.get(a["taskId"], {})
+        self.targets[a.task_id] = a.target
+        slots = self.replicas.get(a.task_id, {})
         for slot, hint in list(slots.items()):  # silent replicas left the task
             if not hint.committed:
                 del slots[slot]
 
-    def _on_TaskFinalized(self, a: dict[str, Any]) -> None:
-        self._settle(a["taskId"])
+    def _on_TaskFinalized(self, a: ea.TaskRef) -> None:
+        self._settle(a.task_id)
 
-    def _on_TaskFailed(self, a: dict[str, Any]) -> None:
-        self._settle(a["taskId"])
+    def _on_TaskFailed(self, a: ea.TaskRef) -> None:
+        self._settle(a.task_id)
 
     def _settle(self, tid: int) -> None:
         job_id, index = split_task_id(tid)
@@ -316,3 +323,19 @@ class MarketView(BaseModel):
 
     def expired_replicas(self, tid: int, now: int) -> bool:
         return any(not h.committed and h.expiry < now for h in self.replicas.get(tid, {}).values())
+
+
+#: How the view parses the arguments of each event it folds in (the handler is ``MarketView._on_<name>``).
+_ARGS: dict[str, Callable[..., BaseModel]] = {
+    "AppRegistered": AppView.from_event, "AppDeprecated": ea.AppRef.model_validate,
+    "DatasetRegistered": ea.DatasetRegistered.model_validate, "JobPosted": JobView.from_event,
+    "JobCredibility": ea.JobCredibility.model_validate, "JobClosed": ea.JobRef.model_validate,
+    "TasksCancelled": ea.TasksCancelled.model_validate, "TasksClaimed": ea.TasksClaimed.model_validate,
+    "ResultSubmitted": ea.TaskRef.model_validate, "LeaseExpired": ea.LeaseExpired.model_validate,
+    "FailureReported": ea.TaskRef.model_validate, "FailureConfirmed": ea.TaskRef.model_validate,
+    "ClaimAbandoned": ea.TaskWorker.model_validate, "ReplicaClaimed": ea.ReplicaClaimed.model_validate,
+    "TaskPlatformClassBound": ea.TaskPlatformClassBound.model_validate,
+    "ResultCommitted": ea.TaskWorker.model_validate, "ClaimExpired": ea.TaskWorker.model_validate,
+    "ReplicasAdded": ea.ReplicasAdded.model_validate, "TaskFinalized": ea.TaskRef.model_validate,
+    "TaskFailed": ea.TaskRef.model_validate,
+}

@@ -227,7 +227,11 @@ def test_a_schema_1_journal_is_migrated_on_open_with_its_totals(tmp_path: Path) 
 
     j = Journal(path)
     assert _live_rows(j) == [("4:2", 60)]
-    assert j.get(4, 0) is not None and j.get(4, 0).data == {"earned": "7", "cid": "bafy0"}  # type: ignore[union-attr]
+    # the record handed out is typed (earned read as an int); the row keeps the JSON as it was written
+    assert j.get(4, 0) is not None and j.get(4, 0).data == {"earned": 7, "cid": "bafy0"}  # type: ignore[union-attr]
+    with sqlite3.connect(path) as raw:
+        assert json.loads(raw.execute("SELECT data FROM finished WHERE task_key='4:0'").fetchone()[0]) == {
+            "earned": "7", "cid": "bafy0"}
     assert j.get(4, 2).data["job"] == JOB  # type: ignore[union-attr]
     s = j.summary()
     assert (s.earned, s.steps[Step.DONE], s.steps[Step.FAILED], s.live) == (7, 1, 1, ["4:2"])

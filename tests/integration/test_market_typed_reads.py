@@ -1,0 +1,43 @@
+"""Market's typed reads (job_record, task_view, replica_view, lease_view, worker_record, market_params) against a
+real anvil: each holds what the contract's view returns, field for field, by the ABI's names."""
+
+from __future__ import annotations
+
+from oracle.market import JobFlag, JobRecord, Market, TaskStatus, WorkerFlag
+from oracle.protocol import task_id
+from oracle.tx import TxSender
+from tests.market_helpers import ETHER, fund, post_job, register_app
+
+
+def _same(model: object, raw: dict[str, object]) -> bool:
+    from pydantic import BaseModel
+
+    assert isinstance(model, BaseModel)
+    return model.model_dump(by_alias=True) == raw
+
+
+def test_typed_reads_match_the_views(w3, accounts, market: Market, ipfs) -> None:
+    owner, requester, worker = accounts[1], accounts[2], accounts[3]
+    app_id = register_app(w3, market, owner, "sha256:" + "ab" * 32)
+    fund(w3, market, requester, 10 * ETHER)
+    job_id = post_job(w3, market, requester, ipfs, app_id, tasks=3, replication=2, memory_mb=64)
+    TxSender(w3, worker, extra_abis=market.error_abis).transact(
+        market.contract.functions.registerWorker(2, 2048, 0, 1))
+
+    job = market.job_record(job_id)
+    assert isinstance(job, JobRecord) and _same(job, market.job(job_id))
+    assert (job.num_tasks, job.replication, job.memory_mb, job.app_id) == (3, 2, 64, app_id)
+    assert job.requester == requester.address and not job.closed and JobFlag.CLOSED not in job.flags
+
+    me = market.worker_record(worker.address)
+    assert _same(me, market.worker(worker.address))
+    assert me.registered and not me.banned and me.flags == WorkerFlag.REGISTERED and me.memory_mb == 2048
+
+    params = market.market_params()
+    assert _same(params, market.params()) and params.replica_stake == job.replica_stake
+
+    tid = task_id(job_id, 1)
+    task = market.task_view(tid)
+    assert _same(task, market.task(tid)) and task.status == TaskStatus.NONE
+    assert _same(market.replica_view(tid, 0), market.replica(tid, 0))
+    assert _same(market.lease_view(tid), market.lease(tid))
