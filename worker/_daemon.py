@@ -860,12 +860,14 @@ class Worker:
                 slots -= 1
 
     async def _unlock_stake_for(self, room: int) -> None:
-        """Held results lock stake. When the stake they leave free takes less than half of the lease this worker
-        is about to claim (``room`` tasks, at most ``lease_tasks``), submit them first (flush reason ``stake``) and
-        read the free stake again: a lease's claim costs about the same for 2 tasks as for 16, so a long lease
-        saves more gas than holding the results longer would."""
+        """Held results lock stake. When the stake left free would take less than half of the lease this worker
+        could claim with them submitted (``room`` tasks, at most ``lease_tasks``, at most what the free and the
+        held stake lock), submit them first (flush reason ``stake``) and read the free stake again. A lease's claim
+        costs about the same for 2 tasks as for 16, so a long lease saves more gas than holding the results
+        longer would; and the results go only when they lock more than is free, so their batch stays long too."""
         per = max(self._params().replica_stake, 1)
-        if len(self._held) < 2 or 2 * (self._free_stake // per) >= min(room, self.s.batching.lease_tasks):
+        free, held = self._free_stake // per, len(self._held)
+        if held < 2 or 2 * free >= min(room, self.s.batching.lease_tasks, free + held):
             return
         self._stake_bound = True
         try:
