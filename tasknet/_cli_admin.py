@@ -243,7 +243,7 @@ def owner_call(client: Client, fields: Sequence[ParamField] = ()) -> Iterator[No
 
 def read_params(client: Client) -> tuple[list[ParamField], dict[str, int]]:
     fields = param_fields(client.market.contract.abi)
-    values = client.market.params()  # named by the ABI of the params() view
+    values = client.market.market_params().model_dump(by_alias=True)  # named by the ABI of the params() view
     return fields, {f.name: int(values[f.name]) for f in fields}
 
 
@@ -319,12 +319,12 @@ def params_set(client: Client, assignments: tuple[str, ...], as_json: bool) -> N
 
 
 def _set_banned(client: Client, worker: str, banned: bool, as_json: bool) -> None:
-    flags = int(client.market.worker(worker)["flags"])
-    if not flags & 1:
+    record = client.market.worker_record(worker)
+    if not record.registered:
         raise NotWorker(f"{worker} is not a registered worker: only registered workers can be banned or unbanned")
     word = "banned" if banned else "unbanned"
     tx = None
-    if bool(flags & 2) != banned:
+    if record.banned != banned:
         with owner_call(client):
             receipt = client.sender.transact(client.market.contract.functions.setWorkerBanned(worker, banned))
         tx = "0x" + bytes(receipt["transactionHash"]).hex()

@@ -167,7 +167,7 @@ def stake(amount: float, config: Path | None, devnet_role: str | None, devnet_fi
 
     w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw), stake=int(amount * ETHER)))
     w.ensure_registered()
-    out.print(f"stake of {w.account.address}: {int(w.market.worker(w.account.address)['stake']) / ETHER:g} tokens")
+    out.print(f"stake of {w.account.address}: {w.market.worker_record(w.account.address).stake / ETHER:g} tokens")
 
 
 @worker.command(help=HELP_UNSTAKE)
@@ -191,7 +191,7 @@ def unstake(amount: float | None, withdraw: bool, config: Path | None, devnet_ro
         if amount is None:
             raise click.UsageError("give an AMOUNT to unstake, or --withdraw")
         sender.transact(market.contract.functions.requestUnstake(int(amount * ETHER)))
-        ready = market.worker(sender.address)["unstakeAt"]
+        ready = market.worker_record(sender.address).unstake_at
         out.print(f"unstake of {amount:g} tokens requested; withdraw with --withdraw after unix time {ready}")
 
 
@@ -223,21 +223,21 @@ def _status_doc(s: Any) -> dict[str, Any]:
     w3 = connect(s.rpc_url)
     market = Market(w3, s.marketplace)
     me = s.account(int(w3.eth.chain_id)).address
-    info = market.worker(me)
+    info = market.worker_record(me)
     summary, slurm_jobs, gpus, paused = _journal_view(s.state_dir)
     cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
         if (s.state_dir / "cache").exists() else 0
     return {
-        "address": me, "registered": bool(info["flags"] & 1), "banned": bool(info["flags"] & 2),
-        "stake": int(info["stake"]), "locked": int(info["locked"]), "reputation": int(info["reputation"]),
-        "slashes": int(info["slashes"]), "balance": market.balance(me),
+        "address": me, "registered": info.registered, "banned": info.banned,
+        "stake": info.stake, "locked": info.locked, "reputation": info.reputation,
+        "slashes": info.slashes, "balance": market.balance(me),
         "earned": summary.earned if summary else 0,
         "tasks": {step.name.lower(): summary.steps[step] if summary else 0 for step in Step},
         "running": summary.live if summary else [],
         "records": {"finished_kept": summary.finished_kept if summary else 0,
                     "finished_dropped": summary.dropped if summary else 0},
         "slurm_jobs": slurm_jobs,
-        "gpus": {"advertised": int(info["gpus"]), "devices": gpus.get("gpu_devices", []),
+        "gpus": {"advertised": info.gpus, "devices": gpus.get("gpu_devices", []),
                  "note": gpus.get("gpu_note", "")},
         "paused": paused,
         "cache_bytes": cache_bytes,

@@ -79,10 +79,9 @@ def tracker(c: Client, job_id: int) -> tuple[Tracker, dict[str, Any], int]:
 
 def status(c: Client, job_id: int, ev_posted: dict[str, Any], block: int, progress: JobProgress) -> JobStatus:
     v = JobView.from_event(ev_posted)
-    raw = c.market.job(job_id)
     return JobStatus(**v.model_dump(exclude={"closed"}),
                      escrow_left=int(c.market.contract.functions.jobEscrow(job_id).call()),
-                     closed=bool(int(raw["flags"]) & 1), posted_block=block, progress=progress)
+                     closed=c.market.job_record(job_id).closed, posted_block=block, progress=progress)
 
 
 def cancelled(c: Client, job_id: int, from_block: int) -> list[tuple[int, int]]:
@@ -126,7 +125,7 @@ def task_rows(c: Client, job_id: int, v: JobView, block: int, indexes: list[int]
         answers = contract.functions.multicall([contract.encode_abi("isTaken", [t]) for t in tids]).call()
         taken = {i: bool(int.from_bytes(bytes(a)[-32:], "big")) for i, a in zip(indexes, answers, strict=True)}
     gone = {i for start, n in cancelled(c, job_id, block) for i in range(start, start + n)}
-    closed = bool(int(c.market.job(job_id)["flags"]) & 1)
+    closed = c.market.job_record(job_id).closed
     rows = []
     for i in indexes:
         workers = results.workers.get(i) or claimed.get(i, [])

@@ -112,11 +112,11 @@ class Jobs:
         files, deadline too short): those raise a :class:`ClientError` (:class:`InvalidJobSpec`,
         :class:`InsufficientBalance`, :class:`AccessDenied`...) and send nothing. Emits ``JobPosted``."""
         c = self._c
-        params = c.market.params()
-        if spec.replication > int(params["maxReplicas"]):
+        params = c.market.market_params()
+        if spec.replication > params.max_replicas:
             raise InvalidJobSpec(f"replication {spec.replication} exceeds the marketplace's cap of "
-                                 f"{params['maxReplicas']}")
-        grace = int(params["claimGrace"])
+                                 f"{params.max_replicas}")
+        grace = params.claim_grace
         if spec.max_run_seconds + grace >= spec.deadline_in:
             raise InvalidJobSpec(
                 f"deadline in {spec.deadline_in} s is too short: a claim needs max run {spec.max_run_seconds} s + "
@@ -171,11 +171,11 @@ class Jobs:
             return self._indexer_summary(job_id)
         posted, block = reads.posted(c, job_id)
         v = JobView.from_event(posted)
-        raw = c.market.job(job_id)
-        closed = bool(int(raw["flags"]) & 1)
+        raw = c.market.job_record(job_id)
+        closed = raw.closed
         cancelled = sum(n for _, n in reads.cancelled(c, job_id, block))
         failed = sorted(JobResults.from_events(reads.events_of(c, job_id, block, ["TaskFailed"])).failed)
-        finalized = int(raw["finished"])
+        finalized = raw.finished
         refunded = max(0, v.num_tasks - finalized - len(failed) - cancelled) if closed else 0
         groups = [FailureGroup(state="failed", reason=NO_RESULT["failed"], count=len(failed), first=failed[:20])]
         groups.append(FailureGroup(state="refunded", reason=NO_RESULT["refunded"], count=refunded))
@@ -183,7 +183,7 @@ class Jobs:
                           replication=v.replication, reward=v.reward, deadline=v.deadline, closed=closed,
                           escrow_left=int(c.market.contract.functions.jobEscrow(job_id).call()),
                           finalized=finalized, failed=len(failed), cancelled=cancelled, refunded=refunded,
-                          unsettled=0 if closed else v.num_tasks - int(raw["settled"]),
+                          unsettled=0 if closed else v.num_tasks - raw.settled,
                           failures=[g for g in groups if g.count])
 
     def _indexer_summary(self, job_id: int) -> JobSummary:
@@ -381,7 +381,7 @@ class Jobs:
         v = JobView.from_event(posted)
         found = JobResults.from_events(reads.events_of(c, job_id, block, RESULT_EVENTS))
         out = [TaskFailure(index=i, state="failed", reason=NO_RESULT["failed"]) for i in found.failed]
-        if int(c.market.job(job_id)["flags"]) & 1:
+        if c.market.job_record(job_id).closed:
             settled = set(found.digests) | found.failed
             settled |= {i for start, n in reads.cancelled(c, job_id, block) for i in range(start, start + n)}
             out += [TaskFailure(index=i, state="refunded", reason=NO_RESULT["refunded"])
