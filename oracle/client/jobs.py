@@ -405,7 +405,8 @@ class Jobs:
         confidence = int(c.market.contract.functions.getCredibility(job_id).call()[0])
         bound = platform_class_name(c.market.contract.functions.taskPlatformClass(task_id(job_id, index)).call()) \
             if status.arch_mask & ARCH_HOMOGENEOUS else None
-        return explain_task(status, index, state, c.chain_time(), c.market.params(), app, allows,
+        params = c.market.market_params().model_dump(by_alias=True)  # explain_task takes the ABI names
+        return explain_task(status, index, state, c.chain_time(), params, app, allows,
                             registered(c), largest_input=self._largest_input(status), pending_failure=pending,
                             wanted=dict(wanted[-1]["args"]) if wanted else None, confidence_ppb=confidence,
                             platform_class=bound)
