@@ -76,7 +76,7 @@ class Run:
             stdout=subprocess.DEVNULL, stderr=(self.tmp / f"{name}.log").open("wb"), env={**os.environ}))
         self.workers.append(account.address)
         end = time.monotonic() + 120
-        while self.market.worker(account.address)["stake"] < 40 * ETHER:
+        while self.market.worker_record(account.address).stake < 40 * ETHER:
             if time.monotonic() > end or self.procs[-1].poll() is not None:
                 raise SystemExit(f"bench: worker {name} did not start; see {self.tmp}/{name}.log")
             time.sleep(0.2)
@@ -93,7 +93,7 @@ class Run:
         receipt = self.sender.transact(fn)
         job = int(self.market.contract.events.JobPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["jobId"])
         t0, end = time.monotonic(), time.monotonic() + 1800
-        while self.market.job(job)["settled"] < tasks:
+        while self.market.job_record(job).settled < tasks:
             if time.monotonic() > end:
                 raise SystemExit(f"bench: job {job} did not settle within 30 min")
             time.sleep(0.2)
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> AdaptiveRow:
         market, accounts = run.market, run.accounts
         say(f"{a.workers} workers up; warm-up: R = 2, {a.warmup} tasks")
         warm = run.job(a.warmup, 2, False)
-        verified = [int(market.worker(w)["verified"]) for w in run.workers]
+        verified = [market.worker_record(w).verified for w in run.workers]
 
         def run_job(name: str, replication: int, credible: bool) -> JobRun:
             say(f"{name}: {a.tasks} tasks")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> AdaptiveRow:
             liar = {**run.job(a.liar_tasks, CAP, True), "liar_reveals": sum(
                 1 for e in market.contract.events.ResultRevealed().get_logs(from_block=0)
                 if e["args"]["worker"] == accounts[4 + a.workers].address),
-                "liar_slashes": int(market.worker(accounts[4 + a.workers].address)["slashes"])}
+                "liar_slashes": market.worker_record(accounts[4 + a.workers].address).slashes}
         out: AdaptiveRow = {
             "warmup": warm, "verified_after_warmup": verified, "r1": r1, "adaptive": adaptive, "r2": r2, "r3": r3,
             "replicas_per_task": adaptive["replicas_per_task"],

@@ -129,7 +129,7 @@ def run_job(requester: Client, market: Market, spec: JobSpec, timeout: float = 9
     job = requester.jobs.submit(spec)
     t0 = time.monotonic()
     end = t0 + timeout
-    while market.job(job.job_id)["finished"] < spec.count:
+    while market.job_record(job.job_id).finished < spec.num_tasks:
         if time.monotonic() > end:
             raise SystemExit(f"bench network: job {job.job_id} did not finish within {timeout:.0f} s")
         time.sleep(0.1)
@@ -138,7 +138,7 @@ def run_job(requester: Client, market: Market, spec: JobSpec, timeout: float = 9
 
 def wait_registered(market: Market, address: str, alive: Any, what: str, timeout: float = 120) -> None:
     end = time.monotonic() + timeout
-    while not (int(market.worker(address)["flags"]) & 1 and int(market.worker(address)["stake"]) >= 10 * ETHER):
+    while not ((w := market.worker_record(address)).registered and w.stake >= 10 * ETHER):
         if time.monotonic() > end or not alive():
             raise SystemExit(f"bench network: {what} did not register; see its log")
         time.sleep(0.2)

@@ -107,7 +107,7 @@ class Devnet:
 
     def wait_staked(self, procs: list[subprocess.Popen[bytes]], addresses: list[str], timeout: float = 180) -> None:
         end = time.monotonic() + timeout
-        while not all(self.market.worker(a)["stake"] >= 10 * ETHER for a in addresses):
+        while not all(self.market.worker_record(a).stake >= 10 * ETHER for a in addresses):
             if time.monotonic() > end or any(p.poll() is not None for p in procs):
                 raise SystemExit(f"bench: the worker processes did not start; see {self.tmp}/*.log")
             time.sleep(0.2)
@@ -224,7 +224,7 @@ class Sampler:
         self.samples: list[tuple[int, float, float, int, float]] = []
 
     def take(self) -> tuple[int, float, float, int, float]:
-        n = int(self.net.market.job(self.job)["finished"])
+        n = self.net.market.job_record(self.job).finished
         pid = self.net.anvil.pid or 0
         sample = (n, sum(_cpu_of(p) for p in self.workers), _cpu_of(pid), int(self.net.w3.eth.block_number),
                   _rss_mb(pid))

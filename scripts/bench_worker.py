@@ -38,7 +38,7 @@ from worker import Journal, Step, Worker, WorkerSettings
 
 def wait_finished(market: Market, job_id: int, n: int, timeout: float) -> None:
     end = time.monotonic() + timeout
-    while market.job(job_id)["finished"] < n:
+    while market.job_record(job_id).finished < n:
         if time.monotonic() > end:
             raise SystemExit(f"bench: job {job_id} did not finish {n} tasks within {timeout:.0f} s")
         time.sleep(0.1)  # the bench's own polling must not load the chain it measures
@@ -145,7 +145,7 @@ def _start_workers(args: argparse.Namespace, settings: Callable[..., WorkerSetti
                                        str(path)], cwd=ROOT, stdout=subprocess.DEVNULL,
                                       stderr=(tmp / f"w{i}.log").open("wb"), env={**os.environ}))
     end = time.monotonic() + 120
-    while not all(market.worker(accounts[5 + i].address)["stake"] >= 10 * ETHER for i in range(args.workers)):
+    while not all(market.worker_record(accounts[5 + i].address).stake >= 10 * ETHER for i in range(args.workers)):
         if time.monotonic() > end or any(p.poll() is not None for p in procs):
             raise SystemExit(f"bench: the worker processes did not start; see {tmp}/w*.log")
         time.sleep(0.2)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 import click
+from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 from web3 import Web3
 
@@ -243,7 +244,7 @@ def owner_call(client: Client, fields: Sequence[ParamField] = ()) -> Iterator[No
 
 def read_params(client: Client) -> tuple[list[ParamField], dict[str, int]]:
     fields = param_fields(client.market.contract.abi)
-    values = client.market.params()  # named by the ABI of the params() view
+    values = client.market.market_params().model_dump(by_alias=True)  # named by the ABI of the params() view
     return fields, {f.name: int(values[f.name]) for f in fields}
 
 
@@ -319,12 +320,12 @@ def params_set(client: Client, assignments: tuple[str, ...], as_json: bool) -> N
 
 
 def _set_banned(client: Client, worker: str, banned: bool, as_json: bool) -> None:
-    flags = int(client.market.worker(worker)["flags"])
-    if not flags & 1:
+    record = client.market.worker_record(worker)
+    if not record.registered:
         raise NotWorker(f"{worker} is not a registered worker: only registered workers can be banned or unbanned")
     word = "banned" if banned else "unbanned"
     tx = None
-    if bool(flags & 2) != banned:
+    if record.banned != banned:
         with owner_call(client):
             receipt = client.sender.transact(client.market.contract.functions.setWorkerBanned(worker, banned))
         tx = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -358,10 +359,21 @@ def treasury() -> None:
     pass
 
 
-def _treasury(client: Client) -> dict[str, Any]:
+class Treasury(BaseModel):
+    """The treasury account, its marketplace balance (withdrawable) and its wallet, in wei: what ``tasknet admin
+    treasury show --json`` prints."""
+
+    model_config = ConfigDict(frozen=True)
+
+    treasury: str
+    balance: int
+    wallet: int
+
+
+def _treasury(client: Client) -> Treasury:
     address = str(client.market.contract.functions.treasury().call())
     wallet = int(client.market.token.functions.balanceOf(address).call())
-    return {"treasury": address, "balance": client.market.balance(address), "wallet": wallet}
+    return Treasury(treasury=address, balance=client.market.balance(address), wallet=wallet)
 
 
 @treasury.command("show", help=HELP_TREASURY_SHOW)
@@ -372,8 +384,8 @@ def treasury_show(client: Client, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    out.print(f"treasury {doc['treasury']}: marketplace balance {tokens(doc['balance'])} (withdrawable), "
-              f"wallet {tokens(doc['wallet'])}")
+    out.print(f"treasury {doc.treasury}: marketplace balance {tokens(doc.balance)} (withdrawable), "
+              f"wallet {tokens(doc.wallet)}")
 
 
 @treasury.command("set", help=HELP_TREASURY_SET)
@@ -381,7 +393,7 @@ def treasury_show(client: Client, as_json: bool) -> None:
 @json_option
 @with_client("deployer")
 def treasury_set(client: Client, address: str, as_json: bool) -> None:
-    before = _treasury(client)["treasury"]
+    before = _treasury(client).treasury
     with owner_call(client):
         receipt = client.sender.transact(client.market.contract.functions.setTreasury(address))
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -397,22 +409,22 @@ def treasury_set(client: Client, address: str, as_json: bool) -> None:
 @with_client("deployer")
 def treasury_withdraw(client: Client, amount: int | None, as_json: bool) -> None:
     doc = _treasury(client)
-    if Web3.to_checksum_address(doc["treasury"]) != Web3.to_checksum_address(client.address):
-        raise NotTreasury(f"{client.address} is not the treasury, {doc['treasury']} is: only the treasury account "
+    if Web3.to_checksum_address(doc.treasury) != Web3.to_checksum_address(client.address):
+        raise NotTreasury(f"{client.address} is not the treasury, {doc.treasury} is: only the treasury account "
                           "withdraws what the marketplace credited to it; run the command as that account")
     if amount is None:
-        amount = int(doc["balance"])
+        amount = doc.balance
         if amount == 0:
-            raise AdminError(f"the treasury {doc['treasury']} has nothing to withdraw: its marketplace balance is 0 "
+            raise AdminError(f"the treasury {doc.treasury} has nothing to withdraw: its marketplace balance is 0 "
                              "(protocol fees and slashed stake are credited as tasks settle)")
     tx = client.account.withdraw(amount)
     after = _treasury(client)
     if as_json:
-        emit_json({"treasury": doc["treasury"], "withdrawn": amount, "tx": tx.tx_hash, "balance": after["balance"],
-                   "wallet": after["wallet"]})
+        emit_json({"treasury": doc.treasury, "withdrawn": amount, "tx": tx.tx_hash, "balance": after.balance,
+                   "wallet": after.wallet})
         return
     out.print(f"withdrew {tokens(amount)} to the treasury's wallet (tx {tx.tx_hash}); marketplace balance "
-              f"{tokens(after['balance'])}, wallet {tokens(after['wallet'])}")
+              f"{tokens(after.balance)}, wallet {tokens(after.wallet)}")
 
 
 def register(cli: click.Group) -> None:

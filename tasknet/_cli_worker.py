@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
 
@@ -167,7 +168,7 @@ def stake(amount: float, config: Path | None, devnet_role: str | None, devnet_fi
 
     w = Worker(_settings(config, devnet_role, devnet_file, _conn(kw), stake=int(amount * ETHER)))
     w.ensure_registered()
-    out.print(f"stake of {w.account.address}: {int(w.market.worker(w.account.address)['stake']) / ETHER:g} tokens")
+    out.print(f"stake of {w.account.address}: {w.market.worker_record(w.account.address).stake / ETHER:g} tokens")
 
 
 @worker.command(help=HELP_UNSTAKE)
@@ -191,22 +192,71 @@ def unstake(amount: float | None, withdraw: bool, config: Path | None, devnet_ro
         if amount is None:
             raise click.UsageError("give an AMOUNT to unstake, or --withdraw")
         sender.transact(market.contract.functions.requestUnstake(int(amount * ETHER)))
-        ready = market.worker(sender.address)["unstakeAt"]
+        ready = market.worker_record(sender.address).unstake_at
         out.print(f"unstake of {amount:g} tokens requested; withdraw with --withdraw after unix time {ready}")
 
 
-def _journal_view(state_dir: Path) -> tuple[Any, dict[str, dict[str, Any]], dict[str, Any], dict[str, str]]:
+class SlurmJobRef(BaseModel):
+    """The Slurm job (and node) a task runs in, under executor 'slurm'."""
+
+    job: str | None
+    node: str | None
+
+
+class JournalGpus(BaseModel):
+    """What the daemon journals it lends in GPUs at its start (the journal's ``gpus`` value, JSON)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    gpu_devices: list[str] = Field(default_factory=list)
+    gpu_note: str = ""
+
+
+class GpuLending(BaseModel):
+    advertised: int
+    devices: list[str]
+    note: str
+
+
+class RecordCounts(BaseModel):
+    finished_kept: int
+    finished_dropped: int
+
+
+class WorkerStatus(BaseModel):
+    """The worker's status as ``tasknet worker status --json`` prints it (fields in this order)."""
+
+    address: str
+    registered: bool
+    banned: bool
+    stake: int
+    locked: int
+    reputation: int
+    slashes: int
+    balance: int
+    earned: int
+    tasks: dict[str, int]
+    running: list[str]
+    records: RecordCounts
+    slurm_jobs: dict[str, SlurmJobRef]
+    gpus: GpuLending
+    paused: dict[str, str]
+    cache_bytes: int
+
+
+def _journal_view(state_dir: Path) -> tuple[Any, dict[str, SlurmJobRef], JournalGpus, dict[str, str]]:
     """From the journal in the worker's state folder (when there is one): the summary, the Slurm jobs of running
     tasks, the GPUs the daemon lends and the paused tasks."""
     from worker import Journal, Step
 
     if not (state_dir / "journal.db").exists():
-        return None, {}, {}, {}
+        return None, {}, JournalGpus(), {}
     journal = Journal(state_dir / "journal.db")
     summary = journal.summary()  # totals and live tasks: no finished record is read
-    gpus = journal.get_value("gpus") or {}  # what the daemon lends, as it detected it at its start
+    # what the daemon lends, as it detected it at its start
+    gpus = JournalGpus.model_validate(journal.get_value("gpus") or {})
     # executor 'slurm': the Slurm job (and node) of each task still running on the cluster
-    slurm_jobs = {r.task_key: {"job": r.data.get("slurm_job"), "node": r.data.get("slurm_node")}
+    slurm_jobs = {r.task_key: SlurmJobRef(job=r.data.get("slurm_job"), node=r.data.get("slurm_node"))
                   for r in journal.unfinished() if r.step < Step.UPLOADED and r.data.get("slurm_job")}
     # tasks stopped by the policy or a drain, kept with their checkpoint folder to resume here
     paused = {r.task_key: str(r.data["paused"]) for r in journal.unfinished() if r.data.get("paused")}
@@ -214,7 +264,7 @@ def _journal_view(state_dir: Path) -> tuple[Any, dict[str, dict[str, Any]], dict
     return summary, slurm_jobs, gpus, paused
 
 
-def _status_doc(s: Any) -> dict[str, Any]:
+def _status_doc(s: Any) -> WorkerStatus:
     """The worker's status as ``tasknet worker status --json`` prints it."""
     from oracle import connect
     from oracle.market import Market
@@ -223,45 +273,44 @@ def _status_doc(s: Any) -> dict[str, Any]:
     w3 = connect(s.rpc_url)
     market = Market(w3, s.marketplace)
     me = s.account(int(w3.eth.chain_id)).address
-    info = market.worker(me)
+    info = market.worker_record(me)
     summary, slurm_jobs, gpus, paused = _journal_view(s.state_dir)
     cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
         if (s.state_dir / "cache").exists() else 0
-    return {
-        "address": me, "registered": bool(info["flags"] & 1), "banned": bool(info["flags"] & 2),
-        "stake": int(info["stake"]), "locked": int(info["locked"]), "reputation": int(info["reputation"]),
-        "slashes": int(info["slashes"]), "balance": market.balance(me),
-        "earned": summary.earned if summary else 0,
-        "tasks": {step.name.lower(): summary.steps[step] if summary else 0 for step in Step},
-        "running": summary.live if summary else [],
-        "records": {"finished_kept": summary.finished_kept if summary else 0,
-                    "finished_dropped": summary.dropped if summary else 0},
-        "slurm_jobs": slurm_jobs,
-        "gpus": {"advertised": int(info["gpus"]), "devices": gpus.get("gpu_devices", []),
-                 "note": gpus.get("gpu_note", "")},
-        "paused": paused,
-        "cache_bytes": cache_bytes,
-    }
+    return WorkerStatus(
+        address=me, registered=info.registered, banned=info.banned, stake=info.stake, locked=info.locked,
+        reputation=info.reputation, slashes=info.slashes, balance=market.balance(me),
+        earned=summary.earned if summary else 0,
+        tasks={step.name.lower(): summary.steps[step] if summary else 0 for step in Step},
+        running=summary.live if summary else [],
+        records=RecordCounts(finished_kept=summary.finished_kept if summary else 0,
+                             finished_dropped=summary.dropped if summary else 0),
+        slurm_jobs=slurm_jobs,
+        gpus=GpuLending(advertised=info.gpus, devices=gpus.gpu_devices, note=gpus.gpu_note),
+        paused=paused,
+        cache_bytes=cache_bytes,
+    )
 
 
-def _status_table(doc: dict[str, Any]) -> Table:
+def _status_table(doc: WorkerStatus) -> Table:
     """The worker's status as ``tasknet worker status`` prints it: one row per field."""
-    table = Table("field", "value", title=f"worker {doc['address']}")
-    for key in ("registered", "banned", "reputation", "slashes"):
-        table.add_row(key, str(doc[key]))
-    for key in ("stake", "locked", "balance", "earned"):
-        table.add_row(key, f"{doc[key] / ETHER:g} tokens")
-    table.add_row("tasks", ", ".join(f"{k} {v}" for k, v in doc["tasks"].items() if v) or "none")
-    jobs = doc["slurm_jobs"]
+    table = Table("field", "value", title=f"worker {doc.address}")
+    for key, value in (("registered", doc.registered), ("banned", doc.banned), ("reputation", doc.reputation),
+                      ("slashes", doc.slashes)):
+        table.add_row(key, str(value))
+    for key, wei in (("stake", doc.stake), ("locked", doc.locked), ("balance", doc.balance), ("earned", doc.earned)):
+        table.add_row(key, f"{wei / ETHER:g} tokens")
+    table.add_row("tasks", ", ".join(f"{k} {v}" for k, v in doc.tasks.items() if v) or "none")
+    jobs = doc.slurm_jobs
     table.add_row("running", ", ".join(
-        k + (f" (Slurm job {jobs[k]['job']}" + (f" on {jobs[k]['node']})" if jobs[k]["node"] else ")")
-             if k in jobs else "") for k in doc["running"]) or "none")
-    g = doc["gpus"]
-    table.add_row("gpus", f"{g['advertised']} advertised" + "".join(f"; {d}" for d in g["devices"])
-                  + (f" ({g['note']})" if g["note"] else ""))
-    if doc["paused"]:
-        table.add_row("paused", ", ".join(f"{k} ({why})" for k, why in doc["paused"].items()))
-    table.add_row("cache", f"{doc['cache_bytes'] / 1e6:.1f} MB")
+        k + (f" (Slurm job {jobs[k].job}" + (f" on {jobs[k].node})" if jobs[k].node else ")")
+             if k in jobs else "") for k in doc.running) or "none")
+    g = doc.gpus
+    table.add_row("gpus", f"{g.advertised} advertised" + "".join(f"; {d}" for d in g.devices)
+                  + (f" ({g.note})" if g.note else ""))
+    if doc.paused:
+        table.add_row("paused", ", ".join(f"{k} ({why})" for k, why in doc.paused.items()))
+    table.add_row("cache", f"{doc.cache_bytes / 1e6:.1f} MB")
     return table
 
 
@@ -272,7 +321,7 @@ def status(config: Path | None, devnet_role: str | None, devnet_file: Path | Non
            **kw: Any) -> None:
     doc = _status_doc(_settings(config, devnet_role, devnet_file, _conn(kw)))
     if as_json:
-        out.print_json(json.dumps(doc))
+        out.print_json(doc.model_dump_json())
         return
     out.print(_status_table(doc))
 

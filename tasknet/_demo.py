@@ -473,9 +473,9 @@ class Demo:
 
     def _worth(self, address: str) -> int:
         """Tokens an account owns: in its wallet, its marketplace balance, its stake (deposits are neutral)."""
-        w = self.market.worker(address)
+        w = self.market.worker_record(address)
         return (int(self.market.token.functions.balanceOf(address).call()) + self.market.balance(address)
-                + int(w["stake"]) + int(w["unstaking"]))
+                + w.stake + w.unstaking)
 
     def _summary(self, job_id: int, start_block: int, before: dict[str, int], gif: Path,
                  audit: AuditRow) -> Summary:

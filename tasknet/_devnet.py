@@ -442,7 +442,7 @@ def set_devnet_params(w3: Web3, marketplace: str, owner: LocalAccount) -> None:
     from oracle.market import Market
 
     market = Market(w3, marketplace)
-    params = {**market.params(), **DEVNET_PARAMS}
+    params = {**market.market_params().model_dump(by_alias=True), **DEVNET_PARAMS}
     entries: AbiList = market.contract.abi
     fields = [c["name"] for c in next(i for i in entries if i.get("name") == "setParams")["inputs"][0]["components"]]
     send(w3, market.contract.functions.setParams(tuple(params[f] for f in fields)), owner,

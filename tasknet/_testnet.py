@@ -495,8 +495,8 @@ class Testnet:
         need = int(self.info.stake_tokens * 10**18)
 
         def ready() -> bool:
-            me = market.worker(address)
-            return bool(me["flags"] & 1) and int(me["stake"]) >= need
+            me = market.worker_record(address)
+            return me.registered and me.stake >= need
         _devnet.wait_until(ready, host.processes["worker"], f"the worker on {host.name}", timeout)
 
     def stop_worker(self, host: HostInfo) -> None:

@@ -5,11 +5,52 @@ result against it, never against the indexer)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict
 
 from ..exceptions import IndexerUnavailable, UnknownJob
+
+
+class _Row(BaseModel):
+    """The fields of an indexer API answer the client reads (the indexer's own ``JobOut``/``TaskOut`` have more:
+    ignored); token amounts come as decimal strings and are read as ints."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class IndexerJob(_Row):
+    """``GET /api/jobs/{id}``: a job's counters."""
+
+    status: Literal["open", "closed"]
+    requester: str
+    app_id: int
+    num_tasks: int
+    replication: int
+    reward: int
+    deadline: int
+    escrow_held: int
+    claimed: int
+    settled: int
+    finished: int
+    failed: int
+    cancelled: int
+
+
+class IndexerTask(_Row):
+    """A task row of ``GET /api/tasks``."""
+
+    idx: int
+    status: str
+    worker: str | None = None
+    result_digest: str | None = None
+    result_cid: str | None = None
+
+
+class IndexerTaskPage(_Row):
+    items: list[IndexerTask]
+    total: int
 
 
 class IndexerApi:
@@ -35,10 +76,11 @@ class IndexerApi:
                                      f"{r.text[:300]}")
         return r.json()
 
-    def job(self, job_id: int) -> dict[str, Any]:
-        return dict(self._get(f"/api/jobs/{job_id}"))
+    def job(self, job_id: int) -> IndexerJob:
+        return IndexerJob.model_validate(self._get(f"/api/jobs/{job_id}"))
 
     def tasks(self, job_id: int, *, status: str | None = None, limit: int = 50, offset: int = 0
-              ) -> dict[str, Any]:
-        """A page of the job's task rows in task order (``{"items", "total", "limit", "offset"}``)."""
-        return dict(self._get("/api/tasks", job_id=job_id, status=status, order="id", limit=limit, offset=offset))
+              ) -> IndexerTaskPage:
+        """A page of the job's task rows in task order."""
+        return IndexerTaskPage.model_validate(
+            self._get("/api/tasks", job_id=job_id, status=status, order="id", limit=limit, offset=offset))

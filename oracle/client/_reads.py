@@ -11,6 +11,7 @@ from web3.types import TxReceipt
 
 from ..exceptions import ClientError, UnknownJob
 from ..market import JobView
+from ._indexer import IndexerTask
 from ._models import JobProgress, JobStatus, TaskState, TxInfo
 from ._scan import JobResults, RawEvent, decode, job_events, raw_logs
 from ._watch import JOB_EVENTS, Tracker
@@ -49,15 +50,15 @@ def app_range(c: Client) -> str:
     return f"apps are numbered 1..{count}" if count else "no app was registered yet"
 
 
-def posted(c: Client, job_id: int) -> tuple[dict[str, Any], int]:
-    """The job's JobPosted arguments and block; :class:`UnknownJob` when there is none."""
+def posted(c: Client, job_id: int) -> tuple[JobView, int]:
+    """The job as its JobPosted event shows it, and that event's block; :class:`UnknownJob` when there is none."""
     logs = c._events.events.JobPosted().get_logs(from_block=c.deploy_block,
                                                   argument_filters={"jobId": job_id})
     if not logs:
         count = int(c.market.contract.functions.jobCount().call())
         known = f"jobs are numbered 1..{count}" if count else "no job was posted yet"
         raise UnknownJob(f"no job {job_id} on this marketplace ({known}); list yours with 'tasknet job list'")
-    return dict(logs[0]["args"]), int(logs[0]["blockNumber"])
+    return JobView.from_event(dict(logs[0]["args"])), int(logs[0]["blockNumber"])
 
 
 def events_of(c: Client, job_id: int, from_block: int, names: Sequence[str]) -> list[RawEvent]:
@@ -66,23 +67,21 @@ def events_of(c: Client, job_id: int, from_block: int, names: Sequence[str]) -> 
     return job_events(c.w3, c.market.address, job_id, names, from_block, int(c.w3.eth.block_number))
 
 
-def tracker(c: Client, job_id: int) -> tuple[Tracker, dict[str, Any], int]:
-    """Every task's state, from one pass over the job's events (a whole job: for per-task views)."""
-    ev_posted, block = posted(c, job_id)
-    view = JobView.from_event(ev_posted)
+def tracker(c: Client, job_id: int) -> tuple[Tracker, JobView, int]:
+    """Every task's state, from one pass over the job's events (a whole job: for per-task views), the job as
+    posted and the block it was posted in."""
+    view, block = posted(c, job_id)
     t = Tracker(job_id=job_id, total=view.num_tasks, replication=view.replication)
     names = [n for n in JOB_EVENTS if hasattr(Tracker, f"_on_{n}")]
     for ev in events_of(c, job_id, block, names):
         t.fold(ev.name, ev.args)
-    return t, ev_posted, block
+    return t, view, block
 
 
-def status(c: Client, job_id: int, ev_posted: dict[str, Any], block: int, progress: JobProgress) -> JobStatus:
-    v = JobView.from_event(ev_posted)
-    raw = c.market.job(job_id)
+def status(c: Client, job_id: int, v: JobView, block: int, progress: JobProgress) -> JobStatus:
     return JobStatus(**v.model_dump(exclude={"closed"}),
                      escrow_left=int(c.market.contract.functions.jobEscrow(job_id).call()),
-                     closed=bool(int(raw["flags"]) & 1), posted_block=block, progress=progress)
+                     closed=c.market.job_record(job_id).closed, posted_block=block, progress=progress)
 
 
 def cancelled(c: Client, job_id: int, from_block: int) -> list[tuple[int, int]]:
@@ -126,7 +125,7 @@ def task_rows(c: Client, job_id: int, v: JobView, block: int, indexes: list[int]
         answers = contract.functions.multicall([contract.encode_abi("isTaken", [t]) for t in tids]).call()
         taken = {i: bool(int.from_bytes(bytes(a)[-32:], "big")) for i, a in zip(indexes, answers, strict=True)}
     gone = {i for start, n in cancelled(c, job_id, block) for i in range(start, start + n)}
-    closed = bool(int(c.market.job(job_id)["flags"]) & 1)
+    closed = c.market.job_record(job_id).closed
     rows = []
     for i in indexes:
         workers = results.workers.get(i) or claimed.get(i, [])
@@ -147,10 +146,10 @@ def task_rows(c: Client, job_id: int, v: JobView, block: int, indexes: list[int]
     return rows
 
 
-def indexer_row(r: dict[str, Any]) -> TaskState:
+def indexer_row(r: IndexerTask) -> TaskState:
     """An indexer's task row (``/api/tasks``) as a :class:`TaskState`."""
-    state = {"running": "claimed", "revealing": "committing"}.get(str(r["status"]), str(r["status"]))
+    state = {"running": "claimed", "revealing": "committing"}.get(r.status, r.status)
     if state not in ("open", "claimed", "committing", "finalized", "failed", "cancelled", "refunded"):
         state = "claimed"
-    return TaskState(index=int(r["idx"]), state=state, workers=[r["worker"]] if r.get("worker") else [],
-                     digest=r.get("result_digest"), cid=r.get("result_cid"))
+    return TaskState(index=r.idx, state=state, workers=[r.worker] if r.worker else [],
+                     digest=r.result_digest, cid=r.result_cid)

@@ -44,7 +44,7 @@ class Account:
         who = Web3.to_checksum_address(address or c.address)
         token = c.market.token
         return Balance(address=who, wallet=int(token.functions.balanceOf(who).call()),
-                       deposited=c.market.balance(who), staked=int(c.market.worker(who)["stake"]),
+                       deposited=c.market.balance(who), staked=c.market.worker_record(who).stake,
                        allowance=int(token.functions.allowance(who, c.market.address).call()))
 
     def deposit(self, amount: int, *, permit: bool = False) -> TxInfo:

@@ -34,7 +34,7 @@ from ..exceptions import (
     UnknownDataset,
     WaitTimeout,
 )
-from ..market import JobView, _struct
+from ..market import _struct
 from ..models import InputRef, InputsDocument
 from ..pinning import RemotePins
 from ..protocol import ARCH_HOMOGENEOUS, platform_class_name, task_id
@@ -112,11 +112,11 @@ class Jobs:
         files, deadline too short): those raise a :class:`ClientError` (:class:`InvalidJobSpec`,
         :class:`InsufficientBalance`, :class:`AccessDenied`...) and send nothing. Emits ``JobPosted``."""
         c = self._c
-        params = c.market.params()
-        if spec.replication > int(params["maxReplicas"]):
+        params = c.market.market_params()
+        if spec.replication > params.max_replicas:
             raise InvalidJobSpec(f"replication {spec.replication} exceeds the marketplace's cap of "
-                                 f"{params['maxReplicas']}")
-        grace = int(params["claimGrace"])
+                                 f"{params.max_replicas}")
+        grace = params.claim_grace
         if spec.max_run_seconds + grace >= spec.deadline_in:
             raise InvalidJobSpec(
                 f"deadline in {spec.deadline_in} s is too short: a claim needs max run {spec.max_run_seconds} s + "
@@ -169,13 +169,12 @@ class Jobs:
         c = self._c
         if c.indexer is not None:
             return self._indexer_summary(job_id)
-        posted, block = reads.posted(c, job_id)
-        v = JobView.from_event(posted)
-        raw = c.market.job(job_id)
-        closed = bool(int(raw["flags"]) & 1)
+        v, block = reads.posted(c, job_id)
+        raw = c.market.job_record(job_id)
+        closed = raw.closed
         cancelled = sum(n for _, n in reads.cancelled(c, job_id, block))
         failed = sorted(JobResults.from_events(reads.events_of(c, job_id, block, ["TaskFailed"])).failed)
-        finalized = int(raw["finished"])
+        finalized = raw.finished
         refunded = max(0, v.num_tasks - finalized - len(failed) - cancelled) if closed else 0
         groups = [FailureGroup(state="failed", reason=NO_RESULT["failed"], count=len(failed), first=failed[:20])]
         groups.append(FailureGroup(state="refunded", reason=NO_RESULT["refunded"], count=refunded))
@@ -183,26 +182,26 @@ class Jobs:
                           replication=v.replication, reward=v.reward, deadline=v.deadline, closed=closed,
                           escrow_left=int(c.market.contract.functions.jobEscrow(job_id).call()),
                           finalized=finalized, failed=len(failed), cancelled=cancelled, refunded=refunded,
-                          unsettled=0 if closed else v.num_tasks - int(raw["settled"]),
+                          unsettled=0 if closed else v.num_tasks - raw.settled,
                           failures=[g for g in groups if g.count])
 
     def _indexer_summary(self, job_id: int) -> JobSummary:
         c = self._c
         assert c.indexer is not None
         j = c.indexer.job(job_id)
-        running = sum(int(c.indexer.tasks(job_id, status=s, limit=1)["total"]) for s in ("running", "revealing"))
+        running = sum(c.indexer.tasks(job_id, status=s, limit=1).total for s in ("running", "revealing"))
         failed_rows = c.indexer.tasks(job_id, status="failed", limit=20)
-        total, finished, failed, cancelled = (int(j[k]) for k in ("num_tasks", "finished", "failed", "cancelled"))
-        closed = j["status"] == "closed"
+        total, finished, failed, cancelled = j.num_tasks, j.finished, j.failed, j.cancelled
+        closed = j.status == "closed"
         refunded = max(0, total - finished - failed - cancelled) if closed else 0
         groups = [FailureGroup(state="failed", reason=NO_RESULT["failed"], count=failed,
-                               first=[int(t["idx"]) for t in failed_rows["items"]]),
+                               first=[t.idx for t in failed_rows.items]),
                   FailureGroup(state="refunded", reason=NO_RESULT["refunded"], count=refunded)]
-        return JobSummary(job_id=job_id, source="indexer", requester=j["requester"], app_id=int(j["app_id"]),
-                          total=total, replication=int(j["replication"]), reward=int(j["reward"]),
-                          deadline=int(j["deadline"]), closed=closed, escrow_left=int(j["escrow_held"]),
+        return JobSummary(job_id=job_id, source="indexer", requester=j.requester, app_id=j.app_id,
+                          total=total, replication=j.replication, reward=j.reward,
+                          deadline=j.deadline, closed=closed, escrow_left=j.escrow_held,
                           finalized=finished, failed=failed, cancelled=cancelled, refunded=refunded,
-                          unsettled=0 if closed else total - int(j["settled"]), claimed=int(j["claimed"]),
+                          unsettled=0 if closed else total - j.settled, claimed=j.claimed,
                           running=running, failures=[g for g in groups if g.count])
 
     def task_page(self, job_id: int, *, state: str | None = None, page: int = 1, per_page: int = 50) -> TaskPage:
@@ -219,11 +218,10 @@ class Jobs:
         if c.indexer is not None and state not in ("cancelled", "refunded"):
             indexer_state = {"claimed": "running", "committing": "revealing"}.get(state or "", state)
             rows = c.indexer.tasks(job_id, status=indexer_state, limit=per_page, offset=first)
-            items = [reads.indexer_row(r) for r in rows["items"]]
+            items = [reads.indexer_row(r) for r in rows.items]
             return TaskPage(job_id=job_id, source="indexer", state=state, page=page, per_page=per_page,
-                            total=int(rows["total"]), items=items)
-        posted, block = reads.posted(c, job_id)
-        v = JobView.from_event(posted)
+                            total=rows.total, items=items)
+        v, block = reads.posted(c, job_id)
         if state is None:
             indexes = list(range(first, min(v.num_tasks, first + per_page)))
             return TaskPage(job_id=job_id, source="chain", state=None, page=page, per_page=per_page,
@@ -286,8 +284,7 @@ class Jobs:
     def _watch(self, job_id: int, poll_interval: float, timeout: float | None, confirmations: int,
                pinner: ResultPinner | None) -> Iterator[JobEvent]:
         c = self._c
-        posted, block = reads.posted(c, job_id)
-        view = JobView.from_event(posted)
+        view, block = reads.posted(c, job_id)
 
         def fresh() -> Tracker:
             return Tracker(job_id=job_id, total=view.num_tasks, replication=view.replication)
@@ -332,8 +329,8 @@ class Jobs:
         :class:`AccessDenied`. Emits ``TasksCancelled`` per range of tasks."""
         c = self._c
         t, posted, _block = reads.tracker(c, job_id)
-        if reads.checksum(posted["requester"]) != c.address:
-            raise AccessDenied(f"job {job_id} belongs to {posted['requester']}, not {c.address}; only its "
+        if reads.checksum(posted.requester) != c.address:
+            raise AccessDenied(f"job {job_id} belongs to {posted.requester}, not {c.address}; only its "
                                "requester may cancel it")
         if t.closed:
             raise ClientError(f"job {job_id} is already closed: nothing left to cancel")
@@ -377,11 +374,10 @@ class Jobs:
         first): they have no result. Tasks the requester cancelled are not failures. (Tasks whose app failed have a
         result: see ``TaskResult.outcome``.) From the job's result events and its cancellations, in one pass."""
         c = self._c
-        posted, block = reads.posted(c, job_id)
-        v = JobView.from_event(posted)
+        v, block = reads.posted(c, job_id)
         found = JobResults.from_events(reads.events_of(c, job_id, block, RESULT_EVENTS))
         out = [TaskFailure(index=i, state="failed", reason=NO_RESULT["failed"]) for i in found.failed]
-        if int(c.market.job(job_id)["flags"]) & 1:
+        if c.market.job_record(job_id).closed:
             settled = set(found.digests) | found.failed
             settled |= {i for start, n in reads.cancelled(c, job_id, block) for i in range(start, start + n)}
             out += [TaskFailure(index=i, state="refunded", reason=NO_RESULT["refunded"])
@@ -409,7 +405,8 @@ class Jobs:
         confidence = int(c.market.contract.functions.getCredibility(job_id).call()[0])
         bound = platform_class_name(c.market.contract.functions.taskPlatformClass(task_id(job_id, index)).call()) \
             if status.arch_mask & ARCH_HOMOGENEOUS else None
-        return explain_task(status, index, state, c.chain_time(), c.market.params(), app, allows,
+        params = c.market.market_params().model_dump(by_alias=True)  # explain_task takes the ABI names
+        return explain_task(status, index, state, c.chain_time(), params, app, allows,
                             registered(c), largest_input=self._largest_input(status), pending_failure=pending,
                             wanted=dict(wanted[-1]["args"]) if wanted else None, confidence_ppb=confidence,
                             platform_class=bound)

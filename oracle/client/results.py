@@ -28,7 +28,6 @@ from ..exceptions import (
     ResultUnavailable,
     TasknetError,
 )
-from ..market import JobView
 from ..protocol import task_id
 from ..status import read_status
 from . import _reads as reads
@@ -68,8 +67,7 @@ class Results:
         final result (after every other requested task was fetched: those are kept and noted).
         """
         c = self._c
-        posted, block = reads.posted(c, job_id)
-        v = JobView.from_event(posted)
+        v, block = reads.posted(c, job_id)
         found = JobResults.from_events(reads.events_of(c, job_id, block, RESULT_EVENTS))
         wanted = list(indexes) if indexes is not None else sorted(found.digests)
         for i in wanted:

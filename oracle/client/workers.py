@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any
 
+from ..market import WorkerRecord
 from ._models import WorkerInfo
 from ._reads import checksum
 
@@ -20,22 +21,25 @@ if TYPE_CHECKING:
     from ._client import Client
 
 
-def registered(c: Client) -> builtins.list[dict[str, Any]]:
-    """The ``getWorker`` struct (plus ``address``) of every account that ever registered as a worker."""
+def registered_addresses(c: Client) -> builtins.list[str]:
+    """Every account that ever registered as a worker, by address."""
     logs = c._events.events.WorkerRegistered().get_logs(from_block=c.deploy_block)
-    addrs = sorted({str(e["args"]["worker"]) for e in logs})
-    return [{"address": a, **c.market.worker(a)} for a in addrs]
+    return sorted({str(e["args"]["worker"]) for e in logs})
 
 
-def worker_info(raw: dict[str, Any]) -> WorkerInfo:
-    """A ``getWorker`` struct with an ``address`` key as a :class:`WorkerInfo`."""
-    flags = int(raw["flags"])
-    return WorkerInfo(address=str(raw["address"]), registered=bool(flags & 1), banned=bool(flags & 2),
-                      stake=int(raw["stake"]), locked=int(raw["locked"]), reputation=int(raw["reputation"]),
-                      slashes=int(raw["slashes"]), unstaking=int(raw.get("unstaking", 0)),
-                      unstake_at=int(raw.get("unstakeAt", 0)), cores=int(raw.get("cores", 0)),
-                      memory_mb=int(raw.get("memoryMB", 0)), gpus=int(raw.get("gpus", 0)),
-                      arch_mask=int(raw.get("archMask", 0)), verified=int(raw.get("verified", 0)))
+def registered(c: Client) -> builtins.list[dict[str, Any]]:
+    """The ``getWorker`` struct by its ABI names (plus ``address``) of every account that ever registered as a
+    worker: the form :func:`~oracle.client._explain.explain_task` takes."""
+    return [{"address": a, **c.market.worker_record(a).model_dump(by_alias=True)} for a in registered_addresses(c)]
+
+
+def worker_info(address: str, record: WorkerRecord) -> WorkerInfo:
+    """Worker ``address``'s ``getWorker`` record as a :class:`WorkerInfo`."""
+    return WorkerInfo(address=address, registered=record.registered, banned=record.banned, stake=record.stake,
+                      locked=record.locked, reputation=record.reputation, slashes=record.slashes,
+                      unstaking=record.unstaking, unstake_at=record.unstake_at, cores=record.cores,
+                      memory_mb=record.memory_mb, gpus=record.gpus, arch_mask=record.arch_mask,
+                      verified=record.verified)
 
 
 class Workers:
@@ -48,9 +52,9 @@ class Workers:
         """The record of worker ``address`` (all zero, ``registered=False``, for an account that never
         registered). Raises :class:`ClientError` for a string that is not an address."""
         who = checksum(address)
-        return worker_info({"address": who, **self._c.market.worker(who)})
+        return worker_info(who, self._c.market.worker_record(who))
 
     def list(self) -> builtins.list[WorkerInfo]:
         """Every account that registered as a worker (banned and unregistered ones included: see their flags),
         by address."""
-        return [worker_info(w) for w in registered(self._c)]
+        return [worker_info(a, self._c.market.worker_record(a)) for a in registered_addresses(self._c)]
