@@ -18,6 +18,7 @@ from typing import Literal
 from oracle.protocol import task_id
 
 from ._journal import Step, TaskRecord
+from ._view import Ranges, ranges_contain
 
 #: steps of a task given up here while its lease lives: the lease gives it back (and the rest after it)
 GIVE_BACK = (Step.ABANDONING, Step.FAILED)
@@ -103,7 +104,7 @@ def ahead_for(most: int, slots: int, horizon_s: float, seen: Sequence[float] | N
     return max(0, min(most, int(slots * horizon_s / max(typical, 1e-3))))
 
 
-def start_in_bag(frontier: int | None, spread: int, taken: Sequence[tuple[int, int]], num_tasks: int,
+def start_in_bag(frontier: int | None, spread: int, taken: Ranges, num_tasks: int,
                  lease_tasks: int) -> int:
     """Where a worker looks for its next lease in an R = 1 bag of ``num_tasks``: its own ``frontier`` (the task after
     its last lease) while that task is free, so consecutive leases follow each other; ``spread`` (an offset of its
@@ -115,7 +116,7 @@ def start_in_bag(frontier: int | None, spread: int, taken: Sequence[tuple[int, i
     out by :func:`range_size`)."""
     if frontier is None:
         return spread % max(num_tasks, 1)
-    if frontier < num_tasks and not any(lo <= frontier < hi for lo, hi in taken):
+    if frontier < num_tasks and not ranges_contain(taken, frontier):
         return frontier
     best, lo_best, prev = 0, 0, 0
     for lo, hi in [*taken, (num_tasks, num_tasks)]:
