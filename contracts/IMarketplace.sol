@@ -165,6 +165,13 @@ interface IMarketplace {
         uint16 done; // results are submitted in index order: tasks start .. start+done-1 are finished
     }
 
+    /// @notice (credibility mode) A credible worker's commitment to the results of its whole lease
+    /// ({commitRange}). Two slots: root; blockNumber. Keyed by the lease's first task id; deleted at its reveal.
+    struct RangeCommit {
+        bytes32 root; // keccak256(abi.encodePacked(c_0, .., c_{count-1})), c_i the task's per-task commitment
+        uint40 blockNumber; // the block of the commit: its hash seeds the spot checks of the lease's tasks
+    }
+
     /// @notice A commit signed by its worker (EIP-712 `Commit`) for {relayCommits}.
     struct SignedCommit {
         uint256 taskId;
@@ -360,6 +367,10 @@ interface IMarketplace {
     /// @notice {startSpotCheck} on `taskId`, which is not a credibility-mode task with one committed, unrevealed
     /// replica picked for a check.
     error MarketplaceNoSpotCheck(uint256 taskId);
+    /// @notice (credibility mode) `worker`'s credibility alone (`credibilityPpb`) is below the job's confidence
+    /// (`confidencePpb`): it may not lease a range, nor reveal a lease's result without a second replica. It claims
+    /// tasks one by one ({claim}, {claimSome}) until other workers' matching results raise its credibility.
+    error MarketplaceNotCredibleAlone(address worker, uint256 credibilityPpb, uint256 confidencePpb);
 
     // ---------------------------------------------------------------------------------------------
     // Events
@@ -403,6 +414,10 @@ interface IMarketplace {
     event ResultSubmitted(uint256 indexed taskId, address indexed worker, bytes32 resultDigest, string resultCID);
     /// @notice (R = 1) A lease expired with `undone` tasks unfinished; those tasks are open again.
     event LeaseExpired(uint256 indexed startTaskId, address indexed worker, uint256 undone);
+
+    /// @notice (credibility mode) `worker` committed to the results of its lease `startTaskId` (`count` tasks):
+    /// `root` hashes their per-task commitments; the hash of this event's block decides their spot checks.
+    event RangeCommitted(uint256 indexed startTaskId, address indexed worker, bytes32 root, uint256 count);
 
     /// @notice (R > 1) `worker` holds replica slot `replica` of `taskId` until `expiry`.
     event ReplicaClaimed(uint256 indexed taskId, address indexed worker, uint256 replica, uint256 expiry);
@@ -561,6 +576,8 @@ interface IMarketplace {
 
     /// @notice (R = 1) Leases `count` consecutive tasks from `startTaskId`, locking count * replicaStake.
     /// The lease expires after count * maxRunSeconds + claimGrace. Emits a {TasksClaimed} event.
+    /// A credibility-mode job may be leased too, by a worker whose credibility alone reaches its confidence
+    /// (else {MarketplaceNotCredibleAlone}): its results then go through {commitRange} and {revealRange}.
     function claimRange(uint256 startTaskId, uint256 count) external;
 
     /// @notice (R = 1) Leases the free tasks in a row from `startTaskId`, at most `count` of them and as many as the
@@ -612,6 +629,31 @@ interface IMarketplace {
     /// @notice (R = 1) Anyone: ends an expired lease; its unfinished tasks reopen and the worker loses
     /// replicaStake per unfinished task. Emits {LeaseExpired} and {WorkerSlashed}.
     function reopenLease(uint256 startTaskId) external;
+
+    /// @notice (credibility mode) Commits the caller's results for its whole lease `startTaskId`, leased by
+    /// {claimRange} or {claimFreeRange} while its credibility alone reached the job's confidence. `root` =
+    /// keccak256(abi.encodePacked(c_0, .., c_{count-1})), c_i = keccak256(abi.encode(taskId_i, resultDigest_i,
+    /// salt_i, worker)) (the per-task commitment of {commit}). The lease gets at least a reveal window more.
+    /// Requirements: the lease is the caller's and live, not committed yet. Emits a {RangeCommitted} event.
+    function commitRange(uint256 startTaskId, bytes32 root) external;
+
+    /// @notice (credibility mode) Reveals the caller's committed lease `startTaskId`, from the block after its
+    /// commit: one entry per task, in order. An open entry (salt != 0) gives the task's digest and salt: the task is
+    /// final at once, its result {ResultSubmitted}, the worker paid one replica's reward (the rest of the cap's
+    /// escrow goes back to the requester), reputation +1. A sealed entry (salt == 0) gives only the task's
+    /// commitment c_i as `resultDigests[i]`: the task becomes a replicated task whose first replica is the caller's,
+    /// committed, and it wants a second replica ({ReplicaWanted}): the caller reveals it with {reveal} once that
+    /// replica committed. A task picked for a spot check (the hash of the commit block, as {spotCheckDue}) must be
+    /// sealed; every task must be sealed when the caller's credibility alone no longer reaches the confidence.
+    /// Emits {ResultSubmitted} per open task; {ReplicaClaimed}, {ResultCommitted}, {ReplicasAdded} and
+    /// {ReplicaWanted} per sealed task (and {CallbackDelivered}, {JobClosed} when applicable).
+    function revealRange(
+        uint256 startTaskId,
+        bytes32[] calldata resultDigests,
+        bytes32[] calldata salts,
+        string[] calldata resultCIDs,
+        bytes[] calldata callbackData
+    ) external;
 
     /// @notice (R > 1) Commits `commitment` = keccak256(abi.encode(taskId, resultDigest, salt, worker))
     /// for the caller's replica, before its claim expires and before the round's commit window closes (so no
@@ -709,6 +751,8 @@ interface IMarketplace {
     function getLease(uint256 startTaskId) external view returns (Lease memory);
     /// @notice (R = 1) The failure pending on `taskId`, not confirmed yet (zero when none).
     function getFailure(uint256 taskId) external view returns (Failure memory);
+    /// @notice (credibility mode) The commitment of the lease `startTaskId` (zero when none is pending).
+    function getRangeCommit(uint256 startTaskId) external view returns (RangeCommit memory);
     /// @notice Whether task `taskId` was ever claimed or cancelled.
     function isTaken(uint256 taskId) external view returns (bool);
     /// @notice A credibility-mode job's parameters (zero for other jobs).

@@ -209,7 +209,7 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     /// @inheritdoc IMarketplace
     function claimRange(uint256 startTaskId, uint256 count) external nonReentrant {
         Job storage job = _s.openJob(startTaskId >> 32);
-        if (job.replication != 1) revert MarketplaceWrongReplication(startTaskId >> 32, job.replication);
+        if (job.replication != 1) ReplicaLogic.checkCredibleAlone(_s, startTaskId >> 32, msg.sender);
         _claimRange(startTaskId, count, job);
     }
 
@@ -218,7 +218,7 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
         uint256 jobId = startTaskId >> 32;
         Job storage job = _s.jobs[jobId];
         if (job.flags & MarketStorage.JOB_CLOSED != 0 || block.timestamp > job.deadline) return 0;
-        if (job.replication != 1) revert MarketplaceWrongReplication(jobId, job.replication);
+        if (job.replication != 1) ReplicaLogic.checkCredibleAlone(_s, jobId, msg.sender);
         if (count == 0 || count > MAX_RANGE) revert MarketplaceInvalidRange(count, MAX_RANGE);
         uint256 index = startTaskId & type(uint32).max;
         if (index >= job.numTasks) revert MarketplaceTaskOutOfRange(jobId, index, job.numTasks);
@@ -363,6 +363,22 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     // =============================================================================================
     // Tasks: replicated consensus (R > 1)
     // =============================================================================================
+
+    /// @inheritdoc IMarketplace
+    function commitRange(uint256 startTaskId, bytes32 root) external nonReentrant {
+        ReplicaLogic.commitRange(_s, startTaskId, root, msg.sender);
+    }
+
+    /// @inheritdoc IMarketplace
+    function revealRange(
+        uint256 startTaskId,
+        bytes32[] calldata resultDigests,
+        bytes32[] calldata salts,
+        string[] calldata resultCIDs,
+        bytes[] calldata callbackData
+    ) external nonReentrant {
+        ReplicaLogic.revealRange(_s, startTaskId, resultDigests, salts, resultCIDs, callbackData, msg.sender);
+    }
 
     /// @inheritdoc IMarketplace
     function commit(uint256 taskId, bytes32 commitment) external nonReentrant {
@@ -552,6 +568,11 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     }
 
     /// @inheritdoc IMarketplace
+    function getRangeCommit(uint256 startTaskId) external view returns (RangeCommit memory) {
+        return _s.rangeCommits[startTaskId];
+    }
+
+    /// @inheritdoc IMarketplace
     function isTaken(uint256 taskId) external view returns (bool) {
         return _s.taken[taskId >> 32].get(taskId & type(uint32).max);
     }
@@ -612,6 +633,9 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     }
 
     function _heldLease(uint256 startTaskId, address worker) private view returns (Lease memory lease) {
+        Job storage job = _s.jobs[startTaskId >> 32];
+        // a credibility-mode lease is settled by commitRange and revealRange, never by a plain result
+        if (job.replication != 1) revert MarketplaceWrongReplication(startTaskId >> 32, job.replication);
         lease = _s.leases[startTaskId];
         if (lease.worker == address(0)) revert MarketplaceUnknownLease(startTaskId);
         if (lease.worker != worker) revert MarketplaceNotLeaseHolder(startTaskId, worker);

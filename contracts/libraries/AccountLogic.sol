@@ -132,6 +132,7 @@ library AccountLogic {
         if (block.timestamp <= lease.expiry) revert IMarketplace.MarketplaceLeaseNotExpired(startTaskId, lease.expiry);
         uint256 undone = lease.count - lease.done;
         delete s.leases[startTaskId];
+        delete s.rangeCommits[startTaskId]; // a credibility-mode lease committed but never revealed
         uint256 jobId = startTaskId >> 32;
         IMarketplace.Job storage job = s.jobs[jobId];
         if (job.flags & MarketStorage.JOB_CLOSED == 0) {
@@ -146,13 +147,14 @@ library AccountLogic {
         uint256 jobId = taskId >> 32;
         IMarketplace.Job storage job = MarketStorage.openJob(s, jobId);
         uint256 tasks = 1;
-        if (job.replication == 1) {
+        if (job.replication == 1 || s.leases[taskId].worker != address(0)) { // R = 1, or a credibility-mode lease
             IMarketplace.Lease memory lease = s.leases[taskId];
             if (lease.worker == address(0)) revert IMarketplace.MarketplaceUnknownLease(taskId);
             if (lease.worker != msg.sender) revert IMarketplace.MarketplaceNotLeaseHolder(taskId, msg.sender);
             if (block.timestamp > lease.expiry) revert IMarketplace.MarketplaceLeaseExpired(taskId, lease.expiry);
             tasks = lease.count - lease.done;
             delete s.leases[taskId];
+            delete s.rangeCommits[taskId];
             s.taken[jobId].clearRange((taskId & type(uint32).max) + lease.done, tasks);
         } else {
             (, IMarketplace.Task memory t, uint256 slot) = MarketStorage.heldReplica(s, taskId, msg.sender);
@@ -178,6 +180,8 @@ library AccountLogic {
     {
         uint256 jobId = startTaskId >> 32;
         IMarketplace.Job storage job = MarketStorage.openJob(s, jobId);
+        // a credibility-mode lease's failure archive goes through commitRange and revealRange like any result
+        if (job.replication != 1) revert IMarketplace.MarketplaceWrongReplication(jobId, job.replication);
         IMarketplace.Lease memory lease = s.leases[startTaskId];
         if (lease.worker == address(0)) revert IMarketplace.MarketplaceUnknownLease(startTaskId);
         if (lease.worker != msg.sender) revert IMarketplace.MarketplaceNotLeaseHolder(startTaskId, msg.sender);

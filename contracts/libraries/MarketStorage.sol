@@ -41,6 +41,7 @@ library MarketStorage {
         mapping(uint256 jobId => IMarketplace.Credibility) credibility;
         mapping(address worker => bytes32) platformClass; // declared by {IMarketplace-setPlatformClass}
         mapping(uint256 taskId => bytes32) taskClass; // a homogeneous task's class, set by its first replica
+        mapping(uint256 startTaskId => IMarketplace.RangeCommit) rangeCommits; // credibility-mode leases committed
     }
 
     /// @dev Takes `amount` from `account`'s free balance; reverts with the balance and the amount when short.

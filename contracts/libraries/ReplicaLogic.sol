@@ -374,6 +374,154 @@ library ReplicaLogic {
             CredibilityMath.ofWorker(verified, s.credibility[taskId >> 32].faultBps));
     }
 
+    /// @notice Reverts unless `worker` may lease tasks of job `jobId` (see {IMarketplace-claimRange}): the job is in
+    /// credibility mode and the worker's credibility alone reaches its confidence.
+    function checkCredibleAlone(MarketStorage.State storage s, uint256 jobId, address worker) external view {
+        IMarketplace.Job storage job = s.jobs[jobId];
+        if (job.flags & MarketStorage.JOB_CREDIBILITY == 0) revert IMarketplace.MarketplaceWrongReplication(jobId, job.replication);
+        IMarketplace.Credibility memory c = s.credibility[jobId];
+        uint256 ppb = CredibilityMath.ofWorker(s.workers[worker].verified, c.faultBps);
+        if (ppb < c.confidencePpb) revert IMarketplace.MarketplaceNotCredibleAlone(worker, ppb, c.confidencePpb);
+    }
+
+    /// @notice Commits `worker`'s results for its credibility-mode lease `startTaskId` (see {IMarketplace-commitRange}).
+    function commitRange(MarketStorage.State storage s, uint256 startTaskId, bytes32 root, address worker) external {
+        IMarketplace.Lease memory lease = _credibleLease(s, startTaskId, worker);
+        IMarketplace.RangeCommit storage rc = s.rangeCommits[startTaskId];
+        if (rc.root != 0) revert IMarketplace.MarketplaceAlreadyCommitted(startTaskId, worker);
+        if (root == 0) revert IMarketplace.MarketplaceCommitmentMismatch(startTaskId, worker);
+        rc.root = root;
+        rc.blockNumber = uint40(block.number);
+        uint256 until = block.timestamp + s.params.revealWindow;
+        if (until > lease.expiry) s.leases[startTaskId].expiry = uint40(until); // room to reveal after a late commit
+        emit IMarketplace.RangeCommitted(startTaskId, worker, root, lease.count);
+    }
+
+    /// @notice Reveals `worker`'s committed credibility-mode lease `startTaskId` (see {IMarketplace-revealRange}).
+    function revealRange(
+        MarketStorage.State storage s,
+        uint256 startTaskId,
+        bytes32[] calldata digests,
+        bytes32[] calldata salts,
+        string[] calldata cids,
+        bytes[] calldata cbs,
+        address worker
+    ) external {
+        IMarketplace.Lease memory lease = _credibleLease(s, startTaskId, worker);
+        IMarketplace.RangeCommit memory rc = s.rangeCommits[startTaskId];
+        if (rc.root == 0) revert IMarketplace.MarketplaceNotCommitted(startTaskId, worker);
+        if (block.number <= rc.blockNumber) revert IMarketplace.MarketplaceSpotCheckUndecided(startTaskId, rc.blockNumber + 1);
+        uint256 n = lease.count;
+        if (digests.length != n) revert IMarketplace.MarketplaceLengthMismatch(n, digests.length);
+        if (salts.length != n) revert IMarketplace.MarketplaceLengthMismatch(n, salts.length);
+        if (cids.length != n) revert IMarketplace.MarketplaceLengthMismatch(n, cids.length);
+        if (cbs.length != 0 && cbs.length != n) revert IMarketplace.MarketplaceLengthMismatch(n, cbs.length);
+        bytes32[] memory leaves = new bytes32[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            leaves[i] = salts[i] == 0 ? digests[i] : keccak256(abi.encode(startTaskId + i, digests[i], salts[i], worker));
+        }
+        if (keccak256(abi.encodePacked(leaves)) != rc.root) revert IMarketplace.MarketplaceCommitmentMismatch(startTaskId, worker);
+        uint256 jobId = startTaskId >> 32;
+        IMarketplace.Job storage job = s.jobs[jobId];
+        IMarketplace.Credibility memory c = s.credibility[jobId];
+        uint256 ppb = CredibilityMath.ofWorker(s.workers[worker].verified, c.faultBps);
+        delete s.leases[startTaskId];
+        delete s.rangeCommits[startTaskId];
+        uint256 opened;
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 taskId = startTaskId + i;
+            bool spot = CredibilityMath.spotChecked(taskId, rc.blockNumber, c.spotCheckBps);
+            if (salts[i] == 0) {
+                _seal(s, taskId, job, worker, lease.expiry, leaves[i], rc.blockNumber);
+                emit IMarketplace.ReplicaWanted(
+                    taskId, spot ? IMarketplace.MoreReason.SpotCheck : IMarketplace.MoreReason.NotCredible, 2, ppb
+                );
+                continue;
+            }
+            if (ppb < c.confidencePpb) revert IMarketplace.MarketplaceNotCredibleAlone(worker, ppb, c.confidencePpb);
+            if (spot) revert IMarketplace.MarketplaceSpotCheckDue(taskId);
+            if (cbs.length != 0 && cbs[i].length > MarketStorage.MAX_CALLBACK_DATA) {
+                revert IMarketplace.MarketplaceCallbackDataTooLarge(cbs[i].length, MarketStorage.MAX_CALLBACK_DATA);
+            }
+            ++opened;
+            emit IMarketplace.ResultSubmitted(taskId, worker, digests[i], cids[i]);
+        }
+        if (opened == 0) return;
+        _payAlone(s, job, worker, opened);
+        s.closeIfSettled(jobId, job);
+        if (job.flags & MarketStorage.JOB_CALLBACK != 0) {
+            address callback = s.jobExtras[jobId].callback;
+            for (uint256 i = 0; i < n; ++i) {
+                if (salts[i] == 0) continue;
+                s.deliverCallback(callback, startTaskId + i, digests[i], cbs.length == 0 ? bytes("") : cbs[i]);
+            }
+        }
+    }
+
+    /// @dev `worker`'s live lease `startTaskId` of an open credibility-mode job.
+    function _credibleLease(MarketStorage.State storage s, uint256 startTaskId, address worker)
+        private
+        view
+        returns (IMarketplace.Lease memory lease)
+    {
+        IMarketplace.Job storage job = s.openJob(startTaskId >> 32);
+        if (job.flags & MarketStorage.JOB_CREDIBILITY == 0) {
+            revert IMarketplace.MarketplaceWrongReplication(startTaskId >> 32, job.replication);
+        }
+        lease = s.leases[startTaskId];
+        if (lease.worker == address(0)) revert IMarketplace.MarketplaceUnknownLease(startTaskId);
+        if (lease.worker != worker) revert IMarketplace.MarketplaceNotLeaseHolder(startTaskId, worker);
+        if (block.timestamp > lease.expiry) revert IMarketplace.MarketplaceLeaseExpired(startTaskId, lease.expiry);
+    }
+
+    /// @dev A sealed task of a revealed lease becomes a replicated task: `worker`'s replica in slot 0, committed to
+    /// `commitment` in block `commitBlock` (its stake stays locked), and a second slot open for a whole run.
+    function _seal(
+        MarketStorage.State storage s,
+        uint256 taskId,
+        IMarketplace.Job storage job,
+        address worker,
+        uint256 expiry,
+        bytes32 commitment,
+        uint256 commitBlock
+    ) private {
+        IMarketplace.Params storage cfg = s.params;
+        uint256 window = cfg.commitWindow > job.maxRunSeconds ? cfg.commitWindow : job.maxRunSeconds;
+        uint256 commitDeadline = block.timestamp + window + cfg.claimGrace;
+        s.tasks[taskId] = IMarketplace.Task({
+            status: IMarketplace.TaskStatus.Active,
+            target: 2,
+            occupied: 1,
+            committed: 1,
+            revealed: 0,
+            commitDeadline: uint40(commitDeadline),
+            revealDeadline: uint40(commitDeadline + cfg.revealWindow),
+            commitBlock: uint40(commitBlock)
+        });
+        IMarketplace.Replica storage r = s.replicas[taskId][0];
+        r.worker = worker;
+        r.expiry = uint40(expiry);
+        r.hash = commitment;
+        emit IMarketplace.ReplicaClaimed(taskId, worker, 0, expiry);
+        emit IMarketplace.ResultCommitted(taskId, worker, commitment);
+        emit IMarketplace.ReplicasAdded(taskId, 2);
+    }
+
+    /// @dev Effects of `n` results of a credibility-mode lease final alone: one replica's reward each (the rest of
+    /// the cap's escrow back to the requester), stake unlocked, reputation, job counters.
+    function _payAlone(MarketStorage.State storage s, IMarketplace.Job storage job, address worker, uint256 n) private {
+        uint256 reward = job.reward;
+        uint256 fee = reward * job.feeBps / 10_000;
+        IMarketplace.Worker storage w = s.workers[worker];
+        w.locked -= uint96(n * job.replicaStake); // the lease locked that much for these tasks
+        w.reputation += uint32(n);
+        s.balances[worker] += n * (reward - fee);
+        if (fee != 0) s.balances[s.treasury] += n * fee;
+        s.balances[job.requester] += n * (uint256(job.replication) - 1) * reward;
+        job.settled += uint32(n);
+        job.finished += uint32(n);
+    }
+
     /// @dev Pays the replicas that revealed `winner` an equal share of the pool, slashes the others, finalizes.
     /// Every winner of a task with two or more matching results counts one more verified result. In credibility
     /// mode the pool is the replicas the task used and the rest of the cap's escrow goes back to the requester.

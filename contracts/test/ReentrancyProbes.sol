@@ -88,7 +88,7 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function names() external pure returns (string[] memory n) {
-        n = new string[](36);
+        n = new string[](38);
         n[0] = "deposit";
         n[1] = "depositWithPermit";
         n[2] = "withdraw";
@@ -125,6 +125,8 @@ contract ReentrancyProbe is ITaskCallback {
         n[33] = "startSpotCheck";
         n[34] = "setPlatformClass";
         n[35] = "claimFreeRange";
+        n[36] = "commitRange";
+        n[37] = "revealRange";
     }
 
     function results() external view returns (bytes4[] memory) {
@@ -151,7 +153,7 @@ contract ReentrancyProbe is ITaskCallback {
         IMarketplace.JobParams memory p;
         bytes[] memory inner = new bytes[](1);
         inner[0] = abi.encodeCall(IMarketplace.withdraw, (1));
-        bytes[] memory calls = new bytes[](36);
+        bytes[] memory calls = new bytes[](38);
         calls[0] = abi.encodeCall(IMarketplace.deposit, (1));
         calls[1] = abi.encodeCall(IMarketplace.depositWithPermit, (1, 0, 0, bytes32(0), bytes32(0)));
         calls[2] = abi.encodeCall(IMarketplace.withdraw, (1));
@@ -190,6 +192,10 @@ contract ReentrancyProbe is ITaskCallback {
         calls[33] = abi.encodeCall(IMarketplace.startSpotCheck, (taskId));
         calls[34] = abi.encodeCall(IMarketplace.setPlatformClass, (bytes32("probe")));
         calls[35] = abi.encodeCall(IMarketplace.claimFreeRange, (taskId, 1));
+        calls[36] = abi.encodeCall(IMarketplace.commitRange, (taskId, digest));
+        calls[37] = abi.encodeCall(
+            IMarketplace.revealRange, (taskId, new bytes32[](0), new bytes32[](0), new string[](0), new bytes[](0))
+        );
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

@@ -21,6 +21,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from eth_utils import keccak
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -57,6 +58,7 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             self.held: list[tuple[int, Any]] = []  # (task id, worker) of replicas we saw granted
             self.digests: dict[tuple[int, str], bytes] = {}
             self.credible: set[int] = set()  # credibility-mode jobs
+            self.ranges: dict[int, tuple[Any, list[bytes]]] = {}  # committed credibility-mode leases: worker, digests
             STEPS["examples"] += 1
 
         def teardown(self) -> None:
@@ -89,7 +91,7 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             for e in env.events(receipt, "JobClosed"):
                 self.closed[e["jobId"]] += 1
             for name in ("ResultSubmitted", "TaskFinalized", "TaskFailed", "ReplicasAdded", "ReplicaWanted",
-                         "JobCredibility", "TasksCancelled",
+                         "JobCredibility", "TasksCancelled", "RangeCommitted",
                          "JobClosed", "LeaseExpired", "ClaimExpired", "ReplicaReleased", "WorkerSlashed",
                          "WorkerBanned", "ClaimAbandoned", "FailureReported", "FailureConfirmed"):
                 STEPS["event:" + name] += len(env.events(receipt, name))
@@ -109,8 +111,11 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             deadline = env.now() + (3_000 if short else 50_000)
             params = env.job_params(1, numTasks=n, replication=r or 3, reward=reward * E18, deadline=deadline,
                                     maxRunSeconds=200)
+            # an odd-sized credibility job asks for 0.85 only: a new worker (0.9 at a 10 % faulty share) is credible
+            # alone there and may lease a range of it (commitRange, revealRange)
+            conf = (990_000_000, 850_000_000)[n % 2]
             fn = (env.market.functions.postJob(params) if r else
-                  env.market.functions.postCredibilityJob(params, (990_000_000, 1000 + 2000 * (n % 2), spot)))
+                  env.market.functions.postCredibilityJob(params, (conf, 1000 + 2000 * (1 - n % 2), spot)))
             if self.send(fn, who) is not None:
                 self.jobs.append((int(env.market.functions.jobCount().call()), n, r or 3))
                 if not r:
@@ -183,6 +188,56 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             """The next task of a lease reported as failed; a second worker's same digest confirms it."""
             start, w = self.leases[i % len(self.leases)]
             self.send(env.market.functions.reportFailure(start, digest, "f"), w)
+
+        @precondition(lambda self: self.leases)
+        @rule(i=st.integers(0, 50), honest=st.booleans())
+        def commit_range(self, i: int, honest: bool) -> None:
+            """A credible worker commits its whole credibility-mode lease in one root (honest or not)."""
+            start, w = self.leases[i % len(self.leases)]
+            lease = env.lease(start)
+            if lease["worker"] != w.address or lease["count"] == 0:
+                return
+            digest = b"\x01" * 32 if honest else w.address.encode()[:32].ljust(32, b"\0")
+            digests = [digest] * lease["count"]
+            root = keccak(b"".join(commitment(start + k, d, SALT, w.address) for k, d in enumerate(digests)))
+            if self.send(env.market.functions.commitRange(start, root), w) is not None:
+                self.ranges[start] = (w, digests)
+
+        @precondition(lambda self: self.credible)
+        @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3), count=st.integers(1, 4),
+              honest=st.booleans(), sealed=st.integers(0, 15))
+        def credible_lease_round(self, w: Any, pick: int, index: int, count: int, honest: bool, sealed: int) -> None:
+            """A credibility-mode lease in one rule: lease free tasks, commit them in one root, reveal them."""
+            credible = sorted(self.credible)
+            job = credible[pick % len(credible)]
+            n = next(n for j, n, _ in self.jobs if j == job)
+            start = task_id(job, index % n)
+            receipt = self.send(env.market.functions.claimFreeRange(start, count), w)
+            if receipt is None or not env.events(receipt, "TasksClaimed"):
+                return
+            self.leases.append((start, w))
+            self.commit_range(len(self.leases) - 1, honest)
+            if start in self.ranges:
+                self.reveal_range(sorted(self.ranges).index(start), sealed)
+
+        @precondition(lambda self: self.ranges)
+        @rule(i=st.integers(0, 50), sealed=st.integers(0, 15))
+        def reveal_range(self, i: int, sealed: int) -> None:
+            """Reveal a committed lease: the entries in the `sealed` mask stay sealed and become replicated tasks
+            (a spot-checked entry given open, or any open entry of a worker no longer credible, reverts)."""
+            start = sorted(self.ranges)[i % len(self.ranges)]
+            w, digests = self.ranges[start]
+            seal = [bool(sealed >> k & 1) for k in range(len(digests))]
+            ds = [commitment(start + k, d, SALT, w.address) if seal[k] else d for k, d in enumerate(digests)]
+            salts = [b"\0" * 32 if seal[k] else SALT for k in range(len(digests))]
+            receipt = self.send(env.market.functions.revealRange(start, ds, salts, ["c"] * len(ds), []), w)
+            if receipt is None:
+                return
+            del self.ranges[start]
+            for k, d in enumerate(digests):
+                if seal[k]:
+                    self.held.append((start + k, w))
+                    self.digests[(start + k, w.address)] = d
 
         @precondition(lambda self: self.held)
         @rule(i=st.integers(0, 50), honest=st.booleans())
@@ -274,7 +329,8 @@ def test_marketplace_state_machine(env: Env) -> None:
         env.fund(r, 200 * E18)
     STEPS.clear()
     run_state_machine_as_test(make_machine(env), settings=settings(
-        max_examples=10, stateful_step_count=40, deadline=None, derandomize=True,
+        max_examples=12, stateful_step_count=40, deadline=None, derandomize=True,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]))
     print(f"\nstateful: {dict(STEPS)}")
     assert STEPS["succeeded"] > 50
+    assert STEPS["fn:revealRange"] > 0 and STEPS["event:RangeCommitted"] > 0  # credible leases were exercised

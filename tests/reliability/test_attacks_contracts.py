@@ -522,7 +522,7 @@ GUARDED = ["deposit", "depositWithPermit", "withdraw", "stake", "requestUnstake"
            "cancelTasks", "closeJob", "claim", "claimRange", "submit", "submitRange", "reopenLease", "commit",
            "reveal", "finalize", "reopenExpired", "releaseReplicas", "relayCommits", "relayReveals",
            "relayResults", "multicall", "claimSome", "abandon", "reportFailure", "postCredibilityJob",
-           "startSpotCheck", "claimFreeRange"]
+           "startSpotCheck", "claimFreeRange", "commitRange", "revealRange"]
 OWNER_ONLY = ["setParams", "setTreasury", "setWorkerBanned", "transferOwnership", "renounceOwnership"]
 SELF_ONLY = ["registerWorker", "setPlatformClass"]  # not guarded: write only the caller's own worker record
 
@@ -535,7 +535,7 @@ FAILURE_PATHS = ["reveal (no consensus)", "reportFailure (at the cap)", "cancelT
 @attack(kind="attack", name="job callback re-enters every state-changing function",
         how="a callback contract, on each delivery path (results: submit, submitRange, relayResults, reveal, "
             "finalize, relayReveals; outcomes without a result: a failed task, a cancelled range, a closed job), "
-            "calls back all 36 state-changing functions of the marketplace; every money/task function must hit the "
+            "calls back all 38 state-changing functions of the marketplace; every money/task function must hit the "
             "guard, owner functions the Ownable check, and the delivering transaction must complete with exact "
             "balances")
 def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, path: str) -> None:
@@ -923,6 +923,8 @@ LOOP_BOUNDS = {
     ("RangeBitmap.sol", "freeRun", "i < end"): "one step per word: claimFreeRange looks at <= 1024 tasks",
     ("RangeBitmap.sol", "_lowestBit", "x & 1 == 0"): "<= 255 shifts of a non-zero word",
     ("ReplicaLogic.sol", "reopenExpired", "i < t.target"): "target <= 16",
+    ("ReplicaLogic.sol", "revealRange", "i < n"): "n = the lease's count <= MAX_RANGE (1024); the arrays are checked "
+                                                 "to be n long first",
     ("ReplicaLogic.sol", "releaseReplicas", "i < t.target"): "target <= 16",
     ("ReplicaLogic.sol", "_claim", "i < t.target"): "target <= 16",
     ("Marketplace.sol", "claimSome", "i < taskIds.length && claimed < max"): "the caller's own calldata",
