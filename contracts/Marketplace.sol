@@ -634,8 +634,11 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
 
     function _heldLease(uint256 startTaskId, address worker) private view returns (Lease memory lease) {
         Job storage job = _s.jobs[startTaskId >> 32];
-        // a credibility-mode lease is settled by commitRange and revealRange, never by a plain result
-        if (job.replication != 1) revert MarketplaceWrongReplication(startTaskId >> 32, job.replication);
+        // a credibility-mode lease is settled by commitRange and revealRange, never by a plain result (flags share
+        // the job's slot 1 with the counters a result updates: no extra cold read)
+        if (job.flags & MarketStorage.JOB_CREDIBILITY != 0) {
+            revert MarketplaceWrongReplication(startTaskId >> 32, job.replication);
+        }
         lease = _s.leases[startTaskId];
         if (lease.worker == address(0)) revert MarketplaceUnknownLease(startTaskId);
         if (lease.worker != worker) revert MarketplaceNotLeaseHolder(startTaskId, worker);

@@ -241,6 +241,8 @@ class GasRow(TypedDict):
     bag10_r3_unbatched_per_task: int
     bag100_r1_relayed_per_task: int
     bag10_credible_alone_per_task: int
+    bag10_credible_lease_per_task: int
+    bag10_r1_lease_per_task: int
     giving_back: int
     homogeneous: int
     operations: dict[str, OpStats]

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from _bench_rows import DaemonGas, GasRow, OpStats
 from _daemon_costs import KindCost
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from web3 import Web3
 from web3.contract import Contract
 
@@ -226,6 +227,48 @@ def bag_credible(b: Bench, n: int = 10) -> int:
     return total
 
 
+def bag_credible_lease(b: Bench, n: int = 10) -> int:
+    """The same 10 credibility-mode tasks (confidence 0.99, f = 10 %, cap 6, spot checks off) finished by the same
+    trusted worker through a credible lease: one ``claimFreeRange``, one ``commitRange`` (a root over the ten
+    commitments), one ``revealRange`` (every entry open: each task final at once). Setup as in :func:`bag_credible`."""
+    m, (w0, w1) = b.market, b.workers[:2]
+    salt = b"\x5a" * 32
+    now = int(b.w3.eth.get_block("latest")["timestamp"])
+    params = (b.app_id, 0, n, 2, E18, now + 30 * 86400, 3600, 1, 512, 0, 0, 0, "0x" + "00" * 20,
+              "bafyinputsdocument", b"")
+    b.setup(lambda: send(b.w3, m.functions.postJob(params), b.requester))
+    warm = [task_id(int(m.functions.jobCount().call()), i) for i in range(n)]
+    for step in ("claim", "commit", "reveal"):
+        for w in (w0, w1):
+            calls = [m.encode_abi(step, [t] if step == "claim" else
+                                  [t, commitment(t, _digest(t), salt, w.address)] if step == "commit" else
+                                  [t, _digest(t), salt, CID, b""]) for t in warm]
+            b.setup(partial(send, b.w3, m.functions.multicall(calls), w))
+    total = b.run("postCredibilityJob (N=10, cap 6)", m.functions.postCredibilityJob(
+        (*params[:3], 6, *params[4:]), (990_000_000, 1000, 0)), b.requester)
+    start = task_id(int(m.functions.jobCount().call()), 0)
+    tids = [start + i for i in range(n)]
+    total += b.run("claimFreeRange (credible lease, 10 tasks)", m.functions.claimFreeRange(start, n), w0)
+    root = keccak(b"".join(commitment(t, _digest(t), salt, w0.address) for t in tids))
+    total += b.run("commitRange (10 tasks)", m.functions.commitRange(start, root), w0)
+    total += b.run("revealRange (10 tasks, all open: each final alone)", m.functions.revealRange(
+        start, [_digest(t) for t in tids], [salt] * n, [CID] * n, []), w0)
+    return total
+
+
+def bag_r1_lease(b: Bench, n: int = 10) -> int:
+    """10 R = 1 tasks through one lease, the reference for :func:`bag_credible_lease`: one ``claimFreeRange``, one
+    ``submitRange`` of the ten results, plus the posting."""
+    job, total = b.post(n, 1)
+    start = task_id(job, 0)
+    w0 = b.workers[0]
+    total += b.run("claimFreeRange (R=1, 10 tasks)", b.market.functions.claimFreeRange(start, n), w0)
+    tids = [start + i for i in range(n)]
+    total += b.run("submitRange (R=1, 10 results)", b.market.functions.submitRange(
+        start, start, [_digest(t) for t in tids], [CID] * n, []), w0)
+    return total
+
+
 def giving_back(b: Bench) -> int:
     """Not a scenario of the table: the per-operation cost of abandon and reportFailure (R = 1 failure results,
     BOINC-like: a second worker's matching report confirms one). Postings and claims are not booked here."""
@@ -303,6 +346,8 @@ def measure() -> GasRow:
                                  ("bag10_r3_unbatched_per_task", bag_r3, 10),
                                  ("bag100_r1_relayed_per_task", bag_r1_relayed, 100),
                                  ("bag10_credible_alone_per_task", bag_credible, 10),
+                                 ("bag10_credible_lease_per_task", bag_credible_lease, 10),
+                                 ("bag10_r1_lease_per_task", bag_r1_lease, 10),
                                  ("giving_back", giving_back, 1), ("homogeneous", homogeneous, 1)]:
                 w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
                 snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
@@ -321,6 +366,8 @@ def measure() -> GasRow:
             "bag10_r3_unbatched_per_task": results["bag10_r3_unbatched_per_task"],
             "bag100_r1_relayed_per_task": results["bag100_r1_relayed_per_task"],
             "bag10_credible_alone_per_task": results["bag10_credible_alone_per_task"],
+            "bag10_credible_lease_per_task": results["bag10_credible_lease_per_task"],
+            "bag10_r1_lease_per_task": results["bag10_r1_lease_per_task"],
             "giving_back": results["giving_back"], "homogeneous": results["homogeneous"], "operations": per_op,
             "setup_gas_excluded": setup}
 
@@ -398,6 +445,12 @@ def markdown(res: GasRow) -> str:
     lines.append(f"| `bag10_credible_alone_per_task` (credibility mode, a trusted worker finishing each task alone, "
                  f"batched; issue #16) | {res['bag10_credible_alone_per_task']:,} | ≤ 1.5 × R = 1 "
                  f"({round(1.5 * res['bag100_r1_per_task']):,}) | — | — |")
+    lease, r1_lease = res["bag10_credible_lease_per_task"], res["bag10_r1_lease_per_task"]
+    lines.append(f"| `bag10_credible_lease_per_task` (the same tasks and worker through a credible lease: claimFreeRange, "
+                 f"commitRange, revealRange) | {lease:,} {'✓' if lease <= 1.5 * r1_lease else '✗'} | ≤ 1.5 × an R = 1 "
+                 f"lease ({round(1.5 * r1_lease):,}) | — | — |")
+    lines.append(f"| `bag10_r1_lease_per_task` (reference: 10 R = 1 tasks, one claimFreeRange and one submitRange) | "
+                 f"{r1_lease:,} | — | — | — |")
     lines += ["", "Per operation (gasUsed per transaction):", "", "| operation | mean | min | max | n |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for tag, s in res["operations"].items():
