@@ -75,6 +75,7 @@ from oracle.protocol import (
 )
 from oracle.status import STATUS_FILE, parse_status
 
+from . import _verify_lease as lease_checks
 from ._report import Check, Report
 from ._report import as_bytes as _b
 from ._report import as_hex as _h
@@ -376,15 +377,27 @@ class Verifier:
                   ) -> tuple[str, list[Check]]:
         """A credibility-mode task: who committed and revealed, then the rules of :mod:`indexer._verify_credible`
         over the workers' replayed verified counts, the unused replicas' refund and the accepted archive."""
+        if any(e.name == "ResultSubmitted" for e in events):  # a credible lease revealed it open: final alone
+            return lease_checks.open_task(self, tid, job, app, events, settings, ledger)
         commitments: dict[str, str] = {}
-        checks = [c for ev in events if ev.name in ("ResultCommitted", "ResultRevealed")
-                  for c in self._commit_reveal(tid, ev, commitments)]
+        checks: list[Check] = []
+        sealed: lease_checks.RangeEntry | None = None
+        for ev in events:
+            if ev.name == "ResultCommitted" and not commitments and lease_checks.is_range_reveal(self, ev.tx_hash):
+                # a credible lease's task sealed at the lease's reveal: its first replica's commitment is the entry
+                check, sealed = lease_checks.sealed_commit(self, tid, ev)
+                commitments[str(ev.args["worker"])] = _h(ev.args["commitment"])
+                checks.append(check)
+            elif ev.name in ("ResultCommitted", "ResultRevealed"):
+                checks += self._commit_reveal(tid, ev, commitments)
         if ledger is None:
             ledger = self._ledger({str(e.args["worker"]) for e in events if e.name == "ReplicaClaimed"})
         terms = Terms(settings=settings, cap=job.replication, reward=job.reward,
                       fee_bps=stored.fee_bps, replica_stake=stored.replica_stake,
                       owners_price=job.escrow // max(1, job.num_tasks) - job.replication * job.reward)
         audit = CredibleAudit(tid, terms, ledger, self._seed)
+        if sealed is not None:
+            audit.sealed_at(sealed.commit_block)
         checks += audit.run(events)
         final = next((e for e in events if e.name == "TaskFinalized"), None)
         if audit.status == "finalized" and final is not None and audit.winner is not None:
@@ -478,6 +491,9 @@ class Verifier:
                 other += int(a["refund"])
             elif e.name == "TaskFinalized" and mine(job_id):
                 other += self._unused_of(int(a["taskId"]), e.key)
+            elif e.name == "ResultSubmitted" and mine(job_id) and (view := self._job_view(job_id)) is not None \
+                    and view.replication > 1:  # a credible lease's open result: the cap's other replicas come back
+                other += (view.replication - 1) * view.reward
             if e.name == "JobClosed" and int(a["appPaid"]) + int(a["datasetPaid"]) and self._owner_paid(me, e, n):
                 unknown.append(f"it owns the app or dataset of job {a['jobId']}, paid at its close")
         contract = self.market.contract.functions
@@ -628,7 +644,8 @@ class Verifier:
         ordered = sorted(tids)
         ledger = None  # credibility mode: the verified counts of every worker of the job, replayed once
         if job.replication > 1 and self._credibility(job_id) is not None:
-            ledger = self._ledger({str(e.args["worker"]) for e in logs if e.name == "ReplicaClaimed"})
+            ledger = self._ledger({str(e.args["worker"]) for e in logs
+                                   if e.name in ("ReplicaClaimed", "TasksClaimed", "ResultSubmitted")})
         # the calldata of every transaction a check reads, fetched once each (a batch of results is one transaction)
         txs = sorted({e.tx_hash for t in ordered for e in per_task[t]
                       if e.name in ("ResultSubmitted", "ResultCommitted", "ResultRevealed")})

@@ -141,6 +141,13 @@ class CredibleAudit:
         self.winner: str | None = None
         self.winner_cids: list[str] = []
         self.unused = 0  # (finalized) the unused replicas' rewards due back to the requester
+        self.sealed = False  # a credible lease's task, sealed at the lease's reveal (see sealed_at)
+
+    def sealed_at(self, commit_block: int) -> None:
+        """The task came from a credible lease committed in ``commit_block`` and was sealed at its reveal: its first
+        ReplicaWanted is that reveal's (a spot check the commit block's hash picked, or the worker not credible alone
+        any more, or its own choice)."""
+        self.sealed, self.commit_block = True, commit_block
 
     def run(self, events: list[DecodedEvent]) -> list[Check]:
         for i, ev in enumerate(events):
@@ -195,7 +202,18 @@ class CredibleAudit:
         dropped = any(e.name == "WorkerSlashed" and e.tx_hash == ev.tx_hash for e in before)
         evidence: dict[str, Any] = {"reason": reason, "credibility_ppb": ppb, "target": target}
         picked = True
-        if committing and not revealed:  # commit(): the round is complete, nobody revealed
+        short = True
+        if self.sealed and self.target == 1:  # revealRange sealed it: picked for a check, or not open alone
+            moment = "lease reveal"
+            lone = next(iter(self.live.values()), None)
+            k = 0 if lone is None else self.ledger.at(lone.worker, at)
+            exp_ppb = cr.of_worker(k, self.terms.settings.fault_bps)
+            seed = self.seed(self.commit_block or 0, ev.block_number)
+            spot = cr.spot_checked(seed, self.tid, self.terms.settings.spot_check_bps)
+            exp_reason = cr.MoreReason.SPOT_CHECK if spot else cr.MoreReason.NOT_CREDIBLE
+            evidence.update(verified=k, commit_block=self.commit_block, seed="0x" + seed.hex(), picked=spot)
+            self.sealed = False
+        elif committing and not revealed:  # commit(): the round is complete, nobody revealed
             moment, exp_reason = "last commit", cr.MoreReason.NOT_CREDIBLE
             verified = [self.ledger.at(r.worker, at) for r in sorted(self.live.values(), key=lambda r: r.slot)]
             exp_ppb = cr.all_agree_ppb(verified, self.terms.settings.fault_bps)
@@ -214,8 +232,10 @@ class CredibleAudit:
             seed = self.seed(self.commit_block or 0, ev.block_number)
             picked = cr.spot_checked(seed, self.tid, self.terms.settings.spot_check_bps)
             evidence.update(verified=k, commit_block=self.commit_block, seed="0x" + seed.hex(), picked=picked)
-        # a spot check is of a worker credible enough alone; the other two moments fall short of the confidence
-        short = exp_reason == cr.MoreReason.SPOT_CHECK or ppb < self.terms.settings.confidence_ppb
+        # a spot check is of a worker credible enough alone; the other two moments fall short of the confidence (a
+        # lease's worker may seal a task it could have given open: that is its own choice, one more replica)
+        if moment != "lease reveal":
+            short = exp_reason == cr.MoreReason.SPOT_CHECK or ppb < self.terms.settings.confidence_ppb
         ok = reason == exp_reason and ppb == exp_ppb and short and picked and target == self.target + 1 <= self.terms.cap
         evidence.update(moment=moment, expected_reason=int(exp_reason), expected_ppb=exp_ppb,
                         confidence_ppb=self.terms.settings.confidence_ppb, cap=self.terms.cap)

@@ -39,6 +39,7 @@ from ._batching import Held, flush_reason
 from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
 from ._checkpoint import container_label, must_give_back, policy_closed
+from ._credible import is_credible_lease
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import ClaimData, GpuNote, Journal, Step, TaskRecord
 from ._leases import LeaseOp, ahead_for, chunk_ops, lease_of, plan_lease, range_size, start_in_bag
@@ -172,6 +173,7 @@ class Worker:
         self._frontier: dict[int, int] = {}  # R = 1 bag -> the task after this worker's last lease of it
         #: stake not locked by claims, as the last look at the candidates found it
         self._free_stake = 0
+        self._verified: int | None = None  # this worker's verified results (credibility), read with its stake
         #: tasks spawned that wait for a run slot (claimed ahead, several to a lease): the gate lets
         #: ``max_concurrent`` tasks run at once (None on a cluster: its queue is the cluster's)
         self._queued: set[str] = set()
@@ -643,8 +645,13 @@ class Worker:
         changed: list[tuple[TaskRecord, TaskRecord]] = []
         live = self.journal.unfinished()
         self._live = len(live)
+        credible: dict[int, int] = {}  # credible leases with a task to settle: first task id -> count
         for rec in live:
-            if rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
+            if is_credible_lease(rec):
+                if rec.step >= Step.UPLOADED and rec.task_key not in self.running:
+                    start, count = lease_of(rec)
+                    credible[start] = count  # commitRange and revealRange once every task of the lease is uploaded
+            elif rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
                 if rec.task_key not in self.running:
                     # R > 1: every uploaded replica held is committed in one transaction; a credibility-mode replica
                     # waits like an R = 1 result for the ones finishing next to it (_held_commits)
@@ -665,6 +672,10 @@ class Worker:
             else:
                 with bound_contextvars(job_id=rec.job_id, task_index=rec.task_index):
                     changed.append((rec, self.pipeline.advance(rec, reveals)))
+        running = set(self.running)
+        for start, count in credible.items():
+            with bound_contextvars(lease=start):
+                changed += self.pipeline.credible.settle(start, count, running)
         if abandons:
             changed += zip(abandons, self.pipeline.abandon_many(abandons), strict=True)
         if held_commits and self._held_reason(held_commits, self._more_coming()) is not None:
@@ -695,6 +706,7 @@ class Worker:
         if self._standing(info) is not None:
             return []
         free_stake = self._free_stake = info.stake - info.locked
+        self._verified = info.verified
         replica_stake = max(self._params().replica_stake, 1)
         self._stake_short = free_stake < replica_stake  # held results lock stake: they then go at once
         if self._stake_short:
@@ -729,10 +741,11 @@ class Worker:
                         ) -> list[tuple[int, JobView, int, str | None]]:
         out: list[tuple[int, JobView, int, str | None]] = []
         taken = self.view.taken_in(job.job_id)
-        if job.replication == 1:
+        if job.replication == 1 or job.confidence_ppb:  # leases: R = 1, and credible leases in credibility mode
             for start, lease in self.view.leases.items():
                 if lease.expiry < now and split_task_id(start)[0] == job.job_id:
                     out.append((2, job, split_task_id(start)[1], f"reopenLease:{start}"))
+        if job.replication == 1:
             for i in self.view.free_indexes(job.job_id, job.num_tasks, self._offset(job)):
                 if f"{job.job_id}:{i}" not in mine:
                     out.append((1, job, i, None))
@@ -740,9 +753,10 @@ class Worker:
                         break
             return out
         for index in range(job.num_tasks):
-            if index in taken or f"{job.job_id}:{index}" in mine:
-                continue
             tid = task_id(job.job_id, index)
+            # a credible lease's task sealed for a spot check is taken (leased) but wants a check replica
+            if (index in taken and tid not in self.view.replicas) or f"{job.job_id}:{index}" in mine:
+                continue
             if job.homogeneous and self.view.classes.get(tid, self.platform_class) != self.platform_class:
                 continue  # homogeneous redundancy: bound to another platform class, a claim would revert
             free, held = self.view.open_slots(job, tid, self.account.address)
@@ -883,7 +897,12 @@ class Worker:
         (each task's devices are promised at claim time)."""
         if self.pipeline.relay is not None or self.slurm is not None or self.s.batching.lease_tasks < 2:
             return False
-        return job is None or (job.replication == 1 and not job.gpus)
+        if job is None or (job.replication == 1 and not job.gpus):
+            return True
+        # credibility mode: a worker credible alone leases too (commitRange, revealRange; worker/_credible.py), but
+        # not a homogeneous job (a lease binds no platform class)
+        return (bool(job.confidence_ppb) and self.s.batching.credible_leases and not job.gpus and not job.homogeneous
+                and self._verified is not None and self.pipeline.credible.credible_alone(job, self._verified))
 
     def _claim_range(self, job: JobView, room: int) -> list[TaskRecord] | None:
         """Claim consecutive free tasks of R = 1 ``job`` from its first free one at or after this worker's offset
@@ -893,8 +912,13 @@ class Worker:
         reverting. None when a single task is all it would take (the caller then claims as usual); [] when
         nothing was claimed."""
         taken, mine = self.view.taken_in(job.job_id), JournalHolds(self.journal)
+        replicas = self.view.replicas  # credibility mode: tasks claimed one by one are not free for a lease
+
+        def leasable(i: int) -> bool:
+            return f"{job.job_id}:{i}" not in mine and task_id(job.job_id, i) not in replicas
+
         first = next((i for i in self.view.free_indexes(job.job_id, job.num_tasks, self._offset(job))
-                      if f"{job.job_id}:{i}" not in mine), None)
+                      if leasable(i)), None)
         if first is None:
             return None
         now = self.market.chain_time()
@@ -906,8 +930,7 @@ class Worker:
         k = range_size(room, lease_tasks=self.s.batching.lease_tasks, free_tasks=job.num_tasks - len(taken),
                        holders=len(holders), fits=fits, stake_for=self._free_stake // max(params.replica_stake, 1))
         count = 0
-        while count < k and first + count < job.num_tasks and first + count not in taken \
-                and f"{job.job_id}:{first + count}" not in mine:
+        while count < k and first + count < job.num_tasks and first + count not in taken and leasable(first + count):
             count += 1
         if count < 2:
             return None
@@ -931,6 +954,8 @@ class Worker:
             a = ea.TasksClaimed.model_validate(ev["args"])
             if a.worker == self.account.address and a.start_task_id == start:
                 extra: ClaimData = {"expiry": a.expiry, "lease": start, "lease_count": a.count}
+                if job.replication != 1:
+                    extra["credible_lease"] = True
                 out += [self._record_claim(job, first + i, receipt, extra, a.count) for i in range(a.count)]
                 self._frontier = {j: f for j, f in self._frontier.items() if j in self.view.jobs}
                 self._frontier[job.job_id] = first + a.count

@@ -56,6 +56,7 @@ class ClaimData(TypedDict, total=False):
     replica: int
     lease: int
     lease_count: int
+    credible_lease: bool  # credibility mode: a lease of a worker credible alone (commitRange, revealRange)
 
 
 class GpuNote(TypedDict):
@@ -90,6 +91,9 @@ class TaskData(TypedDict, total=False):
     replica: int
     lease: int
     lease_count: int
+    credible_lease: bool  # a credible lease's task (worker/_credible.py)
+    commit_block: int  # the block of its lease's commitRange
+    sealed: bool  # revealed sealed (spot-checked): a replica in slot 0 since
     # the run
     reason: str  # "ok", or why the run, the claim or the task ended otherwise
     exit_code: int | None

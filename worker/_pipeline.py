@@ -48,6 +48,7 @@ from ._cache import InputCache
 from ._canonical import CanonicalizeInvalid, Canonicalizer, StepOutcome
 from ._canonical import pack as pack_canonicalized
 from ._checkpoint import Checkpoints
+from ._credible import CredibleLeases, is_credible_lease
 from ._gpus import GpuAllocator
 from ._journal import DatasetFields, Journal, Step, TaskRecord
 from ._leases import LeaseOp, lease_of
@@ -146,6 +147,8 @@ class Pipeline:
         self._canon = Canonicalizer(sandbox, docker_client)
         self._fee_bps: dict[int, int] = {}
         self._params: tuple[float, MarketParams] | None = None
+        #: commits and reveals this worker's credible leases (credibility mode; worker/_credible.py)
+        self.credible = CredibleLeases(self)
 
     # -- entry ------------------------------------------------------------------------------------
     def run(self, rec: TaskRecord) -> TaskRecord:
@@ -477,7 +480,7 @@ class Pipeline:
     def _check_claim(self, job: JobView, rec: TaskRecord) -> None:
         tid = task_id(job.job_id, rec.task_index)
         now = self.market.chain_time()
-        if job.replication == 1:
+        if job.replication == 1 or is_credible_lease(rec):
             start = lease_of(rec)[0]  # several tasks may share a lease, keyed by its first
             lease = self.market.lease_view(start)
             if lease.worker.lower() != self.me.lower() or not start + lease.done <= tid < start + lease.count:
@@ -862,6 +865,18 @@ class Pipeline:
         if ea.hex32(final.result_digest) == rec.data.get("digest"):
             return "won", final.reward_each
         return "outvoted", 0
+
+    def net_reward(self, job: JobView) -> int:
+        """What one accepted single result of ``job`` pays this worker (the reward less the fee)."""
+        return self._net_reward(job)
+
+    def submit_allowance(self, job: JobView) -> int:
+        """Gas a result of ``job`` must be able to spend beyond its simulation (its callback)."""
+        return self._submit_allowance(job)
+
+    def sent_before_restart(self, rec: TaskRecord) -> TaskRecord | None:
+        """``rec``'s result found on chain from this worker (see :meth:`_sent_before_restart`)."""
+        return self._sent_before_restart(rec)
 
     def _net_reward(self, job: JobView) -> int:
         """What an accepted R = 1 result pays: the reward less the protocol fee fixed at the job's posting."""

@@ -70,6 +70,9 @@ class BatchingSettings(BaseModel):
     claim_ahead_s: float = Field(60.0, ge=0, description="R = 1: claim ahead only the tasks expected to start within "
                                  "this many seconds: the free slots times this, divided by the median time a task of "
                                  "the job took here (its maxRunSeconds before one has run)")
+    credible_leases: bool = Field(True, description="credibility mode: while this worker's credibility alone reaches "
+                                  "a job's confidence, lease its tasks several at a time and commit and reveal them "
+                                  "together (commitRange, revealRange) instead of a claim, a commit and a reveal each")
 
 
 class WorkerSettings(BaseSettings):

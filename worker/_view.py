@@ -232,8 +232,12 @@ class MarketView(BaseModel):
         self._take(job_id, range(index, index + a.count))
 
     def _on_ResultSubmitted(self, a: ea.TaskRef) -> None:
+        self._lease_moved(a.task_id)
+
+    def _lease_moved(self, tid: int) -> None:
+        """A task of a lease settled (a result), or left it sealed into a replica (a credible lease's reveal)."""
         for start, lease in list(self.leases.items()):
-            if start <= a.task_id < start + lease.count:
+            if start <= tid < start + lease.count:
                 lease.done += 1
                 if lease.done >= lease.count:
                     del self.leases[start]
@@ -272,6 +276,8 @@ class MarketView(BaseModel):
     def _on_ReplicaClaimed(self, a: ea.ReplicaClaimed) -> None:
         if split_task_id(a.task_id)[0] not in self.jobs:
             return
+        if a.replica == 0 and a.task_id not in self.replicas:
+            self._lease_moved(a.task_id)  # a credible lease's task sealed at its reveal (no-op for a plain claim)
         self.replicas.setdefault(a.task_id, {})[a.replica] = ReplicaHint(worker=a.worker, expiry=a.expiry)
 
     def _on_TaskPlatformClassBound(self, a: ea.TaskPlatformClassBound) -> None:

@@ -81,8 +81,9 @@ def test_workers_run_a_credibility_job_and_a_liar_gains_nothing(anvil, w3, accou
 def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3, accounts, market, ipfs,
                                                                        docker_client, echo_digest, tmp_path) -> None:
     """Two daemons earn a record on an R = 2 job (10 verified results each: credible alone at 0.99 assuming 10 %
-    faulty), then finish a credibility job one replica a task, its commits held to go together, and on a job whose
-    spot checks are always on, open each check (startSpotCheck) and let the other daemon confirm it."""
+    faulty), then finish a credibility job through credible leases (a lease, one commitRange and one revealRange
+    for several tasks), and on a job whose spot checks are always on, reveal each task sealed and let the other
+    daemon confirm it as its check replica."""
     from tests.market_helpers import post_job
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 20 * ETHER)
@@ -101,17 +102,34 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
         checked = post_credible(w3, market, accounts[1], ipfs, app_id, tasks=3, cap=4, spot_bps=10_000)
         wait_for(lambda: market.job(checked)["finished"] == 3, timeout=200, what="the spot-checked job")
     finals = {e["args"]["taskId"]: e["args"] for e in market.contract.events.TaskFinalized().get_logs(from_block=0)}
-    assert all(finals[(alone << 32) | i]["winners"] == 1 for i in range(6))
-    # a credibility-mode commit is held like an R = 1 result (here as long as the rule allows): commits of tasks
-    # running side by side share a transaction
-    commit_txs = {e["transactionHash"] for e in market.contract.events.ResultCommitted().get_logs(from_block=0)
-                  if e["args"]["taskId"] >> 32 == alone}
-    assert len(commit_txs) < 6, f"{len(commit_txs)} transactions for 6 commits"
+    # credible alone, each daemon leases tasks several at a time: one commitment and one reveal per lease, each task
+    # final at its reveal (no per-task claim, commit or reveal)
+    opened = {e["args"]["taskId"]: e for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
+              if e["args"]["taskId"] >> 32 == alone}
+    # (a task one daemon takes alone when no second one is free beside it goes the per-task way: a lone replica)
+    alone_finals = {t for t, f in finals.items() if t >> 32 == alone and f["winners"] == 1}
+    assert sorted(set(opened) | alone_finals) == [(alone << 32) | i for i in range(6)]
+    assert not set(opened) & alone_finals
+    ranges = [e["args"] for e in market.contract.events.RangeCommitted().get_logs(from_block=0)
+              if e["args"]["startTaskId"] >> 32 == alone]
+    assert ranges and sum(r["count"] for r in ranges) == len(opened) and len(ranges) < len(opened), ranges
     assert all(finals[(checked << 32) | i]["winners"] == 2 for i in range(3))
     wanted = [e["args"] for e in market.contract.events.ReplicaWanted().get_logs(from_block=0)]
     assert sorted((w["taskId"], w["reason"]) for w in wanted) == [((checked << 32) | i, 1) for i in range(3)]
     assert [market.worker(a.address)["verified"] for a in pair] == [13, 13]  # the checks verified both
     assert all(market.worker(a.address)["slashes"] == 0 for a in pair)
+    reports = {}
     for job in (warm, alone, checked):  # the spot checks the daemons ran, verified from public data alone
-        report = Verifier(w3, market.address, ipfs).job(job)
+        reports[job] = report = Verifier(w3, market.address, ipfs).job(job)
         assert report.passed, [(r.id, c.name, c.detail) for r in report.tasks for c in r.failed]
+    # the credible leases' own checks ran and passed: the root rebuilt from each reveal, the worker credible alone,
+    # no spot check skipped; the sealed tasks' first ReplicaWanted is their lease's spot check
+    by_task = {r.id: {c.name: c.passed for c in r.checks} for job in (alone, checked) for r in reports[job].tasks}
+    for tid in opened:
+        assert all(by_task[tid].get(n) is True for n in ("lease", "range_commitment", "range_entry",
+                                                         "credible_alone", "spot_check")), by_task[tid]
+    sealed = [e["args"] for e in market.contract.events.RangeCommitted().get_logs(from_block=0)
+              if e["args"]["startTaskId"] >> 32 == checked]
+    for r in sealed:
+        for tid in range(r["startTaskId"], r["startTaskId"] + r["count"]):
+            assert by_task[tid].get("range_commitment") is True, by_task[tid]
