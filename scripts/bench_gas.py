@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from _bench_rows import DaemonGas, GasRow, OpStats
 from _daemon_costs import KindCost
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 
