@@ -18,7 +18,8 @@ from web3.types import RPCEndpoint
 
 #: the kind a Marketplace function's transaction is booked under (other functions are booked under their name)
 KINDS = {"claim": "claims", "claimRange": "claims", "claimFreeRange": "claims", "claimSome": "claims",
-         "commit": "commits", "reveal": "reveals", "submit": "submits", "submitRange": "submits", "submitResults": "submits",
+         "commit": "commits", "commitRange": "commits", "reveal": "reveals", "revealRange": "reveals",
+         "submit": "submits", "submitRange": "submits", "submitResults": "submits",
          "relayResults": "submits"}
 
 #: ``decode(input) -> (function name, inner calldata list for a multicall, else [])``

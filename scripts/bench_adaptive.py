@@ -114,9 +114,11 @@ class Run:
         wanted = [e["args"]["reason"] for e in c.events.ReplicaWanted().get_logs(from_block=block)
                   if lo <= e["args"]["taskId"] < hi]
         honest = {(r["taskId"], r["resultDigest"]) for r in reveals if r["worker"] not in self.liars}
-        wrong = sum(1 for tid, d in finals.items() if (tid, d) not in honest)
-        n = len(finals) or len(submits)
-        return {"replicas_per_task": round((len(reveals) or len(submits)) / max(n, 1), 3), "wrong_accepted": wrong,
+        # a result accepted alone (R = 1, or a credible lease's open reveal) is wrong when a liar sent it
+        wrong = sum(1 for tid, d in finals.items() if (tid, d) not in honest) + sum(
+            1 for e in submits if e["args"]["worker"] in self.liars)
+        n = len(finals) + len(submits)
+        return {"replicas_per_task": round((len(reveals) + len(submits)) / max(n, 1), 3), "wrong_accepted": wrong,
                 "finalized": n, "spot_checks": wanted.count(1), "disputes": wanted.count(2),
                 "not_credible": wanted.count(0)}
 

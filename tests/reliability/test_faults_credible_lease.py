@@ -1,0 +1,109 @@
+"""A credible lease (credibility mode) survives ``kill -9`` between its commitment and its reveal: the restarted
+worker reads the lease and its commitment on chain, journals the tasks as committed and reveals them, so the
+results it had committed are the ones accepted, nothing is committed twice and its stake stays whole.
+
+Real ``tasknet worker run`` processes on a private anvil, the session's kubo and Docker engine. The two workers
+first earn a record on an R = 2 job (10 verified results each: credible alone at 0.99 assuming 10 % faulty)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from web3.logs import DISCARD
+
+from oracle.protocol import task_id
+from oracle.tx import TxSender
+from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
+from tests.reliability.fault_helpers import (
+    PrivateChain,
+    WorkerProc,
+    assert_settled_once,
+    assert_stake_intact,
+    journal_data,
+    journal_step,
+    private_chain,
+    result_digest_matches,
+    tails,
+    wait_for,
+    worker_settings,
+    workers_stopped,
+)
+from worker._journal import Step
+
+CRASHED = 137
+
+
+@pytest.fixture(scope="module")
+def lease_echo_digest(docker_client, tmp_path_factory) -> str:
+    return build_echo_app(docker_client, tmp_path_factory.mktemp("lease-app"))
+
+
+@pytest.fixture
+def lease_chain(tmp_path: Path):
+    with private_chain(tmp_path / "chain") as chain:
+        yield chain
+
+
+def _post_credible(chain: PrivateChain, ipfs, app_id: int, tasks: int) -> int:
+    market = chain.market
+    doc = {"count": tasks, "template": {"args": ["task", "{index}"]}}
+    params = (app_id, 0, tasks, 4, ETHER // 10, market.chain_time() + 3600, 30, 1, 0, 0, 0, 0,
+              "0x" + "00" * 20, ipfs.add_json(doc), b"")
+    sender = TxSender(chain.w3, chain.accounts[1], extra_abis=market.error_abis)
+    receipt = sender.transact(market.contract.functions.postCredibilityJob(params, (990_000_000, 1000, 0)))
+    return int(market.contract.events.JobPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["jobId"])
+
+
+@pytest.mark.reliability(kind="fault", name="kill -9 between a credible lease's commitment and its reveal",
+                         how="a worker credible alone leases 2 tasks of a credibility-mode job, commits them in one "
+                             "root (commitRange) and exits 137 as its journal records the commit; restarted with the "
+                             "same state folder it reveals them (revealRange) from what the chain holds; checks one "
+                             "commitment, each task paid once with the committed result, stake intact")
+def test_kill9_after_a_range_commit_reveals_on_restart(lease_chain: PrivateChain, ipfs, docker_client,
+                                                       lease_echo_digest, tmp_path, record_property) -> None:
+    chain, market = lease_chain, lease_chain.market
+    app_id = register_app(chain.w3, market, chain.accounts[2], lease_echo_digest)
+    fund(chain.w3, market, chain.accounts[1], 50 * ETHER)
+    ws = [chain.new_worker() for _ in range(2)]
+    for w in ws:
+        fund(chain.w3, market, w, 10 * ETHER)
+    a, b = (WorkerProc(worker_settings(chain, ipfs.api_url, w, tmp_path / n / "state"), tmp_path / n)
+            for w, n in zip(ws, "AB", strict=True))
+    warm = post_job(chain.w3, market, chain.accounts[1], ipfs, app_id, tasks=10, replication=2)
+    with workers_stopped(a, b):
+        a.start()
+        b.start()
+        wait_for(lambda: market.job(warm)["finished"] == 10, 240, "the warm-up job", on_timeout=tails(a, b))
+    assert [market.worker(w.address)["verified"] for w in ws] == [10, 10]
+    job = _post_credible(chain, ipfs, app_id, tasks=2)
+    with workers_stopped(a):
+        a.start("crash-after-commit")
+        rc = a.wait_exit(180)
+        assert rc == CRASHED, f"worker A exited {rc}, not at the fault point:\n{a.tail()}"
+        start = task_id(job, 0)
+        held = market.contract.functions.getRangeCommit(start).call()
+        assert held[0] != b"\x00" * 32, "the crash came before the range commitment was mined"
+        before = [journal_data(a, job, i) for i in range(2)]
+        assert journal_step(a, job, 0) == Step.COMMITTED and journal_step(a, job, 1) == Step.UPLOADED
+        a.start()  # the same state folder: it finds the commitment on chain and reveals
+        wait_for(lambda: market.job(job)["settled"] == 2, 180, "the lease's reveal", on_timeout=tails(a))
+        wait_for(lambda: all(journal_step(a, job, i) == Step.DONE for i in range(2)), 60,
+                 "the worker to record both outcomes", on_timeout=tails(a))
+    evidence = [f"A exited {rc} after commitRange, journal COMMITTED/UPLOADED", assert_settled_once(market, job, 2)]
+    commits = market.contract.events.RangeCommitted().get_logs(from_block=0, argument_filters={"startTaskId": start})
+    assert [(e["args"]["worker"], e["args"]["count"]) for e in commits] == [(ws[0].address, 2)]
+    subs = {e["args"]["taskId"]: e["args"] for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
+            if e["args"]["taskId"] >> 32 == job}
+    assert sorted(subs) == [start, start + 1]
+    for i, rec in enumerate(before):  # the results committed before the crash are the ones accepted
+        s = subs[start + i]
+        assert (s["worker"], s["resultCID"], "0x" + bytes(s["resultDigest"]).hex()) == \
+            (ws[0].address, rec["cid"], rec["digest"])
+        (tmp_path / f"result{i}").mkdir()
+        assert result_digest_matches(ipfs, s["resultCID"], s["resultDigest"], tmp_path / f"result{i}")
+    assert not [e for e in market.contract.events.ResultCommitted().get_logs(from_block=0)
+                if e["args"]["taskId"] >> 32 == job], "a task of the lease went the per-task way"
+    for w in ws:
+        evidence.append(assert_stake_intact(market, w.address))
+    record_property("reliability", "; ".join(evidence))
