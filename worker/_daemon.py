@@ -1063,8 +1063,11 @@ class Worker:
                     self._task_seconds.setdefault(rec.job_id, collections.deque(maxlen=16)).append(
                         time.monotonic() - began)
                 elif new.step == Step.UPLOADED:
-                    self._advance_soon = True  # a replica to commit
+                    self._advance_soon = True  # a replica to commit, or a credible lease to commit and reveal
                     self._run_times.setdefault(rec.job_id, []).append(time.time() - rec.updated_at)
+                    if is_credible_lease(new):  # its run time sizes the next leases' claim ahead, as for R = 1
+                        self._task_seconds.setdefault(rec.job_id, collections.deque(maxlen=16)).append(
+                            time.monotonic() - began)
                 if new.finished:
                     self.pipeline.cleanup(new)
             except TaskPaused as exc:
