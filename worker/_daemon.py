@@ -613,6 +613,9 @@ class Worker:
                 return out
             tids = range(start + lease.done, start + lease.count)
             extra: ClaimData = {"expiry": lease.expiry, "lease": start, "lease_count": lease.count}
+            leased = self.view.jobs.get(split_task_id(start)[0])
+            if leased is not None and leased.replication != 1:
+                extra["credible_lease"] = True  # credibility mode: commitRange and revealRange settle it
         elif replica_args is not None:
             tid, slot = replica_args.task_id, replica_args.replica
             replica = self.market.replica_view(tid, slot)
@@ -647,8 +650,8 @@ class Worker:
         self._live = len(live)
         credible: dict[int, int] = {}  # credible leases with a task to settle: first task id -> count
         for rec in live:
-            if is_credible_lease(rec):
-                if rec.step >= Step.UPLOADED and rec.task_key not in self.running:
+            if is_credible_lease(rec) and rec.step >= Step.UPLOADED:
+                if rec.task_key not in self.running:
                     start, count = lease_of(rec)
                     credible[start] = count  # commitRange and revealRange once every task of the lease is uploaded
             elif rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
@@ -929,9 +932,16 @@ class Worker:
             job.max_run_seconds, 1)
         k = range_size(room, lease_tasks=self.s.batching.lease_tasks, free_tasks=job.num_tasks - len(taken),
                        holders=len(holders), fits=fits, stake_for=self._free_stake // max(params.replica_stake, 1))
-        count = 0
-        while count < k and first + count < job.num_tasks and first + count not in taken and leasable(first + count):
-            count += 1
+        def run_from(i: int) -> int:
+            n = 0
+            while n < k and i + n < job.num_tasks and i + n not in taken and leasable(i + n):
+                n += 1
+            return n
+
+        count = run_from(first)
+        if count < 2 and k >= 2:  # the offset fell at the end of a free run: the bag's first run that holds two
+            first = next((i for i in self.view.free_indexes(job.job_id, job.num_tasks) if run_from(i) >= 2), first)
+            count = run_from(first)
         if count < 2:
             return None
         start = task_id(job.job_id, first)
