@@ -229,6 +229,8 @@ class DaemonGas(TypedDict):
     #: job key -> kind -> its transactions and gas
     daemon_by_kind: dict[str, dict[str, KindCost]]
     daemon_wall_s: dict[str, float]
+    #: (``--runs``) each run's three figures; the keys above are their medians, the by-kind rows the median R = 1 run's
+    daemon_runs: NotRequired[list[dict[str, int]]]
 
 
 @with_config(ROW)
@@ -252,6 +254,7 @@ class GasRow(TypedDict):
     daemon_r3_per_task: NotRequired[int]
     daemon_by_kind: NotRequired[dict[str, dict[str, KindCost]]]
     daemon_wall_s: NotRequired[dict[str, float]]
+    daemon_runs: NotRequired[list[dict[str, int]]]
 
 
 # -- scripts/bench_floor.py -------------------------------------------------------------------------------------

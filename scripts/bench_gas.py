@@ -1,6 +1,6 @@
 """Gas benchmark of the marketplace: four scenarios on a private anvil, compared with iExec PoCo v6.2.
 
-    scripts/bench gas [--json] [--no-write] [--daemon]
+    scripts/bench gas [--json] [--no-write] [--daemon [--runs N]]
 
 With ``--daemon`` (about 5 min more) it also measures gas as worker daemons really send it (issue #17): four
 ``tasknet worker run`` processes on anvil + kubo + the Docker engine (scripts/bench_adaptive.py's ``Run``) finish a
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from collections import defaultdict
@@ -182,27 +183,34 @@ def bag_r1_relayed(b: Bench, n: int = 100, ranges: int = 4) -> int:
     return total
 
 
-def bag_credible(b: Bench, n: int = 10) -> int:
-    """10 tasks in credibility mode (confidence 0.99, f = 10 %, cap 6) finished by one trusted worker alone, as the
-    daemon sends them (claims, commits, reveals batched with ``multicall``; spot checks off, so the figure is the
-    lone-replica path). Setup, not booked: an R = 2 job of 10 tasks on which the worker and another agree, which
-    gives it the 10 verified results that make it credible alone at 0.99. Also booked: ``startSpotCheck`` and the
-    check replica's round on a job whose spot checks are always on."""
-    m, (w0, w1, w2) = b.market, b.workers[:3]
+def _veteran_setup(b: Bench, n: int) -> tuple[Any, ...]:
+    """Setup, not booked: an R = 2 job of ``n`` tasks on which workers 0 and 1 agree (``n`` = 10 verified results
+    each: credible alone at 0.99 assuming 10 % faulty). Returns the job parameters, to post the measured job with."""
+    m, (w0, w1) = b.market, b.workers[:2]
     salt = b"\x5a" * 32
     now = int(b.w3.eth.get_block("latest")["timestamp"])
     params = (b.app_id, 0, n, 2, E18, now + 30 * 86400, 3600, 1, 512, 0, 0, 0, "0x" + "00" * 20,
               "bafyinputsdocument", b"")
     b.setup(lambda: send(b.w3, m.functions.postJob(params), b.requester))
     warm = [task_id(int(m.functions.jobCount().call()), i) for i in range(n)]
-    for w in (w0, w1):
-        b.setup(partial(send, b.w3, m.functions.multicall([m.encode_abi("claim", [t]) for t in warm]), w))
-    for w in (w0, w1):
-        calls = [m.encode_abi("commit", [t, commitment(t, _digest(t), salt, w.address)]) for t in warm]
-        b.setup(partial(send, b.w3, m.functions.multicall(calls), w))
-    for w in (w0, w1):
-        calls = [m.encode_abi("reveal", [t, _digest(t), salt, CID, b""]) for t in warm]
-        b.setup(partial(send, b.w3, m.functions.multicall(calls), w))
+    for step in ("claim", "commit", "reveal"):
+        for w in (w0, w1):
+            calls = [m.encode_abi(step, [t] if step == "claim" else
+                                  [t, commitment(t, _digest(t), salt, w.address)] if step == "commit" else
+                                  [t, _digest(t), salt, CID, b""]) for t in warm]
+            b.setup(partial(send, b.w3, m.functions.multicall(calls), w))
+    return params
+
+
+def bag_credible(b: Bench, n: int = 10) -> int:
+    """10 tasks in credibility mode (confidence 0.99, f = 10 %, cap 6) finished by one trusted worker alone, as the
+    daemon sends them (claims, commits, reveals batched with ``multicall``; spot checks off, so the figure is the
+    lone-replica path). Setup, not booked: an R = 2 job of 10 tasks on which the worker and another agree, which
+    gives it the 10 verified results that make it credible alone at 0.99. Also booked: ``startSpotCheck`` and the
+    check replica's round on a job whose spot checks are always on."""
+    m, (w0, w2) = b.market, (b.workers[0], b.workers[2])
+    salt = b"\x5a" * 32
+    params = _veteran_setup(b, n)
     cap_params = (*params[:3], 6, *params[4:])
     total = b.run("postCredibilityJob (N=10, cap 6)", m.functions.postCredibilityJob(
         cap_params, (990_000_000, 1000, 0)), b.requester)
@@ -231,19 +239,9 @@ def bag_credible_lease(b: Bench, n: int = 10) -> int:
     """The same 10 credibility-mode tasks (confidence 0.99, f = 10 %, cap 6, spot checks off) finished by the same
     trusted worker through a credible lease: one ``claimFreeRange``, one ``commitRange`` (a root over the ten
     commitments), one ``revealRange`` (every entry open: each task final at once). Setup as in :func:`bag_credible`."""
-    m, (w0, w1) = b.market, b.workers[:2]
+    m, w0 = b.market, b.workers[0]
     salt = b"\x5a" * 32
-    now = int(b.w3.eth.get_block("latest")["timestamp"])
-    params = (b.app_id, 0, n, 2, E18, now + 30 * 86400, 3600, 1, 512, 0, 0, 0, "0x" + "00" * 20,
-              "bafyinputsdocument", b"")
-    b.setup(lambda: send(b.w3, m.functions.postJob(params), b.requester))
-    warm = [task_id(int(m.functions.jobCount().call()), i) for i in range(n)]
-    for step in ("claim", "commit", "reveal"):
-        for w in (w0, w1):
-            calls = [m.encode_abi(step, [t] if step == "claim" else
-                                  [t, commitment(t, _digest(t), salt, w.address)] if step == "commit" else
-                                  [t, _digest(t), salt, CID, b""]) for t in warm]
-            b.setup(partial(send, b.w3, m.functions.multicall(calls), w))
+    params = _veteran_setup(b, n)
     total = b.run("postCredibilityJob (N=10, cap 6)", m.functions.postCredibilityJob(
         (*params[:3], 6, *params[4:]), (990_000_000, 1000, 0)), b.requester)
     start = task_id(int(m.functions.jobCount().call()), 0)
@@ -389,6 +387,21 @@ def measure_daemon(workers: int = 4) -> DaemonGas:
             "daemon_r2_per_task": per_task["daemon_r2_per_task"], "daemon_r3_per_task": per_task["daemon_r3_per_task"]}
 
 
+def daemon_medians(runs: list[DaemonGas]) -> DaemonGas:
+    """Each daemon figure's median over ``runs``; the by-kind breakdown and wall times of the run with the median
+    R = 1 figure (``daemon_runs`` keeps every run's figures)."""
+    if len(runs) == 1:
+        return runs[0]
+    r1 = sorted(runs, key=lambda r: r["daemon_r1_bag_per_task"])[len(runs) // 2]
+    out: DaemonGas = {**r1, "daemon_runs": [
+        {"daemon_r1_bag_per_task": r["daemon_r1_bag_per_task"], "daemon_r2_per_task": r["daemon_r2_per_task"],
+         "daemon_r3_per_task": r["daemon_r3_per_task"]} for r in runs]}
+    out["daemon_r1_bag_per_task"] = round(statistics.median(r["daemon_r1_bag_per_task"] for r in runs))
+    out["daemon_r2_per_task"] = round(statistics.median(r["daemon_r2_per_task"] for r in runs))
+    out["daemon_r3_per_task"] = round(statistics.median(r["daemon_r3_per_task"] for r in runs))
+    return out
+
+
 def _per_task(res: GasRow) -> dict[str, int]:
     """The row's gas figures by key (scenarios and daemon jobs), for the tables that loop over keys."""
     return {k: v for k, v in res.items() if isinstance(v, int)}
@@ -405,6 +418,10 @@ def daemon_markdown(res: GasRow) -> list[str]:
         poco = POCO.get(scripted, "—") if scripted else "—"
         ref = f"{gas[scripted]:,}" if scripted and scripted in gas else "—"
         lines.append(f"| `{key}` ({tasks} tasks, R = {r}) | {gas[key]:,} {ok} | ≤ {target:,} | {ref} | {poco} |")
+    if runs := res.get("daemon_runs"):
+        lines += ["", f"Medians of {len(runs)} runs, one after the other; each run's figures: " + "; ".join(
+            f"`{key}` " + " / ".join(f"{r[key]:,}" for r in runs) for key in DAEMON) + ". The by-kind rows below "
+            "are the run with the median R = 1 figure."]
     lines += ["", "By kind (transactions, gas per task of the job):", "", "| job | kind | txs | gas per task |",
               "| --- | --- | ---: | ---: |"]
     for key, kinds in res.get("daemon_by_kind", {}).items():
@@ -482,10 +499,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     ap.add_argument("--daemon", action="store_true",
                     help="also measure what 4 real worker daemons send (R = 1 bag, R = 2, R = 3; ~5 min)")
+    ap.add_argument("--runs", type=int, default=1, help="with --daemon: this many runs, medians reported")
     args = ap.parse_args(argv)
     res = measure()
     if args.daemon:
-        res = {**res, **measure_daemon()}
+        res = {**res, **daemon_medians([measure_daemon() for _ in range(max(1, args.runs))])}
     md = markdown(res)
     if not args.no_write:
         write_benchmarks(md)

@@ -22,12 +22,8 @@ NOT_CREDIBLE, SPOT_CHECK, DISPUTE = 0, 1, 2
 
 
 @pytest.fixture
-def app(env: Env) -> int:
-    app = env.app()
-    env.fund(env.requester, 1000 * E18)
-    for w in env.workers:
-        env.enroll(w)
-    return app
+def app(enrolled_app: int) -> int:
+    return enrolled_app
 
 
 def claim_commit(env: Env, tid: int, w: LocalAccount, digest: bytes) -> Any:

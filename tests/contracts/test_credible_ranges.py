@@ -30,18 +30,9 @@ ZERO = b"\x00" * 32
 
 
 @pytest.fixture
-def app(env: Env) -> int:
-    app = env.app()
-    env.fund(env.requester, 1000 * E18)
-    for w in env.workers:
-        env.enroll(w)
-    return app
-
-
-@pytest.fixture
-def vet(env: Env, app: int) -> LocalAccount:
+def vet(env: Env, enrolled_app: int) -> LocalAccount:
     """A worker with 10 verified results: credibility 0.99 at a 10 % assumed faulty share."""
-    make_veteran(env, app, env.workers[0], env.workers[1], 10)
+    make_veteran(env, enrolled_app, env.workers[0], env.workers[1], 10)
     return env.workers[0]
 
 
@@ -58,19 +49,19 @@ def reveal_range(env: Env, start: int, w: LocalAccount, digests: list[bytes], se
     return env.market.functions.revealRange(start, ds, salts, cids, []), [ds, salts, cids]
 
 
-def test_a_new_worker_may_not_lease_a_credibility_job(env: Env, app: int) -> None:
-    job = env.post_credible(app, CONF, F, numTasks=4, replication=4, maxRunSeconds=100)
+def test_a_new_worker_may_not_lease_a_credibility_job(env: Env, enrolled_app: int) -> None:
+    job = env.post_credible(enrolled_app, CONF, F, numTasks=4, replication=4, maxRunSeconds=100)
     fresh = env.workers[3]
     reverts(env, env.market.functions.claimRange(task_id(job, 0), 2), fresh, "MarketplaceNotCredibleAlone",
             {"worker": fresh.address, "credibilityPpb": 900_000_000, "confidencePpb": CONF})
     reverts(env, env.market.functions.claimFreeRange(task_id(job, 0), 2), fresh, "MarketplaceNotCredibleAlone")
-    fixed = env.post(app, numTasks=2, replication=2, maxRunSeconds=100)
+    fixed = env.post(enrolled_app, numTasks=2, replication=2, maxRunSeconds=100)
     reverts(env, env.market.functions.claimRange(task_id(fixed, 0), 2), fresh, "MarketplaceWrongReplication",
             {"jobId": fixed, "replication": 2})
 
 
-def test_a_credible_lease_commits_once_and_its_open_results_are_final(env: Env, app: int, vet: LocalAccount) -> None:
-    job = env.post_credible(app, CONF, F, numTasks=4, replication=4, maxRunSeconds=100)
+def test_a_credible_lease_commits_once_and_its_open_results_are_final(env: Env, enrolled_app: int, vet: LocalAccount) -> None:
+    job = env.post_credible(enrolled_app, CONF, F, numTasks=4, replication=4, maxRunSeconds=100)
     start = task_id(job, 0)
     env.tx(env.market.functions.claimFreeRange(start, 4), vet)
     assert env.lease(start)["count"] == 4
@@ -107,9 +98,9 @@ def test_a_credible_lease_commits_once_and_its_open_results_are_final(env: Env, 
                              "range root; every task is picked (spot checks 100 %): revealing it open is refused, "
                              "sealed it wants a check replica, the honest checker's result wins the dispute and the "
                              "liar is slashed")
-def test_a_spot_checked_task_of_a_lease_must_stay_sealed_and_a_liar_is_caught(env: Env, app: int,
+def test_a_spot_checked_task_of_a_lease_must_stay_sealed_and_a_liar_is_caught(env: Env, enrolled_app: int,
                                                                                vet: LocalAccount) -> None:
-    job = env.post_credible(app, CONF, F, spot_bps=10_000, numTasks=2, replication=6, maxRunSeconds=100)
+    job = env.post_credible(enrolled_app, CONF, F, spot_bps=10_000, numTasks=2, replication=6, maxRunSeconds=100)
     start = task_id(job, 0)
     env.tx(env.market.functions.claimRange(start, 2), vet)
     digests = [GOOD, BAD]
@@ -146,13 +137,13 @@ def test_a_spot_checked_task_of_a_lease_must_stay_sealed_and_a_liar_is_caught(en
     assert env.escrow_total() == 0
 
 
-def test_a_worker_slashed_before_its_reveal_must_seal_everything(env: Env, app: int, vet: LocalAccount) -> None:
-    job = env.post_credible(app, CONF, F, numTasks=2, replication=4, maxRunSeconds=100)
+def test_a_worker_slashed_before_its_reveal_must_seal_everything(env: Env, enrolled_app: int, vet: LocalAccount) -> None:
+    job = env.post_credible(enrolled_app, CONF, F, numTasks=2, replication=4, maxRunSeconds=100)
     start = task_id(job, 0)
     env.tx(env.market.functions.claimRange(start, 2), vet)
     env.tx(env.market.functions.commitRange(start, root_of(start, [GOOD, GOOD], vet.address)), vet)
     # meanwhile the veteran loses an R = 2 dispute elsewhere: slashed, its credibility resets
-    other = env.post(app, numTasks=1, replication=3, maxRunSeconds=100)
+    other = env.post(enrolled_app, numTasks=1, replication=3, maxRunSeconds=100)
     tid = task_id(other, 0)
     claim_commit(env, tid, vet, BAD)
     for w in env.workers[1:3]:
@@ -170,8 +161,8 @@ def test_a_worker_slashed_before_its_reveal_must_seal_everything(env: Env, app: 
     assert env.task(start)["status"] == 1 and env.view("getReplica", start, 0)["worker"] == vet.address
 
 
-def test_an_expired_committed_lease_is_reopened_and_its_commit_forgotten(env: Env, app: int, vet: LocalAccount) -> None:
-    job = env.post_credible(app, CONF, F, numTasks=2, replication=4, maxRunSeconds=100)
+def test_an_expired_committed_lease_is_reopened_and_its_commit_forgotten(env: Env, enrolled_app: int, vet: LocalAccount) -> None:
+    job = env.post_credible(enrolled_app, CONF, F, numTasks=2, replication=4, maxRunSeconds=100)
     start = task_id(job, 0)
     env.tx(env.market.functions.claimRange(start, 2), vet)
     env.tx(env.market.functions.commitRange(start, root_of(start, [GOOD, GOOD], vet.address)), vet)
@@ -181,14 +172,14 @@ def test_an_expired_committed_lease_is_reopened_and_its_commit_forgotten(env: En
     assert env.view("getRangeCommit", start)["root"] == ZERO and env.worker(vet)["locked"] == 0
     # the veteran was slashed: it is no longer credible alone; a fresh veteran leases the same start again
     assert env.worker(vet)["slashes"] == 1
-    make_veteran(env, app, env.workers[2], env.workers[3], 10)
+    make_veteran(env, enrolled_app, env.workers[2], env.workers[3], 10)
     env.tx(env.market.functions.claimRange(start, 2), env.workers[2])
     env.tx(env.market.functions.commitRange(start, root_of(start, [GOOD, GOOD], env.workers[2].address)),
            env.workers[2])
 
 
-def test_abandoning_a_committed_lease_reopens_its_tasks(env: Env, app: int, vet: LocalAccount) -> None:
-    job = env.post_credible(app, CONF, F, numTasks=2, replication=4, maxRunSeconds=100)
+def test_abandoning_a_committed_lease_reopens_its_tasks(env: Env, enrolled_app: int, vet: LocalAccount) -> None:
+    job = env.post_credible(enrolled_app, CONF, F, numTasks=2, replication=4, maxRunSeconds=100)
     start = task_id(job, 0)
     env.tx(env.market.functions.claimRange(start, 2), vet)
     env.tx(env.market.functions.commitRange(start, root_of(start, [GOOD, GOOD], vet.address)), vet)

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from eth_account.signers.local import LocalAccount
@@ -18,6 +20,8 @@ from web3.contract import Contract
 from oracle._chain import deploy
 from oracle._deploy import LINKED_LIBRARIES, deploy_linked
 from tests.contracts.market_helpers import Env
+from tests.market_helpers import build_echo_app
+from tests.reliability.fault_helpers import PrivateChain, private_chain
 
 
 def deploy_market(env: Env, token: str, registry: str) -> Contract:
@@ -46,3 +50,16 @@ def hostile(env: Env) -> Env:
     registry = deploy(env.w3, "MarketplaceRegistry", sender=env.owner)
     return dataclasses.replace(env, token=token, registry=registry,
                                market=deploy_market(env, token.address, registry.address))
+
+
+# --- the worker fault tests' private chain and app (tests/reliability/test_faults_*.py) ---------------------------
+@pytest.fixture(scope="module")
+def fault_echo_digest(docker_client, tmp_path_factory) -> str:
+    return build_echo_app(docker_client, tmp_path_factory.mktemp("fault-app"))
+
+
+@pytest.fixture
+def fault_chain(tmp_path: Path) -> Iterator[PrivateChain]:
+    """A private anvil of the test's own (a test may move its clock), the Marketplace deployed."""
+    with private_chain(tmp_path / "chain") as chain:
+        yield chain

@@ -7,14 +7,12 @@ first earn a record on an R = 2 job (10 verified results each: credible alone at
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from web3.logs import DISCARD
 
 from oracle.protocol import task_id
 from oracle.tx import TxSender
-from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
+from tests.market_helpers import ETHER, fund, post_job, register_app
 from tests.reliability.fault_helpers import (
     PrivateChain,
     WorkerProc,
@@ -22,7 +20,6 @@ from tests.reliability.fault_helpers import (
     assert_stake_intact,
     journal_data,
     journal_step,
-    private_chain,
     result_digest_matches,
     tails,
     wait_for,
@@ -32,17 +29,6 @@ from tests.reliability.fault_helpers import (
 from worker._journal import Step
 
 CRASHED = 137
-
-
-@pytest.fixture(scope="module")
-def lease_echo_digest(docker_client, tmp_path_factory) -> str:
-    return build_echo_app(docker_client, tmp_path_factory.mktemp("lease-app"))
-
-
-@pytest.fixture
-def lease_chain(tmp_path: Path):
-    with private_chain(tmp_path / "chain") as chain:
-        yield chain
 
 
 def _post_credible(chain: PrivateChain, ipfs, app_id: int, tasks: int) -> int:
@@ -73,11 +59,11 @@ CASES = [
 
 
 @pytest.mark.parametrize(("fault", "step"), CASES)
-def test_kill9_in_a_credible_lease_resumes_and_keeps_the_stake(lease_chain: PrivateChain, ipfs, docker_client,
-                                                               lease_echo_digest, tmp_path, record_property,
+def test_kill9_in_a_credible_lease_resumes_and_keeps_the_stake(fault_chain: PrivateChain, ipfs, docker_client,
+                                                               fault_echo_digest, tmp_path, record_property,
                                                                fault: str, step: Step) -> None:
-    chain, market = lease_chain, lease_chain.market
-    app_id = register_app(chain.w3, market, chain.accounts[2], lease_echo_digest)
+    chain, market = fault_chain, fault_chain.market
+    app_id = register_app(chain.w3, market, chain.accounts[2], fault_echo_digest)
     fund(chain.w3, market, chain.accounts[1], 50 * ETHER)
     ws = [chain.new_worker() for _ in range(2)]
     for w in ws:

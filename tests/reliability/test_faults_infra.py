@@ -20,7 +20,7 @@ import pytest
 
 from oracle import IpfsClient
 from oracle.protocol import task_id
-from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
+from tests.market_helpers import ETHER, fund, post_job, register_app
 from tests.reliability.fault_helpers import (
     CuttingProxy,
     IndexerProc,
@@ -46,17 +46,6 @@ from tests.reliability.fault_helpers import (
 )
 from worker import sandbox_owner
 from worker._journal import Step
-
-
-@pytest.fixture(scope="module")
-def fault_echo_digest(docker_client, tmp_path_factory) -> str:
-    return build_echo_app(docker_client, tmp_path_factory.mktemp("fault-app"))
-
-
-@pytest.fixture
-def fault_chain(tmp_path: Path):
-    with private_chain(tmp_path / "chain") as chain:
-        yield chain
 
 
 def _market_ready(chain: PrivateChain, digest: str, workers: int) -> tuple[int, list]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from oracle.protocol import task_id
-from tests.market_helpers import ETHER, build_echo_app, fund, post_job, register_app
+from tests.market_helpers import ETHER, fund, post_job, register_app
 from tests.reliability.fault_helpers import (
     STAKE,
     PrivateChain,
@@ -23,7 +23,6 @@ from tests.reliability.fault_helpers import (
     assert_stake_intact,
     journal_step,
     journal_steps,
-    private_chain,
     result_digest_matches,
     tails,
     wait_for,
@@ -34,17 +33,6 @@ from worker import sandbox_owner
 from worker._journal import Step
 
 CRASHED = 137  # os._exit(137) at the fault point: what a shell reports for a process killed by SIGKILL
-
-
-@pytest.fixture(scope="module")
-def fault_echo_digest(docker_client, tmp_path_factory) -> str:
-    return build_echo_app(docker_client, tmp_path_factory.mktemp("fault-app"))
-
-
-@pytest.fixture
-def fault_chain(tmp_path: Path):
-    with private_chain(tmp_path / "chain") as chain:
-        yield chain
 
 
 def _market_ready(chain: PrivateChain, ipfs, digest: str, workers: int) -> tuple[int, list]:
