@@ -12,6 +12,7 @@ import contextvars
 import datetime as dt
 import errno
 import fcntl
+import itertools
 import os
 import random
 import signal
@@ -940,7 +941,9 @@ class Worker:
 
         count = run_from(first)
         if count < 2 and k >= 2:  # the offset fell at the end of a free run: the bag's first run that holds two
-            first = next((i for i in self.view.free_indexes(job.job_id, job.num_tasks) if run_from(i) >= 2), first)
+            # (among its first free tasks only: a look that costs the same in a bag of 100 or 100,000)
+            look = itertools.islice(self.view.free_indexes(job.job_id, job.num_tasks), 4 * self.s.batching.lease_tasks)
+            first = next((i for i in look if run_from(i) >= 2), first)
             count = run_from(first)
         if count < 2:
             return None
