@@ -111,6 +111,22 @@ class WorkerInfo(BaseModel):
     verified: int = 0
 
 
+class FailureView(BaseModel):
+    """``getFailure``: a task's unconfirmed failure (R = 1): the last ``worker`` that reported it (the zero address
+    when none did), how many ``reports`` so far, and the ``digest`` of that worker's failure archive; frozen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker: str
+    reports: int
+    digest: bytes
+
+    @property
+    def pending(self) -> bool:
+        """Whether a worker has reported the task as failed."""
+        return int(self.worker, 16) != 0
+
+
 class AppInfo(BaseModel):
     app_id: int
     owner: str
