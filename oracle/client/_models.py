@@ -89,8 +89,9 @@ class Balance(BaseModel):
     allowance: int = 0
 
 
-class WorkerInfo(BaseModel):
-    """A worker's record on the marketplace (``getWorker``): its standing, its stake and what it offers."""
+class WorkerStanding(BaseModel):
+    """A worker's standing on the marketplace: registered or banned, its stake and reputation (the first fields of
+    :class:`WorkerInfo`, and of ``tasknet worker status --json``)."""
 
     address: str
     registered: bool
@@ -100,6 +101,11 @@ class WorkerInfo(BaseModel):
     locked: int
     reputation: int
     slashes: int
+
+
+class WorkerInfo(WorkerStanding):
+    """A worker's record on the marketplace (``getWorker``): its standing, its stake and what it offers."""
+
     #: wei asked out of the stake, withdrawable from unix time ``unstake_at``
     unstaking: int = 0
     unstake_at: int = 0
