@@ -107,3 +107,13 @@ class TaskFinalized(EventArgs):
 class ReplicasAdded(EventArgs):
     task_id: TaskId
     target: int
+
+
+class ReplicaWanted(EventArgs):
+    """(credibility mode) the task wants replica number ``target`` for ``reason`` (``IMarketplace.MoreReason``: 0 not
+    credible, 1 spot check, 2 dispute); ``credibility_ppb`` is its best group's credibility so far."""
+
+    task_id: TaskId
+    reason: int
+    target: int
+    credibility_ppb: int

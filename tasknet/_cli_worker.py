@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 from rich.table import Table
+
+from oracle.client import WorkerStanding
 
 out = Console()
 
@@ -60,7 +62,7 @@ ETHER = 10**18
 
 
 def _settings(config: Path | None, devnet_role: str | None, devnet_file: Path | None,
-              conn: dict[str, Any] | None = None, **overrides: Any) -> Any:
+              conn: Conn | None = None, **overrides: Any) -> Any:
     """The worker's settings: a settings file when given (its values, then the options); else the network's
     (flags, TASKNET_* variables, the network profile: see oracle.settings) with the worker's own knobs
     (TASKNET_WORKER_* variables, options)."""
@@ -88,11 +90,19 @@ def common(f: Any) -> Any:
                         help="the worker's encrypted keystore (env TASKNET_KEYSTORE; password: TASKNET_PASSWORD)")(f)
 
 
-CONN = ("network", "rpc_url", "ipfs_api", "keystore")
+class Conn(TypedDict):
+    """The connection options every worker command takes (None: not given; see :func:`common`)."""
+
+    network: str | None
+    rpc_url: str | None
+    ipfs_api: str | None
+    keystore: Path | None
 
 
-def _conn(kw: dict[str, Any]) -> dict[str, Any]:
-    return {k: kw.pop(k, None) for k in CONN}
+def _conn(kw: dict[str, Any]) -> Conn:
+    """Take the connection options out of a command's click keyword arguments (the CLI's edge)."""
+    return Conn(network=kw.pop("network", None), rpc_url=kw.pop("rpc_url", None), ipfs_api=kw.pop("ipfs_api", None),
+                keystore=kw.pop("keystore", None))
 
 
 @click.group()
@@ -223,16 +233,10 @@ class RecordCounts(BaseModel):
     finished_dropped: int
 
 
-class WorkerStatus(BaseModel):
-    """The worker's status as ``tasknet worker status --json`` prints it (fields in this order)."""
+class WorkerStatus(WorkerStanding):
+    """The worker's status as ``tasknet worker status --json`` prints it (fields in this order: its standing on
+    the marketplace first, then what the journal and the state folder tell)."""
 
-    address: str
-    registered: bool
-    banned: bool
-    stake: int
-    locked: int
-    reputation: int
-    slashes: int
     balance: int
     earned: int
     tasks: dict[str, int]
@@ -267,19 +271,19 @@ def _journal_view(state_dir: Path) -> tuple[Any, dict[str, SlurmJobRef], Journal
 def _status_doc(s: Any) -> WorkerStatus:
     """The worker's status as ``tasknet worker status --json`` prints it."""
     from oracle import connect
+    from oracle.client.workers import worker_info
     from oracle.market import Market
     from worker import Step
 
     w3 = connect(s.rpc_url)
     market = Market(w3, s.marketplace)
     me = s.account(int(w3.eth.chain_id)).address
-    info = market.worker_record(me)
+    info = worker_info(me, market.worker_record(me))
     summary, slurm_jobs, gpus, paused = _journal_view(s.state_dir)
     cache_bytes = sum(p.stat().st_size for p in (s.state_dir / "cache").rglob("*") if p.is_file()) \
         if (s.state_dir / "cache").exists() else 0
     return WorkerStatus(
-        address=me, registered=info.registered, banned=info.banned, stake=info.stake, locked=info.locked,
-        reputation=info.reputation, slashes=info.slashes, balance=market.balance(me),
+        **info.model_dump(include=set(WorkerStanding.model_fields)), balance=market.balance(me),
         earned=summary.earned if summary else 0,
         tasks={step.name.lower(): summary.steps[step] if summary else 0 for step in Step},
         running=summary.live if summary else [],

@@ -49,6 +49,7 @@ from ._models import (
     TaskState,
     TxInfo,
     WorkerInfo,
+    WorkerStanding,
     format_amount,
     parse_amount,
     parse_duration,
@@ -66,5 +67,6 @@ __all__ = [
     "DEV_CHAIN_IDS", "Account", "AppInfo", "Apps", "Balance", "Client", "DatasetInfo", "Datasets", "Explanation",
     "FailureGroup", "JobEvent", "JobProgress", "JobSpec", "JobStatus", "JobSummary", "Jobs", "Keyring", "Reason",
     "ResultPinner", "Results", "SubmittedJob", "TaskFailure", "TaskInput", "TaskPage", "TaskResult", "TaskState",
-    "TxInfo", "WorkerInfo", "Workers", "format_amount", "load_tasks", "parse_amount", "parse_duration",
+    "TxInfo", "WorkerInfo", "WorkerStanding", "Workers", "format_amount", "load_tasks", "parse_amount",
+    "parse_duration",
 ]

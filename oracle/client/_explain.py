@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..event_args import ReplicaWanted
+from ..market import MarketParams
 from ..protocol import ARCH_BITS_MASK
-from ._models import Explanation, JobStatus, Reason, format_amount
+from ._models import AppInfo, Explanation, FailureView, JobStatus, Reason, WorkerInfo, format_amount
 
 #: a worker's default cap on one input (worker setting max_input_mb): larger inputs need workers that raised it
 DEFAULT_MAX_INPUT = 1024 << 20
 
 
-def explain_task(status: JobStatus, index: int | None, state: str, now: int, params: dict[str, Any],
-                 app: dict[str, Any], app_allows: bool, workers: list[dict[str, Any]], *, largest_input: int = 0,
-                 pending_failure: dict[str, Any] | None = None, wanted: dict[str, Any] | None = None,
+def explain_task(status: JobStatus, index: int | None, state: str, now: int, params: MarketParams,
+                 app: AppInfo, app_allows: bool, workers: list[WorkerInfo], *, largest_input: int = 0,
+                 pending_failure: FailureView | None = None, wanted: ReplicaWanted | None = None,
                  confidence_ppb: int = 0, platform_class: str | None = None) -> Explanation:
-    """Build the explanation from the job's status, the chain time, the market parameters, the app and the
-    registered workers (``getWorker`` structs with an ``address`` key); ``largest_input`` is the largest input a
-    task announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1),
-    ``wanted`` the task's last ``ReplicaWanted`` event, ``confidence_ppb`` the job's confidence (credibility
-    mode) and ``platform_class`` the class the task is bound to ("" when unbound; None when the job does not ask
-    for homogeneous redundancy)."""
+    """Build the explanation from the job's status, the chain time, the market parameters, the app and every
+    worker that ever registered (``client.workers.list()``); ``largest_input`` is the largest input a task
+    announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1),
+    ``wanted`` the arguments of the task's last ``ReplicaWanted`` event, ``confidence_ppb`` the job's confidence
+    (credibility mode) and ``platform_class`` the class the task is bound to ("" when unbound; None when the job
+    does not ask for homogeneous redundancy)."""
     job_id = status.job_id
     if state in ("finalized", "failed", "cancelled", "refunded"):
         return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
@@ -39,7 +39,7 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
         return Explanation(job_id=job_id, task_index=index, state=state, reasons=reasons,
                            summary="the task is running: a worker holds a claim on it"
                            + (f"; {reasons[0].message}" if wanted is not None else ""))
-    reasons += _job_reasons(status, now, int(params["claimGrace"]), app, app_allows)
+    reasons += _job_reasons(status, now, params.claim_grace, app, app_allows)
     counts, worker_reasons = _worker_reasons(status, params, workers)
     reasons += worker_reasons
     reasons.append(Reason(
@@ -57,16 +57,16 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
                        workers_registered=counts[0], workers_capable=counts[1], workers_ready=counts[2])
 
 
-def _task_reasons(status: JobStatus, largest_input: int, pending_failure: dict[str, Any] | None,
-                  wanted: dict[str, Any] | None, confidence_ppb: int) -> list[Reason]:
+def _task_reasons(status: JobStatus, largest_input: int, pending_failure: FailureView | None,
+                  wanted: ReplicaWanted | None, confidence_ppb: int) -> list[Reason]:
     """What the task itself shows: why it wants another replica, a pending failure, an input over the default cap."""
     reasons: list[Reason] = []
     if wanted is not None:
         reasons.append(_wanted_reason(wanted, confidence_ppb, status.replication))
-    if pending_failure and int(pending_failure.get("worker", "0x0"), 16):
+    if pending_failure is not None and pending_failure.pending:
         reasons.append(Reason(
             code="failure-pending", severity="info",
-            message=(f"worker {pending_failure['worker']} reported this task as failed ({pending_failure['reports']} "
+            message=(f"worker {pending_failure.worker} reported this task as failed ({pending_failure.reports} "
                      "report(s) so far): it waits for a second worker to reach the same failure, or to produce a "
                      "result"),
             fix="nothing to do: another worker will take it"))
@@ -80,7 +80,7 @@ def _task_reasons(status: JobStatus, largest_input: int, pending_failure: dict[s
     return reasons
 
 
-def _job_reasons(status: JobStatus, now: int, grace: int, app: dict[str, Any], app_allows: bool) -> list[Reason]:
+def _job_reasons(status: JobStatus, now: int, grace: int, app: AppInfo, app_allows: bool) -> list[Reason]:
     """What the job shows: closed, deadline passed or too short for a claim, the app deprecated or not allowing."""
     reasons: list[Reason] = []
     job_id = status.job_id
@@ -98,7 +98,7 @@ def _job_reasons(status: JobStatus, now: int, grace: int, app: dict[str, Any], a
                      f"deadline, but only {status.deadline - now} s are left: the contract refuses every claim"),
             fix=f"cancel with 'tasknet job cancel {job_id}' and post again with a later deadline or a shorter "
                 "--max-run"))
-    if app.get("flags", 0) & 2:
+    if app.deprecated:
         reasons.append(Reason(code="app-deprecated", severity="warning",
                               message=f"app {status.app_id} was deprecated by its owner; workers may skip it",
                               fix="ask the app owner, or use another app"))
@@ -109,16 +109,15 @@ def _job_reasons(status: JobStatus, now: int, grace: int, app: dict[str, Any], a
     return reasons
 
 
-def _worker_reasons(status: JobStatus, params: dict[str, Any], workers: list[dict[str, Any]]
+def _worker_reasons(status: JobStatus, params: MarketParams, workers: list[WorkerInfo]
                     ) -> tuple[tuple[int, int, int], list[Reason]]:
     """Whether any registered worker could claim the task now: (registered, capable, ready) and the reasons."""
     reasons: list[Reason] = []
-    need_stake = max(int(params["minStake"]), int(params["replicaStake"]))
-    registered = [w for w in workers if int(w["flags"]) & 1]
-    unbanned = [w for w in registered if not int(w["flags"]) & 2]
+    need_stake = max(params.min_stake, params.replica_stake)
+    registered = [w for w in workers if w.registered]
+    unbanned = [w for w in registered if not w.banned]
     capable = [w for w in unbanned if _fits(status, w)]
-    ready = [w for w in capable if int(w["stake"]) >= need_stake and int(w["stake"]) - int(w["locked"]) >= int(
-        params["replicaStake"])]
+    ready = [w for w in capable if w.stake >= need_stake and w.stake - w.locked >= params.replica_stake]
     if not registered:
         reasons.append(Reason(code="no-workers", severity="blocking", message="no worker is registered on this "
                               "marketplace", fix="start one: 'tasknet worker run'"))
@@ -127,15 +126,15 @@ def _worker_reasons(status: JobStatus, params: dict[str, Any], workers: list[dic
                               message=f"all {len(registered)} registered workers are banned",
                               fix="wait for honest workers to join"))
     elif not capable:
-        best = max(unbanned, key=lambda w: (int(w["cores"]), int(w["memoryMB"])))
+        best = max(unbanned, key=lambda w: (w.cores, w.memory_mb))
         reasons.append(Reason(
             code="no-capable-worker", severity="blocking",
             message=(f"none of the {len(unbanned)} workers has the capabilities the job asks for (cores >= "
                      f"{status.cores}, memory >= {status.memory_mb} MB, gpus >= {status.gpus}, arch mask "
                      f"{status.arch_mask & ARCH_BITS_MASK or 'any'}, reputation >= {status.min_reputation}); "
                      "the largest offers "
-                     f"{best['cores']} cores, {best['memoryMB']} MB, {best['gpus']} gpus, arch mask "
-                     f"{best['archMask']}, reputation {best['reputation']}"),
+                     f"{best.cores} cores, {best.memory_mb} MB, {best.gpus} gpus, arch mask {best.arch_mask}, "
+                     f"reputation {best.reputation}"),
             fix="post again with smaller requirements, or wait for a bigger worker"))
     elif not ready:
         reasons.append(Reason(
@@ -151,9 +150,9 @@ def _worker_reasons(status: JobStatus, params: dict[str, Any], workers: list[dic
     return (len(registered), len(capable), len(ready)), reasons
 
 
-def _wanted_reason(wanted: dict[str, Any], confidence_ppb: int, cap: int) -> Reason:
+def _wanted_reason(wanted: ReplicaWanted, confidence_ppb: int, cap: int) -> Reason:
     """Why a credibility-mode task wants one more replica, from its last ``ReplicaWanted`` event."""
-    target, ppb = int(wanted["target"]), int(wanted["credibilityPpb"])
+    target, ppb = wanted.target, wanted.credibility_ppb
     have = f"{ppb / 1e9:.6f}".rstrip("0").rstrip(".")
     goal = f"{confidence_ppb / 1e9:.6f}".rstrip("0").rstrip(".")
     why = {
@@ -162,14 +161,14 @@ def _wanted_reason(wanted: dict[str, Any], confidence_ppb: int, cap: int) -> Rea
         1: "a random spot check picked it: a trusted worker's result gets a second, independent replica",
         2: f"its revealed results disagree (a dispute; the best group stands at {have}, every replica weighing as "
            "a new worker)",
-    }.get(int(wanted["reason"]), f"reason {wanted['reason']}")
+    }.get(wanted.reason, f"reason {wanted.reason}")
     return Reason(code="replica-wanted", severity="info",
                   message=f"the task wants replica {target} of at most {cap}: {why}",
                   fix="nothing to do: another worker will take the new replica (past the cap the task fails and is "
                       "refunded)")
 
 
-def _fits(job: JobStatus, w: dict[str, Any]) -> bool:
-    return (int(w["cores"]) >= job.cores and int(w["memoryMB"]) >= job.memory_mb and int(w["gpus"]) >= job.gpus
-            and (job.arch_mask & ARCH_BITS_MASK == 0 or int(w["archMask"]) & job.arch_mask & ARCH_BITS_MASK != 0)
-            and int(w["reputation"]) >= job.min_reputation)
+def _fits(job: JobStatus, w: WorkerInfo) -> bool:
+    return (w.cores >= job.cores and w.memory_mb >= job.memory_mb and w.gpus >= job.gpus
+            and (job.arch_mask & ARCH_BITS_MASK == 0 or w.arch_mask & job.arch_mask & ARCH_BITS_MASK != 0)
+            and w.reputation >= job.min_reputation)

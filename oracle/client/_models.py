@@ -89,8 +89,9 @@ class Balance(BaseModel):
     allowance: int = 0
 
 
-class WorkerInfo(BaseModel):
-    """A worker's record on the marketplace (``getWorker``): its standing, its stake and what it offers."""
+class WorkerStanding(BaseModel):
+    """A worker's standing on the marketplace: registered or banned, its stake and reputation (the first fields of
+    :class:`WorkerInfo`, and of ``tasknet worker status --json``)."""
 
     address: str
     registered: bool
@@ -100,6 +101,11 @@ class WorkerInfo(BaseModel):
     locked: int
     reputation: int
     slashes: int
+
+
+class WorkerInfo(WorkerStanding):
+    """A worker's record on the marketplace (``getWorker``): its standing, its stake and what it offers."""
+
     #: wei asked out of the stake, withdrawable from unix time ``unstake_at``
     unstaking: int = 0
     unstake_at: int = 0
@@ -109,6 +115,22 @@ class WorkerInfo(BaseModel):
     arch_mask: int = 0
     #: results confirmed by another worker's matching replica since its last slash (credibility jobs)
     verified: int = 0
+
+
+class FailureView(BaseModel):
+    """``getFailure``: a task's unconfirmed failure (R = 1): the last ``worker`` that reported it (the zero address
+    when none did), how many ``reports`` so far, and the ``digest`` of that worker's failure archive; frozen."""
+
+    model_config = ConfigDict(frozen=True)
+
+    worker: str
+    reports: int
+    digest: bytes
+
+    @property
+    def pending(self) -> bool:
+        """Whether a worker has reported the task as failed."""
+        return int(self.worker, 16) != 0
 
 
 class AppInfo(BaseModel):

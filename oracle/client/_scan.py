@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from eth_abi.abi import decode as abi_decode
+from eth_typing import ABIComponent, ABIEvent
 from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 
@@ -33,8 +34,23 @@ class _EventAbi:
     data: list[tuple[str, str]]         # (name, type) of the others
 
 
-def _canonical(inp: dict[str, Any]) -> str:
-    t = str(inp["type"])
+class RawLog(TypedDict):
+    """A log as ``eth_getLogs`` answers it over JSON-RPC, unformatted: numbers and bytes are 0x-hex strings (what
+    web3's :class:`~web3.types.LogReceipt` holds after its formatters)."""
+
+    address: str
+    topics: list[str]
+    data: str
+    blockNumber: str
+    blockHash: str
+    logIndex: str
+    transactionHash: str
+    transactionIndex: str
+    removed: NotRequired[bool]
+
+
+def _canonical(inp: ABIComponent) -> str:
+    t = inp["type"]
     if t.startswith("tuple"):
         inner = ",".join(_canonical(c) for c in inp["components"])
         return f"({inner}){t[len('tuple'):]}"
@@ -46,10 +62,11 @@ def _events() -> dict[str, _EventAbi]:
     for item in abi("IMarketplace"):
         if item.get("type") != "event" or item.get("anonymous"):
             continue
-        topic = "0x" + bytes(event_abi_to_log_topic(item)).hex()  # type: ignore[arg-type]
-        inputs = item["inputs"]
-        out[item["name"]] = _EventAbi(
-            name=item["name"], topic=topic,
+        event = cast(ABIEvent, item)
+        topic = "0x" + bytes(event_abi_to_log_topic(event)).hex()
+        inputs = event.get("inputs", [])
+        out[event["name"]] = _EventAbi(
+            name=event["name"], topic=topic,
             indexed=[(i["name"], _canonical(i)) for i in inputs if i.get("indexed")],
             data=[(i["name"], _canonical(i)) for i in inputs if not i.get("indexed")])
     return out
@@ -99,7 +116,7 @@ def job_of(name: str, first_topic: str) -> int:
     return value if name in BY_JOB else value >> TASK_INDEX_BITS
 
 
-def decode(log: dict[str, Any]) -> RawEvent | None:
+def decode(log: RawLog) -> RawEvent | None:
     """A raw ``eth_getLogs`` entry (hex strings) decoded, or None for an event not in the marketplace's ABI."""
     topics = log["topics"]
     ev = _BY_TOPIC.get(topics[0]) if topics else None
@@ -114,7 +131,7 @@ def decode(log: dict[str, Any]) -> RawEvent | None:
 
 
 def raw_logs(w3: Web3, address: str, names: Iterable[str], from_block: int, to_block: int, *,
-             topic1: list[str] | str | None = None, batch: int = 50_000) -> Iterator[dict[str, Any]]:
+             topic1: list[str] | str | None = None, batch: int = 50_000) -> Iterator[RawLog]:
     """The raw logs of ``names`` events at ``address`` in ``[from_block, to_block]``, oldest first, asked for
     ``batch`` blocks at a time (halved when the node refuses a range as too large)."""
     topics: list[Any] = [[EVENTS[n].topic for n in names if n in EVENTS]]
@@ -132,7 +149,7 @@ def raw_logs(w3: Web3, address: str, names: Iterable[str], from_block: int, to_b
                 batch //= 4
                 continue
             raise RpcUnavailable(f"eth_getLogs {start}..{end} failed: {message}")
-        yield from answer["result"]
+        yield from cast(list[RawLog], answer["result"])
         start = end + 1
 
 

@@ -23,6 +23,7 @@ from web3.logs import DISCARD
 from .._artifacts import abi
 from .._log import get_logger
 from ..credibility import CredibilitySettings
+from ..event_args import ReplicaWanted
 from ..events import EventStream, StreamCursor
 from ..exceptions import (
     AccessDenied,
@@ -43,6 +44,7 @@ from ._explain import explain_task
 from ._models import (
     Explanation,
     FailureGroup,
+    FailureView,
     JobEvent,
     JobSpec,
     JobStatus,
@@ -59,7 +61,6 @@ from ._reads import NO_RESULT
 from ._scan import RESULT_EVENTS, JobResults
 from ._tasks import build_inputs, check_inputs
 from ._watch import Tracker
-from .workers import registered
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -396,20 +397,19 @@ class Jobs:
         if not 0 <= index < t.total:
             raise ClientError(f"job {job_id} has tasks 0..{t.total - 1}; there is no task {index}")
         state = t.task_state(index).state
-        app = _struct(c.market.registry, "getApp", status.app_id)
         allows = bool(c.market.registry.functions.appAllows(status.app_id, status.requester).call())
-        pending = _struct(c.market.contract, "getFailure", task_id(job_id, index)) if status.replication == 1 \
-            else None
+        pending = FailureView.model_validate(_struct(c.market.contract, "getFailure", task_id(job_id, index))) \
+            if status.replication == 1 else None
         wanted = c.market.contract.events.ReplicaWanted().get_logs(
             from_block=c.deploy_block, argument_filters={"taskId": task_id(job_id, index)})
         confidence = int(c.market.contract.functions.getCredibility(job_id).call()[0])
         bound = platform_class_name(c.market.contract.functions.taskPlatformClass(task_id(job_id, index)).call()) \
             if status.arch_mask & ARCH_HOMOGENEOUS else None
-        params = c.market.market_params().model_dump(by_alias=True)  # explain_task takes the ABI names
-        return explain_task(status, index, state, c.chain_time(), params, app, allows,
-                            registered(c), largest_input=self._largest_input(status), pending_failure=pending,
-                            wanted=dict(wanted[-1]["args"]) if wanted else None, confidence_ppb=confidence,
-                            platform_class=bound)
+        return explain_task(status, index, state, c.chain_time(), c.market.market_params(),
+                            c.apps.get(status.app_id), allows, c.workers.list(),
+                            largest_input=self._largest_input(status), pending_failure=pending,
+                            wanted=ReplicaWanted.model_validate(wanted[-1]["args"]) if wanted else None,
+                            confidence_ppb=confidence, platform_class=bound)
 
     def _largest_input(self, status: JobStatus) -> int:
         """The largest input a task of the job announces: its dataset (size on chain) or an inputs-document

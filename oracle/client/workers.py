@@ -11,7 +11,7 @@ explain`` read): standing, reputation, stake, what each offers.
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..market import WorkerRecord
 from ._models import WorkerInfo
@@ -25,12 +25,6 @@ def registered_addresses(c: Client) -> builtins.list[str]:
     """Every account that ever registered as a worker, by address."""
     logs = c._events.events.WorkerRegistered().get_logs(from_block=c.deploy_block)
     return sorted({str(e["args"]["worker"]) for e in logs})
-
-
-def registered(c: Client) -> builtins.list[dict[str, Any]]:
-    """The ``getWorker`` struct by its ABI names (plus ``address``) of every account that ever registered as a
-    worker: the form :func:`~oracle.client._explain.explain_task` takes."""
-    return [{"address": a, **c.market.worker_record(a).model_dump(by_alias=True)} for a in registered_addresses(c)]
 
 
 def worker_info(address: str, record: WorkerRecord) -> WorkerInfo:

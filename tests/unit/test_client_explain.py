@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from oracle.client._explain import DEFAULT_MAX_INPUT, explain_task
-from oracle.client._models import JobProgress, JobStatus
+from oracle.client._models import AppInfo, FailureView, JobProgress, JobStatus, WorkerInfo
+from oracle.market import MarketParams
 
-PARAMS = {"claimGrace": 60, "minStake": 10**18, "replicaStake": 10**18}
-WORKER = {"address": "0x" + "11" * 20, "flags": 1, "cores": 8, "memoryMB": 16000, "gpus": 0, "archMask": 1,
-          "reputation": 5, "stake": 5 * 10**18, "locked": 0}
+PARAMS = MarketParams(min_stake=10**18, claim_grace=60, commit_window=0, reveal_window=0, unstake_delay=0,
+                      callback_gas=0, replica_stake=10**18, fee_bps=0, max_replicas=0, max_slashes=0, abandon_bps=0)
+APP = AppInfo(app_id=1, owner="0x" + "44" * 20, image_ref="app", image_digest="sha256:" + "00" * 32,
+              metadata_uri="", price=0, public=True, deprecated=False, deterministic_file="")
+WORKER = WorkerInfo(address="0x" + "11" * 20, registered=True, banned=False, cores=8, memory_mb=16000, gpus=0,
+                    arch_mask=1, reputation=5, stake=5 * 10**18, locked=0, slashes=0)
 
 
 def _job() -> JobStatus:
@@ -18,19 +22,18 @@ def _job() -> JobStatus:
 
 
 def test_an_input_over_the_default_worker_cap_is_named() -> None:
-    e = explain_task(_job(), 0, "open", 100, PARAMS, {"flags": 0}, True, [WORKER],
-                     largest_input=DEFAULT_MAX_INPUT + 1)
+    e = explain_task(_job(), 0, "open", 100, PARAMS, APP, True, [WORKER], largest_input=DEFAULT_MAX_INPUT + 1)
     codes = {r.code: r for r in e.reasons}
     assert "inputs-over-default-cap" in codes and str(DEFAULT_MAX_INPUT + 1) in codes["inputs-over-default-cap"].message
-    fits = explain_task(_job(), 0, "open", 100, PARAMS, {"flags": 0}, True, [WORKER], largest_input=1000)
+    fits = explain_task(_job(), 0, "open", 100, PARAMS, APP, True, [WORKER], largest_input=1000)
     assert "inputs-over-default-cap" not in {r.code for r in fits.reasons}
 
 
 def test_a_pending_failure_says_it_waits_for_a_second_worker() -> None:
-    pending = {"worker": "0x" + "33" * 20, "reports": 1, "digest": b"\x01" * 32}
-    e = explain_task(_job(), 0, "open", 100, PARAMS, {"flags": 0}, True, [WORKER], pending_failure=pending)
+    pending = FailureView(worker="0x" + "33" * 20, reports=1, digest=b"\x01" * 32)
+    e = explain_task(_job(), 0, "open", 100, PARAMS, APP, True, [WORKER], pending_failure=pending)
     reason = next(r for r in e.reasons if r.code == "failure-pending")
-    assert "second worker" in reason.message and pending["worker"] in reason.message
-    none = explain_task(_job(), 0, "open", 100, PARAMS, {"flags": 0}, True, [WORKER],
-                        pending_failure={"worker": "0x" + "00" * 20, "reports": 0, "digest": b"\0" * 32})
+    assert "second worker" in reason.message and pending.worker in reason.message
+    none = explain_task(_job(), 0, "open", 100, PARAMS, APP, True, [WORKER],
+                        pending_failure=FailureView(worker="0x" + "00" * 20, reports=0, digest=b"\0" * 32))
     assert "failure-pending" not in {r.code for r in none.reasons}

@@ -63,19 +63,24 @@ def test_job_view_reads_bit_7_and_the_market_view_mirrors_bindings() -> None:
 
 def test_job_explain_names_the_class_a_homogeneous_task_is_bound_to() -> None:
     from oracle.client._explain import explain_task
-    from oracle.client._models import JobProgress, JobStatus
+    from oracle.client._models import AppInfo, JobProgress, JobStatus, WorkerInfo
+    from oracle.market import MarketParams
 
     status = JobStatus(job_id=1, requester="0x" + "22" * 20, app_id=1, dataset_id=0, num_tasks=1, replication=2,
                        reward=10**17, deadline=10_000, max_run_seconds=60, cores=1, memory_mb=0, gpus=0,
                        arch_mask=ARCH_HOMOGENEOUS, min_reputation=0, callback="0x" + "00" * 20, inputs_cid="bafy",
                        encryption_key="", escrow_left=0, posted_block=1, progress=JobProgress(total=1))
-    params = {"claimGrace": 60, "minStake": 10**18, "replicaStake": 10**18}
-    worker = {"address": "0x" + "11" * 20, "flags": 1, "cores": 8, "memoryMB": 16000, "gpus": 0, "archMask": 1,
-              "reputation": 5, "stake": 5 * 10**18, "locked": 0}
-    bound = explain_task(status, 0, "claimed", 100, params, {"flags": 0}, True, [worker], platform_class="amd64-a")
+    params = MarketParams(min_stake=10**18, claim_grace=60, commit_window=0, reveal_window=0, unstake_delay=0,
+                          callback_gas=0, replica_stake=10**18, fee_bps=0, max_replicas=0, max_slashes=0,
+                          abandon_bps=0)
+    app = AppInfo(app_id=1, owner="0x" + "44" * 20, image_ref="app", image_digest="sha256:" + "00" * 32,
+                  metadata_uri="", price=0, public=True, deprecated=False, deterministic_file="")
+    worker = WorkerInfo(address="0x" + "11" * 20, registered=True, banned=False, cores=8, memory_mb=16000, gpus=0,
+                        arch_mask=1, reputation=5, stake=5 * 10**18, locked=0, slashes=0)
+    bound = explain_task(status, 0, "claimed", 100, params, app, True, [worker], platform_class="amd64-a")
     assert any(r.code == "homogeneous" and "'amd64-a'" in r.message for r in bound.reasons)
-    unbound = explain_task(status, 0, "open", 100, params, {"flags": 0}, True, [worker], platform_class="")
+    unbound = explain_task(status, 0, "open", 100, params, app, True, [worker], platform_class="")
     assert any(r.code == "homogeneous" and "will bind" in r.message for r in unbound.reasons)
     assert unbound.workers_capable == 1  # bit 7 is no architecture: an amd64 worker fits
-    plain = explain_task(status, 0, "open", 100, params, {"flags": 0}, True, [worker])
+    plain = explain_task(status, 0, "open", 100, params, app, True, [worker])
     assert "homogeneous" not in {r.code for r in plain.reasons}
