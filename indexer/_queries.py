@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 from fastapi import HTTPException
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import JsonValue
 from sqlalchemy import Connection, Table, false, func, select
 from web3 import Web3
 
@@ -149,7 +150,7 @@ def _job_fault(conn: Connection, job_id: int) -> int:
     return int(row[0])
 
 
-def _js(v: Any) -> Any:
+def _js(v: JsonValue) -> JsonValue:
     """JSON-safe for JavaScript: integers beyond 2**53 become strings."""
     if isinstance(v, bool):
         return v

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 
 class Check(BaseModel):
@@ -12,7 +12,7 @@ class Check(BaseModel):
     subject: str = Field(description="what the check is about: a worker, a CID, the task")
     passed: bool | None = Field(description="None when the check could not run (see detail)")
     detail: str
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class Report(BaseModel):

@@ -5,9 +5,10 @@ Every route answers 503 when the indexer runs without a verifier (no chain or IP
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
+from pydantic import JsonValue
 
 from ._api import LIMIT, OFFSET, ApiState, IdPath, Page, get_state
 from ._audit_runs import AuditRunOut
@@ -18,17 +19,17 @@ State = Annotated[ApiState, Depends(get_state)]
 
 
 @router.get("/audit/tasks/{task_id}", responses={503: {}})
-def audit_task(task_id: IdPath, state: State) -> dict[str, Any]:
-    """Re-derive a task's outcome from public data (events, calldata, signatures, IPFS content)."""
-    report = state.audit_verifier().task(task_id).model_dump()
-    return _js(report)  # type: ignore[no-any-return]
+def audit_task(task_id: IdPath, state: State) -> JsonValue:
+    """Re-derive a task's outcome from public data (events, calldata, signatures, IPFS content): the verifier's
+    report (see indexer.Report), integers beyond 2**53 as strings."""
+    return _js(state.audit_verifier().task(task_id).model_dump())
 
 
 @router.get("/audit/jobs/{job_id}", responses={503: {}})
-def audit_job(job_id: IdPath, state: State) -> dict[str, Any]:
+def audit_job(job_id: IdPath, state: State) -> JsonValue:
     """Audit every claimed task of a job, answering when done (for a large job, start a run instead:
     ``POST /audit/jobs/{job_id}/runs``)."""
-    return _js(state.audit_verifier().job(job_id).model_dump())  # type: ignore[no-any-return]
+    return _js(state.audit_verifier().job(job_id).model_dump())
 
 
 @router.post("/audit/jobs/{job_id}/runs", status_code=202, response_model=AuditRunOut, responses={503: {}})
@@ -56,13 +57,13 @@ def audit_run(run_id: IdPath, state: State) -> AuditRunOut:
     return run.out()
 
 
-@router.get("/audit/runs/{run_id}/findings", response_model=Page[dict[str, Any]], responses={404: {}, 503: {}})
+@router.get("/audit/runs/{run_id}/findings", response_model=Page[JsonValue], responses={404: {}, 503: {}})
 def audit_findings(run_id: IdPath, state: State, failed: bool = False, limit: int = LIMIT, offset: int = OFFSET
-                   ) -> Page[dict[str, Any]]:
+                   ) -> Page[JsonValue]:
     """The task reports audited so far, in task order (``failed=true``: only those with a failed check)."""
     run = state.runs().get(run_id)
     if run is None:
         raise HTTPException(404, f"no audit run {run_id} (runs are kept in memory: the API may have restarted)")
     total, items = run.findings(failed_only=failed, limit=limit, offset=offset)
-    return Page[dict[str, Any]](items=[_js(r.model_dump()) for r in items], total=total, limit=limit,
-                                offset=offset)
+    return Page[JsonValue](items=[_js(r.model_dump()) for r in items], total=total, limit=limit,
+                            offset=offset)

@@ -56,6 +56,7 @@ from typing import Any, Literal, NamedTuple
 from eth_account import Account
 from eth_account.messages import SignableMessage
 from eth_utils.abi import event_abi_to_log_topic
+from pydantic import JsonValue
 from web3 import Web3
 
 from oracle import IpfsClient
@@ -451,7 +452,7 @@ class Verifier:
         task, once the block's other moves of that balance are set apart. No event states the refund: this reads
         the balance at that block and the one before (old blocks need an archive node)."""
         n, req = final.block_number, Web3.to_checksum_address(job.requester)
-        evidence: dict[str, Any] = {"unused": str(unused), "block": n, "requester": req}
+        evidence: dict[str, JsonValue] = {"unused": str(unused), "block": n, "requester": req}
         try:
             balance = self.market.contract.functions.balanceOf(req)
             delta = int(balance.call(block_identifier=n)) - int(balance.call(block_identifier=n - 1))
@@ -527,7 +528,7 @@ class Verifier:
         det = app.deterministic_file if app else ""
         step, unknown = self._steps.step(app)
         for cid in cids:
-            ev: dict[str, Any] = {"cid": cid, "digest": digest, "deterministic_file": det or None}
+            ev: dict[str, JsonValue] = {"cid": cid, "digest": digest, "deterministic_file": det or None}
             if self.ipfs is None:
                 out.append(Check(name="archive_digest", subject=cid, passed=None,
                                  detail="no IPFS API configured: content not checked", evidence=ev))

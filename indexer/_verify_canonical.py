@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pydantic import JsonValue
 
 from oracle.canonical import (
     REASON_PREFIX,
@@ -91,7 +93,7 @@ def digest_of_canonical(unpacked: Path, deterministic_file: str) -> str:
 
 
 def rerun_check(lookup: StepLookup, step: CanonicalizeStep, app: AppView, unpacked: Path, cid: str,
-                evidence: dict[str, Any]) -> Check:
+                evidence: dict[str, JsonValue]) -> Check:
     """``canonicalize``: the step run again on the published raw output agrees with the published result."""
     status = read_status(unpacked / "logs")
     ev = {**evidence, "command": step.command, "image": step.image or app.image_digest, "reason": status.reason}

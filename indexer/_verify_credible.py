@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any
+
+from pydantic import JsonValue
 
 from oracle import credibility as cr
 from oracle.events import DecodedEvent
@@ -200,7 +201,7 @@ class CredibleAudit:
         committing = following is not None and following.name == "ResultCommitted" \
             and following.key == (ev.block_number, ev.log_index + 1)
         dropped = any(e.name == "WorkerSlashed" and e.tx_hash == ev.tx_hash for e in before)
-        evidence: dict[str, Any] = {"reason": reason, "credibility_ppb": ppb, "target": target}
+        evidence: dict[str, JsonValue] = {"reason": reason, "credibility_ppb": ppb, "target": target}
         picked = True
         short = True
         if self.sealed and self.target == 1:  # revealRange sealed it: picked for a check, or not open alone
@@ -217,7 +218,7 @@ class CredibleAudit:
             moment, exp_reason = "last commit", cr.MoreReason.NOT_CREDIBLE
             verified = [self.ledger.at(r.worker, at) for r in sorted(self.live.values(), key=lambda r: r.slot)]
             exp_ppb = cr.all_agree_ppb(verified, self.terms.settings.fault_bps)
-            evidence["verified"] = verified
+            evidence["verified"] = list[JsonValue](verified)
         elif revealed or dropped or self.target != 1:  # reveal() or finalize(): the round settled below the bar
             moment, want = "settlement", self._verdict(revealed)
             exp_reason = cr.MoreReason.DISPUTE if want.dispute else cr.MoreReason.NOT_CREDIBLE
@@ -301,7 +302,7 @@ class CredibleAudit:
         self.status = "failed"
 
     def _group_evidence(self, revealed: list[tuple[_Replica, int]], verdict: cr.Verdict, final: str | None
-                        ) -> dict[str, Any]:
+                        ) -> dict[str, JsonValue]:
         s = self.terms.settings
         return {"replicas": [{"worker": r.worker, "slot": r.slot, "digest": r.digest, "verified": k}
                              for r, k in revealed],

@@ -56,7 +56,7 @@ from .archive import (
     sha256_file,
 )
 from .exceptions import TasknetError
-from .images import BUSYBOX_BASE, NOBODY_UID, ImageError, build_busybox_base
+from .images import BUSYBOX_BASE, NOBODY_UID, ImageError, build_busybox_base, confinement
 
 if TYPE_CHECKING:
     import docker
@@ -330,7 +330,7 @@ def run_confined(client: docker.DockerClient, image: str, command: list[str], in
     ``out_dir``), and a wall-clock kill. Everything is removed afterwards. For auditors (the verifier): a worker
     runs its steps through its own sandbox, which pools the holders."""
     import docker.errors
-    from docker.types import Mount, Ulimit
+    from docker.types import Mount
 
     holder_image = build_busybox_base(client, tag=BUSYBOX_BASE)
     for p in [in_dir, *in_dir.rglob("*")]:
@@ -338,9 +338,7 @@ def run_confined(client: docker.DockerClient, image: str, command: list[str], in
             p.chmod(p.stat().st_mode | (0o555 if p.is_dir() else 0o444))
     name = f"tasknet-audit-{uuid.uuid4().hex[:12]}"
     user = f"{NOBODY_UID}:{NOBODY_UID}"
-    confined: dict[str, Any] = {"network_mode": "none", "read_only": True, "cap_drop": ["ALL"],
-                                "security_opt": ["no-new-privileges"], "user": user, "ipc_mode": "private",
-                                "ulimits": [Ulimit(name="core", soft=0, hard=0)], "labels": {"tasknet.audit": name}}
+    confined = confinement(user, {"tasknet.audit": name})
     volume = holder = app = None
     try:
         volume = client.volumes.create(name=name, driver="local", labels={"tasknet.audit": name}, driver_opts={

@@ -34,7 +34,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._log import get_logger
 from .exceptions import IntegrityError, TasknetError
@@ -68,6 +68,20 @@ class ImageDigestMismatch(ImageError, IntegrityError):
 
 
 # -- lookup --------------------------------------------------------------------------------------
+def confinement(user: str, labels: dict[str, str], *, keep_logs: bool = True, hostname: str | None = None
+                ) -> dict[str, Any]:
+    """The docker-py ``containers.create`` keywords every confined container gets (the Docker API's edge): no
+    network, a read-only root, every capability dropped, no new privileges, ``user``, a private IPC namespace, no
+    core dumps, ``labels``; with ``keep_logs`` off, no log driver either (the worker's tasks write their logs to
+    the output volume); ``hostname`` when given (Docker refuses one beside another container's network). The worker's sandbox and the auditors' :func:`oracle.canonical.run_confined` share it."""
+    from docker.types import LogConfig, Ulimit
+
+    return {"network_mode": "none", "read_only": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "user": user, "ipc_mode": "private", "ulimits": [Ulimit(name="core", soft=0, hard=0)], "labels": labels,
+            **({} if keep_logs else {"log_config": LogConfig(type="none")}),
+            **({} if hostname is None else {"hostname": hostname})}
+
+
 def image_exists(client: docker.DockerClient, ref: str) -> bool:
     import docker.errors
 

@@ -13,7 +13,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from ._artifacts import AbiList, abi
-from .protocol import ARCH_HOMOGENEOUS, split_task_id
+from .protocol import ARCH_HOMOGENEOUS, JobId, split_task_id
 
 
 class ChainClock:
@@ -52,7 +52,7 @@ class ChainClock:
 class JobView(BaseModel):
     """A job as workers and requesters need it: the posted parameters plus where it stands."""
 
-    job_id: int
+    job_id: JobId
     requester: str
     app_id: int
     dataset_id: int
@@ -305,25 +305,6 @@ class Market:
     def market_params(self) -> MarketParams:
         return MarketParams.model_validate(_struct(self.contract, "params"))
 
-    # -- the same structs by their ABI names, for callers not moved to the typed reads yet -----------
-    def job(self, job_id: int) -> dict[str, Any]:
-        return _struct(self.contract, "getJob", job_id)
-
-    def task(self, tid: int) -> dict[str, Any]:
-        return _struct(self.contract, "getTask", tid)
-
-    def replica(self, tid: int, index: int) -> dict[str, Any]:
-        return _struct(self.contract, "getReplica", tid, index)
-
-    def lease(self, start_tid: int) -> dict[str, Any]:
-        return _struct(self.contract, "getLease", start_tid)
-
-    def worker(self, address: str) -> dict[str, Any]:
-        return _struct(self.contract, "getWorker", Web3.to_checksum_address(address))
-
-    def params(self) -> dict[str, Any]:
-        return _struct(self.contract, "params")
-
     def chain_time(self) -> int:
         """The timestamp the next block will carry, as well as it can be known (see :class:`ChainClock`): the
         latest block's, or the chain's clock estimated from the blocks seen appear when that is later (an idle
@@ -339,7 +320,7 @@ class Market:
         return int(self.contract.functions.balanceOf(Web3.to_checksum_address(address)).call())
 
     @staticmethod
-    def job_of(tid: int) -> int:
+    def job_of(tid: int) -> JobId:
         return split_task_id(tid)[0]
 
 

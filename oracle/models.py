@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from .protocol import JobId
+
 CID_RE = re.compile(r"^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{58,})$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 SAFE_PATH_RE = re.compile(r"^(?!/)(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._/-]{1,200}$")
@@ -134,7 +136,7 @@ class AppMetadata(BaseModel):
 class ResultManifest(BaseModel):
     """Stored inside each result archive as ``tasknet-result.json``."""
 
-    job_id: int
+    job_id: JobId
     task_index: int
     worker: str
     exit_code: int

@@ -51,6 +51,7 @@ from _bench_rows import (
 )
 from bench_worker import _cpu_of, spread  # scripts/ is on sys.path: this script runs from there
 from eth_account.signers.local import LocalAccount
+from pydantic import JsonValue
 from web3.types import RPCEndpoint
 
 from oracle import IpfsClient, connect, deploy_all, dev_accounts
@@ -143,13 +144,13 @@ def write_old_journal(path: Path, records: int, market: str, next_block: int, jo
     t0 = time.time() - 25 * 24 * 3600
     step_s = (25 - 1) * 24 * 3600 / max(records, 1)
     rows, history = [], []
-    views: dict[str, Any] = {}
+    views: dict[str, JsonValue] = {}
     for n in range(records):
         job_id, index = 1000 + n // per_job, n % per_job
         key = f"{job_id}:{index}"
         at = t0 + n * step_s
-        job_doc: dict[str, Any] = {**job.model_dump(mode="json"), "job_id": job_id, "num_tasks": per_job}
-        data: dict[str, Any] = {"job": job_doc,
+        job_doc: dict[str, JsonValue] = {**job.model_dump(mode="json"), "job_id": job_id, "num_tasks": per_job}
+        data: dict[str, JsonValue] = {"job": job_doc,
                 "app": app.model_dump(mode="json"), "dataset": None, "claim_block": 100 + n,
                 "claim_tx": "0x" + f"{n:064x}", "expiry": int(at) + 600, "digest": "0x" + f"{n:064x}",
                 "cid": f"bafkrei{n:052d}", "run_seconds": 0.1, "tx": "0x" + f"{n + 1:064x}", "gas": 120_000,

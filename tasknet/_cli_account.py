@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
@@ -168,7 +167,7 @@ Example:
 def account_keys(as_json: bool) -> None:
     from oracle.settings import keys_dir
 
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, str]] = []
     for path in sorted(keys_dir().glob("*.json")) if keys_dir().is_dir() else []:
         try:
             address = "0x" + str(json.loads(path.read_text()).get("address", "")).removeprefix("0x")

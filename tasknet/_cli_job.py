@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import JsonValue
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -316,7 +317,7 @@ def job_status(client: Client, job_id: int, show_tasks: bool, state: str | None,
     rows = client.jobs.task_page(job_id, state=state, page=page, per_page=per_page) \
         if show_tasks or state is not None else None
     if as_json:
-        doc: dict[str, Any] = {"job": summary.model_dump(mode="json") | {"progress": round(summary.progress, 4)}}
+        doc: dict[str, JsonValue] = {"job": summary.model_dump(mode="json") | {"progress": round(summary.progress, 4)}}
         if rows is not None:
             doc["tasks"] = [t.model_dump(mode="json") for t in rows.items]
             doc["page"] = rows.model_dump(mode="json", exclude={"items"})

@@ -31,6 +31,8 @@ from typing import Any, NotRequired
 from pydantic import BaseModel, ConfigDict, TypeAdapter, with_config
 from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
+from oracle.protocol import JobId
+
 
 class Step(enum.IntEnum):
     CLAIMED = 10
@@ -131,7 +133,7 @@ _TASK_DATA = TypeAdapter(TaskData)
 
 class TaskRecord(BaseModel):
     task_key: str            # "jobId:index"
-    job_id: int
+    job_id: JobId
     task_index: int
     step: Step
     data: TaskData

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
+from pydantic import JsonValue
 
 from oracle import get_logger
 from oracle.exceptions import TasknetError
@@ -32,7 +33,7 @@ class RelayClient:
         self.domain = domain
         self.http = httpx.Client(timeout=timeout)
 
-    def _post(self, kind: str, body: dict[str, Any]) -> int:
+    def _post(self, kind: str, body: dict[str, JsonValue]) -> int:
         try:
             r = self.http.post(f"{self.url}/v1/{kind}", json=body)
         except httpx.HTTPError as exc:

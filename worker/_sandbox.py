@@ -89,6 +89,7 @@ from oracle.images import (
     ImageError,
     build_busybox_base,
     check_image_pin,
+    confinement,
 )
 
 from ._gpus import device_requests, is_gpu_start_error
@@ -514,7 +515,8 @@ class Sandbox:
                 holder_image, ["sh", "-c", _HOLDER_SCRIPT], name=name, stdin_open=True,
                 mounts=[Mount("/out", volume.name, type="volume", no_copy=True)],
                 pids_limit=16, mem_limit=32 * MiB, memswap_limit=32 * MiB, nano_cpus=1_000_000_000,
-                shm_size=_PAGE * 16, **self._confinement(labels)), "create the output holder")
+                shm_size=_PAGE * 16, **confinement(self.user, labels, keep_logs=False, hostname="tasknet")),
+                "create the output holder")
             slot.sock = self._api(lambda: self.client.api.attach_socket(
                 slot.holder.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}),
                 "attach to the output holder")
@@ -547,16 +549,6 @@ class Sandbox:
             return False
         return bool(container.status == "running")
 
-    def _confinement(self, labels: dict[str, str]) -> dict[str, Any]:
-        from docker.types import LogConfig, Ulimit
-
-        return {
-            "network_mode": "none", "read_only": True, "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"], "user": self.user, "labels": labels,
-            "ulimits": [Ulimit(name="core", soft=0, hard=0)], "log_config": LogConfig(type="none"),
-            "hostname": "tasknet", "ipc_mode": "private",
-        }
-
     def _create_app(self, image_id: str, slot: _Slot, spec: RunSpec, labels: dict[str, str],
                     run_id: str) -> Container:
         from docker.types import Mount
@@ -569,11 +561,10 @@ class Sandbox:
         if spec.checkpoint_dir is not None:
             mounts.append(Mount("/checkpoint", str(spec.checkpoint_dir.resolve()), type="bind"))
             env["TASKNET_CHECKPOINT_DIR"] = "/checkpoint"
-        conf = self._confinement({**labels, "tasknet.role": "app"})
+        conf = confinement(self.user, {**labels, "tasknet.role": "app"}, keep_logs=False)
         # the holder's namespace: only lo, nothing listening (and its hostname: Docker refuses to set another)
         assert slot.holder is not None  # a slot in use has its holder
         conf["network_mode"] = f"container:{slot.holder.id}"
-        del conf["hostname"]
         if spec.gpus:  # exactly the task's devices; a task that asks for none gets no device request at all
             conf["device_requests"] = device_requests(spec.gpus)
         return self._api(lambda: self.client.containers.create(

@@ -5,7 +5,7 @@ folder lives on storage every node mounts (``slurm.shared_dir``): the pipeline f
 :meth:`SlurmExecutor.run` submits one batch job (``sbatch``) whose script, on the allocated node, runs the same
 confined container as :class:`worker.Sandbox` with the node's own Docker engine and its command-line client:
 
-- the same confinement and limits (``docker create`` with the flags of ``Sandbox._confinement`` and
+- the same confinement and limits (``docker create`` with the flags of ``oracle.images.confinement`` and
   ``Sandbox._create_app``: no network but ``lo``, read-only root, all capabilities dropped, no-new-privileges,
   the unprivileged sandbox user, pids/memory/CPU limits, a private size-capped ``/tmp``, no core dumps);
 - the same size-capped output: a tmpfs volume kept mounted by a holder container (busybox) whose ``tar`` writes
@@ -708,7 +708,7 @@ def _last(text: str) -> str:
 
 # -- the job script ---------------------------------------------------------------------------------
 def confinement_flags(user: str, labels: dict[str, str]) -> list[str]:
-    """``Sandbox._confinement`` as ``docker create`` flags (the network and hostname are the caller's)."""
+    """``oracle.images.confinement`` as ``docker create`` flags (the network and hostname are the caller's)."""
     flags = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", user,
              "--ulimit", "core=0:0", "--log-driver", "none", "--ipc", "private"]
     for key, value in labels.items():

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ..exceptions import InvalidJobSpec
 from ..market import JobView
 from ..pinning import PinStatus
-from ..protocol import ARCH_386, ARCH_AMD64, ARCH_ARM, ARCH_ARM64, ARCH_RISCV64
+from ..protocol import ARCH_386, ARCH_AMD64, ARCH_ARM, ARCH_ARM64, ARCH_RISCV64, JobId, TaskId
 
 TOKEN_DECIMALS = 18
 ARCH_NAMES = {"amd64": ARCH_AMD64, "arm64": ARCH_ARM64, "riscv64": ARCH_RISCV64, "386": ARCH_386, "arm": ARCH_ARM}
@@ -232,7 +232,7 @@ class JobSpec(BaseModel):
 
 
 class SubmittedJob(BaseModel):
-    job_id: int
+    job_id: JobId
     num_tasks: int
     inputs_cid: str
     escrow: int
@@ -265,7 +265,7 @@ class JobEvent(BaseModel):
     """One decoded marketplace event of a job, with the job's progress after it."""
 
     name: str
-    job_id: int
+    job_id: JobId
     task_index: int | None = None
     worker: str | None = None
     block_number: int
@@ -306,7 +306,7 @@ class JobSummary(BaseModel):
     ``running`` and ``claimed`` are known from an indexer only (None from the chain). Tasks whose app failed have a
     result (``finalized``); ``tasknet result get`` reads their status."""
 
-    job_id: int
+    job_id: JobId
     source: Literal["chain", "indexer"]
     requester: str
     app_id: int
@@ -334,7 +334,7 @@ class JobSummary(BaseModel):
 class TaskPage(BaseModel):
     """One page of a job's per-task rows."""
 
-    job_id: int
+    job_id: JobId
     source: Literal["chain", "indexer"]
     state: str | None = Field(description="the state the rows were filtered on, or None for every task")
     page: int
@@ -349,7 +349,7 @@ class TaskResult(BaseModel):
     output the worker refused...): a failed run is still a verified, agreed result, but not a success."""
 
     index: int
-    task_id: int
+    task_id: TaskId
     digest: str  # 64 hex
     cid: str
     verified: bool
@@ -385,7 +385,7 @@ class Reason(BaseModel):
 
 
 class Explanation(BaseModel):
-    job_id: int
+    job_id: JobId
     task_index: int | None
     state: str
     summary: str

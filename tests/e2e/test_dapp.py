@@ -294,7 +294,7 @@ def test_requests_that_end_without_a_result_are_shown_failed_and_refunded_from_t
     worker_a, worker_b = (w3.eth.account.from_key(info.account(r).private_key) for r in ("worker-2", "worker-3"))
     for w in (worker_a, worker_b):
         helpers.enroll(w3, market, w)
-    cap = market.params()["maxReplicas"]
+    cap = market.market_params().max_replicas
 
     def balance_is(wei: int) -> None:
         expect(page.locator("#balance")).to_have_text(f"{_tokens(wei)} {symbol}", timeout=15_000)

@@ -79,10 +79,10 @@ def test_r1_and_r2_jobs_with_callbacks_run_on_geth(geth: Any, geth_market: Marke
     credible = _post(geth, market, ipfs, acc[1], app_id, tasks=2, replication=3, callback="0x" + "00" * 20,
                      credibility=(990_000_000, 1000, 1000))
     with running(*workers):
-        wait_for(lambda: market.job(bag)["finished"] == 6 and market.job(pair)["finished"] == 2
-                 and market.job(credible)["settled"] == 2, timeout=300,
+        wait_for(lambda: market.job_record(bag).finished == 6 and market.job_record(pair).finished == 2
+                 and market.job_record(credible).settled == 2, timeout=300,
                  what="the R = 1 bag, the R = 2 job and the credibility job on geth")
-    assert market.job(credible)["finished"] == 2
+    assert market.job_record(credible).finished == 2
     consumer_c = w3.eth.contract(address=consumer, abi=[{
         "type": "function", "name": "delivered", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
         "stateMutability": "view"}])
@@ -92,8 +92,8 @@ def test_r1_and_r2_jobs_with_callbacks_run_on_geth(geth: Any, geth_market: Marke
               if r["status"] != 1]
     assert receipts and not failed, f"reverted worker transactions on geth: {failed}"
     for w in workers:
-        me = market.worker(w.account.address)
-        assert (me["slashes"], me["locked"], me["stake"]) == (0, 0, 5 * ETHER)
+        me = market.worker_record(w.account.address)
+        assert (me.slashes, me.locked, me.stake) == (0, 0, 5 * ETHER)
 
     # the indexer mirrors geth's chain, and the auditor's verifier passes on both jobs
     engine = make_engine(f"sqlite:///{tmp_path / 'ix.db'}")

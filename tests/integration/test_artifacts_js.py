@@ -51,7 +51,7 @@ def test_truffle_links_the_libraries_and_deploys_the_marketplace_from_the_shippe
     assert_linked(w3, out["marketplace"], out["libraries"])
     market = Market(w3, out["marketplace"])
     assert market.contract.functions.owner().call() == out["owner"] == accounts[0].address
-    assert market.params()["minStake"] == Web3.to_wei(1, "ether")  # the constructor's AccountLogic.setParams ran
+    assert market.market_params().min_stake == Web3.to_wei(1, "ether")  # the constructor's AccountLogic.setParams ran
     assert market.contract.functions.token().call() == out["token"]
 
 

@@ -63,13 +63,13 @@ def test_monte_carlo_replicas_agree_through_canonicalisation_at_r3(anvil, w3, ac
     workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / a.address), docker_client=docker_client)
                for a in trio]
     with running(*workers):
-        wait_for(lambda: market.job(job_id)["finished"] == 2, timeout=240, what="2 finalized tasks")
+        wait_for(lambda: market.job_record(job_id).finished == 2, timeout=240, what="2 finalized tasks")
     finals = [e for e in market.contract.events.TaskFinalized().get_logs(from_block=0)
               if e["args"]["taskId"] >> 32 == job_id]
     assert len(finals) == 2 and all(e["args"]["winners"] == 3 for e in finals)
     for a in trio:
-        info = market.worker(a.address)
-        assert info["slashes"] == 0 and info["locked"] == 0
+        info = market.worker_record(a.address)
+        assert info.slashes == 0 and info.locked == 0
     for index, replicas in _revealed(market, job_id).items():
         assert len(replicas) == 3 and len({d for _, d, _ in replicas}) == 1
         raws, plain = [], []
@@ -127,7 +127,7 @@ def test_a_bad_canonicalise_step_ends_in_an_agreed_failure_result_not_a_slash(
     workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / a.address, output_cap_mb=1),
                       docker_client=docker_client) for a in pair]
     with running(*workers):
-        wait_for(lambda: all(market.job(j)["finished"] == 1 for j in jobs.values()), timeout=180,
+        wait_for(lambda: all(market.job_record(j).finished == 1 for j in jobs.values()), timeout=180,
                  what="the three jobs settled")
     for name, job_id in jobs.items():
         replicas = _revealed(market, job_id)[0]
@@ -142,7 +142,7 @@ def test_a_bad_canonicalise_step_ends_in_an_agreed_failure_result_not_a_slash(
         assert final and final[0]["args"]["winners"] == 2
     assert "broken step" in (tmp_path / "u-fails" / "raw" / "logs" / "canonicalize-stderr.txt").read_text()
     for a in pair:
-        assert market.worker(a.address)["slashes"] == 0
+        assert market.worker_record(a.address).slashes == 0
 
 
 def test_the_verifier_reruns_the_step_on_the_raw_output(anvil, w3, accounts, market, ipfs, docker_client,
@@ -158,7 +158,7 @@ def test_the_verifier_reruns_the_step_on_the_raw_output(anvil, w3, accounts, mar
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, doc={"tasks": [{"args": ["300"]}]})
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
     with running(worker):
-        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task finished")
+        wait_for(lambda: market.job_record(job_id).finished == 1, what="the task finished")
     verifier = Verifier(w3, market.address, ipfs, docker_client=docker_client)
     report = verifier.task(task_id(job_id, 0))
     checks = {c.name: c for c in report.checks}
@@ -219,7 +219,7 @@ def test_a_step_in_a_second_image_pinned_by_digest_and_malformed_labels(anvil, w
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
     reported = market.contract.events.FailureReported()
     with running(worker):
-        wait_for(lambda: market.job(good)["finished"] == 1, what="the good task finished")
+        wait_for(lambda: market.job_record(good).finished == 1, what="the good task finished")
         wait_for(lambda: any(e["args"]["taskId"] == task_id(bad, 0) for e in reported.get_logs(from_block=0)),
                  what="the malformed one reported as failed")
     cid = next(e["args"]["resultCID"] for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
@@ -233,4 +233,4 @@ def test_a_step_in_a_second_image_pinned_by_digest_and_malformed_labels(anvil, w
                    if e["args"]["taskId"] == task_id(bad, 0))
     status = (_unpack(ipfs, bad_cid, tmp_path / "bad") / "logs" / "status.txt").read_text()
     assert "reason: input-error" in status and "CanonicalizeInvalid" in status and "JSON array" in status
-    assert market.worker(accounts[4].address)["slashes"] == 0
+    assert market.worker_record(accounts[4].address).slashes == 0

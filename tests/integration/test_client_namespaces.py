@@ -28,7 +28,7 @@ def test_workers_get_and_list_read_the_records_the_chain_holds(devnet_file: Path
         assert isinstance(w, WorkerInfo) and w.address == worker.address
         assert w.registered and not w.banned and w.stake == before.stake + 3 * E18 and w.locked == 0
         assert (w.cores, w.memory_mb, w.slashes) == (6, 12000, 0)
-        assert w.reputation == int(c.market.worker(worker.address)["reputation"])
+        assert w.reputation == int(c.market.worker_record(worker.address).reputation)
         assert worker.address in {x.address for x in c.workers.list()}
         assert c.workers.list() == sorted(c.workers.list(), key=lambda x: x.address)
         stranger = c.workers.get("0x" + "ab" * 20)  # never registered: a zero record

@@ -46,10 +46,10 @@ def test_workers_run_a_credibility_job_and_a_liar_gains_nothing(anvil, w3, accou
     workers.append(Worker(settings(anvil, ipfs, market, liar, tmp_path / "liar", fault="wrong-result"),
                           docker_client=docker_client))
     with running(*workers):
-        wait_for(lambda: market.job(job_id)["settled"] == 6, timeout=400, what="6 settled tasks")
-    job = market.job(job_id)
+        wait_for(lambda: market.job_record(job_id).settled == 6, timeout=400, what="6 settled tasks")
+    job = market.job_record(job_id)
     finals = {e["args"]["taskId"]: e["args"] for e in market.contract.events.TaskFinalized().get_logs(from_block=0)}
-    assert job["finished"] == 6, f"{6 - job['finished']} task(s) failed"
+    assert job.finished == 6, f"{6 - job.finished} task(s) failed"
     reveals = market.contract.events.ResultRevealed().get_logs(from_block=0)
     by_liar = [e["args"] for e in reveals if e["args"]["worker"] == liar.address]
     for r in by_liar:  # the liar's digest never won
@@ -58,9 +58,9 @@ def test_workers_run_a_credibility_job_and_a_liar_gains_nothing(anvil, w3, accou
                       if e["args"]["worker"] != liar.address}
     assert all((tid, f["resultDigest"]) in honest_digests for tid, f in finals.items())
     for a in honest:
-        info = market.worker(a.address)
-        assert info["slashes"] == 0 and info["locked"] == 0
-    assert market.worker(liar.address)["slashes"] == len(by_liar)
+        info = market.worker_record(a.address)
+        assert info.slashes == 0 and info.locked == 0
+    assert market.worker_record(liar.address).slashes == len(by_liar)
     used = Counter(e["args"]["taskId"] for e in reveals)
     disputed = {r["taskId"] for r in by_liar}
     # new workers need three agreeing replicas (fewer once they hold verified results); a dispute needs four
@@ -68,7 +68,7 @@ def test_workers_run_a_credibility_job_and_a_liar_gains_nothing(anvil, w3, accou
     assert all(used[tid] <= 3 for tid in finals if tid not in disputed)
     assert all(used[tid] == 5 for tid in disputed)
     assert market.contract.functions.jobEscrow(job_id).call() == 0
-    assert all(market.worker(a.address)["verified"] >= 1 for a in honest)
+    assert all(market.worker_record(a.address).verified >= 1 for a in honest)
     # the auditor's verifier re-derives every outcome from public data (replayed verified counts, each ReplicaWanted,
     # the accepted groups, the slashes, the refunds, the archives on IPFS)
     report = Verifier(w3, market.address, ipfs).job(job_id)
@@ -95,12 +95,12 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
                               batching={"hold_s": 600.0, "hold_claim_fraction": 0.5}), docker_client=docker_client)
                for i, a in enumerate(pair)]
     with running(*workers):
-        wait_for(lambda: market.job(warm)["finished"] == 10, timeout=200, what="the warm-up job")
-        assert [market.worker(a.address)["verified"] for a in pair] == [10, 10]
+        wait_for(lambda: market.job_record(warm).finished == 10, timeout=200, what="the warm-up job")
+        assert [market.worker_record(a.address).verified for a in pair] == [10, 10]
         alone = post_credible(w3, market, accounts[1], ipfs, app_id, tasks=6, cap=4, spot_bps=0)
-        wait_for(lambda: market.job(alone)["finished"] == 6, timeout=200, what="the credibility job")
+        wait_for(lambda: market.job_record(alone).finished == 6, timeout=200, what="the credibility job")
         checked = post_credible(w3, market, accounts[1], ipfs, app_id, tasks=3, cap=4, spot_bps=10_000)
-        wait_for(lambda: market.job(checked)["finished"] == 3, timeout=200, what="the spot-checked job")
+        wait_for(lambda: market.job_record(checked).finished == 3, timeout=200, what="the spot-checked job")
     finals = {e["args"]["taskId"]: e["args"] for e in market.contract.events.TaskFinalized().get_logs(from_block=0)}
     # credible alone, each daemon leases tasks several at a time: one commitment and one reveal per lease, each task
     # final at its reveal (no per-task claim, commit or reveal)
@@ -116,8 +116,8 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
     assert all(finals[(checked << 32) | i]["winners"] == 2 for i in range(3))
     wanted = [e["args"] for e in market.contract.events.ReplicaWanted().get_logs(from_block=0)]
     assert sorted((w["taskId"], w["reason"]) for w in wanted) == [((checked << 32) | i, 1) for i in range(3)]
-    assert [market.worker(a.address)["verified"] for a in pair] == [13, 13]  # the checks verified both
-    assert all(market.worker(a.address)["slashes"] == 0 for a in pair)
+    assert [market.worker_record(a.address).verified for a in pair] == [13, 13]  # the checks verified both
+    assert all(market.worker_record(a.address).slashes == 0 for a in pair)
     reports = {}
     for job in (warm, alone, checked):  # the spot checks the daemons ran, verified from public data alone
         reports[job] = report = Verifier(w3, market.address, ipfs).job(job)

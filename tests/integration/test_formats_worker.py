@@ -217,7 +217,7 @@ def test_digests_on_chain_match_node_rebuilds_of_what_workers_published(anvil, w
     workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}"), docker_client=docker_client)
                for i, a in enumerate((accounts[4], accounts[5]))]
     with running(*workers):
-        wait_for(lambda: market.job(job_id)["finished"] == 2, timeout=240, what="a result and a confirmed failure")
+        wait_for(lambda: market.job_record(job_id).finished == 2, timeout=240, what="a result and a confirmed failure")
     events = market.contract.events
     (result,) = events.ResultSubmitted().get_logs(from_block=0)
     (confirmed,) = events.FailureConfirmed().get_logs(from_block=0)

@@ -105,10 +105,10 @@ def test_a_worker_without_the_runtime_never_claims_a_gpu_job_but_claims_the_cpu_
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
     assert worker.caps.gpus == 0 and "2 GPU(s) found, none lent" in worker.caps.gpu_note
     with running(worker):
-        wait_for(lambda: market.job(cpu_job)["finished"] == 2, what="the CPU job's 2 tasks")
+        wait_for(lambda: market.job_record(cpu_job).finished == 2, what="the CPU job's 2 tasks")
         time.sleep(2.0)  # a few more rounds of claims with the GPU job still open
-    assert market.worker(accounts[4].address)["gpus"] == 0
-    assert claims_of(market, gpu_job) == [] and market.job(gpu_job)["finished"] == 0
+    assert market.worker_record(accounts[4].address).gpus == 0
+    assert claims_of(market, gpu_job) == [] and market.job_record(gpu_job).finished == 0
     assert len(claims_of(market, cpu_job)) >= 1
     # 'tasknet worker status' says what is advertised, and why no GPU is lent
     config = tmp_path / "worker.json"
@@ -148,8 +148,8 @@ def test_a_gpu_job_whose_gpu_disappeared_is_given_back_not_failed(
     with running(worker):
         wait_for(lambda: len(abandoned.get_logs(from_block=0, argument_filters={"worker": accounts[5].address})) == 1,
                  what="the GPU task's claim given back")
-        wait_for(lambda: market.worker(accounts[5].address)["gpus"] == 0, what="the worker advertising 0 GPUs")
-        wait_for(lambda: market.job(cpu_job)["finished"] == 1, what="the CPU task")
+        wait_for(lambda: market.worker_record(accounts[5].address).gpus == 0, what="the worker advertising 0 GPUs")
+        wait_for(lambda: market.job_record(cpu_job).finished == 1, what="the CPU task")
         time.sleep(1.0)
     claimed = sum(int(e["args"].get("count", 1)) for e in claims_of(market, gpu_job))
     assert claimed == 1  # one GPU: never two GPU tasks at once
@@ -157,7 +157,7 @@ def test_a_gpu_job_whose_gpu_disappeared_is_given_back_not_failed(
     assert back.step is Step.ABANDONED
     assert "could not give the task its GPUs ['0']" in back.data["reason"]
     assert not market.contract.events.FailureReported().get_logs(from_block=0)
-    assert market.worker(accounts[5].address)["slashes"] == 0
+    assert market.worker_record(accounts[5].address).slashes == 0
     assert worker.gpus.total == 0 and worker.gpus.assignments() == {}
 
 
@@ -173,7 +173,7 @@ def test_a_gpu_job_runs_with_exactly_its_gpu_where_a_gpu_and_the_runtime_exist(
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, gpus=1)
     worker = Worker(settings(anvil, ipfs, market, accounts[6], tmp_path / "w"), docker_client=docker_client)
     with running(worker):
-        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the GPU task")
+        wait_for(lambda: market.job_record(job_id).finished == 1, what="the GPU task")
     from oracle.archive import unpack_result
     (sub,) = [e for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
               if e["args"]["taskId"] == task_id(job_id, 0)]

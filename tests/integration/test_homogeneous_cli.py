@@ -21,7 +21,7 @@ def test_submit_homogeneous_sets_bit_7_and_explain_names_it(devnet_file: Path, a
     c = client(devnet_file, fund=10 * E18)
     job = as_json("job", "submit", "--app", app_id, "--count", "2", "--arg", "{index}", "--reward", "1",
                   "--replication", "2", "--arch", "amd64", "--homogeneous")["job_id"]
-    assert int(c.market.job(job)["archMask"]) == ARCH_HOMOGENEOUS | ARCH_AMD64
+    assert int(c.market.job_record(job).arch_mask) == ARCH_HOMOGENEOUS | ARCH_AMD64
     reasons = {r["code"]: r for r in as_json("job", "explain", str(job))["reasons"]}
     assert "will bind" in reasons["homogeneous"]["message"]
     nonce = c.w3.eth.get_transaction_count(c.address)

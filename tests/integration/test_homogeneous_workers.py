@@ -46,7 +46,7 @@ def test_mixed_classes_keep_each_tasks_replicas_on_one_class(anvil, w3, accounts
     workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", platform_class=cls),
                       docker_client=docker_client) for i, (a, cls) in enumerate(population.items())]
     with running(*workers):
-        wait_for(lambda: all(market.job(j)["settled"] == market.job(j)["numTasks"] for j in (fixed, credible)),
+        wait_for(lambda: all(market.job_record(j).settled == market.job_record(j).num_tasks for j in (fixed, credible)),
                  timeout=400, what="both jobs settled")
     c = market.contract
     for a, cls in population.items():  # each daemon registered the class it was given
@@ -62,11 +62,11 @@ def test_mixed_classes_keep_each_tasks_replicas_on_one_class(anvil, w3, accounts
         assert seen == {bound[tid]}, f"task {tid:#x}: replicas from {seen}, bound to {bound[tid]}"
         assert platform_class_name(c.functions.taskPlatformClass(tid).call()) == bound[tid]
     for j in (fixed, credible):
-        assert market.job(j)["finished"] == market.job(j)["numTasks"]
+        assert market.job_record(j).finished == market.job_record(j).num_tasks
         assert c.functions.jobEscrow(j).call() == 0
     for a in population:
-        info = market.worker(a.address)
-        assert info["slashes"] == 0 and info["locked"] == 0, (population[a], info)
+        info = market.worker_record(a.address)
+        assert info.slashes == 0 and info.locked == 0, (population[a], info)
     assert not c.events.WorkerSlashed().get_logs(from_block=0)
     # the indexer mirrors each worker's class and each task's binding
     engine = make_engine(str(tmp_path / "mirror.db"))

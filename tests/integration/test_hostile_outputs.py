@@ -325,11 +325,11 @@ def test_an_honest_worker_survives_hostile_outputs_with_its_stake_intact(anvil, 
     workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}"), docker_client=docker_client)
                for i, a in enumerate(pair)]
     with running(*workers):
-        wait_for(lambda: market.job(job)["finished"] == len(kinds) and market.job(det_job)["finished"] == 1,
+        wait_for(lambda: market.job_record(job).finished == len(kinds) and market.job_record(det_job).finished == 1,
                  timeout=240, what="every hostile task settled")
     for a in pair:
-        info = market.worker(a.address)
-        assert (info["stake"], info["locked"], info["slashes"]) == (5 * ETHER, 0, 0)
+        info = market.worker_record(a.address)
+        assert (info.stake, info.locked, info.slashes) == (5 * ETHER, 0, 0)
     # every task's reward went to the two honest workers (a confirmed failure's is split between them)
     assert sum(market.balance(a.address) for a in pair) == 10 * ETHER + (len(kinds) + 1) * ETHER // 10
     assert len(market.contract.events.FailureConfirmed().get_logs(from_block=0)) == len(kinds)  # all but "link"

@@ -84,9 +84,9 @@ def test_an_isolated_worker_gives_its_claim_back_and_a_connected_one_finishes(
                      what="the isolated worker to give its claim back")
             connected = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "net"), docker_client=docker_client)
             with running(connected):
-                wait_for(lambda: market.job(job)["finished"] == 1, what="the connected worker to finish it")
-        iso = market.worker(accounts[4].address)
-        assert (iso["slashes"], iso["locked"], iso["stake"]) == (0, 0, 5 * ETHER - ETHER // 10)
+                wait_for(lambda: market.job_record(job).finished == 1, what="the connected worker to finish it")
+        iso = market.worker_record(accounts[4].address)
+        assert (iso.slashes, iso.locked, iso.stake) == (0, 0, 5 * ETHER - ETHER // 10)
         done = market.contract.events.ResultSubmitted().get_logs(from_block=0)
         assert [e["args"]["worker"] for e in done if e["args"]["taskId"] == task_id(job, 0)] == [accounts[5].address]
         rec = isolated.journal.get(job, 0)

@@ -74,7 +74,7 @@ def test_a_two_gib_dataset_runs_where_the_caps_allow_it_and_is_never_claimed_els
                             input_stall_s=60.0), docker_client=docker_client)
     assert small.s.max_input_mb == 1024  # the default cap: 2 GiB is over it
     with running(small, large):
-        wait_for(lambda: market.job(job_id)["finished"] == 1, timeout=540, what="the 2 GiB task finished")
+        wait_for(lambda: market.job_record(job_id).finished == 1, timeout=540, what="the 2 GiB task finished")
 
     claims = market.contract.events.TasksClaimed().get_logs(from_block=0)
     assert {e["args"]["worker"] for e in claims} == {accounts[5].address}  # the small worker never claimed it
@@ -86,5 +86,5 @@ def test_a_two_gib_dataset_runs_where_the_caps_allow_it_and_is_never_claimed_els
     size, sha = (tmp_path / "r" / "output" / "result.txt").read_text().split()
     assert (int(size), sha) == (SIZE, checksum)  # the app read every byte, and the very bytes the owner registered
     for a in (accounts[4], accounts[5]):
-        info = market.worker(a.address)
-        assert info["locked"] == 0 and info["slashes"] == 0
+        info = market.worker_record(a.address)
+        assert info.locked == 0 and info.slashes == 0

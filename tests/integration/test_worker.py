@@ -69,7 +69,7 @@ def test_worker_completes_a_five_task_job_and_is_paid(anvil, w3, accounts, marke
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=5)
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w1"), docker_client=docker_client)
     with running(worker):
-        wait_for(lambda: market.job(job_id)["finished"] == 5, what="5 finished tasks")
+        wait_for(lambda: market.job_record(job_id).finished == 5, what="5 finished tasks")
     # deposited 10, staked 5 of it, earned 5 x 0.1
     assert market.balance(accounts[4].address) == 10 * ETHER - 5 * ETHER + 5 * ETHER // 10
     subs = market.contract.events.ResultSubmitted().get_logs(from_block=0)
@@ -81,7 +81,7 @@ def test_worker_completes_a_five_task_job_and_is_paid(anvil, w3, accounts, marke
     archive.write_bytes(ipfs.cat(cids[task_id(job_id, 3)]))
     unpack_result(archive, tmp_path / "r")
     assert (tmp_path / "r" / "output" / "result.txt").read_text() == "hello\nargs: task 3\n"
-    assert worker.market.worker(accounts[4].address)["locked"] == 0
+    assert worker.market.worker_record(accounts[4].address).locked == 0
     assert all(r.step is Step.DONE for r in Journal(tmp_path / "w1" / "journal.db").all())
 
 
@@ -95,12 +95,12 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
     w1 = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w1"), docker_client=docker_client)
     w2 = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "w2"), docker_client=docker_client)
     with running(w1, w2):
-        wait_for(lambda: market.job(job_id)["finished"] == 10, timeout=150, what="10 finalized tasks")
+        wait_for(lambda: market.job_record(job_id).finished == 10, timeout=150, what="10 finalized tasks")
     finals = market.contract.events.TaskFinalized().get_logs(from_block=0)
     assert len(finals) == 10 and all(e["args"]["winners"] == 2 for e in finals)
     for a in (accounts[4], accounts[5]):
-        info = market.worker(a.address)
-        assert info["locked"] == 0 and info["slashes"] == 0 and info["reputation"] == 10
+        info = market.worker_record(a.address)
+        assert info.locked == 0 and info.slashes == 0 and info.reputation == 10
         # deposited 10, staked 5, earned 10 tasks x reward 0.1 (a task pays 2 x 0.1, shared by 2 winners)
         assert market.balance(a.address) == 5 * ETHER + 10 * ETHER // 10
 
@@ -121,14 +121,14 @@ def test_workers_on_a_chain_whose_clock_is_an_hour_behind_finish_a_replicated_jo
     w1 = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w1"), docker_client=docker_client)
     w2 = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "w2"), docker_client=docker_client)
     with running(w1, w2):
-        wait_for(lambda: market.job(job_id)["finished"] == 3 and all(
+        wait_for(lambda: market.job_record(job_id).finished == 3 and all(
             r.step is Step.DONE for w in (w1, w2) for r in w.journal.all()), timeout=150,
             what="3 finalized tasks, done in both journals")
     assert int(w3.eth.get_block("latest")["timestamp"]) < time.time() - 3000  # the chain stayed behind
     assert not market.contract.events.ClaimAbandoned().get_logs(from_block=0)
     for a in (accounts[4], accounts[5]):
-        info = market.worker(a.address)
-        assert info["locked"] == 0 and info["slashes"] == 0 and info["reputation"] == 3
+        info = market.worker_record(a.address)
+        assert info.locked == 0 and info.slashes == 0 and info.reputation == 3
 
 
 def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, market, ipfs, docker_client,
@@ -140,7 +140,7 @@ def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, ma
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 10 * ETHER)
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, replication=2)
-    assert market.params()["replicaStake"] == ETHER
+    assert market.market_params().replica_stake == ETHER
     workers = []
     for i, a in enumerate((accounts[4], accounts[5])):
         fund_worker(w3, market, a)
@@ -168,7 +168,7 @@ def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, ma
     assert sorted(per_tx["ReplicaClaimed"].values()) == [2, 2]
     assert sorted(per_tx["ResultCommitted"].values()) == [2, 2]
     assert sorted(per_tx["ResultRevealed"].values()) == [2, 2]
-    assert market.job(job_id)["finished"] == 2
+    assert market.job_record(job_id).finished == 2
     for w in workers:
         w._advance_all()
         assert all(r.step is Step.DONE and r.data["outcome"] == "won" for r in w.journal.all())
@@ -221,15 +221,15 @@ def test_worker_killed_mid_task_resumes_on_restart_and_keeps_its_stake(anvil, w3
     assert crashed.wait(120) == 137, crashed.stderr.read().decode()[-2000:] if crashed.stderr else ""
     assert "fault_injected" in crashed.stderr.read().decode()
     rec = Journal(tmp_path / "w" / "journal.db").get(job_id, 0)
-    assert rec is not None and rec.step in (Step.CLAIMED, Step.RAN) and market.job(job_id)["finished"] == 0
+    assert rec is not None and rec.step in (Step.CLAIMED, Step.RAN) and market.job_record(job_id).finished == 0
     restarted = worker_process(cfg, tmp_path / "cfg.json")
     try:
-        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the resumed task to finish")
+        wait_for(lambda: market.job_record(job_id).finished == 1, what="the resumed task to finish")
     finally:
         restarted.terminate()
         restarted.wait(60)
-    info = market.worker(accounts[6].address)
-    assert info["stake"] == 5 * ETHER and info["locked"] == 0 and info["slashes"] == 0
+    info = market.worker_record(accounts[6].address)
+    assert info.stake == 5 * ETHER and info.locked == 0 and info.slashes == 0
     history = [s for s, _ in Journal(tmp_path / "w" / "journal.db").history(job_id, 0)]
     assert history.count(Step.CLAIMED) == 1  # resumed, not claimed twice
 
@@ -249,13 +249,13 @@ def test_worker_killed_after_commit_reveals_after_restart(anvil, w3, accounts, m
     restarted = worker_process(cfg, tmp_path / "cfg.json")
     try:
         with running(helper):
-            wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finalize")
+            wait_for(lambda: market.job_record(job_id).finished == 1, what="the task to finalize")
     finally:
         restarted.terminate()
         restarted.wait(60)
     final = market.contract.events.TaskFinalized().get_logs(from_block=0)
     assert final and final[-1]["args"]["winners"] == 2
-    assert market.worker(accounts[6].address)["slashes"] == 0
+    assert market.worker_record(accounts[6].address).slashes == 0
 
 
 def test_sigterm_stops_claiming_and_drains_the_running_task(anvil, w3, accounts, market, ipfs, docker_client,
@@ -277,9 +277,9 @@ def test_sigterm_stops_claiming_and_drains_the_running_task(anvil, w3, accounts,
                          what="the first claim")
     assert "draining" in logs and "worker_stopped" in logs
     assert Journal(journal).get(job_id, 0).step is Step.DONE
-    assert market.job(job_id)["finished"] == 1
+    assert market.job_record(job_id).finished == 1
     assert not market.is_taken(task_id(job_id, 1)) and not market.is_taken(task_id(job_id, 2))
-    assert market.worker(accounts[6].address)["locked"] == 0
+    assert market.worker_record(accounts[6].address).locked == 0
 
 
 # --- bad apps, bad inputs, policy ---------------------------------------------------------------------
@@ -319,17 +319,17 @@ def test_failures_become_clean_results_and_the_worker_keeps_serving(anvil, w3, a
                       docker_client=docker_client) for a in (accounts[4], accounts[5])]
     abandoned = market.contract.events.ClaimAbandoned()
     with running(*workers):
-        wait_for(lambda: all(market.job(j)["finished"] == n for j, n in
+        wait_for(lambda: all(market.job_record(j).finished == n for j, n in
                              ((failing, 1), (malformed, 1), (good, 2))), timeout=150, what="the jobs settled")
         wait_for(lambda: len([e for e in abandoned.get_logs(from_block=0)
                               if e["args"]["taskId"] >> 32 == missing]) == 2, what="both gave the missing one back")
     assert "reason: nonzero-exit" in _status_of(ipfs, market, task_id(failing, 0), tmp_path)
     assert "malformed" in _status_of(ipfs, market, task_id(malformed, 0), tmp_path)
     assert "reason: ok" in _status_of(ipfs, market, task_id(good, 1), tmp_path)
-    assert market.job(missing)["finished"] == 0 and not market.contract.functions.isTaken(task_id(missing, 0)).call()
+    assert market.job_record(missing).finished == 0 and not market.contract.functions.isTaken(task_id(missing, 0)).call()
     for a in (accounts[4], accounts[5]):
-        me = market.worker(a.address)
-        assert (me["slashes"], me["locked"], me["stake"]) == (0, 0, 5 * ETHER - ETHER // 10)  # one give-back fee
+        me = market.worker_record(a.address)
+        assert (me.slashes, me.locked, me.stake) == (0, 0, 5 * ETHER - ETHER // 10)  # one give-back fee
     confirmed = market.contract.events.FailureConfirmed().get_logs(from_block=0)
     assert {e["args"]["taskId"] for e in confirmed} == {task_id(failing, 0), task_id(malformed, 0)}
 
@@ -356,7 +356,7 @@ def test_a_container_killed_from_outside_is_run_again_not_published(anvil, w3, a
                     killed.append(c.id)
             return bool(killed)
         wait_for(kill_first, what="the app container to kill")
-        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finish")
+        wait_for(lambda: market.job_record(job_id).finished == 1, what="the task to finish")
     status = _status_of(ipfs, market, task_id(job_id, 0), tmp_path)
     assert "reason: ok" in status and "exit_code: 0" in status
 
@@ -374,7 +374,7 @@ def test_policy_blocked_app_and_too_short_deadline_are_never_claimed(anvil, w3, 
     cfg = settings(anvil, ipfs, market, accounts[4], tmp_path / "w",
                    policy={"blocked_apps": [str(blocked_app)], "safety_margin_s": 120})
     with running(Worker(cfg, docker_client=docker_client)):
-        wait_for(lambda: market.job(ok_job)["finished"] == 1, what="the allowed job")
+        wait_for(lambda: market.job_record(ok_job).finished == 1, what="the allowed job")
         time.sleep(1.0)
     assert not market.is_taken(task_id(blocked_job, 0))
     assert not market.is_taken(task_id(tight_job, 0))
@@ -437,7 +437,7 @@ def test_a_worker_unpins_its_results_once_the_job_closed_and_the_retention_passe
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", result_retention_s=0),
                     docker_client=docker_client)
     with running(worker):
-        wait_for(lambda: market.job(job_id)["flags"] & 1, what="the job to close")
+        wait_for(lambda: market.job_record(job_id).flags & 1, what="the job to close")
         cids = [e["args"]["resultCID"] for e in market.contract.events.ResultSubmitted().get_logs(from_block=0)
                 if e["args"]["taskId"] >> 32 == job_id]
         assert len(cids) == 2

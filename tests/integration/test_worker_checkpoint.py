@@ -101,7 +101,7 @@ def test_a_counting_task_stopped_twice_resumes_from_its_checkpoint_and_ends_as_a
     rec = Journal(state / "journal.db").get(job_id, 0)
     assert rec is not None and rec.step < Step.UPLOADED and "stopping" in rec.data["paused"]
     first = _count(state, job_id)
-    assert 4 <= first < n and market.job(job_id)["finished"] == 0
+    assert 4 <= first < n and market.job_record(job_id).finished == 0
     status = subprocess.run([sys.executable, "-m", "tasknet.cli", "worker", "status", "--config",
                              str(tmp_path / "cfg.json"), "--json"], check=False, capture_output=True, text=True,
                             timeout=120)
@@ -119,11 +119,11 @@ def test_a_counting_task_stopped_twice_resumes_from_its_checkpoint_and_ends_as_a
         second = _count(state, job_id)
         assert first < second < n
         worker.s.policy.hours = []
-        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finish")
+        wait_for(lambda: market.job_record(job_id).finished == 1, what="the task to finish")
         # an uninterrupted run of the same task, for comparison
         plain = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, max_run=120,
                          doc={"tasks": [{"args": [str(n), "0.3"]}]})
-        wait_for(lambda: market.job(plain)["finished"] == 1, what="the uninterrupted task to finish")
+        wait_for(lambda: market.job_record(plain).finished == 1, what="the uninterrupted task to finish")
     digest, unpacked = _result(ipfs, market, task_id(job_id, 0), tmp_path)
     plain_digest, plain_unpacked = _result(ipfs, market, task_id(plain, 0), tmp_path)
     assert (unpacked / "output" / "result.txt").read_text() == f"counted to {n}\n"
@@ -134,8 +134,8 @@ def test_a_counting_task_stopped_twice_resumes_from_its_checkpoint_and_ends_as_a
     notes = [note or "" for _, note in journal.history(job_id, 0)]
     assert sum(note.startswith("paused:") for note in notes) == 2 and notes.count("resumed") == 2
     assert not (state / "checkpoints" / f"{job_id}-0").exists()
-    me = market.worker(accounts[6].address)
-    assert (me["slashes"], me["locked"]) == (0, 0)
+    me = market.worker_record(accounts[6].address)
+    assert (me.slashes, me.locked) == (0, 0)
 
 
 def test_a_checkpoint_over_its_cap_ends_as_a_failure_result(anvil, w3, accounts, market, ipfs, docker_client,
@@ -159,7 +159,7 @@ def test_a_checkpoint_over_its_cap_ends_as_a_failure_result(anvil, w3, accounts,
     assert sorted(p.name for p in (unpacked / "logs").iterdir()) == ["status.txt"]
     assert Journal(state / "journal.db").get(job_id, 0).data["outcome"] == "failure-reported"
     assert not (state / "checkpoints" / f"{job_id}-0").exists()
-    assert market.worker(accounts[6].address)["slashes"] == 0
+    assert market.worker_record(accounts[6].address).slashes == 0
 
 
 def test_a_paused_task_whose_claim_would_expire_is_given_back(anvil, w3, accounts, market, ipfs, docker_client,
@@ -183,7 +183,7 @@ def test_a_paused_task_whose_claim_would_expire_is_given_back(anvil, w3, account
         wait_for(lambda: (r := journal.get(job_id, 0)) is not None and bool(r.data.get("paused")),
                  what="the policy to pause the task")
         assert (state / "checkpoints" / f"{job_id}-0" / "count").exists()
-        expiry = int(market.lease(tid)["expiry"])
+        expiry = int(market.lease_view(tid).expiry)
         w3.provider.make_request("evm_increaseTime", [expiry - market.chain_time() - 20])  # type: ignore[arg-type]
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
         wait_for(lambda: any(e["args"]["taskId"] == tid for e in abandoned.get_logs(from_block=0)),
@@ -191,8 +191,8 @@ def test_a_paused_task_whose_claim_would_expire_is_given_back(anvil, w3, account
         wait_for(lambda: journal.get(job_id, 0).step is Step.ABANDONED, what="the journal to record it")
     assert "would expire" in (journal.get(job_id, 0).data.get("reason") or "")
     assert not (state / "checkpoints" / f"{job_id}-0").exists()
-    me = market.worker(accounts[6].address)
-    assert (me["slashes"], me["locked"]) == (0, 0) and me["stake"] < 5 * ETHER  # the give-back fee only
+    me = market.worker_record(accounts[6].address)
+    assert (me.slashes, me.locked) == (0, 0) and me.stake < 5 * ETHER  # the give-back fee only
 
 
 def test_a_replica_paused_and_resumed_agrees_with_one_that_ran_through(anvil, w3, accounts, market, ipfs,
@@ -219,12 +219,12 @@ def test_a_replica_paused_and_resumed_agrees_with_one_that_ran_through(anvil, w3
         wait_for(lambda: (r := Journal(plain_state / "journal.db").get(job_id, 0)) is not None
                  and r.step >= Step.COMMITTED, what="the other replica to commit")
         pausing.s.policy.hours = []
-        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finalize")
+        wait_for(lambda: market.job_record(job_id).finished == 1, what="the task to finalize")
     final = market.contract.events.TaskFinalized().get_logs(from_block=0)
     assert final and final[-1]["args"]["winners"] == 2
     assert [n for _, n in journal.history(job_id, 0)].count("resumed") == 1
     for a in (accounts[6], accounts[7]):
-        assert market.worker(a.address)["slashes"] == 0
+        assert market.worker_record(a.address).slashes == 0
     assert not (paused_state / "checkpoints" / f"{job_id}-0").exists()
 
 
@@ -247,9 +247,9 @@ def test_a_task_of_a_worker_killed_with_sigkill_resumes_from_its_checkpoint_on_r
         proc.wait(60)
     killed_at = _count(state, job_id)
     with running(Worker(cfg, docker_client=docker_client)):
-        wait_for(lambda: market.job(job_id)["finished"] == 1, what="the task to finish")
+        wait_for(lambda: market.job_record(job_id).finished == 1, what="the task to finish")
     _, unpacked = _result(ipfs, market, task_id(job_id, 0), tmp_path)
     assert (unpacked / "output" / "result.txt").read_text() == "counted to 16\n"
     runs = [int(line.split()[1]) for line in (unpacked / "output" / "runs.txt").read_text().splitlines()]
     assert len(runs) == 2 and runs[0] == 0 and runs[1] >= killed_at >= 3, runs
-    assert market.worker(accounts[6].address)["slashes"] == 0
+    assert market.worker_record(accounts[6].address).slashes == 0

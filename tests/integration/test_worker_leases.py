@@ -45,15 +45,15 @@ def test_a_bag_goes_in_leases_of_several_tasks(anvil, w3, accounts, market, ipfs
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", policy={"max_concurrent": 2},
                              batching={"claim_ahead": 4, "lease_tasks": 16, "claim_ahead_s": 1e6}), docker_client=docker_client)
     with running(worker):
-        wait_for(lambda: market.job(job_id)["finished"] == 12, timeout=150, what="12 finished tasks")
+        wait_for(lambda: market.job_record(job_id).finished == 12, timeout=150, what="12 finished tasks")
     leases = leases_of(market, job_id, accounts[4].address)
     assert sum(leases) == 12 and len(leases) < 12 and max(leases) > 1, leases
     per_tx = results_per_tx(market, job_id)
     assert sorted(t for ts in per_tx.values() for t in ts) == [task_id(job_id, i) for i in range(12)]
     assert len(per_tx) < 12 and all(ts == sorted(ts) for ts in per_tx.values()), per_tx
     assert all(r.step is Step.DONE and r.data["outcome"] == "paid" for r in worker.journal.all())
-    info = market.worker(accounts[4].address)
-    assert (info["locked"], info["reputation"], info["slashes"]) == (0, 12, 0)
+    info = market.worker_record(accounts[4].address)
+    assert (info.locked, info.reputation, info.slashes) == (0, 12, 0)
 
 
 def test_sigterm_submits_what_finished_and_gives_back_the_tasks_claimed_ahead(
@@ -73,15 +73,15 @@ def test_sigterm_submits_what_finished_and_gives_back_the_tasks_claimed_ahead(
                          what="a lease of three tasks claimed")
     assert leases_of(market, job_id, accounts[7].address) == [3]
     first = leases_start(market, job_id)  # the worker's offset into the bag
-    assert market.job(job_id)["finished"] == 1, logs[-3000:]
+    assert market.job_record(job_id).finished == 1, logs[-3000:]
     given_back = [e["args"] for e in market.contract.events.ClaimAbandoned().get_logs(from_block=0)]
     assert [(a["taskId"], a["tasks"]) for a in given_back] == [(task_id(job_id, first), 2)]
     assert [len(ts) for ts in results_per_tx(market, job_id).values()] == [1]
     journal = Journal(path)
     steps = [journal.get(job_id, first + i).step for i in range(3)]  # type: ignore[union-attr]
     assert steps == [Step.DONE, Step.ABANDONED, Step.ABANDONED]
-    info = market.worker(accounts[7].address)
-    assert (info["locked"], info["slashes"]) == (0, 0)
+    info = market.worker_record(accounts[7].address)
+    assert (info.locked, info.slashes) == (0, 0)
     assert not market.is_taken(task_id(job_id, first + 1)) and not market.is_taken(task_id(job_id, first + 2))
 
 
@@ -112,10 +112,10 @@ def test_a_worker_killed_mid_lease_finishes_the_lease_after_restart(anvil, w3, a
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert market.job(job_id)["finished"] == 0
+    assert market.job_record(job_id).finished == 0
     restarted = worker_process(cfg, tmp_path / "cfg.json")
     try:
-        wait_for(lambda: market.job(job_id)["finished"] == 4, what="the bag finished after the restart")
+        wait_for(lambda: market.job_record(job_id).finished == 4, what="the bag finished after the restart")
     finally:
         restarted.terminate()
         restarted.wait(60)
@@ -124,8 +124,8 @@ def test_a_worker_killed_mid_lease_finishes_the_lease_after_restart(anvil, w3, a
     assert leases_of(market, job_id, accounts[6].address)[0] >= 2
     assert [s for s, _ in journal.history(job_id, first)].count(Step.RAN) == 1  # held through the kill, not run again
     assert all(journal.get(job_id, i).data["outcome"] == "paid" for i in range(4))
-    info = market.worker(accounts[6].address)
-    assert (info["slashes"], info["locked"], info["stake"]) == (0, 0, 5 * ETHER)
+    info = market.worker_record(accounts[6].address)
+    assert (info.slashes, info.locked, info.stake) == (0, 0, 5 * ETHER)
 
 
 @pytest.mark.reliability(kind="fault", name="a worker whose IPFS node cannot reach the input of a lease",
@@ -150,13 +150,13 @@ def test_an_isolated_worker_gives_back_its_whole_lease(anvil: Any, w3: Any, acco
             wait_for(lambda: given_back.get_logs(from_block=0), what="the isolated worker to give its lease back")
             connected = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "net"), docker_client=docker_client)
             with running(connected):
-                wait_for(lambda: market.job(job)["finished"] == 4, what="the connected worker to finish the bag")
+                wait_for(lambda: market.job_record(job).finished == 4, what="the connected worker to finish the bag")
         back = [e["args"] for e in given_back.get_logs(from_block=0)]
         lease = leases_of(market, job, accounts[4].address)
         assert len(lease) == 1 and lease[0] >= 2, lease
         assert [(a["taskId"], a["tasks"]) for a in back] == [(task_id(job, leases_start(market, job)), lease[0])]
-        iso = market.worker(accounts[4].address)
-        assert (iso["slashes"], iso["locked"]) == (0, 0) and iso["stake"] < 5 * ETHER  # the give-back fee
+        iso = market.worker_record(accounts[4].address)
+        assert (iso.slashes, iso.locked) == (0, 0) and iso.stake < 5 * ETHER  # the give-back fee
         recs = [r for r in isolated.journal.all() if r.job_id == job]
         assert len(recs) == lease[0] and all(r.step is Step.ABANDONED for r in recs)
         ran = [r for r in recs if "InputUnavailable" in str(r.data.get("reason"))]

@@ -49,7 +49,7 @@ def test_single_replica_results_are_relayed_in_batches(anvil, w3, accounts, mark
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", relay_url=url, relay_timeout_s=300,
                              policy={"max_concurrent": 4}), docker_client=docker_client)
     with running(worker):
-        wait_for(lambda: market.job(job_id)["finished"] == 4, what="4 relayed results")
+        wait_for(lambda: market.job_record(job_id).finished == 4, what="4 relayed results")
         wait_for(lambda: all(Journal(tmp_path / "w" / "journal.db").get(job_id, i).step is Step.DONE
                              for i in range(4)), what="the journal to see them")
     assert senders(w3, market, "ResultSubmitted", job_id) == {accounts[9].address}
@@ -69,14 +69,14 @@ def test_replicated_commits_and_reveals_are_relayed(anvil, w3, accounts, market,
     workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / a.address, relay_url=url),
                       docker_client=docker_client) for a in (accounts[4], accounts[5])]
     with running(*workers):
-        wait_for(lambda: market.job(job_id)["finished"] == 2, timeout=150, what="2 finalized tasks")
+        wait_for(lambda: market.job_record(job_id).finished == 2, timeout=150, what="2 finalized tasks")
     assert senders(w3, market, "ResultCommitted", job_id) == {accounts[9].address}
     assert senders(w3, market, "ResultRevealed", job_id) == {accounts[9].address}
     finals = [e for e in market.contract.events.TaskFinalized().get_logs(from_block=0) if e["args"]["taskId"] >> 32
               == job_id]
     assert len(finals) == 2 and all(e["args"]["winners"] == 2 for e in finals)
     for a in (accounts[4], accounts[5]):
-        assert market.worker(a.address)["slashes"] == 0 and market.worker(a.address)["locked"] == 0
+        assert market.worker_record(a.address).slashes == 0 and market.worker_record(a.address).locked == 0
 
 
 def test_a_dead_relayer_costs_nothing_the_worker_sends_itself(anvil, w3, accounts, market, ipfs, docker_client,
@@ -89,7 +89,7 @@ def test_a_dead_relayer_costs_nothing_the_worker_sends_itself(anvil, w3, account
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", relay_url=dead),
                     docker_client=docker_client)
     with running(worker):
-        wait_for(lambda: market.job(job_id)["finished"] == 2, what="2 results sent by the worker itself")
+        wait_for(lambda: market.job_record(job_id).finished == 2, what="2 results sent by the worker itself")
     assert senders(w3, market, "ResultSubmitted", job_id) == {accounts[4].address}
 
 
@@ -121,7 +121,7 @@ def test_relayer_refuses_forged_and_malformed_messages_with_the_reason(w3, accou
     assert r.status_code == 202
     mid = r.json()["id"]
     wait_for(lambda: httpx.get(f"{url}/v1/messages/{mid}").json()["status"] == "sent", what="the batch")
-    assert market.job(job_id)["finished"] == 1 and relayer.stats["rejected"] == 1
+    assert market.job_record(job_id).finished == 1 and relayer.stats["rejected"] == 1
 
 
 def test_a_relayer_that_sits_on_messages_is_overtaken_before_the_deadline(anvil, w3, accounts, market, ipfs,
@@ -139,7 +139,7 @@ def test_a_relayer_that_sits_on_messages_is_overtaken_before_the_deadline(anvil,
         worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", relay_url=f"http://127.0.0.1:{port}",
                                  relay_margin_s=100_000), docker_client=docker_client)
         with running(worker):
-            wait_for(lambda: market.job(job_id)["finished"] == 1, what="the worker's own submit")
+            wait_for(lambda: market.job_record(job_id).finished == 1, what="the worker's own submit")
         assert relayer.queued() == 1
         assert senders(w3, market, "ResultSubmitted", job_id) == {accounts[4].address}
         assert relayer.flush() == 0 and relayer.statuses[1].status == "rejected"

@@ -45,14 +45,14 @@ def test_results_finishing_close_together_share_transactions(anvil, w3, accounts
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", policy={"max_concurrent": 2},
                              batching={**LONG_HOLD, "max_results": 3}), docker_client=docker_client)
     with running(worker):
-        wait_for(lambda: market.job(job_id)["finished"] == 6, timeout=150, what="6 finished tasks")
+        wait_for(lambda: market.job_record(job_id).finished == 6, timeout=150, what="6 finished tasks")
     per_tx = results_per_tx(market, job_id)
     assert sorted(t for ts in per_tx.values() for t in ts) == [task_id(job_id, i) for i in range(6)]
     sizes = sorted(len(ts) for ts in per_tx.values())
     assert sizes[-1] == 3 and len(sizes) <= 3, sizes
     assert all(r.step is Step.DONE and r.data["outcome"] == "paid" for r in worker.journal.all())
-    info = market.worker(accounts[4].address)
-    assert info["locked"] == 0 and info["reputation"] == 6
+    info = market.worker_record(accounts[4].address)
+    assert info.locked == 0 and info.reputation == 6
 
 
 def test_a_held_result_survives_kill_9_and_goes_on_chain_after_restart(anvil, w3, accounts, market, ipfs,
@@ -81,11 +81,11 @@ def test_a_held_result_survives_kill_9_and_goes_on_chain_after_restart(anvil, w3
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert market.job(job_id)["finished"] == 0  # held, not sent
+    assert market.job_record(job_id).finished == 0  # held, not sent
     held = next(r for r in Journal(path).unfinished() if r.step is Step.UPLOADED)
     restarted = worker_process(cfg, tmp_path / "cfg.json")
     try:
-        wait_for(lambda: market.job(job_id)["finished"] == 2, what="both results on chain after the restart")
+        wait_for(lambda: market.job_record(job_id).finished == 2, what="both results on chain after the restart")
     finally:
         restarted.terminate()
         restarted.wait(60)
@@ -94,8 +94,8 @@ def test_a_held_result_survives_kill_9_and_goes_on_chain_after_restart(anvil, w3
     assert "0x" + bytes(mine["resultDigest"]).hex() == held.data["digest"] and mine["resultCID"] == held.data["cid"]
     history = [s for s, _ in Journal(path).history(job_id, held.task_index)]
     assert history.count(Step.RAN) == 1 and history.count(Step.CLAIMED) == 1  # not run again
-    info = market.worker(accounts[6].address)
-    assert info["slashes"] == 0 and info["locked"] == 0 and info["stake"] == 5 * ETHER
+    info = market.worker_record(accounts[6].address)
+    assert info.slashes == 0 and info.locked == 0 and info.stake == 5 * ETHER
 
 
 def test_sigterm_sends_the_held_results_at_once(anvil, w3, accounts, market, ipfs, docker_client, echo_digest,
@@ -115,6 +115,6 @@ def test_sigterm_sends_the_held_results_at_once(anvil, w3, accounts, market, ipf
     assert '"reason": "drain"' in logs, logs[-3000:]
     per_tx = results_per_tx(market, job_id)
     assert [len(ts) for ts in per_tx.values()] == [2]
-    assert market.job(job_id)["finished"] == 2 and not Journal(path).unfinished()
-    assert market.worker(accounts[7].address)["locked"] == 0
+    assert market.job_record(job_id).finished == 2 and not Journal(path).unfinished()
+    assert market.worker_record(accounts[7].address).locked == 0
     assert not market.is_taken(task_id(job_id, 2))

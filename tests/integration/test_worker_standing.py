@@ -93,4 +93,4 @@ def test_a_banned_worker_claims_nothing_and_exits_with_one_sentence(devnet_file:
     assert "tasknet worker status" in last
     # it topped up its stake (3 transactions: approve, deposit, stake), and never sent a claim
     sent = w3.eth.get_transaction_count(me.address) - nonce
-    assert sent <= 3 and market.worker(me.address)["locked"] == 0
+    assert sent <= 3 and market.worker_record(me.address).locked == 0

@@ -293,16 +293,16 @@ def assert_settled_once(market: Market, job_id: int, num_tasks: int) -> str:
     counts = settle_counts(market, job_id, num_tasks)
     bad = {i: dict(c) for i, c in counts.items() if sum(c.values()) != 1}
     assert not bad, f"tasks of job {job_id} not settled exactly once: {bad}"
-    job = market.job(job_id)
-    assert job["settled"] == num_tasks, job
+    job = market.job_record(job_id)
+    assert job.settled == num_tasks, job
     kinds = Counter(name for c in counts.values() for name in c.elements())
-    return f"job {job_id}: {num_tasks} tasks, final events {dict(kinds)} (one per task), settled={job['settled']}"
+    return f"job {job_id}: {num_tasks} tasks, final events {dict(kinds)} (one per task), settled={job.settled}"
 
 
 def assert_stake_intact(market: Market, address: str, stake: int = STAKE) -> str:
-    info = market.worker(address)
-    assert (info["stake"], info["locked"], info["slashes"]) == (stake, 0, 0), \
-        f"worker {address}: stake {info['stake']} locked {info['locked']} slashes {info['slashes']}"
+    info = market.worker_record(address)
+    assert (info.stake, info.locked, info.slashes) == (stake, 0, 0), \
+        f"worker {address}: stake {info.stake} locked {info.locked} slashes {info.slashes}"
     return f"{address[:10]} stake intact ({stake // ETHER} tokens, locked 0, slashes 0)"
 
 
@@ -622,10 +622,10 @@ def assert_mirror_agrees(ix: IndexerProc, market: Market, jobs: dict[int, int]) 
     try:
         with engine.connect() as conn:
             for job_id, n in jobs.items():
-                job = market.job(job_id)
+                job = market.job_record(job_id)
                 row = conn.execute(select(_db.jobs).where(_db.jobs.c.job_id == job_id,
                                                           _db.jobs.c.is_current.is_(True))).mappings().one()
-                assert (row["settled"], row["finished"]) == (job["settled"], job["finished"]), (dict(row), job)
+                assert (row["settled"], row["finished"]) == (job.settled, job.finished), (dict(row), job)
                 for i in range(n):
                     tid = task_id(job_id, i)
                     t = conn.execute(select(_db.tasks).where(_db.tasks.c.task_id == tid,

@@ -105,7 +105,7 @@ def test_hostile_inputs_documents_end_as_clean_failures(anvil: Any, w3: Any, acc
                for a in pair]
     given_back = market.contract.events.ClaimAbandoned()
     with _running(workers[0]), _running(workers[1]):
-        _wait_for(lambda: all(market.job(j)["finished"] == 2 for j in [*jobs.values(), good]), "all jobs settled",
+        _wait_for(lambda: all(market.job_record(j).finished == 2 for j in [*jobs.values(), good]), "all jobs settled",
                   timeout=240)
         _wait_for(lambda: len([e for e in given_back.get_logs(from_block=0) if e["args"]["taskId"] >> 32 == missing])
                   == 2, "both workers to give the missing one back")
@@ -115,10 +115,10 @@ def test_hostile_inputs_documents_end_as_clean_failures(anvil: Any, w3: Any, acc
     assert "reason: ok" in _status(ipfs, market, task_id(good, 0), tmp_path)
     confirmed = {e["args"]["taskId"] >> 32 for e in market.contract.events.FailureConfirmed().get_logs(from_block=0)}
     assert confirmed == set(jobs.values())
-    assert market.job(missing)["finished"] == 0
+    assert market.job_record(missing).finished == 0
     for a in pair:
-        me = market.worker(a.address)
-        assert (me["locked"], me["slashes"], me["stake"]) == (0, 0, 5 * ETHER - ETHER // 10)
+        me = market.worker_record(a.address)
+        assert (me.locked, me.slashes, me.stake) == (0, 0, 5 * ETHER - ETHER // 10)
     record_property("reliability", "failure results confirmed by the second worker: " + "; ".join(
         f"{k}: …{_error_line(s).split(': ', 2)[-1][:90]}" for k, s in statuses.items())
         + "; the unreachable document was given back once by each worker (0.1 token each, no slash), the good job "

@@ -74,8 +74,8 @@ def test_kill9_in_a_credible_lease_resumes_and_keeps_the_stake(fault_chain: Priv
     with workers_stopped(a, b):
         a.start()
         b.start()
-        wait_for(lambda: market.job(warm)["finished"] == 10, 240, "the warm-up job", on_timeout=tails(a, b))
-    assert [market.worker(w.address)["verified"] for w in ws] == [10, 10]
+        wait_for(lambda: market.job_record(warm).finished == 10, 240, "the warm-up job", on_timeout=tails(a, b))
+    assert [market.worker_record(w.address).verified for w in ws] == [10, 10]
     job = _post_credible(chain, ipfs, app_id, tasks=2)
     with workers_stopped(a):
         a.start(fault)
@@ -91,7 +91,7 @@ def test_kill9_in_a_credible_lease_resumes_and_keeps_the_stake(fault_chain: Priv
             assert market.lease_view(start).count == 2, "the crash came before a lease of both tasks"
             assert journal_step(a, job, 0) == Step.CLAIMED and journal_step(a, job, 1) is None
         a.start()  # the same state folder: it finds the commitment on chain and reveals
-        wait_for(lambda: market.job(job)["settled"] == 2, 180, "the lease's reveal", on_timeout=tails(a))
+        wait_for(lambda: market.job_record(job).settled == 2, 180, "the lease's reveal", on_timeout=tails(a))
         wait_for(lambda: all(journal_step(a, job, i) == Step.DONE for i in range(2)), 60,
                  "the worker to record both outcomes", on_timeout=tails(a))
     evidence = [f"A exited {rc} at {fault}", assert_settled_once(market, job, 2)]

@@ -115,9 +115,9 @@ def fault_rpc_outage(tmp_path_factory, ipfs, docker_client, fault_echo_digest):
             ix.start()
             a.start()
             b.start()
-            wait_for(lambda: market.job(single)["settled"] >= 2, 120, "two tasks done before the outage",
+            wait_for(lambda: market.job_record(single).settled >= 2, 120, "two tasks done before the outage",
                      on_timeout=tails(a, b))
-            out.facts["settled_before"] = market.job(single)["settled"] + market.job(double)["settled"]
+            out.facts["settled_before"] = market.job_record(single).settled + market.job_record(double).settled
             chain.stop()
             time.sleep(10)
             chain.start()
@@ -132,7 +132,7 @@ def fault_rpc_outage(tmp_path_factory, ipfs, docker_client, fault_echo_digest):
                     if not p.alive():
                         p.start()
                         restarts += 1
-                return market.job(single)["settled"] == 6 and market.job(double)["settled"] == 2
+                return market.job_record(single).settled == 6 and market.job_record(double).settled == 2
 
             wait_for(done, 240, "every task to settle after the restart", on_timeout=tails(a, b))
             out.facts["restarts"] = restarts
@@ -196,10 +196,10 @@ def _kubo_outage(chain: PrivateChain, digest: str, tmp: Path, outage: float, sta
     a = _proc(chain, kubo.api, tmp, ws[0], "A")
     started.append(a)
     a.start()
-    wait_for(lambda: market.job(job)["settled"] >= 1, 120, "a first task before the outage", on_timeout=tails(a))
+    wait_for(lambda: market.job_record(job).settled >= 1, 120, "a first task before the outage", on_timeout=tails(a))
     kubo.kill9()
     time.sleep(outage)
-    pending = 4 - market.job(job)["settled"]
+    pending = 4 - market.job_record(job).settled
     kubo.start()
     ipfs.close()
     return job, ws[0], a, kubo, pending
@@ -224,7 +224,7 @@ def test_kubo_down_for_a_while(fault_chain: PrivateChain, docker_client, fault_e
     try:
         job, acct, a, kubo, pending = _kubo_outage(chain, fault_echo_digest, tmp_path, 12.0, started)
         assert pending > 0, "every task settled during the outage: the fault was not exercised"
-        wait_for(lambda: market.job(job)["settled"] == 4, 180, "every task to settle", on_timeout=tails(a))
+        wait_for(lambda: market.job_record(job).settled == 4, 180, "every task to settle", on_timeout=tails(a))
         _alive(a)
         evidence = [f"kubo SIGKILLed for 12 s after the first task; {pending} tasks still open when it came back",
                     assert_settled_once(market, job, 4), assert_stake_intact(market, acct.address)]
@@ -250,7 +250,7 @@ def test_kubo_down_longer_than_the_retry_budget(fault_chain: PrivateChain, docke
         job, acct, a, _, _ = _kubo_outage(chain, fault_echo_digest, tmp_path, 35.0, started)
         given_up = [i for i in range(4) if journal_step(a, job, i) == Step.FAILED]
         assert not given_up, f"tasks {given_up} given up while their claims are live (the stake will be slashed)"
-        wait_for(lambda: market.job(job)["settled"] == 4, 120, "every task to settle", on_timeout=tails(a))
+        wait_for(lambda: market.job_record(job).settled == 4, 120, "every task to settle", on_timeout=tails(a))
         assert_settled_once(market, job, 4)
         assert_stake_intact(market, acct.address)
     finally:
@@ -289,15 +289,15 @@ def fault_dockerd_restart(tmp_path_factory, ipfs, docker_client, fault_echo_dige
                 a.start()
                 wait_for(lambda: any(c.labels.get("tasknet.task") for c in client.containers.list(filters=label)),
                          120, "a task container in the private engine", interval=0.1, on_timeout=tails(a))
-                out.facts["settled_before"] = market.job(job)["settled"]
+                out.facts["settled_before"] = market.job_record(job).settled
                 engine.kill9()
                 time.sleep(5)
                 out.facts["alive_during"] = a.alive()
                 claims = market.contract.events.TasksClaimed().get_logs(from_block=0)
                 out.facts["held_during"] = sum(1 for e in claims if e["args"]["worker"] == out.workers[0].address) \
-                    - market.job(job)["settled"]
+                    - market.job_record(job).settled
                 engine.start()
-                wait_for(lambda: market.job(job)["settled"] == 3, 240, "every task to settle", on_timeout=tails(a))
+                wait_for(lambda: market.job_record(job).settled == 3, 240, "every task to settle", on_timeout=tails(a))
                 out.facts["alive_after"] = a.alive()
                 out.facts["task_errors"] = len(a.events("task_error"))
                 out.facts["reasons"] = [
@@ -392,7 +392,7 @@ def fault_reorg_claim(tmp_path_factory, ipfs, docker_client, fault_echo_digest):
             out.facts["depth"] = _reorg_out(chain, claim["blockNumber"], ix)
             out.facts["claim_gone"] = not market.is_taken(task_id(job, 0))
             try:
-                wait_for(lambda: market.job(job)["settled"] == 2, 25, "both tasks to settle after the reorg",
+                wait_for(lambda: market.job_record(job).settled == 2, 25, "both tasks to settle after the reorg",
                          on_timeout=tails(a))
                 out.facts["settled"] = None
             except AssertionError as exc:
@@ -474,10 +474,10 @@ def fault_reorg_reveal(tmp_path_factory, ipfs, docker_client, fault_echo_digest)
             wait_for(lambda: journal_step(a, job, 0) == Step.REVEALED, 60, "A to reveal", on_timeout=tails(a))
             revealed = market.contract.events.ResultRevealed().get_logs(from_block=0)
             out.facts["depth"] = _reorg_out(chain, revealed[0]["blockNumber"], ix)
-            out.facts["reveal_gone"] = market.task(tid)["revealed"] == 0
+            out.facts["reveal_gone"] = market.task_view(tid).revealed == 0
             b.transact(market.contract.functions.reveal(tid, bytes.fromhex(digest[2:]), salt, rec.data["cid"], b""))
             try:
-                wait_for(lambda: market.task(tid)["status"] != 1, 25, "the task to finalize", on_timeout=tails(a))
+                wait_for(lambda: market.task_view(tid).status != 1, 25, "the task to finalize", on_timeout=tails(a))
                 out.facts["settled"] = None
             except AssertionError as exc:
                 out.facts["settled"] = str(exc)[:3000]
@@ -550,7 +550,7 @@ def fault_disk_full(tmp_path_factory, ipfs, docker_client, fault_echo_digest):
             a = _proc(chain, ipfs.api_url, tmp, out.workers[0], "A")
             out.procs = [a]
             a.start()
-            wait_for(lambda: market.job(small)["settled"] == 1, 120, "the small task to settle", on_timeout=tails(a))
+            wait_for(lambda: market.job_record(small).settled == 1, 120, "the small task to settle", on_timeout=tails(a))
             given_back = market.contract.events.ClaimAbandoned()
             try:
                 wait_for(lambda: bool(given_back.get_logs(from_block=0, argument_filters={"taskId": task_id(big, 0)})),
@@ -596,8 +596,8 @@ def test_disk_full_worker_keeps_serving_and_cache_is_intact(fault_disk_full: Out
     stats = out.facts["cache_stats"]
     assert stats.entries == len(out.facts["objects"]) and not out.facts["incoming"], out.facts
     assert out.facts["free"] > 1 << 20, f"only {out.facts['free']} bytes free: a partial download was left"
-    info = market.worker(out.workers[0].address)
-    assert info["slashes"] == 0 and info["stake"] == 5 * ETHER - ETHER // 10  # the give-back fee, no slash
+    info = market.worker_record(out.workers[0].address)
+    assert info.slashes == 0 and info.stake == 5 * ETHER - ETHER // 10  # the give-back fee, no slash
     evidence.append(f"cache index: {stats.entries} entries = {len(out.facts['objects'])} objects, no partial "
                     f"download, {out.facts['free'] >> 10} KiB free")
     record_property("reliability", "; ".join(evidence))
@@ -635,7 +635,7 @@ def test_result_upload_cut_halfway(fault_chain: PrivateChain, ipfs, docker_clien
         a = _proc(chain, proxy.url, tmp_path, ws[0], "A")
         with workers_stopped(a):
             a.start()
-            wait_for(lambda: market.job(job)["settled"] == 1, 180, "the task to settle", on_timeout=tails(a))
+            wait_for(lambda: market.job_record(job).settled == 1, 180, "the task to settle", on_timeout=tails(a))
             wait_for(lambda: journal_step(a, job, 0) == Step.DONE, 60, "the journal to say DONE")
         assert proxy.cut == 1, f"the proxy cut {proxy.cut} uploads (matched {proxy.matched}): fault not injected"
         evidence = ["the first result upload was reset after 256 KiB", assert_settled_once(market, job, 1),

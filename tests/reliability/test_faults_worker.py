@@ -109,7 +109,7 @@ def test_kill9_at_each_step_resumes_and_keeps_the_stake(fault_chain: PrivateChai
         if b is not None and not b.alive():
             b.start()
         a.start()  # the same state folder: the restarted daemon resumes from its journal
-        wait_for(lambda: market.job(job)["settled"] == 1, 180, "the task to settle", on_timeout=tails(*procs))
+        wait_for(lambda: market.job_record(job).settled == 1, 180, "the task to settle", on_timeout=tails(*procs))
         wait_for(lambda: all(journal_step(p, job, 0) == Step.DONE for p in procs), 60,
                  "every worker to record the outcome", on_timeout=tails(*procs))
     evidence = [f"A exited {rc} at {fault} with journal step {crashed_at.name}", assert_settled_once(market, job, 1)]
@@ -136,7 +136,7 @@ def test_kill9_at_each_step_resumes_and_keeps_the_stake(fault_chain: PrivateChai
         assert result_digest_matches(ipfs, mine[0]["resultCID"], mine[0]["resultDigest"], tmp_path)
     for w in ws:
         evidence.append(assert_stake_intact(market, w.address))
-        assert market.worker(w.address)["reputation"] == 1
+        assert market.worker_record(w.address).reputation == 1
     evidence.append(f"A's journal history {[s.name for s in history]}")
     record_property("reliability", "; ".join(evidence))
 
@@ -168,7 +168,7 @@ def test_sigkill_during_the_container_run_cleans_up_and_resumes(fault_chain: Pri
             assert orphans, "the SIGKILL should have left the task's containers behind"
             assert journal_step(a, job, 0) in (Step.CLAIMED, Step.INPUTS_READY)
             a.start()
-            wait_for(lambda: market.job(job)["settled"] == 1, 180, "the resumed task to settle", on_timeout=tails(a))
+            wait_for(lambda: market.job_record(job).settled == 1, 180, "the resumed task to settle", on_timeout=tails(a))
             wait_for(lambda: journal_step(a, job, 0) == Step.DONE, 60, "the journal to say DONE")
         left = [c.name for c in docker_client.containers.list(all=True, filters=selector)
                 if c.labels.get("tasknet.task")]
@@ -205,11 +205,11 @@ def test_crashed_worker_that_never_returns_is_replaced_and_alone_slashed(fault_c
     app_id, ws = _market_ready(chain, ipfs, fault_echo_digest, workers=3)
     job = post_job(chain.w3, market, chain.accounts[1], ipfs, app_id, tasks=1, replication=replication, max_run=30)
     a, b, c = (_proc(chain, ipfs, tmp_path, w, name) for w, name in zip(ws, "ABC", strict=True))
-    replica_stake = int(market.params()["replicaStake"])
-    grace = int(market.params()["claimGrace"])
+    replica_stake = int(market.market_params().replica_stake)
+    grace = int(market.market_params().claim_grace)
     with workers_stopped(a, b, c):
         assert a.start("crash-after-claim").wait_exit(180) == CRASHED, a.tail()
-        assert market.worker(ws[0].address)["locked"] == replica_stake
+        assert market.worker_record(ws[0].address).locked == replica_stake
         finisher = b
         if replication == 2:  # B takes the other replica and commits; then it waits for a peer that is dead
             b.start()
@@ -217,7 +217,7 @@ def test_crashed_worker_that_never_returns_is_replaced_and_alone_slashed(fault_c
             finisher = c
         chain.warp(30 + grace + 5)  # past A's claim expiry (max run + claim grace)
         finisher.start()
-        wait_for(lambda: market.job(job)["settled"] == 1, 180, "the task to settle without A",
+        wait_for(lambda: market.job_record(job).settled == 1, 180, "the task to settle without A",
                  on_timeout=tails(a, b, c))
     evidence = [assert_settled_once(market, job, 1)]
     tid = task_id(job, 0)
@@ -236,9 +236,9 @@ def test_crashed_worker_that_never_returns_is_replaced_and_alone_slashed(fault_c
         evidence.append("C called reopenExpired on A's claim, took the slot; B and C won")
     slashed = market.contract.events.WorkerSlashed().get_logs(from_block=0)
     assert [e["args"]["worker"] for e in slashed] == [ws[0].address], slashed
-    info = market.worker(ws[0].address)
-    assert (info["stake"], info["locked"], info["slashes"]) == (STAKE - replica_stake, 0, 1), info
-    evidence.append(f"A alone slashed: stake {STAKE // ETHER} -> {info['stake'] / ETHER:g}, slashes 1")
+    info = market.worker_record(ws[0].address)
+    assert (info.stake, info.locked, info.slashes) == (STAKE - replica_stake, 0, 1), info
+    evidence.append(f"A alone slashed: stake {STAKE // ETHER} -> {info.stake / ETHER:g}, slashes 1")
     for w in honest:
         evidence.append(assert_stake_intact(market, w.address))
     record_property("reliability", "; ".join(evidence))

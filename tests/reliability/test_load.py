@@ -67,7 +67,7 @@ def test_a_thousand_tasks_settle_exactly_once_and_the_books_balance(ipfs, docker
             fund(w3, market, a, 10 * ETHER)
             procs.append(_start_worker(tmp_path, i, url, ipfs.api_url, market, "0x" + a.key.hex().removeprefix("0x")))
         deadline = time.monotonic() + 180
-        while not all(market.worker(a.address)["stake"] >= 5 * ETHER for a in workers):
+        while not all(market.worker_record(a.address).stake >= 5 * ETHER for a in workers):
             assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
                 f"the workers did not start; see {tmp_path}/w*.log"
             time.sleep(0.5)
@@ -75,8 +75,8 @@ def test_a_thousand_tasks_settle_exactly_once_and_the_books_balance(ipfs, docker
         job = post_job(w3, market, accounts[1], ipfs, app, tasks=TASKS, reward=ETHER // 100, max_run=60,
                        deadline_s=7200)
         deadline = time.monotonic() + 1800
-        while market.job(job)["finished"] < TASKS:
-            assert time.monotonic() < deadline, f"{market.job(job)['finished']} of {TASKS} tasks after 30 min"
+        while market.job_record(job).finished < TASKS:
+            assert time.monotonic() < deadline, f"{market.job_record(job).finished} of {TASKS} tasks after 30 min"
             assert all(p.poll() is None for p in procs), f"a worker died; see {tmp_path}/w*.log"
             time.sleep(2.0)
         elapsed = time.monotonic() - t0
@@ -90,17 +90,17 @@ def test_a_thousand_tasks_settle_exactly_once_and_the_books_balance(ipfs, docker
         per_task = Counter(int(e["args"]["taskId"]) for e in submitted)
         assert sorted(per_task) == [task_id(job, i) for i in range(TASKS)]
         assert set(per_task.values()) == {1}
-        info = market.job(job)
-        assert info["settled"] == info["finished"] == TASKS
+        info = market.job_record(job)
+        assert info.settled == info.finished == TASKS
         # solvency to the wei: what the market holds is exactly balances + stakes + escrow
         c = market.contract.functions
         held = market.token.functions.balanceOf(market.address).call()
         people = {a.address for a in accounts} | {c.treasury().call()}
         balances = sum(market.balance(p) for p in people)
-        stakes = sum(int(market.worker(p)["stake"]) + int(market.worker(p)["unstaking"]) for p in people)
+        stakes = sum(int(market.worker_record(p).stake) + int(market.worker_record(p).unstaking) for p in people)
         escrow = sum(int(c.jobEscrow(j).call()) for j in range(1, int(c.jobCount().call()) + 1))
         assert held == balances + stakes + escrow
-        assert all(int(market.worker(a.address)["locked"]) == 0 for a in workers)
+        assert all(int(market.worker_record(a.address).locked) == 0 for a in workers)
         # the indexer agrees with the chain on every task
         engine = _db.make_engine(f"sqlite:///{tmp_path / 'indexer.db'}")
         Indexer(engine, w3, market.address, from_block=0).sync()

@@ -67,14 +67,14 @@ def test_a_slurm_worker_and_a_local_one_agree_on_every_task_and_are_paid(
     admin = threading.Thread(target=site_admin, daemon=True)
     admin.start()
     with running(on_cluster, local):
-        wait_for(lambda: market.job(job_id)["finished"] == 10, timeout=180, what="10 finalized tasks")
+        wait_for(lambda: market.job_record(job_id).finished == 10, timeout=180, what="10 finalized tasks")
         journal = Journal(tmp_path / "slurm" / "journal.db")
         wait_for(lambda: all(r.step is Step.DONE for r in journal.all()), timeout=30, what="the journal's DONE")
     admin.join(5)
     finals = market.contract.events.TaskFinalized().get_logs(from_block=0)
     assert len(finals) == 10 and all(e["args"]["winners"] == 2 for e in finals)  # the same digest, every task
-    info = market.worker(accounts[4].address)
-    assert info["locked"] == 0 and info["slashes"] == 0
+    info = market.worker_record(accounts[4].address)
+    assert info.locked == 0 and info.slashes == 0
     assert market.balance(accounts[4].address) == 5 * ETHER + 10 * ETHER // 10
     # every task ran as its own Slurm job: one COMPLETED each, and the cancelled one submitted once more
     jobs = cluster.task_jobs(owner, job_id)
@@ -118,7 +118,7 @@ def test_a_restarted_slurm_worker_finds_its_running_jobs_again(cluster: Cluster,
     assert [j[0]["state"] for j in cluster.task_jobs(owner, job_id).values()] == ["RUNNING"] * 2  # still running
     restarted = worker_process(cfg, tmp_path / "cfg.json")
     try:
-        wait_for(lambda: market.job(job_id)["finished"] == 2, timeout=90, what="the two resumed tasks to finish")
+        wait_for(lambda: market.job_record(job_id).finished == 2, timeout=90, what="the two resumed tasks to finish")
     finally:
         restarted.terminate()
         restarted.wait(60)
@@ -128,8 +128,8 @@ def test_a_restarted_slurm_worker_finds_its_running_jobs_again(cluster: Cluster,
     assert {i: [j["id"] for j in runs] for i, runs in jobs.items()} == \
         {i: [str(before[i].data["slurm_job"])] for i in range(2)}  # type: ignore[union-attr]
     assert all(runs[0]["state"] == "COMPLETED" for runs in jobs.values())
-    info = market.worker(accounts[6].address)
-    assert info["stake"] == 5 * ETHER and info["locked"] == 0 and info["slashes"] == 0
+    info = market.worker_record(accounts[6].address)
+    assert info.stake == 5 * ETHER and info.locked == 0 and info.slashes == 0
     assert market.balance(accounts[6].address) == 5 * ETHER + 2 * ETHER // 10
     for i in range(2):
         assert [s for s, _ in journal.history(job_id, i)].count(Step.CLAIMED) == 1
@@ -176,13 +176,13 @@ def test_sigterm_drains_a_slurm_worker_and_cancels_what_outlives_the_drain(
     assert {i: cluster.settled_states([j["id"] for j in runs]) for i, runs in jobs.items()} == \
         {0: ["COMPLETED"], 1: ["CANCELLED"]}
     # task 0 was submitted (held back while task 1 ran, sent by the drain) and paid; task 1 is free again
-    assert market.job(job_id)["finished"] == 1
+    assert market.job_record(job_id).finished == 1
     assert not market.is_taken(task_id(job_id, 1)) and not market.is_taken(task_id(job_id, 2))
     gave_back = market.contract.events.ClaimAbandoned().get_logs(from_block=0)
     assert [(e["args"]["taskId"], e["args"]["worker"]) for e in gave_back] == [(task_id(job_id, 1),
                                                                               accounts[6].address)]
-    info = market.worker(accounts[6].address)  # the give-back's fee comes out of the stake: no slash
-    assert info["locked"] == 0 and info["slashes"] == 0 and info["stake"] == 5 * ETHER - gave_back[0]["args"]["fee"]
+    info = market.worker_record(accounts[6].address)  # the give-back's fee comes out of the stake: no slash
+    assert info.locked == 0 and info.slashes == 0 and info.stake == 5 * ETHER - gave_back[0]["args"]["fee"]
     assert market.balance(accounts[6].address) == 5 * ETHER + ETHER // 10
     label = {"label": f"tasknet.slurm={owner}"}
     assert docker_client.containers.list(all=True, filters=label) == [], "a node left a container behind"
@@ -224,7 +224,7 @@ def test_tasks_queued_on_a_partition_drained_meanwhile_wait_and_run_once_it_is_r
             assert sorted((r.task_index, r.step) for r in journal.all()) == \
                 [(i, Step.INPUTS_READY) for i in sorted(waiting)]
         cluster.set_nodes("resume")
-        wait_for(lambda: market.job(job_id)["finished"] == 4, timeout=120, what="the 4 tasks to finish")
+        wait_for(lambda: market.job_record(job_id).finished == 4, timeout=120, what="the 4 tasks to finish")
         wait_for(lambda: all(r.step is Step.DONE for r in journal.all()), timeout=30, what="the journal's DONE")
     jobs = queued()
     assert sorted(jobs) == [0, 1, 2, 3]
@@ -233,8 +233,8 @@ def test_tasks_queued_on_a_partition_drained_meanwhile_wait_and_run_once_it_is_r
         assert index not in waiting or runs[0]["id"] == waiting[index]
         assert [s for s, _ in journal.history(job_id, index)].count(Step.CLAIMED) == 1
     assert market.contract.events.ClaimAbandoned().get_logs(from_block=0) == []
-    info = market.worker(accounts[7].address)
-    assert info["locked"] == 0 and info["slashes"] == 0
+    info = market.worker_record(accounts[7].address)
+    assert info.locked == 0 and info.slashes == 0
     assert market.balance(accounts[7].address) == 5 * ETHER + 4 * ETHER // 10
 
 
