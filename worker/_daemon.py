@@ -915,6 +915,13 @@ class Worker:
         first, so a lost race sends nothing, and a race lost after that claims fewer tasks (or none) instead of
         reverting. None when a single task is all it would take (the caller then claims as usual); [] when
         nothing was claimed."""
+        run = self._lease_run(job, room)
+        return None if run is None else self._send_lease(job, *run)
+
+    def _lease_run(self, job: JobView, room: int) -> tuple[int, int] | None:
+        """(first index, count) of the run of free tasks :meth:`_claim_range` leases: from the first free task at
+        or after this worker's offset into the bag, as many as :func:`worker._leases.range_size` allows; None when
+        it would hold fewer than two."""
         taken, mine = self.view.taken_in(job.job_id), JournalHolds(self.journal)
         replicas = self.view.replicas  # credibility mode: tasks claimed one by one are not free for a lease
 
@@ -933,6 +940,7 @@ class Worker:
             job.max_run_seconds, 1)
         k = range_size(room, lease_tasks=self.s.batching.lease_tasks, free_tasks=job.num_tasks - len(taken),
                        holders=len(holders), fits=fits, stake_for=self._free_stake // max(params.replica_stake, 1))
+
         def run_from(i: int) -> int:
             n = 0
             while n < k and i + n < job.num_tasks and i + n not in taken and leasable(i + n):
@@ -945,8 +953,11 @@ class Worker:
             look = itertools.islice(self.view.free_indexes(job.job_id, job.num_tasks), 4 * self.s.batching.lease_tasks)
             first = next((i for i in look if run_from(i) >= 2), first)
             count = run_from(first)
-        if count < 2:
-            return None
+        return None if count < 2 else (first, count)
+
+    def _send_lease(self, job: JobView, first: int, count: int) -> list[TaskRecord] | None:
+        """Claim tasks ``first`` .. ``first + count - 1`` of ``job`` in one ``claimFreeRange``, simulated on the
+        pending state first (see :meth:`_claim_range`)."""
         start = task_id(job.job_id, first)
         fn = self.market.contract.functions.claimFreeRange(start, count)
         try:

@@ -135,6 +135,20 @@ def readme_blocks(text: str, sections: tuple[str, ...] = SECTIONS, source: str =
     return blocks
 
 
+def python_blocks(text: str, sections: tuple[str, ...] = SECTIONS) -> list[tuple[int, str]]:
+    """The ```python blocks of the README's ``sections``: (first line number, code)."""
+    out: list[tuple[int, str]] = []
+    section = None
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("## "):
+            section = line[3:].strip()
+        if line.strip() == "```python" and section in sections:
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+            out.append((i + 2, "\n".join(lines[i + 1:end]) + "\n"))
+    return out
+
+
 def parse_block(lines: list[str], first_line: int, block: int, source: str = "README.md") -> list[Command]:
     commands: list[Command] = []
     pending, at = "", first_line
@@ -238,6 +252,25 @@ class Runner:
         if rc != 0:
             pytest.fail(f"{cmd} exited {rc}; its output ends with:\n{tail(log)}{self.daemon_tails()}",
                         pytrace=False)
+
+    def run_python(self, line: int, code: str) -> str:
+        """Run a README python block as a script of its own, in a folder of its own (``sdk-LINE``); its output."""
+        where = self.cwd / f"sdk-{line}"
+        where.mkdir()
+        script = where / "readme_block.py"
+        script.write_text(code)
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run([str(VENV_BIN / "python"), str(script)], cwd=where, env=self.env, text=True,
+                                  capture_output=True, stdin=subprocess.DEVNULL, timeout=COMMAND_TIMEOUT, check=False)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"README.md:{line}: the python block did not finish within {COMMAND_TIMEOUT:.0f} s"
+                        f"{self.daemon_tails()}", pytrace=False)
+        print(f"[{time.monotonic() - t0:6.1f} s] README.md:{line} (python)")
+        if proc.returncode != 0:
+            pytest.fail(f"README.md:{line}: the python block exited {proc.returncode}:\n{proc.stdout[-3000:]}"
+                        f"{proc.stderr[-3000:]}{self.daemon_tails()}", pytrace=False)
+        return proc.stdout
 
     def start(self, cmd: Command) -> None:
         log = self._log_path(cmd)
@@ -423,6 +456,13 @@ def test_every_readme_command_runs_as_written(tmp_path: Path, docker_client: Any
             if not accounts and devnet_file.exists():
                 accounts = [a["address"] for a in json.loads(devnet_file.read_text())["accounts"]]
             runner.check_daemons()
+        # the SDK block: the same job from Python, against the same devnet and workers
+        (line, code), = python_blocks(README.read_text())
+        printed = runner.run_python(line, code).splitlines()
+        assert any(p.startswith(("ResultRevealed ", "TaskFinalized ")) for p in printed), printed[-20:]
+        frames = sorted((cwd / f"sdk-{line}" / "frames").rglob("frame.bmp"))
+        assert len(frames) == 24, f"the SDK block downloaded {len(frames)} frames: {frames[:5]}"
+        runner.check_daemons()
     finally:
         problems = clean_up(runner, downs, home, accounts)
         print(f"README run in {time.monotonic() - t0:.0f} s", *problems, sep="\n\n")  # shown on a failure
