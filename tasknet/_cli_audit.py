@@ -13,7 +13,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ._cli_common import _chain_options, _resolve
+from oracle.protocol import JobId, TaskId
+
+from ._cli_common import JOB_ID, TASK_ID, _chain_options, _resolve
 
 console = Console(stderr=True)
 out = Console()
@@ -94,20 +96,20 @@ def with_audit_options(f: Any) -> Any:
 
 
 @audit.command("task", help=HELP_AUDIT_TASK)
-@click.argument("task_id", type=int)
+@click.argument("task_id", type=TASK_ID)
 @with_audit_options
-def audit_task(task_id: int, **kw: Any) -> None:
+def audit_task(task_id: TaskId, **kw: Any) -> None:
     _audit("task", task_id, **kw)
 
 
 @audit.command("job", help=HELP_AUDIT_JOB)
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @with_audit_options
 @click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True,
               help="tasks checked at once (their results fetched from IPFS meanwhile)")
 @click.option("--indexer", "indexer_url", default=None, metavar="URL", envvar="TASKNET_INDEXER_URL",
               help="have this indexer's API run the audit (POST /audit/jobs/ID/runs) and follow it")
-def audit_job(job_id: int, **kw: Any) -> None:
+def audit_job(job_id: JobId, **kw: Any) -> None:
     _audit("job", job_id, **kw)
 
 

@@ -27,6 +27,7 @@ from rich.table import Table
 from oracle import configure_logging
 from oracle.client import Client, TaskFailure, format_amount, parse_amount
 from oracle.exceptions import InvalidJobSpec
+from oracle.protocol import TASK_INDEX_BITS, JobId, TaskId
 from oracle.settings import KeystoreError, Settings, resolve
 
 err = Console(stderr=True)
@@ -36,6 +37,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_UNFINISHED = 3
 EXIT_TIMEOUT = 4
 EXIT_FAILED = 5  # the job is over, but some tasks failed (their app failed, or the chain failed or refunded them)
+
+IdT = TypeVar("IdT", JobId, TaskId)
+
+
+class _IdParam(click.ParamType[IdT, object]):
+    """A job or task id on the command line: a whole number (decimal, or 0x-hex as events show task ids) that fits
+    the protocol's id, typed as :data:`oracle.protocol.JobId` / :data:`~oracle.protocol.TaskId`."""
+
+    def __init__(self, name: str, bits: int, make: Callable[[int], IdT], example: str) -> None:
+        self.name, self.bits, self.example = name, bits, example
+        self.make: Callable[[int], IdT] = make
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> IdT:
+        if isinstance(value, int):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip(), 0)
+            except ValueError:
+                self.fail(f"{value!r} is not a {self.name}: give a whole number, like {self.example}", param, ctx)
+        if not 0 <= n < 1 << self.bits:
+            self.fail(f"{value} is not a {self.name}: {self.name}s run from 0 to 2**{self.bits} - 1", param, ctx)
+        return self.make(n)
+
+
+JOB_ID = _IdParam("job id", 256 - TASK_INDEX_BITS, JobId, "1")
+TASK_ID = _IdParam("task id", 256, TaskId, "4294967296 (job 1's task 0: the job id times 2**32, plus the task's index)")
 
 devnet_option = click.option("--devnet-file", type=click.Path(path_type=Path), default=None,
                              envvar="TASKNET_DEVNET_FILE", help="devnet file (default ~/.tasknet/devnet/devnet.json)")

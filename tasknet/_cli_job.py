@@ -18,11 +18,13 @@ from rich.table import Table
 
 from oracle.client import Client, JobSpec, TaskFailure, TaskInput, load_tasks, parse_duration
 from oracle.exceptions import InvalidJobSpec, WaitTimeout
+from oracle.protocol import JobId
 
 from ._cli_common import (
     EXIT_FAILED,
     EXIT_TIMEOUT,
     EXIT_UNFINISHED,
+    JOB_ID,
     _failures,
     _print_failures,
     amount_arg,
@@ -176,7 +178,7 @@ def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | N
 
 
 @job.command("watch", help=HELP_WATCH)
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--timeout", type=float, default=None, help="seconds")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="when the job is done, read each result's status to report the tasks whose app failed")
@@ -185,7 +187,7 @@ def job_submit(client: Client, app_id: int, dataset_id: int, args_file: Path | N
                    "the network's pinning service to pin it too, when the profile names one)")
 @json_option
 @with_client("requester")
-def job_watch(client: Client, job_id: int, timeout: float | None, check: bool, pin: bool, as_json: bool) -> None:
+def job_watch(client: Client, job_id: JobId, timeout: float | None, check: bool, pin: bool, as_json: bool) -> None:
     _watch(client, job_id, timeout, as_json, check=check, pin=pin)
 
 
@@ -242,12 +244,12 @@ def _watch(client: Client, job_id: int, timeout: float | None, as_json: bool, *,
 
 
 @job.command("cancel", help=HELP_CANCEL)
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--first", type=int, default=0, show_default=True)
 @click.option("--count", type=int, default=None, help="default: up to the last task")
 @json_option
 @with_client("requester")
-def job_cancel(client: Client, job_id: int, first: int, count: int | None, as_json: bool) -> None:
+def job_cancel(client: Client, job_id: JobId, first: int, count: int | None, as_json: bool) -> None:
     n, refund = client.jobs.cancel(job_id, first, count)
     if as_json:
         emit_json({"job_id": job_id, "cancelled": n, "refund": refund})
@@ -256,19 +258,19 @@ def job_cancel(client: Client, job_id: int, first: int, count: int | None, as_js
 
 
 @job.command("close", help=HELP_CLOSE)
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @with_client("requester")
-def job_close(client: Client, job_id: int) -> None:
+def job_close(client: Client, job_id: JobId) -> None:
     refund = client.jobs.close(job_id)
     out.print(f"job {job_id} closed, {tokens(refund)} refunded")
 
 
 @job.command("explain", help=HELP_EXPLAIN)
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--task", "index", type=int, default=None, help="task index (default: the first open task)")
 @json_option
 @with_client("requester")
-def job_explain(client: Client, job_id: int, index: int | None, as_json: bool) -> None:
+def job_explain(client: Client, job_id: JobId, index: int | None, as_json: bool) -> None:
     e = client.jobs.explain(job_id, index)
     if as_json:
         emit_json(e)
@@ -302,7 +304,7 @@ def job_list(client: Client, requester: str | None, as_json: bool) -> None:
 
 
 @job.command("status", help=HELP_STATUS)
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--tasks", "show_tasks", is_flag=True, help="also list the tasks, a page at a time")
 @click.option("--state", type=click.Choice(TASK_STATES), default=None, help="list the tasks in this state")
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True, help="page of task rows")
@@ -311,7 +313,7 @@ def job_list(client: Client, requester: str | None, as_json: bool) -> None:
               help="read the job from this indexer's API (env TASKNET_INDEXER_URL) instead of the chain's counters")
 @json_option
 @with_client("requester")
-def job_status(client: Client, job_id: int, show_tasks: bool, state: str | None, page: int, per_page: int,
+def job_status(client: Client, job_id: JobId, show_tasks: bool, state: str | None, page: int, per_page: int,
                as_json: bool) -> None:
     summary = client.jobs.summary(job_id)
     rows = client.jobs.task_page(job_id, state=state, page=page, per_page=per_page) \

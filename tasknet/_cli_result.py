@@ -20,9 +20,11 @@ from rich.progress import (
 from rich.table import Table
 
 from oracle.client import Client
+from oracle.protocol import JobId
 
 from ._cli_common import (
     EXIT_FAILED,
+    JOB_ID,
     _failures,
     _print_failures,
     download_progress,
@@ -81,7 +83,7 @@ def results_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Any], 
 
 
 @result.command("get", help=HELP_GET)
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.argument("out_dir", metavar="OUT", required=False, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--task", "indexes", type=int, multiple=True, help="task index (repeatable; default all finished)")
 @click.option("--out", "out_option", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -90,7 +92,7 @@ def results_progress() -> Iterator[tuple[Callable[[int], None], Callable[[Any], 
               help="results downloaded at once")
 @json_option
 @with_client("requester")
-def result_get(client: Client, job_id: int, out_dir: Path | None, indexes: tuple[int, ...], out_option: Path | None,
+def result_get(client: Client, job_id: JobId, out_dir: Path | None, indexes: tuple[int, ...], out_option: Path | None,
                parallel: int, as_json: bool) -> None:
     if out_dir is not None and out_option is not None and out_dir != out_option:
         raise click.UsageError(f"two output folders given ({out_dir} and --out {out_option}); give one")
@@ -134,11 +136,11 @@ def _print_skipped(results: list[Any], shown: int = 3) -> None:
 
 
 @result.command("verify", help=HELP_VERIFY)
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--task", "indexes", type=int, multiple=True)
 @json_option
 @with_client("requester")
-def result_verify(client: Client, job_id: int, indexes: tuple[int, ...], as_json: bool) -> None:
+def result_verify(client: Client, job_id: JobId, indexes: tuple[int, ...], as_json: bool) -> None:
     with download_progress() as step:
         results = client.results.download(job_id, None, indexes=list(indexes) or None, progress=step)
     if as_json:
