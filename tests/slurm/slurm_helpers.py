@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-cluster"
+#: squeue states of a job that has not ended yet
+LIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED"})
 
 
 @dataclasses.dataclass
@@ -52,12 +54,13 @@ class Cluster:
         return [by_id.get(i, "?") for i in ids]
 
     def settled_states(self, ids: list[str], timeout: float = 30.0) -> list[str]:
-        """The jobs' states once none is still COMPLETING (slurmd's epilog and accounting of an ended job take a
-        moment after the executor has already seen the job end)."""
+        """The jobs' states once none is still running or COMPLETING: the executor sees a job end when its script
+        has written ``result.env``, a moment before the script exits, and slurmd's epilog and accounting take
+        another; on a loaded machine squeue may still say RUNNING then."""
         deadline = time.monotonic() + timeout
         while True:
             states = self.states(ids)
-            if "COMPLETING" not in states or time.monotonic() > deadline:
+            if not set(states) & LIVE_STATES or time.monotonic() > deadline:
                 return states
             time.sleep(0.2)
 
