@@ -83,8 +83,8 @@ def _status(ipfs: Any, market: Market, tid: int, tmp: Path) -> str:
     kind="attack", name="inputs document huge, not JSON, or missing",
     how="two real worker daemons meet three jobs whose inputs document is over the worker's 16 MiB cap, is not "
         "JSON, or is a CID nobody has, then a good job: the two broken documents end as failure results naming the "
-        "cause, confirmed by the second worker; the missing one is each worker's environment: each gives its claim "
-        "back once (a fee, no slash) and avoids the job; the good job is served and no stake stays locked")
+        "cause, confirmed by the second worker; the missing one is each worker's environment: each gives what it "
+        "claimed of it back once (a fee per task, no slash) and avoids the job; the good job is served and no stake stays locked")
 def test_hostile_inputs_documents_end_as_clean_failures(anvil: Any, w3: Any, accounts: Any, market: Market,
                                                          ipfs: Any, docker_client: Any, echo_digest: str,
                                                          tmp_path: Path, record_property: Any) -> None:
@@ -107,8 +107,9 @@ def test_hostile_inputs_documents_end_as_clean_failures(anvil: Any, w3: Any, acc
     with _running(workers[0]), _running(workers[1]):
         _wait_for(lambda: all(market.job_record(j).finished == 2 for j in [*jobs.values(), good]), "all jobs settled",
                   timeout=240)
-        _wait_for(lambda: len([e for e in given_back.get_logs(from_block=0) if e["args"]["taskId"] >> 32 == missing])
-                  == 2, "both workers to give the missing one back")
+        _wait_for(lambda: {e["args"]["worker"] for e in given_back.get_logs(from_block=0)
+                           if e["args"]["taskId"] >> 32 == missing} == {a.address for a in pair},
+                  "both workers to give the missing one back")
     statuses = {k: _status(ipfs, market, task_id(j, 1), tmp_path) for k, j in jobs.items()}
     assert f"larger than the cap of {DOC_CAP} bytes" in statuses["huge"], statuses["huge"]
     assert "not valid JSON" in statuses["garbage"], statuses["garbage"]
@@ -116,9 +117,16 @@ def test_hostile_inputs_documents_end_as_clean_failures(anvil: Any, w3: Any, acc
     confirmed = {e["args"]["taskId"] >> 32 for e in market.contract.events.FailureConfirmed().get_logs(from_block=0)}
     assert confirmed == set(jobs.values())
     assert market.job_record(missing).finished == 0
+    abandons = [e["args"] for e in given_back.get_logs(from_block=0) if e["args"]["taskId"] >> 32 == missing]
     for a in pair:
+        # a worker may have claimed one task of the missing job or both in one range: each task it held is given
+        # back once, for the 0.1-token fee per task, and never claimed again by that worker
+        mine = [e for e in abandons if e["worker"] == a.address]
+        held = [e["taskId"] + i for e in mine for i in range(e["tasks"])]
+        assert len(held) == len(set(held)), f"{a.address} gave the same task back twice: {mine}"
+        assert all(e["fee"] == e["tasks"] * (ETHER // 10) for e in mine), mine
         me = market.worker_record(a.address)
-        assert (me.locked, me.slashes, me.stake) == (0, 0, 5 * ETHER - ETHER // 10)
+        assert (me.locked, me.slashes, me.stake) == (0, 0, 5 * ETHER - len(held) * (ETHER // 10))
     record_property("reliability", "failure results confirmed by the second worker: " + "; ".join(
         f"{k}: …{_error_line(s).split(': ', 2)[-1][:90]}" for k, s in statuses.items())
         + "; the unreachable document was given back once by each worker (0.1 token each, no slash), the good job "
