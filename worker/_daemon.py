@@ -43,7 +43,17 @@ from ._checkpoint import container_label, must_give_back, policy_closed
 from ._credible import is_credible_lease
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import ClaimData, GpuNote, Journal, Step, TaskRecord
-from ._leases import LeaseOp, ahead_for, chunk_ops, lease_of, plan_lease, range_size, start_in_bag
+from ._leases import (
+    LeaseOp,
+    ahead_for,
+    chunk_ops,
+    lease_of,
+    plan_lease,
+    range_size,
+    replica_late,
+    replicas_ahead,
+    start_in_bag,
+)
 from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
 from ._policy import Offer, decide, lent_gpus
 from ._sandbox import Sandbox, sandbox_owner
@@ -166,6 +176,8 @@ class Worker:
         self._held: set[str] = set()
         #: running tasks of R = 1 jobs: each will add a result to the held ones
         self._batched_running: set[str] = set()
+        #: (R > 1) reveals held to go together: task key -> wall time its reveal phase was first seen open
+        self._reveal_since: dict[str, float] = {}
         #: whether the last round of claims found something this worker may claim (or had no free slot)
         self._claimable = True
         #: whether the last look at the candidates found too little free stake for one more claim
@@ -686,7 +698,7 @@ class Worker:
             commits += held_commits
         if commits:
             changed += zip(commits, self.pipeline.commit_many(commits), strict=True)
-        if reveals:
+        if reveals := self._reveals_due(reveals, live):
             changed += zip(reveals, self.pipeline.reveal_many(reveals), strict=True)
         for old, new in changed:
             if new.step != old.step:
@@ -863,12 +875,13 @@ class Worker:
                 for rec in claimed:
                     self._spawn(rec)  # at most max_concurrent run at once: the others wait for a slot
                 return
-        if slots <= 0:
+        extra = self._replicas_ahead(plain[0][0], ahead, capacity) if plain else 0
+        if slots + extra <= 0 or (slots <= 0 and not plain):
             return
         if plain:
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
-            for rec in await asyncio.to_thread(self._claim_some, plain, slots):
-                self._spawn(rec)
+            for rec in await asyncio.to_thread(self._claim_some, plain, max(slots, 0) + extra):
+                self._spawn(rec)  # beyond the free slots, it waits for one (_wait_for_slot)
                 slots -= 1
         for job, index, action in [c for c in candidates if c[2] is not None][:2]:
             if slots <= 0:
@@ -1003,6 +1016,19 @@ class Worker:
             return job.max_run_seconds
         return min(job.max_run_seconds, int(2 * max(seen)) + JOIN_MARGIN_S)
 
+    def _replicas_ahead(self, job: JobView, ahead: int, capacity: int) -> int:
+        """(R > 1, not credibility mode, nor GPUs) Replicas of ``job`` this worker claims beyond its free slots
+        (:func:`worker._leases.replicas_ahead`): claims then go several to a ``claimSome``, as R = 1 tasks go several
+        to a lease."""
+        if ahead <= 0 or job.replication == 1 or job.confidence_ppb or job.gpus:
+            return 0
+        seen = self._run_times.get(job.job_id)
+        # each replica locks a replica stake: what stays free must still join `capacity` tasks of others (the rule
+        # of _candidates that keeps two workers from locking all their stake in tasks each waiting for the other)
+        spare = self._free_stake // max(self._params().replica_stake, 1) - 2 * capacity
+        return min(max(spare, 0), replicas_ahead(ahead, capacity, self.s.batching.claim_ahead_s, seen,
+                                                 job.max_run_seconds, self._expected_run(job)))
+
     def _claim_some(self, batch: list[tuple[JobView, int]], slots: int) -> list[TaskRecord]:
         """Claim up to ``slots`` of ``batch``, in order, in one ``claimSome`` transaction: tasks another worker
         took first are skipped by the contract, so a lost race costs no reverted transaction. When a call on the
@@ -1088,7 +1114,8 @@ class Worker:
                         time.monotonic() - began)
                 elif new.step == Step.UPLOADED:
                     self._advance_soon = True  # a replica to commit, or a credible lease to commit and reveal
-                    self._run_times.setdefault(rec.job_id, []).append(time.time() - rec.updated_at)
+                    # from its start in a slot: a replica claimed ahead waited for the slot before (not its run)
+                    self._run_times.setdefault(rec.job_id, []).append(time.monotonic() - began)
                     if is_credible_lease(new):  # its run time sizes the next leases' claim ahead, as for R = 1
                         self._task_seconds.setdefault(rec.job_id, collections.deque(maxlen=16)).append(
                             time.monotonic() - began)
@@ -1113,8 +1140,7 @@ class Worker:
                 self._wake.set()
 
         job = rec.data["job"]
-        if int(job["replication"]) == 1 or int(job.get("confidence_ppb") or 0):
-            self._batched_running.add(rec.task_key)  # its result or commit will join the held ones
+        self._batched_running.add(rec.task_key)  # its result or commit will join the held ones
         self._task_cores[rec.task_key] = max(int(job.get("cores") or 1), 1)
         self.running[rec.task_key] = asyncio.create_task(go())
 
@@ -1150,7 +1176,23 @@ class Worker:
         if (reason := self._policy_pause_reason()) is not None:
             self.journal.record(rec.job_id, rec.task_index, cur.step, note=f"paused: {reason}", paused=reason)
             return False
+        if (late := await asyncio.to_thread(self._replica_late, cur)) is not None:
+            self.journal.record(rec.job_id, rec.task_index, Step.ABANDONING, note=late, reason=late)
+            self._advance_soon = True
+            return False
         return True
+
+    def _replica_late(self, rec: TaskRecord) -> str | None:
+        """(A replica of an R > 1 task claimed ahead, that waited for a slot) Why it can no longer commit in time if
+        it starts now, or None: its claim's expiry or its round's commit window (opened meanwhile by another
+        replica's commit) would close before a run of the job here ends. It is then given back (a fee), not run into
+        a slash."""
+        if rec.data.get("replica") is None or int(rec.data["job"].get("confidence_ppb") or 0):
+            return None
+        job = JobView.model_validate(rec.data["job"])
+        deadline = self.market.task_view(task_id(rec.job_id, rec.task_index)).commit_deadline
+        return replica_late(self.market.chain_time() + self._expected_run(job), int(rec.data.get("expiry") or 0),
+                            deadline)
 
     # -- held R = 1 results -----------------------------------------------------------------------------
     def _holds_result(self, rec: TaskRecord) -> bool:
@@ -1161,9 +1203,41 @@ class Worker:
                 and int(rec.data["job"]["replication"]) == 1)
 
     def _holds_commit(self, rec: TaskRecord) -> bool:
-        """Whether ``rec`` is an uploaded replica of a credibility-mode job that this daemon holds to commit with
-        others: its task usually wants no other replica, so nobody waits on its commit but its own reveal."""
-        return self.pipeline.relay is None and bool(int(rec.data["job"].get("confidence_ppb") or 0))
+        """Whether ``rec``, an uploaded replica, is held to commit with the others finishing next to it (not
+        through a relayer: it takes each as it comes). A credibility-mode task usually wants no other replica, so
+        nobody waits on its commit but its own reveal; an R > 1 task's other replicas wait at most ``hold_s`` more
+        for their reveal phase, and each commit saves most of a transaction's fixed cost."""
+        return self.pipeline.relay is None
+
+    def _reveals_due(self, ready: list[TaskRecord], live: list[TaskRecord]) -> list[TaskRecord]:
+        """Of the reveals whose phase is open (``ready``, collected by the pipeline's advance), those to send now.
+        An R > 1 reveal is held by the rule of held results (:func:`worker._batching.flush_reason`, its deadline
+        the round's reveal deadline) while another reveal of this worker may join it: a replica of it still
+        running, uploaded or committed. The others (credibility mode) go at once."""
+        if not ready:
+            self._reveal_since.clear()
+            self.pipeline.reveal_deadlines.clear()
+            return []
+        replicated = [r for r in ready if not int(r.data["job"].get("confidence_ppb") or 0)]
+        keys = {r.task_key for r in replicated}
+        for key in set(self._reveal_since) - keys:  # revealed another way (late, or a reorg), or settled
+            del self._reveal_since[key]
+        deadlines = self.pipeline.reveal_deadlines  # set again by each advance
+        for key in set(deadlines) - keys:
+            del deadlines[key]
+        if not replicated:
+            return ready
+        now = time.time()
+        held = [Held(self._reveal_since.setdefault(r.task_key, now), deadlines.get(r.task_key, 0)) for r in replicated]
+        more = bool(self._batched_running) or any(
+            r.data.get("replica") is not None and r.step in (Step.UPLOADED, Step.COMMITTED) and r.task_key not in keys
+            for r in live)
+        if flush_reason(held, now=now, chain_now=self.market.clock.now(), more_coming=more, stopping=self.stopping,
+                        claims_blocked=self._stake_short or self._stake_bound, rule=self.s.batching) is None:
+            return [r for r in ready if r.task_key not in keys]
+        for key in keys:
+            self._reveal_since.pop(key, None)
+        return ready
 
     def _held_reason(self, recs: list[TaskRecord], more_coming: bool) -> str | None:
         """Why the held results or commits ``recs`` must go now (:func:`worker._batching.flush_reason`), or None."""

@@ -104,6 +104,32 @@ def ahead_for(most: int, slots: int, horizon_s: float, seen: Sequence[float] | N
     return max(0, min(most, int(slots * horizon_s / max(typical, 1e-3))))
 
 
+def replicas_ahead(most: int, slots: int, horizon_s: float, seen: Sequence[float] | None, max_run_s: int,
+                   expected_run_s: float) -> int:
+    """(R > 1) How many replicas of a job to claim beyond the free slots, queued for a slot like R = 1 tasks claimed
+    ahead, so that one ``claimSome`` takes several. A replica must commit by its claim's expiry (``max_run_s`` plus
+    the claim grace from its claim) and by its round's commit window (at least ``max_run_s`` from the round's first
+    commit, which is after this claim when the round is new; a round already committed is checked at the claim).
+    So only the replicas whose wait in the queue plus their own run here (``expected_run_s``) leaves half of
+    ``max_run_s`` to spare are claimed ahead: none before a run of the job was seen here (``seen``)."""
+    if not seen:
+        return 0
+    room = (max_run_s - expected_run_s) / 2
+    return ahead_for(most, slots, min(horizon_s, room), seen, max_run_s) if room > 0 else 0
+
+
+def replica_late(ends: float, expiry: int, commit_deadline: int) -> str | None:
+    """(A replica claimed ahead, about to start after its wait for a slot) Why it can no longer commit in time when
+    a run here would end at chain time ``ends``: past its claim's ``expiry``, or past its round's
+    ``commit_deadline`` (0: not open yet, another replica's commit opens it); None when it can."""
+    if expiry and ends > expiry:
+        return f"claimed ahead, it waited for a slot too long: a run here would end after its claim's expiry {expiry}"
+    if commit_deadline and ends > commit_deadline:
+        return (f"claimed ahead, it waited for a slot too long: a run here would end after its round's commit "
+                f"deadline {commit_deadline}")
+    return None
+
+
 def start_in_bag(frontier: int | None, spread: int, taken: Ranges, num_tasks: int,
                  lease_tasks: int) -> int:
     """Where a worker looks for its next lease in an R = 1 bag of ``num_tasks``: its own ``frontier`` (the task after

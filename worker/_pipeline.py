@@ -149,6 +149,8 @@ class Pipeline:
         self._params: tuple[float, MarketParams] | None = None
         #: commits and reveals this worker's credible leases (credibility mode; worker/_credible.py)
         self.credible = CredibleLeases(self)
+        #: (R > 1) chain time each reveal collected by :meth:`advance` must land by, by task key (for the hold rule)
+        self.reveal_deadlines: dict[str, int] = {}
 
     # -- entry ------------------------------------------------------------------------------------
     def run(self, rec: TaskRecord) -> TaskRecord:
@@ -782,6 +784,7 @@ class Pipeline:
                 return self._reveal_alone(job, tid, rec, reveals)
             if all_in and reveals is not None and self.relay is None:
                 reveals.append(rec)
+                self.reveal_deadlines[rec.task_key] = t.reveal_deadline
             elif all_in or (t.commit_deadline and now > t.commit_deadline):
                 return self._reveal(job, tid, rec, gas=None if all_in else TIME_GATED_GAS)
         elif rec.step == Step.REVEALED:

@@ -54,7 +54,10 @@ class BatchingSettings(BaseModel):
 
     R = 1 tasks are claimed several to a lease (``claimFreeRange``: one transaction and one lease slot for all of
     them), up to ``claim_ahead`` beyond the free slots when they would start within ``claim_ahead_s``, at most
-    ``lease_tasks`` each (see worker/_leases.py); a lease's results go in task order."""
+    ``lease_tasks`` each (see worker/_leases.py); a lease's results go in task order. Replicas of R > 1 tasks are
+    claimed ahead too, several to a ``claimSome``, but only those that would still commit with half their
+    maxRunSeconds to spare (:func:`worker._leases.replicas_ahead`); one that waited too long for its slot is given
+    back instead of run into a slash."""
 
     hold_s: float = Field(3.0, ge=0, description="longest time a finished R = 1 result waits for others to go with "
                           "it, seconds (0: each result goes alone, as soon as it is uploaded)")
@@ -64,10 +67,11 @@ class BatchingSettings(BaseModel):
                              "once; each result may need gas for the job's callback)")
     lease_tasks: int = Field(16, ge=1, le=1024, description="R = 1: at most this many consecutive tasks in one "
                              "claim (one lease: a claim's fixed cost is paid once for all of them; 1: a task per claim)")
-    claim_ahead: int = Field(12, ge=0, le=1024, description="R = 1: tasks claimed beyond the free slots, queued to "
-                             "run as slots free up, so that each claim takes several tasks (0: claim only for free "
-                             "slots)")
-    claim_ahead_s: float = Field(60.0, ge=0, description="R = 1: claim ahead only the tasks expected to start within "
+    claim_ahead: int = Field(12, ge=0, le=1024, description="tasks claimed beyond the free slots, queued to run as "
+                             "slots free up, so that each claim takes several tasks (0: claim only for free slots); "
+                             "R > 1: only replicas expected to start and commit with half their maxRunSeconds to "
+                             "spare, once a run of the job was seen here")
+    claim_ahead_s: float = Field(60.0, ge=0, description="claim ahead only the tasks expected to start within "
                                  "this many seconds: the free slots times this, divided by the median time a task of "
                                  "the job took here (its maxRunSeconds before one has run)")
     credible_leases: bool = Field(True, description="credibility mode: while this worker's credibility alone reaches "

@@ -21,10 +21,10 @@ from worker._journal import Journal, Step
 from worker._settings import WorkerSettings
 
 
-def settings(anvil, ipfs, market: Market, account, state: Path, **kw) -> WorkerSettings:
+def settings(anvil, ipfs, market: Market, account, state: Path, stake: int = 5 * ETHER, **kw) -> WorkerSettings:
     return WorkerSettings(rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url, marketplace=market.address,
                           private_key="0x" + account.key.hex().removeprefix("0x"), state_dir=state,
-                          stake=5 * ETHER, poll_interval=0.1, claim_backoff_max=0.05, **kw)
+                          stake=stake, poll_interval=0.1, claim_backoff_max=0.05, **kw)
 
 
 @contextlib.contextmanager
@@ -105,6 +105,42 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
         assert market.balance(a.address) == 5 * ETHER + 10 * ETHER // 10
 
 
+def test_replicas_are_claimed_ahead_and_committed_and_revealed_together(anvil, w3, accounts, market, ipfs,
+                                                                      docker_client, echo_digest, tmp_path) -> None:
+    """R > 1 batching as the daemon runs it (issue #17): with one run slot each, two workers still claim several
+    replicas per claimSome once they have seen a run of the job (queued for the slot, each with half its
+    maxRunSeconds to spare), and hold their commits and reveals to send several per multicall. Nobody is slashed,
+    no replica is given back, every task is won by both."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 40 * ETHER)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=12, replication=2, max_run=120)
+    workers = []
+    for i, a in enumerate((accounts[4], accounts[5])):
+        fund(w3, market, a, 20 * ETHER)
+        workers.append(Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", stake=15 * ETHER,
+                                       policy={"max_concurrent": 1}, batching={"hold_s": 10.0}),
+                              docker_client=docker_client))
+    with running(*workers):
+        wait_for(lambda: market.job_record(job_id).finished == 12, timeout=240, what="12 finalized tasks")
+    events = market.contract.events
+    per_tx: dict[str, dict[tuple[str, str], int]] = {}
+    for name in ("ReplicaClaimed", "ResultCommitted", "ResultRevealed"):
+        for e in getattr(events, name)().get_logs(from_block=0):
+            key = (e["transactionHash"].hex(), e["args"]["worker"])
+            per_tx.setdefault(name, {}).setdefault(key, 0)
+            per_tx[name][key] += 1
+    assert sum(per_tx["ReplicaClaimed"].values()) == 24
+    assert max(per_tx["ReplicaClaimed"].values()) >= 2, per_tx["ReplicaClaimed"]  # one slot: claimed ahead
+    assert max(per_tx["ResultCommitted"].values()) >= 2, per_tx["ResultCommitted"]
+    assert max(per_tx["ResultRevealed"].values()) >= 2, per_tx["ResultRevealed"]
+    assert all(e["args"]["winners"] == 2 for e in events.TaskFinalized().get_logs(from_block=0))
+    assert events.ClaimAbandoned().get_logs(from_block=0) == []
+    assert events.WorkerSlashed().get_logs(from_block=0) == []
+    for a in (accounts[4], accounts[5]):
+        info = market.worker_record(a.address)
+        assert info.locked == 0 and info.slashes == 0 and info.reputation == 12
+
+
 def test_workers_on_a_chain_whose_clock_is_an_hour_behind_finish_a_replicated_job(
         anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path) -> None:
     """Deadlines, claim expiries and the commit/reveal windows are the chain's clock, not this machine's: a chain
@@ -136,7 +172,8 @@ def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, ma
     """Driven step by step: each of two workers claims the two tasks of an R = 2 job in one claimSome, commits
     the two in one, and reveals the two in one (the last reveals finalize). The first worker starts two
     fresh tasks at once because its free stake (5 replicas) still covers joining 2 (max_concurrent) others'
-    tasks afterwards; with max_concurrent 3 it would start only two of three fresh ones (5 - 3)."""
+    tasks afterwards; with max_concurrent 3 it would start only two of three fresh ones (5 - 3). Driven by hand,
+    nothing is held for more to join (``hold_s`` 0: what is due goes at each advance)."""
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 10 * ETHER)
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, replication=2)
@@ -144,8 +181,8 @@ def test_a_worker_batches_its_claims_commits_and_reveals(anvil, w3, accounts, ma
     workers = []
     for i, a in enumerate((accounts[4], accounts[5])):
         fund_worker(w3, market, a)
-        w = Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", policy={"max_concurrent": 2}),
-                   docker_client=docker_client)
+        w = Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", policy={"max_concurrent": 2},
+                            batching={"hold_s": 0}), docker_client=docker_client)
         w.ensure_registered()
         w._follow()
         batch = [(job, index) for job, index, action in w._candidates() if action is None]

@@ -108,6 +108,29 @@ def test_claim_ahead_only_what_would_start_soon() -> None:
     assert ahead_for(0, 2, 60.0, [0.1], 10) == 0
 
 
+def test_replicas_are_claimed_ahead_only_with_half_their_run_time_to_spare() -> None:
+    from worker._leases import replicas_ahead
+
+    # maxRunSeconds 60, a run expected to take 21 s here: a queue of (60 - 21) / 2 = 19.5 s, 2 slots of 3 s tasks
+    assert replicas_ahead(12, 2, 60.0, [2.0, 3.0, 4.0], 60, 21.0) == 12
+    assert replicas_ahead(12, 2, 60.0, [10.0], 60, 35.0) == 2  # 2 x 12.5 s / 10 s
+    assert replicas_ahead(12, 2, 5.0, [1.0], 60, 17.0) == 10  # the claim_ahead_s horizon binds first
+    assert replicas_ahead(12, 2, 60.0, [20.0], 60, 55.0) == 0  # a run takes nearly all of maxRunSeconds: none
+    assert replicas_ahead(12, 2, 60.0, [20.0], 60, 75.0) == 0  # more than all of it
+    assert replicas_ahead(12, 2, 60.0, None, 60, 60.0) == 0  # no run of the job seen here yet
+    assert replicas_ahead(12, 2, 60.0, [], 3600, 15.0) == 0
+
+
+def test_a_replica_that_waited_too_long_for_its_slot_is_given_back_not_run() -> None:
+    from worker._leases import replica_late
+
+    assert replica_late(1_000.0, 1_060, 0) is None  # ends before its claim's expiry; the round is not open yet
+    assert replica_late(1_000.0, 1_060, 1_030) is None
+    assert "claim's expiry 990" in (replica_late(1_000.0, 990, 0) or "")
+    assert "commit deadline 999" in (replica_late(1_000.0, 1_060, 999) or "")  # another replica opened the round
+    assert replica_late(1_000.0, 0, 0) is None  # expiry unknown (an old journal) and no round open
+
+
 # -- where a worker starts its next lease in a bag (start_in_bag) ------------------------------------------------
 def test_first_lease_starts_at_the_workers_own_offset() -> None:
     assert start_in_bag(None, 1234, [], 500, 16) == 1234 % 500
