@@ -694,7 +694,7 @@ class Worker:
                 changed += self.pipeline.credible.settle(start, count, running)
         if abandons:
             changed += zip(abandons, self.pipeline.abandon_many(abandons), strict=True)
-        if held_commits and self._held_reason(held_commits, self._more_coming()) is not None:
+        if held_commits and self._held_reason(held_commits, self._more_coming(), commits=True) is not None:
             commits += held_commits
         if commits:
             changed += zip(commits, self.pipeline.commit_many(commits), strict=True)
@@ -1239,9 +1239,18 @@ class Worker:
             self._reveal_since.pop(key, None)
         return ready
 
-    def _held_reason(self, recs: list[TaskRecord], more_coming: bool) -> str | None:
-        """Why the held results or commits ``recs`` must go now (:func:`worker._batching.flush_reason`), or None."""
-        return flush_reason([Held(r.updated_at, int(r.data.get("expiry") or 0)) for r in recs], now=time.time(),
+    def _held_reason(self, recs: list[TaskRecord], more_coming: bool, commits: bool = False) -> str | None:
+        """Why the held results or ``commits`` ``recs`` must go now (:func:`worker._batching.flush_reason`), or
+        None. A commit's time runs to its claim's expiry or, when sooner, its round's commit deadline (opened by
+        another replica's commit before this one joined)."""
+        def due(r: TaskRecord) -> int:
+            expiry = int(r.data.get("expiry") or 0)
+            if not commits or not expiry:
+                return expiry
+            deadline = self.market.task_view(task_id(r.job_id, r.task_index)).commit_deadline
+            return min(expiry, deadline) if deadline else expiry
+
+        return flush_reason([Held(r.updated_at, due(r)) for r in recs], now=time.time(),
                             chain_now=self.market.clock.now(), more_coming=more_coming, stopping=self.stopping,
                             claims_blocked=self._stake_short or self._stake_bound, rule=self.s.batching)
 
