@@ -52,6 +52,7 @@ from ._leases import (
     range_size,
     replica_late,
     replicas_ahead,
+    replicas_go_ahead,
     start_in_bag,
 )
 from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
@@ -1017,10 +1018,10 @@ class Worker:
         return min(job.max_run_seconds, int(2 * max(seen)) + JOIN_MARGIN_S)
 
     def _replicas_ahead(self, job: JobView, ahead: int, capacity: int) -> int:
-        """(R > 1, not credibility mode, nor GPUs) Replicas of ``job`` this worker claims beyond its free slots
-        (:func:`worker._leases.replicas_ahead`): claims then go several to a ``claimSome``, as R = 1 tasks go several
-        to a lease."""
-        if ahead <= 0 or job.replication == 1 or job.confidence_ppb or job.gpus:
+        """Replicas of ``job`` this worker claims beyond its free slots (:func:`worker._leases.replicas_ahead`, for
+        the jobs :func:`worker._leases.replicas_go_ahead` allows): claims then go several to a ``claimSome``, as
+        R = 1 tasks go several to a lease."""
+        if ahead <= 0 or not replicas_go_ahead(job):
             return 0
         seen = self._run_times.get(job.job_id)
         # each replica locks a replica stake: what stays free must still join `capacity` tasks of others (the rule

@@ -15,6 +15,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Literal
 
+from oracle.market import JobView
 from oracle.protocol import task_id
 
 from ._journal import Step, TaskRecord
@@ -116,6 +117,14 @@ def replicas_ahead(most: int, slots: int, horizon_s: float, seen: Sequence[float
         return 0
     room = (max_run_s - expected_run_s) / 2
     return ahead_for(most, slots, min(horizon_s, room), seen, max_run_s) if room > 0 else 0
+
+
+def replicas_go_ahead(job: JobView) -> bool:
+    """Whether replicas of ``job`` may be claimed ahead (:func:`replicas_ahead`): R > 1 with a fixed R, no GPUs (a
+    GPU is promised at the claim), and not homogeneous redundancy: a homogeneous task's first claim binds it to this
+    worker's platform class, so a replica claimed ahead would keep the task from the workers of other classes while
+    it waited here for a slot."""
+    return job.replication > 1 and not job.confidence_ppb and not job.gpus and not job.homogeneous
 
 
 def replica_late(ends: float, expiry: int, commit_deadline: int) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from oracle.market import JobView
 from worker._journal import Step, TaskRecord
 from worker._leases import LeaseOp, chunk_ops, plan_lease, range_size, start_in_bag
 
@@ -119,6 +120,23 @@ def test_replicas_are_claimed_ahead_only_with_half_their_run_time_to_spare() -> 
     assert replicas_ahead(12, 2, 60.0, [20.0], 60, 75.0) == 0  # more than all of it
     assert replicas_ahead(12, 2, 60.0, None, 60, 60.0) == 0  # no run of the job seen here yet
     assert replicas_ahead(12, 2, 60.0, [], 3600, 15.0) == 0
+
+
+def test_only_fixed_replicas_bound_to_no_class_or_gpu_go_ahead() -> None:
+    from oracle.protocol import ARCH_AMD64, ARCH_HOMOGENEOUS
+    from worker._leases import replicas_go_ahead
+
+    def job(**kw: int) -> JobView:
+        fields = {"replication": 2, "gpus": 0, "arch_mask": ARCH_AMD64, "confidence_ppb": 0} | kw
+        return JobView(job_id=1, requester="0x" + "00" * 20, app_id=1, dataset_id=0, num_tasks=2, reward=1,
+                       deadline=10**10, max_run_seconds=60, cores=1, memory_mb=0, min_reputation=0,
+                       callback="0x" + "00" * 20, inputs_cid="bafy", encryption_key="", **fields)
+
+    assert replicas_go_ahead(job())
+    assert not replicas_go_ahead(job(replication=1))  # R = 1 goes ahead in leases instead
+    assert not replicas_go_ahead(job(arch_mask=ARCH_AMD64 | ARCH_HOMOGENEOUS))  # a claim binds the task's class
+    assert not replicas_go_ahead(job(gpus=1))
+    assert not replicas_go_ahead(job(confidence_ppb=990_000_000))
 
 
 def test_a_replica_that_waited_too_long_for_its_slot_is_given_back_not_run() -> None:
