@@ -41,13 +41,16 @@ def test_mixed_classes_keep_each_tasks_replicas_on_one_class(anvil, w3, accounts
     for a in population:
         fund_worker(w3, market, a)
     fixed = post_hr(w3, market, accounts[1], ipfs, app_id, tasks=6, replication=2)
-    credible = post_hr(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=4,
-                       credibility=(990_000_000, 1000, 0))
     workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", platform_class=cls),
                       docker_client=docker_client) for i, (a, cls) in enumerate(population.items())]
     with running(*workers):
-        wait_for(lambda: all(market.job_record(j).settled == market.job_record(j).num_tasks for j in (fixed, credible)),
-                 timeout=400, what="both jobs settled")
+        # the credibility-mode job comes once the fixed one gave each worker a record: two agreeing replicas of
+        # workers with none are not credible enough at 0.99, and a third would have to come from a class of two
+        # workers that both hold one already (the task would wait for its commit window to close)
+        wait_for(lambda: market.job_record(fixed).settled == 6, timeout=300, what="the fixed job settled")
+        credible = post_hr(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=4,
+                           credibility=(990_000_000, 1000, 0))
+        wait_for(lambda: market.job_record(credible).settled == 3, timeout=300, what="the credibility job settled")
     c = market.contract
     for a, cls in population.items():  # each daemon registered the class it was given
         assert platform_class_name(c.functions.platformClassOf(a.address).call()) == cls
