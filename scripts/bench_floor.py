@@ -145,9 +145,13 @@ def markdown(out: FloorRow) -> str:
              f"| R = 1 ÷ floor | {cell(out['r1_ratio'])} | ≤ 1.5 |",
              f"| R = 2: posting to last result, s | {cell(out['r2_s'])} | — |",
              f"| R = 2 ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica'])} | ≤ 1.6 |", "",
-             (f"On a loaded machine the direct renders themselves take more than the floor: against their wall time "
-              f"R = 1 is {out['r1_s']['median'] / out['direct_wall_s']['median']:.2f}× and R = 2 per replica "
-              f"{out['r2_s']['median'] / (2 * out['direct_wall_s']['median']):.2f}× (medians)."), "",
+             (f"The direct renders themselves, one container each, take "
+              f"{out['direct_wall_s']['median'] / out['floor_s']['median']:.1f}× the floor: a container's start and "
+              f"stop cost more than a frame's render. Against their wall time R = 1 is "
+              f"{out['r1_s']['median'] / out['direct_wall_s']['median']:.2f}× and R = 2 per replica "
+              f"{out['r2_s']['median'] / (2 * out['direct_wall_s']['median']):.2f}× (medians). Coming nearer the "
+              "floor would take one container for several tasks, which needs a full reset of its state between "
+              "tasks: otherwise a hostile app could leave state behind that makes honest replicas disagree."), "",
              ("Where the workers' time goes (seconds between journal steps, summed over every task and worker; the "
              "step names the phase that ended there), first run:"), "", "| step reached | R = 1, s | R = 2, s |",
              "| --- | ---: | ---: |"]
