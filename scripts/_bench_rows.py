@@ -272,6 +272,21 @@ class FloorRun(TypedDict):
     #: journal step reached -> seconds, summed over every task and worker
     r1_phases_s: dict[str, float]
     r2_phases_s: dict[str, float]
+    #: the mean wall time of one frame's direct render (a docker exec), the frames' CPU alike
+    frame_wall_s: float
+    frame_cpu_s: float
+    #: the same direct renders, 4 containers per core
+    direct_wide_wall_s: float
+    #: the worker daemons' start to all following the chain, before the R = 1 posting
+    r1_workers_ready_s: float
+    #: the machine's CPU from the R = 1 posting to its last result, by group (scripts/_cpu_profile.py)
+    r1_cpu_s: dict[str, float]
+    #: the same jobs with each worker running 2 tasks at once (tasknet demo --worker-slots 2)
+    r1_s_2_slots: float
+    r2_s_2_slots: float
+    r1_ratio_2_slots: float
+    r2_ratio_per_replica_2_slots: float
+    r1_cpu_s_2_slots: dict[str, float]
 
 
 @with_config(ROW)
@@ -282,6 +297,13 @@ class FloorRow(TypedDict):
     r1_s: Spread
     r2_s: Spread
     direct_wall_s: Spread
+    direct_wide_wall_s: Spread
+    r1_s_2_slots: Spread
+    r2_s_2_slots: Spread
+    r1_ratio_2_slots: Spread
+    r2_ratio_per_replica_2_slots: Spread
+    frame_wall_s: Spread
+    frame_cpu_s: Spread
     runs: list[FloorRun]
     frames: int
     workers: int

@@ -9,15 +9,25 @@ Each run does, on this machine:
    ``no-new-privileges``, user 65534, one CPU, 256 MiB, a tmpfs ``/out``), one long-lived container per core, each
    frame a ``docker exec`` of the app's ``render.sh``. The render CPU is the sum over those containers of their
    cgroup's ``cpuacct.usage`` (cgroup v1; the engine runs on this host), read before and after; the floor is that
-   CPU ÷ the cores.
+   CPU ÷ the cores. The same renders again with 4 containers per core show how much of a frame's wall time is
+   POV-Ray's own waiting (its front end polls its render threads with 10-100 ms sleeps: a frame takes about 0.9 s
+   of wall time for about 0.2 s of CPU), which only more renders at once can fill.
 2. **The job, R = 1 then R = 2.** ``tasknet demo``'s run (its own devnet, 4 honest worker processes, no liar, no
-   crash, R forced to 1 and 2) and its summary's ``results_s``: from posting to the last verified result (the
-   workers start after the posting, so their start-up is included).
+   crash, R forced to 1 and 2) and its summary's ``results_s``: from posting to the last verified result, the
+   workers already registered and following the chain (as on a live network; their start-up is reported apart).
+   While the R = 1 job runs (posting to last result), the CPU every process of the machine used is sampled from
+   ``/proc`` and grouped: the renders (the containers' cgroup), the worker daemons, the requester (this
+   process), the indexer, the chain, kubo, the Docker engine (dockerd, containerd), and the rest (runc, the
+   containers' shims, the kernel), which is the machine's total (``/proc/stat``) less the others.
+
+3. **The same jobs, 2 tasks at once per worker** (``tasknet demo --worker-slots 2``; the workers' default is one),
+   profiled alike: how much of the gap is POV-Ray's waiting that more tasks at once fill.
 
 Ratios: ``r1_ratio`` = R = 1's time ÷ floor, ``r2_ratio_per_replica`` = R = 2's time ÷ (2 × floor). Medians and
 min–max over ``--runs``, the load average before and after, and each worker's per-phase profile (seconds between
 journal steps, summed over its tasks: claim → fetched inputs → ran → uploaded → committed/submitted → done). The
-last line is JSON: ``{"r1_ratio": …, "r2_ratio_per_replica": …, "floor_s": …}`` (medians; ``--json`` prints
+last line is JSON: ``{"r1_ratio": …, "r2_ratio_per_replica": …, "r1_ratio_2_slots": …,
+"r2_ratio_per_replica_2_slots": …, "floor_s": …}`` (medians; the first two at the workers' default; ``--json`` prints
 the whole result on the line before). The Markdown table goes into BENCHMARKS.md between ``<!-- floor:start -->``
 and ``<!-- floor:end -->``.
 """
@@ -41,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker
 from _bench_rows import FloorRow, FloorRun, Spread
+from _cpu_profile import CONTAINERS, ENGINE, OTHER, CpuProfile
 from _daemon_costs import floor_ratio
 from docker.types import Mount
 from rich.console import Console
@@ -56,8 +67,9 @@ def say(msg: str) -> None:
     print(f"bench floor: {msg}", file=sys.stderr, flush=True)
 
 
-def render_cpu(frames: int, width: int, height: int, cores: int) -> dict[str, float]:
-    """Render every frame directly, ``cores`` confined containers at a time; their summed cgroup CPU and wall."""
+def render_cpu(frames: int, width: int, height: int, lanes: int) -> dict[str, float]:
+    """Render every frame directly, ``lanes`` confined containers at a time; their summed cgroup CPU and wall (and
+    the mean wall time of one frame's ``docker exec``)."""
     client = docker.from_env()
     scene = ROOT / "examples" / "povray" / "scene.pov"
     boxes = [client.containers.run(
@@ -67,7 +79,7 @@ def render_cpu(frames: int, width: int, height: int, cores: int) -> dict[str, fl
         mounts=[Mount("/out", "", type="tmpfs", tmpfs_size=64 * 2**20, tmpfs_mode=0o1777),
                 Mount("/tmp", "", type="tmpfs", tmpfs_size=16 * 2**20, tmpfs_mode=0o1777),
                 Mount("/in/scene.pov", str(scene), type="bind", read_only=True)], labels={"tasknet.bench": "floor"})
-        for _ in range(cores)]
+        for _ in range(lanes)]
     try:
         for c in boxes:  # the engine ignores tmpfs_mode here; root owns the tmpfs and may chmod it without capabilities
             c.exec_run(["chmod", "1777", "/out"], user="0")
@@ -76,32 +88,54 @@ def render_cpu(frames: int, width: int, height: int, cores: int) -> dict[str, fl
 
         before = [usage(c) for c in boxes]
 
-        def lane(k: int) -> None:
-            for i in range(k, frames, cores):
+        def lane(k: int) -> float:
+            spent = 0.0
+            for i in range(k, frames, lanes):
+                t = time.monotonic()
                 code, out = boxes[k].exec_run(["/usr/local/bin/render.sh", str(i), str(frames), str(width),
                                                str(height)], workdir="/out")
+                spent += time.monotonic() - t
                 if code != 0:
                     raise SystemExit(f"bench floor: frame {i} failed to render ({code}): {out[-300:]!r}")
+            return spent
 
         t0 = time.monotonic()
-        with ThreadPoolExecutor(cores) as pool:
-            list(pool.map(lane, range(cores)))
+        with ThreadPoolExecutor(lanes) as pool:
+            spent = sum(pool.map(lane, range(lanes)))
         wall = time.monotonic() - t0
         cpu = sum(usage(c) for c in boxes) - sum(before)
-        return {"cpu_s": cpu / 1e9, "direct_wall_s": wall}
+        return {"cpu_s": cpu / 1e9, "direct_wall_s": wall, "frame_wall_s": spent / frames}
     finally:
         for c in boxes:
             c.remove(force=True)
         client.close()
 
 
-def job(frames: int, replication: int, tmp: Path) -> tuple[Summary, dict[str, float]]:
-    """``tasknet demo`` with 4 honest workers at R = ``replication``; its summary and its workers' phases."""
+def job(frames: int, replication: int, tmp: Path, profile: CpuProfile | None = None,
+        slots: int = 1) -> tuple[Summary, dict[str, float]]:
+    """``tasknet demo`` with 4 honest workers at R = ``replication``, each running ``slots`` tasks at once; its
+    summary and its workers' phases. With ``profile``, the machine's CPU is profiled from the posting to the last
+    verified result."""
     from tasknet._demo import Demo, DemoOptions
 
+    class Profiled(Demo):
+        def _post_job(self, requester: Any, app_id: int, dataset_id: int) -> Any:
+            posted = super()._post_job(requester, app_id, dataset_id)
+            if profile is not None:
+                profile.start()
+            return posted
+
+        def _watch(self, requester: Any, job_id: int) -> None:
+            try:
+                super()._watch(requester, job_id)
+            finally:
+                if profile is not None:
+                    profile.result = profile.stop()
+
     opts = DemoOptions(frames=frames, workers=4, liar=False, crasher=False, keep=False,
-                       out_dir=tmp / f"demo-r{replication}").model_copy(update={"replication": replication})
-    summary = Demo(opts, None, Console(stderr=True, quiet=True)).run()
+                       worker_slots=slots, out_dir=tmp / f"demo-r{replication}-s{slots}").model_copy(
+                           update={"replication": replication})
+    summary = Profiled(opts, None, Console(stderr=True, quiet=True)).run()
     return summary, phases(opts.out_dir / "workers")
 
 
@@ -131,31 +165,68 @@ def markdown(out: FloorRow) -> str:
     def cell(v: Spread) -> str:
         return f"{v['median']} ({v['min']}–{v['max']})"
 
+    med = {k: out[k]["median"] for k in ("floor_s", "direct_wall_s", "direct_wide_wall_s", "r1_s", "r2_s",
+                                         "frame_wall_s", "frame_cpu_s")}
+    r = out["runs"][0]
+    cpu = r["r1_cpu_s"]
     lines = ["## Time to results over the floor (POV-Ray bag, issue #17)", "",
              (f"Measured by `scripts/bench floor --runs {len(out['runs'])}`: {out['frames']} frames of the demo's scene "
              f"(320×240), 4 honest worker processes, {out['cores']} cores, load average {out['load_before']} before "
              f"and {out['load_after']} after (the machine is shared: the figures are indicative). Time: from posting "
-             "to the last verified result (the workers start after the posting). Floor: the same frames rendered "
-             "directly in the same image with the sandbox's confinement, their containers' CPU "
-             f"({out['cpu_source']}) ÷ the cores. Median (min–max) of the runs."), "",
+             "to the last verified result, the workers already registered and following the chain as on a live "
+             f"network (their start-up, {r['r1_workers_ready_s']} s in the first run, comes before the posting). "
+             "Floor: the same frames rendered directly in the same image with the sandbox's confinement, their "
+             f"containers' CPU ({out['cpu_source']}) ÷ the cores. Median (min–max) of the runs."), "",
              "| figure | value | target |", "| --- | ---: | ---: |",
              f"| floor (render CPU ÷ cores), s | {cell(out['floor_s'])} | — |",
-             f"| the same renders' wall time, {out['cores']} at a time, s | {cell(out['direct_wall_s'])} | — |",
+             f"| one frame rendered directly: wall time (a `docker exec`), s | {cell(out['frame_wall_s'])} | — |",
+             f"| one frame rendered directly: CPU, s | {cell(out['frame_cpu_s'])} | — |",
+             f"| the direct renders' wall time, {out['cores']} at a time, s | {cell(out['direct_wall_s'])} | — |",
+             f"| the direct renders' wall time, {4 * out['cores']} at a time, s | {cell(out['direct_wide_wall_s'])} | — |",
              f"| R = 1: posting to last result, s | {cell(out['r1_s'])} | — |",
              f"| R = 1 ÷ floor | {cell(out['r1_ratio'])} | ≤ 1.5 |",
              f"| R = 2: posting to last result, s | {cell(out['r2_s'])} | — |",
-             f"| R = 2 ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica'])} | ≤ 1.6 |", "",
-             (f"The direct renders themselves, one container each, take "
-              f"{out['direct_wall_s']['median'] / out['floor_s']['median']:.1f}× the floor: a container's start and "
-              f"stop cost more than a frame's render. Against their wall time R = 1 is "
-              f"{out['r1_s']['median'] / out['direct_wall_s']['median']:.2f}× and R = 2 per replica "
-              f"{out['r2_s']['median'] / (2 * out['direct_wall_s']['median']):.2f}× (medians). Coming nearer the "
-              "floor would take one container for several tasks, which needs a full reset of its state between "
-              "tasks: otherwise a hostile app could leave state behind that makes honest replicas disagree."), "",
-             ("Where the workers' time goes (seconds between journal steps, summed over every task and worker; the "
-             "step names the phase that ended there), first run:"), "", "| step reached | R = 1, s | R = 2, s |",
-             "| --- | ---: | ---: |"]
-    r = out["runs"][0]
+             f"| R = 2 ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica'])} | ≤ 1.6 |",
+             f"| R = 1, each worker running 2 tasks at once: posting to last result, s | {cell(out['r1_s_2_slots'])} | — |",
+             f"| R = 1, 2 tasks at once ÷ floor | {cell(out['r1_ratio_2_slots'])} | ≤ 1.5 |",
+             f"| R = 2, 2 tasks at once: posting to last result, s | {cell(out['r2_s_2_slots'])} | — |",
+             f"| R = 2, 2 tasks at once ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica_2_slots'])} | ≤ 1.6 |",
+             "",
+             (f"A frame rendered on its own takes {med['frame_wall_s']} s of wall time for {med['frame_cpu_s']} s of "
+              "CPU: POV-Ray's front end polls its render threads with 10–100 ms sleeps (seen with strace), and the "
+              "direct renders run in long-lived containers, so this is the app's own waiting, not a container's "
+              f"start. {out['cores']} renders at a time therefore take {med['direct_wall_s'] / med['floor_s']:.1f}× "
+              f"the floor and {4 * out['cores']} at a time {med['direct_wide_wall_s'] / med['floor_s']:.1f}×: "
+              "only more renders at once than cores fill the waiting. By default a worker runs one task at a "
+              "time (`max_concurrent` 1): 4 at once in all; the rows \"2 tasks at once\" run the same jobs with "
+              "`tasknet demo --worker-slots 2` (8 at once)."), "",
+             ("Where the machine's CPU went from the R = 1 posting to its last result (first run; sampled from "
+              "`/proc` by scripts/_cpu_profile.py):"), "",
+             "| group | 1 task at once, CPU s | 2 tasks at once, CPU s |", "| --- | ---: | ---: |"]
+    cpu2 = r["r1_cpu_s_2_slots"]
+    for group in list(cpu) + [g for g in cpu2 if g not in cpu]:
+        if group not in ("total", "wall_s"):
+            lines.append(f"| {group} | {cpu.get(group, '—')} | {cpu2.get(group, '—')} |")
+    lines.append(f"| total (busy + idle), over the wall time | {cpu.get('total', 0)} ({cpu.get('wall_s', 0)} s) | "
+                 f"{cpu2.get('total', 0)} ({cpu2.get('wall_s', 0)} s) |")
+    def overhead(c: dict[str, float]) -> float:
+        return round(sum(v for k, v in c.items() if k not in ("idle", "total", "wall_s", CONTAINERS)), 2)
+
+    engine = cpu.get(ENGINE, 0.0) + cpu.get(OTHER, 0.0)
+    lines += ["", (f"Every role (chain, IPFS, engine, 4 workers, indexer, requester) shares these {out['cores']} cores. "
+                   f"With one task at once the cores sat idle {cpu.get('idle', 0)} of {cpu.get('total', 0)} "
+                   "CPU-seconds (the renders wait in POV-Ray); with two at once "
+                   f"{cpu2.get('idle', 0)} of {cpu2.get('total', 0)}. Besides the containers, the stack took "
+                   f"{overhead(cpu)} and {overhead(cpu2)} CPU-seconds, "
+                   f"{1000 * overhead(cpu) / out['frames']:.0f} ms per task with one at once, of which the engine's "
+                   f"start and stop of a container per task (engine and other: runc, shims) "
+                   f"{1000 * engine / out['frames']:.0f} ms: more than half a render's CPU. Near the floor, "
+                   "both must go: enough tasks at once to fill POV-Ray's waiting, and a container kept for several "
+                   "tasks (a `docker exec` costs about a quarter of a container's start and stop here) with a full "
+                   "reset of its state between them."), "",
+              ("Where the workers' time goes (seconds between journal steps, summed over every task and worker; the "
+               "step names the phase that ended there), first run:"), "", "| step reached | R = 1, s | R = 2, s |",
+              "| --- | ---: | ---: |"]
     for step in sorted(set(r["r1_phases_s"]) | set(r["r2_phases_s"]), key=lambda k: -r["r2_phases_s"].get(k, 0.0)):
         lines.append(f"| {step} | {r['r1_phases_s'].get(step, '—')} | {r['r2_phases_s'].get(step, '—')} |")
     return "\n".join(lines)
@@ -188,28 +259,51 @@ def main(argv: list[str] | None = None) -> FloorRow:
     runs: list[FloorRun] = []
     for n in range(a.runs):
         say(f"run {n + 1}/{a.runs}: R = 1")
-        r1, r1_phases = job(a.frames, 1, tmp / f"run{n}")
+        profile = CpuProfile()
+        r1, r1_phases = job(a.frames, 1, tmp / f"run{n}", profile)
         say(f"run {n + 1}/{a.runs}: R = 2")
         r2, r2_phases = job(a.frames, 2, tmp / f"run{n}")
+        say(f"run {n + 1}/{a.runs}: R = 1 and R = 2, each worker running 2 tasks at once")
+        profile2 = CpuProfile()
+        r1s2, _ = job(a.frames, 1, tmp / f"run{n}", profile2, slots=2)
+        r2s2, _ = job(a.frames, 2, tmp / f"run{n}", slots=2)
         say(f"run {n + 1}/{a.runs}: the floor, {a.frames} frames rendered directly on {cores} cores")
         direct = render_cpu(a.frames, int(width), int(height), cores)
+        say(f"run {n + 1}/{a.runs}: the same renders, {4 * cores} at a time")
+        wide = render_cpu(a.frames, int(width), int(height), 4 * cores)
         f1 = floor_ratio(r1["results_s"], direct["cpu_s"], cores)
         f2 = floor_ratio(r2["results_s"], direct["cpu_s"], cores, replicas=2)
+        f1s2 = floor_ratio(r1s2["results_s"], direct["cpu_s"], cores)
+        f2s2 = floor_ratio(r2s2["results_s"], direct["cpu_s"], cores, replicas=2)
         runs.append({"floor_s": f1["floor_s"], "render_cpu_s": round(direct["cpu_s"], 2),
                      "direct_wall_s": round(direct["direct_wall_s"], 2), "r1_s": r1["results_s"],
                      "r2_s": r2["results_s"], "r1_ratio": f1["ratio"], "r2_ratio_per_replica": f2["ratio_per_replica"],
                      "r1_gas_per_task": r1["gas_per_task"], "r2_gas_per_task": r2["gas_per_task"],
-                     "r1_phases_s": r1_phases, "r2_phases_s": r2_phases})
+                     "r1_phases_s": r1_phases, "r2_phases_s": r2_phases,
+                     "frame_wall_s": round(direct["frame_wall_s"], 3), "frame_cpu_s": round(direct["cpu_s"] / a.frames, 3),
+                     "direct_wide_wall_s": round(wide["direct_wall_s"], 2), "r1_workers_ready_s": r1["workers_ready_s"],
+                     "r1_cpu_s": profile.result, "r1_s_2_slots": r1s2["results_s"], "r2_s_2_slots": r2s2["results_s"],
+                     "r1_ratio_2_slots": f1s2["ratio"], "r2_ratio_per_replica_2_slots": f2s2["ratio_per_replica"],
+                     "r1_cpu_s_2_slots": profile2.result})
         say(json.dumps(runs[-1]))
     out: FloorRow = {"r1_ratio": spread([r["r1_ratio"] for r in runs]),
                      "r2_ratio_per_replica": spread([r["r2_ratio_per_replica"] for r in runs]),
                      "floor_s": spread([r["floor_s"] for r in runs]), "r1_s": spread([r["r1_s"] for r in runs]),
                      "r2_s": spread([r["r2_s"] for r in runs]),
+                     "r1_ratio_2_slots": spread([r["r1_ratio_2_slots"] for r in runs]),
+                     "r2_ratio_per_replica_2_slots": spread([r["r2_ratio_per_replica_2_slots"] for r in runs]),
+                     "r1_s_2_slots": spread([r["r1_s_2_slots"] for r in runs]),
+                     "r2_s_2_slots": spread([r["r2_s_2_slots"] for r in runs]),
                      "direct_wall_s": spread([r["direct_wall_s"] for r in runs]),
+                     "direct_wide_wall_s": spread([r["direct_wide_wall_s"] for r in runs]),
+                     "frame_wall_s": spread([r["frame_wall_s"] for r in runs]),
+                     "frame_cpu_s": spread([r["frame_cpu_s"] for r in runs]),
                      "runs": runs, "frames": a.frames, "workers": 4, "cores": cores, "load_before": load_before,
                      "load_after": [round(x, 2) for x in os.getloadavg()],
                      "cpu_source": "cgroup v1 cpuacct.usage of the render containers"}
     last = {"r1_ratio": out["r1_ratio"]["median"], "r2_ratio_per_replica": out["r2_ratio_per_replica"]["median"],
+            "r1_ratio_2_slots": out["r1_ratio_2_slots"]["median"],
+            "r2_ratio_per_replica_2_slots": out["r2_ratio_per_replica_2_slots"]["median"],
             "floor_s": out["floor_s"]["median"]}
     md = markdown(out)
     if not a.no_write:

@@ -169,7 +169,8 @@ class HostsDemo(Demo):
     def _start_workers(self, root: Path) -> None:
         tn = self.testnet
         for host, kind in zip(tn.info.workers(), self._worker_kinds(), strict=True):
-            tn.start_worker(host, ["--fault", "wrong-result"] if kind == "liar" else [])
+            tn.start_worker(host, ["--max-concurrent", str(self.o.worker_slots)]
+                            + (["--fault", "wrong-result"] if kind == "liar" else []))
             self.workers.append(HostWorker(host, kind))
         self.say(f"{len(self.workers)} worker daemons started, one per host: "
                  + ", ".join(f"{w.role} ({w.kind}, {tn.info.host(w.role).address})" for w in self.workers))

@@ -79,7 +79,7 @@ def test_the_demo_summary_is_read_back_as_written() -> None:
                "gas_total": 3_000_000, "gas_per_task": 500_000, "claims_expired": 1,
                "audit": {"passed": True, "tasks": 6, "checks": 40, "failed": []}, "dashboard": "http://127.0.0.1:8700/",
                "logs": {"demo": "/tmp/out/demo.log"}, "results_s": 40.1, "render_s": 30.25, "cores": 2,
-               "floor_s": 15.12, "floor_ratio": 2.65}
+               "floor_s": 15.12, "floor_ratio": 2.65, "workers_ready_s": 4.2}
     text = json.dumps(summary)
     assert json.dumps(rows.read_row(TypeAdapter(Summary), text, "summary.json")) == text
 
