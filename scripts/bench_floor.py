@@ -219,7 +219,7 @@ def markdown(out: FloorRow) -> str:
                    f"{cpu2.get('idle', 0)} of {cpu2.get('total', 0)}. Besides the containers, the stack took "
                    f"{overhead(cpu)} and {overhead(cpu2)} CPU-seconds, "
                    f"{1000 * overhead(cpu) / out['frames']:.0f} ms per task with one at once, of which the engine's "
-                   f"start and stop of a container per task (engine and other: runc, shims) "
+                   f"start and stop of a container per task (the engine's group plus other: runc, the kernel's share) "
                    f"{1000 * engine / out['frames']:.0f} ms: more than half a render's CPU. Near the floor, "
                    "both must go: enough tasks at once to fill POV-Ray's waiting, and a container kept for several "
                    "tasks (a `docker exec` costs about a quarter of a container's start and stop here) with a full "
