@@ -204,7 +204,7 @@ class WorkerView:
                 self.ready_event.set()
 
     def exited(self) -> int | None:
-        """The daemon's exit status once it has exited; None while it runs (or when this view cannot tell)."""
+        """The daemon's exit status once it has exited (-1: exited, status unknown); None while it runs."""
         return None
 
     def kill(self) -> None:
@@ -438,8 +438,9 @@ class Demo:
                 while not w.ready_event.wait(0.2):
                     code = w.exited()
                     if code is not None:
-                        raise TasknetError(f"worker {w.role} exited with status {code} before it was ready; its log "
-                                           f"is {w.log_path}")
+                        status = f" with status {code}" if code >= 0 else ""
+                        raise TasknetError(f"worker {w.role} exited{status} before it was ready; see its log "
+                                           f"{w.log_path}")
                     if time.monotonic() - t0 > timeout:
                         raise TasknetError(f"worker {w.role} was not ready after {timeout:.0f} s (no worker_started "
                                            f"line in {w.log_path}): is the Docker engine or the chain slow or down?")

@@ -70,6 +70,14 @@ class HostWorker(WorkerView):
                     self.on_line(partial)
                     partial = ""
 
+    def exited(self) -> int | None:
+        """-1 once the daemon is gone (or a zombie: its status is the testnet's to collect), else None."""
+        try:
+            state = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return -1
+        return -1 if state in ("Z", "X") else None
+
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
