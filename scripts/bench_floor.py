@@ -17,9 +17,9 @@ Each run does, on this machine:
    workers already registered and following the chain (as on a live network; their start-up is reported apart).
    While the R = 1 job runs (posting to last result), the CPU every process of the machine used is sampled from
    ``/proc`` and grouped: the renders (the containers' cgroup), the worker daemons, the requester (this
-   process), the indexer, the chain, kubo, the Docker engine (dockerd, containerd), and the rest (runc, the
-   containers' shims, the kernel), which is the machine's total (``/proc/stat``) less the others.
-
+   process), the indexer, the chain, kubo, the Docker engine (dockerd, containerd, the containers' shims), and the
+   rest (runc, the kernel, processes too short-lived to sample), which is the machine's total (``/proc/stat``) less
+   the others.
 3. **The same jobs, 2 tasks at once per worker** (``tasknet demo --worker-slots 2``; the workers' default is one),
    profiled alike: how much of the gap is POV-Ray's waiting that more tasks at once fill.
 
