@@ -275,8 +275,9 @@ class FloorRun(TypedDict):
     #: the mean wall time of one frame's direct render (a docker exec), the frames' CPU alike
     frame_wall_s: float
     frame_cpu_s: float
-    #: the same direct renders, 4 containers per core
+    #: the same direct renders, 4 containers per core; and each frame in a new container, as many at a time
     direct_wide_wall_s: float
+    direct_fresh_wall_s: float
     #: the worker daemons' start to all following the chain, before the R = 1 posting
     r1_workers_ready_s: float
     #: the machine's CPU from the R = 1 posting to its last result, by group (scripts/_cpu_profile.py)
@@ -298,6 +299,7 @@ class FloorRow(TypedDict):
     r2_s: Spread
     direct_wall_s: Spread
     direct_wide_wall_s: Spread
+    direct_fresh_wall_s: Spread
     r1_s_2_slots: Spread
     r2_s_2_slots: Spread
     r1_ratio_2_slots: Spread

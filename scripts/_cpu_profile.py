@@ -18,16 +18,16 @@ from pathlib import Path
 _CLK = os.sysconf("SC_CLK_TCK")
 _DOCKER_CGROUP = Path("/sys/fs/cgroup/cpuacct/docker/cpuacct.usage")
 
+ENGINE = "docker engine (dockerd, containerd, shims)"
 #: (group, what the command line holds), the first match wins; the caller's own process is "requester"
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("worker daemons", ("tasknet.cli", " worker run")),
     ("indexer", ("tasknet.cli", " indexer run")),
     ("chain (anvil)", ("anvil",)),
     ("kubo", ("ipfs", " daemon")),
-    ("docker engine (dockerd, containerd, shims)", ("containerd",)),
-    ("docker engine (dockerd, containerd, shims)", ("dockerd",)),
+    (ENGINE, ("containerd",)),
+    (ENGINE, ("dockerd",)),
 )
-ENGINE = "docker engine (dockerd, containerd, shims)"
 CONTAINERS = "containers (the renders, the output holders)"
 REQUESTER = "requester (the demo's process)"
 OTHER = "other (runc, the kernel, short-lived processes)"

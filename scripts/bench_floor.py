@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker
 from _bench_rows import FloorRow, FloorRun, Spread
-from _cpu_profile import CONTAINERS, ENGINE, OTHER, CpuProfile
+from _cpu_profile import CONTAINERS, CpuProfile
 from _daemon_costs import floor_ratio
 from docker.types import Mount
 from rich.console import Console
@@ -111,6 +111,33 @@ def render_cpu(frames: int, width: int, height: int, lanes: int) -> dict[str, fl
         client.close()
 
 
+def render_fresh(frames: int, width: int, height: int, lanes: int) -> float:
+    """Render every frame directly, ``lanes`` at a time, each frame in a new container (created, started, waited for
+    and removed) confined alike but for its user: root, with no capability (a tmpfs mounted on an image's folder
+    keeps that folder's owner and mode, and the image's ``/out`` is root's). The wall time; against
+    :func:`render_cpu`'s long-lived containers, what a container's start and stop add."""
+    client = docker.from_env()
+    scene = ROOT / "examples" / "povray" / "scene.pov"
+
+    def lane(k: int) -> None:
+        for i in range(k, frames, lanes):
+            client.containers.run(
+                IMAGE, [str(i), str(frames), str(width), str(height)], entrypoint="/usr/local/bin/render.sh",
+                remove=True, network_mode="none", read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                user="0:0", nano_cpus=1_000_000_000, mem_limit="256m", memswap_limit="256m", pids_limit=64,
+                environment={"HOME": "/tmp"}, working_dir="/out", labels={"tasknet.bench": "floor"},
+                tmpfs={"/out": "size=64m", "/tmp": "size=16m"},
+                mounts=[Mount("/in/scene.pov", str(scene), type="bind", read_only=True)])
+
+    try:
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(lanes) as pool:
+            list(pool.map(lane, range(lanes)))
+        return time.monotonic() - t0
+    finally:
+        client.close()
+
+
 def job(frames: int, replication: int, tmp: Path, profile: CpuProfile | None = None,
         slots: int = 1) -> tuple[Summary, dict[str, float]]:
     """``tasknet demo`` with 4 honest workers at R = ``replication``, each running ``slots`` tasks at once; its
@@ -165,8 +192,8 @@ def markdown(out: FloorRow) -> str:
     def cell(v: Spread) -> str:
         return f"{v['median']} ({v['min']}–{v['max']})"
 
-    med = {k: out[k]["median"] for k in ("floor_s", "direct_wall_s", "direct_wide_wall_s", "r1_s", "r2_s",
-                                         "frame_wall_s", "frame_cpu_s")}
+    med = {k: out[k]["median"] for k in ("floor_s", "direct_wall_s", "direct_wide_wall_s", "direct_fresh_wall_s",
+                                         "r1_s", "r2_s", "frame_wall_s", "frame_cpu_s")}
     r = out["runs"][0]
     cpu = r["r1_cpu_s"]
     lines = ["## Time to results over the floor (POV-Ray bag, issue #17)", "",
@@ -183,6 +210,7 @@ def markdown(out: FloorRow) -> str:
              f"| one frame rendered directly: CPU, s | {cell(out['frame_cpu_s'])} | — |",
              f"| the direct renders' wall time, {out['cores']} at a time, s | {cell(out['direct_wall_s'])} | — |",
              f"| the direct renders' wall time, {4 * out['cores']} at a time, s | {cell(out['direct_wide_wall_s'])} | — |",
+             f"| the same, each frame in a new container, s | {cell(out['direct_fresh_wall_s'])} | — |",
              f"| R = 1: posting to last result, s | {cell(out['r1_s'])} | — |",
              f"| R = 1 ÷ floor | {cell(out['r1_ratio'])} | ≤ 1.5 |",
              f"| R = 2: posting to last result, s | {cell(out['r2_s'])} | — |",
@@ -212,18 +240,22 @@ def markdown(out: FloorRow) -> str:
     def overhead(c: dict[str, float]) -> float:
         return round(sum(v for k, v in c.items() if k not in ("idle", "total", "wall_s", CONTAINERS)), 2)
 
-    engine = cpu.get(ENGINE, 0.0) + cpu.get(OTHER, 0.0)
+    fresh = med["direct_fresh_wall_s"] / med["direct_wide_wall_s"]
     lines += ["", (f"Every role (chain, IPFS, engine, 4 workers, indexer, requester) shares these {out['cores']} cores. "
                    f"With one task at once the cores sat idle {cpu.get('idle', 0)} of {cpu.get('total', 0)} "
                    "CPU-seconds (the renders wait in POV-Ray); with two at once "
-                   f"{cpu2.get('idle', 0)} of {cpu2.get('total', 0)}. Besides the containers, the stack took "
-                   f"{overhead(cpu)} and {overhead(cpu2)} CPU-seconds, "
-                   f"{1000 * overhead(cpu) / out['frames']:.0f} ms per task with one at once, of which the engine's "
-                   f"start and stop of a container per task (the engine's group plus other: runc, the kernel's share) "
-                   f"{1000 * engine / out['frames']:.0f} ms: more than half a render's CPU. Near the floor, "
-                   "both must go: enough tasks at once to fill POV-Ray's waiting, and a container kept for several "
-                   "tasks (a `docker exec` costs about a quarter of a container's start and stop here) with a full "
-                   "reset of its state between them."), "",
+                   f"{cpu2.get('idle', 0)} of {cpu2.get('total', 0)}: the machine is then bound by the CPU the stack "
+                   f"takes besides the containers, {overhead(cpu)} and {overhead(cpu2)} CPU-seconds "
+                   f"({1000 * overhead(cpu2) / out['frames']:.0f} ms per task at two at once; the engine's group and "
+                   "`other`, which holds runc and the kernel's threads, are the largest share). A new container for "
+                   f"each frame costs the direct renders {fresh:.2f}× the wall time of long-lived ones "
+                   f"({4 * out['cores']} at a time): "
+                   + ("keeping a container for several tasks (with a full reset of its state between them, or a "
+                      "hostile app could leave state behind that makes honest replicas disagree) is the larger lever "
+                      "once enough tasks run at once to fill POV-Ray's waiting; the rest is the worker's own CPU per "
+                      "task." if fresh > 1.15 else
+                      "keeping a container for several tasks would buy little here; nearer the floor takes enough "
+                      "tasks at once to fill POV-Ray's waiting and less CPU per task in the worker.")), "",
               ("Where the workers' time goes (seconds between journal steps, summed over every task and worker; the "
                "step names the phase that ended there), first run:"), "", "| step reached | R = 1, s | R = 2, s |",
               "| --- | ---: | ---: |"]
@@ -271,6 +303,8 @@ def main(argv: list[str] | None = None) -> FloorRow:
         direct = render_cpu(a.frames, int(width), int(height), cores)
         say(f"run {n + 1}/{a.runs}: the same renders, {4 * cores} at a time")
         wide = render_cpu(a.frames, int(width), int(height), 4 * cores)
+        say(f"run {n + 1}/{a.runs}: the same renders, {4 * cores} at a time, each in a new container")
+        fresh = render_fresh(a.frames, int(width), int(height), 4 * cores)
         f1 = floor_ratio(r1["results_s"], direct["cpu_s"], cores)
         f2 = floor_ratio(r2["results_s"], direct["cpu_s"], cores, replicas=2)
         f1s2 = floor_ratio(r1s2["results_s"], direct["cpu_s"], cores)
@@ -281,7 +315,7 @@ def main(argv: list[str] | None = None) -> FloorRow:
                      "r1_gas_per_task": r1["gas_per_task"], "r2_gas_per_task": r2["gas_per_task"],
                      "r1_phases_s": r1_phases, "r2_phases_s": r2_phases,
                      "frame_wall_s": round(direct["frame_wall_s"], 3), "frame_cpu_s": round(direct["cpu_s"] / a.frames, 3),
-                     "direct_wide_wall_s": round(wide["direct_wall_s"], 2), "r1_workers_ready_s": r1["workers_ready_s"],
+                     "direct_wide_wall_s": round(wide["direct_wall_s"], 2), "direct_fresh_wall_s": round(fresh, 2), "r1_workers_ready_s": r1["workers_ready_s"],
                      "r1_cpu_s": profile.result, "r1_s_2_slots": r1s2["results_s"], "r2_s_2_slots": r2s2["results_s"],
                      "r1_ratio_2_slots": f1s2["ratio"], "r2_ratio_per_replica_2_slots": f2s2["ratio_per_replica"],
                      "r1_cpu_s_2_slots": profile2.result})
@@ -296,6 +330,7 @@ def main(argv: list[str] | None = None) -> FloorRow:
                      "r2_s_2_slots": spread([r["r2_s_2_slots"] for r in runs]),
                      "direct_wall_s": spread([r["direct_wall_s"] for r in runs]),
                      "direct_wide_wall_s": spread([r["direct_wide_wall_s"] for r in runs]),
+                     "direct_fresh_wall_s": spread([r["direct_fresh_wall_s"] for r in runs]),
                      "frame_wall_s": spread([r["frame_wall_s"] for r in runs]),
                      "frame_cpu_s": spread([r["frame_cpu_s"] for r in runs]),
                      "runs": runs, "frames": a.frames, "workers": 4, "cores": cores, "load_before": load_before,
