@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 _CLK = os.sysconf("SC_CLK_TCK")
@@ -47,14 +48,20 @@ def _containers_ns() -> int:
         return 0
 
 
+@dataclass(slots=True)
+class _Proc:
+    group: str | None  # None: no group's (or a container's, counted by the engine's cgroup)
+    first: int  # its CPU ticks when first counted
+    last: int  # its CPU ticks when last sampled
+
+
 class CpuProfile:
     """CPU seconds by group between :meth:`start` and :meth:`stop` (see the module's docstring)."""
 
     def __init__(self, interval: float = 0.25) -> None:
         self.interval = interval
         self._me = os.getpid()
-        self._seen: dict[tuple[int, int], list[int]] = {}  # (pid, start tick) -> [group index, first, last ticks]
-        self._names: list[str] = []
+        self._seen: dict[tuple[int, int], _Proc] = {}  # (pid, start tick) -> its group and CPU ticks
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._own_s = 0.0  # the sampler thread's own CPU, taken out of the requester's
@@ -88,18 +95,12 @@ class CpuProfile:
                 continue
             ticks, started = int(fields[11]) + int(fields[12]), int(fields[19])
             key = (pid, started)
-            rec = self._seen.get(key)
-            if rec is None:
-                name = self._group(pid)
-                if name is None:
-                    self._seen[key] = [-1, 0, 0]
-                    continue
-                if name not in self._names:
-                    self._names.append(name)
+            proc = self._seen.get(key)
+            if proc is None:
                 # a process born after start() counts from its birth; one alive before, from start()
                 base = ticks if first or started < self._since_tick else 0
-                rec = self._seen[key] = [self._names.index(name), base, ticks]
-            rec[2] = ticks
+                proc = self._seen[key] = _Proc(self._group(pid), base, ticks)
+            proc.last = ticks
 
     def _loop(self) -> None:
         t = time.thread_time()
@@ -124,10 +125,9 @@ class CpuProfile:
         self._sample(first=False)
         busy, idle = _busy_ticks()
         out: dict[str, float] = {CONTAINERS: (_containers_ns() - self._containers0) / 1e9}
-        for group, first, last in self._seen.values():
-            if group >= 0:
-                name = self._names[group]
-                out[name] = out.get(name, 0.0) + (last - first) / _CLK
+        for proc in self._seen.values():
+            if proc.group is not None:
+                out[proc.group] = out.get(proc.group, 0.0) + (proc.last - proc.first) / _CLK
         if REQUESTER in out:
             out[REQUESTER] = max(0.0, out[REQUESTER] - self._own_s)
         used = (busy - self._busy0) / _CLK

@@ -67,19 +67,24 @@ def say(msg: str) -> None:
     print(f"bench floor: {msg}", file=sys.stderr, flush=True)
 
 
+def _confined() -> dict[str, Any]:
+    """The sandbox's confinement for a direct render (its user and its tmpfs mounts aside), the scene at /in."""
+    return {"network_mode": "none", "read_only": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
+            "nano_cpus": 1_000_000_000, "mem_limit": "256m", "memswap_limit": "256m", "pids_limit": 64,
+            "environment": {"HOME": "/tmp"}, "labels": {"tasknet.bench": "floor"},
+            "mounts": [Mount("/in/scene.pov", str(ROOT / "examples" / "povray" / "scene.pov"), type="bind",
+                             read_only=True)]}
+
+
 def render_cpu(frames: int, width: int, height: int, lanes: int) -> dict[str, float]:
     """Render every frame directly, ``lanes`` confined containers at a time; their summed cgroup CPU and wall (and
     the mean wall time of one frame's ``docker exec``)."""
     client = docker.from_env()
-    scene = ROOT / "examples" / "povray" / "scene.pov"
-    boxes = [client.containers.run(
-        IMAGE, ["infinity"], entrypoint="sleep", detach=True, network_mode="none", read_only=True,
-        cap_drop=["ALL"], security_opt=["no-new-privileges"], user="65534:65534", nano_cpus=1_000_000_000,
-        mem_limit="256m", memswap_limit="256m", pids_limit=64, environment={"HOME": "/tmp"},
-        mounts=[Mount("/out", "", type="tmpfs", tmpfs_size=64 * 2**20, tmpfs_mode=0o1777),
-                Mount("/tmp", "", type="tmpfs", tmpfs_size=16 * 2**20, tmpfs_mode=0o1777),
-                Mount("/in/scene.pov", str(scene), type="bind", read_only=True)], labels={"tasknet.bench": "floor"})
-        for _ in range(lanes)]
+    confined = _confined()
+    confined["mounts"] += [Mount("/out", "", type="tmpfs", tmpfs_size=64 * 2**20, tmpfs_mode=0o1777),
+                           Mount("/tmp", "", type="tmpfs", tmpfs_size=16 * 2**20, tmpfs_mode=0o1777)]
+    boxes = [client.containers.run(IMAGE, ["infinity"], entrypoint="sleep", detach=True, user="65534:65534", **confined)
+             for _ in range(lanes)]
     try:
         for c in boxes:  # the engine ignores tmpfs_mode here; root owns the tmpfs and may chmod it without capabilities
             c.exec_run(["chmod", "1777", "/out"], user="0")
@@ -117,17 +122,13 @@ def render_fresh(frames: int, width: int, height: int, lanes: int) -> float:
     keeps that folder's owner and mode, and the image's ``/out`` is root's). The wall time; against
     :func:`render_cpu`'s long-lived containers, what a container's start and stop add."""
     client = docker.from_env()
-    scene = ROOT / "examples" / "povray" / "scene.pov"
+    confined = _confined()
 
     def lane(k: int) -> None:
         for i in range(k, frames, lanes):
-            client.containers.run(
-                IMAGE, [str(i), str(frames), str(width), str(height)], entrypoint="/usr/local/bin/render.sh",
-                remove=True, network_mode="none", read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-                user="0:0", nano_cpus=1_000_000_000, mem_limit="256m", memswap_limit="256m", pids_limit=64,
-                environment={"HOME": "/tmp"}, working_dir="/out", labels={"tasknet.bench": "floor"},
-                tmpfs={"/out": "size=64m", "/tmp": "size=16m"},
-                mounts=[Mount("/in/scene.pov", str(scene), type="bind", read_only=True)])
+            client.containers.run(IMAGE, [str(i), str(frames), str(width), str(height)],
+                                  entrypoint="/usr/local/bin/render.sh", remove=True, user="0:0", working_dir="/out",
+                                  tmpfs={"/out": "size=64m", "/tmp": "size=16m"}, **confined)
 
     try:
         t0 = time.monotonic()

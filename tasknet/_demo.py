@@ -291,6 +291,7 @@ class Demo:
         self.addresses: dict[str, str] = {}
         #: the requester pins each result on its node as it lands (on a testnet the workers' nodes are elsewhere)
         self.pin_results = False
+        self.workers_ready_s = 0.0  # the workers' start to all following the chain (_await_workers)
 
     def say(self, msg: str) -> None:
         self.console.print(f"[dim]{time.monotonic() - self.t0:6.1f}s[/] {msg}")
@@ -572,7 +573,7 @@ class Demo:
         floor = render / cores
         return {"results_s": round(results_s, 1), "render_s": round(render, 2), "cores": cores,
                 "floor_s": round(floor, 2), "floor_ratio": round(results_s / floor, 2) if floor else None,
-                "workers_ready_s": getattr(self, "workers_ready_s", 0.0)}
+                "workers_ready_s": self.workers_ready_s}
 
     def _extra_summary(self) -> HostsExtra | None:
         """More entries of the summary (the testnet's per-host traffic)."""
