@@ -282,12 +282,12 @@ class FloorRun(TypedDict):
     r1_workers_ready_s: float
     #: the machine's CPU from the R = 1 posting to its last result, by group (scripts/_cpu_profile.py)
     r1_cpu_s: dict[str, float]
-    #: the same jobs with each worker running 2 tasks at once (tasknet demo --worker-slots 2)
-    r1_s_2_slots: float
-    r2_s_2_slots: float
-    r1_ratio_2_slots: float
-    r2_ratio_per_replica_2_slots: float
-    r1_cpu_s_2_slots: dict[str, float]
+    #: the same jobs with each worker running 1 task at once (tasknet demo --worker-slots 1)
+    r1_s_1_slot: float
+    r2_s_1_slot: float
+    r1_ratio_1_slot: float
+    r2_ratio_per_replica_1_slot: float
+    r1_cpu_s_1_slot: dict[str, float]
 
 
 @with_config(ROW)
@@ -300,10 +300,10 @@ class FloorRow(TypedDict):
     direct_wall_s: Spread
     direct_wide_wall_s: Spread
     direct_fresh_wall_s: Spread
-    r1_s_2_slots: Spread
-    r2_s_2_slots: Spread
-    r1_ratio_2_slots: Spread
-    r2_ratio_per_replica_2_slots: Spread
+    r1_s_1_slot: Spread
+    r2_s_1_slot: Spread
+    r1_ratio_1_slot: Spread
+    r2_ratio_per_replica_1_slot: Spread
     frame_wall_s: Spread
     frame_cpu_s: Spread
     runs: list[FloorRun]

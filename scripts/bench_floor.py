@@ -20,14 +20,16 @@ Each run does, on this machine:
    process), the indexer, the chain, kubo, the Docker engine (dockerd, containerd, the containers' shims), and the
    rest (runc, the kernel, processes too short-lived to sample), which is the machine's total (``/proc/stat``) less
    the others.
-3. **The same jobs, 2 tasks at once per worker** (``tasknet demo --worker-slots 2``; the workers' default is one),
-   profiled alike: how much of the gap is POV-Ray's waiting that more tasks at once fill.
+   The workers run their default: as many tasks at once as the cores they lend hold (``policy.max_concurrent``
+   unset; worker/_gate.py), so each of the 4 runs as many frames at once as the machine has cores.
+3. **The same jobs, 1 task at once per worker** (``tasknet demo --worker-slots 1``, the workers' default before
+   issue #17's run gate), profiled alike: how much of the gap is POV-Ray's waiting that more tasks at once fill.
 
 Ratios: ``r1_ratio`` = R = 1's time ÷ floor, ``r2_ratio_per_replica`` = R = 2's time ÷ (2 × floor). Medians and
 min–max over ``--runs``, the load average before and after, and each worker's per-phase profile (seconds between
 journal steps, summed over its tasks: claim → fetched inputs → ran → uploaded → committed/submitted → done). The
-last line is JSON: ``{"r1_ratio": …, "r2_ratio_per_replica": …, "r1_ratio_2_slots": …,
-"r2_ratio_per_replica_2_slots": …, "floor_s": …}`` (medians; the first two at the workers' default; ``--json`` prints
+last line is JSON: ``{"r1_ratio": …, "r2_ratio_per_replica": …, "r1_ratio_1_slot": …,
+"r2_ratio_per_replica_1_slot": …, "floor_s": …}`` (medians; the first two at the workers' default; ``--json`` prints
 the whole result on the line before). The Markdown table goes into BENCHMARKS.md between ``<!-- floor:start -->``
 and ``<!-- floor:end -->``.
 """
@@ -140,8 +142,9 @@ def render_fresh(frames: int, width: int, height: int, lanes: int) -> float:
 
 
 def job(frames: int, replication: int, tmp: Path, profile: CpuProfile | None = None,
-        slots: int = 1) -> tuple[Summary, dict[str, float]]:
-    """``tasknet demo`` with 4 honest workers at R = ``replication``, each running ``slots`` tasks at once; its
+        slots: int | None = None) -> tuple[Summary, dict[str, float]]:
+    """``tasknet demo`` with 4 honest workers at R = ``replication``, each running ``slots`` tasks at once (None:
+    the workers' default, as many as the cores lent hold); its
     summary and its workers' phases. With ``profile``, the machine's CPU is profiled from the posting to the last
     verified result."""
     from tasknet._demo import Demo, DemoOptions
@@ -161,7 +164,7 @@ def job(frames: int, replication: int, tmp: Path, profile: CpuProfile | None = N
                     profile.result = profile.stop()
 
     opts = DemoOptions(frames=frames, workers=4, liar=False, crasher=False, keep=False,
-                       worker_slots=slots, out_dir=tmp / f"demo-r{replication}-s{slots}").model_copy(
+                       worker_slots=slots, out_dir=tmp / f"demo-r{replication}-s{slots or 'auto'}").model_copy(
                            update={"replication": replication})
     summary = Profiled(opts, None, Console(stderr=True, quiet=True)).run()
     return summary, phases(opts.out_dir / "workers")
@@ -216,23 +219,24 @@ def markdown(out: FloorRow) -> str:
              f"| R = 1 ÷ floor | {cell(out['r1_ratio'])} | ≤ 1.5 |",
              f"| R = 2: posting to last result, s | {cell(out['r2_s'])} | — |",
              f"| R = 2 ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica'])} | ≤ 1.6 |",
-             f"| R = 1, each worker running 2 tasks at once: posting to last result, s | {cell(out['r1_s_2_slots'])} | — |",
-             f"| R = 1, 2 tasks at once ÷ floor | {cell(out['r1_ratio_2_slots'])} | ≤ 1.5 |",
-             f"| R = 2, 2 tasks at once: posting to last result, s | {cell(out['r2_s_2_slots'])} | — |",
-             f"| R = 2, 2 tasks at once ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica_2_slots'])} | ≤ 1.6 |",
+             f"| R = 1, each worker running 1 task at once: posting to last result, s | {cell(out['r1_s_1_slot'])} | — |",
+             f"| R = 1, 1 task at once ÷ floor | {cell(out['r1_ratio_1_slot'])} | ≤ 1.5 |",
+             f"| R = 2, 1 task at once: posting to last result, s | {cell(out['r2_s_1_slot'])} | — |",
+             f"| R = 2, 1 task at once ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica_1_slot'])} | ≤ 1.6 |",
              "",
              (f"A frame rendered on its own takes {med['frame_wall_s']} s of wall time for {med['frame_cpu_s']} s of "
               "CPU: POV-Ray's front end polls its render threads with 10–100 ms sleeps (seen with strace), and the "
               "direct renders run in long-lived containers, so this is the app's own waiting, not a container's "
               f"start. {out['cores']} renders at a time therefore take {med['direct_wall_s'] / med['floor_s']:.1f}× "
               f"the floor and {4 * out['cores']} at a time {med['direct_wide_wall_s'] / med['floor_s']:.1f}×: "
-              "only more renders at once than cores fill the waiting. By default a worker runs one task at a "
-              "time (`max_concurrent` 1): 4 at once in all; the rows \"2 tasks at once\" run the same jobs with "
-              "`tasknet demo --worker-slots 2` (8 at once)."), "",
+              f"only more renders at once than cores fill the waiting. By default a worker runs as many tasks at "
+              f"once as the cores it lends hold ({out['cores']} here, {4 * out['cores']} at once in all); the rows "
+              "\"1 task at once\" run the same jobs with `tasknet demo --worker-slots 1` (4 at once), the "
+              "workers' default before its run gate (worker/_gate.py)."), "",
              ("Where the machine's CPU went from the R = 1 posting to its last result (first run; sampled from "
               "`/proc` by scripts/_cpu_profile.py):"), "",
-             "| group | 1 task at once, CPU s | 2 tasks at once, CPU s |", "| --- | ---: | ---: |"]
-    cpu2 = r["r1_cpu_s_2_slots"]
+             f"| group | {out['cores']} tasks at once (default), CPU s | 1 task at once, CPU s |", "| --- | ---: | ---: |"]
+    cpu2 = r["r1_cpu_s_1_slot"]
     for group in list(cpu) + [g for g in cpu2 if g not in cpu]:
         if group not in ("total", "wall_s"):
             lines.append(f"| {group} | {cpu.get(group, '—')} | {cpu2.get(group, '—')} |")
@@ -243,11 +247,11 @@ def markdown(out: FloorRow) -> str:
 
     fresh = med["direct_fresh_wall_s"] / med["direct_wide_wall_s"]
     lines += ["", (f"Every role (chain, IPFS, engine, 4 workers, indexer, requester) shares these {out['cores']} cores. "
-                   f"With one task at once the cores sat idle {cpu.get('idle', 0)} of {cpu.get('total', 0)} "
-                   "CPU-seconds (the renders wait in POV-Ray); with two at once "
-                   f"{cpu2.get('idle', 0)} of {cpu2.get('total', 0)}: the machine is then bound by the CPU the stack "
-                   f"takes besides the containers, {overhead(cpu)} and {overhead(cpu2)} CPU-seconds "
-                   f"({1000 * overhead(cpu2) / out['frames']:.0f} ms per task at two at once; the engine's group and "
+                   f"With one task at once per worker the cores sat idle {cpu2.get('idle', 0)} of "
+                   f"{cpu2.get('total', 0)} CPU-seconds (the renders wait in POV-Ray); with {out['cores']} at once "
+                   f"(the default) {cpu.get('idle', 0)} of {cpu.get('total', 0)}: the machine is then bound by the "
+                   f"CPU the stack takes besides the containers, {overhead(cpu)} and {overhead(cpu2)} CPU-seconds "
+                   f"({1000 * overhead(cpu) / out['frames']:.0f} ms per task at the default; the engine's group and "
                    "`other`, which holds runc and the kernel's threads, are the largest share). A new container for "
                    f"each frame costs the direct renders {fresh:.2f}× the wall time of long-lived ones "
                    f"({4 * out['cores']} at a time): "
@@ -296,10 +300,10 @@ def main(argv: list[str] | None = None) -> FloorRow:
         r1, r1_phases = job(a.frames, 1, tmp / f"run{n}", profile)
         say(f"run {n + 1}/{a.runs}: R = 2")
         r2, r2_phases = job(a.frames, 2, tmp / f"run{n}")
-        say(f"run {n + 1}/{a.runs}: R = 1 and R = 2, each worker running 2 tasks at once")
+        say(f"run {n + 1}/{a.runs}: R = 1 and R = 2, each worker running 1 task at once")
         profile2 = CpuProfile()
-        r1s2, _ = job(a.frames, 1, tmp / f"run{n}", profile2, slots=2)
-        r2s2, _ = job(a.frames, 2, tmp / f"run{n}", slots=2)
+        r1s1, _ = job(a.frames, 1, tmp / f"run{n}", profile2, slots=1)
+        r2s1, _ = job(a.frames, 2, tmp / f"run{n}", slots=1)
         say(f"run {n + 1}/{a.runs}: the floor, {a.frames} frames rendered directly on {cores} cores")
         direct = render_cpu(a.frames, int(width), int(height), cores)
         say(f"run {n + 1}/{a.runs}: the same renders, {4 * cores} at a time")
@@ -308,8 +312,8 @@ def main(argv: list[str] | None = None) -> FloorRow:
         fresh = render_fresh(a.frames, int(width), int(height), 4 * cores)
         f1 = floor_ratio(r1["results_s"], direct["cpu_s"], cores)
         f2 = floor_ratio(r2["results_s"], direct["cpu_s"], cores, replicas=2)
-        f1s2 = floor_ratio(r1s2["results_s"], direct["cpu_s"], cores)
-        f2s2 = floor_ratio(r2s2["results_s"], direct["cpu_s"], cores, replicas=2)
+        f1s1 = floor_ratio(r1s1["results_s"], direct["cpu_s"], cores)
+        f2s1 = floor_ratio(r2s1["results_s"], direct["cpu_s"], cores, replicas=2)
         runs.append({"floor_s": f1["floor_s"], "render_cpu_s": round(direct["cpu_s"], 2),
                      "direct_wall_s": round(direct["direct_wall_s"], 2), "r1_s": r1["results_s"],
                      "r2_s": r2["results_s"], "r1_ratio": f1["ratio"], "r2_ratio_per_replica": f2["ratio_per_replica"],
@@ -317,18 +321,18 @@ def main(argv: list[str] | None = None) -> FloorRow:
                      "r1_phases_s": r1_phases, "r2_phases_s": r2_phases,
                      "frame_wall_s": round(direct["frame_wall_s"], 3), "frame_cpu_s": round(direct["cpu_s"] / a.frames, 3),
                      "direct_wide_wall_s": round(wide["direct_wall_s"], 2), "direct_fresh_wall_s": round(fresh, 2), "r1_workers_ready_s": r1["workers_ready_s"],
-                     "r1_cpu_s": profile.result, "r1_s_2_slots": r1s2["results_s"], "r2_s_2_slots": r2s2["results_s"],
-                     "r1_ratio_2_slots": f1s2["ratio"], "r2_ratio_per_replica_2_slots": f2s2["ratio_per_replica"],
-                     "r1_cpu_s_2_slots": profile2.result})
+                     "r1_cpu_s": profile.result, "r1_s_1_slot": r1s1["results_s"], "r2_s_1_slot": r2s1["results_s"],
+                     "r1_ratio_1_slot": f1s1["ratio"], "r2_ratio_per_replica_1_slot": f2s1["ratio_per_replica"],
+                     "r1_cpu_s_1_slot": profile2.result})
         say(json.dumps(runs[-1]))
     out: FloorRow = {"r1_ratio": spread([r["r1_ratio"] for r in runs]),
                      "r2_ratio_per_replica": spread([r["r2_ratio_per_replica"] for r in runs]),
                      "floor_s": spread([r["floor_s"] for r in runs]), "r1_s": spread([r["r1_s"] for r in runs]),
                      "r2_s": spread([r["r2_s"] for r in runs]),
-                     "r1_ratio_2_slots": spread([r["r1_ratio_2_slots"] for r in runs]),
-                     "r2_ratio_per_replica_2_slots": spread([r["r2_ratio_per_replica_2_slots"] for r in runs]),
-                     "r1_s_2_slots": spread([r["r1_s_2_slots"] for r in runs]),
-                     "r2_s_2_slots": spread([r["r2_s_2_slots"] for r in runs]),
+                     "r1_ratio_1_slot": spread([r["r1_ratio_1_slot"] for r in runs]),
+                     "r2_ratio_per_replica_1_slot": spread([r["r2_ratio_per_replica_1_slot"] for r in runs]),
+                     "r1_s_1_slot": spread([r["r1_s_1_slot"] for r in runs]),
+                     "r2_s_1_slot": spread([r["r2_s_1_slot"] for r in runs]),
                      "direct_wall_s": spread([r["direct_wall_s"] for r in runs]),
                      "direct_wide_wall_s": spread([r["direct_wide_wall_s"] for r in runs]),
                      "direct_fresh_wall_s": spread([r["direct_fresh_wall_s"] for r in runs]),
@@ -338,8 +342,8 @@ def main(argv: list[str] | None = None) -> FloorRow:
                      "load_after": [round(x, 2) for x in os.getloadavg()],
                      "cpu_source": "cgroup v1 cpuacct.usage of the render containers"}
     last = {"r1_ratio": out["r1_ratio"]["median"], "r2_ratio_per_replica": out["r2_ratio_per_replica"]["median"],
-            "r1_ratio_2_slots": out["r1_ratio_2_slots"]["median"],
-            "r2_ratio_per_replica_2_slots": out["r2_ratio_per_replica_2_slots"]["median"],
+            "r1_ratio_1_slot": out["r1_ratio_1_slot"]["median"],
+            "r2_ratio_per_replica_1_slot": out["r2_ratio_per_replica_1_slot"]["median"],
             "floor_s": out["floor_s"]["median"]}
     md = markdown(out)
     if not a.no_write:

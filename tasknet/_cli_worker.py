@@ -113,7 +113,8 @@ def worker() -> None:
 @worker.command(help=HELP_RUN)
 @common
 @click.option("--stake", "stake_tokens", type=float, default=None, help="top the stake up to this many tokens")
-@click.option("--max-concurrent", type=int, default=None, help="tasks run at once")
+@click.option("--max-concurrent", type=int, default=None,
+              help="tasks run at once, whatever their size (default: as many as the cores and memory lent hold)")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, help="journal, cache, task folders")
 @click.option("--relay", "relay_url", default=None, metavar="URL",
               help="hand signed results, commits and reveals to this relayer (tasknet relayer run)")

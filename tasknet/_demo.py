@@ -147,7 +147,8 @@ class Summary(SummaryHead, FloorRow):
 class DemoOptions(BaseModel):
     frames: int = Field(24, ge=2, le=500)
     workers: int = Field(6, ge=3, le=6, description="worker processes, including the liar and the crasher")
-    worker_slots: int = Field(1, ge=1, le=8, description="tasks each worker runs at once (its --max-concurrent)")
+    worker_slots: int | None = Field(None, ge=1, le=8, description="tasks each worker runs at once (its "
+                                     "--max-concurrent); default: the workers' own, as many as the cores lent")
     liar: bool = True
     crasher: bool = True
     width: int = Field(320, ge=16, le=1920)
@@ -214,13 +215,23 @@ class WorkerView:
         raise NotImplementedError
 
 
+def max_concurrent(slots: int | None) -> list[str]:
+    """A demo worker's ``--max-concurrent`` option: none when the worker is to size its run slots itself."""
+    return [] if slots is None else ["--max-concurrent", str(slots)]
+
+
+def slots_text(slots: int | None) -> str:
+    """How many tasks a demo worker runs at once, in words."""
+    return "as many tasks at once as the cores lent hold" if slots is None else f"{slots} task(s) at once"
+
+
 class WorkerProc(WorkerView):
     """One `tasknet worker run` process of the demo; its JSON log lines are read to show activity."""
 
-    def __init__(self, role: str, kind: str, devnet_file: Path, state_dir: Path, slots: int = 1) -> None:
+    def __init__(self, role: str, kind: str, devnet_file: Path, state_dir: Path, slots: int | None = None) -> None:
         super().__init__(role, kind, state_dir, state_dir.parent / f"{role}.log")
         cmd = [sys.executable, "-m", "tasknet.cli", "--json-logs", "worker", "run", "--as", role, "--stake", "10",
-               "--state-dir", str(state_dir), "--devnet-file", str(devnet_file), "--max-concurrent", str(slots)]
+               "--state-dir", str(state_dir), "--devnet-file", str(devnet_file), *max_concurrent(slots)]
         if kind == "liar":
             cmd += ["--fault", "wrong-result"]
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -424,7 +435,7 @@ class Demo:
         kinds = self._worker_kinds()
         for i, kind in enumerate(kinds, start=1):
             self.workers.append(WorkerProc(f"worker-{i}", kind, self.devnet_file, root / f"worker-{i}", self.o.worker_slots))
-        self.say(f"{len(kinds)} worker processes started, {self.o.worker_slots} task(s) at once each: "
+        self.say(f"{len(kinds)} worker processes started, {slots_text(self.o.worker_slots)} each: "
                  + ", ".join(f"{w.role} ({w.kind})" for w in self.workers))
         for w in self.workers:
             if w.kind == "crasher":

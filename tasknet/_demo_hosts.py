@@ -31,7 +31,7 @@ from oracle import Client, IpfsClient
 from oracle.devnet import tasknet_home
 from oracle.exceptions import TasknetError
 
-from ._demo import Demo, DemoOptions, HostRow, HostsExtra, Summary, TestnetRow, WorkerView
+from ._demo import Demo, DemoOptions, HostRow, HostsExtra, Summary, TestnetRow, WorkerView, max_concurrent
 from ._testnet import INDEXER_PORT, HostInfo, Testnet, UpOptions, down, free_subnet, require_root, up
 
 PROFILE = "demo-hosts"
@@ -177,7 +177,7 @@ class HostsDemo(Demo):
     def _start_workers(self, root: Path) -> None:
         tn = self.testnet
         for host, kind in zip(tn.info.workers(), self._worker_kinds(), strict=True):
-            tn.start_worker(host, ["--max-concurrent", str(self.o.worker_slots)]
+            tn.start_worker(host, max_concurrent(self.o.worker_slots)
                             + (["--fault", "wrong-result"] if kind == "liar" else []))
             self.workers.append(HostWorker(host, kind))
         self.say(f"{len(self.workers)} worker daemons started, one per host: "

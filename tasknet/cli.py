@@ -153,15 +153,15 @@ def down(devnet_file: Path | None) -> None:
 @click.option("--frames", type=int, default=24, show_default=True, help="frames of the animation (one task each)")
 @click.option("--workers", type=int, default=6, show_default=True,
               help="worker processes, including the lying one and the one killed mid-task")
-@click.option("--worker-slots", type=int, default=1, show_default=True,
-              help="tasks each worker runs at once (its --max-concurrent); POV-Ray waits most of a frame's wall time, "
-              "so 2 fill the cores better")
+@click.option("--worker-slots", type=int, default=None,
+              help="tasks each worker runs at once (its --max-concurrent); default: the workers' own, as many as "
+              "the cores they lend hold")
 @click.option("--no-liar", is_flag=True, help="no worker returns wrong images")
 @click.option("--no-crash", is_flag=True, help="no worker is killed mid-task")
 @click.option("--size", default="320x240", show_default=True, help="frame size WxH")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("tasknet-demo"), show_default=True,
               help="where the frames, the GIF and the summary go")
-def demo(devnet_file: Path | None, keep: bool, hosts: bool, frames: int, workers: int, worker_slots: int,
+def demo(devnet_file: Path | None, keep: bool, hosts: bool, frames: int, workers: int, worker_slots: int | None,
          no_liar: bool, no_crash: bool, size: str, out_dir: Path) -> None:
     from ._demo import run_demo
 

@@ -17,6 +17,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from ._cache import InputCache
 from ._caps import Capabilities, detect, load_average
 from ._checkpoint import container_label, must_give_back, policy_closed
 from ._credible import is_credible_lease
+from ._gate import RunGate, Size
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import ClaimData, GpuNote, Journal, Step, TaskRecord
 from ._leases import (
@@ -56,7 +58,7 @@ from ._leases import (
     start_in_bag,
 )
 from ._pipeline import TIME_GATED_GAS, Pipeline, is_failure
-from ._policy import Offer, decide, lent_gpus
+from ._policy import Offer, decide, lent, lent_gpus, run_slots
 from ._sandbox import Sandbox, sandbox_owner
 from ._settings import WorkerSettings
 from ._slurm import SlurmExecutor
@@ -96,6 +98,8 @@ CLAIM_BASE_GAS = 60_000
 CLAIM_GAS = 160_000
 #: seconds between two looks for tasks to claim ahead while every slot is busy
 AHEAD_RETRY_S = 1.0
+#: threads waiting on a cluster's tasks when the policy sets no max_concurrent (the cluster's CPUs bound them)
+SLURM_THREADS = 256
 #: why a task claimed ahead (queued for a slot) is given back when the worker stops before it started
 STOPPED_QUEUED = "the worker stopped before this task (claimed ahead) started"
 LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFreeReplica", "MarketplaceAlreadyClaimed",
@@ -135,7 +139,7 @@ class Worker:
         # runs, never another daemon's running tasks, even one with the same key on the same engine.
         # One output slot per task running at once, and a spare: each is kept between tasks (see worker/_sandbox.py)
         self.sandbox = Sandbox(self.docker, owner=sandbox_owner(self.account.address, settings.state_dir),
-                               max_idle=settings.policy.max_concurrent + 1)
+                               max_idle=run_slots(self.caps, settings.policy) + 1)
         #: executor 'slurm': each task runs as a job of the site's cluster (worker/_slurm.py); its capabilities and
         #: capacity are the partition's, and its tasks wait in threads of their own (a job may queue for long)
         self.slurm: SlurmExecutor | None = None
@@ -144,7 +148,8 @@ class Worker:
         if settings.executor == "slurm":
             self.slurm = SlurmExecutor(settings.slurm, self.sandbox, owner=self.sandbox.owner,
                                        chain_now=self.market.clock.now)
-            self._task_pool = ThreadPoolExecutor(settings.policy.max_concurrent + 2, thread_name_prefix="slurm-task")
+            self._task_pool = ThreadPoolExecutor((settings.policy.max_concurrent or SLURM_THREADS) + 2,
+                                                 thread_name_prefix="slurm-task")
             if caps is None:
                 self.caps = self._cluster_caps()
                 if self.caps.gpus:  # its batch jobs do not ask for GPUs (gres) yet: a GPU job would run without
@@ -188,10 +193,12 @@ class Worker:
         #: stake not locked by claims, as the last look at the candidates found it
         self._free_stake = 0
         self._verified: int | None = None  # this worker's verified results (credibility), read with its stake
-        #: tasks spawned that wait for a run slot (claimed ahead, several to a lease): the gate lets
-        #: ``max_concurrent`` tasks run at once (None on a cluster: its queue is the cluster's)
+        #: tasks spawned that wait for a run slot (claimed ahead, several to a lease): the gate lets as many run
+        #: at once as the cores and memory lent hold, or ``max_concurrent`` (None on a cluster: its queue is the
+        #: cluster's; see worker/_gate.py)
         self._queued: set[str] = set()
-        self._gate: asyncio.Semaphore | None = None
+        self._gate: RunGate | None = None
+        self._sizes: dict[int, Size] = {}  # job id -> what one of its tasks takes while it runs
         self.log = log.bind(worker=self.account.address)
         self.me_lower = self.account.address.lower()
         self._params_cache: tuple[float, MarketParams] | None = None
@@ -242,11 +249,10 @@ class Worker:
         return caps
 
     def _capacity(self) -> int:
-        """Tasks this worker may hold at once: the policy's ``max_concurrent``; on a cluster, no more than the CPUs
-        of its partition's nodes that take jobs, and none while its controller does not answer (claims pause;
-        the reason is logged when it changes)."""
-        if self.slurm is None:
-            return self.s.policy.max_concurrent
+        """(On a cluster) Tasks this worker may hold at once: the CPUs of its partition's nodes that take jobs, at
+        most the policy's ``max_concurrent`` when set, and none while its controller does not answer (claims
+        pause; the reason is logged when it changes)."""
+        assert self.slurm is not None
         try:
             cpus = self.slurm.capacity()
             reason = None if cpus else "no node of the Slurm partition takes jobs (drained, down or not responding)"
@@ -258,7 +264,21 @@ class Worker:
             else:
                 self.log.info("claims_resumed", cluster_cpus=cpus)
             self._claims_paused_reason = reason
-        return min(self.s.policy.max_concurrent, cpus)
+        return cpus if self.s.policy.max_concurrent is None else min(self.s.policy.max_concurrent, cpus)
+
+    def _size(self, job_id: int, job: JobView | dict[str, Any]) -> Size:
+        """What one task of the job takes while it runs (:meth:`worker._pipeline.Pipeline.task_size`)."""
+        size = self._sizes.get(job_id)
+        if size is None:
+            size = self._sizes[job_id] = self.pipeline.task_size(
+                job if isinstance(job, JobView) else JobView.model_validate(job))
+        return size
+
+    def _slots_for(self, sizes: Iterable[Size]) -> int:
+        """Tasks this worker runs at once (no cluster) when the largest are of ``sizes`` (the tasks it holds, the
+        job it would claim from): :func:`worker._policy.run_slots` for each, the fewest; for none, 1-core tasks."""
+        return min((run_slots(self.caps, self.s.policy, *size) for size in sizes),
+                   default=run_slots(self.caps, self.s.policy))
 
     # -- set-up -----------------------------------------------------------------------------------
     def advertised(self) -> dict[str, int]:
@@ -350,7 +370,8 @@ class Worker:
 
     async def _async_run(self, stop: asyncio.Event) -> None:
         self._wake = asyncio.Event()
-        self._gate = asyncio.Semaphore(self.s.policy.max_concurrent) if self.slurm is None else None
+        self._gate = RunGate(*lent(self.caps, self.s.policy), count=self.s.policy.max_concurrent) \
+            if self.slurm is None else None
         self._live = len(self.journal.unfinished())  # tasks the journal holds unfinished (see _advance_all)
         self._advance_soon = False
         self._claims_paused_until = 0.0
@@ -713,7 +734,7 @@ class Worker:
     def _candidates(self) -> list[tuple[JobView, int, str | None]]:
         """Tasks worth a claim now, best first. Joining a replicated task others started comes before starting
         a fresh one, and a worker with a fresh task still waiting for its peers starts no other, unless its free
-        stake stays enough to join ``max_concurrent`` tasks of others after it: two workers can then never lock
+        stake stays enough to join as many tasks of others after it as it runs at once: two workers can then never lock
         all their stake in tasks that each wait for the other."""
         me = self.account.address
         if not self.view.jobs:
@@ -742,7 +763,7 @@ class Worker:
                 continue
             if self._inputs_too_large(job) is not None or self._avoid.get(job.job_id, 0.0) > time.monotonic():
                 continue
-            spare = free_stake // replica_stake - self.s.policy.max_concurrent
+            spare = free_stake // replica_stake - self._slots_for([self._size(job.job_id, job)])
             fresh = max(0 if waiting_alone else 1, spare)  # fresh replicated tasks this worker may start now
             out += self._job_candidates(job, mine, fresh, now)
         out.sort(key=lambda c: (0 if self._inputs_cached(c[1], c[2]) else 1, c[0], c[1].job_id, c[2]))
@@ -838,7 +859,7 @@ class Worker:
                       min_reputation=job.min_reputation)
         d = decide(offer, self.caps, self.s.policy, now=dt.datetime.now(), chain_time=now, reputation=reputation,
                    load=load_average() if self.s.policy.idle_only else 0.0, running=len(self.running),
-                   gpus_free=self._gpus_free)
+                   gpus_free=self._gpus_free, slots=self._slots_for([self._size(job.job_id, job)]))
         if not d.accept:
             self.log.debug("offer_refused", job_id=job.job_id, reason=d.reason)
         return d.accept
@@ -851,7 +872,8 @@ class Worker:
         held = {r.task_key for r in live}
         # GPUs count like slots: those promised to tasks claimed and not yet run (or running) are not free
         self._gpus_free = self.gpus.total - promised_gpus(r.data for r in live)
-        capacity = self.s.policy.max_concurrent if self.slurm is None else await asyncio.to_thread(self._capacity)
+        capacity = self._slots_for({self._size(r.job_id, r.data["job"]) for r in live}) if self.slurm is None \
+            else await asyncio.to_thread(self._capacity)
         busy = len(held | set(self.running))
         slots = capacity - busy
         # R = 1 tasks claimed ahead wait for a slot; more are claimed once none waits, several per lease
@@ -864,6 +886,9 @@ class Worker:
         candidates = _within_gpus(await asyncio.to_thread(self._candidates), self._gpus_free)
         self._claimable = bool(candidates)
         plain = [(job, index) for job, index, action in candidates if action is None][:CLAIM_CANDIDATES]
+        if plain and self.slurm is None:  # its tasks may be larger than those held: fewer of them fit
+            fewer = self._slots_for([self._size(plain[0][0].job_id, plain[0][0])])
+            slots, capacity = slots - max(capacity - fewer, 0), min(capacity, fewer)
         if plain and self._ranges_allowed(plain[0][0]) and slots + ahead > 1:
             job = plain[0][0]
             room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,
@@ -874,7 +899,7 @@ class Worker:
             claimed = await asyncio.to_thread(self._claim_range, job, room) if room > 1 else None
             if claimed is not None:
                 for rec in claimed:
-                    self._spawn(rec)  # at most max_concurrent run at once: the others wait for a slot
+                    self._spawn(rec)  # those the run gate does not admit yet wait for a slot
                 return
         extra = self._replicas_ahead(plain[0][0], ahead, capacity) if plain else 0
         if slots + extra <= 0 or (slots <= 0 and not plain):
@@ -1093,11 +1118,13 @@ class Worker:
         return self._claim_some([(job, index)], 1)
 
     def _spawn(self, rec: TaskRecord) -> None:
+        size = self._size(rec.job_id, rec.data["job"])
+
         async def go() -> None:
-            slot = False  # holds one of the gate's run slots (released at the end)
+            slot = False  # holds its share of the gate's run slots (released at the end)
             try:
                 if self._gate is not None:
-                    slot = await self._wait_for_slot(rec)
+                    slot = await self._wait_for_slot(rec, size)
                     if not slot:
                         return
                 began = time.monotonic()
@@ -1132,7 +1159,7 @@ class Worker:
                 self._task_error(rec, exc)
             finally:
                 if slot and self._gate is not None:
-                    self._gate.release()
+                    self._gate.release(size)
                 self.running.pop(rec.task_key, None)
                 self._batched_running.discard(rec.task_key)
                 self._task_cores.pop(rec.task_key, None)
@@ -1145,16 +1172,16 @@ class Worker:
         self._task_cores[rec.task_key] = max(int(job.get("cores") or 1), 1)
         self.running[rec.task_key] = asyncio.create_task(go())
 
-    async def _wait_for_slot(self, rec: TaskRecord) -> bool:
-        """Wait for one of the ``max_concurrent`` run slots (tasks claimed ahead queue here). True: the slot is the
-        task's to run in (the caller gives it back). False: no slot is held and the task is not to run now (see
+    async def _wait_for_slot(self, rec: TaskRecord, size: Size) -> bool:
+        """Wait until the run gate admits the task, of ``size`` (tasks claimed ahead queue here). True: it holds
+        its share of the run slots (the caller gives it back). False: it holds none and is not to run now (see
         :meth:`_may_start`; cancelled by :meth:`_drain`, it is given back)."""
         assert self._gate is not None
-        queued = self._gate.locked()
+        queued = self._gate.would_wait(size)
         if queued:
             self._queued.add(rec.task_key)
         try:
-            await self._gate.acquire()
+            await self._gate.acquire(size)
         except asyncio.CancelledError:
             self.journal.record(rec.job_id, rec.task_index, Step.ABANDONING, note=STOPPED_QUEUED, reason=STOPPED_QUEUED)
             return False
@@ -1162,7 +1189,7 @@ class Worker:
             self._queued.discard(rec.task_key)
         if not queued or await self._may_start(rec):
             return True  # the caller runs it in this slot and gives the slot back
-        self._gate.release()
+        self._gate.release(size)
         return False
 
     async def _may_start(self, rec: TaskRecord) -> bool:

@@ -49,6 +49,7 @@ from ._canonical import CanonicalizeInvalid, Canonicalizer, StepOutcome
 from ._canonical import pack as pack_canonicalized
 from ._checkpoint import Checkpoints
 from ._credible import CredibleLeases, is_credible_lease
+from ._gate import Size
 from ._gpus import GpuAllocator
 from ._journal import DatasetFields, Journal, Step, TaskRecord
 from ._leases import LeaseOp, lease_of
@@ -367,6 +368,11 @@ class Pipeline:
         finally:
             dest.unlink(missing_ok=True)
         log.info("image_loaded", uri=uri, image=app.image_digest)
+
+    def task_size(self, job: JobView) -> Size:
+        """What one task of ``job`` takes of this worker while it runs (its run gate: worker/_gate.py): the job's
+        cores, and the RAM its container may use."""
+        return Size(max(job.cores, 1), self._limits(job).ram_bytes >> 20)
 
     def _limits(self, job: JobView) -> Limits:
         return Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),

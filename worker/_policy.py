@@ -31,7 +31,9 @@ class Policy(BaseModel):
     blocked_requesters: list[str] = Field(default_factory=list)
     blocked_categories: list[str] = Field(default_factory=list, description="app metadata categories to refuse")
     min_reward: int = Field(0, ge=0, description="minimum reward per replica, token wei")
-    max_concurrent: int = Field(1, ge=1)
+    max_concurrent: int | None = Field(None, ge=1, description="tasks run at once, whatever their size; default: as "
+                                       "many as the cores and memory lent hold, each task taking its job's cores "
+                                       "and the RAM its container may use (see run_slots)")
     cores: int | None = Field(None, ge=1, description="cores lent; default: all")
     memory_mb: int | None = Field(None, ge=64, description="memory lent; default: all but 512 MB")
     gpus_lent: int | None = Field(None, ge=0, description="GPUs lent (e.g. 1 of 2; 0: none); default: every GPU "
@@ -77,20 +79,44 @@ def lent_gpus(caps: Capabilities, policy: Policy) -> int:
     return min(caps.gpus if policy.gpus_lent is None else policy.gpus_lent, caps.gpus)
 
 
+def lent(caps: Capabilities, policy: Policy) -> tuple[int, int]:
+    """Cores and memory (MB) this worker lends: the policy's, at most the machine's (default: every core, all the
+    memory but 512 MB)."""
+    return (min(policy.cores or caps.cores, caps.cores),
+            min(policy.memory_mb or max(caps.memory_mb - 512, 64), caps.memory_mb))
+
+
+def run_slots(caps: Capabilities, policy: Policy, cores: int = 1, ram_mb: int = 0) -> int:
+    """How many tasks of ``cores`` cores whose containers may take ``ram_mb`` MB this worker runs at once: the
+    policy's ``max_concurrent`` when it is set; else as many as the cores and the memory it lends hold, and at
+    least one (a task larger than what is lent is refused by :func:`decide`, not queued)."""
+    if policy.max_concurrent is not None:
+        return policy.max_concurrent
+    lent_cores, lent_mem = lent(caps, policy)
+    n = lent_cores // max(cores, 1)
+    if ram_mb > 0:
+        n = min(n, lent_mem // ram_mb)
+    return max(n, 1)
+
+
 def decide(offer: Offer, caps: Capabilities, policy: Policy, *, now: dt.datetime, load: float = 0.0,
            running: int = 0, reputation: int = 0, chain_time: int | None = None,
-           gpus_free: int | None = None) -> Decision:
+           gpus_free: int | None = None, slots: int | None = None) -> Decision:
     """Accept or refuse ``offer``; the reason says which rule refused it. ``now`` is the local time (policy
     hours); ``chain_time`` (default: ``now``) is the clock the job's deadline is measured by; ``gpus_free``
-    (default: all lent) the lent GPUs no task of this worker holds or is promised."""
+    (default: all lent) the lent GPUs no task of this worker holds or is promised; ``slots`` (default:
+    :func:`run_slots` for the offer's cores and memory) the tasks of its size this worker runs at once."""
     chain_now = chain_time if chain_time is not None else int(now.timestamp())
     app, requester = offer.app.lower(), offer.requester.lower()
-    lent_cores = min(policy.cores or caps.cores, caps.cores)
-    lent_mem = min(policy.memory_mb or max(caps.memory_mb - 512, 64), caps.memory_mb)
+    lent_cores, lent_mem = lent(caps, policy)
     lent_gpu = lent_gpus(caps, policy)
     free_gpu = lent_gpu if gpus_free is None else gpus_free
+    if slots is None:
+        slots = run_slots(caps, policy, offer.cores, offer.memory_mb)
+    full = (f"already running {running} of max_concurrent {policy.max_concurrent}" if policy.max_concurrent
+            else f"already running {running} of the {slots} tasks of its size the cores and memory lent hold")
     checks: list[tuple[bool, str]] = [
-        (running < policy.max_concurrent, f"already running {running} of max_concurrent {policy.max_concurrent}"),
+        (running < slots, full),
         (app not in policy.blocked_apps, f"app {offer.app} is blocked"),
         (not policy.allowed_apps or app in policy.allowed_apps, f"app {offer.app} is not in allowed_apps"),
         (requester not in policy.blocked_requesters, f"requester {offer.requester} is blocked"),

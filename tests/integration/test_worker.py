@@ -22,6 +22,11 @@ from worker._settings import WorkerSettings
 
 
 def settings(anvil, ipfs, market: Market, account, state: Path, stake: int = 5 * ETHER, **kw) -> WorkerSettings:
+    # these tests were written for one task at a time unless they say otherwise; the default, as many as the
+    # cores lent hold, has its own (tests/integration/test_run_slots.py, the demo's)
+    policy = kw.setdefault("policy", {})
+    if isinstance(policy, dict):
+        policy.setdefault("max_concurrent", 1)
     return WorkerSettings(rpc_url=anvil.rpc_url, ipfs_api=ipfs.api_url, marketplace=market.address,
                           private_key="0x" + account.key.hex().removeprefix("0x"), state_dir=state,
                           stake=stake, poll_interval=0.1, claim_backoff_max=0.05, **kw)

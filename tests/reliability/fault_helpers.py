@@ -146,7 +146,8 @@ def worker_settings(chain: PrivateChain, ipfs_api: str, account: LocalAccount, s
                     **kw: Any) -> WorkerSettings:
     base: dict[str, Any] = {"rpc_url": chain.url, "ipfs_api": ipfs_api, "marketplace": chain.market.address,
                             "private_key": "0x" + account.key.hex().removeprefix("0x"), "state_dir": state,
-                            "stake": STAKE, "poll_interval": 0.2, "claim_backoff_max": 0.05}
+                            "stake": STAKE, "poll_interval": 0.2, "claim_backoff_max": 0.05,
+                            "policy": {"max_concurrent": 1}}  # written for one task at a time unless they say
     base.update(kw)
     return WorkerSettings(**base)
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from worker._caps import Capabilities
-from worker._policy import HourRange, Offer, Policy, decide, rank
+from worker._policy import HourRange, Offer, Policy, decide, rank, run_slots
 
 NOW = dt.datetime(2026, 11, 24, 14, 0, 0)
 CAPS = Capabilities(cores=4, memory_mb=8192, gpus=0, arch="amd64")
@@ -139,3 +139,24 @@ def test_rank_puts_tasks_without_inputs_after_fully_cached_ones() -> None:
     none = offer(task_index=0, reward=1000)
     cached = offer(task_index=1, reward=1, input_keys=["k"])
     assert [o.task_index for o in rank([none, cached], cached={"k"})] == [1, 0]
+
+
+def test_run_slots_default_to_what_the_cores_and_memory_lent_hold() -> None:
+    # 4 cores, 8192 MB: 7680 MB lent by default
+    assert run_slots(CAPS, Policy()) == 4  # 1-core tasks, memory not counted
+    assert run_slots(CAPS, Policy(), cores=2) == 2
+    assert run_slots(CAPS, Policy(), cores=3) == 1
+    assert run_slots(CAPS, Policy(), cores=1, ram_mb=2048) == 3  # 7680 // 2048: memory binds before the cores
+    assert run_slots(CAPS, Policy(cores=2), cores=1, ram_mb=512) == 2  # the policy lends 2 of the 4 cores
+    assert run_slots(CAPS, Policy(memory_mb=1024), cores=1, ram_mb=832) == 1
+    assert run_slots(CAPS, Policy(), cores=8) == 1  # never 0: a task larger than lent is refused by decide instead
+    assert run_slots(CAPS, Policy(max_concurrent=7), cores=4, ram_mb=4096) == 7  # an explicit count wins
+
+
+def test_decide_counts_the_run_slots_of_the_offers_size_by_default() -> None:
+    assert decide(offer(cores=2), CAPS, Policy(), now=NOW, running=1).accept
+    refused = decide(offer(cores=2), CAPS, Policy(), now=NOW, running=2)
+    assert not refused.accept
+    assert refused.reason == "already running 2 of the 2 tasks of its size the cores and memory lent hold"
+    assert not decide(offer(), CAPS, Policy(), now=NOW, running=3, slots=3).accept  # the daemon's own count
+    assert decide(offer(), CAPS, Policy(), now=NOW, running=3).accept  # 4 one-core tasks fit

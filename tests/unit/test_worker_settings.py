@@ -39,7 +39,7 @@ def test_environment_variables_with_the_prefix_set_fields_and_nested_policy(monk
     s = WorkerSettings()
     assert (s.rpc_url, s.confirmations) == ("http://node.test:8545", 3)
     assert s.policy.min_reward == 1000 and s.policy.blocked_requesters == ["0xabc"]
-    assert s.policy.max_concurrent == 1  # the rest of the policy keeps its defaults
+    assert s.policy.max_concurrent is None  # the rest of the policy keeps its defaults (run slots: the cores lent)
 
 
 def test_a_variable_without_the_prefix_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
