@@ -249,6 +249,8 @@ class GasRow(TypedDict):
     homogeneous: int
     operations: dict[str, OpStats]
     setup_gas_excluded: int
+    #: bag10_r3_per_task's gas per task by kind of work (scripts/_gas_profile.py CLASSES)
+    r3_profile_per_task: NotRequired[dict[str, int]]
     daemon_r1_bag_per_task: NotRequired[int]
     daemon_r2_per_task: NotRequired[int]
     daemon_r3_per_task: NotRequired[int]

@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from _bench_rows import DaemonGas, GasRow, OpStats
 from _daemon_costs import KindCost
+from _gas_profile import CLASSES
+from _gas_profile import total as gas_profile
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from web3 import Web3
@@ -74,6 +76,7 @@ class Bench:
         self.token: Contract = contract_at(w3, "TestToken", names["TestToken"])
         self.domain = Eip712Domain(chain_id=w3.eth.chain_id, verifying_contract=self.market.address)
         self.ops: dict[str, list[int]] = defaultdict(list)
+        self.hashes: list[bytes] = []  # every transaction run() sent, for the step profile
         self.setup_gas = 0
         self.requester, self.app_owner, self.relayer = accounts[1], accounts[2], accounts[3]
         self.workers = accounts[4:10]
@@ -95,8 +98,10 @@ class Bench:
         self.setup(lambda: send(self.w3, self.market.functions.deposit(amount), who))
 
     def run(self, tag: str, fn: Any, sender: LocalAccount) -> int:
-        gas = int(send(self.w3, fn, sender, extra_abis=[self.registry.abi])["gasUsed"])
+        receipt = send(self.w3, fn, sender, extra_abis=[self.registry.abi])
+        gas = int(receipt["gasUsed"])
         self.ops[tag].append(gas)
+        self.hashes.append(bytes(receipt["transactionHash"]))
         return gas
 
     def post(self, n: int, r: int) -> tuple[int, int]:
@@ -331,10 +336,12 @@ def homogeneous(b: Bench) -> int:
 
 def measure() -> GasRow:
     with tempfile.TemporaryDirectory() as tmp:
-        info, url = _devnet.start_anvil(Path(tmp), _devnet.free_port())
+        # steps recorded: the R = 3 scenario's gas is split by kind of work (scripts/_gas_profile.py)
+        info, url = _devnet.start_anvil(Path(tmp), _devnet.free_port(), extra_args=["--steps-tracing"])
         try:
             w3 = connect(url)
             accounts = dev_accounts(10)
+            r3_profile: dict[str, int] = {}
             snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
             results: dict[str, int] = {}
             ops: dict[str, list[int]] = defaultdict(list)
@@ -352,6 +359,9 @@ def measure() -> GasRow:
                 bench = Bench(w3, accounts)
                 total = fn(bench)
                 results[key] = round(total / div)
+                if key == "bag10_r3_per_task":
+                    by_class = gas_profile(w3, bench.hashes)
+                    r3_profile = {c: round(by_class[c] / div) for c in CLASSES}
                 for tag, gases in bench.ops.items():
                     ops[tag].extend(gases)
                 setup = max(setup, bench.setup_gas)
@@ -367,7 +377,7 @@ def measure() -> GasRow:
             "bag10_credible_lease_per_task": results["bag10_credible_lease_per_task"],
             "bag10_r1_lease_per_task": results["bag10_r1_lease_per_task"],
             "giving_back": results["giving_back"], "homogeneous": results["homogeneous"], "operations": per_op,
-            "setup_gas_excluded": setup}
+            "setup_gas_excluded": setup, "r3_profile_per_task": r3_profile}
 
 
 def measure_daemon(workers: int = 4) -> DaemonGas:
@@ -441,6 +451,31 @@ def daemon_markdown(res: GasRow) -> list[str]:
     return lines
 
 
+def profile_markdown(prof: dict[str, int]) -> list[str]:
+    """Where `bag10_r3_per_task`'s gas goes, by kind of work, and what that says of the R > 1 targets."""
+    whole = sum(prof.values())
+    lines = ["", ("Where `bag10_r3_per_task`'s gas goes, per task (anvil's step trace of its 10 transactions, each "
+                  "step charged its own cost: scripts/_gas_profile.py):"), "", "| kind of work | gas per task | share |",
+             "| --- | ---: | ---: |"]
+    lines += [f"| {c} | {v:,} | {100 * v / whole:.0f} % |" for c, v in prof.items() if v]
+    lines.append(f"| total | {whole:,} | |")
+    new, cold = prof["storage: new slots"], prof["reads: cold"]
+    target = DAEMON["daemon_r3_per_task"][2]
+    rest = whole - new - cold
+    lines += ["", (f"New storage slots take {new:,} gas per task ({new / 20_000:.1f} slots of 20,000: each replica's "
+                   "claim record and its commitment, the task's record, a share of the job's) and cold reads "
+                   f"{cold:,} ({cold / 2_100:.0f} first reads of a slot in a transaction: each of the 9 transactions "
+                   "reads afresh the task and the replicas it touches). Both follow from the storage layout: "
+                   f"together {new + cold:,}, which leaves {target - new - cold:,} of the {target:,} an R = 3 task may "
+                   f"cost as the daemon sends it (issue #17) for everything else, which takes {rest:,} now. Cheaper "
+                   "code would have to cut all the rest by "
+                   f"{100 * (1 - (target - new - cold) / rest):.0f} %. Fewer slots and first reads per replica have "
+                   "to close most of the gap: a worker id and the commitment packed into the claim's slot would save "
+                   "one new slot per replica (about 60,000 per R = 3 task); the rest would still take fewer reads "
+                   "and cheaper code.")]
+    return lines
+
+
 def markdown(res: GasRow) -> str:
     lines = [
         "## Gas (marketplace contracts)",
@@ -484,6 +519,8 @@ def markdown(res: GasRow) -> str:
     for tag, s in res["operations"].items():
         lines.append(f"| {tag} | {s['mean']:,} | {s['min']:,} | {s['max']:,} | {s['count']} |")
     lines += ["", f"Setup excluded from the figures (largest scenario): {res['setup_gas_excluded']:,} gas."]
+    if prof := res.get("r3_profile_per_task"):
+        lines += profile_markdown(prof)
     if "daemon_by_kind" in res:
         lines += daemon_markdown(res)
     return "\n".join(lines)
