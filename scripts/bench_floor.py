@@ -20,10 +20,12 @@ Each run does, on this machine:
    process), the indexer, the chain, kubo, the Docker engine (dockerd, containerd, the containers' shims), and the
    rest (runc, the kernel, processes too short-lived to sample), which is the machine's total (``/proc/stat``) less
    the others.
-   The workers run their default: as many tasks at once as the cores they lend hold (``policy.max_concurrent``
-   unset; worker/_gate.py), so each of the 4 runs as many frames at once as the machine has cores.
-3. **The same jobs, 1 task at once per worker** (``tasknet demo --worker-slots 1``, the workers' default before
-   issue #17's run gate), profiled alike: how much of the gap is POV-Ray's waiting that more tasks at once fill.
+   The workers run their own default (``tasknet demo --worker-slots 0``): as many tasks at once as the cores
+   they lend hold (``policy.max_concurrent`` unset; worker/_gate.py), so each of the 4 runs as many frames at once
+   as the machine has cores.
+3. **The same jobs, 1 task at once per worker** (``tasknet demo``'s default ``--worker-slots 1``, and the
+   workers' default before issue #17's run gate), profiled alike: how much of the gap is POV-Ray's waiting that
+   more tasks at once fill.
 
 Ratios: ``r1_ratio`` = R = 1's time ÷ floor, ``r2_ratio_per_replica`` = R = 2's time ÷ (2 × floor). Medians and
 min–max over ``--runs``, the load average before and after, and each worker's per-phase profile (seconds between
@@ -231,8 +233,8 @@ def markdown(out: FloorRow) -> str:
               f"the floor and {4 * out['cores']} at a time {med['direct_wide_wall_s'] / med['floor_s']:.1f}×: "
               f"only more renders at once than cores fill the waiting. By default a worker runs as many tasks at "
               f"once as the cores it lends hold ({out['cores']} here, {4 * out['cores']} at once in all); the rows "
-              "\"1 task at once\" run the same jobs with `tasknet demo --worker-slots 1` (4 at once), the "
-              "workers' default before its run gate (worker/_gate.py)."), "",
+              "\"1 task at once\" run the same jobs with `tasknet demo --worker-slots 1` (4 at once: the demo's "
+              "default, and the workers' before their run gate, worker/_gate.py)."), "",
              ("Where the machine's CPU went from the R = 1 posting to its last result (first run; sampled from "
               "`/proc` by scripts/_cpu_profile.py):"), "",
              f"| group | {out['cores']} tasks at once (default), CPU s | 1 task at once, CPU s |", "| --- | ---: | ---: |"]

@@ -147,8 +147,9 @@ class Summary(SummaryHead, FloorRow):
 class DemoOptions(BaseModel):
     frames: int = Field(24, ge=2, le=500)
     workers: int = Field(6, ge=3, le=6, description="worker processes, including the liar and the crasher")
-    worker_slots: int | None = Field(None, ge=1, le=8, description="tasks each worker runs at once (its "
-                                     "--max-concurrent); default: the workers' own, as many as the cores lent")
+    worker_slots: int | None = Field(1, ge=1, le=8, description="tasks each worker runs at once (its "
+                                     "--max-concurrent): one, so that every worker, the liar included, gets a share "
+                                     "of a small job; None: the workers' own default, as many as the cores lent")
     liar: bool = True
     crasher: bool = True
     width: int = Field(320, ge=16, le=1920)

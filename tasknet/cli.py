@@ -153,22 +153,22 @@ def down(devnet_file: Path | None) -> None:
 @click.option("--frames", type=int, default=24, show_default=True, help="frames of the animation (one task each)")
 @click.option("--workers", type=int, default=6, show_default=True,
               help="worker processes, including the lying one and the one killed mid-task")
-@click.option("--worker-slots", type=int, default=None,
-              help="tasks each worker runs at once (its --max-concurrent); default: the workers' own, as many as "
-              "the cores they lend hold")
+@click.option("--worker-slots", type=click.IntRange(0, 8), default=1, show_default=True,
+              help="tasks each worker runs at once (its --max-concurrent): one, so that every worker, the liar "
+              "included, gets a share of a small job; 0: the workers' own default, as many as the cores they lend "
+              "hold (POV-Ray waits most of a frame's wall time: more at once fill the cores)")
 @click.option("--no-liar", is_flag=True, help="no worker returns wrong images")
 @click.option("--no-crash", is_flag=True, help="no worker is killed mid-task")
 @click.option("--size", default="320x240", show_default=True, help="frame size WxH")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("tasknet-demo"), show_default=True,
               help="where the frames, the GIF and the summary go")
-def demo(devnet_file: Path | None, keep: bool, hosts: bool, frames: int, workers: int, worker_slots: int | None,
+def demo(devnet_file: Path | None, keep: bool, hosts: bool, frames: int, workers: int, worker_slots: int,
          no_liar: bool, no_crash: bool, size: str, out_dir: Path) -> None:
     from ._demo import run_demo
 
     width, _, height = size.partition("x")
-    run_demo(devnet_file, keep=keep, console=out, frames=frames, workers=workers, worker_slots=worker_slots,
-             liar=not no_liar,
-             crasher=not no_crash, width=int(width), height=int(height), out_dir=out_dir, hosts=hosts)
+    run_demo(devnet_file, keep=keep, console=out, frames=frames, workers=workers, worker_slots=worker_slots or None,
+             liar=not no_liar, crasher=not no_crash, width=int(width), height=int(height), out_dir=out_dir, hosts=hosts)
 
 
 #: modules that each add a command group to the CLI (``register(cli)``): one per group

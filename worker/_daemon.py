@@ -384,7 +384,12 @@ class Worker:
                 self._held.add(rec.task_key)  # uploaded before the restart: submitted with the next batch
             elif rec.step not in ON_CHAIN_WAIT and not rec.data.get("paused"):
                 self._spawn(rec)  # a paused one resumes from _advance_all, when its policy allows
-        self.log.info("worker_started", resumed=len(self.running), next_block=self.stream.cursor.next_block)
+        cores, memory = lent(self.caps, self.s.policy)
+        self.log.info("worker_started", resumed=len(self.running), next_block=self.stream.cursor.next_block,
+                      cores_lent=cores, memory_lent_mb=memory, runs_at_once=(
+                          "the cluster's queue" if self.slurm is not None else
+                          f"{self.s.policy.max_concurrent} (max_concurrent)" if self.s.policy.max_concurrent else
+                          "as many tasks as the cores and memory lent hold"))
         last_advance = last_leftovers = 0.0
         while not stop.is_set():
             try:

@@ -3,6 +3,7 @@ host published before the cut stays retrievable because the requester's node pin
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from tests.network.net_helpers import (
 )
 
 pytestmark = pytest.mark.network
-TASKS = 6  # enough that worker-1 surely starts a second task, whatever the two hosts' speeds
+#: enough that worker-1 surely starts a second round of tasks, whatever the two hosts' speeds: each host's worker runs
+#: as many tasks at once as the cores it lends hold (its default), here every core of this machine
+TASKS = 6 * (os.cpu_count() or 1)
 
 
 def leases(tn: Testnet, job_id: int, worker: str) -> dict[int, int]:
@@ -84,7 +87,7 @@ def test_a_host_cut_off_mid_task_loses_the_task_to_another_host_and_its_earlier_
     assert all(w == other_address for i, w, _ in results if i in held), results  # the other host took it over
     expired = m.contract.events.LeaseExpired().get_logs(from_block=tn.info.deploy_block,
                                                         argument_filters={"worker": cut_address})
-    assert [e["args"]["undone"] for e in expired] == [len(held)]
+    assert sum(e["args"]["undone"] for e in expired) == len(held)  # one lease, or a few when it claimed ahead
 
     # worker-1 is still cut off: its results are served by the requester's own node, which pinned them
     assert link_up(cut.veth) is False
