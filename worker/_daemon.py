@@ -199,6 +199,7 @@ class Worker:
         self._queued: set[str] = set()
         self._gate: RunGate | None = None
         self._sizes: dict[int, Size] = {}  # job id -> what one of its tasks takes while it runs
+        self._cluster_capacity = 1  # on a cluster: the tasks it may hold at once, as the last look found it
         self.log = log.bind(worker=self.account.address)
         self.me_lower = self.account.address.lower()
         self._params_cache: tuple[float, MarketParams] | None = None
@@ -275,8 +276,11 @@ class Worker:
         return size
 
     def _slots_for(self, sizes: Iterable[Size]) -> int:
-        """Tasks this worker runs at once (no cluster) when the largest are of ``sizes`` (the tasks it holds, the
-        job it would claim from): :func:`worker._policy.run_slots` for each, the fewest; for none, 1-core tasks."""
+        """Tasks this worker runs at once when the largest are of ``sizes`` (the tasks it holds, the job it would
+        claim from): :func:`worker._policy.run_slots` for each, the fewest; for none, 1-core tasks. On a cluster,
+        what its nodes take (:meth:`_capacity`, as the last look at the candidates found it)."""
+        if self.slurm is not None:
+            return self._cluster_capacity
         return min((run_slots(self.caps, self.s.policy, *size) for size in sizes),
                    default=run_slots(self.caps, self.s.policy))
 
@@ -877,8 +881,10 @@ class Worker:
         held = {r.task_key for r in live}
         # GPUs count like slots: those promised to tasks claimed and not yet run (or running) are not free
         self._gpus_free = self.gpus.total - promised_gpus(r.data for r in live)
-        capacity = self._slots_for({self._size(r.job_id, r.data["job"]) for r in live}) if self.slurm is None \
-            else await asyncio.to_thread(self._capacity)
+        if self.slurm is None:
+            capacity = self._slots_for({self._size(r.job_id, r.data["job"]) for r in live})
+        else:
+            capacity = self._cluster_capacity = await asyncio.to_thread(self._capacity)
         busy = len(held | set(self.running))
         slots = capacity - busy
         # R = 1 tasks claimed ahead wait for a slot; more are claimed once none waits, several per lease
