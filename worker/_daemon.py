@@ -288,7 +288,7 @@ class Worker:
     def advertised(self) -> dict[str, int]:
         """The capabilities this worker advertises: its cores (as many as the policy lends), memory, GPUs and
         architecture bit."""
-        return {"cores": min(self.s.policy.cores or self.caps.cores, self.caps.cores), "memoryMB": self.caps.memory_mb,
+        return {"cores": lent(self.caps, self.s.policy)[0], "memoryMB": self.caps.memory_mb,
                 "gpus": lent_gpus(self.caps, self.s.policy), "archMask": ARCH_BITS.get(self.caps.arch, 0)}
 
     @property
@@ -768,11 +768,12 @@ class Worker:
         for job in self.view.jobs.values():
             if job.closed or now + job.max_run_seconds + self.s.policy.safety_margin_s > job.deadline:
                 continue
-            if job.app_id not in self.view.apps or not self._accepts(job, info.reputation, now):
+            slots = self._slots_for([self._size(job.job_id, job)])  # tasks of this job it runs at once
+            if job.app_id not in self.view.apps or not self._accepts(job, info.reputation, now, slots):
                 continue
             if self._inputs_too_large(job) is not None or self._avoid.get(job.job_id, 0.0) > time.monotonic():
                 continue
-            spare = free_stake // replica_stake - self._slots_for([self._size(job.job_id, job)])
+            spare = free_stake // replica_stake - slots
             fresh = max(0 if waiting_alone else 1, spare)  # fresh replicated tasks this worker may start now
             out += self._job_candidates(job, mine, fresh, now)
         out.sort(key=lambda c: (0 if self._inputs_cached(c[1], c[2]) else 1, c[0], c[1].job_id, c[2]))
@@ -859,7 +860,7 @@ class Worker:
         self._too_large[job.job_id] = reason
         return reason
 
-    def _accepts(self, job: JobView, reputation: int, now: int) -> bool:
+    def _accepts(self, job: JobView, reputation: int, now: int, slots: int) -> bool:
         offer = Offer(job_id=job.job_id, task_index=0, app=str(job.app_id), requester=job.requester,
                       reward=job.reward, cores=job.cores, memory_mb=job.memory_mb, gpus=job.gpus,
                       arch=0 if not job.arch_mask & ARCH_BITS_MASK
@@ -868,7 +869,7 @@ class Worker:
                       min_reputation=job.min_reputation)
         d = decide(offer, self.caps, self.s.policy, now=dt.datetime.now(), chain_time=now, reputation=reputation,
                    load=load_average() if self.s.policy.idle_only else 0.0, running=len(self.running),
-                   gpus_free=self._gpus_free, slots=self._slots_for([self._size(job.job_id, job)]))
+                   gpus_free=self._gpus_free, slots=slots)
         if not d.accept:
             self.log.debug("offer_refused", job_id=job.job_id, reason=d.reason)
         return d.accept
@@ -1178,9 +1179,8 @@ class Worker:
                 self._stops.pop(rec.task_key, None)
                 self._wake.set()
 
-        job = rec.data["job"]
         self._batched_running.add(rec.task_key)  # its result or commit will join the held ones
-        self._task_cores[rec.task_key] = max(int(job.get("cores") or 1), 1)
+        self._task_cores[rec.task_key] = size.cores
         self.running[rec.task_key] = asyncio.create_task(go())
 
     async def _wait_for_slot(self, rec: TaskRecord, size: Size) -> bool:
