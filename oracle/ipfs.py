@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -145,6 +145,19 @@ class IpfsClient:
     def connect(self, multiaddr: str, *, timeout: float = 10.0) -> None:
         """``swarm connect`` to ``multiaddr`` (with ``/p2p/ID``); raises :class:`IpfsError` when it fails."""
         self._post("/swarm/connect", params={"arg": multiaddr}, timeout=timeout)
+
+    def dial(self, peers: Sequence[str], *, timeout: float = 3.0) -> dict[str, str]:
+        """Connect this node to each of ``peers`` (multiaddrs with ``/p2p/ID``) now; return those it could not
+        reach, with why. A node configured with ``Peering`` dials its peers on its own only after a backoff of some
+        seconds, and a node without it never does: until connected it can fetch nothing they hold (a private
+        network has no other way to find them), so a daemon dials the network's peers as it starts."""
+        missed: dict[str, str] = {}
+        for peer in peers:
+            try:
+                self.connect(peer, timeout=timeout)
+            except IpfsError as exc:
+                missed[peer] = str(exc)[:300]
+        return missed
 
     def peers(self) -> list[str]:
         """The peer ids this node is connected to."""

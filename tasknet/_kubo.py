@@ -16,10 +16,17 @@ from pathlib import Path
 
 import httpx
 
+from oracle import get_logger
 from oracle.devnet import ComponentInfo
 from oracle.exceptions import DevnetError
+from oracle.ipfs import IpfsClient
 
 from . import _devnet
+
+log = get_logger("tasknet.kubo")
+
+#: how long a started node waits for each of its peers to answer its first dial
+DIAL_TIMEOUT_S = 3.0
 
 
 class KuboNode:
@@ -99,7 +106,22 @@ def start(repo: Path, log: Path, *, host: str = "127.0.0.1", api_port: int | Non
     info = _devnet.spawn(cmd, log, env=env)
     api = f"http://{host}:{api_port}"
     _devnet.wait_until(lambda: _devnet.ipfs_healthy(api) is None, info, "kubo (ipfs daemon)", 60)
+    dial_peers(api, peers)
     return KuboNode(info, api, f"http://{host}:{gateway_port}", f"/ip4/{host}/tcp/{swarm_port}/p2p/{peer_id(api)}")
+
+
+def dial_peers(api: str, peers: Sequence[str], timeout: float = DIAL_TIMEOUT_S) -> dict[str, str]:
+    """Connect the node at ``api`` to its ``peers`` now (:meth:`oracle.IpfsClient.dial`): ``Peering`` would dial
+    them only some seconds after the start, and until then the node can fetch nothing (a worker would see a job
+    and wait that long for its inputs). A peer that does not answer is logged, not fatal: ``Peering`` keeps
+    dialling it. Returns the peers missed, with why."""
+    with IpfsClient(api, timeout=timeout + 2, retries=0) as ipfs:
+        missed = ipfs.dial(peers, timeout=timeout)
+    for peer, error in missed.items():
+        log.warning("ipfs_peer_unreachable", api=api, peer=peer, error=error,
+                    hint="the node keeps dialling it (Peering); check that the peer's kubo runs and that its swarm "
+                         "address is reachable from this host")
+    return missed
 
 
 def peer_id(api: str) -> str:

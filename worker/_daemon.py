@@ -128,6 +128,7 @@ class Worker:
         self.ipfs = IpfsClient(settings.ipfs_api)
         try:
             self.ipfs.check_online()  # an offline node is a configuration error: stop now, saying so
+            self._dial_network_peers()
         except IpfsUnavailable as exc:  # a node that is down may come back: the loop waits for it
             log.warning("ipfs_unavailable_at_start", error=str(exc)[:300])
         self.cache = InputCache(settings.state_dir / "cache", max_bytes=settings.policy.cache_max_bytes,
@@ -295,6 +296,19 @@ class Worker:
     def platform_class(self) -> str:
         """The platform class this worker declares (settings.platform_class, else its architecture)."""
         return self.s.platform_class or self.caps.arch
+
+    def _dial_network_peers(self) -> None:
+        """Connect the worker's node to the network's IPFS peers (``ipfs_peers``) as the worker starts: a node
+        dials them on its own late (``Peering``, after a backoff) or never, and until then it fetches none of
+        the inputs they hold, so the first job would wait or be given back. One that does not answer is logged."""
+        if not self.s.ipfs_peers:
+            return
+        missed = self.ipfs.dial(self.s.ipfs_peers)
+        for peer, error in missed.items():
+            log.warning("ipfs_peer_unreachable", peer=peer, error=error,
+                        hint="inputs only that node holds cannot be fetched until it is reachable; check that it runs "
+                             "and that its swarm address (the network profile's ipfs_peers) is reachable from here")
+        log.info("ipfs_peers_dialled", connected=len(self.s.ipfs_peers) - len(missed), missed=len(missed))
 
     def register(self) -> bool:
         """Register on chain with :meth:`advertised` capabilities and :attr:`platform_class`, or update them;

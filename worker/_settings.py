@@ -92,6 +92,8 @@ class WorkerSettings(BaseSettings):
     rpc_url: str = Field("http://127.0.0.1:8545", validation_alias="TASKNET_RPC_URL")
     chain_id: int | None = Field(None, description="expected chain id; checked at start")
     ipfs_api: str = Field("http://127.0.0.1:5001", validation_alias="TASKNET_IPFS_API")
+    ipfs_peers: list[str] = Field(default_factory=list, description="the network's IPFS nodes (the profile's "
+                                  "ipfs_peers, multiaddrs with /p2p/ID) the worker's node dials as the worker starts")
     marketplace: str = Field("", description="Marketplace contract address", validation_alias="TASKNET_MARKETPLACE")
     deploy_block: int = Field(0, ge=0, description="where to start reading events on a fresh journal",
                               validation_alias="TASKNET_DEPLOY_BLOCK")
@@ -174,7 +176,7 @@ class WorkerSettings(BaseSettings):
         state folder (``$TASKNET_HOME/worker``; on the devnet, the devnet's ``workers/ROLE``)."""
         base: dict[str, Any] = {
             "rpc_url": common.rpc_url, "chain_id": common.chain_id, "ipfs_api": common.ipfs_api,
-            "marketplace": common.marketplace, "deploy_block": common.deploy_block,
+            "ipfs_peers": common.ipfs_peers, "marketplace": common.marketplace, "deploy_block": common.deploy_block,
             "confirmations": common.confirmations, "keystore": common.keystore, "password": common.password,
             "private_key": common.private_key,
         }

@@ -93,3 +93,45 @@ def test_an_isolated_worker_gives_its_claim_back_and_a_connected_one_finishes(
         assert rec is not None and rec.step.name == "ABANDONED" and "InputUnavailable" in str(rec.data["reason"])
     finally:
         lonely.stop()
+
+
+def test_a_managed_node_is_connected_to_its_peers_when_it_starts(ipfs: IpfsClient, tmp_path: Path) -> None:
+    """kubo's Peering dials a node's peers only after a backoff of some seconds: a node started by Tasknet dials
+    them itself, so it can fetch what they hold as soon as it answers (a worker on a fresh testnet host otherwise
+    waited seconds for a job's first input). A peer that does not answer is reported, not fatal."""
+    swarm = _devnet.kubo_swarm(ipfs.api_url)
+    assert swarm is not None, "the session's kubo is not online"
+    # a well-formed peer id no node here has (a kubo of another run), on a port nothing listens on
+    nobody = f"/ip4/127.0.0.1/tcp/{_devnet.free_port()}/p2p/12D3KooWGbV96uozayVqXgurHcKuZAiirK4Yr285gJ7KJ4xdhs77"
+    node = _kubo.start(tmp_path / "n-ipfs", tmp_path / "n.log", peers=[nobody, swarm])
+    try:
+        with IpfsClient(node.api) as client:
+            assert ipfs.id().id in client.peers()  # connected on return, without waiting for Peering
+            cid = ipfs.add_bytes(b"held by the session's node only " + tmp_path.name.encode())
+            assert client.cat(cid, timeout=10) == b"held by the session's node only " + tmp_path.name.encode()
+            missed = _kubo.dial_peers(node.api, [nobody, swarm], timeout=1.0)
+        assert list(missed) == [nobody] and "dial" in missed[nobody].lower(), missed
+    finally:
+        node.stop()
+
+
+def test_a_worker_dials_the_networks_peers_as_it_starts(anvil: Any, market: Any, accounts: Any, ipfs: IpfsClient,
+                                                        docker_client: Any, tmp_path: Path) -> None:
+    """A worker whose own node knows nobody (no Peering, no bootstrap: a private network) connects it to the
+    network's IPFS peers (the profile's ``ipfs_peers``) as it starts, and can then fetch what they hold."""
+    from tests.integration.test_worker import settings
+    from worker import Worker
+
+    swarm = _devnet.kubo_swarm(ipfs.api_url)
+    assert swarm is not None
+    lonely = _kubo.start(tmp_path / "lonely-ipfs", tmp_path / "lonely.log")
+    try:
+        with IpfsClient(lonely.api) as client:
+            assert ipfs.id().id not in client.peers()
+            Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", ipfs_peers=[swarm])
+                   .model_copy(update={"ipfs_api": lonely.api}), docker_client=docker_client)
+            assert ipfs.id().id in client.peers()
+            cid = ipfs.add_bytes(b"an input on the network's node " + tmp_path.name.encode())
+            assert client.cat(cid, timeout=10).startswith(b"an input on the network's node")
+    finally:
+        lonely.stop()
