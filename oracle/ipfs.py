@@ -11,6 +11,7 @@ from typing import Any, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._log import get_logger
 from .exceptions import (
     ContentNotFound,
     ContentNotJson,
@@ -19,6 +20,8 @@ from .exceptions import (
     IpfsOffline,
     IpfsUnavailable,
 )
+
+log = get_logger("oracle.ipfs")
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
 
@@ -152,7 +155,10 @@ class IpfsClient:
         seconds, and a node without it never does: until connected it can fetch nothing they hold (a private
         network has no other way to find them), so a daemon dials the network's peers as it starts."""
         missed: dict[str, str] = {}
+        me = f"/p2p/{self.id().id}" if peers else ""
         for peer in peers:
+            if peer.endswith(me):
+                continue  # the node itself (the devnet's profile names its one node)
             try:
                 self.connect(peer, timeout=timeout)
             except IpfsError as exc:
@@ -266,3 +272,16 @@ class IpfsClient:
         """Size and type of ``cid`` (``files/stat``) without downloading it."""
         return FileStat.model_validate_json(
             self._post("/files/stat", params={"arg": f"/ipfs/{cid}"}, timeout=timeout).content)
+
+
+def join_network(ipfs: IpfsClient, peers: Sequence[str], *, timeout: float = 3.0) -> dict[str, str]:
+    """Connect the node ``ipfs`` to the network's peers (a profile's ``ipfs_peers``) now, as every participant's
+    node is to be (:meth:`IpfsClient.dial`): what it publishes is then reachable by the others, and what they publish
+    by it, without waiting for the node's own discovery (a private network has none). A peer that does not answer
+    is logged with what to check, not fatal. Returns those missed, with why."""
+    missed = ipfs.dial(peers, timeout=timeout)
+    for peer, error in missed.items():
+        log.warning("ipfs_peer_unreachable", node=ipfs.api_url, peer=peer, error=error,
+                    hint="what only that node holds cannot be fetched from here until it answers; check that it "
+                         "runs and that its swarm address (the network profile's ipfs_peers) is reachable from here")
+    return missed

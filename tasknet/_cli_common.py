@@ -26,7 +26,7 @@ from rich.table import Table
 
 from oracle import configure_logging
 from oracle.client import Client, TaskFailure, format_amount, parse_amount
-from oracle.exceptions import InvalidJobSpec
+from oracle.exceptions import InvalidJobSpec, IpfsError
 from oracle.protocol import TASK_INDEX_BITS, JobId, TaskId
 from oracle.settings import KeystoreError, Settings, resolve
 
@@ -255,4 +255,12 @@ def _resolve(devnet_file: Path | None, rpc_url: str | None, marketplace: str | N
                  "deploy_block": from_block, "ipfs_api": ipfs_api})
     if not s.marketplace:
         raise click.UsageError("no marketplace: name a network (--network NAME) or give --rpc-url and --marketplace")
+    if s.ipfs_api and s.ipfs_peers:  # the verifier fetches results: its node joins the network first
+        from oracle.ipfs import IpfsClient, join_network
+
+        with IpfsClient(s.ipfs_api, retries=0, timeout=5) as ipfs:
+            try:
+                join_network(ipfs, s.ipfs_peers, timeout=2.0)
+            except IpfsError:
+                pass  # a node that is down: the verifier says so for each result it cannot fetch
     return s.rpc_url, s.marketplace, s.deploy_block, s.ipfs_api

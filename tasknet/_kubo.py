@@ -16,14 +16,11 @@ from pathlib import Path
 
 import httpx
 
-from oracle import get_logger
 from oracle.devnet import ComponentInfo
 from oracle.exceptions import DevnetError
-from oracle.ipfs import IpfsClient
+from oracle.ipfs import IpfsClient, join_network
 
 from . import _devnet
-
-log = get_logger("tasknet.kubo")
 
 #: how long a started node waits for each of its peers to answer its first dial
 DIAL_TIMEOUT_S = 3.0
@@ -111,17 +108,11 @@ def start(repo: Path, log: Path, *, host: str = "127.0.0.1", api_port: int | Non
 
 
 def dial_peers(api: str, peers: Sequence[str], timeout: float = DIAL_TIMEOUT_S) -> dict[str, str]:
-    """Connect the node at ``api`` to its ``peers`` now (:meth:`oracle.IpfsClient.dial`): ``Peering`` would dial
+    """Connect the node at ``api`` to its ``peers`` now (:func:`oracle.ipfs.join_network`): ``Peering`` would dial
     them only some seconds after the start, and until then the node can fetch nothing (a worker would see a job
-    and wait that long for its inputs). A peer that does not answer is logged, not fatal: ``Peering`` keeps
-    dialling it. Returns the peers missed, with why."""
+    and wait that long for its inputs). Returns the peers missed, with why; ``Peering`` keeps dialling them."""
     with IpfsClient(api, timeout=timeout + 2, retries=0) as ipfs:
-        missed = ipfs.dial(peers, timeout=timeout)
-    for peer, error in missed.items():
-        log.warning("ipfs_peer_unreachable", api=api, peer=peer, error=error,
-                    hint="the node keeps dialling it (Peering); check that the peer's kubo runs and that its swarm "
-                         "address is reachable from this host")
-    return missed
+        return join_network(ipfs, peers, timeout=timeout)
 
 
 def peer_id(api: str) -> str:

@@ -33,6 +33,7 @@ from oracle import event_args as ea
 from oracle.events import DecodedEvent, EventStream, StreamCursor
 from oracle.exceptions import IpfsUnavailable, RpcUnavailable, TasknetError, TransactionReverted
 from oracle.images import BUSYBOX_BASE, build_busybox_base, image_exists
+from oracle.ipfs import join_network
 from oracle.market import JobView, Market, MarketParams, TaskStatus, WorkerRecord
 from oracle.protocol import ARCH_BITS_MASK, platform_class_bytes, split_task_id, task_id
 from oracle.tx import TxSender
@@ -300,15 +301,10 @@ class Worker:
     def _dial_network_peers(self) -> None:
         """Connect the worker's node to the network's IPFS peers (``ipfs_peers``) as the worker starts: a node
         dials them on its own late (``Peering``, after a backoff) or never, and until then it fetches none of
-        the inputs they hold, so the first job would wait or be given back. One that does not answer is logged."""
-        if not self.s.ipfs_peers:
-            return
-        missed = self.ipfs.dial(self.s.ipfs_peers)
-        for peer, error in missed.items():
-            log.warning("ipfs_peer_unreachable", peer=peer, error=error,
-                        hint="inputs only that node holds cannot be fetched until it is reachable; check that it runs "
-                             "and that its swarm address (the network profile's ipfs_peers) is reachable from here")
-        log.info("ipfs_peers_dialled", connected=len(self.s.ipfs_peers) - len(missed), missed=len(missed))
+        the inputs they hold, so the first job would wait or be given back."""
+        if self.s.ipfs_peers:
+            missed = join_network(self.ipfs, self.s.ipfs_peers)
+            log.info("ipfs_peers_dialled", connected=len(self.s.ipfs_peers) - len(missed), missed=len(missed))
 
     def register(self) -> bool:
         """Register on chain with :meth:`advertised` capabilities and :attr:`platform_class`, or update them;

@@ -135,3 +135,56 @@ def test_a_worker_dials_the_networks_peers_as_it_starts(anvil: Any, market: Any,
             assert client.cat(cid, timeout=10).startswith(b"an input on the network's node")
     finally:
         lonely.stop()
+
+
+def test_a_users_client_connects_its_node_to_the_networks_peers(anvil: Any, market: Any, accounts: Any,
+                                                                 ipfs: IpfsClient, tmp_path: Path) -> None:
+    """A requester's (or dataset owner's, or auditor's) command on its own node, which knows nobody, connects it to
+    the profile's ``ipfs_peers``: the workers can then fetch what it publishes, and it what they publish. A peer
+    that is the node itself (the devnet's profile names its one node) is skipped, not reported."""
+    from oracle import Client
+    from oracle.settings import Settings
+
+    swarm = _devnet.kubo_swarm(ipfs.api_url)
+    assert swarm is not None
+    lonely = _kubo.start(tmp_path / "own-ipfs", tmp_path / "own.log")
+    try:
+        with IpfsClient(lonely.api) as client:
+            assert ipfs.id().id not in client.peers()
+            itself = _devnet.kubo_swarm(lonely.api)
+            assert itself is not None
+            settings = Settings(rpc_url=anvil.rpc_url, marketplace=market.address, ipfs_api=lonely.api,
+                                ipfs_peers=[itself, swarm], private_key="0x" + accounts[1].key.hex().removeprefix("0x"))
+            Client.from_settings(settings)
+            assert ipfs.id().id in client.peers()
+            assert client.dial([itself, swarm]) == {}
+            cid = client.add_bytes(b"a job's inputs on the requester's own node " + tmp_path.name.encode())
+            assert ipfs.cat(cid, timeout=10).startswith(b"a job's inputs on the requester's own node")
+    finally:
+        lonely.stop()
+
+
+def test_the_auditors_node_joins_the_network_before_it_verifies(anvil: Any, market: Any, ipfs: IpfsClient,
+                                                                 tmp_path: Path, monkeypatch: Any) -> None:
+    """``tasknet audit`` and ``tasknet indexer run`` fetch results to verify them: on a network profile, their node
+    is connected to the profile's ``ipfs_peers`` first (tasknet._cli_common._resolve, what both commands call)."""
+    from oracle.network import NetworkProfile, save_profile
+    from tasknet._cli_common import _resolve
+
+    monkeypatch.setenv("TASKNET_HOME", str(tmp_path / "home"))
+    for var in ("TASKNET_RPC_URL", "TASKNET_MARKETPLACE", "TASKNET_IPFS_API", "TASKNET_NETWORK"):
+        monkeypatch.delenv(var, raising=False)
+    swarm = _devnet.kubo_swarm(ipfs.api_url)
+    assert swarm is not None
+    save_profile(NetworkProfile(name="lab", chain_id=int(anvil.w3.eth.chain_id),
+                                rpc_urls=[anvil.rpc_url], contracts={"Marketplace": market.address},
+                                ipfs_peers=[swarm]))
+    node = _kubo.start(tmp_path / "aud-ipfs", tmp_path / "aud.log")
+    try:
+        with IpfsClient(node.api) as client:
+            assert ipfs.id().id not in client.peers()
+            rpc, marketplace, _, api = _resolve(None, None, None, None, node.api, "lab")
+            assert (rpc, marketplace, api) == (anvil.rpc_url, market.address, node.api)
+            assert ipfs.id().id in client.peers()
+    finally:
+        node.stop()
