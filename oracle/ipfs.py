@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -165,6 +165,13 @@ class IpfsClient:
                 missed[peer] = str(exc)[:300]
         return missed
 
+    def lost(self, peers: Sequence[str]) -> list[str]:
+        """Those of ``peers`` (multiaddrs with ``/p2p/ID``) this node is not connected to now, itself left out."""
+        if not peers:
+            return []
+        connected = {*self.peers(), self.id().id}
+        return [p for p in peers if p.rpartition("/p2p/")[2] not in connected]
+
     def peers(self) -> list[str]:
         """The peer ids this node is connected to."""
         return [str(p["Peer"]) for p in self._post("/swarm/peers").json().get("Peers") or []]
@@ -274,13 +281,16 @@ class IpfsClient:
             self._post("/files/stat", params={"arg": f"/ipfs/{cid}"}, timeout=timeout).content)
 
 
-def join_network(ipfs: IpfsClient, peers: Sequence[str], *, timeout: float = 3.0) -> dict[str, str]:
+def join_network(ipfs: IpfsClient, peers: Sequence[str], *, timeout: float = 3.0,
+                 reported: Collection[str] = ()) -> dict[str, str]:
     """Connect the node ``ipfs`` to the network's peers (a profile's ``ipfs_peers``) now, as every participant's
     node is to be (:meth:`IpfsClient.dial`): what it publishes is then reachable by the others, and what they publish
     by it, without waiting for the node's own discovery (a private network has none). A peer that does not answer
-    is logged with what to check, not fatal. Returns those missed, with why."""
+    is logged with what to check (unless ``reported`` already), not fatal. Returns those missed, with why."""
     missed = ipfs.dial(peers, timeout=timeout)
     for peer, error in missed.items():
+        if peer in reported:
+            continue
         log.warning("ipfs_peer_unreachable", node=ipfs.api_url, peer=peer, error=error,
                     hint="what only that node holds cannot be fetched from here until it answers; check that it "
                          "runs and that its swarm address (the network profile's ipfs_peers) is reachable from here")

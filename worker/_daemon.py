@@ -31,7 +31,7 @@ from web3.logs import DISCARD
 from oracle import IpfsClient, connect, get_logger
 from oracle import event_args as ea
 from oracle.events import DecodedEvent, EventStream, StreamCursor
-from oracle.exceptions import IpfsUnavailable, RpcUnavailable, TasknetError, TransactionReverted
+from oracle.exceptions import IpfsError, IpfsUnavailable, RpcUnavailable, TasknetError, TransactionReverted
 from oracle.images import BUSYBOX_BASE, build_busybox_base, image_exists
 from oracle.ipfs import join_network
 from oracle.market import JobView, Market, MarketParams, TaskStatus, WorkerRecord
@@ -127,9 +127,11 @@ class Worker:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.state_dir / "journal.db")
         self.ipfs = IpfsClient(settings.ipfs_api)
+        self._unreachable_peers: set[str] = set()  # of ipfs_peers, those the last dial missed (logged once)
+        self._peers_checked = 0.0  # monotonic time of the last look at them (_keep_network_peers)
         try:
             self.ipfs.check_online()  # an offline node is a configuration error: stop now, saying so
-            self._dial_network_peers()
+            self._keep_network_peers(starting=True)
         except IpfsUnavailable as exc:  # a node that is down may come back: the loop waits for it
             log.warning("ipfs_unavailable_at_start", error=str(exc)[:300])
         self.cache = InputCache(settings.state_dir / "cache", max_bytes=settings.policy.cache_max_bytes,
@@ -298,13 +300,22 @@ class Worker:
         """The platform class this worker declares (settings.platform_class, else its architecture)."""
         return self.s.platform_class or self.caps.arch
 
-    def _dial_network_peers(self) -> None:
-        """Connect the worker's node to the network's IPFS peers (``ipfs_peers``) as the worker starts: a node
-        dials them on its own late (``Peering``, after a backoff) or never, and until then it fetches none of
-        the inputs they hold, so the first job would wait or be given back."""
-        if self.s.ipfs_peers:
-            missed = join_network(self.ipfs, self.s.ipfs_peers)
-            log.info("ipfs_peers_dialled", connected=len(self.s.ipfs_peers) - len(missed), missed=len(missed))
+    def _keep_network_peers(self, starting: bool = False) -> None:
+        """Keep the worker's node connected to the network's IPFS peers (``ipfs_peers``): dial them as the worker
+        starts, then, every ``ipfs_peer_check_s``, those it lost (a peer restarted, a network outage). A node dials
+        them on its own late (``Peering``, after a backoff) or never (a node of the user's without ``Peering``, on a
+        private network with no other discovery), and meanwhile it fetches none of the inputs they hold, so the
+        worker would give back the tasks it claimed. A peer that stays unreachable is logged once."""
+        self._peers_checked = time.monotonic()
+        peers = self.s.ipfs_peers
+        lost = self.ipfs.lost(peers) if peers else []
+        missed = join_network(self.ipfs, lost, reported=self._unreachable_peers) if lost else {}
+        back = [p for p in lost if p not in missed]
+        if starting and peers:
+            log.info("ipfs_peers_dialled", connected=len(peers) - len(missed), missed=len(missed))
+        elif back:
+            log.info("ipfs_peers_reconnected", peers=back)
+        self._unreachable_peers = set(missed)
 
     def register(self) -> bool:
         """Register on chain with :meth:`advertised` capabilities and :attr:`platform_class`, or update them;
@@ -417,6 +428,11 @@ class Worker:
                 await self._enforce_policy()
                 await self._maybe_claim()
                 await self._flush_results()
+                if time.monotonic() - self._peers_checked > self.s.ipfs_peer_check_s:
+                    try:
+                        await asyncio.to_thread(self._keep_network_peers)
+                    except IpfsError as exc:  # our own node away: the tasks that need it say so, and wait for it
+                        self.log.warning("ipfs_peer_check_failed", error=str(exc)[:300])
                 if time.monotonic() - last_leftovers > HOUSEKEEPING_S:
                     await asyncio.to_thread(self.sandbox.retry_leftovers)  # removals the engine refused earlier
                     await asyncio.to_thread(self._unpin_retained)

@@ -93,7 +93,10 @@ class WorkerSettings(BaseSettings):
     chain_id: int | None = Field(None, description="expected chain id; checked at start")
     ipfs_api: str = Field("http://127.0.0.1:5001", validation_alias="TASKNET_IPFS_API")
     ipfs_peers: list[str] = Field(default_factory=list, description="the network's IPFS nodes (the profile's "
-                                  "ipfs_peers, multiaddrs with /p2p/ID) the worker's node dials as the worker starts")
+                                  "ipfs_peers, multiaddrs with /p2p/ID) the worker's node dials as the worker starts, "
+                                  "and again whenever it finds them lost")
+    ipfs_peer_check_s: float = Field(15.0, gt=0, description="how often the worker checks that its node is still "
+                                     "connected to ipfs_peers, and dials those it lost")
     marketplace: str = Field("", description="Marketplace contract address", validation_alias="TASKNET_MARKETPLACE")
     deploy_block: int = Field(0, ge=0, description="where to start reading events on a fresh journal",
                               validation_alias="TASKNET_DEPLOY_BLOCK")

@@ -188,3 +188,39 @@ def test_the_auditors_node_joins_the_network_before_it_verifies(anvil: Any, mark
             assert ipfs.id().id in client.peers()
     finally:
         node.stop()
+
+
+def test_a_running_worker_dials_again_the_network_peer_its_node_lost(anvil: Any, market: Any, accounts: Any,
+                                                                     ipfs: IpfsClient, docker_client: Any,
+                                                                     tmp_path: Path) -> None:
+    """The network's peer restarts: the worker's own node (no Peering, no bootstrap) would never dial it again
+    (kubo does not, in 40 s at least), and would fetch nothing it holds. The running worker looks every
+    ``ipfs_peer_check_s`` and dials the lost peer. A peer that never answers (a dead address) does not stop it."""
+    from tests.integration.test_worker import fund_worker, running, settings, wait_for
+    from worker import Worker
+
+    fund_worker(anvil.w3, market, accounts[6])
+    ports = {"api_port": _devnet.free_port(), "gateway_port": _devnet.free_port(), "swarm_port": _devnet.free_port()}
+    network = _kubo.start(tmp_path / "net-ipfs", tmp_path / "net.log", **ports)
+    dead = f"/ip4/127.0.0.1/tcp/{_devnet.free_port()}/p2p/12D3KooWGbV96uozayVqXgurHcKuZAiirK4Yr285gJ7KJ4xdhs77"
+    lonely = _kubo.start(tmp_path / "lonely-ipfs", tmp_path / "lonely.log")
+    peer = network.swarm.rpartition("/p2p/")[2]
+    try:
+        with IpfsClient(lonely.api) as client:
+            w = Worker(settings(anvil, ipfs, market, accounts[6], tmp_path / "w", ipfs_peers=[dead, network.swarm],
+                                ipfs_peer_check_s=0.5).model_copy(update={"ipfs_api": lonely.api}),
+                       docker_client=docker_client)
+            assert peer in client.peers()
+            with running(w):
+                for n in range(2):  # the peer restarts twice: found again twice
+                    network.stop()
+                    wait_for(lambda: peer not in client.peers(), what="the connection to drop", timeout=20)
+                    network = _kubo.start(tmp_path / "net-ipfs", tmp_path / f"net{n}.log", **ports)
+                    wait_for(lambda: peer in client.peers(), what="the worker to dial the restarted peer",
+                             timeout=20)
+                    cid = IpfsClient(network.api).add_bytes(b"on the restarted peer %d " % n + tmp_path.name.encode())
+                    assert client.cat(cid, timeout=10).startswith(b"on the restarted peer")
+            assert w._unreachable_peers == {dead}
+    finally:
+        lonely.stop()
+        network.stop()
