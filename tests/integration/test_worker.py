@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
 from worker._journal import Journal, Step
 from worker._settings import WorkerSettings
+from worker.exceptions import CannotClaim
 
 
 def settings(anvil, ipfs, market: Market, account, state: Path, stake: int = 5 * ETHER, **kw) -> WorkerSettings:
@@ -34,13 +36,20 @@ def settings(anvil, ipfs, market: Market, account, state: Path, stake: int = 5 *
 
 @contextlib.contextmanager
 def running(*workers: Worker) -> Iterator[None]:
+    """The workers' daemons on one event loop in a thread, until the block ends. A daemon that stops on its own
+    does not stop the others: one banned (CannotClaim, ``on_ban = exit``, a liar's end) is expected; any other
+    error is warned about, as an exception in the thread was before."""
     loop = asyncio.new_event_loop()
     stops = []
 
     async def main() -> None:
         nonlocal stops
         stops = [asyncio.Event() for _ in workers]
-        await asyncio.gather(*(w.async_run(s) for w, s in zip(workers, stops, strict=True)))
+        ended = await asyncio.gather(*(w.async_run(s) for w, s in zip(workers, stops, strict=True)),
+                                     return_exceptions=True)
+        for w, end in zip(workers, ended, strict=True):
+            if isinstance(end, BaseException) and not isinstance(end, CannotClaim):
+                warnings.warn(f"worker {w.account.address} stopped with {end!r}", stacklevel=1)
 
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()
