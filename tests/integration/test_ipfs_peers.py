@@ -4,6 +4,7 @@ lands, fetched over bitswap from the worker's node; `--no-pin` leaves them where
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,39 @@ def test_an_isolated_worker_gives_its_claim_back_and_a_connected_one_finishes(
         lonely.stop()
 
 
-def test_a_managed_node_is_connected_to_its_peers_when_it_starts(ipfs: IpfsClient, tmp_path: Path) -> None:
+
+@pytest.fixture
+def swarm(ipfs: IpfsClient) -> str:
+    """The session's kubo's swarm address: the network's one peer in these tests."""
+    address = _devnet.kubo_swarm(ipfs.api_url)
+    assert address is not None, "the session's kubo is not online"
+    return address
+
+
+@dataclasses.dataclass
+class Node:
+    api: str
+    client: IpfsClient
+
+
+@pytest.fixture
+def own_node(ipfs: IpfsClient, tmp_path: Path) -> Iterator[Node]:
+    """A participant's own kubo, configured with no peer at all (no Peering, no bootstrap): connected to nobody."""
+    node = _kubo.start(tmp_path / "own-ipfs", tmp_path / "own.log")
+    client = IpfsClient(node.api)
+    try:
+        assert ipfs.id().id not in client.peers()
+        yield Node(node.api, client)
+    finally:
+        client.close()
+        node.stop()
+
+
+def test_a_managed_node_is_connected_to_its_peers_when_it_starts(ipfs: IpfsClient, swarm: str, tmp_path: Path
+                                                                  ) -> None:
     """kubo's Peering dials a node's peers only after a backoff of some seconds: a node started by Tasknet dials
     them itself, so it can fetch what they hold as soon as it answers (a worker on a fresh testnet host otherwise
     waited seconds for a job's first input). A peer that does not answer is reported, not fatal."""
-    swarm = _devnet.kubo_swarm(ipfs.api_url)
-    assert swarm is not None, "the session's kubo is not online"
     # a well-formed peer id no node here has (a kubo of another run), on a port nothing listens on
     nobody = f"/ip4/127.0.0.1/tcp/{_devnet.free_port()}/p2p/12D3KooWGbV96uozayVqXgurHcKuZAiirK4Yr285gJ7KJ4xdhs77"
     node = _kubo.start(tmp_path / "n-ipfs", tmp_path / "n.log", peers=[nobody, swarm])
@@ -116,56 +144,43 @@ def test_a_managed_node_is_connected_to_its_peers_when_it_starts(ipfs: IpfsClien
 
 
 def test_a_worker_dials_the_networks_peers_as_it_starts(anvil: Any, market: Any, accounts: Any, ipfs: IpfsClient,
-                                                        docker_client: Any, tmp_path: Path) -> None:
+                                                        swarm: str, own_node: Node, docker_client: Any,
+                                                        tmp_path: Path) -> None:
     """A worker whose own node knows nobody (no Peering, no bootstrap: a private network) connects it to the
     network's IPFS peers (the profile's ``ipfs_peers``) as it starts, and can then fetch what they hold."""
     from tests.integration.test_worker import settings
     from worker import Worker
 
-    swarm = _devnet.kubo_swarm(ipfs.api_url)
-    assert swarm is not None
-    lonely = _kubo.start(tmp_path / "lonely-ipfs", tmp_path / "lonely.log")
-    try:
-        with IpfsClient(lonely.api) as client:
-            assert ipfs.id().id not in client.peers()
-            Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", ipfs_peers=[swarm])
-                   .model_copy(update={"ipfs_api": lonely.api}), docker_client=docker_client)
-            assert ipfs.id().id in client.peers()
-            cid = ipfs.add_bytes(b"an input on the network's node " + tmp_path.name.encode())
-            assert client.cat(cid, timeout=10).startswith(b"an input on the network's node")
-    finally:
-        lonely.stop()
+    Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w", ipfs_peers=[swarm])
+           .model_copy(update={"ipfs_api": own_node.api}), docker_client=docker_client)
+    assert ipfs.id().id in own_node.client.peers()
+    cid = ipfs.add_bytes(b"an input on the network's node " + tmp_path.name.encode())
+    assert own_node.client.cat(cid, timeout=10).startswith(b"an input on the network's node")
 
 
 def test_a_users_client_connects_its_node_to_the_networks_peers(anvil: Any, market: Any, accounts: Any,
-                                                                 ipfs: IpfsClient, tmp_path: Path) -> None:
+                                                                 ipfs: IpfsClient, swarm: str, own_node: Node,
+                                                                 tmp_path: Path) -> None:
     """A requester's (or dataset owner's, or auditor's) command on its own node, which knows nobody, connects it to
     the profile's ``ipfs_peers``: the workers can then fetch what it publishes, and it what they publish. A peer
     that is the node itself (the devnet's profile names its one node) is skipped, not reported."""
     from oracle import Client
     from oracle.settings import Settings
 
-    swarm = _devnet.kubo_swarm(ipfs.api_url)
-    assert swarm is not None
-    lonely = _kubo.start(tmp_path / "own-ipfs", tmp_path / "own.log")
-    try:
-        with IpfsClient(lonely.api) as client:
-            assert ipfs.id().id not in client.peers()
-            itself = _devnet.kubo_swarm(lonely.api)
-            assert itself is not None
-            settings = Settings(rpc_url=anvil.rpc_url, marketplace=market.address, ipfs_api=lonely.api,
-                                ipfs_peers=[itself, swarm], private_key="0x" + accounts[1].key.hex().removeprefix("0x"))
-            Client.from_settings(settings)
-            assert ipfs.id().id in client.peers()
-            assert client.dial([itself, swarm]) == {}
-            cid = client.add_bytes(b"a job's inputs on the requester's own node " + tmp_path.name.encode())
-            assert ipfs.cat(cid, timeout=10).startswith(b"a job's inputs on the requester's own node")
-    finally:
-        lonely.stop()
+    itself = _devnet.kubo_swarm(own_node.api)
+    assert itself is not None
+    settings = Settings(rpc_url=anvil.rpc_url, marketplace=market.address, ipfs_api=own_node.api,
+                        ipfs_peers=[itself, swarm], private_key="0x" + accounts[1].key.hex().removeprefix("0x"))
+    Client.from_settings(settings)
+    assert ipfs.id().id in own_node.client.peers()
+    assert own_node.client.dial([itself, swarm]) == {}
+    cid = own_node.client.add_bytes(b"a job's inputs on the requester's own node " + tmp_path.name.encode())
+    assert ipfs.cat(cid, timeout=10).startswith(b"a job's inputs on the requester's own node")
 
 
 def test_the_auditors_node_joins_the_network_before_it_verifies(anvil: Any, market: Any, ipfs: IpfsClient,
-                                                                 tmp_path: Path, monkeypatch: Any) -> None:
+                                                                 swarm: str, own_node: Node, tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
     """``tasknet audit`` and ``tasknet indexer run`` fetch results to verify them: on a network profile, their node
     is connected to the profile's ``ipfs_peers`` first (tasknet._cli_common._resolve, what both commands call)."""
     from oracle.network import NetworkProfile, save_profile
@@ -174,25 +189,16 @@ def test_the_auditors_node_joins_the_network_before_it_verifies(anvil: Any, mark
     monkeypatch.setenv("TASKNET_HOME", str(tmp_path / "home"))
     for var in ("TASKNET_RPC_URL", "TASKNET_MARKETPLACE", "TASKNET_IPFS_API", "TASKNET_NETWORK"):
         monkeypatch.delenv(var, raising=False)
-    swarm = _devnet.kubo_swarm(ipfs.api_url)
-    assert swarm is not None
-    save_profile(NetworkProfile(name="lab", chain_id=int(anvil.w3.eth.chain_id),
-                                rpc_urls=[anvil.rpc_url], contracts={"Marketplace": market.address},
-                                ipfs_peers=[swarm]))
-    node = _kubo.start(tmp_path / "aud-ipfs", tmp_path / "aud.log")
-    try:
-        with IpfsClient(node.api) as client:
-            assert ipfs.id().id not in client.peers()
-            rpc, marketplace, _, api = _resolve(None, None, None, None, node.api, "lab")
-            assert (rpc, marketplace, api) == (anvil.rpc_url, market.address, node.api)
-            assert ipfs.id().id in client.peers()
-    finally:
-        node.stop()
+    save_profile(NetworkProfile(name="lab", chain_id=int(anvil.w3.eth.chain_id), rpc_urls=[anvil.rpc_url],
+                                contracts={"Marketplace": market.address}, ipfs_peers=[swarm]))
+    rpc, marketplace, _, api = _resolve(None, None, None, None, own_node.api, "lab")
+    assert (rpc, marketplace, api) == (anvil.rpc_url, market.address, own_node.api)
+    assert ipfs.id().id in own_node.client.peers()
 
 
 def test_a_running_worker_dials_again_the_network_peer_its_node_lost(anvil: Any, market: Any, accounts: Any,
-                                                                     ipfs: IpfsClient, docker_client: Any,
-                                                                     tmp_path: Path) -> None:
+                                                                     ipfs: IpfsClient, own_node: Node,
+                                                                     docker_client: Any, tmp_path: Path) -> None:
     """The network's peer restarts: the worker's own node (no Peering, no bootstrap) would never dial it again
     (kubo does not, in 40 s at least), and would fetch nothing it holds. The running worker looks every
     ``ipfs_peer_check_s`` and dials the lost peer. A peer that never answers (a dead address) does not stop it."""
@@ -203,24 +209,20 @@ def test_a_running_worker_dials_again_the_network_peer_its_node_lost(anvil: Any,
     ports = {"api_port": _devnet.free_port(), "gateway_port": _devnet.free_port(), "swarm_port": _devnet.free_port()}
     network = _kubo.start(tmp_path / "net-ipfs", tmp_path / "net.log", **ports)
     dead = f"/ip4/127.0.0.1/tcp/{_devnet.free_port()}/p2p/12D3KooWGbV96uozayVqXgurHcKuZAiirK4Yr285gJ7KJ4xdhs77"
-    lonely = _kubo.start(tmp_path / "lonely-ipfs", tmp_path / "lonely.log")
-    peer = network.swarm.rpartition("/p2p/")[2]
+    peer, client = network.swarm.rpartition("/p2p/")[2], own_node.client
     try:
-        with IpfsClient(lonely.api) as client:
-            w = Worker(settings(anvil, ipfs, market, accounts[6], tmp_path / "w", ipfs_peers=[dead, network.swarm],
-                                ipfs_peer_check_s=0.5).model_copy(update={"ipfs_api": lonely.api}),
-                       docker_client=docker_client)
-            assert peer in client.peers()
-            with running(w):
-                for n in range(2):  # the peer restarts twice: found again twice
-                    network.stop()
-                    wait_for(lambda: peer not in client.peers(), what="the connection to drop", timeout=20)
-                    network = _kubo.start(tmp_path / "net-ipfs", tmp_path / f"net{n}.log", **ports)
-                    wait_for(lambda: peer in client.peers(), what="the worker to dial the restarted peer",
-                             timeout=20)
-                    cid = IpfsClient(network.api).add_bytes(b"on the restarted peer %d " % n + tmp_path.name.encode())
-                    assert client.cat(cid, timeout=10).startswith(b"on the restarted peer")
-            assert w._unreachable_peers == {dead}
+        w = Worker(settings(anvil, ipfs, market, accounts[6], tmp_path / "w", ipfs_peers=[dead, network.swarm],
+                            ipfs_peer_check_s=0.5).model_copy(update={"ipfs_api": own_node.api}),
+                   docker_client=docker_client)
+        assert peer in client.peers()
+        with running(w):
+            for n in range(2):  # the peer restarts twice: found again twice
+                network.stop()
+                wait_for(lambda: peer not in client.peers(), what="the connection to drop", timeout=20)
+                network = _kubo.start(tmp_path / "net-ipfs", tmp_path / f"net{n}.log", **ports)
+                wait_for(lambda: peer in client.peers(), what="the worker to dial the restarted peer", timeout=20)
+                cid = IpfsClient(network.api).add_bytes(b"on the restarted peer %d " % n + tmp_path.name.encode())
+                assert client.cat(cid, timeout=10).startswith(b"on the restarted peer")
+        assert w._unreachable_peers == {dead}
     finally:
-        lonely.stop()
         network.stop()
