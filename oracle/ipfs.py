@@ -23,6 +23,11 @@ from .exceptions import (
 
 log = get_logger("oracle.ipfs")
 
+#: how long a daemon, or a node as it starts, waits for each of the network's peers to answer a dial
+DIAL_TIMEOUT_S = 3.0
+#: the same for a user's command, which should not keep its user waiting as long
+COMMAND_DIAL_TIMEOUT_S = 2.0
+
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
 
 
@@ -149,7 +154,7 @@ class IpfsClient:
         """``swarm connect`` to ``multiaddr`` (with ``/p2p/ID``); raises :class:`IpfsError` when it fails."""
         self._post("/swarm/connect", params={"arg": multiaddr}, timeout=timeout)
 
-    def dial(self, peers: Sequence[str], *, timeout: float = 3.0) -> dict[str, str]:
+    def dial(self, peers: Sequence[str], *, timeout: float = DIAL_TIMEOUT_S) -> dict[str, str]:
         """Connect this node to each of ``peers`` (multiaddrs with ``/p2p/ID``) now; return those it could not
         reach, with why. A node configured with ``Peering`` dials its peers on its own only after a backoff of some
         seconds, and a node without it never does: until connected it can fetch nothing they hold (a private
@@ -281,7 +286,7 @@ class IpfsClient:
             self._post("/files/stat", params={"arg": f"/ipfs/{cid}"}, timeout=timeout).content)
 
 
-def join_network(ipfs: IpfsClient, peers: Sequence[str], *, timeout: float = 3.0,
+def join_network(ipfs: IpfsClient, peers: Sequence[str], *, timeout: float = DIAL_TIMEOUT_S,
                  reported: Collection[str] = ()) -> dict[str, str]:
     """Connect the node ``ipfs`` to the network's peers (a profile's ``ipfs_peers``) now, as every participant's
     node is to be (:meth:`IpfsClient.dial`): what it publishes is then reachable by the others, and what they publish

@@ -256,11 +256,12 @@ def _resolve(devnet_file: Path | None, rpc_url: str | None, marketplace: str | N
     if not s.marketplace:
         raise click.UsageError("no marketplace: name a network (--network NAME) or give --rpc-url and --marketplace")
     if s.ipfs_api and s.ipfs_peers:  # the verifier fetches results: its node joins the network first
-        from oracle.ipfs import IpfsClient, join_network
+        from oracle.ipfs import COMMAND_DIAL_TIMEOUT_S
 
-        with IpfsClient(s.ipfs_api, retries=0, timeout=5) as ipfs:
-            try:
-                join_network(ipfs, s.ipfs_peers, timeout=2.0)
-            except IpfsError:
-                pass  # a node that is down: the verifier says so for each result it cannot fetch
+        from ._kubo import dial_peers
+
+        try:
+            dial_peers(s.ipfs_api, s.ipfs_peers, timeout=COMMAND_DIAL_TIMEOUT_S)
+        except IpfsError:
+            pass  # a node that is down: the verifier says so for each result it cannot fetch
     return s.rpc_url, s.marketplace, s.deploy_block, s.ipfs_api

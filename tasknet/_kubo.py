@@ -18,12 +18,9 @@ import httpx
 
 from oracle.devnet import ComponentInfo
 from oracle.exceptions import DevnetError
-from oracle.ipfs import IpfsClient, join_network
+from oracle.ipfs import DIAL_TIMEOUT_S, IpfsClient, join_network
 
 from . import _devnet
-
-#: how long a started node waits for each of its peers to answer its first dial
-DIAL_TIMEOUT_S = 3.0
 
 
 class KuboNode:
@@ -108,9 +105,10 @@ def start(repo: Path, log: Path, *, host: str = "127.0.0.1", api_port: int | Non
 
 
 def dial_peers(api: str, peers: Sequence[str], timeout: float = DIAL_TIMEOUT_S) -> dict[str, str]:
-    """Connect the node at ``api`` to its ``peers`` now (:func:`oracle.ipfs.join_network`): ``Peering`` would dial
-    them only some seconds after the start, and until then the node can fetch nothing (a worker would see a job
-    and wait that long for its inputs). Returns the peers missed, with why; ``Peering`` keeps dialling them."""
+    """Connect the node at ``api`` to its ``peers`` now (:func:`oracle.ipfs.join_network`), through a client of its
+    own: a node Tasknet starts (``Peering`` would dial them only some seconds after the start, and until then the
+    node can fetch nothing: a worker would see a job and wait that long for its inputs), or the verifier's before
+    it fetches results. Returns the peers missed, with why."""
     with IpfsClient(api, timeout=timeout + 2, retries=0) as ipfs:
         return join_network(ipfs, peers, timeout=timeout)
 

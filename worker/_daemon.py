@@ -308,8 +308,8 @@ class Worker:
         worker would give back the tasks it claimed. A peer that stays unreachable is logged once."""
         self._peers_checked = time.monotonic()
         peers = self.s.ipfs_peers
-        lost = self.ipfs.lost(peers) if peers else []
-        missed = join_network(self.ipfs, lost, reported=self._unreachable_peers) if lost else {}
+        lost = self.ipfs.lost(peers)
+        missed = join_network(self.ipfs, lost, reported=self._unreachable_peers)
         back = [p for p in lost if p not in missed]
         if starting and peers:
             log.info("ipfs_peers_dialled", connected=len(peers) - len(missed), missed=len(missed))

@@ -17,7 +17,7 @@ from .._artifacts import abi
 from .._chain import connect
 from ..devnet import DevnetInfo
 from ..exceptions import ClientError, ProfileError
-from ..ipfs import IpfsClient, join_network
+from ..ipfs import COMMAND_DIAL_TIMEOUT_S, IpfsClient, join_network
 from ..market import Market
 from ..pinning import PinningClient
 from ..settings import Settings, check_network
@@ -30,9 +30,6 @@ from .datasets import Datasets
 from .jobs import Jobs
 from .results import Results
 from .workers import Workers
-
-#: how long a command waits for each of the network's IPFS peers to answer its node's dial
-PEER_DIAL_TIMEOUT_S = 2.0
 
 if TYPE_CHECKING:
     import docker
@@ -105,7 +102,7 @@ class Client:
         kw.setdefault("indexer_url", settings.indexer_url)
         ipfs = IpfsClient(settings.ipfs_api)
         ipfs.check_online()
-        join_network(ipfs, settings.ipfs_peers, timeout=PEER_DIAL_TIMEOUT_S)  # as the profile promises
+        join_network(ipfs, settings.ipfs_peers, timeout=COMMAND_DIAL_TIMEOUT_S)  # as the profile promises
         if settings.pinning_service is not None:
             kw.setdefault("pinning", PinningClient.from_service(settings.pinning_service))
         return cls(w3, account, settings.marketplace, ipfs, deploy_block=settings.deploy_block,
@@ -179,4 +176,3 @@ class Client:
 
     def _send(self, fn: Any) -> TxReceipt:
         return self.sender.transact(fn)
-
