@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -27,6 +28,10 @@ log = get_logger("oracle.ipfs")
 DIAL_TIMEOUT_S = 3.0
 #: the same for a user's command, which should not keep its user waiting as long
 COMMAND_DIAL_TIMEOUT_S = 2.0
+#: what kubo answers when two nodes dialled each other at the same moment (see :meth:`IpfsClient.connect`)
+SIMULTANEOUS_OPEN = "failed to negotiate security protocol"
+#: how many times :meth:`IpfsClient.connect` dials after such a collision, and the longest pause before each
+COLLISION_RETRIES, COLLISION_PAUSE_S = 3, 1.0
 
 DEFAULT_MAX_BYTES = 1 << 30  # 1 GiB
 
@@ -151,8 +156,23 @@ class IpfsClient:
         return list(self.id().addresses)
 
     def connect(self, multiaddr: str, *, timeout: float = 10.0) -> None:
-        """``swarm connect`` to ``multiaddr`` (with ``/p2p/ID``); raises :class:`IpfsError` when it fails."""
-        self._post("/swarm/connect", params={"arg": multiaddr}, timeout=timeout)
+        """``swarm connect`` to ``multiaddr`` (with ``/p2p/ID``); raises :class:`IpfsError` when it fails.
+
+        Two kubo nodes that dial each other at the same moment collide: libp2p dials from its listening port, so
+        both SYNs make one TCP connection (a simultaneous open) on which each side starts the security handshake
+        as the client, and both dials fail ("failed to negotiate security protocol"). That happens by design in
+        a remote pin: the service dials the ``origins`` while the client dials the ``delegates``. Such a failure
+        is dialled again, up to :data:`COLLISION_RETRIES` times after a random pause (``swarm connect`` clears
+        the dial backoff the failure left); any other failure is raised at once."""
+        for attempt in range(COLLISION_RETRIES + 1):
+            try:
+                self._post("/swarm/connect", params={"arg": multiaddr}, timeout=timeout)
+                return
+            except IpfsError as exc:
+                if SIMULTANEOUS_OPEN not in str(exc) or attempt == COLLISION_RETRIES:
+                    raise
+                log.info("ipfs_dial_collided", peer=multiaddr, attempt=attempt + 1)
+                time.sleep(random.uniform(0.1, COLLISION_PAUSE_S))
 
     def dial(self, peers: Sequence[str], *, timeout: float = DIAL_TIMEOUT_S) -> dict[str, str]:
         """Connect this node to each of ``peers`` (multiaddrs with ``/p2p/ID``) now; return those it could not

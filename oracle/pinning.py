@@ -270,13 +270,16 @@ def request_pin(service: PinningClient, ipfs: IpfsClient, cid: str, *, name: str
                 origins: Sequence[str] | None = None) -> PinStatus:
     """Ask ``service`` to pin ``cid`` that ``ipfs`` (this client's node) holds: the node's addresses go as the
     ``origins``, and the node then connects to the service's ``delegates`` (best effort, as the spec suggests) so
-    that the service can fetch the content from it even when nothing else provides it."""
+    that the service can fetch the content from it even when nothing else provides it. The service dials the
+    origins at that same moment: a dial that collides with it is dialled again (:meth:`IpfsClient.connect`)."""
     status = service.add(cid, name=name, origins=ipfs.multiaddrs() if origins is None else origins)
     for delegate in status.delegates[:MAX_ORIGINS]:
         try:
             ipfs.connect(delegate)
         except IpfsError as exc:  # the service may still reach us through the origins
-            log.info("remote_pin_delegate_unreachable", delegate=delegate, error=str(exc)[:200])
+            log.warning("remote_pin_delegate_unreachable", delegate=delegate, error=str(exc)[:800],
+                        hint="the service fetches the content only if it can reach this node by the origins; "
+                             "check that this node's swarm address is reachable from the service")
     return status
 
 

@@ -312,7 +312,9 @@ class Worker:
         missed = join_network(self.ipfs, lost, reported=self._unreachable_peers)
         back = [p for p in lost if p not in missed]
         if starting and peers:
-            log.info("ipfs_peers_dialled", connected=len(peers) - len(missed), missed=len(missed))
+            me = f"/p2p/{self.ipfs.id().id}"  # the devnet's profile names the worker's own node: not a peer
+            others = [p for p in peers if not p.endswith(me)]
+            log.info("ipfs_peers_dialled", connected=len(others) - len(missed), missed=len(missed))
         elif back:
             log.info("ipfs_peers_reconnected", peers=back)
         self._unreachable_peers = set(missed)

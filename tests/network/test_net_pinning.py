@@ -41,14 +41,19 @@ def pinned_on_service(svc: PinningServiceHost, cid: str) -> bool:
     return ipfs_rpc(svc.host, "pin/ls", arg=cid, type="recursive").status_code == 200
 
 
-def diagnosis(tn: Testnet, svc: PinningServiceHost, remote: dict[str, object]) -> str:
-    """What to read when the service did not pin in time (an intermittent CI failure, not reproduced here): the
-    request, who each node is connected to, what the service node still wants, and the cluster's last log lines."""
+def diagnosis(tn: Testnet, svc: PinningServiceHost, remote: dict[str, object], stderr: str = "") -> str:
+    """What to read when the service did not pin in time (an intermittent failure): the request, who each node is
+    connected to, what the service node still wants, the command's log, and the cluster's and the service node's
+    logs (the cluster's status polls left out)."""
     owner = tn.info.host("dataset-owner")
     peers = {h.name: [p["Addr"] for p in ipfs_rpc(h, "swarm/peers").json().get("Peers") or []] for h in (owner, svc.host)}
     wants = ipfs_rpc(svc.host, "bitswap/wantlist").json()
-    log = (Path(svc.host.state_dir) / "logs" / "ipfs-cluster.log").read_text(errors="replace")[-3000:]
-    return f"remote pin {remote}\npeers {peers}\nservice node wants {wants}\ncluster log:\n{log}"
+    logs = Path(svc.host.state_dir) / "logs"
+    cluster = "\n".join(line for line in (logs / "ipfs-cluster.log").read_text(errors="replace").splitlines()
+                        if "GET /pins" not in line)[-4000:]
+    kubo = (logs / "kubo.log").read_text(errors="replace")[-3000:] if (logs / "kubo.log").exists() else ""
+    return (f"remote pin {remote}\npeers {peers}\nservice node wants {wants}\ncommand's log:\n{stderr[-3000:]}\n"
+            f"cluster log:\n{cluster}\nservice node's log:\n{kubo}")
 
 
 def datasets_registered(tn: Testnet) -> int:
@@ -64,7 +69,7 @@ def test_dataset_add_has_the_pinning_service_fetch_and_pin_the_dataset_from_the_
                       env={TOKEN_ENV: svc.token()})
     info = json.loads(done.stdout)
     cid, remote = info["cid"], info["remote_pin"]
-    assert remote["status"] == "pinned" and remote["pin"]["cid"] == cid, diagnosis(tn, svc, remote)
+    assert remote["status"] == "pinned" and remote["pin"]["cid"] == cid, diagnosis(tn, svc, remote, done.stderr)
     assert remote["pin"]["name"] == "tasknet dataset scene.bin"
     owner_addrs = ipfs_rpc(owner, "id").json()["Addresses"]
     assert remote["pin"]["origins"] == owner_addrs and owner_addrs  # the owner's node, with its /p2p/ID

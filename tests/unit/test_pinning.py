@@ -79,9 +79,11 @@ class FakeService:
 class FakeKubo:
     """kubo's RPC API for the calls a pinner makes; records the pins and the swarm connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, dial_errors: list[str] | None = None) -> None:
         self.pinned: list[str] = []
         self.connected: list[str] = []
+        self.dials = 0
+        self.dial_errors = list(dial_errors or [])  # what the next swarm connects fail with, then they succeed
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         path, arg = request.url.path.removeprefix("/api/v0"), request.url.params.get("arg", "")
@@ -91,6 +93,9 @@ class FakeKubo:
             self.pinned.append(arg)
             return httpx.Response(200, json={"Pins": [arg]})
         if path == "/swarm/connect":
+            self.dials += 1
+            if self.dial_errors:
+                return httpx.Response(500, json={"Message": self.dial_errors.pop(0), "Code": 0, "Type": "error"})
             self.connected.append(arg)
             return httpx.Response(200, json={"Strings": [f"connect {arg} success"]})
         return httpx.Response(500, json={"Message": f"unexpected {path}"})
@@ -108,6 +113,32 @@ def test_a_pin_request_carries_the_cid_name_origins_and_bearer_token_and_the_nod
     assert json.loads(sent.content) == {"cid": "bafyresult", "name": "tasknet job 1 task 0", "origins": NODE_ADDRS}
     assert status.status == "queued" and status.requestid == "req-1" and status.pin.origins == NODE_ADDRS
     assert kubo.connected == [DELEGATE]
+
+
+#: kubo's answer when the service's node dialled this node (the origins) at the moment this node dialled the service
+#: (the delegates): one TCP connection, both sides TLS clients (seen in tests/network/test_net_pinning.py)
+COLLISION = (f"connect 12D3KooWService failure: failed to dial: failed to dial 12D3KooWService: all dials failed\n"
+             f"  * [/ip4/10.77.0.9/tcp/4001] failed to negotiate security protocol: tls: received unexpected "
+             f"handshake message of type *tls.clientHelloMsg when waiting for *tls.serverHelloMsg")
+
+
+def test_a_dial_to_the_delegate_that_collides_with_the_services_own_dial_is_dialled_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("oracle.ipfs.COLLISION_PAUSE_S", 0.0)
+    service, kubo = FakeService(), FakeKubo(dial_errors=[COLLISION, COLLISION])
+    request_pin(service.client(), kubo.client(), "bafydata")
+    assert kubo.dials == 3 and kubo.connected == [DELEGATE]
+
+
+def test_collisions_are_dialled_again_a_bounded_number_of_times_and_other_failures_not_at_all(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("oracle.ipfs.COLLISION_PAUSE_S", 0.0)
+    kubo = FakeKubo(dial_errors=[COLLISION] * 10)
+    status = request_pin(FakeService().client(), kubo.client(), "bafydata")  # the request stands: origins may do
+    assert status.status == "queued" and kubo.connected == [] and kubo.dials == 4  # COLLISION_RETRIES + 1
+    refused = FakeKubo(dial_errors=["connect 12D3KooWService failure: failed to dial: connection refused"])
+    request_pin(FakeService().client(), refused.client(), "bafydata")
+    assert refused.dials == 1 and refused.connected == []
 
 
 def test_wait_polls_the_request_from_queued_through_pinning_to_pinned() -> None:
