@@ -251,6 +251,8 @@ class GasRow(TypedDict):
     setup_gas_excluded: int
     #: bag10_r3_per_task's gas per task by kind of work (scripts/_gas_profile.py CLASSES)
     r3_profile_per_task: NotRequired[dict[str, int]]
+    #: one credible lease's gas per task by its length (str keys, as JSON has them)
+    credible_lease_by_size: NotRequired[dict[str, int]]
     daemon_r1_bag_per_task: NotRequired[int]
     daemon_r2_per_task: NotRequired[int]
     daemon_r3_per_task: NotRequired[int]

@@ -259,6 +259,31 @@ def bag_credible_lease(b: Bench, n: int = 10) -> int:
     return total
 
 
+#: the lengths of the credible leases :func:`credible_lease_sizes` measures
+LEASE_SIZES = (2, 3, 5, 6, 8, 10)
+
+
+def credible_lease_sizes(b: Bench) -> dict[str, int]:
+    """Gas per task of one credible lease of each length in :data:`LEASE_SIZES` by the trusted worker of
+    :func:`bag_credible_lease`: ``claimFreeRange``, ``commitRange`` and ``revealRange`` (every entry open), each its own
+    transaction, in a job of 16 tasks that the lease does not close; the posting is not counted. One lane of a
+    replicated range would cost about this (contracts/RANGE-REPLICATION.md)."""
+    m, w0 = b.market, b.workers[0]
+    salt = b"\x5a" * 32
+    params = _veteran_setup(b, 10)
+    out: dict[str, int] = {}
+    for n in LEASE_SIZES:
+        send(b.w3, m.functions.postCredibilityJob((*params[:2], 16, 6, *params[4:]), (990_000_000, 1000, 0)),
+             b.requester)
+        start = task_id(int(m.functions.jobCount().call()), 0)
+        tids = [start + i for i in range(n)]
+        root = keccak(b"".join(commitment(t, _digest(t), salt, w0.address) for t in tids))
+        calls = (m.functions.claimFreeRange(start, n), m.functions.commitRange(start, root),
+                 m.functions.revealRange(start, [_digest(t) for t in tids], [salt] * n, [CID] * n, []))
+        out[str(n)] = round(sum(int(send(b.w3, fn, w0)["gasUsed"]) for fn in calls) / n)
+    return out
+
+
 def bag_r1_lease(b: Bench, n: int = 10) -> int:
     """10 R = 1 tasks through one lease, the reference for :func:`bag_credible_lease`: one ``claimFreeRange``, one
     ``submitRange`` of the ten results, plus the posting."""
@@ -365,6 +390,8 @@ def measure() -> GasRow:
                 for tag, gases in bench.ops.items():
                     ops[tag].extend(gases)
                 setup = max(setup, bench.setup_gas)
+            w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
+            by_size = credible_lease_sizes(Bench(w3, accounts))
         finally:
             _devnet.stop(info)
     per_op: dict[str, OpStats] = {tag: {"mean": round(sum(g) / len(g)), "min": min(g), "max": max(g),
@@ -377,7 +404,7 @@ def measure() -> GasRow:
             "bag10_credible_lease_per_task": results["bag10_credible_lease_per_task"],
             "bag10_r1_lease_per_task": results["bag10_r1_lease_per_task"],
             "giving_back": results["giving_back"], "homogeneous": results["homogeneous"], "operations": per_op,
-            "setup_gas_excluded": setup, "r3_profile_per_task": r3_profile}
+            "setup_gas_excluded": setup, "r3_profile_per_task": r3_profile, "credible_lease_by_size": by_size}
 
 
 def measure_daemon(workers: int = 4) -> DaemonGas:
@@ -514,6 +541,12 @@ def markdown(res: GasRow) -> str:
                  f"lease ({round(1.5 * r1_lease):,}) | — | — |")
     lines.append(f"| `bag10_r1_lease_per_task` (reference: 10 R = 1 tasks, one claimFreeRange and one submitRange) | "
                  f"{r1_lease:,} | — | — | — |")
+    if sizes := res.get("credible_lease_by_size"):
+        lines += ["", ("One credible lease of `c` tasks, gas per task (`claimFreeRange`, `commitRange`, `revealRange`, "
+                       "each its own transaction, in a job the lease does not close): about one lane of a replicated "
+                       "range (contracts/RANGE-REPLICATION.md)."), "", "| `c` | " + " | ".join(sizes) + " |",
+                  "| --- | " + " | ".join("---:" for _ in sizes) + " |",
+                  "| gas per task | " + " | ".join(f"{g:,}" for g in sizes.values()) + " |"]
     lines += ["", "Per operation (gasUsed per transaction):", "", "| operation | mean | min | max | n |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for tag, s in res["operations"].items():
