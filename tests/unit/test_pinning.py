@@ -4,7 +4,7 @@
 side of the protocol (the request it sends, the Bearer token, the status polling, retries and refusals) from any
 real service. It moves every request from ``queued`` through ``pinning`` to ``pinned`` (or ``failed`` for the CIDs
 it is told to fail), one state per ``GET``. ``FakeKubo`` answers the three kubo RPC calls the pinner makes
-(``id``, ``pin/add``, ``swarm/connect``). The real service (IPFS Cluster's pinsvc API) is exercised in
+(``id``, ``pin/add``, ``swarm/connect``; the last one can be made to fail, as a real dial can). The real service (IPFS Cluster's pinsvc API) is exercised in
 tests/network/test_net_pinning.py.
 """
 
@@ -117,9 +117,9 @@ def test_a_pin_request_carries_the_cid_name_origins_and_bearer_token_and_the_nod
 
 #: kubo's answer when the service's node dialled this node (the origins) at the moment this node dialled the service
 #: (the delegates): one TCP connection, both sides TLS clients (seen in tests/network/test_net_pinning.py)
-COLLISION = (f"connect 12D3KooWService failure: failed to dial: failed to dial 12D3KooWService: all dials failed\n"
-             f"  * [/ip4/10.77.0.9/tcp/4001] failed to negotiate security protocol: tls: received unexpected "
-             f"handshake message of type *tls.clientHelloMsg when waiting for *tls.serverHelloMsg")
+COLLISION = ("connect 12D3KooWService failure: failed to dial: failed to dial 12D3KooWService: all dials failed\n"
+             "  * [/ip4/10.77.0.9/tcp/4001] failed to negotiate security protocol: tls: received unexpected "
+             "handshake message of type *tls.clientHelloMsg when waiting for *tls.serverHelloMsg")
 
 
 def test_a_dial_to_the_delegate_that_collides_with_the_services_own_dial_is_dialled_again(
