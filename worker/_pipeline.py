@@ -811,6 +811,9 @@ class Pipeline:
                                        earned=self._net_reward(job))
         lease = self.market.lease_view(tid)
         if lease.worker.lower() != self.me.lower():
+            if self._already_submitted(tid, rec):  # the relayer's batch landed between the two reads: it settled
+                return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome="paid", relayed=True,
+                                           earned=self._net_reward(job))
             return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason="the lease is no longer ours")
         if self.market.chain_time() >= lease.expiry - self.s.relay_margin_s:
             log.warning("relay_late", task_id=tid, step="SUBMITTED", fallback="own transaction")
