@@ -805,15 +805,14 @@ class Pipeline:
         return rec
 
     def _await_relayed_result(self, job: JobView, tid: int, rec: TaskRecord) -> TaskRecord:
-        """R = 1 through a relayer: DONE once our result is on chain; our own submit when the lease runs short."""
+        """R = 1 through a relayer: DONE once our result is on chain; our own submit when the lease runs short.
+        The lease is read before our result is looked for: the batch that settles the result deletes the lease, so
+        a lease found gone with no result after it is truly lost, not settled between the two reads."""
+        lease = self.market.lease_view(tid)
         if self._already_submitted(tid, rec):
             return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome="paid", relayed=True,
                                        earned=self._net_reward(job))
-        lease = self.market.lease_view(tid)
         if lease.worker.lower() != self.me.lower():
-            if self._already_submitted(tid, rec):  # the relayer's batch landed between the two reads: it settled
-                return self.journal.record(job.job_id, rec.task_index, Step.DONE, outcome="paid", relayed=True,
-                                           earned=self._net_reward(job))
             return self.journal.record(job.job_id, rec.task_index, Step.LOST, reason="the lease is no longer ours")
         if self.market.chain_time() >= lease.expiry - self.s.relay_margin_s:
             log.warning("relay_late", task_id=tid, step="SUBMITTED", fallback="own transaction")

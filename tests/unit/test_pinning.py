@@ -4,8 +4,8 @@
 side of the protocol (the request it sends, the Bearer token, the status polling, retries and refusals) from any
 real service. It moves every request from ``queued`` through ``pinning`` to ``pinned`` (or ``failed`` for the CIDs
 it is told to fail), one state per ``GET``. ``FakeKubo`` answers the three kubo RPC calls the pinner makes
-(``id``, ``pin/add``, ``swarm/connect``; the last one can be made to fail, as a real dial can). The real service (IPFS Cluster's pinsvc API) is exercised in
-tests/network/test_net_pinning.py.
+(``id``, ``pin/add``, ``swarm/connect``; the last one can be made to fail, as a real dial can). The real service
+(IPFS Cluster's pinsvc API) is exercised in tests/network/test_net_pinning.py.
 """
 
 from __future__ import annotations

@@ -17,20 +17,35 @@ ME = "0x" + "ab" * 20
 GONE = SimpleNamespace(worker="0x" + "00" * 20, expiry=0)
 
 
-def pipeline(tmp_path: Path, answers: list[bool]) -> Pipeline:
+class Chain:
+    """The two reads: the lease (the relayer's batch lands just before it is read when ``lands``, and deletes it)
+    and our ``ResultSubmitted`` (there once the batch landed)."""
+
+    def __init__(self, lands: bool) -> None:
+        self.lands, self.landed = lands, False
+
+    def lease_view(self, tid: int) -> SimpleNamespace:
+        self.landed = self.lands
+        return GONE
+
+    def submitted(self, tid: int, rec: object) -> bool:
+        return self.landed
+
+
+def pipeline(tmp_path: Path, chain: Chain) -> Pipeline:
     p = Pipeline.__new__(Pipeline)  # only what _await_relayed_result reads
     p.journal = Journal(tmp_path / "journal.db")
-    p.market = SimpleNamespace(lease_view=lambda tid: GONE, chain_time=lambda: 0)  # type: ignore[assignment]
+    p.market = SimpleNamespace(lease_view=chain.lease_view, chain_time=lambda: 0)  # type: ignore[assignment]
     p.me = ME
-    p._already_submitted = lambda tid, rec: answers.pop(0)  # type: ignore[method-assign]
+    p._already_submitted = chain.submitted  # type: ignore[method-assign,assignment]
     p._net_reward = lambda job: 7  # type: ignore[method-assign]
     return p
 
 
-@pytest.mark.parametrize(("answers", "step"), [([False, True], Step.DONE), ([False, False], Step.LOST)])
+@pytest.mark.parametrize(("lands", "step"), [(True, Step.DONE), (False, Step.LOST)])
 def test_a_lease_gone_because_the_relayed_result_landed_is_done_and_otherwise_lost(
-        tmp_path: Path, answers: list[bool], step: Step) -> None:
-    p = pipeline(tmp_path, answers)
+        tmp_path: Path, lands: bool, step: Step) -> None:
+    p = pipeline(tmp_path, Chain(lands))
     rec = p.journal.record(3, 2, Step.SUBMITTED, relayed=True)
     out = p._await_relayed_result(SimpleNamespace(job_id=3), (3 << 32) | 2, rec)  # type: ignore[arg-type]
     assert out.step is step and p.journal.get(3, 2).step is step  # type: ignore[union-attr]
