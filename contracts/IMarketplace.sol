@@ -172,14 +172,14 @@ interface IMarketplace {
         uint40 blockNumber; // the block of the commit: its hash seeds the spot checks of the lease's tasks
     }
 
-    /// @notice A commit signed by its worker (EIP-712 `Commit`) for {relayCommits}.
+    /// @notice A commit signed by its worker (EIP-712 `Commit`) for {IMarketplaceExtension-relayCommits}.
     struct SignedCommit {
         uint256 taskId;
         bytes32 commitment;
         bytes signature;
     }
 
-    /// @notice A reveal signed by its worker (EIP-712 `Reveal`) for {relayReveals}.
+    /// @notice A reveal signed by its worker (EIP-712 `Reveal`) for {IMarketplaceExtension-relayReveals}.
     struct SignedReveal {
         uint256 taskId;
         bytes32 resultDigest;
@@ -688,15 +688,9 @@ interface IMarketplace {
     function releaseReplicas(uint256 taskId) external;
 
     // ---------------------------------------------------------------------------------------------
-    // Relays (EIP-712, domain "Tasknet Marketplace" version "1")
+    // Relays (EIP-712, domain "Tasknet Marketplace" version "1"). `relayCommits` and `relayReveals` are in
+    // {IMarketplaceExtension}: the marketplace runs them by DELEGATECALL of its extension, at the same address.
     // ---------------------------------------------------------------------------------------------
-
-    /// @notice Submits worker-signed `Commit(uint256 taskId,bytes32 commitment)` messages.
-    function relayCommits(SignedCommit[] calldata commits) external;
-
-    /// @notice Submits worker-signed
-    /// `Reveal(uint256 taskId,bytes32 resultDigest,bytes32 salt,string resultCID,bytes callbackData)` messages.
-    function relayReveals(SignedReveal[] calldata reveals) external;
 
     /// @notice Submits worker-signed `Results(uint256 startTaskId,uint256 firstTaskId,bytes32[] resultDigests,
     /// string[] resultCIDs,bytes[] callbackData)` batches, each signed by its lease's worker.
@@ -765,29 +759,10 @@ interface IMarketplace {
     function credibilityOf(address worker, uint256 faultBps) external view returns (uint256);
     /// @notice Number of jobs posted (ids are 1 .. jobCount).
     function jobCount() external view returns (uint256);
-    /// @notice keccak256(abi.encode(taskId, resultDigest, salt, worker)).
-    function commitmentOf(uint256 taskId, bytes32 resultDigest, bytes32 salt, address worker)
-        external
-        pure
-        returns (bytes32);
-    /// @notice The EIP-712 digest a worker signs for a relayed commit.
-    function hashCommit(uint256 taskId, bytes32 commitment) external view returns (bytes32);
-    /// @notice The EIP-712 digest a worker signs for a relayed reveal.
-    function hashReveal(
-        uint256 taskId,
-        bytes32 resultDigest,
-        bytes32 salt,
-        string calldata resultCID,
-        bytes calldata callbackData
-    ) external view returns (bytes32);
-    /// @notice The EIP-712 digest a worker signs for relayed results.
-    function hashResults(
-        uint256 startTaskId,
-        uint256 firstTaskId,
-        bytes32[] calldata resultDigests,
-        string[] calldata resultCIDs,
-        bytes[] calldata callbackData
-    ) external view returns (bytes32);
+    /// @notice The extension contract this marketplace deployed and runs by DELEGATECALL for the functions of
+    /// {IMarketplaceExtension} (call those on the marketplace's address, not on this one).
+    function extension() external view returns (address);
+    // commitmentOf, hashCommit, hashReveal and hashResults: see {IMarketplaceExtension}.
 }
 
 /// @title ITaskCallback

@@ -1,17 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.37;
 
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
-import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
-import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
 import {IMarketplace} from "./IMarketplace.sol";
 import {IMarketplaceRegistry} from "./IMarketplaceRegistry.sol";
+import {MarketplaceBase} from "./MarketplaceBase.sol";
+import {MarketplaceExtension} from "./MarketplaceExtension.sol";
 import {CredibilityMath} from "./libraries/CredibilityMath.sol";
 import {MarketStorage} from "./libraries/MarketStorage.sol";
 import {RangeBitmap} from "./libraries/RangeBitmap.sol";
@@ -27,7 +25,9 @@ import {AccountLogic} from "./libraries/AccountLogic.sol";
 /// Every state-changing entry point is `nonReentrant` (transient storage) and follows checks-effects-interactions;
 /// the only external calls are the token (SafeERC20) and job callbacks (gas-capped, result ignored, made last).
 /// {Multicall} lets a worker or requester batch its own calls in one transaction.
-contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient, Multicall {
+/// The relays of signed commits and reveals and the hash helpers ({IMarketplaceExtension}) live in a
+/// {MarketplaceExtension} deployed by the constructor; the `fallback` runs it by DELEGATECALL on this storage.
+contract Marketplace is IMarketplace, MarketplaceBase, Multicall {
     using SafeERC20 for IERC20;
     using RangeBitmap for mapping(uint256 => uint256);
     using MarketStorage for MarketStorage.State;
@@ -41,21 +41,9 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     /// @notice Largest callback data a result may carry, in bytes.
     uint256 public constant MAX_CALLBACK_DATA = MarketStorage.MAX_CALLBACK_DATA;
 
-    bytes32 private constant _COMMIT_TYPEHASH = keccak256("Commit(uint256 taskId,bytes32 commitment)");
-    bytes32 private constant _REVEAL_TYPEHASH =
-        keccak256("Reveal(uint256 taskId,bytes32 resultDigest,bytes32 salt,string resultCID,bytes callbackData)");
-    bytes32 private constant _RESULTS_TYPEHASH = keccak256(
-        "Results(uint256 startTaskId,uint256 firstTaskId,bytes32[] resultDigests,string[] resultCIDs,bytes[] callbackData)"
-    );
-
     IERC20 private immutable _token;
-
-    // =============================================================================================
-    // Storage
-    // =============================================================================================
-
-    /// @dev The whole state (layout in {MarketStorage-State}); the linked libraries work on it by DELEGATECALL.
-    MarketStorage.State private _s;
+    /// @dev The {MarketplaceExtension} this marketplace deployed; the `fallback` DELEGATECALLs it.
+    address private immutable _extension;
 
     // =============================================================================================
     // Constructor
@@ -65,14 +53,12 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     /// @param token_ the payment token (fixed forever)
     /// @param registry_ the app and dataset registry (fixed forever)
     /// @param treasury_ where slashed stake and protocol fees are credited
-    constructor(IERC20 token_, IMarketplaceRegistry registry_, address treasury_)
-        Ownable(msg.sender)
-        EIP712("Tasknet Marketplace", "1")
-    {
+    constructor(IERC20 token_, IMarketplaceRegistry registry_, address treasury_) {
         if (address(token_) == address(0) || address(registry_) == address(0) || treasury_ == address(0)) {
             revert MarketplaceZeroAddress();
         }
         _token = token_;
+        _extension = address(new MarketplaceExtension());
         _s.registry = registry_;
         _s.treasury = treasury_;
         Params memory p = Params({
@@ -416,28 +402,6 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     // =============================================================================================
 
     /// @inheritdoc IMarketplace
-    function relayCommits(SignedCommit[] calldata commits) external nonReentrant {
-        bytes32 domainSeparator = _domainSeparatorV4();
-        for (uint256 i = 0; i < commits.length; ++i) {
-            SignedCommit calldata c = commits[i];
-            bytes32 digest = MessageHashUtils.toTypedDataHash(
-                domainSeparator, keccak256(abi.encode(_COMMIT_TYPEHASH, c.taskId, c.commitment))
-            );
-            ReplicaLogic.commit(_s, c.taskId, c.commitment, MarketStorage.recover(digest, c.signature));
-        }
-    }
-
-    /// @inheritdoc IMarketplace
-    function relayReveals(SignedReveal[] calldata reveals) external nonReentrant {
-        for (uint256 i = 0; i < reveals.length; ++i) {
-            SignedReveal calldata r = reveals[i];
-            bytes32 digest = _hashReveal(r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData);
-            address signer = MarketStorage.recover(digest, r.signature);
-            ReplicaLogic.reveal(_s, r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData, signer);
-        }
-    }
-
-    /// @inheritdoc IMarketplace
     function relayResults(ResultBatch[] calldata batches) external nonReentrant {
         for (uint256 i = 0; i < batches.length; ++i) {
             ResultBatch calldata b = batches[i];
@@ -583,39 +547,14 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
     }
 
     /// @inheritdoc IMarketplace
-    function commitmentOf(uint256 taskId, bytes32 resultDigest, bytes32 salt, address worker)
-        external
-        pure
-        returns (bytes32)
-    {
-        return keccak256(abi.encode(taskId, resultDigest, salt, worker));
+    function extension() external view returns (address) {
+        return _extension;
     }
 
-    /// @inheritdoc IMarketplace
-    function hashCommit(uint256 taskId, bytes32 commitment) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(_COMMIT_TYPEHASH, taskId, commitment)));
-    }
-
-    /// @inheritdoc IMarketplace
-    function hashReveal(
-        uint256 taskId,
-        bytes32 resultDigest,
-        bytes32 salt,
-        string calldata resultCID,
-        bytes calldata callbackData
-    ) external view returns (bytes32) {
-        return _hashReveal(taskId, resultDigest, salt, resultCID, callbackData);
-    }
-
-    /// @inheritdoc IMarketplace
-    function hashResults(
-        uint256 startTaskId,
-        uint256 firstTaskId,
-        bytes32[] calldata resultDigests,
-        string[] calldata resultCIDs,
-        bytes[] calldata callbackData
-    ) external view returns (bytes32) {
-        return _hashResults(startTaskId, firstTaskId, resultDigests, resultCIDs, callbackData);
+    /// @notice Runs the functions of {IMarketplaceExtension} (and answers any unknown selector with its revert)
+    /// by DELEGATECALL of the extension, on this contract's storage, returning or reverting with its data.
+    fallback() external {
+        _delegateToExtension();
     }
 
     // =============================================================================================
@@ -632,6 +571,20 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
         emit Deposited(msg.sender, received);
     }
 
+    /// @dev Like OpenZeppelin's `Proxy._delegate`: the call's data to the extension, its return data or revert back.
+    function _delegateToExtension() private {
+        address ext = _extension;
+        assembly ("memory-safe") {
+            // memory from the free pointer on is free to use: execution ends in this block
+            let ptr := mload(0x40)
+            calldatacopy(ptr, 0, calldatasize())
+            let ok := delegatecall(gas(), ext, ptr, calldatasize(), 0, 0)
+            returndatacopy(ptr, 0, returndatasize())
+            if iszero(ok) { revert(ptr, returndatasize()) }
+            return(ptr, returndatasize())
+        }
+    }
+
     function _heldLease(uint256 startTaskId, address worker) private view returns (Lease memory lease) {
         Job storage job = _s.jobs[startTaskId >> 32];
         // a credibility-mode lease is settled by commitRange and revealRange, never by a plain result (flags share
@@ -643,50 +596,5 @@ contract Marketplace is IMarketplace, Ownable, EIP712, ReentrancyGuardTransient,
         if (lease.worker == address(0)) revert MarketplaceUnknownLease(startTaskId);
         if (lease.worker != worker) revert MarketplaceNotLeaseHolder(startTaskId, worker);
         if (block.timestamp > lease.expiry) revert MarketplaceLeaseExpired(startTaskId, lease.expiry);
-    }
-
-    function _hashReveal(
-        uint256 taskId,
-        bytes32 resultDigest,
-        bytes32 salt,
-        string calldata resultCID,
-        bytes calldata callbackData
-    ) private view returns (bytes32) {
-        return _hashTypedDataV4(
-            keccak256(
-                abi.encode(
-                    _REVEAL_TYPEHASH, taskId, resultDigest, salt, keccak256(bytes(resultCID)), keccak256(callbackData)
-                )
-            )
-        );
-    }
-
-    function _hashResults(
-        uint256 startTaskId,
-        uint256 firstTaskId,
-        bytes32[] calldata digests,
-        string[] calldata cids,
-        bytes[] calldata cbs
-    ) private view returns (bytes32) {
-        bytes32[] memory cidHashes = new bytes32[](cids.length);
-        for (uint256 i = 0; i < cids.length; ++i) {
-            cidHashes[i] = keccak256(bytes(cids[i]));
-        }
-        bytes32[] memory cbHashes = new bytes32[](cbs.length);
-        for (uint256 i = 0; i < cbs.length; ++i) {
-            cbHashes[i] = keccak256(cbs[i]);
-        }
-        return _hashTypedDataV4(
-            keccak256(
-                abi.encode(
-                    _RESULTS_TYPEHASH,
-                    startTaskId,
-                    firstTaskId,
-                    keccak256(abi.encodePacked(digests)),
-                    keccak256(abi.encodePacked(cidHashes)),
-                    keccak256(abi.encodePacked(cbHashes))
-                )
-            )
-        );
     }
 }

@@ -11,6 +11,10 @@
 //                                             "__ReplicaLogic" padded with "_" to 40 characters
 // so @truffle/contract's link() (by name), Hardhat-style linkers and oracle.deploy_all (by offset) all link it.
 //
+// A contract that runs an extension by DELEGATECALL from its fallback (the Marketplace: MarketplaceExtension, see
+// EXTENSIONS) gets the extension's functions, errors and NatSpec merged into its own artifact, so clients keep one
+// ABI at one address; the compile fails unless the two storage layouts are equal.
+//
 //   node scripts/compile.js           compile and (re)write the artifacts
 //   node scripts/compile.js --check   compile in memory; exit 1 if any artifact on disk differs (stale)
 'use strict';
@@ -31,7 +35,7 @@ const SETTINGS = {
     '*': {
       '*': ['abi', 'evm.bytecode.object', 'evm.bytecode.sourceMap', 'evm.bytecode.linkReferences',
         'evm.deployedBytecode.object', 'evm.deployedBytecode.sourceMap', 'evm.deployedBytecode.linkReferences',
-        'evm.methodIdentifiers', 'devdoc', 'userdoc'],
+        'evm.methodIdentifiers', 'devdoc', 'userdoc', 'storageLayout'],
     },
   },
 };
@@ -72,6 +76,39 @@ function truffleBytecode(object, linkReferences, what) {
     process.exit(1);
   }
   return '0x' + hex;
+}
+
+// contract -> the extension its fallback DELEGATECALLs (same storage layout, ABI merged into the contract's)
+const EXTENSIONS = { Marketplace: 'MarketplaceExtension' };
+
+const abiKey = (e) => `${e.type} ${e.name || ''}(${(e.inputs || []).map((i) => i.type).join(',')})`;
+
+function storageOf(c) {
+  return (c.storageLayout.storage || []).map((v) => `${v.label}@${v.slot}+${v.offset}:${v.type}`);
+}
+
+function mergeExtension(artifact, extension, layouts) {
+  const [own, ext] = [layouts[artifact.contractName], layouts[extension.contractName]];
+  if (JSON.stringify(own) !== JSON.stringify(ext)) {
+    console.error(`compile: ${extension.contractName} runs on ${artifact.contractName}'s storage but their layouts ` +
+      `differ:\n  ${own.join('\n  ')}\nvs\n  ${ext.join('\n  ')}\nderive both from the same base and declare no storage`);
+    process.exit(1);
+  }
+  const have = new Set(artifact.abi.map(abiKey));
+  for (const e of extension.abi) {
+    if (e.type === 'constructor' || have.has(abiKey(e))) continue;
+    if (e.type === 'function' && artifact.methodIdentifiers[`${e.name}(${e.inputs.map((i) => i.type).join(',')})`]) {
+      console.error(`compile: ${extension.contractName}.${e.name} is shadowed by ${artifact.contractName}'s own`);
+      process.exit(1);
+    }
+    artifact.abi.push(e);
+  }
+  Object.assign(artifact.methodIdentifiers, extension.methodIdentifiers);
+  for (const doc of ['devdoc', 'userdoc']) {
+    for (const part of ['methods', 'errors']) {
+      artifact[doc][part] = { ...(extension[doc][part] || {}), ...(artifact[doc][part] || {}) };
+    }
+  }
 }
 
 function main() {
@@ -125,6 +162,11 @@ function main() {
       };
     }
   }
+  const layouts = {};
+  for (const [source, contracts] of Object.entries(output.contracts)) {
+    for (const [name, c] of Object.entries(contracts)) if (source.startsWith('contracts/')) layouts[name] = storageOf(c);
+  }
+  for (const [name, ext] of Object.entries(EXTENSIONS)) mergeExtension(artifacts[name], artifacts[ext], layouts);
   const hash = crypto.createHash('sha256');
   hash.update(JSON.stringify({ version, settings: SETTINGS }));
   for (const f of Object.keys(sources).sort()) hash.update(f + '\0' + sources[f].content + '\0');

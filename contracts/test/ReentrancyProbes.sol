@@ -6,6 +6,7 @@ pragma solidity 0.8.37;
 import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
 
 import {IMarketplace, ITaskCallback} from "../IMarketplace.sol";
+import {IMarketplaceExtension} from "../IMarketplaceExtension.sol";
 
 /// @title HostileToken
 /// @notice Test helper (reliability suite): an ERC-20 with an unlimited faucet (for uint-edge amounts) that can
@@ -175,8 +176,8 @@ contract ReentrancyProbe is ITaskCallback {
         calls[16] = abi.encodeCall(IMarketplace.finalize, (taskId));
         calls[17] = abi.encodeCall(IMarketplace.reopenExpired, (taskId));
         calls[18] = abi.encodeCall(IMarketplace.releaseReplicas, (taskId));
-        calls[19] = abi.encodeCall(IMarketplace.relayCommits, (new IMarketplace.SignedCommit[](0)));
-        calls[20] = abi.encodeCall(IMarketplace.relayReveals, (new IMarketplace.SignedReveal[](0)));
+        calls[19] = abi.encodeCall(IMarketplaceExtension.relayCommits, (new IMarketplace.SignedCommit[](0)));
+        calls[20] = abi.encodeCall(IMarketplaceExtension.relayReveals, (new IMarketplace.SignedReveal[](0)));
         calls[21] = abi.encodeCall(IMarketplace.relayResults, (new IMarketplace.ResultBatch[](0)));
         calls[22] = abi.encodeWithSignature("multicall(bytes[])", inner);
         calls[23] = abi.encodeCall(IMarketplace.registerWorker, (1, 1, 0, 1));

@@ -25,10 +25,10 @@ const ARTIFACTS = join(ROOT, "oracle", "artifacts");
 
 /** Contracts whose ABI, artifacts and (for Solidity users) sources the package ships. */
 const SHIPPED = ["Marketplace", "MarketplaceRegistry", "ReplicaLogic", "AccountLogic", "TestToken", "IMarketplace",
-  "IMarketplaceRegistry", "ITaskCallback", "TasknetClient", "FileHasher", "ExampleConsumer"];
+  "IMarketplaceExtension", "IMarketplaceRegistry", "ITaskCallback", "TasknetClient", "FileHasher", "ExampleConsumer"];
 /** Solidity sources a Hardhat or Foundry project imports (with their relative imports intact). */
-const SOURCES = ["contracts/IMarketplace.sol", "contracts/IMarketplaceRegistry.sol",
-  "contracts/client/TasknetClient.sol", "contracts/examples/FileHasher.sol", "contracts/examples/ExampleConsumer.sol"];
+const SOURCES = ["contracts/IMarketplace.sol", "contracts/IMarketplaceExtension.sol",
+  "contracts/IMarketplaceRegistry.sol", "contracts/client/TasknetClient.sol", "contracts/examples/FileHasher.sol", "contracts/examples/ExampleConsumer.sol"];
 /** The devnet (`tasknet up`): anvil's first dev account deploys these, in this order, from nonce 0. */
 const DEVNET_DEPLOYER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
 const DEVNET_ORDER = ["TestToken", "MarketplaceRegistry", "ReplicaLogic", "AccountLogic", "Marketplace"];

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+
+import {IMarketplace} from "./IMarketplace.sol";
+import {IMarketplaceExtension} from "./IMarketplaceExtension.sol";
+import {MarketplaceBase} from "./MarketplaceBase.sol";
+import {MarketStorage} from "./libraries/MarketStorage.sol";
+import {ReplicaLogic} from "./libraries/ReplicaLogic.sol";
+
+/// @title MarketplaceExtension
+/// @notice The marketplace's relays of signed commits and reveals and its hash helpers ({IMarketplaceExtension}).
+/// The marketplace deploys it in its constructor and runs it by DELEGATECALL from its `fallback`, so it works on
+/// the marketplace's storage, balance, events and EIP-712 domain; called at its own address it reverts.
+/// @dev It keeps the marketplace under the 24 KiB code limit: these functions leave the marketplace's dispatch.
+/// The relays run the same {ReplicaLogic} code as `commit` and `reveal`, with the signer as the worker.
+contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
+    /// @dev The extension's own address: a call that is not a DELEGATECALL runs with `address(this) == _self`.
+    address private immutable _self = address(this);
+
+    modifier onlyDelegated() {
+        if (address(this) == _self) revert MarketplaceNotDelegated(_self);
+        _;
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function relayCommits(IMarketplace.SignedCommit[] calldata commits) external onlyDelegated nonReentrant {
+        bytes32 domainSeparator = _domainSeparatorV4();
+        for (uint256 i = 0; i < commits.length; ++i) {
+            IMarketplace.SignedCommit calldata c = commits[i];
+            bytes32 digest = MessageHashUtils.toTypedDataHash(
+                domainSeparator, keccak256(abi.encode(_COMMIT_TYPEHASH, c.taskId, c.commitment))
+            );
+            ReplicaLogic.commit(_s, c.taskId, c.commitment, MarketStorage.recover(digest, c.signature));
+        }
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function relayReveals(IMarketplace.SignedReveal[] calldata reveals) external onlyDelegated nonReentrant {
+        for (uint256 i = 0; i < reveals.length; ++i) {
+            IMarketplace.SignedReveal calldata r = reveals[i];
+            bytes32 digest = _hashReveal(r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData);
+            address signer = MarketStorage.recover(digest, r.signature);
+            ReplicaLogic.reveal(_s, r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData, signer);
+        }
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function commitmentOf(uint256 taskId, bytes32 resultDigest, bytes32 salt, address worker)
+        external
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(taskId, resultDigest, salt, worker));
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function hashCommit(uint256 taskId, bytes32 commitment) external view onlyDelegated returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(_COMMIT_TYPEHASH, taskId, commitment)));
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function hashReveal(
+        uint256 taskId,
+        bytes32 resultDigest,
+        bytes32 salt,
+        string calldata resultCID,
+        bytes calldata callbackData
+    ) external view onlyDelegated returns (bytes32) {
+        return _hashReveal(taskId, resultDigest, salt, resultCID, callbackData);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function hashResults(
+        uint256 startTaskId,
+        uint256 firstTaskId,
+        bytes32[] calldata resultDigests,
+        string[] calldata resultCIDs,
+        bytes[] calldata callbackData
+    ) external view onlyDelegated returns (bytes32) {
+        return _hashResults(startTaskId, firstTaskId, resultDigests, resultCIDs, callbackData);
+    }
+
+    function _hashReveal(
+        uint256 taskId,
+        bytes32 resultDigest,
+        bytes32 salt,
+        string calldata resultCID,
+        bytes calldata callbackData
+    ) private view returns (bytes32) {
+        return _hashTypedDataV4(
+            keccak256(
+                abi.encode(
+                    _REVEAL_TYPEHASH, taskId, resultDigest, salt, keccak256(bytes(resultCID)), keccak256(callbackData)
+                )
+            )
+        );
+    }
+}
