@@ -161,6 +161,8 @@ class Outcome(TypedDict):
     spot_checks: int
     disputes: int
     not_credible: int
+    leases: int  # credible leases committed (commitRange): credibility mode only
+    lease_mean: float  # their mean length, tasks
 
 
 @with_config(ROW)

@@ -407,12 +407,12 @@ job as the daemons sent it (claims, commits, reveals, spot checks, submissions) 
 Targets (issue #16): **≤ 1.3 replicas per task** (measured {r['replicas_per_task']}), **gas per task ≤ 1.5× R = 1**
 (measured {r['gas_per_task_vs_r1']}×), no wrong result accepted (measured {r['wrong_accepted']}). In credibility
 mode the {r['adaptive']['spot_checks']} spot checks and {r['adaptive']['not_credible']} not-credible rounds are the
-extra replicas. A worker credible alone leases tasks several at a time, as for R = 1, and settles each lease with
-one `commitRange` and one `revealRange` (commit–reveal, so that a spot check is decided after the results are
-fixed; PROTOCOL.md, "Credible leases"); a task a spot check picks stays sealed and costs a check replica claimed,
-committed and revealed on its own, plus the sealed replica's reveal. So the job pays, beyond an R = 1 bag, one
-commitment per lease and the per-task rounds of its spot checks. Where the credibility job's gas per task goes, by
-kind of transaction (a `multicall` by the calls it carries; `commitRange` among the commits, `revealRange` among
+extra replicas. A worker credible alone leases tasks several at a time, as for R = 1 (here {r['adaptive']['leases']} credible
+leases of {r['adaptive']['lease_mean']} tasks on average), and settles each lease with one `commitRange` and one
+`revealRange` (commit–reveal, so that a spot check is decided after the results are fixed; PROTOCOL.md,
+"Credible leases"); a task a spot check picks stays sealed and costs a check replica claimed, committed and
+revealed on its own, plus the sealed replica's reveal. So the job pays, beyond an R = 1 bag, one commitment per lease
+and the per-task rounds of its spot checks. Where the credibility job's gas per task goes, by kind of transaction (a `multicall` by the calls it carries; `commitRange` among the commits, `revealRange` among
 the reveals): {where}.
 {liar_md}"""
     write_section("adaptive", md)

@@ -1018,7 +1018,8 @@ class Worker:
         fits = (job.deadline - now - params.claim_grace - self.s.policy.safety_margin_s) // max(
             job.max_run_seconds, 1)
         k = range_size(room, lease_tasks=self.s.batching.lease_tasks, free_tasks=job.num_tasks - len(taken),
-                       holders=len(holders), fits=fits, stake_for=self._free_stake // max(params.replica_stake, 1))
+                       holders=len(holders), fits=fits, stake_for=self._free_stake // max(params.replica_stake, 1),
+                       least=self.s.batching.credible_lease_least if job.confidence_ppb else 1)
 
         def run_from(i: int) -> int:
             n = 0

@@ -163,13 +163,17 @@ def start_in_bag(frontier: int | None, spread: int, taken: Ranges, num_tasks: in
     return lo_best + best // 4 + spread % max(best // 2, 1)
 
 
-def range_size(room: int, *, lease_tasks: int, free_tasks: int, holders: int, fits: int, stake_for: int) -> int:
+def range_size(room: int, *, lease_tasks: int, free_tasks: int, holders: int, fits: int, stake_for: int,
+               least: int = 1) -> int:
     """How many consecutive tasks of a job one claim takes: ``room`` (free slots plus ``claim_ahead``), at most
     ``lease_tasks``, what the job's deadline leaves time for (``fits``: a lease's expiry grows with its count) and
     what the free stake locks (``stake_for``); and at most the job's free tasks divided by the workers seen on it
     (``holders``, this one included), rounded up, so leases shrink as the bag ends and its last tasks are shared
-    out (guided self-scheduling: Polychronopoulos and Kuck, IEEE Trans. Computers 36(12), 1987)."""
-    share = max(1, -(-free_tasks // max(holders, 1)))
+    out (guided self-scheduling: Polychronopoulos and Kuck, IEEE Trans. Computers 36(12), 1987), but not below
+    ``least`` (a credible lease: its fixed cost is paid per lease, see ``BatchingSettings.credible_lease_least``);
+    ``room`` still bounds it, so the tail is shared less evenly by at most the tasks that start within the
+    claim-ahead horizon."""
+    share = max(1, least, -(-free_tasks // max(holders, 1)))
     return max(0, min(room, lease_tasks, fits, stake_for, share))
 
 

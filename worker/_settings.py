@@ -77,6 +77,11 @@ class BatchingSettings(BaseModel):
     credible_leases: bool = Field(True, description="credibility mode: while this worker's credibility alone reaches "
                                   "a job's confidence, lease its tasks several at a time and commit and reveal them "
                                   "together (commitRange, revealRange) instead of a claim, a commit and a reveal each")
+    credible_lease_least: int = Field(8, ge=1, le=1024, description="credibility mode: as a bag ends, a credible "
+                                      "lease still takes up to this many tasks where the claim-ahead room allows "
+                                      "(instead of the free tasks shared out among the workers): a credible lease "
+                                      "pays a claim, a commitRange and a revealRange, about 240,000 gas, whatever "
+                                      "its length (1: share the end of the bag out as for R = 1)")
 
 
 class WorkerSettings(BaseSettings):

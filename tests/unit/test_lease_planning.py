@@ -83,6 +83,16 @@ def test_range_size_shares_the_end_of_a_bag() -> None:
     assert range_size(6, free_tasks=1, holders=4, **kw) == 1
 
 
+def test_a_credible_lease_keeps_its_least_length_as_the_bag_ends() -> None:
+    """Credibility mode: a lease's fixed cost (claim, commitRange, revealRange) is four times an R = 1 lease's, so
+    the end of the bag is not shared out below ``least`` tasks; the room (claim-ahead horizon) still bounds it."""
+    kw = {"lease_tasks": 16, "fits": 100, "stake_for": 100, "free_tasks": 12, "holders": 4}
+    assert range_size(14, least=8, **kw) == 8  # not 12 / 4
+    assert range_size(5, least=8, **kw) == 5  # the room is the bound
+    assert range_size(14, least=8, **(kw | {"free_tasks": 40})) == 10  # above the least, shared out as before
+    assert range_size(14, least=8, **(kw | {"stake_for": 6})) == 6
+
+
 def test_chunks_keep_order_and_cut_long_results_into_consecutive_parts() -> None:
     def op(n: int, first: int = 10) -> LeaseOp:
         return LeaseOp("results", START, (JOB << 32) | first, tuple(rec(first + i, Step.UPLOADED) for i in range(n)))
