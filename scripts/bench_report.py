@@ -406,7 +406,8 @@ job as the daemons sent it (claims, commits, reveals, spot checks, submissions) 
 
 Targets (issue #16): **≤ 1.3 replicas per task** (measured {r['replicas_per_task']}), **gas per task ≤ 1.5× R = 1**
 (measured {r['gas_per_task_vs_r1']}×), no wrong result accepted (measured {r['wrong_accepted']}). In credibility
-mode the {r['adaptive']['spot_checks']} spot checks and {r['adaptive']['not_credible']} not-credible rounds are the
+mode the {r['adaptive']['spot_checks']} spot checks (a random draw: about {round(r['tasks'] * r['spot_check'])} expected)
+and {r['adaptive']['not_credible']} not-credible rounds are the
 extra replicas. A worker credible alone leases tasks several at a time, as for R = 1 (here {r['adaptive']['leases']} credible
 leases of {r['adaptive']['lease_mean']} tasks on average), and settles each lease with one `commitRange` and one
 `revealRange` (commit–reveal, so that a spot check is decided after the results are fixed; PROTOCOL.md,

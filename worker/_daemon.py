@@ -217,6 +217,8 @@ class Worker:
         self._run_times: dict[int, list[float]] = {}
         #: job id -> seconds its last tasks ran here (from a run slot to upload): how far ahead to claim (R = 1)
         self._task_seconds: dict[int, collections.deque[float]] = {}
+        #: app id -> the same, over its jobs: the first claim of a new job of an app that ran here before
+        self._app_seconds: dict[int, collections.deque[float]] = {}
         self._next_ahead = 0.0
 
     # -- state ------------------------------------------------------------------------------------
@@ -932,7 +934,7 @@ class Worker:
         if plain and self._ranges_allowed(plain[0][0]) and slots + ahead > 1:
             job = plain[0][0]
             room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,
-                                             self._task_seconds.get(job.job_id), job.max_run_seconds)
+                                             self._seconds_of(job), job.max_run_seconds)
             if room > 1:
                 await self._unlock_stake_for(room)
                 await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
@@ -955,6 +957,21 @@ class Worker:
             for rec in await asyncio.to_thread(self._reopen_and_claim, job, index, str(action)):
                 self._spawn(rec)
                 slots -= 1
+
+    def _ran(self, rec: TaskRecord, seconds: float, *, lease: bool = True) -> None:
+        """Record that a task of ``rec``'s job ran ``seconds`` here (from its run slot to its upload): for its app
+        always, for its job when it is leased (R = 1, or a credible lease)."""
+        if lease:
+            self._task_seconds.setdefault(rec.job_id, collections.deque(maxlen=16)).append(seconds)
+        app = int(rec.data["job"]["app_id"])
+        self._app_seconds.setdefault(app, collections.deque(maxlen=16)).append(seconds)
+
+    def _seconds_of(self, job: JobView) -> collections.deque[float] | None:
+        """How long ``job``'s tasks take here, to size what an R = 1 or credible lease claims ahead: its own last
+        runs; before one ran, its app's last runs here (in any job: a far closer guess than ``maxRunSeconds``,
+        which is a bound); None when neither ran here. A lease's expiry is still counted in ``maxRunSeconds`` per
+        task, so a wrong guess makes tasks wait in this worker's queue, never miss their expiry."""
+        return self._task_seconds.get(job.job_id) or self._app_seconds.get(job.app_id)
 
     async def _unlock_stake_for(self, room: int) -> None:
         """Held results lock stake. When the stake left free would take less than half of the lease this worker
@@ -1179,15 +1196,13 @@ class Worker:
                 self.log.info("task_step", job_id=rec.job_id, task_index=rec.task_index, step=new.step.name)
                 if self._holds_result(new):
                     self._held.add(new.task_key)  # journaled: held to go on chain with others (_flush_results)
-                    self._task_seconds.setdefault(rec.job_id, collections.deque(maxlen=16)).append(
-                        time.monotonic() - began)
+                    self._ran(rec, time.monotonic() - began)
                 elif new.step == Step.UPLOADED:
                     self._advance_soon = True  # a replica to commit, or a credible lease to commit and reveal
                     # from its start in a slot: a replica claimed ahead waited for the slot before (not its run)
                     self._run_times.setdefault(rec.job_id, []).append(time.monotonic() - began)
-                    if is_credible_lease(new):  # its run time sizes the next leases' claim ahead, as for R = 1
-                        self._task_seconds.setdefault(rec.job_id, collections.deque(maxlen=16)).append(
-                            time.monotonic() - began)
+                    # a credible lease's run time sizes the job's next leases' claim ahead, as for R = 1
+                    self._ran(rec, time.monotonic() - began, lease=is_credible_lease(new))
                 if new.finished:
                     self.pipeline.cleanup(new)
             except TaskPaused as exc:

@@ -73,7 +73,8 @@ class BatchingSettings(BaseModel):
                              "spare, once a run of the job was seen here")
     claim_ahead_s: float = Field(60.0, ge=0, description="claim ahead only the tasks expected to start within "
                                  "this many seconds: the free slots times this, divided by the median time a task of "
-                                 "the job took here (its maxRunSeconds before one has run)")
+                                 "the job took here (before one has run, the median of its app's tasks here; "
+                                 "its maxRunSeconds when none ran here)")
     credible_leases: bool = Field(True, description="credibility mode: while this worker's credibility alone reaches "
                                   "a job's confidence, lease its tasks several at a time and commit and reveal them "
                                   "together (commitRange, revealRange) instead of a claim, a commit and a reveal each")

@@ -131,6 +131,15 @@ class Env:
                 requester or self.requester)
         return int(self.market.functions.jobCount().call())
 
+    def replicated_job(self, replication: int, num_tasks: int = 2) -> int:
+        """A fixed-R job of a public app (0.1 token per replica, maxRunSeconds 100), a funded requester and every
+        test worker enrolled."""
+        app = self.app(price=E18 // 10)
+        self.fund(self.requester, 100 * E18)
+        for w in self.workers:
+            self.enroll(w)
+        return self.post(app, numTasks=num_tasks, replication=replication, maxRunSeconds=100)
+
     def events(self, receipt: Any, name: str, contract: Contract | None = None) -> list[dict[str, Any]]:
         """The decoded ``name`` events of ``receipt`` (emitted by the marketplace unless ``contract``)."""
         ev = getattr((contract or self.market).events, name)()

@@ -15,12 +15,8 @@ SALT = b"\x5a" * 32
 
 @pytest.fixture
 def job(env: Env) -> int:
-    """One task, R=3, reward 1 token per replica; five enrolled workers."""
-    app = env.app(price=E18 // 10)
-    env.fund(env.requester, 100 * E18)
-    for w in env.workers:
-        env.enroll(w)
-    return env.post(app, numTasks=2, replication=3, maxRunSeconds=100)
+    """Two tasks, R = 3; five enrolled workers."""
+    return env.replicated_job(3)
 
 
 def claim_commit(env: Env, tid: int, workers: list[LocalAccount], digests: list[bytes]) -> None:

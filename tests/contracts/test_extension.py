@@ -5,7 +5,7 @@ EIP-712 domain; called at its own address the extension refuses. Real contracts 
 from __future__ import annotations
 
 import pytest
-from market_helpers import E18, Env, reverts
+from market_helpers import Env, reverts
 from web3.exceptions import ContractLogicError
 
 from oracle.protocol import commitment, sign_commit, sign_reveal, task_id
@@ -17,11 +17,7 @@ SALT = b"\x5a" * 32
 @pytest.fixture
 def job(env: Env) -> int:
     """Two tasks, R = 2; five enrolled workers."""
-    app = env.app(price=E18 // 10)
-    env.fund(env.requester, 100 * E18)
-    for w in env.workers:
-        env.enroll(w)
-    return env.post(app, numTasks=2, replication=2, maxRunSeconds=100)
+    return env.replicated_job(2)
 
 
 def test_the_extension_is_the_marketplaces_own_and_refuses_direct_calls(env: Env, job: int) -> None:

@@ -4,6 +4,8 @@ tests/integration/test_worker_leases.py)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from oracle.market import JobView
@@ -185,3 +187,33 @@ def test_a_short_run_at_the_end_of_the_bag_is_taken_from_its_start() -> None:
     # free runs [60, 70) and [480, 500): both shorter than two leases: the widest is taken from its start
     assert start_in_bag(60, 9, [(0, 60), (70, 480)], 500, 16) == 60
     assert start_in_bag(70, 9, [(0, 60), (70, 480)], 500, 16) == 480
+
+
+def test_a_new_job_of_an_app_that_ran_here_claims_ahead_from_the_apps_run_times() -> None:
+    """``Worker._ran`` / ``Worker._seconds_of`` in isolation (a namespace stands for the worker: only the two run-time
+    tables are read): before a job's first run here, its app's last runs here size its claim ahead, not its
+    maxRunSeconds; once one ran, the job's own."""
+    from types import SimpleNamespace
+
+    from worker._daemon import Worker
+    from worker._leases import ahead_for
+
+    def job(job_id: int, app_id: int) -> JobView:
+        return JobView(job_id=job_id, requester="0x" + "00" * 20, app_id=app_id, dataset_id=0, num_tasks=100,
+                       reward=1, deadline=10**10, max_run_seconds=60, cores=1, memory_mb=0, min_reputation=0,
+                       callback="0x" + "00" * 20, inputs_cid="bafy", encryption_key="", replication=1, gpus=0,
+                       arch_mask=0, confidence_ppb=0)
+
+    w: Any = SimpleNamespace(_task_seconds={}, _app_seconds={})
+    assert Worker._seconds_of(w, job(1, 7)) is None
+    assert ahead_for(12, 2, 60.0, Worker._seconds_of(w, job(1, 7)), 60) == 2  # maxRunSeconds: 2 slots x 60 / 60
+    for s in (0.5, 0.7, 0.6):
+        Worker._ran(w, SimpleNamespace(job_id=1, data={"job": job(1, 7).model_dump(mode="json")}), s)
+    assert list(Worker._seconds_of(w, job(2, 7)) or []) == [0.5, 0.7, 0.6]  # a new job of app 7: its runs
+    assert ahead_for(12, 2, 60.0, Worker._seconds_of(w, job(2, 7)), 60) == 12
+    assert Worker._seconds_of(w, job(3, 8)) is None  # another app: nothing known
+    Worker._ran(w, SimpleNamespace(job_id=4, data={"job": job(4, 8).model_dump(mode="json")}), 2.0, lease=False)
+    assert list(Worker._seconds_of(w, job(3, 8)) or []) == [2.0]  # an R > 1 replica of app 8 ran here: its time counts
+    assert 4 not in w._task_seconds  # but not as its job's own (replicas are not leased)
+    Worker._ran(w, SimpleNamespace(job_id=2, data={"job": job(2, 7).model_dump(mode="json")}), 30.0)
+    assert list(Worker._seconds_of(w, job(2, 7)) or []) == [30.0]  # the job's own runs, once there are some
