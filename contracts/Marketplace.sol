@@ -23,7 +23,8 @@ import {AccountLogic} from "./libraries/AccountLogic.sol";
 /// bookkeeping ({AccountLogic}) are linked libraries DELEGATECALLed on it, to stay under the 24 KiB limit.
 /// Invariant: token.balanceOf(this) == sum(_s.balances) + sum(worker stake + unstaking) + sum(jobEscrow).
 /// Every state-changing entry point is `nonReentrant` (transient storage) and follows checks-effects-interactions;
-/// the only external calls are the token (SafeERC20) and job callbacks (gas-capped, result ignored, made last).
+/// the only external calls are the token (SafeERC20) and job callbacks (gas-capped, result ignored, made last),
+/// besides the DELEGATECALLs of the linked libraries and of the marketplace's own extension (below).
 /// {Multicall} lets a worker or requester batch its own calls in one transaction.
 /// The relays of signed commits and reveals and the hash helpers ({IMarketplaceExtension}) live in a
 /// {MarketplaceExtension} deployed by the constructor; the `fallback` runs it by DELEGATECALL on this storage.
