@@ -14,9 +14,6 @@ import {MarketStorage} from "./libraries/MarketStorage.sol";
 /// both by construction (scripts/compile.js checks the two storage layouts are equal). Under the DELEGATECALL the
 /// extension's EIP-712 domain is rebuilt from `address(this)`, the marketplace, so both sign the same domain.
 abstract contract MarketplaceBase is Ownable, EIP712, ReentrancyGuardTransient {
-    bytes32 internal constant _COMMIT_TYPEHASH = keccak256("Commit(uint256 taskId,bytes32 commitment)");
-    bytes32 internal constant _REVEAL_TYPEHASH =
-        keccak256("Reveal(uint256 taskId,bytes32 resultDigest,bytes32 salt,string resultCID,bytes callbackData)");
     bytes32 internal constant _RESULTS_TYPEHASH = keccak256(
         "Results(uint256 startTaskId,uint256 firstTaskId,bytes32[] resultDigests,string[] resultCIDs,bytes[] callbackData)"
     );

@@ -16,6 +16,10 @@ import {ReplicaLogic} from "./libraries/ReplicaLogic.sol";
 /// @dev It keeps the marketplace under the 24 KiB code limit: these functions leave the marketplace's dispatch.
 /// The relays run the same {ReplicaLogic} code as `commit` and `reveal`, with the signer as the worker.
 contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
+    bytes32 private constant _COMMIT_TYPEHASH = keccak256("Commit(uint256 taskId,bytes32 commitment)");
+    bytes32 private constant _REVEAL_TYPEHASH =
+        keccak256("Reveal(uint256 taskId,bytes32 resultDigest,bytes32 salt,string resultCID,bytes callbackData)");
+
     /// @dev The extension's own address: a call that is not a DELEGATECALL runs with `address(this) == _self`.
     address private immutable _self = address(this);
 
@@ -26,21 +30,21 @@ contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
 
     /// @inheritdoc IMarketplaceExtension
     function relayCommits(IMarketplace.SignedCommit[] calldata commits) external onlyDelegated nonReentrant {
-        bytes32 domainSeparator = _domainSeparatorV4();
+        bytes32 domainSeparator = _domainSeparatorV4(); // rebuilt under the DELEGATECALL: once per batch
         for (uint256 i = 0; i < commits.length; ++i) {
             IMarketplace.SignedCommit calldata c = commits[i];
-            bytes32 digest = MessageHashUtils.toTypedDataHash(
-                domainSeparator, keccak256(abi.encode(_COMMIT_TYPEHASH, c.taskId, c.commitment))
-            );
+            bytes32 digest = _commitDigest(domainSeparator, c.taskId, c.commitment);
             ReplicaLogic.commit(_s, c.taskId, c.commitment, MarketStorage.recover(digest, c.signature));
         }
     }
 
     /// @inheritdoc IMarketplaceExtension
     function relayReveals(IMarketplace.SignedReveal[] calldata reveals) external onlyDelegated nonReentrant {
+        bytes32 domainSeparator = _domainSeparatorV4();
         for (uint256 i = 0; i < reveals.length; ++i) {
             IMarketplace.SignedReveal calldata r = reveals[i];
-            bytes32 digest = _hashReveal(r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData);
+            bytes32 digest =
+                _revealDigest(domainSeparator, r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData);
             address signer = MarketStorage.recover(digest, r.signature);
             ReplicaLogic.reveal(_s, r.taskId, r.resultDigest, r.salt, r.resultCID, r.callbackData, signer);
         }
@@ -57,7 +61,7 @@ contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
 
     /// @inheritdoc IMarketplaceExtension
     function hashCommit(uint256 taskId, bytes32 commitment) external view onlyDelegated returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(_COMMIT_TYPEHASH, taskId, commitment)));
+        return _commitDigest(_domainSeparatorV4(), taskId, commitment);
     }
 
     /// @inheritdoc IMarketplaceExtension
@@ -68,7 +72,7 @@ contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
         string calldata resultCID,
         bytes calldata callbackData
     ) external view onlyDelegated returns (bytes32) {
-        return _hashReveal(taskId, resultDigest, salt, resultCID, callbackData);
+        return _revealDigest(_domainSeparatorV4(), taskId, resultDigest, salt, resultCID, callbackData);
     }
 
     /// @inheritdoc IMarketplaceExtension
@@ -82,14 +86,24 @@ contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
         return _hashResults(startTaskId, firstTaskId, resultDigests, resultCIDs, callbackData);
     }
 
-    function _hashReveal(
+    /// @dev The EIP-712 digest of `Commit(taskId, commitment)` in `domainSeparator`.
+    function _commitDigest(bytes32 domainSeparator, uint256 taskId, bytes32 commitment) private pure returns (bytes32) {
+        return MessageHashUtils.toTypedDataHash(
+            domainSeparator, keccak256(abi.encode(_COMMIT_TYPEHASH, taskId, commitment))
+        );
+    }
+
+    /// @dev The EIP-712 digest of `Reveal(taskId, resultDigest, salt, resultCID, callbackData)` in `domainSeparator`.
+    function _revealDigest(
+        bytes32 domainSeparator,
         uint256 taskId,
         bytes32 resultDigest,
         bytes32 salt,
         string calldata resultCID,
         bytes calldata callbackData
-    ) private view returns (bytes32) {
-        return _hashTypedDataV4(
+    ) private pure returns (bytes32) {
+        return MessageHashUtils.toTypedDataHash(
+            domainSeparator,
             keccak256(
                 abi.encode(
                     _REVEAL_TYPEHASH, taskId, resultDigest, salt, keccak256(bytes(resultCID)), keccak256(callbackData)
