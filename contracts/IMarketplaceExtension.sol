@@ -5,7 +5,7 @@ import {IMarketplace} from "./IMarketplace.sol";
 
 /// @title IMarketplaceExtension
 /// @notice The marketplace's functions that its extension contract carries (the relays of signed commits and
-/// reveals, and the hash helpers): call them on the marketplace's own address, as any other function. The
+/// reveals, the hash helpers and replicated ranges, "lanes"): call them on the marketplace's own address, as any other function. The
 /// marketplace's `fallback` runs them by DELEGATECALL on its storage, so they read and write the marketplace's
 /// state, emit its events and revert with its errors ({IMarketplace}); the deployed ABI of `Marketplace` lists
 /// them with the rest. Calling the extension's own address directly reverts ({MarketplaceNotDelegated}).
@@ -13,6 +13,31 @@ interface IMarketplaceExtension {
     /// @notice An extension function was called on the extension's own address; call it on the marketplace.
     /// `extension` is the address called.
     error MarketplaceNotDelegated(address extension);
+    /// @notice Lanes serve open fixed-R jobs (R > 1) without a callback; job `jobId` is R = 1, in credibility mode
+    /// (its credible leases are its ranges) or has a callback: claim its tasks with `claim` or `claimRange`.
+    error MarketplaceLanesUnsupported(uint256 jobId);
+    /// @notice A list given to {splitLanes} does not hash to what `worker`'s lane of chunk `startTaskId` revealed.
+    error MarketplaceLaneListMismatch(uint256 startTaskId, address worker);
+
+    /// @notice `worker` leased lane `lane` of the chunk of `count` tasks from `startTaskId`, locking `count` replica
+    /// stakes; it must commit by `expiry`.
+    event LaneClaimed(
+        uint256 indexed startTaskId, address indexed worker, uint256 lane, uint256 count, uint256 expiry
+    );
+    /// @notice `worker` committed its lane's `root` (keccak256 of its per-task commitments, packed in task order).
+    event LaneCommitted(uint256 indexed startTaskId, address indexed worker, bytes32 root);
+    /// @notice `worker` revealed its lane: `listHash` = keccak256(abi.encode(resultDigests)); one
+    /// {IMarketplace-ResultRevealed} per task follows.
+    event LaneRevealed(uint256 indexed startTaskId, address indexed worker, bytes32 listHash);
+    /// @notice The chunk's lanes did not all reveal one list: each of its `count` tasks is now a round of its own,
+    /// whose replicas are the lanes (settled, extended or failed by strict majority as any task).
+    event LanesSplit(uint256 indexed startTaskId, uint256 count);
+    /// @notice `worker`'s lane passed its expiry without a commit: its `count` replica stakes were slashed and the
+    /// lane is free again.
+    event LaneExpired(uint256 indexed startTaskId, address indexed worker);
+    /// @notice The job closed with `worker`'s lane unsettled: its stake is back (`slashed` false: it had committed)
+    /// or taken (it had not).
+    event LaneReleased(uint256 indexed startTaskId, address indexed worker, bool slashed);
 
     // ---------------------------------------------------------------------------------------------
     // Relays (EIP-712, domain "Tasknet Marketplace" version "1", verifying contract the marketplace)
@@ -61,4 +86,58 @@ interface IMarketplaceExtension {
         string[] calldata resultCIDs,
         bytes[] calldata callbackData
     ) external view returns (bytes32);
+
+    // ---------------------------------------------------------------------------------------------
+    // Lanes: replicated ranges of fixed-R jobs (PROTOCOL.md, "Lanes")
+    // ---------------------------------------------------------------------------------------------
+
+    /// @notice Leases one lane of the chunk of `count` tasks from `startTaskId` (the first lane creates the chunk and
+    /// takes its tasks; the others name the same start and count), locking `count` replica stakes.
+    /// @param startTaskId the chunk's first task
+    /// @param count the chunk's tasks, 1 .. 32
+    function claimLane(uint256 startTaskId, uint256 count) external;
+
+    /// @notice Commits the caller's lane: `root` = keccak256(abi.encodePacked(c_0, .., c_{count-1})), c_i the
+    /// per-task commitment keccak256(abi.encode(startTaskId + i, digest_i, salt_i, worker)).
+    /// @param startTaskId the chunk's first task
+    /// @param count the chunk's tasks
+    /// @param root the lane's root
+    function commitLane(uint256 startTaskId, uint256 count, bytes32 root) external;
+
+    /// @notice Reveals the caller's committed lane, once every lane committed or the commit window passed. The
+    /// reveal that completes a set of equal lists finalizes the chunk's tasks at once.
+    /// @param startTaskId the chunk's first task
+    /// @param resultDigests one per task of the chunk (their number is the chunk's count)
+    /// @param salts the per-task salts of the commitments
+    /// @param resultCIDs one per task
+    function revealLane(
+        uint256 startTaskId,
+        bytes32[] calldata resultDigests,
+        bytes32[] calldata salts,
+        string[] calldata resultCIDs
+    ) external;
+
+    /// @notice Splits a chunk whose lanes disagree (all revealed) or whose reveal window passed into per-task rounds,
+    /// settled at once by strict majority; anyone may call it.
+    /// @param startTaskId the chunk's first task
+    /// @param count the chunk's tasks
+    /// @param lists every revealed lane's digests, in lane order
+    function splitLanes(uint256 startTaskId, uint256 count, bytes32[][] calldata lists) external;
+
+    /// @notice Frees the chunk's lanes that passed their expiry without a commit, slashing `count` replica stakes
+    /// each; anyone may call it.
+    /// @param startTaskId the chunk's first task
+    /// @param count the chunk's tasks
+    function reopenLanes(uint256 startTaskId, uint256 count) external;
+
+    /// @notice Releases the lanes of a chunk left unsettled when its job closed: committed lanes get their stake
+    /// back, the others are slashed; anyone may call it.
+    /// @param startTaskId the chunk's first task
+    /// @param count the chunk's tasks
+    function releaseLanes(uint256 startTaskId, uint256 count) external;
+
+    /// @notice The key of the chunk (`startTaskId`, `count`) in {IMarketplace-getTask} (its round: lanes wanted,
+    /// occupied, committed and revealed masks, windows) and {IMarketplace-getReplica} (each lane).
+    /// @return the chunk's key: 2^255 | count << 64 | startTaskId
+    function laneKey(uint256 startTaskId, uint256 count) external pure returns (uint256);
 }

@@ -7,10 +7,12 @@ import {IMarketplace} from "./IMarketplace.sol";
 import {IMarketplaceExtension} from "./IMarketplaceExtension.sol";
 import {MarketplaceBase} from "./MarketplaceBase.sol";
 import {MarketStorage} from "./libraries/MarketStorage.sol";
+import {LaneLogic} from "./libraries/LaneLogic.sol";
 import {ReplicaLogic} from "./libraries/ReplicaLogic.sol";
 
 /// @title MarketplaceExtension
-/// @notice The marketplace's relays of signed commits and reveals and its hash helpers ({IMarketplaceExtension}).
+/// @notice The marketplace's relays of signed commits and reveals, its hash helpers and its lanes
+/// ({IMarketplaceExtension}).
 /// The marketplace deploys it in its constructor and runs it by DELEGATECALL from its `fallback`, so it works on
 /// the marketplace's storage, balance, events and EIP-712 domain; called at its own address it reverts.
 /// @dev It keeps the marketplace under the 24 KiB code limit: these functions leave the marketplace's dispatch.
@@ -84,6 +86,50 @@ contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
         bytes[] calldata callbackData
     ) external view onlyDelegated returns (bytes32) {
         return _hashResults(startTaskId, firstTaskId, resultDigests, resultCIDs, callbackData);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function claimLane(uint256 startTaskId, uint256 count) external onlyDelegated nonReentrant {
+        LaneLogic.claim(_s, startTaskId, count, msg.sender);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function commitLane(uint256 startTaskId, uint256 count, bytes32 root) external onlyDelegated nonReentrant {
+        LaneLogic.commit(_s, startTaskId, count, root, msg.sender);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function revealLane(
+        uint256 startTaskId,
+        bytes32[] calldata resultDigests,
+        bytes32[] calldata salts,
+        string[] calldata resultCIDs
+    ) external onlyDelegated nonReentrant {
+        LaneLogic.reveal(_s, startTaskId, resultDigests, salts, resultCIDs, msg.sender);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function splitLanes(uint256 startTaskId, uint256 count, bytes32[][] calldata lists)
+        external
+        onlyDelegated
+        nonReentrant
+    {
+        LaneLogic.split(_s, startTaskId, count, lists);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function reopenLanes(uint256 startTaskId, uint256 count) external onlyDelegated nonReentrant {
+        LaneLogic.reopen(_s, startTaskId, count);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function releaseLanes(uint256 startTaskId, uint256 count) external onlyDelegated nonReentrant {
+        LaneLogic.release(_s, startTaskId, count);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
+    function laneKey(uint256 startTaskId, uint256 count) external pure returns (uint256) {
+        return LaneLogic.key(startTaskId, count);
     }
 
     /// @dev The EIP-712 digest of `Commit(taskId, commitment)` in `domainSeparator`.

@@ -34,7 +34,16 @@ from oracle import get_logger
 from oracle.events import ReorgTooDeep, StreamCursor
 from oracle.market import Market
 
-from . import _db, _proj_jobs, _proj_params, _proj_registry, _proj_replicas, _proj_tasks, _proj_workers
+from . import (
+    _db,
+    _proj_jobs,
+    _proj_lanes,
+    _proj_params,
+    _proj_registry,
+    _proj_replicas,
+    _proj_tasks,
+    _proj_workers,
+)
 from ._ledger import Handler, Ledger
 from ._rows import Rows
 from ._stream import FastEventStream, LogEvent, tasks_of
@@ -47,7 +56,10 @@ log = get_logger("indexer.ingest")
 # every event the mirror projects, by name -> its projector's handler (the rest are only recorded in ``events``)
 HANDLERS: dict[str, Handler] = {
     **_proj_registry.HANDLERS, **_proj_params.HANDLERS, **_proj_workers.HANDLERS, **_proj_jobs.HANDLERS,
-    **_proj_tasks.HANDLERS, **_proj_replicas.HANDLERS}
+    **_proj_tasks.HANDLERS, **_proj_replicas.HANDLERS, **_proj_lanes.HANDLERS}
+
+#: lane events that name only their chunk's first task (their transaction's gas is shared by the whole chunk)
+_CHUNK_EVENTS = frozenset({"LaneCommitted", "LaneRevealed", "LaneExpired", "LaneReleased"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +293,7 @@ class Indexer:
     def _apply(self, conn: Connection, evs: list[LogEvent], infos: dict[int, BlockInfo]) -> None:
         p = self._proj
         p.conn = conn
-        ids = [tasks_of(ev) for ev in evs]
+        ids = self._tasks_of(evs)
         tx_tasks: dict[str, set[int]] = {}
         for ev, tids in zip(evs, ids, strict=True):
             if tids:
@@ -336,6 +348,23 @@ class Indexer:
         if block is not None:
             p.end_block()
         p.flush(conn)
+
+
+    def _tasks_of(self, evs: list[LogEvent]) -> list[list[int]]:
+        """The task ids of each event; a lane event naming its chunk's first task covers the whole chunk (from a
+        ``LaneClaimed`` earlier in the batch, or the mirror's rows)."""
+        chunks: dict[int, int] = {}
+        out = []
+        for ev in evs:
+            tids = tasks_of(ev)
+            if ev.name == "LaneClaimed":
+                chunks[tids[0]] = len(tids)
+            elif ev.name in _CHUNK_EVENTS:
+                start = tids[0]
+                n = chunks.get(start)
+                tids = list(range(start, start + n)) if n else self._ledger.chunk(start) or tids
+            out.append(tids)
+        return out
 
 
 def _receipt(r: dict[str, Any]) -> Receipt:

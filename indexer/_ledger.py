@@ -111,6 +111,16 @@ class Ledger:
                 return edited
         return None
 
+    def chunk(self, start: int) -> list[int]:
+        """The tasks of the lane chunk (or R = 1 lease) that starts at ``start``: the rows whose ``lease_start`` it
+        is, in order from ``start``."""
+        self.rows.load_job_tasks(int(start) >> 32)
+        out, tid = [], int(start)
+        while (task := self.rows.tasks.get(tid)) is not None and task["lease_start"] == start:
+            out.append(tid)
+            tid += 1
+        return out
+
     def live(self, tid: int) -> list[ReplicaRow]:
         out = []
         for rid in self.rows.task_reps.get(int(tid), []):

@@ -47,17 +47,16 @@ class LogEvent:
 
 
 def tasks_of(ev: LogEvent | DecodedEvent) -> list[int]:
-    """Task ids an event is about (a claimed range covers ``count`` tasks)."""
+    """Task ids an event is about (a claimed range, a lane or a split chunk covers ``count`` tasks; the other lane
+    events name only the chunk's first task)."""
     a = ev.args
-    if ev.name == "TasksClaimed":
+    if ev.name in ("TasksClaimed", "LaneClaimed", "LanesSplit"):
         return list(range(int(a["startTaskId"]), int(a["startTaskId"]) + int(a["count"])))
     if "taskId" in a:
         return [int(a["taskId"])]
     if "startTaskId" in a:
         return [int(a["startTaskId"])]
     return []
-
-
 
 
 _CHECKSUM: dict[str, str] = {}

@@ -19,6 +19,10 @@ transactions that emitted them straight from a JSON-RPC node, and result content
 * ``canonicalize`` (apps whose image declares a canonicalise step, :mod:`indexer._verify_canonical`): the digest
   is over the canonical part of the archive, and the step run again here on the published raw output writes the
   published canonical output (needs a Docker engine: ``docker_client``; skipped without one);
+* lanes (a task of a chunk leased by lanes, fixed R > 1): its replicas are the chunk's lanes; the lane's commit,
+  its reveal call rebuilding the committed root, the task's entry, and the chunk's unanimous settlement or split
+  are checked by :mod:`indexer._verify_lanes` (``lane_root``, ``lane_entry``, ``lane_settle``, ``lane_split``,
+  ``lane_slashes``), then the task's rounds as above;
 * ``job_close`` (jobs): what a closed job refunded and paid its owners follows from its task counts;
 * credibility mode (jobs posted with ``postCredibilityJob``): instead of ``majority``, the rules of
   :mod:`indexer._verify_credible` over each worker's ``verified`` count replayed from the events
@@ -76,6 +80,7 @@ from oracle.protocol import (
 )
 from oracle.status import STATUS_FILE, parse_status
 
+from . import _verify_lanes as lane_checks
 from . import _verify_lease as lease_checks
 from ._report import Check, Report
 from ._report import as_bytes as _b
@@ -204,21 +209,23 @@ class Verifier:
         events += [e for e in self._logs(self.market.address, [self._topics["WorkerSlashed"], None,
                                                                self._topic(tid)]) if e not in events]
         events.sort(key=lambda e: e.key)
-        return self._task_report(tid, job, app, stored, events, None)
+        lanes = lane_checks.chunk_events(self, tid) if job.replication > 1 else []
+        return self._task_report(tid, job, app, stored, events, None, lanes=lanes)
 
     def _task_report(self, tid: int, job: JobView, app: AppView | None, stored: StoredJob,
                      events: list[DecodedEvent], leases: list[DecodedEvent] | None,
-                     ledger: VerifiedLedger | None = None) -> Report:
+                     ledger: VerifiedLedger | None = None, *, lanes: list[DecodedEvent] | None = None) -> Report:
         """The report of task ``tid`` from its events (in chain order); ``leases``: the job's TasksClaimed events
         (R = 1), or None to ask the node for the leases of the worker that submitted; ``ledger`` (credibility
-        mode): the verified counts of the job's workers, or None to replay those of the task's."""
+        mode): the verified counts of the job's workers, or None to replay those of the task's; ``lanes`` (fixed
+        R > 1): the lane events of the job or of the task's chunk, with the slashes naming chunks' first tasks."""
         settings = self._credibility(job.job_id) if job.replication > 1 else None
         if job.replication == 1:
             status, checks = self._single(tid, job, app, events, leases)
         elif settings is not None:
             status, checks = self._credible(tid, job, app, stored, events, settings, ledger)
         else:
-            status, checks = self._replicated(tid, job, app, stored, events)
+            status, checks = self._replicated(tid, job, app, stored, events, lanes or [])
         return Report(kind="task", id=tid, status=status, passed=all(c.passed is not False for c in checks),
                       checks=checks)
 
@@ -342,13 +349,19 @@ class Verifier:
                                        "salt": salt, "digest": digest})]
 
     def _replicated(self, tid: int, job: JobView, app: AppView | None, stored: StoredJob,
-                    events: list[DecodedEvent]) -> tuple[str, list[Check]]:
+                    events: list[DecodedEvent], lane_events: list[DecodedEvent]) -> tuple[str, list[Check]]:
+        """A fixed-R task: its rounds replayed (a task of a lane chunk: its lanes first, see
+        :mod:`indexer._verify_lanes`)."""
         st = _Rounds(target=job.replication)
         fee_bps = stored.fee_bps
+        lanes, events = lane_checks.Lanes.of(self, tid, job.replication, stored.replica_stake, lane_events, events)
         for ev in events:
             a = ev.args
             w: str = a.get("worker") or ""
-            if ev.name == "ReplicaClaimed":
+            if lanes is not None and lanes.handles(ev):
+                st.checks += lanes.apply(ev, st.live, _Replica)
+                st.status = "failed" if lanes.released else st.status
+            elif ev.name == "ReplicaClaimed":
                 st.live[w] = _Replica()
             elif ev.name in ("ResultCommitted", "ResultRevealed"):
                 st.checks += self._commit_reveal(tid, ev, st.commitments)
@@ -365,9 +378,14 @@ class Verifier:
                     st.expected_slash.append(w)
                 st.status = "failed"
             elif ev.name in ("ReplicasAdded", "TaskFinalized", "TaskFailed"):
+                if lanes is not None and not lanes.split and ev.name == "TaskFinalized":
+                    st.checks.append(lanes.settle_check(ev))
                 _round_end(st, ev, job, fee_bps)
         if st.status in ("finalized", "failed") or st.actual_slash:
             st.checks.append(_slash_check(st.expected_slash, st.actual_slash, stored.replica_stake))
+        lane_slash = lanes.slash_check() if lanes is not None else None
+        if lane_slash is not None:
+            st.checks.append(lane_slash)
         if st.status == "finalized" and st.winner is not None:
             st.checks += self._archive(job, app, st.winner, st.winners_cids)
         return st.status, st.checks
@@ -604,7 +622,7 @@ class Verifier:
                         "ReplicaReleased", "ReplicasAdded", "TaskFinalized", "TaskFailed", "ResultSubmitted",
                         "TasksClaimed", "TaskReleased", "CallbackDelivered", "LeaseExpired", "TasksCancelled",
                         "JobClosed", "FailureReported", "FailureConfirmed", "ClaimAbandoned", "TasksEndedDelivered",
-                        "ReplicaWanted")
+                        "ReplicaWanted", *lane_checks.LANE_EVENTS)
 
     def _job_logs(self, job_id: int, from_block: int) -> list[DecodedEvent]:
         """The job's events from ``from_block`` on, in chain order: one ``eth_getLogs`` per range of blocks over
@@ -642,21 +660,23 @@ class Verifier:
         has_callback = int(job.callback, 16) != 0
         logs = self._job_logs(job_id, posted_block)
         per_task, leases, tids, (finished, failed, cancelled), closed = _by_task(logs)
+        lanes = [e for e in logs if e.name in lane_checks.LANE_EVENTS or e.name == "WorkerSlashed"]
         ordered = sorted(tids)
         ledger = None  # credibility mode: the verified counts of every worker of the job, replayed once
         if job.replication > 1 and self._credibility(job_id) is not None:
             ledger = self._ledger({str(e.args["worker"]) for e in logs
                                    if e.name in ("ReplicaClaimed", "TasksClaimed", "ResultSubmitted")})
         # the calldata of every transaction a check reads, fetched once each (a batch of results is one transaction)
-        txs = sorted({e.tx_hash for t in ordered for e in per_task[t]
-                      if e.name in ("ResultSubmitted", "ResultCommitted", "ResultRevealed")})
+        txs = sorted({e.tx_hash for t in ordered for e in per_task.get(t, [])
+                      if e.name in ("ResultSubmitted", "ResultCommitted", "ResultRevealed", "LaneCommitted",
+                                    "LaneRevealed")})
         done = 0
         reports: dict[int, Report] = {}
         lock = threading.Lock()
 
         def audit(tid: int) -> None:
             nonlocal done
-            report = self._task_report(tid, job, app, stored, per_task.get(tid, []), leases, ledger)
+            report = self._task_report(tid, job, app, stored, per_task.get(tid, []), leases, ledger, lanes=lanes)
             with lock:
                 reports[tid] = report
                 done += 1
@@ -703,6 +723,8 @@ def _by_task(logs: list[DecodedEvent]) -> tuple[dict[int, list[DecodedEvent]], l
         per_task.setdefault(tid, []).append(e)
         if e.name == "TasksClaimed":
             leases.append(e)
+        if e.name == "LaneClaimed":  # a chunk's tasks are claimed by its first lane
+            tids.update(range(tid, tid + int(e.args["count"])))
         if e.name in ("ReplicaClaimed", "ResultSubmitted", "TaskFinalized", "TaskFailed", "FailureConfirmed",
                       "FailureReported"):
             tids.add(tid)

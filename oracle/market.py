@@ -275,12 +275,12 @@ class Market:
 
     @property
     def event_abis(self) -> list[AbiList]:
-        """Every event either contract emits (the linked libraries emit through the marketplace)."""
-        return [abi("IMarketplace"), abi("IMarketplaceRegistry")]
+        """Every event either contract emits (the linked libraries and the extension emit through the marketplace)."""
+        return [abi("IMarketplace"), abi("IMarketplaceExtension"), abi("IMarketplaceRegistry")]
 
     @property
     def error_abis(self) -> list[AbiList]:
-        return [abi("IMarketplace"), abi("IMarketplaceRegistry"), abi("TestToken")]
+        return [abi("IMarketplace"), abi("IMarketplaceExtension"), abi("IMarketplaceRegistry"), abi("TestToken")]
 
     @property
     def addresses(self) -> list[str]:

@@ -255,6 +255,9 @@ class GasRow(TypedDict):
     r3_profile_per_task: NotRequired[dict[str, int]]
     #: one credible lease's gas per task by its length (str keys, as JSON has them)
     credible_lease_by_size: NotRequired[dict[str, int]]
+    #: 10 tasks through one lane chunk at R = 2 / R = 3, per task
+    bag10_r2_lanes_per_task: NotRequired[int]
+    bag10_r3_lanes_per_task: NotRequired[int]
     daemon_r1_bag_per_task: NotRequired[int]
     daemon_r2_per_task: NotRequired[int]
     daemon_r3_per_task: NotRequired[int]

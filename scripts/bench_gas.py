@@ -359,6 +359,31 @@ def homogeneous(b: Bench) -> int:
     return total
 
 
+def bag_lanes(b: Bench, n: int = 10, r: int = 3) -> int:
+    """``n`` tasks at R = ``r`` through lanes: one chunk of all ``n`` tasks, each of ``r`` workers sending its
+    ``claimLane``, ``commitLane`` and ``revealLane`` as one transaction each (the last reveal settles all ``n``
+    tasks); PROTOCOL.md, "Lanes"."""
+    job, total = b.post(n, r)
+    salt = b"\x5a" * 32
+    start = task_id(job, 0)
+    lanes = b.workers[:r]
+    m = b.market
+    digests = [_digest(start + i) for i in range(n)]
+    for w in lanes:
+        total += b.run(f"claimLane ({n} tasks)", m.functions.claimLane(start, n), w)
+    for w in lanes:
+        root = Web3.keccak(b"".join(commitment(start + i, d, salt, w.address) for i, d in enumerate(digests)))
+        total += b.run("commitLane", m.functions.commitLane(start, n, root), w)
+    for k, w in enumerate(lanes):
+        tag = f"revealLane ({n} tasks{', last: settles the chunk' if k == r - 1 else ''})"
+        total += b.run(tag, m.functions.revealLane(start, digests, [salt] * n, [CID] * n), w)
+    return total
+
+
+def bag_lanes_r2(b: Bench) -> int:
+    return bag_lanes(b, r=2)
+
+
 def measure() -> GasRow:
     with tempfile.TemporaryDirectory() as tmp:
         # steps recorded: the R = 3 scenario's gas is split by kind of work (scripts/_gas_profile.py)
@@ -378,6 +403,8 @@ def measure() -> GasRow:
                                  ("bag10_credible_alone_per_task", bag_credible, 10),
                                  ("bag10_credible_lease_per_task", bag_credible_lease, 10),
                                  ("bag10_r1_lease_per_task", bag_r1_lease, 10),
+                                 ("bag10_r2_lanes_per_task", bag_lanes_r2, 10),
+                                 ("bag10_r3_lanes_per_task", bag_lanes, 10),
                                  ("giving_back", giving_back, 1), ("homogeneous", homogeneous, 1)]:
                 w3.provider.make_request("evm_revert", [snap])  # type: ignore[arg-type]
                 snap = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
@@ -403,6 +430,8 @@ def measure() -> GasRow:
             "bag10_credible_alone_per_task": results["bag10_credible_alone_per_task"],
             "bag10_credible_lease_per_task": results["bag10_credible_lease_per_task"],
             "bag10_r1_lease_per_task": results["bag10_r1_lease_per_task"],
+            "bag10_r2_lanes_per_task": results["bag10_r2_lanes_per_task"],
+            "bag10_r3_lanes_per_task": results["bag10_r3_lanes_per_task"],
             "giving_back": results["giving_back"], "homogeneous": results["homogeneous"], "operations": per_op,
             "setup_gas_excluded": setup, "r3_profile_per_task": r3_profile, "credible_lease_by_size": by_size}
 
@@ -541,6 +570,13 @@ def markdown(res: GasRow) -> str:
                  f"lease ({round(1.5 * r1_lease):,}) | — | — |")
     lines.append(f"| `bag10_r1_lease_per_task` (reference: 10 R = 1 tasks, one claimFreeRange and one submitRange) | "
                  f"{r1_lease:,} | — | — | — |")
+    for r, lane_gas in ((2, res.get("bag10_r2_lanes_per_task")), (3, res.get("bag10_r3_lanes_per_task"))):
+        if lane_gas is not None:
+            target = DAEMON[f"daemon_r{r}_per_task"][2]
+            lines.append(f"| `bag10_r{r}_lanes_per_task` (10 tasks, R = {r}, one chunk: each lane's claimLane, "
+                         f"commitLane and revealLane its own transaction; the daemon does not lease lanes yet) | "
+                         f"{lane_gas:,} {'✓' if lane_gas <= target else '✗'} | ≤ {target:,} as the daemon sends it "
+                         "(#17) | — | — |")
     if sizes := res.get("credible_lease_by_size"):
         lines += ["", ("One credible lease of `c` tasks, gas per task (`claimFreeRange`, `commitRange`, `revealRange`, "
                        "each its own transaction, in a job the lease does not close): about one lane of a replicated "

@@ -89,7 +89,7 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function names() external pure returns (string[] memory n) {
-        n = new string[](38);
+        n = new string[](44);
         n[0] = "deposit";
         n[1] = "depositWithPermit";
         n[2] = "withdraw";
@@ -128,6 +128,12 @@ contract ReentrancyProbe is ITaskCallback {
         n[35] = "claimFreeRange";
         n[36] = "commitRange";
         n[37] = "revealRange";
+        n[38] = "claimLane";
+        n[39] = "commitLane";
+        n[40] = "revealLane";
+        n[41] = "splitLanes";
+        n[42] = "reopenLanes";
+        n[43] = "releaseLanes";
     }
 
     function results() external view returns (bytes4[] memory) {
@@ -154,7 +160,7 @@ contract ReentrancyProbe is ITaskCallback {
         IMarketplace.JobParams memory p;
         bytes[] memory inner = new bytes[](1);
         inner[0] = abi.encodeCall(IMarketplace.withdraw, (1));
-        bytes[] memory calls = new bytes[](38);
+        bytes[] memory calls = new bytes[](44);
         calls[0] = abi.encodeCall(IMarketplace.deposit, (1));
         calls[1] = abi.encodeCall(IMarketplace.depositWithPermit, (1, 0, 0, bytes32(0), bytes32(0)));
         calls[2] = abi.encodeCall(IMarketplace.withdraw, (1));
@@ -197,6 +203,14 @@ contract ReentrancyProbe is ITaskCallback {
         calls[37] = abi.encodeCall(
             IMarketplace.revealRange, (taskId, new bytes32[](0), new bytes32[](0), new string[](0), new bytes[](0))
         );
+        calls[38] = abi.encodeCall(IMarketplaceExtension.claimLane, (taskId, 1));
+        calls[39] = abi.encodeCall(IMarketplaceExtension.commitLane, (taskId, 1, digest));
+        calls[40] = abi.encodeCall(
+            IMarketplaceExtension.revealLane, (taskId, new bytes32[](0), new bytes32[](0), new string[](0))
+        );
+        calls[41] = abi.encodeCall(IMarketplaceExtension.splitLanes, (taskId, 1, new bytes32[][](0)));
+        calls[42] = abi.encodeCall(IMarketplaceExtension.reopenLanes, (taskId, 1));
+        calls[43] = abi.encodeCall(IMarketplaceExtension.releaseLanes, (taskId, 1));
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

@@ -2,7 +2,8 @@
 cancellations and withdrawals by several actors on the real contract, with invariants after every step.
 
 Jobs are fixed-R (R = 1 or 3) or in credibility mode (a cap of 2-4, one replica at a time, spot checks always or
-never).
+never). Fixed R = 3 jobs are served by per-task rounds and by lanes (chunks of 1-3 tasks, lanes that lie on a task or
+stay silent, splits, expired and released lanes) mixed.
 
 Invariants (checked after every step):
   * solvency: token.balanceOf(market) == sum(balances) + sum(stake + unstaking) + sum(jobEscrow)
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -40,7 +42,7 @@ SALT = b"\x5a" * 32
 STEPS: Counter[str] = Counter()
 
 
-def make_machine(env: Env) -> type[RuleBasedStateMachine]:
+def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedStateMachine]]:
     w3 = env.w3
     requesters = [env.requester, env.dataset_owner]
     workers = env.workers[:3]
@@ -59,6 +61,9 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             self.digests: dict[tuple[int, str], bytes] = {}
             self.credible: set[int] = set()  # credibility-mode jobs
             self.ranges: dict[int, tuple[Any, list[bytes]]] = {}  # committed credibility-mode leases: worker, digests
+            # lane chunks we saw claimed: (start, count) -> {worker address: the digests it committed}
+            self.chunks: dict[tuple[int, int], dict[str, list[bytes]]] = {}
+            self.revealed_lanes: dict[tuple[int, int], list[str]] = {}  # workers that revealed, in lane order
             STEPS["examples"] += 1
 
         def teardown(self) -> None:
@@ -93,7 +98,8 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
             for name in ("ResultSubmitted", "TaskFinalized", "TaskFailed", "ReplicasAdded", "ReplicaWanted",
                          "JobCredibility", "TasksCancelled", "RangeCommitted",
                          "JobClosed", "LeaseExpired", "ClaimExpired", "ReplicaReleased", "WorkerSlashed",
-                         "WorkerBanned", "ClaimAbandoned", "FailureReported", "FailureConfirmed"):
+                         "WorkerBanned", "ClaimAbandoned", "FailureReported", "FailureConfirmed", "LaneClaimed",
+                         "LaneRevealed", "LanesSplit", "LaneExpired", "LaneReleased"):
                 STEPS["event:" + name] += len(env.events(receipt, name))
             return receipt
 
@@ -314,7 +320,102 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
                 j = env.job(job)
                 assert j["finished"] <= j["settled"] <= j["numTasks"]
 
-    return Market
+    class LaneMarket(Market):
+        """The same market, with lanes of the fixed R = 3 jobs mixed in; each example starts with one such job."""
+
+        @initialize(long=st.booleans())
+        def lane_job(self, long: bool) -> None:
+            params = env.job_params(1, numTasks=4, replication=3, reward=E18,
+                                    deadline=env.now() + (50_000 if long else 3_000), maxRunSeconds=200)
+            if self.send(env.market.functions.postJob(params), env.requester) is not None:
+                self.jobs.append((int(env.market.functions.jobCount().call()), 4, 3))
+
+        # --- lanes (fixed R = 3 jobs) ---------------------------------------------------------------
+        def chunk_of(self, pick: int, index: int, count: int) -> tuple[int, int] | None:
+            t = self.task_of(pick, index)
+            if not t or t[2] == 1 or t[0] >> 32 in self.credible:
+                return None
+            return t[0], min(count, t[1] - (t[0] & 0xFFFFFFFF))
+
+        @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3), count=st.integers(1, 3))
+        def claim_lane(self, w: Any, pick: int, index: int, count: int) -> None:
+            c = self.chunk_of(pick, index, count)
+            if c and self.send(env.market.functions.claimLane(*c), w) is not None:
+                self.chunks.setdefault(c, {})
+
+        @rule(pick=st.integers(0, 20), index=st.integers(0, 3), count=st.integers(1, 3),
+              lie=st.lists(st.integers(-1, 2), min_size=3, max_size=3), silent=st.integers(0, 3))
+        def lane_round(self, pick: int, index: int, count: int, lie: list[int], silent: int) -> None:
+            """The three workers lease lanes of one chunk, commit (each may lie on one task) and reveal (one may
+            stay silent)."""
+            c = self.chunk_of(pick, index, count)
+            if not c:
+                return
+            start, n = c
+            for w, bad in zip(workers, lie, strict=True):
+                if self.send(env.market.functions.claimLane(start, n), w) is None:
+                    continue
+                digests = [b"\x01" * 32 if k != bad else w.address.encode()[:32].ljust(32, b"\0") for k in range(n)]
+                root = keccak(b"".join(commitment(start + k, d, SALT, w.address) for k, d in enumerate(digests)))
+                if self.send(env.market.functions.commitLane(start, n, root), w) is not None:
+                    self.chunks.setdefault(c, {})[w.address] = digests
+            for i, w in enumerate(workers):
+                self.reveal_lane(c, w, skip=i == silent)
+            self.split(c, wrong=False)  # settles the lists that disagree; refused while a reveal is still due
+
+        def reveal_lane(self, c: tuple[int, int], w: Any, skip: bool = False) -> None:
+            digests = self.chunks.get(c, {}).get(w.address)
+            if digests is None or skip:
+                return
+            fn = env.market.functions.revealLane(c[0], digests, [SALT] * c[1], ["c"] * c[1])
+            if self.send(fn, w) is not None:
+                self.revealed_lanes.setdefault(c, []).append(w.address)
+
+        @precondition(lambda self: self.chunks)
+        @rule(i=st.integers(0, 50), w=st.sampled_from(workers))
+        def late_lane_reveal(self, i: int, w: Any) -> None:
+            self.reveal_lane(sorted(self.chunks)[i % len(self.chunks)], w)
+
+        @precondition(lambda self: self.chunks)
+        @rule(i=st.integers(0, 50), wrong=st.booleans())
+        def split_lanes(self, i: int, wrong: bool) -> None:
+            self.split(sorted(self.chunks)[i % len(self.chunks)], wrong)
+
+        def split(self, c: tuple[int, int], wrong: bool) -> None:
+            lanes = [env.replica(int(env.market.functions.laneKey(*c).call()), k) for k in range(3)]
+            done = self.revealed_lanes.get(c, [])
+            # the revealed lanes' lists in lane order (a wrong list must be refused)
+            lists = [self.chunks[c][lane["worker"]] for lane in lanes if lane["worker"] in done]
+            if wrong and lists:
+                lists[0] = [b"\x07" * 32] * c[1]
+            self.send(env.market.functions.splitLanes(*c, lists), env.outsider)
+
+        @precondition(lambda self: self.chunks)
+        @rule(i=st.integers(0, 50))
+        def reopen_or_release_lanes(self, i: int) -> None:
+            c = sorted(self.chunks)[i % len(self.chunks)]
+            self.send(env.market.functions.reopenLanes(*c), env.outsider)
+            self.send(env.market.functions.releaseLanes(*c), env.outsider)
+
+        @rule(pick=st.integers(0, 20))
+        def close_job(self, pick: int) -> None:
+            if self.jobs:
+                self.send(env.market.functions.closeJob(self.jobs[pick % len(self.jobs)][0]), env.outsider)
+
+    return Market, LaneMarket
+
+
+SETTINGS = settings(max_examples=12, stateful_step_count=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _fund_machine(env: Env) -> None:
+    env.app(price=E18 // 10)
+    for w in env.workers[:3]:
+        env.enroll(w, stake=5 * E18)
+    for r in (env.requester, env.dataset_owner):
+        env.fund(r, 200 * E18)
+    STEPS.clear()
 
 
 @pytest.mark.reliability(kind="attack", name="random adversarial sequences keep the books",
@@ -322,15 +423,20 @@ def make_machine(env: Env) -> type[RuleBasedStateMachine]:
                              "and withdrawals by several actors; solvency and at-most-once payment checked after "
                              "every step")
 def test_marketplace_state_machine(env: Env) -> None:
-    env.app(price=E18 // 10)
-    for w in env.workers[:3]:
-        env.enroll(w, stake=5 * E18)
-    for r in (env.requester, env.dataset_owner):
-        env.fund(r, 200 * E18)
-    STEPS.clear()
-    run_state_machine_as_test(make_machine(env), settings=settings(
-        max_examples=12, stateful_step_count=40, deadline=None, derandomize=True,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]))
+    _fund_machine(env)
+    run_state_machine_as_test(make_machine(env)[0], settings=SETTINGS)
     print(f"\nstateful: {dict(STEPS)}")
     assert STEPS["succeeded"] > 50
     assert STEPS["fn:revealRange"] > 0 and STEPS["event:RangeCommitted"] > 0  # credible leases were exercised
+
+
+@pytest.mark.reliability(kind="attack", name="random sequences with lanes keep the books",
+                         how="the same machine with lanes of fixed-R jobs mixed in: chunks claimed, committed with a "
+                             "lie on a task, revealed or left silent, split (with right and wrong lists), expired, "
+                             "released after the job closed; the same invariants after every step")
+def test_lanes_state_machine(env: Env) -> None:
+    _fund_machine(env)
+    run_state_machine_as_test(make_machine(env)[1], settings=settings(SETTINGS, max_examples=16))
+    print(f"\nstateful (lanes): {dict(STEPS)}")
+    assert STEPS["succeeded"] > 50
+    assert STEPS["event:LaneRevealed"] > 0 and STEPS["event:LanesSplit"] > 0  # lanes were settled and split

@@ -311,7 +311,7 @@ def chain_event_count(t: Traffic, from_block: int = 0) -> int:
 
     from oracle import abi
 
-    topics = {bytes(event_abi_to_log_topic(e)) for name in ("IMarketplace", "IMarketplaceRegistry")
+    topics = {bytes(event_abi_to_log_topic(e)) for name in ("IMarketplace", "IMarketplaceExtension", "IMarketplaceRegistry")
               for e in abi(name) if e.get("type") == "event"}
     logs = t.w3.eth.get_logs({"fromBlock": from_block, "toBlock": "latest",
                               "address": [t.market.address, t.registry.address]})

@@ -522,7 +522,8 @@ GUARDED = ["deposit", "depositWithPermit", "withdraw", "stake", "requestUnstake"
            "cancelTasks", "closeJob", "claim", "claimRange", "submit", "submitRange", "reopenLease", "commit",
            "reveal", "finalize", "reopenExpired", "releaseReplicas", "relayCommits", "relayReveals",
            "relayResults", "multicall", "claimSome", "abandon", "reportFailure", "postCredibilityJob",
-           "startSpotCheck", "claimFreeRange", "commitRange", "revealRange"]
+           "startSpotCheck", "claimFreeRange", "commitRange", "revealRange", "claimLane", "commitLane", "revealLane",
+           "splitLanes", "reopenLanes", "releaseLanes"]
 OWNER_ONLY = ["setParams", "setTreasury", "setWorkerBanned", "transferOwnership", "renounceOwnership"]
 SELF_ONLY = ["registerWorker", "setPlatformClass"]  # not guarded: write only the caller's own worker record
 
@@ -535,7 +536,7 @@ FAILURE_PATHS = ["reveal (no consensus)", "reportFailure (at the cap)", "cancelT
 @attack(kind="attack", name="job callback re-enters every state-changing function",
         how="a callback contract, on each delivery path (results: submit, submitRange, relayResults, reveal, "
             "finalize, relayReveals; outcomes without a result: a failed task, a cancelled range, a closed job), "
-            "calls back all 38 state-changing functions of the marketplace; every money/task function must hit the "
+            "calls back all 44 state-changing functions of the marketplace; every money/task function must hit the "
             "guard, owner functions the Ownable check, and the delivering transaction must complete with exact "
             "balances")
 def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, path: str) -> None:
@@ -942,6 +943,17 @@ LOOP_BOUNDS = {
     ("ReplicaLogic.sol", "_bestGroup", "i < n"): "n revealed <= target <= 16",
     ("ReplicaLogic.sol", "_bestGroup", "j < i"): "i < n <= 16 (O(n^2) <= 256 steps)",
     ("ReplicaLogic.sol", "_bestGroup", "j < n"): "n <= 16",
+    ("LaneLogic.sol", "claim", "i < t.target"): "lanes = R <= 16",
+    ("LaneLogic.sol", "_held", "i < t.target"): "lanes = R <= 16",
+    ("LaneLogic.sol", "_unanimous", "i < t.target"): "lanes = R <= 16",
+    ("LaneLogic.sol", "reopen", "i < t.target"): "lanes = R <= 16",
+    ("LaneLogic.sol", "release", "i < t.target"): "lanes = R <= 16",
+    ("LaneLogic.sol", "_settle", "i < votes"): "votes = R <= 16",
+    ("LaneLogic.sol", "_settle", "i < count"): "count = the chunk's tasks <= MAX_LANE (32)",
+    ("LaneLogic.sol", "reveal", "i < count"): "count = the chunk's tasks <= MAX_LANE (32): the key includes it",
+    ("LaneLogic.sol", "rootOf", "i < n"): "n = the chunk's tasks <= 32 (the caller's calldata)",
+    ("LaneLogic.sol", "split", "i < target"): "lanes = R <= 16 (twice: the lists, then each task's replicas)",
+    ("LaneLogic.sol", "split", "j < count"): "count <= MAX_LANE (32): 32 per-task rounds of <= 16 replicas",
 }
 
 
