@@ -83,6 +83,28 @@ class TaskWorker(EventArgs):
     worker: str
 
 
+class LaneClaimed(EventArgs):
+    """A lane (one replica of each task of a chunk of ``count`` tasks from ``start_task_id``; PROTOCOL.md, "Lanes")."""
+
+    start_task_id: TaskId
+    worker: str
+    lane: int
+    count: int
+    expiry: int
+
+
+class LaneRef(EventArgs):
+    """``LaneCommitted``, ``LaneRevealed``, ``LaneExpired``, ``LaneReleased``: a worker's lane of a chunk."""
+
+    start_task_id: TaskId
+    worker: str
+
+
+class LanesSplit(EventArgs):
+    start_task_id: TaskId
+    count: int
+
+
 class ReplicaClaimed(EventArgs):
     task_id: TaskId
     worker: str

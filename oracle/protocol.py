@@ -146,6 +146,18 @@ def task_ids(job_id: int, first: int, count: int) -> list[TaskId]:
 
 
 # --- commit-reveal -------------------------------------------------------------------------------------
+def lane_key(start_task_id: int, count: int) -> int:
+    """The key of the lane chunk of ``count`` tasks from ``start_task_id`` in ``getTask`` / ``getReplica``
+    (``laneKey`` on chain): ``2^255 | count << 64 | start_task_id``."""
+    return (1 << 255) | (count << 64) | (start_task_id & (2**64 - 1))
+
+
+def lane_root(commitments: Sequence[bytes]) -> bytes:
+    """The root a lane commits (``commitLane``) and a credible lease commits (``commitRange``): keccak256 of its
+    tasks' per-task commitments, packed in task order."""
+    return keccak(b"".join(commitments))
+
+
 def _b32(value: bytes | str) -> bytes:
     raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value
     if len(raw) != 32:

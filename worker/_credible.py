@@ -17,13 +17,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from eth_utils.crypto import keccak
-
 from oracle import get_logger
 from oracle.credibility import of_worker, spot_checked
 from oracle.exceptions import TransactionReverted
 from oracle.market import JobView, TaskStatus
-from oracle.protocol import commitment, task_id
+from oracle.protocol import commitment, lane_root, task_id
 
 from ._journal import Step, TaskRecord
 
@@ -50,11 +48,6 @@ class Credibility(NamedTuple):
 def is_credible_lease(rec: TaskRecord) -> bool:
     """Whether ``rec`` is a task of a credible lease, not sealed into a replica yet."""
     return bool(rec.data.get("credible_lease")) and rec.data.get("replica") is None
-
-
-def range_root(leaves: Sequence[bytes]) -> bytes:
-    """The root ``commitRange`` takes: keccak256 over the tasks' commitments, in task order."""
-    return keccak(b"".join(leaves))
 
 
 def sealed_tasks(tids: Sequence[int], seed: bytes, spot_check_bps: int, credible: bool) -> list[bool]:
@@ -104,7 +97,7 @@ class CredibleLeases:
         job = JobView.model_validate(live[0].data["job"])
         tids = [start + i for i in range(count)]
         leaves = [commitment(tid, r.data["digest"], r.data["salt"], p.me) for tid, r in zip(tids, mine, strict=True)]
-        root = range_root(leaves)
+        root = lane_root(leaves)
         held = p.market.contract.functions.getRangeCommit(start).call()
         if held[0] == ZERO32:
             return self._commit(job, start, mine, leaves, root)

@@ -35,7 +35,7 @@ from oracle.exceptions import IpfsError, IpfsUnavailable, RpcUnavailable, Taskne
 from oracle.images import BUSYBOX_BASE, build_busybox_base, image_exists
 from oracle.ipfs import join_network
 from oracle.market import JobView, Market, MarketParams, TaskStatus, WorkerRecord
-from oracle.protocol import ARCH_BITS_MASK, platform_class_bytes, split_task_id, task_id
+from oracle.protocol import ARCH_BITS_MASK, lane_key, platform_class_bytes, split_task_id, task_id
 from oracle.tx import TxSender
 
 from ._batching import Held, flush_reason
@@ -46,6 +46,7 @@ from ._credible import is_credible_lease
 from ._gate import RunGate, Size
 from ._gpus import GpuAllocator, detect_gpus, docker_info, promised_gpus
 from ._journal import ClaimData, GpuNote, Journal, Step, TaskRecord
+from ._lanes import is_lane, lane_of
 from ._leases import (
     LeaseOp,
     ahead_for,
@@ -657,6 +658,8 @@ class Worker:
                 self.view.apply(ev)
                 if ev.name in ("TasksClaimed", "ReplicaClaimed") and ev.args["worker"].lower() == self.me_lower:
                     adopted += self._adopt(ev)
+                elif ev.name == "LaneClaimed" and ev.args["worker"].lower() == self.me_lower:
+                    adopted += self._adopt_lane(ea.LaneClaimed.model_validate(ev.args), ev.block_number, ev.tx_hash)
                 elif ev.name == "JobClosed":
                     closed.append(ea.JobRef.model_validate(ev.args).job_id)
             changed = changed or bool(events)
@@ -712,6 +715,27 @@ class Worker:
                                                        "transactionHash": bytes.fromhex(ev.tx_hash[2:])}, extra))
         return out
 
+    def _adopt_lane(self, a: ea.LaneClaimed, block: int, tx: str) -> list[TaskRecord]:
+        """A lane of ours on chain that the journal does not hold (see :meth:`_adopt`): unless it is over (committed,
+        expired, freed), its tasks are ours to run, or its ``count`` stakes are slashed."""
+        job_id, first = split_task_id(a.start_task_id)
+        recs = [self.journal.get(job_id, first + i) for i in range(a.count)]
+        if all(r is not None and r.step != Step.LOST for r in recs):
+            return []
+        key = lane_key(a.start_task_id, a.count)
+        chunk, lane = self.market.task_view(key), self.market.replica_view(key, a.lane)
+        bit = 1 << a.lane
+        job = self.view.jobs.get(job_id)
+        if (chunk.status != TaskStatus.ACTIVE or not chunk.occupied & bit or chunk.committed & bit or job is None
+                or lane.worker.lower() != self.me_lower or lane.expiry <= self.market.chain_time()
+                or job.app_id not in self.view.apps):
+            return []
+        extra: ClaimData = {"expiry": lane.expiry, "lane": a.start_task_id, "lane_count": a.count, "lane_slot": a.lane}
+        self.log.warning("lane_adopted", chunk=a.start_task_id, tasks=a.count, block=block)
+        return [self._record_claim(job, first + i, {"blockNumber": block, "transactionHash": bytes.fromhex(tx[2:])},
+                                   extra, a.count)
+                for i, r in enumerate(recs) if r is None or r.step == Step.LOST]
+
     def _advance_all(self) -> list[TaskRecord]:
         """Advance the tasks waiting on the chain; return the unfinished earlier ones to restart (not running)."""
         restart: list[TaskRecord] = []
@@ -723,11 +747,16 @@ class Worker:
         live = self.journal.unfinished()
         self._live = len(live)
         credible: dict[int, int] = {}  # credible leases with a task to settle: first task id -> count
+        lanes: dict[int, int] = {}  # lanes with a task to settle: the chunk's first task id -> count
         for rec in live:
             if is_credible_lease(rec) and rec.step >= Step.UPLOADED:
                 if rec.task_key not in self.running:
                     start, count = lease_of(rec)
                     credible[start] = count  # commitRange and revealRange once every task of the lease is uploaded
+            elif is_lane(rec) and rec.step >= Step.UPLOADED:
+                if rec.task_key not in self.running:
+                    start, count = lane_of(rec)
+                    lanes[start] = count  # commitLane, revealLane, then settled at once or split
             elif rec.step == Step.UPLOADED and rec.data.get("replica") is not None:
                 if rec.task_key not in self.running:
                     # R > 1: every uploaded replica held is committed in one transaction; a credibility-mode replica
@@ -753,6 +782,9 @@ class Worker:
         for start, count in credible.items():
             with bound_contextvars(lease=start):
                 changed += self.pipeline.credible.settle(start, count, running)
+        for start, count in lanes.items():
+            with bound_contextvars(chunk=start):
+                changed += self.pipeline.lanes.settle(start, count, running)
         if abandons:
             changed += zip(abandons, self.pipeline.abandon_many(abandons), strict=True)
         if held_commits and self._held_reason(held_commits, self._more_coming(), commits=True) is not None:
@@ -830,6 +862,11 @@ class Worker:
                     if len(out) >= 16:
                         break
             return out
+        if self._lanes_allowed(job):  # a chunk with a lane free comes first, as a task others started does
+            for start, chunk in self.view.chunks_of(job.job_id):
+                if len(chunk.lanes) < job.replication and all(
+                        h.worker.lower() != self.me_lower for h in chunk.lanes.values()):
+                    out.append((0, job, split_task_id(start)[1], None))
         for index in range(job.num_tasks):
             tid = task_id(job.job_id, index)
             # a credible lease's task sealed for a spot check is taken (leased) but wants a check replica
@@ -931,6 +968,16 @@ class Worker:
         if plain and self.slurm is None:  # its tasks may be larger than those held: fewer of them fit
             fewer = self._slots_for([self._size(plain[0][0].job_id, plain[0][0])])
             slots, capacity = slots - max(capacity - fewer, 0), min(capacity, fewer)
+        if plain and self._lanes_allowed(plain[0][0]):
+            job = plain[0][0]
+            if slots + ahead <= 0:
+                return
+            room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,
+                                             self._seconds_of(job), job.max_run_seconds)
+            await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
+            for rec in await asyncio.to_thread(self._claim_lane, job, max(room, 1)):
+                self._spawn(rec)  # those the run gate does not admit yet wait for a slot
+            return
         if plain and self._ranges_allowed(plain[0][0]) and slots + ahead > 1:
             job = plain[0][0]
             room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,
@@ -1003,6 +1050,63 @@ class Worker:
         # not a homogeneous job (a lease binds no platform class)
         return (bool(job.confidence_ppb) and self.s.batching.credible_leases and not job.gpus and not job.homogeneous
                 and self._verified is not None and self.pipeline.credible.credible_alone(job, self._verified))
+
+    def _lanes_allowed(self, job: JobView) -> bool:
+        """Whether this worker serves R > 1 ``job`` through lanes (``batching.lanes``; PROTOCOL.md, "Lanes"): a
+        fixed-R job without a callback (its chunks would need every callback in one transaction), not GPU jobs (a
+        task's devices are promised at claim time), not homogeneous ones, and not through a relayer or a cluster."""
+        return (self.s.batching.lanes and job.replication > 1 and not job.confidence_ppb and not job.gpus
+                and not job.homogeneous and int(job.callback, 16) == 0 and self.pipeline.relay is None
+                and self.slurm is None)
+
+    def _claim_lane(self, job: JobView, room: int) -> list[TaskRecord]:
+        """Lease a lane of ``job``: join a chunk other workers started (the fullest first, while its commit window
+        leaves this worker time to run it), else start a chunk of free tasks (at most ``batching.lane_tasks``, as
+        :meth:`_lease_run` sizes a lease of ``room``) unless a chunk of ours still waits alone for its other lanes."""
+        me = self.me_lower
+        chunks = self.view.chunks_of(job.job_id)
+        joinable = sorted(((start, c) for start, c in chunks if len(c.lanes) < job.replication
+                           and all(h.worker.lower() != me for h in c.lanes.values())),
+                          key=lambda sc: (-len(sc[1].lanes), sc[0]))
+        for start, c in joinable:
+            if any(h.committed for h in c.lanes.values()):  # its commit window is open: only if we make it
+                window = self.market.task_view(lane_key(start, c.count)).commit_deadline
+                if window and self.market.chain_time() + c.count * self._expected_run(job) > window:
+                    continue
+            got = self._send_lane(job, start, c.count)
+            if got:
+                return got
+        if any(len(c.lanes) < job.replication and any(h.worker.lower() == me for h in c.lanes.values())
+               for _, c in chunks):
+            return []  # ours waits for its other lanes: more of its kind would lock stake for nothing
+        run = self._lease_run(job, min(room, self.s.batching.lane_tasks))
+        if run is None:  # one free task in a row at most: a chunk of one
+            first = next(iter(self.view.free_indexes(job.job_id, job.num_tasks, self._offset(job))), None)
+            if first is None:
+                return []
+            run = (first, 1)
+        return self._send_lane(job, task_id(job.job_id, run[0]), run[1])
+
+    def _send_lane(self, job: JobView, start: int, count: int) -> list[TaskRecord]:
+        """``claimLane(start, count)``, simulated on the pending state first (a chunk another worker filled or
+        took meanwhile sends nothing)."""
+        fn = self.market.contract.functions.claimLane(start, count)
+        try:
+            fn.call({"from": self.account.address}, block_identifier="pending")
+            receipt = self.sender.transact(fn, pending=True)
+        except (TransactionReverted, ContractLogicError, Web3RPCError) as exc:
+            self.log.info("claim_lane_refused", chunk=start, tasks=count,
+                          error=getattr(exc, "error_name", None) or getattr(exc, "message", None) or str(exc)[:200])
+            return []
+        out: list[TaskRecord] = []
+        for ev in self.market.contract.events.LaneClaimed().process_receipt(receipt, errors=DISCARD):
+            a = ea.LaneClaimed.model_validate(ev["args"])
+            if a.worker == self.account.address and a.start_task_id == start:
+                extra: ClaimData = {"expiry": a.expiry, "lane": start, "lane_count": a.count, "lane_slot": a.lane}
+                first = split_task_id(start)[1]
+                out += [self._record_claim(job, first + i, receipt, extra, a.count) for i in range(a.count)]
+                self.log.info("lane_claimed", chunk=start, tasks=a.count, lane=a.lane)
+        return out
 
     def _claim_range(self, job: JobView, room: int) -> list[TaskRecord] | None:
         """Claim consecutive free tasks of R = 1 ``job`` from its first free one at or after this worker's offset
@@ -1202,7 +1306,7 @@ class Worker:
                     # from its start in a slot: a replica claimed ahead waited for the slot before (not its run)
                     self._run_times.setdefault(rec.job_id, []).append(time.monotonic() - began)
                     # a credible lease's run time sizes the job's next leases' claim ahead, as for R = 1
-                    self._ran(rec, time.monotonic() - began, lease=is_credible_lease(new))
+                    self._ran(rec, time.monotonic() - began, lease=is_credible_lease(new) or is_lane(new))
                 if new.finished:
                     self.pipeline.cleanup(new)
             except TaskPaused as exc:

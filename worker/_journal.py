@@ -59,6 +59,9 @@ class ClaimData(TypedDict, total=False):
     lease: int
     lease_count: int
     credible_lease: bool  # credibility mode: a lease of a worker credible alone (commitRange, revealRange)
+    lane: int  # R > 1 through lanes: the chunk's first task id (its count is lane_count, our lane lane_slot)
+    lane_count: int
+    lane_slot: int
 
 
 class GpuNote(TypedDict):
@@ -94,6 +97,9 @@ class TaskData(TypedDict, total=False):
     lease: int
     lease_count: int
     credible_lease: bool  # a credible lease's task (worker/_credible.py)
+    lane: int  # a lane's task (worker/_lanes.py): the chunk's first task id, its count, our lane's slot
+    lane_count: int
+    lane_slot: int
     commit_block: int  # the block of its lease's commitRange
     sealed: bool  # revealed sealed (spot-checked): a replica in slot 0 since
     # the run

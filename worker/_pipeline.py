@@ -40,7 +40,7 @@ from oracle.images import (
 from oracle.ipfs import IpfsClient
 from oracle.market import AppView, JobView, Market, MarketParams, TaskStatus
 from oracle.models import AppMetadata, InputsDocument
-from oracle.protocol import Eip712Domain, commitment, new_salt, task_id
+from oracle.protocol import Eip712Domain, commitment, lane_key, new_salt, task_id
 from oracle.status import SKIPPED_FILE, STATUS_FILE, format_status
 from oracle.tx import TxSender
 
@@ -52,6 +52,7 @@ from ._credible import CredibleLeases, is_credible_lease
 from ._gate import Size
 from ._gpus import GpuAllocator
 from ._journal import DatasetFields, Journal, Step, TaskRecord
+from ._lanes import LaneRounds, is_lane, lane_of
 from ._leases import LeaseOp, lease_of
 from ._relay import RelayClient, RelayError
 from ._sandbox import Limits, Reason, RunResult, RunSpec, Sandbox
@@ -150,6 +151,8 @@ class Pipeline:
         self._params: tuple[float, MarketParams] | None = None
         #: commits and reveals this worker's credible leases (credibility mode; worker/_credible.py)
         self.credible = CredibleLeases(self)
+        #: commits, reveals, settles or splits this worker's lanes (R > 1; worker/_lanes.py)
+        self.lanes = LaneRounds(self)
         #: (R > 1) chain time each reveal collected by :meth:`advance` must land by, by task key (for the hold rule)
         self.reveal_deadlines: dict[str, int] = {}
 
@@ -495,6 +498,13 @@ class Pipeline:
                 raise TaskLost(f"task {tid}: the lease is no longer ours")
             if lease.expiry <= now:
                 raise TaskLost(f"task {tid}: the lease expired at {lease.expiry}")
+        elif is_lane(rec):
+            start, count = lane_of(rec)
+            lane = self.market.replica_view(lane_key(start, count), int(rec.data["lane_slot"]))
+            if lane.worker.lower() != self.me.lower():
+                raise TaskLost(f"task {tid}: lane {rec.data['lane_slot']} of chunk {start} is no longer ours")
+            if lane.expiry <= now:
+                raise TaskLost(f"task {tid}: the lane expired at {lane.expiry}")
         else:
             replica = self.market.replica_view(tid, rec.data["replica"])
             if replica.worker.lower() != self.me.lower():

@@ -44,6 +44,14 @@ class LeaseHint(BaseModel):
     done: int = 0
 
 
+class ChunkHint(BaseModel):
+    """A lane chunk (PROTOCOL.md, "Lanes"): ``count`` tasks from its key in :attr:`MarketView.chunks`, its lanes by
+    slot."""
+
+    count: int
+    lanes: dict[int, ReplicaHint] = Field(default_factory=dict)
+
+
 Ranges = list[tuple[int, int]]
 _END = 1 << 64  # beyond any index: (i, _END) sorts after every range starting at i
 
@@ -131,6 +139,8 @@ class MarketView(BaseModel):
     targets: dict[int, int] = Field(default_factory=dict, description="task id -> replicas wanted (R>1)")
     classes: dict[int, str] = Field(default_factory=dict, description="task id -> the platform class its first "
                                     "replica bound it to (homogeneous redundancy)")
+    chunks: dict[int, ChunkHint] = Field(default_factory=dict, description="start task id -> a lane chunk not "
+                                         "settled or split yet (R > 1)")
 
     @field_validator("taken", mode="before")
     @classmethod
@@ -177,6 +187,10 @@ class MarketView(BaseModel):
     def _on_JobClosed(self, a: ea.JobRef) -> None:
         self.forget(a.job_id)
 
+    def chunks_of(self, job_id: int) -> list[tuple[int, ChunkHint]]:
+        """The lane chunks of ``job_id`` not settled yet, by first task."""
+        return [(start, c) for start, c in self.chunks.items() if split_task_id(start)[0] == job_id]
+
     def forget(self, job_id: int) -> None:
         """Drop a job and every hint about its tasks (it closed, or it is past its deadline)."""
         self.jobs.pop(job_id, None)
@@ -189,6 +203,8 @@ class MarketView(BaseModel):
             del self.targets[tid]
         for tid in [t for t in self.classes if split_task_id(t)[0] == job_id]:
             del self.classes[tid]
+        for start in [s for s in self.chunks if split_task_id(s)[0] == job_id]:
+            del self.chunks[start]
 
     def forget_expired(self, now: float, grace: float) -> list[int]:
         """Forget the jobs whose deadline passed more than ``grace`` seconds before ``now``: none of their tasks
@@ -304,7 +320,40 @@ class MarketView(BaseModel):
             if not hint.committed:
                 del slots[slot]
 
+    # -- lanes (R > 1) ---------------------------------------------------------------------------
+    def _on_LaneClaimed(self, a: ea.LaneClaimed) -> None:
+        job_id, index = split_task_id(a.start_task_id)
+        if job_id not in self.jobs:
+            return
+        chunk = self.chunks.setdefault(a.start_task_id, ChunkHint(count=a.count))
+        chunk.lanes[a.lane] = ReplicaHint(worker=a.worker, expiry=a.expiry)
+        self._take(job_id, range(index, index + a.count))
+
+    def _lane_of(self, a: ea.LaneRef) -> tuple[int, ReplicaHint] | None:
+        chunk = self.chunks.get(a.start_task_id)
+        for slot, hint in (chunk.lanes.items() if chunk else ()):
+            if hint.worker.lower() == a.worker.lower():
+                return slot, hint
+        return None
+
+    def _on_LaneCommitted(self, a: ea.LaneRef) -> None:
+        if (lane := self._lane_of(a)) is not None:
+            lane[1].committed = True
+
+    def _on_LaneExpired(self, a: ea.LaneRef) -> None:
+        if (lane := self._lane_of(a)) is not None:
+            del self.chunks[a.start_task_id].lanes[lane[0]]
+
+    def _on_LanesSplit(self, a: ea.LanesSplit) -> None:
+        """Each task goes on as a round of its own whose replicas are the lanes."""
+        chunk = self.chunks.pop(a.start_task_id, None)
+        if chunk is None:
+            return
+        for tid in range(a.start_task_id, a.start_task_id + a.count):
+            self.replicas[tid] = {slot: hint.model_copy() for slot, hint in chunk.lanes.items()}
+
     def _on_TaskFinalized(self, a: ea.TaskRef) -> None:
+        self.chunks.pop(a.task_id, None)  # a chunk's first task: the chunk settled (its others finalize with it)
         self._settle(a.task_id)
 
     def _on_TaskFailed(self, a: ea.TaskRef) -> None:
@@ -343,5 +392,7 @@ _ARGS: dict[str, Callable[..., BaseModel]] = {
     "TaskPlatformClassBound": ea.TaskPlatformClassBound.model_validate,
     "ResultCommitted": ea.TaskWorker.model_validate, "ClaimExpired": ea.TaskWorker.model_validate,
     "ReplicasAdded": ea.ReplicasAdded.model_validate, "TaskFinalized": ea.TaskRef.model_validate,
-    "TaskFailed": ea.TaskRef.model_validate,
+    "TaskFailed": ea.TaskRef.model_validate, "LaneClaimed": ea.LaneClaimed.model_validate,
+    "LaneCommitted": ea.LaneRef.model_validate, "LaneExpired": ea.LaneRef.model_validate,
+    "LanesSplit": ea.LanesSplit.model_validate,
 }

@@ -1,0 +1,134 @@
+"""Lanes run by real worker daemons (``batching.lanes``; anvil, kubo, Docker): R > 1 jobs go through chunks whose
+lanes each commit one root and reveal one list. Honest lanes settle whole chunks at once (no per-task claim,
+commit or reveal at all); a lying lane makes its chunks split into per-task rounds where the liar alone is
+slashed, for each task it lied on, and every task still ends with the honest result; a worker killed mid-lane
+finishes it after its restart."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from oracle.market import Market
+from oracle.protocol import split_task_id
+from tests.integration.test_worker import fund_worker, running, settings, wait_for, worker_process
+from tests.integration.test_worker_results_batching import slow_bag
+from tests.market_helpers import ETHER, fund, post_job, register_app
+from worker._daemon import Worker
+from worker._journal import Journal, Step
+
+LANES = {"lanes": True, "lane_tasks": 3}
+
+
+def events(market: Market, name: str, job_id: int, key: str = "taskId") -> list[dict]:
+    return [dict(e["args"]) for e in getattr(market.contract.events, name)().get_logs(from_block=0)
+            if split_task_id(int(e["args"][key]))[0] == job_id]
+
+
+def test_honest_lanes_settle_whole_chunks(anvil, w3, accounts, market, ipfs, docker_client, echo_digest,
+                                          tmp_path) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    pair = accounts[4:6]
+    for a in pair:
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=6, replication=2)
+    workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", batching=LANES),
+                      docker_client=docker_client) for i, a in enumerate(pair)]
+    with running(*workers):
+        wait_for(lambda: market.job_record(job_id).settled == 6, timeout=240, what="the job settled")
+        wait_for(lambda: all(r.step is Step.DONE for w in workers for r in w.journal.all()), timeout=60,
+                 what="the daemons saw their tasks end")
+    claimed = events(market, "LaneClaimed", job_id, "startTaskId")
+    assert claimed and all(c["count"] <= 3 for c in claimed)
+    by_chunk = Counter(c["startTaskId"] for c in claimed)
+    assert set(by_chunk.values()) == {2}, by_chunk  # every chunk got both lanes, from two workers
+    assert not events(market, "ReplicaClaimed", job_id) and not events(market, "ResultCommitted", job_id)
+    finals = events(market, "TaskFinalized", job_id)
+    assert len(finals) == 6 and {f["winners"] for f in finals} == {2}
+    assert not events(market, "LanesSplit", job_id, "startTaskId")
+    for a, w in zip(pair, workers, strict=True):
+        info = market.worker_record(a.address)
+        assert (info.locked, info.slashes, info.reputation) == (0, 0, 6)
+        recs = w.journal.all()
+        assert len(recs) == 6 and all(r.step is Step.DONE and r.data["outcome"] == "won" for r in recs)
+        assert all(r.data["earned"] > 0 for r in recs)
+    assert market.job_record(job_id).finished == 6
+
+
+def test_a_lying_lane_splits_its_chunks_and_is_slashed_per_task(anvil, w3, accounts, market, ipfs, docker_client,
+                                                                echo_digest, tmp_path) -> None:
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    honest, liar = accounts[4:6], accounts[6]
+    for a in (*honest, liar):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=3)
+    workers = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", batching=LANES,
+                               fault="wrong-result" if a is liar else "none"), docker_client=docker_client)
+               for i, a in enumerate((*honest, liar))]
+    with running(*workers):
+        wait_for(lambda: market.job_record(job_id).settled == 3, timeout=240, what="the job settled")
+        # after the split each honest task is a replica its daemon follows to its end
+        wait_for(lambda: all(r.step is Step.DONE for w in workers[:2] for r in w.journal.all()), timeout=60,
+                 what="the honest daemons saw their tasks end")
+    assert events(market, "LanesSplit", job_id, "startTaskId")
+    finals = events(market, "TaskFinalized", job_id)
+    assert len(finals) == 3 and {f["winners"] for f in finals} == {2}
+    slashes = [s for s in market.contract.events.WorkerSlashed().get_logs(from_block=0)]
+    assert {s["args"]["worker"] for s in slashes} == {liar.address}
+    stake = market.job_record(job_id).replica_stake
+    # one slash per task it lied on, never the whole chunk's stake at once
+    assert sorted((s["args"]["taskId"], s["args"]["amount"]) for s in slashes) == [
+        (f["taskId"], stake) for f in sorted(finals, key=lambda f: f["taskId"])]
+    assert market.worker_record(liar.address).slashes == 3
+    for a, w in zip(honest, workers[:2], strict=True):
+        info = market.worker_record(a.address)
+        assert (info.locked, info.slashes) == (0, 0)
+        assert all(r.step is Step.DONE and r.data["outcome"] == "won" for r in w.journal.all())
+
+
+def test_a_worker_killed_mid_lane_finishes_it_after_restart(anvil, w3, accounts, market, ipfs, docker_client,
+                                                            echo_digest, tmp_path) -> None:
+    """kill -9 while the first task of a lane is uploaded and the second runs: restarted, the worker runs the
+    second again (not the first), commits and reveals the lane, and the chunk settles; nobody is slashed."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    steady, killed = accounts[4], accounts[7]
+    for a in (steady, killed):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, replication=2, max_run=300,
+                      doc=slow_bag(ipfs, 2, 3))
+    batching = {**LANES, "lane_tasks": 2, "claim_ahead_s": 1e6}
+    other = Worker(settings(anvil, ipfs, market, steady, tmp_path / "steady", batching=batching),
+                   docker_client=docker_client)
+    cfg = settings(anvil, ipfs, market, killed, tmp_path / "w", batching=batching)
+    path = tmp_path / "w" / "journal.db"
+
+    def first_uploaded() -> bool:
+        if not path.exists():
+            return False
+        recs = {r.task_index: r for r in Journal(path).unfinished()}
+        return 0 in recs and recs[0].step is Step.UPLOADED and 1 in recs
+
+    with running(other):
+        proc = worker_process(cfg, tmp_path / "cfg.json")
+        try:
+            wait_for(first_uploaded, what="the lane's first result uploaded")
+            proc.kill()
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert market.job_record(job_id).settled == 0
+        restarted = worker_process(cfg, tmp_path / "cfg.json")
+        try:
+            wait_for(lambda: market.job_record(job_id).settled == 2, timeout=120, what="the chunk settled")
+        finally:
+            restarted.terminate()
+            restarted.wait(60)
+    journal = Journal(path)
+    assert [s for s, _ in journal.history(job_id, 0)].count(Step.RAN) == 1  # uploaded before the kill: not run again
+    assert {f["winners"] for f in events(market, "TaskFinalized", job_id)} == {2}
+    for a in (steady, killed):
+        info = market.worker_record(a.address)
+        assert (info.slashes, info.locked) == (0, 0)

@@ -1,0 +1,169 @@
+"""Lanes (R > 1; PROTOCOL.md, "Lanes"): what a worker does with the tasks of a lane it leased with ``claimLane``.
+
+Its tasks run as any task, up to their uploaded result (digest, CID, salt, journaled). Once all of them are
+uploaded, one ``commitLane`` fixes them in a root over their per-task commitments; once every lane committed (or
+the chunk's commit window passed), one ``revealLane`` gives the whole list. The reveal that completes a set of equal
+lists settles every task of the chunk at once: each is then DONE, won. Otherwise anyone may split the chunk into
+per-task rounds (``splitLanes``, the revealed lists read back from the lanes' ``ResultRevealed`` events); this worker
+does so when its own lane is owed: each of its tasks then becomes a revealed replica at its lane's slot, which
+:meth:`worker._pipeline.Pipeline.advance` follows to its end as any replica (won, outvoted, more replicas wanted).
+
+Every step is journaled before the next one is sent, and each first reads what the chain has (the chunk's round,
+our lane's bits), so a restart or a reorg at any point neither sends a step twice nor loses one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from web3.logs import DISCARD
+
+from oracle import event_args as ea
+from oracle import get_logger
+from oracle.exceptions import TransactionReverted
+from oracle.market import JobView, TaskStatus, TaskView
+from oracle.protocol import commitment, lane_key, lane_root, split_task_id
+
+from ._journal import Step, TaskRecord
+
+if TYPE_CHECKING:
+    from ._pipeline import Pipeline
+
+log = get_logger("worker.lanes")
+
+Pair = tuple[TaskRecord, TaskRecord]
+#: gas a split may need per task beyond its simulation (each task's round settles: payouts and slashes)
+SPLIT_TASK_GAS = 250_000
+
+
+def is_lane(rec: TaskRecord) -> bool:
+    """Whether ``rec`` is a task of this worker's lane, not turned into a per-task replica by a split yet."""
+    return rec.data.get("lane") is not None and rec.data.get("replica") is None
+
+
+def lane_of(rec: TaskRecord) -> tuple[int, int]:
+    """(first task id, count) of the chunk ``rec``'s lane belongs to."""
+    return int(rec.data["lane"]), int(rec.data["lane_count"])
+
+
+class LaneRounds:
+    """Commits, reveals, and settles or splits this worker's lanes, for :class:`worker._pipeline.Pipeline`."""
+
+    def __init__(self, pipe: Pipeline) -> None:
+        self.p = pipe
+
+    def settle(self, start: int, count: int, running: set[str]) -> list[Pair]:
+        """Take the lane of chunk (``start``, ``count``) one step further if it can go. Returns the (old, new)
+        records that changed."""
+        p = self.p
+        job_id, first = split_task_id(start)
+        recs = [p.journal.get(job_id, first + i) for i in range(count)]
+        if any(r is None or r.task_key in running for r in recs):
+            return []
+        mine = [r for r in recs if r is not None]
+        live = [r for r in mine if not r.finished and is_lane(r)]
+        if not live:
+            return []
+        slot = int(live[0].data["lane_slot"])
+        bit = 1 << slot
+        key = lane_key(start, count)
+        chunk = p.market.task_view(key)
+        if chunk.status == TaskStatus.FINALIZED:
+            return self._ended(start, live, chunk, slot)
+        lane = p.market.replica_view(key, slot)
+        if chunk.status != TaskStatus.ACTIVE or not chunk.occupied & bit or lane.worker.lower() != p.me.lower():
+            why = f"lane {slot} of chunk {start} is no longer this worker's (expired, or released)"
+            return [(r, p.journal.record(r.job_id, r.task_index, Step.LOST, note=why, reason=why)) for r in live]
+        if any(r.step < Step.UPLOADED for r in mine):
+            return []  # some still to run: the root covers the whole chunk
+        job = JobView.model_validate(live[0].data["job"])
+        now = p.market.chain_time()
+        if not chunk.committed & bit:
+            return self._commit(job, start, count, mine)
+        if not chunk.revealed & bit:
+            if chunk.committed.bit_count() != chunk.target and now <= chunk.commit_deadline:
+                return [] if all(r.step == Step.COMMITTED for r in mine) else self._journal(mine, Step.COMMITTED)
+            if now <= chunk.reveal_deadline:
+                return self._reveal(job, start, mine)
+        elif any(r.step != Step.REVEALED for r in mine):  # revealed before a restart
+            return self._journal(mine, Step.REVEALED)
+        if chunk.revealed.bit_count() == chunk.target or (chunk.reveal_deadline and now > chunk.reveal_deadline):
+            self._split(start, count, chunk, int(live[0].data.get("claim_block") or 0))
+        return []
+
+    def _commit(self, job: JobView, start: int, count: int, recs: list[TaskRecord]) -> list[Pair]:
+        p = self.p
+        leaves = [commitment(start + i, r.data["digest"], r.data["salt"], p.me) for i, r in enumerate(recs)]
+        try:
+            receipt = p.sender.transact(p.market.contract.functions.commitLane(start, count, lane_root(leaves)))
+        except TransactionReverted as exc:
+            log.warning("commit_lane_refused", chunk=start, error=exc.error_name, action="look again next poll")
+            return []
+        gas = int(receipt["gasUsed"])
+        log.info("lane_committed", chunk=start, tasks=count, gas=gas)
+        return self._journal(recs, Step.COMMITTED, tx=receipt["transactionHash"].hex(), gas=gas // count)
+
+    def _reveal(self, job: JobView, start: int, recs: list[TaskRecord]) -> list[Pair]:
+        p = self.p
+        fn = p.market.contract.functions.revealLane(
+            start, [bytes.fromhex(r.data["digest"][2:]) for r in recs],
+            [bytes.fromhex(r.data["salt"][2:]) for r in recs], [r.data["cid"] for r in recs])
+        try:
+            receipt = p.sender.transact(fn)
+        except TransactionReverted as exc:
+            log.warning("reveal_lane_refused", chunk=start, error=exc.error_name, action="look again next poll")
+            return []
+        gas = int(receipt["gasUsed"])
+        settled = [ea.TaskRef.model_validate(e["args"]) for e in
+                   p.market.contract.events.TaskFinalized().process_receipt(receipt, errors=DISCARD)]
+        log.info("lane_revealed", chunk=start, tasks=len(recs), settled=len(settled), gas=gas)
+        return self._journal(recs, Step.REVEALED, tx=receipt["transactionHash"].hex(), gas=gas // len(recs))
+
+    def _journal(self, recs: list[TaskRecord], step: Step, **data: Any) -> list[Pair]:
+        return [(r, self.p.journal.record(r.job_id, r.task_index, step, **data)) for r in recs]
+
+    def _split(self, start: int, count: int, chunk: TaskView, from_block: int) -> None:
+        """The lanes disagree, or the reveal window passed with a lane silent: split the chunk into per-task rounds,
+        giving every revealed lane's list (read back from its ``ResultRevealed`` events)."""
+        p = self.p
+        key = lane_key(start, count)
+        workers = [p.market.replica_view(key, i).worker.lower() if chunk.revealed & (1 << i) else None
+                   for i in range(chunk.target)]
+        digests: dict[tuple[str, int], bytes] = {}
+        for e in p.market.contract.events.ResultRevealed().get_logs(
+                from_block=from_block, argument_filters={"taskId": list(range(start, start + count))}):
+            a = e["args"]
+            digests[(str(a["worker"]).lower(), int(a["taskId"]))] = bytes(a["resultDigest"])
+        lists = [[digests.get((w, start + i), b"\0" * 32) for i in range(count)] for w in workers if w is not None]
+        try:
+            receipt = p.sender.transact(p.market.contract.functions.splitLanes(start, count, lists),
+                                        min_gas=count * SPLIT_TASK_GAS)
+        except TransactionReverted as exc:
+            log.warning("split_lanes_refused", chunk=start, error=exc.error_name, action="look again next poll")
+            return
+        log.info("lanes_split", chunk=start, tasks=count, lanes=len(lists), gas=int(receipt["gasUsed"]))
+
+    def _ended(self, start: int, live: list[TaskRecord], chunk: TaskView, slot: int) -> list[Pair]:
+        """The chunk is over: settled at once (its tasks have no round of their own: each is won, for the share its
+        ``TaskFinalized`` gives), or split (each task is now a round whose replica at our slot is ours: revealed, it
+        is followed as any replica; silent, it was slashed)."""
+        p = self.p
+        out: list[Pair] = []
+        for r in live:
+            tid = start + (r.task_index - split_task_id(start)[1])
+            t = p.market.task_view(tid)
+            if t.status == TaskStatus.NONE:
+                share = self._share(tid, int(r.data.get("claim_block") or 0))
+                out.append((r, p.journal.record(r.job_id, r.task_index, Step.DONE, outcome="won", earned=share)))
+            elif chunk.revealed & (1 << slot):
+                out.append((r, p.journal.record(r.job_id, r.task_index, Step.REVEALED, replica=slot,
+                                                note=f"chunk {start} split into per-task rounds")))
+            else:
+                why = f"chunk {start} split while this lane had not revealed: slashed for each task"
+                out.append((r, p.journal.record(r.job_id, r.task_index, Step.LOST, note=why, reason=why)))
+        return out
+
+    def _share(self, tid: int, from_block: int) -> int:
+        events = self.p.market.contract.events.TaskFinalized().get_logs(
+            from_block=from_block, argument_filters={"taskId": tid})
+        return ea.TaskFinalized.model_validate(events[-1]["args"]).reward_each if events else 0
