@@ -574,7 +574,7 @@ def markdown(res: GasRow) -> str:
         if lane_gas is not None:
             target = DAEMON[f"daemon_r{r}_per_task"][2]
             lines.append(f"| `bag10_r{r}_lanes_per_task` (10 tasks, R = {r}, one chunk: each lane's claimLane, "
-                         f"commitLane and revealLane its own transaction; the daemon does not lease lanes yet) | "
+                         f"commitLane and revealLane its own transaction; daemons lease lanes with batching.lanes) | "
                          f"{lane_gas:,} {'✓' if lane_gas <= target else '✗'} | ≤ {target:,} as the daemon sends it "
                          "(#17) | — | — |")
     if sizes := res.get("credible_lease_by_size"):

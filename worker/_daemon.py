@@ -864,8 +864,9 @@ class Worker:
             return out
         if self._lanes_allowed(job):  # a chunk with a lane free comes first, as a task others started does
             for start, chunk in self.view.chunks_of(job.job_id):
-                if len(chunk.lanes) < job.replication and all(
-                        h.worker.lower() != self.me_lower for h in chunk.lanes.values()):
+                if all(h.worker.lower() != self.me_lower for h in chunk.lanes.values()) and (
+                        len(chunk.lanes) < job.replication
+                        or any(not h.committed and h.expiry < now for h in chunk.lanes.values())):
                     out.append((0, job, split_task_id(start)[1], None))
         for index in range(job.num_tasks):
             tid = task_id(job.job_id, index)
@@ -1065,6 +1066,11 @@ class Worker:
         :meth:`_lease_run` sizes a lease of ``room``) unless a chunk of ours still waits alone for its other lanes."""
         me = self.me_lower
         chunks = self.view.chunks_of(job.job_id)
+        now = self.market.chain_time()
+        for start, c in chunks:  # a lane past its expiry without a commit: its worker is slashed, the lane freed
+            if any(not h.committed and h.expiry < now and h.worker.lower() != me for h in c.lanes.values()):
+                self._reopen_lanes(start, c.count)
+                c.lanes = {i: h for i, h in c.lanes.items() if h.committed or h.expiry >= now}
         joinable = sorted(((start, c) for start, c in chunks if len(c.lanes) < job.replication
                            and all(h.worker.lower() != me for h in c.lanes.values())),
                           key=lambda sc: (-len(sc[1].lanes), sc[0]))
@@ -1086,6 +1092,18 @@ class Worker:
                 return []
             run = (first, 1)
         return self._send_lane(job, task_id(job.job_id, run[0]), run[1])
+
+    def _reopen_lanes(self, start: int, count: int) -> None:
+        """``reopenLanes``: the chunk's lanes past their expiry without a commit are slashed and freed (anyone may
+        call it; a lost race to it is no error)."""
+        fn = self.market.contract.functions.reopenLanes(start, count)
+        try:
+            fn.call({"from": self.account.address}, block_identifier="pending")
+            self.sender.transact(fn, pending=True)
+            self.log.warning("lanes_reopened", chunk=start, tasks=count)
+        except (TransactionReverted, ContractLogicError, Web3RPCError) as exc:
+            self.log.info("reopen_lanes_refused", chunk=start,
+                          error=getattr(exc, "error_name", None) or getattr(exc, "message", None) or str(exc)[:200])
 
     def _send_lane(self, job: JobView, start: int, count: int) -> list[TaskRecord]:
         """``claimLane(start, count)``, simulated on the pending state first (a chunk another worker filled or

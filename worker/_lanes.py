@@ -74,6 +74,13 @@ class LaneRounds:
         if chunk.status != TaskStatus.ACTIVE or not chunk.occupied & bit or lane.worker.lower() != p.me.lower():
             why = f"lane {slot} of chunk {start} is no longer this worker's (expired, or released)"
             return [(r, p.journal.record(r.job_id, r.task_index, Step.LOST, note=why, reason=why)) for r in live]
+        if any(r.step in (Step.ABANDONING, Step.FAILED, Step.ABANDONED) or (r.finished and r.step != Step.DONE)
+               for r in mine):
+            # this worker could not produce one of the lane's results, and a lane is not given back in part: the
+            # root could not cover it, so the lane expires (its stakes are slashed) and another worker takes it
+            why = f"a task of lane {slot} of chunk {start} could not be finished here: the lane will expire"
+            log.warning("lane_given_up", chunk=start, reason=why)
+            return [(r, p.journal.record(r.job_id, r.task_index, Step.LOST, note=why, reason=why)) for r in live]
         if any(r.step < Step.UPLOADED for r in mine):
             return []  # some still to run: the root covers the whole chunk
         job = JobView.model_validate(live[0].data["job"])

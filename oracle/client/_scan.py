@@ -59,7 +59,7 @@ def _canonical(inp: ABIComponent) -> str:
 
 def _events() -> dict[str, _EventAbi]:
     out: dict[str, _EventAbi] = {}
-    for item in abi("IMarketplace"):
+    for item in [*abi("IMarketplace"), *abi("IMarketplaceExtension")]:
         if item.get("type") != "event" or item.get("anonymous"):
             continue
         event = cast(ABIEvent, item)

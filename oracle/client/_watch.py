@@ -16,7 +16,8 @@ JOB_EVENTS = {
     "JobPosted", "TasksCancelled", "JobClosed", "TasksClaimed", "ResultSubmitted", "LeaseExpired", "ReplicaClaimed",
     "ResultCommitted", "ResultRevealed", "TaskFinalized", "ReplicasAdded", "TaskFailed", "ClaimExpired",
     "ReplicaReleased", "TaskReleased", "CallbackDelivered", "WorkerSlashed", "ClaimAbandoned", "FailureReported",
-    "FailureConfirmed", "TasksEndedDelivered", "JobCredibility", "ReplicaWanted",
+    "FailureConfirmed", "TasksEndedDelivered", "JobCredibility", "ReplicaWanted", "LaneClaimed", "LaneCommitted",
+    "LaneRevealed", "LanesSplit", "LaneExpired", "LaneReleased",
 }
 
 
@@ -145,6 +146,12 @@ class Tracker(BaseModel):
         self.claimed.add(index)
         self.running.add(index)
         self.workers.setdefault(index, []).append(str(a["worker"]))
+
+    def _on_LaneClaimed(self, a: dict[str, object], index: int | None) -> None:
+        """A lane (R > 1): one replica of each task of its chunk."""
+        assert index is not None
+        for i in range(index, index + int(a["count"])):  # type: ignore[call-overload]
+            self._on_ReplicaClaimed(a, i)
 
     def _on_ResultRevealed(self, a: dict[str, object], index: int | None) -> None:
         assert index is not None

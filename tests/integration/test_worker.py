@@ -121,7 +121,8 @@ def test_two_workers_share_a_replicated_job_and_agree(anvil, w3, accounts, marke
 
 def test_replicas_are_claimed_ahead_and_committed_and_revealed_together(anvil, w3, accounts, market, ipfs,
                                                                       docker_client, echo_digest, tmp_path) -> None:
-    """R > 1 batching as the daemon runs it (issue #17): with one run slot each, two workers still claim several
+    """R > 1 batching of per-task rounds (lanes off: tests/integration/test_worker_lanes.py has them; per-task
+    rounds still serve jobs with a callback, homogeneous and GPU jobs): with one run slot each, two workers still claim several
     replicas per claimSome once they have seen a run of the job (queued for the slot, each with half its
     maxRunSeconds to spare), and hold their commits and reveals to send several per multicall. Nobody is slashed,
     no replica is given back, every task is won by both."""
@@ -132,7 +133,7 @@ def test_replicas_are_claimed_ahead_and_committed_and_revealed_together(anvil, w
     for i, a in enumerate((accounts[4], accounts[5])):
         fund(w3, market, a, 20 * ETHER)
         workers.append(Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", stake=15 * ETHER,
-                                       policy={"max_concurrent": 1}, batching={"hold_s": 10.0}),
+                                       policy={"max_concurrent": 1}, batching={"hold_s": 10.0, "lanes": False}),
                               docker_client=docker_client))
     with running(*workers):
         wait_for(lambda: market.job_record(job_id).finished == 12, timeout=240, what="12 finalized tasks")

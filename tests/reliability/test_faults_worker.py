@@ -51,10 +51,13 @@ def _proc(chain: PrivateChain, ipfs, tmp: Path, acct, name: str, **kw) -> Worker
 
 
 def _claims_by(market, worker: str, tid: int) -> int:
-    """Claims of task ``tid`` by ``worker`` on chain (TasksClaimed for R = 1, ReplicaClaimed for R > 1)."""
+    """Claims of task ``tid`` by ``worker`` on chain (TasksClaimed for R = 1; ReplicaClaimed, or a lane whose chunk
+    holds the task, LaneClaimed, for R > 1)."""
     r1 = market.contract.events.TasksClaimed().get_logs(from_block=0, argument_filters={"startTaskId": tid})
     r2 = market.contract.events.ReplicaClaimed().get_logs(from_block=0, argument_filters={"taskId": tid})
-    return sum(1 for e in [*r1, *r2] if e["args"]["worker"] == worker)
+    lanes = [e for e in market.contract.events.LaneClaimed().get_logs(from_block=0)
+             if e["args"]["startTaskId"] <= tid < e["args"]["startTaskId"] + e["args"]["count"]]
+    return sum(1 for e in [*r1, *r2, *lanes] if e["args"]["worker"] == worker)
 
 
 def _mark(point: str, r: int, how: str):
@@ -186,25 +189,31 @@ def test_sigkill_during_the_container_run_cleans_up_and_resumes(fault_chain: Pri
             v.remove(force=True)
 
 
-@pytest.mark.parametrize("replication", [
-    pytest.param(1, id="R1-reopenLease", marks=pytest.mark.reliability(
+@pytest.mark.parametrize(("replication", "lanes"), [
+    pytest.param(1, False, id="R1-reopenLease", marks=pytest.mark.reliability(
         kind="fault", name="crashed worker never returns (R=1)",
         how="worker A exits 137 after its claim and is not restarted; the chain clock is moved past the lease "
             "expiry; worker B reopens the lease (A slashed one replica stake), claims and submits; checks one "
             "ResultSubmitted by B, A the only one slashed")),
-    pytest.param(2, id="R2-reopenExpired", marks=pytest.mark.reliability(
+    pytest.param(2, False, id="R2-reopenExpired", marks=pytest.mark.reliability(
         kind="fault", name="crashed worker never returns (R=2)",
         how="worker A exits 137 after claiming a replica and stays down; B runs and commits the other replica; the "
             "clock passes A's claim expiry; worker C calls reopenExpired (A slashed), claims the freed slot; the "
             "task finalizes once with B and C as winners; only A lost stake")),
+    pytest.param(2, True, id="R2-lanes-reopenLanes", marks=pytest.mark.reliability(
+        kind="fault", name="crashed worker never returns (R=2, lanes)",
+        how="the same through lanes (batching.lanes): A exits 137 after claiming a lane and stays down; B leases the "
+            "other lane and commits; the clock passes A's lane expiry; worker C calls reopenLanes (A slashed), "
+            "leases the freed lane; the chunk settles once with B and C as winners; only A lost stake")),
 ])
 def test_crashed_worker_that_never_returns_is_replaced_and_alone_slashed(fault_chain: PrivateChain, ipfs,
                                                                         docker_client, fault_echo_digest, tmp_path,
-                                                                        record_property, replication: int) -> None:
+                                                                        record_property, replication: int,
+                                                                        lanes: bool) -> None:
     chain, market = fault_chain, fault_chain.market
     app_id, ws = _market_ready(chain, ipfs, fault_echo_digest, workers=3)
     job = post_job(chain.w3, market, chain.accounts[1], ipfs, app_id, tasks=1, replication=replication, max_run=30)
-    a, b, c = (_proc(chain, ipfs, tmp_path, w, name) for w, name in zip(ws, "ABC", strict=True))
+    a, b, c = (_proc(chain, ipfs, tmp_path, w, name, batching={"lanes": lanes}) for w, name in zip(ws, "ABC", strict=True))
     replica_stake = int(market.market_params().replica_stake)
     grace = int(market.market_params().claim_grace)
     with workers_stopped(a, b, c):
@@ -230,10 +239,13 @@ def test_crashed_worker_that_never_returns_is_replaced_and_alone_slashed(fault_c
     else:
         fin = market.contract.events.TaskFinalized().get_logs(from_block=0, argument_filters={"taskId": tid})
         assert fin[0]["args"]["winners"] == 2
-        expired = market.contract.events.ClaimExpired().get_logs(from_block=0)
+        # A's replica, or its lane (the daemons lease lanes: PROTOCOL.md, "Lanes"), expired and was reopened
+        expired = [*market.contract.events.ClaimExpired().get_logs(from_block=0),
+                   *market.contract.events.LaneExpired().get_logs(from_block=0)]
         assert [e["args"]["worker"] for e in expired] == [ws[0].address]
         honest = [ws[1], ws[2]]
-        evidence.append("C called reopenExpired on A's claim, took the slot; B and C won")
+        evidence.append(f"C called {'reopenLanes' if expired[0]['event'] == 'LaneExpired' else 'reopenExpired'} "
+                        "on A's claim, took the slot; B and C won")
     slashed = market.contract.events.WorkerSlashed().get_logs(from_block=0)
     assert [e["args"]["worker"] for e in slashed] == [ws[0].address], slashed
     info = market.worker_record(ws[0].address)
