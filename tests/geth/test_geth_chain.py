@@ -25,11 +25,12 @@ from worker._daemon import Worker
 from worker._settings import WorkerSettings
 
 
-def _worker(geth: Any, market: Market, ipfs: Any, account: LocalAccount, state: Path, docker_client: Any) -> Worker:
+def _worker(geth: Any, market: Market, ipfs: Any, account: LocalAccount, state: Path, docker_client: Any,
+            **kw: Any) -> Worker:
     fund(geth.w3, market, account, 10 * ETHER)
     s = WorkerSettings(rpc_url=geth.rpc_url, ipfs_api=ipfs.api_url, marketplace=market.address,
                        private_key="0x" + account.key.hex().removeprefix("0x"), state_dir=state, stake=5 * ETHER,
-                       poll_interval=0.2, claim_backoff_max=0.3, policy={"max_concurrent": 2})
+                       poll_interval=0.2, claim_backoff_max=0.3, policy={"max_concurrent": 2}, **kw)
     return Worker(s, docker_client=docker_client)
 
 
@@ -111,3 +112,33 @@ def test_r1_and_r2_jobs_with_callbacks_run_on_geth(geth: Any, geth_market: Marke
         assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
         assert json.loads(audit.stdout)["passed"]
     assert task_id(pair, 1) >> 32 == pair
+
+
+def test_lanes_run_on_geth_and_the_audit_passes(geth: Any, geth_market: Market, ipfs: Any, docker_client: Any,
+                                                echo_digest: str, tmp_path: Path, state_dir: Path) -> None:
+    """Daemons leasing lanes (``batching.lanes``) on geth: an R = 2 job goes through chunks that settle at once, no
+    worker transaction reverts but lost claim races, and the auditor's verifier re-checks every task from the
+    lanes' roots and lists."""
+    w3, market, acc = geth.w3, geth_market, geth.accounts
+    app_id = register_app(w3, market, acc[2], echo_digest)
+    fund(w3, market, acc[1], 20 * ETHER)
+    workers = [_worker(geth, market, ipfs, a, tmp_path / a.address, docker_client,
+                       batching={"lanes": True, "lane_tasks": 3}) for a in acc[7:9]]
+    start = w3.eth.block_number
+    job = _post(geth, market, ipfs, acc[1], app_id, tasks=5, replication=2, callback="0x" + "00" * 20)
+    with running(*workers):
+        wait_for(lambda: market.job_record(job).finished == 5, timeout=300, what="the R = 2 job through lanes on geth")
+    lanes = [e for e in market.contract.events.LaneClaimed().get_logs(from_block=start)]
+    assert lanes and {e["args"]["worker"] for e in lanes} == {w.account.address for w in workers}
+    assert not market.contract.events.ReplicaClaimed().get_logs(from_block=start)
+    receipts = _sent_by(w3, start, {w.account.address for w in workers})
+    failed = [_called(w3, market, r["transactionHash"]) for r in receipts if r["status"] != 1]
+    assert set(failed) <= {"claimLane"}, failed  # a lost race to a chunk, at most
+    for w in workers:
+        me = market.worker_record(w.account.address)
+        assert (me.slashes, me.locked) == (0, 0)
+    audit = subprocess.run([sys.executable, "-m", "tasknet.cli", "audit", "job", str(job), "--rpc-url", geth.rpc_url,
+                            "--marketplace", market.address, "--from-block", str(start), "--ipfs-api", ipfs.api_url,
+                            "--json"], capture_output=True, text=True, timeout=300, check=False)
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
+    assert json.loads(audit.stdout)["passed"]

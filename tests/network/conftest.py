@@ -82,7 +82,8 @@ def running_testnet(home: Path, *, hosts: int, indexer: bool, **opts: Any) -> It
     state = home / "testnet" / "testnet.json"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TASKNET_HOME", str(home))
-        tn = up(UpOptions(hosts=hosts, indexer=indexer, subnet=subnet, prefix=prefix, worker_env=WORKER_ENV, **opts),
+        worker_env = {**WORKER_ENV, **opts.pop("worker_env", {})}
+        tn = up(UpOptions(hosts=hosts, indexer=indexer, subnet=subnet, prefix=prefix, worker_env=worker_env, **opts),
                 state)
         pids = set()
         try:
