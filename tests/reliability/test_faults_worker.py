@@ -66,36 +66,46 @@ def _mark(point: str, r: int, how: str):
 
 
 KILL_CASES = [
-    pytest.param("crash-after-claim", 1, Step.CLAIMED, id="claim-R1", marks=_mark(
+    pytest.param("crash-after-claim", 1, Step.CLAIMED, False, id="claim-R1", marks=_mark(
         "crash-after-claim", 1, "worker process exits 137 right after its claim is mined and journaled; restarted "
         "with the same state folder; checks one final event, no second claim, stake intact")),
-    pytest.param("crash-after-run", 1, Step.RAN, id="run-R1", marks=_mark(
+    pytest.param("crash-after-run", 1, Step.RAN, False, id="run-R1", marks=_mark(
         "crash-after-run", 1, "worker exits 137 after the container ran (result not yet packed); restarted; checks "
         "the task is redone and submitted once, stake intact")),
-    pytest.param("crash-after-upload", 1, Step.UPLOADED, id="upload-R1", marks=_mark(
+    pytest.param("crash-after-upload", 1, Step.UPLOADED, False, id="upload-R1", marks=_mark(
         "crash-after-upload", 1, "worker exits 137 after the result is on IPFS, before submit; restarted; checks "
         "the journaled CID is the one submitted, its archive matches the digest, stake intact")),
-    pytest.param("crash-after-upload", 2, Step.UPLOADED, id="upload-R2", marks=_mark(
+    pytest.param("crash-after-upload", 2, Step.UPLOADED, False, id="upload-R2", marks=_mark(
         "crash-after-upload", 2, "worker A exits 137 after upload, before its commit; worker B runs the other "
         "replica; A restarted commits and reveals; checks TaskFinalized once with 2 winners, both stakes intact")),
-    pytest.param("crash-after-commit", 2, Step.COMMITTED, id="commit-R2", marks=_mark(
+    pytest.param("crash-after-commit", 2, Step.COMMITTED, False, id="commit-R2", marks=_mark(
         "crash-after-commit", 2, "worker A exits 137 after its commitment is mined; B commits; A restarted reveals "
         "within the window; checks TaskFinalized once, 2 winners, A not slashed")),
-    pytest.param("crash-after-reveal", 2, Step.REVEALED, id="reveal-R2", marks=_mark(
+    pytest.param("crash-after-reveal", 2, Step.REVEALED, False, id="reveal-R2", marks=_mark(
         "crash-after-reveal", 2, "worker A exits 137 after its reveal is mined; B reveals and the task finalizes; "
         "A restarted records the outcome; checks TaskFinalized once, 2 winners, both stakes intact")),
+    # the same crash points through lanes (batching.lanes: commitLane, revealLane for a chunk of the one task)
+    pytest.param("crash-after-upload", 2, Step.UPLOADED, True, id="upload-R2-lanes", marks=_mark(
+        "crash-after-upload", 2, "through lanes: worker A exits 137 after upload, before its commitLane; B leases "
+        "the other lane; A restarted commits and reveals its lane; the chunk settles once, 2 winners, stakes intact")),
+    pytest.param("crash-after-commit", 2, Step.COMMITTED, True, id="commit-R2-lanes", marks=_mark(
+        "crash-after-commit", 2, "through lanes: A exits 137 after its commitLane is mined; B commits; A restarted "
+        "finds its root on chain and reveals its lane; the chunk settles once, 2 winners, A not slashed")),
+    pytest.param("crash-after-reveal", 2, Step.REVEALED, True, id="reveal-R2-lanes", marks=_mark(
+        "crash-after-reveal", 2, "through lanes: A exits 137 after its revealLane is mined; B reveals and the chunk "
+        "settles; A restarted records the outcome (won); 2 winners, both stakes intact")),
 ]
 
 
-@pytest.mark.parametrize(("fault", "replication", "step"), KILL_CASES)
+@pytest.mark.parametrize(("fault", "replication", "step", "lanes"), KILL_CASES)
 def test_kill9_at_each_step_resumes_and_keeps_the_stake(fault_chain: PrivateChain, ipfs, docker_client,
                                                         fault_echo_digest, tmp_path, record_property,
-                                                        fault: str, replication: int, step: Step) -> None:
+                                                        fault: str, replication: int, step: Step, lanes: bool) -> None:
     chain, market = fault_chain, fault_chain.market
     app_id, ws = _market_ready(chain, ipfs, fault_echo_digest, workers=replication)
     job = post_job(chain.w3, market, chain.accounts[1], ipfs, app_id, tasks=1, replication=replication)
-    a = _proc(chain, ipfs, tmp_path, ws[0], "A")
-    b = _proc(chain, ipfs, tmp_path, ws[1], "B") if replication > 1 else None
+    a = _proc(chain, ipfs, tmp_path, ws[0], "A", batching={"lanes": lanes})
+    b = _proc(chain, ipfs, tmp_path, ws[1], "B", batching={"lanes": lanes}) if replication > 1 else None
     procs = [p for p in (a, b) if p is not None]
     with workers_stopped(*procs):
         a.start(fault)
@@ -119,6 +129,9 @@ def test_kill9_at_each_step_resumes_and_keeps_the_stake(fault_chain: PrivateChai
     history = journal_steps(a, job, 0)
     tid = task_id(job, 0)
     assert _claims_by(market, ws[0].address, tid) == 1, "A claimed twice"  # resumed, not re-claimed
+    if lanes:  # the lanes' way, not the per-task one
+        assert not market.contract.events.ReplicaClaimed().get_logs(from_block=0, argument_filters={"taskId": tid})
+        assert len(market.contract.events.LaneRevealed().get_logs(from_block=0)) == 2
     if replication == 1:
         sub = market.contract.events.ResultSubmitted().get_logs(from_block=0, argument_filters={"taskId": tid})
         assert [e["args"]["worker"] for e in sub] == [ws[0].address]
