@@ -79,11 +79,9 @@ class CredibleLeases:
         """Take lease ``start`` (``count`` tasks) one step further if it can go: give it back, commit it, or reveal
         it. Returns the (old, new) records that changed."""
         p = self.p
-        job_id, first = start >> 32, start & 0xFFFFFFFF
-        recs = [p.journal.get(job_id, first + i) for i in range(count)]
-        if any(r is None or r.task_key in running for r in recs):
+        mine = p.journal.range_records(start, count, running)
+        if mine is None:
             return []
-        mine = [r for r in recs if r is not None]
         live = [r for r in mine if not r.finished and is_credible_lease(r)]
         if not live:
             return []

@@ -969,16 +969,20 @@ class Worker:
         if plain and self.slurm is None:  # its tasks may be larger than those held: fewer of them fit
             fewer = self._slots_for([self._size(plain[0][0].job_id, plain[0][0])])
             slots, capacity = slots - max(capacity - fewer, 0), min(capacity, fewer)
-        if plain and self._lanes_allowed(plain[0][0]):
-            job = plain[0][0]
-            if slots + ahead <= 0:
-                return
-            room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,
-                                             self._seconds_of(job), job.max_run_seconds)
+        lane_jobs = list({job.job_id: job for job, _ in plain if self._lanes_allowed(job)}.values())
+        if lane_jobs and slots + ahead > 0:
+            # jobs served through lanes, best first: one whose chunks have nothing for us (a chunk whose commit
+            # window closed, no free task) must not keep this worker from the next job
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
-            for rec in await asyncio.to_thread(self._claim_lane, job, max(room, 1)):
-                self._spawn(rec)  # those the run gate does not admit yet wait for a slot
-            return
+            for job in lane_jobs:
+                room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,
+                                                 self._seconds_of(job), job.max_run_seconds)
+                claimed_lane = await asyncio.to_thread(self._claim_lane, job, max(room, 1))
+                for rec in claimed_lane:
+                    self._spawn(rec)  # those the run gate does not admit yet wait for a slot
+                if claimed_lane:
+                    return
+        plain = [(job, index) for job, index in plain if not self._lanes_allowed(job)]
         if plain and self._ranges_allowed(plain[0][0]) and slots + ahead > 1:
             job = plain[0][0]
             room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,

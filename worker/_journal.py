@@ -307,6 +307,15 @@ class Journal:
             db.execute("INSERT INTO history(task_key, step, at, note) VALUES(?,?,?,?)", (key, int(step), now, note))
         return TaskRecord(task_key=key, job_id=job_id, task_index=task_index, step=step, data=merged, updated_at=now)
 
+    def range_records(self, start: int, count: int, running: set[str]) -> list[TaskRecord] | None:
+        """The records of the ``count`` tasks from task id ``start`` (a lease's or a lane's), or None while one is
+        missing or its task runs (``running``: task keys): a range is settled as a whole."""
+        job_id, first = start >> 32, start & 0xFFFFFFFF
+        recs = [self.get(job_id, first + i) for i in range(count)]
+        if any(r is None or r.task_key in running for r in recs):
+            return None
+        return [r for r in recs if r is not None]
+
     def get(self, job_id: int, task_index: int) -> TaskRecord | None:
         key = f"{job_id}:{task_index}"
         with self._lock:

@@ -56,11 +56,9 @@ class LaneRounds:
         """Take the lane of chunk (``start``, ``count``) one step further if it can go. Returns the (old, new)
         records that changed."""
         p = self.p
-        job_id, first = split_task_id(start)
-        recs = [p.journal.get(job_id, first + i) for i in range(count)]
-        if any(r is None or r.task_key in running for r in recs):
+        mine = p.journal.range_records(start, count, running)
+        if mine is None:
             return []
-        mine = [r for r in recs if r is not None]
         live = [r for r in mine if not r.finished and is_lane(r)]
         if not live:
             return []
@@ -116,7 +114,9 @@ class LaneRounds:
             start, [bytes.fromhex(r.data["digest"][2:]) for r in recs],
             [bytes.fromhex(r.data["salt"][2:]) for r in recs], [r.data["cid"] for r in recs])
         try:
-            receipt = p.sender.transact(fn)
+            # simulated on the pending block: a reveal the commit window's end opened is valid from the next
+            # block's time on, which the last mined block may not have reached (a chain mines only when sent to)
+            receipt = p.sender.transact(fn, pending=True)
         except TransactionReverted as exc:
             log.warning("reveal_lane_refused", chunk=start, error=exc.error_name, action="look again next poll")
             return []
@@ -144,7 +144,7 @@ class LaneRounds:
         lists = [[digests.get((w, start + i), b"\0" * 32) for i in range(count)] for w in workers if w is not None]
         try:
             receipt = p.sender.transact(p.market.contract.functions.splitLanes(start, count, lists),
-                                        min_gas=count * SPLIT_TASK_GAS)
+                                        min_gas=count * SPLIT_TASK_GAS, pending=True)  # time-gated, as a reveal
         except TransactionReverted as exc:
             log.warning("split_lanes_refused", chunk=start, error=exc.error_name, action="look again next poll")
             return

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import Counter
 
 from oracle.market import Market
-from oracle.protocol import split_task_id
+from oracle.protocol import split_task_id, task_id
+from oracle.tx import TxSender
 from tests.integration.test_worker import fund_worker, running, settings, wait_for, worker_process
 from tests.integration.test_worker_results_batching import slow_bag
 from tests.market_helpers import ETHER, fund, post_job, register_app
@@ -132,3 +133,40 @@ def test_a_worker_killed_mid_lane_finishes_it_after_restart(anvil, w3, accounts,
     for a in (steady, killed):
         info = market.worker_record(a.address)
         assert (info.slashes, info.locked) == (0, 0)
+
+
+def test_a_lane_whose_peer_never_commits_reveals_and_splits_on_an_idle_chain(
+        anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path) -> None:
+    """A peer leases the other lane of a one-task chunk and goes silent; nothing else is sent, so no block is mined
+    and the last block's time stands still while the chain's clock runs on. The daemon still reveals its lane once
+    the commit window passed and splits the chunk once the reveal window passed (both simulated on the pending
+    block): the silent peer alone is slashed, and the task asks for more replicas."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    silent, live = accounts[6], accounts[4]
+    for a in (silent, live):
+        fund_worker(w3, market, a)
+    market_of_silent = TxSender(w3, silent, extra_abis=market.error_abis)
+    market_of_silent.transact(market.contract.functions.registerWorker(2, 1024, 0, 1))
+    market_of_silent.transact(market.contract.functions.stake(2 * ETHER))
+    params = market.market_params()  # the shortest windows the contract allows: 60 s each
+    owner = TxSender(w3, accounts[0], extra_abis=market.error_abis)
+    owner.transact(market.contract.functions.setParams(
+        (params.min_stake, params.claim_grace, 60, 60, params.unstake_delay, params.callback_gas,
+         params.replica_stake, params.fee_bps, params.max_replicas, params.max_slashes, params.abandon_bps)))
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=1, replication=2, max_run=30)
+    start = task_id(job_id, 0)
+    market_of_silent.transact(market.contract.functions.claimLane(start, 1))
+    worker = Worker(settings(anvil, ipfs, market, live, tmp_path / "w", batching=LANES), docker_client=docker_client)
+    c = market.contract
+    with running(worker):
+        wait_for(lambda: c.events.LanesSplit().get_logs(from_block=0), timeout=240,
+                 what="the live lane revealed and the chunk split (commit and reveal windows: 60 s each)")
+        wait_for(lambda: worker.journal.get(job_id, 0).step is Step.REVEALED
+                 and worker.journal.get(job_id, 0).data.get("replica") == 1, timeout=30,
+                 what="the daemon following its task as a replica")
+    assert [e["args"]["worker"] for e in c.events.LaneRevealed().get_logs(from_block=0)] == [live.address]
+    assert [(e["args"]["worker"], e["args"]["taskId"]) for e in c.events.WorkerSlashed().get_logs(from_block=0)] \
+        == [(silent.address, start)]
+    assert [e["args"]["target"] for e in c.events.ReplicasAdded().get_logs(from_block=0)] == [4]
+    assert market.worker_record(live.address).slashes == 0

@@ -267,3 +267,4 @@ def test_crashed_worker_that_never_returns_is_replaced_and_alone_slashed(fault_c
     for w in honest:
         evidence.append(assert_stake_intact(market, w.address))
     record_property("reliability", "; ".join(evidence))
+
