@@ -22,7 +22,7 @@ from oracle import event_args as ea
 from oracle import get_logger
 from oracle.exceptions import TransactionReverted
 from oracle.market import JobView, TaskStatus, TaskView
-from oracle.protocol import commitment, lane_key, lane_root, split_task_id
+from oracle.protocol import commitment, lane_key, lane_root, task_id
 
 from ._journal import Step, TaskRecord
 
@@ -157,7 +157,7 @@ class LaneRounds:
         p = self.p
         out: list[Pair] = []
         for r in live:
-            tid = start + (r.task_index - split_task_id(start)[1])
+            tid = task_id(r.job_id, r.task_index)
             t = p.market.task_view(tid)
             if t.status == TaskStatus.NONE:
                 share = self._share(tid, int(r.data.get("claim_block") or 0))
