@@ -970,7 +970,11 @@ class Worker:
             fewer = self._slots_for([self._size(plain[0][0].job_id, plain[0][0])])
             slots, capacity = slots - max(capacity - fewer, 0), min(capacity, fewer)
         lane_jobs = list({job.job_id: job for job, _ in plain if self._lanes_allowed(job)}.values())
-        if lane_jobs and slots + ahead > 0:
+        # a task of a lane job that already has a round of its own (its chunk split, and it wants one more
+        # replica) is claimed per task, before any lane: a finished result waits on it
+        split = [(job, index) for job, index in plain
+                 if self._lanes_allowed(job) and task_id(job.job_id, index) in self.view.replicas]
+        if lane_jobs and not split and slots + ahead > 0:
             # jobs served through lanes, best first: one whose chunks have nothing for us (a chunk whose commit
             # window closed, no free task) must not keep this worker from the next job
             await asyncio.sleep(random.uniform(0, self.s.claim_backoff_max))
@@ -982,7 +986,7 @@ class Worker:
                     self._spawn(rec)  # those the run gate does not admit yet wait for a slot
                 if claimed_lane:
                     return
-        plain = [(job, index) for job, index in plain if not self._lanes_allowed(job)]
+        plain = split + [(job, index) for job, index in plain if not self._lanes_allowed(job)]
         if plain and self._ranges_allowed(plain[0][0]) and slots + ahead > 1:
             job = plain[0][0]
             room = max(slots, 0) + ahead_for(ahead, capacity, self.s.batching.claim_ahead_s,

@@ -88,6 +88,39 @@ def test_a_lying_lane_splits_its_chunks_and_is_slashed_per_task(anvil, w3, accou
         assert all(r.step is Step.DONE and r.data["outcome"] == "won" for r in w.journal.all())
 
 
+def test_a_split_at_r2_asks_a_third_worker_per_task(anvil, w3, accounts, market, ipfs, docker_client, echo_digest,
+                                                    tmp_path) -> None:
+    """R = 2, one honest lane against one lying lane: the split leaves every task 1 against 1, so each asks for
+    two more replicas. Two workers that join only then must claim those per task (a lane job's tasks are otherwise
+    claimed through lanes only): the job settles, the liar is slashed once per task."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    first, liar, late = accounts[4], accounts[5], accounts[6:8]
+    for a in (first, liar, *late):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, replication=2)
+    pair = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"w{i}", batching=LANES,
+                            fault="wrong-result" if a is liar else "none"), docker_client=docker_client)
+            for i, a in enumerate((first, liar))]
+    more = [Worker(settings(anvil, ipfs, market, a, tmp_path / f"late{i}", batching=LANES), docker_client=docker_client)
+            for i, a in enumerate(late)]
+    with running(*pair):  # two workers: every chunk's two lanes are theirs, so every chunk splits 1 against 1
+        wait_for(lambda: sum(e["count"] for e in events(market, "LanesSplit", job_id, "startTaskId")) == 2,
+                 timeout=180, what="both tasks split")
+        assert market.job_record(job_id).settled == 0
+        with running(*more):
+            wait_for(lambda: market.job_record(job_id).settled == 2, timeout=180, what="the job settled")
+    claims = events(market, "ReplicaClaimed", job_id)
+    assert {c["worker"] for c in claims} == {a.address for a in late} and len(claims) == 4
+    finals = events(market, "TaskFinalized", job_id)
+    assert len(finals) == 2 and {f["winners"] for f in finals} == {3}
+    slashes = market.contract.events.WorkerSlashed().get_logs(from_block=0)
+    assert sorted(s["args"]["worker"] for s in slashes) == [liar.address] * 2
+    for a in (first, *late):
+        info = market.worker_record(a.address)
+        assert (info.locked, info.slashes) == (0, 0)
+
+
 def test_a_worker_killed_mid_lane_finishes_it_after_restart(anvil, w3, accounts, market, ipfs, docker_client,
                                                             echo_digest, tmp_path) -> None:
     """kill -9 while the first task of a lane is uploaded and the second runs: restarted, the worker runs the
