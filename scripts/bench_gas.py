@@ -490,14 +490,20 @@ def daemon_markdown(res: GasRow) -> list[str]:
             "are the run with the median R = 1 figure."]
     if "bag10_r3_per_task" in gas:
         per_replica = gas["bag10_r3_per_task"] / 3
-        floor = (f"The R > 1 floor under today's protocol: the scripted `bag10_r3_per_task` row batches every "
-                 f"claim, commit and reveal ten to a `multicall`, {per_replica:,.0f} gas per replica, so about "
-                 f"{2 * per_replica:,.0f} per R = 2 task and {3 * per_replica:,.0f} per R = 3 task. Most of it is "
-                 "storage each replica writes (its claim, its 32-byte commitment, its revealed result), not the "
-                 "transactions' fixed cost, so batching alone cannot reach the R = 2 and R = 3 targets: that takes "
-                 "a protocol change (for example one commitment root per batch of commits, each reveal proving its "
-                 "leaf). The daemon claims replicas ahead and holds commits and reveals (`hold_s`) to come close "
-                 "to that floor without risking a slash.")
+        lanes = " and ".join(f"`{k}` {gas[k]:,}" for k in ("bag10_r2_lanes_per_task", "bag10_r3_lanes_per_task")
+                             if k in gas)
+        floor = ("Which path the daemon takes: a fixed-R job without a callback (not GPU, not homogeneous, not "
+                 "through a relayer or a cluster) goes through lanes when its workers set `batching.lanes` (off "
+                 "by default; PROTOCOL.md, \"Lanes\"): each worker claims, commits and reveals a chunk of consecutive tasks in three "
+                 "transactions, and equal lists settle the whole chunk at once" + (f"; the scripted rows {lanes} "
+                 "are that path's floor" if lanes else "") + ". Lanes are as safe as per-task rounds (lists that "
+                 "differ split the chunk into per-task rounds decided by the same strict majority, and a lane is "
+                 "slashed only for the tasks where it was outvoted or silent) but slower to get over a dead "
+                 "worker: its lane holds the whole chunk until `tasks × maxRunSeconds` plus the claim grace, "
+                 "where a replica holds one task, and a chunk needs R workers that lease lanes. Per-task rounds (the "
+                 "default, and every job lanes do not serve) batch claims, commits and reveals to a `multicall`; their floor is the scripted "
+                 f"`bag10_r3_per_task` row, {per_replica:,.0f} gas per replica, mostly storage each replica "
+                 "writes (its claim, its commitment, its revealed result), which batching cannot remove.")
         lines += ["", floor]
     lines += ["", "By kind (transactions, gas per task of the job):", "", "| job | kind | txs | gas per task |",
               "| --- | --- | ---: | ---: |"]

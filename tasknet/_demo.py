@@ -537,7 +537,9 @@ class Demo:
                                "earned_tnt": (self._worth(addr) - before[w.role]) / ETHER,
                                "slashes": slashes.get(addr, 0), "killed": w.killed})
         gas = sum(int(self.w3.eth.get_transaction_receipt(HexStr(tx))["gasUsed"]) for tx in self._job_txs(job_id, start_block))
-        expired = len(self.market.contract.events.ClaimExpired().get_logs(from_block=start_block))
+        # a killed worker's claim is reopened per task (ClaimExpired) or, for a lane, per chunk (LaneExpired)
+        expired = sum(len(getattr(self.market.contract.events, name)().get_logs(from_block=start_block))
+                      for name in ("ClaimExpired", "LaneExpired"))
         floor = self._floor(job_id, getattr(self, "results_s", 0.0))
         summary: Summary = {
             "frames": self.o.frames, "replication": self.o.replication,

@@ -28,7 +28,7 @@ from structlog.contextvars import bound_contextvars
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
-from oracle import IpfsClient, connect, get_logger
+from oracle import IpfsClient, connect, get_logger, reverted_error
 from oracle import event_args as ea
 from oracle.events import DecodedEvent, EventStream, StreamCursor
 from oracle.exceptions import IpfsError, IpfsUnavailable, RpcUnavailable, TasknetError, TransactionReverted
@@ -1101,6 +1101,14 @@ class Worker:
             run = (first, 1)
         return self._send_lane(job, task_id(job.job_id, run[0]), run[1])
 
+    def _refusal(self, exc: Exception, fn: Any) -> str:
+        """What a refused call or transaction of ``fn`` says, for the log: its custom error decoded with its values
+        (``claimLane from 0x… reverted with MarketplaceTaskTaken(taskId=…)``), else the node's own words."""
+        if isinstance(exc, ContractLogicError):
+            exc = reverted_error(exc, [fn.contract_abi, *self.market.error_abis], f"{fn.fn_name} from {self.account.address}")
+        text = exc.message if isinstance(exc, Web3RPCError) else str(exc)
+        return str(text)[:300]
+
     def _reopen_lanes(self, start: int, count: int) -> None:
         """``reopenLanes``: the chunk's lanes past their expiry without a commit are slashed and freed (anyone may
         call it; a lost race to it is no error)."""
@@ -1110,8 +1118,7 @@ class Worker:
             self.sender.transact(fn, pending=True)
             self.log.warning("lanes_reopened", chunk=start, tasks=count)
         except (TransactionReverted, ContractLogicError, Web3RPCError) as exc:
-            self.log.info("reopen_lanes_refused", chunk=start,
-                          error=getattr(exc, "error_name", None) or getattr(exc, "message", None) or str(exc)[:200])
+            self.log.info("reopen_lanes_refused", chunk=start, error=self._refusal(exc, fn))
 
     def _send_lane(self, job: JobView, start: int, count: int) -> list[TaskRecord]:
         """``claimLane(start, count)``, simulated on the pending state first (a chunk another worker filled or
@@ -1121,8 +1128,7 @@ class Worker:
             fn.call({"from": self.account.address}, block_identifier="pending")
             receipt = self.sender.transact(fn, pending=True)
         except (TransactionReverted, ContractLogicError, Web3RPCError) as exc:
-            self.log.info("claim_lane_refused", chunk=start, tasks=count,
-                          error=getattr(exc, "error_name", None) or getattr(exc, "message", None) or str(exc)[:200])
+            self.log.info("claim_lane_refused", chunk=start, tasks=count, error=self._refusal(exc, fn))
             return []
         out: list[TaskRecord] = []
         for ev in self.market.contract.events.LaneClaimed().process_receipt(receipt, errors=DISCARD):
@@ -1192,7 +1198,7 @@ class Worker:
                 return None  # taken meanwhile, or one task left in a row: claimed as usual
         except (ContractLogicError, Web3RPCError) as exc:
             self.log.info("claim_range_refused", job_id=job.job_id, first=first, tasks=count,
-                          error=getattr(exc, "message", None) or str(exc)[:200], action="claim one by one")
+                          error=self._refusal(exc, fn), action="claim one by one")
             return None
         try:
             receipt = self.sender.transact(fn, pending=True)
@@ -1261,7 +1267,7 @@ class Worker:
             # more than simulated, so it gets the gas of every claim it may make (unused gas is not paid)
             receipt = self.sender.transact(fn, pending=True, min_gas=CLAIM_BASE_GAS + CLAIM_GAS * min(slots, len(tids)))
         except (TransactionReverted, ContractLogicError, Web3RPCError) as exc:
-            self.log.warning("claim_refused", tasks=len(tids), error=getattr(exc, "error_name", None) or str(exc))
+            self.log.warning("claim_refused", tasks=len(tids), error=self._refusal(exc, fn))
             return []
         claimed: dict[int, ClaimData] = {}
         for ev in c.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
