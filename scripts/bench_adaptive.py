@@ -136,10 +136,11 @@ class Run:
 
 
 @contextmanager
-def daemons(prefix: str, workers: int, spare: int = 0) -> Iterator[Run]:
+def daemons(prefix: str, workers: int, spare: int = 0, batching: dict[str, Any] | None = None) -> Iterator[Run]:
     """A private anvil + kubo with the Marketplace deployed, the echo app registered (app owner: account 2), a
     funded requester (account 1) and ``workers`` ``tasknet worker run`` processes (accounts 4...), max_concurrent 2
-    each; ``spare`` more dev accounts stay unused (``run.accounts``). Everything is stopped on the way out."""
+    each (and ``batching`` settings, e.g. ``{"lanes": True}``); ``spare`` more dev accounts stay unused
+    (``run.accounts``). Everything is stopped on the way out."""
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
     anvil, url = _devnet.start_anvil(tmp / "anvil", _devnet.free_port())
     kubo, api, _ = _devnet.start_kubo(tmp / "kubo", _devnet.free_port(), _devnet.free_port())
@@ -153,7 +154,8 @@ def daemons(prefix: str, workers: int, spare: int = 0) -> Iterator[Run]:
         run = Run(tmp, url, api, market, IpfsClient(api), app, accounts[1])
         run.accounts = accounts
         for i in range(workers):
-            run.start_worker(accounts[4 + i], f"w{i}", policy={"max_concurrent": 2})
+            run.start_worker(accounts[4 + i], f"w{i}", policy={"max_concurrent": 2},
+                             **({"batching": batching} if batching else {}))
         yield run
     finally:
         if run is not None:

@@ -7,8 +7,9 @@ With ``--daemon`` (about 5 min more) it also measures gas as worker daemons real
 100-task R = 1 bag, a 24-task R = 2 job and a 10-task R = 3 job of the echo app, one after the other; gas per task is
 the sum of gasUsed over every transaction of the job, posting included, divided by the tasks, with a breakdown by
 kind (claims, commits, reveals, submits, each ``multicall`` named by the calls inside it, reverted) from
-scripts/_daemon_costs.py. Keys ``daemon_r1_bag_per_task``, ``daemon_r2_per_task``, ``daemon_r3_per_task`` and
-``daemon_by_kind``. Without ``--daemon`` the default stays a fast, scripted run (about a minute).
+scripts/_daemon_costs.py; then the R = 2 and R = 3 jobs again on four daemons that lease lanes (``batching.lanes``).
+Keys ``daemon_r1_bag_per_task``, ``daemon_r2_per_task``, ``daemon_r3_per_task``, ``daemon_r2_lanes_per_task``,
+``daemon_r3_lanes_per_task`` and ``daemon_by_kind``. Without ``--daemon`` the default stays a fast, scripted run (about a minute).
 gasUsed is summed over every transaction of a scenario (posting, claims, results, finalization); deposits,
 approvals, registrations and staking are setup, excluded and reported separately. The last line printed with
 ``--json`` is one JSON object. The Markdown table is written into BENCHMARKS.md between
@@ -60,6 +61,9 @@ DAEMON_HEADING = "### As the worker daemon sends it"
 #: issue #17: what the daemon may send per task
 DAEMON = {"daemon_r1_bag_per_task": (100, 1, 30_000, "bag100_r1_per_task"),
           "daemon_r2_per_task": (24, 2, 250_000, None), "daemon_r3_per_task": (10, 3, 330_000, "bag10_r3_per_task")}
+#: the same R > 1 jobs on daemons that lease lanes (``batching.lanes``, off by default)
+DAEMON_LANES = {"daemon_r2_lanes_per_task": (24, 2, 250_000, "bag10_r2_lanes_per_task"),
+                "daemon_r3_lanes_per_task": (10, 3, 330_000, "bag10_r3_lanes_per_task")}
 TARGETS = {"single_task_r1": 300_000, "bag100_r1_per_task": 120_000, "bag10_r3_per_task": 450_000,
            "bag100_r1_relayed_per_task": 40_000}
 
@@ -443,14 +447,18 @@ def measure_daemon(workers: int = 4) -> DaemonGas:
     per_task: dict[str, int] = {}
     by_kind: dict[str, dict[str, KindCost]] = {}
     wall: dict[str, float] = {}
-    with daemons("tasknet-bench-gas-daemon-", workers) as run:
-        for key, (tasks, r, _, _) in DAEMON.items():
-            print(f"bench gas: daemon, {tasks} tasks at R = {r}, {workers} workers", file=sys.stderr, flush=True)
-            job = run.job(tasks, r, False)
-            per_task[key], by_kind[key], wall[key] = job["gas_per_task"], job["by_kind"], job["wall_s"]
+    for jobs, batching in ((DAEMON, None), (DAEMON_LANES, {"lanes": True})):
+        with daemons("tasknet-bench-gas-daemon-", workers, batching=batching) as run:
+            for key, (tasks, r, _, _) in jobs.items():
+                print(f"bench gas: daemon, {tasks} tasks at R = {r}, {workers} workers"
+                      + (" leasing lanes" if batching else ""), file=sys.stderr, flush=True)
+                job = run.job(tasks, r, False)
+                per_task[key], by_kind[key], wall[key] = job["gas_per_task"], job["by_kind"], job["wall_s"]
     return {"daemon_by_kind": by_kind, "daemon_wall_s": wall,
             "daemon_r1_bag_per_task": per_task["daemon_r1_bag_per_task"],
-            "daemon_r2_per_task": per_task["daemon_r2_per_task"], "daemon_r3_per_task": per_task["daemon_r3_per_task"]}
+            "daemon_r2_per_task": per_task["daemon_r2_per_task"], "daemon_r3_per_task": per_task["daemon_r3_per_task"],
+            "daemon_r2_lanes_per_task": per_task["daemon_r2_lanes_per_task"],
+            "daemon_r3_lanes_per_task": per_task["daemon_r3_lanes_per_task"]}
 
 
 def daemon_medians(runs: list[DaemonGas]) -> DaemonGas:
@@ -459,12 +467,10 @@ def daemon_medians(runs: list[DaemonGas]) -> DaemonGas:
     if len(runs) == 1:
         return runs[0]
     r1 = sorted(runs, key=lambda r: r["daemon_r1_bag_per_task"])[len(runs) // 2]
-    out: DaemonGas = {**r1, "daemon_runs": [
-        {"daemon_r1_bag_per_task": r["daemon_r1_bag_per_task"], "daemon_r2_per_task": r["daemon_r2_per_task"],
-         "daemon_r3_per_task": r["daemon_r3_per_task"]} for r in runs]}
-    out["daemon_r1_bag_per_task"] = round(statistics.median(r["daemon_r1_bag_per_task"] for r in runs))
-    out["daemon_r2_per_task"] = round(statistics.median(r["daemon_r2_per_task"] for r in runs))
-    out["daemon_r3_per_task"] = round(statistics.median(r["daemon_r3_per_task"] for r in runs))
+    keys = (*DAEMON, *DAEMON_LANES)
+    out: DaemonGas = {**r1, "daemon_runs": [{k: r[k] for k in keys} for r in runs]}  # type: ignore[literal-required]
+    for k in keys:
+        out[k] = round(statistics.median(r[k] for r in runs))  # type: ignore[literal-required]
     return out
 
 
@@ -475,19 +481,23 @@ def _per_task(res: GasRow) -> dict[str, int]:
 
 def daemon_markdown(res: GasRow) -> list[str]:
     lines = ["", f"{DAEMON_HEADING} (`scripts/bench gas --daemon`, issue #17)", "",
-             "Four `tasknet worker run` processes (echo app, `max_concurrent` 2) finish each job on a private anvil;",
+             ("Four `tasknet worker run` processes (echo app, `max_concurrent` 2) finish each job on a private anvil "
+              "(the `_lanes_` rows: four more, with `batching.lanes`);"),
              "gasUsed summed over every transaction of the job, posting included, divided by the tasks.", "",
              "| job | Tasknet (daemon) | target | scripted row | iExec PoCo v6.2 |", "| --- | ---: | ---: | ---: | ---: |"]
     gas = _per_task(res)
-    for key, (tasks, r, target, scripted) in DAEMON.items():
+    for key, (tasks, r, target, scripted) in {**DAEMON, **DAEMON_LANES}.items():
+        if key not in gas:  # a run from before the lane rows
+            continue
         ok = "✓" if gas[key] <= target else "✗"
         poco = POCO.get(scripted, "—") if scripted else "—"
         ref = f"{gas[scripted]:,}" if scripted and scripted in gas else "—"
-        lines.append(f"| `{key}` ({tasks} tasks, R = {r}) | {gas[key]:,} {ok} | ≤ {target:,} | {ref} | {poco} |")
+        lanes = ", workers leasing lanes" if key in DAEMON_LANES else ""
+        lines.append(f"| `{key}` ({tasks} tasks, R = {r}{lanes}) | {gas[key]:,} {ok} | ≤ {target:,} | {ref} | {poco} |")
     if runs := res.get("daemon_runs"):
         lines += ["", f"Medians of {len(runs)} runs, one after the other; each run's figures: " + "; ".join(
-            f"`{key}` " + " / ".join(f"{r[key]:,}" for r in runs) for key in DAEMON) + ". The by-kind rows below "
-            "are the run with the median R = 1 figure."]
+            f"`{key}` " + " / ".join(f"{r[key]:,}" for r in runs if key in r) for key in (*DAEMON, *DAEMON_LANES))
+            + ". The by-kind rows below are the run with the median R = 1 figure."]
     if "bag10_r3_per_task" in gas:
         per_replica = gas["bag10_r3_per_task"] / 3
         lanes = " and ".join(f"`{k}` {gas[k]:,}" for k in ("bag10_r2_lanes_per_task", "bag10_r3_lanes_per_task")
