@@ -14,13 +14,15 @@ DEFAULT_MAX_INPUT = 1024 << 20
 def explain_task(status: JobStatus, index: int | None, state: str, now: int, params: MarketParams,
                  app: AppInfo, app_allows: bool, workers: list[WorkerInfo], *, largest_input: int = 0,
                  pending_failure: FailureView | None = None, wanted: ReplicaWanted | None = None,
-                 confidence_ppb: int = 0, platform_class: str | None = None) -> Explanation:
+                 confidence_ppb: int = 0, platform_class: str | None = None,
+                 lane: tuple[int, int] | None = None) -> Explanation:
     """Build the explanation from the job's status, the chain time, the market parameters, the app and every
     worker that ever registered (``client.workers.list()``); ``largest_input`` is the largest input a task
     announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1),
     ``wanted`` the arguments of the task's last ``ReplicaWanted`` event, ``confidence_ppb`` the job's confidence
-    (credibility mode) and ``platform_class`` the class the task is bound to ("" when unbound; None when the job
-    does not ask for homogeneous redundancy)."""
+    (credibility mode), ``platform_class`` the class the task is bound to ("" when unbound; None when the job
+    does not ask for homogeneous redundancy) and ``lane`` the (first index, tasks) of the chunk the task is leased in
+    as lanes (PROTOCOL.md, "Lanes"), None when it is not."""
     job_id = status.job_id
     if state in ("finalized", "failed", "cancelled", "refunded"):
         return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
@@ -35,6 +37,16 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
                      "task, and only workers of that class may add its other replicas"),
             fix="if replicas wait long, too few workers of that class are online: post without --homogeneous, or "
                 "use an app that canonicalises its output"))
+    if lane is not None:
+        first, count = lane
+        reasons.append(Reason(
+            code="lane", severity="info",
+            message=(f"the task is one of the {count} tasks of a chunk from task {first} that its workers lease as "
+                     f"lanes (one claim, one commitment and one reveal per worker for the whole chunk): its result "
+                     "is final with the chunk's, once all its lanes revealed the same list, or task by task if they "
+                     "differ; a lane that does not commit by its expiry (its tasks × maxRunSeconds plus the claim "
+                     "grace) is slashed and taken over"),
+            fix="nothing to do: wait for the chunk's slowest lane"))
     if state in ("claimed", "committing"):
         return Explanation(job_id=job_id, task_index=index, state=state, reasons=reasons,
                            summary="the task is running: a worker holds a claim on it"

@@ -63,6 +63,8 @@ class Tracker(BaseModel):
     digests: dict[int, str] = Field(default_factory=dict, description="index -> final digest (0x hex)")
     cids: dict[int, list[str]] = Field(default_factory=dict, description="index -> CIDs holding the final result")
     reveals: dict[int, list[tuple[str, str]]] = Field(default_factory=dict, description="index -> (digest, cid)")
+    lanes: dict[int, tuple[int, int]] = Field(default_factory=dict, description="index -> (first index, tasks) of "
+                                              "the chunk it is leased in, as lanes, until the chunk settles or splits")
 
     def progress(self) -> JobProgress:
         return JobProgress(total=self.total, claimed=len(self.claimed), running=len(self.running),
@@ -150,8 +152,16 @@ class Tracker(BaseModel):
     def _on_LaneClaimed(self, a: dict[str, object], index: int | None) -> None:
         """A lane (R > 1): one replica of each task of its chunk."""
         assert index is not None
-        for i in range(index, index + int(a["count"])):  # type: ignore[call-overload]
+        count = int(a["count"])  # type: ignore[call-overload]
+        for i in range(index, index + count):
             self._on_ReplicaClaimed(a, i)
+            self.lanes[i] = (index, count)
+
+    def _on_LanesSplit(self, a: dict[str, object], index: int | None) -> None:
+        """The chunk's tasks go on as rounds of their own."""
+        assert index is not None
+        for i in range(index, index + int(a["count"])):  # type: ignore[call-overload]
+            self.lanes.pop(i, None)
 
     def _on_ResultRevealed(self, a: dict[str, object], index: int | None) -> None:
         assert index is not None
@@ -159,6 +169,7 @@ class Tracker(BaseModel):
 
     def _on_TaskFinalized(self, a: dict[str, object], index: int | None) -> None:
         assert index is not None
+        self.lanes.pop(index, None)
         digest = str(a["resultDigest"])
         self.running.discard(index)
         self.finalized.add(index)

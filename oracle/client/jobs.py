@@ -409,7 +409,7 @@ class Jobs:
                             c.apps.get(status.app_id), allows, c.workers.list(),
                             largest_input=self._largest_input(status), pending_failure=pending,
                             wanted=ReplicaWanted.model_validate(wanted[-1]["args"]) if wanted else None,
-                            confidence_ppb=confidence, platform_class=bound)
+                            confidence_ppb=confidence, platform_class=bound, lane=t.lanes.get(index))
 
     def _largest_input(self, status: JobStatus) -> int:
         """The largest input a task of the job announces: its dataset (size on chain) or an inputs-document

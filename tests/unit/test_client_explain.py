@@ -37,3 +37,25 @@ def test_a_pending_failure_says_it_waits_for_a_second_worker() -> None:
     none = explain_task(_job(), 0, "open", 100, PARAMS, APP, True, [WORKER],
                         pending_failure=FailureView(worker="0x" + "00" * 20, reports=0, digest=b"\0" * 32))
     assert "failure-pending" not in {r.code for r in none.reasons}
+
+
+def test_a_task_leased_in_lanes_says_its_result_comes_with_its_chunk() -> None:
+    e = explain_task(_job(), 3, "claimed", 100, PARAMS, APP, True, [WORKER], lane=(2, 5))
+    lane = [r for r in e.reasons if r.code == "lane"]
+    assert len(lane) == 1 and "one of the 5 tasks of a chunk from task 2" in lane[0].message
+    assert "running" in e.summary
+    plain = explain_task(_job(), 3, "claimed", 100, PARAMS, APP, True, [WORKER])
+    assert not [r for r in plain.reasons if r.code == "lane"]
+
+
+def test_the_tracker_knows_a_task_s_chunk_until_it_splits_or_settles() -> None:
+    from oracle.client._watch import Tracker
+    from oracle.protocol import task_id
+
+    t = Tracker(job_id=1, total=8, replication=2)
+    t.fold("LaneClaimed", {"startTaskId": task_id(1, 2), "worker": "0x" + "11" * 20, "lane": 0, "count": 3,
+                           "expiry": 500})
+    assert t.lanes == {2: (2, 3), 3: (2, 3), 4: (2, 3)} and t.task_state(3).state == "claimed"
+    t.fold("TaskFinalized", {"taskId": task_id(1, 2), "resultDigest": "0x" + "00" * 32, "winners": 2, "share": 1})
+    t.fold("LanesSplit", {"startTaskId": task_id(1, 2), "count": 3})
+    assert t.lanes == {}
