@@ -34,6 +34,17 @@ log = get_logger("worker.lanes")
 Pair = tuple[TaskRecord, TaskRecord]
 #: gas a split may need per task beyond its simulation (each task's round settles: payouts and slashes)
 SPLIT_TASK_GAS = 250_000
+#: gas a lane's reveal must be able to spend beyond its simulation: when another lane's reveal lands first in the
+#: same block, ours completes the set and settles the chunk (every lane paid, a TaskFinalized per task, and the job
+#: closed when it was the last chunk). Measured: a 10-task R = 2 reveal costs 117,774 alone and 228,023 settling.
+LANE_SETTLE_BASE_GAS = 120_000
+LANE_SETTLE_LANE_GAS = 40_000
+LANE_SETTLE_TASK_GAS = 15_000
+
+
+def settle_allowance(count: int, lanes: int) -> int:
+    """Gas floor of a reveal of a ``count``-task lane in a chunk of ``lanes`` lanes that may be the one settling."""
+    return LANE_SETTLE_BASE_GAS + LANE_SETTLE_LANE_GAS * lanes + LANE_SETTLE_TASK_GAS * count
 
 
 def is_lane(rec: TaskRecord) -> bool:
@@ -89,7 +100,7 @@ class LaneRounds:
             if chunk.committed.bit_count() != chunk.target and now <= chunk.commit_deadline:
                 return [] if all(r.step == Step.COMMITTED for r in mine) else self._journal(mine, Step.COMMITTED)
             if now <= chunk.reveal_deadline:
-                return self._reveal(job, start, mine)
+                return self._reveal(job, start, mine, chunk.target)
         elif any(r.step != Step.REVEALED for r in mine):  # revealed before a restart
             return self._journal(mine, Step.REVEALED)
         if chunk.revealed.bit_count() == chunk.target or (chunk.reveal_deadline and now > chunk.reveal_deadline):
@@ -108,15 +119,16 @@ class LaneRounds:
         log.info("lane_committed", chunk=start, tasks=count, gas=gas)
         return self._journal(recs, Step.COMMITTED, tx=receipt["transactionHash"].hex(), gas=gas // count)
 
-    def _reveal(self, job: JobView, start: int, recs: list[TaskRecord]) -> list[Pair]:
+    def _reveal(self, job: JobView, start: int, recs: list[TaskRecord], lanes: int) -> list[Pair]:
         p = self.p
         fn = p.market.contract.functions.revealLane(
             start, [bytes.fromhex(r.data["digest"][2:]) for r in recs],
             [bytes.fromhex(r.data["salt"][2:]) for r in recs], [r.data["cid"] for r in recs])
         try:
             # simulated on the pending block: a reveal the commit window's end opened is valid from the next
-            # block's time on, which the last mined block may not have reached (a chain mines only when sent to)
-            receipt = p.sender.transact(fn, pending=True)
+            # block's time on, which the last mined block may not have reached (a chain mines only when sent to);
+            # with the gas to settle the chunk, should another lane's reveal land first in the same block
+            receipt = p.sender.transact(fn, pending=True, min_gas=settle_allowance(len(recs), lanes))
         except TransactionReverted as exc:
             log.warning("reveal_lane_refused", chunk=start, error=exc.error_name, action="look again next poll")
             return []

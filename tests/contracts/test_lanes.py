@@ -12,6 +12,7 @@ from market_helpers import E18, Env, reverts
 from web3 import Web3
 
 from oracle.protocol import commitment, task_id
+from worker._lanes import settle_allowance
 
 SALT = b"\x5a" * 32
 
@@ -294,3 +295,19 @@ def test_lanes_cost_less_gas_per_task_than_per_task_rounds(env: Env, replication
         per_task += env.tx(env.market.functions.reveal(tid, digest(0), SALT, "bafy", b""), w)["gasUsed"]
     print(f"R={replication}: lanes of 10 {gas // 10} gas per task, per-task rounds {per_task}")
     assert gas // 10 < per_task
+
+
+@pytest.mark.parametrize("replication,count", [(2, 1), (2, 10), (3, 10), (2, 32), (3, 32)])
+def test_the_daemons_reveal_gas_floor_covers_a_reveal_that_settles(env: Env, replication: int, count: int) -> None:
+    """A daemon's lane reveal is simulated before the other lanes' reveals land; when one lands first in the same
+    block, ours settles the chunk (and closes the job). Its gas floor (``worker._lanes.settle_allowance``) must cover
+    that costlier path, or the reveal runs out of gas on chain."""
+    job = env.replicated_job(replication, num_tasks=count)
+    stake = env.job(job)["replicaStake"]
+    lanes = {w: honest(count) for w in env.workers[:replication]}
+    for w in lanes:  # a lane locks a stake per task
+        env.fund(w, count * stake)
+        env.tx(env.market.functions.stake(count * stake), w)
+    receipt = Chunk(env, job, 0, count).run(lanes)
+    assert env.events(receipt, "JobClosed")  # the costliest path: settles every task and closes the job
+    assert receipt["gasUsed"] <= settle_allowance(count, replication), (receipt["gasUsed"], count, replication)
