@@ -105,6 +105,17 @@ def ahead_for(most: int, slots: int, horizon_s: float, seen: Sequence[float] | N
     return max(0, min(most, int(slots * horizon_s / max(typical, 1e-3))))
 
 
+def tail_least(least_s: float, slots: int, seen: Sequence[float] | None) -> int:
+    """(R = 1) The fewest tasks a lease takes as a bag ends (``least`` of :func:`range_size`): those expected to keep
+    this worker's ``slots`` run slots busy ``least_s`` seconds, a task taking the median of the times ``seen`` here;
+    1 (the free tasks shared out evenly) before one has run. A claim costs about the same for 2 tasks as for 16, and
+    guided self-scheduling's last shares shrink to a task or two each: quick tasks would pay a claim for a second of
+    work. The bag's end is then uneven by about ``least_s`` at most."""
+    if not seen or least_s <= 0:
+        return 1
+    return max(1, int(slots * least_s / max(statistics.median(seen), 1e-3)))
+
+
 def replicas_ahead(most: int, slots: int, horizon_s: float, seen: Sequence[float] | None, max_run_s: int,
                    expected_run_s: float) -> int:
     """(R > 1) How many replicas of a job to claim beyond the free slots, queued for a slot like R = 1 tasks claimed

@@ -54,7 +54,8 @@ class BatchingSettings(BaseModel):
 
     R = 1 tasks are claimed several to a lease (``claimFreeRange``: one transaction and one lease slot for all of
     them), up to ``claim_ahead`` beyond the free slots when they would start within ``claim_ahead_s``, at most
-    ``lease_tasks`` each (see worker/_leases.py); a lease's results go in task order. Replicas of R > 1 tasks are
+    ``lease_tasks`` each, and as the bag ends no fewer than ``lease_least_s`` of work where the room allows (see
+    worker/_leases.py); a lease's results go in task order. Replicas of R > 1 tasks are
     claimed ahead too, several to a ``claimSome``, but only those that would still commit with half their
     maxRunSeconds to spare (:func:`worker._leases.replicas_ahead`); one that waited too long for its slot is given
     back instead of run into a slash."""
@@ -75,6 +76,12 @@ class BatchingSettings(BaseModel):
                                  "this many seconds: the free slots times this, divided by the median time a task of "
                                  "the job took here (before one has run, the median of its app's tasks here; "
                                  "its maxRunSeconds when none ran here)")
+    lease_least_s: float = Field(4.0, ge=0, description="R = 1: as a bag ends, a lease still takes the tasks "
+                                 "expected to keep this worker's run slots busy this many seconds (by the median "
+                                 "time the job's tasks took here), where the claim-ahead room allows, instead of "
+                                 "only its even share of the free tasks: a claim costs about 70,000 gas whatever its "
+                                 "length, so quick tasks are not leased one or two at a time (0: share the bag's end "
+                                 "out evenly)")
     credible_leases: bool = Field(True, description="credibility mode: while this worker's credibility alone reaches "
                                   "a job's confidence, lease its tasks several at a time and commit and reveal them "
                                   "together (commitRange, revealRange) instead of a claim, a commit and a reveal each")

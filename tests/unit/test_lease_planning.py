@@ -10,7 +10,7 @@ import pytest
 
 from oracle.market import JobView
 from worker._journal import Step, TaskRecord
-from worker._leases import LeaseOp, chunk_ops, plan_lease, range_size, start_in_bag
+from worker._leases import LeaseOp, chunk_ops, plan_lease, range_size, start_in_bag, tail_least
 
 JOB = 7
 START = (JOB << 32) | 10  # a lease of tasks 10..15 of job 7
@@ -93,6 +93,18 @@ def test_a_credible_lease_keeps_its_least_length_as_the_bag_ends() -> None:
     assert range_size(5, least=8, **kw) == 5  # the room is the bound
     assert range_size(14, least=8, **(kw | {"free_tasks": 40})) == 10  # above the least, shared out as before
     assert range_size(14, least=8, **(kw | {"stake_for": 6})) == 6
+
+
+def test_an_r1_lease_at_the_end_of_a_bag_still_takes_a_few_seconds_of_work() -> None:
+    """R = 1: the least a lease takes as the bag ends is the tasks that keep the worker's slots busy ``least_s``
+    seconds, by the median run seen here; before any run (or with 0 s) the end is shared out evenly."""
+    assert tail_least(4.0, 2, [1.0, 0.8, 1.2]) == 8  # 2 slots x 4 s / 1 s
+    assert tail_least(4.0, 2, [10.0]) == 1  # slow tasks: no fewer than the even share
+    assert tail_least(4.0, 2, None) == 1 and tail_least(4.0, 2, []) == 1
+    assert tail_least(0.0, 2, [0.1]) == 1
+    kw = {"lease_tasks": 16, "fits": 100, "stake_for": 100, "free_tasks": 12, "holders": 4}
+    assert range_size(14, least=tail_least(4.0, 2, [1.0]), **kw) == 8  # not 12 / 4 = 3
+    assert range_size(14, least=tail_least(4.0, 2, [30.0]), **kw) == 3
 
 
 def test_chunks_keep_order_and_cut_long_results_into_consecutive_parts() -> None:
