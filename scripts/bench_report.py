@@ -370,6 +370,18 @@ def _gas_split(by_kind: dict[str, KindCost]) -> dict[str, int]:
     return out
 
 
+def _spot_budget(r: AdaptiveRow) -> str:
+    """What the credibility job paid beyond the R = 1 bag, per spot check, against what the 1.5x target leaves."""
+    tasks, r1, job = r["tasks"], r["r1"]["gas_per_task"], r["adaptive"]["gas_per_task"]
+    checks, expected = r["adaptive"]["spot_checks"], max(round(tasks * r["spot_check"]), 1)
+    excess, budget = (job - r1) * tasks, r1 * tasks // 2
+    per = f" ({excess // checks:,} per spot check, the leases' commitments included)" if checks else ""
+    return (f"Beyond the R = 1 bag the job paid {excess:,} gas{per}; the 1.5× target leaves {budget:,} for the "
+            f"whole job, so at the expected {expected} checks one would have to cost under {budget // expected:,} "
+            "gas, less than a per-task round's claim, commit and reveal: the way there is spot checks batched into a "
+            "second lane of the lease (contracts/RANGE-REPLICATION.md, \"check lanes\"), not built yet.")
+
+
 def adaptive(args: list[str]) -> AdaptiveRow:
     """``scripts/bench_adaptive.py``: credibility mode against fixed R on the same worker daemons (issue #16)."""
     args = [a for a in args if a != "--json"]  # the JSON line is always printed
@@ -415,6 +427,7 @@ leases of {r['adaptive']['lease_mean']} tasks on average), and settles each leas
 revealed on its own, plus the sealed replica's reveal. So the job pays, beyond an R = 1 bag, one commitment per lease
 and the per-task rounds of its spot checks. Where the credibility job's gas per task goes, by kind of transaction (a `multicall` by the calls it carries; `commitRange` among the commits, `revealRange` among
 the reveals): {where}.
+{_spot_budget(r)}
 {liar_md}"""
     write_section("adaptive", md)
     return r

@@ -1173,9 +1173,9 @@ class Worker:
             job.max_run_seconds, 1)
         k = range_size(room, lease_tasks=self.s.batching.lease_tasks, free_tasks=job.num_tasks - len(taken),
                        holders=len(holders), fits=fits, stake_for=self._free_stake // max(params.replica_stake, 1),
-                       least=self.s.batching.credible_lease_least if job.confidence_ppb else tail_least(
-                           self.s.batching.lease_least_s, self._slots_for([self._size(job.job_id, job)]),
-                           self._seconds_of(job)))
+                       least=max(tail_least(self.s.batching.lease_least_s, self._slots_for([self._size(job.job_id, job)]),
+                                            self._seconds_of(job)),
+                                 self.s.batching.credible_lease_least if job.confidence_ppb else 1))
 
         def run_from(i: int) -> int:
             n = 0
