@@ -500,13 +500,13 @@ def daemon_markdown(res: GasRow) -> list[str]:
             + ". The by-kind rows below are the run with the median R = 1 figure."]
     if "bag10_r3_per_task" in gas:
         per_replica = gas["bag10_r3_per_task"] / 3
-        lanes = " and ".join(f"`{k}` {gas[k]:,}" for k in ("bag10_r2_lanes_per_task", "bag10_r3_lanes_per_task")
-                             if k in gas)
+        lane_floors = " and ".join(f"`{k}` {gas[k]:,}" for k in ("bag10_r2_lanes_per_task", "bag10_r3_lanes_per_task")
+                                   if k in gas)
         floor = ("Which path the daemon takes: a fixed-R job without a callback (not GPU, not homogeneous, not "
                  "through a relayer or a cluster) goes through lanes when its workers set `batching.lanes` (off "
                  "by default; PROTOCOL.md, \"Lanes\"): each worker claims, commits and reveals a chunk of consecutive tasks in three "
-                 "transactions, and equal lists settle the whole chunk at once" + (f"; the scripted rows {lanes} "
-                 "are that path's floor" if lanes else "") + ". Lanes are as safe as per-task rounds (lists that "
+                 "transactions, and equal lists settle the whole chunk at once" + (f"; the scripted rows {lane_floors} "
+                 "are that path's floor" if lane_floors else "") + ". Lanes are as safe as per-task rounds (lists that "
                  "differ split the chunk into per-task rounds decided by the same strict majority, and a lane is "
                  "slashed only for the tasks where it was outvoted or silent) but slower to get over a dead "
                  "worker: its lane holds the whole chunk until `tasks × maxRunSeconds` plus the claim grace, "

@@ -117,7 +117,7 @@ class CredibleLeases:
         try:
             receipt = p.sender.transact(p.market.contract.functions.commitRange(start, root))
         except TransactionReverted as exc:
-            log.warning("commit_range_refused", lease=start, error=exc.error_name, action="look again next poll")
+            log.warning("commit_range_refused", lease=start, error=str(exc), action="look again next poll")
             return []
         log.info("range_committed", lease=start, tasks=len(recs), gas=int(receipt["gasUsed"]))
         committed = self._journal_committed(recs, leaves, int(receipt["blockNumber"]),
@@ -153,7 +153,7 @@ class CredibleLeases:
         try:
             receipt = p.sender.transact(fn, pending=True, min_gas=opened * p.submit_allowance(job))
         except TransactionReverted as exc:
-            log.warning("reveal_range_refused", lease=start, error=exc.error_name, action="look again next poll")
+            log.warning("reveal_range_refused", lease=start, error=str(exc), action="look again next poll")
             return []
         tx, gas = receipt["transactionHash"].hex(), int(receipt["gasUsed"]) // len(recs)
         log.info("range_revealed", lease=start, open=opened, sealed=len(recs) - opened, gas=int(receipt["gasUsed"]))

@@ -113,7 +113,7 @@ class LaneRounds:
         try:
             receipt = p.sender.transact(p.market.contract.functions.commitLane(start, count, lane_root(leaves)))
         except TransactionReverted as exc:
-            log.warning("commit_lane_refused", chunk=start, error=exc.error_name, action="look again next poll")
+            log.warning("commit_lane_refused", chunk=start, error=str(exc), action="look again next poll")
             return []
         gas = int(receipt["gasUsed"])
         log.info("lane_committed", chunk=start, tasks=count, gas=gas)
@@ -130,7 +130,7 @@ class LaneRounds:
             # with the gas to settle the chunk, should another lane's reveal land first in the same block
             receipt = p.sender.transact(fn, pending=True, min_gas=settle_allowance(len(recs), lanes))
         except TransactionReverted as exc:
-            log.warning("reveal_lane_refused", chunk=start, error=exc.error_name, action="look again next poll")
+            log.warning("reveal_lane_refused", chunk=start, error=str(exc), action="look again next poll")
             return []
         gas = int(receipt["gasUsed"])
         settled = [ea.TaskRef.model_validate(e["args"]) for e in
@@ -158,7 +158,7 @@ class LaneRounds:
             receipt = p.sender.transact(p.market.contract.functions.splitLanes(start, count, lists),
                                         min_gas=count * SPLIT_TASK_GAS, pending=True)  # time-gated, as a reveal
         except TransactionReverted as exc:
-            log.warning("split_lanes_refused", chunk=start, error=exc.error_name, action="look again next poll")
+            log.warning("split_lanes_refused", chunk=start, error=str(exc), action="look again next poll")
             return
         log.info("lanes_split", chunk=start, tasks=count, lanes=len(lists), gas=int(receipt["gasUsed"]))
 
