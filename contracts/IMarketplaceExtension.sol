@@ -18,6 +18,12 @@ interface IMarketplaceExtension {
     error MarketplaceLanesUnsupported(uint256 jobId);
     /// @notice A list given to {splitLanes} does not hash to what `worker`'s lane of chunk `startTaskId` revealed.
     error MarketplaceLaneListMismatch(uint256 startTaskId, address worker);
+    /// @notice Chunk `startTaskId` still takes lanes until `joinUntil` (its first lane's claim plus the claim grace):
+    /// {dissolveLanes} only after that.
+    error MarketplaceLanesJoinOpen(uint256 startTaskId, uint256 joinUntil);
+    /// @notice Chunk `startTaskId` cannot be dissolved: it holds `lanes` of its `target` lanes (all of them: it runs
+    /// as lanes) or `revealed` lanes revealed (their results are public: the chunk ends by {splitLanes}).
+    error MarketplaceLanesNotDissolvable(uint256 startTaskId, uint256 lanes, uint256 target, uint256 revealed);
 
     /// @notice `worker` leased lane `lane` of the chunk of `count` tasks from `startTaskId`, locking `count` replica
     /// stakes; it must commit by `expiry`.
@@ -38,6 +44,10 @@ interface IMarketplaceExtension {
     /// @notice The job closed with `worker`'s lane unsettled: its stake is back (`slashed` false: it had committed)
     /// or taken (it had not).
     event LaneReleased(uint256 indexed startTaskId, address indexed worker, bool slashed);
+    /// @notice The chunk of `count` tasks from `startTaskId` did not get all its lanes within the claim grace of its
+    /// first one: its lanes left it with their stakes unlocked (nothing slashed) and its tasks are free again, for
+    /// per-task claims or another chunk.
+    event LanesDissolved(uint256 indexed startTaskId, uint256 count);
 
     // ---------------------------------------------------------------------------------------------
     // Relays (EIP-712, domain "Tasknet Marketplace" version "1", verifying contract the marketplace)
@@ -135,6 +145,13 @@ interface IMarketplaceExtension {
     /// @param startTaskId the chunk's first task
     /// @param count the chunk's tasks
     function releaseLanes(uint256 startTaskId, uint256 count) external;
+
+    /// @notice Dissolves a chunk that did not get all its lanes within the claim grace of its first one (and none of
+    /// whose lanes revealed): its lanes' stakes are unlocked, nothing is slashed, and its tasks return to the free
+    /// pool for per-task claims (workers that do not lease lanes) or another chunk; anyone may call it.
+    /// @param startTaskId the chunk's first task
+    /// @param count the chunk's tasks
+    function dissolveLanes(uint256 startTaskId, uint256 count) external;
 
     /// @notice The key of the chunk (`startTaskId`, `count`) in {IMarketplace-getTask} (its round: lanes wanted,
     /// occupied, committed and revealed masks, windows) and {IMarketplace-getReplica} (each lane).

@@ -128,6 +128,11 @@ contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
     }
 
     /// @inheritdoc IMarketplaceExtension
+    function dissolveLanes(uint256 startTaskId, uint256 count) external onlyDelegated nonReentrant {
+        LaneLogic.dissolve(_s, startTaskId, count);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
     function laneKey(uint256 startTaskId, uint256 count) external pure returns (uint256) {
         return LaneLogic.key(startTaskId, count);
     }

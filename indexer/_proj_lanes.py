@@ -4,7 +4,8 @@ A lane is one replica of each task of its chunk: the mirror gives each task of t
 (slot = the lane's index), so the per-task events that follow (``ResultRevealed`` at the lane's reveal,
 ``TaskFinalized`` when the lanes settle or a split finalizes a task, ``WorkerSlashed`` / ``ReplicasAdded`` /
 ``TaskFailed`` of a split task, per-task claims of the replicas a split adds) apply to them as to any replica.
-The chunk's tasks carry its first task in ``lease_start`` (so :meth:`indexer._ledger.Ledger.chunk` finds them).
+The chunk's tasks carry its first task in ``lease_start`` (so :meth:`indexer._ledger.Ledger.chunk` finds them). A
+chunk dissolved for want of lanes (``LanesDissolved``) leaves its tasks open, their lane rows ``dissolved``.
 
 A lane's commit holds one root over its per-task commitments: each replica row's ``commitment`` is that root
 (the per-task commitments are rebuilt by the verifier from the reveal's calldata). A lane that expires or is
@@ -80,6 +81,26 @@ def on_LanesSplit(led: Ledger, ev: LogEvent) -> None:
             task["status"] = "revealing"
 
 
+def on_LanesDissolved(led: Ledger, ev: LogEvent) -> None:
+    """The chunk did not get all its lanes within the claim grace: each lane's replica rows end ``dissolved`` with
+    their stakes unlocked (nothing slashed), and the tasks are open again, free for per-task claims or a new chunk
+    (which start their rows afresh: a new chunk's ``LaneClaimed`` binds its own platform class)."""
+    a = ev.args
+    start, count = int(a["startTaskId"]), int(a["count"])
+    job = led.rows.jobs.get(start >> 32)
+    stake = job["replica_stake"] if job else 0
+    for tid in range(start, start + count):
+        task = led.task(tid)
+        if task is None:
+            continue
+        for rep in led.live(tid):
+            active = led.active(tid, rep["worker"])
+            if active is not None:
+                led.release(active, "dissolved", unlock=stake)
+        task.update({"status": "open", "worker": None, "lease_start": None, "occupied": 0, "committed": 0,
+                     "platform_class": None})
+
+
 def _leave(led: Ledger, start: int, worker: str, status: str, *, slashed: bool) -> None:
     """``worker``'s lane leaves each task of the chunk; a slashed lane's rows carry one replica stake each (the
     stake itself moves with the ``WorkerSlashed`` that follows), an unslashed one's stake is unlocked."""
@@ -103,4 +124,5 @@ HANDLERS = by_event(
     on_LaneExpired,
     on_LaneReleased,
     on_LanesSplit,
+    on_LanesDissolved,
 )

@@ -378,7 +378,7 @@ class Verifier:
                     st.expected_slash.append(w)
                 st.status = "failed"
             elif ev.name in ("ReplicasAdded", "TaskFinalized", "TaskFailed"):
-                if lanes is not None and not lanes.split and ev.name == "TaskFinalized":
+                if lanes is not None and not (lanes.split or lanes.dissolved) and ev.name == "TaskFinalized":
                     st.checks.append(lanes.settle_check(ev))
                 _round_end(st, ev, job, fee_bps)
         if st.status in ("finalized", "failed") or st.actual_slash:

@@ -15,6 +15,8 @@ for one task, from public data alone:
   majority, R winners, and the reward as for any round);
 * ``lane_split`` (the chunk split): the lanes had not all revealed one list (else it would have settled); the
   task then goes on as a per-task round whose replicas are the lanes (majority, slashes, added replicas);
+* ``lane_dissolve`` (the chunk went back to the free pool): it lacked a lane and none had revealed; its lanes
+  leave the task's round unslashed, and the task's own per-task claims follow;
 * ``lane_slashes``: exactly the lanes the rules punish (expired without a commit, released uncommitted) were
   slashed, each ``count`` replica stakes in one ``WorkerSlashed`` naming the chunk's first task.
 """
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
 #: the most tasks a chunk holds (``LaneLogic.MAX_LANE``)
 MAX_LANE = 32
 #: the chunk-level events (all name the chunk's first task as ``startTaskId``)
-LANE_EVENTS = ("LaneClaimed", "LaneCommitted", "LaneRevealed", "LaneExpired", "LaneReleased", "LanesSplit")
+LANE_EVENTS = ("LaneClaimed", "LaneCommitted", "LaneRevealed", "LaneExpired", "LaneReleased", "LanesSplit",
+               "LanesDissolved")
 
 
 def lane_root(start: int, digests: list[bytes], salts: list[bytes], worker: str) -> tuple[bytes, list[bytes]]:
@@ -112,6 +115,7 @@ class Lanes:
         self.replication, self.stake = replication, stake
         self.lanes: dict[str, _Lane] = {}
         self.split = False
+        self.dissolved = False  # the chunk went back to the free pool: the task's own rounds decide it
         self.released = False
         self.expected_slash: list[str] = []
         self.actual_slash: list[tuple[str, int]] = []
@@ -169,7 +173,23 @@ class Lanes:
         elif ev.name == "LanesSplit":
             self.split = True
             return [self._split_check()]
+        elif ev.name == "LanesDissolved":
+            return [self._dissolve_check(live)]
         return []
+
+    def _dissolve_check(self, live: dict[str, Any]) -> Check:
+        """``lane_dissolve``: the chunk went back to the free pool, which the rules allow only while it lacks a lane
+        and none revealed; its lanes leave the task's round unslashed (the task's own claims follow)."""
+        self.dissolved = True
+        lanes = sorted(self.lanes)
+        ok = len(lanes) < self.replication and not any(lane.list_hash for lane in self.lanes.values())
+        for w in [k for k in live if k.lower() in self.lanes]:
+            live.pop(w)
+        self.lanes.clear()
+        return Check(name="lane_dissolve", subject=str(self.start), passed=ok,
+                     detail=f"chunk {self.start} dissolved with {len(lanes)} of {self.replication} lanes, none revealed"
+                     if ok else f"chunk {self.start} dissolved with {len(lanes)} lanes or a reveal, which the rules "
+                                f"forbid", evidence={"lanes": lanes})
 
     def _commit_check(self, ev: DecodedEvent) -> Check:
         w, root = str(ev.args["worker"]), _h(ev.args["root"])

@@ -101,6 +101,8 @@ class LaneRef(EventArgs):
 
 
 class LanesSplit(EventArgs):
+    """``LanesSplit`` and ``LanesDissolved``: a whole chunk of ``count`` tasks from ``start_task_id``."""
+
     start_task_id: TaskId
     count: int
 

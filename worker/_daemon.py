@@ -1064,8 +1064,9 @@ class Worker:
     def _lanes_allowed(self, job: JobView) -> bool:
         """Whether this worker serves R > 1 ``job`` through lanes (``batching.lanes``; PROTOCOL.md, "Lanes"): a
         fixed-R job without a callback (its chunks would need every callback in one transaction), not GPU jobs (a
-        task's devices are promised at claim time), not homogeneous ones, and not through a relayer or a cluster."""
-        return (self.s.batching.lanes and job.replication > 1 and not job.confidence_ppb and not job.gpus
+        task's devices are promised at claim time), not homogeneous ones, not through a relayer or a cluster, and not
+        a job one of whose chunks this worker dissolved for want of other lanes (:class:`worker._lanes.LaneRounds`)."""
+        return (self.s.batching.lanes and job.replication > 1 and job.job_id not in self.pipeline.lanes.dissolved_jobs and not job.confidence_ppb and not job.gpus
                 and not job.homogeneous and int(job.callback, 16) == 0 and self.pipeline.relay is None
                 and self.slurm is None)
 
@@ -1080,8 +1081,11 @@ class Worker:
             if any(not h.committed and h.expiry < now and h.worker.lower() != me for h in c.lanes.values()):
                 self._reopen_lanes(start, c.count)
                 c.lanes = {i: h for i, h in c.lanes.items() if h.committed or h.expiry >= now}
+        # a chunk past its join window (its first claim plus the claim grace) is about to be dissolved: not joined
         joinable = sorted(((start, c) for start, c in chunks if len(c.lanes) < job.replication
-                           and all(h.worker.lower() != me for h in c.lanes.values())),
+                           and all(h.worker.lower() != me for h in c.lanes.values())
+                           and min((h.expiry for h in c.lanes.values()), default=now + 1)
+                           - c.count * job.max_run_seconds >= now),
                           key=lambda sc: (-len(sc[1].lanes), sc[0]))
         for start, c in joinable:
             if any(h.committed for h in c.lanes.values()):  # its commit window is open: only if we make it

@@ -8,6 +8,12 @@ per-task rounds (``splitLanes``, the revealed lists read back from the lanes' ``
 does so when its own lane is owed: each of its tasks then becomes a revealed replica at its lane's slot, which
 :meth:`worker._pipeline.Pipeline.advance` follows to its end as any replica (won, outvoted, more replicas wanted).
 
+A chunk whose other lanes do not come within the claim grace of its first claim (the job's other workers do not
+lease lanes: relayed, GPU, cluster, or lanes off) is dissolved (``dissolveLanes``: stakes unlocked, nothing slashed)
+in the same ``multicall`` as a ``claimSome`` of its tasks per task, so each result already computed goes on as a
+per-task replica of this worker (commit, reveal) instead of being computed again; the job is then served per task
+here (:attr:`LaneRounds.dissolved_jobs`), as the chunk showed its other workers do not take lanes.
+
 Every step is journaled before the next one is sent, and each first reads what the chain has (the chunk's round,
 our lane's bits), so a restart or a reorg at any point neither sends a step twice nor loses one.
 """
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
 log = get_logger("worker.lanes")
 
 Pair = tuple[TaskRecord, TaskRecord]
+#: gas of a dissolve with the claimSome of its tasks beyond its simulation: per task one replica claim (a new slot)
+DISSOLVE_TASK_GAS = 90_000
 #: gas a split may need per task beyond its simulation (each task's round settles: payouts and slashes)
 SPLIT_TASK_GAS = 250_000
 #: gas a lane's reveal must be able to spend beyond its simulation: when another lane's reveal lands first in the
@@ -62,6 +70,9 @@ class LaneRounds:
 
     def __init__(self, pipe: Pipeline) -> None:
         self.p = pipe
+        #: jobs one of whose chunks this worker dissolved: it serves them per task from then on (in memory: after
+        #: a restart a lone chunk shows it again, at the cost of one claim grace)
+        self.dissolved_jobs: set[int] = set()
 
     def settle(self, start: int, count: int, running: set[str]) -> list[Pair]:
         """Take the lane of chunk (``start``, ``count``) one step further if it can go. Returns the (old, new)
@@ -79,6 +90,9 @@ class LaneRounds:
         chunk = p.market.task_view(key)
         if chunk.status == TaskStatus.FINALIZED:
             return self._ended(start, live, chunk, slot)
+        if chunk.status == TaskStatus.NONE and all(r.step >= Step.UPLOADED for r in live):
+            # dissolved by another (anyone may): the tasks are free, our results may still go on per task
+            return self._per_task(JobView.model_validate(live[0].data["job"]), start, count, live, dissolve=False)
         lane = p.market.replica_view(key, slot)
         if chunk.status != TaskStatus.ACTIVE or not chunk.occupied & bit or lane.worker.lower() != p.me.lower():
             why = f"lane {slot} of chunk {start} is no longer this worker's (expired, or released)"
@@ -94,6 +108,9 @@ class LaneRounds:
             return []  # some still to run: the root covers the whole chunk
         job = JobView.model_validate(live[0].data["job"])
         now = p.market.chain_time()
+        if not chunk.revealed and chunk.occupied.bit_count() < chunk.target and \
+                now > self.join_until(key, chunk.occupied, chunk.target, count * job.max_run_seconds):
+            return self._per_task(job, start, count, live, dissolve=True)
         if not chunk.committed & bit:
             return self._commit(job, start, count, mine)
         if not chunk.revealed & bit:
@@ -106,6 +123,51 @@ class LaneRounds:
         if chunk.revealed.bit_count() == chunk.target or (chunk.reveal_deadline and now > chunk.reveal_deadline):
             self._split(start, count, chunk, int(live[0].data.get("claim_block") or 0))
         return []
+
+    def join_until(self, key: int, occupied: int, target: int, run: int) -> int:
+        """When the chunk under ``key`` stops taking lanes (``LaneLogic.dissolve``): its earliest lane's expiry less
+        the chunk's run, that is its claim plus the claim grace."""
+        expiries = [self.p.market.replica_view(key, i).expiry for i in range(target) if occupied & (1 << i)]
+        return min(expiries) - run if expiries else 0
+
+    def _per_task(self, job: JobView, start: int, count: int, recs: list[TaskRecord], *, dissolve: bool
+                  ) -> list[Pair]:
+        """The chunk lacks lanes past its join window (``dissolve``: dissolve it first, in the same ``multicall``) or
+        is gone: claim its tasks per task, and go on with each result already uploaded as that replica's."""
+        p = self.p
+        fns = p.market.contract
+        tids = [start + i for i in range(count)]
+        calls = ([fns.encode_abi("dissolveLanes", [start, count])] if dissolve else []) + \
+            [fns.encode_abi("claimSome", [tids, count])]
+        try:
+            # time-gated (the join window's end), as a reveal: simulated on the pending block
+            receipt = p.sender.transact(fns.functions.multicall(calls), pending=True,
+                                        min_gas=count * DISSOLVE_TASK_GAS)
+        except TransactionReverted as exc:  # another lane joined, or another worker dissolved it first
+            log.info("dissolve_lanes_refused", chunk=start, error=str(exc), action="look again next poll")
+            return []
+        self.dissolved_jobs.add(job.job_id)
+        claimed: dict[int, ea.ReplicaClaimed] = {}
+        for e in fns.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
+            a = ea.ReplicaClaimed.model_validate(e["args"])
+            if a.worker.lower() == p.me.lower():
+                claimed[a.task_id] = a
+        log.warning("lanes_dissolved" if dissolve else "lanes_gone", chunk=start, tasks=count, claimed=len(claimed),
+                    gas=int(receipt["gasUsed"]),
+                    reason="no other lane came within the claim grace: this job goes on per task here")
+        out: list[Pair] = []
+        for r in recs:
+            got = claimed.get(task_id(r.job_id, r.task_index))
+            if got is None:  # another worker's per-task claim took it first: nothing of ours is locked on it
+                why = f"chunk {start} dissolved; the task was claimed by others first"
+                out.append((r, p.journal.record(r.job_id, r.task_index, Step.ABANDONED, outcome="abandoned",
+                                                earned=0, note=why)))
+            else:
+                out.append((r, p.journal.record(
+                    r.job_id, r.task_index, Step.UPLOADED, replica=got.replica, expiry=got.expiry,
+                    claim_block=int(receipt["blockNumber"]), claim_tx=receipt["transactionHash"].hex(),
+                    note=f"chunk {start} dissolved: its result goes on as replica {got.replica} of the task")))
+        return out
 
     def _commit(self, job: JobView, start: int, count: int, recs: list[TaskRecord]) -> list[Pair]:
         p = self.p

@@ -352,6 +352,12 @@ class MarketView(BaseModel):
         for tid in range(a.start_task_id, a.start_task_id + a.count):
             self.replicas[tid] = {slot: hint.model_copy() for slot, hint in chunk.lanes.items()}
 
+    def _on_LanesDissolved(self, a: ea.LanesSplit) -> None:
+        """The chunk did not get all its lanes: it is gone and its tasks are free again."""
+        if self.chunks.pop(a.start_task_id, None) is not None:
+            job_id, index = split_task_id(a.start_task_id)
+            self._release(job_id, range(index, index + a.count))
+
     def _on_TaskFinalized(self, a: ea.TaskRef) -> None:
         self.chunks.pop(a.task_id, None)  # a chunk's first task: the chunk settled (its others finalize with it)
         self._settle(a.task_id)
@@ -394,5 +400,5 @@ _ARGS: dict[str, Callable[..., BaseModel]] = {
     "ReplicasAdded": ea.ReplicasAdded.model_validate, "TaskFinalized": ea.TaskRef.model_validate,
     "TaskFailed": ea.TaskRef.model_validate, "LaneClaimed": ea.LaneClaimed.model_validate,
     "LaneCommitted": ea.LaneRef.model_validate, "LaneExpired": ea.LaneRef.model_validate,
-    "LanesSplit": ea.LanesSplit.model_validate,
+    "LanesSplit": ea.LanesSplit.model_validate, "LanesDissolved": ea.LanesSplit.model_validate,
 }

@@ -258,6 +258,42 @@ library LaneLogic {
         s.tasks[k] = t;
     }
 
+    /// @dev See {IMarketplaceExtension-dissolveLanes}. The join window ends at the earliest lane's claim plus the
+    /// claim grace: a lane's expiry is its claim + `count * maxRunSeconds` + the claim grace, so that is the earliest
+    /// expiry less `count * maxRunSeconds` (no storage of its own). A chunk left with no lane (each expired and was
+    /// reopened) may be dissolved at once.
+    function dissolve(MarketStorage.State storage s, uint256 startTaskId, uint256 count) internal {
+        uint256 jobId = startTaskId >> 32;
+        IMarketplace.Job storage job = s.openJob(jobId);
+        uint256 k = key(startTaskId, count);
+        IMarketplace.Task memory t = s.tasks[k];
+        if (t.status != IMarketplace.TaskStatus.Active) revert IMarketplace.MarketplaceTaskNotActive(startTaskId);
+        uint256 lanes = Consensus.popcount(t.occupied);
+        if (lanes == t.target || t.revealed != 0) {
+            revert IMarketplaceExtension.MarketplaceLanesNotDissolvable(
+                startTaskId, lanes, t.target, Consensus.popcount(t.revealed)
+            );
+        }
+        uint256 earliest = type(uint256).max;
+        for (uint256 i = 0; i < t.target; ++i) {
+            if (t.occupied & (1 << i) == 0) continue;
+            uint256 expiry = s.replicas[k][i].expiry;
+            if (expiry < earliest) earliest = expiry;
+        }
+        uint256 joinUntil = lanes == 0 ? 0 : earliest - count * job.maxRunSeconds;
+        if (block.timestamp <= joinUntil) revert IMarketplaceExtension.MarketplaceLanesJoinOpen(startTaskId, joinUntil);
+        uint96 amount = uint96(count * job.replicaStake);
+        delete s.tasks[k];
+        for (uint256 i = 0; i < t.target; ++i) {
+            if (t.occupied & (1 << i) == 0) continue;
+            s.workers[s.replicas[k][i].worker].locked -= amount;
+            delete s.replicas[k][i];
+        }
+        if (s.taskClass[k] != 0) delete s.taskClass[k];
+        s.taken[jobId].clearRange(startTaskId & type(uint32).max, count);
+        emit IMarketplaceExtension.LanesDissolved(startTaskId, count);
+    }
+
     /// @dev An open job lanes can serve: R > 1, not credibility mode (its leases are its ranges), no callback.
     function _laneJob(MarketStorage.State storage s, uint256 jobId) private view returns (IMarketplace.Job storage job) {
         job = s.openJob(jobId);

@@ -89,7 +89,7 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function names() external pure returns (string[] memory n) {
-        n = new string[](44);
+        n = new string[](45);
         n[0] = "deposit";
         n[1] = "depositWithPermit";
         n[2] = "withdraw";
@@ -134,6 +134,7 @@ contract ReentrancyProbe is ITaskCallback {
         n[41] = "splitLanes";
         n[42] = "reopenLanes";
         n[43] = "releaseLanes";
+        n[44] = "dissolveLanes";
     }
 
     function results() external view returns (bytes4[] memory) {
@@ -160,7 +161,7 @@ contract ReentrancyProbe is ITaskCallback {
         IMarketplace.JobParams memory p;
         bytes[] memory inner = new bytes[](1);
         inner[0] = abi.encodeCall(IMarketplace.withdraw, (1));
-        bytes[] memory calls = new bytes[](44);
+        bytes[] memory calls = new bytes[](45);
         calls[0] = abi.encodeCall(IMarketplace.deposit, (1));
         calls[1] = abi.encodeCall(IMarketplace.depositWithPermit, (1, 0, 0, bytes32(0), bytes32(0)));
         calls[2] = abi.encodeCall(IMarketplace.withdraw, (1));
@@ -211,6 +212,7 @@ contract ReentrancyProbe is ITaskCallback {
         calls[41] = abi.encodeCall(IMarketplaceExtension.splitLanes, (taskId, 1, new bytes32[][](0)));
         calls[42] = abi.encodeCall(IMarketplaceExtension.reopenLanes, (taskId, 1));
         calls[43] = abi.encodeCall(IMarketplaceExtension.releaseLanes, (taskId, 1));
+        calls[44] = abi.encodeCall(IMarketplaceExtension.dissolveLanes, (taskId, 1));
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

@@ -17,7 +17,7 @@ JOB_EVENTS = {
     "ResultCommitted", "ResultRevealed", "TaskFinalized", "ReplicasAdded", "TaskFailed", "ClaimExpired",
     "ReplicaReleased", "TaskReleased", "CallbackDelivered", "WorkerSlashed", "ClaimAbandoned", "FailureReported",
     "FailureConfirmed", "TasksEndedDelivered", "JobCredibility", "ReplicaWanted", "LaneClaimed", "LaneCommitted",
-    "LaneRevealed", "LanesSplit", "LaneExpired", "LaneReleased",
+    "LaneRevealed", "LanesSplit", "LaneExpired", "LaneReleased", "LanesDissolved",
 }
 
 
@@ -162,6 +162,13 @@ class Tracker(BaseModel):
         assert index is not None
         for i in range(index, index + int(a["count"])):  # type: ignore[call-overload]
             self.lanes.pop(i, None)
+
+    def _on_LanesDissolved(self, a: dict[str, object], index: int | None) -> None:
+        """The chunk did not get all its lanes: its tasks are free again, no longer running."""
+        assert index is not None
+        for i in range(index, index + int(a["count"])):  # type: ignore[call-overload]
+            self.lanes.pop(i, None)
+            self.running.discard(i)
 
     def _on_ResultRevealed(self, a: dict[str, object], index: int | None) -> None:
         assert index is not None

@@ -244,6 +244,69 @@ def test_an_expired_lane_is_slashed_whole_and_freed_for_another_worker(env: Env)
     assert chunk.round()["occupied"] == 0b01
 
 
+def test_a_chunk_without_all_its_lanes_after_the_claim_grace_is_dissolved_and_its_tasks_are_free(env: Env) -> None:
+    job = env.replicated_job(2, num_tasks=6)
+    a, b, c = env.workers[:3]
+    stake = env.job(job)["replicaStake"]
+    grace = int(env.params()["claimGrace"])
+    m = env.market.functions
+    chunk = Chunk(env, job, 1, 4)
+    claimed = env.events(chunk.claim(a), "LaneClaimed")[0]
+    join_until = int(claimed["expiry"]) - 4 * 100  # the claim, plus the grace (maxRunSeconds is 100)
+    assert join_until == env.now() + grace
+    chunk.commit(a, honest(4))  # a commit alone does not close the chunk to joiners
+    reverts(env, m.dissolveLanes(chunk.start, 4), c, "MarketplaceLanesJoinOpen",
+            {"startTaskId": chunk.start, "joinUntil": join_until})
+    env.warp(grace + 1)
+    stake_before = env.worker(a)["stake"]
+    receipt = env.tx(m.dissolveLanes(chunk.start, 4), c)  # anyone may
+    assert [(e["startTaskId"], e["count"]) for e in env.events(receipt, "LanesDissolved")] == [(chunk.start, 4)]
+    assert not env.events(receipt, "WorkerSlashed")
+    assert env.worker(a)["locked"] == 0 and env.worker(a)["stake"] == stake_before  # unlocked, nothing taken
+    assert chunk.round()["status"] == 0 and chunk.round()["occupied"] == 0  # the chunk is gone
+    reverts(env, m.dissolveLanes(chunk.start, 4), c, "MarketplaceTaskNotActive")
+    # its tasks are free: per-task replicas claim them, and a new chunk may take the same range again
+    env.tx(m.claim(task_id(job, 2)), b)
+    assert env.worker(b)["locked"] == stake
+    reverts(env, m.claimLane(chunk.start, 4), a, "MarketplaceTaskTaken", {"taskId": task_id(job, 2)})
+    again = Chunk(env, job, 3, 2)
+    settled = env.events(again.run({a: honest(2), c: honest(2)}), "TaskFinalized")
+    assert [e["taskId"] for e in settled] == [task_id(job, 3), task_id(job, 4)]
+
+
+def test_a_chunk_with_all_its_lanes_or_a_reveal_is_not_dissolved(env: Env) -> None:
+    job = env.replicated_job(2, num_tasks=6)
+    a, b, c = env.workers[:3]
+    grace = int(env.params()["claimGrace"])
+    m = env.market.functions
+    full = Chunk(env, job, 0, 3)
+    full.claim(a)
+    full.claim(b)
+    env.warp(grace + 1)
+    reverts(env, m.dissolveLanes(full.start, 3), c, "MarketplaceLanesNotDissolvable",
+            {"startTaskId": full.start, "lanes": 2, "target": 2, "revealed": 0})
+    # a lone lane that committed and revealed once the commit window passed: its results are public, so the
+    # chunk ends by a split (its tasks ask for more replicas), never by going back to the free pool
+    lone = Chunk(env, job, 3, 3)
+    lone.claim(c)
+    lone.commit(c, honest(3))
+    env.warp(int(lone.round()["commitDeadline"]) - env.now() + 1)
+    lone.reveal(c, honest(3))
+    reverts(env, m.dissolveLanes(lone.start, 3), a, "MarketplaceLanesNotDissolvable",
+            {"startTaskId": lone.start, "lanes": 1, "target": 2, "revealed": 1})
+
+
+def test_a_chunk_whose_lanes_all_expired_is_dissolved_at_once(env: Env) -> None:
+    job = env.replicated_job(2, num_tasks=4)
+    a, c = env.workers[0], env.workers[2]
+    chunk = Chunk(env, job, 0, 4)
+    chunk.claim(a)
+    env.warp(4 * 100 + int(env.params()["claimGrace"]) + 1)
+    env.tx(env.market.functions.reopenLanes(chunk.start, 4), c)  # a slashed, its lane freed: the chunk is empty
+    env.tx(env.market.functions.dissolveLanes(chunk.start, 4), c)
+    env.tx(env.market.functions.claim(task_id(job, 0)), c)
+
+
 def test_lanes_of_a_closed_job_are_released(env: Env) -> None:
     app = env.app()
     env.fund(env.requester, 100 * E18)

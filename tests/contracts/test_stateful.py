@@ -99,7 +99,7 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
                          "JobCredibility", "TasksCancelled", "RangeCommitted",
                          "JobClosed", "LeaseExpired", "ClaimExpired", "ReplicaReleased", "WorkerSlashed",
                          "WorkerBanned", "ClaimAbandoned", "FailureReported", "FailureConfirmed", "LaneClaimed",
-                         "LaneRevealed", "LanesSplit", "LaneExpired", "LaneReleased"):
+                         "LaneRevealed", "LanesSplit", "LaneExpired", "LaneReleased", "LanesDissolved"):
                 STEPS["event:" + name] += len(env.events(receipt, name))
             return receipt
 
@@ -397,6 +397,15 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
             self.send(env.market.functions.reopenLanes(*c), env.outsider)
             self.send(env.market.functions.releaseLanes(*c), env.outsider)
 
+        @precondition(lambda self: self.chunks)
+        @rule(i=st.integers(0, 50))
+        def dissolve_lanes(self, i: int) -> None:
+            c = sorted(self.chunks)[i % len(self.chunks)]
+            if self.send(env.market.functions.dissolveLanes(*c), env.outsider) is not None:
+                # the chunk is gone (its lanes unlocked, its tasks free): a new one may form at the same range
+                del self.chunks[c]
+                self.revealed_lanes.pop(c, None)
+
         @rule(pick=st.integers(0, 20))
         def close_job(self, pick: int) -> None:
             if self.jobs:
@@ -433,10 +442,12 @@ def test_marketplace_state_machine(env: Env) -> None:
 @pytest.mark.reliability(kind="attack", name="random sequences with lanes keep the books",
                          how="the same machine with lanes of fixed-R jobs mixed in: chunks claimed, committed with a "
                              "lie on a task, revealed or left silent, split (with right and wrong lists), expired, "
-                             "released after the job closed; the same invariants after every step")
+                             "released after the job closed, dissolved when their lanes did not all come; the same "
+                             "invariants after every step")
 def test_lanes_state_machine(env: Env) -> None:
     _fund_machine(env)
     run_state_machine_as_test(make_machine(env)[1], settings=settings(SETTINGS, max_examples=16))
     print(f"\nstateful (lanes): {dict(STEPS)}")
     assert STEPS["succeeded"] > 50
     assert STEPS["event:LaneRevealed"] > 0 and STEPS["event:LanesSplit"] > 0  # lanes were settled and split
+    assert STEPS["event:LanesDissolved"] > 0  # a chunk whose lanes did not all come went back to the free pool

@@ -95,6 +95,9 @@ def _assert_rows_match_chain(engine: Any, t: Traffic, chunks: dict[int, int]) ->
     for row in current(engine, _db.tasks):
         start = row["lease_start"]
         own = t.market.functions.getTask(row["task_id"]).call()
+        if own[0] == 0 and row["status"] == "open":  # free again (its chunk dissolved): no round anywhere
+            assert start is None and row["occupied"] == 0, row
+            continue
         if own[0] == 0:  # never a round of its own: the chunk's round stands for it
             assert start in chunks, row
             own = t.market.functions.getTask(t.market.functions.laneKey(start, chunks[start]).call()).call()
@@ -322,3 +325,41 @@ def test_a_split_task_without_a_majority_gets_replicas_claimed_per_task(t: Traff
     assert len(majority) == 2 and majority[0].detail.startswith("no strict majority")
     assert [c.name for c in report.checks].count("commitment") == 2  # the per-task replicas' own commitments
     assert v.job(job).passed
+
+
+def test_a_dissolved_chunk_frees_its_tasks_in_the_mirror_and_they_verify_per_task(t: Traffic, tmp_path: Path) -> None:
+    app = _setup(t, 3)
+    job = t.post(app, n=3, r=2)
+    start = task_id(job, 0)
+    lanes = Lanes(t)
+    lone = t.workers[0]
+    lanes.claim(start, 3, lone)
+    lanes.commit(start, [GOOD, GOOD, GOOD], lone)  # committed, but its other lane never comes
+    grace = t.market.functions.params().call()[1]
+    _warp(t, grace + 1)
+    t.tx(t.market.functions.dissolveLanes(start, 3), t.relayer)
+    # the tasks go on per task: the lone lane's worker and another claim, commit and reveal one of them
+    tid = start + 1
+    for w in (lone, t.workers[1]):
+        t.claim(tid, w)
+    for w in (lone, t.workers[1]):
+        t.commit(tid, w, GOOD)
+    for w in (lone, t.workers[1]):
+        t.reveal(tid, w, GOOD)
+
+    engine = _sync(t, tmp_path)
+    _assert_rows_match_chain(engine, t, {})
+    tasks = {r["task_id"]: r for r in current(engine, _db.tasks, job_id=job)}
+    assert [(tasks[s + start]["status"], tasks[s + start]["lease_start"], tasks[s + start]["occupied"])
+            for s in (0, 2)] == [("open", None, 0)] * 2
+    assert (tasks[tid]["status"], tasks[tid]["winners"]) == ("finalized", 2)
+    dissolved = [r for r in current(engine, _db.replicas, job_id=job) if r["status"] == "dissolved"]
+    assert sorted((r["task_id"], r["worker"], r["slashed"]) for r in dissolved) == \
+        [(start + i, lone.address, 0) for i in range(3)]
+    row = current(engine, _db.workers, address=lone.address)[0]
+    assert (row["locked"], row["slashes"], row["active_claims"]) == (0, 0, 0)
+
+    report = Verifier(t.w3, t.market.address, None).task(tid)
+    assert report.status == "finalized" and report.passed, [c for c in report.checks if not c.passed]
+    names = [c.name for c in report.checks]
+    assert "lane_dissolve" in names and "lane_settle" not in names and "majority" in names

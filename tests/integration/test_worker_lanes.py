@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from oracle.market import Market
 from oracle.protocol import split_task_id, task_id
 from oracle.tx import TxSender
@@ -203,3 +205,49 @@ def test_a_lane_whose_peer_never_commits_reveals_and_splits_on_an_idle_chain(
         == [(silent.address, start)]
     assert [e["args"]["target"] for e in c.events.ReplicasAdded().get_logs(from_block=0)] == [4]
     assert market.worker_record(live.address).slashes == 0
+
+
+@pytest.mark.reliability(kind="fault", name="a lane worker alone among per-task workers",
+                         how="a daemon leasing lanes starts a chunk of an R = 2 job whose other worker does not lease "
+                             "lanes; past the claim grace it dissolves the chunk and claims its tasks per task in one "
+                             "multicall: nothing slashed, each result computed once, the job settled")
+def test_a_lone_lane_among_per_task_workers_dissolves_and_its_results_go_on_per_task(
+        anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path) -> None:
+    """A lane worker starts a chunk of an R = 2 job; its peer does not lease lanes, so no other lane comes. Once the
+    claim grace of the chunk passed, the lane worker dissolves it and claims its tasks per task in the same
+    transaction (nothing slashed), and goes on with the results it already computed as per-task replicas: each task
+    ran once there, and the job settles with both workers paid."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    laner, plain = accounts[4], accounts[5]
+    for a in (laner, plain):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=2, max_run=600)
+    lane_worker = Worker(settings(anvil, ipfs, market, laner, tmp_path / "lane", batching=LANES),
+                         docker_client=docker_client)
+    per_task = Worker(settings(anvil, ipfs, market, plain, tmp_path / "plain"), docker_client=docker_client)
+    c = market.contract
+    with running(lane_worker):
+        wait_for(lambda: lane_worker.journal.all() and all(r.step >= Step.UPLOADED for r in lane_worker.journal.all()),
+                 timeout=120, what="the lone lane's results uploaded")
+        claimed = [e["args"] for e in c.events.LaneClaimed().get_logs(from_block=0)]
+        assert len(claimed) == 1  # one chunk: it waits alone for its other lane, so the worker starts no other
+        chunk = range(split_task_id(claimed[0]["startTaskId"])[1], split_task_id(claimed[0]["startTaskId"])[1]
+                      + claimed[0]["count"])
+        # the claim grace passes with no other lane: the chain's clock jumps past it
+        w3.provider.make_request("evm_increaseTime", [market.market_params().claim_grace + 5])
+        w3.provider.make_request("evm_mine", [])
+        with running(per_task):
+            wait_for(lambda: market.job_record(job_id).settled == 3, timeout=180, what="the job settled")
+            wait_for(lambda: all(r.step is Step.DONE for w in (lane_worker, per_task) for r in w.journal.all()),
+                     timeout=60, what="both journals done")
+    assert [e["args"]["count"] for e in c.events.LanesDissolved().get_logs(from_block=0)] == [len(chunk)]
+    assert not c.events.WorkerSlashed().get_logs(from_block=0)
+    assert not c.events.LaneRevealed().get_logs(from_block=0)  # the chunk never ran as lanes
+    assert {f["winners"] for f in events(market, "TaskFinalized", job_id)} == {2}
+    for i in chunk:  # computed once, before the dissolve, and committed per task
+        assert [s for s, _ in lane_worker.journal.history(job_id, i)].count(Step.RAN) == 1
+        assert lane_worker.journal.get(job_id, i).data["outcome"] == "won"
+    for a in (laner, plain):
+        info = market.worker_record(a.address)
+        assert (info.slashes, info.locked) == (0, 0)

@@ -523,7 +523,7 @@ GUARDED = ["deposit", "depositWithPermit", "withdraw", "stake", "requestUnstake"
            "reveal", "finalize", "reopenExpired", "releaseReplicas", "relayCommits", "relayReveals",
            "relayResults", "multicall", "claimSome", "abandon", "reportFailure", "postCredibilityJob",
            "startSpotCheck", "claimFreeRange", "commitRange", "revealRange", "claimLane", "commitLane", "revealLane",
-           "splitLanes", "reopenLanes", "releaseLanes"]
+           "splitLanes", "reopenLanes", "releaseLanes", "dissolveLanes"]
 OWNER_ONLY = ["setParams", "setTreasury", "setWorkerBanned", "transferOwnership", "renounceOwnership"]
 SELF_ONLY = ["registerWorker", "setPlatformClass"]  # not guarded: write only the caller's own worker record
 
@@ -536,7 +536,7 @@ FAILURE_PATHS = ["reveal (no consensus)", "reportFailure (at the cap)", "cancelT
 @attack(kind="attack", name="job callback re-enters every state-changing function",
         how="a callback contract, on each delivery path (results: submit, submitRange, relayResults, reveal, "
             "finalize, relayReveals; outcomes without a result: a failed task, a cancelled range, a closed job), "
-            "calls back all 44 state-changing functions of the marketplace; every money/task function must hit the "
+            "calls back all 45 state-changing functions of the marketplace; every money/task function must hit the "
             "guard, owner functions the Ownable check, and the delivering transaction must complete with exact "
             "balances")
 def test_callback_cannot_reenter_any_function(env: Env, record_property: Any, path: str) -> None:
@@ -948,6 +948,7 @@ LOOP_BOUNDS = {
     ("LaneLogic.sol", "_unanimous", "i < t.target"): "lanes = R <= 16",
     ("LaneLogic.sol", "reopen", "i < t.target"): "lanes = R <= 16",
     ("LaneLogic.sol", "release", "i < t.target"): "lanes = R <= 16",
+    ("LaneLogic.sol", "dissolve", "i < t.target"): "lanes = R <= 16 (twice: the join window, then the unlocks)",
     ("LaneLogic.sol", "_settle", "i < votes"): "votes = R <= 16",
     ("LaneLogic.sol", "_settle", "i < count"): "count = the chunk's tasks <= MAX_LANE (32)",
     ("LaneLogic.sol", "reveal", "i < count"): "count = the chunk's tasks <= MAX_LANE (32): the key includes it",
