@@ -228,9 +228,9 @@ class DaemonGas(TypedDict):
     daemon_r1_bag_per_task: int
     daemon_r2_per_task: int
     daemon_r3_per_task: int
-    #: the R = 2 and R = 3 jobs again, on daemons that lease lanes (``batching.lanes``)
-    daemon_r2_lanes_per_task: int
-    daemon_r3_lanes_per_task: int
+    #: the R = 2 and R = 3 jobs again, on daemons with lanes off (``batching.lanes`` false): per-task rounds
+    daemon_r2_rounds_per_task: int
+    daemon_r3_rounds_per_task: int
     #: job key -> kind -> its transactions and gas
     daemon_by_kind: dict[str, dict[str, KindCost]]
     daemon_wall_s: dict[str, float]
@@ -264,8 +264,8 @@ class GasRow(TypedDict):
     daemon_r1_bag_per_task: NotRequired[int]
     daemon_r2_per_task: NotRequired[int]
     daemon_r3_per_task: NotRequired[int]
-    daemon_r2_lanes_per_task: NotRequired[int]
-    daemon_r3_lanes_per_task: NotRequired[int]
+    daemon_r2_rounds_per_task: NotRequired[int]
+    daemon_r3_rounds_per_task: NotRequired[int]
     daemon_by_kind: NotRequired[dict[str, dict[str, KindCost]]]
     daemon_wall_s: NotRequired[dict[str, float]]
     daemon_runs: NotRequired[list[dict[str, int]]]

@@ -4,12 +4,13 @@
 
 With ``--daemon`` (about 5 min more) it also measures gas as worker daemons really send it (issue #17): four
 ``tasknet worker run`` processes on anvil + kubo + the Docker engine (scripts/bench_adaptive.py's ``Run``) finish a
-100-task R = 1 bag, a 24-task R = 2 job and a 10-task R = 3 job of the echo app, one after the other; gas per task is
-the sum of gasUsed over every transaction of the job, posting included, divided by the tasks, with a breakdown by
-kind (claims, commits, reveals, submits, each ``multicall`` named by the calls inside it, reverted) from
-scripts/_daemon_costs.py; then the R = 2 and R = 3 jobs again on four daemons that lease lanes (``batching.lanes``).
-Keys ``daemon_r1_bag_per_task``, ``daemon_r2_per_task``, ``daemon_r3_per_task``, ``daemon_r2_lanes_per_task``,
-``daemon_r3_lanes_per_task`` and ``daemon_by_kind``. Without ``--daemon`` the default stays a fast, scripted run (about a minute).
+100-task R = 1 bag, a 24-task R = 2 job and a 10-task R = 3 job of the echo app, one after the other, with their
+default settings (R > 1 through lanes, ``batching.lanes``); gas per task is the sum of gasUsed over every transaction
+of the job, posting included, divided by the tasks, with a breakdown by kind (claims, commits, reveals, submits, each
+``multicall`` named by the calls inside it, reverted) from scripts/_daemon_costs.py; then the R = 2 and R = 3 jobs
+again on four daemons with lanes off (per-task rounds, what relayed, GPU, cluster, callback and homogeneous jobs
+use). Keys ``daemon_r1_bag_per_task``, ``daemon_r2_per_task``, ``daemon_r3_per_task``, ``daemon_r2_rounds_per_task``,
+``daemon_r3_rounds_per_task`` and ``daemon_by_kind``. Without ``--daemon`` the default stays a fast, scripted run (about a minute).
 gasUsed is summed over every transaction of a scenario (posting, claims, results, finalization); deposits,
 approvals, registrations and staking are setup, excluded and reported separately. The last line printed with
 ``--json`` is one JSON object. The Markdown table is written into BENCHMARKS.md between
@@ -60,10 +61,11 @@ POCO_GAS = {"single_task_r1": 1_776_210, "bag100_r1_per_task": 962_600, "bag10_r
 DAEMON_HEADING = "### As the worker daemon sends it"
 #: issue #17: what the daemon may send per task
 DAEMON = {"daemon_r1_bag_per_task": (100, 1, 30_000, "bag100_r1_per_task"),
-          "daemon_r2_per_task": (24, 2, 250_000, None), "daemon_r3_per_task": (10, 3, 330_000, "bag10_r3_per_task")}
-#: the same R > 1 jobs on daemons that lease lanes (``batching.lanes``, off by default)
-DAEMON_LANES = {"daemon_r2_lanes_per_task": (24, 2, 250_000, "bag10_r2_lanes_per_task"),
-                "daemon_r3_lanes_per_task": (10, 3, 330_000, "bag10_r3_lanes_per_task")}
+          "daemon_r2_per_task": (24, 2, 250_000, "bag10_r2_lanes_per_task"),
+          "daemon_r3_per_task": (10, 3, 330_000, "bag10_r3_lanes_per_task")}
+#: the same R > 1 jobs on daemons with lanes off (``batching.lanes`` false): per-task rounds
+DAEMON_ROUNDS = {"daemon_r2_rounds_per_task": (24, 2, 250_000, None),
+                 "daemon_r3_rounds_per_task": (10, 3, 330_000, "bag10_r3_per_task")}
 TARGETS = {"single_task_r1": 300_000, "bag100_r1_per_task": 120_000, "bag10_r3_per_task": 450_000,
            "bag100_r1_relayed_per_task": 40_000}
 
@@ -447,18 +449,18 @@ def measure_daemon(workers: int = 4) -> DaemonGas:
     per_task: dict[str, int] = {}
     by_kind: dict[str, dict[str, KindCost]] = {}
     wall: dict[str, float] = {}
-    for jobs, batching in ((DAEMON, None), (DAEMON_LANES, {"lanes": True})):
+    for jobs, batching in ((DAEMON, None), (DAEMON_ROUNDS, {"lanes": False})):
         with daemons("tasknet-bench-gas-daemon-", workers, batching=batching) as run:
             for key, (tasks, r, _, _) in jobs.items():
                 print(f"bench gas: daemon, {tasks} tasks at R = {r}, {workers} workers"
-                      + (" leasing lanes" if batching else ""), file=sys.stderr, flush=True)
+                      + (" with lanes off" if batching else ""), file=sys.stderr, flush=True)
                 job = run.job(tasks, r, False)
                 per_task[key], by_kind[key], wall[key] = job["gas_per_task"], job["by_kind"], job["wall_s"]
     return {"daemon_by_kind": by_kind, "daemon_wall_s": wall,
             "daemon_r1_bag_per_task": per_task["daemon_r1_bag_per_task"],
             "daemon_r2_per_task": per_task["daemon_r2_per_task"], "daemon_r3_per_task": per_task["daemon_r3_per_task"],
-            "daemon_r2_lanes_per_task": per_task["daemon_r2_lanes_per_task"],
-            "daemon_r3_lanes_per_task": per_task["daemon_r3_lanes_per_task"]}
+            "daemon_r2_rounds_per_task": per_task["daemon_r2_rounds_per_task"],
+            "daemon_r3_rounds_per_task": per_task["daemon_r3_rounds_per_task"]}
 
 
 def daemon_medians(runs: list[DaemonGas]) -> DaemonGas:
@@ -467,7 +469,7 @@ def daemon_medians(runs: list[DaemonGas]) -> DaemonGas:
     if len(runs) == 1:
         return runs[0]
     r1 = sorted(runs, key=lambda r: r["daemon_r1_bag_per_task"])[len(runs) // 2]
-    keys = (*DAEMON, *DAEMON_LANES)
+    keys = (*DAEMON, *DAEMON_ROUNDS)
     out: DaemonGas = {**r1, "daemon_runs": [{k: r[k] for k in keys} for r in runs]}  # type: ignore[literal-required]
     for k in keys:
         out[k] = round(statistics.median(r[k] for r in runs))  # type: ignore[literal-required]
@@ -482,36 +484,39 @@ def _per_task(res: GasRow) -> dict[str, int]:
 def daemon_markdown(res: GasRow) -> list[str]:
     lines = ["", f"{DAEMON_HEADING} (`scripts/bench gas --daemon`, issue #17)", "",
              ("Four `tasknet worker run` processes (echo app, `max_concurrent` 2) finish each job on a private anvil "
-              "(the `_lanes_` rows: four more, with `batching.lanes`);"),
+              "with their default settings (R > 1 through lanes; the `_rounds_` rows: four more, with `batching.lanes` "
+              "off);"),
              "gasUsed summed over every transaction of the job, posting included, divided by the tasks.", "",
              "| job | Tasknet (daemon) | target | scripted row | iExec PoCo v6.2 |", "| --- | ---: | ---: | ---: | ---: |"]
     gas = _per_task(res)
-    for key, (tasks, r, target, scripted) in {**DAEMON, **DAEMON_LANES}.items():
+    for key, (tasks, r, target, scripted) in {**DAEMON, **DAEMON_ROUNDS}.items():
         if key not in gas:  # a run from before the lane rows
             continue
         ok = "✓" if gas[key] <= target else "✗"
         poco = POCO.get(scripted, "—") if scripted else "—"
         ref = f"{gas[scripted]:,}" if scripted and scripted in gas else "—"
-        lanes = ", workers leasing lanes" if key in DAEMON_LANES else ""
+        lanes = ", lanes off: per-task rounds" if key in DAEMON_ROUNDS else ""
         lines.append(f"| `{key}` ({tasks} tasks, R = {r}{lanes}) | {gas[key]:,} {ok} | ≤ {target:,} | {ref} | {poco} |")
     if runs := res.get("daemon_runs"):
         lines += ["", f"Medians of {len(runs)} runs, one after the other; each run's figures: " + "; ".join(
-            f"`{key}` " + " / ".join(f"{r[key]:,}" for r in runs if key in r) for key in (*DAEMON, *DAEMON_LANES))
+            f"`{key}` " + " / ".join(f"{r[key]:,}" for r in runs if key in r) for key in (*DAEMON, *DAEMON_ROUNDS))
             + ". The by-kind rows below are the run with the median R = 1 figure."]
     if "bag10_r3_per_task" in gas:
         per_replica = gas["bag10_r3_per_task"] / 3
         lane_floors = " and ".join(f"`{k}` {gas[k]:,}" for k in ("bag10_r2_lanes_per_task", "bag10_r3_lanes_per_task")
                                    if k in gas)
         floor = ("Which path the daemon takes: a fixed-R job without a callback (not GPU, not homogeneous, not "
-                 "through a relayer or a cluster) goes through lanes when its workers set `batching.lanes` (off "
-                 "by default; PROTOCOL.md, \"Lanes\"): each worker claims, commits and reveals a chunk of consecutive tasks in three "
+                 "through a relayer or a cluster) goes through lanes (`batching.lanes`, on by default; PROTOCOL.md, "
+                 "\"Lanes\"): each worker claims, commits and reveals a chunk of consecutive tasks in three "
                  "transactions, and equal lists settle the whole chunk at once" + (f"; the scripted rows {lane_floors} "
                  "are that path's floor" if lane_floors else "") + ". Lanes are as safe as per-task rounds (lists that "
                  "differ split the chunk into per-task rounds decided by the same strict majority, and a lane is "
                  "slashed only for the tasks where it was outvoted or silent) but slower to get over a dead "
                  "worker: its lane holds the whole chunk until `tasks × maxRunSeconds` plus the claim grace, "
-                 "where a replica holds one task, and a chunk needs R workers that lease lanes. Per-task rounds (the "
-                 "default, and every job lanes do not serve) batch claims, commits and reveals to a `multicall`; their floor is the scripted "
+                 "where a replica holds one task. A chunk whose other lanes do not come within the claim grace (its "
+                 "job's other workers do not lease lanes) is dissolved, nothing slashed, and its tasks go on per task. "
+                 "Per-task rounds (every job lanes do not serve, and workers with lanes off) batch claims, commits "
+                 "and reveals to a `multicall`; their floor is the scripted "
                  f"`bag10_r3_per_task` row, {per_replica:,.0f} gas per replica, mostly storage each replica "
                  "writes (its claim, its commitment, its revealed result), which batching cannot remove.")
         lines += ["", floor]

@@ -1077,12 +1077,13 @@ class Worker:
         me = self.me_lower
         chunks = self.view.chunks_of(job.job_id)
         now = self.market.chain_time()
+        units = self._free_stake // max(self._params().replica_stake, 1)  # a lane locks a replica stake per task
         for start, c in chunks:  # a lane past its expiry without a commit: its worker is slashed, the lane freed
             if any(not h.committed and h.expiry < now and h.worker.lower() != me for h in c.lanes.values()):
                 self._reopen_lanes(start, c.count)
                 c.lanes = {i: h for i, h in c.lanes.items() if h.committed or h.expiry >= now}
         # a chunk past its join window (its first claim plus the claim grace) is about to be dissolved: not joined
-        joinable = sorted(((start, c) for start, c in chunks if len(c.lanes) < job.replication
+        joinable = sorted(((start, c) for start, c in chunks if len(c.lanes) < job.replication and c.count <= units
                            and all(h.worker.lower() != me for h in c.lanes.values())
                            and min((h.expiry for h in c.lanes.values()), default=now + 1)
                            - c.count * job.max_run_seconds >= now),
@@ -1098,7 +1099,9 @@ class Worker:
         if any(len(c.lanes) < job.replication and any(h.worker.lower() == me for h in c.lanes.values())
                for _, c in chunks):
             return []  # ours waits for its other lanes: more of its kind would lock stake for nothing
-        run = self._lease_run(job, min(room, self.s.batching.lane_tasks))
+        # a new chunk leaves half the free stake to join the chunks others start (two workers must not each lock
+        # all of theirs in a chunk of their own that waits for the other: it would wait out the claim grace)
+        run = self._lease_run(job, min(room, self.s.batching.lane_tasks, max(units // 2, 1)))
         if run is None:  # one free task in a row at most: a chunk of one
             first = next(iter(self.view.free_indexes(job.job_id, job.num_tasks, self._offset(job))), None)
             if first is None:

@@ -85,10 +85,12 @@ class BatchingSettings(BaseModel):
     credible_leases: bool = Field(True, description="credibility mode: while this worker's credibility alone reaches "
                                   "a job's confidence, lease its tasks several at a time and commit and reveal them "
                                   "together (commitRange, revealRange) instead of a claim, a commit and a reveal each")
-    lanes: bool = Field(False, description="R > 1 (fixed R, no callback, no GPU, not homogeneous): lease a lane "
+    lanes: bool = Field(True, description="R > 1 (fixed R, no callback, no GPU, not homogeneous): lease a lane "
                         "of a chunk of consecutive tasks (claimLane; one claim, one commitLane and one revealLane for "
                         "the whole chunk, which settles at once when every lane reveals the same list) instead of a "
-                        "claim, a commit and a reveal per task; joining a chunk other workers started comes first")
+                        "claim, a commit and a reveal per task; joining a chunk other workers started comes first. A "
+                        "chunk whose other lanes do not come within the claim grace is dissolved and its tasks go on "
+                        "per task (as does the job here: its other workers do not lease lanes)")
     lane_tasks: int = Field(10, ge=1, le=32, description="lanes: the most tasks in a chunk this worker starts (a "
                             "chunk's results are final together, after its slowest lane)")
     credible_lease_least: int = Field(8, ge=1, le=1024, description="credibility mode: as a bag ends, a credible "

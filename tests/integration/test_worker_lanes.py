@@ -225,7 +225,8 @@ def test_a_lone_lane_among_per_task_workers_dissolves_and_its_results_go_on_per_
     job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=2, max_run=600)
     lane_worker = Worker(settings(anvil, ipfs, market, laner, tmp_path / "lane", batching=LANES),
                          docker_client=docker_client)
-    per_task = Worker(settings(anvil, ipfs, market, plain, tmp_path / "plain"), docker_client=docker_client)
+    per_task = Worker(settings(anvil, ipfs, market, plain, tmp_path / "plain", batching={"lanes": False}),
+                      docker_client=docker_client)
     c = market.contract
     with running(lane_worker):
         wait_for(lambda: lane_worker.journal.all() and all(r.step >= Step.UPLOADED for r in lane_worker.journal.all()),

@@ -51,7 +51,10 @@ def test_a_slurm_worker_and_a_local_one_agree_on_every_task_and_are_paid(
     cfg = slurm_settings(anvil, ipfs, market, accounts[4], tmp_path / "slurm", cluster, tmp_path / "shared")
     on_cluster = Worker(cfg, docker_client=docker_client)
     assert on_cluster.caps.cores == 1 and on_cluster.caps.memory_mb == 4000  # the largest node's, from sinfo
-    local = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "local"), docker_client=docker_client)
+    # per-task rounds on both sides (a cluster worker takes no lanes; a local one leasing lanes would dissolve its
+    # chunks only after the claim grace: tests/integration/test_worker_lanes.py covers that mix)
+    local = Worker(settings(anvil, ipfs, market, accounts[5], tmp_path / "local", batching={"lanes": False}),
+                   docker_client=docker_client)
     owner = owner_of(cfg, accounts[4])
     cancelled: list[str] = []
 
