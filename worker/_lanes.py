@@ -157,7 +157,7 @@ class LaneRounds:
                     reason="no other lane came within the claim grace: this job goes on per task here")
         out: list[Pair] = []
         for r in recs:
-            got = claimed.get(task_id(r.job_id, r.task_index))
+            got = claimed.get(task_id(r.job_id, r.task_index)) or self._held(task_id(r.job_id, r.task_index))
             if got is None:  # another worker's per-task claim took it first: nothing of ours is locked on it
                 why = f"chunk {start} dissolved; the task was claimed by others first"
                 out.append((r, p.journal.record(r.job_id, r.task_index, Step.ABANDONED, outcome="abandoned",
@@ -168,6 +168,18 @@ class LaneRounds:
                     claim_block=int(receipt["blockNumber"]), claim_tx=receipt["transactionHash"].hex(),
                     note=f"chunk {start} dissolved: its result goes on as replica {got.replica} of the task")))
         return out
+
+    def _held(self, tid: int) -> ea.ReplicaClaimed | None:
+        """Our replica of task ``tid`` on chain, if we hold one: a dissolve and claim of ours that landed before a
+        crash kept its journal from recording it (claimSome then skips the task, ours already)."""
+        p = self.p
+        t = p.market.task_view(tid)
+        if t.status != TaskStatus.ACTIVE:
+            return None
+        for slot in range(t.target):
+            if t.occupied & (1 << slot) and (rep := p.market.replica_view(tid, slot)).worker.lower() == p.me.lower():
+                return ea.ReplicaClaimed(task_id=tid, worker=rep.worker, replica=slot, expiry=rep.expiry)
+        return None
 
     def _commit(self, job: JobView, start: int, count: int, recs: list[TaskRecord]) -> list[Pair]:
         p = self.p

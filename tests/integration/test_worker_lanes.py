@@ -252,3 +252,44 @@ def test_a_lone_lane_among_per_task_workers_dissolves_and_its_results_go_on_per_
     for a in (laner, plain):
         info = market.worker_record(a.address)
         assert (info.slashes, info.locked) == (0, 0)
+
+
+@pytest.mark.reliability(kind="fault", name="a lane worker killed between its dissolve and its journal",
+                         how="the dissolve and per-task claims of a lone lane land, the journal still holds the lane; "
+                             "the restarted daemon finds its replicas on chain and commits its results as theirs: "
+                             "nothing slashed, nothing run twice")
+def test_a_dissolve_that_landed_before_a_crash_is_taken_up_after_the_restart(
+        anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path) -> None:
+    """The daemon's dissolve and per-task claims land, then it dies before journaling them: its journal still
+    holds the lane. After the restart it finds the chunk gone and its own replicas on chain, and commits its results
+    as those replicas (not given up: they would expire and be slashed)."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    laner, plain = accounts[4], accounts[5]
+    for a in (laner, plain):
+        fund_worker(w3, market, a)
+    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, replication=2, max_run=600)
+    state = tmp_path / "lane"
+    first = Worker(settings(anvil, ipfs, market, laner, state, batching=LANES), docker_client=docker_client)
+    with running(first):
+        wait_for(lambda: first.journal.all() and all(r.step >= Step.UPLOADED for r in first.journal.all()),
+                 timeout=120, what="the lone lane's results uploaded")
+    c = market.contract
+    a = c.events.LaneClaimed().get_logs(from_block=0)[0]["args"]
+    start, count = int(a["startTaskId"]), int(a["count"])
+    w3.provider.make_request("evm_increaseTime", [market.market_params().claim_grace + 5])
+    w3.provider.make_request("evm_mine", [])
+    # what the daemon sends, landed, with no journal entry after it (the crash)
+    TxSender(w3, laner, extra_abis=market.error_abis).transact(c.functions.multicall([
+        c.encode_abi("dissolveLanes", [start, count]),
+        c.encode_abi("claimSome", [[start + i for i in range(count)], count])]))
+    restarted = Worker(settings(anvil, ipfs, market, laner, state, batching=LANES), docker_client=docker_client)
+    per_task = Worker(settings(anvil, ipfs, market, plain, tmp_path / "plain", batching={"lanes": False}),
+                      docker_client=docker_client)
+    with running(restarted, per_task):
+        wait_for(lambda: market.job_record(job_id).settled == 2, timeout=180, what="the job settled")
+    assert not c.events.WorkerSlashed().get_logs(from_block=0)
+    for i in range(split_task_id(start)[1], split_task_id(start)[1] + count):
+        assert [s for s, _ in restarted.journal.history(job_id, i)].count(Step.RAN) == 1
+    for who in (laner, plain):
+        assert market.worker_record(who.address).locked == 0
