@@ -7,6 +7,7 @@ finishes it after its restart."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -207,6 +208,28 @@ def test_a_lane_whose_peer_never_commits_reveals_and_splits_on_an_idle_chain(
     assert market.worker_record(live.address).slashes == 0
 
 
+def _lone_lane_job(w3, market: Market, accounts, ipfs, echo_digest: str, *, tasks: int) -> tuple[int, Any, Any]:
+    """An R = 2 job of ``tasks`` echo tasks (long runs: a lane outlives a jump past the claim grace) and two funded
+    workers: (job id, the one that will lease a lane alone, the per-task one)."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 20 * ETHER)
+    laner, plain = accounts[4], accounts[5]
+    for a in (laner, plain):
+        fund_worker(w3, market, a)
+    return post_job(w3, market, accounts[1], ipfs, app_id, tasks=tasks, replication=2, max_run=600), laner, plain
+
+
+def _all_uploaded(worker: Worker) -> bool:
+    recs = worker.journal.all()
+    return bool(recs) and all(r.step >= Step.UPLOADED for r in recs)
+
+
+def _past_claim_grace(w3, market: Market) -> None:
+    """The claim grace passes with no other lane: the chain's clock jumps past it."""
+    w3.provider.make_request("evm_increaseTime", [market.market_params().claim_grace + 5])
+    w3.provider.make_request("evm_mine", [])
+
+
 @pytest.mark.reliability(kind="fault", name="a lane worker alone among per-task workers",
                          how="a daemon leasing lanes starts a chunk of an R = 2 job whose other worker does not lease "
                              "lanes; past the claim grace it dissolves the chunk and claims its tasks per task in one "
@@ -217,27 +240,19 @@ def test_a_lone_lane_among_per_task_workers_dissolves_and_its_results_go_on_per_
     claim grace of the chunk passed, the lane worker dissolves it and claims its tasks per task in the same
     transaction (nothing slashed), and goes on with the results it already computed as per-task replicas: each task
     ran once there, and the job settles with both workers paid."""
-    app_id = register_app(w3, market, accounts[2], echo_digest)
-    fund(w3, market, accounts[1], 20 * ETHER)
-    laner, plain = accounts[4], accounts[5]
-    for a in (laner, plain):
-        fund_worker(w3, market, a)
-    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=3, replication=2, max_run=600)
+    job_id, laner, plain = _lone_lane_job(w3, market, accounts, ipfs, echo_digest, tasks=3)
     lane_worker = Worker(settings(anvil, ipfs, market, laner, tmp_path / "lane", batching=LANES),
                          docker_client=docker_client)
     per_task = Worker(settings(anvil, ipfs, market, plain, tmp_path / "plain", batching={"lanes": False}),
                       docker_client=docker_client)
     c = market.contract
     with running(lane_worker):
-        wait_for(lambda: lane_worker.journal.all() and all(r.step >= Step.UPLOADED for r in lane_worker.journal.all()),
-                 timeout=120, what="the lone lane's results uploaded")
+        wait_for(lambda: _all_uploaded(lane_worker), timeout=120, what="the lone lane's results uploaded")
         claimed = [e["args"] for e in c.events.LaneClaimed().get_logs(from_block=0)]
         assert len(claimed) == 1  # one chunk: it waits alone for its other lane, so the worker starts no other
         chunk = range(split_task_id(claimed[0]["startTaskId"])[1], split_task_id(claimed[0]["startTaskId"])[1]
                       + claimed[0]["count"])
-        # the claim grace passes with no other lane: the chain's clock jumps past it
-        w3.provider.make_request("evm_increaseTime", [market.market_params().claim_grace + 5])
-        w3.provider.make_request("evm_mine", [])
+        _past_claim_grace(w3, market)
         with running(per_task):
             wait_for(lambda: market.job_record(job_id).settled == 3, timeout=180, what="the job settled")
             wait_for(lambda: all(r.step is Step.DONE for w in (lane_worker, per_task) for r in w.journal.all()),
@@ -263,22 +278,15 @@ def test_a_dissolve_that_landed_before_a_crash_is_taken_up_after_the_restart(
     """The daemon's dissolve and per-task claims land, then it dies before journaling them: its journal still
     holds the lane. After the restart it finds the chunk gone and its own replicas on chain, and commits its results
     as those replicas (not given up: they would expire and be slashed)."""
-    app_id = register_app(w3, market, accounts[2], echo_digest)
-    fund(w3, market, accounts[1], 20 * ETHER)
-    laner, plain = accounts[4], accounts[5]
-    for a in (laner, plain):
-        fund_worker(w3, market, a)
-    job_id = post_job(w3, market, accounts[1], ipfs, app_id, tasks=2, replication=2, max_run=600)
+    job_id, laner, plain = _lone_lane_job(w3, market, accounts, ipfs, echo_digest, tasks=2)
     state = tmp_path / "lane"
     first = Worker(settings(anvil, ipfs, market, laner, state, batching=LANES), docker_client=docker_client)
     with running(first):
-        wait_for(lambda: first.journal.all() and all(r.step >= Step.UPLOADED for r in first.journal.all()),
-                 timeout=120, what="the lone lane's results uploaded")
+        wait_for(lambda: _all_uploaded(first), timeout=120, what="the lone lane's results uploaded")
     c = market.contract
     a = c.events.LaneClaimed().get_logs(from_block=0)[0]["args"]
     start, count = int(a["startTaskId"]), int(a["count"])
-    w3.provider.make_request("evm_increaseTime", [market.market_params().claim_grace + 5])
-    w3.provider.make_request("evm_mine", [])
+    _past_claim_grace(w3, market)
     # what the daemon sends, landed, with no journal entry after it (the crash)
     TxSender(w3, laner, extra_abis=market.error_abis).transact(c.functions.multicall([
         c.encode_abi("dissolveLanes", [start, count]),
