@@ -121,8 +121,10 @@ class FastEventStream(EventStream):
             self._plans["0x" + topic.hex()] = (item["name"], indexed, data, [_abi_type(i) for i in data], fast)
 
     def poll(self) -> tuple[Any, list[LogEvent]]:  # type: ignore[override]
-        reorg = self.check_reorg()
-        head = self.w3.eth.block_number - self.confirmations
+        step = self._step()
+        if step is None:
+            return None, []
+        reorg, head, tip = step
         start = self.cursor.next_block
         if head < start:
             return reorg, []
@@ -137,14 +139,7 @@ class FastEventStream(EventStream):
             end = start + (end - start) // 2
         events = [e for e in (self._fast_decode(log) for log in resp["result"]) if e is not None]
         events.sort(key=lambda e: e.key)
-        for e in events:
-            self.cursor.recent[e.block_number] = e.block_hash
-        newest = self._block_hash(end)
-        if newest is not None:
-            self.cursor.recent[end] = newest
-        for number in [n for n in self.cursor.recent if n < end - self.keep]:
-            del self.cursor.recent[number]
-        self.cursor.next_block = end + 1
+        self._advance(events, end, tip)
         return reorg, events
 
     def _fast_decode(self, log: dict[str, Any]) -> LogEvent | None:

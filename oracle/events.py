@@ -88,13 +88,15 @@ class EventStream:
         block = self.w3.eth.get_block(number)
         return None if block is None else "0x" + bytes(block["hash"]).hex()
 
-    def check_reorg(self) -> Reorg | None:
-        """Compare the remembered hashes with the chain; rewind the cursor and report if they diverge."""
+    def check_reorg(self, tip: Any = None) -> Reorg | None:
+        """Compare the remembered hashes with the chain; rewind the cursor and report if they diverge. ``tip``,
+        the latest block just read (number, hash and parent hash), saves the requests it answers: the head, and
+        the newest remembered block's hash when it is the tip or the tip's parent."""
         if not self.cursor.recent:
             return None
         newest = max(self.cursor.recent)
-        head = self.w3.eth.block_number
-        if newest <= head and self._block_hash(newest) == self.cursor.recent[newest]:
+        head = self.w3.eth.block_number if tip is None else int(tip["number"])
+        if newest <= head and self._hash_at(newest, tip) == self.cursor.recent[newest]:
             return None
         dropped: list[int] = []
         for number in sorted(self.cursor.recent, reverse=True):
@@ -112,18 +114,51 @@ class EventStream:
         self.cursor.next_block = ancestor + 1
         return Reorg(common_ancestor=ancestor, dropped=sorted(dropped))
 
+    def _hash_at(self, number: int, tip: Any) -> str | None:
+        """Block ``number``'s hash: read from ``tip`` when it is the tip or its parent, else asked of the node."""
+        if tip is not None:
+            if number == int(tip["number"]):
+                return "0x" + bytes(tip["hash"]).hex()
+            parent = tip.get("parentHash")
+            if number == int(tip["number"]) - 1 and parent is not None:
+                return "0x" + bytes(parent).hex()
+        return self._block_hash(number)
+
+    def _step(self) -> tuple[Reorg | None, int, Any] | None:
+        """Read the tip. None when it is the very block (number and hash) the previous poll saw and everything up
+        to its confirmed head was read: nothing can have changed. Otherwise check for a reorg against it and
+        return the reorg (or None), the confirmed head and the tip."""
+        tip = self.w3.eth.get_block("latest")
+        tip_id = (int(tip["number"]), bytes(tip["hash"]))
+        if tip_id == self._tip and self.cursor.next_block > tip_id[0] - self.confirmations:
+            return None
+        self._tip = tip_id
+        reorg = self.check_reorg(tip)
+        return reorg, tip_id[0] - self.confirmations, tip
+
+    def _advance(self, events: list[Any], end: int, tip: Any) -> None:
+        """Remember the hashes of the blocks we derived something from, plus the newest one read: on a reorg the
+        newest remembered block that still matches is a safe point to re-read from (blocks between it and the tip
+        held no event of ours, and are re-read anyway). Forget those deeper than the finality depth."""
+        for e in events:
+            self.cursor.recent[e.block_number] = e.block_hash
+        newest = self._hash_at(end, tip)
+        if newest is not None:
+            self.cursor.recent[end] = newest
+        for number in [n for n in self.cursor.recent if n < end - self.keep]:
+            del self.cursor.recent[number]  # deeper than the finality depth: final
+        self.cursor.next_block = end + 1
+
     def poll(self) -> tuple[Reorg | None, list[DecodedEvent]]:
         """One step: detect a reorg, then read events up to the confirmed head (at most ``batch`` blocks).
 
         When the chain's tip is the very block (number and hash) seen by the previous poll, nothing can have
-        changed and the step costs one request."""
-        tip = self.w3.eth.get_block("latest")
-        tip_id = (int(tip["number"]), bytes(tip["hash"]))
-        if tip_id == self._tip and self.cursor.next_block > tip_id[0] - self.confirmations:
+        changed and the step costs one request; otherwise two or three (the tip, the logs, and the newest
+        remembered block's hash unless the tip holds it)."""
+        step = self._step()
+        if step is None:
             return None, []
-        self._tip = tip_id
-        reorg = self.check_reorg()
-        head = self.w3.eth.block_number - self.confirmations
+        reorg, head, tip = step
         start = self.cursor.next_block
         if head < start:
             return reorg, []
@@ -131,17 +166,7 @@ class EventStream:
         logs = self.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": self.addresses})
         events = [e for e in (self._decode(log) for log in logs) if e is not None]
         events.sort(key=lambda e: e.key)
-        # Remember the hashes of the blocks we derived something from, plus the newest one read: on a reorg
-        # the newest remembered block that still matches is a safe point to re-read from (blocks between it
-        # and the tip held no event of ours, and are re-read anyway).
-        for e in events:
-            self.cursor.recent[e.block_number] = e.block_hash
-        newest = self._block_hash(end)
-        if newest is not None:
-            self.cursor.recent[end] = newest
-        for number in [n for n in self.cursor.recent if n < end - self.keep]:
-            del self.cursor.recent[number]  # deeper than the finality depth: final
-        self.cursor.next_block = end + 1
+        self._advance(events, end, tip)
         return reorg, events
 
     @property

@@ -95,19 +95,20 @@ class FakeEth:
     """Blocks 0..head with a hash each and the logs in them; ``reorg`` replaces the newest blocks."""
 
     def __init__(self) -> None:
-        self.blocks: list[dict[str, Any]] = [self._block(0, "genesis", [])]
+        self.blocks: list[dict[str, Any]] = [self._block(0, "genesis", [], HexBytes(b"\x00" * 32))]
         self.requests = 0
 
     @staticmethod
-    def _block(number: int, fork: str, logs: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"number": number, "hash": HexBytes(keccak(text=f"{fork}:{number}")), "logs": logs}
+    def _block(number: int, fork: str, logs: list[dict[str, Any]], parent: HexBytes) -> dict[str, Any]:
+        return {"number": number, "hash": HexBytes(keccak(text=f"{fork}:{number}")), "parentHash": parent,
+                "logs": logs}
 
     def mine(self, fork: str = "a", deposits: int = 0) -> int:
         number = len(self.blocks)
         h = keccak(text=f"{fork}:{number}")
         logs = [encode_log("Deposited", block=number, block_hash=h, index=i, account=REQUESTER, amount=number * 100 + i)
                 for i in range(deposits)]
-        self.blocks.append(self._block(number, fork, logs))
+        self.blocks.append(self._block(number, fork, logs, self.blocks[-1]["hash"]))
         return number
 
     def reorg(self, depth: int, fork: str, deposits: int = 1) -> None:
@@ -163,6 +164,34 @@ def test_an_unchanged_tip_costs_one_request() -> None:
     stream.poll()
     before = w3.eth.requests
     assert stream.poll() == (None, []) and w3.eth.requests == before + 1
+
+
+def test_a_new_block_costs_two_requests_the_tip_vouching_for_its_parent_and_the_newest_block_read() -> None:
+    w3 = FakeWeb3()
+    w3.eth.mine(deposits=1)
+    stream = _stream(w3)
+    stream.poll()
+    for blocks in (1, 1, 3):
+        for _ in range(blocks):
+            w3.eth.mine(deposits=1)
+        before = w3.eth.requests
+        events = stream.poll()[1]
+        assert len(events) == blocks and stream.caught_up
+        # the tip and the logs; a tip more than one block ahead cannot vouch for the newest block read: one more
+        assert w3.eth.requests - before == (2 if blocks == 1 else 3)
+
+
+def test_a_reorg_of_the_tips_parent_alone_is_seen_through_the_new_tips_parent_hash() -> None:
+    w3 = FakeWeb3()
+    for _ in range(3):
+        w3.eth.mine("a", deposits=1)
+    stream = _stream(w3)
+    assert _amounts(stream.poll()[1]) == [100, 200, 300]
+    w3.eth.reorg(1, "b", deposits=2)  # block 3 replaced
+    w3.eth.mine("b", deposits=0)  # and one more on top: the new tip's parent is b:3, not the a:3 remembered
+    reorg, events = stream.poll()
+    assert reorg is not None and reorg.common_ancestor == 2 and reorg.dropped == [3]
+    assert _amounts(events) == [300, 301]
 
 
 def test_a_reorg_rewinds_to_the_common_ancestor_and_the_new_blocks_are_read() -> None:
