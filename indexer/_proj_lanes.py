@@ -93,10 +93,8 @@ def on_LanesDissolved(led: Ledger, ev: LogEvent) -> None:
         task = led.task(tid)
         if task is None:
             continue
-        for rep in led.live(tid):
-            active = led.active(tid, rep["worker"])
-            if active is not None:
-                led.release(active, "dissolved", unlock=stake)
+        for rep in led.live(tid):  # loaded with the task (its job's rows)
+            led.release(rep, "dissolved", unlock=stake)
         task.update({"status": "open", "worker": None, "lease_start": None, "occupied": 0, "committed": 0,
                      "platform_class": None})
 

@@ -153,9 +153,11 @@ def _revert_data(exc: Exception) -> str | None:
 def reverted_error(exc: Exception, abis: list[AbiList], what: str, tx_hash: str | None = None
               ) -> TransactionReverted:
     name, args = decode_revert(_revert_data(exc), abis)
-    return TransactionReverted(
-        f"{what} reverted with {format_error(name, args)}", error_name=name, error_args=args, tx_hash=tx_hash
-    )
+    said = format_error(name, args)
+    if name == "unknown" and args == {"data": "0x"}:  # no error data: the node's own words are all there is
+        node = getattr(exc, "message", None) or str(exc)
+        said = f"no error data (the node said: {str(node)[:300]})"
+    return TransactionReverted(f"{what} reverted with {said}", error_name=name, error_args=args, tx_hash=tx_hash)
 
 
 def contract_at(w3: Web3, name: str, address: str) -> Contract:

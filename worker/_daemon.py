@@ -1066,9 +1066,9 @@ class Worker:
         fixed-R job without a callback (its chunks would need every callback in one transaction), not GPU jobs (a
         task's devices are promised at claim time), not homogeneous ones, not through a relayer or a cluster, and not
         a job one of whose chunks this worker dissolved for want of other lanes (:class:`worker._lanes.LaneRounds`)."""
-        return (self.s.batching.lanes and job.replication > 1 and job.job_id not in self.pipeline.lanes.dissolved_jobs and not job.confidence_ppb and not job.gpus
+        return (self.s.batching.lanes and job.replication > 1 and not job.confidence_ppb and not job.gpus
                 and not job.homogeneous and int(job.callback, 16) == 0 and self.pipeline.relay is None
-                and self.slurm is None)
+                and self.slurm is None and job.job_id not in self.pipeline.lanes.dissolved_jobs)
 
     def _claim_lane(self, job: JobView, room: int) -> list[TaskRecord]:
         """Lease a lane of ``job``: join a chunk other workers started (the fullest first, while its commit window
@@ -1214,7 +1214,7 @@ class Worker:
             receipt = self.sender.transact(fn, pending=True)
         except TransactionReverted as exc:
             self.log.warning("claim_reverted", job_id=job.job_id, first=first, tasks=count, error=exc.error_name,
-                             tx=exc.tx_hash)
+                             detail=str(exc)[:300], tx=exc.tx_hash)
             return []
         out: list[TaskRecord] = []
         for ev in self.market.contract.events.TasksClaimed().process_receipt(receipt, errors=DISCARD):
@@ -1315,7 +1315,8 @@ class Worker:
                 return []
         except TransactionReverted as exc:
             if exc.error_name in LOST_RACE:  # someone reopened it first: information, not an error
-                self.log.info("reopen_lost_race", job_id=job.job_id, task_index=index, error=exc.error_name)
+                self.log.info("reopen_lost_race", job_id=job.job_id, task_index=index, error=exc.error_name,
+                              detail=str(exc)[:300])
             else:
                 self.log.warning("reopen_refused", job_id=job.job_id, task_index=index, error=str(exc))
             return []

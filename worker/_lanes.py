@@ -65,14 +65,26 @@ def lane_of(rec: TaskRecord) -> tuple[int, int]:
     return int(rec.data["lane"]), int(rec.data["lane_count"])
 
 
+#: the journal's value naming the jobs served per task after a dissolve, and how many of the newest it keeps
+DISSOLVED_KEY = "lanes_dissolved_jobs"
+DISSOLVED_KEPT = 1000
+
+
 class LaneRounds:
     """Commits, reveals, and settles or splits this worker's lanes, for :class:`worker._pipeline.Pipeline`."""
 
     def __init__(self, pipe: Pipeline) -> None:
         self.p = pipe
-        #: jobs one of whose chunks this worker dissolved: it serves them per task from then on (in memory: after
-        #: a restart a lone chunk shows it again, at the cost of one claim grace)
-        self.dissolved_jobs: set[int] = set()
+        #: jobs one of whose chunks this worker dissolved: it serves them per task from then on (kept in the
+        #: journal, so that a restart does not lease a lone lane in them again and wait out another claim grace)
+        self.dissolved_jobs: set[int] = set(pipe.journal.get_value(DISSOLVED_KEY) or [])
+
+    def per_task_from_now(self, job_id: int) -> None:
+        """Serve ``job_id`` per task from now on, across restarts (the newest ``DISSOLVED_KEPT`` such jobs)."""
+        if job_id in self.dissolved_jobs:
+            return
+        self.dissolved_jobs = set(sorted(self.dissolved_jobs | {job_id})[-DISSOLVED_KEPT:])
+        self.p.journal.set_value(DISSOLVED_KEY, sorted(self.dissolved_jobs))
 
     def settle(self, start: int, count: int, running: set[str]) -> list[Pair]:
         """Take the lane of chunk (``start``, ``count``) one step further if it can go. Returns the (old, new)
@@ -146,7 +158,7 @@ class LaneRounds:
         except TransactionReverted as exc:  # another lane joined, or another worker dissolved it first
             log.info("dissolve_lanes_refused", chunk=start, error=str(exc), action="look again next poll")
             return []
-        self.dissolved_jobs.add(job.job_id)
+        self.per_task_from_now(job.job_id)
         claimed: dict[int, ea.ReplicaClaimed] = {}
         for e in fns.events.ReplicaClaimed().process_receipt(receipt, errors=DISCARD):
             a = ea.ReplicaClaimed.model_validate(e["args"])
@@ -154,7 +166,9 @@ class LaneRounds:
                 claimed[a.task_id] = a
         log.warning("lanes_dissolved" if dissolve else "lanes_gone", chunk=start, tasks=count, claimed=len(claimed),
                     gas=int(receipt["gasUsed"]),
-                    reason="no other lane came within the claim grace: this job goes on per task here")
+                    reason="no other lane came within the claim grace: this job goes on per task here" if dissolve
+                    else "another worker dissolved the chunk (its lanes did not fill within the claim grace): this "
+                         "job goes on per task here")
         out: list[Pair] = []
         for r in recs:
             got = claimed.get(task_id(r.job_id, r.task_index)) or self._held(task_id(r.job_id, r.task_index))

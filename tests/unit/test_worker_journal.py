@@ -239,3 +239,25 @@ def test_a_schema_1_journal_is_migrated_on_open_with_its_totals(tmp_path: Path) 
     assert [r.task_key for r in j.pinned_before(10)] == ["4:0"]
     j.close()
     assert Journal(path).summary() == s  # opened again: nothing migrated twice
+
+
+def test_jobs_served_per_task_after_a_dissolve_are_remembered_across_a_restart(tmp_path: Path) -> None:
+    """worker._lanes.LaneRounds keeps the jobs it serves per task in the journal (a real SQLite journal; the
+    pipeline around it is a namespace holding that journal: only the persistence is under test)."""
+    from types import SimpleNamespace
+
+    from worker._lanes import DISSOLVED_KEPT, LaneRounds
+
+    path = tmp_path / "journal.db"
+    journal = Journal(path)
+    lanes = LaneRounds(SimpleNamespace(journal=journal))  # type: ignore[arg-type]
+    assert lanes.dissolved_jobs == set()
+    lanes.per_task_from_now(7)
+    lanes.per_task_from_now(7)
+    lanes.per_task_from_now(3)
+    journal.close()
+    again = LaneRounds(SimpleNamespace(journal=Journal(path)))  # type: ignore[arg-type]
+    assert again.dissolved_jobs == {3, 7}
+    for job in range(10, 10 + DISSOLVED_KEPT):
+        again.per_task_from_now(job)
+    assert len(again.dissolved_jobs) == DISSOLVED_KEPT and 3 not in again.dissolved_jobs  # the newest are kept
