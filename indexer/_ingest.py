@@ -160,7 +160,7 @@ class Indexer:
             raise IndexerHalted(f"{exc}. The indexer stopped without touching the database") from exc
         try:
             infos = self._fetch_blocks(evs)
-            head_block = self.w3.eth.get_block("latest")
+            head_block = self.stream.tip  # the head the poll just read (one request less per step)
             head, head_ts = int(head_block["number"]), int(head_block["timestamp"])
             with self.engine.begin() as conn:
                 undone = 0

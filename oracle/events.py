@@ -77,7 +77,8 @@ class EventStream:
         self.confirmations = confirmations
         self.batch = batch
         self.keep = max(keep, confirmations + 1)
-        self._tip: tuple[int, bytes] | None = None
+        #: the latest block the last poll read (number, hash, parent hash, timestamp): the chain's head as it saw it
+        self.tip: Any = None
         self._events: dict[bytes, Any] = {}  # topic -> the event's ABI entry
         for abi in abis:
             for item in abi:
@@ -128,13 +129,14 @@ class EventStream:
         """Read the tip. None when it is the very block (number and hash) the previous poll saw and everything up
         to its confirmed head was read: nothing can have changed. Otherwise check for a reorg against it and
         return the reorg (or None), the confirmed head and the tip."""
-        tip = self.w3.eth.get_block("latest")
-        tip_id = (int(tip["number"]), bytes(tip["hash"]))
-        if tip_id == self._tip and self.cursor.next_block > tip_id[0] - self.confirmations:
+        seen, tip = self.tip, self.w3.eth.get_block("latest")
+        self.tip = tip
+        number = int(tip["number"])
+        if (seen is not None and (int(seen["number"]), bytes(seen["hash"])) == (number, bytes(tip["hash"]))
+                and self.cursor.next_block > number - self.confirmations):
             return None
-        self._tip = tip_id
         reorg = self.check_reorg(tip)
-        return reorg, tip_id[0] - self.confirmations, tip
+        return reorg, number - self.confirmations, tip
 
     def _advance(self, events: list[Any], end: int, tip: Any) -> None:
         """Remember the hashes of the blocks we derived something from, plus the newest one read: on a reorg the
@@ -172,7 +174,7 @@ class EventStream:
     @property
     def caught_up(self) -> bool:
         """True when the last poll read up to the confirmed head it saw."""
-        return self._tip is not None and self.cursor.next_block > self._tip[0] - self.confirmations
+        return self.tip is not None and self.cursor.next_block > int(self.tip["number"]) - self.confirmations
 
     def _decode(self, log: Any) -> DecodedEvent | None:
         topics = log["topics"]
