@@ -101,7 +101,7 @@ class EventStream:
             return None
         dropped: list[int] = []
         for number in sorted(self.cursor.recent, reverse=True):
-            if number <= head and self._block_hash(number) == self.cursor.recent[number]:
+            if number <= head and self._hash_at(number, tip) == self.cursor.recent[number]:
                 ancestor = number
                 break
             dropped.append(number)
