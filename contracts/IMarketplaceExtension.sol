@@ -13,7 +13,8 @@ interface IMarketplaceExtension {
     /// @notice An extension function was called on the extension's own address; call it on the marketplace.
     /// `extension` is the address called.
     error MarketplaceNotDelegated(address extension);
-    /// @notice Lanes serve open fixed-R jobs (R > 1) without a callback; job `jobId` is R = 1, in credibility mode
+    /// @notice Lanes serve open fixed-R jobs (R > 1) without a callback, and the check chunks of credibility-mode jobs
+    /// ({checkLease}, which are never dissolved); job `jobId` is R = 1, in credibility mode
     /// (its credible leases are its ranges) or has a callback: claim its tasks with `claim` or `claimRange`.
     error MarketplaceLanesUnsupported(uint256 jobId);
     /// @notice A list given to {splitLanes} does not hash to what `worker`'s lane of chunk `startTaskId` revealed.
@@ -48,6 +49,9 @@ interface IMarketplaceExtension {
     /// first one: its lanes left it with their stakes unlocked (nothing slashed) and its tasks are free again, for
     /// per-task claims or another chunk.
     event LanesDissolved(uint256 indexed startTaskId, uint256 count);
+    /// @notice A spot check picked credible lease `startTaskId` of `worker` ({checkLease}): its `count` tasks are now a
+    /// check chunk of two lanes, `worker`'s committed lane 0 and a check lane any other worker may claim.
+    event LeaseChecked(uint256 indexed startTaskId, address indexed worker, uint256 count);
 
     // ---------------------------------------------------------------------------------------------
     // Relays (EIP-712, domain "Tasknet Marketplace" version "1", verifying contract the marketplace)
@@ -152,6 +156,14 @@ interface IMarketplaceExtension {
     /// @param startTaskId the chunk's first task
     /// @param count the chunk's tasks
     function dissolveLanes(uint256 startTaskId, uint256 count) external;
+
+    /// @notice Turns a committed credible lease that its spot check picked (the hash of its commit block, as for a
+    /// task: PROTOCOL.md, "Check lanes") into a check chunk: the lease's commitment becomes lane 0's, and a second
+    /// lane, the check, is open to any other worker ({claimLane}, {commitLane}); both then reveal ({revealLane}).
+    /// Equal lists that are credible together settle the chunk; otherwise it splits into per-task rounds. Its holder's
+    /// {IMarketplace-revealRange} is refused for such a lease; anyone may call this.
+    /// @param startTaskId the lease's first task
+    function checkLease(uint256 startTaskId) external;
 
     /// @notice The key of the chunk (`startTaskId`, `count`) in {IMarketplace-getTask} (its round: lanes wanted,
     /// occupied, committed and revealed masks, windows) and {IMarketplace-getReplica} (each lane).

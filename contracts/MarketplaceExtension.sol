@@ -133,6 +133,11 @@ contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
     }
 
     /// @inheritdoc IMarketplaceExtension
+    function checkLease(uint256 startTaskId) external onlyDelegated nonReentrant {
+        LaneLogic.checkLease(_s, startTaskId);
+    }
+
+    /// @inheritdoc IMarketplaceExtension
     function laneKey(uint256 startTaskId, uint256 count) external pure returns (uint256) {
         return LaneLogic.key(startTaskId, count);
     }

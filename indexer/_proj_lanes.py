@@ -99,6 +99,20 @@ def on_LanesDissolved(led: Ledger, ev: LogEvent) -> None:
                      "platform_class": None})
 
 
+def on_LeaseChecked(led: Ledger, ev: LogEvent) -> None:
+    """A credible lease its spot check picked whole became a check chunk (credibility mode, PROTOCOL.md "Check
+    lanes"): the lease's replica rows end ``checked`` (their stake goes on with lane 0, whose ``LaneClaimed`` and
+    ``LaneCommitted`` follow in the same transaction), and each task now wants two replicas, the lease's and its
+    check."""
+    a = ev.args
+    start, worker = int(a["startTaskId"]), addr(a["worker"])
+    _leave(led, start, worker, "checked", slashed=False)
+    for tid in led.chunk(start):
+        task = led.task(tid)
+        if task is not None:
+            task.update({"target": 2, "wanted": "spot-check"})
+
+
 def _leave(led: Ledger, start: int, worker: str, status: str, *, slashed: bool) -> None:
     """``worker``'s lane leaves each task of the chunk; a slashed lane's rows carry one replica stake each (the
     stake itself moves with the ``WorkerSlashed`` that follows), an unslashed one's stake is unlocked."""
@@ -123,4 +137,5 @@ HANDLERS = by_event(
     on_LaneReleased,
     on_LanesSplit,
     on_LanesDissolved,
+    on_LeaseChecked,
 )

@@ -50,7 +50,7 @@ def tasks_of(ev: LogEvent | DecodedEvent) -> list[int]:
     """Task ids an event is about (a claimed range, a lane or a split chunk covers ``count`` tasks; the other lane
     events name only the chunk's first task)."""
     a = ev.args
-    if ev.name in ("TasksClaimed", "LaneClaimed", "LanesSplit", "LanesDissolved"):
+    if ev.name in ("TasksClaimed", "LaneClaimed", "LanesSplit", "LanesDissolved", "LeaseChecked"):
         return list(range(int(a["startTaskId"]), int(a["startTaskId"]) + int(a["count"])))
     if "taskId" in a:
         return [int(a["taskId"])]

@@ -64,6 +64,7 @@ from pydantic import JsonValue
 from web3 import Web3
 
 from oracle import IpfsClient
+from oracle import credibility as cr
 from oracle.archive import MAX_DEPTH, MAX_PATH_BYTES, decrypt_with, extract_tar, sha256_file
 from oracle.canonical import CanonicalizeStep
 from oracle.credibility import CredibilitySettings
@@ -223,7 +224,7 @@ class Verifier:
         if job.replication == 1:
             status, checks = self._single(tid, job, app, events, leases)
         elif settings is not None:
-            status, checks = self._credible(tid, job, app, stored, events, settings, ledger)
+            status, checks = self._credible(tid, job, app, stored, events, settings, ledger, lanes or [])
         else:
             status, checks = self._replicated(tid, job, app, stored, events, lanes or [])
         return Report(kind="task", id=tid, status=status, passed=all(c.passed is not False for c in checks),
@@ -392,16 +393,23 @@ class Verifier:
 
     # -- credibility mode -------------------------------------------------------------------------
     def _credible(self, tid: int, job: JobView, app: AppView | None, stored: StoredJob,
-                  events: list[DecodedEvent], settings: CredibilitySettings, ledger: VerifiedLedger | None
-                  ) -> tuple[str, list[Check]]:
+                  events: list[DecodedEvent], settings: CredibilitySettings, ledger: VerifiedLedger | None,
+                  lane_events: list[DecodedEvent]) -> tuple[str, list[Check]]:
         """A credibility-mode task: who committed and revealed, then the rules of :mod:`indexer._verify_credible`
-        over the workers' replayed verified counts, the unused replicas' refund and the accepted archive."""
+        over the workers' replayed verified counts, the unused replicas' refund and the accepted archive (a task of
+        a check chunk: its lanes replayed as its first two replicas, :mod:`indexer._verify_lanes`)."""
         if any(e.name == "ResultSubmitted" for e in events):  # a credible lease revealed it open: final alone
             return lease_checks.open_task(self, tid, job, app, events, settings, ledger)
+        has_callback = int(job.callback, 16) != 0
+        lanes, events = lane_checks.Lanes.of(self, tid, 2, stored.replica_stake, lane_events, events)
+        if lanes is not None:
+            lanes.credibility, lanes.has_callback = settings, has_callback
         commitments: dict[str, str] = {}
         checks: list[Check] = []
         sealed: lease_checks.RangeEntry | None = None
         for ev in events:
+            if lanes is not None and lanes.owns(ev):
+                continue  # the audit replays the lanes
             if ev.name == "ResultCommitted" and not commitments and lease_checks.is_range_reveal(self, ev.tx_hash):
                 # a credible lease's task sealed at the lease's reveal: its first replica's commitment is the entry
                 check, sealed = lease_checks.sealed_commit(self, tid, ev)
@@ -410,14 +418,14 @@ class Verifier:
             elif ev.name in ("ResultCommitted", "ResultRevealed"):
                 checks += self._commit_reveal(tid, ev, commitments)
         if ledger is None:
-            ledger = self._ledger({str(e.args["worker"]) for e in events if e.name == "ReplicaClaimed"})
+            ledger = self._ledger({str(e.args["worker"]) for e in events if e.name in ("ReplicaClaimed", "LaneClaimed")})
         terms = Terms(settings=settings, cap=job.replication, reward=job.reward,
                       fee_bps=stored.fee_bps, replica_stake=stored.replica_stake,
                       owners_price=job.escrow // max(1, job.num_tasks) - job.replication * job.reward)
         audit = CredibleAudit(tid, terms, ledger, self._seed)
         if sealed is not None:
-            audit.sealed_at(sealed.commit_block)
-        checks += audit.run(events)
+            audit.sealed_at(sealed.commit_block, cr.checked_as_lane(sealed.tasks, has_callback))
+        checks += audit.run(events, lanes)
         final = next((e for e in events if e.name == "TaskFinalized"), None)
         if audit.status == "finalized" and final is not None and audit.winner is not None:
             checks.append(self._unused_refund(job, final, audit.unused))
@@ -537,7 +545,8 @@ class Verifier:
             return 0
         added = [e for e in self._logs(self.market.address, [self._topics["ReplicasAdded"], self._topic(tid)])
                  if e.key < key]
-        target = int(added[-1].args["target"]) if added else 1
+        # a check chunk's task starts with two replicas, its lanes (no ReplicasAdded says so)
+        target = int(added[-1].args["target"]) if added else 2 if lane_checks.chunk_events(self, tid) else 1
         return (view.replication - target) * view.reward
 
     # -- content ----------------------------------------------------------------------------------
@@ -665,7 +674,7 @@ class Verifier:
         ledger = None  # credibility mode: the verified counts of every worker of the job, replayed once
         if job.replication > 1 and self._credibility(job_id) is not None:
             ledger = self._ledger({str(e.args["worker"]) for e in logs
-                                   if e.name in ("ReplicaClaimed", "TasksClaimed", "ResultSubmitted")})
+                                   if e.name in ("ReplicaClaimed", "TasksClaimed", "ResultSubmitted", "LaneClaimed")})
         # the calldata of every transaction a check reads, fetched once each (a batch of results is one transaction)
         txs = sorted({e.tx_hash for t in ordered for e in per_task.get(t, [])
                       if e.name in ("ResultSubmitted", "ResultCommitted", "ResultRevealed", "LaneCommitted",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 
@@ -36,6 +37,9 @@ from oracle.events import DecodedEvent
 
 from ._report import Check
 from ._report import as_hex as _h
+
+if TYPE_CHECKING:
+    from ._verify_lanes import Lanes
 
 Key = tuple[int, int]
 #: (block of the commit, block reading its hash) -> the hash ``blockhash`` gave there (zero past 256 blocks)
@@ -143,18 +147,25 @@ class CredibleAudit:
         self.winner_cids: list[str] = []
         self.unused = 0  # (finalized) the unused replicas' rewards due back to the requester
         self.sealed = False  # a credible lease's task, sealed at the lease's reveal (see sealed_at)
+        self.drawn_whole = False  # ... of a lease whose spot check is drawn whole (a check lane), not per task
 
-    def sealed_at(self, commit_block: int) -> None:
+    def sealed_at(self, commit_block: int, drawn_whole: bool = False) -> None:
         """The task came from a credible lease committed in ``commit_block`` and was sealed at its reveal: its first
         ReplicaWanted is that reveal's (a spot check the commit block's hash picked, or the worker not credible alone
-        any more, or its own choice)."""
-        self.sealed, self.commit_block = True, commit_block
+        any more, or its own choice). ``drawn_whole``: the lease's spot check is drawn for the whole lease (a check
+        lane, PROTOCOL.md), so no per-task draw picked the task."""
+        self.sealed, self.commit_block, self.drawn_whole = True, commit_block, drawn_whole
 
-    def run(self, events: list[DecodedEvent]) -> list[Check]:
+    def run(self, events: list[DecodedEvent], lanes: Lanes | None = None) -> list[Check]:
+        """Replay ``events``; ``lanes``: the check chunk the task belongs to, whose lanes are its first two
+        replicas."""
         for i, ev in enumerate(events):
             a = ev.args
             w = str(a.get("worker") or "")
-            if ev.name == "ReplicaClaimed":
+            if lanes is not None and lanes.handles(ev):
+                self.checks += lanes.apply(ev, {}, lambda **_: None)
+                self._lane(ev, lanes)
+            elif ev.name == "ReplicaClaimed":
                 self.live[w.lower()] = _Replica(w, int(a["replica"]))
             elif ev.name == "ResultCommitted" and self.commit_block is None:
                 self.commit_block = ev.block_number  # the task's first commit: its hash seeds the spot check
@@ -172,12 +183,29 @@ class CredibleAudit:
             elif ev.name == "ReplicaWanted":
                 self._wanted(ev, _moment(events, i), events[i + 1] if i + 1 < len(events) else None, events[:i])
             elif ev.name == "TaskFinalized":
+                if lanes is not None and not lanes.split:
+                    self.checks.append(lanes.settle_check(ev))
                 self._finalized(ev, _moment(events, i))
             elif ev.name == "TaskFailed":
                 self._failed(ev, _moment(events, i))
         if self.status in ("finalized", "failed") or self.actual_slash:
             self.checks.append(self._slashes())
+        if lanes is not None and (lane_slash := lanes.slash_check()) is not None:
+            self.checks.append(lane_slash)
         return self.checks
+
+    def _lane(self, ev: DecodedEvent, lanes: Lanes) -> None:
+        """A lane event of the task's check chunk, as the task's round sees it: each lane a replica in its slot."""
+        a = ev.args
+        w = str(a.get("worker") or "").lower()
+        if ev.name == "LaneClaimed":
+            self.live[w] = _Replica(str(a["worker"]), int(a["lane"]))
+            self.target = 2  # the lease's lane and its check
+        elif ev.name == "ResultRevealed" and w in self.live:
+            self.live[w].digest, self.live[w].cid = _h(a["resultDigest"]), str(a["resultCID"])
+        elif ev.name in ("LaneExpired", "LaneReleased"):
+            self.live.pop(w, None)
+            self.status = "failed" if lanes.released else self.status
 
     # -- the replicas -----------------------------------------------------------------------------
     def _revealed(self, key: Key) -> list[tuple[_Replica, int]]:
@@ -210,7 +238,7 @@ class CredibleAudit:
             k = 0 if lone is None else self.ledger.at(lone.worker, at)
             exp_ppb = cr.of_worker(k, self.terms.settings.fault_bps)
             seed = self.seed(self.commit_block or 0, ev.block_number)
-            spot = cr.spot_checked(seed, self.tid, self.terms.settings.spot_check_bps)
+            spot = not self.drawn_whole and cr.spot_checked(seed, self.tid, self.terms.settings.spot_check_bps)
             exp_reason = cr.MoreReason.SPOT_CHECK if spot else cr.MoreReason.NOT_CREDIBLE
             evidence.update(verified=k, commit_block=self.commit_block, seed="0x" + seed.hex(), picked=spot)
             self.sealed = False

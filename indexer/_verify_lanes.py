@@ -17,6 +17,10 @@ for one task, from public data alone:
   task then goes on as a per-task round whose replicas are the lanes (majority, slashes, added replicas);
 * ``lane_dissolve`` (the chunk went back to the free pool): it lacked a lane and none had revealed; its lanes
   leave the task's round unslashed, and the task's own per-task claims follow;
+* ``lease_check`` (credibility mode: a check chunk, PROTOCOL.md "Check lanes"): the chunk was a committed credible
+  lease that its spot check picked whole (the hash of its commit block draws its first task, a chunk can hold it,
+  the job has no callback); lane 0's root is the lease's ``RangeCommitted`` root, committed by the lease's worker,
+  and stands for its ``commit_authorized``;
 * ``lane_slashes``: exactly the lanes the rules punish (expired without a commit, released uncommitted) were
   slashed, each ``count`` replica stakes in one ``WorkerSlashed`` naming the chunk's first task.
 """
@@ -30,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
+from oracle import credibility as cr
+from oracle.credibility import CredibilitySettings
 from oracle.events import DecodedEvent
 from oracle.protocol import commitment
 
@@ -44,7 +50,7 @@ if TYPE_CHECKING:
 MAX_LANE = 32
 #: the chunk-level events (all name the chunk's first task as ``startTaskId``)
 LANE_EVENTS = ("LaneClaimed", "LaneCommitted", "LaneRevealed", "LaneExpired", "LaneReleased", "LanesSplit",
-               "LanesDissolved")
+               "LanesDissolved", "LeaseChecked")
 
 
 def lane_root(start: int, digests: list[bytes], salts: list[bytes], worker: str) -> tuple[bytes, list[bytes]]:
@@ -120,8 +126,14 @@ class Lanes:
         self.expected_slash: list[str] = []
         self.actual_slash: list[tuple[str, int]] = []
         self._lane_slashes = lane_slashes(events)
+        #: (tx, worker) of every lane reveal among the events: the task's ResultRevealed in them are the lanes'
+        self._lane_reveals = {(e.tx_hash, str(e.args["worker"]).lower()) for e in events if e.name == "LaneRevealed"}
         self._revealed_in: set[tuple[str, str]] = set()  # (tx, worker) of the lane reveals seen
         self._last_reveal_tx: str | None = None
+        #: credibility mode (a check chunk): the job's settings and whether it has a callback (set by the caller)
+        self.credibility: CredibilitySettings | None = None
+        self.has_callback = False
+        self._lease: tuple[str, str] | None = None  # (tx of the LeaseChecked, the lease's committed root)
 
     @classmethod
     def of(cls, v: Verifier, tid: int, replication: int, stake: int, lane_events: list[DecodedEvent],
@@ -139,6 +151,11 @@ class Lanes:
         own = [e for e in events if e.name not in LANE_EVENTS and e.key not in keys and e.key not in slashes]
         merged = sorted(own + chunk, key=lambda e: e.key)
         return cls(v, tid, start, count, replication, stake, merged), merged
+
+    def owns(self, ev: DecodedEvent) -> bool:
+        """Whether ``ev`` is one of the lanes' (what :meth:`handles` will take), known before any is replayed."""
+        return ev.name in LANE_EVENTS or ev.key in self._lane_slashes or (
+            ev.name == "ResultRevealed" and (ev.tx_hash, str(ev.args["worker"]).lower()) in self._lane_reveals)
 
     def handles(self, ev: DecodedEvent) -> bool:
         """Whether ``ev`` is the lanes' to replay (a lane event, a lane's slash, or a task's reveal by a lane)."""
@@ -175,7 +192,38 @@ class Lanes:
             return [self._split_check()]
         elif ev.name == "LanesDissolved":
             return [self._dissolve_check(live)]
+        elif ev.name == "LeaseChecked":
+            return [self._lease_check(ev)]
         return []
+
+    def _lease_check(self, ev: DecodedEvent) -> Check:
+        """``lease_check``: see the module doc."""
+        v, w = self.v, str(ev.args["worker"])
+        commits = [e for e in v._logs(v.market.address, [v._topics["RangeCommitted"], v._topic(self.start),
+                                                         v._topic(w)]) if e.key < ev.key]
+        s = self.credibility
+        evidence: dict[str, Any] = {"tx": ev.tx_hash, "lease": self.start, "count": int(ev.args["count"])}
+        if not commits or s is None:
+            return Check(name="lease_check", subject=w, passed=False, evidence=evidence,
+                         detail=f"no commitment of lease {self.start} by its worker precedes its check"
+                         if s is not None else "a lease checked as a lane in a job not in credibility mode")
+        commit = commits[-1]
+        sender, calls = v._calls(commit.tx_hash)
+        root = _h(commit.args["root"])
+        self._lease = (ev.tx_hash, root)
+        seed = v._seed(commit.block_number, ev.block_number)
+        lane = cr.checked_as_lane(self.count, self.has_callback)
+        picked = lane and cr.spot_checked(seed, self.start, s.spot_check_bps)
+        sent = sender.lower() == w.lower() and any(fn == "commitRange" and args["startTaskId"] == self.start
+                                                   and _h(args["root"]) == root for fn, args in calls)
+        ok = picked and sent and int(ev.args["count"]) == self.count == int(commit.args["count"])
+        evidence.update(commit_tx=commit.tx_hash, sender=sender, root=root, commit_block=commit.block_number,
+                        seed="0x" + seed.hex(), spot_check_bps=s.spot_check_bps, lane_sized=lane)
+        return Check(name="lease_check", subject=w, passed=ok, evidence=evidence,
+                     detail=f"lease {self.start}, committed by its worker in block {commit.block_number}, was picked "
+                            "whole by that block's hash and checked as a second lane" if ok else
+                            f"lease {self.start} was checked as a lane, but its commit block's hash does not pick it, "
+                            "it is not one a chunk checks, or its commitment was not its worker's")
 
     def _dissolve_check(self, live: dict[str, Any]) -> Check:
         """``lane_dissolve``: the chunk went back to the free pool, which the rules allow only while it lacks a lane
@@ -193,6 +241,12 @@ class Lanes:
 
     def _commit_check(self, ev: DecodedEvent) -> Check:
         w, root = str(ev.args["worker"]), _h(ev.args["root"])
+        if self._lease is not None and ev.tx_hash == self._lease[0]:  # lane 0 of a check chunk: the lease's commit
+            ok = root == self._lease[1]
+            return Check(name="commit_authorized", subject=w, passed=ok,
+                         detail=f"lane 0 of check chunk {self.start} holds its lease's commitment" if ok else
+                         f"lane 0 of check chunk {self.start} holds a root other than its lease's commitment",
+                         evidence={"tx": ev.tx_hash, "root": root, "lease_root": self._lease[1]})
         sender, calls = self.v._calls(ev.tx_hash)
         ok = sender.lower() == w.lower() and any(
             fn == "commitLane" and args["startTaskId"] == self.start and _h(args["root"]) == root

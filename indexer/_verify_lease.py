@@ -1,12 +1,15 @@
 """The verifier's checks of credible leases (credibility mode; ``contracts/PROTOCOL.md``, "Credible leases").
 
-A task of a credible lease ends one of two ways, and both are re-derived from public data alone:
+A task of a credible lease ends one of three ways, each re-derived from public data alone:
 
 * **open** (its ``ResultSubmitted`` came from a ``revealRange``): ``lease`` (the worker leased the task before),
   ``range_commitment`` (the reveal call rebuilds the root of the worker's ``RangeCommitted``, and gives this task
   open with the digest of the event), ``credible_alone`` (the worker's verified count, replayed, reaches the
-  confidence at the reveal), ``spot_check`` (the hash of the commit block does not pick the task),
-  ``unused_refund`` (the cap's other replicas' rewards went back to the requester), then the archive;
+  confidence at the reveal), ``spot_check`` (the hash of the commit block does not pick the task; or the whole
+  lease, when a chunk can hold it and the job has no callback), ``unused_refund`` (the cap's other replicas'
+  rewards went back to the requester), then the archive;
+* **checked as a lane** (a spot check picked the whole lease: ``LeaseChecked``; PROTOCOL.md, "Check lanes"): the
+  task is a check chunk's (:mod:`indexer._verify_lanes`, ``lease_check``), settled by its lanes or split;
 * **sealed** (its first ``ResultCommitted`` came from a ``revealRange``): ``range_commitment`` for that commit
   (the entry is sealed and is the commitment of the event); the rest is a replicated credibility-mode task, whose
   first ``ReplicaWanted`` says why it was sealed (:class:`indexer._verify_credible.CredibleAudit`).
@@ -36,12 +39,13 @@ ZERO32 = b"\x00" * 32
 
 class RangeEntry(NamedTuple):
     """Task ``tid``'s entry in a ``revealRange`` call: the lease, its commit block, whether the entry is open, and
-    its digest (open) or commitment (sealed), 0x-hex."""
+    its digest (open) or commitment (sealed), 0x-hex; and the lease's tasks."""
 
     start: int
     commit_block: int
     open: bool
     value: str
+    tasks: int = 1
 
 
 def range_entry(v: Verifier, tid: int, worker: str, tx_hash: str) -> tuple[Check, RangeEntry | None]:
@@ -65,7 +69,7 @@ def range_entry(v: Verifier, tid: int, worker: str, tx_hash: str) -> tuple[Check
         ok = sender.lower() == worker.lower() and committed == root
         i = tid - start
         entry = RangeEntry(start, before[-1].block_number if before else 0, _b(salts[i]) != ZERO32,
-                           _h(digests[i]) if _b(salts[i]) != ZERO32 else "0x" + leaves[i].hex())
+                           _h(digests[i]) if _b(salts[i]) != ZERO32 else "0x" + leaves[i].hex(), len(digests))
         return Check(name="range_commitment", subject=worker, passed=ok,
                      detail=(f"the reveal of lease {start} rebuilds the root its worker committed in block "
                              f"{entry.commit_block}" if ok else
@@ -113,13 +117,16 @@ def open_task(v: Verifier, tid: int, job: JobView, app: AppView | None, events: 
                             evidence={"verified": k, "credibility_ppb": ppb,
                                       "confidence_ppb": settings.confidence_ppb}))
         seed = v._seed(entry.commit_block, ev.block_number)
-        picked = cr.spot_checked(seed, tid, settings.spot_check_bps)
+        # a lease a chunk can hold is drawn whole (its first task's draw: PROTOCOL.md, "Check lanes"), else per task
+        as_lane = cr.checked_as_lane(entry.tasks, int(job.callback, 16) != 0)
+        what = f"lease {entry.start}" if as_lane else "the task"
+        picked = cr.spot_checked(seed, entry.start if as_lane else tid, settings.spot_check_bps)
         checks.append(Check(name="spot_check", subject="task", passed=not picked,
-                            detail=f"the hash of commit block {entry.commit_block} does not pick the task for a spot "
+                            detail=f"the hash of commit block {entry.commit_block} does not pick {what} for a spot "
                                    f"check ({settings.spot_check_bps} bps)" if not picked else
-                            "the task was picked for a spot check, yet it was revealed open and accepted alone",
+                            f"{what} was picked for a spot check, yet the task was revealed open and accepted alone",
                             evidence={"commit_block": entry.commit_block, "seed": "0x" + seed.hex(),
-                                      "spot_check_bps": settings.spot_check_bps}))
+                                      "spot_check_bps": settings.spot_check_bps, "drawn_for": what}))
     checks.append(v._unused_refund(job, ev, (job.replication - 1) * job.reward))
     checks += v._archive(job, app, digest, [cid])
     return "finalized", checks

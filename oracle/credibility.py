@@ -101,6 +101,16 @@ def best_group(results: Sequence[tuple[bytes, int]], fault_bps: int) -> Verdict:
     return Verdict(best, groups[best][1], ppb(groups[best][0], total), dispute)
 
 
+#: the most tasks in one lane chunk (``MarketStorage.MAX_LANE``)
+MAX_LANE = 32
+
+
+def checked_as_lane(count: int, has_callback: bool) -> bool:
+    """``MarketStorage.checkedAsLane``: whether a spot check of a credible lease of ``count`` tasks checks the whole
+    lease as a second lane (``checkLease``; PROTOCOL.md, "Check lanes") rather than task by task."""
+    return not has_callback and count <= MAX_LANE
+
+
 def spot_checked(commit_block_hash: bytes, task_id: int, spot_check_bps: int) -> bool:
     """``CredibilityMath.spotChecked``: a zero hash (unreadable) counts as picked."""
     if spot_check_bps == 0:

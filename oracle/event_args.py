@@ -93,6 +93,14 @@ class LaneClaimed(EventArgs):
     expiry: int
 
 
+class LeaseChecked(EventArgs):
+    """A credible lease of ``count`` tasks from ``start_task_id`` turned into a check chunk (``checkLease``)."""
+
+    start_task_id: TaskId
+    worker: str
+    count: int
+
+
 class LaneRef(EventArgs):
     """``LaneCommitted``, ``LaneRevealed``, ``LaneExpired``, ``LaneReleased``: a worker's lane of a chunk."""
 

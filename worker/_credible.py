@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from oracle import get_logger
-from oracle.credibility import of_worker, spot_checked
+from oracle.credibility import checked_as_lane, of_worker, spot_checked
 from oracle.exceptions import TransactionReverted
 from oracle.market import JobView, TaskStatus
-from oracle.protocol import commitment, lane_root, task_id
+from oracle.protocol import commitment, lane_key, lane_root, task_id
 
 from ._journal import Step, TaskRecord
 
@@ -46,14 +46,22 @@ class Credibility(NamedTuple):
 
 
 def is_credible_lease(rec: TaskRecord) -> bool:
-    """Whether ``rec`` is a task of a credible lease, not sealed into a replica yet."""
-    return bool(rec.data.get("credible_lease")) and rec.data.get("replica") is None
+    """Whether ``rec`` is a task of a credible lease, not sealed into a replica nor checked as a lane yet."""
+    return bool(rec.data.get("credible_lease")) and rec.data.get("replica") is None and rec.data.get("lane") is None
 
 
-def sealed_tasks(tids: Sequence[int], seed: bytes, spot_check_bps: int, credible: bool) -> list[bool]:
+def sealed_tasks(tids: Sequence[int], seed: bytes, spot_check_bps: int, credible: bool, as_lane: bool = False
+                 ) -> list[bool]:
     """Which entries of a reveal must stay sealed: every one when the worker is no longer credible alone, else the
-    tasks the commit block's hash ``seed`` picked for a spot check (a zero seed: every one)."""
-    return [not credible or spot_checked(seed, tid, spot_check_bps) for tid in tids]
+    tasks the commit block's hash ``seed`` picked for a spot check (a zero seed: every one); none of a lease checked
+    whole (``as_lane``: its draw is the lease's, :func:`lease_checked`)."""
+    return [not credible or (not as_lane and spot_checked(seed, tid, spot_check_bps)) for tid in tids]
+
+
+def lease_checked(job: JobView, start: int, count: int, seed: bytes, spot_check_bps: int) -> bool:
+    """Whether the commit block's hash ``seed`` picked the whole credible lease (``start``, ``count``) of ``job`` for
+    a check lane (``checkLease``; PROTOCOL.md, "Check lanes")."""
+    return checked_as_lane(count, int(job.callback, 16) != 0) and spot_checked(seed, start, spot_check_bps)
 
 
 class CredibleLeases:
@@ -86,7 +94,9 @@ class CredibleLeases:
         if not live:
             return []
         lease = p.market.lease_view(start)
-        if lease.worker.lower() != p.me.lower():  # revealed before a restart, given back, or expired
+        if lease.worker.lower() != p.me.lower():  # revealed before a restart, given back, expired, or checked
+            if (checked := self._checked_before(start, count, live)) is not None:
+                return checked
             return [(r, self._gone(r, f"lease {start} is no longer this worker's")) for r in live]
         if any(r.step in (Step.ABANDONING, Step.FAILED) or (r.finished and r.step != Step.DONE) for r in mine):
             return self._give_back(start, live)
@@ -141,9 +151,12 @@ class CredibleLeases:
             return []  # the commit's block is not visible here yet
         seed = ZERO32 if latest + 1 - commit_block > BLOCKHASH_WINDOW else bytes(w3.eth.get_block(commit_block)["hash"])
         c = self.credibility(job.job_id)
+        if lease_checked(job, start, len(recs), seed, c.spot_check_bps):
+            return self._check(start, recs, commit_block)
         credible = self.credible_alone(job, p.market.worker_record(p.me).verified)
         tids = [start + i for i in range(len(recs))]
-        sealed = sealed_tasks(tids, seed, c.spot_check_bps, credible)
+        as_lane = checked_as_lane(len(recs), int(job.callback, 16) != 0)
+        sealed = sealed_tasks(tids, seed, c.spot_check_bps, credible, as_lane)
         digests = [leaf if s else bytes.fromhex(r.data["digest"][2:])
                    for r, leaf, s in zip(recs, leaves, sealed, strict=True)]
         salts = [ZERO32 if s else bytes.fromhex(r.data["salt"][2:]) for r, s in zip(recs, sealed, strict=True)]
@@ -166,6 +179,38 @@ class CredibleLeases:
                                        tx=tx, gas=gas)
             out.append((r, new))
         return out
+
+    def _check(self, start: int, recs: list[TaskRecord], commit_block: int) -> list[Pair]:
+        """The spot check picked the whole lease: ``checkLease`` turns it into a check chunk whose lane 0 is ours,
+        committed; :class:`worker._lanes.LaneRounds` then reveals it once the check lane committed, and settles or
+        splits it. (Anyone may send the check: when another did first, the lease is gone and the chunk is ours.)"""
+        p = self.p
+        fn = p.market.contract.functions.checkLease(start)
+        try:
+            receipt = p.sender.transact(fn, pending=True)
+        except TransactionReverted as exc:
+            log.warning("check_lease_refused", lease=start, error=str(exc), action="look again next poll")
+            return []
+        log.info("lease_checked", lease=start, tasks=len(recs), gas=int(receipt["gasUsed"]),
+                 reason="a spot check picked the whole lease: a second lane checks it")
+        return self._as_lane(start, recs, commit_block, tx=receipt["transactionHash"].hex())
+
+    def _as_lane(self, start: int, recs: list[TaskRecord], commit_block: int, **data: Any) -> list[Pair]:
+        """Journal the lease's tasks as our committed lane 0 of its check chunk."""
+        return [(r, self.p.journal.record(r.job_id, r.task_index, Step.COMMITTED, lane=start, lane_count=len(recs),
+                                          lane_slot=0, check_lane=True, claim_block=commit_block, **data))
+                for r in recs]
+
+    def _checked_before(self, start: int, count: int, live: list[TaskRecord]) -> list[Pair] | None:
+        """The lease became a check chunk (``checkLease``, ours or another's, before a restart or while we waited):
+        its tasks are our lane 0 from now on; None when it did not."""
+        p = self.p
+        key = lane_key(start, count)
+        if p.market.task_view(key).status != TaskStatus.ACTIVE or \
+                p.market.replica_view(key, 0).worker.lower() != p.me.lower():
+            return None
+        commit_block = max(int(r.data.get("commit_block") or 0) for r in live)
+        return self._as_lane(start, live, commit_block, note="checked as a lane")
 
     def _give_back(self, start: int, live: list[TaskRecord]) -> list[Pair]:
         """A task of the lease was given up here: give back the whole lease (its uploaded results are lost)."""

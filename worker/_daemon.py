@@ -110,6 +110,10 @@ LOST_RACE = {"MarketplaceCommitClosed", "MarketplaceTaskTaken", "MarketplaceNoFr
              "MarketplaceNothingExpired", "MarketplaceLeaseNotExpired", "MarketplaceUnknownLease"}
 
 
+#: the candidate action of a check chunk's free lane (credibility mode; PROTOCOL.md, "Check lanes")
+CHECK_LANE = "checkLane"
+
+
 class Worker:
     def __init__(self, settings: WorkerSettings, *, docker_client: docker.DockerClient | None = None,
                  caps: Capabilities | None = None) -> None:
@@ -863,12 +867,14 @@ class Worker:
                     if len(out) >= 16:
                         break
             return out
-        if self._lanes_allowed(job):  # a chunk with a lane free comes first, as a task others started does
+        checks = self._check_lanes_allowed(job)
+        if self._lanes_allowed(job) or checks:  # a chunk with a lane free comes first, as a task others started does
             for start, chunk in self.view.chunks_of(job.job_id):
                 if all(h.worker.lower() != self.me_lower for h in chunk.lanes.values()) and (
-                        len(chunk.lanes) < job.replication
+                        len(chunk.lanes) < self._lane_target(job)
                         or any(not h.committed and h.expiry < now for h in chunk.lanes.values())):
-                    out.append((0, job, split_task_id(start)[1], None))
+                    # a credibility-mode job's chunks are check chunks: joined, never started (PROTOCOL.md)
+                    out.append((0, job, split_task_id(start)[1], CHECK_LANE if checks else None))
         for index in range(job.num_tasks):
             tid = task_id(job.job_id, index)
             # a credible lease's task sealed for a spot check is taken (leased) but wants a check replica
@@ -970,6 +976,15 @@ class Worker:
         if plain and self.slurm is None:  # its tasks may be larger than those held: fewer of them fit
             fewer = self._slots_for([self._size(plain[0][0].job_id, plain[0][0])])
             slots, capacity = slots - max(capacity - fewer, 0), min(capacity, fewer)
+        # a check chunk's lane first: a credible worker's results wait on it (PROTOCOL.md, "Check lanes")
+        for job in {job.job_id: job for job, _, action in candidates if action == CHECK_LANE}.values():
+            if slots + ahead <= 0:
+                break
+            claimed_lane = await asyncio.to_thread(self._claim_lane, job, max(slots, 1))
+            for rec in claimed_lane:
+                self._spawn(rec)
+            if claimed_lane:
+                return
         lane_jobs = list({job.job_id: job for job, _ in plain if self._lanes_allowed(job)}.values())
         # a task of a lane job that already has a round of its own (its chunk split, and it wants one more
         # replica) is claimed per task, before any lane: a finished result waits on it
@@ -1008,7 +1023,7 @@ class Worker:
             for rec in await asyncio.to_thread(self._claim_some, plain, max(slots, 0) + extra):
                 self._spawn(rec)  # beyond the free slots, it waits for one (_wait_for_slot)
                 slots -= 1
-        for job, index, action in [c for c in candidates if c[2] is not None][:2]:
+        for job, index, action in [c for c in candidates if c[2] not in (None, CHECK_LANE)][:2]:
             if slots <= 0:
                 return
             for rec in await asyncio.to_thread(self._reopen_and_claim, job, index, str(action)):
@@ -1070,11 +1085,26 @@ class Worker:
                 and not job.homogeneous and int(job.callback, 16) == 0 and self.pipeline.relay is None
                 and self.slurm is None and job.job_id not in self.pipeline.lanes.dissolved_jobs)
 
+    def _check_lanes_allowed(self, job: JobView) -> bool:
+        """Whether this worker joins the check chunks of credibility-mode ``job`` (PROTOCOL.md, "Check lanes": a
+        spot check of a whole credible lease): as :meth:`_lanes_allowed` says of lanes, but for credibility mode."""
+        return (self.s.batching.lanes and bool(job.confidence_ppb) and not job.gpus and not job.homogeneous
+                and int(job.callback, 16) == 0 and self.pipeline.relay is None and self.slurm is None)
+
+    @staticmethod
+    def _lane_target(job: JobView) -> int:
+        """Lanes per chunk: the job's R; two in credibility mode (the lease's and its check)."""
+        return 2 if job.confidence_ppb else job.replication
+
     def _claim_lane(self, job: JobView, room: int) -> list[TaskRecord]:
         """Lease a lane of ``job``: join a chunk other workers started (the fullest first, while its commit window
         leaves this worker time to run it), else start a chunk of free tasks (at most ``batching.lane_tasks``, as
-        :meth:`_lease_run` sizes a lease of ``room``) unless a chunk of ours still waits alone for its other lanes."""
+        :meth:`_lease_run` sizes a lease of ``room``) unless a chunk of ours still waits alone for its other lanes. A
+        credibility-mode job's chunks are check chunks (``checkLease``): joined while their commit window is open,
+        never started."""
         me = self.me_lower
+        target = self._lane_target(job)
+        check = bool(job.confidence_ppb)
         chunks = self.view.chunks_of(job.job_id)
         now = self.market.chain_time()
         units = self._free_stake // max(self._params().replica_stake, 1)  # a lane locks a replica stake per task
@@ -1083,10 +1113,11 @@ class Worker:
                 self._reopen_lanes(start, c.count)
                 c.lanes = {i: h for i, h in c.lanes.items() if h.committed or h.expiry >= now}
         # a chunk past its join window (its first claim plus the claim grace) is about to be dissolved: not joined
-        joinable = sorted(((start, c) for start, c in chunks if len(c.lanes) < job.replication and c.count <= units
+        # (a check chunk is never dissolved: its commit window alone bounds the join)
+        joinable = sorted(((start, c) for start, c in chunks if len(c.lanes) < target and c.count <= units
                            and all(h.worker.lower() != me for h in c.lanes.values())
-                           and min((h.expiry for h in c.lanes.values()), default=now + 1)
-                           - c.count * job.max_run_seconds >= now),
+                           and (check or min((h.expiry for h in c.lanes.values()), default=now + 1)
+                                - c.count * job.max_run_seconds >= now)),
                           key=lambda sc: (-len(sc[1].lanes), sc[0]))
         for start, c in joinable:
             if any(h.committed for h in c.lanes.values()):  # its commit window is open: only if we make it
@@ -1096,7 +1127,9 @@ class Worker:
             got = self._send_lane(job, start, c.count)
             if got:
                 return got
-        if any(len(c.lanes) < job.replication and any(h.worker.lower() == me for h in c.lanes.values())
+        if check:
+            return []
+        if any(len(c.lanes) < target and any(h.worker.lower() == me for h in c.lanes.values())
                for _, c in chunks):
             return []  # ours waits for its other lanes: more of its kind would lock stake for nothing
         # a new chunk leaves half the free stake to join the chunks others start (two workers must not each lock

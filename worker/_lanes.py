@@ -8,6 +8,9 @@ per-task rounds (``splitLanes``, the revealed lists read back from the lanes' ``
 does so when its own lane is owed: each of its tasks then becomes a revealed replica at its lane's slot, which
 :meth:`worker._pipeline.Pipeline.advance` follows to its end as any replica (won, outvoted, more replicas wanted).
 
+A check chunk (credibility mode: a credible lease of ours a spot check picked whole, worker/_credible.py) is our
+committed lane 0 and a check lane another worker runs; it goes on as any chunk, but is never dissolved.
+
 A chunk whose other lanes do not come within the claim grace of its first claim (the job's other workers do not
 lease lanes: relayed, GPU, cluster, or lanes off) is dissolved (``dissolveLanes``: stakes unlocked, nothing slashed)
 in the same ``multicall`` as a ``claimSome`` of its tasks per task, so each result already computed goes on as a
@@ -120,7 +123,7 @@ class LaneRounds:
             return []  # some still to run: the root covers the whole chunk
         job = JobView.model_validate(live[0].data["job"])
         now = p.market.chain_time()
-        if not chunk.revealed and chunk.occupied.bit_count() < chunk.target and \
+        if not chunk.revealed and chunk.occupied.bit_count() < chunk.target and not job.confidence_ppb and \
                 now > self.join_until(key, chunk.occupied, chunk.target, count * job.max_run_seconds):
             return self._per_task(job, start, count, live, dissolve=True)
         if not chunk.committed & bit:

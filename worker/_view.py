@@ -329,6 +329,10 @@ class MarketView(BaseModel):
         chunk.lanes[a.lane] = ReplicaHint(worker=a.worker, expiry=a.expiry)
         self._take(job_id, range(index, index + a.count))
 
+    def _on_LeaseChecked(self, a: ea.LeaseChecked) -> None:
+        """A credible lease became a check chunk (its ``LaneClaimed`` follows): no longer a lease."""
+        self.leases.pop(a.start_task_id, None)
+
     def _lane_of(self, a: ea.LaneRef) -> tuple[int, ReplicaHint] | None:
         chunk = self.chunks.get(a.start_task_id)
         for slot, hint in (chunk.lanes.items() if chunk else ()):
@@ -401,4 +405,5 @@ _ARGS: dict[str, Callable[..., BaseModel]] = {
     "TaskFailed": ea.TaskRef.model_validate, "LaneClaimed": ea.LaneClaimed.model_validate,
     "LaneCommitted": ea.LaneRef.model_validate, "LaneExpired": ea.LaneRef.model_validate,
     "LanesSplit": ea.LanesSplit.model_validate, "LanesDissolved": ea.LanesSplit.model_validate,
+    "LeaseChecked": ea.LeaseChecked.model_validate,
 }

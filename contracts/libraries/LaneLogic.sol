@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {IMarketplace} from "../IMarketplace.sol";
 import {IMarketplaceExtension} from "../IMarketplaceExtension.sol";
 import {Consensus} from "./Consensus.sol";
+import {CredibilityMath} from "./CredibilityMath.sol";
 import {MarketStorage} from "./MarketStorage.sol";
 import {RangeBitmap} from "./RangeBitmap.sol";
 import {ReplicaLogic} from "./ReplicaLogic.sol";
@@ -22,7 +23,7 @@ library LaneLogic {
     using RangeBitmap for mapping(uint256 => uint256);
 
     /// @dev The most tasks in one chunk: a split of a whole chunk must fit in one transaction.
-    uint256 internal constant MAX_LANE = 32;
+    uint256 internal constant MAX_LANE = MarketStorage.MAX_LANE;
 
     /// @dev A chunk's key in `tasks` and `replicas`: no task id has bit 255 set (task ids are below 2^64), and the
     /// count is part of the key, so a lane can only join the chunk it names.
@@ -33,7 +34,7 @@ library LaneLogic {
     /// @dev See {IMarketplaceExtension-claimLane}.
     function claim(MarketStorage.State storage s, uint256 startTaskId, uint256 count, address worker) internal {
         uint256 jobId = startTaskId >> 32;
-        IMarketplace.Job storage job = _laneJob(s, jobId);
+        IMarketplace.Job storage job = s.openJob(jobId);
         if (count == 0 || count > MAX_LANE) revert IMarketplace.MarketplaceInvalidRange(count, MAX_LANE);
         uint256 index = startTaskId & type(uint32).max;
         if (index + count > job.numTasks) {
@@ -42,6 +43,7 @@ library LaneLogic {
         uint256 k = key(startTaskId, count);
         IMarketplace.Task memory t = s.tasks[k];
         if (t.status == IMarketplace.TaskStatus.None) {
+            _laneJob(job, jobId); // a check chunk of a credibility-mode job exists already ({checkLease})
             // The first lane fixes the chunk: its tasks leave the free pool (per-task claims and other chunks).
             uint256 conflict = s.taken[jobId].trySetRange(index, count);
             if (conflict != type(uint256).max) revert IMarketplace.MarketplaceTaskTaken((jobId << 32) | conflict);
@@ -145,7 +147,7 @@ library LaneLogic {
         for (uint256 i = 0; i < count; ++i) {
             emit IMarketplace.ResultRevealed(startTaskId + i, worker, digests[i], cids[i], "");
         }
-        if (Consensus.popcount(t.revealed) == t.target && _unanimous(s, k, t, listHash)) {
+        if (Consensus.popcount(t.revealed) == t.target && _unanimous(s, k, t, listHash) && _credible(s, job, startTaskId >> 32, k, t)) {
             return _settle(s, startTaskId, job, t, k, digests);
         }
         s.tasks[k] = t;
@@ -265,6 +267,8 @@ library LaneLogic {
     function dissolve(MarketStorage.State storage s, uint256 startTaskId, uint256 count) internal {
         uint256 jobId = startTaskId >> 32;
         IMarketplace.Job storage job = s.openJob(jobId);
+        // a check chunk holds a committed lease: it ends by its lanes' reveals or a split, never back in the pool
+        if (job.flags & MarketStorage.JOB_CREDIBILITY != 0) revert IMarketplaceExtension.MarketplaceLanesUnsupported(jobId);
         uint256 k = key(startTaskId, count);
         IMarketplace.Task memory t = s.tasks[k];
         if (t.status != IMarketplace.TaskStatus.Active) revert IMarketplace.MarketplaceTaskNotActive(startTaskId);
@@ -294,9 +298,74 @@ library LaneLogic {
         emit IMarketplaceExtension.LanesDissolved(startTaskId, count);
     }
 
-    /// @dev An open job lanes can serve: R > 1, not credibility mode (its leases are its ranges), no callback.
-    function _laneJob(MarketStorage.State storage s, uint256 jobId) private view returns (IMarketplace.Job storage job) {
-        job = s.openJob(jobId);
+    /// @dev See {IMarketplaceExtension-checkLease}. The chunk takes the lease's place: the lease's tasks stay taken,
+    /// its stake stays locked (a lane locks as much), its commitment becomes lane 0's root (the same format) and its
+    /// commit block stays the chunk's. The check lane gets a whole run of the chunk plus the claim grace to commit.
+    function checkLease(MarketStorage.State storage s, uint256 startTaskId) internal {
+        uint256 jobId = startTaskId >> 32;
+        IMarketplace.Job storage job = s.openJob(jobId);
+        if (job.flags & MarketStorage.JOB_CREDIBILITY == 0) {
+            revert IMarketplace.MarketplaceWrongReplication(jobId, job.replication);
+        }
+        IMarketplace.Lease memory lease = s.leases[startTaskId];
+        if (lease.worker == address(0)) revert IMarketplace.MarketplaceUnknownLease(startTaskId);
+        if (block.timestamp > lease.expiry) revert IMarketplace.MarketplaceLeaseExpired(startTaskId, lease.expiry);
+        IMarketplace.RangeCommit memory rc = s.rangeCommits[startTaskId];
+        if (rc.root == 0) revert IMarketplace.MarketplaceNotCommitted(startTaskId, lease.worker);
+        if (block.number <= rc.blockNumber) {
+            revert IMarketplace.MarketplaceSpotCheckUndecided(startTaskId, uint256(rc.blockNumber) + 1);
+        }
+        if (
+            !MarketStorage.checkedAsLane(job, lease.count)
+                || !CredibilityMath.spotChecked(startTaskId, rc.blockNumber, s.credibility[jobId].spotCheckBps)
+        ) revert IMarketplace.MarketplaceNoSpotCheck(startTaskId);
+        IMarketplace.Params storage cfg = s.params;
+        uint256 run = uint256(lease.count) * job.maxRunSeconds;
+        uint256 commitDeadline = block.timestamp + (cfg.commitWindow > run ? cfg.commitWindow : run) + cfg.claimGrace;
+        uint256 k = key(startTaskId, lease.count);
+        s.tasks[k] = IMarketplace.Task({
+            status: IMarketplace.TaskStatus.Active,
+            target: 2,
+            occupied: 1,
+            committed: 1,
+            revealed: 0,
+            commitDeadline: uint40(commitDeadline),
+            revealDeadline: uint40(commitDeadline + cfg.revealWindow),
+            commitBlock: rc.blockNumber
+        });
+        IMarketplace.Replica storage lane = s.replicas[k][0];
+        lane.worker = lease.worker;
+        lane.expiry = lease.expiry;
+        lane.hash = rc.root;
+        delete s.leases[startTaskId];
+        delete s.rangeCommits[startTaskId];
+        emit IMarketplaceExtension.LeaseChecked(startTaskId, lease.worker, lease.count);
+        emit IMarketplaceExtension.LaneClaimed(startTaskId, lease.worker, 0, lease.count, lease.expiry);
+        emit IMarketplaceExtension.LaneCommitted(startTaskId, lease.worker, rc.root);
+    }
+
+    /// @dev Whether the lanes of chunk `k` (all revealed, the same list) are credible enough to settle it: always
+    /// for a fixed-R job; in credibility mode when their credibility as one group reaches the job's confidence
+    /// (ReplicaLogic's rule for agreeing replicas), else the chunk is split and its tasks want more replicas.
+    function _credible(
+        MarketStorage.State storage s,
+        IMarketplace.Job storage job,
+        uint256 jobId,
+        uint256 k,
+        IMarketplace.Task memory t
+    ) private view returns (bool) {
+        if (job.flags & MarketStorage.JOB_CREDIBILITY == 0) return true;
+        IMarketplace.Credibility memory c = s.credibility[jobId];
+        uint256 o = CredibilityMath.ONE;
+        for (uint256 i = 0; i < t.target; ++i) {
+            o = CredibilityMath.times(o, CredibilityMath.odds(s.workers[s.replicas[k][i].worker].verified, c.faultBps));
+        }
+        return CredibilityMath.ppb(o, o) >= c.confidencePpb;
+    }
+
+    /// @dev Reverts unless a lane may start a new chunk of open job `job`: R > 1, not credibility mode (its chunks
+    /// are check chunks only, {checkLease}), no callback.
+    function _laneJob(IMarketplace.Job storage job, uint256 jobId) private view {
         if (
             job.replication == 1
                 || job.flags & (MarketStorage.JOB_CREDIBILITY | MarketStorage.JOB_CALLBACK) != 0
@@ -356,6 +425,9 @@ library LaneLogic {
         }
         uint256 toTreasury = count * (pool - share * votes);
         if (toTreasury != 0) s.balances[s.treasury] += toTreasury;
+        // credibility mode: the job escrowed its cap of replicas per task; the two lanes used two
+        uint256 unused = job.flags & MarketStorage.JOB_CREDIBILITY != 0 ? uint256(job.replication) - votes : 0;
+        if (unused != 0) s.balances[job.requester] += count * unused * job.reward;
         t.status = IMarketplace.TaskStatus.Finalized;
         s.tasks[k] = t;
         job.settled += uint32(count);

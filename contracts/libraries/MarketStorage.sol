@@ -22,6 +22,9 @@ library MarketStorage {
     /// @dev Gas kept for the code after a callback returns, on top of the callback's cap.
     uint256 internal constant CALLBACK_OVERHEAD = 10_000;
     uint256 internal constant MAX_CALLBACK_DATA = 1024;
+    /// @dev The most tasks in one lane chunk (PROTOCOL.md, "Lanes"): a split of a whole chunk must fit in one
+    /// transaction.
+    uint256 internal constant MAX_LANE = 32;
 
     struct State {
         IMarketplace.Params params; // slots 0-1
@@ -42,6 +45,13 @@ library MarketStorage {
         mapping(address worker => bytes32) platformClass; // declared by {IMarketplace-setPlatformClass}
         mapping(uint256 taskId => bytes32) taskClass; // a homogeneous task's class, set by its first replica
         mapping(uint256 startTaskId => IMarketplace.RangeCommit) rangeCommits; // credibility-mode leases committed
+    }
+
+    /// @dev Whether a spot check of a credible lease of `count` tasks of credibility-mode `job` checks the whole lease
+    /// as a second lane ({LaneLogic-checkLease}; PROTOCOL.md, "Check lanes") rather than task by task: a job without a
+    /// callback (a chunk settles without callback data) and a lease a chunk can hold.
+    function checkedAsLane(IMarketplace.Job storage job, uint256 count) internal view returns (bool) {
+        return job.flags & JOB_CALLBACK == 0 && count <= MAX_LANE;
     }
 
     /// @dev Takes `amount` from `account`'s free balance; reverts with the balance and the amount when short.

@@ -424,13 +424,18 @@ library ReplicaLogic {
         uint256 jobId = startTaskId >> 32;
         IMarketplace.Job storage job = s.jobs[jobId];
         IMarketplace.Credibility memory c = s.credibility[jobId];
+        // A lease a chunk can hold is checked whole, as a second lane ({LaneLogic-checkLease}), else task by task.
+        bool asLane = MarketStorage.checkedAsLane(job, n);
+        if (asLane && CredibilityMath.spotChecked(startTaskId, rc.blockNumber, c.spotCheckBps)) {
+            revert IMarketplace.MarketplaceSpotCheckDue(startTaskId);
+        }
         uint256 ppb = CredibilityMath.ofWorker(s.workers[worker].verified, c.faultBps);
         delete s.leases[startTaskId];
         delete s.rangeCommits[startTaskId];
         uint256 opened;
         for (uint256 i = 0; i < n; ++i) {
             uint256 taskId = startTaskId + i;
-            bool spot = CredibilityMath.spotChecked(taskId, rc.blockNumber, c.spotCheckBps);
+            bool spot = !asLane && CredibilityMath.spotChecked(taskId, rc.blockNumber, c.spotCheckBps);
             if (salts[i] == 0) {
                 _seal(s, taskId, job, worker, lease.expiry, leaves[i], rc.blockNumber);
                 emit IMarketplace.ReplicaWanted(

@@ -89,7 +89,7 @@ contract ReentrancyProbe is ITaskCallback {
     }
 
     function names() external pure returns (string[] memory n) {
-        n = new string[](45);
+        n = new string[](46);
         n[0] = "deposit";
         n[1] = "depositWithPermit";
         n[2] = "withdraw";
@@ -135,6 +135,7 @@ contract ReentrancyProbe is ITaskCallback {
         n[42] = "reopenLanes";
         n[43] = "releaseLanes";
         n[44] = "dissolveLanes";
+        n[45] = "checkLease";
     }
 
     function results() external view returns (bytes4[] memory) {
@@ -161,7 +162,7 @@ contract ReentrancyProbe is ITaskCallback {
         IMarketplace.JobParams memory p;
         bytes[] memory inner = new bytes[](1);
         inner[0] = abi.encodeCall(IMarketplace.withdraw, (1));
-        bytes[] memory calls = new bytes[](45);
+        bytes[] memory calls = new bytes[](46);
         calls[0] = abi.encodeCall(IMarketplace.deposit, (1));
         calls[1] = abi.encodeCall(IMarketplace.depositWithPermit, (1, 0, 0, bytes32(0), bytes32(0)));
         calls[2] = abi.encodeCall(IMarketplace.withdraw, (1));
@@ -213,6 +214,7 @@ contract ReentrancyProbe is ITaskCallback {
         calls[42] = abi.encodeCall(IMarketplaceExtension.reopenLanes, (taskId, 1));
         calls[43] = abi.encodeCall(IMarketplaceExtension.releaseLanes, (taskId, 1));
         calls[44] = abi.encodeCall(IMarketplaceExtension.dissolveLanes, (taskId, 1));
+        calls[45] = abi.encodeCall(IMarketplaceExtension.checkLease, (taskId));
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

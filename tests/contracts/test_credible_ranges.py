@@ -24,6 +24,7 @@ from test_credibility import (
     reveal,
 )
 
+from oracle._chain import deploy
 from oracle.protocol import commitment, task_id
 
 ZERO = b"\x00" * 32
@@ -94,13 +95,17 @@ def test_a_credible_lease_commits_once_and_its_open_results_are_final(env: Env, 
 
 @pytest.mark.reliability(kind="attack", name="a trusted worker lies inside a credible lease and a spot check "
                                               "catches it",
-                         how="credibility mode, a veteran leases 2 tasks and commits a wrong digest for one in the "
+                         how="credibility mode, a job with a callback, a veteran leases 2 tasks and commits a wrong digest for one in the "
                              "range root; every task is picked (spot checks 100 %): revealing it open is refused, "
                              "sealed it wants a check replica, the honest checker's result wins the dispute and the "
                              "liar is slashed")
 def test_a_spot_checked_task_of_a_lease_must_stay_sealed_and_a_liar_is_caught(env: Env, enrolled_app: int,
                                                                                vet: LocalAccount) -> None:
-    job = env.post_credible(enrolled_app, CONF, F, spot_bps=10_000, numTasks=2, replication=6, maxRunSeconds=100)
+    # a job with a callback: its leases are checked task by task (a lease without one is checked whole, as a
+    # second lane: tests/contracts/test_check_lanes.py)
+    consumer = deploy(env.w3, "ExampleConsumer", env.market.address, sender=env.owner)
+    job = env.post_credible(enrolled_app, CONF, F, spot_bps=10_000, numTasks=2, replication=6, maxRunSeconds=100,
+                            callback=consumer.address)
     start = task_id(job, 0)
     env.tx(env.market.functions.claimRange(start, 2), vet)
     digests = [GOOD, BAD]

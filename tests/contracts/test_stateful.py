@@ -99,7 +99,7 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
                          "JobCredibility", "TasksCancelled", "RangeCommitted",
                          "JobClosed", "LeaseExpired", "ClaimExpired", "ReplicaReleased", "WorkerSlashed",
                          "WorkerBanned", "ClaimAbandoned", "FailureReported", "FailureConfirmed", "LaneClaimed",
-                         "LaneRevealed", "LanesSplit", "LaneExpired", "LaneReleased", "LanesDissolved"):
+                         "LaneRevealed", "LanesSplit", "LaneExpired", "LaneReleased", "LanesDissolved", "LeaseChecked"):
                 STEPS["event:" + name] += len(env.events(receipt, name))
             return receipt
 
@@ -211,9 +211,11 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
 
         @precondition(lambda self: self.credible)
         @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3), count=st.integers(1, 4),
-              honest=st.booleans(), sealed=st.integers(0, 15))
-        def credible_lease_round(self, w: Any, pick: int, index: int, count: int, honest: bool, sealed: int) -> None:
-            """A credibility-mode lease in one rule: lease free tasks, commit them in one root, reveal them."""
+              honest=st.booleans(), sealed=st.integers(0, 15), check=st.integers(0, len(workers) - 1))
+        def credible_lease_round(self, w: Any, pick: int, index: int, count: int, honest: bool, sealed: int,
+                                 check: int) -> None:
+            """A credibility-mode lease in one rule: lease free tasks, commit them in one root, reveal them (or, with
+            ``check`` > 0, check the lease as a lane run by another worker: :meth:`check_round`)."""
             credible = sorted(self.credible)
             job = credible[pick % len(credible)]
             n = next(n for j, n, _ in self.jobs if j == job)
@@ -223,6 +225,9 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
                 return
             self.leases.append((start, w))
             self.commit_range(len(self.leases) - 1, honest)
+            if start in self.ranges and check:
+                checker = workers[(workers.index(w) + check) % len(workers)]
+                self.check_round(sorted(self.ranges).index(start), checker, honest=not honest)
             if start in self.ranges:
                 self.reveal_range(sorted(self.ranges).index(start), sealed)
 
@@ -244,6 +249,45 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
                 if seal[k]:
                     self.held.append((start + k, w))
                     self.digests[(start + k, w.address)] = d
+
+        def reveal_lane(self, c: tuple[int, int], w: Any, skip: bool = False) -> None:
+            digests = self.chunks.get(c, {}).get(w.address)
+            if digests is None or skip:
+                return
+            fn = env.market.functions.revealLane(c[0], digests, [SALT] * c[1], ["c"] * c[1])
+            if self.send(fn, w) is not None:
+                self.revealed_lanes.setdefault(c, []).append(w.address)
+
+        def split(self, c: tuple[int, int], wrong: bool) -> None:
+            lanes = [env.replica(int(env.market.functions.laneKey(*c).call()), k) for k in range(3)]
+            done = self.revealed_lanes.get(c, [])
+            # the revealed lanes' lists in lane order (a wrong list must be refused)
+            lists = [self.chunks[c][lane["worker"]] for lane in lanes if lane["worker"] in done]
+            if wrong and lists:
+                lists[0] = [b"\x07" * 32] * c[1]
+            self.send(env.market.functions.splitLanes(*c, lists), env.outsider)
+
+        @precondition(lambda self: self.ranges)
+        @rule(i=st.integers(0, 50), w=st.sampled_from(workers), honest=st.booleans())
+        def check_round(self, i: int, w: Any, honest: bool) -> None:
+            """A committed credible lease its spot check picked becomes a check chunk (``checkLease``, sent by anyone;
+            refused for a lease not picked whole); another worker runs its check lane, honest or not; both reveal,
+            and a split settles lists that disagree (or a reveal window that passed)."""
+            start = sorted(self.ranges)[i % len(self.ranges)]
+            holder, digests = self.ranges[start]
+            if self.send(env.market.functions.checkLease(start), env.outsider) is None:
+                return
+            del self.ranges[start]
+            c = (start, len(digests))
+            self.chunks[c] = {holder.address: digests}
+            if self.send(env.market.functions.claimLane(*c), w) is not None:
+                ds = [b"\x01" * 32 if honest else w.address.encode()[:32].ljust(32, b"\0")] * c[1]
+                root = keccak(b"".join(commitment(start + k, d, SALT, w.address) for k, d in enumerate(ds)))
+                if self.send(env.market.functions.commitLane(*c, root), w) is not None:
+                    self.chunks[c][w.address] = ds
+            for x in (holder, w):
+                self.reveal_lane(c, x)
+            self.split(c, wrong=False)
 
         @precondition(lambda self: self.held)
         @rule(i=st.integers(0, 50), honest=st.booleans())
@@ -363,14 +407,6 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
                 self.reveal_lane(c, w, skip=i == silent)
             self.split(c, wrong=False)  # settles the lists that disagree; refused while a reveal is still due
 
-        def reveal_lane(self, c: tuple[int, int], w: Any, skip: bool = False) -> None:
-            digests = self.chunks.get(c, {}).get(w.address)
-            if digests is None or skip:
-                return
-            fn = env.market.functions.revealLane(c[0], digests, [SALT] * c[1], ["c"] * c[1])
-            if self.send(fn, w) is not None:
-                self.revealed_lanes.setdefault(c, []).append(w.address)
-
         @precondition(lambda self: self.chunks)
         @rule(i=st.integers(0, 50), w=st.sampled_from(workers))
         def late_lane_reveal(self, i: int, w: Any) -> None:
@@ -381,15 +417,6 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
         def split_lanes(self, i: int, wrong: bool) -> None:
             self.split(sorted(self.chunks)[i % len(self.chunks)], wrong)
 
-        def split(self, c: tuple[int, int], wrong: bool) -> None:
-            lanes = [env.replica(int(env.market.functions.laneKey(*c).call()), k) for k in range(3)]
-            done = self.revealed_lanes.get(c, [])
-            # the revealed lanes' lists in lane order (a wrong list must be refused)
-            lists = [self.chunks[c][lane["worker"]] for lane in lanes if lane["worker"] in done]
-            if wrong and lists:
-                lists[0] = [b"\x07" * 32] * c[1]
-            self.send(env.market.functions.splitLanes(*c, lists), env.outsider)
-
         @precondition(lambda self: self.chunks)
         @rule(i=st.integers(0, 50))
         def reopen_or_release_lanes(self, i: int) -> None:
@@ -397,10 +424,22 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
             self.send(env.market.functions.reopenLanes(*c), env.outsider)
             self.send(env.market.functions.releaseLanes(*c), env.outsider)
 
+        @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3), count=st.integers(1, 3))
+        def lone_lane(self, w: Any, pick: int, index: int, count: int) -> None:
+            """One worker leases a chunk's lane alone; past the claim grace the chunk is dissolved (refused if
+            another lane came meanwhile, or the job ended)."""
+            c = self.chunk_of(pick, index, count)
+            if c and self.send(env.market.functions.claimLane(*c), w) is not None:
+                self.chunks.setdefault(c, {})
+                env.warp(int(env.view("params")["claimGrace"]) + 1)
+                self.dissolve(c)
+
         @precondition(lambda self: self.chunks)
         @rule(i=st.integers(0, 50))
         def dissolve_lanes(self, i: int) -> None:
-            c = sorted(self.chunks)[i % len(self.chunks)]
+            self.dissolve(sorted(self.chunks)[i % len(self.chunks)])
+
+        def dissolve(self, c: tuple[int, int]) -> None:
             if self.send(env.market.functions.dissolveLanes(*c), env.outsider) is not None:
                 # the chunk is gone (its lanes unlocked, its tasks free): a new one may form at the same range
                 del self.chunks[c]
@@ -437,6 +476,7 @@ def test_marketplace_state_machine(env: Env) -> None:
     print(f"\nstateful: {dict(STEPS)}")
     assert STEPS["succeeded"] > 50
     assert STEPS["fn:revealRange"] > 0 and STEPS["event:RangeCommitted"] > 0  # credible leases were exercised
+    assert STEPS["event:LeaseChecked"] > 0  # and leases checked whole, as check chunks
 
 
 @pytest.mark.reliability(kind="attack", name="random sequences with lanes keep the books",

@@ -82,8 +82,8 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
                                                                        docker_client, echo_digest, tmp_path) -> None:
     """Two daemons earn a record on an R = 2 job (10 verified results each: credible alone at 0.99 assuming 10 %
     faulty), then finish a credibility job through credible leases (a lease, one commitRange and one revealRange
-    for several tasks), and on a job whose spot checks are always on, reveal each task sealed and let the other
-    daemon confirm it as its check replica."""
+    for several tasks), and on a job whose spot checks are always on, turn each lease into a check chunk whose check
+    lane the other daemon runs (a task claimed alone gets a check replica)."""
     from tests.market_helpers import post_job
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 20 * ETHER)
@@ -114,8 +114,14 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
               if e["args"]["startTaskId"] >> 32 == alone]
     assert ranges and sum(r["count"] for r in ranges) == len(opened) and len(ranges) < len(opened), ranges
     assert all(finals[(checked << 32) | i]["winners"] == 2 for i in range(3))
+    # a lease the spot check picked is checked whole, as a second lane (checkLease: the other daemon's lane); a task
+    # claimed alone is checked by a second replica
+    leased = {t for e in market.contract.events.LeaseChecked().get_logs(from_block=0)
+              for t in range(e["args"]["startTaskId"], e["args"]["startTaskId"] + e["args"]["count"])}
     wanted = [e["args"] for e in market.contract.events.ReplicaWanted().get_logs(from_block=0)]
-    assert sorted((w["taskId"], w["reason"]) for w in wanted) == [((checked << 32) | i, 1) for i in range(3)]
+    assert not leased & {w["taskId"] for w in wanted}
+    assert sorted([(t, 1) for t in leased] + [(w["taskId"], w["reason"]) for w in wanted]) == \
+        [((checked << 32) | i, 1) for i in range(3)]
     assert [market.worker_record(a.address).verified for a in pair] == [13, 13]  # the checks verified both
     assert all(market.worker_record(a.address).slashes == 0 for a in pair)
     reports = {}
@@ -128,8 +134,12 @@ def test_trusted_daemons_finish_tasks_alone_and_open_their_spot_checks(anvil, w3
     for tid in opened:
         assert all(by_task[tid].get(n) is True for n in ("lease", "range_commitment", "range_entry",
                                                          "credible_alone", "spot_check")), by_task[tid]
-    sealed = [e["args"] for e in market.contract.events.RangeCommitted().get_logs(from_block=0)
-              if e["args"]["startTaskId"] >> 32 == checked]
-    for r in sealed:
+    # each lease of the checked job was checked whole: its draw, its commitment as lane 0, the lanes' roots, one
+    # list settling every task at once, and the pair credible together
+    checked_leases = [e["args"] for e in market.contract.events.RangeCommitted().get_logs(from_block=0)
+                      if e["args"]["startTaskId"] >> 32 == checked]
+    assert checked_leases and leased
+    for r in checked_leases:
         for tid in range(r["startTaskId"], r["startTaskId"] + r["count"]):
-            assert by_task[tid].get("range_commitment") is True, by_task[tid]
+            assert all(by_task[tid].get(n) is True for n in ("lease_check", "commit_authorized", "lane_root",
+                                                             "lane_entry", "lane_settle", "credibility")), by_task[tid]

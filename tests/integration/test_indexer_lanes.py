@@ -363,3 +363,87 @@ def test_a_dissolved_chunk_frees_its_tasks_in_the_mirror_and_they_verify_per_tas
     assert report.status == "finalized" and report.passed, [c for c in report.checks if not c.passed]
     names = [c.name for c in report.checks]
     assert "lane_dissolve" in names and "lane_settle" not in names and "majority" in names
+
+
+def _checked_lease(t: Traffic, lists: dict[int, list[bytes]]) -> tuple[int, int, Lanes]:
+    """Credibility mode, check lanes: worker 0 and worker 1 earn 2 verified results each on an R = 2 job (credible
+    alone at confidence 0.9 assuming 20 % faulty); worker 0 leases the 3 tasks of a job whose spot checks are always
+    on and commits ``lists[0]``; the lease is checked whole (``checkLease``, by a third party); worker 1 runs the
+    check lane with ``lists[1]``; both reveal. Returns (job, first task, the lanes helper)."""
+    app = _setup(t, 4)
+    vet, partner = t.workers[:2]
+    warm = t.post(app, n=2, r=2)
+    for i in range(2):
+        t.replicated(task_id(warm, i), [vet, partner], [GOOD, GOOD])
+    job = t.post_credible(app, 900_000_000, 2000, 10_000, n=3, cap=4)
+    start = task_id(job, 0)
+    t.claim_range(start, 3, vet)
+    root, _ = lane_root(start, lists[0], _salts(3, 0), vet.address)
+    t.tx(t.market.functions.commitRange(start, root), vet)
+    t.tx(t.market.functions.checkLease(start), t.relayer)
+    lanes = Lanes(t)
+    lanes.claim(start, 3, partner)
+    lanes.commit(start, lists[1], partner)
+    lanes.reveal(start, lists[0], vet)
+    lanes.reveal(start, lists[1], partner)
+    return job, start, lanes
+
+
+def test_a_lease_checked_whole_settles_as_a_chunk_in_the_mirror_and_verifies(t: Traffic, tmp_path: Path) -> None:
+    job, start, _ = _checked_lease(t, {0: [GOOD, BAD, GOOD], 1: [GOOD, BAD, GOOD]})
+    assert t.market.functions.getJob(job).call()[8] == 3  # the check lane's reveal settled the lease's tasks
+
+    engine = _sync(t, tmp_path)
+    _assert_rows_match_chain(engine, t, {start: 3})
+    tasks = sorted(current(engine, _db.tasks, job_id=job), key=lambda r: r["task_id"])
+    assert [(r["status"], r["target"], r["winners"], r["wanted"]) for r in tasks] == \
+        [("finalized", 2, 2, "spot-check")] * 3
+    reps = current(engine, _db.replicas, job_id=job)
+    assert sorted((r["task_id"], r["status"]) for r in reps) == sorted(
+        [(start + i, "checked") for i in range(3)] + [(start + i, "won") for i in range(3) for _ in range(2)])
+    for w in t.workers[:2]:
+        row = current(engine, _db.workers, address=w.address)[0]
+        assert (row["locked"], row["verified"]) == (0, 5)  # 2 from the warm-up job, 3 from the check
+
+    v = Verifier(t.w3, t.market.address, None)
+    report = v.task(start + 1)
+    assert report.status == "finalized" and report.passed, [c for c in report.checks if not c.passed]
+    names = [c.name for c in report.checks]
+    for name in ("lease_check", "commit_authorized", "reveal_authorized", "lane_root", "lane_entry", "lane_settle",
+                 "credibility", "reward", "unused_refund"):
+        assert name in names, (name, names)
+    check = next(c for c in report.checks if c.name == "lease_check")
+    assert check.evidence["lane_sized"] is True and check.evidence["spot_check_bps"] == 10_000
+    audit = v.job(job)
+    assert audit.passed, [(r.id, r.failed) for r in audit.tasks if not r.passed] + [audit.checks]
+
+
+def test_a_liar_caught_by_a_check_lane_is_split_disputed_and_slashed(t: Traffic, tmp_path: Path) -> None:
+    lie, truth = [GOOD, BAD, GOOD], [GOOD, GOOD, GOOD]
+    job, start, _ = _checked_lease(t, {0: lie, 1: truth})
+    assert t.market.functions.getJob(job).call()[8] == 0  # the lists differ: nothing settled
+    t.tx(t.market.functions.splitLanes(start, 3, [lie, truth]), t.relayer)
+    disputed = start + 1
+    for w in t.workers[2:4]:  # every replica weighs as new in the dispute: 3 honest ones outweigh the liar
+        t.claim_commit(disputed, w, GOOD)
+        t.reveal(disputed, w, GOOD)
+    assert t.market.functions.getJob(job).call()[8] == 3
+
+    engine = _sync(t, tmp_path)
+    _assert_rows_match_chain(engine, t, {start: 3})
+    tasks = {r["idx"]: r for r in current(engine, _db.tasks, job_id=job)}
+    assert [(tasks[i]["status"], tasks[i]["winners"]) for i in range(3)] == [("finalized", 2), ("finalized", 3),
+                                                                             ("finalized", 2)]
+    liar = current(engine, _db.workers, address=t.workers[0].address)[0]
+    assert (liar["slashes"], liar["verified"], liar["locked"]) == (1, 0, 0)
+
+    v = Verifier(t.w3, t.market.address, None)
+    report = v.task(disputed)
+    assert report.status == "finalized" and report.passed, [c for c in report.checks if not c.passed]
+    names = [c.name for c in report.checks]
+    assert "lane_split" in names and "lane_settle" not in names and "lease_check" in names
+    assert [c.evidence["moment"] for c in report.checks if c.name == "replica_wanted"] == ["settlement"] * 2
+    slash = next(c for c in report.checks if c.name == "slashes")
+    assert slash.evidence["actual"] == [t.workers[0].address]
+    audit = v.job(job)
+    assert audit.passed, [(r.id, r.failed) for r in audit.tasks if not r.passed] + [audit.checks]

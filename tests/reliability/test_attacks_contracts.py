@@ -523,7 +523,7 @@ GUARDED = ["deposit", "depositWithPermit", "withdraw", "stake", "requestUnstake"
            "reveal", "finalize", "reopenExpired", "releaseReplicas", "relayCommits", "relayReveals",
            "relayResults", "multicall", "claimSome", "abandon", "reportFailure", "postCredibilityJob",
            "startSpotCheck", "claimFreeRange", "commitRange", "revealRange", "claimLane", "commitLane", "revealLane",
-           "splitLanes", "reopenLanes", "releaseLanes", "dissolveLanes"]
+           "splitLanes", "reopenLanes", "releaseLanes", "dissolveLanes", "checkLease"]
 OWNER_ONLY = ["setParams", "setTreasury", "setWorkerBanned", "transferOwnership", "renounceOwnership"]
 SELF_ONLY = ["registerWorker", "setPlatformClass"]  # not guarded: write only the caller's own worker record
 
@@ -946,6 +946,7 @@ LOOP_BOUNDS = {
     ("LaneLogic.sol", "claim", "i < t.target"): "lanes = R <= 16",
     ("LaneLogic.sol", "_held", "i < t.target"): "lanes = R <= 16",
     ("LaneLogic.sol", "_unanimous", "i < t.target"): "lanes = R <= 16",
+    ("LaneLogic.sol", "_credible", "i < t.target"): "lanes = 2 (a check chunk of a credibility-mode job)",
     ("LaneLogic.sol", "reopen", "i < t.target"): "lanes = R <= 16",
     ("LaneLogic.sol", "release", "i < t.target"): "lanes = R <= 16",
     ("LaneLogic.sol", "dissolve", "i < t.target"): "lanes = R <= 16 (twice: the join window, then the unlocks)",
