@@ -163,6 +163,9 @@ class Outcome(TypedDict):
     not_credible: int
     leases: int  # credible leases committed (commitRange): credibility mode only
     lease_mean: float  # their mean length, tasks
+    checked_leases: int  # credible leases a spot check picked whole (LeaseChecked: a check lane each)
+    checked_tasks: int  # their tasks
+    check_gaps: list[int]  # blocks from each checked lease's commit to its check (past 256: picked for want of a hash)
 
 
 @with_config(ROW)
@@ -208,6 +211,21 @@ class AdaptiveRow(TypedDict):
     tasks: int
     workers: int
     load: list[float]
+    runs: NotRequired[list[AdaptiveRun]]  # scripts/bench adaptive --runs N: every run's figures (the first is this row)
+
+
+@with_config(ROW)
+class AdaptiveRun(TypedDict):
+    """One run of ``scripts/bench adaptive --runs N``: what its credibility job drew and cost."""
+
+    gas_per_task_vs_r1: float
+    replicas_per_task: float
+    wrong_accepted: int
+    gas_per_task: int
+    r1_gas_per_task: int
+    checked_leases: int
+    spot_checks: int
+    leases: int
 
 
 # -- scripts/bench_gas.py ---------------------------------------------------------------------------------------

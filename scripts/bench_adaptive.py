@@ -113,8 +113,15 @@ class Run:
         submits = [e for e in c.events.ResultSubmitted().get_logs(from_block=block) if lo <= e["args"]["taskId"] < hi]
         wanted = [e["args"]["reason"] for e in c.events.ReplicaWanted().get_logs(from_block=block)
                   if lo <= e["args"]["taskId"] < hi]
-        leases = [int(e["args"]["count"]) for e in c.events.RangeCommitted().get_logs(from_block=block)
-                  if lo <= e["args"]["startTaskId"] < hi]
+        commits = [e for e in c.events.RangeCommitted().get_logs(from_block=block)
+                   if lo <= e["args"]["startTaskId"] < hi]
+        leases = [int(e["args"]["count"]) for e in commits]
+        committed_at = {int(e["args"]["startTaskId"]): int(e["blockNumber"]) for e in commits}
+        checks = [e for e in c.events.LeaseChecked().get_logs(from_block=block) if lo <= e["args"]["startTaskId"] < hi]
+        checked = [int(e["args"]["count"]) for e in checks]
+        # blocks from each checked lease's commit to its check: past 256 the commit block's hash is gone and the
+        # lease counts as picked whatever the draw
+        gaps = [int(e["blockNumber"]) - committed_at.get(int(e["args"]["startTaskId"]), 0) for e in checks]
         honest = {(r["taskId"], r["resultDigest"]) for r in reveals if r["worker"] not in self.liars}
         # a result accepted alone (R = 1, or a credible lease's open reveal) is wrong when a liar sent it
         wrong = sum(1 for tid, d in finals.items() if (tid, d) not in honest) + sum(
@@ -123,7 +130,8 @@ class Run:
         return {"replicas_per_task": round((len(reveals) + len(submits)) / max(n, 1), 3), "wrong_accepted": wrong,
                 "finalized": n, "spot_checks": wanted.count(1), "disputes": wanted.count(2),
                 "not_credible": wanted.count(0), "leases": len(leases),
-                "lease_mean": round(sum(leases) / len(leases), 1) if leases else 0.0}
+                "lease_mean": round(sum(leases) / len(leases), 1) if leases else 0.0,
+                "checked_leases": len(checked), "checked_tasks": sum(checked), "check_gaps": gaps}
 
     def stop(self) -> None:
         for p in self.procs:

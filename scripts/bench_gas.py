@@ -262,7 +262,32 @@ def bag_credible_lease(b: Bench, n: int = 10) -> int:
     total += b.run("commitRange (10 tasks)", m.functions.commitRange(start, root), w0)
     total += b.run("revealRange (10 tasks, all open: each final alone)", m.functions.revealRange(
         start, [_digest(t) for t in tids], [salt] * n, [CID] * n, []), w0)
+    _check_lane(b, params, n)
     return total
+
+
+def _check_lane(b: Bench, params: tuple[Any, ...], n: int) -> None:
+    """Booked as operations, not in the bag's figure: a lease of ``n`` tasks a spot check picks whole (spot checks
+    always on) checked as a second lane (PROTOCOL.md, "Check lanes"): ``checkLease``, the check lane's ``claimLane``
+    and ``commitLane``, then both ``revealLane`` (the last settles the ``n`` tasks)."""
+    m, w0, w2 = b.market, b.workers[0], b.workers[2]
+    salt = b"\x5a" * 32
+    send(b.w3, m.functions.postCredibilityJob((*params[:3], 6, *params[4:]), (990_000_000, 1000, 10_000)),
+         b.requester)
+    start = task_id(int(m.functions.jobCount().call()), 0)
+    tids = [start + i for i in range(n)]
+    send(b.w3, m.functions.claimFreeRange(start, n), w0)
+    send(b.w3, m.functions.commitRange(start, keccak(b"".join(commitment(t, _digest(t), salt, w0.address)
+                                                                for t in tids))), w0)
+    digests = [_digest(t) for t in tids]
+    b.run(f"checkLease ({n}-task lease picked whole)", m.functions.checkLease(start), w0)
+    b.run(f"claimLane (check lane, {n} tasks)", m.functions.claimLane(start, n), w2)
+    b.run(f"commitLane (check lane, {n} tasks)", m.functions.commitLane(start, n, keccak(b"".join(
+        commitment(t, _digest(t), salt, w2.address) for t in tids))), w2)
+    b.run(f"revealLane (the lease's lane, {n} tasks)", m.functions.revealLane(start, digests, [salt] * n,
+                                                                              [CID] * n), w0)
+    b.run(f"revealLane (check lane, {n} tasks: settles the lease)", m.functions.revealLane(
+        start, digests, [salt] * n, [CID] * n), w2)
 
 
 #: the lengths of the credible leases :func:`credible_lease_sizes` measures

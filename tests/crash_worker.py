@@ -5,7 +5,8 @@ beyond what is already on disk) right after the journal records a given step.
     python tests/crash_worker.py crash-after-upload --json-logs worker run --config worker.json
 
 The points: ``crash-after-claim`` (the claim mined and journaled), ``crash-after-run`` (the container ran),
-``crash-after-upload`` (the result is on IPFS, nothing sent yet), ``crash-after-commit``, ``crash-after-reveal``.
+``crash-after-upload`` (the result is on IPFS, nothing sent yet), ``crash-after-commit``, ``crash-after-reveal``,
+``crash-after-check`` (the first task of a credible lease journaled as a check chunk's lane, after ``checkLease``).
 Each logs ``fault_injected`` first, so a test can tell the crash it asked for from any other exit.
 """
 
@@ -22,7 +23,10 @@ from oracle import get_logger  # noqa: E402
 from worker import Journal, Step  # noqa: E402
 
 POINTS = {"crash-after-claim": Step.CLAIMED, "crash-after-run": Step.RAN, "crash-after-upload": Step.UPLOADED,
-          "crash-after-commit": Step.COMMITTED, "crash-after-reveal": Step.REVEALED}
+          "crash-after-commit": Step.COMMITTED, "crash-after-reveal": Step.REVEALED,
+          "crash-after-check": Step.COMMITTED}
+#: the point that waits for a record with ``check_lane`` (a credible lease just turned into a check chunk)
+CHECK = "crash-after-check"
 
 
 def main() -> None:
@@ -34,7 +38,7 @@ def main() -> None:
 
     def record(self: Journal, job_id: int, task_index: int, s: Step, note: str | None = None, **data: Any) -> Any:
         rec = real(self, job_id, task_index, s, note, **data)
-        if s == step:
+        if s == step and (point != CHECK or data.get("check_lane")):
             get_logger("worker.fault").warning("fault_injected", point=point)
             os._exit(137)
         return rec

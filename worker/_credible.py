@@ -193,11 +193,11 @@ class CredibleLeases:
             return []
         log.info("lease_checked", lease=start, tasks=len(recs), gas=int(receipt["gasUsed"]),
                  reason="a spot check picked the whole lease: a second lane checks it")
-        return self._as_lane(start, recs, commit_block, tx=receipt["transactionHash"].hex())
+        return self._as_lane(start, len(recs), recs, commit_block, tx=receipt["transactionHash"].hex())
 
-    def _as_lane(self, start: int, recs: list[TaskRecord], commit_block: int, **data: Any) -> list[Pair]:
-        """Journal the lease's tasks as our committed lane 0 of its check chunk."""
-        return [(r, self.p.journal.record(r.job_id, r.task_index, Step.COMMITTED, lane=start, lane_count=len(recs),
+    def _as_lane(self, start: int, count: int, recs: list[TaskRecord], commit_block: int, **data: Any) -> list[Pair]:
+        """Journal ``recs``, tasks of the ``count``-task lease ``start``, as our committed lane 0 of its check chunk."""
+        return [(r, self.p.journal.record(r.job_id, r.task_index, Step.COMMITTED, lane=start, lane_count=count,
                                           lane_slot=0, check_lane=True, claim_block=commit_block, **data))
                 for r in recs]
 
@@ -210,7 +210,7 @@ class CredibleLeases:
                 p.market.replica_view(key, 0).worker.lower() != p.me.lower():
             return None
         commit_block = max(int(r.data.get("commit_block") or 0) for r in live)
-        return self._as_lane(start, live, commit_block, note="checked as a lane")
+        return self._as_lane(start, count, live, commit_block, note="checked as a lane")
 
     def _give_back(self, start: int, live: list[TaskRecord]) -> list[Pair]:
         """A task of the lease was given up here: give back the whole lease (its uploaded results are lost)."""

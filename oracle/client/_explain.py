@@ -15,14 +15,15 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
                  app: AppInfo, app_allows: bool, workers: list[WorkerInfo], *, largest_input: int = 0,
                  pending_failure: FailureView | None = None, wanted: ReplicaWanted | None = None,
                  confidence_ppb: int = 0, platform_class: str | None = None,
-                 lane: tuple[int, int] | None = None) -> Explanation:
+                 lane: tuple[int, int] | None = None, check_lane: bool = False) -> Explanation:
     """Build the explanation from the job's status, the chain time, the market parameters, the app and every
     worker that ever registered (``client.workers.list()``); ``largest_input`` is the largest input a task
     announces (its dataset's size included), ``pending_failure`` the task's unconfirmed failure (R = 1),
     ``wanted`` the arguments of the task's last ``ReplicaWanted`` event, ``confidence_ppb`` the job's confidence
     (credibility mode), ``platform_class`` the class the task is bound to ("" when unbound; None when the job
     does not ask for homogeneous redundancy) and ``lane`` the (first index, tasks) of the chunk the task is leased in
-    as lanes (PROTOCOL.md, "Lanes"), None when it is not."""
+    as lanes (PROTOCOL.md, "Lanes"), None when it is not; ``check_lane``: that chunk is a credible lease a spot
+    check picked whole (credibility mode, PROTOCOL.md "Check lanes")."""
     job_id = status.job_id
     if state in ("finalized", "failed", "cancelled", "refunded"):
         return Explanation(job_id=job_id, task_index=index, state=state, reasons=[],
@@ -37,7 +38,16 @@ def explain_task(status: JobStatus, index: int | None, state: str, now: int, par
                      "task, and only workers of that class may add its other replicas"),
             fix="if replicas wait long, too few workers of that class are online: post without --homogeneous, or "
                 "use an app that canonicalises its output"))
-    if lane is not None:
+    if lane is not None and check_lane:
+        first, count = lane
+        reasons.append(Reason(
+            code="check-lane", severity="info",
+            message=(f"a spot check picked the whole credible lease of {count} tasks from task {first} that this task "
+                     "was in: its worker's committed results wait for a second worker to run the same tasks as a "
+                     "check lane; equal lists make every task of the lease final at once, different ones go task by "
+                     "task to more replicas, and the worker on the losing side is slashed"),
+            fix="nothing to do: any registered worker may take the check lane; the results follow its reveal"))
+    elif lane is not None:
         first, count = lane
         reasons.append(Reason(
             code="lane", severity="info",

@@ -405,11 +405,14 @@ class Jobs:
         confidence = int(c.market.contract.functions.getCredibility(job_id).call()[0])
         bound = platform_class_name(c.market.contract.functions.taskPlatformClass(task_id(job_id, index)).call()) \
             if status.arch_mask & ARCH_HOMOGENEOUS else None
+        lane = t.lanes.get(index)
+        checked = lane is not None and confidence != 0 and bool(c.market.contract.events.LeaseChecked().get_logs(
+            from_block=c.deploy_block, argument_filters={"startTaskId": task_id(job_id, lane[0])}))
         return explain_task(status, index, state, c.chain_time(), c.market.market_params(),
                             c.apps.get(status.app_id), allows, c.workers.list(),
                             largest_input=self._largest_input(status), pending_failure=pending,
                             wanted=ReplicaWanted.model_validate(wanted[-1]["args"]) if wanted else None,
-                            confidence_ppb=confidence, platform_class=bound, lane=t.lanes.get(index))
+                            confidence_ppb=confidence, platform_class=bound, lane=lane, check_lane=checked)
 
     def _largest_input(self, status: JobStatus) -> int:
         """The largest input a task of the job announces: its dataset (size on chain) or an inputs-document

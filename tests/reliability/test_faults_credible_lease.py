@@ -31,14 +31,14 @@ from worker._journal import Step
 CRASHED = 137
 
 
-def _post_credible(chain: PrivateChain, ipfs, app_id: int, tasks: int) -> int:
+def _post_credible(chain: PrivateChain, ipfs, app_id: int, tasks: int, spot_bps: int = 0) -> int:
     market = chain.market
     doc = {"count": tasks, "template": {"args": ["task", "{index}"]},
            "common_inputs": [{"uri": f"ipfs://{ipfs.add_bytes(b'hello' + bytes([10]))}", "path": "data.txt"}]}
     params = (app_id, 0, tasks, 4, ETHER // 10, market.chain_time() + 3600, 30, 1, 0, 0, 0, 0,
               "0x" + "00" * 20, ipfs.add_json(doc), b"")
     sender = TxSender(chain.w3, chain.accounts[1], extra_abis=market.error_abis)
-    receipt = sender.transact(market.contract.functions.postCredibilityJob(params, (990_000_000, 1000, 0)))
+    receipt = sender.transact(market.contract.functions.postCredibilityJob(params, (990_000_000, 1000, spot_bps)))
     return int(market.contract.events.JobPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["jobId"])
 
 
@@ -111,6 +111,57 @@ def test_kill9_in_a_credible_lease_resumes_and_keeps_the_stake(fault_chain: Priv
         assert result_digest_matches(ipfs, s["resultCID"], s["resultDigest"], tmp_path / f"result{i}")
     assert not [e for e in market.contract.events.ResultCommitted().get_logs(from_block=0)
                 if e["args"]["taskId"] >> 32 == job], "a task of the lease went the per-task way"
+    for w in ws:
+        evidence.append(assert_stake_intact(market, w.address))
+    record_property("reliability", "; ".join(evidence))
+
+
+@pytest.mark.reliability(
+    kind="fault", name="kill -9 right after a credible lease is checked whole (a check lane)",
+    how="a worker credible alone leases both tasks of a credibility-mode job whose spot checks are always on, commits "
+        "them, sends checkLease when the draw picks the lease, and exits 137 as its journal records the first task "
+        "as the check chunk's lane (the second still a lease's); restarted with the same state folder beside a "
+        "second credible worker, it finds the chunk on chain, journals the other task as its lane, and reveals once "
+        "the second worker's check lane committed; checks one commitment, one check, both tasks settled once with "
+        "two winners, no slash, stakes intact")
+def test_kill9_after_a_lease_is_checked_resumes_as_its_lane(fault_chain: PrivateChain, ipfs, docker_client,
+                                                            fault_echo_digest, tmp_path, record_property) -> None:
+    chain, market = fault_chain, fault_chain.market
+    app_id = register_app(chain.w3, market, chain.accounts[2], fault_echo_digest)
+    fund(chain.w3, market, chain.accounts[1], 50 * ETHER)
+    ws = [chain.new_worker() for _ in range(2)]
+    for w in ws:
+        fund(chain.w3, market, w, 10 * ETHER)
+    a, b = (WorkerProc(worker_settings(chain, ipfs.api_url, w, tmp_path / n / "state"), tmp_path / n)
+            for w, n in zip(ws, "AB", strict=True))
+    warm = post_job(chain.w3, market, chain.accounts[1], ipfs, app_id, tasks=10, replication=2)
+    with workers_stopped(a, b):
+        a.start()
+        b.start()
+        wait_for(lambda: market.job_record(warm).finished == 10, 240, "the warm-up job", on_timeout=tails(a, b))
+    job = _post_credible(chain, ipfs, app_id, tasks=2, spot_bps=10_000)
+    start = task_id(job, 0)
+    with workers_stopped(a, b):
+        a.start("crash-after-check")  # alone: it leases both tasks
+        rc = a.wait_exit(180)
+        assert rc == CRASHED, f"worker A exited {rc}, not at the fault point:\n{a.tail()}"
+        assert market.lease_view(start).count == 0, "the lease is still a lease: the check did not land"
+        assert journal_data(a, job, 0).get("check_lane") and not journal_data(a, job, 1).get("check_lane")
+        b.start()
+        a.start()
+        wait_for(lambda: market.job_record(job).settled == 2, 240, "the check chunk to settle", on_timeout=tails(a, b))
+        wait_for(lambda: all(journal_step(a, job, i) == Step.DONE for i in range(2)), 60,
+                 "the worker to record both outcomes", on_timeout=tails(a))
+    evidence = [f"A exited {rc} at crash-after-check", assert_settled_once(market, job, 2)]
+    checks = market.contract.events.LeaseChecked().get_logs(from_block=0, argument_filters={"startTaskId": start})
+    assert [(e["args"]["worker"], e["args"]["count"]) for e in checks] == [(ws[0].address, 2)]
+    lanes = market.contract.events.LaneClaimed().get_logs(from_block=0, argument_filters={"startTaskId": start})
+    assert sorted((e["args"]["worker"], e["args"]["lane"]) for e in lanes) == \
+        sorted([(ws[0].address, 0), (ws[1].address, 1)])
+    finals = [e["args"] for e in market.contract.events.TaskFinalized().get_logs(from_block=0)
+              if e["args"]["taskId"] >> 32 == job]
+    assert sorted(f["taskId"] for f in finals) == [start, start + 1] and {f["winners"] for f in finals} == {2}
+    assert journal_data(a, job, 1).get("lane_count") == 2  # journaled as the whole chunk's lane after the restart
     for w in ws:
         evidence.append(assert_stake_intact(market, w.address))
     record_property("reliability", "; ".join(evidence))

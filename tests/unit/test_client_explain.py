@@ -59,3 +59,12 @@ def test_the_tracker_knows_a_task_s_chunk_until_it_splits_or_settles() -> None:
     t.fold("TaskFinalized", {"taskId": task_id(1, 2), "resultDigest": "0x" + "00" * 32, "winners": 2, "share": 1})
     t.fold("LanesSplit", {"startTaskId": task_id(1, 2), "count": 3})
     assert t.lanes == {}
+
+
+def test_a_task_of_a_lease_checked_whole_says_it_waits_for_its_check_lane() -> None:
+    e = explain_task(_job(), 3, "claimed", 100, PARAMS, APP, True, [WORKER], lane=(2, 5), check_lane=True)
+    codes = [r.code for r in e.reasons]
+    assert "check-lane" in codes and "lane" not in codes
+    check = next(r for r in e.reasons if r.code == "check-lane")
+    assert "spot check picked the whole credible lease of 5 tasks from task 2" in check.message
+    assert "check lane" in check.fix
