@@ -319,20 +319,8 @@ library LaneLogic {
             !MarketStorage.checkedAsLane(job, lease.count)
                 || !CredibilityMath.spotChecked(startTaskId, rc.blockNumber, s.credibility[jobId].spotCheckBps)
         ) revert IMarketplace.MarketplaceNoSpotCheck(startTaskId);
-        IMarketplace.Params storage cfg = s.params;
-        uint256 run = uint256(lease.count) * job.maxRunSeconds;
-        uint256 commitDeadline = block.timestamp + (cfg.commitWindow > run ? cfg.commitWindow : run) + cfg.claimGrace;
         uint256 k = key(startTaskId, lease.count);
-        s.tasks[k] = IMarketplace.Task({
-            status: IMarketplace.TaskStatus.Active,
-            target: 2,
-            occupied: 1,
-            committed: 1,
-            revealed: 0,
-            commitDeadline: uint40(commitDeadline),
-            revealDeadline: uint40(commitDeadline + cfg.revealWindow),
-            commitBlock: rc.blockNumber
-        });
+        s.openCheckRound(k, uint256(lease.count) * job.maxRunSeconds, rc.blockNumber);
         IMarketplace.Replica storage lane = s.replicas[k][0];
         lane.worker = lease.worker;
         lane.expiry = lease.expiry;

@@ -54,6 +54,24 @@ library MarketStorage {
         return job.flags & JOB_CALLBACK == 0 && count <= MAX_LANE;
     }
 
+    /// @dev Opens the check round of a sealed result under `key` (a task, or a check chunk of lanes): its first replica
+    /// (slot 0) committed in block `commitBlock`, a second one wanted within `run` seconds (at least the commit
+    /// window) plus the claim grace, then the reveal window. The caller writes slot 0 and emits the events.
+    function openCheckRound(State storage s, uint256 key, uint256 run, uint256 commitBlock) internal {
+        IMarketplace.Params storage cfg = s.params;
+        uint256 commitDeadline = block.timestamp + (cfg.commitWindow > run ? cfg.commitWindow : run) + cfg.claimGrace;
+        s.tasks[key] = IMarketplace.Task({
+            status: IMarketplace.TaskStatus.Active,
+            target: 2,
+            occupied: 1,
+            committed: 1,
+            revealed: 0,
+            commitDeadline: uint40(commitDeadline),
+            revealDeadline: uint40(commitDeadline + cfg.revealWindow),
+            commitBlock: uint40(commitBlock)
+        });
+    }
+
     /// @dev Takes `amount` from `account`'s free balance; reverts with the balance and the amount when short.
     function debit(State storage s, address account, uint256 amount) internal {
         uint256 balance = s.balances[account];

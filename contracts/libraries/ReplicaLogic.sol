@@ -490,19 +490,7 @@ library ReplicaLogic {
         bytes32 commitment,
         uint256 commitBlock
     ) private {
-        IMarketplace.Params storage cfg = s.params;
-        uint256 window = cfg.commitWindow > job.maxRunSeconds ? cfg.commitWindow : job.maxRunSeconds;
-        uint256 commitDeadline = block.timestamp + window + cfg.claimGrace;
-        s.tasks[taskId] = IMarketplace.Task({
-            status: IMarketplace.TaskStatus.Active,
-            target: 2,
-            occupied: 1,
-            committed: 1,
-            revealed: 0,
-            commitDeadline: uint40(commitDeadline),
-            revealDeadline: uint40(commitDeadline + cfg.revealWindow),
-            commitBlock: uint40(commitBlock)
-        });
+        s.openCheckRound(taskId, job.maxRunSeconds, commitBlock);
         IMarketplace.Replica storage r = s.replicas[taskId][0];
         r.worker = worker;
         r.expiry = uint40(expiry);

@@ -42,6 +42,25 @@ def _post_credible(chain: PrivateChain, ipfs, app_id: int, tasks: int, spot_bps:
     return int(market.contract.events.JobPosted().process_receipt(receipt, errors=DISCARD)[0]["args"]["jobId"])
 
 
+def _credible_pair(chain: PrivateChain, ipfs, echo_digest: str, tmp_path) -> tuple[int, list, WorkerProc, WorkerProc]:
+    """The echo app, and two funded workers (processes A and B, stopped) that ran an R = 2 warm-up job together:
+    10 verified results each, credible alone at 0.99 assuming 10 % faulty."""
+    market = chain.market
+    app_id = register_app(chain.w3, market, chain.accounts[2], echo_digest)
+    fund(chain.w3, market, chain.accounts[1], 50 * ETHER)
+    ws = [chain.new_worker() for _ in range(2)]
+    for w in ws:
+        fund(chain.w3, market, w, 10 * ETHER)
+    a, b = (WorkerProc(worker_settings(chain, ipfs.api_url, w, tmp_path / n / "state"), tmp_path / n)
+            for w, n in zip(ws, "AB", strict=True))
+    warm = post_job(chain.w3, market, chain.accounts[1], ipfs, app_id, tasks=10, replication=2)
+    with workers_stopped(a, b):
+        a.start()
+        b.start()
+        wait_for(lambda: market.job_record(warm).finished == 10, 240, "the warm-up job", on_timeout=tails(a, b))
+    return app_id, ws, a, b
+
+
 CASES = [
     pytest.param("crash-after-claim", Step.CLAIMED, id="claim", marks=pytest.mark.reliability(
         kind="fault", name="kill -9 right after a credible lease is claimed",
@@ -63,18 +82,7 @@ def test_kill9_in_a_credible_lease_resumes_and_keeps_the_stake(fault_chain: Priv
                                                                fault_echo_digest, tmp_path, record_property,
                                                                fault: str, step: Step) -> None:
     chain, market = fault_chain, fault_chain.market
-    app_id = register_app(chain.w3, market, chain.accounts[2], fault_echo_digest)
-    fund(chain.w3, market, chain.accounts[1], 50 * ETHER)
-    ws = [chain.new_worker() for _ in range(2)]
-    for w in ws:
-        fund(chain.w3, market, w, 10 * ETHER)
-    a, b = (WorkerProc(worker_settings(chain, ipfs.api_url, w, tmp_path / n / "state"), tmp_path / n)
-            for w, n in zip(ws, "AB", strict=True))
-    warm = post_job(chain.w3, market, chain.accounts[1], ipfs, app_id, tasks=10, replication=2)
-    with workers_stopped(a, b):
-        a.start()
-        b.start()
-        wait_for(lambda: market.job_record(warm).finished == 10, 240, "the warm-up job", on_timeout=tails(a, b))
+    app_id, ws, a, b = _credible_pair(chain, ipfs, fault_echo_digest, tmp_path)
     assert [market.worker_record(w.address).verified for w in ws] == [10, 10]
     job = _post_credible(chain, ipfs, app_id, tasks=2)
     with workers_stopped(a):
@@ -127,18 +135,7 @@ def test_kill9_in_a_credible_lease_resumes_and_keeps_the_stake(fault_chain: Priv
 def test_kill9_after_a_lease_is_checked_resumes_as_its_lane(fault_chain: PrivateChain, ipfs, docker_client,
                                                             fault_echo_digest, tmp_path, record_property) -> None:
     chain, market = fault_chain, fault_chain.market
-    app_id = register_app(chain.w3, market, chain.accounts[2], fault_echo_digest)
-    fund(chain.w3, market, chain.accounts[1], 50 * ETHER)
-    ws = [chain.new_worker() for _ in range(2)]
-    for w in ws:
-        fund(chain.w3, market, w, 10 * ETHER)
-    a, b = (WorkerProc(worker_settings(chain, ipfs.api_url, w, tmp_path / n / "state"), tmp_path / n)
-            for w, n in zip(ws, "AB", strict=True))
-    warm = post_job(chain.w3, market, chain.accounts[1], ipfs, app_id, tasks=10, replication=2)
-    with workers_stopped(a, b):
-        a.start()
-        b.start()
-        wait_for(lambda: market.job_record(warm).finished == 10, 240, "the warm-up job", on_timeout=tails(a, b))
+    app_id, ws, a, b = _credible_pair(chain, ipfs, fault_echo_digest, tmp_path)
     job = _post_credible(chain, ipfs, app_id, tasks=2, spot_bps=10_000)
     start = task_id(job, 0)
     with workers_stopped(a, b):
