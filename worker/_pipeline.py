@@ -10,6 +10,7 @@ import errno
 import os
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -146,6 +147,9 @@ class Pipeline:
         self._docs: dict[str, InputsDocument] = {}
         self._doc_errors: dict[tuple[int, str], tuple[InputError, float]] = {}  # (job, cid) -> (error, until)
         self._images_ok: set[str] = set()
+        #: a lock per image being fetched or checked (:meth:`_ensure_image`), and the lock of that map
+        self._image_locks: dict[str, threading.Lock] = {}
+        self._image_locks_guard = threading.Lock()
         self._canon = Canonicalizer(sandbox, docker_client)
         self._fee_bps: dict[int, int] = {}
         self._params: tuple[float, MarketParams] | None = None
@@ -318,8 +322,15 @@ class Pipeline:
     def _ensure_image(self, app: AppView) -> None:
         if app.image_digest in self._images_ok:
             return  # checked before: an image id is the digest of its content (the sandbox sees it is still there)
-        self._pull_or_verify(app)
-        self._images_ok.add(app.image_digest)
+        # one fetch per image at a time: the tasks of a lease start together, and a second thread would otherwise
+        # pull or load the same image beside the first (and, from IPFS, into the same archive file)
+        with self._image_locks_guard:
+            lock = self._image_locks.setdefault(app.image_digest, threading.Lock())
+        with lock:
+            if app.image_digest in self._images_ok:
+                return
+            self._pull_or_verify(app)
+            self._images_ok.add(app.image_digest)
 
     def _pull_or_verify(self, app: AppView) -> None:
         """Have the app's image, checked against its pinned digest: already here, else from its registry, else
