@@ -408,7 +408,7 @@ class Verifier:
         checks: list[Check] = []
         sealed: lease_checks.RangeEntry | None = None
         for ev in events:
-            if lanes is not None and lanes.owns(ev):
+            if lanes is not None and lanes.handles(ev):
                 continue  # the audit replays the lanes
             if ev.name == "ResultCommitted" and not commitments and lease_checks.is_range_reveal(self, ev.tx_hash):
                 # a credible lease's task sealed at the lease's reveal: its first replica's commitment is the entry

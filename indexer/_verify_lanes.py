@@ -126,9 +126,9 @@ class Lanes:
         self.expected_slash: list[str] = []
         self.actual_slash: list[tuple[str, int]] = []
         self._lane_slashes = lane_slashes(events)
-        #: (tx, worker) of every lane reveal among the events: the task's ResultRevealed in them are the lanes'
+        #: (tx, worker) of every lane reveal among the events: the task's ResultRevealed in them are the lanes' (a
+        #: lane's reveal emits its LaneRevealed, then one ResultRevealed per task)
         self._lane_reveals = {(e.tx_hash, str(e.args["worker"]).lower()) for e in events if e.name == "LaneRevealed"}
-        self._revealed_in: set[tuple[str, str]] = set()  # (tx, worker) of the lane reveals seen
         self._last_reveal_tx: str | None = None
         #: credibility mode (a check chunk): the job's settings and whether it has a callback (set by the caller)
         self.credibility: CredibilitySettings | None = None
@@ -152,15 +152,11 @@ class Lanes:
         merged = sorted(own + chunk, key=lambda e: e.key)
         return cls(v, tid, start, count, replication, stake, merged), merged
 
-    def owns(self, ev: DecodedEvent) -> bool:
-        """Whether ``ev`` is one of the lanes' (what :meth:`handles` will take), known before any is replayed."""
+    def handles(self, ev: DecodedEvent) -> bool:
+        """Whether ``ev`` is the lanes' to replay (a lane event, a lane's slash, or a task's reveal by a lane), known
+        before any event is replayed."""
         return ev.name in LANE_EVENTS or ev.key in self._lane_slashes or (
             ev.name == "ResultRevealed" and (ev.tx_hash, str(ev.args["worker"]).lower()) in self._lane_reveals)
-
-    def handles(self, ev: DecodedEvent) -> bool:
-        """Whether ``ev`` is the lanes' to replay (a lane event, a lane's slash, or a task's reveal by a lane)."""
-        return ev.name in LANE_EVENTS or ev.key in self._lane_slashes or (
-            ev.name == "ResultRevealed" and (ev.tx_hash, str(ev.args["worker"]).lower()) in self._revealed_in)
 
     def apply(self, ev: DecodedEvent, live: dict[str, Any], new_replica: Callable[..., Any]) -> list[Check]:
         """Replay one event the lanes handle; ``live`` is the task's round, ``new_replica(digest=, cid=)`` makes
@@ -176,7 +172,6 @@ class Lanes:
             self.lanes.setdefault(w.lower(), _Lane()).root = _h(a["root"])
             return [self._commit_check(ev)]
         elif ev.name == "LaneRevealed":
-            self._revealed_in.add((ev.tx_hash, w.lower()))
             self._last_reveal_tx = ev.tx_hash
             return self._reveal_checks(ev)
         elif ev.name == "ResultRevealed":
