@@ -165,13 +165,6 @@ interface IMarketplace {
         uint16 done; // results are submitted in index order: tasks start .. start+done-1 are finished
     }
 
-    /// @notice (credibility mode) A credible worker's commitment to the results of its whole lease
-    /// ({commitRange}). Two slots: root; blockNumber. Keyed by the lease's first task id; deleted at its reveal.
-    struct RangeCommit {
-        bytes32 root; // keccak256(abi.encodePacked(c_0, .., c_{count-1})), c_i the task's per-task commitment
-        uint40 blockNumber; // the block of the commit: its hash seeds the spot checks of the lease's tasks
-    }
-
     /// @notice A commit signed by its worker (EIP-712 `Commit`) for {IMarketplaceExtension-relayCommits}.
     struct SignedCommit {
         uint256 taskId;
@@ -638,7 +631,8 @@ interface IMarketplace {
     function commitRange(uint256 startTaskId, bytes32 root) external;
 
     /// @notice (credibility mode) Reveals the caller's committed lease `startTaskId`, from the block after its
-    /// commit: one entry per task, in order. An open entry (salt != 0) gives the task's digest and salt: the task is
+    /// commit, `commitBlock` (the block of its {RangeCommitted} event: the contract keeps only the seal of the root
+    /// and that block, {getRangeCommit}): one entry per task, in order. An open entry (salt != 0) gives the task's digest and salt: the task is
     /// final at once, its result {ResultSubmitted}, the worker paid one replica's reward (the rest of the cap's
     /// escrow goes back to the requester), reputation +1. A sealed entry (salt == 0) gives only the task's
     /// commitment c_i as `resultDigests[i]`: the task becomes a replicated task whose first replica is the caller's,
@@ -649,6 +643,7 @@ interface IMarketplace {
     /// {ReplicaWanted} per sealed task (and {CallbackDelivered}, {JobClosed} when applicable).
     function revealRange(
         uint256 startTaskId,
+        uint256 commitBlock,
         bytes32[] calldata resultDigests,
         bytes32[] calldata salts,
         string[] calldata resultCIDs,
@@ -745,8 +740,10 @@ interface IMarketplace {
     function getLease(uint256 startTaskId) external view returns (Lease memory);
     /// @notice (R = 1) The failure pending on `taskId`, not confirmed yet (zero when none).
     function getFailure(uint256 taskId) external view returns (Failure memory);
-    /// @notice (credibility mode) The commitment of the lease `startTaskId` (zero when none is pending).
-    function getRangeCommit(uint256 startTaskId) external view returns (RangeCommit memory);
+    /// @notice (credibility mode) The seal of the lease `startTaskId`'s pending commitment:
+    /// keccak256(abi.encode(root, commitBlock)), the root of {commitRange} and the block it landed in (whose hash
+    /// decides the lease's spot checks); zero when none is pending.
+    function getRangeCommit(uint256 startTaskId) external view returns (bytes32);
     /// @notice Whether task `taskId` was ever claimed or cancelled.
     function isTaken(uint256 taskId) external view returns (bool);
     /// @notice A credibility-mode job's parameters (zero for other jobs).

@@ -161,9 +161,12 @@ interface IMarketplaceExtension {
     /// task: PROTOCOL.md, "Check lanes") into a check chunk: the lease's commitment becomes lane 0's, and a second
     /// lane, the check, is open to any other worker ({claimLane}, {commitLane}); both then reveal ({revealLane}).
     /// Equal lists that are credible together settle the chunk; otherwise it splits into per-task rounds. Its holder's
-    /// {IMarketplace-revealRange} is refused for such a lease; anyone may call this.
+    /// {IMarketplace-revealRange} is refused for such a lease; anyone may call this, with the lease's commitment as
+    /// its {IMarketplace-RangeCommitted} event gives it.
     /// @param startTaskId the lease's first task
-    function checkLease(uint256 startTaskId) external;
+    /// @param root the lease's committed root
+    /// @param commitBlock the block of the lease's commit
+    function checkLease(uint256 startTaskId, bytes32 root, uint256 commitBlock) external;
 
     /// @notice The key of the chunk (`startTaskId`, `count`) in {IMarketplace-getTask} (its round: lanes wanted,
     /// occupied, committed and revealed masks, windows) and {IMarketplace-getReplica} (each lane).

@@ -359,12 +359,15 @@ contract Marketplace is IMarketplace, MarketplaceBase, Multicall {
     /// @inheritdoc IMarketplace
     function revealRange(
         uint256 startTaskId,
+        uint256 commitBlock,
         bytes32[] calldata resultDigests,
         bytes32[] calldata salts,
         string[] calldata resultCIDs,
         bytes[] calldata callbackData
     ) external nonReentrant {
-        ReplicaLogic.revealRange(_s, startTaskId, resultDigests, salts, resultCIDs, callbackData, msg.sender);
+        ReplicaLogic.revealRange(
+            _s, startTaskId, commitBlock, resultDigests, salts, resultCIDs, callbackData, msg.sender
+        );
     }
 
     /// @inheritdoc IMarketplace
@@ -533,7 +536,7 @@ contract Marketplace is IMarketplace, MarketplaceBase, Multicall {
     }
 
     /// @inheritdoc IMarketplace
-    function getRangeCommit(uint256 startTaskId) external view returns (RangeCommit memory) {
+    function getRangeCommit(uint256 startTaskId) external view returns (bytes32) {
         return _s.rangeCommits[startTaskId];
     }
 

@@ -133,8 +133,8 @@ contract MarketplaceExtension is IMarketplaceExtension, MarketplaceBase {
     }
 
     /// @inheritdoc IMarketplaceExtension
-    function checkLease(uint256 startTaskId) external onlyDelegated nonReentrant {
-        LaneLogic.checkLease(_s, startTaskId);
+    function checkLease(uint256 startTaskId, bytes32 root, uint256 commitBlock) external onlyDelegated nonReentrant {
+        LaneLogic.checkLease(_s, startTaskId, root, commitBlock);
     }
 
     /// @inheritdoc IMarketplaceExtension

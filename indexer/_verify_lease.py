@@ -50,7 +50,8 @@ class RangeEntry(NamedTuple):
 
 def range_entry(v: Verifier, tid: int, worker: str, tx_hash: str) -> tuple[Check, RangeEntry | None]:
     """``range_commitment``: the ``revealRange`` call of ``worker`` in ``tx_hash`` that covers ``tid`` rebuilds the
-    root the worker committed for that lease (its last ``RangeCommitted`` before the reveal)."""
+    root the worker committed for that lease (its last ``RangeCommitted`` before the reveal) and gives back the block
+    of that commit (whose hash decided the lease's spot checks)."""
     sender, calls = v._calls(tx_hash)
     base: dict[str, object] = {"tx": tx_hash, "sender": sender}
     for fn, args in calls:
@@ -66,16 +67,18 @@ def range_entry(v: Verifier, tid: int, worker: str, tx_hash: str) -> tuple[Check
                   for k, (d, s) in enumerate(zip(digests, salts, strict=True))]
         root = keccak(b"".join(leaves))
         committed = _b(before[-1].args["root"]) if before else None
-        ok = sender.lower() == worker.lower() and committed == root
+        ok = sender.lower() == worker.lower() and committed == root and \
+            args.get("commitBlock") == before[-1].block_number
         i = tid - start
         entry = RangeEntry(start, before[-1].block_number if before else 0, _b(salts[i]) != ZERO32,
                            _h(digests[i]) if _b(salts[i]) != ZERO32 else "0x" + leaves[i].hex(), len(digests))
         return Check(name="range_commitment", subject=worker, passed=ok,
                      detail=(f"the reveal of lease {start} rebuilds the root its worker committed in block "
                              f"{entry.commit_block}" if ok else
-                             f"the reveal of lease {start} does not rebuild a root its worker committed before, or "
-                             f"was sent by {sender}"),
+                             f"the reveal of lease {start} does not rebuild a root its worker committed before, gives "
+                             f"another commit block ({args.get('commitBlock')}), or was sent by {sender}"),
                      evidence={**base, "lease": start, "root": "0x" + root.hex(),
+                               "commit_block": args.get("commitBlock"),
                                "committed": None if committed is None else "0x" + committed.hex()}), entry
     return Check(name="range_commitment", subject=worker, passed=False,
                  detail="no revealRange call in the transaction covers the task", evidence=base), None

@@ -158,6 +158,12 @@ def lane_root(commitments: Sequence[bytes]) -> bytes:
     return keccak(b"".join(commitments))
 
 
+def range_seal(root: bytes, commit_block: int) -> bytes:
+    """What the contract keeps of a credible lease's commitment (``getRangeCommit``): ``keccak256(abi.encode(root,
+    commitBlock))``, the root of its ``commitRange`` and the block that commit landed in."""
+    return keccak(abi_encode(["bytes32", "uint256"], [root, commit_block]))
+
+
 def _b32(value: bytes | str) -> bytes:
     raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else value
     if len(raw) != 32:

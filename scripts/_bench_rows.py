@@ -166,6 +166,7 @@ class Outcome(TypedDict):
     checked_leases: int  # credible leases a spot check picked whole (LeaseChecked: a check lane each)
     checked_tasks: int  # their tasks
     check_gaps: list[int]  # blocks from each checked lease's commit to its check (past 256: picked for want of a hash)
+    lease_sizes: list[int]  # each credible lease's length, tasks, in the order they were committed
 
 
 @with_config(ROW)

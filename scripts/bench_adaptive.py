@@ -131,7 +131,7 @@ class Run:
                 "finalized": n, "spot_checks": wanted.count(1), "disputes": wanted.count(2),
                 "not_credible": wanted.count(0), "leases": len(leases),
                 "lease_mean": round(sum(leases) / len(leases), 1) if leases else 0.0,
-                "checked_leases": len(checked), "checked_tasks": sum(checked), "check_gaps": gaps}
+                "checked_leases": len(checked), "checked_tasks": sum(checked), "check_gaps": gaps, "lease_sizes": leases}
 
     def stop(self) -> None:
         for p in self.procs:

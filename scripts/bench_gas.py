@@ -261,7 +261,7 @@ def bag_credible_lease(b: Bench, n: int = 10) -> int:
     root = keccak(b"".join(commitment(t, _digest(t), salt, w0.address) for t in tids))
     total += b.run("commitRange (10 tasks)", m.functions.commitRange(start, root), w0)
     total += b.run("revealRange (10 tasks, all open: each final alone)", m.functions.revealRange(
-        start, [_digest(t) for t in tids], [salt] * n, [CID] * n, []), w0)
+        start, int(b.w3.eth.block_number), [_digest(t) for t in tids], [salt] * n, [CID] * n, []), w0)
     _check_lane(b, params, n)
     return total
 
@@ -277,10 +277,10 @@ def _check_lane(b: Bench, params: tuple[Any, ...], n: int) -> None:
     start = task_id(int(m.functions.jobCount().call()), 0)
     tids = [start + i for i in range(n)]
     send(b.w3, m.functions.claimFreeRange(start, n), w0)
-    send(b.w3, m.functions.commitRange(start, keccak(b"".join(commitment(t, _digest(t), salt, w0.address)
-                                                                for t in tids))), w0)
+    root = keccak(b"".join(commitment(t, _digest(t), salt, w0.address) for t in tids))
+    committed = int(send(b.w3, m.functions.commitRange(start, root), w0)["blockNumber"])
     digests = [_digest(t) for t in tids]
-    b.run(f"checkLease ({n}-task lease picked whole)", m.functions.checkLease(start), w0)
+    b.run(f"checkLease ({n}-task lease picked whole)", m.functions.checkLease(start, root, committed), w0)
     b.run(f"claimLane (check lane, {n} tasks)", m.functions.claimLane(start, n), w2)
     b.run(f"commitLane (check lane, {n} tasks)", m.functions.commitLane(start, n, keccak(b"".join(
         commitment(t, _digest(t), salt, w2.address) for t in tids))), w2)
@@ -309,9 +309,11 @@ def credible_lease_sizes(b: Bench) -> dict[str, int]:
         start = task_id(int(m.functions.jobCount().call()), 0)
         tids = [start + i for i in range(n)]
         root = keccak(b"".join(commitment(t, _digest(t), salt, w0.address) for t in tids))
-        calls = (m.functions.claimFreeRange(start, n), m.functions.commitRange(start, root),
-                 m.functions.revealRange(start, [_digest(t) for t in tids], [salt] * n, [CID] * n, []))
-        out[str(n)] = round(sum(int(send(b.w3, fn, w0)["gasUsed"]) for fn in calls) / n)
+        claim = send(b.w3, m.functions.claimFreeRange(start, n), w0)
+        commit = send(b.w3, m.functions.commitRange(start, root), w0)
+        reveal = send(b.w3, m.functions.revealRange(start, int(commit["blockNumber"]), [_digest(t) for t in tids],
+                                                    [salt] * n, [CID] * n, []), w0)
+        out[str(n)] = round(sum(int(r["gasUsed"]) for r in (claim, commit, reveal)) / n)
     return out
 
 

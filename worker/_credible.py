@@ -21,7 +21,7 @@ from oracle import get_logger
 from oracle.credibility import checked_as_lane, of_worker, spot_checked
 from oracle.exceptions import TransactionReverted
 from oracle.market import JobView, TaskStatus
-from oracle.protocol import commitment, lane_key, lane_root, task_id
+from oracle.protocol import commitment, lane_key, lane_root, range_seal, task_id
 
 from ._journal import Step, TaskRecord
 
@@ -106,18 +106,31 @@ class CredibleLeases:
         tids = [start + i for i in range(count)]
         leaves = [commitment(tid, r.data["digest"], r.data["salt"], p.me) for tid, r in zip(tids, mine, strict=True)]
         root = lane_root(leaves)
-        held = p.market.contract.functions.getRangeCommit(start).call()
-        if held[0] == ZERO32:
+        seal = bytes(p.market.contract.functions.getRangeCommit(start).call())
+        if seal == ZERO32:
             return self._commit(job, start, mine, leaves, root)
-        if bytes(held[0]) != root:
+        commit_block = self._commit_block(start, root, seal, mine)
+        if commit_block is None:
             reason = f"lease {start} holds a commitment that is not this worker's results"
             return [(r, p.journal.record(r.job_id, r.task_index, Step.LOST, note=reason, reason=reason)) for r in live]
-        commit_block = int(held[1])
         out: list[Pair] = []
         if any(r.step == Step.UPLOADED for r in mine):  # committed before a restart
             out = self._journal_committed(mine, leaves, commit_block, note="committed before a restart")
             mine = [new for _, new in out]
         return out or self._reveal(job, start, mine, leaves, commit_block)
+
+    def _commit_block(self, start: int, root: bytes, seal: bytes, recs: list[TaskRecord]) -> int | None:
+        """The block of lease ``start``'s commit, if the chain's ``seal`` is our ``root`` committed in it: the block
+        journaled at the commit, else (a restart before the journal had it, or a reorg that moved the commit) the
+        block of our ``RangeCommitted`` of that root. None when the commitment is not ours."""
+        journaled = max(int(r.data.get("commit_block") or 0) for r in recs)
+        if journaled and range_seal(root, journaled) == seal:
+            return journaled
+        p = self.p
+        events = p.market.contract.events.RangeCommitted().get_logs(
+            from_block=min(int(r.data.get("claim_block") or 0) for r in recs), argument_filters={"startTaskId": start})
+        return next((int(e["blockNumber"]) for e in reversed(events)
+                     if bytes(e["args"]["root"]) == root and range_seal(root, int(e["blockNumber"])) == seal), None)
 
     def _commit(self, job: JobView, start: int, recs: list[TaskRecord], leaves: list[bytes], root: bytes
                 ) -> list[Pair]:
@@ -152,7 +165,7 @@ class CredibleLeases:
         seed = ZERO32 if latest + 1 - commit_block > BLOCKHASH_WINDOW else bytes(w3.eth.get_block(commit_block)["hash"])
         c = self.credibility(job.job_id)
         if lease_checked(job, start, len(recs), seed, c.spot_check_bps):
-            return self._check(start, recs, commit_block)
+            return self._check(start, recs, lane_root(leaves), commit_block)
         credible = self.credible_alone(job, p.market.worker_record(p.me).verified)
         tids = [start + i for i in range(len(recs))]
         as_lane = checked_as_lane(len(recs), int(job.callback, 16) != 0)
@@ -161,7 +174,7 @@ class CredibleLeases:
                    for r, leaf, s in zip(recs, leaves, sealed, strict=True)]
         salts = [ZERO32 if s else bytes.fromhex(r.data["salt"][2:]) for r, s in zip(recs, sealed, strict=True)]
         cids = ["" if s else r.data["cid"] for r, s in zip(recs, sealed, strict=True)]
-        fn = p.market.contract.functions.revealRange(start, digests, salts, cids, [])
+        fn = p.market.contract.functions.revealRange(start, commit_block, digests, salts, cids, [])
         opened = len(sealed) - sum(sealed)
         try:
             receipt = p.sender.transact(fn, pending=True, min_gas=opened * p.submit_allowance(job))
@@ -180,12 +193,12 @@ class CredibleLeases:
             out.append((r, new))
         return out
 
-    def _check(self, start: int, recs: list[TaskRecord], commit_block: int) -> list[Pair]:
+    def _check(self, start: int, recs: list[TaskRecord], root: bytes, commit_block: int) -> list[Pair]:
         """The spot check picked the whole lease: ``checkLease`` turns it into a check chunk whose lane 0 is ours,
         committed; :class:`worker._lanes.LaneRounds` then reveals it once the check lane committed, and settles or
         splits it. (Anyone may send the check: when another did first, the lease is gone and the chunk is ours.)"""
         p = self.p
-        fn = p.market.contract.functions.checkLease(start)
+        fn = p.market.contract.functions.checkLease(start, root, commit_block)
         try:
             receipt = p.sender.transact(fn, pending=True)
         except TransactionReverted as exc:

@@ -301,7 +301,9 @@ library LaneLogic {
     /// @dev See {IMarketplaceExtension-checkLease}. The chunk takes the lease's place: the lease's tasks stay taken,
     /// its stake stays locked (a lane locks as much), its commitment becomes lane 0's root (the same format) and its
     /// commit block stays the chunk's. The check lane gets a whole run of the chunk plus the claim grace to commit.
-    function checkLease(MarketStorage.State storage s, uint256 startTaskId) internal {
+    function checkLease(MarketStorage.State storage s, uint256 startTaskId, bytes32 root, uint256 commitBlock)
+        internal
+    {
         uint256 jobId = startTaskId >> 32;
         IMarketplace.Job storage job = s.openJob(jobId);
         if (job.flags & MarketStorage.JOB_CREDIBILITY == 0) {
@@ -310,26 +312,27 @@ library LaneLogic {
         IMarketplace.Lease memory lease = s.leases[startTaskId];
         if (lease.worker == address(0)) revert IMarketplace.MarketplaceUnknownLease(startTaskId);
         if (block.timestamp > lease.expiry) revert IMarketplace.MarketplaceLeaseExpired(startTaskId, lease.expiry);
-        IMarketplace.RangeCommit memory rc = s.rangeCommits[startTaskId];
-        if (rc.root == 0) revert IMarketplace.MarketplaceNotCommitted(startTaskId, lease.worker);
-        if (block.number <= rc.blockNumber) {
-            revert IMarketplace.MarketplaceSpotCheckUndecided(startTaskId, uint256(rc.blockNumber) + 1);
+        bytes32 seal = s.rangeCommits[startTaskId];
+        if (seal == 0) revert IMarketplace.MarketplaceNotCommitted(startTaskId, lease.worker);
+        if (MarketStorage.rangeSeal(root, commitBlock) != seal) {
+            revert IMarketplace.MarketplaceCommitmentMismatch(startTaskId, lease.worker);
         }
+        if (block.number <= commitBlock) revert IMarketplace.MarketplaceSpotCheckUndecided(startTaskId, commitBlock + 1);
         if (
             !MarketStorage.checkedAsLane(job, lease.count)
-                || !CredibilityMath.spotChecked(startTaskId, rc.blockNumber, s.credibility[jobId].spotCheckBps)
+                || !CredibilityMath.spotChecked(startTaskId, commitBlock, s.credibility[jobId].spotCheckBps)
         ) revert IMarketplace.MarketplaceNoSpotCheck(startTaskId);
         uint256 k = key(startTaskId, lease.count);
-        s.openCheckRound(k, uint256(lease.count) * job.maxRunSeconds, rc.blockNumber);
+        s.openCheckRound(k, uint256(lease.count) * job.maxRunSeconds, commitBlock);
         IMarketplace.Replica storage lane = s.replicas[k][0];
         lane.worker = lease.worker;
         lane.expiry = lease.expiry;
-        lane.hash = rc.root;
+        lane.hash = root;
         delete s.leases[startTaskId];
         delete s.rangeCommits[startTaskId];
         emit IMarketplaceExtension.LeaseChecked(startTaskId, lease.worker, lease.count);
         emit IMarketplaceExtension.LaneClaimed(startTaskId, lease.worker, 0, lease.count, lease.expiry);
-        emit IMarketplaceExtension.LaneCommitted(startTaskId, lease.worker, rc.root);
+        emit IMarketplaceExtension.LaneCommitted(startTaskId, lease.worker, root);
     }
 
     /// @dev Whether the lanes of chunk `k` (all revealed, the same list) are credible enough to settle it: always
@@ -344,11 +347,8 @@ library LaneLogic {
     ) private view returns (bool) {
         if (job.flags & MarketStorage.JOB_CREDIBILITY == 0) return true;
         IMarketplace.Credibility memory c = s.credibility[jobId];
-        uint256 o = CredibilityMath.ONE;
-        for (uint256 i = 0; i < t.target; ++i) {
-            o = CredibilityMath.times(o, CredibilityMath.odds(s.workers[s.replicas[k][i].worker].verified, c.faultBps));
-        }
-        return CredibilityMath.ppb(o, o) >= c.confidencePpb;
+        // every lane counts: all of them revealed (and so committed) the same list
+        return MarketStorage.groupPpb(s, k, t.target, type(uint256).max, c.faultBps) >= c.confidencePpb;
     }
 
     /// @dev Reverts unless a lane may start a new chunk of open job `job`: R > 1, not credibility mode (its chunks

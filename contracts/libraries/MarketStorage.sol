@@ -5,6 +5,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {IMarketplace, ITaskCallback} from "../IMarketplace.sol";
 import {IMarketplaceRegistry} from "../IMarketplaceRegistry.sol";
+import {CredibilityMath} from "./CredibilityMath.sol";
 
 /// @title MarketStorage
 /// @notice The marketplace's whole state as one storage struct, and the internal rules shared by
@@ -44,7 +45,8 @@ library MarketStorage {
         mapping(uint256 jobId => IMarketplace.Credibility) credibility;
         mapping(address worker => bytes32) platformClass; // declared by {IMarketplace-setPlatformClass}
         mapping(uint256 taskId => bytes32) taskClass; // a homogeneous task's class, set by its first replica
-        mapping(uint256 startTaskId => IMarketplace.RangeCommit) rangeCommits; // credibility-mode leases committed
+        // credibility-mode leases committed: keccak256(abi.encode(root, commitBlock)) ({rangeSeal}), one slot
+        mapping(uint256 startTaskId => bytes32) rangeCommits;
     }
 
     /// @dev Whether a spot check of a credible lease of `count` tasks of credibility-mode `job` checks the whole lease
@@ -52,6 +54,28 @@ library MarketStorage {
     /// callback (a chunk settles without callback data) and a lease a chunk can hold.
     function checkedAsLane(IMarketplace.Job storage job, uint256 count) internal view returns (bool) {
         return job.flags & JOB_CALLBACK == 0 && count <= MAX_LANE;
+    }
+
+    /// @dev The credibility, in ppb, of the replicas in the slots `mask` of round `key` (those below `target`) as one
+    /// group of agreeing results ({CredibilityMath}: the product of their odds): a task's committed replicas, or the
+    /// lanes of a check chunk.
+    function groupPpb(State storage s, uint256 key, uint256 target, uint256 mask, uint256 faultBps)
+        internal
+        view
+        returns (uint256)
+    {
+        uint256 o = CredibilityMath.ONE;
+        for (uint256 i = 0; i < target; ++i) {
+            if (mask & (1 << i) == 0) continue;
+            o = CredibilityMath.times(o, CredibilityMath.odds(s.workers[s.replicas[key][i].worker].verified, faultBps));
+        }
+        return CredibilityMath.ppb(o, o);
+    }
+
+    /// @dev How a credible lease's commitment is kept ({IMarketplace-getRangeCommit}): its root and the block of its
+    /// commit in one slot. Its reveal and its check give both back, and a wrong one does not rebuild the seal.
+    function rangeSeal(bytes32 root, uint256 commitBlock) internal pure returns (bytes32) {
+        return keccak256(abi.encode(root, commitBlock));
     }
 
     /// @dev Opens the check round of a sealed result under `key` (a task, or a check chunk of lanes): its first replica

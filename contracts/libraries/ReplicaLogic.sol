@@ -313,12 +313,7 @@ library ReplicaLogic {
     ) private {
         if (t.target >= job.replication || t.revealed != 0) return;
         IMarketplace.Credibility memory c = s.credibility[taskId >> 32];
-        uint256 o = CredibilityMath.ONE;
-        for (uint256 i = 0; i < t.target; ++i) {
-            if (t.committed & (1 << i) == 0) continue;
-            o = CredibilityMath.times(o, CredibilityMath.odds(s.workers[s.replicas[taskId][i].worker].verified, c.faultBps));
-        }
-        uint256 ppb = CredibilityMath.ppb(o, o);
+        uint256 ppb = MarketStorage.groupPpb(s, taskId, t.target, t.committed, c.faultBps);
         if (ppb < c.confidencePpb) _wantOneMore(s, taskId, t, IMarketplace.MoreReason.NotCredible, ppb);
     }
 
@@ -387,11 +382,9 @@ library ReplicaLogic {
     /// @notice Commits `worker`'s results for its credibility-mode lease `startTaskId` (see {IMarketplace-commitRange}).
     function commitRange(MarketStorage.State storage s, uint256 startTaskId, bytes32 root, address worker) external {
         IMarketplace.Lease memory lease = _credibleLease(s, startTaskId, worker);
-        IMarketplace.RangeCommit storage rc = s.rangeCommits[startTaskId];
-        if (rc.root != 0) revert IMarketplace.MarketplaceAlreadyCommitted(startTaskId, worker);
+        if (s.rangeCommits[startTaskId] != 0) revert IMarketplace.MarketplaceAlreadyCommitted(startTaskId, worker);
         if (root == 0) revert IMarketplace.MarketplaceCommitmentMismatch(startTaskId, worker);
-        rc.root = root;
-        rc.blockNumber = uint40(block.number);
+        s.rangeCommits[startTaskId] = MarketStorage.rangeSeal(root, block.number);
         uint256 until = block.timestamp + s.params.revealWindow;
         if (until > lease.expiry) s.leases[startTaskId].expiry = uint40(until); // room to reveal after a late commit
         emit IMarketplace.RangeCommitted(startTaskId, worker, root, lease.count);
@@ -401,6 +394,7 @@ library ReplicaLogic {
     function revealRange(
         MarketStorage.State storage s,
         uint256 startTaskId,
+        uint256 commitBlock,
         bytes32[] calldata digests,
         bytes32[] calldata salts,
         string[] calldata cids,
@@ -408,9 +402,8 @@ library ReplicaLogic {
         address worker
     ) external {
         IMarketplace.Lease memory lease = _credibleLease(s, startTaskId, worker);
-        IMarketplace.RangeCommit memory rc = s.rangeCommits[startTaskId];
-        if (rc.root == 0) revert IMarketplace.MarketplaceNotCommitted(startTaskId, worker);
-        if (block.number <= rc.blockNumber) revert IMarketplace.MarketplaceSpotCheckUndecided(startTaskId, rc.blockNumber + 1);
+        bytes32 seal = s.rangeCommits[startTaskId];
+        if (seal == 0) revert IMarketplace.MarketplaceNotCommitted(startTaskId, worker);
         uint256 n = lease.count;
         if (digests.length != n) revert IMarketplace.MarketplaceLengthMismatch(n, digests.length);
         if (salts.length != n) revert IMarketplace.MarketplaceLengthMismatch(n, salts.length);
@@ -420,13 +413,16 @@ library ReplicaLogic {
         for (uint256 i = 0; i < n; ++i) {
             leaves[i] = salts[i] == 0 ? digests[i] : keccak256(abi.encode(startTaskId + i, digests[i], salts[i], worker));
         }
-        if (keccak256(abi.encodePacked(leaves)) != rc.root) revert IMarketplace.MarketplaceCommitmentMismatch(startTaskId, worker);
+        if (MarketStorage.rangeSeal(keccak256(abi.encodePacked(leaves)), commitBlock) != seal) {
+            revert IMarketplace.MarketplaceCommitmentMismatch(startTaskId, worker);
+        }
+        if (block.number <= commitBlock) revert IMarketplace.MarketplaceSpotCheckUndecided(startTaskId, commitBlock + 1);
         uint256 jobId = startTaskId >> 32;
         IMarketplace.Job storage job = s.jobs[jobId];
         IMarketplace.Credibility memory c = s.credibility[jobId];
         // A lease a chunk can hold is checked whole, as a second lane ({LaneLogic-checkLease}), else task by task.
         bool asLane = MarketStorage.checkedAsLane(job, n);
-        if (asLane && CredibilityMath.spotChecked(startTaskId, rc.blockNumber, c.spotCheckBps)) {
+        if (asLane && CredibilityMath.spotChecked(startTaskId, commitBlock, c.spotCheckBps)) {
             revert IMarketplace.MarketplaceSpotCheckDue(startTaskId);
         }
         uint256 ppb = CredibilityMath.ofWorker(s.workers[worker].verified, c.faultBps);
@@ -435,9 +431,9 @@ library ReplicaLogic {
         uint256 opened;
         for (uint256 i = 0; i < n; ++i) {
             uint256 taskId = startTaskId + i;
-            bool spot = !asLane && CredibilityMath.spotChecked(taskId, rc.blockNumber, c.spotCheckBps);
+            bool spot = !asLane && CredibilityMath.spotChecked(taskId, commitBlock, c.spotCheckBps);
             if (salts[i] == 0) {
-                _seal(s, taskId, job, worker, lease.expiry, leaves[i], rc.blockNumber);
+                _seal(s, taskId, job, worker, lease.expiry, leaves[i], commitBlock);
                 emit IMarketplace.ReplicaWanted(
                     taskId, spot ? IMarketplace.MoreReason.SpotCheck : IMarketplace.MoreReason.NotCredible, 2, ppb
                 );

@@ -203,7 +203,7 @@ contract ReentrancyProbe is ITaskCallback {
         calls[35] = abi.encodeCall(IMarketplace.claimFreeRange, (taskId, 1));
         calls[36] = abi.encodeCall(IMarketplace.commitRange, (taskId, digest));
         calls[37] = abi.encodeCall(
-            IMarketplace.revealRange, (taskId, new bytes32[](0), new bytes32[](0), new string[](0), new bytes[](0))
+            IMarketplace.revealRange, (taskId, 0, new bytes32[](0), new bytes32[](0), new string[](0), new bytes[](0))
         );
         calls[38] = abi.encodeCall(IMarketplaceExtension.claimLane, (taskId, 1));
         calls[39] = abi.encodeCall(IMarketplaceExtension.commitLane, (taskId, 1, digest));
@@ -214,7 +214,7 @@ contract ReentrancyProbe is ITaskCallback {
         calls[42] = abi.encodeCall(IMarketplaceExtension.reopenLanes, (taskId, 1));
         calls[43] = abi.encodeCall(IMarketplaceExtension.releaseLanes, (taskId, 1));
         calls[44] = abi.encodeCall(IMarketplaceExtension.dissolveLanes, (taskId, 1));
-        calls[45] = abi.encodeCall(IMarketplaceExtension.checkLease, (taskId));
+        calls[45] = abi.encodeCall(IMarketplaceExtension.checkLease, (taskId, bytes32(0), 0));
         for (uint256 i = 0; i < calls.length; ++i) {
             (bool ok, bytes memory ret) = address(market).call(calls[i]);
             bytes4 sel = 0x00000000;

@@ -75,6 +75,12 @@ class Env:
     def lease(self, start: int) -> dict[str, Any]:
         return dict(self.view("getLease", start))
 
+    def commit_block(self, start: int) -> int:
+        """The block of the last ``RangeCommitted`` of the credible lease ``start`` (0 when none): what its reveal and
+        its check give back (the contract keeps only the seal of the root and that block)."""
+        logs = self.market.events.RangeCommitted().get_logs(from_block=0, argument_filters={"startTaskId": start})
+        return int(logs[-1]["blockNumber"]) if logs else 0
+
     def replica(self, tid: int, i: int) -> dict[str, Any]:
         return dict(self.view("getReplica", tid, i))
 

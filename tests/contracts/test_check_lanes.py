@@ -36,6 +36,12 @@ def lease_committed(env: Env, app: int, vet: LocalAccount, digests: list[bytes],
     return job, start
 
 
+def check_lease(env: Env, start: int, holder: LocalAccount, digests: list[bytes]) -> object:
+    """``checkLease`` of ``holder``'s lease ``start`` committed to ``digests``, with the root and commit block its
+    ``RangeCommitted`` gives."""
+    return env.market.functions.checkLease(start, root_of(start, digests, holder.address), env.commit_block(start))
+
+
 def lane_reveal(env: Env, start: int, w: LocalAccount, digests: list[bytes]) -> object:
     n = len(digests)
     return env.tx(env.market.functions.revealLane(start, digests, [SALT] * n, [f"bafy{i}" for i in range(n)]), w)
@@ -51,16 +57,23 @@ def test_a_picked_lease_becomes_a_check_chunk_and_equal_lists_settle_it_at_once(
     reverts(env, fn, vet, "MarketplaceSpotCheckDue", {"taskId": start})
     fn, _ = reveal_range(env, start, vet, digests, sealed={0, 1, 2, 3})
     reverts(env, fn, vet, "MarketplaceSpotCheckDue", {"taskId": start})
-    reverts(env, m.checkLease(start + 1), env.outsider, "MarketplaceUnknownLease", {"startTaskId": start + 1})
-    receipt = env.tx(m.checkLease(start), env.outsider)  # anyone may open the check
+    reverts(env, check_lease(env, start + 1, vet, digests), env.outsider, "MarketplaceUnknownLease",
+            {"startTaskId": start + 1})
+    # the lease's commitment is its root and its commit block: another root or block is refused
+    root, block = root_of(start, digests, vet.address), env.commit_block(start)
+    reverts(env, m.checkLease(start, root, block + 1), env.outsider, "MarketplaceCommitmentMismatch",
+            {"taskId": start, "worker": vet.address})
+    reverts(env, check_lease(env, start, vet, [BAD] * 4), env.outsider, "MarketplaceCommitmentMismatch",
+            {"taskId": start, "worker": vet.address})
+    receipt = env.tx(check_lease(env, start, vet, digests), env.outsider)  # anyone may open the check
     [checked] = env.events(receipt, "LeaseChecked")
     assert (checked["startTaskId"], checked["worker"], checked["count"]) == (start, vet.address, 4)
     [lane0] = env.events(receipt, "LaneClaimed")
     assert (lane0["worker"], lane0["lane"], lane0["count"]) == (vet.address, 0, 4)
     [committed] = env.events(receipt, "LaneCommitted")
     assert committed["root"] == root_of(start, digests, vet.address)  # the lease's commitment, as lane 0's root
-    assert env.lease(start)["worker"] == ZERO_ADDRESS and env.view("getRangeCommit", start)["root"] == b"\0" * 32
-    reverts(env, m.checkLease(start), env.outsider, "MarketplaceUnknownLease", {"startTaskId": start})
+    assert env.lease(start)["worker"] == ZERO_ADDRESS and env.view("getRangeCommit", start) == b"\0" * 32
+    reverts(env, check_lease(env, start, vet, digests), env.outsider, "MarketplaceUnknownLease", {"startTaskId": start})
     key = int(m.laneKey(start, 4).call())
     t = env.task(key)
     assert (t["status"], t["target"], t["occupied"], t["committed"], t["revealed"]) == (1, 2, 1, 1, 0)
@@ -100,7 +113,7 @@ def test_a_liar_in_a_lease_is_caught_by_its_check_lane(env: Env, enrolled_app: i
     truth = [GOOD] * 3
     job, start = lease_committed(env, enrolled_app, vet, lie, cap=6)
     m = env.market.functions
-    env.tx(m.checkLease(start), env.outsider)
+    env.tx(check_lease(env, start, vet, lie), env.outsider)
     checker = env.workers[2]
     env.tx(m.claimLane(start, 3), checker)
     env.tx(m.commitLane(start, 3, lane_root_of(start, truth, checker.address)), checker)
@@ -125,9 +138,9 @@ def test_a_liar_in_a_lease_is_caught_by_its_check_lane(env: Env, enrolled_app: i
 def test_a_lease_not_picked_reveals_as_a_lease_and_cannot_be_checked(env: Env, enrolled_app: int,
                                                                      vet: LocalAccount) -> None:
     job, start = lease_committed(env, enrolled_app, vet, [GOOD] * 3, spot_bps=0)
-    reverts(env, env.market.functions.checkLease(start), env.outsider, "MarketplaceNoSpotCheck", {"taskId": start})
+    reverts(env, check_lease(env, start, vet, [GOOD] * 3), env.outsider, "MarketplaceNoSpotCheck", {"taskId": start})
     fixed = env.post(enrolled_app, numTasks=1, replication=2, maxRunSeconds=100)
-    reverts(env, env.market.functions.checkLease(task_id(fixed, 0)), env.outsider, "MarketplaceWrongReplication",
+    reverts(env, env.market.functions.checkLease(task_id(fixed, 0), b"\0" * 32, 0), env.outsider, "MarketplaceWrongReplication",
             {"jobId": fixed, "replication": 2})
     # no chunk of a credibility-mode job starts but from a picked lease
     reverts(env, env.market.functions.claimLane(start, 3), env.workers[2], "MarketplaceLanesUnsupported", {"jobId": job})

@@ -25,7 +25,7 @@ from test_credibility import (
 )
 
 from oracle._chain import deploy
-from oracle.protocol import commitment, task_id
+from oracle.protocol import commitment, range_seal, task_id
 
 ZERO = b"\x00" * 32
 
@@ -47,7 +47,7 @@ def reveal_range(env: Env, start: int, w: LocalAccount, digests: list[bytes], se
     ds = [commitment(start + i, d, SALT, w.address) if i in sealed else d for i, d in enumerate(digests)]
     salts = [ZERO if i in sealed else SALT for i in range(len(digests))]
     cids = ["" if i in sealed else f"bafy{i}" for i in range(len(digests))]
-    return env.market.functions.revealRange(start, ds, salts, cids, []), [ds, salts, cids]
+    return env.market.functions.revealRange(start, env.commit_block(start), ds, salts, cids, []), [ds, salts, cids]
 
 
 def test_a_new_worker_may_not_lease_a_credibility_job(env: Env, enrolled_app: int) -> None:
@@ -76,11 +76,14 @@ def test_a_credible_lease_commits_once_and_its_open_results_are_final(env: Env, 
     receipt = env.tx(env.market.functions.commitRange(start, root), vet)
     [ev] = env.events(receipt, "RangeCommitted")
     assert (ev["startTaskId"], ev["worker"], ev["root"], ev["count"]) == (start, vet.address, root, 4)
-    assert env.view("getRangeCommit", start)["root"] == root
+    assert env.view("getRangeCommit", start) == range_seal(root, receipt["blockNumber"])
     reverts(env, env.market.functions.commitRange(start, root), vet, "MarketplaceAlreadyCommitted")
-    # a wrong digest does not match the root
+    # a wrong digest does not match the root; nor does the right list given with another commit block
     fn, _ = reveal_range(env, start, vet, [GOOD, GOOD, BAD, GOOD])
     reverts(env, fn, vet, "MarketplaceCommitmentMismatch", {"taskId": start, "worker": vet.address})
+    _, args = reveal_range(env, start, vet, [GOOD] * 4)
+    reverts(env, env.market.functions.revealRange(start, receipt["blockNumber"] - 1, *args, []), vet,
+            "MarketplaceCommitmentMismatch", {"taskId": start, "worker": vet.address})
     requester_before, vet_before = env.balance(env.requester), env.balance(vet)
     fn, _ = reveal_range(env, start, vet, [GOOD] * 4)
     receipt = env.tx(fn, vet)
@@ -89,7 +92,7 @@ def test_a_credible_lease_commits_once_and_its_open_results_are_final(env: Env, 
     assert env.balance(vet) - vet_before == 4 * E18  # one replica's reward each, no fee on the devnet
     assert env.balance(env.requester) - requester_before == 4 * 3 * E18  # the cap's 3 unused replicas per task
     assert env.worker(vet)["locked"] == 0 and env.worker(vet)["verified"] == 10  # alone: nothing verified
-    assert env.lease(start)["worker"] == "0x" + "00" * 20 and env.view("getRangeCommit", start)["root"] == ZERO
+    assert env.lease(start)["worker"] == "0x" + "00" * 20 and env.view("getRangeCommit", start) == ZERO
     assert env.job(job)["finished"] == 4 and env.escrow_total() == 0
 
 
@@ -174,7 +177,7 @@ def test_an_expired_committed_lease_is_reopened_and_its_commit_forgotten(env: En
     env.warp(10_000)
     receipt = env.tx(env.market.functions.reopenLease(start), env.outsider)
     assert env.events(receipt, "LeaseExpired")[0]["undone"] == 2
-    assert env.view("getRangeCommit", start)["root"] == ZERO and env.worker(vet)["locked"] == 0
+    assert env.view("getRangeCommit", start) == ZERO and env.worker(vet)["locked"] == 0
     # the veteran was slashed: it is no longer credible alone; a fresh veteran leases the same start again
     assert env.worker(vet)["slashes"] == 1
     make_veteran(env, enrolled_app, env.workers[2], env.workers[3], 10)
@@ -190,7 +193,7 @@ def test_abandoning_a_committed_lease_reopens_its_tasks(env: Env, enrolled_app: 
     env.tx(env.market.functions.commitRange(start, root_of(start, [GOOD, GOOD], vet.address)), vet)
     receipt = env.tx(env.market.functions.abandon(start), vet)
     assert env.events(receipt, "ClaimAbandoned")[0]["tasks"] == 2
-    assert env.view("getRangeCommit", start)["root"] == ZERO and env.worker(vet)["locked"] == 0
+    assert env.view("getRangeCommit", start) == ZERO and env.worker(vet)["locked"] == 0
     assert env.view("isTaken", start) is False
     # a sealed reveal of a new worker's lease is impossible: it may not lease at all; the task is claimable per task
     claim_commit(env, start, env.workers[3], GOOD)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from eth_utils import keccak
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -60,7 +60,8 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
             self.held: list[tuple[int, Any]] = []  # (task id, worker) of replicas we saw granted
             self.digests: dict[tuple[int, str], bytes] = {}
             self.credible: set[int] = set()  # credibility-mode jobs
-            self.ranges: dict[int, tuple[Any, list[bytes]]] = {}  # committed credibility-mode leases: worker, digests
+            # committed credibility-mode leases: worker, digests, root, commit block
+            self.ranges: dict[int, tuple[Any, list[bytes], bytes, int]] = {}
             # lane chunks we saw claimed: (start, count) -> {worker address: the digests it committed}
             self.chunks: dict[tuple[int, int], dict[str, list[bytes]]] = {}
             self.revealed_lanes: dict[tuple[int, int], list[str]] = {}  # workers that revealed, in lane order
@@ -206,8 +207,8 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
             digest = b"\x01" * 32 if honest else w.address.encode()[:32].ljust(32, b"\0")
             digests = [digest] * lease["count"]
             root = keccak(b"".join(commitment(start + k, d, SALT, w.address) for k, d in enumerate(digests)))
-            if self.send(env.market.functions.commitRange(start, root), w) is not None:
-                self.ranges[start] = (w, digests)
+            if (receipt := self.send(env.market.functions.commitRange(start, root), w)) is not None:
+                self.ranges[start] = (w, digests, root, int(receipt["blockNumber"]))
 
         @precondition(lambda self: self.credible)
         @rule(w=st.sampled_from(workers), pick=st.integers(0, 20), index=st.integers(0, 3), count=st.integers(1, 4),
@@ -237,11 +238,11 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
             """Reveal a committed lease: the entries in the `sealed` mask stay sealed and become replicated tasks
             (a spot-checked entry given open, or any open entry of a worker no longer credible, reverts)."""
             start = sorted(self.ranges)[i % len(self.ranges)]
-            w, digests = self.ranges[start]
+            w, digests, _, block = self.ranges[start]
             seal = [bool(sealed >> k & 1) for k in range(len(digests))]
             ds = [commitment(start + k, d, SALT, w.address) if seal[k] else d for k, d in enumerate(digests)]
             salts = [b"\0" * 32 if seal[k] else SALT for k in range(len(digests))]
-            receipt = self.send(env.market.functions.revealRange(start, ds, salts, ["c"] * len(ds), []), w)
+            receipt = self.send(env.market.functions.revealRange(start, block, ds, salts, ["c"] * len(ds), []), w)
             if receipt is None:
                 return
             del self.ranges[start]
@@ -274,8 +275,8 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
             refused for a lease not picked whole); another worker runs its check lane, honest or not; both reveal,
             and a split settles lists that disagree (or a reveal window that passed)."""
             start = sorted(self.ranges)[i % len(self.ranges)]
-            holder, digests = self.ranges[start]
-            if self.send(env.market.functions.checkLease(start), env.outsider) is None:
+            holder, digests, root, block = self.ranges[start]
+            if self.send(env.market.functions.checkLease(start, root, block), env.outsider) is None:
                 return
             del self.ranges[start]
             c = (start, len(digests))
@@ -455,6 +456,10 @@ def make_machine(env: Env) -> tuple[type[RuleBasedStateMachine], type[RuleBasedS
 
 SETTINGS = settings(max_examples=12, stateful_step_count=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+#: the machines' random source, pinned: derandomize alone seeds it from the machine's source code, so any edit to
+#: a rule drew other paths (some of them short runs that missed the coverage asserted below). With seed 1 both
+#: machines run several hundred steps, credible leases revealed and checked, lanes settled, split and dissolved.
+MACHINE_SEED = 1
 
 
 def _fund_machine(env: Env) -> None:
@@ -472,7 +477,7 @@ def _fund_machine(env: Env) -> None:
                              "every step")
 def test_marketplace_state_machine(env: Env) -> None:
     _fund_machine(env)
-    run_state_machine_as_test(make_machine(env)[0], settings=SETTINGS)
+    run_state_machine_as_test(seed(MACHINE_SEED)(make_machine(env)[0]), settings=SETTINGS)
     print(f"\nstateful: {dict(STEPS)}")
     assert STEPS["succeeded"] > 50
     assert STEPS["fn:revealRange"] > 0 and STEPS["event:RangeCommitted"] > 0  # credible leases were exercised
@@ -486,7 +491,7 @@ def test_marketplace_state_machine(env: Env) -> None:
                              "invariants after every step")
 def test_lanes_state_machine(env: Env) -> None:
     _fund_machine(env)
-    run_state_machine_as_test(make_machine(env)[1], settings=settings(SETTINGS, max_examples=16))
+    run_state_machine_as_test(seed(MACHINE_SEED)(make_machine(env)[1]), settings=settings(SETTINGS, max_examples=16))
     print(f"\nstateful (lanes): {dict(STEPS)}")
     assert STEPS["succeeded"] > 50
     assert STEPS["event:LaneRevealed"] > 0 and STEPS["event:LanesSplit"] > 0  # lanes were settled and split
