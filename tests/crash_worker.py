@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from oracle import get_logger  # noqa: E402
-from worker import Journal, Step  # noqa: E402
+from oracle import get_logger
+from worker import Journal, Step
 
 POINTS = {"crash-after-claim": Step.CLAIMED, "crash-after-run": Step.RAN, "crash-after-upload": Step.UPLOADED,
           "crash-after-commit": Step.COMMITTED, "crash-after-reveal": Step.REVEALED,

@@ -89,7 +89,7 @@ def test_kill9_in_a_credible_lease_resumes_and_keeps_the_stake(fault_chain: Priv
                                                                fault_echo_digest, tmp_path, record_property,
                                                                fault: str, step: Step) -> None:
     chain, market = fault_chain, fault_chain.market
-    app_id, ws, a, b = _credible_pair(chain, ipfs, fault_echo_digest, tmp_path)
+    app_id, ws, a, _b = _credible_pair(chain, ipfs, fault_echo_digest, tmp_path)
     assert [market.worker_record(w.address).verified for w in ws] == [10, 10]
     job = _post_credible(chain, ipfs, app_id, tasks=2)
     with workers_stopped(a):
