@@ -632,15 +632,15 @@ interface IMarketplace {
 
     /// @notice (credibility mode) Reveals the caller's committed lease `startTaskId`, from the block after its
     /// commit, `commitBlock` (the block of its {RangeCommitted} event: the contract keeps only the seal of the root
-    /// and that block, {getRangeCommit}): one entry per task, in order. An open entry (salt != 0) gives the task's digest and salt: the task is
-    /// final at once, its result {ResultSubmitted}, the worker paid one replica's reward (the rest of the cap's
-    /// escrow goes back to the requester), reputation +1. A sealed entry (salt == 0) gives only the task's
-    /// commitment c_i as `resultDigests[i]`: the task becomes a replicated task whose first replica is the caller's,
-    /// committed, and it wants a second replica ({ReplicaWanted}): the caller reveals it with {reveal} once that
-    /// replica committed. A task picked for a spot check (the hash of the commit block, as {spotCheckDue}) must be
-    /// sealed; every task must be sealed when the caller's credibility alone no longer reaches the confidence.
-    /// Emits {ResultSubmitted} per open task; {ReplicaClaimed}, {ResultCommitted}, {ReplicasAdded} and
-    /// {ReplicaWanted} per sealed task (and {CallbackDelivered}, {JobClosed} when applicable).
+    /// and that block, {getRangeCommit}): one entry per task, in order. An open entry (salt != 0) gives the task's
+    /// digest and salt: the task is final at once, its result {ResultSubmitted}, the worker paid one replica's reward
+    /// (the rest of the cap's escrow goes back to the requester), reputation +1. A sealed entry (salt == 0) gives
+    /// only the task's commitment c_i as `resultDigests[i]`: the task becomes a replicated task whose first replica
+    /// is the caller's, committed, and it wants a second replica ({ReplicaWanted}): the caller reveals it with
+    /// {reveal} once that replica committed. A task picked for a spot check (the hash of the commit block, as
+    /// {spotCheckDue}) must be sealed; every task must be sealed when the caller's credibility alone no longer
+    /// reaches the confidence. Emits {ResultSubmitted} per open task; {ReplicaClaimed}, {ResultCommitted},
+    /// {ReplicasAdded} and {ReplicaWanted} per sealed task (and {CallbackDelivered}, {JobClosed} when applicable).
     function revealRange(
         uint256 startTaskId,
         uint256 commitBlock,

@@ -67,10 +67,10 @@ def range_entry(v: Verifier, tid: int, worker: str, tx_hash: str) -> tuple[Check
                   for k, (d, s) in enumerate(zip(digests, salts, strict=True))]
         root = keccak(b"".join(leaves))
         committed = _b(before[-1].args["root"]) if before else None
-        ok = sender.lower() == worker.lower() and committed == root and \
-            args.get("commitBlock") == before[-1].block_number
+        committed_at = before[-1].block_number if before else 0
+        ok = sender.lower() == worker.lower() and committed == root and args.get("commitBlock") == committed_at
         i = tid - start
-        entry = RangeEntry(start, before[-1].block_number if before else 0, _b(salts[i]) != ZERO32,
+        entry = RangeEntry(start, committed_at, _b(salts[i]) != ZERO32,
                            _h(digests[i]) if _b(salts[i]) != ZERO32 else "0x" + leaves[i].hex(), len(digests))
         return Check(name="range_commitment", subject=worker, passed=ok,
                      detail=(f"the reveal of lease {start} rebuilds the root its worker committed in block "

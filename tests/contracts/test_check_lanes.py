@@ -73,7 +73,8 @@ def test_a_picked_lease_becomes_a_check_chunk_and_equal_lists_settle_it_at_once(
     [committed] = env.events(receipt, "LaneCommitted")
     assert committed["root"] == root_of(start, digests, vet.address)  # the lease's commitment, as lane 0's root
     assert env.lease(start)["worker"] == ZERO_ADDRESS and env.view("getRangeCommit", start) == b"\0" * 32
-    reverts(env, check_lease(env, start, vet, digests), env.outsider, "MarketplaceUnknownLease", {"startTaskId": start})
+    reverts(env, check_lease(env, start, vet, digests), env.outsider, "MarketplaceUnknownLease",
+            {"startTaskId": start})
     key = int(m.laneKey(start, 4).call())
     t = env.task(key)
     assert (t["status"], t["target"], t["occupied"], t["committed"], t["revealed"]) == (1, 2, 1, 1, 0)
@@ -140,8 +141,8 @@ def test_a_lease_not_picked_reveals_as_a_lease_and_cannot_be_checked(env: Env, e
     job, start = lease_committed(env, enrolled_app, vet, [GOOD] * 3, spot_bps=0)
     reverts(env, check_lease(env, start, vet, [GOOD] * 3), env.outsider, "MarketplaceNoSpotCheck", {"taskId": start})
     fixed = env.post(enrolled_app, numTasks=1, replication=2, maxRunSeconds=100)
-    reverts(env, env.market.functions.checkLease(task_id(fixed, 0), b"\0" * 32, 0), env.outsider, "MarketplaceWrongReplication",
-            {"jobId": fixed, "replication": 2})
+    reverts(env, env.market.functions.checkLease(task_id(fixed, 0), b"\0" * 32, 0), env.outsider,
+            "MarketplaceWrongReplication", {"jobId": fixed, "replication": 2})
     # no chunk of a credibility-mode job starts but from a picked lease
     reverts(env, env.market.functions.claimLane(start, 3), env.workers[2], "MarketplaceLanesUnsupported", {"jobId": job})
     fn, _ = reveal_range(env, start, vet, [GOOD] * 3)
