@@ -134,8 +134,10 @@ class Checkpoints:
     stopped app left (:meth:`judge`)."""
 
     def __init__(self, settings: CheckpointSettings, root: Path, docker_client: docker.DockerClient | None,
-                 owner: str) -> None:
+                 owner: str, stop_reused: Callable[[str, float], int] | None = None) -> None:
         self.s, self.root, self.docker, self.owner = settings, root, docker_client, owner
+        #: the sandbox's stop of a run in a reused container (worker/_reuse.py), which has no container of its own
+        self.stop_reused = stop_reused
         self.pausing: dict[str, str] = {}
 
     def folder(self, job_id: int, index: int) -> Path:
@@ -205,18 +207,20 @@ class Checkpoints:
         return run
 
     def stop(self, label: str, grace: float | None = None) -> int:
-        """``docker stop`` the task's app container(s) (SIGTERM, SIGKILL after the grace period); how many."""
+        """``docker stop`` the task's app container(s) (SIGTERM, SIGKILL after the grace period), or its run in a
+        reused container; how many."""
+        wait = self.s.grace_s if grace is None else grace
+        n = self.stop_reused(label, wait) if self.stop_reused is not None else 0
         if self.docker is None:
-            return 0
+            return n
         import docker.errors
         import requests
 
         labels = [f"tasknet.sandbox={self.owner}", f"tasknet.task={label}", "tasknet.role=app"]
-        n = 0
         try:
             for container in self.docker.containers.list(filters={"label": labels}, ignore_removed=True):
                 with contextlib.suppress(docker.errors.NotFound):
-                    container.stop(timeout=math.ceil(self.s.grace_s if grace is None else grace))
+                    container.stop(timeout=math.ceil(wait))
                     n += 1
         except (docker.errors.DockerException, requests.RequestException) as exc:  # the daemon tries again
             log.warning("checkpoint_stop_failed", task=label, error=str(exc)[:300])

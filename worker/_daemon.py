@@ -149,7 +149,8 @@ class Worker:
         # runs, never another daemon's running tasks, even one with the same key on the same engine.
         # One output slot per task running at once, and a spare: each is kept between tasks (see worker/_sandbox.py)
         self.sandbox = Sandbox(self.docker, owner=sandbox_owner(self.account.address, settings.state_dir),
-                               max_idle=run_slots(self.caps, settings.policy) + 1)
+                               max_idle=run_slots(self.caps, settings.policy) + 1,
+                               reuse_dir=settings.state_dir / "reuse" if settings.sandbox_reuse else None)
         #: executor 'slurm': each task runs as a job of the site's cluster (worker/_slurm.py); its capabilities and
         #: capacity are the partition's, and its tasks wait in threads of their own (a job may queue for long)
         self.slurm: SlurmExecutor | None = None

@@ -143,7 +143,8 @@ class Pipeline:
         self.work = slurm.work_dir if slurm is not None else settings.state_dir / "tasks"
         #: each task's /checkpoint folder, and the pauses the daemon asked for (see worker/_checkpoint.py)
         self.checkpoints = Checkpoints(settings.checkpoint, settings.state_dir / "checkpoints", docker_client,
-                                       getattr(sandbox, "owner", "default"))
+                                       getattr(sandbox, "owner", "default"),
+                                       stop_reused=getattr(sandbox, "stop_reused", None))
         self._docs: dict[str, InputsDocument] = {}
         self._doc_errors: dict[tuple[int, str], tuple[InputError, float]] = {}  # (job, cid) -> (error, until)
         self._images_ok: set[str] = set()
@@ -399,7 +400,7 @@ class Pipeline:
         limits = self._limits(job)
         spec = RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command, input_dir=dirs["in"],
                        output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits, env=env or {},
-                       task=f"{job.job_id}-{dirs['in'].parent.name}")
+                       task=f"{job.job_id}-{dirs['in'].parent.name}", reuse=str(job.job_id))
         if self.slurm is not None and rec is not None:
             return self.slurm.run(spec, self._slurm_task(job, rec), resume=resume)
         key = rec.task_key if rec is not None else dirs["in"].parent.name.replace("-", ":", 1)

@@ -148,6 +148,9 @@ class WorkerSettings(BaseSettings):
                                  "input on a slow link takes as long as it needs while bytes arrive")
     max_input_mb: int = Field(1024, ge=1, description="largest single input accepted")
     output_cap_mb: int = Field(256, ge=1)
+    sandbox_reuse: bool = Field(True, description="run a job's tasks one after another in one reused container "
+                                "(reset between tasks: worker/_reuse.py) instead of a fresh container each: about "
+                                "half the engine's CPU per task; needs a static busybox (Debian busybox-static)")
     avoid_job_s: float = Field(600.0, ge=0, description="after this worker's environment failed a task of a job (an "
                                "input its node cannot reach, its caps), do not claim that job's tasks for this long")
     result_retention_s: float = Field(7 * 24 * 3600.0, ge=0, description="keep pinning a result this long after "

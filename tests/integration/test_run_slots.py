@@ -1,6 +1,7 @@
 """A worker with no ``max_concurrent`` runs as many tasks at once as the cores it lends hold (worker/_gate.py), on a
 real anvil, kubo and Docker engine: lending 2 cores it runs two 1-core tasks at once and never three, and a
-2-core job's tasks one at a time. What runs is read from the engine itself: the worker's app containers."""
+2-core job's tasks one at a time. What runs is read from the engine itself: the worker's task containers and the
+execs running in its reused ones."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 import pytest
 
 from oracle.market import Market
-from tests.integration.test_worker import running, settings, wait_for
+from tests.integration.test_worker import running, settings, task_containers, wait_for
 from tests.integration.test_worker_results_batching import slow_bag
 from tests.market_helpers import ETHER, fund, post_job, register_app
 from worker._daemon import Worker
@@ -29,9 +30,7 @@ class AppWatch:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            apps = self.client.containers.list(filters={"label": ["tasknet.role=app", f"tasknet.sandbox={self.owner}"],
-                                                        "status": "running"}, ignore_removed=True)
-            self.most = max(self.most, len(apps))
+            self.most = max(self.most, len(task_containers(self.client, self.owner)))
             time.sleep(0.1)
 
     def __enter__(self) -> AppWatch:

@@ -24,15 +24,23 @@ LIMITS = Limits(wall_seconds=10, memory_bytes=48 * MiB, cpus=1.0, pids=48, outpu
                 tmp_bytes=4 * MiB, log_bytes=64 * 1024)
 
 
-@pytest.fixture(scope="module")
-def sandbox(docker_client: Any) -> Iterator[Sandbox]:
+@pytest.fixture(scope="module", params=["fresh", "reused"])
+def sandbox(request: pytest.FixtureRequest, docker_client: Any, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Sandbox]:
+    """Every test below runs twice: each task in a fresh container, and the tasks one after another in reused
+    containers (worker/_reuse.py), which must contain and report every hostile app the same way."""
     build_busybox_base(docker_client)
     owner = f"pytest-{uuid.uuid4().hex[:8]}"
-    with Sandbox(docker_client, owner=owner) as box:
+    reuse_dir = tmp_path_factory.mktemp("reuse") if request.param == "reused" else None
+    with Sandbox(docker_client, owner=owner, reuse_dir=reuse_dir) as box:
         yield box
+        if reuse_dir is not None:
+            assert box.runs["reused"] > 0
     label = {"label": f"tasknet.sandbox={owner}"}
     assert docker_client.containers.list(all=True, filters=label) == []
     assert docker_client.volumes.list(filters=label) == []
+    if reuse_dir is not None:
+        assert list(reuse_dir.iterdir()) == []
 
 
 @pytest.fixture(autouse=True)
@@ -50,13 +58,16 @@ def _no_task_container_left(request: pytest.FixtureRequest, docker_client: Any) 
 def run(sandbox: Sandbox, tmp_path: Path, script: str, *, limits: Limits = LIMITS, image: str = BUSYBOX_BASE,
         inputs: dict[str, bytes] | None = None, **kw: Any) -> RunResult:
     input_dir = None
-    if inputs is not None:
+    if inputs is not None or sandbox.reuse_dir is not None:  # a reused container serves runs with inputs
+        tmp_path.mkdir(parents=True, exist_ok=True)
         input_dir = Path(tempfile.mkdtemp(dir=tmp_path))  # 0700, like the daemon's task folders
-        for name, data in inputs.items():
+        for name, data in (inputs or {}).items():
             (input_dir / name).write_bytes(data)
             (input_dir / name).chmod(0o600)
-    spec = RunSpec(image=image, command=["sh", "-c", script], input_dir=input_dir, output_dir=tmp_path / "out",
-                   log_dir=tmp_path / "logs", limits=limits, task="t-1", **kw)
+    command = kw.pop("command", ["sh", "-c", script])
+    spec = RunSpec(image=image, command=command, input_dir=input_dir, output_dir=tmp_path / "out",
+                   log_dir=tmp_path / "logs", limits=limits, task=kw.pop("task", "t-1"),
+                   reuse="job-1" if sandbox.reuse_dir is not None else None, **kw)
     return sandbox.run(spec)
 
 
@@ -222,10 +233,12 @@ def test_a_kill_from_outside_is_told_apart_from_the_apps_own_exit_137(sandbox: S
     assert (own.reason, own.exit_code, own.killed_from_outside) == (Reason.NONZERO_EXIT, 137, False)
     itself = run(sandbox, tmp_path / "self", "sh -c 'kill -9 $$'; exit $?")
     assert (itself.exit_code, itself.killed_from_outside) == (137, False)
-    selector = {"label": ["tasknet.role=app", f"tasknet.sandbox={sandbox.owner}"], "status": "running"}
+    role = "tasknet.role=app" if sandbox.reuse_dir is None else "tasknet.role=reused"
+    selector = {"label": [role, f"tasknet.sandbox={sandbox.owner}"], "status": "running"}
     stop = threading.Event()
 
     def killer() -> None:
+        stop.wait(1.0)  # the app is running by then (a reused container is there before it)
         while not stop.is_set():
             for c in docker_client.containers.list(filters=selector):
                 c.kill()
@@ -251,10 +264,14 @@ def test_nonzero_exit_reports_the_code_and_the_last_stderr_line(sandbox: Sandbox
 
 
 def test_missing_command_fails_to_start(sandbox: Sandbox, tmp_path: Path) -> None:
-    spec = RunSpec(image=BUSYBOX_BASE, command=["/no/such/binary"], output_dir=tmp_path / "out",
-                   log_dir=tmp_path / "logs", limits=LIMITS)
-    result = sandbox.run(spec)
+    result = run(sandbox, tmp_path / "path", "", command=["/no/such/binary"])
     assert result.reason is Reason.START_FAILED and "/no/such/binary" in result.message
+    assert result.exit_code is None
+    # a name looked up on the image's PATH (not one of busybox's own applets in a reused container)
+    named = run(sandbox, tmp_path / "name", "", command=["no-such-program"])
+    assert named.reason is Reason.START_FAILED and "no-such-program" in named.message
+    fine = run(sandbox, tmp_path / "fine", "", command=["echo", "still", "fine"])
+    assert fine.ok and fine.stdout_path.read_text() == "still fine\n"
 
 
 @pytest.mark.reliability(kind="attack", name="app image missing or swapped",
@@ -408,3 +425,95 @@ def test_thousands_of_long_names_with_locked_modes_are_copied_out_and_the_slot_e
         again = run(box, tmp_path / "b", "ls -A /out | wc -l", limits=limits)
         assert again.ok and again.stdout_path.read_text().strip() == "0"
         assert _holders(docker_client, owner) == holders
+
+
+# -- reused containers (worker/_reuse.py) ---------------------------------------------------------------------------
+@pytest.fixture
+def reusing(docker_client: Any, tmp_path: Path) -> Iterator[Sandbox]:
+    build_busybox_base(docker_client)
+    owner = f"pytest-{uuid.uuid4().hex[:8]}"
+    with Sandbox(docker_client, owner=owner, prewarm=False, max_idle=1, reuse_dir=tmp_path / "reuse") as box:
+        yield box
+    assert docker_client.containers.list(all=True, filters={"label": f"tasknet.sandbox={owner}"}) == []
+    assert list((tmp_path / "reuse").iterdir()) == []
+
+
+def _reused(docker_client: Any, owner: str) -> set[str]:
+    selector = {"label": [f"tasknet.sandbox={owner}", "tasknet.role=reused"]}
+    return {c.id for c in docker_client.containers.list(all=True, filters=selector)}
+
+
+@pytest.mark.reliability(kind="attack", name="a task leaves traps in its reused container",
+                         how="an app leaves a process running, files in /tmp (one locked, mode 000), /dev/shm and "
+                             "/dev/mqueue; the job's next task in the same container finds none of it and its own "
+                             "inputs only")
+def test_a_reused_container_starts_each_task_clean(reusing: Sandbox, docker_client: Any, tmp_path: Path) -> None:
+    first = run(reusing, tmp_path / "a", "sleep 300 & (sleep 2; echo late > /out/late) & echo secret > /tmp/s; "
+                "mkdir /tmp/d && echo x > /tmp/d/x && chmod 000 /tmp/d; echo shm > /dev/shm/x; "
+                "touch /dev/mqueue/q 2>/dev/null; printf 'no newline'", inputs={"one": b"1"})
+    assert first.ok, first.message
+    assert first.stdout_path.read_bytes() == b"no newline" and first.stdout_bytes == 10  # the marker is not the app's
+    assert first.stderr_path.read_bytes() == b""  # nor does the wrapper write on the app's stderr
+    containers = _reused(docker_client, reusing.owner)
+    assert len(containers) == 1
+    second = run(reusing, tmp_path / "b", "ps -o comm | grep -c sleep; ls -A /tmp /dev/shm /dev/mqueue /in /out",
+                 inputs={"two": b"2"})
+    assert second.ok, second.message
+    out = second.stdout_path.read_text().split("\n")
+    assert out[0] == "0"  # no process of the first task is left
+    assert "sleep" not in second.stdout_path.read_text() and "secret" not in second.stdout_path.read_text()
+    listing = second.stdout_path.read_text().split("/in:\n", 1)[1]
+    assert listing.startswith("two\n")  # the second task's inputs only, and the rest empty
+    assert "/dev/mqueue:\n\n/dev/shm:\n\n" in second.stdout_path.read_text()
+    assert second.stdout_path.read_text().endswith("/out:\n\n/tmp:\n") and second.stderr_bytes == 0
+    assert not (second.output_dir / "late").exists()  # the first task's background writer died with it
+    assert _reused(docker_client, reusing.owner) == containers  # the same container served both
+    assert reusing.runs == {"reused": 2, "fresh": 0}
+
+
+def test_a_container_an_app_leaves_ipc_objects_in_is_replaced(reusing: Sandbox, docker_client: Any,
+                                                               tmp_path: Path) -> None:
+    """System V IPC objects outlive their process and busybox cannot remove them: the container goes."""
+    from oracle.images import PYTHON_BASE, build_python_base
+
+    build_python_base(docker_client)  # ~40 s on a fresh engine, instant when cached
+    make = ("import ctypes; libc = ctypes.CDLL(None); "
+            "print(libc.shmget(0, 4096, 0o1600) >= 0, open('/proc/sysvipc/shm').read().count('\\n'))")
+    first = run(reusing, tmp_path / "a", "", image=PYTHON_BASE, command=["python3", "-c", make])
+    assert first.ok and first.stdout_path.read_text() == "True 2\n", first.message
+    second = run(reusing, tmp_path / "b", "", image=PYTHON_BASE,
+                 command=["python3", "-c", "print(open('/proc/sysvipc/shm').read().count('\\n'))"])
+    assert second.ok and second.stdout_path.read_text() == "1\n", second.message  # a new IPC namespace
+    reusing.wait_removed()
+    assert len(_reused(docker_client, reusing.owner)) == 1
+
+
+def test_a_reused_container_keeps_checkpoints_where_the_worker_looks_and_stops_like_docker_stop(
+        reusing: Sandbox, docker_client: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    folder.chmod(0o777)
+    (folder / "state").write_text("3")
+    (folder / "state").chmod(0o666)
+    seen: list[bool] = []
+
+    def stopper() -> None:
+        time.sleep(1.0)  # the app has set its trap
+        for _ in range(100):
+            if reusing.stop_reused("t-1", grace=5.0):
+                seen.append((folder / "state").exists())  # the run's folder is at the task's path while it runs
+                return
+            time.sleep(0.05)
+    thread = threading.Thread(target=stopper, daemon=True)
+    thread.start()
+    paused = run(reusing, tmp_path / "a", "trap 'echo $(( $(cat /checkpoint/state) + 1 )) > /checkpoint/state; exit 0' "
+                 "TERM; echo $TASKNET_CHECKPOINT_DIR; sleep 30 & wait", checkpoint_dir=folder)
+    thread.join(10)
+    assert seen == [True]
+    assert paused.killed_from_outside and paused.run_seconds < 10, paused.message  # SIGTERM, then its own exit
+    assert paused.stdout_path.read_text() == "/checkpoint\n"
+    assert (folder / "state").read_text() == "4\n"  # written by the app on SIGTERM, back in the task's folder
+    resumed = run(reusing, tmp_path / "b", "cat /checkpoint/state; echo 5 > /checkpoint/state", checkpoint_dir=folder)
+    assert resumed.ok and resumed.stdout_path.read_text() == "4\n", resumed.message
+    assert (folder / "state").read_text() == "5\n"
+    assert reusing.runs == {"reused": 2, "fresh": 0}  # stopped by SIGTERM and clean: the container served again

@@ -10,6 +10,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -398,12 +399,11 @@ def test_a_container_killed_from_outside_is_run_again_not_published(anvil, w3, a
         "count": 1, "template": {"args": ["sleep", "3"]},
         "common_inputs": [{"uri": f"ipfs://{data_cid}", "path": "data.txt"}]})
     worker = Worker(settings(anvil, ipfs, market, accounts[4], tmp_path / "w"), docker_client=docker_client)
-    selector = {"label": ["tasknet.role=app", f"tasknet.sandbox={worker.sandbox.owner}"]}
     killed: list[str] = []
     with running(worker):
         def kill_first() -> bool:
-            for c in docker_client.containers.list(filters=selector):
-                if c.status == "running" and not killed:
+            for c in task_containers(docker_client, worker.sandbox.owner):
+                if not killed:
                     c.kill()
                     killed.append(c.id)
             return bool(killed)
@@ -411,6 +411,25 @@ def test_a_container_killed_from_outside_is_run_again_not_published(anvil, w3, a
         wait_for(lambda: market.job_record(job_id).finished == 1, what="the task to finish")
     status = _status_of(ipfs, market, task_id(job_id, 0), tmp_path)
     assert "reason: ok" in status and "exit_code: 0" in status
+
+
+def task_containers(docker_client: Any, owner: str) -> list[Any]:
+    """The containers of sandbox ``owner`` running a task now, read from the engine: fresh task containers, and
+    reused ones (worker/_reuse.py) with an exec running in them."""
+    import docker.errors
+
+    def listed(role: str) -> list[Any]:
+        return docker_client.containers.list(filters={"label": [f"tasknet.role={role}", f"tasknet.sandbox={owner}"],
+                                                      "status": "running"}, ignore_removed=True)
+    busy = listed("app")
+    for container in listed("reused"):
+        try:
+            container.reload()
+            if any(docker_client.api.exec_inspect(e).get("Running") for e in container.attrs.get("ExecIDs") or []):
+                busy.append(container)
+        except docker.errors.NotFound:
+            continue
+    return busy
 
 
 def test_policy_blocked_app_and_too_short_deadline_are_never_claimed(anvil, w3, accounts, market, ipfs,

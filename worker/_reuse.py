@@ -1,0 +1,298 @@
+"""Reused task containers: a job's tasks run one after another in one long-lived container (issue #17).
+
+Starting a confined container costs this machine's engine about 130 ms of CPU (runc, the shim, the seccomp
+filter, the cgroups: ``scripts/bench floor``'s profile), a ``docker exec`` in a running one about 60 ms. So the
+sandbox keeps, beside each output slot, one *reused* container per job (same image, same limits, same
+confinement as a fresh one: see worker/_sandbox.py) and runs each of the job's tasks as an exec in it:
+
+- **The keeper.** The container's own process is Docker's init (tini) and a ``sleep`` that holds it up, run by a
+  uid of their own (:func:`keeper_user`): the app's uid cannot signal, trace or outlive them. A static busybox
+  (the host's, Debian ``busybox-static``) is mounted read-only at :data:`TOOLS`; the app's image is not changed.
+- **The wrapper.** Each task is ``busybox sh -c WRAPPER`` as the sandbox's user, with the task's environment,
+  in ``/out``. It resolves the app's argv[0] on the image's ``PATH`` as the engine would (an executable that is
+  not found is a failed start, as for a fresh container), runs it as a child with its own argv[0], and once it
+  exits kills every process of the app's uid (``kill -9 -1``, until /proc shows none of its uid: kill's own answer
+  counts the keeper's processes it may not signal), empties ``/tmp``,
+  ``/dev/shm`` and ``/dev/mqueue``, and writes a last line on stdout: a nonce the worker chose, the app's exit
+  status, and what it could not clean (entries left, System V IPC objects, processes). The app is dead when that
+  line is written, so it cannot forge it; the worker strips it from the task's stdout.
+- **What is reset, and what discards the container.** Nothing of a task reaches the next: its processes are
+  killed, its files in ``/tmp``, ``/dev/shm`` and ``/dev/mqueue`` removed, ``/out`` emptied by the slot's holder,
+  ``/in`` and ``/checkpoint`` swapped (below). A container is removed, not reused, when the last line is missing
+  or reports anything left (System V IPC objects cannot be removed with busybox: an app that makes them costs a
+  fresh container), or when the run hit a limit (time, memory, processes) or was stopped.
+- **Inputs and checkpoints.** ``/in`` is a folder of the container's own (:func:`stage`: hard links to the task's
+  inputs, copies across file systems), refilled for each task. ``/checkpoint`` is a folder mounted once; for a
+  run, the task's checkpoint folder's entries move into it and it is renamed to the task's folder's path, so the
+  worker's checkpoint watch and judge see it where they always do; afterwards the entries move back
+  (:class:`CheckpointSwap`, renames on one file system).
+- **What an app may notice.** It is not PID 1 of its namespace (its parent is the wrapper), so it dies of a
+  signal it sends itself or of SIGPIPE where PID 1 would not; its pid depends on what ran before in the
+  container. Like the kernel version or the CPU model, an app that writes these makes its replicas disagree.
+
+A worker turns reuse off with ``sandbox_reuse = false`` (TASKNET_WORKER_SANDBOX_REUSE); canonicalise steps and
+tasks with GPUs always get a fresh container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import struct
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+from oracle import get_logger
+
+log = get_logger(__name__)
+
+#: where the static busybox is mounted (read-only) in a reused container
+TOOLS = "/.tasknet/busybox"
+#: the keeper: what the container runs under Docker's init while tasks come and go
+KEEPER_COMMAND = ["sleep", "2147483647"]
+#: the host's static busybox (Debian busybox-static), the one the holder image is built from
+HOST_BUSYBOX = Path("/bin/busybox")
+#: extra processes a reused container holds (init, keeper, wrapper) and RAM for them, beyond the task's limits
+EXTRA_PIDS = 3
+EXTRA_BYTES = 8 << 20
+
+#: the wrapper (busybox sh; $0 is the nonce, $1 the app's argv[0], the rest its arguments). Its variables are
+#: prefixed so that they do not shadow the task's environment; busybox's applets (kill, find, rm...) are
+#: its own, whatever the image's PATH holds.
+WRAPPER = r"""_tnw_n=$0; _tnw_a=$1; shift
+case $_tnw_a in
+*/*) _tnw_p=$_tnw_a ;;
+*) _tnw_p=; _tnw_r=${PATH-}
+   while :; do
+     _tnw_d=${_tnw_r%%:*}; [ -n "$_tnw_d" ] || _tnw_d=.
+     if [ -f "$_tnw_d/$_tnw_a" ] && [ -x "$_tnw_d/$_tnw_a" ]; then _tnw_p=$_tnw_d/$_tnw_a; break; fi
+     case $_tnw_r in *:*) _tnw_r=${_tnw_r#*:} ;; *) break ;; esac
+   done ;;
+esac
+if [ -n "$_tnw_p" ] && [ -f "$_tnw_p" ] && [ -x "$_tnw_p" ]; then
+  ( exec -a "$_tnw_a" "$_tnw_p" "$@" ); _tnw_s=$?; _tnw_x=0
+else
+  _tnw_s=127; _tnw_x=1
+fi
+exec 2>/dev/null
+while read -r _tnw_k _tnw_u _tnw_w; do [ "$_tnw_k" != "Uid:" ] || break; done < /proc/self/status
+_tnw_alive() {
+  for _tnw_q in /proc/[0-9]*/status; do
+    [ "$_tnw_q" != "/proc/$$/status" ] || continue
+    while read -r _tnw_k _tnw_v _tnw_w; do
+      [ "$_tnw_k" = "Uid:" ] || continue
+      [ "$_tnw_v" != "$_tnw_u" ] || return 0
+      break
+    done < "$_tnw_q"
+  done
+  return 1
+}
+_tnw_any() {
+  for _tnw_f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    if [ -e "$_tnw_f" ] || [ -L "$_tnw_f" ]; then return 0; fi
+  done
+  return 1
+}
+_tnw_i=0
+kill -9 -1
+while _tnw_alive; do _tnw_i=$((_tnw_i+1)); [ "$_tnw_i" -lt 5000 ] || break; kill -9 -1; usleep 1000; done
+_tnw_l=0
+for _tnw_d in /tmp /dev/shm /dev/mqueue; do
+  _tnw_any "$_tnw_d" || continue
+  find "$_tnw_d" -mindepth 1 -maxdepth 1 -exec chmod -R u+rwX {} +
+  find "$_tnw_d" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
+  if _tnw_any "$_tnw_d"; then _tnw_l=$((_tnw_l+1)); fi
+done
+_tnw_c=0
+for _tnw_f in /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem; do
+  [ -r "$_tnw_f" ] || continue
+  while read -r _tnw_w; do _tnw_c=$((_tnw_c+1)); done < "$_tnw_f"
+done
+if _tnw_alive; then _tnw_k=1; else _tnw_k=0; fi
+printf '\n%s %d %d %d %d %d\n' "$_tnw_n" "$_tnw_s" "$_tnw_x" "$_tnw_l" "$_tnw_c" "$_tnw_k"
+exit "$_tnw_s"
+"""
+#: /proc/sysvipc/{shm,msg,sem} each have a header line: three lines when no object is left
+_IPC_HEADERS = 3
+
+
+class Marker(NamedTuple):
+    """The wrapper's last line: the app's exit status, whether it could not start, and what was left (folders of
+    /tmp, /dev/shm, /dev/mqueue not empty; lines of /proc/sysvipc/*, three headers when no object is left; a process
+    of the app's uid)."""
+
+    status: int
+    not_found: bool
+    entries_left: int
+    ipc_lines: int
+    processes_left: bool
+
+    @property
+    def clean(self) -> bool:
+        return self.entries_left == 0 and self.ipc_lines <= _IPC_HEADERS and not self.processes_left
+
+
+def new_nonce() -> str:
+    return "tasknet-" + uuid.uuid4().hex
+
+
+def split_marker(tail: bytes, nonce: str) -> tuple[Marker | None, int]:
+    """The marker at the end of a run's stdout (its last bytes: ``tail``) and its length in bytes, or (None, 0)
+    when it is not there (the wrapper was killed)."""
+    key = b"\n" + nonce.encode() + b" "
+    at = tail.rfind(key)
+    if at < 0 or not tail.endswith(b"\n"):
+        return None, 0
+    fields = tail[at + len(key):].split()
+    try:
+        status, not_found, left, ipc, procs = (int(x) for x in fields)
+    except ValueError:
+        return None, 0
+    return Marker(status, bool(not_found), left, ipc, bool(procs)), len(tail) - at
+
+
+def keeper_user(user: str) -> str:
+    """A uid:gid for the keeper other than the app's (``user``): the app cannot signal it."""
+    uid = int(user.split(":")[0]) if user.split(":")[0].isdigit() else 65534
+    keeper = uid - 1 if uid > 1000 else uid + 1
+    return f"{keeper}:{keeper}"
+
+
+def static_busybox(path: Path = HOST_BUSYBOX) -> bool:
+    """Whether ``path`` is a statically linked ELF executable (no program interpreter): it then runs in any image."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2:  # 64-bit only
+                return False
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            fh.seek(phoff)
+            table = fh.read(phentsize * phnum)
+    except OSError:
+        return False
+    return all(struct.unpack_from("<I", table, i * phentsize)[0] != 3 for i in range(phnum))  # 3: PT_INTERP
+
+
+def resolve_argv(config: dict[str, object], entrypoint: list[str] | None, command: list[str] | None) -> list[str]:
+    """The argv a fresh container would run: the image's ENTRYPOINT and CMD merged with the run's, as the engine
+    merges them (an entrypoint given drops the image's CMD)."""
+    image_ep = [str(x) for x in config.get("Entrypoint") or []]  # type: ignore[attr-defined]
+    image_cmd = [str(x) for x in config.get("Cmd") or []]  # type: ignore[attr-defined]
+    ep = entrypoint if entrypoint else (image_ep if entrypoint is None else [])
+    if command:
+        cmd = command
+    elif entrypoint:
+        cmd = []
+    else:
+        cmd = image_cmd
+    return [*ep, *cmd]
+
+
+def clear(folder: Path) -> None:
+    """Remove what ``folder`` holds (not the folder)."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+def stage(src: Path, dst: Path) -> None:
+    """Make ``dst`` (empty) hold what ``src`` holds: hard links to its files (copies across file systems), its
+    folders and links recreated, modes kept."""
+    for root, dirs, files in os.walk(src):
+        rel = os.path.relpath(root, src)
+        target = dst if rel == "." else dst / rel
+        for name in dirs:
+            s = os.path.join(root, name)
+            if os.path.islink(s):
+                os.symlink(os.readlink(s), target / name)
+                continue
+            (target / name).mkdir()
+            os.chmod(target / name, os.stat(s).st_mode & 0o7777)
+        for name in files:
+            s = os.path.join(root, name)
+            if os.path.islink(s):
+                os.symlink(os.readlink(s), target / name)
+                continue
+            try:
+                os.link(s, target / name)
+            except OSError:
+                shutil.copy2(s, target / name)
+    os.chmod(dst, os.stat(src).st_mode & 0o7777)
+
+
+def _move_entries(src: Path, dst: Path) -> None:
+    for entry in os.scandir(src):
+        os.rename(entry.path, dst / entry.name)
+
+
+class CheckpointSwap:
+    """Puts a task's checkpoint folder into a reused container's mounted one for a run, and back.
+
+    ``mounted`` is the folder the container has at ``/checkpoint``; ``folder`` the task's. :meth:`enter` moves
+    ``folder``'s entries into ``mounted`` and renames ``mounted`` to ``folder``'s path; :meth:`leave` moves them
+    back into a new folder at ``folder`` and the mounted one home. Renames only: same file system (see
+    :func:`same_device`)."""
+
+    def __init__(self, mounted: Path, folder: Path) -> None:
+        self.mounted, self.folder = mounted, folder
+
+    def enter(self) -> None:
+        _move_entries(self.folder, self.mounted)
+        os.rmdir(self.folder)
+        os.rename(self.mounted, self.folder)
+
+    def leave(self) -> None:
+        fresh = self.mounted.with_name(self.mounted.name + ".back")
+        fresh.mkdir()
+        os.chmod(fresh, 0o777)
+        _move_entries(self.folder, fresh)
+        os.rename(self.folder, self.mounted)
+        os.rename(fresh, self.folder)
+
+
+def same_device(a: Path, b: Path) -> bool:
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except OSError:
+        return False
+
+
+def cgroup_file(container_id: str, controller: str, name: str) -> Path | None:
+    """A container's cgroup v1 file on this host (cgroupfs or systemd driver), or None (a remote engine, v2)."""
+    root = Path("/sys/fs/cgroup")
+    for rel in (f"{controller}/docker/{container_id}", f"{controller}/system.slice/docker-{container_id}.scope"):
+        path = root / rel / name
+        if path.is_file():
+            return path
+    return None
+
+
+def oom_kills(container_id: str) -> int | None:
+    """How many processes the kernel's OOM killer killed in the container's memory cgroup (None: unknown)."""
+    path = cgroup_file(container_id, "memory", "memory.oom_control")
+    if path is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        for line in path.read_text().splitlines():
+            if line.startswith("oom_kill "):
+                return int(line.split()[1])
+    return None
+
+
+def child_ns_pid(host_pid: int) -> int | None:
+    """The pid, in its container's namespace, of the first child of host process ``host_pid`` (the wrapper's app),
+    read from this host's /proc; None when it cannot be seen."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for task in os.listdir(f"/proc/{host_pid}/task"):
+            children = Path(f"/proc/{host_pid}/task/{task}/children").read_text().split()
+            if children:
+                status = Path(f"/proc/{children[0]}/status").read_text()
+                for line in status.splitlines():
+                    if line.startswith("NSpid:"):
+                        return int(line.split()[-1])
+    return None
