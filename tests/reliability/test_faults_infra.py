@@ -20,6 +20,7 @@ import pytest
 
 from oracle import IpfsClient
 from oracle.protocol import task_id
+from tests.integration.test_worker import task_containers
 from tests.market_helpers import ETHER, fund, post_job, register_app
 from tests.reliability.fault_helpers import (
     CuttingProxy,
@@ -285,9 +286,10 @@ def fault_dockerd_restart(tmp_path_factory, ipfs, docker_client, fault_echo_dige
                 out.jobs = {job: 3}
                 a = _proc(chain, ipfs.api_url, tmp, out.workers[0], "A", env={"DOCKER_HOST": engine.host})
                 out.procs = [a]
-                label = {"label": f"tasknet.sandbox={sandbox_owner(out.workers[0].address, tmp / 'A' / 'state')}"}
+                owner = sandbox_owner(out.workers[0].address, tmp / 'A' / 'state')
+                label = {"label": f"tasknet.sandbox={owner}"}
                 a.start()
-                wait_for(lambda: any(c.labels.get("tasknet.task") for c in client.containers.list(filters=label)),
+                wait_for(lambda: bool(task_containers(client, owner)),
                          120, "a task container in the private engine", interval=0.1, on_timeout=tails(a))
                 out.facts["settled_before"] = market.job_record(job).settled
                 engine.kill9()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from oracle.protocol import task_id
+from tests.integration.test_worker import task_containers
 from tests.market_helpers import ETHER, fund, post_job, register_app
 from tests.reliability.fault_helpers import (
     STAKE,
@@ -173,7 +174,7 @@ def test_sigkill_during_the_container_run_cleans_up_and_resumes(fault_chain: Pri
     selector = {"label": f"tasknet.sandbox={owner}"}
 
     def app_running() -> bool:
-        return any(c.labels.get("tasknet.task") for c in docker_client.containers.list(filters=selector))
+        return bool(task_containers(docker_client, owner))
 
     try:
         with workers_stopped(a):
@@ -187,7 +188,7 @@ def test_sigkill_during_the_container_run_cleans_up_and_resumes(fault_chain: Pri
             wait_for(lambda: market.job_record(job).settled == 1, 180, "the resumed task to settle", on_timeout=tails(a))
             wait_for(lambda: journal_step(a, job, 0) == Step.DONE, 60, "the journal to say DONE")
         left = [c.name for c in docker_client.containers.list(all=True, filters=selector)
-                if c.labels.get("tasknet.task")]
+                if c.labels.get("tasknet.role") in ("app", "reused")]
         assert not left, f"task containers left behind: {left}"
         evidence = [f"{len(orphans)} orphaned container(s) after SIGKILL, none left at the end",
                     assert_settled_once(market, job, 1), assert_stake_intact(market, ws[0].address)]
