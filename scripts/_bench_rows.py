@@ -321,6 +321,10 @@ class FloorRun(TypedDict):
     r1_ratio_1_slot: float
     r2_ratio_per_replica_1_slot: float
     r1_cpu_s_1_slot: dict[str, float]
+    #: the R = 1 job again with every task in a fresh container (sandbox_reuse off: worker/_reuse.py)
+    r1_s_fresh: float
+    r1_ratio_fresh: float
+    r1_cpu_s_fresh: dict[str, float]
 
 
 @with_config(ROW)
@@ -337,6 +341,8 @@ class FloorRow(TypedDict):
     r2_s_1_slot: Spread
     r1_ratio_1_slot: Spread
     r2_ratio_per_replica_1_slot: Spread
+    r1_s_fresh: Spread
+    r1_ratio_fresh: Spread
     frame_wall_s: Spread
     frame_cpu_s: Spread
     runs: list[FloorRun]

@@ -225,6 +225,9 @@ def markdown(out: FloorRow) -> str:
              f"| R = 1, 1 task at once ÷ floor | {cell(out['r1_ratio_1_slot'])} | ≤ 1.5 |",
              f"| R = 2, 1 task at once: posting to last result, s | {cell(out['r2_s_1_slot'])} | — |",
              f"| R = 2, 1 task at once ÷ (2 × floor), per replica | {cell(out['r2_ratio_per_replica_1_slot'])} | ≤ 1.6 |",
+             (f"| R = 1, every task in a fresh container (`sandbox_reuse = false`): posting to last result, s | "
+             f"{cell(out['r1_s_fresh'])} | — |"),
+             f"| R = 1, fresh containers ÷ floor | {cell(out['r1_ratio_fresh'])} | — |",
              "",
              (f"A frame rendered on its own takes {med['frame_wall_s']} s of wall time for {med['frame_cpu_s']} s of "
               "CPU: POV-Ray's front end polls its render threads with 10–100 ms sleeps (seen with strace), and the "
@@ -237,13 +240,15 @@ def markdown(out: FloorRow) -> str:
               "default, and the workers' before their run gate, worker/_gate.py)."), "",
              ("Where the machine's CPU went from the R = 1 posting to its last result (first run; sampled from "
               "`/proc` by scripts/_cpu_profile.py):"), "",
-             f"| group | {out['cores']} tasks at once (default), CPU s | 1 task at once, CPU s |", "| --- | ---: | ---: |"]
-    cpu2 = r["r1_cpu_s_1_slot"]
-    for group in list(cpu) + [g for g in cpu2 if g not in cpu]:
+             (f"| group | {out['cores']} tasks at once (default), CPU s | 1 task at once, CPU s | "
+             "fresh containers, CPU s |"), "| --- | ---: | ---: | ---: |"]
+    cpu2, cpu3 = r["r1_cpu_s_1_slot"], r["r1_cpu_s_fresh"]
+    for group in list(cpu) + [g for g in [*cpu2, *cpu3] if g not in cpu]:
         if group not in ("total", "wall_s"):
-            lines.append(f"| {group} | {cpu.get(group, '—')} | {cpu2.get(group, '—')} |")
+            lines.append(f"| {group} | {cpu.get(group, '—')} | {cpu2.get(group, '—')} | {cpu3.get(group, '—')} |")
     lines.append(f"| total (busy + idle), over the wall time | {cpu.get('total', 0)} ({cpu.get('wall_s', 0)} s) | "
-                 f"{cpu2.get('total', 0)} ({cpu2.get('wall_s', 0)} s) |")
+                 f"{cpu2.get('total', 0)} ({cpu2.get('wall_s', 0)} s) | {cpu3.get('total', 0)} "
+                 f"({cpu3.get('wall_s', 0)} s) |")
     def overhead(c: dict[str, float]) -> float:
         return round(sum(v for k, v in c.items() if k not in ("idle", "total", "wall_s", CONTAINERS)), 2)
 
@@ -256,13 +261,13 @@ def markdown(out: FloorRow) -> str:
                    f"({1000 * overhead(cpu) / out['frames']:.0f} ms per task at the default; the engine's group and "
                    "`other`, which holds runc and the kernel's threads, are the largest share). A new container for "
                    f"each frame costs the direct renders {fresh:.2f}× the wall time of long-lived ones "
-                   f"({4 * out['cores']} at a time): "
-                   + ("keeping a container for several tasks (with a full reset of its state between them, or a "
-                      "hostile app could leave state behind that makes honest replicas disagree) is the larger lever "
-                      "once enough tasks run at once to fill POV-Ray's waiting; the rest is the worker's own CPU per "
-                      "task." if fresh > 1.15 else
-                      "keeping a container for several tasks would buy little here; nearer the floor takes enough "
-                      "tasks at once to fill POV-Ray's waiting and less CPU per task in the worker.")), "",
+                   f"({4 * out['cores']} at a time). The workers run a job's tasks in reused containers "
+                   "(worker/_reuse.py: an exec each, the container reset between tasks); the same R = 1 job with a "
+                   f"fresh container per task took {overhead(cpu3)} CPU-seconds besides the containers "
+                   f"({1000 * overhead(cpu3) / out['frames']:.0f} ms per task) and "
+                   f"{out['r1_s_fresh']['median'] / out['r1_s']['median']:.2f}× the reused containers' time "
+                   "(medians). The rest is the worker's own CPU per task, and the stack's: chain, IPFS, indexer and "
+                   "4 daemons share the cores the floor gives the renders alone."), "",
               ("Where the workers' time goes (seconds between journal steps, summed over every task and worker; the "
                "step names the phase that ended there), first run:"), "", "| step reached | R = 1, s | R = 2, s |",
               "| --- | ---: | ---: |"]
@@ -306,6 +311,13 @@ def main(argv: list[str] | None = None) -> FloorRow:
         profile2 = CpuProfile()
         r1s1, _ = job(a.frames, 1, tmp / f"run{n}", profile2, slots=1)
         r2s1, _ = job(a.frames, 2, tmp / f"run{n}", slots=1)
+        say(f"run {n + 1}/{a.runs}: R = 1 with every task in a fresh container (sandbox_reuse off)")
+        profile3 = CpuProfile()
+        os.environ["TASKNET_WORKER_SANDBOX_REUSE"] = "false"  # the worker processes read it as they start
+        try:
+            r1f, _ = job(a.frames, 1, tmp / f"run{n}", profile3)
+        finally:
+            del os.environ["TASKNET_WORKER_SANDBOX_REUSE"]
         say(f"run {n + 1}/{a.runs}: the floor, {a.frames} frames rendered directly on {cores} cores")
         direct = render_cpu(a.frames, int(width), int(height), cores)
         say(f"run {n + 1}/{a.runs}: the same renders, {4 * cores} at a time")
@@ -316,6 +328,7 @@ def main(argv: list[str] | None = None) -> FloorRow:
         f2 = floor_ratio(r2["results_s"], direct["cpu_s"], cores, replicas=2)
         f1s1 = floor_ratio(r1s1["results_s"], direct["cpu_s"], cores)
         f2s1 = floor_ratio(r2s1["results_s"], direct["cpu_s"], cores, replicas=2)
+        f1f = floor_ratio(r1f["results_s"], direct["cpu_s"], cores)
         runs.append({"floor_s": f1["floor_s"], "render_cpu_s": round(direct["cpu_s"], 2),
                      "direct_wall_s": round(direct["direct_wall_s"], 2), "r1_s": r1["results_s"],
                      "r2_s": r2["results_s"], "r1_ratio": f1["ratio"], "r2_ratio_per_replica": f2["ratio_per_replica"],
@@ -325,7 +338,8 @@ def main(argv: list[str] | None = None) -> FloorRow:
                      "direct_wide_wall_s": round(wide["direct_wall_s"], 2), "direct_fresh_wall_s": round(fresh, 2), "r1_workers_ready_s": r1["workers_ready_s"],
                      "r1_cpu_s": profile.result, "r1_s_1_slot": r1s1["results_s"], "r2_s_1_slot": r2s1["results_s"],
                      "r1_ratio_1_slot": f1s1["ratio"], "r2_ratio_per_replica_1_slot": f2s1["ratio_per_replica"],
-                     "r1_cpu_s_1_slot": profile2.result})
+                     "r1_cpu_s_1_slot": profile2.result, "r1_s_fresh": r1f["results_s"], "r1_ratio_fresh": f1f["ratio"],
+                     "r1_cpu_s_fresh": profile3.result})
         say(json.dumps(runs[-1]))
     out: FloorRow = {"r1_ratio": spread([r["r1_ratio"] for r in runs]),
                      "r2_ratio_per_replica": spread([r["r2_ratio_per_replica"] for r in runs]),
@@ -335,6 +349,8 @@ def main(argv: list[str] | None = None) -> FloorRow:
                      "r2_ratio_per_replica_1_slot": spread([r["r2_ratio_per_replica_1_slot"] for r in runs]),
                      "r1_s_1_slot": spread([r["r1_s_1_slot"] for r in runs]),
                      "r2_s_1_slot": spread([r["r2_s_1_slot"] for r in runs]),
+                     "r1_s_fresh": spread([r["r1_s_fresh"] for r in runs]),
+                     "r1_ratio_fresh": spread([r["r1_ratio_fresh"] for r in runs]),
                      "direct_wall_s": spread([r["direct_wall_s"] for r in runs]),
                      "direct_wide_wall_s": spread([r["direct_wide_wall_s"] for r in runs]),
                      "direct_fresh_wall_s": spread([r["direct_fresh_wall_s"] for r in runs]),
