@@ -58,10 +58,17 @@ HOST_BUSYBOX = Path("/bin/busybox")
 EXTRA_PIDS = 3
 EXTRA_BYTES = 8 << 20
 
-#: the wrapper (busybox sh; $0 is the nonce, $1 the app's argv[0], the rest its arguments). Its variables are
-#: prefixed so that they do not shadow the task's environment; busybox's applets (kill, find, rm...) are
-#: its own, whatever the image's PATH holds.
-WRAPPER = r"""_tnw_n=$0; _tnw_a=$1; shift
+#: variables the shell exports by itself (PWD, SHLVL) or may: the wrapper unsets them and gives back the values the
+#: task's own environment has (:func:`shell_variables`), so the app sees the environment a fresh container gives
+SHELL_SET = ("PWD", "SHLVL", "OLDPWD")
+#: the wrapper (busybox sh; $0 is the nonce, $1 a count K, then K ``NAME=value`` words to export (SHELL_SET as the
+#: task's environment has them), then the app's argv[0] and its arguments). Its variables are prefixed so that they
+#: do not shadow the task's environment; busybox's applets (kill, find, rm...) are its own, whatever the image's
+#: PATH holds.
+WRAPPER = r"""unset PWD SHLVL OLDPWD
+_tnw_n=$0; _tnw_k=$1; shift
+while [ "$_tnw_k" -gt 0 ]; do export "$1"; shift; _tnw_k=$((_tnw_k-1)); done
+_tnw_a=$1; shift
 case $_tnw_a in
 */*) _tnw_p=$_tnw_a ;;
 *) _tnw_p=; _tnw_r=${PATH-}
@@ -151,6 +158,19 @@ def split_marker(tail: bytes, nonce: str) -> tuple[Marker | None, int]:
     except ValueError:
         return None, 0
     return Marker(status, bool(not_found), left, ipc, bool(procs)), len(tail) - at
+
+
+def shell_variables(image_env: list[str], env: dict[str, str]) -> list[str]:
+    """``NAME=value`` for each of :data:`SHELL_SET` the task's environment holds (the image's, then the run's)."""
+    merged = dict(item.split("=", 1) for item in image_env if "=" in item)
+    merged.update(env)
+    return [f"{name}={merged[name]}" for name in SHELL_SET if name in merged]
+
+
+def wrapper_argv(nonce: str, image_env: list[str], env: dict[str, str], argv: list[str]) -> list[str]:
+    """The exec's command: the wrapper, its arguments, then the app's argv."""
+    kept = shell_variables(image_env, env)
+    return [TOOLS, "sh", "-c", WRAPPER, nonce, str(len(kept)), *kept, *argv]
 
 
 def keeper_user(user: str) -> str:

@@ -705,6 +705,7 @@ class Sandbox:
         argv = _reuse.resolve_argv(config, spec.entrypoint, spec.command)
         if not argv:
             return None
+        image_env = [str(item) for item in config.get("Env") or []]
         for attempt in range(2):
             if slot.reused is not None and (slot.reused.key != key or attempt):
                 self._drop_reused(slot)
@@ -715,6 +716,7 @@ class Sandbox:
                     log.warning("sandbox_reuse_failed", task=spec.task, error=str(exc)[:300])
                     return None
             reused = slot.reused
+            reused.image_env = image_env
             try:
                 _reuse.stage(spec.input_dir, reused.inputs) if spec.input_dir is not None else None
             except OSError as exc:
@@ -791,7 +793,7 @@ class Sandbox:
         nonce = _reuse.new_nonce()
         oom_before = _reuse.oom_kills(container.id)
         try:
-            exec_id = api.exec_create(container.id, [_reuse.TOOLS, "sh", "-c", _reuse.WRAPPER, nonce, *argv],
+            exec_id = api.exec_create(container.id, _reuse.wrapper_argv(nonce, reused.image_env, env, argv),
                                       stdout=True, stderr=True, user=self.user, environment=env,
                                       workdir="/out")["Id"]
         except docker.errors.APIError as exc:
@@ -1282,6 +1284,7 @@ class _Reused:
         self.key, self.folder = key, folder
         self.inputs, self.checkpoint = folder / "in", folder / "checkpoint"
         self.container: Container | None = None
+        self.image_env: list[str] = []  # the image's ENV (the wrapper gives back what of it the shell changes)
 
 
 class _Active:

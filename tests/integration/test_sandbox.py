@@ -517,3 +517,14 @@ def test_a_reused_container_keeps_checkpoints_where_the_worker_looks_and_stops_l
     assert resumed.ok and resumed.stdout_path.read_text() == "4\n", resumed.message
     assert (folder / "state").read_text() == "5\n"
     assert reusing.runs == {"reused": 2, "fresh": 0}  # stopped by SIGTERM and clean: the container served again
+
+
+def test_the_app_sees_exactly_its_environment_and_arguments(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The same in a fresh container and through a reused one's wrapper: no variable the shell sets (PWD, SHLVL),
+    argv[0] as given, arguments with spaces and quotes whole."""
+    result = run(sandbox, tmp_path / "env", "", command=["env"], env={"PWD": "/custom", "A": "x y"})
+    assert sorted(result.stdout_path.read_text().splitlines()) == [
+        "A=x y", "HOME=/tmp", "HOSTNAME=tasknet", "PATH=/bin", "PWD=/custom", "TASKNET_INPUT=/in",
+        "TASKNET_OUTPUT=/out"]
+    args = run(sandbox, tmp_path / "args", "", command=["sh", "-c", 'printf "%s|" "$0" "$@"', "zero", "a b", "'\"", ""])
+    assert args.stdout_path.read_text() == "zero|a b|'\"||"

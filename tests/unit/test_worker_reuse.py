@@ -75,3 +75,10 @@ def test_a_checkpoint_swap_puts_the_mounted_folder_at_the_tasks_path_and_back(tm
     assert mounted.stat().st_ino == mounted_inode and list(mounted.iterdir()) == []
     assert sorted(p.name for p in folder.iterdir()) == ["new", "state"] and folder.stat().st_mode & 0o777 == 0o777
     assert _reuse.same_device(mounted, folder)
+
+
+def test_the_wrapper_gives_back_only_the_shell_variables_the_task_has() -> None:
+    assert _reuse.shell_variables(["PATH=/bin", "SHLVL=3"], {"PWD": "/x", "A": "1"}) == ["PWD=/x", "SHLVL=3"]
+    assert _reuse.shell_variables(["PATH=/bin"], {}) == []
+    argv = _reuse.wrapper_argv("n", [], {"PWD": "/x"}, ["app", "arg"])
+    assert argv[:3] == [_reuse.TOOLS, "sh", "-c"] and argv[4:] == ["n", "1", "PWD=/x", "app", "arg"]
