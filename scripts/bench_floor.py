@@ -201,7 +201,7 @@ def markdown(out: FloorRow) -> str:
     med = {k: out[k]["median"] for k in ("floor_s", "direct_wall_s", "direct_wide_wall_s", "direct_fresh_wall_s",
                                          "r1_s", "r2_s", "frame_wall_s", "frame_cpu_s")}
     r = out["runs"][0]
-    cpu = r["r1_cpu_s"]
+    cpu = median_profile([run["r1_cpu_s"] for run in out["runs"]])
     lines = ["## Time to results over the floor (POV-Ray bag, issue #17)", "",
              (f"Measured by `scripts/bench floor --runs {len(out['runs'])}`: {out['frames']} frames of the demo's scene "
              f"(320×240), 4 honest worker processes, {out['cores']} cores, load average {out['load_before']} before "
@@ -238,11 +238,12 @@ def markdown(out: FloorRow) -> str:
               f"once as the cores it lends hold ({out['cores']} here, {4 * out['cores']} at once in all); the rows "
               "\"1 task at once\" run the same jobs with `tasknet demo --worker-slots 1` (4 at once: the demo's "
               "default, and the workers' before their run gate, worker/_gate.py)."), "",
-             ("Where the machine's CPU went from the R = 1 posting to its last result (first run; sampled from "
-              "`/proc` by scripts/_cpu_profile.py):"), "",
+             ("Where the machine's CPU went from the R = 1 posting to its last result (median of the runs, group by "
+              "group; sampled from `/proc` by scripts/_cpu_profile.py):"), "",
              (f"| group | {out['cores']} tasks at once (default), CPU s | 1 task at once, CPU s | "
              "fresh containers, CPU s |"), "| --- | ---: | ---: | ---: |"]
-    cpu2, cpu3 = r["r1_cpu_s_1_slot"], r["r1_cpu_s_fresh"]
+    cpu2 = median_profile([run["r1_cpu_s_1_slot"] for run in out["runs"]])
+    cpu3 = median_profile([run["r1_cpu_s_fresh"] for run in out["runs"]])
     for group in list(cpu) + [g for g in [*cpu2, *cpu3] if g not in cpu]:
         if group not in ("total", "wall_s"):
             lines.append(f"| {group} | {cpu.get(group, '—')} | {cpu2.get(group, '—')} | {cpu3.get(group, '—')} |")
@@ -274,6 +275,12 @@ def markdown(out: FloorRow) -> str:
     for step in sorted(set(r["r1_phases_s"]) | set(r["r2_phases_s"]), key=lambda k: -r["r2_phases_s"].get(k, 0.0)):
         lines.append(f"| {step} | {r['r1_phases_s'].get(step, '—')} | {r['r2_phases_s'].get(step, '—')} |")
     return "\n".join(lines)
+
+
+def median_profile(profiles: list[dict[str, float]]) -> dict[str, float]:
+    """Group by group, the median of the runs' CPU profiles (the groups in the first run's order)."""
+    groups = list(dict.fromkeys(g for p in profiles for g in p))
+    return {g: round(statistics.median(p[g] for p in profiles if g in p), 2) for g in groups}
 
 
 def write_benchmarks(md: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
