@@ -74,6 +74,7 @@ import tarfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, Self
 
@@ -718,7 +719,8 @@ class Sandbox:
             reused = slot.reused
             reused.image_env = image_env
             try:
-                _reuse.stage(spec.input_dir, reused.inputs) if spec.input_dir is not None else None
+                if spec.input_dir is not None:
+                    _reuse.stage(spec.input_dir, reused.inputs)
             except OSError as exc:
                 raise SandboxError(f"cannot stage the task's inputs into {reused.inputs} ({exc}); free space on "
                                    "this worker's disk — the task is retried") from exc
@@ -895,19 +897,8 @@ class Sandbox:
     def _drop_reused(self, slot: _Slot) -> None:
         """Take the slot's reused container away and remove it in the background."""
         reused, slot.reused = slot.reused, None
-        if reused is None:
-            return
-
-        def remove() -> None:
-            try:
-                self._remove_reused(reused)
-            finally:
-                with self._lock:
-                    self._removers.discard(threading.current_thread())
-        thread = threading.Thread(target=remove, name="sandbox-remove", daemon=True)
-        with self._lock:
-            self._removers.add(thread)
-        thread.start()
+        if reused is not None:
+            self._in_background(lambda: self._remove_reused(reused))
 
     def _remove_reused(self, reused: _Reused) -> None:
         self._remove_one(reused.container)
@@ -949,9 +940,13 @@ class Sandbox:
         return _Copied(stats, tar_status, _last_error(slot.errors) if tar_status else ""), left == 0
 
     def _remove_async(self, app: Container | None, slot: _Slot | None) -> None:
+        self._in_background(lambda: self._remove(app, slot))
+
+    def _in_background(self, removal: Callable[[], None]) -> None:
+        """Run ``removal`` in a thread of its own, which close()/wait_removed() wait for."""
         def remove() -> None:
             try:
-                self._remove(app, slot)
+                removal()
             finally:
                 with self._lock:
                     self._removers.discard(threading.current_thread())
