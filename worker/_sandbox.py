@@ -312,6 +312,16 @@ class _PidsWatch(threading.Thread):
                 return
 
 
+def _finish(pump: _LogPump, watch: _PidsWatch) -> None:
+    """Once a run is over: stop its pids watch, let its log pump read what is left, then close the stream."""
+    watch.stop.set()
+    pump.join(timeout=2.0)
+    pump.close()
+    pump.join(timeout=2.0)
+    if watch.is_alive():
+        watch.join(timeout=1.0)
+
+
 def _make_readable(root: Path) -> None:
     """Let the container's user read ``root`` (mkdtemp folders are 0700): o+rx on folders, o+r on files."""
     for path in [root, *root.rglob("*")]:
@@ -664,12 +674,7 @@ class Sandbox:
             state = self._api(lambda: self.client.api.inspect_container(app.id), "inspect the task")["State"]
             outcome.oom_killed = bool(state.get("OOMKilled"))
         finally:
-            watch.stop.set()
-            pump.join(timeout=2.0)
-            pump.close()
-            pump.join(timeout=2.0)
-            if watch.is_alive():
-                watch.join(timeout=1.0)
+            _finish(pump, watch)
             outcome.pids_hit = watch.hit
             outcome.stdout_bytes, outcome.stderr_bytes = pump.seen[1], pump.seen[2]
         if outcome.exit_code not in (None, 0) and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed):
@@ -831,12 +836,7 @@ class Sandbox:
             with self._lock:
                 self._active.pop(spec.task, None)
             active.done.set()
-            watch.stop.set()
-            pump.join(timeout=2.0)
-            pump.close()
-            pump.join(timeout=2.0)
-            if watch.is_alive():
-                watch.join(timeout=1.0)
+            _finish(pump, watch)
         outcome.pids_hit = watch.hit
         marker, size = _reuse.split_marker(bytes(pump.tail), nonce)
         outcome.stdout_bytes, outcome.stderr_bytes = pump.seen[1] - size, pump.seen[2]
@@ -858,6 +858,10 @@ class Sandbox:
             outcome.outside_signal = active.stopped
         elif marker is None and outcome.exit_code != 0 and not (outcome.timed_out or outcome.pids_hit
                                                                  or outcome.oom_killed):
+            # the wrapper died: the container was killed (then it stops within a moment, and the engine has its
+            # kill on record once it is down), or the app killed its wrapper (then the container runs on)
+            with contextlib.suppress(Exception):
+                container.wait(timeout=2)
             outcome.outside_signal = self._signal_from_outside(container, started_at)
         clean = (marker is not None and marker.clean and active.stopped in (None, "15")
                  and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed))
