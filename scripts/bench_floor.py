@@ -267,7 +267,9 @@ def markdown(out: FloorRow) -> str:
                    f"fresh container per task took {overhead(cpu3)} CPU-seconds besides the containers "
                    f"({1000 * overhead(cpu3) / out['frames']:.0f} ms per task) and "
                    f"{out['r1_s_fresh']['median'] / out['r1_s']['median']:.2f}× the reused containers' time "
-                   "(medians). The rest is the worker's own CPU per task, and the stack's: chain, IPFS, indexer and "
+                   "(medians; run by run "
+                   + ", ".join(f"{run['r1_s_fresh'] / run['r1_s']:.2f}×" for run in out["runs"])
+                   + ": the wall time moves with the shared machine more than with this). The rest is the worker's own CPU per task, and the stack's: chain, IPFS, indexer and "
                    "4 daemons share the cores the floor gives the renders alone."), "",
               ("Where the workers' time goes (seconds between journal steps, summed over every task and worker; the "
                "step names the phase that ended there), first run:"), "", "| step reached | R = 1, s | R = 2, s |",
