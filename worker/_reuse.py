@@ -26,6 +26,10 @@ confinement as a fresh one: see worker/_sandbox.py) and runs each of the job's t
   run, the task's checkpoint folder's entries move into it and it is renamed to the task's folder's path, so the
   worker's checkpoint watch and judge see it where they always do; afterwards the entries move back
   (:class:`CheckpointSwap`, renames on one file system).
+- **Checked from outside too.** After each run the worker reads the container's cgroup on this host: a process of
+  the app's uid still there (an app that traced its wrapper could make it skip its work and forge its line)
+  also replaces the container. Files such an app left in ``/tmp`` could reach only the next task of the same job
+  (containers are reused within a job), whose app is the same.
 - **What an app may notice.** It is not PID 1 of its namespace (its parent is the wrapper), so it dies of a
   signal it sends itself or of SIGPIPE where PID 1 would not; its pid depends on what ran before in the
   container. Like the kernel version or the CPU model, an app that writes these makes its replicas disagree.
@@ -302,6 +306,27 @@ def oom_kills(container_id: str) -> int | None:
             if line.startswith("oom_kill "):
                 return int(line.split()[1])
     return None
+
+
+def processes_left(container_id: str, uid: str) -> bool | None:
+    """Whether a process of ``uid`` is left in the container, read from this host's cgroup and /proc (None: they
+    cannot be read here). The wrapper's own answer says the same, unless the app traced the wrapper and wrote
+    it: this check does not depend on anything in the container."""
+    path = cgroup_file(container_id, "pids", "cgroup.procs")
+    if path is None:
+        return None
+    try:
+        pids = path.read_text().split()
+    except OSError:
+        return None
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("Uid:"):
+                    if line.split()[1] == uid:
+                        return True
+                    break
+    return False
 
 
 def child_ns_pid(host_pid: int) -> int | None:

@@ -864,7 +864,8 @@ class Sandbox:
                 container.wait(timeout=2)
             outcome.outside_signal = self._signal_from_outside(container, started_at)
         clean = (marker is not None and marker.clean and active.stopped in (None, "15")
-                 and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed))
+                 and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed)
+                 and not _reuse.processes_left(container.id, self._uid))
         if not clean:
             log.info("sandbox_reuse_dropped", task=spec.task, marker=marker is not None,
                      left=None if marker is None else marker._asdict())

@@ -528,3 +528,27 @@ def test_the_app_sees_exactly_its_environment_and_arguments(sandbox: Sandbox, tm
         "TASKNET_OUTPUT=/out"]
     args = run(sandbox, tmp_path / "args", "", command=["sh", "-c", 'printf "%s|" "$0" "$@"', "zero", "a b", "'\"", ""])
     assert args.stdout_path.read_text() == "zero|a b|'\"||"
+
+
+def test_the_worker_sees_from_outside_whether_an_apps_process_is_left(reusing: Sandbox, docker_client: Any,
+                                                                       tmp_path: Path) -> None:
+    """The check that does not trust the wrapper's own line (worker/_reuse.py): the container's cgroup on this
+    host shows the app's processes while it runs, none once the run is over."""
+    from worker import _reuse
+
+    seen: list[bool | None] = []
+
+    def look() -> None:
+        for _ in range(100):
+            for cid in _reused(docker_client, reusing.owner):
+                seen.append(_reuse.processes_left(cid, "65534"))
+            if True in seen:
+                return
+            time.sleep(0.05)
+    thread = threading.Thread(target=look, daemon=True)
+    thread.start()
+    result = run(reusing, tmp_path / "a", "sleep 2")
+    thread.join(10)
+    assert result.ok and True in seen, seen
+    (cid,) = _reused(docker_client, reusing.owner)
+    assert _reuse.processes_left(cid, "65534") is False and reusing.runs == {"reused": 1, "fresh": 0}
