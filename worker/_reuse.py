@@ -1,7 +1,8 @@
 """Reused task containers: a job's tasks run one after another in one long-lived container (issue #17).
 
-Starting a confined container costs this machine's engine about 130 ms of CPU (runc, the shim, the seccomp
-filter, the cgroups: ``scripts/bench floor``'s profile), a ``docker exec`` in a running one about 60 ms. So the
+Starting a confined container that joins a slot's network namespace costs this machine about 130 ms of CPU
+(runc, the shim, the seccomp filter, the cgroups; measured with a confined ``true``), a ``docker exec`` in a running
+one about 60 ms. So the
 sandbox keeps, beside each output slot, one *reused* container per job (same image, same limits, same
 confinement as a fresh one: see worker/_sandbox.py) and runs each of the job's tasks as an exec in it:
 
@@ -15,12 +16,14 @@ confinement as a fresh one: see worker/_sandbox.py) and runs each of the job's t
   counts the keeper's processes it may not signal), empties ``/tmp``,
   ``/dev/shm`` and ``/dev/mqueue``, and writes a last line on stdout: a nonce the worker chose, the app's exit
   status, and what it could not clean (entries left, System V IPC objects, processes). The app is dead when that
-  line is written, so it cannot forge it; the worker strips it from the task's stdout.
+  line is written, so it cannot write it (but see "checked from outside"); the worker strips it from the task's
+  stdout. The app's environment is exactly a fresh container's (the shell's own PWD and SHLVL are taken back).
 - **What is reset, and what discards the container.** Nothing of a task reaches the next: its processes are
   killed, its files in ``/tmp``, ``/dev/shm`` and ``/dev/mqueue`` removed, ``/out`` emptied by the slot's holder,
   ``/in`` and ``/checkpoint`` swapped (below). A container is removed, not reused, when the last line is missing
   or reports anything left (System V IPC objects cannot be removed with busybox: an app that makes them costs a
-  fresh container), or when the run hit a limit (time, memory, processes) or was stopped.
+  fresh container), or when the run hit a limit (time, memory, processes) or had to be killed (a stop that the
+  app's SIGTERM ends keeps it).
 - **Inputs and checkpoints.** ``/in`` is a folder of the container's own (:func:`stage`: hard links to the task's
   inputs, copies across file systems), refilled for each task. ``/checkpoint`` is a folder mounted once; for a
   run, the task's checkpoint folder's entries move into it and it is renamed to the task's folder's path, so the
