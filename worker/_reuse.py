@@ -290,9 +290,11 @@ def same_device(a: Path, b: Path) -> bool:
 
 
 def cgroup_file(container_id: str, controller: str, name: str) -> Path | None:
-    """A container's cgroup v1 file on this host (cgroupfs or systemd driver), or None (a remote engine, v2)."""
+    """A container's cgroup file on this host (v1 under ``controller``, else v2's unified tree; cgroupfs or systemd
+    driver), or None (a remote engine, or no such file)."""
     root = Path("/sys/fs/cgroup")
-    for rel in (f"{controller}/docker/{container_id}", f"{controller}/system.slice/docker-{container_id}.scope"):
+    for rel in (f"{controller}/docker/{container_id}", f"{controller}/system.slice/docker-{container_id}.scope",
+                f"docker/{container_id}", f"system.slice/docker-{container_id}.scope"):
         path = root / rel / name
         if path.is_file():
             return path

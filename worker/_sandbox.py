@@ -111,7 +111,6 @@ log = get_logger(__name__)
 
 MiB = 1 << 20
 _PAGE = 4096
-_CGROUP_ROOT = Path("/sys/fs/cgroup")
 #: the output holder's program (busybox sh): for each line N read on stdin, give the owner back every right on
 #: what the app left in /out; write "N <bytes>" and the NUL-separated paths of the sockets in /out (its tar
 #: ignores them; the worker lists them as skipped); write /out as a tar archive; remove it all; answer
@@ -283,19 +282,10 @@ class _PidsWatch(threading.Thread):
         self.stop = threading.Event()
         self.hit = False
 
-    def _events_file(self) -> Path | None:
-        cid = self.container.id
-        for rel in (f"pids/docker/{cid}", f"pids/system.slice/docker-{cid}.scope", f"docker/{cid}",
-                    f"system.slice/docker-{cid}.scope"):
-            path = _CGROUP_ROOT / rel / "pids.events"
-            if path.is_file():
-                return path
-        return None
-
     def run(self) -> None:
         events: Path | None = None
         for _ in range(20):  # the cgroup appears as the container starts
-            if self.stop.is_set() or (events := self._events_file()) is not None:
+            if self.stop.is_set() or (events := _reuse.cgroup_file(self.container.id, "pids", "pids.events")) is not None:
                 break
             time.sleep(0.01)
         if events is None:
@@ -310,6 +300,14 @@ class _PidsWatch(threading.Thread):
                 with contextlib.suppress(Exception):
                     self.container.kill()
                 return
+
+
+def _task_env(spec: RunSpec) -> dict[str, str]:
+    """A task's environment: its own, then ours (which win)."""
+    env = {**spec.env, "HOME": "/tmp", "TASKNET_INPUT": "/in", "TASKNET_OUTPUT": "/out"}
+    if spec.checkpoint_dir is not None:
+        env["TASKNET_CHECKPOINT_DIR"] = "/checkpoint"
+    return env
 
 
 def _finish(pump: _LogPump, watch: _PidsWatch) -> None:
@@ -611,26 +609,32 @@ class Sandbox:
                     run_id: str) -> Container:
         from docker.types import Mount
 
-        lim = spec.limits
         mounts = [Mount("/out", slot.volume.name, type="volume", no_copy=True)]
         if spec.input_dir is not None:
             mounts.append(Mount("/in", str(spec.input_dir.resolve()), type="bind", read_only=True))
-        env = {**spec.env, "HOME": "/tmp", "TASKNET_INPUT": "/in", "TASKNET_OUTPUT": "/out"}  # ours win
         if spec.checkpoint_dir is not None:
             mounts.append(Mount("/checkpoint", str(spec.checkpoint_dir.resolve()), type="bind"))
-            env["TASKNET_CHECKPOINT_DIR"] = "/checkpoint"
-        conf = confinement(self.user, {**labels, "tasknet.role": "app"}, keep_logs=False)
-        # the holder's namespace: only lo, nothing listening (and its hostname: Docker refuses to set another)
-        assert slot.holder is not None  # a slot in use has its holder
-        conf["network_mode"] = f"container:{slot.holder.id}"
+        conf = self._task_conf(slot, self.user, {**labels, "tasknet.role": "app"}, spec.limits)
         if spec.gpus:  # exactly the task's devices; a task that asks for none gets no device request at all
             conf["device_requests"] = device_requests(spec.gpus)
         return self._api(lambda: self.client.containers.create(
-            image_id, spec.command, entrypoint=spec.entrypoint, name=f"tasknet-{run_id}", environment=env,
-            working_dir="/out", mounts=mounts,
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={lim.tmp_bytes},mode=1777"}, shm_size=lim.tmp_bytes,
-            pids_limit=lim.pids, mem_limit=lim.ram_bytes, memswap_limit=lim.ram_bytes,
-            nano_cpus=int(lim.cpus * 1e9), **conf), "create the task container")
+            image_id, spec.command, entrypoint=spec.entrypoint, name=f"tasknet-{run_id}", environment=_task_env(spec),
+            working_dir="/out", mounts=mounts, **conf), "create the task container")
+
+    @staticmethod
+    def _task_conf(slot: _Slot, user: str, labels: dict[str, str], lim: Limits, extra_pids: int = 0,
+                   extra_bytes: int = 0) -> dict[str, Any]:
+        """The create keywords of a container that runs tasks (fresh or reused): the confinement, the slot's
+        network namespace, a private size-capped /tmp and /dev/shm, and the limits (plus what a reused container's
+        own processes take)."""
+        conf = confinement(user, labels, keep_logs=False)
+        # the holder's namespace: only lo, nothing listening (and its hostname: Docker refuses to set another)
+        assert slot.holder is not None  # a slot in use has its holder
+        conf["network_mode"] = f"container:{slot.holder.id}"
+        ram = lim.ram_bytes + extra_bytes
+        return {**conf, "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={lim.tmp_bytes},mode=1777"},
+                "shm_size": lim.tmp_bytes, "pids_limit": lim.pids + extra_pids, "mem_limit": ram,
+                "memswap_limit": ram, "nano_cpus": int(lim.cpus * 1e9)}
 
     def _execute(self, app: Container, spec: RunSpec, paths: _Paths) -> _Outcome:
         """Start ``app``, enforce the wall clock and pids limit, and collect its logs."""
@@ -722,7 +726,6 @@ class Sandbox:
                     log.warning("sandbox_reuse_failed", task=spec.task, error=str(exc)[:300])
                     return None
             reused = slot.reused
-            reused.image_env = image_env
             try:
                 if spec.input_dir is not None:
                     _reuse.stage(spec.input_dir, reused.inputs)
@@ -735,7 +738,7 @@ class Sandbox:
                 if swap is not None:
                     swap.enter()
                 try:
-                    outcome, clean = self._exec_reused(reused, argv, spec, paths)
+                    outcome, clean = self._exec_reused(reused, argv, image_env, spec, paths)
                 finally:
                     if swap is not None:
                         swap.leave()
@@ -757,8 +760,7 @@ class Sandbox:
         (and /checkpoint), confined and limited as a fresh task container is."""
         from docker.types import Mount
 
-        assert self.reuse_dir is not None and slot.holder is not None
-        lim = spec.limits
+        assert self.reuse_dir is not None
         name = f"tasknet-reuse-{uuid.uuid4().hex[:12]}"
         folder = self.reuse_dir / name
         reused = _Reused(key, folder)
@@ -770,37 +772,32 @@ class Sandbox:
                   Mount(_reuse.TOOLS, str(_reuse.HOST_BUSYBOX), type="bind", read_only=True)]
         if spec.checkpoint_dir is not None:
             mounts.append(Mount("/checkpoint", str(reused.checkpoint), type="bind"))
-        conf = confinement(_reuse.keeper_user(self.user), {"tasknet.sandbox": self.owner, "tasknet.role": "reused",
-                                                           "tasknet.reuse": str(key[0])}, keep_logs=False)
-        conf["network_mode"] = f"container:{slot.holder.id}"
+        conf = self._task_conf(slot, _reuse.keeper_user(self.user),
+                               {"tasknet.sandbox": self.owner, "tasknet.role": "reused", "tasknet.reuse": str(key[0])},
+                               spec.limits, extra_pids=_reuse.EXTRA_PIDS, extra_bytes=_reuse.EXTRA_BYTES)
         try:
             reused.container = self._api(lambda: self.client.containers.create(
                 key[1], _reuse.KEEPER_COMMAND, entrypoint=[_reuse.TOOLS], name=name, init=True,
-                working_dir="/out", mounts=mounts,
-                tmpfs={"/tmp": f"rw,nosuid,nodev,size={lim.tmp_bytes},mode=1777"}, shm_size=lim.tmp_bytes,
-                pids_limit=lim.pids + _reuse.EXTRA_PIDS, mem_limit=lim.ram_bytes + _reuse.EXTRA_BYTES,
-                memswap_limit=lim.ram_bytes + _reuse.EXTRA_BYTES, nano_cpus=int(lim.cpus * 1e9), **conf),
-                "create the task container")
+                working_dir="/out", mounts=mounts, **conf), "create the task container")
             self._api(reused.container.start, "start the task container")
         except BaseException:
             self._remove_reused(reused)
             raise
         return reused
 
-    def _exec_reused(self, reused: _Reused, argv: list[str], spec: RunSpec, paths: _Paths) -> tuple[_Outcome, bool]:
+    def _exec_reused(self, reused: _Reused, argv: list[str], image_env: list[str], spec: RunSpec,
+                     paths: _Paths) -> tuple[_Outcome, bool]:
         """Run the task through the wrapper as an exec; return what happened and whether the container is clean
         (the wrapper's last line says nothing was left, and no limit or stop ended the run)."""
         import docker.errors
 
         assert reused.container is not None
         container, api, lim = reused.container, self.client.api, spec.limits
-        env = {**spec.env, "HOME": "/tmp", "TASKNET_INPUT": "/in", "TASKNET_OUTPUT": "/out"}  # ours win
-        if spec.checkpoint_dir is not None:
-            env["TASKNET_CHECKPOINT_DIR"] = "/checkpoint"
+        env = _task_env(spec)
         nonce = _reuse.new_nonce()
         oom_before = _reuse.oom_kills(container.id)
         try:
-            exec_id = api.exec_create(container.id, _reuse.wrapper_argv(nonce, reused.image_env, env, argv),
+            exec_id = api.exec_create(container.id, _reuse.wrapper_argv(nonce, image_env, env, argv),
                                       stdout=True, stderr=True, user=self.user, environment=env,
                                       workdir="/out")["Id"]
         except docker.errors.APIError as exc:
@@ -819,18 +816,20 @@ class Sandbox:
             self._active[spec.task] = active
         pump.start()
         watch.start()
+        def inspect() -> dict[str, Any]:
+            return dict(self._api(lambda: api.exec_inspect(exec_id), "inspect the task's run"))
         try:
             pump.join(timeout=lim.wall_seconds)
-            info = self._api(lambda: api.exec_inspect(exec_id), "inspect the task's run")
+            info = inspect()
             while (pump.is_alive() or info.get("Running")) and time.monotonic() - t0 < lim.wall_seconds:
                 time.sleep(0.05)  # the stream ended before the run did (the app detached its stdout)
-                info = self._api(lambda: api.exec_inspect(exec_id), "inspect the task's run")
+                info = inspect()
             if pump.is_alive() or info.get("Running"):
                 outcome.timed_out = True
                 with contextlib.suppress(Exception):
                     container.kill()
                 pump.join(timeout=30)
-                info = self._api(lambda: api.exec_inspect(exec_id), "inspect the task's run")
+                info = inspect()
             outcome.run_seconds = time.monotonic() - t0
         finally:
             with self._lock:
@@ -1284,7 +1283,6 @@ class _Reused:
         self.key, self.folder = key, folder
         self.inputs, self.checkpoint = folder / "in", folder / "checkpoint"
         self.container: Container | None = None
-        self.image_env: list[str] = []  # the image's ENV (the wrapper gives back what of it the shell changes)
 
 
 class _Active:
