@@ -161,7 +161,8 @@ class Indexer:
         try:
             infos = self._fetch_blocks(evs)
             head_block = self.stream.tip  # the head the poll just read (one request less per step)
-            head, head_ts = int(head_block["number"]), int(head_block["timestamp"])
+            assert head_block is not None  # every poll reads the tip first
+            head, head_ts = head_block.number, head_block.timestamp
             with self.engine.begin() as conn:
                 undone = 0
                 if reorg is not None:

@@ -17,7 +17,8 @@ from web3.contract import Contract
 from web3.types import RPCEndpoint
 
 from ._artifacts import AbiList, abi
-from ._chain import _canonical_type
+from ._chain import _canonical_type, block_head
+from .exceptions import ChainError
 from .protocol import ARCH_HOMOGENEOUS, JobId, split_task_id
 
 
@@ -315,8 +316,10 @@ class Market:
         latest block's, or the chain's clock estimated from the blocks seen appear when that is later (an idle
         automine chain makes no block, so its latest timestamp stands still while its clock runs on).
         Deadlines and expiries are measured by it."""
-        block = self.w3.eth.get_block("latest")
-        return self.clock.observe(int(block["number"]), int(block["timestamp"]))
+        block = block_head(self.w3)
+        if block is None:
+            raise ChainError("the node answered no latest block; is it still syncing?")
+        return self.clock.observe(block.number, block.timestamp)
 
     def is_taken(self, tid: int) -> bool:
         return bool(self.contract.functions.isTaken(tid).call())

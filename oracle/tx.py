@@ -17,7 +17,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from ._artifacts import AbiList
-from ._chain import _reverted, _signable
+from ._chain import _reverted, _signable, block_head
 from ._log import get_logger
 from .exceptions import ChainError, RpcUnavailable, TransactionReverted
 
@@ -89,9 +89,11 @@ class TxSender:
         cached = self._fees
         if cached is not None and time.monotonic() - cached[0] < self.fee_ttl:
             return dict(cached[1])
-        head = self._rpc(self.w3.eth.get_block, "latest")
-        self.block_gas_limit = int(head.get("gasLimit") or self.block_gas_limit)
-        base = head.get("baseFeePerGas")
+        head = self._rpc(block_head, self.w3)
+        if head is None:
+            raise ChainError("the node answered no latest block; is it still syncing?")
+        self.block_gas_limit = head.gas_limit or self.block_gas_limit
+        base = head.base_fee
         if base is None:
             fees = {"gasPrice": int(self._rpc(lambda: self.w3.eth.gas_price))}
         else:
@@ -112,10 +114,14 @@ class TxSender:
         """
         abis = [fn.contract_abi, *self.extra_abis]
         what = f"{fn.fn_name} from {self.sender.address}"
-        params: TxParams = {"from": self.sender.address, "value": Wei(value)}
+        # encoded once: each of web3's estimate_gas, build_transaction and call would search and validate the
+        # contract's whole ABI again (about 10 ms of CPU each in the worker, yappi)
+        call: TxParams = {"from": self.sender.address, "to": fn.address, "value": Wei(value),
+                          "data": fn._encode_transaction_data()}
+        params = call.copy()
         if gas is None:
             try:
-                estimate = self._rpc(fn.estimate_gas, params, "pending" if pending else None)
+                estimate = self._rpc(self.w3.eth.estimate_gas, call, "pending" if pending else None)
             except (ContractLogicError, Web3RPCError) as exc:
                 raise _reverted(exc, abis, what) from exc
             gas = int(estimate * 1.25) + 20_000
@@ -126,8 +132,7 @@ class TxSender:
         if min_gas > gas:  # a floor never asks for more than most of a block (the node would refuse the tx)
             gas = max(gas, min(min_gas, self.block_gas_limit * 9 // 10))
         for attempt in range(2):
-            base: TxParams = self._rpc(fn.build_transaction, {**params, "gas": gas, "nonce": Nonce(0)})
-            receipt = self._send_tx(_signable(base), abis, what)
+            receipt = self._send_tx(_signable({**params, "gas": gas, "nonce": Nonce(0)}), abis, what)
             if receipt["status"] == 1:
                 return receipt
             # Reverted on chain although the simulation passed: the state changed in between. Out of gas
@@ -139,7 +144,7 @@ class TxSender:
                 continue
             tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
             try:
-                fn.call({"from": self.sender.address, "value": Wei(value)}, block_identifier=receipt["blockNumber"])
+                self.w3.eth.call(call, block_identifier=receipt["blockNumber"])
             except (ContractLogicError, Web3RPCError) as exc:
                 err = _reverted(exc, abis, what, tx_hash=tx_hash)
                 log.warning("tx_reverted", what=what, tx=tx_hash, gas_used=int(receipt["gasUsed"]), gas=gas,

@@ -131,9 +131,35 @@ class FakeEth:
         return [log for b in self.blocks[flt["fromBlock"]:flt["toBlock"] + 1] for log in b["logs"]]
 
 
+class FakeProvider:
+    """The raw ``eth_getBlockByNumber`` the stream reads the tip with, answered from ``eth``'s blocks."""
+
+    def __init__(self, eth: FakeEth) -> None:
+        self.eth = eth
+
+    def make_request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        if method == "eth_getLogs":
+            flt = params[0]
+            logs = self.eth.get_logs({"fromBlock": int(flt["fromBlock"], 16), "toBlock": int(flt["toBlock"], 16)})
+            return {"result": [{**log, "topics": ["0x" + bytes(t).hex() for t in log["topics"]],
+                                "data": "0x" + bytes(log["data"]).hex(), "blockNumber": hex(log["blockNumber"]),
+                                "blockHash": "0x" + bytes(log["blockHash"]).hex(),
+                                "transactionHash": "0x" + bytes(log["transactionHash"]).hex(),
+                                "transactionIndex": hex(log["transactionIndex"]), "logIndex": hex(log["logIndex"]),
+                                "address": log["address"].lower()} for log in logs]}
+        assert method == "eth_getBlockByNumber" and params[1] is False
+        block = self.eth.get_block(params[0] if params[0] == "latest" else int(params[0], 16))
+        if block is None:
+            return {"result": None}
+        return {"result": {"number": hex(block["number"]), "hash": "0x" + bytes(block["hash"]).hex(),
+                           "parentHash": "0x" + bytes(block["parentHash"]).hex(), "timestamp": hex(block["number"]),
+                           "gasLimit": hex(30_000_000)}}
+
+
 class FakeWeb3:
     def __init__(self) -> None:
         self.eth = FakeEth()
+        self.provider = FakeProvider(self.eth)
         self.codec = Web3().codec  # decoding only: no provider is ever asked
 
 
