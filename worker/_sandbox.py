@@ -127,6 +127,8 @@ _HOLDER_SCRIPT = ('while read -r n; do find /out -mindepth 1 -maxdepth 1 -exec c
 #: writes in it but cannot chmod it, chown it, set an ACL or a user extended attribute on it (a sticky folder's
 #: user.* attributes are its owner's) - nothing of it carries over to the next task using the slot
 _OUT_MODE = "1775"
+#: seconds an image's check against its pin is kept (see Sandbox._checked_image)
+IMAGE_RECHECK_S = 10.0
 _ZERO_BLOCK = bytes(512)
 
 
@@ -371,6 +373,8 @@ class Sandbox:
         self._removers: set[threading.Thread] = set()
         self._leftovers: list[Any] = []
         self._holder_id: str | None = None
+        #: images checked against their pins lately: (name, digest) -> (id, config, when), see _checked_image
+        self._images: dict[tuple[str, str | None], tuple[str, dict[str, Any], float]] = {}
 
     # -- public API -----------------------------------------------------------------------------
     def run(self, spec: RunSpec) -> RunResult:
@@ -403,6 +407,10 @@ class Sandbox:
             if reusable:
                 self._keep(slot)
                 slot = None
+        except SandboxError:
+            with self._lock:
+                self._images.pop((spec.image, spec.image_digest), None)  # the image may be gone: look again
+            raise
         finally:
             self._remove_async(app, slot)  # off the task's critical path; close()/wait_removed() wait for it
         result = self._judge(spec, image_id, outcome, copied, paths, time.monotonic() - started)
@@ -484,9 +492,16 @@ class Sandbox:
         return self._checked_image(spec)[0]
 
     def _checked_image(self, spec: RunSpec) -> tuple[str, dict[str, Any]]:
-        """The image's id and its config (ENTRYPOINT, CMD...), once it matches its pin."""
+        """The image's id and its config (ENTRYPOINT, CMD...), once it matches its pin. A check is kept for
+        ``IMAGE_RECHECK_S``: an image id is the digest of its content, so what passed stays right; an image
+        removed meanwhile fails the run's container (a SandboxError, and the check is made again)."""
         import docker.errors
 
+        key = (spec.image, spec.image_digest)
+        with self._lock:
+            known = self._images.get(key)
+        if known is not None and time.monotonic() - known[2] < IMAGE_RECHECK_S:
+            return known[0], known[1]
         try:
             image = self.client.images.get(spec.image)
         except docker.errors.ImageNotFound:
@@ -502,7 +517,10 @@ class Sandbox:
                 raise _ImageProblem(Reason.IMAGE_MISMATCH, str(exc)) from None
             except ImageError as exc:
                 raise _ImageProblem(Reason.IMAGE_MISMATCH, str(exc)) from None
-        return str(image.id), dict(image.attrs.get("Config") or {})
+        checked = str(image.id), dict(image.attrs.get("Config") or {})
+        with self._lock:
+            self._images[key] = (*checked, time.monotonic())
+        return checked
 
     def _ensure_holder(self) -> str:
         """The holder image's id: looked up (or built, in ~0.1 s) once, then used by id, so that a tag moved
@@ -599,6 +617,11 @@ class Sandbox:
 
         if container is None:
             return False
+        procs = _reuse.cgroup_file(container.id, "pids", "cgroup.procs")
+        if procs is not None:  # the kernel's word, without a call to the engine
+            with contextlib.suppress(OSError):
+                if procs.read_text().strip():
+                    return True
         try:
             container.reload()
         except docker.errors.DockerException:
