@@ -413,6 +413,8 @@ class Worker:
         self._claims_paused_until = 0.0
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
+        if self.slurm is None:  # an output slot for each task that may run at once, ready before the first claim
+            self.sandbox.warm_async(self.pipeline.output_limits(), run_slots(self.caps, self.s.policy))
         unfinished = self.journal.unfinished()
         self.pipeline.checkpoints.sweep({r.task_key for r in unfinished})  # folders of tasks over or given back
         for rec in unfinished:

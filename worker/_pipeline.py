@@ -394,6 +394,10 @@ class Pipeline:
                       memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
                       output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
 
+    def output_limits(self) -> Limits:
+        """The limits every task's output slot is made for (this worker's output cap, whatever the job)."""
+        return Limits(output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
+
     def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path],
                  env: dict[str, str] | None = None, rec: TaskRecord | None = None, resume: bool = False) -> RunResult:
         self._ensure_image(app)

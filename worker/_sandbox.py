@@ -420,13 +420,29 @@ class Sandbox:
                  **({} if result.ok else {"why": result.message}))
         return result
 
-    def warm(self, limits: Limits) -> None:
-        """Prepare an idle output slot for runs with ``limits``' output cap, unless one is idle already."""
+    def warm(self, limits: Limits, count: int = 1) -> None:
+        """Have ``count`` idle output slots for runs with ``limits``' output cap (at most the pool's ``max_idle``),
+        making those missing."""
         key = _slot_key(limits)
-        with self._lock:
-            if self._idle.get(key) or self._closed:
-                return
-        self._keep(self._new_slot(limits))
+        for _ in range(min(count, self.max_idle)):
+            with self._lock:
+                if len(self._idle.get(key) or ()) >= count or self._closed:
+                    return
+            self._keep(self._new_slot(limits))
+
+    def warm_async(self, limits: Limits, count: int = 1) -> None:
+        """:meth:`warm` in a thread of its own (close() waits for it); a failure is logged, not raised: the runs
+        make the slots they need."""
+        def warm() -> None:
+            try:
+                self.warm(limits, count)
+            except Exception as exc:  # noqa: BLE001 - a spare is an optimisation: the next run makes its own
+                log.warning("sandbox_prewarm_failed", error=str(exc))
+            finally:
+                self._warmers.discard(threading.current_thread())
+        thread = threading.Thread(target=warm, name="sandbox-prewarm", daemon=True)
+        self._warmers.add(thread)
+        thread.start()
 
     def close(self) -> None:
         """Remove the output slots and wait for pending removals (call when the worker stops)."""
@@ -556,7 +572,7 @@ class Sandbox:
             if slot is None:
                 break
             if empty and self.prewarm:
-                self._warm_async(limits)
+                self.warm_async(limits)
             if self._running(slot.holder):
                 return slot
             self._remove(None, slot)
@@ -599,18 +615,6 @@ class Sandbox:
             self._remove(None, slot)
             raise
         return slot
-
-    def _warm_async(self, limits: Limits) -> None:
-        def warm() -> None:
-            try:
-                self.warm(limits)
-            except Exception as exc:  # noqa: BLE001 - a spare is an optimisation: the next run makes its own
-                log.warning("sandbox_prewarm_failed", error=str(exc))
-            finally:
-                self._warmers.discard(threading.current_thread())
-        thread = threading.Thread(target=warm, name="sandbox-prewarm", daemon=True)
-        self._warmers.add(thread)
-        thread.start()
 
     def _running(self, container: Container | None) -> bool:
         import docker.errors
