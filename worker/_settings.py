@@ -130,8 +130,9 @@ class WorkerSettings(BaseSettings):
                             description="journal, cache and task folders (default: $TASKNET_HOME/worker)")
     confirmations: int = Field(0, ge=0, validation_alias="TASKNET_CONFIRMATIONS")
     poll_interval: float = Field(0.25, gt=0)
-    idle_poll_interval: float = Field(1.0, gt=0, description="seconds between polls while the worker holds no task "
-                                      "and the market no open job (a new job is then seen within this time)")
+    idle_poll_interval: float = Field(0.5, gt=0, description="seconds between polls while the worker holds no task "
+                                      "and the market no open job (a new job is then seen within this time; such a "
+                                      "poll is one request when the chain has no new block)")
     claim_backoff_max: float = Field(0.3, ge=0, description="random delay before a claim, seconds")
     drain_timeout: float = Field(120.0, ge=0, description="on SIGTERM, wait this long for running tasks")
     stake: int = Field(0, ge=0, description="top the stake up to this amount at start (token wei)")
