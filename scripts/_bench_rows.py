@@ -295,6 +295,8 @@ class GasRow(TypedDict):
 class FloorRun(TypedDict):
     floor_s: float
     render_cpu_s: float
+    render_cpu_s_before: float
+    render_cpu_s_after: float
     direct_wall_s: float
     r1_s: float
     r2_s: float

@@ -209,7 +209,11 @@ def markdown(out: FloorRow) -> str:
              "to the last verified result, the workers already registered and following the chain as on a live "
              f"network (their start-up, {r['r1_workers_ready_s']} s in the first run, comes before the posting). "
              "Floor: the same frames rendered directly in the same image with the sandbox's confinement, their "
-             f"containers' CPU ({out['cpu_source']}) ÷ the cores. Median (min–max) of the runs."), "",
+             f"containers' CPU ({out['cpu_source']}) ÷ the cores, measured before a run's jobs and after them "
+             "(their mean: the machine's speed drifts within a run; render CPU before / after, run by run: "
+             + ", ".join(f"{x['render_cpu_s_before']} / {x['render_cpu_s_after']} s" for x in out["runs"])
+             + "). Median (min–max) of the runs; the R = 1 ratio run by run: "
+             + ", ".join(str(x["r1_ratio"]) for x in out["runs"]) + "."), "",
              "| figure | value | target |", "| --- | ---: | ---: |",
              f"| floor (render CPU ÷ cores), s | {cell(out['floor_s'])} | — |",
              f"| one frame rendered directly: wall time (a `docker exec`), s | {cell(out['frame_wall_s'])} | — |",
@@ -311,6 +315,11 @@ def main(argv: list[str] | None = None) -> FloorRow:
     load_before = [round(x, 2) for x in os.getloadavg()]
     runs: list[FloorRun] = []
     for n in range(a.runs):
+        # the floor before the jobs and after them (the mean is the run's): a shared machine's speed drifts over
+        # the minutes of a run, and the renders' CPU with it (in one measurement the jobs' own renders took 18 % and 19 %
+        # more CPU than the direct renders measured minutes later, and in one run 12 % less)
+        say(f"run {n + 1}/{a.runs}: the floor before the jobs, {a.frames} frames rendered directly on {cores} cores")
+        early = render_cpu(a.frames, int(width), int(height), cores)
         say(f"run {n + 1}/{a.runs}: R = 1")
         profile = CpuProfile()
         r1, r1_phases = job(a.frames, 1, tmp / f"run{n}", profile)
@@ -327,8 +336,9 @@ def main(argv: list[str] | None = None) -> FloorRow:
             r1f, _ = job(a.frames, 1, tmp / f"run{n}", profile3)
         finally:
             del os.environ["TASKNET_WORKER_SANDBOX_REUSE"]
-        say(f"run {n + 1}/{a.runs}: the floor, {a.frames} frames rendered directly on {cores} cores")
-        direct = render_cpu(a.frames, int(width), int(height), cores)
+        say(f"run {n + 1}/{a.runs}: the floor after the jobs, {a.frames} frames rendered directly on {cores} cores")
+        late = render_cpu(a.frames, int(width), int(height), cores)
+        direct = {k: (early[k] + late[k]) / 2 for k in late}
         say(f"run {n + 1}/{a.runs}: the same renders, {4 * cores} at a time")
         wide = render_cpu(a.frames, int(width), int(height), 4 * cores)
         say(f"run {n + 1}/{a.runs}: the same renders, {4 * cores} at a time, each in a new container")
@@ -339,6 +349,7 @@ def main(argv: list[str] | None = None) -> FloorRow:
         f2s1 = floor_ratio(r2s1["results_s"], direct["cpu_s"], cores, replicas=2)
         f1f = floor_ratio(r1f["results_s"], direct["cpu_s"], cores)
         runs.append({"floor_s": f1["floor_s"], "render_cpu_s": round(direct["cpu_s"], 2),
+                     "render_cpu_s_before": round(early["cpu_s"], 2), "render_cpu_s_after": round(late["cpu_s"], 2),
                      "direct_wall_s": round(direct["direct_wall_s"], 2), "r1_s": r1["results_s"],
                      "r2_s": r2["results_s"], "r1_ratio": f1["ratio"], "r2_ratio_per_replica": f2["ratio_per_replica"],
                      "r1_gas_per_task": r1["gas_per_task"], "r2_gas_per_task": r2["gas_per_task"],
