@@ -456,6 +456,7 @@ class Sandbox:
             self._idle = {}
         for slot in slots:
             self._remove(None, slot)
+        self.wait_removed()  # a warmer that finished after the close gave its slot to a remover thread
 
     def __enter__(self) -> Self:
         return self
