@@ -99,16 +99,30 @@ def block_head(w3: Web3, ident: int | str = "latest") -> BlockHead | None:
     event stream, its chain clock, its fee cache: a fifth of the worker's CPU in the POV-Ray bag, yappi).
     Transport errors are the provider's, as for any call; an error answer raises :class:`Web3RPCError`."""
     tag = hex(ident) if isinstance(ident, int) else ident
-    answer = w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), [tag, False])
-    if "error" in answer:
-        raise Web3RPCError(f"eth_getBlockByNumber({tag}) failed: {answer['error']}")
-    raw = answer.get("result")
+    raw = rpc_result(w3, "eth_getBlockByNumber", [tag, False])
     if raw is None:
         return None
     base = raw.get("baseFeePerGas")
     return BlockHead(number=int(raw["number"], 16), hash=bytes.fromhex(raw["hash"][2:]),
                      parent_hash=bytes.fromhex(raw["parentHash"][2:]), timestamp=int(raw["timestamp"], 16),
                      gas_limit=int(raw.get("gasLimit") or "0x0", 16), base_fee=None if base is None else int(base, 16))
+
+
+def latest_head(w3: Web3) -> BlockHead:
+    """The latest block's header (:func:`block_head`); a node that has none raises :class:`ChainError`."""
+    head = block_head(w3)
+    if head is None:
+        raise ChainError("the node answered no latest block; is it still syncing?")
+    return head
+
+
+def rpc_result(w3: Web3, method: str, params: list[Any]) -> Any:
+    """The ``result`` of a raw JSON-RPC call, without web3's result formatters; an error answer raises
+    :class:`Web3RPCError` (transport errors are the provider's, as for any call)."""
+    answer = w3.provider.make_request(RPCEndpoint(method), params)
+    if "error" in answer:
+        raise Web3RPCError(f"{method} failed: {answer['error']}")
+    return answer.get("result")
 
 
 class _LeanPosts(HTTPSessionManager):

@@ -21,11 +21,9 @@ from hexbytes import HexBytes
 from pydantic import BaseModel, Field
 from web3 import Web3
 from web3._utils.events import get_event_data
-from web3.exceptions import Web3RPCError
-from web3.types import RPCEndpoint
 
 from ._artifacts import AbiList
-from ._chain import BlockHead, block_head
+from ._chain import BlockHead, block_head, latest_head, rpc_result
 from .exceptions import ChainError
 
 
@@ -131,9 +129,7 @@ class EventStream:
         """Read the tip. None when it is the very block (number and hash) the previous poll saw and everything up
         to its confirmed head was read: nothing can have changed. Otherwise check for a reorg against it and
         return the reorg (or None), the confirmed head and the tip."""
-        seen, tip = self.tip, block_head(self.w3)
-        if tip is None:
-            raise Web3RPCError("the node answered no latest block; is it still syncing?")
+        seen, tip = self.tip, latest_head(self.w3)
         self.tip = tip
         number = tip.number
         if (seen is not None and (seen.number, seen.hash) == (number, tip.hash)
@@ -178,16 +174,14 @@ class EventStream:
     def _logs(self, start: int, end: int) -> list[dict[str, Any]]:
         """The logs of ``start``..``end``, read as a raw ``eth_getLogs`` and given the types the decoder takes: web3's
         own result formatters cost about as much CPU as decoding the events (yappi)."""
-        answer = self.w3.provider.make_request(RPCEndpoint("eth_getLogs"), [
-            {"fromBlock": hex(start), "toBlock": hex(end), "address": self.addresses}])
-        if "error" in answer:
-            raise Web3RPCError(f"eth_getLogs({start}..{end}) failed: {answer['error']}")
+        logs = rpc_result(self.w3, "eth_getLogs", [{"fromBlock": hex(start), "toBlock": hex(end),
+                                                     "address": self.addresses}])
         return [{"address": Web3.to_checksum_address(log["address"]),
                  "topics": [bytes.fromhex(t[2:]) for t in log["topics"]], "data": bytes.fromhex(log["data"][2:]),
                  "blockNumber": int(log["blockNumber"], 16), "blockHash": bytes.fromhex(log["blockHash"][2:]),
                  "transactionHash": bytes.fromhex(log["transactionHash"][2:]),
                  "transactionIndex": int(log["transactionIndex"], 16), "logIndex": int(log["logIndex"], 16)}
-                for log in answer.get("result") or [] if not log.get("removed")]
+                for log in logs or [] if not log.get("removed")]
 
     @property
     def caught_up(self) -> bool:

@@ -17,8 +17,7 @@ from web3.contract import Contract
 from web3.types import RPCEndpoint
 
 from ._artifacts import AbiList, abi
-from ._chain import _canonical_type, block_head
-from .exceptions import ChainError
+from ._chain import _canonical_type, latest_head
 from .protocol import ARCH_HOMOGENEOUS, JobId, split_task_id
 
 
@@ -316,9 +315,7 @@ class Market:
         latest block's, or the chain's clock estimated from the blocks seen appear when that is later (an idle
         automine chain makes no block, so its latest timestamp stands still while its clock runs on).
         Deadlines and expiries are measured by it."""
-        block = block_head(self.w3)
-        if block is None:
-            raise ChainError("the node answered no latest block; is it still syncing?")
+        block = latest_head(self.w3)
         return self.clock.observe(block.number, block.timestamp)
 
     def is_taken(self, tid: int) -> bool:

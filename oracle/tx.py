@@ -17,7 +17,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from web3.types import Nonce, TxParams, TxReceipt, Wei
 
 from ._artifacts import AbiList
-from ._chain import _reverted, _signable, block_head
+from ._chain import _reverted, _signable, latest_head
 from ._log import get_logger
 from .exceptions import ChainError, RpcUnavailable, TransactionReverted
 
@@ -89,9 +89,7 @@ class TxSender:
         cached = self._fees
         if cached is not None and time.monotonic() - cached[0] < self.fee_ttl:
             return dict(cached[1])
-        head = self._rpc(block_head, self.w3)
-        if head is None:
-            raise ChainError("the node answered no latest block; is it still syncing?")
+        head = self._rpc(latest_head, self.w3)
         self.block_gas_limit = head.gas_limit or self.block_gas_limit
         base = head.base_fee
         if base is None:

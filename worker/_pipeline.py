@@ -390,12 +390,14 @@ class Pipeline:
         return Size(max(job.cores, 1), self._limits(job).ram_bytes >> 20)
 
     def _limits(self, job: JobView) -> Limits:
-        return Limits(wall_seconds=job.max_run_seconds, cpus=max(job.cores, 1),
-                      memory_bytes=max(job.memory_mb, self.s.memory_per_task_mb) << 20,
-                      output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
+        return Limits.model_validate(self.output_limits().model_dump() | {
+            "wall_seconds": job.max_run_seconds, "cpus": max(job.cores, 1),
+            "memory_bytes": max(job.memory_mb, self.s.memory_per_task_mb) << 20})
 
     def output_limits(self) -> Limits:
-        """The limits every task's output slot is made for (this worker's output cap, whatever the job)."""
+        """The limits every task's output slot is made for (this worker's output cap, whatever the job): a task's
+        own limits (:meth:`_limits`) add the job's time, cores and memory to them, so its runs find the slots the
+        worker made as it started."""
         return Limits(output_bytes=self.s.output_cap_mb << 20, log_bytes=LOG_CAP)
 
     def _execute(self, job: JobView, app: AppView, command: list[str], dirs: dict[str, Path],
