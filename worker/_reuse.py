@@ -45,9 +45,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import shutil
 import struct
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,6 +67,8 @@ HOST_BUSYBOX = Path("/bin/busybox")
 #: extra processes a reused container holds (init, keeper, wrapper) and RAM for them, beyond the task's limits
 EXTRA_PIDS = 3
 EXTRA_BYTES = 8 << 20
+#: extra processes a launcher container holds (the launcher) beyond the task's limits
+LAUNCHER_PIDS = 1
 
 #: variables the shell exports by itself (PWD, SHLVL) or may: the wrapper unsets them and gives back the values the
 #: task's own environment has (:func:`shell_variables`), so the app sees the environment a fresh container gives
@@ -72,30 +77,26 @@ SHELL_SET = ("PWD", "SHLVL", "OLDPWD")
 #: task's environment has them), then the app's argv[0] and its arguments). Its variables are prefixed so that they
 #: do not shadow the task's environment; busybox's applets (kill, find, rm...) are its own, whatever the image's
 #: PATH holds.
-WRAPPER = r"""unset PWD SHLVL OLDPWD
-_tnw_n=$0; _tnw_k=$1; shift
-while [ "$_tnw_k" -gt 0 ]; do export "$1"; shift; _tnw_k=$((_tnw_k-1)); done
-_tnw_a=$1; shift
-case $_tnw_a in
+#: the lookup of the app's argv[0] (``_tnw_a``) on the search path ``_tnw_P`` as the engine does it: ``_tnw_p`` is the
+#: executable found, or empty
+_RESOLVE = r"""case $_tnw_a in
 */*) _tnw_p=$_tnw_a ;;
-*) _tnw_p=; _tnw_r=${PATH-}
+*) _tnw_p=; _tnw_r=$_tnw_P
    while :; do
      _tnw_d=${_tnw_r%%:*}; [ -n "$_tnw_d" ] || _tnw_d=.
      if [ -f "$_tnw_d/$_tnw_a" ] && [ -x "$_tnw_d/$_tnw_a" ]; then _tnw_p=$_tnw_d/$_tnw_a; break; fi
      case $_tnw_r in *:*) _tnw_r=${_tnw_r#*:} ;; *) break ;; esac
    done ;;
 esac
-if [ -n "$_tnw_p" ] && [ -f "$_tnw_p" ] && [ -x "$_tnw_p" ]; then
-  ( exec -a "$_tnw_a" "$_tnw_p" "$@" ); _tnw_s=$?; _tnw_x=0
-else
-  _tnw_s=127; _tnw_x=1
-fi
-exec 2>/dev/null
-while read -r _tnw_k _tnw_u _tnw_w; do [ "$_tnw_k" != "Uid:" ] || break; done < /proc/self/status
+"""
+#: the shell functions of the clean-up: ``_tnw_alive`` (a live process of the app's uid ``_tnw_u`` other than this
+#: shell: zombies hold nothing and are reaped by the launcher's next wait), ``_tnw_any`` (a folder holds an entry)
+_FUNCTIONS = r"""while read -r _tnw_k _tnw_u _tnw_w; do [ "$_tnw_k" != "Uid:" ] || break; done < /proc/self/status
 _tnw_alive() {
   for _tnw_q in /proc/[0-9]*/status; do
     [ "$_tnw_q" != "/proc/$$/status" ] || continue
     while read -r _tnw_k _tnw_v _tnw_w; do
+      [ "$_tnw_k" != "State:" ] || [ "$_tnw_v" != Z ] || break
       [ "$_tnw_k" = "Uid:" ] || continue
       [ "$_tnw_v" != "$_tnw_u" ] || return 0
       break
@@ -109,7 +110,10 @@ _tnw_any() {
   done
   return 1
 }
-_tnw_i=0
+"""
+#: the clean-up once the app's process exited (exit status ``_tnw_s``, ``_tnw_x`` 1 when it could not start), then
+#: the last line on stdout (see :class:`Marker`)
+_CLEANUP = r"""_tnw_i=0
 kill -9 -1
 while _tnw_alive; do _tnw_i=$((_tnw_i+1)); [ "$_tnw_i" -lt 5000 ] || break; kill -9 -1; usleep 1000; done
 _tnw_l=0
@@ -126,7 +130,39 @@ for _tnw_f in /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem; do
 done
 if _tnw_alive; then _tnw_k=1; else _tnw_k=0; fi
 printf '\n%s %d %d %d %d %d\n' "$_tnw_n" "$_tnw_s" "$_tnw_x" "$_tnw_l" "$_tnw_c" "$_tnw_k"
-exit "$_tnw_s"
+"""
+#: the wrapper (busybox sh; $0 is the nonce, $1 a count K, then K ``NAME=value`` words to export (SHELL_SET as the
+#: task's environment has them), then the app's argv[0] and its arguments). Its variables are prefixed so that they
+#: do not shadow the task's environment; busybox's applets (kill, find, rm...) are its own, whatever the image's
+#: PATH holds.
+WRAPPER = r"""unset PWD SHLVL OLDPWD
+_tnw_n=$0; _tnw_k=$1; shift
+while [ "$_tnw_k" -gt 0 ]; do export "$1"; shift; _tnw_k=$((_tnw_k-1)); done
+_tnw_a=$1; shift; _tnw_P=${PATH-}
+""" + _RESOLVE + r"""if [ -n "$_tnw_p" ] && [ -f "$_tnw_p" ] && [ -x "$_tnw_p" ]; then
+  ( exec -a "$_tnw_a" "$_tnw_p" "$@" ); _tnw_s=$?; _tnw_x=0
+else
+  _tnw_s=127; _tnw_x=1
+fi
+exec 2>/dev/null
+""" + _FUNCTIONS + _CLEANUP + r"""exit "$_tnw_s"
+"""
+#: where a launcher container's task file is mounted (read-only; see :func:`task_file`)
+TASK_FILE = "/.tasknet/ctl/task"
+#: the launcher (busybox sh as the container's PID 1, the app's uid): for each nonce read on its stdin it reads the
+#: task file, runs the app with stdin from /dev/null and the container's stdout and stderr, cleans up as the
+#: wrapper does, and ends the run with the marker on stdout and ``\n<nonce>\n`` on stderr. The app gets neither
+#: its stdin (the worker's commands) nor the saved stderr (fd 3).
+LAUNCHER = r"""exec 3>&2 2>/dev/null
+""" + _FUNCTIONS + r"""while read -r _tnw_n; do
+  _tnw_a=; _tnw_P=${PATH-}
+  . """ + TASK_FILE + "\n" + _RESOLVE + r"""  if [ -n "$_tnw_p" ] && [ -f "$_tnw_p" ] && [ -x "$_tnw_p" ]; then
+    ( _tnw_run ) </dev/null 2>&3 3>&-; _tnw_s=$?; _tnw_x=0
+  else
+    _tnw_s=127; _tnw_x=1
+  fi
+""" + _CLEANUP + r"""  printf '\n%s\n' "$_tnw_n" >&3
+done
 """
 #: /proc/sysvipc/{shm,msg,sem} each have a header line: three lines when no object is left
 _IPC_HEADERS = 3
@@ -178,6 +214,83 @@ def wrapper_argv(nonce: str, image_env: list[str], env: dict[str, str], argv: li
     """The exec's command: the wrapper, its arguments, then the app's argv."""
     kept = shell_variables(image_env, env)
     return [TOOLS, "sh", "-c", WRAPPER, nonce, str(len(kept)), *kept, *argv]
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def shell_names(*envs: Mapping[str, str] | list[str]) -> bool:
+    """Whether every variable of ``envs`` (dicts, or ``NAME=value`` lists) has a name the launcher's shell can
+    export: a task whose environment holds another (Docker allows any) gets a fresh container."""
+    for env in envs:
+        names = env.keys() if isinstance(env, Mapping) else [item.split("=", 1)[0] for item in env]
+        if not all(_NAME.fullmatch(name) for name in names):
+            return False
+    return True
+
+
+def task_file(image_env: list[str], env: dict[str, str], argv: list[str]) -> str:
+    """The file the launcher reads for a run (shell, every word quoted): ``_tnw_a`` the app's argv[0], ``_tnw_P``
+    the path it is looked up on when the task's environment sets one (else the launcher's, the image's), and
+    ``_tnw_run``, which the launcher calls in a subshell: the task's environment exported on the image's (less the
+    variables the shell sets itself, given back as the task has them), then the app ``exec``'d with its argv[0]."""
+    exports = [f"{name}={value}" for name, value in env.items()] + shell_variables(image_env, env)
+    lines = [f"_tnw_a={shlex.quote(argv[0])}"]
+    if "PATH" in env:
+        lines.append(f"_tnw_P={shlex.quote(env['PATH'])}")
+    lines += ["_tnw_run() {", "unset PWD SHLVL OLDPWD"]
+    if exports:
+        lines.append("export " + " ".join(shlex.quote(item) for item in exports))
+    lines += [" ".join(['exec -a "$_tnw_a" "$_tnw_p"', *(shlex.quote(a) for a in argv[1:])]), "}", ""]
+    return "\n".join(lines)
+
+
+def stderr_marker(nonce: str) -> bytes:
+    """What the launcher writes on stderr once a run is over (after the stdout marker)."""
+    return b"\n" + nonce.encode() + b"\n"
+
+
+def exec_only_busybox(folder: Path, source: Path = HOST_BUSYBOX) -> Path:
+    """A copy of the static busybox in ``folder`` that others may execute but not read (mode 0111). A process that
+    executes a file it cannot read is not dumpable: no process of the app's uid may trace it or read its memory,
+    environment or file descriptors (ptrace access mode), and its /proc files are root's. The launcher and the
+    wrapper run from it."""
+    target = folder / "busybox"
+    if not target.is_file() or target.stat().st_size != source.stat().st_size:
+        tmp = folder / f".busybox-{uuid.uuid4().hex[:8]}"
+        shutil.copyfile(source, tmp)
+        tmp.chmod(0o111)
+        os.replace(tmp, target)
+    return target
+
+
+def process_traits(pid: int) -> tuple[str, ...] | None:
+    """What another process of the same uid may change in host process ``pid`` without tracing it, read from this
+    host's /proc: its resource limits (prlimit), nice value, scheduling policy and priority, CPU and memory-node
+    affinity, and I/O priority (None when it is gone). The launcher's are read when its container starts and after
+    each run: any change (an app reached the launcher) discards the container."""
+    try:
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    if stat[0] == "Z":
+        return None
+    allowed = [line for line in status if line.startswith(("Cpus_allowed_list:", "Mems_allowed_list:"))]
+    # stat fields (from the state, field 3): 19 nice, 40 rt_priority, 41 policy
+    return (limits, stat[16], stat[37], stat[38], *allowed, str(_ioprio(pid)))
+
+
+def _ioprio(pid: int) -> int:
+    """``ioprio_get(IOPRIO_WHO_PROCESS, pid)`` (x86-64 and arm64 syscall numbers; -1 elsewhere or on error)."""
+    import ctypes
+    import platform
+
+    number = {"x86_64": 252, "aarch64": 31}.get(platform.machine())
+    if number is None:
+        return -1
+    return int(ctypes.CDLL(None, use_errno=True).syscall(number, 1, pid))
 
 
 def keeper_user(user: str) -> str:
@@ -314,8 +427,8 @@ def oom_kills(container_id: str) -> int | None:
 
 
 def processes_left(container_id: str, uid: str) -> bool | None:
-    """Whether a process of ``uid`` is left in the container, read from this host's cgroup and /proc (None: they
-    cannot be read here). The wrapper's own answer says the same, unless the app traced the wrapper and wrote
+    """Whether a process of ``uid`` other than the container's own (its PID 1) is left in the container, read from
+    this host's cgroup and /proc (None: they cannot be read here). The wrapper's own answer says the same, unless the app traced the wrapper and wrote
     it: this check does not depend on anything in the container."""
     path = cgroup_file(container_id, "pids", "cgroup.procs")
     if path is None:
@@ -326,23 +439,23 @@ def processes_left(container_id: str, uid: str) -> bool | None:
         return None
     for pid in pids:
         with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("Uid:"):
-                    if line.split()[1] == uid:
-                        return True
-                    break
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                          if ":" in line)
+            if fields.get("NSpid", "").split()[-1:] == ["1"] or fields.get("State", "").split()[:1] == ["Z"]:
+                continue  # the container's own process (a launcher runs as the app's uid), or a dead one
+            if fields.get("Uid", "").split()[:1] == [uid]:
+                return True
     return False
 
 
 def child_ns_pid(host_pid: int) -> int | None:
-    """The pid, in its container's namespace, of the first child of host process ``host_pid`` (the wrapper's app),
-    read from this host's /proc; None when it cannot be seen."""
+    """The pid, in its container's namespace, of the first live child of host process ``host_pid`` (the wrapper's or
+    the launcher's app), read from this host's /proc; None when it cannot be seen."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         for task in os.listdir(f"/proc/{host_pid}/task"):
-            children = Path(f"/proc/{host_pid}/task/{task}/children").read_text().split()
-            if children:
-                status = Path(f"/proc/{children[0]}/status").read_text()
-                for line in status.splitlines():
-                    if line.startswith("NSpid:"):
-                        return int(line.split()[-1])
+            for child in Path(f"/proc/{host_pid}/task/{task}/children").read_text().split():
+                fields = dict(line.split(":", 1) for line in Path(f"/proc/{child}/status").read_text().splitlines()
+                              if ":" in line)
+                if fields.get("State", "").split()[:1] != ["Z"] and "NSpid" in fields:
+                    return int(fields["NSpid"].split()[-1])
     return None

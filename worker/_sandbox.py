@@ -744,6 +744,8 @@ class Sandbox:
         if not argv:
             return None
         image_env = [str(item) for item in config.get("Env") or []]
+        if not _reuse.shell_names(image_env, _task_env(spec)):
+            return None  # a variable the launcher's shell cannot export: a fresh container
         for attempt in range(2):
             if slot.reused is not None and (slot.reused.key != key or attempt):
                 self._drop_reused(slot)
@@ -766,7 +768,8 @@ class Sandbox:
                 if swap is not None:
                     swap.enter()
                 try:
-                    outcome, clean = self._exec_reused(reused, argv, image_env, spec, paths)
+                    run = self._exec_reused if reused.launcher is None else self._launch_reused
+                    outcome, clean = run(reused, argv, image_env, spec, paths)
                 finally:
                     if swap is not None:
                         swap.leave()
@@ -795,19 +798,36 @@ class Sandbox:
         reused.inputs.mkdir(parents=True)
         reused.checkpoint.mkdir()
         reused.checkpoint.chmod(0o777)
+        launch = self._sees_cgroups(slot)
         mounts = [Mount("/out", slot.volume.name, type="volume", no_copy=True),
                   Mount("/in", str(reused.inputs), type="bind", read_only=True),
-                  Mount(_reuse.TOOLS, str(_reuse.HOST_BUSYBOX), type="bind", read_only=True)]
+                  Mount(_reuse.TOOLS, str(_reuse.exec_only_busybox(folder)), type="bind", read_only=True)]
         if spec.checkpoint_dir is not None:
             mounts.append(Mount("/checkpoint", str(reused.checkpoint), type="bind"))
-        conf = self._task_conf(slot, _reuse.keeper_user(self.user),
+        if launch:
+            reused.control.mkdir()
+            reused.control.chmod(0o755)
+            mounts.append(Mount(os.path.dirname(_reuse.TASK_FILE), str(reused.control), type="bind", read_only=True))
+        conf = self._task_conf(slot, self.user if launch else _reuse.keeper_user(self.user),
                                {"tasknet.sandbox": self.owner, "tasknet.role": "reused", "tasknet.reuse": str(key[0])},
-                               spec.limits, extra_pids=_reuse.EXTRA_PIDS, extra_bytes=_reuse.EXTRA_BYTES)
+                               spec.limits, extra_pids=_reuse.LAUNCHER_PIDS if launch else _reuse.EXTRA_PIDS,
+                               extra_bytes=_reuse.EXTRA_BYTES)
+        command = ["sh", "-c", _reuse.LAUNCHER] if launch else _reuse.KEEPER_COMMAND
         try:
-            reused.container = self._api(lambda: self.client.containers.create(
-                key[1], _reuse.KEEPER_COMMAND, entrypoint=[_reuse.TOOLS], name=name, init=True,
+            container = reused.container = self._api(lambda: self.client.containers.create(
+                key[1], command, entrypoint=[_reuse.TOOLS], name=name, init=not launch, stdin_open=launch,
                 working_dir="/out", mounts=mounts, **conf), "create the task container")
-            self._api(reused.container.start, "start the task container")
+            if launch:
+                reused.launcher = _Launcher(self._api(lambda: self.client.api.attach_socket(
+                    container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}),
+                    "attach to the task container"))
+            self._api(container.start, "start the task container")
+            if reused.launcher is not None:
+                self._api(container.reload, "inspect the task container")
+                reused.launcher.pid = int(container.attrs["State"].get("Pid") or 0)
+                reused.launcher.traits = _reuse.process_traits(reused.launcher.pid)
+                if not reused.launcher.alive(container.id):
+                    raise SandboxError("the reused container's launcher is not visible in this host's /proc")
         except BaseException:
             self._remove_reused(reused)
             raise
@@ -898,6 +918,103 @@ class Sandbox:
                      left=None if marker is None else marker._asdict())
         return outcome, clean
 
+    def _sees_cgroups(self, slot: _Slot) -> bool:
+        """Whether this host's /proc and cgroups show the slot's containers (the engine runs here): a reused
+        container then runs a launcher, else a keeper whose runs are execs (worker/_reuse.py)."""
+        return slot.holder is not None and _reuse.cgroup_file(slot.holder.id, "pids", "cgroup.procs") is not None
+
+    def _launch_reused(self, reused: _Reused, argv: list[str], image_env: list[str], spec: RunSpec,
+                       paths: _Paths) -> tuple[_Outcome, bool]:
+        """Run the task through the container's launcher: the task file, a nonce on its stdin, then its stdout and
+        stderr up to the markers the launcher writes once the app and every process of its uid are gone. Return
+        what happened and whether the container is clean (as :meth:`_exec_reused`, and the launcher unchanged)."""
+        launcher, container, lim = reused.launcher, reused.container, spec.limits
+        assert launcher is not None and container is not None
+        if not launcher.alive(container.id):
+            raise _StaleContainer("the launcher is gone or was changed")
+        env = _task_env(spec)
+        task = reused.control / "task"
+        fresh = task.with_name(f".task-{uuid.uuid4().hex[:8]}")
+        fresh.write_text(_reuse.task_file(image_env, env, argv))
+        fresh.chmod(0o644)
+        os.replace(fresh, task)
+        nonce = _reuse.new_nonce()
+        end_err = _reuse.stderr_marker(nonce)
+        oom_before = _reuse.oom_kills(container.id)
+        watch = _PidsWatch(container)
+        active = _Active(reused, pid=launcher.pid)
+        outcome = _Outcome()
+        seen, tails = {1: 0, 2: 0}, {1: bytearray(), 2: bytearray()}
+        t0, started_at = time.monotonic(), time.time()
+        with self._lock:
+            self._active[spec.task] = active
+        watch.start()
+        files = {1: paths.stdout.open("wb"), 2: paths.stderr.open("wb")}
+        ended = {1: False, 2: False}
+        try:
+            launcher.send(nonce)
+            deadline = t0 + lim.wall_seconds
+            while not (ended[1] and ended[2]):
+                try:
+                    frame = launcher.frame(deadline)
+                except TimeoutError:
+                    outcome.timed_out = True
+                    with contextlib.suppress(Exception):
+                        container.kill()
+                    deadline = time.monotonic() + 30  # read what is left until the stream ends
+                    continue
+                if frame is None:
+                    break  # the container stopped: killed (a limit, a stop, someone outside), or its launcher died
+                stream, data = frame
+                if stream not in files:
+                    continue
+                room = lim.log_bytes - seen[stream]
+                if room > 0:
+                    files[stream].write(data[:room])
+                seen[stream] += len(data)
+                tails[stream] += data
+                del tails[stream][:-4096]
+                ended[1] = ended[1] or (stream == 1 and _reuse.split_marker(bytes(tails[1]), nonce)[0] is not None)
+                ended[2] = ended[2] or (stream == 2 and tails[2].endswith(end_err))
+            outcome.run_seconds = time.monotonic() - t0
+        finally:
+            for fh in files.values():
+                fh.close()
+            with self._lock:
+                self._active.pop(spec.task, None)
+            active.done.set()
+            watch.stop.set()
+            if watch.is_alive():
+                watch.join(timeout=1.0)
+        outcome.pids_hit = watch.hit
+        marker, size = _reuse.split_marker(bytes(tails[1]), nonce) if ended[2] else (None, 0)
+        outcome.stdout_bytes = seen[1] - size
+        outcome.stderr_bytes = seen[2] - (len(end_err) if ended[2] else 0)
+        for stream, path in ((1, paths.stdout), (2, paths.stderr)):
+            kept = outcome.stdout_bytes if stream == 1 else outcome.stderr_bytes
+            if seen[stream] != kept:
+                with path.open("r+b") as log_file:
+                    log_file.truncate(min(lim.log_bytes, kept))
+        oom_after = _reuse.oom_kills(container.id)
+        outcome.oom_killed = oom_before is not None and oom_after is not None and oom_after > oom_before
+        outcome.exit_code = marker.status if marker is not None else 137
+        if marker is not None and marker.not_found:
+            outcome.start_error = f'exec: "{argv[0]}": executable file not found in $PATH'
+            outcome.exit_code = None
+        if active.stopped is not None:
+            outcome.outside_signal = active.stopped
+        elif marker is None and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed):
+            with contextlib.suppress(Exception):
+                container.wait(timeout=2)
+            outcome.outside_signal = self._signal_from_outside(container, started_at)
+        clean = (marker is not None and marker.clean and active.stopped in (None, "15")
+                 and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed)
+                 and not _reuse.processes_left(container.id, self._uid) and launcher.alive(container.id))
+        if not clean:
+            log.info("sandbox_reuse_dropped", task=spec.task, marker=marker is not None,
+                     left=None if marker is None else marker._asdict())
+        return outcome, clean
+
     def stop_reused(self, label: str, grace: float) -> int:
         """Stop task ``label``'s run if it goes on in a reused container, as ``docker stop`` would a fresh one:
         SIGTERM to the app, SIGKILL (the whole container) after ``grace`` seconds. Return 1 if it ran, else 0."""
@@ -910,7 +1027,7 @@ class Sandbox:
         with contextlib.suppress(Exception):
             ns_pid = None
             for _ in range(40):  # the run may be starting: its app appears within a moment
-                pid = int(self.client.api.exec_inspect(active.exec_id).get("Pid") or 0)
+                pid = active.pid or int(self.client.api.exec_inspect(active.exec_id).get("Pid") or 0)
                 ns_pid = _reuse.child_ns_pid(pid) if pid else None
                 if ns_pid is not None or active.done.is_set():
                     break
@@ -933,6 +1050,8 @@ class Sandbox:
             self._in_background(lambda: self._remove_reused(reused))
 
     def _remove_reused(self, reused: _Reused) -> None:
+        if reused.launcher is not None:
+            reused.launcher.close()
         self._remove_one(reused.container)
         _remove_tree(reused.folder)
 
@@ -1310,14 +1429,74 @@ class _Reused:
     def __init__(self, key: _ReuseKey, folder: Path) -> None:
         self.key, self.folder = key, folder
         self.inputs, self.checkpoint = folder / "in", folder / "checkpoint"
+        self.control = folder / "ctl"  # the launcher's task file (read-only in the container)
         self.container: Container | None = None
+        self.launcher: _Launcher | None = None  # None: a keeper, the runs are execs
+
+
+class _Launcher:
+    """A reused container's launcher (worker/_reuse.py): its attach stream, its host pid and what it was like when it
+    started (:func:`worker._reuse.process_traits`)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock, self.raw = sock, getattr(sock, "_sock", sock)
+        self.pid = 0
+        self.traits: tuple[str, ...] | None = None
+        self._buf = bytearray()
+
+    def alive(self, container_id: str) -> bool:
+        """Whether the launcher still runs, unchanged, in its container (read from this host's /proc)."""
+        procs = _reuse.cgroup_file(container_id, "pids", "cgroup.procs")
+        try:
+            here = procs is not None and str(self.pid) in procs.read_text().split()
+        except OSError:
+            return False
+        return here and self.traits is not None and _reuse.process_traits(self.pid) == self.traits
+
+    def send(self, line: str) -> None:
+        self.raw.sendall(line.encode() + b"\n")
+
+    def frame(self, deadline: float) -> tuple[int, bytes] | None:
+        """The next (stream, data) frame of the attach stream, None at its end; :class:`TimeoutError` past
+        ``deadline`` (monotonic)."""
+        header = self._read(8, deadline)
+        if header is None:
+            return None
+        data = self._read(int.from_bytes(header[4:], "big"), deadline)
+        return None if data is None else (header[0], data)
+
+    def _read(self, n: int, deadline: float) -> bytes | None:
+        while len(self._buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.raw.settimeout(left)
+            try:
+                chunk = self.raw.recv(1 << 16)
+            except TimeoutError:
+                raise
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self._buf += chunk
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.raw.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 class _Active:
-    """A run going on in a reused container: its exec, whether it ended, and the signal a stop sent it."""
+    """A run going on in a reused container: its exec (or its launcher's host pid), whether it ended, and the
+    signal a stop sent it."""
 
-    def __init__(self, reused: _Reused, exec_id: str) -> None:
-        self.reused, self.exec_id = reused, exec_id
+    def __init__(self, reused: _Reused, exec_id: str = "", pid: int = 0) -> None:
+        self.reused, self.exec_id, self.pid = reused, exec_id, pid
         self.done = threading.Event()
         self.stopped: str | None = None
 
