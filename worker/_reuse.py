@@ -2,38 +2,46 @@
 
 Starting a confined container that joins a slot's network namespace costs this machine about 130 ms of CPU
 (runc, the shim, the seccomp filter, the cgroups; measured with a confined ``true``), a ``docker exec`` in a running
-one about 60 ms. So the
-sandbox keeps, beside each output slot, one *reused* container per job (same image, same limits, same
-confinement as a fresh one: see worker/_sandbox.py) and runs each of the job's tasks as an exec in it:
+one about 56 ms, a line to a process already running in it about 1.5 ms. So the sandbox keeps, beside each output
+slot, one *reused* container per job (same image, same limits, same confinement as a fresh one: see
+worker/_sandbox.py) whose own process is a *launcher* that starts each of the job's tasks:
 
-- **The keeper.** The container's own process is Docker's init (tini) and a ``sleep`` that holds it up, run by a
-  uid of their own (:func:`keeper_user`): the app's uid cannot signal, trace or outlive them. A static busybox
-  (the host's, Debian ``busybox-static``) is mounted read-only at :data:`TOOLS`; the app's image is not changed.
-- **The wrapper.** Each task is ``busybox sh -c WRAPPER`` as the sandbox's user, with the task's environment,
-  in ``/out``. It resolves the app's argv[0] on the image's ``PATH`` as the engine would (an executable that is
-  not found is a failed start, as for a fresh container), runs it as a child with its own argv[0], and once it
-  exits kills every process of the app's uid (``kill -9 -1``, until /proc shows none of its uid: kill's own answer
-  counts the keeper's processes it may not signal), empties ``/tmp``,
-  ``/dev/shm`` and ``/dev/mqueue``, and writes a last line on stdout: a nonce the worker chose, the app's exit
-  status, and what it could not clean (entries left, System V IPC objects, processes). The app is dead when that
-  line is written, so it cannot write it (but see "checked from outside"); the worker strips it from the task's
-  stdout. The app's environment is exactly a fresh container's (the shell's own PWD and SHLVL are taken back).
+- **The launcher.** The container's PID 1 is ``busybox sh -c LAUNCHER`` as the app's uid, from a copy of the host's
+  static busybox (Debian ``busybox-static``) that the container may execute but not read (:func:`exec_only_busybox`,
+  mounted read-only at :data:`TOOLS`; the app's image is not changed). Executing a file it cannot read makes a
+  process not dumpable: no process of the app's uid may trace it, read its memory, environment or file descriptors,
+  or write its /proc files. As its namespace's init it gets no signal from inside it that it has no handler for
+  (SIGKILL and SIGSTOP included), so the app can neither stop nor steer it.
+- **A run.** The worker writes the task file (:func:`task_file`: argv and environment, every word quoted) in a
+  folder mounted read-only at ``/.tasknet/ctl`` and a fresh nonce on the launcher's stdin (the container's attach
+  stream). The launcher resolves the app's argv[0] on the task's ``PATH`` as the engine would (not found is a
+  failed start, as for a fresh container) and runs it in a subshell with stdin from /dev/null and the container's
+  stdout and stderr, in ``/out``, with the environment a fresh container gives (the image's, then the task's; the
+  shell's own PWD and SHLVL are taken back). A task whose environment holds a name the shell cannot export gets a
+  fresh container.
+- **The end of a run.** Once the app exits, the launcher kills every other process of its uid (``kill -9 -1``,
+  until /proc shows none alive), empties ``/tmp``, ``/dev/shm`` and ``/dev/mqueue``, and writes its marker: on stdout
+  a line with the nonce, the app's exit status and what it could not clean (entries left, System V IPC objects,
+  processes), then ``\n<nonce>\n`` on stderr. No process of the app is alive then, and the nonce was only ever in
+  the worker's memory and the launcher's, so the app cannot forge the marker; the worker strips both from the
+  task's logs.
 - **What is reset, and what discards the container.** Nothing of a task reaches the next: its processes are
   killed, its files in ``/tmp``, ``/dev/shm`` and ``/dev/mqueue`` removed, ``/out`` emptied by the slot's holder,
-  ``/in`` and ``/checkpoint`` swapped (below). A container is removed, not reused, when the last line is missing
-  or reports anything left (System V IPC objects cannot be removed with busybox: an app that makes them costs a
-  fresh container), or when the run hit a limit (time, memory, processes) or had to be killed (a stop that the
-  app's SIGTERM ends keeps it).
+  ``/in`` and ``/checkpoint`` swapped (below). A container is removed, not reused, when a marker is missing or
+  reports anything left (System V IPC objects cannot be removed with busybox: an app that makes them costs a fresh
+  container), when the run hit a limit (time, memory, processes) or had to be killed (a stop that the app's SIGTERM
+  ends keeps it), and when the worker's checks from this host disagree (next item).
+- **Checked from outside too.** After each run the worker reads, on this host, the container's cgroup (a process of
+  the app's uid besides the launcher) and the launcher's own state (:func:`process_traits`: what a process of the
+  same uid may change in another without tracing it, such as its resource limits, nice value, scheduling or CPU
+  affinity, which the next task would inherit). Either discards the container. So reused containers need the
+  engine on this host; with an engine elsewhere every run gets a fresh container.
 - **Inputs and checkpoints.** ``/in`` is a folder of the container's own (:func:`stage`: hard links to the task's
   inputs, copies across file systems), refilled for each task. ``/checkpoint`` is a folder mounted once; for a
   run, the task's checkpoint folder's entries move into it and it is renamed to the task's folder's path, so the
   worker's checkpoint watch and judge see it where they always do; afterwards the entries move back
   (:class:`CheckpointSwap`, renames on one file system).
-- **Checked from outside too.** After each run the worker reads the container's cgroup on this host: a process of
-  the app's uid still there (an app that traced its wrapper could make it skip its work and forge its line)
-  also replaces the container. Files such an app left in ``/tmp`` could reach only the next task of the same job
-  (containers are reused within a job), whose app is the same.
-- **What an app may notice.** It is not PID 1 of its namespace (its parent is the wrapper), so it dies of a
+- **What an app may notice.** It is not PID 1 of its namespace (its parent is the launcher), so it dies of a
   signal it sends itself or of SIGPIPE where PID 1 would not; its pid depends on what ran before in the
   container. Like the kernel version or the CPU model, an app that writes these makes its replicas disagree.
 
@@ -60,23 +68,15 @@ log = get_logger(__name__)
 
 #: where the static busybox is mounted (read-only) in a reused container
 TOOLS = "/.tasknet/busybox"
-#: the keeper: what the container runs under Docker's init while tasks come and go
-KEEPER_COMMAND = ["sleep", "2147483647"]
 #: the host's static busybox (Debian busybox-static), the one the holder image is built from
 HOST_BUSYBOX = Path("/bin/busybox")
-#: extra processes a reused container holds (init, keeper, wrapper) and RAM for them, beyond the task's limits
-EXTRA_PIDS = 3
-EXTRA_BYTES = 8 << 20
-#: extra processes a launcher container holds (the launcher) beyond the task's limits
+#: extra processes a reused container holds (its launcher) and RAM for it, beyond the task's limits
 LAUNCHER_PIDS = 1
+EXTRA_BYTES = 8 << 20
 
-#: variables the shell exports by itself (PWD, SHLVL) or may: the wrapper unsets them and gives back the values the
+#: variables the shell exports by itself (PWD, SHLVL) or may: the launcher unsets them and gives back the values the
 #: task's own environment has (:func:`shell_variables`), so the app sees the environment a fresh container gives
 SHELL_SET = ("PWD", "SHLVL", "OLDPWD")
-#: the wrapper (busybox sh; $0 is the nonce, $1 a count K, then K ``NAME=value`` words to export (SHELL_SET as the
-#: task's environment has them), then the app's argv[0] and its arguments). Its variables are prefixed so that they
-#: do not shadow the task's environment; busybox's applets (kill, find, rm...) are its own, whatever the image's
-#: PATH holds.
 #: the lookup of the app's argv[0] (``_tnw_a``) on the search path ``_tnw_P`` as the engine does it: ``_tnw_p`` is the
 #: executable found, or empty
 _RESOLVE = r"""case $_tnw_a in
@@ -131,29 +131,14 @@ done
 if _tnw_alive; then _tnw_k=1; else _tnw_k=0; fi
 printf '\n%s %d %d %d %d %d\n' "$_tnw_n" "$_tnw_s" "$_tnw_x" "$_tnw_l" "$_tnw_c" "$_tnw_k"
 """
-#: the wrapper (busybox sh; $0 is the nonce, $1 a count K, then K ``NAME=value`` words to export (SHELL_SET as the
-#: task's environment has them), then the app's argv[0] and its arguments). Its variables are prefixed so that they
-#: do not shadow the task's environment; busybox's applets (kill, find, rm...) are its own, whatever the image's
-#: PATH holds.
-WRAPPER = r"""unset PWD SHLVL OLDPWD
-_tnw_n=$0; _tnw_k=$1; shift
-while [ "$_tnw_k" -gt 0 ]; do export "$1"; shift; _tnw_k=$((_tnw_k-1)); done
-_tnw_a=$1; shift; _tnw_P=${PATH-}
-""" + _RESOLVE + r"""if [ -n "$_tnw_p" ] && [ -f "$_tnw_p" ] && [ -x "$_tnw_p" ]; then
-  ( exec -a "$_tnw_a" "$_tnw_p" "$@" ); _tnw_s=$?; _tnw_x=0
-else
-  _tnw_s=127; _tnw_x=1
-fi
-exec 2>/dev/null
-""" + _FUNCTIONS + _CLEANUP + r"""exit "$_tnw_s"
-"""
 #: where a launcher container's task file is mounted (read-only; see :func:`task_file`)
 TASK_FILE = "/.tasknet/ctl/task"
 #: the launcher (busybox sh as the container's PID 1, the app's uid): for each nonce read on its stdin it reads the
-#: task file, runs the app with stdin from /dev/null and the container's stdout and stderr, cleans up as the
-#: wrapper does, and ends the run with the marker on stdout and ``\n<nonce>\n`` on stderr. The app gets neither
-#: its stdin (the worker's commands) nor the saved stderr (fd 3).
+#: task file, runs the app with stdin from /dev/null and the container's stdout and stderr, cleans up, and ends the
+#: run with the marker on stdout and ``\n<nonce>\n`` on stderr. The app gets neither its stdin (the worker's
+#: commands) nor the saved stderr (fd 3).
 LAUNCHER = r"""exec 3>&2 2>/dev/null
+trap : INT
 """ + _FUNCTIONS + r"""while read -r _tnw_n; do
   _tnw_a=; _tnw_P=${PATH-}
   . """ + TASK_FILE + "\n" + _RESOLVE + r"""  if [ -n "$_tnw_p" ] && [ -f "$_tnw_p" ] && [ -x "$_tnw_p" ]; then
@@ -169,7 +154,7 @@ _IPC_HEADERS = 3
 
 
 class Marker(NamedTuple):
-    """The wrapper's last line: the app's exit status, whether it could not start, and what was left (folders of
+    """The launcher's last line of a run on stdout: the app's exit status, whether it could not start, and what was left (folders of
     /tmp, /dev/shm, /dev/mqueue not empty; lines of /proc/sysvipc/*, three headers when no object is left; a process
     of the app's uid)."""
 
@@ -190,7 +175,7 @@ def new_nonce() -> str:
 
 def split_marker(tail: bytes, nonce: str) -> tuple[Marker | None, int]:
     """The marker at the end of a run's stdout (its last bytes: ``tail``) and its length in bytes, or (None, 0)
-    when it is not there (the wrapper was killed)."""
+    when it is not there (the container stopped before the launcher wrote it)."""
     key = b"\n" + nonce.encode() + b" "
     at = tail.rfind(key)
     if at < 0 or not tail.endswith(b"\n"):
@@ -208,12 +193,6 @@ def shell_variables(image_env: list[str], env: dict[str, str]) -> list[str]:
     merged = dict(item.split("=", 1) for item in image_env if "=" in item)
     merged.update(env)
     return [f"{name}={merged[name]}" for name in SHELL_SET if name in merged]
-
-
-def wrapper_argv(nonce: str, image_env: list[str], env: dict[str, str], argv: list[str]) -> list[str]:
-    """The exec's command: the wrapper, its arguments, then the app's argv."""
-    kept = shell_variables(image_env, env)
-    return [TOOLS, "sh", "-c", WRAPPER, nonce, str(len(kept)), *kept, *argv]
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -253,8 +232,8 @@ def stderr_marker(nonce: str) -> bytes:
 def exec_only_busybox(folder: Path, source: Path = HOST_BUSYBOX) -> Path:
     """A copy of the static busybox in ``folder`` that others may execute but not read (mode 0111). A process that
     executes a file it cannot read is not dumpable: no process of the app's uid may trace it or read its memory,
-    environment or file descriptors (ptrace access mode), and its /proc files are root's. The launcher and the
-    wrapper run from it."""
+    environment or file descriptors (ptrace access mode), and its /proc files are root's. The launcher and its
+    clean-up's applets run from it."""
     target = folder / "busybox"
     if not target.is_file() or target.stat().st_size != source.stat().st_size:
         tmp = folder / f".busybox-{uuid.uuid4().hex[:8]}"
@@ -291,13 +270,6 @@ def _ioprio(pid: int) -> int:
     if number is None:
         return -1
     return int(ctypes.CDLL(None, use_errno=True).syscall(number, 1, pid))
-
-
-def keeper_user(user: str) -> str:
-    """A uid:gid for the keeper other than the app's (``user``): the app cannot signal it."""
-    uid = int(user.split(":")[0]) if user.split(":")[0].isdigit() else 65534
-    keeper = uid - 1 if uid > 1000 else uid + 1
-    return f"{keeper}:{keeper}"
 
 
 def static_busybox(path: Path = HOST_BUSYBOX) -> bool:
@@ -428,8 +400,8 @@ def oom_kills(container_id: str) -> int | None:
 
 def processes_left(container_id: str, uid: str) -> bool | None:
     """Whether a process of ``uid`` other than the container's own (its PID 1) is left in the container, read from
-    this host's cgroup and /proc (None: they cannot be read here). The wrapper's own answer says the same, unless the app traced the wrapper and wrote
-    it: this check does not depend on anything in the container."""
+    this host's cgroup and /proc (None: they cannot be read here). The launcher's own answer says the same; this
+    check does not depend on anything in the container."""
     path = cgroup_file(container_id, "pids", "cgroup.procs")
     if path is None:
         return None
@@ -449,8 +421,8 @@ def processes_left(container_id: str, uid: str) -> bool | None:
 
 
 def child_ns_pid(host_pid: int) -> int | None:
-    """The pid, in its container's namespace, of the first live child of host process ``host_pid`` (the wrapper's or
-    the launcher's app), read from this host's /proc; None when it cannot be seen."""
+    """The pid, in its container's namespace, of the first live child of host process ``host_pid`` (the launcher's
+    app), read from this host's /proc; None when it cannot be seen."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         for task in os.listdir(f"/proc/{host_pid}/task"):
             for child in Path(f"/proc/{host_pid}/task/{task}/children").read_text().split():

@@ -234,13 +234,11 @@ class RunResult(BaseModel):
 class _LogPump(threading.Thread):
     """Reads a container's multiplexed attach stream into two files, keeping the first ``cap`` bytes of each."""
 
-    def __init__(self, sock: Any, stdout: Path, stderr: Path, cap: int, tail: int = 0) -> None:
+    def __init__(self, sock: Any, stdout: Path, stderr: Path, cap: int) -> None:
         super().__init__(name="sandbox-logs", daemon=True)
         self.sock, self.paths, self.cap = sock, {1: stdout, 2: stderr}, cap
         self.seen = {1: 0, 2: 0}
         self.drain_limit = max(64 * MiB, 16 * cap)  # past this many dropped bytes stop reading: Docker discards
-        self.keep_tail = tail  # the last bytes of stdout kept in ``tail`` (a reused container's wrapper's marker)
-        self.tail = bytearray()
 
     def run(self) -> None:
         from docker.utils.socket import SocketError, frames_iter
@@ -254,9 +252,6 @@ class _LogPump(threading.Thread):
                 if room > 0:
                     files[stream].write(data[:room])
                 self.seen[stream] += len(data)
-                if stream == 1 and self.keep_tail:
-                    self.tail += data
-                    del self.tail[:-self.keep_tail]
                 if sum(max(0, n - self.cap) for n in self.seen.values()) > self.drain_limit:
                     break
         except (OSError, SocketError, ValueError):
@@ -741,8 +736,8 @@ class Sandbox:
         """Run ``spec`` as an exec in the slot's reused container for ``key`` (made when it has none); None when
         the run needs a fresh container after all (no command to run, a container that cannot be made)."""
         argv = _reuse.resolve_argv(config, spec.entrypoint, spec.command)
-        if not argv:
-            return None
+        if not argv or not self._sees_cgroups(slot):
+            return None  # no command to run; or an engine elsewhere, whose containers' processes are not seen here
         image_env = [str(item) for item in config.get("Env") or []]
         if not _reuse.shell_names(image_env, _task_env(spec)):
             return None  # a variable the launcher's shell cannot export: a fresh container
@@ -752,7 +747,7 @@ class Sandbox:
             if slot.reused is None:
                 try:
                     slot.reused = self._new_reused(slot, key, spec)
-                except SandboxError as exc:  # say, the image cannot run the keeper: this run gets a fresh one
+                except SandboxError as exc:  # say, the image cannot run the launcher: this run gets a fresh one
                     log.warning("sandbox_reuse_failed", task=spec.task, error=str(exc)[:300])
                     return None
             reused = slot.reused
@@ -768,8 +763,7 @@ class Sandbox:
                 if swap is not None:
                     swap.enter()
                 try:
-                    run = self._exec_reused if reused.launcher is None else self._launch_reused
-                    outcome, clean = run(reused, argv, image_env, spec, paths)
+                    outcome, clean = self._launch_reused(reused, argv, image_env, spec, paths)
                 finally:
                     if swap is not None:
                         swap.leave()
@@ -787,8 +781,8 @@ class Sandbox:
         return None
 
     def _new_reused(self, slot: _Slot, key: _ReuseKey, spec: RunSpec) -> _Reused:
-        """A running container for ``key``'s runs: the keeper under Docker's init, the slot's /out, its own /in
-        (and /checkpoint), confined and limited as a fresh task container is."""
+        """A running container for ``key``'s runs: its launcher as PID 1, the slot's /out, its own /in (and
+        /checkpoint), confined and limited as a fresh task container is."""
         from docker.types import Mount
 
         assert self.reuse_dir is not None
@@ -798,136 +792,47 @@ class Sandbox:
         reused.inputs.mkdir(parents=True)
         reused.checkpoint.mkdir()
         reused.checkpoint.chmod(0o777)
-        launch = self._sees_cgroups(slot)
+        reused.control.mkdir()
+        reused.control.chmod(0o755)
         mounts = [Mount("/out", slot.volume.name, type="volume", no_copy=True),
                   Mount("/in", str(reused.inputs), type="bind", read_only=True),
-                  Mount(_reuse.TOOLS, str(_reuse.exec_only_busybox(folder)), type="bind", read_only=True)]
+                  Mount(_reuse.TOOLS, str(_reuse.exec_only_busybox(folder)), type="bind", read_only=True),
+                  Mount(os.path.dirname(_reuse.TASK_FILE), str(reused.control), type="bind", read_only=True)]
         if spec.checkpoint_dir is not None:
             mounts.append(Mount("/checkpoint", str(reused.checkpoint), type="bind"))
-        if launch:
-            reused.control.mkdir()
-            reused.control.chmod(0o755)
-            mounts.append(Mount(os.path.dirname(_reuse.TASK_FILE), str(reused.control), type="bind", read_only=True))
-        conf = self._task_conf(slot, self.user if launch else _reuse.keeper_user(self.user),
+        conf = self._task_conf(slot, self.user,
                                {"tasknet.sandbox": self.owner, "tasknet.role": "reused", "tasknet.reuse": str(key[0])},
-                               spec.limits, extra_pids=_reuse.LAUNCHER_PIDS if launch else _reuse.EXTRA_PIDS,
-                               extra_bytes=_reuse.EXTRA_BYTES)
-        command = ["sh", "-c", _reuse.LAUNCHER] if launch else _reuse.KEEPER_COMMAND
+                               spec.limits, extra_pids=_reuse.LAUNCHER_PIDS, extra_bytes=_reuse.EXTRA_BYTES)
         try:
             container = reused.container = self._api(lambda: self.client.containers.create(
-                key[1], command, entrypoint=[_reuse.TOOLS], name=name, init=not launch, stdin_open=launch,
+                key[1], ["sh", "-c", _reuse.LAUNCHER], entrypoint=[_reuse.TOOLS], name=name, stdin_open=True,
                 working_dir="/out", mounts=mounts, **conf), "create the task container")
-            if launch:
-                reused.launcher = _Launcher(self._api(lambda: self.client.api.attach_socket(
-                    container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}),
-                    "attach to the task container"))
+            launcher = reused.launcher = _Launcher(self._api(lambda: self.client.api.attach_socket(
+                container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}),
+                "attach to the task container"))
             self._api(container.start, "start the task container")
-            if reused.launcher is not None:
-                self._api(container.reload, "inspect the task container")
-                reused.launcher.pid = int(container.attrs["State"].get("Pid") or 0)
-                reused.launcher.traits = _reuse.process_traits(reused.launcher.pid)
-                if not reused.launcher.alive(container.id):
-                    raise SandboxError("the reused container's launcher is not visible in this host's /proc")
+            self._api(container.reload, "inspect the task container")
+            launcher.pid = int(container.attrs["State"].get("Pid") or 0)
+            launcher.traits = _reuse.process_traits(launcher.pid)
+            if not launcher.alive(container.id):
+                raise SandboxError("the reused container's launcher is not visible in this host's /proc")
         except BaseException:
             self._remove_reused(reused)
             raise
         return reused
 
-    def _exec_reused(self, reused: _Reused, argv: list[str], image_env: list[str], spec: RunSpec,
-                     paths: _Paths) -> tuple[_Outcome, bool]:
-        """Run the task through the wrapper as an exec; return what happened and whether the container is clean
-        (the wrapper's last line says nothing was left, and no limit or stop ended the run)."""
-        import docker.errors
-
-        assert reused.container is not None
-        container, api, lim = reused.container, self.client.api, spec.limits
-        env = _task_env(spec)
-        nonce = _reuse.new_nonce()
-        oom_before = _reuse.oom_kills(container.id)
-        try:
-            exec_id = api.exec_create(container.id, _reuse.wrapper_argv(nonce, image_env, env, argv),
-                                      stdout=True, stderr=True, user=self.user, environment=env,
-                                      workdir="/out")["Id"]
-        except docker.errors.APIError as exc:
-            if exc.status_code in (404, 409):  # gone, or not running
-                raise _StaleContainer(str(exc)) from exc
-            raise SandboxError(f"Docker failed to prepare the task in its container: {exc.explanation or exc}; "
-                               "check that the engine is healthy ('docker info')") from exc
-        sock = self._api(lambda: api.exec_start(exec_id, socket=True), "start the task in its container")
-        pump = _LogPump(sock, paths.stdout, paths.stderr, lim.log_bytes, tail=4096)
-        pump.drain_limit = 1 << 62  # read it all: closing the stream early would change what the app sees
-        watch = _PidsWatch(container)
-        active = _Active(reused, exec_id)
-        outcome = _Outcome()
-        t0, started_at = time.monotonic(), time.time()
-        with self._lock:
-            self._active[spec.task] = active
-        pump.start()
-        watch.start()
-        def inspect() -> dict[str, Any]:
-            return dict(self._api(lambda: api.exec_inspect(exec_id), "inspect the task's run"))
-        try:
-            pump.join(timeout=lim.wall_seconds)
-            info = inspect()
-            while (pump.is_alive() or info.get("Running")) and time.monotonic() - t0 < lim.wall_seconds:
-                time.sleep(0.05)  # the stream ended before the run did (the app detached its stdout)
-                info = inspect()
-            if pump.is_alive() or info.get("Running"):
-                outcome.timed_out = True
-                with contextlib.suppress(Exception):
-                    container.kill()
-                pump.join(timeout=30)
-                info = inspect()
-            outcome.run_seconds = time.monotonic() - t0
-        finally:
-            with self._lock:
-                self._active.pop(spec.task, None)
-            active.done.set()
-            _finish(pump, watch)
-        outcome.pids_hit = watch.hit
-        marker, size = _reuse.split_marker(bytes(pump.tail), nonce)
-        outcome.stdout_bytes, outcome.stderr_bytes = pump.seen[1] - size, pump.seen[2]
-        if size:
-            with paths.stdout.open("r+b") as fh:
-                fh.truncate(min(lim.log_bytes, outcome.stdout_bytes))
-        oom_after = _reuse.oom_kills(container.id)
-        if oom_before is not None and oom_after is not None:
-            outcome.oom_killed = oom_after > oom_before
-        else:
-            state = self._api(lambda: api.inspect_container(container.id), "inspect the task")["State"]
-            outcome.oom_killed = bool(state.get("OOMKilled"))
-        code = info.get("ExitCode")
-        outcome.exit_code = marker.status if marker is not None else (int(code) if code is not None else 137)
-        if marker is not None and marker.not_found:
-            outcome.start_error = (f'exec: "{argv[0]}": executable file not found in $PATH')
-            outcome.exit_code = None
-        if active.stopped is not None:
-            outcome.outside_signal = active.stopped
-        elif marker is None and outcome.exit_code != 0 and not (outcome.timed_out or outcome.pids_hit
-                                                                 or outcome.oom_killed):
-            # the wrapper died: the container was killed (then it stops within a moment, and the engine has its
-            # kill on record once it is down), or the app killed its wrapper (then the container runs on)
-            with contextlib.suppress(Exception):
-                container.wait(timeout=2)
-            outcome.outside_signal = self._signal_from_outside(container, started_at)
-        clean = (marker is not None and marker.clean and active.stopped in (None, "15")
-                 and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed)
-                 and not _reuse.processes_left(container.id, self._uid))
-        if not clean:
-            log.info("sandbox_reuse_dropped", task=spec.task, marker=marker is not None,
-                     left=None if marker is None else marker._asdict())
-        return outcome, clean
-
     def _sees_cgroups(self, slot: _Slot) -> bool:
-        """Whether this host's /proc and cgroups show the slot's containers (the engine runs here): a reused
-        container then runs a launcher, else a keeper whose runs are execs (worker/_reuse.py)."""
+        """Whether this host's /proc and cgroups show the slot's containers (the engine runs here): reused
+        containers need it (their launcher is checked from here, worker/_reuse.py), else each run is fresh."""
         return slot.holder is not None and _reuse.cgroup_file(slot.holder.id, "pids", "cgroup.procs") is not None
 
     def _launch_reused(self, reused: _Reused, argv: list[str], image_env: list[str], spec: RunSpec,
                        paths: _Paths) -> tuple[_Outcome, bool]:
         """Run the task through the container's launcher: the task file, a nonce on its stdin, then its stdout and
         stderr up to the markers the launcher writes once the app and every process of its uid are gone. Return
-        what happened and whether the container is clean (as :meth:`_exec_reused`, and the launcher unchanged)."""
+        what happened and whether the container is clean: the launcher's markers say nothing was left, no limit
+        or stop (but one the app's SIGTERM ended) ended the run, no process of the app's uid is left in the
+        container's cgroup, and the launcher runs unchanged."""
         launcher, container, lim = reused.launcher, reused.container, spec.limits
         assert launcher is not None and container is not None
         if not launcher.alive(container.id):
@@ -942,7 +847,7 @@ class Sandbox:
         end_err = _reuse.stderr_marker(nonce)
         oom_before = _reuse.oom_kills(container.id)
         watch = _PidsWatch(container)
-        active = _Active(reused, pid=launcher.pid)
+        active = _Active(reused, launcher.pid)
         outcome = _Outcome()
         seen, tails = {1: 0, 2: 0}, {1: bytearray(), 2: bytearray()}
         t0, started_at = time.monotonic(), time.time()
@@ -1027,8 +932,7 @@ class Sandbox:
         with contextlib.suppress(Exception):
             ns_pid = None
             for _ in range(40):  # the run may be starting: its app appears within a moment
-                pid = active.pid or int(self.client.api.exec_inspect(active.exec_id).get("Pid") or 0)
-                ns_pid = _reuse.child_ns_pid(pid) if pid else None
+                ns_pid = _reuse.child_ns_pid(active.pid)
                 if ns_pid is not None or active.done.is_set():
                     break
                 time.sleep(0.05)
@@ -1431,7 +1335,7 @@ class _Reused:
         self.inputs, self.checkpoint = folder / "in", folder / "checkpoint"
         self.control = folder / "ctl"  # the launcher's task file (read-only in the container)
         self.container: Container | None = None
-        self.launcher: _Launcher | None = None  # None: a keeper, the runs are execs
+        self.launcher: _Launcher | None = None
 
 
 class _Launcher:
@@ -1492,11 +1396,11 @@ class _Launcher:
 
 
 class _Active:
-    """A run going on in a reused container: its exec (or its launcher's host pid), whether it ended, and the
-    signal a stop sent it."""
+    """A run going on in a reused container: its launcher's host pid, whether it ended, and the signal a stop sent
+    it."""
 
-    def __init__(self, reused: _Reused, exec_id: str = "", pid: int = 0) -> None:
-        self.reused, self.exec_id, self.pid = reused, exec_id, pid
+    def __init__(self, reused: _Reused, pid: int) -> None:
+        self.reused, self.pid = reused, pid
         self.done = threading.Event()
         self.stopped: str | None = None
 

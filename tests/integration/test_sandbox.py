@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import socket
 import tarfile
 import tempfile
@@ -468,6 +469,58 @@ def test_a_reused_container_starts_each_task_clean(reusing: Sandbox, docker_clie
     assert second.stdout_path.read_text().endswith("/out:\n\n/tmp:\n") and second.stderr_bytes == 0
     assert not (second.output_dir / "late").exists()  # the first task's background writer died with it
     assert _reused(docker_client, reusing.owner) == containers  # the same container served both
+    assert reusing.runs == {"reused": 2, "fresh": 0}
+
+
+@pytest.mark.reliability(kind="attack", name="a task attacks its reused container's launcher",
+                         how="an app signals the launcher (PID 1, its own uid) with SIGKILL, SIGTERM, SIGSTOP and 8 "
+                             "more, tries to read its environment and file descriptors and to write its OOM score, "
+                             "and looks for the run's nonce in every process's command line, environment and the "
+                             "task file; the launcher serves the next task in the same container")
+def test_an_app_can_neither_stop_nor_read_the_launcher_nor_forge_its_marker(reusing: Sandbox, docker_client: Any,
+                                                                          tmp_path: Path) -> None:
+    import re
+
+    first = run(reusing, tmp_path / "a",
+                "for s in KILL TERM INT HUP QUIT STOP USR1 USR2 PIPE ALRM CHLD; do kill -$s 1; done; "
+                "cat /proc/1/environ; ls /proc/1/fd; echo 1000 > /proc/1/oom_score_adj; "
+                "cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ /.tasknet/ctl/task 2>/dev/null | tr '\\0' '\\n' "
+                "| grep -o 'tasknet-[0-9a-f]*'; sleep 0.3; echo end")
+    assert first.ok, first.message
+    out, err = first.stdout_path.read_text(), first.stderr_path.read_text()
+    assert out.endswith("end\n") and not re.search(r"tasknet-[0-9a-f]{32}", out), out  # no nonce to be found
+    assert err.count("Permission denied") == 3, err  # environ, fd, oom_score_adj: the launcher is not dumpable
+    containers = _reused(docker_client, reusing.owner)
+    second = run(reusing, tmp_path / "b", "echo again")
+    assert second.ok and second.stdout_path.read_text() == "again\n", second.message
+    assert _reused(docker_client, reusing.owner) == containers and reusing.runs == {"reused": 2, "fresh": 0}
+
+
+@pytest.mark.reliability(kind="attack", name="a task changes its reused container's launcher",
+                         how="an app lowers the launcher's open-files limit, its priority, its CPU affinity or its "
+                             "I/O priority (what a process of the same uid may change in another); the worker sees "
+                             "it from the host and the job's next task gets a new container with none of it")
+@pytest.mark.parametrize("change", [
+    "import resource; resource.prlimit(1, resource.RLIMIT_NOFILE, (64, 64))",
+    "import os; os.setpriority(os.PRIO_PROCESS, 1, 10)",
+    "import os; os.sched_setaffinity(1, {min(os.sched_getaffinity(1))})",
+    "import ctypes; assert ctypes.CDLL(None).syscall(251, 1, 1, 3 << 13) == 0",  # ioprio_set(PROCESS, 1, IDLE)
+])
+def test_an_app_that_changes_the_launcher_gets_its_container_replaced(reusing: Sandbox, docker_client: Any,
+                                                                       tmp_path: Path, change: str) -> None:
+    from oracle.images import PYTHON_BASE, build_python_base
+
+    if "affinity" in change and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: no affinity to narrow")
+    build_python_base(docker_client)
+    first = run(reusing, tmp_path / "a", "", image=PYTHON_BASE, command=["python3", "-c", change + "; print('done')"])
+    assert first.ok and first.stdout_path.read_text() == "done\n", first.message
+    reusing.wait_removed()
+    assert _reused(docker_client, reusing.owner) == set()  # discarded
+    second = run(reusing, tmp_path / "b", "", image=PYTHON_BASE, command=["python3", "-c", (
+        "import os, resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 64, os.getpriority("
+        "os.PRIO_PROCESS, 0), len(os.sched_getaffinity(0)) == os.cpu_count())")])
+    assert second.ok and second.stdout_path.read_text() == "True 0 True\n", second.message
     assert reusing.runs == {"reused": 2, "fresh": 0}
 
 

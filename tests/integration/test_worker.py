@@ -415,8 +415,10 @@ def test_a_container_killed_from_outside_is_run_again_not_published(anvil, w3, a
 
 def task_containers(docker_client: Any, owner: str) -> list[Any]:
     """The containers of sandbox ``owner`` running a task now, read from the engine: fresh task containers, and
-    reused ones (worker/_reuse.py) with an exec running in them."""
+    reused ones (worker/_reuse.py) whose launcher has a process (the app) running, read from this host's /proc."""
     import docker.errors
+
+    from worker import _reuse
 
     def listed(role: str) -> list[Any]:
         return docker_client.containers.list(filters={"label": [f"tasknet.role={role}", f"tasknet.sandbox={owner}"],
@@ -425,7 +427,7 @@ def task_containers(docker_client: Any, owner: str) -> list[Any]:
     for container in listed("reused"):
         try:
             container.reload()
-            if any(docker_client.api.exec_inspect(e).get("Running") for e in container.attrs.get("ExecIDs") or []):
+            if _reuse.child_ns_pid(int(container.attrs["State"].get("Pid") or 0)) is not None:
                 busy.append(container)
         except docker.errors.NotFound:
             continue

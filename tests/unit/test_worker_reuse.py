@@ -1,4 +1,4 @@
-"""Reused containers, offline: the wrapper's last line, the argv the engine would run, the keeper's uid, the
+"""Reused containers, offline: the launcher's last line, the argv the engine would run, the task file, the
 static-busybox check, staging inputs and swapping a checkpoint folder (see worker/_reuse.py). The real runs, on the
 Docker engine, are in tests/integration/test_sandbox.py."""
 
@@ -32,9 +32,24 @@ def test_argv_merges_entrypoint_and_cmd_as_the_engine_does() -> None:
     assert _reuse.resolve_argv({}, None, None) == []
 
 
-def test_the_keeper_runs_as_another_uid_than_the_app() -> None:
-    assert _reuse.keeper_user("65534:65534") == "65533:65533"
-    assert _reuse.keeper_user("1") == "2:2"
+def test_the_task_file_quotes_every_word_and_exports_only_shell_names(tmp_path: Path) -> None:
+    """What the launcher sources, run here by the same static busybox: the app gets its argv and environment as
+    written (quotes, spaces, empty words), the image's PATH unless the task sets one, and no PWD the shell made."""
+    import subprocess
+
+    def run(env: dict[str, str], argv: list[str]) -> str:
+        task = tmp_path / "task"
+        task.write_text(_reuse.task_file(["PATH=/bin", "SHLVL=3"], env, argv))
+        script = f'_tnw_P=$PATH; . {task}; echo "P=$_tnw_P"; _tnw_p={_reuse.HOST_BUSYBOX}; ( _tnw_run )'
+        return subprocess.run([str(_reuse.HOST_BUSYBOX), "sh", "-c", script], capture_output=True, text=True,
+                              env={"PATH": "/bin"}, cwd=tmp_path, check=True).stdout
+
+    assert run({}, ["printf", "%s|", "a b", "$HOME", "'\"", ""]) == "P=/bin\na b|$HOME|'\"||"
+    out = run({"A": "x y", "Q": "$(id)\nz", "PATH": "/usr/bin:/bin"}, ["env"]).split("\n")
+    assert out[0] == "P=/usr/bin:/bin"
+    assert sorted(out[1:]) == ["", "A=x y", "PATH=/usr/bin:/bin", "Q=$(id)", "SHLVL=3", "z"]
+    assert _reuse.shell_names(["PATH=/bin"], {"A_1": "1"}) and not _reuse.shell_names({"A-B": "1"})
+    assert not _reuse.shell_names(["1X=2"])
 
 
 def test_only_a_static_elf_counts_as_a_static_busybox(tmp_path: Path) -> None:
@@ -77,8 +92,6 @@ def test_a_checkpoint_swap_puts_the_mounted_folder_at_the_tasks_path_and_back(tm
     assert _reuse.same_device(mounted, folder)
 
 
-def test_the_wrapper_gives_back_only_the_shell_variables_the_task_has() -> None:
+def test_the_launcher_gives_back_only_the_shell_variables_the_task_has() -> None:
     assert _reuse.shell_variables(["PATH=/bin", "SHLVL=3"], {"PWD": "/x", "A": "1"}) == ["PWD=/x", "SHLVL=3"]
     assert _reuse.shell_variables(["PATH=/bin"], {}) == []
-    argv = _reuse.wrapper_argv("n", [], {"PWD": "/x"}, ["app", "arg"])
-    assert argv[:3] == [_reuse.TOOLS, "sh", "-c"] and argv[4:] == ["n", "1", "PWD=/x", "app", "arg"]
