@@ -147,9 +147,12 @@ class Worker:
             build_busybox_base(self.docker)
         # Containers are labelled per daemon (address + state folder): a daemon cleans up after its own crashed
         # runs, never another daemon's running tasks, even one with the same key on the same engine.
-        # One output slot per task running at once, and a spare: each is kept between tasks (see worker/_sandbox.py)
+        # One output slot per task running at once, and a spare: each is kept between tasks (see worker/_sandbox.py).
+        # A local executor makes its slots as it starts and never runs more tasks at once (its run gate): a spare
+        # made while they run would be a holder and a reused container no task needs.
         self.sandbox = Sandbox(self.docker, owner=sandbox_owner(self.account.address, settings.state_dir),
                                max_idle=run_slots(self.caps, settings.policy) + 1,
+                               prewarm=settings.executor == "slurm",
                                reuse_dir=settings.state_dir / "reuse" if settings.sandbox_reuse else None)
         #: executor 'slurm': each task runs as a job of the site's cluster (worker/_slurm.py); its capabilities and
         #: capacity are the partition's, and its tasks wait in threads of their own (a job may queue for long)
