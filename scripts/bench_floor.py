@@ -254,8 +254,14 @@ def markdown(out: FloorRow) -> str:
     lines.append(f"| total (busy + idle), over the wall time | {cpu.get('total', 0)} ({cpu.get('wall_s', 0)} s) | "
                  f"{cpu2.get('total', 0)} ({cpu2.get('wall_s', 0)} s) | {cpu3.get('total', 0)} "
                  f"({cpu3.get('wall_s', 0)} s) |")
+    def stack(c: dict[str, float]) -> dict[str, float]:
+        return {k: v for k, v in c.items() if k not in ("idle", "total", "wall_s", CONTAINERS)}
+
     def overhead(c: dict[str, float]) -> float:
-        return round(sum(v for k, v in c.items() if k not in ("idle", "total", "wall_s", CONTAINERS)), 2)
+        return round(sum(stack(c).values()), 2)
+
+    def largest(c: dict[str, float]) -> list[tuple[str, float]]:
+        return sorted(stack(c).items(), key=lambda kv: -kv[1])[:3]
 
     fresh = med["direct_fresh_wall_s"] / med["direct_wide_wall_s"]
     lines += ["", (f"Every role (chain, IPFS, engine, 4 workers, indexer, requester) shares these {out['cores']} cores. "
@@ -263,11 +269,12 @@ def markdown(out: FloorRow) -> str:
                    f"{cpu2.get('total', 0)} CPU-seconds (the renders wait in POV-Ray); with {out['cores']} at once "
                    f"(the default) {cpu.get('idle', 0)} of {cpu.get('total', 0)}: the machine is then bound by the "
                    f"CPU the stack takes besides the containers, {overhead(cpu)} and {overhead(cpu2)} CPU-seconds "
-                   f"({1000 * overhead(cpu) / out['frames']:.0f} ms per task at the default; the engine's group and "
-                   "`other`, which holds runc and the kernel's threads, are the largest share). A new container for "
+                   f"({1000 * overhead(cpu) / out['frames']:.0f} ms per task at the default; the largest shares: "
+                   + ", ".join(f"{name} {seconds}" for name, seconds in largest(cpu)) + "). A new container for "
                    f"each frame costs the direct renders {fresh:.2f}× the wall time of long-lived ones "
                    f"({4 * out['cores']} at a time). The workers run a job's tasks in reused containers "
-                   "(worker/_reuse.py: an exec each, the container reset between tasks); the same R = 1 job with a "
+                   "(worker/_reuse.py: a line to the container's launcher each, the container reset between "
+                   "tasks); the same R = 1 job with a "
                    f"fresh container per task took {overhead(cpu3)} CPU-seconds besides the containers "
                    f"({1000 * overhead(cpu3) / out['frames']:.0f} ms per task) and "
                    f"{out['r1_s_fresh']['median'] / out['r1_s']['median']:.2f}× the reused containers' time "

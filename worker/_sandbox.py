@@ -733,8 +733,9 @@ class Sandbox:
 
     def _run_reused(self, slot: _Slot, key: _ReuseKey, config: dict[str, Any], spec: RunSpec,
                     paths: _Paths) -> _Outcome | None:
-        """Run ``spec`` as an exec in the slot's reused container for ``key`` (made when it has none); None when
-        the run needs a fresh container after all (no command to run, a container that cannot be made)."""
+        """Run ``spec`` through the launcher of the slot's reused container for ``key`` (made when it has none);
+        None when the run needs a fresh container after all (no command to run, an engine elsewhere, a variable the
+        launcher cannot export, a container that cannot be made)."""
         argv = _reuse.resolve_argv(config, spec.entrypoint, spec.command)
         if not argv or not self._sees_cgroups(slot):
             return None  # no command to run; or an engine elsewhere, whose containers' processes are not seen here
@@ -857,7 +858,10 @@ class Sandbox:
         files = {1: paths.stdout.open("wb"), 2: paths.stderr.open("wb")}
         ended = {1: False, 2: False}
         try:
-            launcher.send(nonce)
+            try:
+                launcher.send(nonce)
+            except OSError as exc:
+                raise _StaleContainer(f"the launcher's stream is closed ({exc})") from exc
             deadline = t0 + lim.wall_seconds
             while not (ended[1] and ended[2]):
                 try:
@@ -909,6 +913,10 @@ class Sandbox:
         if active.stopped is not None:
             outcome.outside_signal = active.stopped
         elif marker is None and not (outcome.timed_out or outcome.pids_hit or outcome.oom_killed):
+            if launcher.running(container.id):  # the stream broke (the engine restarted?), not the container: the
+                # run() that called us removes the whole slot on a SandboxError
+                raise SandboxError("the task's output stream from the Docker engine broke during the run; the task "
+                                   "is retried (check the engine: 'docker info')")
             with contextlib.suppress(Exception):
                 container.wait(timeout=2)
             outcome.outside_signal = self._signal_from_outside(container, started_at)
@@ -1348,14 +1356,18 @@ class _Launcher:
         self.traits: tuple[str, ...] | None = None
         self._buf = bytearray()
 
-    def alive(self, container_id: str) -> bool:
-        """Whether the launcher still runs, unchanged, in its container (read from this host's /proc)."""
+    def running(self, container_id: str) -> bool:
+        """Whether the launcher still runs in its container (read from this host's cgroup)."""
         procs = _reuse.cgroup_file(container_id, "pids", "cgroup.procs")
         try:
-            here = procs is not None and str(self.pid) in procs.read_text().split()
+            return procs is not None and str(self.pid) in procs.read_text().split()
         except OSError:
             return False
-        return here and self.traits is not None and _reuse.process_traits(self.pid) == self.traits
+
+    def alive(self, container_id: str) -> bool:
+        """Whether the launcher still runs, unchanged, in its container (read from this host's /proc)."""
+        return self.running(container_id) and self.traits is not None and \
+            _reuse.process_traits(self.pid) == self.traits
 
     def send(self, line: str) -> None:
         self.raw.sendall(line.encode() + b"\n")
