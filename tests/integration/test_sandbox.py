@@ -581,6 +581,9 @@ def test_the_app_sees_exactly_its_environment_and_arguments(sandbox: Sandbox, tm
         "TASKNET_OUTPUT=/out"]
     args = run(sandbox, tmp_path / "args", "", command=["sh", "-c", 'printf "%s|" "$0" "$@"', "zero", "a b", "'\"", ""])
     assert args.stdout_path.read_text() == "zero|a b|'\"||"
+    signals = run(sandbox, tmp_path / "signals", "", command=["grep", "^Sig[BIC]", "/proc/self/status"])
+    zero = "0" * 16  # nothing blocked, ignored or caught: the launcher's own trap is not the app's
+    assert signals.stdout_path.read_text() == f"SigBlk:\t{zero}\nSigIgn:\t{zero}\nSigCgt:\t{zero}\n"
 
 
 def test_the_worker_sees_from_outside_whether_an_apps_process_is_left(reusing: Sandbox, docker_client: Any,
