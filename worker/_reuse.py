@@ -52,6 +52,7 @@ tasks with GPUs always get a fresh container.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shlex
@@ -60,7 +61,7 @@ import struct
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from oracle import get_logger
 
@@ -263,13 +264,17 @@ def process_traits(pid: int) -> tuple[str, ...] | None:
 
 def _ioprio(pid: int) -> int:
     """``ioprio_get(IOPRIO_WHO_PROCESS, pid)`` (x86-64 and arm64 syscall numbers; -1 elsewhere or on error)."""
-    import ctypes
-    import platform
-
-    number = {"x86_64": 252, "aarch64": 31}.get(platform.machine())
+    number = {"x86_64": 252, "aarch64": 31}.get(os.uname().machine)
     if number is None:
         return -1
-    return int(ctypes.CDLL(None, use_errno=True).syscall(number, 1, pid))
+    return int(_libc().syscall(number, 1, pid))
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def static_busybox(path: Path = HOST_BUSYBOX) -> bool:
