@@ -414,6 +414,7 @@ class Worker:
         self._live = len(self.journal.unfinished())  # tasks the journal holds unfinished (see _advance_all)
         self._advance_soon = False
         self._claims_paused_until = 0.0
+        self._warmed_app: int | None = None  # the app whose reused containers were made ready (_warm_app)
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
         if self.slurm is None:  # an output slot for each task that may run at once, ready before the first claim
@@ -448,6 +449,7 @@ class Worker:
                     await self._enforce_policy()
                     await self._maybe_claim()
                     await self._flush_results()
+                    self._warm_app()
                 if time.monotonic() - self._peers_checked > self.s.ipfs_peer_check_s:
                     try:
                         await asyncio.to_thread(self._keep_network_peers)
@@ -495,6 +497,24 @@ class Worker:
                 self.log.info("worker_can_claim_again")
         self.cannot_claim = reason
         return reason
+
+    def _warm_app(self) -> None:
+        """While it holds no task and the market has no open job, make reused containers ready (one per run slot,
+        :meth:`Sandbox.prepare`) for the app this worker is likeliest to run next: the last registered one, not
+        deprecated, that its app lists allow and whose image the engine holds (the pin is checked; nothing is
+        fetched). A job of that app then starts its first tasks without waiting for their containers, as its later
+        tasks do. Once per app; another app's run, or a job of other cores or memory, replaces them as needed."""
+        if self.slurm is not None or self.sandbox.reuse_dir is None or not self._idle():
+            return
+        policy = self.s.policy
+        apps = [a for a in self.view.apps.values() if not a.deprecated and str(a.app_id) not in policy.blocked_apps
+                and (not policy.allowed_apps or str(a.app_id) in policy.allowed_apps)]
+        if not apps:
+            return
+        app = max(apps, key=lambda a: a.app_id)
+        if app.app_id != self._warmed_app:
+            self._warmed_app = app.app_id
+            self.sandbox.prepare_async(self.pipeline.warm_spec(app), run_slots(self.caps, policy))
 
     def _idle(self) -> bool:
         """Whether the worker holds no task (running or unfinished in its journal) and the market no open job."""

@@ -390,9 +390,24 @@ class Pipeline:
         return Size(max(job.cores, 1), self._limits(job).ram_bytes >> 20)
 
     def _limits(self, job: JobView) -> Limits:
+        return self._limits_for(job.max_run_seconds, job.cores, job.memory_mb)
+
+    def _limits_for(self, wall_seconds: int, cores: int = 1, memory_mb: int = 0) -> Limits:
         return Limits.model_validate(self.output_limits().model_dump() | {
-            "wall_seconds": job.max_run_seconds, "cpus": max(job.cores, 1),
-            "memory_bytes": max(job.memory_mb, self.s.memory_per_task_mb) << 20})
+            "wall_seconds": wall_seconds, "cpus": max(cores, 1),
+            "memory_bytes": max(memory_mb, self.s.memory_per_task_mb) << 20})
+
+    def warm_spec(self, app: AppView) -> RunSpec:
+        """A run of ``app`` as a job of one core and no memory ask would have it, for :meth:`Sandbox.prepare` (its
+        reused containers, made before a job comes: see :meth:`worker._daemon.Worker._warm_app`)."""
+        root = self.checkpoints.root if self.s.checkpoint.enabled else None
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+            root.chmod(0o700)
+        return RunSpec(image=app.image_digest, image_digest=app.image_digest, command=[], output_dir=root or
+                       self.s.state_dir, log_dir=root or self.s.state_dir, limits=self._limits_for(1),
+                       input_dir=root or self.s.state_dir, checkpoint_dir=root, task=f"warm-app-{app.app_id}",
+                       reuse=_reuse_group(app))
 
     def output_limits(self) -> Limits:
         """The limits every task's output slot is made for (this worker's output cap, whatever the job): a task's
@@ -406,7 +421,7 @@ class Pipeline:
         limits = self._limits(job)
         spec = RunSpec(image=app.image_digest, image_digest=app.image_digest, command=command, input_dir=dirs["in"],
                        output_dir=dirs["out"], log_dir=dirs["logs"], limits=limits, env=env or {},
-                       task=f"{job.job_id}-{dirs['in'].parent.name}", reuse=str(job.job_id))
+                       task=f"{job.job_id}-{dirs['in'].parent.name}", reuse=_reuse_group(app))
         if self.slurm is not None and rec is not None:
             return self.slurm.run(spec, self._slurm_task(job, rec), resume=resume)
         key = rec.task_key if rec is not None else dirs["in"].parent.name.replace("-", ":", 1)
@@ -943,3 +958,10 @@ def _lease_args(op: LeaseOp) -> tuple[str, list[Any]]:
 def is_failure(rec: TaskRecord) -> bool:
     """Whether the uploaded result of ``rec`` is a failure result (its run did not end ``ok``)."""
     return str(rec.data.get("reason") or "ok") != "ok"
+
+
+def _reuse_group(app: AppView) -> str:
+    """The runs that may share a reused container (worker/_reuse.py): every job's tasks of one app (with the same
+    image and limits). The launcher leaves nothing of a task to the next, so jobs of one app share containers as
+    tasks of one job do."""
+    return f"app-{app.app_id}"

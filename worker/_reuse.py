@@ -3,8 +3,10 @@
 Starting a confined container that joins a slot's network namespace costs this machine about 130 ms of CPU
 (runc, the shim, the seccomp filter, the cgroups; measured with a confined ``true``), a ``docker exec`` in a running
 one about 56 ms, a line to a process already running in it about 1.5 ms. So the sandbox keeps, beside each output
-slot, one *reused* container per job (same image, same limits, same confinement as a fresh one: see
-worker/_sandbox.py) whose own process is a *launcher* that starts each of the job's tasks:
+slot, one *reused* container per app (same image, same limits, same confinement as a fresh one: see
+worker/_sandbox.py) whose own process is a *launcher* that starts each of the app's tasks, of one job or several:
+nothing of a task reaches the next (below), whichever job it is of. An idle worker makes them ready for the app it
+expects next (``Sandbox.prepare``; worker/_daemon.py, ``_warm_app``).
 
 - **The launcher.** The container's PID 1 is ``busybox sh -c LAUNCHER`` as the app's uid, from a copy of the host's
   static busybox (Debian ``busybox-static``) that the container may execute but not read (:func:`exec_only_busybox`,

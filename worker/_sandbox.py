@@ -439,6 +439,64 @@ class Sandbox:
         self._warmers.add(thread)
         thread.start()
 
+    def prepare(self, spec: RunSpec, count: int) -> int:
+        """Make reused containers ready for runs like ``spec`` (its image, limits, checkpoint mount and ``reuse``
+        group; its command and folders do not matter) in up to ``count`` idle output slots that hold none for
+        them; return how many were made. Each slot is out of the pool while its container is made: call it when no
+        run waits for a slot (the worker does when it holds no task). An image that is missing or not its pin
+        makes nothing: the runs check it again."""
+        if self.reuse_dir is None:
+            return 0
+        try:
+            image_id, _ = self._checked_image(spec)
+        except _ImageProblem:
+            return 0
+        key = self._reuse_key(spec, image_id)
+        made = 0
+        while key is not None and made < count:
+            with self._lock:
+                idle = self._idle.get(_slot_key(spec.limits)) or []
+                pick = next((i for i, s in enumerate(idle) if s.reused is None or s.reused.key != key), None)
+                slot = None if pick is None or self._closed else idle.pop(pick)
+            if slot is None:
+                break
+            if not self._running(slot.holder):
+                self._remove_async(None, slot)  # its holder is gone: a run would replace it
+                continue
+            if not self._sees_cgroups(slot):
+                self._keep(slot)  # an engine elsewhere: runs get fresh containers
+                break
+            try:
+                self._drop_reused(slot)
+                slot.reused = self._new_reused(slot, key, spec)
+                made += 1
+            except SandboxError as exc:
+                log.warning("sandbox_prepare_failed", image=spec.image, error=str(exc)[:300])
+                break
+            finally:
+                self._keep(slot)
+        return made
+
+    def prepare_async(self, spec: RunSpec, count: int) -> None:
+        """:meth:`prepare` in a thread of its own (close() waits for it), once the slots being made now are in the
+        pool; a failure is logged, not raised."""
+        before = list(self._warmers)
+
+        def prepare() -> None:
+            try:
+                for warmer in before:
+                    warmer.join(timeout=60)
+                made = self.prepare(spec, count)
+                if made:
+                    log.info("sandbox_prepared", image=spec.image, containers=made, reuse=spec.reuse)
+            except Exception as exc:  # noqa: BLE001 - an optimisation: the runs make the containers they need
+                log.warning("sandbox_prepare_failed", image=spec.image, error=str(exc)[:300])
+            finally:
+                self._warmers.discard(threading.current_thread())
+        thread = threading.Thread(target=prepare, name="sandbox-prepare", daemon=True)
+        self._warmers.add(thread)
+        thread.start()
+
     def close(self) -> None:
         """Remove the output slots and wait for pending removals (call when the worker stops)."""
         self.wait_removed()

@@ -63,3 +63,28 @@ def test_the_default_runs_as_many_tasks_as_the_cores_lent_hold(anvil, w3, accoun
     assert two_cores.most == 1, f"two-core tasks at once: {two_cores.most} (2 cores lent)"
     info = market.worker_record(accounts[4].address)
     assert info.locked == 0 and info.reputation == 7
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="lends 2 cores: needs a machine with 2")
+def test_an_idle_worker_readies_containers_for_the_last_registered_app(anvil, w3, accounts, market: Market, ipfs,
+                                                                        docker_client, echo_digest, tmp_path) -> None:
+    """Before any job, a worker makes a reused container ready in each run slot for the last app registered that
+    its policy allows (worker/_daemon.py, _warm_app); a job of that app then runs all its tasks in them."""
+    app_id = register_app(w3, market, accounts[2], echo_digest)
+    fund(w3, market, accounts[1], 10 * ETHER)
+    fund(w3, market, accounts[4], 10 * ETHER)
+    state = tmp_path / "w"
+    worker = Worker(settings(anvil, ipfs, market, accounts[4], state, policy={"max_concurrent": None, "cores": 2}),
+                    docker_client=docker_client)
+    selector = {"label": [f"tasknet.sandbox={sandbox_owner(accounts[4].address, state)}", "tasknet.role=reused",
+                          f"tasknet.reuse=app-{app_id}"]}
+
+    def ready() -> set[str]:
+        return {c.id for c in docker_client.containers.list(filters=selector)}
+    with running(worker):
+        wait_for(lambda: len(ready()) == 2, timeout=60, what="a container ready for the app in each of 2 run slots")
+        before = ready()
+        job = post_job(w3, market, accounts[1], ipfs, app_id, tasks=4, doc=slow_bag(ipfs, 4, 1))
+        wait_for(lambda: market.job_record(job).finished == 4, timeout=120, what="4 tasks finished")
+        assert ready() == before  # the tasks ran in the containers made before the job
+    assert worker.sandbox.runs == {"reused": 4, "fresh": 0}

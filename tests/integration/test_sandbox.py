@@ -524,6 +524,24 @@ def test_an_app_that_changes_the_launcher_gets_its_container_replaced(reusing: S
     assert reusing.runs == {"reused": 2, "fresh": 0}
 
 
+def test_containers_prepared_before_a_run_serve_it(reusing: Sandbox, docker_client: Any, tmp_path: Path) -> None:
+    """Sandbox.prepare makes a reused container for runs like a spec in an idle slot before any run: the run then
+    goes through it, and preparing again makes none."""
+    reusing.warm(LIMITS, 1)
+    like = RunSpec(image=BUSYBOX_BASE, command=[], input_dir=tmp_path, output_dir=tmp_path, log_dir=tmp_path,
+                   limits=LIMITS, task="warm", reuse="job-1")
+    assert reusing.prepare(like, 1) == 1
+    ready = _reused(docker_client, reusing.owner)
+    assert len(ready) == 1 and reusing.prepare(like, 1) == 0
+    result = run(reusing, tmp_path / "a", "echo ran")
+    assert result.ok and result.stdout_path.read_text() == "ran\n", result.message
+    assert _reused(docker_client, reusing.owner) == ready and reusing.runs == {"reused": 1, "fresh": 0}
+    other = like.model_copy(update={"reuse": "job-2"})
+    assert reusing.prepare(other, 1) == 1  # another group's: the slot's container is replaced
+    reusing.wait_removed()
+    assert len(_reused(docker_client, reusing.owner) - ready) == 1 and not ready & _reused(docker_client, reusing.owner)
+
+
 def test_a_container_an_app_leaves_ipc_objects_in_is_replaced(reusing: Sandbox, docker_client: Any,
                                                                tmp_path: Path) -> None:
     """System V IPC objects outlive their process and busybox cannot remove them: the container goes."""
