@@ -50,9 +50,10 @@ bomb), so it does not eat the wall clock.
 Stderr written after stdout has dropped 64 MiB past its cap is lost: the pump then detaches so that a flooding
 app cannot keep the worker's CPU busy.
 
-**Reused containers.** With ``reuse_dir`` set, runs that carry a ``reuse`` key (the worker gives the job) run one
-after another as execs in a long-lived container beside their slot, reset between runs; see worker/_reuse.py for
-what is reset, what an app may notice, and when a container is replaced instead.
+**Reused containers.** With ``reuse_dir`` set and the engine on this host, runs that carry a ``reuse`` group (the
+worker gives the app) run one after another in a long-lived container beside their slot, started by its launcher
+(its first process) and reset between runs; :meth:`Sandbox.prepare` makes them before a run comes. See
+worker/_reuse.py for what is reset, what an app may notice, and when a container is replaced instead.
 
 Measured here (dockerd 20.10, cgroup v1, 2 cores): creating, starting, waiting for and removing a confined
 ``true`` costs ~0.23 s of CPU with a network namespace of its own and ~0.12 s joining a slot's; a new slot costs
