@@ -1,7 +1,8 @@
 """A worker with no ``max_concurrent`` runs as many tasks at once as the cores it lends hold (worker/_gate.py), on a
 real anvil, kubo and Docker engine: lending 2 cores it runs two 1-core tasks at once and never three, and a
-2-core job's tasks one at a time. What runs is read from the engine itself: the worker's task containers and the
-execs running in its reused ones."""
+2-core job's tasks one at a time. What runs is read from the engine and this host: the worker's task containers,
+and its reused ones whose launcher runs an app. An idle worker makes its reused containers ready for the app it
+expects before a job comes."""
 
 from __future__ import annotations
 
@@ -42,16 +43,23 @@ class AppWatch:
         self._thread.join(timeout=5)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="lends 2 cores: needs a machine with 2")
-def test_the_default_runs_as_many_tasks_as_the_cores_lent_hold(anvil, w3, accounts, market: Market, ipfs,
-                                                                docker_client, echo_digest, tmp_path) -> None:
+def _two_core_worker(anvil, w3, accounts, market: Market, ipfs, docker_client, echo_digest, tmp_path
+                     ) -> tuple[int, Worker, str]:
+    """The echo app registered, a funded requester, and a worker (not started) lending 2 cores with no
+    max_concurrent: (app id, worker, its sandbox's owner label)."""
     app_id = register_app(w3, market, accounts[2], echo_digest)
     fund(w3, market, accounts[1], 10 * ETHER)
     fund(w3, market, accounts[4], 10 * ETHER)
     state = tmp_path / "w"
     worker = Worker(settings(anvil, ipfs, market, accounts[4], state, policy={"max_concurrent": None, "cores": 2}),
                     docker_client=docker_client)
-    owner = sandbox_owner(accounts[4].address, state)
+    return app_id, worker, sandbox_owner(accounts[4].address, state)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="lends 2 cores: needs a machine with 2")
+def test_the_default_runs_as_many_tasks_as_the_cores_lent_hold(anvil, w3, accounts, market: Market, ipfs,
+                                                                docker_client, echo_digest, tmp_path) -> None:
+    app_id, worker, owner = _two_core_worker(anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path)
     with running(worker):
         with AppWatch(docker_client, owner) as one_core:
             job = post_job(w3, market, accounts[1], ipfs, app_id, tasks=4, doc=slow_bag(ipfs, 4, 3))
@@ -70,14 +78,8 @@ def test_an_idle_worker_readies_containers_for_the_last_registered_app(anvil, w3
                                                                         docker_client, echo_digest, tmp_path) -> None:
     """Before any job, a worker makes a reused container ready in each run slot for the last app registered that
     its policy allows (worker/_daemon.py, _warm_app); a job of that app then runs all its tasks in them."""
-    app_id = register_app(w3, market, accounts[2], echo_digest)
-    fund(w3, market, accounts[1], 10 * ETHER)
-    fund(w3, market, accounts[4], 10 * ETHER)
-    state = tmp_path / "w"
-    worker = Worker(settings(anvil, ipfs, market, accounts[4], state, policy={"max_concurrent": None, "cores": 2}),
-                    docker_client=docker_client)
-    selector = {"label": [f"tasknet.sandbox={sandbox_owner(accounts[4].address, state)}", "tasknet.role=reused",
-                          f"tasknet.reuse=app-{app_id}"]}
+    app_id, worker, owner = _two_core_worker(anvil, w3, accounts, market, ipfs, docker_client, echo_digest, tmp_path)
+    selector = {"label": [f"tasknet.sandbox={owner}", "tasknet.role=reused", f"tasknet.reuse=app-{app_id}"]}
 
     def ready() -> set[str]:
         return {c.id for c in docker_client.containers.list(filters=selector)}
