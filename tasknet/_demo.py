@@ -185,6 +185,8 @@ class WorkerView:
         self.claimed_event = threading.Event()
         #: set at the daemon's ``worker_started`` line: registered, staked, following the chain's events
         self.ready_event = threading.Event()
+        #: set at its ``worker_warm`` line: its output slots, and the containers of the app it expects, are made
+        self.warm_event = threading.Event()
 
     def on_line(self, line: str) -> None:
         try:
@@ -204,6 +206,8 @@ class WorkerView:
             self.last = "ready"
             if name == "worker_started":
                 self.ready_event.set()
+        elif name == "worker_warm":
+            self.warm_event.set()
 
     def exited(self) -> int | None:
         """The daemon's exit status once it has exited (-1: exited, status unknown); None while it runs."""
@@ -443,8 +447,9 @@ class Demo:
                 threading.Thread(target=self._kill_mid_task, args=(w,), daemon=True).start()
 
     def _await_workers(self, timeout: float = 300.0) -> None:
-        """Wait until every worker daemon follows the chain (registered, staked, resumed), as the workers of a live
-        network do before a job is posted; their start-up time goes to ``workers_ready_s``."""
+        """Wait until every worker daemon follows the chain (registered, staked, resumed) and has made its output
+        slots and the demo app's containers ready (``worker_warm``, 60 s at most), as the idle workers of a live
+        network are before a job is posted; their start-up time goes to ``workers_ready_s``."""
         t0 = time.monotonic()
         with self.console.status("waiting for the workers to register, stake and follow the chain"):
             for w in self.workers:
@@ -457,9 +462,13 @@ class Demo:
                     if time.monotonic() - t0 > timeout:
                         raise TasknetError(f"worker {w.role} was not ready after {timeout:.0f} s (no worker_started "
                                            f"line in {w.log_path}): is the Docker engine or the chain slow or down?")
+            warm_by = time.monotonic() + 60  # a worker of another version may never say it: the job goes anyway
+            for w in self.workers:
+                while not w.warm_event.wait(0.2) and w.exited() is None and time.monotonic() < warm_by:
+                    pass
         self.workers_ready_s = round(time.monotonic() - t0, 1)
         self.say(f"{len(self.workers)} workers ready in {self.workers_ready_s} s: registered, staked, following "
-                 "the chain")
+                 "the chain, their containers made")
 
     @staticmethod
     def _kill_mid_task(w: WorkerView) -> None:

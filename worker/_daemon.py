@@ -415,6 +415,7 @@ class Worker:
         self._advance_soon = False
         self._claims_paused_until = 0.0
         self._warmed_app: int | None = None  # the app whose reused containers were made ready (_warm_app)
+        self._warm_said = False  # worker_warm logged (_warm_app)
         await asyncio.to_thread(self.ensure_registered)
         self.sandbox.cleanup()
         if self.slurm is None:  # an output slot for each task that may run at once, ready before the first claim
@@ -503,18 +504,27 @@ class Worker:
         :meth:`Sandbox.prepare`) for the app this worker is likeliest to run next: the last registered one, not
         deprecated, that its app lists allow and whose image the engine holds (the pin is checked; nothing is
         fetched). A job of that app then starts its first tasks without waiting for their containers, as its later
-        tasks do. Once per app; another app's run, or a job of other cores or memory, replaces them as needed."""
-        if self.slurm is not None or self.sandbox.reuse_dir is None or not self._idle():
+        tasks do. Once per app; another app's run, or a job of other cores or memory, replaces them as needed. The
+        first call logs ``worker_warm`` once its output slots (and these containers) are made: the worker then runs
+        a job of that app at full speed from its first task."""
+        app = None
+        if self.slurm is None and self.sandbox.reuse_dir is not None and self._idle():
+            policy = self.s.policy
+            apps = [a for a in self.view.apps.values() if not a.deprecated and str(a.app_id) not in
+                    policy.blocked_apps and (not policy.allowed_apps or str(a.app_id) in policy.allowed_apps)]
+            app = max(apps, key=lambda a: a.app_id) if apps else None
+            if app is not None and app.app_id == self._warmed_app:
+                app = None
+        if app is None and self._warm_said:
             return
-        policy = self.s.policy
-        apps = [a for a in self.view.apps.values() if not a.deprecated and str(a.app_id) not in policy.blocked_apps
-                and (not policy.allowed_apps or str(a.app_id) in policy.allowed_apps)]
-        if not apps:
-            return
-        app = max(apps, key=lambda a: a.app_id)
-        if app.app_id != self._warmed_app:
+        first, self._warm_said = not self._warm_said, True
+        if app is not None:
             self._warmed_app = app.app_id
-            self.sandbox.prepare_async(self.pipeline.warm_spec(app), run_slots(self.caps, policy))
+
+        def said(made: int) -> None:
+            self.log.info("worker_warm", app_id=None if app is None else app.app_id, containers=made)
+        self.sandbox.prepare_async(None if app is None else self.pipeline.warm_spec(app),
+                                   run_slots(self.caps, self.s.policy), done=said if first else None)
 
     def _idle(self) -> bool:
         """Whether the worker holds no task (running or unfinished in its journal) and the market no open job."""

@@ -478,22 +478,24 @@ class Sandbox:
                 self._keep(slot)
         return made
 
-    def prepare_async(self, spec: RunSpec, count: int) -> None:
-        """:meth:`prepare` in a thread of its own (close() waits for it), once the slots being made now are in the
-        pool; a failure is logged, not raised."""
+    def prepare_async(self, spec: RunSpec | None, count: int, done: Callable[[int], None] | None = None) -> None:
+        """:meth:`prepare` (``spec`` None: nothing) in a thread of its own (close() waits for it), once the slots
+        being made now are in the pool, then ``done`` with the count made; a failure is logged, not raised."""
         before = list(self._warmers)
 
         def prepare() -> None:
+            made = 0
             try:
                 for warmer in before:
                     warmer.join(timeout=60)
-                made = self.prepare(spec, count)
-                if made:
+                if spec is not None and (made := self.prepare(spec, count)):
                     log.info("sandbox_prepared", image=spec.image, containers=made, reuse=spec.reuse)
             except Exception as exc:  # noqa: BLE001 - an optimisation: the runs make the containers they need
-                log.warning("sandbox_prepare_failed", image=spec.image, error=str(exc)[:300])
+                log.warning("sandbox_prepare_failed", error=str(exc)[:300])
             finally:
                 self._warmers.discard(threading.current_thread())
+                if done is not None:
+                    done(made)
         thread = threading.Thread(target=prepare, name="sandbox-prepare", daemon=True)
         self._warmers.add(thread)
         thread.start()
