@@ -14,7 +14,8 @@ Each run does, on this machine:
    of wall time for about 0.2 s of CPU), which only more renders at once can fill.
 2. **The job, R = 1 then R = 2.** ``tasknet demo``'s run (its own devnet, 4 honest worker processes, no liar, no
    crash, R forced to 1 and 2) and its summary's ``results_s``: from posting to the last verified result, the
-   workers already registered and following the chain (as on a live network; their start-up is reported apart).
+   workers already registered, following the chain and warm (as on a live network; their start-up is reported
+   apart).
    While the R = 1 job runs (posting to last result), the CPU every process of the machine used is sampled from
    ``/proc`` and grouped: the renders (the containers' cgroup), the worker daemons, the requester (this
    process), the indexer, the chain, kubo, the Docker engine (dockerd, containerd, the containers' shims), and the
@@ -206,8 +207,10 @@ def markdown(out: FloorRow) -> str:
              (f"Measured by `scripts/bench floor --runs {len(out['runs'])}`: {out['frames']} frames of the demo's scene "
              f"(320×240), 4 honest worker processes, {out['cores']} cores, load average {out['load_before']} before "
              f"and {out['load_after']} after (the machine is shared: the figures are indicative). Time: from posting "
-             "to the last verified result, the workers already registered and following the chain as on a live "
-             f"network (their start-up, {r['r1_workers_ready_s']} s in the first run, comes before the posting). "
+             "to the last verified result, the workers already registered, following the chain and warm as the "
+             "idle workers of a live network are: their output slots made, and a reused container in each ready for "
+             "the app registered last (worker/_reuse.py; their start-up, "
+             f"{r['r1_workers_ready_s']} s in the first run, comes before the posting). "
              "Floor: the same frames rendered directly in the same image with the sandbox's confinement, their "
              f"containers' CPU ({out['cpu_source']}) ÷ the cores, measured before a run's jobs and after them "
              "(their mean: the machine's speed drifts within a run; render CPU before / after, run by run: "
