@@ -405,6 +405,19 @@ def oom_kills(container_id: str) -> int | None:
     return None
 
 
+def pids_hits(container_id: str) -> int | None:
+    """How many times the container's processes hit its pids limit (a fork refused), from its pids cgroup on this
+    host (None: unknown)."""
+    path = cgroup_file(container_id, "pids", "pids.events")
+    if path is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        for line in path.read_text().splitlines():
+            if line.startswith("max "):
+                return int(line.split()[1])
+    return None
+
+
 def processes_left(container_id: str, uid: str) -> bool | None:
     """Whether a process of ``uid`` other than the container's own (its PID 1) is left in the container, read from
     this host's cgroup and /proc (None: they cannot be read here). The launcher's own answer says the same; this

@@ -274,9 +274,10 @@ class _LogPump(threading.Thread):
 class _PidsWatch(threading.Thread):
     """Polls the container's pids cgroup; kills the container the moment it hits its pids limit."""
 
-    def __init__(self, container: Container, interval: float = 0.05) -> None:
+    def __init__(self, container: Container, interval: float = 0.05, baseline: int = 0) -> None:
         super().__init__(name="sandbox-pids", daemon=True)
         self.container, self.interval = container, interval
+        self.baseline = baseline  # the limit hits before this run (a reused container's earlier runs)
         self.stop = threading.Event()
         self.hit = False
 
@@ -293,7 +294,7 @@ class _PidsWatch(threading.Thread):
                 text = events.read_text()
             except OSError:
                 return  # the container exited
-            if any(line.split()[1] != "0" for line in text.splitlines() if line.startswith("max")):
+            if any(int(line.split()[1]) > self.baseline for line in text.splitlines() if line.startswith("max")):
                 self.hit = True
                 with contextlib.suppress(Exception):
                     self.container.kill()
@@ -907,8 +908,8 @@ class Sandbox:
         os.replace(fresh, task)
         nonce = _reuse.new_nonce()
         end_err = _reuse.stderr_marker(nonce)
-        oom_before = _reuse.oom_kills(container.id)
-        watch = _PidsWatch(container)
+        oom_before, pids_before = _reuse.oom_kills(container.id), _reuse.pids_hits(container.id)
+        watch = _PidsWatch(container, baseline=pids_before or 0)
         active = _Active(reused, launcher.pid)
         outcome = _Outcome()
         seen, tails = {1: 0, 2: 0}, {1: bytearray(), 2: bytearray()}
@@ -956,7 +957,8 @@ class Sandbox:
             watch.stop.set()
             if watch.is_alive():
                 watch.join(timeout=1.0)
-        outcome.pids_hit = watch.hit
+        pids_after = _reuse.pids_hits(container.id)  # a hit the watch's last look came too early for
+        outcome.pids_hit = watch.hit or (pids_before is not None and pids_after is not None and pids_after > pids_before)
         marker, size = _reuse.split_marker(bytes(tails[1]), nonce) if ended[2] else (None, 0)
         outcome.stdout_bytes = seen[1] - size
         outcome.stderr_bytes = seen[2] - (len(end_err) if ended[2] else 0)
