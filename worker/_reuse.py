@@ -395,25 +395,23 @@ def cgroup_file(container_id: str, controller: str, name: str) -> Path | None:
 
 def oom_kills(container_id: str) -> int | None:
     """How many processes the kernel's OOM killer killed in the container's memory cgroup (None: unknown)."""
-    path = cgroup_file(container_id, "memory", "memory.oom_control")
-    if path is None:
-        return None
-    with contextlib.suppress(OSError, ValueError):
-        for line in path.read_text().splitlines():
-            if line.startswith("oom_kill "):
-                return int(line.split()[1])
-    return None
+    return _cgroup_count(container_id, "memory", "memory.oom_control", "oom_kill")
 
 
 def pids_hits(container_id: str) -> int | None:
     """How many times the container's processes hit its pids limit (a fork refused), from its pids cgroup on this
     host (None: unknown)."""
-    path = cgroup_file(container_id, "pids", "pids.events")
+    return _cgroup_count(container_id, "pids", "pids.events", "max")
+
+
+def _cgroup_count(container_id: str, controller: str, name: str, key: str) -> int | None:
+    """The number on the ``key`` line of the container's cgroup file ``name`` on this host (None: unknown)."""
+    path = cgroup_file(container_id, controller, name)
     if path is None:
         return None
     with contextlib.suppress(OSError, ValueError):
         for line in path.read_text().splitlines():
-            if line.startswith("max "):
+            if line.startswith(key + " "):
                 return int(line.split()[1])
     return None
 
